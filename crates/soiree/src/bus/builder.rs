@@ -1,0 +1,231 @@
+//! Configuring a bus.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::config::ConsumerConfig;
+use super::{BusInner, ErrorHandler, EventBus, IdGenerator, PanicHandler, live};
+use crate::metrics::ListenerMetrics;
+use crate::pool::PoolCore;
+use crate::topic::TopicIndex;
+use crate::{Error, Event, EventStore, ListenerPanic, MetricsRegistry, PoolOptions, Result, RetryPolicy};
+
+/// How long a consumer waits on an empty queue before looking again.
+const DEFAULT_POLL_WAIT: Duration = Duration::from_secs(1);
+
+/// Builds an [`EventBus`] (the Go package's functional options).
+///
+/// # Examples
+///
+/// ```
+/// use soiree::{EventBus, RetryPolicy};
+///
+/// let bus = EventBus::builder()
+///     .workers(4)
+///     .pool_name("orders")
+///     .retry(RetryPolicy::attempts(3).unwrap())
+///     .error_handler(|event, err| {
+///         eprintln!("{} failed: {err}", event.topic());
+///         Some(err)
+///     })
+///     .id_generator(|| format!("evt-{}", ulid::Ulid::generate()))
+///     .build()
+///     .unwrap();
+/// # drop(bus);
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct EventBusBuilder {
+    pool: PoolOptions,
+    error_handler: Option<ErrorHandler>,
+    panic_handler: Option<PanicHandler>,
+    id_generator: Option<IdGenerator>,
+    store: Option<Arc<dyn EventStore>>,
+    retry: RetryPolicy,
+    error_buffer: usize,
+    client: Option<Arc<dyn Any + Send + Sync>>,
+    consume: bool,
+    poll_wait: Duration,
+}
+
+impl Default for EventBusBuilder {
+    fn default() -> Self {
+        Self {
+            pool: PoolOptions::default(),
+            error_handler: None,
+            panic_handler: None,
+            id_generator: None,
+            store: None,
+            retry: RetryPolicy::never(),
+            error_buffer: 10,
+            client: None,
+            consume: true,
+            poll_wait: DEFAULT_POLL_WAIT,
+        }
+    }
+}
+
+impl EventBusBuilder {
+    /// The most emissions dispatched at once (default 10).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.pool = self.pool.workers(workers);
+        self
+    }
+
+    /// The `pool` label of the bus's pool metrics (default `soiree`).
+    pub fn pool_name(mut self, name: impl Into<String>) -> Self {
+        self.pool = self.pool.name(name);
+        self
+    }
+
+    /// Where the bus's metrics go (default: [`MetricsRegistry::global`]).
+    pub fn metrics_registry(mut self, registry: MetricsRegistry) -> Self {
+        self.pool = self.pool.registry(registry);
+        self
+    }
+
+    /// Sees every final error before it reaches the emission, and may
+    /// transform it or swallow it (return `None`).
+    pub fn error_handler(
+        mut self,
+        handler: impl Fn(&Event, Error) -> Option<Error> + Send + Sync + 'static,
+    ) -> Self {
+        self.error_handler = Some(Arc::new(handler));
+        self
+    }
+
+    /// Told about every caught listener panic (the emission still gets
+    /// [`Error::Panicked`]).
+    pub fn panic_handler(mut self, handler: impl Fn(&ListenerPanic) + Send + Sync + 'static) -> Self {
+        self.panic_handler = Some(Arc::new(handler));
+        self
+    }
+
+    /// Makes listener and event ids (default: ULIDs).
+    pub fn id_generator(mut self, generator: impl Fn() -> String + Send + Sync + 'static) -> Self {
+        self.id_generator = Some(Arc::new(generator));
+        self
+    }
+
+    /// Persists events and results; a store with a queue also carries events
+    /// between processes (see [`EventStore`]).
+    pub fn store(self, store: impl EventStore) -> Self {
+        self.shared_store(Arc::new(store))
+    }
+
+    /// As [`EventBusBuilder::store`], for a store shared with other code.
+    pub fn shared_store(mut self, store: Arc<dyn EventStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Retries failing listeners (default: no retries).
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The room reserved for each emission's errors (the Go package's
+    /// `ErrChanBufferSize`, default 10). Unlike Go's channel it is not a
+    /// limit: errors past it are kept, never dropped.
+    pub fn error_buffer(mut self, size: usize) -> Self {
+        self.error_buffer = size;
+        self
+    }
+
+    /// A client (database handle, API client, …) that listeners reach with
+    /// [`EventContext::client`](crate::EventContext::client).
+    pub fn client<T: Send + Sync + 'static>(mut self, client: T) -> Self {
+        self.client = Some(Arc::new(client));
+        self
+    }
+
+    /// Whether this bus consumes its queue store (default true). A bus that
+    /// only emits (a producer process) turns it off. Consuming starts with the
+    /// first listener registration, so register every listener at once
+    /// ([`EventBus::register_listeners`]) or before emitting.
+    pub fn consume(mut self, consume: bool) -> Self {
+        self.consume = consume;
+        self
+    }
+
+    /// How long a consumer's dequeue waits for events before looking again
+    /// (default 1 s). Bounds how long [`EventBus::close`] takes.
+    pub fn poll_wait(mut self, wait: Duration) -> Self {
+        self.poll_wait = wait;
+        self
+    }
+
+    /// Builds the bus.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for zero workers or a zero poll wait.
+    pub fn build(self) -> Result<EventBus> {
+        if self.poll_wait.is_zero() {
+            return Err(Error::InvalidConfig("the poll wait must be positive".into()));
+        }
+        self.pool.validate()?;
+        Ok(self.build_validated())
+    }
+
+    /// Builds from options that passed validation (the defaults do).
+    pub(crate) fn build_validated(self) -> EventBus {
+        let pool = PoolCore::new(&self.pool);
+        let registry = self
+            .pool
+            .registry
+            .clone()
+            .unwrap_or_else(|| MetricsRegistry::global().clone());
+        let live_key = live::next_key();
+        let inner = Arc::new(BusInner {
+            pool,
+            index: TopicIndex::default(),
+            error_handler: self.error_handler,
+            panic_handler: self.panic_handler,
+            id_generator: self
+                .id_generator
+                .unwrap_or_else(|| Arc::new(|| ulid::Ulid::generate().to_string())),
+            store: self.store,
+            retry: self.retry,
+            error_buffer: self.error_buffer,
+            client: self.client,
+            closed: AtomicBool::new(false),
+            consumer: ConsumerConfig {
+                enabled: self.consume,
+                started: AtomicBool::new(false),
+                poll_wait: self.poll_wait,
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            },
+            listener_metrics: ListenerMetrics::new(&registry),
+            live_key,
+        });
+        live::register(live_key, Arc::downgrade(&inner));
+        EventBus::from_inner(inner)
+    }
+}
+
+impl fmt::Debug for EventBusBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventBusBuilder")
+            .field("pool", &self.pool)
+            .field("store", &self.store)
+            .field("retry", &self.retry)
+            .field("error_buffer", &self.error_buffer)
+            .field("consume", &self.consume)
+            .field("poll_wait", &self.poll_wait)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for BusInner {
+    fn drop(&mut self) {
+        live::unregister(self.live_key);
+    }
+}

@@ -1,0 +1,63 @@
+//! The bus's shared state and handler types.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::dispatch::Job;
+use crate::listener::ListenerEntry;
+use crate::pool::PoolCore;
+use crate::topic::TopicIndex;
+use crate::{Error, Event, EventStore, ListenerPanic, RetryPolicy};
+
+/// Sees every final listener error before it reaches the emission; returns the
+/// error to deliver (possibly transformed) or `None` to swallow it.
+pub type ErrorHandler = Arc<dyn Fn(&Event, Error) -> Option<Error> + Send + Sync>;
+
+/// Told about every caught listener panic.
+pub type PanicHandler = Arc<dyn Fn(&ListenerPanic) + Send + Sync>;
+
+/// Makes listener and event ids.
+pub type IdGenerator = Arc<dyn Fn() -> String + Send + Sync>;
+
+pub(crate) struct BusInner {
+    pub(crate) pool: Arc<PoolCore<Job>>,
+    pub(crate) index: TopicIndex<ListenerEntry>,
+    pub(crate) error_handler: Option<ErrorHandler>,
+    pub(crate) panic_handler: Option<PanicHandler>,
+    pub(crate) id_generator: IdGenerator,
+    pub(crate) store: Option<Arc<dyn EventStore>>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) error_buffer: usize,
+    pub(crate) client: Option<Arc<dyn Any + Send + Sync>>,
+    pub(crate) closed: AtomicBool,
+    pub(crate) consumer: ConsumerConfig,
+    pub(crate) listener_metrics: crate::metrics::ListenerMetrics,
+    pub(crate) live_key: u64,
+}
+
+/// How the bus consumes a queue store.
+#[derive(Debug)]
+pub(crate) struct ConsumerConfig {
+    pub(crate) enabled: bool,
+    pub(crate) started: AtomicBool,
+    pub(crate) poll_wait: Duration,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+}
+
+impl fmt::Debug for BusInner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventBus")
+            .field("pool", &self.pool)
+            .field("store", &self.store)
+            .field("retry", &self.retry)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,147 @@
+//! Consumers of a queue store: dequeue, dispatch on the pool, acknowledge.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::sync::{Semaphore, mpsc};
+
+use super::dispatch::{Job, Work, handle_error};
+use super::{BusInner, EmissionState};
+use crate::topic::validate_topic;
+use crate::{Error, EventQueue};
+
+/// The most receipts acknowledged in one call.
+const ACK_BATCH: usize = 512;
+/// Pause after a failed dequeue, doubled up to the maximum while it keeps failing.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
+
+/// Starts the bus's consumer once, if it has a queue store and consuming is on.
+pub(crate) fn start(bus: &Arc<BusInner>) {
+    let config = &bus.consumer;
+    if !config.enabled || bus.store.as_deref().and_then(|s| s.queue()).is_none() {
+        return;
+    }
+    let Ok(runtime) = Handle::try_current() else {
+        tracing::warn!("no tokio runtime: the bus's queue consumer did not start");
+        return;
+    };
+    if config.started.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        return;
+    }
+    let (acks, receipts) = mpsc::unbounded_channel();
+    config
+        .tasks
+        .spawn_on(acknowledge(Arc::downgrade(bus), receipts), &runtime);
+    config
+        .tasks
+        .spawn_on(consume(Arc::downgrade(bus), acks), &runtime);
+}
+
+async fn consume(bus: Weak<BusInner>, acks: mpsc::UnboundedSender<String>) {
+    let Some(strong) = bus.upgrade() else { return };
+    let shutdown = strong.consumer.shutdown.clone();
+    let poll_wait = strong.consumer.poll_wait;
+    // One permit per event in flight: at most `workers` dispatch at once.
+    let in_flight = Arc::new(Semaphore::new(strong.pool.workers()));
+    drop(strong);
+    let mut pause = RETRY_PAUSE;
+    loop {
+        let first = tokio::select! {
+            () = shutdown.cancelled() => return,
+            permit = Arc::clone(&in_flight).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        let mut permits = vec![first];
+        while let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() {
+            permits.push(permit);
+        }
+        let Some(bus) = bus.upgrade() else { return };
+        let Some(queue) = bus.store.as_deref().and_then(|s| s.queue()) else {
+            return;
+        };
+        let deliveries = tokio::select! {
+            () = shutdown.cancelled() => return,
+            deliveries = queue.dequeue(permits.len(), poll_wait) => deliveries,
+        };
+        let deliveries = match deliveries {
+            Ok(deliveries) => {
+                pause = RETRY_PAUSE;
+                deliveries
+            }
+            Err(err) => {
+                tracing::warn!(%err, ?pause, "dequeue failed; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                continue;
+            }
+        };
+        for delivery in deliveries {
+            let Some(permit) = permits.pop() else {
+                // A store returned more than asked for: leave the rest pending.
+                break;
+            };
+            let event = delivery.event.into_event();
+            let route = match validate_topic(event.topic()) {
+                Ok(topic) => bus.index.route(topic),
+                Err(err) => {
+                    // Not deliverable to any listener: tell the error handler
+                    // (or the log) and take it off the queue.
+                    if let Some(err) = handle_error(&bus, &event, err) {
+                        tracing::warn!(%err, "queued event with an invalid topic");
+                    }
+                    let _ = acks.send(delivery.receipt);
+                    continue;
+                }
+            };
+            let work = Work::Deliver {
+                route,
+                receipt: delivery.receipt,
+                acks: acks.clone(),
+                _permit: permit,
+            };
+            let state = Arc::new(EmissionState::new(Arc::clone(&bus), event, work, false));
+            if let Err((err, _)) = bus.pool.submit(Job(state)) {
+                // Closing: the delivery stays unacknowledged for another consumer.
+                tracing::debug!(%err, "delivery left pending");
+                return;
+            }
+        }
+    }
+}
+
+/// Acknowledges finished deliveries in batches; ends when the consumer and
+/// every delivery job are gone, after a last flush.
+async fn acknowledge(bus: Weak<BusInner>, mut receipts: mpsc::UnboundedReceiver<String>) {
+    let mut batch = Vec::with_capacity(ACK_BATCH);
+    while receipts.recv_many(&mut batch, ACK_BATCH).await > 0 {
+        let Some(bus) = bus.upgrade() else { return };
+        let Some(queue) = bus.store.as_deref().and_then(|s| s.queue()) else {
+            return;
+        };
+        ack_with_retry(queue, &batch).await;
+        batch.clear();
+    }
+}
+
+async fn ack_with_retry(queue: &dyn EventQueue, receipts: &[String]) {
+    let mut pause = RETRY_PAUSE;
+    for _ in 0..5 {
+        match queue.ack(receipts).await {
+            Ok(()) => return,
+            Err(err) => {
+                tracing::warn!(%err, count = receipts.len(), "ack failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_RETRY_PAUSE);
+            }
+        }
+    }
+    let err = Error::store(format!("gave up acknowledging {} deliveries", receipts.len()));
+    tracing::error!(%err, "they will be delivered again");
+}

@@ -1,0 +1,234 @@
+//! Running one emission's listeners, in order, with retries and panic isolation.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tracing::Instrument;
+
+use super::{BusInner, EmissionState};
+use crate::listener::{ListenerEntry, panic_message};
+use crate::topic::Route;
+use crate::{Error, Event, EventContext, ListenerPanic, StoredEvent, StoredResult};
+
+/// What a job does with its emission.
+pub(crate) enum Work {
+    /// Persist (when the bus has a store) and run the listeners here.
+    Dispatch(Arc<Route<ListenerEntry>>),
+    /// Append to the store's queue; the consumers dispatch it.
+    Enqueue,
+    /// Run the listeners of a delivery from the queue, then acknowledge it.
+    Deliver {
+        route: Arc<Route<ListenerEntry>>,
+        receipt: String,
+        acks: mpsc::UnboundedSender<String>,
+        _permit: OwnedSemaphorePermit,
+    },
+}
+
+/// The pool's job for the bus: one emission.
+pub(crate) struct Job(pub(crate) Arc<EmissionState>);
+
+impl crate::pool::Job for Job {
+    fn run(self) -> impl Future<Output = ()> + Send {
+        run(self.0)
+    }
+}
+
+async fn run(state: Arc<EmissionState>) {
+    match &state.work {
+        Work::Enqueue => enqueue(&state).await,
+        Work::Dispatch(route) => {
+            if persist(&state).await {
+                dispatch(&state, route).await;
+            }
+        }
+        Work::Deliver {
+            route,
+            receipt,
+            acks,
+            ..
+        } => {
+            dispatch(&state, route).await;
+            // The consumer's acker is gone only when the bus is closing; the
+            // entry then stays pending and is delivered again.
+            let _ = acks.send(receipt.clone());
+        }
+    }
+    state.finish();
+}
+
+/// Saves the event to a (non-queue) store before dispatch. Returns false when
+/// it could not be saved: the listeners then do not run, so that no result is
+/// ever stored for an event that was not.
+async fn persist(state: &EmissionState) -> bool {
+    let Some(store) = &state.bus.store else {
+        return true;
+    };
+    let saved = match StoredEvent::from_event(&state.event) {
+        Ok(stored) => store.save_event(&stored).await,
+        Err(err) => Err(err),
+    };
+    match saved {
+        Ok(()) => true,
+        Err(err) => {
+            report(state, err);
+            false
+        }
+    }
+}
+
+async fn enqueue(state: &EmissionState) {
+    let Some(queue) = state.bus.store.as_deref().and_then(|store| store.queue()) else {
+        return;
+    };
+    let enqueued = match StoredEvent::from_event(&state.event) {
+        Ok(stored) => queue.enqueue(&stored).await,
+        Err(err) => Err(err),
+    };
+    if let Err(err) = enqueued {
+        report(state, err);
+    }
+}
+
+async fn dispatch(state: &Arc<EmissionState>, route: &Route<ListenerEntry>) {
+    let event = &state.event;
+    let store = state.bus.store.as_deref();
+    let dedup = store.and_then(|store| store.dedup());
+    // Only stores need the id; skip the property lookup on the in-memory path.
+    let event_id = store.and_then(|_| event.id());
+    for listener in &route.listeners {
+        if listener.is_removed() {
+            continue;
+        }
+        if event.is_aborted() {
+            break;
+        }
+        if event.context().is_done() {
+            report(
+                state,
+                Error::Cancelled {
+                    listener_id: listener.id.to_string(),
+                },
+            );
+            continue;
+        }
+        if let (Some(dedup), Some(event_id)) = (dedup, &event_id) {
+            match dedup.handler_succeeded(event_id, listener.id.as_str()).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                // At least once: when in doubt, run the listener again.
+                Err(err) => tracing::warn!(%err, event_id, "handler dedup lookup failed"),
+            }
+        }
+        if let Some(err) = run_listener(state, listener, event_id.as_deref()).await {
+            report(state, err);
+        }
+    }
+}
+
+/// Runs one listener until it succeeds, panics, or uses up its attempts;
+/// returns its final error.
+async fn run_listener(
+    state: &Arc<EmissionState>,
+    listener: &Arc<ListenerEntry>,
+    event_id: Option<&str>,
+) -> Option<Error> {
+    let bus = &state.bus;
+    let event = &state.event;
+    let max_attempts = bus.retry.max_attempts();
+    let mut delays = None;
+    let mut attempt = 1;
+    loop {
+        let ctx = EventContext::new(Arc::clone(state), Arc::clone(listener), attempt);
+        let span = tracing::info_span!(
+            parent: event.context().span(),
+            "soiree.listener",
+            topic = event.topic(),
+            listener_id = listener.id.as_str(),
+            attempt,
+        );
+        let outcome = AssertUnwindSafe(listener.listener.call(ctx))
+            .catch_unwind()
+            .instrument(span)
+            .await;
+        let error = match outcome {
+            Ok(Ok(())) => {
+                save_result(state, listener, event_id, attempt, None).await;
+                return None;
+            }
+            Ok(Err(source)) => {
+                save_result(state, listener, event_id, attempt, Some(source.to_string())).await;
+                Error::Listener {
+                    listener_id: listener.id.to_string(),
+                    topic: event.topic().to_owned(),
+                    source,
+                }
+            }
+            Err(panic) => {
+                let message = panic_message(&*panic);
+                save_result(state, listener, event_id, attempt, Some(format!("panicked: {message}"))).await;
+                if let Some(handler) = &bus.panic_handler {
+                    handler(&ListenerPanic {
+                        listener_id: listener.id.clone(),
+                        topic: event.topic().to_owned(),
+                        message: message.clone(),
+                    });
+                }
+                return Some(Error::Panicked {
+                    listener_id: listener.id.to_string(),
+                    message,
+                });
+            }
+        };
+        if attempt >= max_attempts || event.context().is_done() {
+            return Some(error);
+        }
+        let delay = delays
+            .get_or_insert_with(|| bus.retry.backoff().delays())
+            .next()
+            .unwrap_or_default();
+        tracing::debug!(%error, attempt, ?delay, "retrying listener");
+        tokio::time::sleep(delay).await;
+        attempt += 1;
+    }
+}
+
+async fn save_result(
+    state: &EmissionState,
+    listener: &ListenerEntry,
+    event_id: Option<&str>,
+    attempt: u32,
+    error: Option<String>,
+) {
+    let Some(store) = &state.bus.store else {
+        return;
+    };
+    let result = StoredResult::new(
+        state.event.topic(),
+        event_id.unwrap_or_default(),
+        listener.id.as_str(),
+        attempt,
+        error,
+    );
+    if let Err(err) = store.save_handler_result(&result).await {
+        report(state, err);
+    }
+}
+
+/// Passes an error through the bus's error handler to the emission.
+pub(crate) fn report(state: &EmissionState, error: Error) {
+    if let Some(error) = handle_error(&state.bus, &state.event, error) {
+        state.push_error(error);
+    }
+}
+
+/// The error the error handler makes of `error` (`None`: swallowed).
+pub(crate) fn handle_error(bus: &BusInner, event: &Event, error: Error) -> Option<Error> {
+    match &bus.error_handler {
+        Some(handler) => handler(event, error),
+        None => Some(error),
+    }
+}

@@ -1,0 +1,18 @@
+//! The event bus: registration, emission, dispatch on the worker pool, and
+//! the consumers of queue stores.
+
+mod builder;
+mod config;
+mod consumer;
+mod dispatch;
+mod emission;
+mod event_bus;
+mod live;
+
+pub use builder::EventBusBuilder;
+pub(crate) use config::BusInner;
+pub use config::{ErrorHandler, IdGenerator, PanicHandler};
+pub(crate) use emission::EmissionState;
+pub use emission::Emission;
+pub use event_bus::EventBus;
+pub use live::shutdown_all;

@@ -1,0 +1,125 @@
+//! The crate's error type.
+
+use std::error::Error as StdError;
+
+/// A boxed error, as returned by listeners and stores.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// `Result` with [`Error`] as its default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in Soiree.
+///
+/// The first variants are the Go package's sentinel errors; the rest carry the
+/// context a caller needs to act on a failure (which listener, which topic).
+///
+/// # Examples
+///
+/// ```
+/// use soiree::{EventBus, Error};
+///
+/// let bus = EventBus::new();
+/// let err = bus.on("bad..name", |_ctx| async { Ok(()) }).unwrap_err();
+/// assert!(matches!(err, Error::InvalidTopicName { .. }));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A topic name or pattern is empty, has an empty segment, contains `?` or
+    /// `[`, or (for an emitted topic) contains a wildcard.
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopicName {
+        /// The name as given.
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// `off` named a pattern with no listeners.
+    #[error("topic not found: {0:?}")]
+    TopicNotFound(String),
+    /// `off` named a listener id that is not registered on the pattern.
+    #[error("listener not found: {0:?}")]
+    ListenerNotFound(String),
+    /// The bus (or pool) is closed.
+    #[error("event bus is closed")]
+    Closed,
+    /// `close` was called on a bus that was already closed.
+    #[error("event bus is already closed")]
+    AlreadyClosed,
+    /// The event carries no payload where one was required.
+    #[error("nil payload")]
+    NilPayload,
+    /// The payload is not of the requested type and could not be decoded into it.
+    #[error("payload type mismatch: expected {expected}: {reason}")]
+    PayloadTypeMismatch {
+        /// The requested type.
+        expected: &'static str,
+        /// What was found instead, or why decoding failed.
+        reason: String,
+    },
+    /// The topic passed to `emit` disagrees with the event's own topic.
+    #[error("event topic mismatch: emitted on {emitted:?} but the event's topic is {event:?}")]
+    EventTopicMismatch {
+        /// The topic given to `emit`.
+        emitted: String,
+        /// The event's own topic.
+        event: String,
+    },
+    /// A listener returned an error (after its last retry).
+    #[error("listener {listener_id} failed on {topic:?}: {source}")]
+    Listener {
+        /// The listener that failed.
+        listener_id: String,
+        /// The emitted topic.
+        topic: String,
+        /// What the listener returned.
+        #[source]
+        source: BoxError,
+    },
+    /// A listener panicked; the panic was caught and the other listeners ran.
+    #[error("listener {listener_id} panicked: {message}")]
+    Panicked {
+        /// The listener that panicked.
+        listener_id: String,
+        /// The panic message.
+        message: String,
+    },
+    /// A store operation failed.
+    #[error("store error: {0}")]
+    Store(#[source] BoxError),
+    /// A payload or stored entry could not be (de)serialized.
+    #[error("serialization error: {0}")]
+    Serialization(#[source] BoxError),
+    /// The emission's context was cancelled, or its deadline passed, before
+    /// this listener started.
+    #[error("cancelled before listener {listener_id} started")]
+    Cancelled {
+        /// The listener that was skipped.
+        listener_id: String,
+    },
+    /// A configuration value was rejected.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// No tokio runtime was available to run the work.
+    #[error("no tokio runtime: call this from within a tokio runtime")]
+    NoRuntime,
+}
+
+impl Error {
+    /// Wraps any error as a [`Error::Store`] error.
+    pub fn store(err: impl Into<BoxError>) -> Self {
+        Self::Store(err.into())
+    }
+
+    /// Wraps any error as a [`Error::Serialization`] error.
+    pub fn serialization(err: impl Into<BoxError>) -> Self {
+        Self::Serialization(err.into())
+    }
+
+    pub(crate) fn invalid_topic(name: &str, reason: &'static str) -> Self {
+        Self::InvalidTopicName {
+            name: name.to_owned(),
+            reason,
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! The JSON envelope in which stores keep events.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{Event, PROPERTY_EVENT_ID, Payload, Properties};
+use crate::Result;
+
+/// An event as stores keep it: `{topic, payload, properties}`, the same JSON
+/// shape the Go package writes, so tooling can read events written by either.
+///
+/// # Examples
+///
+/// ```
+/// use soiree::{Event, StoredEvent, PROPERTY_EVENT_ID};
+///
+/// let event = Event::new("user.created", serde_json::json!({ "id": 1 }));
+/// event.properties().set(PROPERTY_EVENT_ID, "evt-1");
+/// let stored = StoredEvent::from_event(&event).unwrap();
+/// assert_eq!(stored.id(), Some("evt-1"));
+/// let json = serde_json::to_string(&stored).unwrap();
+/// let back: StoredEvent = serde_json::from_str(&json).unwrap();
+/// assert_eq!(back.into_event().topic(), "user.created");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// The event's topic.
+    pub topic: String,
+    /// The payload's JSON form.
+    #[serde(default)]
+    pub payload: Value,
+    /// The event's properties, including `soiree.event_id`.
+    #[serde(default)]
+    pub properties: Map<String, Value>,
+}
+
+impl StoredEvent {
+    /// Serializes an event for a store.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serialization`](crate::Error::Serialization) when the payload
+    /// has no JSON form; nothing has been written anywhere at that point.
+    pub fn from_event(event: &Event) -> Result<Self> {
+        Ok(Self {
+            topic: event.topic().to_owned(),
+            payload: event.payload().to_json()?,
+            properties: event.properties().to_map(),
+        })
+    }
+
+    /// The event id (`soiree.event_id`), if present.
+    pub fn id(&self) -> Option<&str> {
+        self.properties.get(PROPERTY_EVENT_ID)?.as_str()
+    }
+
+    /// Turns the envelope back into an event whose payload is JSON, decoded
+    /// into listeners' types on demand.
+    pub fn into_event(self) -> Event {
+        Event::from_parts(
+            self.topic.into(),
+            Payload::from_json(self.payload),
+            Properties::from_map(self.properties),
+        )
+    }
+}

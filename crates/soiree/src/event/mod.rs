@@ -1,0 +1,11 @@
+//! Events: a topic, a payload, shared properties, and the emitter's context.
+
+mod envelope;
+mod event;
+mod payload;
+mod properties;
+
+pub use envelope::StoredEvent;
+pub use event::{Event, IntoEvent, event_id};
+pub use payload::Payload;
+pub use properties::{PROPERTY_EVENT_ID, Properties};

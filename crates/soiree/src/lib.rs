@@ -1,0 +1,90 @@
+//! Soiree: an event bus for Rust services.
+//!
+//! Listeners register on topic patterns (`user.created`, `user.*`,
+//! `audit.**`); each emitted event runs its matching listeners, most specific
+//! pattern first and in registration order within a pattern, on a bounded
+//! worker pool. Errors come back to the emitter as a stream, none dropped; a
+//! panicking listener is caught and the others still run; failing listeners
+//! are retried with backoff. With a durable store the bus becomes an
+//! at-least-once event pipeline across processes.
+//!
+//! This is the Rust implementation of the Go package `soiree` (openlane
+//! core), with the same concepts and metric names.
+//!
+//! # Quick start
+//!
+//! ```
+//! use futures::StreamExt;
+//! use soiree::{Event, EventBus};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> soiree::Result<()> {
+//! let bus = EventBus::new();
+//! bus.on("user.created", |ctx| async move {
+//!     let name = ctx.property_str("name").unwrap_or_default();
+//!     println!("welcome {name}");
+//!     Ok(())
+//! })?;
+//!
+//! let event = Event::new("user.created", serde_json::json!({ "email": "user@example.com" }));
+//! event.properties().set("name", "Ada Lovelace");
+//! let mut errors = bus.emit("user.created", event);
+//! while let Some(err) = errors.next().await {
+//!     eprintln!("listener error: {err}");
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Concepts
+//!
+//! | concept | type | what it does |
+//! |---|---|---|
+//! | bus | [`EventBus`] | owns topics and listeners, dispatches on a [`Pool`] |
+//! | topics | [`topic_matches`] | `*` is one segment, `**` zero or more |
+//! | listeners | [`Listener`], [`EventContext`] | async functions of an event context |
+//! | emissions | [`Emission`] | a stream of one emission's errors |
+//! | context | [`Context`] | cancellation, deadline, extensions, tracing span |
+//! | typed topics | [`TypedTopic`], [`bind_listener`] | listeners that take a typed payload |
+//! | retries | [`RetryPolicy`], [`Backoff`] | attempts and delays for failing listeners |
+//! | stores | [`EventStore`], [`EventQueue`], [`HandlerDedup`], [`EventHistory`] | persistence, queueing, de-duplication |
+//! | metrics | [`MetricsRegistry`] | Prometheus pool and listener metrics |
+//! | workflows | [`workflow`] | the workflow topics and payloads of the Go package |
+//!
+//! # Features of the design
+//!
+//! | | Go package | Soiree for Rust |
+//! |---|---|---|
+//! | listener errors | dropped past the channel buffer | every one delivered |
+//! | a panicking listener | skips the remaining listeners | the others still run |
+//! | matching | scans every pattern per emit | segment trie and per-topic cache |
+//! | queue store | pops without acknowledgement | acknowledged after dispatch, redelivered on crash |
+//! | `wait_for_idle` | busy-spins | sleeps until notified |
+
+mod bus;
+mod context;
+mod error;
+mod event;
+mod listener;
+mod metrics;
+mod pool;
+mod retry;
+mod store;
+mod topic;
+mod typed;
+pub mod workflow;
+
+pub use async_trait::async_trait;
+pub use bus::{
+    Emission, ErrorHandler, EventBus, EventBusBuilder, IdGenerator, PanicHandler, shutdown_all,
+};
+pub use context::Context;
+pub use error::{BoxError, Error, Result};
+pub use event::{Event, IntoEvent, PROPERTY_EVENT_ID, Payload, Properties, StoredEvent, event_id};
+pub use listener::{EventContext, Listener, ListenerBinding, ListenerId, ListenerPanic};
+pub use metrics::MetricsRegistry;
+pub use pool::{Pool, PoolOptions};
+pub use retry::{Backoff, RetryPolicy};
+pub use store::{
+    Delivery, EventHistory, EventQueue, EventStore, HandlerDedup, MemoryStore, Page, StoredResult,
+};
+pub use topic::topic_matches;
+pub use typed::{ObservabilitySpec, TypedListener, TypedTopic, bind_listener, unwrap_payload};

@@ -1,0 +1,144 @@
+//! What a listener receives.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::{ListenerEntry, ListenerId};
+use crate::bus::EmissionState;
+use crate::{Context, Event, EventBus, Payload, Properties};
+
+/// Everything a listener needs about the event it handles: the event, its
+/// payload and properties, the emitter's [`Context`], the client, and which
+/// listener and attempt this is.
+///
+/// # Examples
+///
+/// ```
+/// use soiree::{EventBus, EventContext};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let bus = EventBus::new();
+/// bus.on("user.created", |ctx: EventContext| async move {
+///     assert_eq!(ctx.topic(), "user.created");
+///     assert_eq!(ctx.payload_as::<&str>(), Some(&"ada"));
+///     assert_eq!(ctx.attempt(), 1);
+///     ctx.properties().set("seen", true);
+///     Ok(())
+/// }).unwrap();
+/// let errors: Vec<_> = futures::StreamExt::collect(bus.emit("user.created", "ada")).await;
+/// assert!(errors.is_empty());
+/// # }
+/// ```
+pub struct EventContext {
+    emission: Arc<EmissionState>,
+    listener: Arc<ListenerEntry>,
+    attempt: u32,
+}
+
+impl EventContext {
+    pub(crate) fn new(emission: Arc<EmissionState>, listener: Arc<ListenerEntry>, attempt: u32) -> Self {
+        Self {
+            emission,
+            listener,
+            attempt,
+        }
+    }
+
+    /// The emitter's request context.
+    pub fn context(&self) -> &Context {
+        self.event().context()
+    }
+
+    /// The event being handled.
+    pub fn event(&self) -> &Event {
+        &self.emission.event
+    }
+
+    /// The event's payload.
+    pub fn payload(&self) -> &Payload {
+        self.event().payload()
+    }
+
+    /// The payload, when it is a `T` (no decoding: see
+    /// [`unwrap_payload`](crate::unwrap_payload) for payloads from a store).
+    pub fn payload_as<T: 'static>(&self) -> Option<&T> {
+        self.payload().downcast_ref()
+    }
+
+    /// The properties shared by the emission's listeners.
+    pub fn properties(&self) -> &Properties {
+        self.event().properties()
+    }
+
+    /// A copy of the property at `key`.
+    pub fn property(&self, key: &str) -> Option<Value> {
+        self.properties().get(key)
+    }
+
+    /// The property at `key`, when it is a string.
+    pub fn property_str(&self, key: &str) -> Option<String> {
+        self.properties().get_str(key)
+    }
+
+    /// The client, when it is a `T`: the event's own, or else the bus's (the
+    /// Go package's `ClientAs`).
+    pub fn client<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.event()
+            .client_any()
+            .or(self.emission.bus.client.as_ref())?
+            .downcast_ref()
+    }
+
+    /// Stops the listeners after this one; their absence is not an error.
+    pub fn abort(&self) {
+        self.event().set_aborted(true);
+    }
+
+    /// The emitted topic.
+    pub fn topic(&self) -> &str {
+        self.event().topic()
+    }
+
+    /// The event id (`soiree.event_id`): the idempotency key across retries
+    /// and replays.
+    pub fn event_id(&self) -> Option<String> {
+        self.event().id()
+    }
+
+    /// This listener's id.
+    pub fn listener_id(&self) -> &ListenerId {
+        &self.listener.id
+    }
+
+    /// The pattern this listener was registered on.
+    pub fn pattern(&self) -> &str {
+        &self.listener.pattern
+    }
+
+    /// Which attempt this is, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    pub(crate) fn listener_metrics(&self) -> &crate::metrics::ListenerMetrics {
+        &self.emission.bus.listener_metrics
+    }
+
+    /// The bus that dispatched the event, to emit follow-up events or change
+    /// listeners from inside a listener.
+    pub fn bus(&self) -> EventBus {
+        EventBus::from_inner(Arc::clone(&self.emission.bus))
+    }
+}
+
+impl fmt::Debug for EventContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventContext")
+            .field("topic", &self.topic())
+            .field("listener_id", &self.listener.id)
+            .field("attempt", &self.attempt)
+            .finish()
+    }
+}

@@ -1,0 +1,16 @@
+//! Listeners: the async functions that handle events, their ids, and the
+//! context they receive.
+
+mod binding;
+mod context;
+mod entry;
+mod id;
+mod panic;
+
+pub use binding::ListenerBinding;
+pub use context::EventContext;
+pub(crate) use entry::ListenerEntry;
+pub use entry::Listener;
+pub use id::ListenerId;
+pub use panic::ListenerPanic;
+pub(crate) use panic::panic_message;

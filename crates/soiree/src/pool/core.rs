@@ -1,0 +1,192 @@
+//! The pool's machinery, generic over the job type so that the bus's jobs run
+//! without boxing a future per event.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::OnceLock;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crossbeam_queue::SegQueue;
+use futures::FutureExt;
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+
+use super::options::validate_workers;
+use crate::metrics::PoolMetrics;
+use crate::{Error, MetricsRegistry, PoolOptions, Result};
+
+/// A unit of work the pool runs.
+pub(crate) trait Job: Send + 'static {
+    fn run(self) -> impl Future<Output = ()> + Send;
+}
+
+pub(crate) struct PoolCore<J> {
+    queue: SegQueue<J>,
+    max_workers: AtomicUsize,
+    /// Workers spawned and not yet exited.
+    active: AtomicUsize,
+    /// Jobs submitted and not yet finished.
+    pending: AtomicUsize,
+    idle: Notify,
+    closed: AtomicBool,
+    runtime: OnceLock<Handle>,
+    metrics: PoolMetrics,
+    name: String,
+}
+
+impl<J> std::fmt::Debug for PoolCore<J> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("name", &self.name)
+            .field("workers", &self.max_workers.load(Ordering::Relaxed))
+            .field("active", &self.active.load(Ordering::Relaxed))
+            .field("pending", &self.pending.load(Ordering::Relaxed))
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl<J: Job> PoolCore<J> {
+    /// Builds a pool from options that were validated.
+    pub(crate) fn new(options: &PoolOptions) -> Arc<Self> {
+        let registry = options
+            .registry
+            .clone()
+            .unwrap_or_else(|| MetricsRegistry::global().clone());
+        Arc::new(Self {
+            queue: SegQueue::new(),
+            max_workers: AtomicUsize::new(options.workers),
+            active: AtomicUsize::new(0),
+            pending: AtomicUsize::new(0),
+            idle: Notify::new(),
+            closed: AtomicBool::new(false),
+            runtime: OnceLock::new(),
+            metrics: PoolMetrics::new(&registry, &options.name),
+            name: options.name.clone(),
+        })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn workers(&self) -> usize {
+        self.max_workers.load(Ordering::Relaxed)
+    }
+
+    /// Jobs submitted and not yet finished.
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Queues a job, handing it back when the pool is closed or there is no
+    /// runtime to run it on.
+    pub(crate) fn submit(self: &Arc<Self>, job: J) -> Result<(), (Error, J)> {
+        if self.is_closed() {
+            return Err((Error::Closed, job));
+        }
+        let Some(runtime) = self.runtime() else {
+            return Err((Error::NoRuntime, job));
+        };
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        self.metrics.submitted.inc();
+        self.metrics.queued.inc();
+        self.queue.push(job);
+        if self.claim_worker() {
+            runtime.spawn(Arc::clone(self).work());
+        }
+        Ok(())
+    }
+
+    /// Changes the number of workers; extra workers exit after their current job.
+    pub(crate) fn resize(self: &Arc<Self>, workers: usize) -> Result<()> {
+        validate_workers(workers)?;
+        self.max_workers.store(workers, Ordering::Release);
+        if let Some(runtime) = self.runtime() {
+            while !self.queue.is_empty() && self.claim_worker() {
+                runtime.spawn(Arc::clone(self).work());
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops accepting jobs; queued and running ones still finish.
+    pub(crate) fn close(&self) -> bool {
+        !self.closed.swap(true, Ordering::AcqRel)
+    }
+
+    pub(crate) async fn wait_for_idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.pending() == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+
+    fn runtime(&self) -> Option<Handle> {
+        if let Ok(current) = Handle::try_current() {
+            let _ = self.runtime.set(current.clone());
+            return Some(current);
+        }
+        self.runtime.get().cloned()
+    }
+
+    fn claim_worker(&self) -> bool {
+        let max = self.max_workers.load(Ordering::Acquire);
+        self.active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
+                (active < max).then_some(active + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives up this worker's slot if the pool was resized below the number
+    /// of active workers.
+    fn retire_if_over(&self) -> bool {
+        let max = self.max_workers.load(Ordering::Acquire);
+        self.active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
+                (active > max).then_some(active - 1)
+            })
+            .is_ok()
+    }
+
+    async fn work(self: Arc<Self>) {
+        loop {
+            while let Some(job) = self.queue.pop() {
+                self.metrics.queued.dec();
+                self.metrics.started.inc();
+                self.metrics.running.inc();
+                if AssertUnwindSafe(job.run()).catch_unwind().await.is_err() {
+                    self.metrics.panicked.inc();
+                }
+                self.metrics.running.dec();
+                self.metrics.completed.inc();
+                if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    self.idle.notify_waiters();
+                }
+                if self.retire_if_over() {
+                    return;
+                }
+                // Let other tasks on this thread run between jobs that never
+                // yield on their own.
+                tokio::task::consume_budget().await;
+            }
+            self.active.fetch_sub(1, Ordering::AcqRel);
+            // A job pushed after our last pop may have seen every worker slot
+            // taken: take the slot back if work remains.
+            if self.queue.is_empty() || !self.claim_worker() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Pool configuration.
+
+use crate::{Error, MetricsRegistry, Result};
+
+/// The default number of workers, as in the Go package.
+pub(crate) const DEFAULT_WORKERS: usize = 10;
+
+/// How to build a [`Pool`](super::Pool).
+///
+/// # Examples
+///
+/// ```
+/// use soiree::{MetricsRegistry, PoolOptions};
+///
+/// let options = PoolOptions::default()
+///     .workers(4)
+///     .name("mailer")
+///     .registry(MetricsRegistry::new());
+/// assert_eq!(options.workers_count(), 4);
+/// ```
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub(crate) workers: usize,
+    pub(crate) name: String,
+    pub(crate) registry: Option<MetricsRegistry>,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            workers: DEFAULT_WORKERS,
+            name: "soiree".to_owned(),
+            registry: None,
+        }
+    }
+}
+
+impl PoolOptions {
+    /// The most tasks that run at once (default 10).
+    #[must_use]
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// The `pool` label of the pool's metrics (default `soiree`).
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The registry for the pool's metrics (default: [`MetricsRegistry::global`]).
+    #[must_use]
+    pub fn registry(mut self, registry: MetricsRegistry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// The configured number of workers.
+    pub fn workers_count(&self) -> usize {
+        self.workers
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        validate_workers(self.workers)
+    }
+}
+
+pub(crate) fn validate_workers(workers: usize) -> Result<()> {
+    if workers == 0 {
+        return Err(Error::InvalidConfig("a pool needs at least one worker".into()));
+    }
+    Ok(())
+}

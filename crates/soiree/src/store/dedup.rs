@@ -1,0 +1,23 @@
+//! Handler de-duplication by event id.
+
+use async_trait::async_trait;
+
+use crate::Result;
+
+/// Knows which listeners already succeeded for an event id, so that a
+/// redelivered or replayed event skips them.
+///
+/// Successes are recorded by
+/// [`EventStore::save_handler_result`](super::EventStore::save_handler_result).
+/// Listener ids must be stable across processes for this to work: register
+/// listeners with [`EventBus::on_named`](crate::EventBus::on_named).
+#[async_trait]
+pub trait HandlerDedup: Send + Sync {
+    /// Reports whether `handler_id` already succeeded for `event_id`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when the store cannot answer; the
+    /// bus then runs the listener (at-least-once).
+    async fn handler_succeeded(&self, event_id: &str, handler_id: &str) -> Result<bool>;
+}

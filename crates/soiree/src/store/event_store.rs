@@ -1,0 +1,71 @@
+//! The base store trait.
+
+use async_trait::async_trait;
+
+use super::{EventHistory, EventQueue, HandlerDedup, StoredResult};
+use crate::{Result, StoredEvent};
+
+/// Persists events and listener outcomes.
+///
+/// The bus calls [`save_event`](EventStore::save_event) before dispatching an
+/// event (or, for a store with a [`queue`](EventStore::queue), enqueues it
+/// instead) and [`save_handler_result`](EventStore::save_handler_result) after
+/// every listener attempt. Optional abilities are returned by the accessor
+/// methods, which default to `None`.
+///
+/// # Examples
+///
+/// A store that only counts what it is given:
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use soiree::{async_trait, EventStore, StoredEvent, StoredResult, Result};
+///
+/// #[derive(Debug, Default)]
+/// struct Counting { events: AtomicUsize, results: AtomicUsize }
+///
+/// #[async_trait]
+/// impl EventStore for Counting {
+///     async fn save_event(&self, _event: &StoredEvent) -> Result<()> {
+///         self.events.fetch_add(1, Ordering::Relaxed);
+///         Ok(())
+///     }
+///     async fn save_handler_result(&self, _result: &StoredResult) -> Result<()> {
+///         self.results.fetch_add(1, Ordering::Relaxed);
+///         Ok(())
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Persists an event before it is dispatched.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when the event was not persisted.
+    async fn save_event(&self, event: &StoredEvent) -> Result<()>;
+
+    /// Persists the outcome of one listener attempt. A success also marks the
+    /// listener as done for the event id, for [`HandlerDedup`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when the result was not persisted.
+    async fn save_handler_result(&self, result: &StoredResult) -> Result<()>;
+
+    /// The store's queue, when events should be enqueued rather than
+    /// dispatched in the emitting process.
+    fn queue(&self) -> Option<&dyn EventQueue> {
+        None
+    }
+
+    /// The store's record of listeners that already succeeded.
+    fn dedup(&self) -> Option<&dyn HandlerDedup> {
+        None
+    }
+
+    /// Paged reads of what the store holds.
+    fn history(&self) -> Option<&dyn EventHistory> {
+        None
+    }
+}

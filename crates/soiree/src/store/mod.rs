@@ -1,0 +1,25 @@
+//! Durable stores: the traits a backend implements, and an in-memory store.
+//!
+//! A store is an [`EventStore`]: it persists events before dispatch and the
+//! outcome of every listener attempt. Optional abilities are separate traits,
+//! discovered through [`EventStore::queue`] and [`EventStore::dedup`]:
+//!
+//! - [`EventQueue`]: `emit` enqueues and the bus's consumers dequeue, dispatch
+//!   and acknowledge, so events survive a crash and spread over processes;
+//! - [`HandlerDedup`]: a listener that already succeeded for an event id is
+//!   skipped when the event is delivered again;
+//! - [`EventHistory`]: paged reads of stored events and results.
+
+mod dedup;
+mod event_store;
+mod history;
+mod memory;
+mod queue;
+mod result;
+
+pub use dedup::HandlerDedup;
+pub use event_store::EventStore;
+pub use history::{EventHistory, Page};
+pub use memory::MemoryStore;
+pub use queue::{Delivery, EventQueue};
+pub use result::StoredResult;

@@ -1,0 +1,64 @@
+//! Queue stores: at-least-once delivery with acknowledgement.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{Result, StoredEvent};
+
+/// One delivery of a queued event to a consumer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// The store's receipt for this delivery, passed back to [`EventQueue::ack`].
+    pub receipt: String,
+    /// The event.
+    pub event: StoredEvent,
+    /// How many times the event has been delivered, this time included.
+    pub delivery_count: u32,
+}
+
+/// A durable queue of events.
+///
+/// An event stays in the queue until a consumer acknowledges it; a delivery
+/// that is never acknowledged (its consumer died) is delivered again. Entries
+/// that cannot be parsed are the store's to set aside (a dead-letter list),
+/// never returned as deliveries and never silently dropped.
+#[async_trait]
+pub trait EventQueue: Send + Sync {
+    /// Appends an event durably. When this returns `Ok`, the event survives a
+    /// crash of this process.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when the event was not stored.
+    async fn enqueue(&self, event: &StoredEvent) -> Result<()>;
+
+    /// Takes up to `max` events, waiting up to `wait` for the first one.
+    /// Returns an empty list when none arrived in time.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when the queue cannot be read.
+    ///
+    /// # Cancel safety
+    ///
+    /// Implementations must be cancel safe up to at-least-once: a cancelled
+    /// call may leave deliveries unacknowledged, to be delivered again.
+    async fn dequeue(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>>;
+
+    /// Acknowledges deliveries: their events are done and will not be
+    /// delivered again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when the acknowledgement was not
+    /// recorded; the events may then be delivered again.
+    async fn ack(&self, receipts: &[String]) -> Result<()>;
+
+    /// The number of events not yet acknowledged: queued and in flight.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when the queue cannot be read.
+    async fn backlog(&self) -> Result<u64>;
+}

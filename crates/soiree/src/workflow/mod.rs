@@ -1,0 +1,1 @@
+//! Workflow topics, payloads and enums of the Go package.
