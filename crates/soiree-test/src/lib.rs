@@ -1,1 +1,5 @@
-//! Test support for soiree.
+//! Test support for soiree: the store conformance suite every store runs, and
+//! throwaway servers for the backends' tests.
+
+pub mod conformance;
+pub mod redis;

@@ -1,0 +1,3 @@
+//! The `soiree` command.
+
+fn main() {}

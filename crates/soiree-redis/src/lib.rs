@@ -1,0 +1,1 @@
+//! Redis Streams store for soiree.

@@ -1,0 +1,1 @@
+//! Throwaway redis-server instances on free loopback ports.
