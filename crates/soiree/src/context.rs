@@ -104,11 +104,7 @@ impl Context {
     /// A second value of the same type replaces the first.
     #[must_use]
     pub fn with_extension<T: Send + Sync + 'static>(mut self, value: T) -> Self {
-        let mut map = self
-            .extensions
-            .as_deref()
-            .cloned()
-            .unwrap_or_default();
+        let mut map = self.extensions.as_deref().cloned().unwrap_or_default();
         map.insert(
             TypeId::of::<T>(),
             Extension {
@@ -193,7 +189,13 @@ impl fmt::Debug for Context {
             .flat_map(|map| map.values().map(|e| e.type_name))
             .collect();
         f.debug_struct("Context")
-            .field("cancelled", &self.cancellation.as_ref().map(CancellationToken::is_cancelled))
+            .field(
+                "cancelled",
+                &self
+                    .cancellation
+                    .as_ref()
+                    .map(CancellationToken::is_cancelled),
+            )
             .field("deadline", &self.deadline)
             .field("extensions", &extensions)
             .field("span", &self.span)

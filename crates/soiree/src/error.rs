@@ -103,6 +103,15 @@ pub enum Error {
     /// No tokio runtime was available to run the work.
     #[error("no tokio runtime: call this from within a tokio runtime")]
     NoRuntime,
+    /// A string is not one of the values of an enumeration (for example a
+    /// [`WorkflowActionType`](crate::workflow::WorkflowActionType)).
+    #[error("invalid {kind} value {value:?}")]
+    InvalidValue {
+        /// The enumeration's name.
+        kind: &'static str,
+        /// The string as given.
+        value: String,
+    },
 }
 
 impl Error {

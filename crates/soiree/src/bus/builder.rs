@@ -14,7 +14,9 @@ use super::{BusInner, ErrorHandler, EventBus, IdGenerator, PanicHandler, live};
 use crate::metrics::ListenerMetrics;
 use crate::pool::PoolCore;
 use crate::topic::TopicIndex;
-use crate::{Error, Event, EventStore, ListenerPanic, MetricsRegistry, PoolOptions, Result, RetryPolicy};
+use crate::{
+    Error, Event, EventStore, ListenerPanic, MetricsRegistry, PoolOptions, Result, RetryPolicy,
+};
 
 /// How long a consumer waits on an empty queue before looking again.
 const DEFAULT_POLL_WAIT: Duration = Duration::from_secs(1);
@@ -101,7 +103,10 @@ impl EventBusBuilder {
 
     /// Told about every caught listener panic (the emission still gets
     /// [`Error::Panicked`]).
-    pub fn panic_handler(mut self, handler: impl Fn(&ListenerPanic) + Send + Sync + 'static) -> Self {
+    pub fn panic_handler(
+        mut self,
+        handler: impl Fn(&ListenerPanic) + Send + Sync + 'static,
+    ) -> Self {
         self.panic_handler = Some(Arc::new(handler));
         self
     }
@@ -168,7 +173,9 @@ impl EventBusBuilder {
     /// [`Error::InvalidConfig`] for zero workers or a zero poll wait.
     pub fn build(self) -> Result<EventBus> {
         if self.poll_wait.is_zero() {
-            return Err(Error::InvalidConfig("the poll wait must be positive".into()));
+            return Err(Error::InvalidConfig(
+                "the poll wait must be positive".into(),
+            ));
         }
         self.pool.validate()?;
         Ok(self.build_validated())

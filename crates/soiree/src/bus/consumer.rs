@@ -27,7 +27,10 @@ pub(crate) fn start(bus: &Arc<BusInner>) {
         tracing::warn!("no tokio runtime: the bus's queue consumer did not start");
         return;
     };
-    if config.started.swap(true, std::sync::atomic::Ordering::AcqRel) {
+    if config
+        .started
+        .swap(true, std::sync::atomic::Ordering::AcqRel)
+    {
         return;
     }
     let (acks, receipts) = mpsc::unbounded_channel();
@@ -142,6 +145,9 @@ async fn ack_with_retry(queue: &dyn EventQueue, receipts: &[String]) {
             }
         }
     }
-    let err = Error::store(format!("gave up acknowledging {} deliveries", receipts.len()));
+    let err = Error::store(format!(
+        "gave up acknowledging {} deliveries",
+        receipts.len()
+    ));
     tracing::error!(%err, "they will be delivered again");
 }

@@ -116,7 +116,10 @@ async fn dispatch(state: &Arc<EmissionState>, route: &Route<ListenerEntry>) {
             continue;
         }
         if let (Some(dedup), Some(event_id)) = (dedup, &event_id) {
-            match dedup.handler_succeeded(event_id, listener.id.as_str()).await {
+            match dedup
+                .handler_succeeded(event_id, listener.id.as_str())
+                .await
+            {
                 Ok(true) => continue,
                 Ok(false) => {}
                 // At least once: when in doubt, run the listener again.
@@ -169,7 +172,14 @@ async fn run_listener(
             }
             Err(panic) => {
                 let message = panic_message(&*panic);
-                save_result(state, listener, event_id, attempt, Some(format!("panicked: {message}"))).await;
+                save_result(
+                    state,
+                    listener,
+                    event_id,
+                    attempt,
+                    Some(format!("panicked: {message}")),
+                )
+                .await;
                 if let Some(handler) = &bus.panic_handler {
                     handler(&ListenerPanic {
                         listener_id: listener.id.clone(),

@@ -179,6 +179,8 @@ impl EmissionState {
     }
 
     fn errors(&self) -> MutexGuard<'_, VecDeque<Error>> {
-        self.errors.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.errors
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

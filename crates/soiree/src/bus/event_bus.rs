@@ -112,7 +112,12 @@ impl EventBus {
         self.insert(id, &binding.pattern, Arc::clone(&binding.listener))
     }
 
-    fn insert(&self, id: ListenerId, pattern: &str, listener: Arc<dyn Listener>) -> Result<ListenerId> {
+    fn insert(
+        &self,
+        id: ListenerId,
+        pattern: &str,
+        listener: Arc<dyn Listener>,
+    ) -> Result<ListenerId> {
         if self.is_closed() {
             return Err(Error::Closed);
         }
@@ -187,7 +192,10 @@ impl EventBus {
             .patterns()
             .into_iter()
             .map(|(pattern, entries)| {
-                (pattern.to_string(), entries.iter().map(|e| e.id.clone()).collect())
+                (
+                    pattern.to_string(),
+                    entries.iter().map(|e| e.id.clone()).collect(),
+                )
             })
             .collect();
         patterns.sort();
@@ -214,7 +222,12 @@ impl EventBus {
 
     /// Emits with a request [`Context`]: its cancellation, deadline,
     /// extensions and span reach every listener.
-    pub fn emit_with_context(&self, context: Context, topic: &str, event: impl IntoEvent) -> Emission {
+    pub fn emit_with_context(
+        &self,
+        context: Context,
+        topic: &str,
+        event: impl IntoEvent,
+    ) -> Emission {
         self.emit_inner(Some(context), topic, event)
     }
 
@@ -267,7 +280,11 @@ impl EventBus {
         loop {
             inner.pool.wait_for_idle().await;
             let consuming = inner.consumer.started.load(Ordering::Acquire) && !self.is_closed();
-            let Some(queue) = inner.store.as_deref().and_then(|s| s.queue()).filter(|_| consuming)
+            let Some(queue) = inner
+                .store
+                .as_deref()
+                .and_then(|s| s.queue())
+                .filter(|_| consuming)
             else {
                 return;
             };

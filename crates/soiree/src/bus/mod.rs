@@ -12,7 +12,7 @@ mod live;
 pub use builder::EventBusBuilder;
 pub(crate) use config::BusInner;
 pub use config::{ErrorHandler, IdGenerator, PanicHandler};
-pub(crate) use emission::EmissionState;
 pub use emission::Emission;
+pub(crate) use emission::EmissionState;
 pub use event_bus::EventBus;
 pub use live::shutdown_all;

@@ -197,7 +197,11 @@ impl IntoEvent for Event {
 
 impl IntoEvent for Payload {
     fn into_event(self, topic: &Arc<str>) -> Result<Event> {
-        Ok(Event::from_parts(Arc::clone(topic), self, Properties::new()))
+        Ok(Event::from_parts(
+            Arc::clone(topic),
+            self,
+            Properties::new(),
+        ))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Events: a topic, a payload, shared properties, and the emitter's context.
 
 mod envelope;
+#[allow(clippy::module_inception)]
 mod event;
 mod payload;
 mod properties;

@@ -147,7 +147,10 @@ impl Payload {
                 .map_err(|_| mismatch(format!("found {}", inner.type_name)))?,
         };
         let value: T = serde_json::from_value(json).map_err(|err| {
-            mismatch(format!("found {} that does not decode: {err}", inner.type_name))
+            mismatch(format!(
+                "found {} that does not decode: {err}",
+                inner.type_name
+            ))
         })?;
         let _ = inner
             .decoded
@@ -156,7 +159,9 @@ impl Payload {
     }
 }
 
-fn to_json_of<T: Serialize + 'static>(value: &(dyn Any + Send + Sync)) -> serde_json::Result<Value> {
+fn to_json_of<T: Serialize + 'static>(
+    value: &(dyn Any + Send + Sync),
+) -> serde_json::Result<Value> {
     match value.downcast_ref::<T>() {
         Some(value) => serde_json::to_value(value),
         None => Err(serde::ser::Error::custom("payload type changed")),

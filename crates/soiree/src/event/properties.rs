@@ -97,6 +97,8 @@ impl Properties {
     fn lock(&self) -> MutexGuard<'_, Map<String, Value>> {
         // Map operations cannot leave the map inconsistent, so a panic elsewhere
         // while the lock was held does not invalidate it.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

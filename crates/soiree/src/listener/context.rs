@@ -38,7 +38,11 @@ pub struct EventContext {
 }
 
 impl EventContext {
-    pub(crate) fn new(emission: Arc<EmissionState>, listener: Arc<ListenerEntry>, attempt: u32) -> Self {
+    pub(crate) fn new(
+        emission: Arc<EmissionState>,
+        listener: Arc<ListenerEntry>,
+        attempt: u32,
+    ) -> Self {
         Self {
             emission,
             listener,

@@ -56,7 +56,11 @@ pub(crate) struct ListenerEntry {
 }
 
 impl ListenerEntry {
-    pub(crate) fn new(id: ListenerId, pattern: &str, listener: std::sync::Arc<dyn Listener>) -> Self {
+    pub(crate) fn new(
+        id: ListenerId,
+        pattern: &str,
+        listener: std::sync::Arc<dyn Listener>,
+    ) -> Self {
         Self {
             id,
             pattern: pattern.into(),

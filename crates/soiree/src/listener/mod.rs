@@ -9,8 +9,8 @@ mod panic;
 
 pub use binding::ListenerBinding;
 pub use context::EventContext;
-pub(crate) use entry::ListenerEntry;
 pub use entry::Listener;
+pub(crate) use entry::ListenerEntry;
 pub use id::ListenerId;
 pub use panic::ListenerPanic;
 pub(crate) use panic::panic_message;

@@ -42,7 +42,10 @@ impl PoolMetrics {
                 .clone()
         };
         Self {
-            submitted: counter("soiree_pool_tasks_submitted", "Tasks submitted to the pool."),
+            submitted: counter(
+                "soiree_pool_tasks_submitted",
+                "Tasks submitted to the pool.",
+            ),
             started: counter("soiree_pool_tasks_started", "Tasks that started running."),
             completed: counter(
                 "soiree_pool_tasks_completed",

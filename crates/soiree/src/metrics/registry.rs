@@ -85,7 +85,9 @@ impl MetricsRegistry {
         }
         let metric = make();
         inner.registry.register(name, help, metric.clone());
-        inner.families.insert(name.to_owned(), Box::new(metric.clone()));
+        inner
+            .families
+            .insert(name.to_owned(), Box::new(metric.clone()));
         metric
     }
 
@@ -104,7 +106,9 @@ impl MetricsRegistry {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -69,7 +69,9 @@ impl PoolOptions {
 
 pub(crate) fn validate_workers(workers: usize) -> Result<()> {
     if workers == 0 {
-        return Err(Error::InvalidConfig("a pool needs at least one worker".into()));
+        return Err(Error::InvalidConfig(
+            "a pool needs at least one worker".into(),
+        ));
     }
     Ok(())
 }

@@ -142,7 +142,9 @@ impl<T> TopicIndex<T> {
     fn read(&self) -> RwLockReadGuard<'_, Trie<T>> {
         // A panic cannot leave the trie half-updated (no user code runs under
         // the lock), so a poisoned lock is still consistent.
-        self.trie.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.trie
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Trie<T>> {

@@ -41,11 +41,7 @@ pub fn topic_matches(pattern: &str, subject: &str) -> bool {
                     }
                 }
             }
-            "*" => {
-                for j in 0..subject.len() {
-                    next[j + 1] = reach[j];
-                }
-            }
+            "*" => next[1..].copy_from_slice(&reach[..subject.len()]),
             literal => {
                 for j in 0..subject.len() {
                     next[j + 1] = reach[j] && subject[j] == literal;

@@ -2,15 +2,15 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::time::Instant;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use tracing::Instrument;
 
+use super::topic::UnwrapFn;
 use super::{ObservabilitySpec, TypedTopic};
-use crate::{BoxError, Event, EventContext, Listener, ListenerBinding, Result};
+use crate::{BoxError, EventContext, Listener, ListenerBinding};
 
 /// A listener that takes the typed payload: any
 /// `Fn(EventContext, T) -> impl Future<Output = Result<(), BoxError>>`.
@@ -68,7 +68,7 @@ where
 }
 
 struct Typed<T, L> {
-    unwrap: Arc<dyn Fn(&Event) -> Result<T> + Send + Sync>,
+    unwrap: UnwrapFn<T>,
     listener: L,
     spec: Option<ObservabilitySpec<T>>,
 }

@@ -11,7 +11,7 @@ use crate::topic::validate_topic;
 use crate::{Event, Result};
 
 type WrapFn<T> = Arc<dyn Fn(T) -> Event + Send + Sync>;
-type UnwrapFn<T> = Arc<dyn Fn(&Event) -> Result<T> + Send + Sync>;
+pub(crate) type UnwrapFn<T> = Arc<dyn Fn(&Event) -> Result<T> + Send + Sync>;
 
 /// A topic whose events carry a `T`: it wraps payloads into events and
 /// unwraps them for [typed listeners](crate::bind_listener).
@@ -76,7 +76,10 @@ impl<T: Send + Sync + 'static> TypedTopic<T> {
 
     /// Replaces how an event yields its payload.
     #[must_use]
-    pub fn with_unwrap(mut self, unwrap: impl Fn(&Event) -> Result<T> + Send + Sync + 'static) -> Self {
+    pub fn with_unwrap(
+        mut self,
+        unwrap: impl Fn(&Event) -> Result<T> + Send + Sync + 'static,
+    ) -> Self {
         self.unwrap = Arc::new(unwrap);
         self
     }
