@@ -90,15 +90,20 @@ impl<J: Job> PoolCore<J> {
         if self.is_closed() {
             return Err((Error::Closed, job));
         }
-        let Some(runtime) = self.runtime() else {
-            return Err((Error::NoRuntime, job));
-        };
+        if self.runtime.get().is_none() {
+            match Handle::try_current() {
+                Ok(current) => {
+                    let _ = self.runtime.set(current);
+                }
+                Err(_) => return Err((Error::NoRuntime, job)),
+            }
+        }
         self.pending.fetch_add(1, Ordering::AcqRel);
         self.metrics.submitted.inc();
         self.metrics.queued.inc();
         self.queue.push(job);
         if self.claim_worker() {
-            runtime.spawn(Arc::clone(self).work());
+            self.spawn_worker();
         }
         Ok(())
     }
@@ -107,10 +112,8 @@ impl<J: Job> PoolCore<J> {
     pub(crate) fn resize(self: &Arc<Self>, workers: usize) -> Result<()> {
         validate_workers(workers)?;
         self.max_workers.store(workers, Ordering::Release);
-        if let Some(runtime) = self.runtime() {
-            while !self.queue.is_empty() && self.claim_worker() {
-                runtime.spawn(Arc::clone(self).work());
-            }
+        while !self.queue.is_empty() && self.claim_worker() {
+            self.spawn_worker();
         }
         Ok(())
     }
@@ -132,12 +135,20 @@ impl<J: Job> PoolCore<J> {
         }
     }
 
-    fn runtime(&self) -> Option<Handle> {
-        if let Ok(current) = Handle::try_current() {
-            let _ = self.runtime.set(current.clone());
-            return Some(current);
+    /// Spawns a worker for a slot already claimed: on the caller's runtime,
+    /// or else on the first runtime the pool saw.
+    fn spawn_worker(self: &Arc<Self>) {
+        let worker = Arc::clone(self).work();
+        match Handle::try_current() {
+            Ok(current) => drop(current.spawn(worker)),
+            Err(_) => match self.runtime.get() {
+                Some(first) => drop(first.spawn(worker)),
+                // No runtime was ever seen, so nothing was queued either.
+                None => {
+                    self.active.fetch_sub(1, Ordering::AcqRel);
+                }
+            },
         }
-        self.runtime.get().cloned()
     }
 
     fn claim_worker(&self) -> bool {
