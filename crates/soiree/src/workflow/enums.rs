@@ -271,7 +271,10 @@ mod tests {
         );
         assert!(matches!(
             "".parse::<WorkflowTargetType>(),
-            Err(Error::InvalidValue { kind: "WorkflowTargetType", .. })
+            Err(Error::InvalidValue {
+                kind: "WorkflowTargetType",
+                ..
+            })
         ));
         assert!(" NOTIFY".parse::<WorkflowActionType>().is_err());
         assert!("UNKNOWN".parse::<WorkflowInstanceState>().is_err());
@@ -280,7 +283,11 @@ mod tests {
     #[test]
     fn json_rejects_unknown_strings_and_non_strings() {
         let err = serde_json::from_str::<WorkflowInstanceState>(r#""DONE""#).unwrap_err();
-        assert!(err.to_string().contains("invalid WorkflowInstanceState value"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("invalid WorkflowInstanceState value"),
+            "{err}"
+        );
         assert!(serde_json::from_str::<WorkflowInstanceState>("1").is_err());
         // Escaped strings decode as well as plain ones.
         assert_eq!(

@@ -11,7 +11,10 @@ pub(super) mod optional_enum {
 
     use super::{Deserialize, Deserializer, Serialize, Serializer};
 
-    pub(in crate::workflow) fn serialize<T, S>(value: &Option<T>, serializer: S) -> Result<S::Ok, S::Error>
+    pub(in crate::workflow) fn serialize<T, S>(
+        value: &Option<T>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error>
     where
         T: Serialize,
         S: Serializer,
@@ -22,7 +25,9 @@ pub(super) mod optional_enum {
         }
     }
 
-    pub(in crate::workflow) fn deserialize<'de, T, D>(deserializer: D) -> Result<Option<T>, D::Error>
+    pub(in crate::workflow) fn deserialize<'de, T, D>(
+        deserializer: D,
+    ) -> Result<Option<T>, D::Error>
     where
         T: FromStr,
         T::Err: std::fmt::Display,

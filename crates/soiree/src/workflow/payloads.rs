@@ -10,7 +10,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::go_json::{nullable_vec, optional_enum};
-use super::{WorkflowActionType, WorkflowAssignmentStatus, WorkflowInstanceState, WorkflowTargetType};
+use super::{
+    WorkflowActionType, WorkflowAssignmentStatus, WorkflowInstanceState, WorkflowTargetType,
+};
 
 /// A workflow instance was created
 /// ([`TOPIC_WORKFLOW_TRIGGERED`](super::TOPIC_WORKFLOW_TRIGGERED)).

@@ -35,17 +35,35 @@ mod tests {
             (TOPIC_WORKFLOW_TRIGGERED, "workflow.triggered"),
             (TOPIC_WORKFLOW_ACTION_STARTED, "workflow.action.started"),
             (TOPIC_WORKFLOW_ACTION_COMPLETED, "workflow.action.completed"),
-            (TOPIC_WORKFLOW_ASSIGNMENT_CREATED, "workflow.assignment.created"),
-            (TOPIC_WORKFLOW_ASSIGNMENT_COMPLETED, "workflow.assignment.completed"),
-            (TOPIC_WORKFLOW_INSTANCE_COMPLETED, "workflow.instance.completed"),
+            (
+                TOPIC_WORKFLOW_ASSIGNMENT_CREATED,
+                "workflow.assignment.created",
+            ),
+            (
+                TOPIC_WORKFLOW_ASSIGNMENT_COMPLETED,
+                "workflow.assignment.completed",
+            ),
+            (
+                TOPIC_WORKFLOW_INSTANCE_COMPLETED,
+                "workflow.instance.completed",
+            ),
             (TOPIC_WORKFLOW_TIMEOUT_EXPIRED, "workflow.timeout.expired"),
             (TOPIC_MUTATION_DETECTED, "mutation.detected"),
         ];
         for (constant, expected) in topics {
             assert_eq!(constant, expected);
-            assert!(validate_topic(constant).is_ok(), "{constant} is not a valid topic");
+            assert!(
+                validate_topic(constant).is_ok(),
+                "{constant} is not a valid topic"
+            );
         }
-        assert!(crate::topic_matches("workflow.**", TOPIC_WORKFLOW_TIMEOUT_EXPIRED));
-        assert!(!crate::topic_matches("workflow.**", TOPIC_MUTATION_DETECTED));
+        assert!(crate::topic_matches(
+            "workflow.**",
+            TOPIC_WORKFLOW_TIMEOUT_EXPIRED
+        ));
+        assert!(!crate::topic_matches(
+            "workflow.**",
+            TOPIC_MUTATION_DETECTED
+        ));
     }
 }
