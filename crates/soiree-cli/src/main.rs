@@ -1,3 +1,24 @@
-//! The `soiree` command.
+//! The `soiree` command: runs the benchmark suite (`soiree bench`).
 
-fn main() {}
+mod bench;
+mod error;
+mod opt;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::opt::{Command, Opt};
+
+fn main() -> ExitCode {
+    let result = match Opt::parse().command {
+        Command::Bench(opt) => bench::run(opt),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

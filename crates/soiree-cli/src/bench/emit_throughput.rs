@@ -1,0 +1,52 @@
+//! emit-throughput: one no-op listener; N small events emitted without
+//! awaiting their emissions, then `wait_for_idle`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use futures::FutureExt;
+
+use super::bus::fresh_bus;
+use super::report::Report;
+use super::rss;
+use super::scenario::{Needs, Scenario, Setup};
+use crate::error::Result;
+
+pub(super) const SCENARIO: Scenario = Scenario {
+    name: "emit-throughput",
+    default_n: 1_000_000,
+    needs: Needs::Memory,
+    run: |setup| run(setup).boxed(),
+};
+
+const TOPIC: &str = "user.created";
+
+async fn run(setup: Setup) -> Result<Report> {
+    rss::reset_peak();
+    let bus = fresh_bus()?;
+    let calls = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&calls);
+    bus.on(TOPIC, move |_ctx| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        async { Ok(()) }
+    })?;
+
+    let start = Instant::now();
+    for i in 0..setup.n {
+        bus.emit(TOPIC, i).detach();
+    }
+    bus.wait_for_idle().await;
+    let elapsed = start.elapsed();
+    bus.close().await?;
+
+    let calls = calls.load(Ordering::Relaxed);
+    let report = Report::new(&setup, elapsed, setup.n);
+    let report = match rss::peak_rss_mb() {
+        Some(mb) => report.figure("peak_rss_mb", mb, 1),
+        None => report,
+    };
+    Ok(report.check(calls == setup.n, || {
+        format!("the listener ran {calls} times for {} events", setup.n)
+    }))
+}

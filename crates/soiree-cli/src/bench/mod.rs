@@ -1,0 +1,19 @@
+//! `soiree bench`: the benchmark suite of `BENCHMARKS.md`.
+
+mod bus;
+mod progress;
+mod report;
+mod rss;
+mod runner;
+mod scenario;
+mod table;
+
+mod emit_throughput;
+mod error_delivery;
+mod fanout;
+mod round_trip;
+mod slow_listener;
+mod wildcard;
+
+pub(crate) use runner::run;
+pub(crate) use table::{scenario_help, scenario_names};

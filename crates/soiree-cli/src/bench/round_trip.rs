@@ -1,0 +1,59 @@
+//! round-trip: one no-op listener; each emission awaited before the next.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt, StreamExt};
+
+use super::bus::fresh_bus;
+use super::report::Report;
+use super::scenario::{Needs, Scenario, Setup};
+use crate::error::Result;
+
+pub(super) const SCENARIO: Scenario = Scenario {
+    name: "round-trip",
+    default_n: 100_000,
+    needs: Needs::Memory,
+    run: |setup| run(setup).boxed(),
+};
+
+const TOPIC: &str = "user.created";
+
+async fn run(setup: Setup) -> Result<Report> {
+    let bus = fresh_bus()?;
+    let calls = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&calls);
+    bus.on(TOPIC, move |_ctx| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        async { Ok(()) }
+    })?;
+
+    let mut latencies = Vec::with_capacity(usize::try_from(setup.n).unwrap_or(0));
+    let mut errors = 0;
+    let start = Instant::now();
+    for i in 0..setup.n {
+        let sent = Instant::now();
+        errors += bus.emit(TOPIC, i).count().await;
+        latencies.push(sent.elapsed());
+    }
+    let elapsed = start.elapsed();
+    bus.close().await?;
+
+    latencies.sort_unstable();
+    let micros = |q| percentile(&latencies, q).as_secs_f64() * 1e6;
+    let calls = calls.load(Ordering::Relaxed);
+    Ok(Report::new(&setup, elapsed, setup.n)
+        .figure("p50_us", micros(50), 1)
+        .figure("p99_us", micros(99), 1)
+        .check(calls == setup.n, || {
+            format!("the listener ran {calls} times for {} events", setup.n)
+        })
+        .check(errors == 0, || format!("{errors} emissions yielded errors")))
+}
+
+/// The nearest-rank `q`th percentile of sorted durations.
+fn percentile(sorted: &[Duration], q: usize) -> Duration {
+    let rank = (sorted.len() * q).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied().unwrap_or_default()
+}

@@ -1,0 +1,70 @@
+//! Runs the selected scenarios and prints their reports.
+
+use std::process::ExitCode;
+
+use super::progress::Progress;
+use super::scenario::Setup;
+use super::table;
+use crate::error::{Error, Result};
+use crate::opt::BenchOpt;
+
+/// Runs `soiree bench`: exit code 0 when every check passed, 1 otherwise.
+///
+/// # Errors
+///
+/// A scenario that is not available or lacks its server (before anything
+/// runs), a runtime that cannot start, a scenario that panics.
+pub(crate) fn run(opt: BenchOpt) -> Result<ExitCode> {
+    let scenarios = table::select(&opt.scenarios)?;
+    let setups = scenarios
+        .iter()
+        .map(|scenario| {
+            let setup = Setup {
+                scenario: scenario.name,
+                n: opt.n.unwrap_or(scenario.default_n),
+                redis: opt.redis.clone(),
+                postgres: opt.postgres.clone(),
+            };
+            setup.validate(scenario.needs).map(|()| setup)
+        })
+        .collect::<Result<Vec<_>>>()?;
+
+    // Two workers: the machine's cores, as a tokio service would have them.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let progress = Progress::new(scenarios.len());
+    let mut passed = true;
+    for (index, (scenario, setup)) in scenarios.iter().zip(setups).enumerate() {
+        progress.start(index, scenario.name);
+        // Spawned, so the scenario runs on a worker thread as a service's
+        // tasks do; from the block_on thread every await that waits would
+        // cost a thread park and unpark.
+        let report = match runtime.block_on(runtime.spawn((scenario.run)(setup))) {
+            Ok(Ok(report)) => report,
+            Ok(Err(err)) => {
+                progress.finish();
+                return Err(err);
+            }
+            Err(err) => {
+                progress.finish();
+                return Err(Error::Aborted {
+                    scenario: scenario.name,
+                    reason: err.to_string(),
+                });
+            }
+        };
+        progress.output(&if opt.json { report.json() } else { report.line() });
+        for failure in report.failures() {
+            progress.warn(&format!("check failed: {}: {failure}", scenario.name));
+            passed = false;
+        }
+    }
+    progress.finish();
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,64 @@
+//! What a scenario is, and what it is given to run.
+
+use futures::future::BoxFuture;
+
+use super::report::Report;
+use crate::error::{Error, Result};
+
+/// One benchmark scenario of the table.
+#[derive(Debug)]
+pub(crate) struct Scenario {
+    /// The name on the command line and in the output.
+    pub(crate) name: &'static str,
+    /// Events when `--n` is not given.
+    pub(crate) default_n: u64,
+    /// The server it needs, if any.
+    pub(crate) needs: Needs,
+    /// Runs the scenario (on a runtime worker thread) and reports its figures.
+    pub(crate) run: fn(Setup) -> BoxFuture<'static, Result<Report>>,
+}
+
+/// The server a scenario needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Needs {
+    /// None: the scenario runs in memory and is part of the default run.
+    Memory,
+    /// A Redis server (`--redis`).
+    #[allow(dead_code, reason = "no Redis scenario is in the table yet")]
+    Redis,
+    /// A Postgres server (`--postgres`).
+    #[allow(dead_code, reason = "no SQL scenario is in the table yet")]
+    Postgres,
+}
+
+/// What one run of a scenario is given.
+#[derive(Debug, Clone)]
+pub(crate) struct Setup {
+    /// The scenario's name.
+    pub(crate) scenario: &'static str,
+    /// Events to emit.
+    pub(crate) n: u64,
+    /// `--redis`.
+    pub(crate) redis: Option<String>,
+    /// `--postgres`.
+    pub(crate) postgres: Option<String>,
+}
+
+impl Setup {
+    /// Checks that the server the scenario needs was named.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MissingUrl`] when it was not.
+    pub(crate) fn validate(&self, needs: Needs) -> Result<()> {
+        let missing = |option| Error::MissingUrl {
+            scenario: self.scenario,
+            option,
+        };
+        match needs {
+            Needs::Memory => Ok(()),
+            Needs::Redis => self.redis.as_ref().map(drop).ok_or_else(|| missing("redis")),
+            Needs::Postgres => self.postgres.as_ref().map(drop).ok_or_else(|| missing("postgres")),
+        }
+    }
+}

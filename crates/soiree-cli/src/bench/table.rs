@@ -1,0 +1,69 @@
+//! The table of scenarios. Adding one is two lines: its `mod` in `mod.rs`
+//! and its `SCENARIO` here.
+
+use super::scenario::{Needs, Scenario};
+use super::{emit_throughput, error_delivery, fanout, round_trip, slow_listener, wildcard};
+use crate::error::{Error, Result};
+
+/// Every scenario this build runs, in the order they run. emit-throughput
+/// comes first so that its peak RSS is not another scenario's even where the
+/// peak cannot be reset.
+const SCENARIOS: &[Scenario] = &[
+    emit_throughput::SCENARIO,
+    round_trip::SCENARIO,
+    fanout::SCENARIO,
+    wildcard::SCENARIO,
+    error_delivery::SCENARIO,
+    slow_listener::SCENARIO,
+];
+
+/// Scenarios of `BENCHMARKS.md` that this build cannot run yet: accepted on
+/// the command line, then refused with a clear error.
+const PLANNED: &[&str] = &["redis-durable", "redis-scale-out", "sql-outbox"];
+
+/// Every name the command line accepts.
+pub(crate) fn scenario_names() -> impl Iterator<Item = &'static str> {
+    SCENARIOS.iter().map(|s| s.name).chain(PLANNED.iter().copied())
+}
+
+/// The scenario list for `--help`.
+pub(crate) fn scenario_help() -> String {
+    let mut help = String::from("Scenarios:\n");
+    for scenario in SCENARIOS {
+        let server = match scenario.needs {
+            Needs::Memory => "in memory, run by default",
+            Needs::Redis => "needs --redis",
+            Needs::Postgres => "needs --postgres",
+        };
+        help.push_str(&format!(
+            "  {:<16} n={} ({server})\n",
+            scenario.name, scenario.default_n
+        ));
+    }
+    for name in PLANNED {
+        help.push_str(&format!("  {name:<16} (not available yet)\n"));
+    }
+    help
+}
+
+/// The scenarios named (every in-memory one when none is), in table order,
+/// each once.
+///
+/// # Errors
+///
+/// [`Error::NotAvailable`] for a name that is not in the table.
+pub(crate) fn select(names: &[String]) -> Result<Vec<&'static Scenario>> {
+    if let Some(name) = names.iter().find(|name| !SCENARIOS.iter().any(|s| s.name == *name)) {
+        return Err(Error::NotAvailable(name.clone()));
+    }
+    Ok(SCENARIOS
+        .iter()
+        .filter(|s| {
+            if names.is_empty() {
+                s.needs == Needs::Memory
+            } else {
+                names.iter().any(|name| name == s.name)
+            }
+        })
+        .collect())
+}
