@@ -55,7 +55,11 @@ pub(crate) fn run(opt: BenchOpt) -> Result<ExitCode> {
                 });
             }
         };
-        progress.output(&if opt.json { report.json() } else { report.line() });
+        progress.output(&if opt.json {
+            report.json()
+        } else {
+            report.line()
+        });
         for failure in report.failures() {
             progress.warn(&format!("check failed: {}: {failure}", scenario.name));
             passed = false;

@@ -51,14 +51,17 @@ impl Setup {
     ///
     /// [`Error::MissingUrl`] when it was not.
     pub(crate) fn validate(&self, needs: Needs) -> Result<()> {
-        let missing = |option| Error::MissingUrl {
-            scenario: self.scenario,
-            option,
+        let (url, option) = match needs {
+            Needs::Memory => return Ok(()),
+            Needs::Redis => (&self.redis, "redis"),
+            Needs::Postgres => (&self.postgres, "postgres"),
         };
-        match needs {
-            Needs::Memory => Ok(()),
-            Needs::Redis => self.redis.as_ref().map(drop).ok_or_else(|| missing("redis")),
-            Needs::Postgres => self.postgres.as_ref().map(drop).ok_or_else(|| missing("postgres")),
+        match url {
+            Some(_) => Ok(()),
+            None => Err(Error::MissingUrl {
+                scenario: self.scenario,
+                option,
+            }),
         }
     }
 }

@@ -44,7 +44,9 @@ async fn run(setup: Setup) -> Result<Report> {
     bus.close().await?;
 
     let calls = calls.load(Ordering::Relaxed);
-    Ok(Report::new(&setup, elapsed, setup.n).check(calls == setup.n, || {
-        format!("the listener finished {calls} times for {} events", setup.n)
-    }))
+    Ok(
+        Report::new(&setup, elapsed, setup.n).check(calls == setup.n, || {
+            format!("the listener finished {calls} times for {} events", setup.n)
+        }),
+    )
 }

@@ -23,7 +23,10 @@ const PLANNED: &[&str] = &["redis-durable", "redis-scale-out", "sql-outbox"];
 
 /// Every name the command line accepts.
 pub(crate) fn scenario_names() -> impl Iterator<Item = &'static str> {
-    SCENARIOS.iter().map(|s| s.name).chain(PLANNED.iter().copied())
+    SCENARIOS
+        .iter()
+        .map(|s| s.name)
+        .chain(PLANNED.iter().copied())
 }
 
 /// The scenario list for `--help`.
@@ -53,7 +56,10 @@ pub(crate) fn scenario_help() -> String {
 ///
 /// [`Error::NotAvailable`] for a name that is not in the table.
 pub(crate) fn select(names: &[String]) -> Result<Vec<&'static Scenario>> {
-    if let Some(name) = names.iter().find(|name| !SCENARIOS.iter().any(|s| s.name == *name)) {
+    if let Some(name) = names
+        .iter()
+        .find(|name| !SCENARIOS.iter().any(|s| s.name == *name))
+    {
         return Err(Error::NotAvailable(name.clone()));
     }
     Ok(SCENARIOS

@@ -35,7 +35,10 @@ async fn run(setup: Setup) -> Result<Report> {
         // can put them right.
         bus.on(&format!("svc{svc}.**"), seen.listener(2, Some(svc)))?;
         bus.on(&format!("svc{svc}.*.created"), seen.listener(1, Some(svc)))?;
-        bus.on(&format!("svc{svc}.user.created"), seen.listener(0, Some(svc)))?;
+        bus.on(
+            &format!("svc{svc}.user.created"),
+            seen.listener(0, Some(svc)),
+        )?;
     }
     bus.on("**", seen.listener(3, None))?;
     let topics: Vec<String> = (0..SERVICES)
