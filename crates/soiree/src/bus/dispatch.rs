@@ -153,7 +153,9 @@ async fn run_listener(
             listener_id = listener.id.as_str(),
             attempt,
         );
-        let outcome = AssertUnwindSafe(listener.listener.call(ctx))
+        // Called inside the future, so that a panic in the listener's
+        // synchronous part (before it returns a future) is caught too.
+        let outcome = AssertUnwindSafe(async move { listener.listener.call(ctx).await })
             .catch_unwind()
             .instrument(span)
             .await;
