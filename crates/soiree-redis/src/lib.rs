@@ -1,1 +1,66 @@
-//! Redis Streams store for soiree.
+//! A durable, at-least-once event queue for [`soiree`] on Redis Streams.
+//!
+//! [`RedisStore`] implements soiree's store traits ([`soiree::EventStore`],
+//! [`soiree::EventQueue`], [`soiree::HandlerDedup`],
+//! [`soiree::EventHistory`]). A bus with this store appends every emitted
+//! event to a Redis stream; the bus's consumers read the stream through a
+//! consumer group, run the listeners and acknowledge each event only after
+//! all its listeners finished. Several processes with the same group share
+//! the work; an event left unacknowledged by a crashed process is claimed by
+//! another one after the claim timeout.
+//!
+//! # Durability
+//!
+//! | situation | what happens |
+//! |---|---|
+//! | `emit` | the emission ends once the event is appended, or yields a `Store` error; never success for an event not stored |
+//! | a process dies mid-event | its entries stay pending; a live consumer claims them after the claim timeout (the same process re-reads them at restart) |
+//! | an event is delivered again | listeners registered with `on_named` that already succeeded for its event id are skipped |
+//! | an entry keeps coming back | after `max_deliveries` it moves to the dead-letter stream with its last error |
+//! | an entry is not an event | it moves to the dead-letter stream with a parse error |
+//! | Redis restarts | emits fail with a `Store` error until it is back; consumers reconnect and recreate the group |
+//!
+//! Delivery is at least once: write listeners so that running twice does no
+//! harm, and register them with [`soiree::EventBus::on_named`] so that their
+//! successes are remembered across processes.
+//!
+//! # Keys
+//!
+//! Under the prefix (default `soiree:`): `events` (stream, the queue),
+//! `results` (stream), `dead` (stream), `dedup:<event id>` (set, with a TTL),
+//! `error:<event id>` (the last handler error, with a TTL).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use soiree::EventBus;
+//! use soiree_redis::RedisStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = RedisStore::builder("redis://127.0.0.1:6379").prefix("shop:").build().await?;
+//! let bus = EventBus::builder().store(store.clone()).build()?;
+//! bus.on_named("send-receipt", "order.paid", |ctx| async move {
+//!     println!("receipt for {:?}", ctx.event_id());
+//!     Ok(())
+//! })?;
+//! bus.emit("order.paid", serde_json::json!({ "order": 42 }));
+//! bus.wait_for_idle().await;
+//! bus.close().await?;
+//! # Ok(()) }
+//! ```
+
+mod builder;
+mod dead_letter;
+mod entry;
+mod error;
+mod inspect;
+mod keys;
+mod metrics;
+mod queue;
+mod store;
+
+pub use builder::RedisStoreBuilder;
+pub use dead_letter::DeadLetter;
+pub use error::{Error, Result};
+pub use inspect::PendingEntry;
+pub use store::RedisStore;

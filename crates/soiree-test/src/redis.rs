@@ -1,1 +1,187 @@
 //! Throwaway redis-server instances on free loopback ports.
+//!
+//! Each test starts its own server, so tests never share keys and never need
+//! `FLUSHALL`. The server keeps nothing on disk (`--save ''`,
+//! `--appendonly no`) and runs in its own temporary directory; it is killed
+//! when the [`RedisServer`] is dropped.
+//!
+//! When `redis-server` is not installed, [`RedisServer::start_or_skip`] lets a
+//! test skip with a message, except under `CI=true`, where it panics: in CI a
+//! Redis test fails rather than silently skipping.
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long a server may take to answer its first `PING`.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The environment variable naming the redis-server binary (default: `redis-server` on the PATH).
+pub const SERVER_BIN_ENV: &str = "SOIREE_REDIS_SERVER";
+
+/// A redis-server child process on a loopback port, killed on drop.
+///
+/// # Examples
+///
+/// ```no_run
+/// use soiree_test::redis::RedisServer;
+///
+/// let Some(server) = RedisServer::start_or_skip() else { return };
+/// println!("redis at {}", server.url());
+/// ```
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a server on a free loopback port and waits until it answers `PING`.
+    ///
+    /// # Errors
+    ///
+    /// An [`io::ErrorKind::NotFound`] error when redis-server is not
+    /// installed; other I/O errors when it cannot be started or does not
+    /// answer within 10 s.
+    pub fn start() -> io::Result<Self> {
+        let port = free_port()?;
+        let dir = std::env::temp_dir().join(format!(
+            "soiree-redis-{}-{port}-{}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let mut server = Self {
+            port,
+            dir,
+            child: None,
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    /// Starts a server, or returns `None` after printing why when
+    /// redis-server is not installed and `CI` is not `true`.
+    ///
+    /// # Panics
+    ///
+    /// When the server cannot be started, unless it is missing outside CI:
+    /// a test that needs Redis must fail, not skip, in CI.
+    pub fn start_or_skip() -> Option<Self> {
+        match Self::start() {
+            Ok(server) => Some(server),
+            Err(err) if err.kind() == io::ErrorKind::NotFound && !is_ci() => {
+                eprintln!(
+                    "skipping: redis-server is not installed ({err}); install it to run this test"
+                );
+                None
+            }
+            Err(err) => panic!("cannot start redis-server: {err}"),
+        }
+    }
+
+    /// The server's URL, `redis://127.0.0.1:<port>/`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server (SIGKILL) and starts a new, empty one on the same port.
+    ///
+    /// # Errors
+    ///
+    /// As for [`RedisServer::start`].
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.kill();
+        self.spawn()
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to exit. Its port is then
+    /// closed until [`RedisServer::restart`].
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn spawn(&mut self) -> io::Result<()> {
+        let bin = std::env::var(SERVER_BIN_ENV).unwrap_or_else(|_| "redis-server".to_owned());
+        let child = Command::new(&bin)
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .args(["--dir", &self.dir.to_string_lossy()])
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|err| io::Error::new(err.kind(), format!("{bin}: {err}")))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if ping(self.port).is_ok() {
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                self.child = None;
+                return Err(io::Error::other(format!(
+                    "redis-server exited at start: {status}"
+                )));
+            }
+            if Instant::now() >= deadline {
+                self.kill();
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "redis-server did not answer PING in time",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Reports whether the tests run under CI (`CI=true`).
+pub fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+fn free_port() -> io::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn ping(port: u16) -> io::Result<()> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
+    stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+    stream.write_all(b"PING\r\n")?;
+    let mut reply = [0u8; 7];
+    stream.read_exact(&mut reply)?;
+    if &reply == b"+PONG\r\n" {
+        Ok(())
+    } else {
+        Err(io::Error::other("unexpected PING reply"))
+    }
+}

@@ -1,0 +1,240 @@
+//! Configuring and connecting a [`RedisStore`].
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use soiree::MetricsRegistry;
+
+use crate::{Error, RedisStore, Result};
+
+/// Settings of a [`RedisStore`], set through [`RedisStoreBuilder`].
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) prefix: String,
+    pub(crate) max_len: Option<usize>,
+    pub(crate) results_max_len: Option<usize>,
+    pub(crate) dead_letter_max_len: Option<usize>,
+    pub(crate) group: String,
+    pub(crate) consumer: String,
+    pub(crate) claim_timeout: Duration,
+    pub(crate) max_deliveries: u32,
+    pub(crate) events_ttl: Option<Duration>,
+    pub(crate) results_ttl: Option<Duration>,
+    pub(crate) dedup_ttl: Duration,
+    pub(crate) response_timeout: Duration,
+}
+
+/// Builds a [`RedisStore`]: `RedisStore::builder(url)…build().await`.
+///
+/// | option | default | what it does |
+/// |---|---|---|
+/// | [`prefix`](Self::prefix) | `soiree:` | prefix of every key the store writes |
+/// | [`max_len`](Self::max_len) | 1,000,000 | approximate MAXLEN of the events stream |
+/// | [`results_max_len`](Self::results_max_len) | 1,000,000 | approximate MAXLEN of the results stream |
+/// | [`dead_letter_max_len`](Self::dead_letter_max_len) | 100,000 | approximate MAXLEN of the dead-letter stream |
+/// | [`group`](Self::group) | `soiree` | consumer group: processes with the same group share the work |
+/// | [`consumer`](Self::consumer) | `<host>-<pid>` | this process's consumer name in the group |
+/// | [`claim_timeout`](Self::claim_timeout) | 30 s | idle time after which another consumer's pending entry is claimed |
+/// | [`max_deliveries`](Self::max_deliveries) | 5 | deliveries after which an entry is dead-lettered |
+/// | [`events_ttl`](Self::events_ttl) | none | drop events older than this from the stream |
+/// | [`results_ttl`](Self::results_ttl) | none | drop results older than this |
+/// | [`dedup_ttl`](Self::dedup_ttl) | 7 days | how long handler successes are remembered |
+/// | [`response_timeout`](Self::response_timeout) | 5 s | how long to wait for a (non-blocking) reply |
+/// | [`metrics_registry`](Self::metrics_registry) | [`MetricsRegistry::global`] | where the metrics go |
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use soiree_redis::RedisStore;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> soiree_redis::Result<()> {
+/// let store = RedisStore::builder("redis://127.0.0.1:6379")
+///     .prefix("orders:")
+///     .group("order-workers")
+///     .claim_timeout(Duration::from_secs(60))
+///     .max_deliveries(10)
+///     .build()
+///     .await?;
+/// # let _ = store; Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is awaited"]
+pub struct RedisStoreBuilder {
+    url: String,
+    options: Options,
+    registry: Option<MetricsRegistry>,
+}
+
+impl RedisStoreBuilder {
+    pub(crate) fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            options: Options {
+                prefix: "soiree:".to_owned(),
+                max_len: Some(1_000_000),
+                results_max_len: Some(1_000_000),
+                dead_letter_max_len: Some(100_000),
+                group: "soiree".to_owned(),
+                consumer: default_consumer_name(),
+                claim_timeout: Duration::from_secs(30),
+                max_deliveries: 5,
+                events_ttl: None,
+                results_ttl: None,
+                dedup_ttl: Duration::from_secs(7 * 24 * 3600),
+                response_timeout: Duration::from_secs(5),
+            },
+            registry: None,
+        }
+    }
+
+    /// Sets the prefix of every key the store writes (default `soiree:`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.options.prefix = prefix.into();
+        self
+    }
+
+    /// Sets the approximate maximum length of the events stream (`None`: no
+    /// trimming). Keep it well above the largest backlog you expect: Redis
+    /// trims the oldest entries whether or not they were handled.
+    pub fn max_len(mut self, max_len: Option<usize>) -> Self {
+        self.options.max_len = max_len;
+        self
+    }
+
+    /// Sets the approximate maximum length of the results stream.
+    pub fn results_max_len(mut self, max_len: Option<usize>) -> Self {
+        self.options.results_max_len = max_len;
+        self
+    }
+
+    /// Sets the approximate maximum length of the dead-letter stream.
+    pub fn dead_letter_max_len(mut self, max_len: Option<usize>) -> Self {
+        self.options.dead_letter_max_len = max_len;
+        self
+    }
+
+    /// Sets the consumer group (default `soiree`). Buses whose stores share
+    /// a prefix and a group share the work; different groups each get every
+    /// event.
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.options.group = group.into();
+        self
+    }
+
+    /// Sets this process's consumer name (default `<host>-<pid>`, with a
+    /// counter suffix for a second store in the same process). A process
+    /// restarted with the same name first re-reads the entries it had not
+    /// acknowledged.
+    pub fn consumer(mut self, consumer: impl Into<String>) -> Self {
+        self.options.consumer = consumer.into();
+        self
+    }
+
+    /// Sets how long an entry may stay pending with a consumer before
+    /// another consumer claims it (default 30 s). Longer than your slowest
+    /// event's handling, or events are handled twice.
+    pub fn claim_timeout(mut self, timeout: Duration) -> Self {
+        self.options.claim_timeout = timeout;
+        self
+    }
+
+    /// Sets after how many deliveries an entry goes to the dead-letter
+    /// stream instead of being delivered again (default 5).
+    pub fn max_deliveries(mut self, max: u32) -> Self {
+        self.options.max_deliveries = max;
+        self
+    }
+
+    /// Drops events older than `ttl` from the events stream (the Go package's
+    /// `WithEventsTTL`), checked about once a second. Entries still
+    /// undelivered are dropped too: choose a TTL far above your backlog.
+    pub fn events_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.options.events_ttl = ttl;
+        self
+    }
+
+    /// Drops results older than `ttl` from the results stream (`WithResultsTTL`).
+    pub fn results_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.options.results_ttl = ttl;
+        self
+    }
+
+    /// Sets how long the set of succeeded handlers of an event id is kept
+    /// (`WithDedupTTL`, default 7 days): a redelivery or replay after that
+    /// runs every listener again.
+    pub fn dedup_ttl(mut self, ttl: Duration) -> Self {
+        self.options.dedup_ttl = ttl;
+        self
+    }
+
+    /// Sets how long to wait for Redis to answer a command (default 5 s);
+    /// blocking reads wait for the poll time plus this.
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.options.response_timeout = timeout;
+        self
+    }
+
+    /// Reports metrics to `registry` instead of [`MetricsRegistry::global`].
+    pub fn metrics_registry(mut self, registry: MetricsRegistry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Connects to Redis and creates the consumer group (and the stream)
+    /// if they do not exist.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a bad URL or option, [`Error::Redis`]
+    /// when Redis cannot be reached.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: nothing is kept from a cancelled call.
+    pub async fn build(self) -> Result<RedisStore> {
+        let o = &self.options;
+        if o.max_deliveries == 0 {
+            return Err(Error::InvalidConfig(
+                "max_deliveries must be at least 1".into(),
+            ));
+        }
+        if o.claim_timeout.is_zero() || o.response_timeout.is_zero() || o.dedup_ttl.is_zero() {
+            return Err(Error::InvalidConfig(
+                "claim_timeout, response_timeout and dedup_ttl must be positive".into(),
+            ));
+        }
+        if o.group.is_empty() || o.consumer.is_empty() {
+            return Err(Error::InvalidConfig(
+                "group and consumer names must not be empty".into(),
+            ));
+        }
+        if [o.max_len, o.results_max_len, o.dead_letter_max_len].contains(&Some(0)) {
+            return Err(Error::InvalidConfig(
+                "a stream max length must be positive".into(),
+            ));
+        }
+        let client = redis::Client::open(self.url.as_str())
+            .map_err(|err| Error::InvalidConfig(format!("redis url {:?}: {err}", self.url)))?;
+        let registry = self
+            .registry
+            .unwrap_or_else(|| MetricsRegistry::global().clone());
+        RedisStore::connect_with(client, self.options, &registry).await
+    }
+}
+
+/// `<host>-<pid>`, plus `-<n>` for the n-th store of this process after the first.
+fn default_consumer_name() -> String {
+    static STORES: AtomicUsize = AtomicUsize::new(0);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|host| host.trim().to_owned())
+        .filter(|host| !host.is_empty())
+        .unwrap_or_else(|| "soiree".to_owned());
+    let pid = std::process::id();
+    match STORES.fetch_add(1, Ordering::Relaxed) {
+        0 => format!("{host}-{pid}"),
+        n => format!("{host}-{pid}-{}", n + 1),
+    }
+}

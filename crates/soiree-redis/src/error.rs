@@ -1,0 +1,60 @@
+//! The crate's error type.
+
+use std::time::Duration;
+
+/// `Result` with this crate's [`Error`] as its default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the Redis store.
+///
+/// Through the [`soiree`] store traits these become [`soiree::Error::Store`]
+/// (or [`soiree::Error::Serialization`] for entries that cannot be decoded).
+///
+/// # Examples
+///
+/// ```
+/// let err = soiree_redis::Error::NotFound("evt-1".into());
+/// let core: soiree::Error = err.into();
+/// assert!(matches!(core, soiree::Error::Store(_)));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Redis returned an error, or the connection failed.
+    #[error("redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// Redis did not answer in time.
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    /// A builder option was rejected.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// An entry or value could not be encoded or decoded.
+    #[error("serialization error: {0}")]
+    Serialization(#[from] serde_json::Error),
+    /// Redis answered with a reply of an unexpected shape.
+    #[error("unexpected reply from redis: {0}")]
+    UnexpectedReply(String),
+    /// No stored event has the given event id.
+    #[error("event not found: {0:?}")]
+    NotFound(String),
+}
+
+impl Error {
+    /// The Redis error code (`NOGROUP`, `BUSYGROUP`, …), if Redis sent one.
+    pub(crate) fn code(&self) -> Option<&str> {
+        match self {
+            Self::Redis(err) => err.code(),
+            _ => None,
+        }
+    }
+}
+
+impl From<Error> for soiree::Error {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::Serialization(err) => soiree::Error::serialization(err),
+            other => soiree::Error::store(other),
+        }
+    }
+}

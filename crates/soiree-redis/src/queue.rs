@@ -1,0 +1,328 @@
+//! The queue: reading the events stream through the consumer group.
+//!
+//! A dequeue takes, in order: this consumer's own pending entries (once,
+//! after start: they were delivered to a previous run of this process and
+//! never acknowledged), entries idle for longer than the claim timeout at
+//! other consumers (XAUTOCLAIM, every so often), and finally new entries
+//! (XREADGROUP `>`, blocking up to the poll time).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use soiree::{Delivery, EventQueue, StoredEvent};
+use tokio::time::Instant;
+
+use crate::entry::{self, Entry};
+use crate::keys::field;
+use crate::{Error, RedisStore, Result};
+
+/// Where the consumer is in its start-up and claim scans.
+#[derive(Debug)]
+pub(crate) struct ConsumerState {
+    /// The XPENDING range start of this consumer's own pending entries
+    /// still to re-read; `None` once they all were.
+    reread_from: Option<String>,
+    claim_cursor: String,
+    next_claim: Instant,
+}
+
+impl ConsumerState {
+    pub(crate) fn new() -> Self {
+        Self {
+            reread_from: Some("-".to_owned()),
+            claim_cursor: "0-0".to_owned(),
+            next_claim: Instant::now(),
+        }
+    }
+}
+
+/// Why an entry is not delivered.
+enum Verdict {
+    Deliver(Box<StoredEvent>),
+    DeadLetter(String),
+    /// Deleted while pending: nothing left to deliver.
+    Gone,
+}
+
+impl RedisStore {
+    async fn dequeue_inner(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
+        let mut state = self.inner.consumer.lock().await;
+        let mut out = Vec::new();
+        if state.reread_from.is_some() {
+            self.reread_own(&mut state, max, &mut out).await?;
+            if !out.is_empty() {
+                return Ok(out);
+            }
+        }
+        if Instant::now() >= state.next_claim {
+            self.claim_stale(&mut state, max, &mut out).await?;
+            if !out.is_empty() {
+                return Ok(out);
+            }
+        }
+        self.read_new(max, wait, &mut out).await?;
+        Ok(out)
+    }
+
+    /// Re-delivers this consumer's own pending entries, claiming them again
+    /// (XCLAIM with no idle time) so that their delivery count goes up.
+    async fn reread_own(
+        &self,
+        state: &mut ConsumerState,
+        max: usize,
+        out: &mut Vec<Delivery>,
+    ) -> Result<()> {
+        let inner = &self.inner;
+        let Some(start) = state.reread_from.clone() else {
+            return Ok(());
+        };
+        let rows = entry::pending_rows(
+            self.query(
+                redis::cmd("XPENDING")
+                    .arg(&inner.keys.events)
+                    .arg(&inner.options.group)
+                    .arg(&start)
+                    .arg("+")
+                    .arg(max)
+                    .arg(&inner.options.consumer),
+            )
+            .await?,
+        )?;
+        let Some(last) = rows.last() else {
+            state.reread_from = None;
+            return Ok(());
+        };
+        state.reread_from = Some(format!("({}", last.id));
+        let mut claim = redis::cmd("XCLAIM");
+        claim
+            .arg(&inner.keys.events)
+            .arg(&inner.options.group)
+            .arg(&inner.options.consumer)
+            .arg(0);
+        for row in &rows {
+            claim.arg(&row.id);
+        }
+        let entries = entry::entries(self.query(&claim).await?)?;
+        let counts: HashMap<String, u64> = rows
+            .into_iter()
+            .map(|row| (row.id, row.deliveries + 1))
+            .collect();
+        self.accept(entries, |id| counts.get(id).copied().unwrap_or(2), out)
+            .await?;
+        inner.metrics.redelivered.inc_by(out.len() as u64);
+        Ok(())
+    }
+
+    /// Claims entries that other consumers left pending for longer than the
+    /// claim timeout.
+    async fn claim_stale(
+        &self,
+        state: &mut ConsumerState,
+        max: usize,
+        out: &mut Vec<Delivery>,
+    ) -> Result<()> {
+        let inner = &self.inner;
+        let min_idle = u64::try_from(inner.options.claim_timeout.as_millis()).unwrap_or(u64::MAX);
+        let reply = self
+            .query(
+                redis::cmd("XAUTOCLAIM")
+                    .arg(&inner.keys.events)
+                    .arg(&inner.options.group)
+                    .arg(&inner.options.consumer)
+                    .arg(min_idle)
+                    .arg(&state.claim_cursor)
+                    .arg("COUNT")
+                    .arg(max),
+            )
+            .await?;
+        let (cursor, claimed, deleted) = entry::autoclaim_reply(reply)?;
+        if cursor == "0-0" {
+            // A full pass: look again in a fraction of the claim timeout.
+            let pause = (inner.options.claim_timeout / 4)
+                .clamp(Duration::from_millis(50), Duration::from_secs(5));
+            state.next_claim = Instant::now() + pause;
+        }
+        state.claim_cursor = cursor;
+        if !deleted.is_empty() {
+            tracing::warn!(
+                count = deleted.len(),
+                stream = %inner.keys.events,
+                "pending entries were trimmed from the stream before they were handled; raise max_len"
+            );
+        }
+        let (Some(first), Some(last)) = (claimed.first(), claimed.last()) else {
+            return Ok(());
+        };
+        // XAUTOCLAIM does not report delivery counts: read them back.
+        let rows = entry::pending_rows(
+            self.query(
+                redis::cmd("XPENDING")
+                    .arg(&inner.keys.events)
+                    .arg(&inner.options.group)
+                    .arg(&first.id)
+                    .arg(&last.id)
+                    .arg(claimed.len() + 10_000)
+                    .arg(&inner.options.consumer),
+            )
+            .await?,
+        )?;
+        let counts: HashMap<String, u64> = rows
+            .into_iter()
+            .map(|row| (row.id, row.deliveries))
+            .collect();
+        let before = out.len();
+        self.accept(claimed, |id| counts.get(id).copied().unwrap_or(2), out)
+            .await?;
+        inner
+            .metrics
+            .redelivered
+            .inc_by((out.len() - before) as u64);
+        Ok(())
+    }
+
+    /// Reads entries never delivered to the group, blocking up to `wait`.
+    async fn read_new(&self, max: usize, wait: Duration, out: &mut Vec<Delivery>) -> Result<()> {
+        let inner = &self.inner;
+        // BLOCK 0 would wait forever.
+        let block_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(&inner.options.group)
+            .arg(&inner.options.consumer)
+            .arg("COUNT")
+            .arg(max)
+            .arg("BLOCK")
+            .arg(block_ms)
+            .arg("STREAMS")
+            .arg(&inner.keys.events)
+            .arg(">");
+        let limit = wait + inner.options.response_timeout;
+        let mut conn = inner.blocking.clone();
+        let reply: redis::Value = tokio::time::timeout(limit, cmd.query_async(&mut conn))
+            .await
+            .map_err(|_| Error::Timeout(limit))??;
+        let entries = entry::read_reply(reply)?;
+        self.accept(entries, |_| 1, out).await
+    }
+
+    /// Turns entries into deliveries; dead-letters the malformed and the
+    /// over-delivered ones, acknowledges the vanished ones.
+    async fn accept(
+        &self,
+        entries: Vec<Entry>,
+        deliveries: impl Fn(&str) -> u64,
+        out: &mut Vec<Delivery>,
+    ) -> Result<()> {
+        let inner = &self.inner;
+        let max = u64::from(inner.options.max_deliveries);
+        let mut gone = Vec::new();
+        let before = out.len();
+        for entry in entries {
+            let count = deliveries(&entry.id);
+            match verdict(&entry) {
+                Verdict::Gone => gone.push(entry.id),
+                Verdict::DeadLetter(error) => self.dead_letter(&entry, &error, count).await?,
+                Verdict::Deliver(event) if count > max => {
+                    let last_error = match event.id() {
+                        Some(id) => self
+                            .query::<Option<String>>(
+                                redis::cmd("GET").arg(inner.keys.last_error(id)),
+                            )
+                            .await
+                            .unwrap_or_default(),
+                        None => None,
+                    };
+                    let error = match last_error {
+                        Some(last) => {
+                            format!("delivered {count} times (max {max}); last error: {last}")
+                        }
+                        None => {
+                            format!("delivered {count} times (max {max}) without acknowledgement")
+                        }
+                    };
+                    self.dead_letter(&entry, &error, count).await?;
+                }
+                Verdict::Deliver(event) => out.push(Delivery {
+                    receipt: entry.id,
+                    event: *event,
+                    delivery_count: u32::try_from(count).unwrap_or(u32::MAX),
+                }),
+            }
+        }
+        if !gone.is_empty() {
+            self.ack_ids(&gone).await?;
+        }
+        inner.metrics.dequeued.inc_by((out.len() - before) as u64);
+        Ok(())
+    }
+
+    pub(crate) async fn ack_ids(&self, ids: &[String]) -> Result<()> {
+        let inner = &self.inner;
+        let mut cmd = redis::cmd("XACK");
+        cmd.arg(&inner.keys.events).arg(&inner.options.group);
+        for id in ids {
+            cmd.arg(id);
+        }
+        match self.query::<u64>(&cmd).await {
+            // The group (and with it the pending list) is gone, after a
+            // restart of a Redis without persistence: nothing to acknowledge.
+            Err(err) if err.code() == Some("NOGROUP") => Ok(()),
+            other => other.map(drop),
+        }
+    }
+}
+
+fn verdict(entry: &Entry) -> Verdict {
+    if entry.fields.is_none() {
+        return Verdict::Gone;
+    }
+    let Some(json) = entry.field(field::EVENT) else {
+        return Verdict::DeadLetter(format!(
+            "parse error: entry has no {:?} field",
+            field::EVENT
+        ));
+    };
+    match serde_json::from_slice::<StoredEvent>(json) {
+        Ok(event) if event.topic.trim().is_empty() => {
+            Verdict::DeadLetter("parse error: the event has an empty topic".into())
+        }
+        Ok(event) => Verdict::Deliver(Box::new(event)),
+        Err(err) => Verdict::DeadLetter(format!("parse error: {err}")),
+    }
+}
+
+#[async_trait]
+impl EventQueue for RedisStore {
+    async fn enqueue(&self, event: &StoredEvent) -> soiree::Result<()> {
+        self.maintain().await;
+        self.append(event).await?;
+        Ok(())
+    }
+
+    async fn dequeue(&self, max: usize, wait: Duration) -> soiree::Result<Vec<Delivery>> {
+        let max = max.max(1);
+        self.maintain().await;
+        match self.dequeue_inner(max, wait).await {
+            Err(err) if err.code() == Some("NOGROUP") => {
+                // Redis restarted empty, or someone deleted the stream.
+                tracing::warn!(stream = %self.inner.keys.events, "consumer group vanished; recreating it");
+                self.ensure_group().await?;
+                Ok(self.dequeue_inner(max, wait).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn ack(&self, receipts: &[String]) -> soiree::Result<()> {
+        const BATCH: usize = 1000;
+        for ids in receipts.chunks(BATCH) {
+            self.ack_ids(ids).await?;
+        }
+        Ok(())
+    }
+
+    async fn backlog(&self) -> soiree::Result<u64> {
+        Ok(self.backlog_count().await?)
+    }
+}

@@ -1,0 +1,393 @@
+//! The store: connections, keys, options, and the base store traits.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, FromRedisValue};
+use soiree::{
+    EventHistory, EventQueue, EventStore, HandlerDedup, MetricsRegistry, StoredEvent, StoredResult,
+};
+use tokio::sync::Mutex;
+
+use crate::builder::Options;
+use crate::entry;
+use crate::keys::{Keys, field};
+use crate::metrics::RedisMetrics;
+use crate::queue::ConsumerState;
+use crate::{Error, RedisStoreBuilder, Result};
+
+/// How often the store refreshes its queue-length gauge and applies TTLs.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A soiree store on Redis Streams: an at-least-once event queue shared by
+/// every process in a consumer group, with handler results, de-duplication
+/// by event id, dead letters, inspection and replay.
+///
+/// Give it to a bus with [`EventBusBuilder::store`](soiree::EventBusBuilder::store):
+/// `emit` then appends the event to the stream and the bus's consumers read
+/// it back through the group, run the listeners and acknowledge it. The
+/// store is cheap to clone; keep a clone to inspect it.
+///
+/// # Examples
+///
+/// ```no_run
+/// use soiree::EventBus;
+/// use soiree_redis::RedisStore;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+/// let bus = EventBus::builder().store(store.clone()).build()?;
+/// bus.on_named("welcome", "user.created", |_ctx| async { Ok(()) })?;
+/// let errors: Vec<_> = futures::StreamExt::collect(bus.emit("user.created", "ada")).await;
+/// assert!(errors.is_empty(), "the event was stored");
+/// bus.wait_for_idle().await;
+/// bus.close().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    /// Shared, multiplexed connection for everything but blocking reads.
+    pub(crate) conn: ConnectionManager,
+    /// A second connection for XREADGROUP … BLOCK, which would otherwise
+    /// hold up every command queued behind it.
+    pub(crate) blocking: ConnectionManager,
+    pub(crate) keys: Keys,
+    pub(crate) options: Options,
+    pub(crate) metrics: RedisMetrics,
+    pub(crate) consumer: Mutex<ConsumerState>,
+    pub(crate) dead_letter_script: redis::Script,
+    started: Instant,
+    next_maintenance_ms: AtomicU64,
+}
+
+impl RedisStore {
+    /// Connects with the default options (prefix `soiree:`, group `soiree`).
+    ///
+    /// # Errors
+    ///
+    /// As for [`RedisStoreBuilder::build`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::builder(url).build().await
+    }
+
+    /// A builder for a store on the Redis server at `url`.
+    pub fn builder(url: &str) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(url)
+    }
+
+    pub(crate) async fn connect_with(
+        client: Client,
+        options: Options,
+        registry: &MetricsRegistry,
+    ) -> Result<Self> {
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(options.response_timeout))
+            .set_connection_timeout(Some(options.response_timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let conn = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+        // Blocking reads are bounded by our own timeout (poll time + response timeout).
+        let blocking =
+            ConnectionManager::new_with_config(client, config.set_response_timeout(None)).await?;
+        let keys = Keys::new(&options.prefix);
+        let metrics = RedisMetrics::new(registry, &keys.events);
+        let store = Self {
+            inner: Arc::new(Inner {
+                conn,
+                blocking,
+                keys,
+                options,
+                metrics,
+                consumer: Mutex::new(ConsumerState::new()),
+                dead_letter_script: redis::Script::new(crate::dead_letter::SCRIPT),
+                started: Instant::now(),
+                next_maintenance_ms: AtomicU64::new(0),
+            }),
+        };
+        store.ensure_group().await?;
+        Ok(store)
+    }
+
+    /// The consumer group this store reads with.
+    pub fn group(&self) -> &str {
+        &self.inner.options.group
+    }
+
+    /// This process's consumer name in the group.
+    pub fn consumer_name(&self) -> &str {
+        &self.inner.options.consumer
+    }
+
+    /// The key of the events stream (the queue).
+    pub fn events_key(&self) -> &str {
+        &self.inner.keys.events
+    }
+
+    /// The key of the handler results stream.
+    pub fn results_key(&self) -> &str {
+        &self.inner.keys.results
+    }
+
+    /// The key of the dead-letter stream.
+    pub fn dead_letter_key(&self) -> &str {
+        &self.inner.keys.dead
+    }
+
+    /// Runs one command on the shared connection.
+    pub(crate) async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T> {
+        let mut conn = self.inner.conn.clone();
+        Ok(cmd.query_async(&mut conn).await?)
+    }
+
+    /// Creates the consumer group (and the stream) unless it exists. The
+    /// group starts at the beginning of the stream, so events appended
+    /// before any consumer ran are delivered.
+    pub(crate) async fn ensure_group(&self) -> Result<()> {
+        let inner = &self.inner;
+        let created: Result<()> = self
+            .query(
+                redis::cmd("XGROUP")
+                    .arg("CREATE")
+                    .arg(&inner.keys.events)
+                    .arg(&inner.options.group)
+                    .arg("0")
+                    .arg("MKSTREAM"),
+            )
+            .await;
+        match created {
+            Err(err) if err.code() != Some("BUSYGROUP") => Err(err),
+            _ => Ok(()),
+        }
+    }
+
+    /// Appends an event to the events stream; returns its entry id.
+    pub(crate) async fn append(&self, event: &StoredEvent) -> Result<String> {
+        let json = serde_json::to_vec(event)?;
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(&self.inner.keys.events);
+        if let Some(max) = self.inner.options.max_len {
+            cmd.arg("MAXLEN").arg("~").arg(max);
+        }
+        cmd.arg("*").arg(field::EVENT).arg(json);
+        let id: String = self.query(&cmd).await?;
+        self.inner.metrics.persisted.inc();
+        Ok(id)
+    }
+
+    /// About once a second: refresh the queue-length gauge and apply the
+    /// TTLs. Failures are only logged: this is housekeeping.
+    pub(crate) async fn maintain(&self) {
+        let inner = &self.inner;
+        let now_ms = u64::try_from(inner.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let due = inner.next_maintenance_ms.load(Ordering::Relaxed);
+        let next = now_ms + u64::try_from(MAINTENANCE_INTERVAL.as_millis()).unwrap_or(1000);
+        if now_ms < due
+            || inner
+                .next_maintenance_ms
+                .compare_exchange(due, next, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        if let Err(err) = self.backlog_count().await {
+            tracing::debug!(%err, "cannot refresh the queue length");
+        }
+        let ttls = [
+            (&inner.keys.events, inner.options.events_ttl),
+            (&inner.keys.results, inner.options.results_ttl),
+        ];
+        for (key, ttl) in ttls {
+            let Some(ttl) = ttl else { continue };
+            let min_id =
+                unix_ms().saturating_sub(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+            let trimmed: Result<u64> = self
+                .query(
+                    redis::cmd("XTRIM")
+                        .arg(key)
+                        .arg("MINID")
+                        .arg("~")
+                        .arg(min_id),
+                )
+                .await;
+            if let Err(err) = trimmed {
+                tracing::debug!(%err, key, "cannot apply the ttl");
+            }
+        }
+    }
+
+    /// Entries not yet acknowledged by the group: never delivered (the
+    /// group's lag) plus pending. Also sets the queue-length gauge.
+    pub(crate) async fn backlog_count(&self) -> Result<u64> {
+        let inner = &self.inner;
+        let reply: Result<redis::Value> = self
+            .query(redis::cmd("XINFO").arg("GROUPS").arg(&inner.keys.events))
+            .await;
+        let groups = match reply {
+            Ok(groups) => groups,
+            Err(Error::Redis(err)) if err.to_string().contains("no such key") => {
+                inner.metrics.queue_length.set(0);
+                return Ok(0);
+            }
+            Err(err) => return Err(err),
+        };
+        let group = match groups {
+            redis::Value::Array(groups) => groups.into_iter().map(entry::pairs).find(|fields| {
+                fields.iter().any(|(key, value)| {
+                    key == "name" && entry::string(value).as_deref() == Some(&inner.options.group)
+                })
+            }),
+            _ => None,
+        };
+        let count = match group {
+            // The group vanished: it is recreated at the start of the stream.
+            None => {
+                self.query(redis::cmd("XLEN").arg(&inner.keys.events))
+                    .await?
+            }
+            Some(fields) => {
+                let get = |name: &str| fields.iter().find(|(key, _)| key == name).map(|(_, v)| v);
+                let pending = get("pending").and_then(entry::integer).unwrap_or(0);
+                let lag = match get("lag").and_then(entry::integer) {
+                    Some(lag) => lag,
+                    None => {
+                        let last = get("last-delivered-id")
+                            .and_then(entry::string)
+                            .unwrap_or_else(|| "0-0".into());
+                        self.count_after(&last).await?
+                    }
+                };
+                pending + lag
+            }
+        };
+        inner
+            .metrics
+            .queue_length
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+        Ok(count)
+    }
+
+    /// Counts entries after `id` when Redis cannot tell the lag (after
+    /// deletions inside the stream).
+    async fn count_after(&self, id: &str) -> Result<u64> {
+        const PAGE: usize = 1000;
+        let mut start = format!("({id}");
+        let mut count = 0u64;
+        loop {
+            let ids: Vec<(String, redis::Value)> = self
+                .query(
+                    redis::cmd("XRANGE")
+                        .arg(&self.inner.keys.events)
+                        .arg(&start)
+                        .arg("+")
+                        .arg("COUNT")
+                        .arg(PAGE),
+                )
+                .await?;
+            count += ids.len() as u64;
+            match ids.last() {
+                Some((last, _)) if ids.len() == PAGE => start = format!("({last}"),
+                _ => return Ok(count),
+            }
+        }
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("RedisStore")
+            .field("events", &inner.keys.events)
+            .field("group", &inner.options.group)
+            .field("consumer", &inner.options.consumer)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl EventStore for RedisStore {
+    /// Appends the event to the events stream: the stream is both the event
+    /// log and the queue, so a saved event is also delivered to the group.
+    async fn save_event(&self, event: &StoredEvent) -> soiree::Result<()> {
+        self.append(event).await?;
+        Ok(())
+    }
+
+    async fn save_handler_result(&self, result: &StoredResult) -> soiree::Result<()> {
+        let inner = &self.inner;
+        let json = serde_json::to_vec(result).map_err(Error::from)?;
+        let mut pipe = redis::pipe();
+        let xadd = pipe.cmd("XADD").arg(&inner.keys.results);
+        if let Some(max) = inner.options.results_max_len {
+            xadd.arg("MAXLEN").arg("~").arg(max);
+        }
+        xadd.arg("*").arg(field::RESULT).arg(json).ignore();
+        if !result.event_id.is_empty() {
+            let ttl = inner.options.dedup_ttl.as_secs().max(1);
+            match &result.error {
+                None => {
+                    let key = inner.keys.dedup(&result.event_id);
+                    pipe.cmd("SADD").arg(&key).arg(&result.handler_id).ignore();
+                    pipe.cmd("EXPIRE").arg(&key).arg(ttl).ignore();
+                }
+                Some(error) => {
+                    // Kept so that a dead letter can say why the event kept failing.
+                    let key = inner.keys.last_error(&result.event_id);
+                    pipe.cmd("SET")
+                        .arg(&key)
+                        .arg(error)
+                        .arg("EX")
+                        .arg(ttl)
+                        .ignore();
+                }
+            }
+        }
+        let mut conn = inner.conn.clone();
+        pipe.query_async::<()>(&mut conn)
+            .await
+            .map_err(Error::from)?;
+        inner.metrics.results.inc();
+        Ok(())
+    }
+
+    fn queue(&self) -> Option<&dyn EventQueue> {
+        Some(self)
+    }
+
+    fn dedup(&self) -> Option<&dyn HandlerDedup> {
+        Some(self)
+    }
+
+    fn history(&self) -> Option<&dyn EventHistory> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl HandlerDedup for RedisStore {
+    async fn handler_succeeded(&self, event_id: &str, handler_id: &str) -> soiree::Result<bool> {
+        let key = self.inner.keys.dedup(event_id);
+        Ok(self
+            .query(redis::cmd("SISMEMBER").arg(key).arg(handler_id))
+            .await?)
+    }
+}
+
+/// Milliseconds since the Unix epoch (Redis stream ids are such timestamps).
+pub(crate) fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
+}
