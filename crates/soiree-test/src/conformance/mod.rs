@@ -1,0 +1,56 @@
+//! The store conformance suite: what every [`EventStore`](soiree::EventStore)
+//! must do, checked against a store the caller provides.
+//!
+//! Each check takes a fresh, isolated store (its own instance, database or
+//! key prefix), exercises one behaviour, and panics with a message naming
+//! the broken promise when the store does not keep it. A check whose ability
+//! the store lacks ([`queue`](soiree::EventStore::queue),
+//! [`dedup`](soiree::EventStore::dedup),
+//! [`history`](soiree::EventStore::history) returning `None`) returns
+//! [`Outcome::Skipped`] instead.
+//!
+//! Run the whole suite with [`run_all`] (or [`Conformance::run_all`] for
+//! non-default settings), or, better, run each check as its own test so that
+//! a failure names the check and the others still run:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use soiree::MemoryStore;
+//! use soiree_test::conformance::{self, Conformance};
+//!
+//! // In a backend's tests/store_conformance.rs, one test per check:
+//! #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+//! async fn bus_delivers_each_event_once() {
+//!     let store = Arc::new(MemoryStore::queue());
+//!     conformance::bus_delivers_each_event_once(store, &Conformance::default()).await;
+//! }
+//! ```
+//!
+//! Checks that build an [`EventBus`](soiree::EventBus) need a multi-thread
+//! runtime when the store blocks (and are best run on one anyway); every wait
+//! is bounded by [`Conformance::timeout`].
+
+mod bus;
+mod config;
+mod dedup;
+mod history;
+mod outcome;
+mod queue;
+mod results;
+mod serialization;
+mod suite;
+mod support;
+
+pub use bus::{bus_delivers_each_event_once, bus_reports_listener_errors};
+pub use config::Conformance;
+pub use dedup::dedup_is_scoped_per_event_and_handler;
+pub use history::{event_history_pages_cover_all_events, saved_events_read_back_identical};
+pub use outcome::{Outcome, Report};
+pub use queue::{
+    queue_ack_removes_from_backlog, queue_dequeue_respects_max,
+    queue_empty_dequeue_returns_nothing, queue_is_fifo_for_one_consumer, queue_redelivers_unacked,
+    queue_round_trip, queue_unacked_stays_in_backlog,
+};
+pub use results::handler_results_read_back;
+pub use serialization::unserializable_payload_persists_nothing;
+pub use suite::{Check, IntoStore, run_all};
