@@ -1,0 +1,505 @@
+//! RedisStore as a bus's queue: enqueue, consume, results, dedup, recovery,
+//! dead letters, close — each test against its own redis-server.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use soiree::{
+    Event, EventBus, EventQueue, EventStore, MetricsRegistry, PROPERTY_EVENT_ID, StoredEvent,
+    StoredResult,
+};
+use soiree_redis::RedisStore;
+use support::{builder, eventually, raw};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn stored(topic: &str, id: &str) -> StoredEvent {
+    let event = Event::new(topic, serde_json::json!({ "id": id }));
+    event.properties().set(PROPERTY_EVENT_ID, id);
+    StoredEvent::from_event(&event).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emitted_events_are_stored_consumed_and_acknowledged() {
+    let server = server_or_skip!();
+    let registry = MetricsRegistry::new();
+    let store = RedisStore::builder(&server.url())
+        .prefix("e2e:")
+        .metrics_registry(registry.clone())
+        .build()
+        .await
+        .unwrap();
+    let bus = EventBus::builder().store(store.clone()).build().unwrap();
+    let seen = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
+    let s = Arc::clone(&seen);
+    bus.on_named("count", "user.created", move |ctx| {
+        let s = Arc::clone(&s);
+        async move {
+            let n: u64 = ctx.payload_as::<serde_json::Value>().map_or_else(
+                || serde_json::from_value(ctx.payload().to_json().unwrap()).unwrap(),
+                |v| v.as_u64().unwrap(),
+            );
+            assert!(n < 100);
+            *s.lock()
+                .unwrap()
+                .entry(ctx.event_id().unwrap())
+                .or_default() += 1;
+            Ok(())
+        }
+    })
+    .unwrap();
+    for i in 0..100u64 {
+        let errors: Vec<_> = bus.emit("user.created", i).collect().await;
+        assert!(errors.is_empty(), "emit {i}: {errors:?}");
+    }
+    tokio::time::timeout(LIMIT, bus.wait_for_idle())
+        .await
+        .expect("wait_for_idle returns");
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 100, "every event handled");
+        assert!(seen.values().all(|&n| n == 1), "each once: {seen:?}");
+    }
+    assert_eq!(store.backlog().await.unwrap(), 0);
+    assert!(store.pending(None, 10).await.unwrap().items.is_empty());
+
+    // The stream holds the Go package's envelope: {topic, payload, properties}.
+    let mut conn = raw(&server).await;
+    let first: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+        .arg("e2e:events")
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&first[0].1["event"]).unwrap();
+    assert_eq!(json["topic"], "user.created");
+    assert_eq!(json["payload"], 0);
+    assert!(json["properties"][PROPERTY_EVENT_ID].is_string());
+
+    // History pages cover every event and result.
+    let mut events = 0;
+    let mut cursor = None;
+    loop {
+        let page = store.events(cursor.as_deref(), 30).await.unwrap();
+        events += page.items.len();
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(events, 100);
+    let results = store.results(None, 1000).await.unwrap();
+    assert_eq!(results.items.len(), 100);
+    assert!(
+        results
+            .items
+            .iter()
+            .all(|r| r.succeeded() && r.handler_id == "count")
+    );
+
+    let metrics = registry.encode();
+    for line in [
+        r#"soiree_redis_events_persisted_total{stream="e2e:events"} 100"#,
+        r#"soiree_redis_events_dequeued_total{stream="e2e:events"} 100"#,
+        r#"soiree_redis_results_persisted_total{stream="e2e:events"} 100"#,
+        r#"soiree_redis_queue_length{stream="e2e:events"} 0"#,
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+    tokio::time::timeout(LIMIT, bus.close())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_emit_yields_a_store_error() {
+    let mut server = server_or_skip!();
+    let store = builder(&server, "c1").build().await.unwrap();
+    let bus = EventBus::builder()
+        .store(store)
+        .consume(false)
+        .build()
+        .unwrap();
+    server.kill();
+    let errors: Vec<_> = tokio::time::timeout(LIMIT, bus.emit("user.created", 1).collect())
+        .await
+        .unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(matches!(errors[0], soiree::Error::Store(_)), "{errors:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_are_recorded_and_succeeded_listeners_skipped_on_replay() {
+    let server = server_or_skip!();
+    let store = builder(&server, "c1").build().await.unwrap();
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let f = Arc::clone(&failures);
+    let bus = EventBus::builder()
+        .store(store.clone())
+        .error_handler(move |_event, err| {
+            f.lock().unwrap().push(err.to_string());
+            None
+        })
+        .build()
+        .unwrap();
+    let (ok_runs, bad_runs) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let ok = Arc::clone(&ok_runs);
+    bus.on_named("ok", "order.paid", move |_ctx| {
+        ok.fetch_add(1, Ordering::SeqCst);
+        async { Ok(()) }
+    })
+    .unwrap();
+    let bad = Arc::clone(&bad_runs);
+    bus.on_named("bad", "order.paid", move |_ctx| {
+        bad.fetch_add(1, Ordering::SeqCst);
+        async { Err("card declined".into()) }
+    })
+    .unwrap();
+    let event = Event::new("order.paid", 42);
+    event.properties().set(PROPERTY_EVENT_ID, "evt-1");
+    let errors: Vec<_> = bus.emit("order.paid", event).collect().await;
+    assert!(
+        errors.is_empty(),
+        "the emission ends once stored: {errors:?}"
+    );
+    tokio::time::timeout(LIMIT, bus.wait_for_idle())
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            ok_runs.load(Ordering::SeqCst),
+            bad_runs.load(Ordering::SeqCst)
+        ),
+        (1, 1)
+    );
+    assert_eq!(failures.lock().unwrap().len(), 1);
+    assert!(failures.lock().unwrap()[0].contains("card declined"));
+
+    let dedup = store.dedup().unwrap();
+    assert!(dedup.handler_succeeded("evt-1", "ok").await.unwrap());
+    assert!(!dedup.handler_succeeded("evt-1", "bad").await.unwrap());
+    assert!(!dedup.handler_succeeded("evt-2", "ok").await.unwrap());
+
+    store.replay("evt-1").await.unwrap();
+    tokio::time::timeout(LIMIT, bus.wait_for_idle())
+        .await
+        .unwrap();
+    assert_eq!(
+        ok_runs.load(Ordering::SeqCst),
+        1,
+        "succeeded listener skipped on replay"
+    );
+    assert_eq!(
+        bad_runs.load(Ordering::SeqCst),
+        2,
+        "failed listener runs again"
+    );
+
+    let results = store.results(None, 100).await.unwrap().items;
+    let expected = [
+        StoredResult::new("order.paid", "evt-1", "ok", 1, None),
+        StoredResult::new(
+            "order.paid",
+            "evt-1",
+            "bad",
+            1,
+            Some("card declined".into()),
+        ),
+        StoredResult::new(
+            "order.paid",
+            "evt-1",
+            "bad",
+            1,
+            Some("card declined".into()),
+        ),
+    ];
+    assert_eq!(results, expected);
+    assert!(matches!(
+        store.replay("nope").await,
+        Err(soiree_redis::Error::NotFound(_))
+    ));
+    bus.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_of_a_dead_consumer_are_claimed_counted_and_dead_lettered() {
+    let server = server_or_skip!();
+    let claim = Duration::from_millis(150);
+    let make = |name: &str| {
+        builder(&server, name)
+            .claim_timeout(claim)
+            .max_deliveries(3)
+            .build()
+    };
+    let (a, b) = (make("a").await.unwrap(), make("b").await.unwrap());
+    a.enqueue(&stored("job.run", "evt-9")).await.unwrap();
+    a.save_handler_result(&StoredResult::new(
+        "job.run",
+        "evt-9",
+        "h",
+        1,
+        Some("boom".into()),
+    ))
+    .await
+    .unwrap();
+
+    let first = a.dequeue(10, Duration::from_millis(100)).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].delivery_count, 1);
+    // `a` dies without acknowledging; `b` claims after the claim timeout.
+    let mut counts = vec![1];
+    let mut consumers = [&b, &a].into_iter().cycle();
+    for _ in 0..20 {
+        tokio::time::sleep(claim + Duration::from_millis(50)).await;
+        let consumer = consumers.next().unwrap();
+        let got = consumer
+            .dequeue(10, Duration::from_millis(50))
+            .await
+            .unwrap();
+        if let Some(delivery) = got.first() {
+            assert_eq!(delivery.receipt, first[0].receipt);
+            assert_eq!(delivery.event.id(), Some("evt-9"));
+            counts.push(delivery.delivery_count);
+        } else if !a.dead_letters(None, 10).await.unwrap().items.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(
+        counts,
+        vec![1, 2, 3],
+        "delivery count tracked across consumers"
+    );
+    let letters = a.dead_letters(None, 10).await.unwrap().items;
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].entry_id, first[0].receipt);
+    assert_eq!(letters[0].deliveries, 4);
+    assert!(
+        letters[0].error.contains("boom"),
+        "last error kept: {}",
+        letters[0].error
+    );
+    assert_eq!(
+        letters[0].event.as_ref().and_then(|e| e.id()),
+        Some("evt-9")
+    );
+    assert!(
+        a.pending(None, 10).await.unwrap().items.is_empty(),
+        "acknowledged after the copy"
+    );
+    assert_eq!(a.backlog().await.unwrap(), 0);
+
+    // Replaying the dead letter enqueues the event again with its id.
+    assert_eq!(
+        a.replay_dead_letters(|l| l.error.contains("boom"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(a.dead_letters(None, 10).await.unwrap().items.is_empty());
+    let again = b.dequeue(10, Duration::from_millis(500)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].event.id(), Some("evt-9"));
+    assert_eq!(again[0].delivery_count, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bus_finishes_what_a_crashed_consumer_left() {
+    let server = server_or_skip!();
+    let claim = Duration::from_millis(200);
+    let dead = builder(&server, "dead")
+        .claim_timeout(claim)
+        .build()
+        .await
+        .unwrap();
+    for i in 0..5 {
+        dead.enqueue(&stored("job.run", &format!("evt-{i}")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        dead.dequeue(3, Duration::from_millis(100))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    drop(dead);
+
+    let store = builder(&server, "live")
+        .claim_timeout(claim)
+        .build()
+        .await
+        .unwrap();
+    let bus = EventBus::builder().store(store.clone()).build().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    bus.on_named("h", "job.run", move |ctx| {
+        s.lock().unwrap().push(ctx.event_id().unwrap());
+        async { Ok(()) }
+    })
+    .unwrap();
+    tokio::time::timeout(LIMIT, bus.wait_for_idle())
+        .await
+        .unwrap();
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(seen, (0..5).map(|i| format!("evt-{i}")).collect::<Vec<_>>());
+    assert_eq!(store.backlog().await.unwrap(), 0);
+    bus.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_consumer_first_rereads_its_own_pending_entries() {
+    let server = server_or_skip!();
+    // A long claim timeout: only the re-read at start can deliver these.
+    let make = || {
+        builder(&server, "same")
+            .claim_timeout(Duration::from_secs(600))
+            .build()
+    };
+    let before = make().await.unwrap();
+    before.enqueue(&stored("job.run", "evt-1")).await.unwrap();
+    assert_eq!(
+        before
+            .dequeue(10, Duration::from_millis(100))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    drop(before);
+    let after = make().await.unwrap();
+    let again = after.dequeue(10, Duration::from_millis(100)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].event.id(), Some("evt-1"));
+    assert_eq!(again[0].delivery_count, 2);
+    after.ack(&[again[0].receipt.clone()]).await.unwrap();
+    assert_eq!(after.backlog().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_entries_are_dead_lettered_and_the_consumer_carries_on() {
+    let server = server_or_skip!();
+    let store = builder(&server, "c1").build().await.unwrap();
+    let mut conn = raw(&server).await;
+    for fields in [
+        vec![("event", "not json")],
+        vec![("other", "x")],
+        vec![("event", r#"{"payload": 1}"#)],
+    ] {
+        let _: String = redis::cmd("XADD")
+            .arg("soiree:events")
+            .arg("*")
+            .arg(&fields)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    store
+        .enqueue(&stored("user.created", "good"))
+        .await
+        .unwrap();
+    let bus = EventBus::builder().store(store.clone()).build().unwrap();
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let h = Arc::clone(&handled);
+    bus.on("**", move |ctx| {
+        h.lock().unwrap().push(ctx.event_id());
+        async { Ok(()) }
+    })
+    .unwrap();
+    tokio::time::timeout(LIMIT, bus.wait_for_idle())
+        .await
+        .unwrap();
+    assert_eq!(*handled.lock().unwrap(), vec![Some("good".to_owned())]);
+    let letters = store.dead_letters(None, 10).await.unwrap().items;
+    assert_eq!(letters.len(), 3);
+    assert!(
+        letters.iter().all(|l| l.error.starts_with("parse error")),
+        "{letters:?}"
+    );
+    assert_eq!(letters[0].raw.as_deref(), Some("not json"));
+    assert!(letters[1].raw.as_deref().unwrap().contains("other"));
+    assert!(letters.iter().all(|l| l.event.is_none()));
+    assert_eq!(store.backlog().await.unwrap(), 0);
+    // Malformed letters cannot be replayed; they stay.
+    assert_eq!(store.replay_dead_letters(|_| true).await.unwrap(), 0);
+    assert_eq!(store.dead_letters(None, 10).await.unwrap().items.len(), 3);
+    bus.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_is_bounded_and_leaves_the_rest_for_other_consumers() {
+    let server = server_or_skip!();
+    let producer = EventBus::builder()
+        .store(builder(&server, "producer").build().await.unwrap())
+        .consume(false)
+        .build()
+        .unwrap();
+    for i in 0..20 {
+        let errors: Vec<_> = producer.emit("job.run", i).collect().await;
+        assert!(errors.is_empty());
+    }
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let slow_store = builder(&server, "slow").build().await.unwrap();
+    // A long poll: close must not wait for the blocked read.
+    let slow = EventBus::builder()
+        .store(slow_store.clone())
+        .workers(2)
+        .poll_wait(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let h = Arc::clone(&handled);
+    slow.on_named("h", "job.run", move |ctx| {
+        let h = Arc::clone(&h);
+        async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            h.lock().unwrap().push(ctx.event_id().unwrap());
+            Ok(())
+        }
+    })
+    .unwrap();
+    assert!(eventually(LIMIT, || async { !handled.lock().unwrap().is_empty() }).await);
+    tokio::time::timeout(LIMIT, slow.close())
+        .await
+        .expect("close is bounded")
+        .unwrap();
+    let after_close = handled.lock().unwrap().len();
+    let backlog = slow_store.backlog().await.unwrap();
+    assert!(after_close < 20, "stopped early: {after_close}");
+    assert_eq!(after_close as u64 + backlog, 20, "nothing lost at close");
+
+    // Another consumer takes over the rest.
+    let next_store = builder(&server, "next")
+        .claim_timeout(Duration::from_millis(200))
+        .build()
+        .await
+        .unwrap();
+    let next = EventBus::builder()
+        .store(next_store.clone())
+        .build()
+        .unwrap();
+    let h = Arc::clone(&handled);
+    next.on_named("h", "job.run", move |ctx| {
+        h.lock().unwrap().push(ctx.event_id().unwrap());
+        async { Ok(()) }
+    })
+    .unwrap();
+    tokio::time::timeout(LIMIT, next.wait_for_idle())
+        .await
+        .unwrap();
+    let mut ids = handled.lock().unwrap().clone();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 20, "every event handled");
+    assert_eq!(next_store.backlog().await.unwrap(), 0);
+    next.close().await.unwrap();
+}

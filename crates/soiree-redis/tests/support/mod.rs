@@ -1,0 +1,54 @@
+//! Shared helpers of the Redis store tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use soiree::MetricsRegistry;
+use soiree_redis::{RedisStore, RedisStoreBuilder};
+pub use soiree_test::redis::RedisServer;
+
+/// Starts a server, or skips the test (outside CI) when redis-server is missing.
+#[macro_export]
+macro_rules! server_or_skip {
+    () => {
+        match $crate::support::RedisServer::start_or_skip() {
+            Some(server) => server,
+            None => return,
+        }
+    };
+}
+
+/// A builder with test-friendly settings and its own metrics registry.
+pub fn builder(server: &RedisServer, consumer: &str) -> RedisStoreBuilder {
+    RedisStore::builder(&server.url())
+        .consumer(consumer)
+        .metrics_registry(MetricsRegistry::new())
+}
+
+/// Polls `check` every 20 ms until it returns true, at most `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A plain connection to the server, for setting up and checking raw keys.
+pub async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url())
+        .expect("valid url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect")
+}
