@@ -195,9 +195,7 @@ impl EventBusBuilder {
             index: TopicIndex::default(),
             error_handler: self.error_handler,
             panic_handler: self.panic_handler,
-            id_generator: self
-                .id_generator
-                .unwrap_or_else(|| Arc::new(|| ulid::Ulid::generate().to_string())),
+            id_generator: self.id_generator,
             store: self.store,
             retry: self.retry,
             error_buffer: self.error_buffer,

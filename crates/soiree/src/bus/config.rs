@@ -30,7 +30,8 @@ pub(crate) struct BusInner {
     pub(crate) index: TopicIndex<ListenerEntry>,
     pub(crate) error_handler: Option<ErrorHandler>,
     pub(crate) panic_handler: Option<PanicHandler>,
-    pub(crate) id_generator: IdGenerator,
+    /// `None`: ULIDs.
+    pub(crate) id_generator: Option<IdGenerator>,
     pub(crate) store: Option<Arc<dyn EventStore>>,
     pub(crate) retry: RetryPolicy,
     pub(crate) error_buffer: usize,
@@ -49,6 +50,16 @@ pub(crate) struct ConsumerConfig {
     pub(crate) poll_wait: Duration,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
+}
+
+impl BusInner {
+    /// A new listener id.
+    pub(crate) fn next_id(&self) -> String {
+        match &self.id_generator {
+            Some(generate) => generate(),
+            None => ulid::Ulid::generate().to_string(),
+        }
+    }
 }
 
 impl fmt::Debug for BusInner {

@@ -10,7 +10,7 @@ use crate::listener::ListenerEntry;
 use crate::topic::{validate_pattern, validate_topic};
 use crate::{
     BoxError, Context, Error, EventContext, IntoEvent, Listener, ListenerBinding, ListenerId,
-    PROPERTY_EVENT_ID, Result,
+    Result,
 };
 
 /// An in-process event bus: listeners register on topic patterns, and each
@@ -84,7 +84,7 @@ impl EventBus {
         F: Fn(EventContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
-        let id = ListenerId::new((self.inner.id_generator)());
+        let id = ListenerId::new(self.inner.next_id());
         self.insert(id, pattern, Arc::new(listener))
     }
 
@@ -107,7 +107,7 @@ impl EventBus {
     pub(crate) fn register_binding(&self, binding: &ListenerBinding) -> Result<ListenerId> {
         let id = match &binding.name {
             Some(name) => ListenerId::new(name.as_str()),
-            None => ListenerId::new((self.inner.id_generator)()),
+            None => ListenerId::new(self.inner.next_id()),
         };
         self.insert(id, &binding.pattern, Arc::clone(&binding.listener))
     }
@@ -255,7 +255,7 @@ impl EventBus {
         }
         event
             .properties()
-            .get_or_insert_with(PROPERTY_EVENT_ID, || (inner.id_generator)());
+            .ensure_event_id(inner.id_generator.as_deref());
         let work = if queued {
             Work::Enqueue
         } else {

@@ -69,7 +69,7 @@ impl Event {
         self.payload = payload;
     }
 
-    /// The properties, shared by every listener of one emission.
+    /// The properties, seen by every listener of the emission.
     pub fn properties(&self) -> &Properties {
         &self.properties
     }

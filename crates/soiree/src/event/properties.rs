@@ -1,8 +1,10 @@
 //! Properties: JSON metadata shared by the listeners of one emission.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::fmt;
+use std::sync::{Mutex, MutexGuard};
 
 use serde_json::{Map, Value};
+use ulid::Ulid;
 
 /// The reserved property key that holds an event's id: the idempotency key
 /// across retries and replays. Set on every emitted event that lacks one.
@@ -10,8 +12,13 @@ pub const PROPERTY_EVENT_ID: &str = "soiree.event_id";
 
 /// Ad-hoc metadata carried with an event.
 ///
-/// Properties are a shared handle: clones see the same map, so a listener sees
-/// what an earlier listener of the same emission set.
+/// Every listener of an emission sees the event's one property map, so a
+/// listener sees what an earlier listener of the same emission set. Cloning
+/// `Properties` (or an [`Event`](crate::Event)) copies the map.
+///
+/// The event id (`soiree.event_id`) is a property like any other to readers;
+/// the bus keeps a generated id in compact form and renders it on demand, so
+/// emitting allocates no map entry for it.
 ///
 /// # Examples
 ///
@@ -23,9 +30,31 @@ pub const PROPERTY_EVENT_ID: &str = "soiree.event_id";
 /// assert_eq!(props.get_str("name").as_deref(), Some("Ada Lovelace"));
 /// assert_eq!(props.get("age"), Some(serde_json::json!(36)));
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
 pub struct Properties {
-    inner: Arc<Mutex<Map<String, Value>>>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct State {
+    map: Map<String, Value>,
+    /// The `soiree.event_id` property, kept apart from the map.
+    event_id: Option<EventId>,
+}
+
+#[derive(Debug, Clone)]
+enum EventId {
+    Generated(Ulid),
+    Value(Value),
+}
+
+impl EventId {
+    fn to_value(&self) -> Value {
+        match self {
+            Self::Generated(ulid) => Value::String(ulid.to_string()),
+            Self::Value(value) => value.clone(),
+        }
+    }
 }
 
 impl Properties {
@@ -34,71 +63,150 @@ impl Properties {
         Self::default()
     }
 
-    /// Creates properties from an existing JSON map.
-    pub fn from_map(map: Map<String, Value>) -> Self {
+    /// Creates properties from a JSON map.
+    pub fn from_map(mut map: Map<String, Value>) -> Self {
+        let event_id = map.remove(PROPERTY_EVENT_ID).map(EventId::Value);
         Self {
-            inner: Arc::new(Mutex::new(map)),
+            state: Mutex::new(State { map, event_id }),
         }
     }
 
     /// Sets `key` to `value`, replacing any earlier value, and returns `self`
     /// so calls can be chained.
     pub fn set(&self, key: impl Into<String>, value: impl Into<Value>) -> &Self {
-        self.lock().insert(key.into(), value.into());
+        let key = key.into();
+        let value = value.into();
+        let mut state = self.lock();
+        if key == PROPERTY_EVENT_ID {
+            state.event_id = Some(EventId::Value(value));
+        } else {
+            state.map.insert(key, value);
+        }
         self
     }
 
     /// Returns a copy of the value at `key`.
     pub fn get(&self, key: &str) -> Option<Value> {
-        self.lock().get(key).cloned()
+        let state = self.lock();
+        if key == PROPERTY_EVENT_ID {
+            return state.event_id.as_ref().map(EventId::to_value);
+        }
+        state.map.get(key).cloned()
     }
 
     /// Returns the value at `key` when it is a string.
     pub fn get_str(&self, key: &str) -> Option<String> {
-        match self.lock().get(key) {
-            Some(Value::String(s)) => Some(s.clone()),
+        match self.get(key)? {
+            Value::String(s) => Some(s),
             _ => None,
         }
     }
 
     /// Removes `key`, returning its value.
     pub fn remove(&self, key: &str) -> Option<Value> {
-        self.lock().remove(key)
+        let mut state = self.lock();
+        if key == PROPERTY_EVENT_ID {
+            return state.event_id.take().map(|id| id.to_value());
+        }
+        state.map.remove(key)
     }
 
     /// Reports whether `key` is set.
     pub fn contains(&self, key: &str) -> bool {
-        self.lock().contains_key(key)
+        let state = self.lock();
+        if key == PROPERTY_EVENT_ID {
+            return state.event_id.is_some();
+        }
+        state.map.contains_key(key)
     }
 
     /// The number of properties.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        let state = self.lock();
+        state.map.len() + usize::from(state.event_id.is_some())
     }
 
     /// Reports whether there are no properties.
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.len() == 0
     }
 
     /// A copy of every property.
     pub fn to_map(&self) -> Map<String, Value> {
-        self.lock().clone()
+        let state = self.lock();
+        let mut map = state.map.clone();
+        if let Some(id) = &state.event_id {
+            map.insert(PROPERTY_EVENT_ID.to_owned(), id.to_value());
+        }
+        map
     }
 
-    /// Sets `key` to `value` unless it is already set; returns the value now held.
-    pub(crate) fn get_or_insert_with(&self, key: &str, value: impl FnOnce() -> String) -> Value {
-        self.lock()
-            .entry(key)
-            .or_insert_with(|| Value::String(value()))
-            .clone()
+    /// Gives the event an id unless it has one: from `generate`, or else a
+    /// ULID kept in compact form.
+    pub(crate) fn ensure_event_id(&self, generate: Option<&(dyn Fn() -> String + Send + Sync)>) {
+        let mut state = self.lock();
+        if state.event_id.is_none() {
+            state.event_id = Some(match generate {
+                Some(generate) => EventId::Value(Value::String(generate())),
+                None => EventId::Generated(Ulid::generate()),
+            });
+        }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Map<String, Value>> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         // Map operations cannot leave the map inconsistent, so a panic elsewhere
         // while the lock was held does not invalidate it.
-        self.inner
+        self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Clone for Properties {
+    fn clone(&self) -> Self {
+        Self {
+            state: Mutex::new(self.lock().clone()),
+        }
+    }
+}
+
+impl fmt::Debug for Properties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.to_map()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_id_reads_like_any_property() {
+        let props = Properties::new();
+        assert!(!props.contains(PROPERTY_EVENT_ID));
+        props.ensure_event_id(None);
+        let id = props.get_str(PROPERTY_EVENT_ID).unwrap();
+        assert_eq!(id.len(), 26, "a ULID string");
+        assert_eq!(props.to_map()[PROPERTY_EVENT_ID], Value::String(id.clone()));
+        assert_eq!(props.len(), 1);
+        props.ensure_event_id(None);
+        assert_eq!(
+            props.get_str(PROPERTY_EVENT_ID),
+            Some(id),
+            "kept when present"
+        );
+        props.set(PROPERTY_EVENT_ID, "custom");
+        assert_eq!(props.get_str(PROPERTY_EVENT_ID).as_deref(), Some("custom"));
+        assert_eq!(props.remove(PROPERTY_EVENT_ID), Some(Value::from("custom")));
+        assert!(props.is_empty());
+    }
+
+    #[test]
+    fn from_map_keeps_a_stored_id() {
+        let mut map = Map::new();
+        map.insert(PROPERTY_EVENT_ID.into(), "evt-1".into());
+        map.insert("k".into(), 1.into());
+        let props = Properties::from_map(map.clone());
+        assert_eq!(props.to_map(), map);
     }
 }

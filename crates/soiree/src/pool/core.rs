@@ -16,6 +16,9 @@ use super::options::validate_workers;
 use crate::metrics::PoolMetrics;
 use crate::{Error, MetricsRegistry, PoolOptions, Result};
 
+/// Scheduler turns an idle worker waits for more work before exiting.
+const LINGER_TURNS: usize = 16;
+
 /// A unit of work the pool runs.
 pub(crate) trait Job: Send + 'static {
     fn run(self) -> impl Future<Output = ()> + Send;
@@ -171,6 +174,19 @@ impl<J: Job> PoolCore<J> {
             .is_ok()
     }
 
+    /// Stays a few scheduler turns for more work before exiting: a producer
+    /// emitting in a loop refills the queue within microseconds, and a worker
+    /// that stays saves a task spawn and a thread wake-up per job.
+    async fn linger(&self) -> bool {
+        for _ in 0..LINGER_TURNS {
+            tokio::task::yield_now().await;
+            if !self.queue.is_empty() {
+                return true;
+            }
+        }
+        false
+    }
+
     async fn work(self: Arc<Self>) {
         loop {
             while let Some(job) = self.queue.pop() {
@@ -191,6 +207,9 @@ impl<J: Job> PoolCore<J> {
                 // Let other tasks on this thread run between jobs that never
                 // yield on their own.
                 tokio::task::consume_budget().await;
+            }
+            if self.linger().await {
+                continue;
             }
             self.active.fetch_sub(1, Ordering::AcqRel);
             // A job pushed after our last pop may have seen every worker slot
