@@ -74,6 +74,8 @@ conformance_tests! {
     bus_delivers_each_event_once: [tokio::test(flavor = "multi_thread", worker_threads = 2)], PASSED, PASSED;
     bus_reports_listener_errors: [tokio::test(flavor = "multi_thread", worker_threads = 2)], PASSED, PASSED;
     unserializable_payload_persists_nothing: [tokio::test(flavor = "multi_thread", worker_threads = 2)], PASSED, PASSED;
+    bus_skips_listeners_that_already_succeeded: [tokio::test(flavor = "multi_thread", worker_threads = 2)], PASSED, PASSED;
+    queue_carries_events_between_buses: [tokio::test(flavor = "multi_thread", worker_threads = 2)], NO_QUEUE, PASSED;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,6 +36,7 @@ mod dedup;
 mod history;
 mod outcome;
 mod queue;
+mod replay;
 mod results;
 mod serialization;
 mod suite;
@@ -51,6 +52,7 @@ pub use queue::{
     queue_empty_dequeue_returns_nothing, queue_is_fifo_for_one_consumer, queue_redelivers_unacked,
     queue_round_trip, queue_unacked_stays_in_backlog,
 };
+pub use replay::{bus_skips_listeners_that_already_succeeded, queue_carries_events_between_buses};
 pub use results::handler_results_read_back;
 pub use serialization::unserializable_payload_persists_nothing;
 pub use suite::{Check, IntoStore, run_all};

@@ -42,11 +42,15 @@ pub enum Check {
     BusReportsListenerErrors,
     /// [`unserializable_payload_persists_nothing`](super::unserializable_payload_persists_nothing)
     UnserializablePayloadPersistsNothing,
+    /// [`bus_skips_listeners_that_already_succeeded`](super::bus_skips_listeners_that_already_succeeded)
+    BusSkipsListenersThatAlreadySucceeded,
+    /// [`queue_carries_events_between_buses`](super::queue_carries_events_between_buses)
+    QueueCarriesEventsBetweenBuses,
 }
 
 impl Check {
     /// Every check, in the order [`run_all`] runs them.
-    pub const ALL: [Check; 14] = [
+    pub const ALL: [Check; 16] = [
         Check::SavedEventsReadBackIdentical,
         Check::EventHistoryPagesCoverAllEvents,
         Check::HandlerResultsReadBack,
@@ -61,6 +65,8 @@ impl Check {
         Check::BusDeliversEachEventOnce,
         Check::BusReportsListenerErrors,
         Check::UnserializablePayloadPersistsNothing,
+        Check::BusSkipsListenersThatAlreadySucceeded,
+        Check::QueueCarriesEventsBetweenBuses,
     ];
 
     /// The check's name: the name of its function.
@@ -82,6 +88,10 @@ impl Check {
             Check::UnserializablePayloadPersistsNothing => {
                 "unserializable_payload_persists_nothing"
             }
+            Check::BusSkipsListenersThatAlreadySucceeded => {
+                "bus_skips_listeners_that_already_succeeded"
+            }
+            Check::QueueCarriesEventsBetweenBuses => "queue_carries_events_between_buses",
         }
     }
 
@@ -133,6 +143,12 @@ impl Check {
             }
             Check::UnserializablePayloadPersistsNothing => {
                 super::unserializable_payload_persists_nothing(store, config).await
+            }
+            Check::BusSkipsListenersThatAlreadySucceeded => {
+                super::bus_skips_listeners_that_already_succeeded(store, config).await
+            }
+            Check::QueueCarriesEventsBetweenBuses => {
+                super::queue_carries_events_between_buses(store, config).await
             }
         }
     }
