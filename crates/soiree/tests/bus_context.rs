@@ -181,8 +181,11 @@ async fn extensions_reach_every_listener() {
 /// Records every new span's name and its parent's id.
 #[derive(Clone, Default)]
 struct SpanTree {
-    spans: Arc<Mutex<Vec<(String, span::Id, Option<span::Id>)>>>,
+    spans: Arc<Mutex<Vec<SpanRecord>>>,
 }
+
+/// A span's name, id and parent id.
+type SpanRecord = (String, span::Id, Option<span::Id>);
 
 impl<S> tracing_subscriber::Layer<S> for SpanTree
 where

@@ -217,7 +217,10 @@ async fn an_event_on_another_topic_is_a_mismatch() {
 }
 
 /// Records `ctx.event_id()` and the property, per listener run.
-fn id_recorder(bus: &EventBus, pattern: &str) -> Arc<Mutex<Vec<(Option<String>, Option<String>)>>> {
+/// Per listener run: `ctx.event_id()` and the `soiree.event_id` property.
+type SeenIds = Arc<Mutex<Vec<(Option<String>, Option<String>)>>>;
+
+fn id_recorder(bus: &EventBus, pattern: &str) -> SeenIds {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
     bus.on(pattern, move |ctx| {

@@ -42,7 +42,7 @@ async fn on_named_gives_a_stable_id() {
     assert_eq!(id.as_str(), "send-welcome");
     assert_eq!(id.to_string(), "send-welcome");
     emit_ok(&bus, "user.created").await;
-    assert_eq!(*seen.lock().unwrap(), [id.clone()]);
+    assert_eq!(seen.lock().unwrap().as_slice(), std::slice::from_ref(&id));
     assert_eq!(
         bus.listeners(),
         [("user.created".to_owned(), vec![id.clone()])]

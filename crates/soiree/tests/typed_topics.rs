@@ -312,8 +312,11 @@ async fn bindings_register_through_register_listeners_with_names() {
 /// their parents.
 #[derive(Clone, Default)]
 struct Observed {
-    spans: Arc<Mutex<Vec<(Vec<(String, String)>, Option<String>)>>>,
+    spans: Arc<Mutex<Vec<ObservedSpan>>>,
 }
+
+/// A span's fields (name, value) and its parent's name.
+type ObservedSpan = (Vec<(String, String)>, Option<String>);
 
 struct Fields(Vec<(String, String)>);
 
