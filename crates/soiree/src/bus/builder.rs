@@ -183,15 +183,13 @@ impl EventBusBuilder {
 
     /// Builds from options that passed validation (the defaults do).
     pub(crate) fn build_validated(self) -> EventBus {
-        let pool = PoolCore::new(&self.pool);
         let registry = self
             .pool
             .registry
             .clone()
             .unwrap_or_else(|| MetricsRegistry::global().clone());
         let live_key = live::next_key();
-        let inner = Arc::new(BusInner {
-            pool,
+        let inner = BusInner {
             index: TopicIndex::default(),
             error_handler: self.error_handler,
             panic_handler: self.panic_handler,
@@ -210,9 +208,10 @@ impl EventBusBuilder {
             },
             listener_metrics: ListenerMetrics::new(&registry),
             live_key,
-        });
-        live::register(live_key, Arc::downgrade(&inner));
-        EventBus::from_inner(inner)
+        };
+        let core = PoolCore::new(&self.pool, inner);
+        live::register(live_key, Arc::downgrade(&core));
+        EventBus::from_core(core)
     }
 }
 

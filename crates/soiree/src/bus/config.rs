@@ -25,8 +25,11 @@ pub type PanicHandler = Arc<dyn Fn(&ListenerPanic) + Send + Sync>;
 /// Makes listener and event ids.
 pub type IdGenerator = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// The bus: its pool, whose jobs share the bus's configuration.
+pub(crate) type BusCore = PoolCore<Job>;
+
+/// The bus's configuration and registry, shared by its jobs.
 pub(crate) struct BusInner {
-    pub(crate) pool: Arc<PoolCore<Job>>,
     pub(crate) index: TopicIndex<ListenerEntry>,
     pub(crate) error_handler: Option<ErrorHandler>,
     pub(crate) panic_handler: Option<PanicHandler>,
@@ -65,7 +68,6 @@ impl BusInner {
 impl fmt::Debug for BusInner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventBus")
-            .field("pool", &self.pool)
             .field("store", &self.store)
             .field("retry", &self.retry)
             .field("closed", &self.closed)

@@ -7,7 +7,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, mpsc};
 
 use super::dispatch::{Job, Work, handle_error};
-use super::{BusInner, EmissionState};
+use super::{BusCore, EmissionState};
 use crate::topic::validate_topic;
 use crate::{Error, EventQueue};
 
@@ -18,7 +18,8 @@ const RETRY_PAUSE: Duration = Duration::from_millis(50);
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
 
 /// Starts the bus's consumer once, if it has a queue store and consuming is on.
-pub(crate) fn start(bus: &Arc<BusInner>) {
+pub(crate) fn start(core: &Arc<BusCore>) {
+    let bus = core.context();
     let config = &bus.consumer;
     if !config.enabled || bus.store.as_deref().and_then(|s| s.queue()).is_none() {
         return;
@@ -36,18 +37,18 @@ pub(crate) fn start(bus: &Arc<BusInner>) {
     let (acks, receipts) = mpsc::unbounded_channel();
     config
         .tasks
-        .spawn_on(acknowledge(Arc::downgrade(bus), receipts), &runtime);
+        .spawn_on(acknowledge(Arc::downgrade(core), receipts), &runtime);
     config
         .tasks
-        .spawn_on(consume(Arc::downgrade(bus), acks), &runtime);
+        .spawn_on(consume(Arc::downgrade(core), acks), &runtime);
 }
 
-async fn consume(bus: Weak<BusInner>, acks: mpsc::UnboundedSender<String>) {
+async fn consume(bus: Weak<BusCore>, acks: mpsc::UnboundedSender<String>) {
     let Some(strong) = bus.upgrade() else { return };
-    let shutdown = strong.consumer.shutdown.clone();
-    let poll_wait = strong.consumer.poll_wait;
+    let shutdown = strong.context().consumer.shutdown.clone();
+    let poll_wait = strong.context().consumer.poll_wait;
     // One permit per event in flight: at most `workers` dispatch at once.
-    let in_flight = Arc::new(Semaphore::new(strong.pool.workers()));
+    let in_flight = Arc::new(Semaphore::new(strong.workers()));
     drop(strong);
     let mut pause = RETRY_PAUSE;
     loop {
@@ -62,8 +63,9 @@ async fn consume(bus: Weak<BusInner>, acks: mpsc::UnboundedSender<String>) {
         while let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() {
             permits.push(permit);
         }
-        let Some(bus) = bus.upgrade() else { return };
-        let Some(queue) = bus.store.as_deref().and_then(|s| s.queue()) else {
+        let Some(core) = bus.upgrade() else { return };
+        let bus_config = core.context();
+        let Some(queue) = bus_config.store.as_deref().and_then(|s| s.queue()) else {
             return;
         };
         let deliveries = tokio::select! {
@@ -92,11 +94,11 @@ async fn consume(bus: Weak<BusInner>, acks: mpsc::UnboundedSender<String>) {
             };
             let event = delivery.event.into_event();
             let route = match validate_topic(event.topic()) {
-                Ok(topic) => bus.index.route(topic),
+                Ok(topic) => bus_config.index.route(topic),
                 Err(err) => {
                     // Not deliverable to any listener: tell the error handler
                     // (or the log) and take it off the queue.
-                    if let Some(err) = handle_error(&bus, &event, err) {
+                    if let Some(err) = handle_error(bus_config, &event, err) {
                         tracing::warn!(%err, "queued event with an invalid topic");
                     }
                     let _ = acks.send(delivery.receipt);
@@ -109,8 +111,8 @@ async fn consume(bus: Weak<BusInner>, acks: mpsc::UnboundedSender<String>) {
                 acks: acks.clone(),
                 _permit: permit,
             };
-            let state = Arc::new(EmissionState::new(Arc::clone(&bus), event, work, false));
-            if let Err((err, _)) = bus.pool.submit(Job(state)) {
+            let state = Arc::new(EmissionState::new(event, work, false));
+            if let Err((err, _)) = core.submit(Job(state)) {
                 // Closing: the delivery stays unacknowledged for another consumer.
                 tracing::debug!(%err, "delivery left pending");
                 return;
@@ -121,11 +123,11 @@ async fn consume(bus: Weak<BusInner>, acks: mpsc::UnboundedSender<String>) {
 
 /// Acknowledges finished deliveries in batches; ends when the consumer and
 /// every delivery job are gone, after a last flush.
-async fn acknowledge(bus: Weak<BusInner>, mut receipts: mpsc::UnboundedReceiver<String>) {
+async fn acknowledge(bus: Weak<BusCore>, mut receipts: mpsc::UnboundedReceiver<String>) {
     let mut batch = Vec::with_capacity(ACK_BATCH);
     while receipts.recv_many(&mut batch, ACK_BATCH).await > 0 {
-        let Some(bus) = bus.upgrade() else { return };
-        let Some(queue) = bus.store.as_deref().and_then(|s| s.queue()) else {
+        let Some(core) = bus.upgrade() else { return };
+        let Some(queue) = core.context().store.as_deref().and_then(|s| s.queue()) else {
             return;
         };
         ack_with_retry(queue, &batch).await;

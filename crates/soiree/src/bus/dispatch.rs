@@ -8,7 +8,7 @@ use futures::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tracing::Instrument;
 
-use super::{BusInner, EmissionState};
+use super::{BusCore, BusInner, EmissionState};
 use crate::listener::{ListenerEntry, panic_message};
 use crate::topic::Route;
 use crate::{Error, Event, EventContext, ListenerPanic, StoredEvent, StoredResult};
@@ -32,17 +32,20 @@ pub(crate) enum Work {
 pub(crate) struct Job(pub(crate) Arc<EmissionState>);
 
 impl crate::pool::Job for Job {
-    fn run(self) -> impl Future<Output = ()> + Send {
-        run(self.0)
+    type Context = BusInner;
+
+    fn run(self, core: &Arc<BusCore>) -> impl Future<Output = ()> + Send {
+        run(Arc::clone(core), self.0)
     }
 }
 
-async fn run(state: Arc<EmissionState>) {
+async fn run(core: Arc<BusCore>, state: Arc<EmissionState>) {
+    let bus = core.context();
     match &state.work {
-        Work::Enqueue => enqueue(&state).await,
+        Work::Enqueue => enqueue(bus, &state).await,
         Work::Dispatch(route) => {
-            if persist(&state).await {
-                dispatch(&state, route).await;
+            if persist(bus, &state).await {
+                dispatch(&core, &state, route).await;
             }
         }
         Work::Deliver {
@@ -51,7 +54,7 @@ async fn run(state: Arc<EmissionState>) {
             acks,
             ..
         } => {
-            dispatch(&state, route).await;
+            dispatch(&core, &state, route).await;
             // The consumer's acker is gone only when the bus is closing; the
             // entry then stays pending and is delivered again.
             let _ = acks.send(receipt.clone());
@@ -63,8 +66,8 @@ async fn run(state: Arc<EmissionState>) {
 /// Saves the event to a (non-queue) store before dispatch. Returns false when
 /// it could not be saved: the listeners then do not run, so that no result is
 /// ever stored for an event that was not.
-async fn persist(state: &EmissionState) -> bool {
-    let Some(store) = &state.bus.store else {
+async fn persist(bus: &BusInner, state: &EmissionState) -> bool {
+    let Some(store) = &bus.store else {
         return true;
     };
     let saved = match StoredEvent::from_event(&state.event) {
@@ -74,14 +77,14 @@ async fn persist(state: &EmissionState) -> bool {
     match saved {
         Ok(()) => true,
         Err(err) => {
-            report(state, err);
+            report(bus, state, err);
             false
         }
     }
 }
 
-async fn enqueue(state: &EmissionState) {
-    let Some(queue) = state.bus.store.as_deref().and_then(|store| store.queue()) else {
+async fn enqueue(bus: &BusInner, state: &EmissionState) {
+    let Some(queue) = bus.store.as_deref().and_then(|store| store.queue()) else {
         return;
     };
     let enqueued = match StoredEvent::from_event(&state.event) {
@@ -89,13 +92,14 @@ async fn enqueue(state: &EmissionState) {
         Err(err) => Err(err),
     };
     if let Err(err) = enqueued {
-        report(state, err);
+        report(bus, state, err);
     }
 }
 
-async fn dispatch(state: &Arc<EmissionState>, route: &Route<ListenerEntry>) {
+async fn dispatch(core: &Arc<BusCore>, state: &Arc<EmissionState>, route: &Route<ListenerEntry>) {
+    let bus = core.context();
     let event = &state.event;
-    let store = state.bus.store.as_deref();
+    let store = bus.store.as_deref();
     let dedup = store.and_then(|store| store.dedup());
     // Only stores need the id; skip the property lookup on the in-memory path.
     let event_id = store.and_then(|_| event.id());
@@ -108,6 +112,7 @@ async fn dispatch(state: &Arc<EmissionState>, route: &Route<ListenerEntry>) {
         }
         if event.context().is_done() {
             report(
+                bus,
                 state,
                 Error::Cancelled {
                     listener_id: listener.id.to_string(),
@@ -126,8 +131,8 @@ async fn dispatch(state: &Arc<EmissionState>, route: &Route<ListenerEntry>) {
                 Err(err) => tracing::warn!(%err, event_id, "handler dedup lookup failed"),
             }
         }
-        if let Some(err) = run_listener(state, listener, event_id.as_deref()).await {
-            report(state, err);
+        if let Some(err) = run_listener(core, state, listener, event_id.as_deref()).await {
+            report(bus, state, err);
         }
     }
 }
@@ -135,17 +140,23 @@ async fn dispatch(state: &Arc<EmissionState>, route: &Route<ListenerEntry>) {
 /// Runs one listener until it succeeds, panics, or uses up its attempts;
 /// returns its final error.
 async fn run_listener(
+    core: &Arc<BusCore>,
     state: &Arc<EmissionState>,
     listener: &Arc<ListenerEntry>,
     event_id: Option<&str>,
 ) -> Option<Error> {
-    let bus = &state.bus;
+    let bus = core.context();
     let event = &state.event;
     let max_attempts = bus.retry.max_attempts();
     let mut delays = None;
     let mut attempt = 1;
     loop {
-        let ctx = EventContext::new(Arc::clone(state), Arc::clone(listener), attempt);
+        let ctx = EventContext::new(
+            Arc::clone(core),
+            Arc::clone(state),
+            Arc::clone(listener),
+            attempt,
+        );
         let span = tracing::info_span!(
             parent: event.context().span(),
             "soiree.listener",
@@ -161,11 +172,19 @@ async fn run_listener(
             .await;
         let error = match outcome {
             Ok(Ok(())) => {
-                save_result(state, listener, event_id, attempt, None).await;
+                save_result(bus, state, listener, event_id, attempt, None).await;
                 return None;
             }
             Ok(Err(source)) => {
-                save_result(state, listener, event_id, attempt, Some(source.to_string())).await;
+                save_result(
+                    bus,
+                    state,
+                    listener,
+                    event_id,
+                    attempt,
+                    Some(source.to_string()),
+                )
+                .await;
                 Error::Listener {
                     listener_id: listener.id.to_string(),
                     topic: event.topic().to_owned(),
@@ -175,6 +194,7 @@ async fn run_listener(
             Err(panic) => {
                 let message = panic_message(&*panic);
                 save_result(
+                    bus,
                     state,
                     listener,
                     event_id,
@@ -209,13 +229,14 @@ async fn run_listener(
 }
 
 async fn save_result(
+    bus: &BusInner,
     state: &EmissionState,
     listener: &ListenerEntry,
     event_id: Option<&str>,
     attempt: u32,
     error: Option<String>,
 ) {
-    let Some(store) = &state.bus.store else {
+    let Some(store) = &bus.store else {
         return;
     };
     let result = StoredResult::new(
@@ -226,14 +247,14 @@ async fn save_result(
         error,
     );
     if let Err(err) = store.save_handler_result(&result).await {
-        report(state, err);
+        report(bus, state, err);
     }
 }
 
 /// Passes an error through the bus's error handler to the emission.
-pub(crate) fn report(state: &EmissionState, error: Error) {
-    if let Some(error) = handle_error(&state.bus, &state.event, error) {
-        state.push_error(error);
+pub(crate) fn report(bus: &BusInner, state: &EmissionState, error: Error) {
+    if let Some(error) = handle_error(bus, &state.event, error) {
+        state.push_error(error, bus.error_buffer);
     }
 }
 

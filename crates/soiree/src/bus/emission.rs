@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 use futures::Stream;
 use futures::task::AtomicWaker;
 
-use super::BusInner;
 use super::dispatch::Work;
 use crate::{Error, Event};
 
@@ -129,7 +128,6 @@ impl fmt::Debug for Emission {
 /// Shared by the emission's job, its listeners' contexts, and the caller's
 /// [`Emission`]: one allocation per emit.
 pub(crate) struct EmissionState {
-    pub(crate) bus: Arc<BusInner>,
     pub(crate) event: Event,
     pub(crate) work: Work,
     errors: Mutex<VecDeque<Error>>,
@@ -139,9 +137,8 @@ pub(crate) struct EmissionState {
 }
 
 impl EmissionState {
-    pub(crate) fn new(bus: Arc<BusInner>, event: Event, work: Work, watched: bool) -> Self {
+    pub(crate) fn new(event: Event, work: Work, watched: bool) -> Self {
         Self {
-            bus,
             event,
             work,
             errors: Mutex::new(VecDeque::new()),
@@ -151,12 +148,13 @@ impl EmissionState {
         }
     }
 
-    /// Delivers an error to the caller (or to the log once nobody watches).
-    pub(crate) fn push_error(&self, error: Error) {
+    /// Delivers an error to the caller (or to the log once nobody watches);
+    /// the first one reserves room for `reserve` errors.
+    pub(crate) fn push_error(&self, error: Error, reserve: usize) {
         {
             let mut errors = self.errors();
             if errors.capacity() == 0 {
-                errors.reserve(self.bus.error_buffer);
+                errors.reserve(reserve);
             }
             errors.push_back(error);
         }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::dispatch::{Job, Work};
-use super::{BusInner, Emission, EmissionState, EventBusBuilder, consumer, live};
+use super::{BusCore, BusInner, Emission, EmissionState, EventBusBuilder, consumer, live};
 use crate::listener::ListenerEntry;
 use crate::topic::{validate_pattern, validate_topic};
 use crate::{
@@ -44,7 +44,7 @@ use crate::{
 /// ```
 #[derive(Debug, Clone)]
 pub struct EventBus {
-    inner: Arc<BusInner>,
+    core: Arc<BusCore>,
 }
 
 impl Default for EventBus {
@@ -64,8 +64,12 @@ impl EventBus {
         EventBusBuilder::default()
     }
 
-    pub(crate) fn from_inner(inner: Arc<BusInner>) -> Self {
-        Self { inner }
+    pub(crate) fn from_core(core: Arc<BusCore>) -> Self {
+        Self { core }
+    }
+
+    fn inner(&self) -> &BusInner {
+        self.core.context()
     }
 
     /// Registers `listener` on `pattern` with a generated id.
@@ -84,7 +88,7 @@ impl EventBus {
         F: Fn(EventContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
-        let id = ListenerId::new(self.inner.next_id());
+        let id = ListenerId::new(self.inner().next_id());
         self.insert(id, pattern, Arc::new(listener))
     }
 
@@ -107,7 +111,7 @@ impl EventBus {
     pub(crate) fn register_binding(&self, binding: &ListenerBinding) -> Result<ListenerId> {
         let id = match &binding.name {
             Some(name) => ListenerId::new(name.as_str()),
-            None => ListenerId::new(self.inner.next_id()),
+            None => ListenerId::new(self.inner().next_id()),
         };
         self.insert(id, &binding.pattern, Arc::clone(&binding.listener))
     }
@@ -123,8 +127,8 @@ impl EventBus {
         }
         let pattern = validate_pattern(pattern)?;
         let entry = ListenerEntry::new(id.clone(), pattern, listener);
-        self.inner.index.insert(pattern, Arc::new(entry));
-        consumer::start(&self.inner);
+        self.inner().index.insert(pattern, Arc::new(entry));
+        consumer::start(&self.core);
         Ok(id)
     }
 
@@ -163,7 +167,7 @@ impl EventBus {
     /// [`Error::InvalidTopicName`] for an invalid pattern.
     pub fn off(&self, pattern: &str, id: &ListenerId) -> Result<()> {
         let pattern = validate_pattern(pattern)?;
-        match self.inner.index.remove(pattern, |entry| entry.id == *id) {
+        match self.inner().index.remove(pattern, |entry| entry.id == *id) {
             Ok(entry) => {
                 entry.mark_removed();
                 Ok(())
@@ -180,14 +184,15 @@ impl EventBus {
     /// Reports whether any listener would hear an event on `topic` (false for
     /// an invalid topic).
     pub fn interested_in(&self, topic: &str) -> bool {
-        validate_topic(topic).is_ok_and(|topic| !self.inner.index.route(topic).listeners.is_empty())
+        validate_topic(topic)
+            .is_ok_and(|topic| !self.inner().index.route(topic).listeners.is_empty())
     }
 
     /// Every registered pattern with its listeners' ids in registration
     /// order, sorted by pattern.
     pub fn listeners(&self) -> Vec<(String, Vec<ListenerId>)> {
         let mut patterns: Vec<(String, Vec<ListenerId>)> = self
-            .inner
+            .inner()
             .index
             .patterns()
             .into_iter()
@@ -204,7 +209,7 @@ impl EventBus {
 
     /// The bus's client, if it is a `T`.
     pub fn client<T: Send + Sync + 'static>(&self) -> Option<&T> {
-        self.inner.client.as_deref()?.downcast_ref()
+        self.inner().client.as_deref()?.downcast_ref()
     }
 
     /// Emits an event on `topic` with the caller's tracing span as the parent
@@ -232,7 +237,7 @@ impl EventBus {
     }
 
     fn emit_inner(&self, context: Option<Context>, topic: &str, event: impl IntoEvent) -> Emission {
-        let inner = &self.inner;
+        let inner = self.inner();
         if self.is_closed() {
             return Emission::failed(Error::Closed);
         }
@@ -261,8 +266,8 @@ impl EventBus {
         } else {
             Work::Dispatch(route)
         };
-        let state = Arc::new(EmissionState::new(Arc::clone(inner), event, work, true));
-        match inner.pool.submit(Job(Arc::clone(&state))) {
+        let state = Arc::new(EmissionState::new(event, work, true));
+        match self.core.submit(Job(Arc::clone(&state))) {
             Ok(()) => Emission::running(state),
             Err((err, _)) => Emission::failed(err),
         }
@@ -276,9 +281,9 @@ impl EventBus {
     ///
     /// Cancel safe: it only observes the bus.
     pub async fn wait_for_idle(&self) {
-        let inner = &self.inner;
+        let inner = self.inner();
         loop {
-            inner.pool.wait_for_idle().await;
+            self.core.wait_for_idle().await;
             let consuming = inner.consumer.started.load(Ordering::Acquire) && !self.is_closed();
             let Some(queue) = inner
                 .store
@@ -289,7 +294,7 @@ impl EventBus {
                 return;
             };
             match queue.backlog().await {
-                Ok(0) if inner.pool.pending() == 0 => return,
+                Ok(0) if self.core.pending() == 0 => return,
                 Ok(_) => {}
                 Err(err) => tracing::warn!(%err, "cannot read the queue's backlog"),
             }
@@ -309,27 +314,27 @@ impl EventBus {
     ///
     /// Cancelling the wait leaves the bus closed; its work still finishes.
     pub async fn close(&self) -> Result<()> {
-        let inner = &self.inner;
+        let inner = self.inner();
         if inner.closed.swap(true, Ordering::AcqRel) {
             return Err(Error::AlreadyClosed);
         }
         inner.consumer.shutdown.cancel();
         inner.consumer.tasks.close();
-        inner.pool.close();
+        self.core.close();
         inner.consumer.tasks.wait().await;
-        inner.pool.wait_for_idle().await;
+        self.core.wait_for_idle().await;
         live::unregister(inner.live_key);
         Ok(())
     }
 
     /// Reports whether [`EventBus::close`] was called.
     pub fn is_closed(&self) -> bool {
-        self.inner.closed.load(Ordering::Acquire)
+        self.inner().closed.load(Ordering::Acquire)
     }
 
     /// The most emissions dispatched at once.
     pub fn workers(&self) -> usize {
-        self.inner.pool.workers()
+        self.core.workers()
     }
 
     /// Changes the number of workers while the bus runs.
@@ -338,6 +343,6 @@ impl EventBus {
     ///
     /// [`Error::InvalidConfig`] for zero workers.
     pub fn resize(&self, workers: usize) -> Result<()> {
-        self.inner.pool.resize(workers)
+        self.core.resize(workers)
     }
 }

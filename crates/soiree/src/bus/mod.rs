@@ -10,7 +10,7 @@ mod event_bus;
 mod live;
 
 pub use builder::EventBusBuilder;
-pub(crate) use config::BusInner;
+pub(crate) use config::{BusCore, BusInner};
 pub use config::{ErrorHandler, IdGenerator, PanicHandler};
 pub use emission::Emission;
 pub(crate) use emission::EmissionState;

@@ -1,7 +1,7 @@
 //! Properties: JSON metadata shared by the listeners of one emission.
 
 use std::fmt;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Map, Value};
 use ulid::Ulid;
@@ -12,9 +12,9 @@ pub const PROPERTY_EVENT_ID: &str = "soiree.event_id";
 
 /// Ad-hoc metadata carried with an event.
 ///
-/// Every listener of an emission sees the event's one property map, so a
-/// listener sees what an earlier listener of the same emission set. Cloning
-/// `Properties` (or an [`Event`](crate::Event)) copies the map.
+/// Properties are a shared handle: clones see the same map, so a listener sees
+/// what an earlier listener of the same emission set, and a caller that kept a
+/// clone sees what the listeners set.
 ///
 /// The event id (`soiree.event_id`) is a property like any other to readers;
 /// the bus keeps a generated id in compact form and renders it on demand, so
@@ -30,12 +30,12 @@ pub const PROPERTY_EVENT_ID: &str = "soiree.event_id";
 /// assert_eq!(props.get_str("name").as_deref(), Some("Ada Lovelace"));
 /// assert_eq!(props.get("age"), Some(serde_json::json!(36)));
 /// ```
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Properties {
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 struct State {
     map: Map<String, Value>,
     /// The `soiree.event_id` property, kept apart from the map.
@@ -67,7 +67,7 @@ impl Properties {
     pub fn from_map(mut map: Map<String, Value>) -> Self {
         let event_id = map.remove(PROPERTY_EVENT_ID).map(EventId::Value);
         Self {
-            state: Mutex::new(State { map, event_id }),
+            state: Arc::new(Mutex::new(State { map, event_id })),
         }
     }
 
@@ -159,14 +159,6 @@ impl Properties {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl Clone for Properties {
-    fn clone(&self) -> Self {
-        Self {
-            state: Mutex::new(self.lock().clone()),
-        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{ListenerEntry, ListenerId};
-use crate::bus::EmissionState;
+use crate::bus::{BusCore, EmissionState};
 use crate::{Context, Event, EventBus, Payload, Properties};
 
 /// Everything a listener needs about the event it handles: the event, its
@@ -32,6 +32,7 @@ use crate::{Context, Event, EventBus, Payload, Properties};
 /// # }
 /// ```
 pub struct EventContext {
+    bus: Arc<BusCore>,
     emission: Arc<EmissionState>,
     listener: Arc<ListenerEntry>,
     attempt: u32,
@@ -39,11 +40,13 @@ pub struct EventContext {
 
 impl EventContext {
     pub(crate) fn new(
+        bus: Arc<BusCore>,
         emission: Arc<EmissionState>,
         listener: Arc<ListenerEntry>,
         attempt: u32,
     ) -> Self {
         Self {
+            bus,
             emission,
             listener,
             attempt,
@@ -91,7 +94,7 @@ impl EventContext {
     pub fn client<T: Send + Sync + 'static>(&self) -> Option<&T> {
         self.event()
             .client_any()
-            .or(self.emission.bus.client.as_ref())?
+            .or(self.bus.context().client.as_ref())?
             .downcast_ref()
     }
 
@@ -127,13 +130,13 @@ impl EventContext {
     }
 
     pub(crate) fn listener_metrics(&self) -> &crate::metrics::ListenerMetrics {
-        &self.emission.bus.listener_metrics
+        &self.bus.context().listener_metrics
     }
 
     /// The bus that dispatched the event, to emit follow-up events or change
     /// listeners from inside a listener.
     pub fn bus(&self) -> EventBus {
-        EventBus::from_inner(Arc::clone(&self.emission.bus))
+        EventBus::from_core(Arc::clone(&self.bus))
     }
 }
 

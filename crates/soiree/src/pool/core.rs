@@ -20,11 +20,15 @@ use crate::{Error, MetricsRegistry, PoolOptions, Result};
 const LINGER_TURNS: usize = 16;
 
 /// A unit of work the pool runs.
-pub(crate) trait Job: Send + 'static {
-    fn run(self) -> impl Future<Output = ()> + Send;
+pub(crate) trait Job: Send + Sized + 'static {
+    /// What every job of the pool shares (the bus's configuration), reached
+    /// through the worker's handle so that submitting touches no refcount.
+    type Context: Send + Sync + 'static;
+
+    fn run(self, pool: &Arc<PoolCore<Self>>) -> impl Future<Output = ()> + Send;
 }
 
-pub(crate) struct PoolCore<J> {
+pub(crate) struct PoolCore<J: Job> {
     queue: SegQueue<J>,
     max_workers: AtomicUsize,
     /// Workers spawned and not yet exited.
@@ -36,9 +40,10 @@ pub(crate) struct PoolCore<J> {
     runtime: OnceLock<Handle>,
     metrics: PoolMetrics,
     name: String,
+    context: J::Context,
 }
 
-impl<J> std::fmt::Debug for PoolCore<J> {
+impl<J: Job> std::fmt::Debug for PoolCore<J> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
             .field("name", &self.name)
@@ -52,7 +57,7 @@ impl<J> std::fmt::Debug for PoolCore<J> {
 
 impl<J: Job> PoolCore<J> {
     /// Builds a pool from options that were validated.
-    pub(crate) fn new(options: &PoolOptions) -> Arc<Self> {
+    pub(crate) fn new(options: &PoolOptions, context: J::Context) -> Arc<Self> {
         let registry = options
             .registry
             .clone()
@@ -67,7 +72,12 @@ impl<J: Job> PoolCore<J> {
             runtime: OnceLock::new(),
             metrics: PoolMetrics::new(&registry, &options.name),
             name: options.name.clone(),
+            context,
         })
+    }
+
+    pub(crate) fn context(&self) -> &J::Context {
+        &self.context
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -193,7 +203,11 @@ impl<J: Job> PoolCore<J> {
                 self.metrics.queued.dec();
                 self.metrics.started.inc();
                 self.metrics.running.inc();
-                if AssertUnwindSafe(job.run()).catch_unwind().await.is_err() {
+                if AssertUnwindSafe(job.run(&self))
+                    .catch_unwind()
+                    .await
+                    .is_err()
+                {
                     self.metrics.panicked.inc();
                 }
                 self.metrics.running.dec();

@@ -10,11 +10,15 @@ use futures::FutureExt;
 use super::{Job, PoolCore, PoolOptions};
 use crate::{Error, Result};
 
-type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// A boxed task. A named type rather than an alias, so that the pool's
+/// futures stay `Send` without higher-ranked lifetime trouble.
+struct Task(Pin<Box<dyn Future<Output = ()> + Send + 'static>>);
 
 impl Job for Task {
-    fn run(self) -> impl Future<Output = ()> + Send {
-        self
+    type Context = ();
+
+    fn run(self, _pool: &Arc<PoolCore<Self>>) -> impl Future<Output = ()> + Send {
+        self.0
     }
 }
 
@@ -59,7 +63,7 @@ impl Pool {
     pub fn new(options: PoolOptions) -> Result<Self> {
         options.validate()?;
         Ok(Self {
-            core: PoolCore::new(&options),
+            core: PoolCore::new(&options, ()),
         })
     }
 
@@ -73,7 +77,9 @@ impl Pool {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.core.submit(Box::pin(task)).map_err(|(err, _)| err)
+        self.core
+            .submit(Task(Box::pin(task)))
+            .map_err(|(err, _)| err)
     }
 
     /// Queues every task and waits for all of them to finish.
