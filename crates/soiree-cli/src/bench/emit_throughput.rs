@@ -1,13 +1,12 @@
 //! emit-throughput: one no-op listener; N small events emitted without
 //! awaiting their emissions, then `wait_for_idle`.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use futures::FutureExt;
 
 use super::bus::fresh_bus;
+use super::calls::Calls;
 use super::report::Report;
 use super::rss;
 use super::scenario::{Needs, Scenario, Setup};
@@ -25,12 +24,8 @@ const TOPIC: &str = "user.created";
 async fn run(setup: Setup) -> Result<Report> {
     rss::reset_peak();
     let bus = fresh_bus()?;
-    let calls = Arc::new(AtomicU64::new(0));
-    let counter = Arc::clone(&calls);
-    bus.on(TOPIC, move |_ctx| {
-        counter.fetch_add(1, Ordering::Relaxed);
-        async { Ok(()) }
-    })?;
+    let calls = Calls::default();
+    bus.on(TOPIC, calls.listener())?;
 
     let start = Instant::now();
     for i in 0..setup.n {
@@ -40,7 +35,7 @@ async fn run(setup: Setup) -> Result<Report> {
     let elapsed = start.elapsed();
     bus.close().await?;
 
-    let calls = calls.load(Ordering::Relaxed);
+    let calls = calls.get();
     let report = Report::new(&setup, elapsed, setup.n);
     let report = match rss::peak_rss_mb() {
         Some(mb) => report.figure("peak_rss_mb", mb, 1),

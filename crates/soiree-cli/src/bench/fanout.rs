@@ -1,13 +1,12 @@
 //! fanout-10: ten no-op listeners on one topic; N events fire-and-forget,
 //! then idle. The rate counts listener invocations.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use futures::FutureExt;
 
 use super::bus::fresh_bus;
+use super::calls::Calls;
 use super::report::Report;
 use super::scenario::{Needs, Scenario, Setup};
 use crate::error::Result;
@@ -24,13 +23,9 @@ const LISTENERS: u64 = 10;
 
 async fn run(setup: Setup) -> Result<Report> {
     let bus = fresh_bus()?;
-    let calls = Arc::new(AtomicU64::new(0));
+    let calls = Calls::default();
     for _ in 0..LISTENERS {
-        let counter = Arc::clone(&calls);
-        bus.on(TOPIC, move |_ctx| {
-            counter.fetch_add(1, Ordering::Relaxed);
-            async { Ok(()) }
-        })?;
+        bus.on(TOPIC, calls.listener())?;
     }
 
     let start = Instant::now();
@@ -42,7 +37,7 @@ async fn run(setup: Setup) -> Result<Report> {
     bus.close().await?;
 
     let expected = setup.n * LISTENERS;
-    let calls = calls.load(Ordering::Relaxed);
+    let calls = calls.get();
     Ok(Report::new(&setup, elapsed, expected)
         .count("invocations", calls)
         .check(calls == expected, || {

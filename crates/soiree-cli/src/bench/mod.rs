@@ -1,6 +1,7 @@
 //! `soiree bench`: the benchmark suite of `BENCHMARKS.md`.
 
 mod bus;
+mod calls;
 mod progress;
 mod report;
 mod rss;

@@ -1,12 +1,11 @@
 //! round-trip: one no-op listener; each emission awaited before the next.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 
 use super::bus::fresh_bus;
+use super::calls::Calls;
 use super::report::Report;
 use super::scenario::{Needs, Scenario, Setup};
 use crate::error::Result;
@@ -22,12 +21,8 @@ const TOPIC: &str = "user.created";
 
 async fn run(setup: Setup) -> Result<Report> {
     let bus = fresh_bus()?;
-    let calls = Arc::new(AtomicU64::new(0));
-    let counter = Arc::clone(&calls);
-    bus.on(TOPIC, move |_ctx| {
-        counter.fetch_add(1, Ordering::Relaxed);
-        async { Ok(()) }
-    })?;
+    let calls = Calls::default();
+    bus.on(TOPIC, calls.listener())?;
 
     let mut latencies = Vec::with_capacity(usize::try_from(setup.n).unwrap_or(0));
     let mut errors = 0;
@@ -45,7 +40,7 @@ async fn run(setup: Setup) -> Result<Report> {
 
     latencies.sort_unstable();
     let micros = |q| percentile(&latencies, q).as_secs_f64() * 1e6;
-    let calls = calls.load(Ordering::Relaxed);
+    let calls = calls.get();
     Ok(Report::new(&setup, elapsed, setup.n)
         .figure("p50_us", micros(50), 1)
         .figure("p99_us", micros(99), 1)
