@@ -208,7 +208,7 @@ pub async fn bus_delivers_each_event_once(
         assert_eq!(
             stored.len(),
             count,
-            "the store holds {} of the {count} emitted events",
+            "the store's history holds {} of the {count} emitted events (a queue store's history includes what it queued)",
             stored.len()
         );
         assert_eq!(

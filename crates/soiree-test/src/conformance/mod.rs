@@ -26,6 +26,11 @@
 //! }
 //! ```
 //!
+//! What the checks expect beyond the trait docs: a history lists events
+//! oldest first and, for a queue store, includes the events it queued; a
+//! queue store's backlog counts queued and delivered-but-unacknowledged
+//! events; handler ids and event ids are compared as given.
+//!
 //! Checks that build an [`EventBus`](soiree::EventBus) need a multi-thread
 //! runtime when the store blocks (and are best run on one anyway); every wait
 //! is bounded by [`Conformance::timeout`].
