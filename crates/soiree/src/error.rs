@@ -43,6 +43,9 @@ pub enum Error {
     /// The bus (or pool) is closed.
     #[error("event bus is closed")]
     Closed,
+    /// A standalone [`Pool`](crate::Pool) was released and takes no more tasks.
+    #[error("pool is released")]
+    PoolReleased,
     /// `close` was called on a bus that was already closed.
     #[error("event bus is already closed")]
     AlreadyClosed,

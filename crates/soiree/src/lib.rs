@@ -87,4 +87,7 @@ pub use store::{
     Delivery, EventHistory, EventQueue, EventStore, HandlerDedup, MemoryStore, Page, StoredResult,
 };
 pub use topic::topic_matches;
-pub use typed::{ObservabilitySpec, TypedListener, TypedTopic, bind_listener, unwrap_payload};
+pub use typed::{
+    ObservabilitySpec, TypedListener, TypedTopic, bind_listener, bind_typed_listener,
+    unwrap_payload,
+};

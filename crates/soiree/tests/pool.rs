@@ -244,10 +244,10 @@ async fn release_waits_for_the_work_then_refuses_more() {
         5,
         "release waited for queued and running tasks"
     );
-    assert!(matches!(pool.submit(async {}), Err(Error::Closed)));
+    assert!(matches!(pool.submit(async {}), Err(Error::PoolReleased)));
     assert!(matches!(
         pool.submit_all_and_wait([async {}]).await,
-        Err(Error::Closed)
+        Err(Error::PoolReleased)
     ));
 }
 

@@ -30,7 +30,7 @@ impl ListenerMetrics {
     pub(crate) fn new(registry: &MetricsRegistry) -> Self {
         let durations = registry.metric(
             "soiree_listener_duration_seconds",
-            "Time spent in listeners of typed topics, by operation, origin and outcome.",
+            "Time spent in listeners of typed topics, by operation, origin and outcome",
             || DurationFamily::new_with_constructor(new_histogram),
         );
         Self { durations }

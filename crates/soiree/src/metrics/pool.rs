@@ -42,18 +42,15 @@ impl PoolMetrics {
                 .clone()
         };
         Self {
-            submitted: counter(
-                "soiree_pool_tasks_submitted",
-                "Tasks submitted to the pool.",
-            ),
-            started: counter("soiree_pool_tasks_started", "Tasks that started running."),
+            submitted: counter("soiree_pool_tasks_submitted", "Tasks submitted to the pool"),
+            started: counter("soiree_pool_tasks_started", "Tasks that started running"),
             completed: counter(
                 "soiree_pool_tasks_completed",
-                "Tasks that finished, panicked ones included.",
+                "Tasks that finished, panicked ones included",
             ),
-            panicked: counter("soiree_pool_tasks_panicked", "Tasks that panicked."),
-            queued: gauge("soiree_pool_tasks_queued", "Tasks waiting for a worker."),
-            running: gauge("soiree_pool_tasks_running", "Tasks running now."),
+            panicked: counter("soiree_pool_tasks_panicked", "Tasks that panicked"),
+            queued: gauge("soiree_pool_tasks_queued", "Tasks waiting for a worker"),
+            running: gauge("soiree_pool_tasks_running", "Tasks running now"),
         }
     }
 }

@@ -71,7 +71,7 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] after [`Pool::release`]; [`Error::NoRuntime`] when
+    /// [`Error::PoolReleased`] after [`Pool::release`]; [`Error::NoRuntime`] when
     /// called outside a tokio runtime by a pool that has never seen one.
     pub fn submit<F>(&self, task: F) -> Result<()>
     where
@@ -79,14 +79,17 @@ impl Pool {
     {
         self.core
             .submit(Task(Box::pin(task)))
-            .map_err(|(err, _)| err)
+            .map_err(|(err, _)| match err {
+                Error::Closed => Error::PoolReleased,
+                other => other,
+            })
     }
 
     /// Queues every task and waits for all of them to finish.
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] or [`Error::NoRuntime`] when a task could not be
+    /// [`Error::PoolReleased`] or [`Error::NoRuntime`] when a task could not be
     /// queued (the ones queued before it still run and are waited for), and
     /// [`Error::Panicked`] for the first task that panicked.
     ///

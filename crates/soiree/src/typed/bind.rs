@@ -52,7 +52,17 @@ where
 /// let bus = EventBus::new();
 /// assert_eq!(binding.register(&bus).unwrap().as_str(), "ledger");
 /// ```
-pub fn bind_listener<T, L>(topic: &TypedTopic<T>, listener: L) -> ListenerBinding
+pub fn bind_listener<T, F, Fut>(topic: &TypedTopic<T>, listener: F) -> ListenerBinding
+where
+    T: Send + Sync + 'static,
+    F: Fn(EventContext, T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+{
+    bind_typed_listener(topic, listener)
+}
+
+/// As [`bind_listener`], for any [`TypedListener`] implementation.
+pub fn bind_typed_listener<T, L>(topic: &TypedTopic<T>, listener: L) -> ListenerBinding
 where
     T: Send + Sync + 'static,
     L: TypedListener<T>,

@@ -6,7 +6,7 @@ mod observability;
 mod topic;
 mod unwrap;
 
-pub use bind::{TypedListener, bind_listener};
+pub use bind::{TypedListener, bind_listener, bind_typed_listener};
 pub use observability::ObservabilitySpec;
 pub use topic::TypedTopic;
 pub use unwrap::unwrap_payload;

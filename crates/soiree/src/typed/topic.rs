@@ -66,6 +66,18 @@ where
     }
 }
 
+impl<T> TypedTopic<T> {
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The observability spec, if one was set.
+    pub fn observability(&self) -> Option<&ObservabilitySpec<T>> {
+        self.observability.as_ref()
+    }
+}
+
 impl<T: Send + Sync + 'static> TypedTopic<T> {
     /// Replaces how a payload becomes an event.
     #[must_use]
@@ -89,16 +101,6 @@ impl<T: Send + Sync + 'static> TypedTopic<T> {
     pub fn with_observability(mut self, spec: ObservabilitySpec<T>) -> Self {
         self.observability = Some(spec);
         self
-    }
-
-    /// The topic's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The observability spec, if one was set.
-    pub fn observability(&self) -> Option<&ObservabilitySpec<T>> {
-        self.observability.as_ref()
     }
 
     /// Wraps a payload into an event on this topic.
