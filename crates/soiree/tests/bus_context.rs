@@ -2,7 +2,7 @@
 //! `Cancelled`), extensions reach listeners, and the emitter's tracing span is
 //! the parent of the listener spans.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -35,6 +35,7 @@ fn cancelled_ids(errors: &[Error]) -> Vec<String> {
 
 #[tokio::test]
 async fn a_context_cancelled_before_dispatch_skips_every_listener() {
+    span_tree();
     let bus = EventBus::new();
     let log = Log::default();
     recorder(&bus, "first", "a.b", &log);
@@ -50,6 +51,7 @@ async fn a_context_cancelled_before_dispatch_skips_every_listener() {
 
 #[tokio::test]
 async fn cancelling_mid_emission_skips_the_listeners_not_yet_started() {
+    span_tree();
     let bus = EventBus::new();
     let log = Log::default();
     let token = CancellationToken::new();
@@ -82,6 +84,7 @@ async fn cancelling_mid_emission_skips_the_listeners_not_yet_started() {
 
 #[tokio::test]
 async fn a_passed_deadline_skips_every_listener() {
+    span_tree();
     let bus = EventBus::new();
     let log = Log::default();
     recorder(&bus, "first", "job", &log);
@@ -96,6 +99,7 @@ async fn a_passed_deadline_skips_every_listener() {
 
 #[tokio::test(start_paused = true)]
 async fn a_deadline_passing_mid_emission_skips_the_rest() {
+    span_tree();
     let bus = EventBus::new();
     let log = Log::default();
     {
@@ -119,6 +123,7 @@ async fn a_deadline_passing_mid_emission_skips_the_rest() {
 
 #[tokio::test]
 async fn a_live_context_runs_every_listener() {
+    span_tree();
     let bus = EventBus::new();
     let log = Log::default();
     recorder(&bus, "first", "job", &log);
@@ -138,6 +143,7 @@ struct RequestId(&'static str);
 
 #[tokio::test]
 async fn extensions_reach_every_listener() {
+    span_tree();
     let bus = EventBus::new();
     let seen = Arc::new(Mutex::new(Vec::new()));
     for pattern in ["tenant.created", "tenant.*"] {
@@ -178,63 +184,88 @@ async fn extensions_reach_every_listener() {
     assert_eq!(seen.lock().unwrap()[0], (None, None, None));
 }
 
-/// Records every new span's name and its parent's id.
+/// Records every new span: its name and id, and its parent's id and name.
 #[derive(Clone, Default)]
 struct SpanTree {
     spans: Arc<Mutex<Vec<SpanRecord>>>,
 }
 
-/// A span's name, id and parent id.
-type SpanRecord = (String, span::Id, Option<span::Id>);
+#[derive(Clone, Debug)]
+struct SpanRecord {
+    name: &'static str,
+    id: span::Id,
+    parent: Option<(span::Id, &'static str)>,
+}
 
 impl<S> tracing_subscriber::Layer<S> for SpanTree
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: LayerContext<'_, S>) {
-        let parent = ctx.span(id).and_then(|span| span.parent()).map(|p| p.id());
-        self.spans
-            .lock()
-            .unwrap()
-            .push((attrs.metadata().name().to_owned(), id.clone(), parent));
+        let parent = ctx
+            .span(id)
+            .and_then(|span| span.parent())
+            .map(|p| (p.id(), p.name()));
+        self.spans.lock().unwrap().push(SpanRecord {
+            name: attrs.metadata().name(),
+            id: id.clone(),
+            parent,
+        });
     }
 }
 
 impl SpanTree {
-    /// The parents of the spans named `name`, in creation order.
-    fn parents_of(&self, name: &str) -> Vec<Option<span::Id>> {
+    /// The listener spans whose parent is named `parent` (each test names its
+    /// root span uniquely), in creation order.
+    fn listeners_under(&self, parent: &str) -> Vec<SpanRecord> {
         self.spans
             .lock()
             .unwrap()
             .iter()
-            .filter(|(n, _, _)| n == name)
-            .map(|(_, _, parent)| parent.clone())
+            .filter(|r| {
+                r.name == "soiree.listener" && r.parent.as_ref().is_some_and(|p| p.1 == parent)
+            })
+            .cloned()
             .collect()
     }
 }
 
-// Current-thread runtime: the subscriber set for this thread sees the
-// listener spans too.
-#[tokio::test(flavor = "current_thread")]
-async fn the_emitters_span_is_the_parent_of_the_listener_spans() {
-    let tree = SpanTree::default();
-    let subscriber = tracing_subscriber::registry().with(tree.clone());
-    let _guard = tracing::subscriber::set_default(subscriber);
+/// One process-wide subscriber, installed before any test of this binary
+/// emits: thread-local subscribers (`set_default`) race with callsites first
+/// hit on other test threads, which can leave a callsite disabled.
+fn span_tree() -> &'static SpanTree {
+    static TREE: OnceLock<SpanTree> = OnceLock::new();
+    TREE.get_or_init(|| {
+        let tree = SpanTree::default();
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(tree.clone()))
+            .expect("no other global subscriber in this test binary");
+        tree
+    })
+}
 
+fn parent_ids(records: &[SpanRecord]) -> Vec<span::Id> {
+    records
+        .iter()
+        .filter_map(|r| r.parent.as_ref().map(|p| p.0.clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emitters_span_is_the_parent_of_the_listener_spans() {
+    let tree = span_tree();
     let bus = EventBus::new();
     let inside: Arc<Mutex<Vec<Option<span::Id>>>> = Arc::default();
     for pattern in ["order.placed", "order.*"] {
         let inside = Arc::clone(&inside);
         bus.on(pattern, move |_ctx| {
-            let inside = Arc::clone(&inside);
+            // Inside the listener, the current span is its own span.
+            let current = tracing::Span::current();
+            let name = current.metadata().map(|m| m.name());
+            inside.lock().unwrap().push(current.id());
             async move {
-                // Inside the listener, the current span is its own span.
-                let current = tracing::Span::current();
-                assert_eq!(
-                    current.metadata().map(|m| m.name()),
-                    Some("soiree.listener")
-                );
-                inside.lock().unwrap().push(current.id());
+                if name != Some("soiree.listener") {
+                    return Err(format!("the current span is {name:?}").into());
+                }
                 Ok(())
             }
         })
@@ -242,56 +273,57 @@ async fn the_emitters_span_is_the_parent_of_the_listener_spans() {
     }
 
     // emit: the caller's current span.
-    let request = tracing::info_span!("request");
+    let request = tracing::info_span!("emit_request");
     let emission = request.in_scope(|| bus.emit("order.placed", ()));
     let errors: Vec<Error> = emission.collect().await;
-    assert!(errors.is_empty());
+    assert!(errors.is_empty(), "{errors:?}");
     let request_id = request.id().expect("the span is enabled");
-    assert_eq!(
-        tree.parents_of("soiree.listener"),
-        [Some(request_id.clone()), Some(request_id.clone())]
-    );
+    let under_request = tree.listeners_under("emit_request");
+    assert_eq!(parent_ids(&under_request), [request_id.clone(), request_id]);
 
     // emit_with_context: the context's span, wherever emit is called from.
-    let job = tracing::info_span!("job");
+    let job = tracing::info_span!("context_job");
     let context = Context::new().with_span(job.clone());
     let errors: Vec<Error> = request
         .in_scope(|| bus.emit_with_context(context, "order.placed", ()))
         .collect()
         .await;
-    assert!(errors.is_empty());
+    assert!(errors.is_empty(), "{errors:?}");
     let job_id = job.id().expect("the span is enabled");
-    let parents = tree.parents_of("soiree.listener");
-    assert_eq!(parents.len(), 4);
-    assert_eq!(parents[2..], [Some(job_id.clone()), Some(job_id)]);
+    let under_job = tree.listeners_under("context_job");
+    assert_eq!(parent_ids(&under_job), [job_id.clone(), job_id]);
+    assert_eq!(
+        tree.listeners_under("emit_request").len(),
+        2,
+        "none more under the caller's span"
+    );
 
-    // The span seen inside each listener is one of the recorded listener spans.
-    let listener_spans: Vec<span::Id> = tree
-        .spans
-        .lock()
-        .unwrap()
+    // The span current inside each listener is one of those listener spans.
+    let recorded: Vec<span::Id> = under_request
         .iter()
-        .filter(|(n, _, _)| n == "soiree.listener")
-        .map(|(_, id, _)| id.clone())
+        .chain(&under_job)
+        .map(|r| r.id.clone())
         .collect();
     let inside = inside.lock().unwrap().clone();
     assert_eq!(inside.len(), 4);
     for id in inside {
-        assert!(listener_spans.contains(&id.expect("listener span enabled")));
+        assert!(recorded.contains(&id.expect("listener span enabled")));
     }
 }
 
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test]
 async fn a_context_built_inside_a_span_carries_it() {
-    let tree = SpanTree::default();
-    let _guard =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(tree.clone()));
+    let tree = span_tree();
     let bus = EventBus::new();
     bus.on("x", |_ctx| async { Ok(()) }).unwrap();
-    let handler = tracing::info_span!("handler");
+    let handler = tracing::info_span!("context_handler");
     let context = handler.in_scope(Context::new);
     // Emitted outside the span: the context still names it.
     let errors: Vec<Error> = bus.emit_with_context(context, "x", ()).collect().await;
     assert!(errors.is_empty());
-    assert_eq!(tree.parents_of("soiree.listener"), [handler.id()]);
+    let under = tree.listeners_under("context_handler");
+    assert_eq!(
+        parent_ids(&under),
+        [handler.id().expect("the span is enabled")]
+    );
 }

@@ -3,7 +3,7 @@
 //! observability spec (span and duration histogram).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use futures::StreamExt;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -46,6 +46,7 @@ where
 
 #[tokio::test]
 async fn default_wrap_and_unwrap_round_trip() {
+    observed();
     let topic = TypedTopic::<UserEvent>::new(" user.created ");
     assert_eq!(topic.name(), "user.created", "the name is trimmed");
     let bus = EventBus::new();
@@ -69,6 +70,7 @@ async fn default_wrap_and_unwrap_round_trip() {
 
 #[test]
 fn wrap_checks_the_topic() {
+    observed();
     let bad = TypedTopic::<UserEvent>::new("user..created");
     assert!(matches!(
         bad.wrap(user("u1")),
@@ -92,6 +94,7 @@ fn wrap_checks_the_topic() {
 
 #[tokio::test]
 async fn custom_wrap_and_unwrap_are_used() {
+    observed();
     // The wrap keeps the id in a property; the unwrap reads it back from there.
     let topic = TypedTopic::<UserEvent>::new("user.created")
         .with_wrap(|user: UserEvent| {
@@ -133,6 +136,7 @@ async fn custom_wrap_and_unwrap_are_used() {
 
 #[tokio::test]
 async fn a_payload_of_the_wrong_type_fails_with_payload_type_mismatch() {
+    observed();
     let topic = TypedTopic::<UserEvent>::new("user.created");
     let bus = EventBus::new();
     let seen = collect_payloads(&bus, &topic);
@@ -192,6 +196,7 @@ impl<'de> Deserialize<'de> for Counted {
 
 #[tokio::test]
 async fn json_payloads_are_decoded_once_and_cached() {
+    observed();
     let event = Event::with_payload(
         "thing.stored",
         Payload::from_json(serde_json::json!({ "id": 3 })),
@@ -241,6 +246,7 @@ async fn json_payloads_are_decoded_once_and_cached() {
 
 #[tokio::test]
 async fn a_payload_that_came_back_from_a_store_reaches_typed_listeners() {
+    observed();
     let topic = TypedTopic::<UserEvent>::new("user.created");
     let bus = EventBus::new();
     let seen = collect_payloads(&bus, &topic);
@@ -258,6 +264,7 @@ async fn a_payload_that_came_back_from_a_store_reaches_typed_listeners() {
 
 #[tokio::test]
 async fn payload_as_downcasts_without_decoding() {
+    observed();
     let bus = EventBus::new();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
@@ -286,6 +293,7 @@ async fn payload_as_downcasts_without_decoding() {
 
 #[tokio::test]
 async fn bindings_register_through_register_listeners_with_names() {
+    observed();
     let topic = TypedTopic::<UserEvent>::new("user.created");
     let bus = EventBus::new();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -348,11 +356,24 @@ fn metric_line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     text.lines().find(|line| line.starts_with(prefix))
 }
 
-#[tokio::test(flavor = "current_thread")]
+/// One process-wide subscriber, installed before any test of this binary
+/// emits: thread-local subscribers (`set_default`) race with callsites first
+/// hit on other test threads, which can leave a callsite disabled.
+fn observed() -> &'static Observed {
+    static OBSERVED: OnceLock<Observed> = OnceLock::new();
+    OBSERVED.get_or_init(|| {
+        let observed = Observed::default();
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(observed.clone()),
+        )
+        .expect("no other global subscriber in this test binary");
+        observed
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_observability_spec_records_a_span_and_the_duration_histogram() {
-    let observed = Observed::default();
-    let _guard =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(observed.clone()));
+    let observed = observed();
 
     let registry = MetricsRegistry::new();
     let bus = EventBus::builder()
@@ -404,7 +425,19 @@ async fn the_observability_spec_records_a_span_and_the_duration_histogram() {
         "{text}"
     );
 
-    let spans = observed.spans.lock().unwrap().clone();
+    // Only this test's spans (the subscriber sees every test's).
+    let spans: Vec<ObservedSpan> = observed
+        .spans
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(fields, _)| {
+            fields
+                .iter()
+                .any(|(n, v)| n == "operation" && v == "handle_signup")
+        })
+        .cloned()
+        .collect();
     assert_eq!(spans.len(), 5, "one span per listener run");
     let (fields, parent) = &spans[0];
     let field = |name: &str| {
@@ -421,6 +454,7 @@ async fn the_observability_spec_records_a_span_and_the_duration_histogram() {
 
 #[tokio::test]
 async fn typed_topics_without_a_spec_record_no_durations() {
+    observed();
     let registry = MetricsRegistry::new();
     let bus = EventBus::builder()
         .metrics_registry(registry.clone())
