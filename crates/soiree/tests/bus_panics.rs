@@ -180,3 +180,29 @@ async fn the_error_handler_sees_panics() {
         "swallowed by the error handler: {errors:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_does_not_hang_the_emission() {
+    // A bug in the user's handlers ends the emission instead of leaving its
+    // stream pending forever, and the bus keeps working.
+    let bus = EventBus::builder()
+        .error_handler(|_event, _err| panic!("error handler bug"))
+        .panic_handler(|_panic| panic!("panic handler bug"))
+        .build()
+        .unwrap();
+    bus.on("fails", |_ctx| async { Err("e".into()) }).unwrap();
+    bus.on("panics", |_ctx| async { panic!("listener") })
+        .unwrap();
+    bus.on("fine", |_ctx| async { Ok(()) }).unwrap();
+    for topic in ["fails", "panics", "fine"] {
+        let ended = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            bus.emit(topic, ()).collect::<Vec<Error>>(),
+        )
+        .await;
+        assert!(ended.is_ok(), "the {topic} emission never ended");
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(10), bus.wait_for_idle())
+        .await
+        .expect("idle");
+}

@@ -39,7 +39,18 @@ impl crate::pool::Job for Job {
     }
 }
 
+/// Ends the emission when the job ends, even by a panic out of a user's error
+/// or panic handler, so that the caller's stream never waits forever.
+struct FinishOnDrop<'a>(&'a EmissionState);
+
+impl Drop for FinishOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
 async fn run(core: Arc<BusCore>, state: Arc<EmissionState>) {
+    let _finish = FinishOnDrop(&state);
     let bus = core.context();
     match &state.work {
         Work::Enqueue => enqueue(bus, &state).await,
@@ -60,7 +71,6 @@ async fn run(core: Arc<BusCore>, state: Arc<EmissionState>) {
             let _ = acks.send(receipt.clone());
         }
     }
-    state.finish();
 }
 
 /// Saves the event to a (non-queue) store before dispatch. Returns false when
