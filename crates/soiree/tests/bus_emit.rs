@@ -13,9 +13,15 @@ use tokio::sync::{Notify, Semaphore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_error_is_streamed_whatever_the_buffer_size() {
+    for buffer in [1, 0] {
+        every_error_is_streamed_with_buffer(buffer).await;
+    }
+}
+
+async fn every_error_is_streamed_with_buffer(buffer: usize) {
     const LISTENERS: usize = 20;
     const EMISSIONS: usize = 50;
-    let bus = EventBus::builder().error_buffer(1).build().unwrap();
+    let bus = EventBus::builder().error_buffer(buffer).build().unwrap();
     for n in 0..LISTENERS {
         bus.on_named(&format!("failing-{n}"), "job.run", move |_ctx| async move {
             Err(format!("failure {n}").into())
