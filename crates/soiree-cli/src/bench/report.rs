@@ -31,8 +31,13 @@ impl Report {
             scenario: setup.scenario,
             n: setup.n,
             seconds,
-            // u64 to f64 loses precision only past 2^53 units.
-            rate: units as f64 / seconds.max(f64::MIN_POSITIVE),
+            // u64 to f64 loses precision only past 2^53 units. A clock that
+            // did not move gives no rate rather than an infinite one.
+            rate: if seconds > 0.0 {
+                units as f64 / seconds
+            } else {
+                0.0
+            },
             extras: Vec::new(),
             failures: Vec::new(),
         }
@@ -105,5 +110,53 @@ impl Report {
                 .iter()
                 .map(|f| (f.key, format!("{:.*}", f.decimals, f.value))),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> Setup {
+        Setup {
+            scenario: "fanout-10",
+            n: 4,
+            redis: None,
+            postgres: None,
+        }
+    }
+
+    #[test]
+    fn line_and_json_carry_the_same_fields_in_order() {
+        let report = Report::new(&setup(), Duration::from_millis(500), 40)
+            .count("invocations", 40)
+            .figure("p50_us", 1.25, 1);
+        assert_eq!(
+            report.line(),
+            "scenario=fanout-10 n=4 seconds=0.5000 rate=80 invocations=40 p50_us=1.2"
+        );
+        let json: serde_json::Value = serde_json::from_str(&report.json()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "scenario": "fanout-10", "n": 4, "seconds": 0.5, "rate": 80,
+                "invocations": 40, "p50_us": 1.2,
+            })
+        );
+    }
+
+    #[test]
+    fn failed_checks_are_kept_and_passed_ones_are_not() {
+        let report = Report::new(&setup(), Duration::from_secs(1), 4)
+            .check(true, || "not this one".into())
+            .check(false, || "the listener ran 3 times".into());
+        assert_eq!(report.failures(), ["the listener ran 3 times"]);
+    }
+
+    #[test]
+    fn a_zero_duration_gives_a_finite_rate() {
+        let report = Report::new(&setup(), Duration::ZERO, 4);
+        assert!(report.rate.is_finite());
+        assert!(serde_json::from_str::<serde_json::Value>(&report.json()).is_ok());
     }
 }

@@ -55,3 +55,17 @@ fn percentile(sorted: &[Duration], q: usize) -> Duration {
     let rank = (sorted.len() * q).div_ceil(100).max(1);
     sorted.get(rank - 1).copied().unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let sorted: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
+        assert_eq!(percentile(&sorted, 50), Duration::from_micros(50));
+        assert_eq!(percentile(&sorted, 99), Duration::from_micros(99));
+        assert_eq!(percentile(&sorted[..1], 99), Duration::from_micros(1));
+        assert_eq!(percentile(&[], 50), Duration::ZERO);
+    }
+}

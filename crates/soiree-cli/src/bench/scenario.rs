@@ -65,3 +65,31 @@ impl Setup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_scenario_needs_its_url() {
+        let mut setup = Setup {
+            scenario: "redis-durable",
+            n: 1,
+            redis: None,
+            postgres: Some("postgres://127.0.0.1/x".into()),
+        };
+        assert!(setup.validate(Needs::Memory).is_ok());
+        assert!(setup.validate(Needs::Postgres).is_ok());
+        let err = setup.validate(Needs::Redis).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::MissingUrl {
+                option: "redis",
+                ..
+            }
+        ));
+        assert_eq!(err.exit_code(), 2);
+        setup.redis = Some("redis://127.0.0.1:6379".into());
+        assert!(setup.validate(Needs::Redis).is_ok());
+    }
+}

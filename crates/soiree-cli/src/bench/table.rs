@@ -79,3 +79,54 @@ pub(crate) fn select(names: &[String]) -> Result<Vec<&'static Scenario>> {
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(scenarios: &[&Scenario]) -> Vec<&'static str> {
+        scenarios.iter().map(|s| s.name).collect()
+    }
+
+    #[test]
+    fn no_names_selects_every_in_memory_scenario_in_table_order() {
+        let selected = select(&[]).unwrap();
+        assert_eq!(
+            names(&selected),
+            [
+                "emit-throughput",
+                "round-trip",
+                "fanout-10",
+                "wildcard-1k",
+                "error-delivery",
+                "slow-listener"
+            ]
+        );
+    }
+
+    #[test]
+    fn named_scenarios_run_once_each_in_table_order() {
+        let wanted = ["slow-listener", "emit-throughput", "slow-listener"].map(String::from);
+        assert_eq!(
+            names(&select(&wanted).unwrap()),
+            ["emit-throughput", "slow-listener"]
+        );
+    }
+
+    #[test]
+    fn a_planned_scenario_is_not_available() {
+        let err = select(&["round-trip".into(), "sql-outbox".into()]).unwrap_err();
+        assert!(matches!(err, Error::NotAvailable(name) if name == "sql-outbox"));
+    }
+
+    #[test]
+    fn names_are_unique_and_listed_in_help() {
+        let all: Vec<&str> = scenario_names().collect();
+        let mut unique = all.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), all.len());
+        let help = scenario_help();
+        assert!(all.iter().all(|name| help.contains(name)), "{help}");
+    }
+}
