@@ -16,7 +16,7 @@ use crate::{Error, Event, EventContext, ListenerPanic, StoredEvent, StoredResult
 /// What a job does with its emission.
 pub(crate) enum Work {
     /// Persist (when the bus has a store) and run the listeners here.
-    Dispatch(Arc<Route<ListenerEntry>>),
+    Dispatch,
     /// Append to the store's queue; the consumers dispatch it.
     Enqueue,
     /// Run the listeners of a delivery from the queue, then acknowledge it.
@@ -54,9 +54,10 @@ async fn run(core: Arc<BusCore>, state: Arc<EmissionState>) {
     let bus = core.context();
     match &state.work {
         Work::Enqueue => enqueue(bus, &state).await,
-        Work::Dispatch(route) => {
+        Work::Dispatch => {
             if persist(bus, &state).await {
-                dispatch(&core, &state, route).await;
+                let route = bus.index.route(state.event.topic());
+                dispatch(&core, &state, &route).await;
             }
         }
         Work::Deliver {

@@ -102,7 +102,8 @@ impl Event {
     /// Makes the caller's span the parent of listener spans, unless the
     /// event's context already names one.
     pub(crate) fn adopt_current_span(&mut self) {
-        if self.context.span().is_none() {
+        // Without any subscriber every span is disabled: skip the lookup.
+        if self.context.span().is_none() && tracing::dispatcher::has_been_set() {
             self.context = std::mem::take(&mut self.context).with_span(tracing::Span::current());
         }
     }

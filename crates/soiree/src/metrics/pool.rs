@@ -1,9 +1,11 @@
 //! The worker pool's metrics, labelled by pool name.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::sync::{Arc, OnceLock};
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 
 use super::MetricsRegistry;
 
@@ -12,17 +14,20 @@ struct PoolLabels {
     pool: String,
 }
 
-/// Handles on one pool's series, resolved once so that the hot path only
-/// touches atomics.
+/// Handles on one pool's counters, resolved once so that the hot path only
+/// touches atomics. The `queued` and `running` gauges are differences of these
+/// counters, computed when the metrics are encoded, so that running a task
+/// writes no gauge shared between the submitting and the working thread.
 #[derive(Debug, Clone)]
 pub(crate) struct PoolMetrics {
     pub(crate) submitted: Counter,
     pub(crate) started: Counter,
     pub(crate) completed: Counter,
     pub(crate) panicked: Counter,
-    pub(crate) queued: Gauge,
-    pub(crate) running: Gauge,
 }
+
+type CounterFamily = Family<PoolLabels, Counter>;
+type GaugeFamily = Family<PoolLabels, DifferenceGauge, fn() -> DifferenceGauge>;
 
 impl PoolMetrics {
     pub(crate) fn new(registry: &MetricsRegistry, pool: &str) -> Self {
@@ -31,17 +36,11 @@ impl PoolMetrics {
         };
         let counter = |name: &str, help: &str| {
             registry
-                .metric(name, help, Family::<PoolLabels, Counter>::default)
+                .metric(name, help, CounterFamily::default)
                 .get_or_create(&labels)
                 .clone()
         };
-        let gauge = |name: &str, help: &str| {
-            registry
-                .metric(name, help, Family::<PoolLabels, Gauge>::default)
-                .get_or_create(&labels)
-                .clone()
-        };
-        Self {
+        let metrics = Self {
             submitted: counter("soiree_pool_tasks_submitted", "Tasks submitted to the pool"),
             started: counter("soiree_pool_tasks_started", "Tasks that started running"),
             completed: counter(
@@ -49,8 +48,60 @@ impl PoolMetrics {
                 "Tasks that finished, panicked ones included",
             ),
             panicked: counter("soiree_pool_tasks_panicked", "Tasks that panicked"),
-            queued: gauge("soiree_pool_tasks_queued", "Tasks waiting for a worker"),
-            running: gauge("soiree_pool_tasks_running", "Tasks running now"),
-        }
+        };
+        let gauge = |name: &str, help: &str, of: &Counter, less: &Counter| {
+            registry
+                .metric(name, help, || {
+                    GaugeFamily::new_with_constructor(DifferenceGauge::default)
+                })
+                .get_or_create(&labels)
+                .init(of, less);
+        };
+        gauge(
+            "soiree_pool_tasks_queued",
+            "Tasks waiting for a worker",
+            &metrics.submitted,
+            &metrics.started,
+        );
+        gauge(
+            "soiree_pool_tasks_running",
+            "Tasks running now",
+            &metrics.started,
+            &metrics.completed,
+        );
+        metrics
+    }
+}
+
+/// A gauge whose value is one counter minus another.
+#[derive(Debug, Clone, Default)]
+struct DifferenceGauge {
+    counters: Arc<OnceLock<(Counter, Counter)>>,
+}
+
+impl DifferenceGauge {
+    fn init(&self, of: &Counter, less: &Counter) {
+        let _ = self.counters.set((of.clone(), less.clone()));
+    }
+
+    fn value(&self) -> i64 {
+        self.counters.get().map_or(0, |(of, less)| {
+            let less = less.get();
+            i64::try_from(of.get().saturating_sub(less)).unwrap_or(i64::MAX)
+        })
+    }
+}
+
+impl TypedMetric for DifferenceGauge {
+    const TYPE: MetricType = MetricType::Gauge;
+}
+
+impl EncodeMetric for DifferenceGauge {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        encoder.encode_gauge(&self.value())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
     }
 }

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam_queue::SegQueue;
 use futures::FutureExt;
@@ -33,8 +33,13 @@ pub(crate) struct PoolCore<J: Job> {
     max_workers: AtomicUsize,
     /// Workers spawned and not yet exited.
     active: AtomicUsize,
-    /// Jobs submitted and not yet finished.
-    pending: AtomicUsize,
+    /// Jobs submitted (written only by submitters) and finished (written only
+    /// by workers): separate counters, so that no cache line is written by
+    /// both sides for every job.
+    submitted: AtomicU64,
+    completed: AtomicU64,
+    /// Callers inside `wait_for_idle`; workers look for idleness only then.
+    idle_waiters: AtomicUsize,
     idle: Notify,
     closed: AtomicBool,
     runtime: OnceLock<Handle>,
@@ -49,7 +54,7 @@ impl<J: Job> std::fmt::Debug for PoolCore<J> {
             .field("name", &self.name)
             .field("workers", &self.max_workers.load(Ordering::Relaxed))
             .field("active", &self.active.load(Ordering::Relaxed))
-            .field("pending", &self.pending.load(Ordering::Relaxed))
+            .field("pending", &self.pending())
             .field("closed", &self.closed.load(Ordering::Relaxed))
             .finish()
     }
@@ -66,7 +71,9 @@ impl<J: Job> PoolCore<J> {
             queue: SegQueue::new(),
             max_workers: AtomicUsize::new(options.workers),
             active: AtomicUsize::new(0),
-            pending: AtomicUsize::new(0),
+            submitted: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            idle_waiters: AtomicUsize::new(0),
             idle: Notify::new(),
             closed: AtomicBool::new(false),
             runtime: OnceLock::new(),
@@ -90,7 +97,11 @@ impl<J: Job> PoolCore<J> {
 
     /// Jobs submitted and not yet finished.
     pub(crate) fn pending(&self) -> usize {
-        self.pending.load(Ordering::Acquire)
+        // Completed first: both only grow, so a race can only overstate the
+        // pending work, never report idle too early.
+        let completed = self.completed.load(Ordering::SeqCst);
+        let submitted = self.submitted.load(Ordering::SeqCst);
+        usize::try_from(submitted.saturating_sub(completed)).unwrap_or(usize::MAX)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -111,9 +122,8 @@ impl<J: Job> PoolCore<J> {
                 Err(_) => return Err((Error::NoRuntime, job)),
             }
         }
-        self.pending.fetch_add(1, Ordering::AcqRel);
+        self.submitted.fetch_add(1, Ordering::Relaxed);
         self.metrics.submitted.inc();
-        self.metrics.queued.inc();
         self.queue.push(job);
         if self.claim_worker() {
             self.spawn_worker();
@@ -137,6 +147,8 @@ impl<J: Job> PoolCore<J> {
     }
 
     pub(crate) async fn wait_for_idle(&self) {
+        self.idle_waiters.fetch_add(1, Ordering::SeqCst);
+        let _waiting = IdleWaiter(&self.idle_waiters);
         loop {
             let idle = self.idle.notified();
             tokio::pin!(idle);
@@ -200,9 +212,7 @@ impl<J: Job> PoolCore<J> {
     async fn work(self: Arc<Self>) {
         loop {
             while let Some(job) = self.queue.pop() {
-                self.metrics.queued.dec();
                 self.metrics.started.inc();
-                self.metrics.running.inc();
                 if AssertUnwindSafe(job.run(&self))
                     .catch_unwind()
                     .await
@@ -210,9 +220,9 @@ impl<J: Job> PoolCore<J> {
                 {
                     self.metrics.panicked.inc();
                 }
-                self.metrics.running.dec();
                 self.metrics.completed.inc();
-                if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+                self.completed.fetch_add(1, Ordering::SeqCst);
+                if self.idle_waiters.load(Ordering::SeqCst) > 0 && self.pending() == 0 {
                     self.idle.notify_waiters();
                 }
                 if self.retire_if_over() {
@@ -232,5 +242,14 @@ impl<J: Job> PoolCore<J> {
                 return;
             }
         }
+    }
+}
+
+/// Counts a caller in `wait_for_idle` until it returns or is cancelled.
+struct IdleWaiter<'a>(&'a AtomicUsize);
+
+impl Drop for IdleWaiter<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -94,8 +94,13 @@ impl Backoff {
         self
     }
 
-    /// The delays before the first retry, the second, and so on, without end.
+    /// The delays before the first retry, the second, and so on, without end,
+    /// rounded to whole microseconds (the builders multiply in floating point).
     pub fn delays(&self) -> Box<dyn Iterator<Item = Duration> + Send> {
+        Box::new(self.raw_delays().map(round_to_micros))
+    }
+
+    fn raw_delays(&self) -> Box<dyn Iterator<Item = Duration> + Send> {
         match self.kind {
             Kind::Exponential { min, max, factor } => {
                 let builder = ExponentialBuilder::default()
@@ -123,4 +128,9 @@ impl Backoff {
             }
         }
     }
+}
+
+fn round_to_micros(delay: Duration) -> Duration {
+    // `as` saturates for out-of-range floats, so this cannot overflow.
+    Duration::from_micros((delay.as_secs_f64() * 1e6).round() as u64)
 }

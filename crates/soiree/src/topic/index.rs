@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use dashmap::DashMap;
+use foldhash::fast::RandomState;
 
 use super::Specificity;
 
@@ -35,7 +36,8 @@ pub(crate) enum RemoveError {
 #[derive(Debug)]
 pub(crate) struct TopicIndex<T> {
     trie: RwLock<Trie<T>>,
-    routes: DashMap<Arc<str>, Arc<Route<T>>>,
+    /// Keyed with foldhash: a fast hash with a per-process random seed.
+    routes: DashMap<Arc<str>, Arc<Route<T>>, RandomState>,
 }
 
 #[derive(Debug)]
@@ -62,7 +64,7 @@ impl<T> Default for TopicIndex<T> {
                 root: Node::default(),
                 patterns: HashMap::new(),
             }),
-            routes: DashMap::new(),
+            routes: DashMap::with_hasher(RandomState::default()),
         }
     }
 }
@@ -128,6 +130,16 @@ impl<T> TopicIndex<T> {
         }
         self.routes.insert(topic, Arc::clone(&route));
         route
+    }
+
+    /// The shared name of `topic` and whether any listener hears it, without
+    /// taking a reference on the route.
+    pub(crate) fn peek(&self, topic: &str) -> (Arc<str>, bool) {
+        if let Some(route) = self.routes.get(topic) {
+            return (Arc::clone(&route.topic), !route.listeners.is_empty());
+        }
+        let route = self.route(topic);
+        (Arc::clone(&route.topic), !route.listeners.is_empty())
     }
 
     /// Every registered pattern with its listeners, in no particular order.

@@ -21,29 +21,51 @@ pub(crate) fn validate_pattern(name: &str) -> Result<&str> {
 }
 
 /// Checks an emitted (concrete) topic and returns it trimmed.
+///
+/// One pass over the bytes: this runs on every emit.
 pub(crate) fn validate_topic(name: &str) -> Result<&str> {
     let trimmed = name.trim();
-    check_common(name, trimmed)?;
-    if trimmed.contains('*') {
-        return Err(Error::invalid_topic(
-            name,
-            "an emitted topic must be concrete (no `*` or `**`)",
-        ));
+    let mut segment_empty = true;
+    for byte in trimmed.bytes() {
+        match byte {
+            b'.' if segment_empty => return Err(empty_segment(name, trimmed)),
+            b'.' => segment_empty = true,
+            b'?' | b'[' => return Err(reserved(name)),
+            b'*' => {
+                return Err(Error::invalid_topic(
+                    name,
+                    "an emitted topic must be concrete (no `*` or `**`)",
+                ));
+            }
+            _ => segment_empty = false,
+        }
+    }
+    if segment_empty {
+        return Err(empty_segment(name, trimmed));
     }
     Ok(trimmed)
 }
 
 fn check_common(name: &str, trimmed: &str) -> Result<()> {
-    if trimmed.is_empty() {
-        return Err(Error::invalid_topic(name, "the name is empty"));
-    }
     if trimmed.contains(['?', '[']) {
-        return Err(Error::invalid_topic(name, "`?` and `[` are reserved"));
+        return Err(reserved(name));
     }
     if trimmed.split('.').any(str::is_empty) {
-        return Err(Error::invalid_topic(name, "the name has an empty segment"));
+        return Err(empty_segment(name, trimmed));
     }
     Ok(())
+}
+
+fn reserved(name: &str) -> Error {
+    Error::invalid_topic(name, "`?` and `[` are reserved")
+}
+
+fn empty_segment(name: &str, trimmed: &str) -> Error {
+    if trimmed.is_empty() {
+        Error::invalid_topic(name, "the name is empty")
+    } else {
+        Error::invalid_topic(name, "the name has an empty segment")
+    }
 }
 
 #[cfg(test)]
