@@ -115,8 +115,12 @@ mod tests {
 
     #[test]
     fn a_planned_scenario_is_not_available() {
-        let err = select(&["round-trip".into(), "sql-outbox".into()]).unwrap_err();
-        assert!(matches!(err, Error::NotAvailable(name) if name == "sql-outbox"));
+        // Nothing to refuse once every planned scenario is in the table.
+        let Some(planned) = planned().next() else {
+            return;
+        };
+        let err = select(&["round-trip".into(), planned.into()]).unwrap_err();
+        assert!(matches!(err, Error::NotAvailable(name) if name == planned));
     }
 
     #[test]
