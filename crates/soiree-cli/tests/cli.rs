@@ -120,7 +120,7 @@ fn every_in_memory_scenario_prints_one_checked_line() {
     }
     let extras = |name: &str| by_name[name].0[4..].to_vec();
     if cfg!(target_os = "linux") {
-        assert_eq!(extras("emit-throughput"), ["peak_rss_mb"]);
+        assert_eq!(extras("emit-throughput"), ["peak_rss_mb", "backlog"]);
     }
     assert_eq!(extras("round-trip"), ["p50_us", "p99_us"]);
     assert_eq!(by_name["fanout-10"].1["invocations"], "20000");
