@@ -37,6 +37,10 @@ pub enum Error {
     /// `off` named a pattern with no listeners.
     #[error("topic not found: {0:?}")]
     TopicNotFound(String),
+    /// A listener with this id is already registered on the bus (ids name
+    /// listeners in stores' de-duplication, so they must be unique).
+    #[error("listener id already registered: {0:?}")]
+    DuplicateListener(String),
     /// `off` named a listener id that is not registered on the pattern.
     #[error("listener not found: {0:?}")]
     ListenerNotFound(String),

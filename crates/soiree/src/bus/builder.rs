@@ -205,6 +205,7 @@ impl EventBusBuilder {
                 poll_wait: self.poll_wait,
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
+                consumer: std::sync::Mutex::new(None),
             },
             listener_metrics: ListenerMetrics::new(&registry),
             live_key,

@@ -2,10 +2,11 @@
 
 use std::any::Any;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -52,7 +53,18 @@ pub(crate) struct ConsumerConfig {
     pub(crate) started: AtomicBool,
     pub(crate) poll_wait: Duration,
     pub(crate) shutdown: CancellationToken,
+    /// The consumer loop and the acknowledger.
     pub(crate) tasks: TaskTracker,
+    /// The consumer loop alone, which `close` waits for before closing the pool.
+    pub(crate) consumer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl ConsumerConfig {
+    pub(crate) fn consumer_task(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
+        self.consumer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl BusInner {

@@ -1,13 +1,16 @@
 //! Consumers of a queue store: dequeue, dispatch on the pool, acknowledge.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, mpsc};
 
 use super::dispatch::{Job, Work, handle_error};
 use super::{BusCore, EmissionState};
+use crate::listener::panic_message;
 use crate::topic::validate_topic;
 use crate::{Error, EventQueue};
 
@@ -38,9 +41,10 @@ pub(crate) fn start(core: &Arc<BusCore>) {
     config
         .tasks
         .spawn_on(acknowledge(Arc::downgrade(core), receipts), &runtime);
-    config
+    let consumer = config
         .tasks
         .spawn_on(consume(Arc::downgrade(core), acks), &runtime);
+    *config.consumer_task() = Some(consumer);
 }
 
 async fn consume(bus: Weak<BusCore>, acks: mpsc::UnboundedSender<String>) {
@@ -53,6 +57,7 @@ async fn consume(bus: Weak<BusCore>, acks: mpsc::UnboundedSender<String>) {
     let mut pause = RETRY_PAUSE;
     loop {
         let first = tokio::select! {
+            biased;
             () = shutdown.cancelled() => return,
             permit = Arc::clone(&in_flight).acquire_owned() => match permit {
                 Ok(permit) => permit,
@@ -68,9 +73,15 @@ async fn consume(bus: Weak<BusCore>, acks: mpsc::UnboundedSender<String>) {
         let Some(queue) = bus_config.store.as_deref().and_then(|s| s.queue()) else {
             return;
         };
+        // A panicking store must not end consuming for good: report it and
+        // carry on like any other failed dequeue.
+        let dequeue = AssertUnwindSafe(queue.dequeue(permits.len(), poll_wait)).catch_unwind();
         let deliveries = tokio::select! {
+            biased;
             () = shutdown.cancelled() => return,
-            deliveries = queue.dequeue(permits.len(), poll_wait) => deliveries,
+            deliveries = dequeue => deliveries.unwrap_or_else(|panic| {
+                Err(Error::store(format!("dequeue panicked: {}", panic_message(&*panic))))
+            }),
         };
         let deliveries = match deliveries {
             Ok(deliveries) => {

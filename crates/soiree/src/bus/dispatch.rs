@@ -1,7 +1,7 @@
 //! Running one emission's listeners, in order, with retries and panic isolation.
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use futures::FutureExt;
@@ -26,6 +26,21 @@ pub(crate) enum Work {
         acks: mpsc::UnboundedSender<String>,
         _permit: OwnedSemaphorePermit,
     },
+}
+
+/// One job's dispatch: the bus, the emission and its route, shared by the
+/// job's listener contexts. Allocated by the worker, so that its refcount is
+/// written by one thread only, whatever the number of listeners.
+pub(crate) struct Dispatch {
+    pub(crate) core: Arc<BusCore>,
+    pub(crate) emission: Arc<EmissionState>,
+    pub(crate) route: Arc<Route<ListenerEntry>>,
+}
+
+impl Dispatch {
+    pub(crate) fn bus(&self) -> &BusInner {
+        self.core.context()
+    }
 }
 
 /// The pool's job for the bus: one emission.
@@ -57,7 +72,12 @@ async fn run(core: Arc<BusCore>, state: Arc<EmissionState>) {
         Work::Dispatch => {
             if persist(bus, &state).await {
                 let route = bus.index.route(state.event.topic());
-                dispatch(&core, &state, &route).await;
+                dispatch(Arc::new(Dispatch {
+                    core: Arc::clone(&core),
+                    emission: Arc::clone(&state),
+                    route,
+                }))
+                .await;
             }
         }
         Work::Deliver {
@@ -66,7 +86,12 @@ async fn run(core: Arc<BusCore>, state: Arc<EmissionState>) {
             acks,
             ..
         } => {
-            dispatch(&core, &state, route).await;
+            dispatch(Arc::new(Dispatch {
+                core: Arc::clone(&core),
+                emission: Arc::clone(&state),
+                route: Arc::clone(route),
+            }))
+            .await;
             // The consumer's acker is gone only when the bus is closing; the
             // entry then stays pending and is delivered again.
             let _ = acks.send(receipt.clone());
@@ -107,14 +132,15 @@ async fn enqueue(bus: &BusInner, state: &EmissionState) {
     }
 }
 
-async fn dispatch(core: &Arc<BusCore>, state: &Arc<EmissionState>, route: &Route<ListenerEntry>) {
-    let bus = core.context();
+async fn dispatch(dispatch: Arc<Dispatch>) {
+    let bus = dispatch.bus();
+    let state = &*dispatch.emission;
     let event = &state.event;
     let store = bus.store.as_deref();
     let dedup = store.and_then(|store| store.dedup());
     // Only stores need the id; skip the property lookup on the in-memory path.
     let event_id = store.and_then(|_| event.id());
-    for listener in &route.listeners {
+    for (index, listener) in dispatch.route.listeners.iter().enumerate() {
         if listener.is_removed() {
             continue;
         }
@@ -142,7 +168,7 @@ async fn dispatch(core: &Arc<BusCore>, state: &Arc<EmissionState>, route: &Route
                 Err(err) => tracing::warn!(%err, event_id, "handler dedup lookup failed"),
             }
         }
-        if let Some(err) = run_listener(core, state, listener, event_id.as_deref()).await {
+        if let Some(err) = run_listener(&dispatch, index, event_id.as_deref()).await {
             report(bus, state, err);
         }
     }
@@ -151,23 +177,19 @@ async fn dispatch(core: &Arc<BusCore>, state: &Arc<EmissionState>, route: &Route
 /// Runs one listener until it succeeds, panics, or uses up its attempts;
 /// returns its final error.
 async fn run_listener(
-    core: &Arc<BusCore>,
-    state: &Arc<EmissionState>,
-    listener: &Arc<ListenerEntry>,
+    dispatch: &Arc<Dispatch>,
+    index: usize,
     event_id: Option<&str>,
 ) -> Option<Error> {
-    let bus = core.context();
+    let bus = dispatch.bus();
+    let state = &*dispatch.emission;
+    let listener = &dispatch.route.listeners[index];
     let event = &state.event;
     let max_attempts = bus.retry.max_attempts();
     let mut delays = None;
     let mut attempt = 1;
     loop {
-        let ctx = EventContext::new(
-            Arc::clone(core),
-            Arc::clone(state),
-            Arc::clone(listener),
-            attempt,
-        );
+        let ctx = EventContext::new(Arc::clone(dispatch), index, attempt);
         let span = tracing::info_span!(
             parent: event.context().span(),
             "soiree.listener",
@@ -214,11 +236,17 @@ async fn run_listener(
                 )
                 .await;
                 if let Some(handler) = &bus.panic_handler {
-                    handler(&ListenerPanic {
+                    let report = ListenerPanic {
                         listener_id: listener.id.clone(),
                         topic: event.topic().to_owned(),
                         message: message.clone(),
-                    });
+                    };
+                    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| handler(&report))) {
+                        tracing::error!(
+                            panic = panic_message(&*panic),
+                            "the panic handler panicked"
+                        );
+                    }
                 }
                 return Some(Error::Panicked {
                     listener_id: listener.id.to_string(),
@@ -234,7 +262,13 @@ async fn run_listener(
             .next()
             .unwrap_or_default();
         tracing::debug!(%error, attempt, ?delay, "retrying listener");
-        tokio::time::sleep(delay).await;
+        // Waiting to retry ends early, with the last error, when the context
+        // is done or the bus closes.
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = event.context().done() => return Some(error),
+            () = bus.consumer.shutdown.cancelled() => return Some(error),
+        }
         attempt += 1;
     }
 }
@@ -270,9 +304,22 @@ pub(crate) fn report(bus: &BusInner, state: &EmissionState, error: Error) {
 }
 
 /// The error the error handler makes of `error` (`None`: swallowed).
+///
+/// A panicking handler loses nothing: the error comes back as
+/// [`Error::Panicked`] naming the handler, with the original error's text.
 pub(crate) fn handle_error(bus: &BusInner, event: &Event, error: Error) -> Option<Error> {
-    match &bus.error_handler {
-        Some(handler) => handler(event, error),
-        None => Some(error),
+    let Some(handler) = &bus.error_handler else {
+        return Some(error);
+    };
+    let text = error.to_string();
+    match catch_unwind(AssertUnwindSafe(|| handler(event, error))) {
+        Ok(error) => error,
+        Err(panic) => Some(Error::Panicked {
+            listener_id: "error_handler".to_owned(),
+            message: format!(
+                "the error handler panicked ({}) on: {text}",
+                panic_message(&*panic)
+            ),
+        }),
     }
 }

@@ -105,9 +105,26 @@ impl Stream for Emission {
 
 impl Drop for Emission {
     fn drop(&mut self) {
-        if let Inner::Running(state) = &self.inner {
-            state.abandoned.store(true, Ordering::SeqCst);
-            state.log_unread();
+        match &self.inner {
+            Inner::Running(state) => {
+                state.abandoned.store(true, Ordering::SeqCst);
+                state.log_unread();
+            }
+            Inner::Failed(Some(error)) => {
+                tracing::warn!(%error, "emission failed with no one to receive the error");
+            }
+            Inner::Failed(None) => {}
+        }
+    }
+}
+
+impl futures::stream::FusedStream for Emission {
+    fn is_terminated(&self) -> bool {
+        match &self.inner {
+            Inner::Failed(error) => error.is_none(),
+            Inner::Running(state) => {
+                state.finished.load(Ordering::Acquire) && state.errors().is_empty()
+            }
         }
     }
 }
@@ -167,7 +184,10 @@ impl EmissionState {
 
     pub(crate) fn finish(&self) {
         self.finished.store(true, Ordering::Release);
-        self.waker.wake();
+        // A detached emission has no one to wake.
+        if !self.abandoned.load(Ordering::Relaxed) {
+            self.waker.wake();
+        }
     }
 
     fn log_unread(&self) {

@@ -81,8 +81,9 @@ impl EventBus {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidTopicName`] for an invalid pattern; [`Error::Closed`]
-    /// on a closed bus.
+    /// [`Error::InvalidTopicName`] for an invalid pattern;
+    /// [`Error::DuplicateListener`] when the id is already registered on this
+    /// bus; [`Error::Closed`] on a closed bus.
     pub fn on<F, Fut>(&self, pattern: &str, listener: F) -> Result<ListenerId>
     where
         F: Fn(EventContext) -> Fut + Send + Sync + 'static,
@@ -109,11 +110,17 @@ impl EventBus {
     }
 
     pub(crate) fn register_binding(&self, binding: &ListenerBinding) -> Result<ListenerId> {
+        let entry = self.insert_binding(binding)?;
+        consumer::start(&self.core);
+        Ok(entry.id.clone())
+    }
+
+    fn insert_binding(&self, binding: &ListenerBinding) -> Result<Arc<ListenerEntry>> {
         let id = match &binding.name {
             Some(name) => ListenerId::new(name.as_str()),
             None => ListenerId::new(self.inner().next_id()),
         };
-        self.insert(id, &binding.pattern, Arc::clone(&binding.listener))
+        self.insert_entry(id, &binding.pattern, Arc::clone(&binding.listener))
     }
 
     fn insert(
@@ -122,18 +129,33 @@ impl EventBus {
         pattern: &str,
         listener: Arc<dyn Listener>,
     ) -> Result<ListenerId> {
+        let entry = self.insert_entry(id, pattern, listener)?;
+        consumer::start(&self.core);
+        Ok(entry.id.clone())
+    }
+
+    /// Registers without starting the queue consumer.
+    fn insert_entry(
+        &self,
+        id: ListenerId,
+        pattern: &str,
+        listener: Arc<dyn Listener>,
+    ) -> Result<Arc<ListenerEntry>> {
         if self.is_closed() {
             return Err(Error::Closed);
         }
         let pattern = validate_pattern(pattern)?;
-        let entry = ListenerEntry::new(id.clone(), pattern, listener);
-        self.inner().index.insert(pattern, Arc::new(entry));
-        consumer::start(&self.core);
-        Ok(id)
+        let entry = Arc::new(ListenerEntry::new(id, pattern, listener));
+        self.inner()
+            .index
+            .insert(pattern, Arc::clone(&entry), |other| other.id == entry.id)
+            .map_err(|_| Error::DuplicateListener(entry.id.to_string()))?;
+        Ok(entry)
     }
 
     /// Registers every binding, or none: if one fails, those registered
-    /// before it are removed again.
+    /// before it are removed again. A queue store's consumer starts only once
+    /// all are registered, so no delivery sees some of them and not others.
     ///
     /// # Errors
     ///
@@ -142,19 +164,26 @@ impl EventBus {
         &self,
         bindings: impl IntoIterator<Item = ListenerBinding>,
     ) -> Result<Vec<ListenerId>> {
-        let mut ids: Vec<(String, ListenerId)> = Vec::new();
+        let mut registered: Vec<Arc<ListenerEntry>> = Vec::new();
         for binding in bindings {
-            match self.register_binding(&binding) {
-                Ok(id) => ids.push((binding.pattern.clone(), id)),
+            match self.insert_binding(&binding) {
+                Ok(entry) => registered.push(entry),
                 Err(err) => {
-                    for (pattern, id) in &ids {
-                        let _ = self.off(pattern, id);
+                    for entry in &registered {
+                        let _ = self
+                            .inner()
+                            .index
+                            .remove(&entry.pattern, |other| std::ptr::eq(other, &**entry));
+                        entry.mark_removed();
                     }
                     return Err(err);
                 }
             }
         }
-        Ok(ids.into_iter().map(|(_, id)| id).collect())
+        if !registered.is_empty() {
+            consumer::start(&self.core);
+        }
+        Ok(registered.iter().map(|entry| entry.id.clone()).collect())
     }
 
     /// Removes the listener `id` from `pattern`. Emissions already under way
@@ -286,7 +315,11 @@ impl EventBus {
         let inner = self.inner();
         loop {
             self.core.wait_for_idle().await;
-            let consuming = inner.consumer.started.load(Ordering::Acquire) && !self.is_closed();
+            // From inside a listener the caller's own delivery is unacknowledged
+            // until it returns: waiting for the backlog would wait for itself.
+            let consuming = inner.consumer.started.load(Ordering::Acquire)
+                && !self.is_closed()
+                && !self.core.caller_is_inside();
             let Some(queue) = inner
                 .store
                 .as_deref()
@@ -320,11 +353,21 @@ impl EventBus {
         if inner.closed.swap(true, Ordering::AcqRel) {
             return Err(Error::AlreadyClosed);
         }
+        // Stop taking deliveries before closing the pool, so that no delivery
+        // already taken is refused a worker.
         inner.consumer.shutdown.cancel();
-        inner.consumer.tasks.close();
+        let consumer = inner.consumer.consumer_task().take();
+        if let Some(consumer) = consumer {
+            let _ = consumer.await;
+        }
         self.core.close();
-        inner.consumer.tasks.wait().await;
         self.core.wait_for_idle().await;
+        // The acknowledger flushes once every delivery job is gone; a listener
+        // closing its own bus is one of them, so it does not wait for that.
+        inner.consumer.tasks.close();
+        if !self.core.caller_is_inside() {
+            inner.consumer.tasks.wait().await;
+        }
         live::unregister(inner.live_key);
         Ok(())
     }

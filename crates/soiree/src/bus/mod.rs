@@ -12,6 +12,7 @@ mod live;
 pub use builder::EventBusBuilder;
 pub(crate) use config::{BusCore, BusInner};
 pub use config::{ErrorHandler, IdGenerator, PanicHandler};
+pub(crate) use dispatch::Dispatch;
 pub use emission::Emission;
 pub(crate) use emission::EmissionState;
 pub use event_bus::EventBus;

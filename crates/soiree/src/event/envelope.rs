@@ -49,7 +49,7 @@ impl StoredEvent {
         })
     }
 
-    /// The event id (`soiree.event_id`), if present.
+    /// The event id (`soiree.event_id`), if present as a string.
     pub fn id(&self) -> Option<&str> {
         self.properties.get(PROPERTY_EVENT_ID)?.as_str()
     }
@@ -57,9 +57,14 @@ impl StoredEvent {
     /// Turns the envelope back into an event whose payload is JSON, decoded
     /// into listeners' types on demand.
     pub fn into_event(self) -> Event {
+        // `null` is how an event without payload was stored.
+        let payload = match self.payload {
+            Value::Null => Payload::empty(),
+            json => Payload::from_json(json),
+        };
         Event::from_parts(
             self.topic.into(),
-            Payload::from_json(self.payload),
+            payload,
             Properties::from_map(self.properties),
         )
     }

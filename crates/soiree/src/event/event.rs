@@ -123,9 +123,14 @@ impl Event {
         self.client.as_ref()
     }
 
-    /// The event's id (the `soiree.event_id` property), if it has one.
+    /// The event's id (the `soiree.event_id` property), if it has one: a
+    /// string, or a number in its decimal form; an empty string is no id.
     pub fn id(&self) -> Option<String> {
-        self.properties.get_str(PROPERTY_EVENT_ID)
+        match self.properties.get(PROPERTY_EVENT_ID)? {
+            serde_json::Value::String(id) if !id.is_empty() => Some(id),
+            serde_json::Value::Number(id) => Some(id.to_string()),
+            _ => None,
+        }
     }
 }
 

@@ -44,16 +44,25 @@ struct State {
 
 #[derive(Debug, Clone)]
 enum EventId {
+    /// A ULID is due but not made yet: most in-memory emissions never read
+    /// their id, so the clock and the random source are read on first use.
+    Due,
     Generated(Ulid),
     Value(Value),
 }
 
-impl EventId {
-    fn to_value(&self) -> Value {
-        match self {
-            Self::Generated(ulid) => Value::String(ulid.to_string()),
-            Self::Value(value) => value.clone(),
+impl State {
+    /// The event id, made now if it was due.
+    fn event_id(&mut self) -> Option<Value> {
+        let id = self.event_id.as_mut()?;
+        if matches!(id, EventId::Due) {
+            *id = EventId::Generated(Ulid::generate());
         }
+        Some(match id {
+            EventId::Generated(ulid) => Value::String(ulid.to_string()),
+            EventId::Value(value) => value.clone(),
+            EventId::Due => Value::Null,
+        })
     }
 }
 
@@ -87,9 +96,9 @@ impl Properties {
 
     /// Returns a copy of the value at `key`.
     pub fn get(&self, key: &str) -> Option<Value> {
-        let state = self.lock();
+        let mut state = self.lock();
         if key == PROPERTY_EVENT_ID {
-            return state.event_id.as_ref().map(EventId::to_value);
+            return state.event_id();
         }
         state.map.get(key).cloned()
     }
@@ -106,7 +115,9 @@ impl Properties {
     pub fn remove(&self, key: &str) -> Option<Value> {
         let mut state = self.lock();
         if key == PROPERTY_EVENT_ID {
-            return state.event_id.take().map(|id| id.to_value());
+            let id = state.event_id();
+            state.event_id = None;
+            return id;
         }
         state.map.remove(key)
     }
@@ -133,22 +144,22 @@ impl Properties {
 
     /// A copy of every property.
     pub fn to_map(&self) -> Map<String, Value> {
-        let state = self.lock();
+        let mut state = self.lock();
         let mut map = state.map.clone();
-        if let Some(id) = &state.event_id {
-            map.insert(PROPERTY_EVENT_ID.to_owned(), id.to_value());
+        if let Some(id) = state.event_id() {
+            map.insert(PROPERTY_EVENT_ID.to_owned(), id);
         }
         map
     }
 
     /// Gives the event an id unless it has one: from `generate`, or else a
-    /// ULID kept in compact form.
+    /// ULID made when first read and kept in compact form.
     pub(crate) fn ensure_event_id(&self, generate: Option<&(dyn Fn() -> String + Send + Sync)>) {
         let mut state = self.lock();
         if state.event_id.is_none() {
             state.event_id = Some(match generate {
                 Some(generate) => EventId::Value(Value::String(generate())),
-                None => EventId::Generated(Ulid::generate()),
+                None => EventId::Due,
             });
         }
     }

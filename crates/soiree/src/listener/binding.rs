@@ -23,6 +23,7 @@ use crate::{BoxError, EventBus, Result};
 /// assert_eq!(id.as_str(), "welcome");
 /// ```
 #[derive(Clone)]
+#[must_use = "a binding does nothing until it is registered on a bus"]
 pub struct ListenerBinding {
     pub(crate) pattern: String,
     pub(crate) name: Option<String>,
@@ -49,7 +50,6 @@ impl ListenerBinding {
     }
 
     /// Gives the listener a stable id (see [`EventBus::on_named`]).
-    #[must_use]
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{ListenerEntry, ListenerId};
-use crate::bus::{BusCore, EmissionState};
+use crate::bus::Dispatch;
 use crate::{Context, Event, EventBus, Payload, Properties};
 
 /// Everything a listener needs about the event it handles: the event, its
@@ -32,25 +32,24 @@ use crate::{Context, Event, EventBus, Payload, Properties};
 /// # }
 /// ```
 pub struct EventContext {
-    bus: Arc<BusCore>,
-    emission: Arc<EmissionState>,
-    listener: Arc<ListenerEntry>,
+    dispatch: Arc<Dispatch>,
+    /// This listener's place in the dispatch's route.
+    index: usize,
     attempt: u32,
 }
 
 impl EventContext {
-    pub(crate) fn new(
-        bus: Arc<BusCore>,
-        emission: Arc<EmissionState>,
-        listener: Arc<ListenerEntry>,
-        attempt: u32,
-    ) -> Self {
+    /// `index` must be a position in `dispatch.route.listeners`.
+    pub(crate) fn new(dispatch: Arc<Dispatch>, index: usize, attempt: u32) -> Self {
         Self {
-            bus,
-            emission,
-            listener,
+            dispatch,
+            index,
             attempt,
         }
+    }
+
+    fn listener(&self) -> &ListenerEntry {
+        &self.dispatch.route.listeners[self.index]
     }
 
     /// The emitter's request context.
@@ -60,7 +59,7 @@ impl EventContext {
 
     /// The event being handled.
     pub fn event(&self) -> &Event {
-        &self.emission.event
+        &self.dispatch.emission.event
     }
 
     /// The event's payload.
@@ -94,7 +93,7 @@ impl EventContext {
     pub fn client<T: Send + Sync + 'static>(&self) -> Option<&T> {
         self.event()
             .client_any()
-            .or(self.bus.context().client.as_ref())?
+            .or(self.dispatch.bus().client.as_ref())?
             .downcast_ref()
     }
 
@@ -116,12 +115,12 @@ impl EventContext {
 
     /// This listener's id.
     pub fn listener_id(&self) -> &ListenerId {
-        &self.listener.id
+        &self.listener().id
     }
 
     /// The pattern this listener was registered on.
     pub fn pattern(&self) -> &str {
-        &self.listener.pattern
+        &self.listener().pattern
     }
 
     /// Which attempt this is, from 1.
@@ -130,13 +129,13 @@ impl EventContext {
     }
 
     pub(crate) fn listener_metrics(&self) -> &crate::metrics::ListenerMetrics {
-        &self.bus.context().listener_metrics
+        &self.dispatch.bus().listener_metrics
     }
 
     /// The bus that dispatched the event, to emit follow-up events or change
     /// listeners from inside a listener.
     pub fn bus(&self) -> EventBus {
-        EventBus::from_core(Arc::clone(&self.bus))
+        EventBus::from_core(Arc::clone(&self.dispatch.core))
     }
 }
 
@@ -144,7 +143,7 @@ impl fmt::Debug for EventContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventContext")
             .field("topic", &self.topic())
-            .field("listener_id", &self.listener.id)
+            .field("listener_id", &self.listener().id)
             .field("attempt", &self.attempt)
             .finish()
     }

@@ -5,9 +5,10 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 
 use crossbeam_queue::SegQueue;
+use crossbeam_utils::CachePadded;
 use futures::FutureExt;
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
@@ -15,6 +16,11 @@ use tokio::sync::Notify;
 use super::options::validate_workers;
 use crate::metrics::PoolMetrics;
 use crate::{Error, MetricsRegistry, PoolOptions, Result};
+
+tokio::task_local! {
+    /// The pool (by address) whose job the current task runs.
+    static RUNNING_IN: usize;
+}
 
 /// Scheduler turns an idle worker waits for more work before exiting.
 const LINGER_TURNS: usize = 16;
@@ -36,8 +42,8 @@ pub(crate) struct PoolCore<J: Job> {
     /// Jobs submitted (written only by submitters) and finished (written only
     /// by workers): separate counters, so that no cache line is written by
     /// both sides for every job.
-    submitted: AtomicU64,
-    completed: AtomicU64,
+    submitted: CachePadded<AtomicU64>,
+    completed: CachePadded<AtomicU64>,
     /// Callers inside `wait_for_idle`; workers look for idleness only then.
     idle_waiters: AtomicUsize,
     idle: Notify,
@@ -71,8 +77,8 @@ impl<J: Job> PoolCore<J> {
             queue: SegQueue::new(),
             max_workers: AtomicUsize::new(options.workers),
             active: AtomicUsize::new(0),
-            submitted: AtomicU64::new(0),
-            completed: AtomicU64::new(0),
+            submitted: CachePadded::new(AtomicU64::new(0)),
+            completed: CachePadded::new(AtomicU64::new(0)),
             idle_waiters: AtomicUsize::new(0),
             idle: Notify::new(),
             closed: AtomicBool::new(false),
@@ -104,8 +110,32 @@ impl<J: Job> PoolCore<J> {
         usize::try_from(submitted.saturating_sub(completed)).unwrap_or(usize::MAX)
     }
 
+    /// Pending jobs, not counting the job the caller runs in (a listener
+    /// waiting for its own bus to go idle must not wait for itself).
+    fn pending_besides_caller(&self) -> usize {
+        self.pending()
+            .saturating_sub(usize::from(self.caller_is_inside()))
+    }
+
+    /// Reports whether the calling task runs one of this pool's jobs.
+    pub(crate) fn caller_is_inside(&self) -> bool {
+        RUNNING_IN
+            .try_with(|pool| *pool == self.address())
+            .unwrap_or(false)
+    }
+
+    fn address(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    fn notify_idle_waiters(&self) {
+        if self.idle_waiters.load(Ordering::SeqCst) > 0 {
+            self.idle.notify_waiters();
+        }
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// Queues a job, handing it back when the pool is closed or there is no
@@ -122,9 +152,20 @@ impl<J: Job> PoolCore<J> {
                 Err(_) => return Err((Error::NoRuntime, job)),
             }
         }
-        self.submitted.fetch_add(1, Ordering::Relaxed);
+        // Count the job before checking `closed` (and `close` sets it before
+        // counting): either this sees the pool closed, or `close`'s wait for
+        // idleness sees this job.
+        self.submitted.fetch_add(1, Ordering::SeqCst);
+        if self.is_closed() {
+            self.completed.fetch_add(1, Ordering::SeqCst);
+            self.notify_idle_waiters();
+            return Err((Error::Closed, job));
+        }
         self.metrics.submitted.inc();
         self.queue.push(job);
+        // Pairs with the fence in `work`: a worker that gives up its slot sees
+        // this job, or this sees the slot free.
+        fence(Ordering::SeqCst);
         if self.claim_worker() {
             self.spawn_worker();
         }
@@ -143,7 +184,7 @@ impl<J: Job> PoolCore<J> {
 
     /// Stops accepting jobs; queued and running ones still finish.
     pub(crate) fn close(&self) -> bool {
-        !self.closed.swap(true, Ordering::AcqRel)
+        !self.closed.swap(true, Ordering::SeqCst)
     }
 
     pub(crate) async fn wait_for_idle(&self) {
@@ -153,7 +194,7 @@ impl<J: Job> PoolCore<J> {
             let idle = self.idle.notified();
             tokio::pin!(idle);
             idle.as_mut().enable();
-            if self.pending() == 0 {
+            if self.pending_besides_caller() == 0 {
                 return;
             }
             idle.await;
@@ -163,23 +204,27 @@ impl<J: Job> PoolCore<J> {
     /// Spawns a worker for a slot already claimed: on the caller's runtime,
     /// or else on the first runtime the pool saw.
     fn spawn_worker(self: &Arc<Self>) {
-        let worker = Arc::clone(self).work();
+        // The slot travels with the future: if a runtime drops the worker,
+        // polled or not, the slot is given back.
+        let slot = WorkerSlot {
+            pool: Arc::clone(self),
+            held: true,
+        };
+        let worker = slot.work();
         match Handle::try_current() {
             Ok(current) => drop(current.spawn(worker)),
-            Err(_) => match self.runtime.get() {
-                Some(first) => drop(first.spawn(worker)),
-                // No runtime was ever seen, so nothing was queued either.
-                None => {
-                    self.active.fetch_sub(1, Ordering::AcqRel);
+            Err(_) => {
+                if let Some(first) = self.runtime.get() {
+                    drop(first.spawn(worker));
                 }
-            },
+            }
         }
     }
 
     fn claim_worker(&self) -> bool {
         let max = self.max_workers.load(Ordering::Acquire);
         self.active
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |active| {
                 (active < max).then_some(active + 1)
             })
             .is_ok()
@@ -190,7 +235,7 @@ impl<J: Job> PoolCore<J> {
     fn retire_if_over(&self) -> bool {
         let max = self.max_workers.load(Ordering::Acquire);
         self.active
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |active| {
                 (active > max).then_some(active - 1)
             })
             .is_ok()
@@ -209,39 +254,73 @@ impl<J: Job> PoolCore<J> {
         false
     }
 
-    async fn work(self: Arc<Self>) {
+    /// Counts a job as finished, however it ended.
+    fn finish_job(&self) {
+        self.metrics.completed.inc();
+        self.completed.fetch_add(1, Ordering::SeqCst);
+        self.notify_idle_waiters();
+    }
+}
+
+/// A claimed worker slot, given back when dropped unless the worker gave it
+/// back itself.
+struct WorkerSlot<J: Job> {
+    pool: Arc<PoolCore<J>>,
+    held: bool,
+}
+
+impl<J: Job> WorkerSlot<J> {
+    async fn work(mut self) {
+        let pool = Arc::clone(&self.pool);
+        let address = pool.address();
         loop {
-            while let Some(job) = self.queue.pop() {
-                self.metrics.started.inc();
-                if AssertUnwindSafe(job.run(&self))
-                    .catch_unwind()
-                    .await
-                    .is_err()
-                {
-                    self.metrics.panicked.inc();
+            while let Some(job) = pool.queue.pop() {
+                pool.metrics.started.inc();
+                let done = JobDone(&pool);
+                let run = RUNNING_IN.scope(address, job.run(&pool));
+                if AssertUnwindSafe(run).catch_unwind().await.is_err() {
+                    pool.metrics.panicked.inc();
                 }
-                self.metrics.completed.inc();
-                self.completed.fetch_add(1, Ordering::SeqCst);
-                if self.idle_waiters.load(Ordering::SeqCst) > 0 && self.pending() == 0 {
-                    self.idle.notify_waiters();
-                }
-                if self.retire_if_over() {
+                drop(done);
+                if pool.retire_if_over() {
+                    self.held = false;
                     return;
                 }
                 // Let other tasks on this thread run between jobs that never
                 // yield on their own.
                 tokio::task::consume_budget().await;
             }
-            if self.linger().await {
+            if pool.linger().await {
                 continue;
             }
-            self.active.fetch_sub(1, Ordering::AcqRel);
-            // A job pushed after our last pop may have seen every worker slot
-            // taken: take the slot back if work remains.
-            if self.queue.is_empty() || !self.claim_worker() {
+            pool.active.fetch_sub(1, Ordering::SeqCst);
+            self.held = false;
+            // Pairs with the fence in `submit`: a job pushed after our last
+            // pop may have seen every slot taken, so look again.
+            fence(Ordering::SeqCst);
+            if pool.queue.is_empty() || !pool.claim_worker() {
                 return;
             }
+            self.held = true;
         }
+    }
+}
+
+impl<J: Job> Drop for WorkerSlot<J> {
+    fn drop(&mut self) {
+        if self.held {
+            self.pool.active.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Finishes a job when dropped, so that a job dropped mid-run (its runtime
+/// shut down) still counts as finished.
+struct JobDone<'a, J: Job>(&'a PoolCore<J>);
+
+impl<J: Job> Drop for JobDone<'_, J> {
+    fn drop(&mut self) {
+        self.0.finish_job();
     }
 }
 

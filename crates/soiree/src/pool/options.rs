@@ -20,9 +20,12 @@ pub(crate) const DEFAULT_WORKERS: usize = 10;
 /// ```
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
-    pub(crate) workers: usize,
-    pub(crate) name: String,
-    pub(crate) registry: Option<MetricsRegistry>,
+    /// The most tasks that run at once (default 10); at least 1.
+    pub workers: usize,
+    /// The `pool` label of the pool's metrics (default `soiree`).
+    pub name: String,
+    /// The registry for the pool's metrics (`None`: [`MetricsRegistry::global`]).
+    pub registry: Option<MetricsRegistry>,
 }
 
 impl Default for PoolOptions {

@@ -106,10 +106,15 @@ impl Pool {
         for (index, task) in tasks.into_iter().enumerate() {
             let member = Arc::clone(&group);
             let task = async move {
-                if let Err(panic) = AssertUnwindSafe(task).catch_unwind().await {
-                    member.record_panic(index, crate::listener::panic_message(&*panic));
+                let outcome = AssertUnwindSafe(task).catch_unwind().await;
+                if let Err(panic) = &outcome {
+                    member.record_panic(index, crate::listener::panic_message(&**panic));
                 }
                 member.finish_one();
+                // Panic on, so that the pool counts it like any task panic.
+                if let Err(panic) = outcome {
+                    std::panic::resume_unwind(panic);
+                }
             };
             group.start_one();
             if let Err(err) = self.submit(task) {

@@ -198,7 +198,7 @@ impl EventQueue for MemoryStore {
     }
 
     async fn dequeue(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
-        let deadline = Instant::now() + wait;
+        let deadline = far_future_if_none(Instant::now().checked_add(wait));
         loop {
             let arrived = self.arrived.notified();
             let deliveries = self.take_ready(max.max(1));
@@ -211,7 +211,7 @@ impl EventQueue for MemoryStore {
                 .lock()
                 .in_flight
                 .values()
-                .map(|(_, since)| *since + self.visibility_timeout)
+                .map(|(_, since)| far_future_if_none(since.checked_add(self.visibility_timeout)))
                 .min()
                 .map_or(deadline, |visible| visible.min(deadline));
             if tokio::time::timeout_at(wake, arrived).await.is_err() && Instant::now() >= deadline {
@@ -261,7 +261,7 @@ fn page<T: Clone>(items: &[T], cursor: Option<&str>, limit: usize) -> Result<Pag
         None => 0,
         Some(cursor) => cursor
             .parse::<usize>()
-            .map_err(|_| Error::InvalidConfig(format!("invalid page cursor {cursor:?}")))?,
+            .map_err(|_| Error::store(format!("invalid page cursor {cursor:?}")))?,
     };
     let end = start.saturating_add(limit).min(items.len());
     let start = start.min(end);
@@ -269,4 +269,9 @@ fn page<T: Clone>(items: &[T], cursor: Option<&str>, limit: usize) -> Result<Pag
         items: items[start..end].to_vec(),
         next: (end < items.len()).then(|| end.to_string()),
     })
+}
+
+/// A deadline that overflowed the clock: about thirty years from now.
+fn far_future_if_none(deadline: Option<Instant>) -> Instant {
+    deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365 * 30))
 }

@@ -26,6 +26,10 @@ pub(crate) struct Route<T> {
     pub(crate) listeners: Vec<Arc<T>>,
 }
 
+/// `insert` found the same entry registered already.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Duplicate;
+
 /// Why `remove` found nothing to remove.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum RemoveError {
@@ -70,9 +74,18 @@ impl<T> Default for TopicIndex<T> {
 }
 
 impl<T> TopicIndex<T> {
-    /// Adds `entry` after the pattern's existing listeners. `pattern` must be valid.
-    pub(crate) fn insert(&self, pattern: &str, entry: Arc<T>) {
+    /// Adds `entry` after the pattern's existing listeners, unless an entry
+    /// on any pattern `is_same` as it. `pattern` must be valid.
+    pub(crate) fn insert(
+        &self,
+        pattern: &str,
+        entry: Arc<T>,
+        is_same: impl Fn(&T) -> bool,
+    ) -> Result<(), Duplicate> {
         let mut trie = self.write();
+        if trie.patterns.values().flatten().any(|other| is_same(other)) {
+            return Err(Duplicate);
+        }
         if let Some(listeners) = trie.patterns.get_mut(pattern) {
             listeners.push(entry);
         } else {
@@ -81,6 +94,7 @@ impl<T> TopicIndex<T> {
             trie.patterns.insert(pattern, vec![entry]);
         }
         self.routes.clear();
+        Ok(())
     }
 
     /// Removes the first entry of `pattern` for which `is_target` holds.
@@ -287,10 +301,16 @@ mod tests {
     #[test]
     fn orders_by_specificity_then_registration() {
         let index = TopicIndex::default();
-        index.insert("**", Arc::new("all"));
-        index.insert("user.*", Arc::new("star-1"));
-        index.insert("user.created", Arc::new("exact"));
-        index.insert("user.*", Arc::new("star-2"));
+        index.insert("**", Arc::new("all"), |_| false).unwrap();
+        index
+            .insert("user.*", Arc::new("star-1"), |_| false)
+            .unwrap();
+        index
+            .insert("user.created", Arc::new("exact"), |_| false)
+            .unwrap();
+        index
+            .insert("user.*", Arc::new("star-2"), |_| false)
+            .unwrap();
         assert_eq!(
             listeners(&index, "user.created"),
             ["exact", "star-1", "star-2", "all"]
@@ -300,9 +320,9 @@ mod tests {
     #[test]
     fn changes_invalidate_cached_routes() {
         let index = TopicIndex::default();
-        index.insert("a.b", Arc::new("first"));
+        index.insert("a.b", Arc::new("first"), |_| false).unwrap();
         assert_eq!(listeners(&index, "a.b"), ["first"]);
-        index.insert("a.*", Arc::new("second"));
+        index.insert("a.*", Arc::new("second"), |_| false).unwrap();
         assert_eq!(listeners(&index, "a.b"), ["first", "second"]);
         index.remove("a.b", |l| *l == "first").unwrap();
         assert_eq!(listeners(&index, "a.b"), ["second"]);
@@ -319,7 +339,7 @@ mod tests {
     #[test]
     fn pruned_patterns_no_longer_match() {
         let index = TopicIndex::default();
-        index.insert("a.**", Arc::new("x"));
+        index.insert("a.**", Arc::new("x"), |_| false).unwrap();
         index.remove("a.**", |_| true).unwrap();
         assert!(listeners(&index, "a.b").is_empty());
         assert!(index.patterns().is_empty());
@@ -328,8 +348,10 @@ mod tests {
     #[test]
     fn trailing_globstar_needs_a_segment() {
         let index = TopicIndex::default();
-        index.insert("event.**", Arc::new("tail"));
-        index.insert("**", Arc::new("all"));
+        index
+            .insert("event.**", Arc::new("tail"), |_| false)
+            .unwrap();
+        index.insert("**", Arc::new("all"), |_| false).unwrap();
         assert_eq!(listeners(&index, "event"), ["all"]);
         assert_eq!(listeners(&index, "event.x"), ["tail", "all"]);
     }
