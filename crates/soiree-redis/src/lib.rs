@@ -51,6 +51,7 @@
 
 mod builder;
 mod dead_letter;
+mod dedup_cache;
 mod entry;
 mod error;
 mod inspect;
@@ -58,6 +59,7 @@ mod keys;
 mod metrics;
 mod queue;
 mod store;
+mod writer;
 
 pub use builder::RedisStoreBuilder;
 pub use dead_letter::DeadLetter;

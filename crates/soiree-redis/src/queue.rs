@@ -6,7 +6,7 @@
 //! other consumers (XAUTOCLAIM, every so often), and finally new entries
 //! (XREADGROUP `>`, blocking up to the poll time).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,6 +25,9 @@ pub(crate) struct ConsumerState {
     reread_from: Option<String>,
     claim_cursor: String,
     next_claim: Instant,
+    /// Deliveries read ahead of the bus's asks, and when they were read.
+    buffer: VecDeque<Delivery>,
+    buffered_at: Instant,
 }
 
 impl ConsumerState {
@@ -33,9 +36,14 @@ impl ConsumerState {
             reread_from: Some("-".to_owned()),
             claim_cursor: "0-0".to_owned(),
             next_claim: Instant::now(),
+            buffer: VecDeque::new(),
+            buffered_at: Instant::now(),
         }
     }
 }
+
+/// Entries read per XREADGROUP at least, whatever the bus asks for.
+const READ_AHEAD: usize = 32;
 
 /// Why an entry is not delivered.
 enum Verdict {
@@ -48,21 +56,59 @@ enum Verdict {
 impl RedisStore {
     async fn dequeue_inner(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
         let mut state = self.inner.consumer.lock().await;
+        if !state.buffer.is_empty() {
+            // Entries that waited here too long are left to the claim scan:
+            // another consumer may be about to take them.
+            if state.buffered_at.elapsed() < self.inner.options.claim_timeout / 2 {
+                let take = max.min(state.buffer.len());
+                return Ok(state.buffer.drain(..take).collect());
+            }
+            state.buffer.clear();
+        }
         let mut out = Vec::new();
         if state.reread_from.is_some() {
             self.reread_own(&mut state, max, &mut out).await?;
-            if !out.is_empty() {
-                return Ok(out);
-            }
         }
-        if Instant::now() >= state.next_claim {
+        if out.is_empty() && Instant::now() >= state.next_claim {
             self.claim_stale(&mut state, max, &mut out).await?;
-            if !out.is_empty() {
-                return Ok(out);
-            }
         }
-        self.read_new(max, wait, &mut out).await?;
+        if out.is_empty() {
+            // Read ahead: the bus asks for as many as it has free workers,
+            // often one at a time; a round trip per event would bound the rate.
+            self.read_new(max.max(READ_AHEAD), wait, &mut out).await?;
+        }
+        self.prefetch_dedup(&out).await;
+        if out.len() > max {
+            state.buffer.extend(out.drain(max..));
+            state.buffered_at = Instant::now();
+        }
         Ok(out)
+    }
+
+    /// Fetches the succeeded handlers of the deliveries' events in one round
+    /// trip. On failure the bus asks Redis per listener instead.
+    async fn prefetch_dedup(&self, deliveries: &[Delivery]) {
+        let inner = &self.inner;
+        let with_id: Vec<(&str, &str)> = deliveries
+            .iter()
+            .filter_map(|d| Some((d.receipt.as_str(), d.event.id()?)))
+            .collect();
+        if with_id.is_empty() {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for (_, event_id) in &with_id {
+            pipe.cmd("SMEMBERS").arg(inner.keys.dedup(event_id));
+        }
+        let mut conn = inner.conn.clone();
+        match pipe.query_async::<Vec<Vec<String>>>(&mut conn).await {
+            Ok(sets) => {
+                for ((receipt, event_id), handlers) in with_id.into_iter().zip(sets) {
+                    inner.dedup_cache.insert(receipt, event_id, handlers);
+                }
+            }
+            Err(err) => tracing::debug!(%err, "cannot prefetch handler successes"),
+        }
     }
 
     /// Re-delivers this consumer's own pending entries, claiming them again
@@ -318,6 +364,7 @@ impl EventQueue for RedisStore {
         const BATCH: usize = 1000;
         for ids in receipts.chunks(BATCH) {
             self.ack_ids(ids).await?;
+            self.inner.dedup_cache.remove(ids);
         }
         Ok(())
     }

@@ -14,10 +14,12 @@ use soiree::{
 use tokio::sync::Mutex;
 
 use crate::builder::Options;
+use crate::dedup_cache::DedupCache;
 use crate::entry;
 use crate::keys::{Keys, field};
 use crate::metrics::RedisMetrics;
 use crate::queue::ConsumerState;
+use crate::writer::Writer;
 use crate::{Error, RedisStoreBuilder, Result};
 
 /// How often the store refreshes its queue-length gauge and applies TTLs.
@@ -64,6 +66,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: RedisMetrics,
     pub(crate) consumer: Mutex<ConsumerState>,
     pub(crate) dead_letter_script: redis::Script,
+    pub(crate) writer: Writer,
+    pub(crate) dedup_cache: DedupCache,
     started: Instant,
     next_maintenance_ms: AtomicU64,
 }
@@ -101,6 +105,7 @@ impl RedisStore {
         // Blocking reads are bounded by our own timeout (poll time + response timeout).
         let blocking =
             ConnectionManager::new_with_config(client, config.set_response_timeout(None)).await?;
+        let writer = Writer::spawn(conn.clone());
         let keys = Keys::new(&options.prefix);
         let metrics = RedisMetrics::new(registry, &keys.events);
         let store = Self {
@@ -112,6 +117,8 @@ impl RedisStore {
                 metrics,
                 consumer: Mutex::new(ConsumerState::new()),
                 dead_letter_script: redis::Script::new(crate::dead_letter::SCRIPT),
+                writer,
+                dedup_cache: DedupCache::default(),
                 started: Instant::now(),
                 next_maintenance_ms: AtomicU64::new(0),
             }),
@@ -145,6 +152,44 @@ impl RedisStore {
         &self.inner.keys.dead
     }
 
+    /// Deletes every key under this store's prefix (the streams, the
+    /// consumer group with them, dedup sets and error records) and returns
+    /// how many were deleted. Keys outside the prefix are never touched; it
+    /// is meant for throwaway prefixes in tests, examples and benchmarks.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when Redis cannot be read or written; keys deleted
+    /// before the failure stay deleted.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling leaves some keys deleted and others not.
+    pub async fn purge(&self) -> Result<u64> {
+        let pattern = format!("{}*", escape_glob(&self.inner.options.prefix));
+        let mut cursor = 0u64;
+        let mut deleted = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = self
+                .query(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000),
+                )
+                .await?;
+            if !keys.is_empty() {
+                deleted += self.query::<u64>(redis::cmd("UNLINK").arg(&keys)).await?;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+
     /// Runs one command on the shared connection.
     pub(crate) async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T> {
         let mut conn = self.inner.conn.clone();
@@ -172,8 +217,8 @@ impl RedisStore {
         }
     }
 
-    /// Appends an event to the events stream; returns its entry id.
-    pub(crate) async fn append(&self, event: &StoredEvent) -> Result<String> {
+    /// Appends an event to the events stream.
+    pub(crate) async fn append(&self, event: &StoredEvent) -> Result<()> {
         let json = serde_json::to_vec(event)?;
         let mut cmd = redis::cmd("XADD");
         cmd.arg(&self.inner.keys.events);
@@ -181,9 +226,9 @@ impl RedisStore {
             cmd.arg("MAXLEN").arg("~").arg(max);
         }
         cmd.arg("*").arg(field::EVENT).arg(json);
-        let id: String = self.query(&cmd).await?;
+        self.inner.writer.write(vec![cmd]).await?;
         self.inner.metrics.persisted.inc();
-        Ok(id)
+        Ok(())
     }
 
     /// About once a second: refresh the queue-length gauge and apply the
@@ -327,36 +372,42 @@ impl EventStore for RedisStore {
     async fn save_handler_result(&self, result: &StoredResult) -> soiree::Result<()> {
         let inner = &self.inner;
         let json = serde_json::to_vec(result).map_err(Error::from)?;
-        let mut pipe = redis::pipe();
-        let xadd = pipe.cmd("XADD").arg(&inner.keys.results);
+        let mut cmds = Vec::with_capacity(3);
+        let mut xadd = redis::cmd("XADD");
+        xadd.arg(&inner.keys.results);
         if let Some(max) = inner.options.results_max_len {
             xadd.arg("MAXLEN").arg("~").arg(max);
         }
-        xadd.arg("*").arg(field::RESULT).arg(json).ignore();
+        xadd.arg("*").arg(field::RESULT).arg(json);
+        cmds.push(xadd);
         if !result.event_id.is_empty() {
             let ttl = inner.options.dedup_ttl.as_secs().max(1);
             match &result.error {
                 None => {
                     let key = inner.keys.dedup(&result.event_id);
-                    pipe.cmd("SADD").arg(&key).arg(&result.handler_id).ignore();
-                    pipe.cmd("EXPIRE").arg(&key).arg(ttl).ignore();
+                    let mut sadd = redis::cmd("SADD");
+                    sadd.arg(&key).arg(&result.handler_id);
+                    let mut expire = redis::cmd("EXPIRE");
+                    expire.arg(&key).arg(ttl);
+                    cmds.extend([sadd, expire]);
                 }
                 Some(error) => {
                     // Kept so that a dead letter can say why the event kept failing.
-                    let key = inner.keys.last_error(&result.event_id);
-                    pipe.cmd("SET")
-                        .arg(&key)
+                    let mut set = redis::cmd("SET");
+                    set.arg(inner.keys.last_error(&result.event_id))
                         .arg(error)
                         .arg("EX")
-                        .arg(ttl)
-                        .ignore();
+                        .arg(ttl);
+                    cmds.push(set);
                 }
             }
         }
-        let mut conn = inner.conn.clone();
-        pipe.query_async::<()>(&mut conn)
-            .await
-            .map_err(Error::from)?;
+        inner.writer.write(cmds).await?;
+        if result.succeeded() && !result.event_id.is_empty() {
+            inner
+                .dedup_cache
+                .record(&result.event_id, &result.handler_id);
+        }
         inner.metrics.results.inc();
         Ok(())
     }
@@ -377,11 +428,26 @@ impl EventStore for RedisStore {
 #[async_trait]
 impl HandlerDedup for RedisStore {
     async fn handler_succeeded(&self, event_id: &str, handler_id: &str) -> soiree::Result<bool> {
+        if let Some(answer) = self.inner.dedup_cache.succeeded(event_id, handler_id) {
+            return Ok(answer);
+        }
         let key = self.inner.keys.dedup(event_id);
         Ok(self
             .query(redis::cmd("SISMEMBER").arg(key).arg(handler_id))
             .await?)
     }
+}
+
+/// Escapes a literal for a Redis glob pattern.
+fn escape_glob(literal: &str) -> String {
+    let mut out = String::with_capacity(literal.len());
+    for c in literal.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Milliseconds since the Unix epoch (Redis stream ids are such timestamps).

@@ -12,6 +12,7 @@ mod table;
 mod emit_throughput;
 mod error_delivery;
 mod fanout;
+mod redis_durable;
 mod round_trip;
 mod slow_listener;
 mod wildcard;

@@ -2,7 +2,9 @@
 //! and its `SCENARIO` here.
 
 use super::scenario::{Needs, Scenario};
-use super::{emit_throughput, error_delivery, fanout, round_trip, slow_listener, wildcard};
+use super::{
+    emit_throughput, error_delivery, fanout, redis_durable, round_trip, slow_listener, wildcard,
+};
 use crate::error::{Error, Result};
 
 /// Every scenario this build runs, in the order they run. emit-throughput
@@ -15,6 +17,7 @@ const SCENARIOS: &[Scenario] = &[
     wildcard::SCENARIO,
     error_delivery::SCENARIO,
     slow_listener::SCENARIO,
+    redis_durable::SCENARIO,
 ];
 
 /// Scenarios of `BENCHMARKS.md` that this build may not run yet: accepted on

@@ -1,0 +1,79 @@
+//! redis-durable: a Redis queue store, one counting listener; N events
+//! emitted without awaiting, timed until every one is handled and nothing is
+//! left pending.
+
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use soiree::{EventBus, EventQueue, MetricsRegistry};
+use soiree_redis::RedisStore;
+
+use super::calls::Calls;
+use super::report::Report;
+use super::scenario::{Needs, Scenario, Setup};
+use crate::error::{Error, Result};
+
+pub(super) const SCENARIO: Scenario = Scenario {
+    name: "redis-durable",
+    default_n: 50_000,
+    needs: Needs::Redis,
+    run: |setup| run(setup).boxed(),
+};
+
+const TOPIC: &str = "user.created";
+
+/// Workers of the Redis scenarios' buses. Every event waits on Redis round
+/// trips (append, result), so throughput is workers per round trip: an
+/// I/O-bound bus is configured with more workers than a CPU-bound one.
+pub(super) const REDIS_WORKERS: usize = 64;
+
+async fn run(setup: Setup) -> Result<Report> {
+    let store = connect(&setup, "durable").await?;
+    let bus = EventBus::builder()
+        .store(store.clone())
+        .workers(REDIS_WORKERS)
+        .pool_name("bench")
+        .metrics_registry(MetricsRegistry::new())
+        .build()?;
+    let calls = Calls::default();
+    bus.on(TOPIC, calls.listener())?;
+
+    let start = Instant::now();
+    for i in 0..setup.n {
+        bus.emit(TOPIC, i).detach();
+    }
+    bus.wait_for_idle().await;
+    let elapsed = start.elapsed();
+    bus.close().await?;
+
+    let calls = calls.get();
+    let backlog = store.backlog().await?;
+    let _ = store.purge().await;
+    Ok(Report::new(&setup, elapsed, setup.n)
+        .count("workers", REDIS_WORKERS as u64)
+        .count("backlog", backlog)
+        .check(calls == setup.n, || {
+            format!("the listener ran {calls} times for {} events", setup.n)
+        })
+        .check(backlog == 0, || format!("{backlog} events left pending")))
+}
+
+/// A store under a fresh key prefix (purged after the run), so that a
+/// shared server is never disturbed.
+pub(super) async fn connect(setup: &Setup, name: &str) -> Result<RedisStore> {
+    let url = setup.redis.as_deref().unwrap_or("redis://127.0.0.1:6379");
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    RedisStore::builder(url)
+        .prefix(format!(
+            "soiree-bench:{name}:{}-{millis}:",
+            std::process::id()
+        ))
+        .dedup_ttl(Duration::from_secs(600))
+        .metrics_registry(MetricsRegistry::new())
+        .build()
+        .await
+        .map_err(|err| Error::Bus(err.into()))
+}

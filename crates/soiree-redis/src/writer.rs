@@ -1,0 +1,110 @@
+//! Batching writes: appends and result records from concurrent callers go
+//! out together as one pipeline.
+//!
+//! The multiplexed connection already lets requests overlap, but one request
+//! per command costs a channel hop, a write and a parse each, on both ends.
+//! Commands that arrive while pipelines are in flight go out together in
+//! the next one (a few are in flight at once), and each caller gets the outcome of its own commands.
+
+use redis::aio::ConnectionManager;
+use redis::{Cmd, RedisError, RedisResult, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+
+use crate::{Error, Result};
+
+/// The most requests sent in one pipeline.
+const MAX_BATCH: usize = 512;
+/// The most pipelines awaiting their replies at once.
+const MAX_IN_FLIGHT: usize = 4;
+
+struct Request {
+    cmds: Vec<Cmd>,
+    done: oneshot::Sender<RedisResult<()>>,
+}
+
+/// A handle on the writer task; the task ends when the last handle is dropped.
+#[derive(Debug, Clone)]
+pub(crate) struct Writer {
+    requests: mpsc::UnboundedSender<Request>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("cmds", &self.cmds.len())
+            .finish()
+    }
+}
+
+impl Writer {
+    /// Starts the writer task on the current tokio runtime.
+    pub(crate) fn spawn(conn: ConnectionManager) -> Self {
+        let (requests, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(run(conn, receiver));
+        Self { requests }
+    }
+
+    /// Runs `cmds` in the next pipeline; fails with the first error among them.
+    pub(crate) async fn write(&self, cmds: Vec<Cmd>) -> Result<()> {
+        let (done, outcome) = oneshot::channel();
+        self.requests
+            .send(Request { cmds, done })
+            .map_err(|_| gone())?;
+        outcome.await.map_err(|_| gone())?.map_err(Error::from)
+    }
+}
+
+fn gone() -> Error {
+    Error::Redis(RedisError::from(std::io::Error::other(
+        "the store's writer task stopped (its tokio runtime shut down)",
+    )))
+}
+
+async fn run(conn: ConnectionManager, mut receiver: mpsc::UnboundedReceiver<Request>) {
+    let mut in_flight = JoinSet::new();
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        tokio::select! {
+            received = receiver.recv_many(&mut batch, MAX_BATCH), if in_flight.len() < MAX_IN_FLIGHT => {
+                if received == 0 {
+                    break;
+                }
+                in_flight.spawn(flush(conn.clone(), std::mem::take(&mut batch)));
+            }
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+        }
+    }
+    while in_flight.join_next().await.is_some() {}
+}
+
+/// Sends one pipeline and hands each request the outcome of its commands.
+async fn flush(mut conn: ConnectionManager, batch: Vec<Request>) {
+    let mut pipe = redis::pipe();
+    for request in &batch {
+        for cmd in &request.cmds {
+            pipe.add_command(cmd.clone());
+        }
+    }
+    let replies: RedisResult<Vec<RedisResult<Value>>> =
+        pipe.ignore_errors().query_async(&mut conn).await;
+    match replies {
+        Ok(replies) => {
+            let mut replies = replies.into_iter();
+            for request in batch {
+                let mut outcome = Ok(());
+                for reply in replies.by_ref().take(request.cmds.len()) {
+                    if let (Ok(()), Err(err)) = (&outcome, reply) {
+                        outcome = Err(err);
+                    }
+                }
+                let _ = request.done.send(outcome);
+            }
+        }
+        Err(err) => {
+            for request in batch {
+                let _ = request.done.send(Err(err.clone()));
+            }
+        }
+    }
+}
