@@ -22,6 +22,9 @@ use crate::{Error, Event};
 /// caller waits for the listeners; dropping it does not cancel delivery (the
 /// errors it would have yielded are then logged at `warn` level).
 ///
+/// On a bus with a queue store, an emission ends when the event is durably
+/// enqueued; see [`EventBus::emit`](crate::EventBus::emit).
+///
 /// # Examples
 ///
 /// ```

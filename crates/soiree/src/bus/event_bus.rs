@@ -247,6 +247,11 @@ impl EventBus {
     ///
     /// Returns at once; the listeners run on the pool. The returned
     /// [`Emission`] streams their errors and ends when the last one finishes.
+    ///
+    /// With a queue store the emission instead ends once the event is durably
+    /// enqueued, yielding [`Error::Store`] if it was not; the listeners run
+    /// later in whichever process consumes it, and their errors reach that
+    /// bus's error handler (or its log).
     /// Errors that stop the emission before dispatch come as its only item:
     /// [`Error::InvalidTopicName`], [`Error::EventTopicMismatch`],
     /// [`Error::Closed`], [`Error::NoRuntime`].
@@ -306,7 +311,9 @@ impl EventBus {
 
     /// Waits until every emission so far has finished; with a queue store
     /// that this bus consumes, also until the queue holds nothing
-    /// unacknowledged.
+    /// unacknowledged (in a queue shared with busy producers elsewhere, that
+    /// may take as long as they keep producing). From inside a listener it
+    /// does not wait for the caller's own emission.
     ///
     /// # Cancel safety
     ///

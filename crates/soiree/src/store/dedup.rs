@@ -19,5 +19,10 @@ pub trait HandlerDedup: Send + Sync {
     ///
     /// [`Error::Store`](crate::Error::Store) when the store cannot answer; the
     /// bus then runs the listener (at-least-once).
+    ///
+    /// # Cancel safety
+    ///
+    /// Implementations must tolerate cancellation: a cancelled call may or
+    /// may not have taken effect, and the bus treats it as not done.
     async fn handler_succeeded(&self, event_id: &str, handler_id: &str) -> Result<bool>;
 }

@@ -26,11 +26,21 @@ use crate::{Result, StoredEvent};
 ///
 /// #[async_trait]
 /// impl EventStore for Counting {
-///     async fn save_event(&self, _event: &StoredEvent) -> Result<()> {
+///     ///
+    /// # Cancel safety
+    ///
+    /// Implementations must tolerate cancellation: a cancelled call may or
+    /// may not have taken effect, and the bus treats it as not done.
+    async fn save_event(&self, _event: &StoredEvent) -> Result<()> {
 ///         self.events.fetch_add(1, Ordering::Relaxed);
 ///         Ok(())
 ///     }
-///     async fn save_handler_result(&self, _result: &StoredResult) -> Result<()> {
+///     ///
+    /// # Cancel safety
+    ///
+    /// Implementations must tolerate cancellation: a cancelled call may or
+    /// may not have taken effect, and the bus treats it as not done.
+    async fn save_handler_result(&self, _result: &StoredResult) -> Result<()> {
 ///         self.results.fetch_add(1, Ordering::Relaxed);
 ///         Ok(())
 ///     }

@@ -23,6 +23,11 @@ pub trait EventHistory: Send + Sync {
     ///
     /// [`Error::Store`](crate::Error::Store) when the store cannot be read,
     /// [`Error::Serialization`](crate::Error::Serialization) for a malformed entry.
+    ///
+    /// # Cancel safety
+    ///
+    /// Implementations must tolerate cancellation: a cancelled call may or
+    /// may not have taken effect, and the bus treats it as not done.
     async fn events(&self, cursor: Option<&str>, limit: usize) -> Result<Page<StoredEvent>>;
 
     /// Stored listener results after `cursor`, at most `limit`.
@@ -30,5 +35,10 @@ pub trait EventHistory: Send + Sync {
     /// # Errors
     ///
     /// As for [`EventHistory::events`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Implementations must tolerate cancellation: a cancelled call may or
+    /// may not have taken effect, and the bus treats it as not done.
     async fn results(&self, cursor: Option<&str>, limit: usize) -> Result<Page<StoredResult>>;
 }

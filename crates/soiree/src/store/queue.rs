@@ -31,6 +31,11 @@ pub trait EventQueue: Send + Sync {
     /// # Errors
     ///
     /// [`Error::Store`](crate::Error::Store) when the event was not stored.
+    ///
+    /// # Cancel safety
+    ///
+    /// Implementations must tolerate cancellation: a cancelled call may or
+    /// may not have taken effect, and the bus treats it as not done.
     async fn enqueue(&self, event: &StoredEvent) -> Result<()>;
 
     /// Takes up to `max` events, waiting up to `wait` for the first one.
@@ -53,6 +58,11 @@ pub trait EventQueue: Send + Sync {
     ///
     /// [`Error::Store`](crate::Error::Store) when the acknowledgement was not
     /// recorded; the events may then be delivered again.
+    ///
+    /// # Cancel safety
+    ///
+    /// Implementations must tolerate cancellation: a cancelled call may or
+    /// may not have taken effect, and the bus treats it as not done.
     async fn ack(&self, receipts: &[String]) -> Result<()>;
 
     /// The number of events not yet acknowledged: queued and in flight.
@@ -60,5 +70,10 @@ pub trait EventQueue: Send + Sync {
     /// # Errors
     ///
     /// [`Error::Store`](crate::Error::Store) when the queue cannot be read.
+    ///
+    /// # Cancel safety
+    ///
+    /// Implementations must tolerate cancellation: a cancelled call may or
+    /// may not have taken effect, and the bus treats it as not done.
     async fn backlog(&self) -> Result<u64>;
 }
