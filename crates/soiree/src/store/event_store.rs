@@ -26,21 +26,11 @@ use crate::{Result, StoredEvent};
 ///
 /// #[async_trait]
 /// impl EventStore for Counting {
-///     ///
-    /// # Cancel safety
-    ///
-    /// Implementations must tolerate cancellation: a cancelled call may or
-    /// may not have taken effect, and the bus treats it as not done.
-    async fn save_event(&self, _event: &StoredEvent) -> Result<()> {
+///     async fn save_event(&self, _event: &StoredEvent) -> Result<()> {
 ///         self.events.fetch_add(1, Ordering::Relaxed);
 ///         Ok(())
 ///     }
-///     ///
-    /// # Cancel safety
-    ///
-    /// Implementations must tolerate cancellation: a cancelled call may or
-    /// may not have taken effect, and the bus treats it as not done.
-    async fn save_handler_result(&self, _result: &StoredResult) -> Result<()> {
+///     async fn save_handler_result(&self, _result: &StoredResult) -> Result<()> {
 ///         self.results.fetch_add(1, Ordering::Relaxed);
 ///         Ok(())
 ///     }
@@ -53,6 +43,11 @@ pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
     /// # Errors
     ///
     /// [`Error::Store`](crate::Error::Store) when the event was not persisted.
+    ///
+    /// # Cancel safety
+    ///
+    /// Implementations must tolerate cancellation: a cancelled call may or
+    /// may not have taken effect, and the bus treats it as not done.
     async fn save_event(&self, event: &StoredEvent) -> Result<()>;
 
     /// Persists the outcome of one listener attempt. A success also marks the
@@ -61,6 +56,11 @@ pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
     /// # Errors
     ///
     /// [`Error::Store`](crate::Error::Store) when the result was not persisted.
+    ///
+    /// # Cancel safety
+    ///
+    /// Implementations must tolerate cancellation: a cancelled call may or
+    /// may not have taken effect, and the bus treats it as not done.
     async fn save_handler_result(&self, result: &StoredResult) -> Result<()>;
 
     /// The store's queue, when events should be enqueued rather than
