@@ -11,6 +11,10 @@ use clap::Parser;
 use crate::opt::{Command, Opt};
 
 fn main() -> ExitCode {
+    // `soiree bench redis-scale-out` runs its consumers as this binary.
+    if let Some(code) = bench::consumer_process() {
+        return code;
+    }
     let result = match Opt::parse().command {
         Command::Bench(opt) => bench::run(opt),
     };

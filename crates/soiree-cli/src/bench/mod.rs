@@ -13,9 +13,11 @@ mod emit_throughput;
 mod error_delivery;
 mod fanout;
 mod redis_durable;
+mod redis_scale_out;
 mod round_trip;
 mod slow_listener;
 mod wildcard;
 
+pub(crate) use redis_scale_out::consumer_process;
 pub(crate) use runner::run;
 pub(crate) use table::{scenario_help, scenario_names};

@@ -3,7 +3,8 @@
 
 use super::scenario::{Needs, Scenario};
 use super::{
-    emit_throughput, error_delivery, fanout, redis_durable, round_trip, slow_listener, wildcard,
+    emit_throughput, error_delivery, fanout, redis_durable, redis_scale_out, round_trip,
+    slow_listener, wildcard,
 };
 use crate::error::{Error, Result};
 
@@ -18,6 +19,7 @@ const SCENARIOS: &[Scenario] = &[
     error_delivery::SCENARIO,
     slow_listener::SCENARIO,
     redis_durable::SCENARIO,
+    redis_scale_out::SCENARIO,
 ];
 
 /// Scenarios of `BENCHMARKS.md` that this build may not run yet: accepted on
