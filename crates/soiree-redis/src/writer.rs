@@ -81,9 +81,11 @@ async fn run(conn: ConnectionManager, mut receiver: mpsc::UnboundedReceiver<Requ
 /// Sends one pipeline and hands each request the outcome of its commands.
 async fn flush(mut conn: ConnectionManager, batch: Vec<Request>) {
     let mut pipe = redis::pipe();
-    for request in &batch {
-        for cmd in &request.cmds {
-            pipe.add_command(cmd.clone());
+    let mut waiting = Vec::with_capacity(batch.len());
+    for request in batch {
+        waiting.push((request.cmds.len(), request.done));
+        for cmd in request.cmds {
+            pipe.add_command(cmd);
         }
     }
     let replies: RedisResult<Vec<RedisResult<Value>>> =
@@ -91,19 +93,19 @@ async fn flush(mut conn: ConnectionManager, batch: Vec<Request>) {
     match replies {
         Ok(replies) => {
             let mut replies = replies.into_iter();
-            for request in batch {
+            for (count, done) in waiting {
                 let mut outcome = Ok(());
-                for reply in replies.by_ref().take(request.cmds.len()) {
+                for reply in replies.by_ref().take(count) {
                     if let (Ok(()), Err(err)) = (&outcome, reply) {
                         outcome = Err(err);
                     }
                 }
-                let _ = request.done.send(outcome);
+                let _ = done.send(outcome);
             }
         }
         Err(err) => {
-            for request in batch {
-                let _ = request.done.send(Err(err.clone()));
+            for (_, done) in waiting {
+                let _ = done.send(Err(err.clone()));
             }
         }
     }

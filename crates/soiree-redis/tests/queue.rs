@@ -234,10 +234,12 @@ async fn results_are_recorded_and_succeeded_listeners_skipped_on_replay() {
 async fn entries_of_a_dead_consumer_are_claimed_counted_and_dead_lettered() {
     let server = server_or_skip!();
     let claim = Duration::from_millis(150);
+    let registry = MetricsRegistry::new();
     let make = |name: &str| {
         builder(&server, name)
             .claim_timeout(claim)
             .max_deliveries(3)
+            .metrics_registry(registry.clone())
             .build()
     };
     let (a, b) = (make("a").await.unwrap(), make("b").await.unwrap());
@@ -296,6 +298,14 @@ async fn entries_of_a_dead_consumer_are_claimed_counted_and_dead_lettered() {
         "acknowledged after the copy"
     );
     assert_eq!(a.backlog().await.unwrap(), 0);
+    let metrics = registry.encode();
+    for line in [
+        r#"soiree_redis_redeliveries_total{stream="soiree:events"} 2"#,
+        r#"soiree_redis_dead_lettered_total{stream="soiree:events"} 1"#,
+        r#"soiree_redis_events_dequeued_total{stream="soiree:events"} 3"#,
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
 
     // Replaying the dead letter enqueues the event again with its id.
     assert_eq!(
@@ -502,4 +512,42 @@ async fn close_is_bounded_and_leaves_the_rest_for_other_consumers() {
     assert_eq!(ids.len(), 20, "every event handled");
     assert_eq!(next_store.backlog().await.unwrap(), 0);
     next.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_deletes_only_the_stores_own_keys() {
+    let server = server_or_skip!();
+    let a = builder(&server, "a").prefix("app:").build().await.unwrap();
+    let b = builder(&server, "b").prefix("app2:").build().await.unwrap();
+    for store in [&a, &b] {
+        store.enqueue(&stored("job.run", "evt-1")).await.unwrap();
+        store
+            .save_handler_result(&StoredResult::new("job.run", "evt-1", "h", 1, None))
+            .await
+            .unwrap();
+    }
+    let mut conn = raw(&server).await;
+    let _: () = redis::cmd("SET")
+        .arg("other")
+        .arg("x")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // events, results, dedup:evt-1
+    assert_eq!(a.purge().await.unwrap(), 3);
+    assert!(a.events(None, 10).await.unwrap().items.is_empty());
+    assert_eq!(b.events(None, 10).await.unwrap().items.len(), 1);
+    assert!(
+        b.dedup()
+            .unwrap()
+            .handler_succeeded("evt-1", "h")
+            .await
+            .unwrap()
+    );
+    let other: Option<String> = redis::cmd("GET")
+        .arg("other")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(other.as_deref(), Some("x"));
 }
