@@ -258,13 +258,7 @@ impl RedisStore {
             let min_id =
                 unix_ms().saturating_sub(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
             let trimmed: Result<u64> = self
-                .query(
-                    redis::cmd("XTRIM")
-                        .arg(key)
-                        .arg("MINID")
-                        .arg("~")
-                        .arg(min_id),
-                )
+                .query(redis::cmd("XTRIM").arg(key).arg("MINID").arg(min_id))
                 .await;
             if let Err(err) = trimmed {
                 tracing::debug!(%err, key, "cannot apply the ttl");

@@ -551,3 +551,35 @@ async fn purge_deletes_only_the_stores_own_keys() {
         .unwrap();
     assert_eq!(other.as_deref(), Some("x"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttls_drop_old_events_and_results() {
+    let server = server_or_skip!();
+    let ttl = Duration::from_secs(1);
+    let store = builder(&server, "c1")
+        .events_ttl(Some(ttl))
+        .results_ttl(Some(ttl))
+        .build()
+        .await
+        .unwrap();
+    for id in ["old-1", "old-2"] {
+        store.enqueue(&stored("job.run", id)).await.unwrap();
+        store
+            .save_handler_result(&StoredResult::new("job.run", id, "h", 1, None))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(ttl + Duration::from_millis(500)).await;
+    // Housekeeping runs with the next queue call, before the new append.
+    store.enqueue(&stored("job.run", "new")).await.unwrap();
+    let ids: Vec<_> = store
+        .events(None, 10)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|e| e.id().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, ["new"]);
+    assert!(store.results(None, 10).await.unwrap().items.is_empty());
+}
