@@ -123,7 +123,7 @@ async fn consume(bus: Weak<BusCore>, acks: mpsc::UnboundedSender<String>) {
                 _permit: permit,
             };
             let state = Arc::new(EmissionState::new(event, work, false));
-            if let Err((err, _)) = core.submit(Job(state)) {
+            if let Err((err, _)) = core.submit_urgent(Job(state)) {
                 // Closing: the delivery stays unacknowledged for another consumer.
                 tracing::debug!(%err, "delivery left pending");
                 return;

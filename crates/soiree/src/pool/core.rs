@@ -36,6 +36,9 @@ pub(crate) trait Job: Send + Sized + 'static {
 
 pub(crate) struct PoolCore<J: Job> {
     queue: SegQueue<J>,
+    /// Jobs that go before the queue: a queue store's deliveries, so that they
+    /// do not wait behind every pending append.
+    urgent: SegQueue<J>,
     max_workers: AtomicUsize,
     /// Workers spawned and not yet exited.
     active: AtomicUsize,
@@ -75,6 +78,7 @@ impl<J: Job> PoolCore<J> {
             .unwrap_or_else(|| MetricsRegistry::global().clone());
         Arc::new(Self {
             queue: SegQueue::new(),
+            urgent: SegQueue::new(),
             max_workers: AtomicUsize::new(options.workers),
             active: AtomicUsize::new(0),
             submitted: CachePadded::new(AtomicU64::new(0)),
@@ -141,6 +145,15 @@ impl<J: Job> PoolCore<J> {
     /// Queues a job, handing it back when the pool is closed or there is no
     /// runtime to run it on.
     pub(crate) fn submit(self: &Arc<Self>, job: J) -> Result<(), (Error, J)> {
+        self.submit_to(job, false)
+    }
+
+    /// Queues a job ahead of the ordinary ones.
+    pub(crate) fn submit_urgent(self: &Arc<Self>, job: J) -> Result<(), (Error, J)> {
+        self.submit_to(job, true)
+    }
+
+    fn submit_to(self: &Arc<Self>, job: J, urgent: bool) -> Result<(), (Error, J)> {
         if self.is_closed() {
             return Err((Error::Closed, job));
         }
@@ -162,7 +175,11 @@ impl<J: Job> PoolCore<J> {
             return Err((Error::Closed, job));
         }
         self.metrics.submitted.inc();
-        self.queue.push(job);
+        if urgent {
+            self.urgent.push(job);
+        } else {
+            self.queue.push(job);
+        }
         // Pairs with the fence in `work`: a worker that gives up its slot sees
         // this job, or this sees the slot free.
         fence(Ordering::SeqCst);
@@ -176,7 +193,7 @@ impl<J: Job> PoolCore<J> {
     pub(crate) fn resize(self: &Arc<Self>, workers: usize) -> Result<()> {
         validate_workers(workers)?;
         self.max_workers.store(workers, Ordering::Release);
-        while !self.queue.is_empty() && self.claim_worker() {
+        while self.has_queued() && self.claim_worker() {
             self.spawn_worker();
         }
         Ok(())
@@ -247,11 +264,15 @@ impl<J: Job> PoolCore<J> {
     async fn linger(&self) -> bool {
         for _ in 0..LINGER_TURNS {
             tokio::task::yield_now().await;
-            if !self.queue.is_empty() {
+            if self.has_queued() {
                 return true;
             }
         }
         false
+    }
+
+    fn has_queued(&self) -> bool {
+        !self.urgent.is_empty() || !self.queue.is_empty()
     }
 
     /// Counts a job as finished, however it ended.
@@ -274,7 +295,7 @@ impl<J: Job> WorkerSlot<J> {
         let pool = Arc::clone(&self.pool);
         let address = pool.address();
         loop {
-            while let Some(job) = pool.queue.pop() {
+            while let Some(job) = pool.urgent.pop().or_else(|| pool.queue.pop()) {
                 pool.metrics.started.inc();
                 let done = JobDone(&pool);
                 let run = RUNNING_IN.scope(address, job.run(&pool));
@@ -298,7 +319,7 @@ impl<J: Job> WorkerSlot<J> {
             // Pairs with the fence in `submit`: a job pushed after our last
             // pop may have seen every slot taken, so look again.
             fence(Ordering::SeqCst);
-            if pool.queue.is_empty() || !pool.claim_worker() {
+            if !pool.has_queued() || !pool.claim_worker() {
                 return;
             }
             self.held = true;
