@@ -3,7 +3,7 @@
 use std::any::{Any, TypeId, type_name};
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -39,12 +39,30 @@ use tokio_util::sync::CancellationToken;
 /// assert!(ctx.is_done());
 /// # }
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Context {
+    /// `None` for the empty context, which most emissions carry: it then
+    /// costs one word in each event.
+    parts: Option<Arc<Parts>>,
+}
+
+#[derive(Clone)]
+struct Parts {
     cancellation: Option<CancellationToken>,
     deadline: Option<Instant>,
-    extensions: Option<Arc<HashMap<TypeId, Extension>>>,
+    extensions: HashMap<TypeId, Extension>,
     span: tracing::Span,
+}
+
+impl Default for Parts {
+    fn default() -> Self {
+        Self {
+            cancellation: None,
+            deadline: None,
+            extensions: HashMap::new(),
+            span: tracing::Span::none(),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -53,40 +71,38 @@ struct Extension {
     type_name: &'static str,
 }
 
-impl Default for Context {
-    /// A context with no span (listener spans are then roots unless `emit`
-    /// adopts the caller's span).
-    fn default() -> Self {
-        Self {
-            cancellation: None,
-            deadline: None,
-            extensions: None,
-            span: tracing::Span::none(),
-        }
-    }
+/// The span of a context that names none.
+fn no_span() -> &'static tracing::Span {
+    static NONE: OnceLock<tracing::Span> = OnceLock::new();
+    NONE.get_or_init(tracing::Span::none)
 }
 
 impl Context {
     /// A context with no cancellation, no deadline and no extensions, whose
     /// span is the caller's current tracing span.
     pub fn new() -> Self {
-        Self {
-            span: tracing::Span::current(),
-            ..Self::default()
-        }
+        Self::default().with_span(tracing::Span::current())
+    }
+
+    fn parts(&self) -> Option<&Parts> {
+        self.parts.as_deref()
+    }
+
+    fn parts_mut(&mut self) -> &mut Parts {
+        Arc::make_mut(self.parts.get_or_insert_with(Arc::default))
     }
 
     /// Cancels the emission's remaining listeners when `token` is cancelled.
     #[must_use]
     pub fn with_cancellation(mut self, token: CancellationToken) -> Self {
-        self.cancellation = Some(token);
+        self.parts_mut().cancellation = Some(token);
         self
     }
 
     /// Skips listeners that would start after `deadline`.
     #[must_use]
     pub fn with_deadline(mut self, deadline: Instant) -> Self {
-        self.deadline = Some(deadline);
+        self.parts_mut().deadline = Some(deadline);
         self
     }
 
@@ -104,29 +120,30 @@ impl Context {
     /// A second value of the same type replaces the first.
     #[must_use]
     pub fn with_extension<T: Send + Sync + 'static>(mut self, value: T) -> Self {
-        let mut map = self.extensions.as_deref().cloned().unwrap_or_default();
-        map.insert(
+        self.parts_mut().extensions.insert(
             TypeId::of::<T>(),
             Extension {
                 value: Arc::new(value),
                 type_name: type_name::<T>(),
             },
         );
-        self.extensions = Some(Arc::new(map));
         self
     }
 
     /// Makes `span` the parent of the listeners' spans.
     #[must_use]
     pub fn with_span(mut self, span: tracing::Span) -> Self {
-        self.span = span;
+        if span.is_none() && self.parts.is_none() {
+            return self;
+        }
+        self.parts_mut().span = span;
         self
     }
 
     /// The typed value attached with [`Context::with_extension`].
     pub fn extension<T: Send + Sync + 'static>(&self) -> Option<&T> {
-        self.extensions
-            .as_ref()?
+        self.parts()?
+            .extensions
             .get(&TypeId::of::<T>())?
             .value
             .downcast_ref()
@@ -134,25 +151,32 @@ impl Context {
 
     /// The cancellation token, if one was attached.
     pub fn cancellation_token(&self) -> Option<&CancellationToken> {
-        self.cancellation.as_ref()
+        self.parts()?.cancellation.as_ref()
     }
 
     /// The deadline, if one was set.
     pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.parts()?.deadline
     }
 
     /// The span that listener spans are children of.
     pub fn span(&self) -> &tracing::Span {
-        &self.span
+        match self.parts() {
+            Some(parts) => &parts.span,
+            None => no_span(),
+        }
     }
 
     /// Reports whether the context was cancelled or its deadline has passed.
     pub fn is_done(&self) -> bool {
-        self.cancellation
+        let Some(parts) = self.parts() else {
+            return false;
+        };
+        parts
+            .cancellation
             .as_ref()
             .is_some_and(CancellationToken::is_cancelled)
-            || self.deadline.is_some_and(|d| Instant::now() >= d)
+            || parts.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
     /// Completes when the context is cancelled or its deadline passes; never
@@ -163,13 +187,13 @@ impl Context {
     /// This method is cancel safe: it only observes the context.
     pub async fn done(&self) {
         let cancelled = async {
-            match &self.cancellation {
+            match self.cancellation_token() {
                 Some(token) => token.cancelled().await,
                 None => std::future::pending().await,
             }
         };
         let expired = async {
-            match self.deadline {
+            match self.deadline() {
                 Some(deadline) => tokio::time::sleep_until(deadline).await,
                 None => std::future::pending().await,
             }
@@ -184,21 +208,20 @@ impl Context {
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let extensions: Vec<&str> = self
-            .extensions
+            .parts()
             .iter()
-            .flat_map(|map| map.values().map(|e| e.type_name))
+            .flat_map(|parts| parts.extensions.values().map(|e| e.type_name))
             .collect();
         f.debug_struct("Context")
             .field(
                 "cancelled",
                 &self
-                    .cancellation
-                    .as_ref()
+                    .cancellation_token()
                     .map(CancellationToken::is_cancelled),
             )
-            .field("deadline", &self.deadline)
+            .field("deadline", &self.deadline())
             .field("extensions", &extensions)
-            .field("span", &self.span)
+            .field("span", self.span())
             .finish()
     }
 }

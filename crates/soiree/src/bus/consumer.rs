@@ -8,7 +8,7 @@ use futures::FutureExt;
 use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, mpsc};
 
-use super::dispatch::{Job, Work, handle_error};
+use super::dispatch::{Delivered, Job, Work, handle_error};
 use super::{BusCore, EmissionState};
 use crate::listener::panic_message;
 use crate::topic::validate_topic;
@@ -116,12 +116,12 @@ async fn consume(bus: Weak<BusCore>, acks: mpsc::UnboundedSender<String>) {
                     continue;
                 }
             };
-            let work = Work::Deliver {
+            let work = Work::Deliver(Box::new(Delivered {
                 route,
                 receipt: delivery.receipt,
                 acks: acks.clone(),
                 _permit: permit,
-            };
+            }));
             let state = Arc::new(EmissionState::new(event, work, false));
             if let Err((err, _)) = core.submit_urgent(Job(state)) {
                 // Closing: the delivery stays unacknowledged for another consumer.

@@ -19,13 +19,18 @@ pub(crate) enum Work {
     Dispatch,
     /// Append to the store's queue; the consumers dispatch it.
     Enqueue,
-    /// Run the listeners of a delivery from the queue, then acknowledge it.
-    Deliver {
-        route: Arc<Route<ListenerEntry>>,
-        receipt: String,
-        acks: mpsc::UnboundedSender<String>,
-        _permit: OwnedSemaphorePermit,
-    },
+    /// Run the listeners of a delivery from the queue, then acknowledge it
+    /// (boxed: every emission's state holds a `Work`).
+    Deliver(Box<Delivered>),
+}
+
+/// A delivery from a queue store, with what acknowledging it needs.
+pub(crate) struct Delivered {
+    pub(crate) route: Arc<Route<ListenerEntry>>,
+    pub(crate) receipt: String,
+    pub(crate) acks: mpsc::UnboundedSender<String>,
+    /// Held until the delivery's job ends: one of the consumer's in-flight slots.
+    pub(crate) _permit: OwnedSemaphorePermit,
 }
 
 /// One job's dispatch: the bus, the emission and its route, shared by the
@@ -80,21 +85,16 @@ async fn run(core: Arc<BusCore>, state: Arc<EmissionState>) {
                 .await;
             }
         }
-        Work::Deliver {
-            route,
-            receipt,
-            acks,
-            ..
-        } => {
+        Work::Deliver(delivered) => {
             dispatch(Arc::new(Dispatch {
                 core: Arc::clone(&core),
                 emission: Arc::clone(&state),
-                route: Arc::clone(route),
+                route: Arc::clone(&delivered.route),
             }))
             .await;
             // The consumer's acker is gone only when the bus is closing; the
             // entry then stays pending and is delivered again.
-            let _ = acks.send(receipt.clone());
+            let _ = delivered.acks.send(delivered.receipt.clone());
         }
     }
 }
