@@ -16,7 +16,7 @@ use crate::{Error, Event, EventContext, ListenerPanic, StoredEvent, StoredResult
 /// What a job does with its emission.
 pub(crate) enum Work {
     /// Persist (when the bus has a store) and run the listeners here.
-    Dispatch,
+    Dispatch(Arc<Route<ListenerEntry>>),
     /// Append to the store's queue; the consumers dispatch it.
     Enqueue,
     /// Run the listeners of a delivery from the queue, then acknowledge it
@@ -74,13 +74,12 @@ async fn run(core: Arc<BusCore>, state: Arc<EmissionState>) {
     let bus = core.context();
     match &state.work {
         Work::Enqueue => enqueue(bus, &state).await,
-        Work::Dispatch => {
+        Work::Dispatch(route) => {
             if persist(bus, &state).await {
-                let route = bus.index.route(state.event.topic());
                 dispatch(Arc::new(Dispatch {
                     core: Arc::clone(&core),
                     emission: Arc::clone(&state),
-                    route,
+                    route: Arc::clone(route),
                 }))
                 .await;
             }

@@ -280,14 +280,14 @@ impl EventBus {
             Err(err) => return Emission::failed(err),
         };
         let queued = inner.store.as_deref().is_some_and(|s| s.queue().is_some());
-        // Only a peek: the worker looks the route up again, so that the
-        // route's refcount is not written by both threads for every event.
-        let (topic, heard) = inner.index.peek(topic);
-        let mut event = match event.into_event(&topic) {
+        // Looked up here, once: the route travels with the job, so the
+        // worker touches no lock of the route cache.
+        let route = inner.index.route(topic);
+        let mut event = match event.into_event(&route.topic) {
             Ok(event) => event,
             Err(err) => return Emission::failed(err),
         };
-        if !heard && inner.store.is_none() {
+        if route.listeners.is_empty() && inner.store.is_none() {
             return Emission::failed_with(None);
         }
         match context {
@@ -300,7 +300,7 @@ impl EventBus {
         let work = if queued {
             Work::Enqueue
         } else {
-            Work::Dispatch
+            Work::Dispatch(route)
         };
         let state = Arc::new(EmissionState::new(event, work, true));
         match self.core.submit(Job(Arc::clone(&state))) {

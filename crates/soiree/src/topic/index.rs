@@ -146,16 +146,6 @@ impl<T> TopicIndex<T> {
         route
     }
 
-    /// The shared name of `topic` and whether any listener hears it, without
-    /// taking a reference on the route.
-    pub(crate) fn peek(&self, topic: &str) -> (Arc<str>, bool) {
-        if let Some(route) = self.routes.get(topic) {
-            return (Arc::clone(&route.topic), !route.listeners.is_empty());
-        }
-        let route = self.route(topic);
-        (Arc::clone(&route.topic), !route.listeners.is_empty())
-    }
-
     /// Every registered pattern with its listeners, in no particular order.
     pub(crate) fn patterns(&self) -> Vec<(Arc<str>, Vec<Arc<T>>)> {
         self.read()
