@@ -189,22 +189,28 @@ async fn run_listener(
     let mut attempt = 1;
     loop {
         let ctx = EventContext::new(Arc::clone(dispatch), index, attempt);
-        let span = tracing::info_span!(
-            parent: event.context().span(),
-            "soiree.listener",
-            topic = event.topic(),
-            listener_id = listener.id.as_str(),
-            attempt,
-        );
         // Called inside the future, so that a panic in the listener's
         // synchronous part (before it returns a future) is caught too.
-        let outcome = AssertUnwindSafe(async move { listener.listener.call(ctx).await })
-            .catch_unwind()
-            .instrument(span)
-            .await;
+        let call =
+            AssertUnwindSafe(async move { listener.listener.call(ctx).await }).catch_unwind();
+        // Without any subscriber there is no span to make or enter.
+        let outcome = if tracing::dispatcher::has_been_set() {
+            let span = tracing::info_span!(
+                parent: event.context().span(),
+                "soiree.listener",
+                topic = event.topic(),
+                listener_id = listener.id.as_str(),
+                attempt,
+            );
+            call.instrument(span).await
+        } else {
+            call.await
+        };
         let error = match outcome {
             Ok(Ok(())) => {
-                save_result(bus, state, listener, event_id, attempt, None).await;
+                if bus.store.is_some() {
+                    save_result(bus, state, listener, event_id, attempt, None).await;
+                }
                 return None;
             }
             Ok(Err(source)) => {
