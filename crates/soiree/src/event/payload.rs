@@ -43,7 +43,8 @@ struct Inner<V: ?Sized> {
     to_json: Option<ToJson>,
     /// The first JSON decoding into another type, kept so that each listener of
     /// an emission does not decode again.
-    decoded: OnceLock<Decoded>,
+    /// Boxed: most payloads are never decoded, and each carries this slot.
+    decoded: OnceLock<Box<Decoded>>,
     value: V,
 }
 
@@ -130,7 +131,7 @@ impl Payload {
         if let Some(value) = inner.value.downcast_ref::<T>() {
             return Ok(value.clone());
         }
-        if let Some((type_id, value)) = inner.decoded.get()
+        if let Some((type_id, value)) = inner.decoded.get().map(|decoded| &**decoded)
             && *type_id == TypeId::of::<T>()
             && let Some(value) = value.downcast_ref::<T>()
         {
@@ -154,7 +155,7 @@ impl Payload {
         })?;
         let _ = inner
             .decoded
-            .set((TypeId::of::<T>(), Box::new(value.clone())));
+            .set(Box::new((TypeId::of::<T>(), Box::new(value.clone()))));
         Ok(value)
     }
 }

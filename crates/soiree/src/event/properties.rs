@@ -1,7 +1,8 @@
 //! Properties: JSON metadata shared by the listeners of one emission.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use serde_json::{Map, Value};
 use ulid::Ulid;
@@ -30,9 +31,13 @@ pub const PROPERTY_EVENT_ID: &str = "soiree.event_id";
 /// assert_eq!(props.get_str("name").as_deref(), Some("Ada Lovelace"));
 /// assert_eq!(props.get("age"), Some(serde_json::json!(36)));
 /// ```
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct Properties {
-    state: Arc<Mutex<State>>,
+    /// Made on first use: most emissions never touch their properties, and
+    /// then cost no allocation for them.
+    shared: OnceLock<Arc<Mutex<State>>>,
+    /// An id is due (see [`EventId::Due`]) but the map is not made yet.
+    id_due: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -76,7 +81,8 @@ impl Properties {
     pub fn from_map(mut map: Map<String, Value>) -> Self {
         let event_id = map.remove(PROPERTY_EVENT_ID).map(EventId::Value);
         Self {
-            state: Arc::new(Mutex::new(State { map, event_id })),
+            shared: OnceLock::from(Arc::new(Mutex::new(State { map, event_id }))),
+            id_due: AtomicBool::new(false),
         }
     }
 
@@ -155,6 +161,10 @@ impl Properties {
     /// Gives the event an id unless it has one: from `generate`, or else a
     /// ULID made when first read and kept in compact form.
     pub(crate) fn ensure_event_id(&self, generate: Option<&(dyn Fn() -> String + Send + Sync)>) {
+        if generate.is_none() && self.shared.get().is_none() {
+            self.id_due.store(true, Ordering::Release);
+            return;
+        }
         let mut state = self.lock();
         if state.event_id.is_none() {
             state.event_id = Some(match generate {
@@ -167,9 +177,27 @@ impl Properties {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Map operations cannot leave the map inconsistent, so a panic elsewhere
         // while the lock was held does not invalidate it.
-        self.state
+        let mut state = self
+            .shared
+            .get_or_init(Arc::default)
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.id_due.swap(false, Ordering::AcqRel) && state.event_id.is_none() {
+            state.event_id = Some(EventId::Due);
+        }
+        state
+    }
+}
+
+impl Clone for Properties {
+    /// Another handle on the same map.
+    fn clone(&self) -> Self {
+        // Settle a due id first, so that both handles see the same one.
+        drop(self.lock());
+        Self {
+            shared: self.shared.clone(),
+            id_due: AtomicBool::new(false),
+        }
     }
 }
 
