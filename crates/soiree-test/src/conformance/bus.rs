@@ -87,6 +87,23 @@ pub(super) async fn settle(bus: &EventBus, config: &Conformance) {
     within(config, "the bus to become idle", bus.wait_for_idle()).await;
 }
 
+/// Checks that a queue store holds nothing unacknowledged once the bus went
+/// idle, then closes the bus.
+pub(super) async fn assert_drained_and_close(
+    bus: EventBus,
+    store: &Arc<dyn EventStore>,
+    config: &Conformance,
+) {
+    if let Some(queue) = store.queue() {
+        let backlog = ok("backlog", within(config, "backlog", queue.backlog()).await);
+        assert_eq!(
+            backlog, 0,
+            "the queue's backlog is {backlog} after the bus went idle"
+        );
+    }
+    close(bus, config).await;
+}
+
 /// Closes the bus.
 pub(super) async fn close(bus: EventBus, config: &Conformance) {
     ok(
@@ -264,14 +281,7 @@ pub async fn bus_delivers_each_event_once(
             );
         }
     }
-    if let Some(queue) = store.queue() {
-        let backlog = ok("backlog", within(config, "backlog", queue.backlog()).await);
-        assert_eq!(
-            backlog, 0,
-            "the queue's backlog is {backlog} after the bus went idle"
-        );
-    }
-    close(bus, config).await;
+    assert_drained_and_close(bus, &store, config).await;
     Outcome::Passed
 }
 
@@ -414,13 +424,6 @@ pub async fn bus_reports_listener_errors(
             "dedup counts a failed listener as done"
         );
     }
-    if let Some(queue) = store.queue() {
-        let backlog = ok("backlog", within(config, "backlog", queue.backlog()).await);
-        assert_eq!(
-            backlog, 0,
-            "the queue's backlog is {backlog} after the bus went idle"
-        );
-    }
-    close(bus, config).await;
+    assert_drained_and_close(bus, &store, config).await;
     Outcome::Passed
 }

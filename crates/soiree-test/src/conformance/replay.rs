@@ -8,7 +8,7 @@ use futures::future::join_all;
 use serde_json::{Value, json};
 use soiree::{Error, Event, EventBus, EventStore, PROPERTY_EVENT_ID, StoredResult};
 
-use super::bus::{Shared, bus_on, close, settle};
+use super::bus::{Shared, assert_drained_and_close, bus_on, close, settle};
 use super::support::{ok, unique_id, within};
 use super::{Conformance, Outcome};
 
@@ -94,14 +94,7 @@ pub async fn bus_skips_listeners_that_already_succeeded(
         handler_errors.is_empty(),
         "the error handler saw {handler_errors:?}"
     );
-    if let Some(queue) = store.queue() {
-        let backlog = ok("backlog", within(config, "backlog", queue.backlog()).await);
-        assert_eq!(
-            backlog, 0,
-            "the queue's backlog is {backlog} after the bus went idle"
-        );
-    }
-    close(bus, config).await;
+    assert_drained_and_close(bus, &store, config).await;
     Outcome::Passed
 }
 

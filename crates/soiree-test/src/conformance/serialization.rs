@@ -6,7 +6,7 @@ use futures::StreamExt;
 use serde_json::json;
 use soiree::{Error, EventStore, Payload};
 
-use super::bus::{Shared, all_events, all_results, bus_on, close, settle};
+use super::bus::{Shared, all_events, all_results, assert_drained_and_close, bus_on, settle};
 use super::support::{ok, within};
 use super::{Conformance, Outcome};
 
@@ -116,13 +116,6 @@ pub async fn unserializable_payload_persists_nothing(
             "a result was stored for an event that could not be stored"
         );
     }
-    if let Some(queue) = store.queue() {
-        let backlog = ok("backlog", within(config, "backlog", queue.backlog()).await);
-        assert_eq!(
-            backlog, 0,
-            "the queue's backlog is {backlog} after the bus went idle"
-        );
-    }
-    close(bus, config).await;
+    assert_drained_and_close(bus, &store, config).await;
     Outcome::Passed
 }
