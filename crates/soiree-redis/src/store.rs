@@ -298,14 +298,23 @@ impl RedisStore {
             Some(fields) => {
                 let get = |name: &str| fields.iter().find(|(key, _)| key == name).map(|(_, v)| v);
                 let pending = get("pending").and_then(entry::integer).unwrap_or(0);
+                let last = get("last-delivered-id")
+                    .and_then(entry::string)
+                    .unwrap_or_else(|| "0-0".into());
                 let lag = match get("lag").and_then(entry::integer) {
-                    Some(lag) => lag,
-                    None => {
-                        let last = get("last-delivered-id")
-                            .and_then(entry::string)
-                            .unwrap_or_else(|| "0-0".into());
-                        self.count_after(&last).await?
+                    // Redis keeps counting entries that trimming (MAXLEN, the
+                    // events TTL) removed before delivery: when nothing is
+                    // left to deliver, they are gone, not waiting.
+                    Some(lag) if lag > 0 && self.count_after_up_to(&last, 1).await? == 0 => {
+                        tracing::warn!(
+                            lag,
+                            stream = %inner.keys.events,
+                            "entries were trimmed before delivery: raise max_len or events_ttl"
+                        );
+                        0
                     }
+                    Some(lag) => lag,
+                    None => self.count_after_up_to(&last, u64::MAX).await?,
                 };
                 pending + lag
             }
@@ -317,13 +326,17 @@ impl RedisStore {
         Ok(count)
     }
 
-    /// Counts entries after `id` when Redis cannot tell the lag (after
-    /// deletions inside the stream).
-    async fn count_after(&self, id: &str) -> Result<u64> {
+    /// Counts entries after `id`, stopping at `limit`: the whole lag when
+    /// Redis cannot tell it (after deletions inside the stream), or whether
+    /// anything at all is left to deliver.
+    async fn count_after_up_to(&self, id: &str, limit: u64) -> Result<u64> {
         const PAGE: usize = 1000;
         let mut start = format!("({id}");
         let mut count = 0u64;
         loop {
+            if count >= limit {
+                return Ok(count);
+            }
             let ids: Vec<(String, redis::Value)> = self
                 .query(
                     redis::cmd("XRANGE")

@@ -583,3 +583,42 @@ async fn ttls_drop_old_events_and_results() {
     assert_eq!(ids, ["new"]);
     assert!(store.results(None, 10).await.unwrap().items.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_trimmed_before_delivery_do_not_hold_the_backlog_forever() {
+    let server = server_or_skip!();
+    let store = builder(&server, "c1").build().await.unwrap();
+    // One event delivered and acknowledged, so the group has a position.
+    store.enqueue(&stored("job.run", "first")).await.unwrap();
+    let first = store.dequeue(1, Duration::from_millis(200)).await.unwrap();
+    store.ack(&[first[0].receipt.clone()]).await.unwrap();
+    // Three more appended, then trimmed away before any delivery.
+    for id in ["lost-1", "lost-2", "lost-3"] {
+        store.enqueue(&stored("job.run", id)).await.unwrap();
+    }
+    let mut conn = raw(&server).await;
+    let trimmed: u64 = redis::cmd("XTRIM")
+        .arg("soiree:events")
+        .arg("MAXLEN")
+        .arg(0)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(trimmed, 4);
+    // Redis still reports a lag of 3; nothing is left to deliver, so the
+    // backlog is empty rather than stuck at 3.
+    assert_eq!(store.backlog().await.unwrap(), 0);
+    let bus = EventBus::builder()
+        .shared_store(Arc::new(store))
+        .poll_wait(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    bus.on("job.run", |_ctx| async { Ok(()) }).unwrap();
+    tokio::time::timeout(LIMIT, bus.wait_for_idle())
+        .await
+        .expect("wait_for_idle returns");
+    tokio::time::timeout(LIMIT, bus.close())
+        .await
+        .expect("close returns")
+        .unwrap();
+}
