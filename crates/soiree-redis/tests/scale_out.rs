@@ -24,6 +24,18 @@ const CONSUMERS: usize = 3;
 const LIMIT: Duration = Duration::from_secs(90);
 
 fn main() {
+    // Answer the test harness's questions without running anything.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|arg| arg == "--list") {
+        println!("scale_out: test");
+        return;
+    }
+    if let Some(filter) = args.iter().find(|arg| !arg.starts_with('-'))
+        && !"scale_out".contains(filter.as_str())
+    {
+        println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -52,7 +64,12 @@ async fn child(name: String) {
     let store = RedisStore::builder(&url)
         .prefix(prefix.clone())
         .consumer(name)
-        .claim_timeout(Duration::from_secs(1))
+        .claim_timeout(Duration::from_millis(
+            std::env::var("SOIREE_CLAIM_MS")
+                .ok()
+                .and_then(|ms| ms.parse().ok())
+                .unwrap_or(30_000),
+        ))
         .build()
         .await
         .expect("store");
@@ -113,9 +130,13 @@ async fn child(name: String) {
     tokio::time::sleep(LIMIT * 2).await;
 }
 
-fn spawn(server: &RedisServer, prefix: &str, name: &str) -> Child {
+/// Starts a consumer process; `claim` is its claim timeout: long in the clean
+/// run (so that a loaded machine cannot make a slow entry look abandoned),
+/// short in the crash run (so that the dead consumer's entries come back soon).
+fn spawn(server: &RedisServer, prefix: &str, name: &str, claim: Duration) -> Child {
     Command::new(std::env::current_exe().expect("own path"))
         .env(CHILD_ENV, name)
+        .env("SOIREE_CLAIM_MS", claim.as_millis().to_string())
         .env("SOIREE_REDIS_URL", server.url())
         .env("SOIREE_PREFIX", prefix)
         .spawn()
@@ -195,7 +216,14 @@ async fn clean_run(server: &RedisServer) {
     let prefix = "clean:";
     let _children = Children(
         (0..CONSUMERS)
-            .map(|i| spawn(server, prefix, &format!("consumer-{i}")))
+            .map(|i| {
+                spawn(
+                    server,
+                    prefix,
+                    &format!("consumer-{i}"),
+                    Duration::from_secs(60),
+                )
+            })
             .collect(),
     );
     let (store, emitted) = emit_all(server, prefix).await;
@@ -226,7 +254,14 @@ async fn kill_one_consumer(server: &RedisServer) {
     let prefix = "crash:";
     let mut children = Children(
         (0..CONSUMERS)
-            .map(|i| spawn(server, prefix, &format!("consumer-{i}")))
+            .map(|i| {
+                spawn(
+                    server,
+                    prefix,
+                    &format!("consumer-{i}"),
+                    Duration::from_secs(1),
+                )
+            })
             .collect(),
     );
     let (store, emitted) = emit_all(server, prefix).await;
