@@ -252,6 +252,14 @@ impl RedisStore {
         self.accept(entries, |_| 1, out).await
     }
 
+    /// Dead-letters an entry; when that fails, leaves it pending (it comes
+    /// back after the claim timeout) rather than abandoning the whole batch.
+    async fn dead_letter_or_leave(&self, entry: &Entry, error: &str, count: u64) {
+        if let Err(err) = self.dead_letter(entry, error, count).await {
+            tracing::warn!(%err, id = %entry.id, "dead-lettering failed; the entry stays pending");
+        }
+    }
+
     /// Turns entries into deliveries; dead-letters the malformed and the
     /// over-delivered ones, acknowledges the vanished ones.
     async fn accept(
@@ -268,7 +276,9 @@ impl RedisStore {
             let count = deliveries(&entry.id);
             match verdict(&entry) {
                 Verdict::Gone => gone.push(entry.id),
-                Verdict::DeadLetter(error) => self.dead_letter(&entry, &error, count).await?,
+                Verdict::DeadLetter(error) => {
+                    self.dead_letter_or_leave(&entry, &error, count).await
+                }
                 Verdict::Deliver(event) if count > max => {
                     let last_error = match event.id() {
                         Some(id) => self
@@ -287,7 +297,7 @@ impl RedisStore {
                             format!("delivered {count} times (max {max}) without acknowledgement")
                         }
                     };
-                    self.dead_letter(&entry, &error, count).await?;
+                    self.dead_letter_or_leave(&entry, &error, count).await;
                 }
                 Verdict::Deliver(event) => out.push(Delivery {
                     receipt: entry.id,

@@ -105,7 +105,7 @@ impl RedisStore {
         // Blocking reads are bounded by our own timeout (poll time + response timeout).
         let blocking =
             ConnectionManager::new_with_config(client, config.set_response_timeout(None)).await?;
-        let writer = Writer::spawn(conn.clone());
+        let writer = Writer::spawn(conn.clone())?;
         let keys = Keys::new(&options.prefix);
         let metrics = RedisMetrics::new(registry, &keys.events);
         let store = Self {

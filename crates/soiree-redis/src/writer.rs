@@ -39,10 +39,17 @@ impl std::fmt::Debug for Request {
 
 impl Writer {
     /// Starts the writer task on the current tokio runtime.
-    pub(crate) fn spawn(conn: ConnectionManager) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] outside a tokio runtime.
+    pub(crate) fn spawn(conn: ConnectionManager) -> Result<Self> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::InvalidConfig("a RedisStore must be built inside a tokio runtime".into())
+        })?;
         let (requests, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run(conn, receiver));
-        Self { requests }
+        runtime.spawn(run(conn, receiver));
+        Ok(Self { requests })
     }
 
     /// Runs `cmds` in the next pipeline; fails with the first error among them.
