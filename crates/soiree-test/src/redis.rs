@@ -15,6 +15,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// Ports tried before giving up when each turns out to be taken.
+const START_ATTEMPTS: usize = 5;
+
 /// How long a server may take to answer its first `PING`.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -47,7 +50,19 @@ impl RedisServer {
     /// installed; other I/O errors when it cannot be started or does not
     /// answer within 10 s.
     pub fn start() -> io::Result<Self> {
-        let port = free_port()?;
+        // Another process may take the free port between our look and the
+        // server's bind: then try another port, a few times.
+        let mut last = None;
+        for _ in 0..START_ATTEMPTS {
+            match Self::start_on(free_port()?) {
+                Err(err) if err.kind() == io::ErrorKind::AddrInUse => last = Some(err),
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("no free port")))
+    }
+
+    fn start_on(port: u16) -> io::Result<Self> {
         let dir = std::env::temp_dir().join(format!(
             "soiree-redis-{}-{port}-{}",
             std::process::id(),
@@ -133,7 +148,23 @@ impl RedisServer {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if ping(self.port).is_ok() {
-                return Ok(());
+                // Make sure the server that answered is ours, not another
+                // test's that took the port first.
+                let ours = self.child.as_ref().map(Child::id);
+                return match server_pid(self.port) {
+                    Ok(pid) if Some(pid) == ours => Ok(()),
+                    Ok(_) => {
+                        self.kill();
+                        Err(io::Error::new(
+                            io::ErrorKind::AddrInUse,
+                            format!("port {} is taken by another redis-server", self.port),
+                        ))
+                    }
+                    Err(err) => {
+                        self.kill();
+                        Err(err)
+                    }
+                };
             }
             if let Some(child) = self.child.as_mut()
                 && let Some(status) = child.try_wait()?
@@ -184,4 +215,27 @@ fn ping(port: u16) -> io::Result<()> {
     } else {
         Err(io::Error::other("unexpected PING reply"))
     }
+}
+
+/// The `process_id` that the server on `port` reports in `INFO server`.
+fn server_pid(port: u16) -> io::Result<u32> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
+    stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+    stream.write_all(b"INFO server\r\n")?;
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    // A bulk reply: `$<len>\r\n<text>\r\n`; read until the pid line is in.
+    while !String::from_utf8_lossy(&reply).contains("\nrun_id:") && reply.len() < 64 * 1024 {
+        let read = stream.read(&mut chunk)?;
+        if read == 0 {
+            break;
+        }
+        reply.extend_from_slice(&chunk[..read]);
+    }
+    String::from_utf8_lossy(&reply)
+        .lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
+        .ok_or_else(|| io::Error::other("INFO server has no process_id"))
 }
