@@ -33,7 +33,12 @@ async fn a_redis_restart_loses_no_acknowledged_emit() {
     let emit = |id: String| {
         let event = Event::new("job.run", id.clone());
         event.properties().set(PROPERTY_EVENT_ID, id);
-        bus.emit("job.run", event).collect::<Vec<_>>()
+        let emission = bus.emit("job.run", event).collect::<Vec<_>>();
+        async move {
+            tokio::time::timeout(LIMIT, emission)
+                .await
+                .expect("an emit ends in time, stored or failed")
+        }
     };
     let mut stored = HashSet::new();
     for i in 0..50 {

@@ -54,7 +54,9 @@ async fn emitted_events_are_stored_consumed_and_acknowledged() {
     })
     .unwrap();
     for i in 0..100u64 {
-        let errors: Vec<_> = bus.emit("user.created", i).collect().await;
+        let errors: Vec<_> = tokio::time::timeout(LIMIT, bus.emit("user.created", i).collect())
+            .await
+            .expect("the emission ends in time");
         assert!(errors.is_empty(), "emit {i}: {errors:?}");
     }
     tokio::time::timeout(LIMIT, bus.wait_for_idle())
@@ -166,7 +168,9 @@ async fn results_are_recorded_and_succeeded_listeners_skipped_on_replay() {
     .unwrap();
     let event = Event::new("order.paid", 42);
     event.properties().set(PROPERTY_EVENT_ID, "evt-1");
-    let errors: Vec<_> = bus.emit("order.paid", event).collect().await;
+    let errors: Vec<_> = tokio::time::timeout(LIMIT, bus.emit("order.paid", event).collect())
+        .await
+        .expect("the emission ends in time");
     assert!(
         errors.is_empty(),
         "the emission ends once stored: {errors:?}"
@@ -227,7 +231,10 @@ async fn results_are_recorded_and_succeeded_listeners_skipped_on_replay() {
         store.replay("nope").await,
         Err(soiree_redis::Error::NotFound(_))
     ));
-    bus.close().await.unwrap();
+    tokio::time::timeout(LIMIT, bus.close())
+        .await
+        .expect("close returns in time")
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,7 +371,10 @@ async fn a_bus_finishes_what_a_crashed_consumer_left() {
     seen.sort();
     assert_eq!(seen, (0..5).map(|i| format!("evt-{i}")).collect::<Vec<_>>());
     assert_eq!(store.backlog().await.unwrap(), 0);
-    bus.close().await.unwrap();
+    tokio::time::timeout(LIMIT, bus.close())
+        .await
+        .expect("close returns in time")
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -443,7 +453,10 @@ async fn malformed_entries_are_dead_lettered_and_the_consumer_carries_on() {
     // Malformed letters cannot be replayed; they stay.
     assert_eq!(store.replay_dead_letters(|_| true).await.unwrap(), 0);
     assert_eq!(store.dead_letters(None, 10).await.unwrap().items.len(), 3);
-    bus.close().await.unwrap();
+    tokio::time::timeout(LIMIT, bus.close())
+        .await
+        .expect("close returns in time")
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -455,7 +468,9 @@ async fn close_is_bounded_and_leaves_the_rest_for_other_consumers() {
         .build()
         .unwrap();
     for i in 0..20 {
-        let errors: Vec<_> = producer.emit("job.run", i).collect().await;
+        let errors: Vec<_> = tokio::time::timeout(LIMIT, producer.emit("job.run", i).collect())
+            .await
+            .expect("the emission ends in time");
         assert!(errors.is_empty());
     }
     let handled = Arc::new(Mutex::new(Vec::new()));
@@ -511,7 +526,10 @@ async fn close_is_bounded_and_leaves_the_rest_for_other_consumers() {
     ids.dedup();
     assert_eq!(ids.len(), 20, "every event handled");
     assert_eq!(next_store.backlog().await.unwrap(), 0);
-    next.close().await.unwrap();
+    tokio::time::timeout(LIMIT, next.close())
+        .await
+        .expect("close returns in time")
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
