@@ -32,8 +32,8 @@ impl RedisStore {
     ///
     /// # Errors
     ///
-    /// [`Error::Redis`] when Redis cannot be read,
-    /// [`Error::Serialization`] for an entry that is not an event.
+    /// [`Error::Redis`] when Redis cannot be read. Entries that are not
+    /// events are skipped (and logged): they are in the dead-letter stream.
     ///
     /// # Cancel safety
     ///
@@ -273,9 +273,23 @@ fn parse<T: serde::de::DeserializeOwned>(entry: &Entry, name: &str) -> Result<T>
     Ok(serde_json::from_slice(json)?)
 }
 
+/// Parses a page, skipping entries that do not parse: a malformed event is
+/// in the dead-letter stream already, and one bad entry must not hide the
+/// rest of the history.
 fn map_page<T>(page: Page<Entry>, f: impl Fn(&Entry) -> Result<T>) -> Result<Page<T>> {
+    let items = page
+        .items
+        .iter()
+        .filter_map(|entry| match f(entry) {
+            Ok(item) => Some(item),
+            Err(err) => {
+                tracing::warn!(%err, id = %entry.id, "skipping a malformed stream entry");
+                None
+            }
+        })
+        .collect();
     Ok(Page {
-        items: page.items.iter().map(f).collect::<Result<_>>()?,
+        items,
         next: page.next,
     })
 }

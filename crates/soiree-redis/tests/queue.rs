@@ -450,6 +450,16 @@ async fn malformed_entries_are_dead_lettered_and_the_consumer_carries_on() {
     assert!(letters[1].raw.as_deref().unwrap().contains("other"));
     assert!(letters.iter().all(|l| l.event.is_none()));
     assert_eq!(store.backlog().await.unwrap(), 0);
+    // The history skips the malformed entries instead of failing on them.
+    let history: Vec<_> = store
+        .events(None, 10)
+        .await
+        .expect("history reads past malformed entries")
+        .items
+        .into_iter()
+        .map(|event| event.id().map(str::to_owned))
+        .collect();
+    assert_eq!(history, [Some("good".to_owned())]);
     // Malformed letters cannot be replayed; they stay.
     assert_eq!(store.replay_dead_letters(|_| true).await.unwrap(), 0);
     assert_eq!(store.dead_letters(None, 10).await.unwrap().items.len(), 3);
