@@ -102,10 +102,19 @@ async fn flush(mut conn: ConnectionManager, batch: Vec<Request>) {
             let mut replies = replies.into_iter();
             for (count, done) in waiting {
                 let mut outcome = Ok(());
+                let mut answered = 0;
                 for reply in replies.by_ref().take(count) {
+                    answered += 1;
                     if let (Ok(()), Err(err)) = (&outcome, reply) {
                         outcome = Err(err);
                     }
+                }
+                // A command without a reply was not confirmed: never report
+                // it as written.
+                if outcome.is_ok() && answered < count {
+                    outcome = Err(RedisError::from(std::io::Error::other(
+                        "Redis answered fewer commands than were sent",
+                    )));
                 }
                 let _ = done.send(outcome);
             }
