@@ -10,13 +10,13 @@ use tracing::Instrument;
 
 use super::{BusCore, BusInner, EmissionState};
 use crate::listener::{ListenerEntry, panic_message};
-use crate::topic::Route;
+use crate::topic::SharedRoute;
 use crate::{Error, Event, EventContext, ListenerPanic, StoredEvent, StoredResult};
 
 /// What a job does with its emission.
 pub(crate) enum Work {
     /// Persist (when the bus has a store) and run the listeners here.
-    Dispatch(Arc<Route<ListenerEntry>>),
+    Dispatch(SharedRoute<ListenerEntry>),
     /// Append to the store's queue; the consumers dispatch it.
     Enqueue,
     /// Run the listeners of a delivery from the queue, then acknowledge it
@@ -26,7 +26,7 @@ pub(crate) enum Work {
 
 /// A delivery from a queue store, with what acknowledging it needs.
 pub(crate) struct Delivered {
-    pub(crate) route: Arc<Route<ListenerEntry>>,
+    pub(crate) route: SharedRoute<ListenerEntry>,
     pub(crate) receipt: String,
     pub(crate) acks: mpsc::UnboundedSender<String>,
     /// Held until the delivery's job ends: one of the consumer's in-flight slots.
@@ -39,7 +39,7 @@ pub(crate) struct Delivered {
 pub(crate) struct Dispatch {
     pub(crate) core: Arc<BusCore>,
     pub(crate) emission: Arc<EmissionState>,
-    pub(crate) route: Arc<Route<ListenerEntry>>,
+    pub(crate) route: SharedRoute<ListenerEntry>,
 }
 
 impl Dispatch {

@@ -3,7 +3,10 @@
 use std::sync::{Arc, OnceLock};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
-use prometheus_client::metrics::counter::Counter;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_utils::CachePadded;
+use prometheus_client::metrics::counter::{Atomic, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
@@ -20,13 +23,36 @@ struct PoolLabels {
 /// writes no gauge shared between the submitting and the working thread.
 #[derive(Debug, Clone)]
 pub(crate) struct PoolMetrics {
-    pub(crate) submitted: Counter,
-    pub(crate) started: Counter,
-    pub(crate) completed: Counter,
-    pub(crate) panicked: Counter,
+    pub(crate) submitted: PoolCounter,
+    pub(crate) started: PoolCounter,
+    pub(crate) completed: PoolCounter,
+    pub(crate) panicked: PoolCounter,
 }
 
-type CounterFamily = Family<PoolLabels, Counter>;
+/// A counter alone on its cache line: `submitted` is written by the
+/// submitting thread and `started`/`completed` by workers for every task, and
+/// counters allocated side by side would otherwise share lines by chance.
+pub(crate) type PoolCounter = Counter<u64, PaddedCount>;
+
+/// The atomic inside a [`PoolCounter`].
+#[derive(Debug, Default)]
+pub(crate) struct PaddedCount(CachePadded<AtomicU64>);
+
+impl Atomic<u64> for PaddedCount {
+    fn inc(&self) -> u64 {
+        self.inc_by(1)
+    }
+
+    fn inc_by(&self, v: u64) -> u64 {
+        self.0.fetch_add(v, Ordering::Relaxed)
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+type CounterFamily = Family<PoolLabels, PoolCounter>;
 type GaugeFamily = Family<PoolLabels, DifferenceGauge, fn() -> DifferenceGauge>;
 
 impl PoolMetrics {
@@ -49,7 +75,7 @@ impl PoolMetrics {
             ),
             panicked: counter("soiree_pool_tasks_panicked", "Tasks that panicked"),
         };
-        let gauge = |name: &str, help: &str, of: &Counter, less: &Counter| {
+        let gauge = |name: &str, help: &str, of: &PoolCounter, less: &PoolCounter| {
             registry
                 .metric(name, help, || {
                     GaugeFamily::new_with_constructor(DifferenceGauge::default)
@@ -76,11 +102,11 @@ impl PoolMetrics {
 /// A gauge whose value is one counter minus another.
 #[derive(Debug, Clone, Default)]
 struct DifferenceGauge {
-    counters: Arc<OnceLock<(Counter, Counter)>>,
+    counters: Arc<OnceLock<(PoolCounter, PoolCounter)>>,
 }
 
 impl DifferenceGauge {
-    fn init(&self, of: &Counter, less: &Counter) {
+    fn init(&self, of: &PoolCounter, less: &PoolCounter) {
         let _ = self.counters.set((of.clone(), less.clone()));
     }
 

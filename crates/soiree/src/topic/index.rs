@@ -10,6 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crossbeam_utils::CachePadded;
 use dashmap::DashMap;
 use foldhash::fast::RandomState;
 
@@ -18,6 +19,11 @@ use super::Specificity;
 /// Routes kept before the cache is cleared, so that topics carrying ids
 /// (`user.123.created`) cannot grow it without bound.
 const ROUTE_CACHE_CAPACITY: usize = 16 * 1024;
+
+/// A route as the cache hands it out: padded, so that the refcount, which
+/// every emit writes, does not share a cache line with the listener list that
+/// workers read.
+pub(crate) type SharedRoute<T> = Arc<CachePadded<Route<T>>>;
 
 /// The ordered listeners for one concrete topic.
 #[derive(Debug)]
@@ -41,7 +47,7 @@ pub(crate) enum RemoveError {
 pub(crate) struct TopicIndex<T> {
     trie: RwLock<Trie<T>>,
     /// Keyed with foldhash: a fast hash with a per-process random seed.
-    routes: DashMap<Arc<str>, Arc<Route<T>>, RandomState>,
+    routes: DashMap<Arc<str>, SharedRoute<T>, RandomState>,
 }
 
 #[derive(Debug)]
@@ -122,7 +128,7 @@ impl<T> TopicIndex<T> {
     }
 
     /// The listeners that hear `topic`, most specific pattern first.
-    pub(crate) fn route(&self, topic: &str) -> Arc<Route<T>> {
+    pub(crate) fn route(&self, topic: &str) -> SharedRoute<T> {
         if let Some(route) = self.routes.get(topic) {
             return Arc::clone(route.value());
         }
@@ -135,10 +141,10 @@ impl<T> TopicIndex<T> {
             .flat_map(|pattern| trie.patterns[*pattern].iter().cloned())
             .collect();
         let topic: Arc<str> = Arc::from(topic);
-        let route = Arc::new(Route {
+        let route = Arc::new(CachePadded::new(Route {
             topic: Arc::clone(&topic),
             listeners,
-        });
+        }));
         if self.routes.len() >= ROUTE_CACHE_CAPACITY {
             self.routes.clear();
         }

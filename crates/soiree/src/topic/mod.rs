@@ -11,7 +11,7 @@ mod matcher;
 mod name;
 mod specificity;
 
-pub(crate) use index::{RemoveError, Route, TopicIndex};
+pub(crate) use index::{RemoveError, SharedRoute, TopicIndex};
 pub use matcher::topic_matches;
 pub(crate) use name::{validate_pattern, validate_topic};
 pub(crate) use specificity::Specificity;
