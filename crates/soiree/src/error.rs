@@ -2,6 +2,8 @@
 
 use std::error::Error as StdError;
 
+use crate::ListenerId;
+
 /// A boxed error, as returned by listeners and stores.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -76,7 +78,7 @@ pub enum Error {
     #[error("listener {listener_id} failed on {topic:?}: {source}")]
     Listener {
         /// The listener that failed.
-        listener_id: String,
+        listener_id: ListenerId,
         /// The emitted topic.
         topic: String,
         /// What the listener returned.
@@ -87,7 +89,7 @@ pub enum Error {
     #[error("listener {listener_id} panicked: {message}")]
     Panicked {
         /// The listener that panicked.
-        listener_id: String,
+        listener_id: ListenerId,
         /// The panic message.
         message: String,
     },
@@ -102,7 +104,7 @@ pub enum Error {
     #[error("cancelled before listener {listener_id} started")]
     Cancelled {
         /// The listener that was skipped.
-        listener_id: String,
+        listener_id: ListenerId,
     },
     /// A configuration value was rejected.
     #[error("invalid configuration: {0}")]

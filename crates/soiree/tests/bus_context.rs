@@ -27,7 +27,7 @@ fn cancelled_ids(errors: &[Error]) -> Vec<String> {
     errors
         .iter()
         .map(|err| match err {
-            Error::Cancelled { listener_id } => listener_id.clone(),
+            Error::Cancelled { listener_id } => listener_id.to_string(),
             other => panic!("expected Cancelled, got {other:?}"),
         })
         .collect()

@@ -49,7 +49,7 @@ async fn every_error_is_streamed_with_buffer(buffer: usize) {
                 } => {
                     assert_eq!(topic, "job.run");
                     assert!(source.to_string().starts_with("failure "), "{source}");
-                    listener_id.clone()
+                    listener_id.to_string()
                 }
                 other => panic!("expected a listener error, got {other:?}"),
             })
@@ -73,7 +73,7 @@ async fn errors_come_in_listener_order() {
     let ids: Vec<String> = errors
         .iter()
         .map(|err| match err {
-            Error::Listener { listener_id, .. } => listener_id.clone(),
+            Error::Listener { listener_id, .. } => listener_id.to_string(),
             other => panic!("{other:?}"),
         })
         .collect();

@@ -66,7 +66,7 @@ pub(super) fn bus_on(store: &Arc<dyn EventStore>) -> (EventBus, Shared<HandledEr
         .error_handler(move |event, err| {
             let listener_id = match &err {
                 Error::Listener { listener_id, .. } | Error::Panicked { listener_id, .. } => {
-                    Some(listener_id.clone())
+                    Some(listener_id.to_string())
                 }
                 _ => None,
             };

@@ -11,7 +11,7 @@ use tracing::Instrument;
 use super::{BusCore, BusInner, EmissionState};
 use crate::listener::{ListenerEntry, panic_message};
 use crate::topic::SharedRoute;
-use crate::{Error, Event, EventContext, ListenerPanic, StoredEvent, StoredResult};
+use crate::{Error, Event, EventContext, ListenerId, ListenerPanic, StoredEvent, StoredResult};
 
 /// What a job does with its emission.
 pub(crate) enum Work {
@@ -151,7 +151,7 @@ async fn dispatch(dispatch: Arc<Dispatch>) {
                 bus,
                 state,
                 Error::Cancelled {
-                    listener_id: listener.id.to_string(),
+                    listener_id: listener.id.clone(),
                 },
             );
             continue;
@@ -224,7 +224,7 @@ async fn run_listener(
                 )
                 .await;
                 Error::Listener {
-                    listener_id: listener.id.to_string(),
+                    listener_id: listener.id.clone(),
                     topic: event.topic().to_owned(),
                     source,
                 }
@@ -254,7 +254,7 @@ async fn run_listener(
                     }
                 }
                 return Some(Error::Panicked {
-                    listener_id: listener.id.to_string(),
+                    listener_id: listener.id.clone(),
                     message,
                 });
             }
@@ -320,7 +320,7 @@ pub(crate) fn handle_error(bus: &BusInner, event: &Event, error: Error) -> Optio
     match catch_unwind(AssertUnwindSafe(|| handler(event, error))) {
         Ok(error) => error,
         Err(panic) => Some(Error::Panicked {
-            listener_id: "error_handler".to_owned(),
+            listener_id: ListenerId::new("error_handler"),
             message: format!(
                 "the error handler panicked ({}) on: {text}",
                 panic_message(&*panic)

@@ -35,6 +35,18 @@ impl fmt::Display for ListenerId {
     }
 }
 
+impl From<&str> for ListenerId {
+    fn from(id: &str) -> Self {
+        Self::new(id)
+    }
+}
+
+impl From<String> for ListenerId {
+    fn from(id: String) -> Self {
+        Self::new(id)
+    }
+}
+
 impl AsRef<str> for ListenerId {
     fn as_ref(&self) -> &str {
         &self.0

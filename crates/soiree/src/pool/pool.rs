@@ -127,7 +127,7 @@ impl Pool {
         outcome?;
         match group.take_panic() {
             Some((index, message)) => Err(Error::Panicked {
-                listener_id: format!("task {index}"),
+                listener_id: crate::ListenerId::new(format!("task {index}")),
                 message,
             }),
             None => Ok(()),
