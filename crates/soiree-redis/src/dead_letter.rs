@@ -48,7 +48,9 @@ pub struct DeadLetter {
     /// Why it was set aside: a parse error, or the last handler error after
     /// too many deliveries.
     pub error: String,
-    /// How many times it had been delivered.
+    /// How many times it had been delivered, counting the delivery that
+    /// found it over `max_deliveries` and set it aside without running it
+    /// (so `max_deliveries + 1` for an entry that kept failing).
     pub deliveries: u64,
     /// The event, when the entry held a well-formed one.
     pub event: Option<StoredEvent>,
