@@ -226,3 +226,29 @@ async fn an_empty_payload_stays_empty_through_a_store() {
         other => panic!("expected one NilPayload listener error, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_listeners_waiting_for_idle_do_not_wait_for_each_other() {
+    let bus = EventBus::builder().workers(2).build().unwrap();
+    let started = Arc::new(tokio::sync::Barrier::new(2));
+    let barrier = Arc::clone(&started);
+    bus.on("drain", move |ctx| {
+        let barrier = Arc::clone(&barrier);
+        async move {
+            // Both emissions are running before either waits.
+            barrier.wait().await;
+            ctx.bus().wait_for_idle().await;
+            Ok(())
+        }
+    })
+    .unwrap();
+    let first = bus.emit("drain", 1);
+    let second = bus.emit("drain", 2);
+    let (first, second): (Vec<Error>, Vec<Error>) = tokio::time::timeout(
+        LIMIT,
+        futures::future::join(first.collect(), second.collect()),
+    )
+    .await
+    .expect("no deadlock");
+    assert!(first.is_empty() && second.is_empty());
+}

@@ -51,6 +51,8 @@ pub(crate) struct PoolCore<J: Job> {
     completed: CachePadded<AtomicU64>,
     /// Callers inside `wait_for_idle`; workers look for idleness only then.
     idle_waiters: AtomicUsize,
+    /// Jobs of this pool that are inside `wait_for_idle` themselves.
+    waiting_jobs: AtomicUsize,
     idle: Notify,
     closed: AtomicBool,
     runtime: OnceLock<Handle>,
@@ -86,6 +88,7 @@ impl<J: Job> PoolCore<J> {
             submitted: CachePadded::new(AtomicU64::new(0)),
             completed: CachePadded::new(AtomicU64::new(0)),
             idle_waiters: AtomicUsize::new(0),
+            waiting_jobs: AtomicUsize::new(0),
             idle: Notify::new(),
             closed: AtomicBool::new(false),
             runtime: OnceLock::new(),
@@ -116,14 +119,8 @@ impl<J: Job> PoolCore<J> {
         usize::try_from(submitted.saturating_sub(completed)).unwrap_or(usize::MAX)
     }
 
-    /// Pending jobs, not counting the job the caller runs in (a listener
-    /// waiting for its own bus to go idle must not wait for itself).
-    fn pending_besides_caller(&self) -> usize {
-        self.pending()
-            .saturating_sub(usize::from(self.caller_is_inside()))
-    }
-
-    /// Reports whether the calling task runs one of this pool's jobs.
+    /// Reports whether the calling task runs one of this pool's jobs (a
+    /// listener waiting for its own bus to go idle must not wait for itself).
     pub(crate) fn caller_is_inside(&self) -> bool {
         RUNNING_IN
             .try_with(|pool| *pool == self.address())
@@ -209,11 +206,19 @@ impl<J: Job> PoolCore<J> {
     pub(crate) async fn wait_for_idle(&self) {
         self.idle_waiters.fetch_add(1, Ordering::SeqCst);
         let _waiting = IdleWaiter(&self.idle_waiters);
+        // A job waiting for idleness does not count as pending work: neither
+        // for itself nor for other jobs waiting the same way.
+        let _inside = self.caller_is_inside().then(|| {
+            self.waiting_jobs.fetch_add(1, Ordering::SeqCst);
+            self.idle.notify_waiters();
+            IdleWaiter(&self.waiting_jobs)
+        });
         loop {
             let idle = self.idle.notified();
             tokio::pin!(idle);
             idle.as_mut().enable();
-            if self.pending_besides_caller() == 0 {
+            let waiting_jobs = self.waiting_jobs.load(Ordering::SeqCst);
+            if self.pending().saturating_sub(waiting_jobs) == 0 {
                 return;
             }
             idle.await;
