@@ -63,7 +63,8 @@ impl RedisStore {
                 let take = max.min(state.buffer.len());
                 return Ok(state.buffer.drain(..take).collect());
             }
-            state.buffer.clear();
+            let stale: Vec<String> = state.buffer.drain(..).map(|d| d.receipt).collect();
+            self.inner.dedup_cache.remove(&stale);
         }
         let mut out = Vec::new();
         if state.reread_from.is_some() {
