@@ -4,11 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::StreamExt;
-use futures::future::join_all;
 use serde_json::{Value, json};
 use soiree::{Error, EventBus, EventStore, StoredResult};
 
-use super::support::{ok, read_all, within};
+use super::support::{assert_emitted_without_errors, ok, read_all, within};
 use super::{Conformance, Outcome};
 
 const DELIVERY_TOPIC: &str = "conformance.bus.delivered";
@@ -164,20 +163,9 @@ pub async fn bus_delivers_each_event_once(
     });
     ok("registering a listener", registered);
 
-    let emissions = (0..count).map(|n| {
-        bus.emit(DELIVERY_TOPIC, json!({ "n": n }))
-            .collect::<Vec<Error>>()
-    });
-    let errors: Vec<String> = within(config, "the emissions to finish", join_all(emissions))
-        .await
-        .into_iter()
-        .flatten()
-        .map(|err| err.to_string())
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "emitting to a listener that succeeds yielded errors: {errors:?}"
-    );
+    let emissions = (0..count).map(|n| bus.emit(DELIVERY_TOPIC, json!({ "n": n })));
+
+    assert_emitted_without_errors(config, "emitting to a listener that succeeds", emissions).await;
     settle(&bus, config).await;
 
     let handled = handled.take();

@@ -3,13 +3,11 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
-use futures::future::join_all;
 use serde_json::{Value, json};
-use soiree::{Error, Event, EventBus, EventStore, PROPERTY_EVENT_ID, StoredResult};
+use soiree::{Event, EventBus, EventStore, PROPERTY_EVENT_ID, StoredResult};
 
 use super::bus::{Shared, assert_drained_and_close, bus_on, close, settle};
-use super::support::{ok, unique_id, within};
+use super::support::{assert_emitted_without_errors, ok, unique_id, within};
 use super::{Conformance, Outcome};
 
 const REPLAY_TOPIC: &str = "conformance.replay.sent";
@@ -63,18 +61,9 @@ pub async fn bus_skips_listeners_that_already_succeeded(
     let emissions = [&done, &fresh].map(|id| {
         let event = Event::new(REPLAY_TOPIC, json!({ "id": id }));
         event.properties().set(PROPERTY_EVENT_ID, id.as_str());
-        bus.emit(REPLAY_TOPIC, event).collect::<Vec<Error>>()
+        bus.emit(REPLAY_TOPIC, event)
     });
-    let errors: Vec<String> = within(config, "the emissions to finish", join_all(emissions))
-        .await
-        .into_iter()
-        .flatten()
-        .map(|err| err.to_string())
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "emitting to listeners that succeed yielded errors: {errors:?}"
-    );
+    assert_emitted_without_errors(config, "emitting to listeners that succeed", emissions).await;
     settle(&bus, config).await;
 
     let mut calls = calls.take();
@@ -118,21 +107,8 @@ pub async fn queue_carries_events_between_buses(
         .consume(false)
         .build();
     let producer = ok("building a producer bus", producer);
-    let emissions = (0..PIPELINE_EVENTS).map(|n| {
-        producer
-            .emit(PIPELINE_TOPIC, json!({ "n": n }))
-            .collect::<Vec<Error>>()
-    });
-    let errors: Vec<String> = within(config, "the emissions to finish", join_all(emissions))
-        .await
-        .into_iter()
-        .flatten()
-        .map(|err| err.to_string())
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "enqueueing from a producer bus yielded {errors:?}"
-    );
+    let emissions = (0..PIPELINE_EVENTS).map(|n| producer.emit(PIPELINE_TOPIC, json!({ "n": n })));
+    assert_emitted_without_errors(config, "enqueueing from a producer bus", emissions).await;
     let backlog = ok("backlog", within(config, "backlog", queue.backlog()).await);
     assert_eq!(
         backlog, PIPELINE_EVENTS as u64,

@@ -1,5 +1,6 @@
 //! Helpers shared by the checks: ids, sample events, bounded waits, paging.
 
+use futures::StreamExt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -141,4 +142,25 @@ pub(super) fn receipts(deliveries: &[Delivery]) -> Vec<String> {
 /// The events of some deliveries.
 pub(super) fn events(deliveries: &[Delivery]) -> Vec<StoredEvent> {
     deliveries.iter().map(|d| d.event.clone()).collect()
+}
+
+/// Waits for every emission and asserts that none yielded an error; `what`
+/// says what was emitted, for the failure message.
+pub(super) async fn assert_emitted_without_errors(
+    config: &Conformance,
+    what: &str,
+    emissions: impl IntoIterator<Item = soiree::Emission>,
+) {
+    let all = futures::future::join_all(
+        emissions
+            .into_iter()
+            .map(|emission| emission.collect::<Vec<soiree::Error>>()),
+    );
+    let errors: Vec<String> = within(config, "the emissions to finish", all)
+        .await
+        .into_iter()
+        .flatten()
+        .map(|err| err.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{what} yielded errors: {errors:?}");
 }
