@@ -109,6 +109,12 @@ pub enum Error {
     /// A configuration value was rejected.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// The bus's (or pool's) queue is full: a non-waiting emit or submit was
+    /// refused rather than queued beyond the bound. Use the waiting form
+    /// ([`EventBus::emit_async`](crate::EventBus::emit_async),
+    /// [`Pool::submit_async`](crate::Pool::submit_async)) for backpressure.
+    #[error("queue is full")]
+    QueueFull,
     /// No tokio runtime was available to run the work.
     #[error("no tokio runtime: call this from within a tokio runtime")]
     NoRuntime,

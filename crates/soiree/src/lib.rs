@@ -81,7 +81,7 @@ pub use error::{BoxError, Error, Result};
 pub use event::{Event, IntoEvent, PROPERTY_EVENT_ID, Payload, Properties, StoredEvent, event_id};
 pub use listener::{EventContext, Listener, ListenerBinding, ListenerId, ListenerPanic};
 pub use metrics::MetricsRegistry;
-pub use pool::{Pool, PoolOptions};
+pub use pool::{DEFAULT_QUEUE_CAPACITY, Pool, PoolOptions};
 pub use retry::{Backoff, RetryPolicy};
 pub use store::{
     Delivery, EventHistory, EventQueue, EventStore, HandlerDedup, MemoryStore, Page, StoredResult,

@@ -10,9 +10,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::config::ConsumerConfig;
+use super::persist::Persister;
 use super::{BusInner, ErrorHandler, EventBus, IdGenerator, PanicHandler, live};
 use crate::metrics::ListenerMetrics;
-use crate::pool::PoolCore;
+use crate::pool::WorkQueue;
 use crate::topic::TopicIndex;
 use crate::{
     Error, Event, EventStore, ListenerPanic, MetricsRegistry, PoolOptions, Result, RetryPolicy,
@@ -73,6 +74,24 @@ impl Default for EventBusBuilder {
 }
 
 impl EventBusBuilder {
+    /// The most emissions that wait for a worker (default
+    /// [`DEFAULT_QUEUE_CAPACITY`](crate::DEFAULT_QUEUE_CAPACITY)); at least 1.
+    /// With a store, also the most events waiting to be persisted. A full
+    /// queue makes [`EventBus::emit`] yield [`Error::QueueFull`] and
+    /// [`EventBus::emit_async`] wait: memory stays bounded however fast
+    /// producers are.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bus = soiree::EventBus::builder().queue_capacity(1024).build().unwrap();
+    /// assert_eq!(bus.queue_capacity(), 1024);
+    /// ```
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.pool = self.pool.queue_capacity(capacity);
+        self
+    }
+
     /// The most emissions dispatched at once (default 10).
     pub fn workers(mut self, workers: usize) -> Self {
         self.pool = self.pool.workers(workers);
@@ -189,7 +208,13 @@ impl EventBusBuilder {
             .clone()
             .unwrap_or_else(|| MetricsRegistry::global().clone());
         let live_key = live::next_key();
+        let persister = self
+            .store
+            .as_ref()
+            .map(|_| Persister::new(self.pool.queue_capacity));
         let inner = BusInner {
+            pool: WorkQueue::new(&self.pool),
+            persister,
             index: TopicIndex::default(),
             error_handler: self.error_handler,
             panic_handler: self.panic_handler,
@@ -206,13 +231,16 @@ impl EventBusBuilder {
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 consumer: std::sync::Mutex::new(None),
+                in_flight: Arc::new(tokio::sync::Semaphore::new(self.pool.workers)),
+                in_flight_debt: std::sync::atomic::AtomicUsize::new(0),
             },
             listener_metrics: ListenerMetrics::new(&registry),
             live_key,
+            handles: std::sync::atomic::AtomicUsize::new(0),
         };
-        let core = PoolCore::new(&self.pool, inner);
-        live::register(live_key, Arc::downgrade(&core));
-        EventBus::from_core(core)
+        let inner = Arc::new(inner);
+        live::register(live_key, Arc::downgrade(&inner));
+        EventBus::from_inner(inner)
     }
 }
 

@@ -11,8 +11,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::dispatch::Job;
+use super::persist::Persister;
 use crate::listener::ListenerEntry;
-use crate::pool::PoolCore;
+use crate::pool::WorkQueue;
 use crate::topic::TopicIndex;
 use crate::{Error, Event, EventStore, ListenerPanic, RetryPolicy};
 
@@ -26,11 +27,14 @@ pub type PanicHandler = Arc<dyn Fn(&ListenerPanic) + Send + Sync>;
 /// Makes listener and event ids.
 pub type IdGenerator = Arc<dyn Fn() -> String + Send + Sync>;
 
-/// The bus: its pool, whose jobs share the bus's configuration.
-pub(crate) type BusCore = PoolCore<Job>;
-
-/// The bus's configuration and registry, shared by its jobs.
+/// The bus's configuration, registry, pool and persister, shared by its
+/// handles, workers and jobs.
 pub(crate) struct BusInner {
+    /// The listener jobs: a pool that knows nothing of the bus.
+    pub(crate) pool: Arc<WorkQueue<Job>>,
+    /// The store's own path, with a store: events are persisted here, never
+    /// queued behind listener jobs.
+    pub(crate) persister: Option<Persister>,
     pub(crate) index: TopicIndex<ListenerEntry>,
     pub(crate) error_handler: Option<ErrorHandler>,
     pub(crate) panic_handler: Option<PanicHandler>,
@@ -44,6 +48,8 @@ pub(crate) struct BusInner {
     pub(crate) consumer: ConsumerConfig,
     pub(crate) listener_metrics: crate::metrics::ListenerMetrics,
     pub(crate) live_key: u64,
+    /// `EventBus` handles alive: dropping the last one shuts the bus down.
+    pub(crate) handles: std::sync::atomic::AtomicUsize,
 }
 
 /// How the bus consumes a queue store.
@@ -57,6 +63,10 @@ pub(crate) struct ConsumerConfig {
     pub(crate) tasks: TaskTracker,
     /// The consumer loop alone, which `close` waits for before closing the pool.
     pub(crate) consumer: Mutex<Option<JoinHandle<()>>>,
+    /// Deliveries in flight at once: follows the bus's worker count.
+    pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
+    /// Permits still to take out of `in_flight` after shrinking it.
+    pub(crate) in_flight_debt: std::sync::atomic::AtomicUsize,
 }
 
 impl ConsumerConfig {
@@ -67,7 +77,78 @@ impl ConsumerConfig {
     }
 }
 
+impl ConsumerConfig {
+    /// Follows a change of the bus's worker count.
+    pub(crate) fn resize(&self, before: usize, after: usize) {
+        use std::sync::atomic::Ordering;
+        if after > before {
+            let mut more = after - before;
+            // Pay off permits still owed from an earlier shrink first.
+            let _ = self
+                .in_flight_debt
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |debt| {
+                    let paid = debt.min(more);
+                    more -= paid;
+                    Some(debt - paid)
+                });
+            self.in_flight.add_permits(more);
+        } else {
+            let fewer = before - after;
+            let forgotten = self.in_flight.forget_permits(fewer);
+            // Permits in use now are forgotten when they come back.
+            self.in_flight_debt
+                .fetch_add(fewer - forgotten, Ordering::AcqRel);
+        }
+    }
+
+    /// Takes one permit owed to a shrink, if any.
+    pub(crate) fn pay_debt(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.in_flight_debt
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |debt| {
+                debt.checked_sub(1)
+            })
+            .is_ok()
+    }
+}
+
 impl BusInner {
+    /// The last handle is gone: no one can close the bus any more. Warn if
+    /// work is still under way (it is lost if the process exits now), then
+    /// let it finish and the workers end.
+    pub(crate) fn last_handle_dropped(&self) {
+        use std::sync::atomic::Ordering;
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        super::live::unregister(self.live_key);
+        let pending = self.pool.pending();
+        let unpersisted = self.persister.as_ref().map_or(0, |p| p.unpersisted());
+        if pending > 0 || unpersisted > 0 {
+            tracing::warn!(
+                pending,
+                unpersisted,
+                "event bus dropped without close() while events were still under way: \
+                 they are lost if the process exits before they finish"
+            );
+        }
+        self.shut_down_in_background();
+    }
+
+    /// Stops consuming and accepting; what was accepted still finishes,
+    /// then the workers end.
+    pub(crate) fn shut_down_in_background(&self) {
+        self.consumer.shutdown.cancel();
+        self.consumer.tasks.close();
+        match &self.persister {
+            // The persister closes the pool once it handed off the rest.
+            Some(persister) if persister.is_running() => persister.stop_then_close_pool(),
+            _ => {
+                self.pool.close();
+            }
+        }
+    }
+
     /// A new listener id.
     pub(crate) fn next_id(&self) -> String {
         match &self.id_generator {

@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::runtime::Handle;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
-use super::dispatch::{Delivered, Job, Work, handle_error};
-use super::{BusCore, EmissionState};
+use super::dispatch::{Delivered, Dispatcher, Work, handle_error};
+use super::{BusInner, EmissionState};
 use crate::listener::panic_message;
+use crate::pool::Queued;
 use crate::topic::validate_topic;
 use crate::{Error, EventQueue};
 
@@ -21,8 +22,8 @@ const RETRY_PAUSE: Duration = Duration::from_millis(50);
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
 
 /// Starts the bus's consumer once, if it has a queue store and consuming is on.
-pub(crate) fn start(core: &Arc<BusCore>) {
-    let bus = core.context();
+pub(crate) fn start(core: &Arc<BusInner>) {
+    let bus = &**core;
     let config = &bus.consumer;
     if !config.enabled || bus.store.as_deref().and_then(|s| s.queue()).is_none() {
         return;
@@ -47,12 +48,13 @@ pub(crate) fn start(core: &Arc<BusCore>) {
     *config.consumer_task() = Some(consumer);
 }
 
-async fn consume(bus: Weak<BusCore>, acks: mpsc::UnboundedSender<String>) {
+async fn consume(bus: Weak<BusInner>, acks: mpsc::UnboundedSender<String>) {
     let Some(strong) = bus.upgrade() else { return };
-    let shutdown = strong.context().consumer.shutdown.clone();
-    let poll_wait = strong.context().consumer.poll_wait;
-    // One permit per event in flight: at most `workers` dispatch at once.
-    let in_flight = Arc::new(Semaphore::new(strong.workers()));
+    let shutdown = strong.consumer.shutdown.clone();
+    let poll_wait = strong.consumer.poll_wait;
+    // One permit per event in flight: at most `workers` dispatch at once
+    // (the bus's `resize` changes the permits).
+    let in_flight = Arc::clone(&strong.consumer.in_flight);
     drop(strong);
     let mut pause = RETRY_PAUSE;
     loop {
@@ -64,12 +66,22 @@ async fn consume(bus: Weak<BusCore>, acks: mpsc::UnboundedSender<String>) {
                 Err(_) => return,
             },
         };
-        let mut permits = vec![first];
-        while let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() {
-            permits.push(permit);
-        }
         let Some(core) = bus.upgrade() else { return };
-        let bus_config = core.context();
+        let bus_config = &*core;
+        let mut permits = Vec::new();
+        let mut next = Some(first);
+        while let Some(permit) = next {
+            if bus_config.consumer.pay_debt() {
+                // The bus shrank: this permit is gone for good.
+                permit.forget();
+            } else {
+                permits.push(permit);
+            }
+            next = Arc::clone(&in_flight).try_acquire_owned().ok();
+        }
+        if permits.is_empty() {
+            continue;
+        }
         let Some(queue) = bus_config.store.as_deref().and_then(|s| s.queue()) else {
             return;
         };
@@ -122,10 +134,18 @@ async fn consume(bus: Weak<BusCore>, acks: mpsc::UnboundedSender<String>) {
                 acks: acks.clone(),
                 _permit: permit,
             }));
-            let state = Arc::new(EmissionState::new(event, work, false));
-            if let Err((err, _)) = core.submit_urgent(Job(state)) {
+            let slot = core.pool.enter();
+            let state = Arc::new(EmissionState::new(event, work, slot, false, true));
+            state.make_claimable();
+            let queued = Queued { job: state, slot };
+            if let Err((rejected, _)) = core
+                .pool
+                .push(queued, || Dispatcher(Arc::clone(&core)))
+                .await
+            {
+                core.pool.cancel(slot);
                 // Closing: the delivery stays unacknowledged for another consumer.
-                tracing::debug!(%err, "delivery left pending");
+                tracing::debug!(err = %rejected.into_error(), "delivery left pending");
                 return;
             }
         }
@@ -134,11 +154,11 @@ async fn consume(bus: Weak<BusCore>, acks: mpsc::UnboundedSender<String>) {
 
 /// Acknowledges finished deliveries in batches; ends when the consumer and
 /// every delivery job are gone, after a last flush.
-async fn acknowledge(bus: Weak<BusCore>, mut receipts: mpsc::UnboundedReceiver<String>) {
+async fn acknowledge(bus: Weak<BusInner>, mut receipts: mpsc::UnboundedReceiver<String>) {
     let mut batch = Vec::with_capacity(ACK_BATCH);
     while receipts.recv_many(&mut batch, ACK_BATCH).await > 0 {
         let Some(core) = bus.upgrade() else { return };
-        let Some(queue) = core.context().store.as_deref().and_then(|s| s.queue()) else {
+        let Some(queue) = core.store.as_deref().and_then(|s| s.queue()) else {
             return;
         };
         ack_with_retry(queue, &batch).await;

@@ -1,6 +1,5 @@
 //! Running one emission's listeners, in order, with retries and panic isolation.
 
-use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -8,14 +7,15 @@ use futures::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tracing::Instrument;
 
-use super::{BusCore, BusInner, EmissionState};
+use super::{BusInner, EmissionState};
 use crate::listener::{ListenerEntry, panic_message};
+use crate::pool::{Handler, Ran};
 use crate::topic::SharedRoute;
-use crate::{Error, Event, EventContext, ListenerId, ListenerPanic, StoredEvent, StoredResult};
+use crate::{Error, Event, EventContext, ListenerId, ListenerPanic, StoredResult};
 
 /// What a job does with its emission.
 pub(crate) enum Work {
-    /// Persist (when the bus has a store) and run the listeners here.
+    /// Run the listeners here (after persisting, with a store).
     Dispatch(SharedRoute<ListenerEntry>),
     /// Append to the store's queue; the consumers dispatch it.
     Enqueue,
@@ -34,28 +34,34 @@ pub(crate) struct Delivered {
 }
 
 /// One job's dispatch: the bus, the emission and its route, shared by the
-/// job's listener contexts. Allocated by the worker, so that its refcount is
-/// written by one thread only, whatever the number of listeners.
+/// job's listener contexts. Allocated by whoever runs the job, so that its
+/// refcount is written by one thread only, whatever the number of listeners.
 pub(crate) struct Dispatch {
-    pub(crate) core: Arc<BusCore>,
+    pub(crate) core: Arc<BusInner>,
     pub(crate) emission: Arc<EmissionState>,
     pub(crate) route: SharedRoute<ListenerEntry>,
 }
 
 impl Dispatch {
     pub(crate) fn bus(&self) -> &BusInner {
-        self.core.context()
+        &self.core
     }
 }
 
 /// The pool's job for the bus: one emission.
-pub(crate) struct Job(pub(crate) Arc<EmissionState>);
+pub(crate) type Job = Arc<EmissionState>;
 
-impl crate::pool::Job for Job {
-    type Context = BusInner;
+/// Runs the bus's jobs on its pool's workers.
+pub(crate) struct Dispatcher(pub(crate) Arc<BusInner>);
 
-    fn run(self, core: &Arc<BusCore>) -> impl Future<Output = ()> + Send {
-        run(Arc::clone(core), self.0)
+impl Handler<Job> for Dispatcher {
+    async fn run(&self, state: Job) -> Ran {
+        // A task awaiting the emission from inside a job may have taken it.
+        if !state.claim() {
+            return Ran::Elsewhere;
+        }
+        run(&self.0, state).await;
+        Ran::Here
     }
 }
 
@@ -69,65 +75,24 @@ impl Drop for FinishOnDrop<'_> {
     }
 }
 
-async fn run(core: Arc<BusCore>, state: Arc<EmissionState>) {
+/// Runs one claimed emission's listeners (or a delivery's, then acknowledges it).
+pub(crate) async fn run(bus: &Arc<BusInner>, state: Arc<EmissionState>) {
     let _finish = FinishOnDrop(&state);
-    let bus = core.context();
-    match &state.work {
-        Work::Enqueue => enqueue(bus, &state).await,
-        Work::Dispatch(route) => {
-            if persist(bus, &state).await {
-                dispatch(Arc::new(Dispatch {
-                    core: Arc::clone(&core),
-                    emission: Arc::clone(&state),
-                    route: Arc::clone(route),
-                }))
-                .await;
-            }
-        }
-        Work::Deliver(delivered) => {
-            dispatch(Arc::new(Dispatch {
-                core: Arc::clone(&core),
-                emission: Arc::clone(&state),
-                route: Arc::clone(&delivered.route),
-            }))
-            .await;
-            // The consumer's acker is gone only when the bus is closing; the
-            // entry then stays pending and is delivered again.
-            let _ = delivered.acks.send(delivered.receipt.clone());
-        }
-    }
-}
-
-/// Saves the event to a (non-queue) store before dispatch. Returns false when
-/// it could not be saved: the listeners then do not run, so that no result is
-/// ever stored for an event that was not.
-async fn persist(bus: &BusInner, state: &EmissionState) -> bool {
-    let Some(store) = &bus.store else {
-        return true;
+    let route = match &state.work {
+        Work::Dispatch(route) => Arc::clone(route),
+        Work::Deliver(delivered) => Arc::clone(&delivered.route),
+        Work::Enqueue => return,
     };
-    let saved = match StoredEvent::from_event(&state.event) {
-        Ok(stored) => store.save_event(&stored).await,
-        Err(err) => Err(err),
-    };
-    match saved {
-        Ok(()) => true,
-        Err(err) => {
-            report(bus, state, err);
-            false
-        }
-    }
-}
-
-async fn enqueue(bus: &BusInner, state: &EmissionState) {
-    let Some(queue) = bus.store.as_deref().and_then(|store| store.queue()) else {
-        return;
-    };
-    let enqueued = match StoredEvent::from_event(&state.event) {
-        Ok(stored) => queue.enqueue(&stored).await,
-        Err(err) => Err(err),
-    };
-    if let Err(err) = enqueued {
-        report(bus, state, err);
+    dispatch(Arc::new(Dispatch {
+        core: Arc::clone(bus),
+        emission: Arc::clone(&state),
+        route,
+    }))
+    .await;
+    if let Work::Deliver(delivered) = &state.work {
+        // The consumer's acker is gone only when the bus is closing; the
+        // entry then stays pending and is delivered again.
+        let _ = delivered.acks.send(delivered.receipt.clone());
     }
 }
 

@@ -2,15 +2,18 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use futures::Stream;
 use futures::task::AtomicWaker;
 
+use super::BusInner;
 use super::dispatch::Work;
+use crate::pool::{Slot, inside_job};
 use crate::{Error, Event};
 
 /// The listener errors of one emission, as a [`Stream`].
@@ -22,8 +25,14 @@ use crate::{Error, Event};
 /// caller waits for the listeners; dropping it does not cancel delivery (the
 /// errors it would have yielded are then logged at `warn` level).
 ///
-/// On a bus with a queue store, an emission ends when the event is durably
-/// enqueued; see [`EventBus::emit`](crate::EventBus::emit).
+/// On a bus with a store, the emission's first outcome is the persistence
+/// result: [`Emission::persisted`] awaits just that. On a bus with a queue
+/// store, an emission ends when the event is durably enqueued; see
+/// [`EventBus::emit`](crate::EventBus::emit).
+///
+/// Awaiting an emission from inside a listener of the same bus never
+/// deadlocks, whatever the number of workers: when the emission's job is
+/// still queued, the awaiting task takes it and runs it itself.
 ///
 /// # Examples
 ///
@@ -47,7 +56,12 @@ pub struct Emission {
 enum Inner {
     /// The emission failed before dispatch.
     Failed(Option<Error>),
-    Running(Arc<EmissionState>),
+    Running {
+        state: Arc<EmissionState>,
+        bus: Arc<BusInner>,
+        /// The emission's job, when this task took it over from the queue.
+        inline: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    },
 }
 
 impl Emission {
@@ -64,9 +78,13 @@ impl Emission {
         }
     }
 
-    pub(crate) fn running(state: Arc<EmissionState>) -> Self {
+    pub(crate) fn running(state: Arc<EmissionState>, bus: Arc<BusInner>) -> Self {
         Self {
-            inner: Inner::Running(state),
+            inner: Inner::Running {
+                state,
+                bus,
+                inline: None,
+            },
         }
     }
 
@@ -78,8 +96,67 @@ impl Emission {
     pub fn is_finished(&self) -> bool {
         match &self.inner {
             Inner::Failed(_) => true,
-            Inner::Running(state) => state.finished.load(Ordering::Acquire),
+            Inner::Running { state, .. } => state.finished.load(Ordering::Acquire),
         }
+    }
+
+    /// Waits until the event is persisted and returns its id (the
+    /// [`PROPERTY_EVENT_ID`](crate::PROPERTY_EVENT_ID) property).
+    ///
+    /// With a store this is the store's answer: `Ok` once the event is saved
+    /// (or durably enqueued, with a queue store), so it survives this
+    /// process. Without a store there is nothing to persist: it resolves at
+    /// once, when the bus accepted the event.
+    ///
+    /// The emission goes on afterwards: the stream still yields the
+    /// listeners' errors (but not the persistence error this returned).
+    ///
+    /// # Errors
+    ///
+    /// The error that stopped the emission before dispatch
+    /// ([`Error::Store`], [`Error::QueueFull`], [`Error::Closed`],
+    /// [`Error::InvalidTopicName`], …).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only observes the emission.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use soiree::{EventBus, MemoryStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> soiree::Result<()> {
+    /// let bus = EventBus::builder().store(MemoryStore::new()).build()?;
+    /// bus.on("order.placed", |_ctx| async { Ok(()) })?;
+    /// let mut emission = bus.emit("order.placed", serde_json::json!({ "id": 7 }));
+    /// let id = emission.persisted().await?;
+    /// assert!(!id.is_empty());
+    /// bus.close().await
+    /// # }
+    /// ```
+    pub async fn persisted(&mut self) -> Result<String, Error> {
+        std::future::poll_fn(|cx| self.poll_persisted(cx)).await
+    }
+
+    fn poll_persisted(&mut self, cx: &mut Context<'_>) -> Poll<Result<String, Error>> {
+        let state = match &mut self.inner {
+            Inner::Failed(error) => {
+                return Poll::Ready(Err(error.take().unwrap_or(Error::Closed)));
+            }
+            Inner::Running { state, .. } => state,
+        };
+        for _ in 0..2 {
+            match state.persist.load(Ordering::Acquire) {
+                PERSIST_OK => return Poll::Ready(Ok(state.event.id().unwrap_or_default())),
+                PERSIST_FAILED => {
+                    let error = state.errors().pop_front();
+                    return Poll::Ready(Err(error.unwrap_or(Error::Closed)));
+                }
+                _ => state.waker.register(cx.waker()),
+            }
+        }
+        Poll::Pending
     }
 }
 
@@ -87,10 +164,21 @@ impl Stream for Emission {
     type Item = Error;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Error>> {
-        let state = match &mut self.inner {
+        let (state, bus, inline) = match &mut self.inner {
             Inner::Failed(error) => return Poll::Ready(error.take()),
-            Inner::Running(state) => state,
+            Inner::Running { state, bus, inline } => (state, bus, inline),
         };
+        // Inside a job, a queued emission may never get a worker (they may
+        // all be waiting like this one): run it here instead.
+        if inline.is_none() && inside_job() && state.claim() {
+            *inline = Some(Box::pin(run_inline(Arc::clone(bus), Arc::clone(state))));
+        }
+        if let Some(job) = inline {
+            if job.as_mut().poll(cx).is_ready() {
+                *inline = None;
+                // Claimed for good: the slot is never claimed again.
+            }
+        }
         for _ in 0..2 {
             if let Some(error) = state.errors().pop_front() {
                 return Poll::Ready(Some(error));
@@ -108,8 +196,20 @@ impl Stream for Emission {
 
 impl Drop for Emission {
     fn drop(&mut self) {
-        match &self.inner {
-            Inner::Running(state) => {
+        match &mut self.inner {
+            Inner::Running { state, inline, .. } => {
+                if let Some(job) = inline.take() {
+                    // Dropping never cancels delivery: the job this task took
+                    // over goes on in a task of its own.
+                    match tokio::runtime::Handle::try_current() {
+                        Ok(runtime) => drop(runtime.spawn(job)),
+                        Err(_) => tracing::warn!(
+                            topic = state.event.topic(),
+                            "an emission run by its awaiting task was dropped outside a runtime: \
+                             its remaining listeners did not run"
+                        ),
+                    }
+                }
                 state.abandoned.store(true, Ordering::SeqCst);
                 state.log_unread();
             }
@@ -125,7 +225,7 @@ impl futures::stream::FusedStream for Emission {
     fn is_terminated(&self) -> bool {
         match &self.inner {
             Inner::Failed(error) => error.is_none(),
-            Inner::Running(state) => {
+            Inner::Running { state, .. } => {
                 state.finished.load(Ordering::Acquire) && state.errors().is_empty()
             }
         }
@@ -136,7 +236,7 @@ impl fmt::Debug for Emission {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.inner {
             Inner::Failed(error) => f.debug_tuple("Emission::Failed").field(error).finish(),
-            Inner::Running(state) => f
+            Inner::Running { state, .. } => f
                 .debug_struct("Emission")
                 .field("topic", &state.event.topic())
                 .field("finished", &state.finished.load(Ordering::Relaxed))
@@ -150,6 +250,12 @@ impl fmt::Debug for Emission {
 pub(crate) struct EmissionState {
     pub(crate) event: Event,
     pub(crate) work: Work,
+    /// The pool's count of this emission, from accepted to finished.
+    pub(crate) slot: Slot,
+    /// `QUEUED` once its job may be run, `CLAIMED` once someone runs it.
+    dispatch: AtomicU8,
+    /// `PERSIST_*`: how persisting went.
+    persist: AtomicU8,
     errors: Mutex<VecDeque<Error>>,
     waker: AtomicWaker,
     finished: AtomicBool,
@@ -157,10 +263,24 @@ pub(crate) struct EmissionState {
 }
 
 impl EmissionState {
-    pub(crate) fn new(event: Event, work: Work, watched: bool) -> Self {
+    /// `persisted`: nothing left to persist (no store, or a delivery).
+    pub(crate) fn new(
+        event: Event,
+        work: Work,
+        slot: Slot,
+        watched: bool,
+        persisted: bool,
+    ) -> Self {
         Self {
             event,
             work,
+            slot,
+            dispatch: AtomicU8::new(WAITING),
+            persist: AtomicU8::new(if persisted {
+                PERSIST_OK
+            } else {
+                PERSIST_PENDING
+            }),
             errors: Mutex::new(VecDeque::new()),
             waker: AtomicWaker::new(),
             finished: AtomicBool::new(false),
@@ -185,6 +305,29 @@ impl EmissionState {
         }
     }
 
+    /// Marks the job as ready to run: from here a worker or an awaiting
+    /// task may claim it.
+    pub(crate) fn make_claimable(&self) {
+        self.dispatch.store(QUEUED, Ordering::Release);
+    }
+
+    /// Takes the job to run it; false when someone else took it (or it is
+    /// not ready to run yet).
+    pub(crate) fn claim(&self) -> bool {
+        self.dispatch
+            .compare_exchange(QUEUED, CLAIMED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Records how persisting went (a failure's error is pushed first).
+    pub(crate) fn set_persisted(&self, ok: bool) {
+        let outcome = if ok { PERSIST_OK } else { PERSIST_FAILED };
+        self.persist.store(outcome, Ordering::Release);
+        if !self.abandoned.load(Ordering::Relaxed) {
+            self.waker.wake();
+        }
+    }
+
     pub(crate) fn finish(&self) {
         self.finished.store(true, Ordering::Release);
         // A detached emission has no one to wake.
@@ -204,4 +347,26 @@ impl EmissionState {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+const WAITING: u8 = 0;
+const QUEUED: u8 = 1;
+const CLAIMED: u8 = 2;
+
+const PERSIST_PENDING: u8 = 0;
+const PERSIST_OK: u8 = 1;
+const PERSIST_FAILED: u8 = 2;
+
+/// Runs a claimed emission in the calling task, counted by the pool as a job
+/// of its own slot.
+pub(crate) async fn run_inline(bus: Arc<BusInner>, state: Arc<EmissionState>) {
+    let released = Arc::new(AtomicBool::new(false));
+    let slot = state.slot;
+    let pool = Arc::clone(&bus.pool);
+    pool.count_inline();
+    pool.run_job(slot, &released, async {
+        super::dispatch::run(&bus, state).await;
+        crate::pool::Ran::Here
+    })
+    .await;
 }

@@ -4,9 +4,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::dispatch::{Job, Work};
-use super::{BusCore, BusInner, Emission, EmissionState, EventBusBuilder, consumer, live};
+use super::dispatch::{Dispatcher, Work};
+use super::persist::{NotAccepted, persist_inline};
+use super::{BusInner, Emission, EmissionState, EventBusBuilder, consumer, live};
 use crate::listener::ListenerEntry;
+use crate::pool::{Queued, Rejected, inside_job};
 use crate::topic::{validate_pattern, validate_topic};
 use crate::{
     BoxError, Context, Error, EventContext, IntoEvent, Listener, ListenerBinding, ListenerId,
@@ -42,9 +44,23 @@ use crate::{
 /// assert!(errors.is_empty());
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct EventBus {
-    core: Arc<BusCore>,
+    inner: Arc<BusInner>,
+}
+
+impl Clone for EventBus {
+    fn clone(&self) -> Self {
+        Self::from_inner(Arc::clone(&self.inner))
+    }
+}
+
+impl Drop for EventBus {
+    fn drop(&mut self) {
+        if self.inner.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.inner.last_handle_dropped();
+        }
+    }
 }
 
 impl Default for EventBus {
@@ -64,12 +80,15 @@ impl EventBus {
         EventBusBuilder::default()
     }
 
-    pub(crate) fn from_core(core: Arc<BusCore>) -> Self {
-        Self { core }
+    /// A handle to the bus; the bus counts its handles so that dropping the
+    /// last one is noticed.
+    pub(crate) fn from_inner(inner: Arc<BusInner>) -> Self {
+        inner.handles.fetch_add(1, Ordering::AcqRel);
+        Self { inner }
     }
 
-    fn inner(&self) -> &BusInner {
-        self.core.context()
+    fn inner(&self) -> &Arc<BusInner> {
+        &self.inner
     }
 
     /// Registers `listener` on `pattern` with a generated id.
@@ -111,7 +130,7 @@ impl EventBus {
 
     pub(crate) fn register_binding(&self, binding: &ListenerBinding) -> Result<ListenerId> {
         let entry = self.insert_binding(binding)?;
-        consumer::start(&self.core);
+        consumer::start(&self.inner);
         Ok(entry.id.clone())
     }
 
@@ -130,7 +149,7 @@ impl EventBus {
         listener: Arc<dyn Listener>,
     ) -> Result<ListenerId> {
         let entry = self.insert_entry(id, pattern, listener)?;
-        consumer::start(&self.core);
+        consumer::start(&self.inner);
         Ok(entry.id.clone())
     }
 
@@ -181,7 +200,7 @@ impl EventBus {
             }
         }
         if !registered.is_empty() {
-            consumer::start(&self.core);
+            consumer::start(&self.inner);
         }
         Ok(registered.iter().map(|entry| entry.id.clone()).collect())
     }
@@ -241,54 +260,123 @@ impl EventBus {
         self.inner().client.as_deref()?.downcast_ref()
     }
 
-    /// Emits an event on `topic` with the caller's tracing span as the parent
-    /// of the listener spans. `event` is an [`Event`](crate::Event), a
-    /// [`Payload`](crate::Payload), or any serializable value.
+    /// Emits an event on `topic` without waiting, with the caller's tracing
+    /// span as the parent of the listener spans. `event` is an
+    /// [`Event`](crate::Event), a [`Payload`](crate::Payload), or any
+    /// serializable value.
     ///
     /// Returns at once; the listeners run on the pool. The returned
     /// [`Emission`] streams their errors and ends when the last one finishes.
+    /// The bus's queue is bounded ([`EventBusBuilder::queue_capacity`]): when
+    /// it is full the emission yields [`Error::QueueFull`] (and the pool's
+    /// `soiree_pool_tasks_rejected_total` counts it) — use
+    /// [`EventBus::emit_async`] to wait for room instead.
     ///
-    /// With a queue store the emission instead ends once the event is durably
-    /// enqueued, yielding [`Error::Store`] if it was not; the listeners run
-    /// later in whichever process consumes it, and their errors reach that
-    /// bus's error handler (or its log).
+    /// With a store the event is persisted first, by a task of its own (never
+    /// behind listener jobs): the emission's first outcome is the persistence
+    /// result ([`Emission::persisted`]). With a queue store the emission ends
+    /// once the event is durably enqueued, yielding [`Error::Store`] if it was
+    /// not; the listeners run later in whichever process consumes it, and
+    /// their errors reach that bus's error handler (or its log).
+    ///
     /// Errors that stop the emission before dispatch come as its only item:
     /// [`Error::InvalidTopicName`], [`Error::EventTopicMismatch`],
-    /// [`Error::Closed`], [`Error::NoRuntime`].
+    /// [`Error::QueueFull`], [`Error::Closed`], [`Error::NoRuntime`].
     pub fn emit(&self, topic: &str, event: impl IntoEvent) -> Emission {
-        self.emit_inner(None, topic, event)
+        match self.prepare(None, topic, event) {
+            Ok(state) => self.accept_now(state),
+            Err(emission) => emission,
+        }
     }
 
     /// Emits with a request [`Context`]: its cancellation, deadline,
-    /// extensions and span reach every listener.
+    /// extensions and span reach every listener. Does not wait, as
+    /// [`EventBus::emit`].
     pub fn emit_with_context(
         &self,
         context: Context,
         topic: &str,
         event: impl IntoEvent,
     ) -> Emission {
-        self.emit_inner(Some(context), topic, event)
+        match self.prepare(Some(context), topic, event) {
+            Ok(state) => self.accept_now(state),
+            Err(emission) => emission,
+        }
     }
 
-    fn emit_inner(&self, context: Option<Context>, topic: &str, event: impl IntoEvent) -> Emission {
+    /// Emits an event, waiting for room in the bus's queue: the
+    /// backpressured form of [`EventBus::emit`], for producers that may
+    /// outrun the listeners.
+    ///
+    /// From inside a listener of this bus it never waits on a full queue
+    /// (the workers it would wait for may all be waiting too): the calling
+    /// task runs the new emission's listeners itself before returning.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling the wait drops the event unqueued (nothing was accepted);
+    /// once it returns, the event is accepted and dropping the [`Emission`]
+    /// does not cancel it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use soiree::EventBus;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> soiree::Result<()> {
+    /// let bus = EventBus::builder().workers(2).queue_capacity(16).build()?;
+    /// bus.on("tick", |_ctx| async { Ok(()) })?;
+    /// for i in 0..1_000 {
+    ///     // Waits whenever 16 events are queued already.
+    ///     bus.emit_async("tick", i).await.detach();
+    /// }
+    /// bus.close().await
+    /// # }
+    /// ```
+    pub async fn emit_async(&self, topic: &str, event: impl IntoEvent) -> Emission {
+        match self.prepare(None, topic, event) {
+            Ok(state) => self.accept_waiting(state).await,
+            Err(emission) => emission,
+        }
+    }
+
+    /// [`EventBus::emit_async`] with a request [`Context`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`EventBus::emit_async`].
+    pub async fn emit_async_with_context(
+        &self,
+        context: Context,
+        topic: &str,
+        event: impl IntoEvent,
+    ) -> Emission {
+        match self.prepare(Some(context), topic, event) {
+            Ok(state) => self.accept_waiting(state).await,
+            Err(emission) => emission,
+        }
+    }
+
+    /// Checks and routes an emission and counts it in the pool; `Err` is the
+    /// emission already over (failed, or heard by nobody).
+    fn prepare(
+        &self,
+        context: Option<Context>,
+        topic: &str,
+        event: impl IntoEvent,
+    ) -> Result<Arc<EmissionState>, Emission> {
         let inner = self.inner();
         if self.is_closed() {
-            return Emission::failed(Error::Closed);
+            return Err(Emission::failed(Error::Closed));
         }
-        let topic = match validate_topic(topic) {
-            Ok(topic) => topic,
-            Err(err) => return Emission::failed(err),
-        };
+        let topic = validate_topic(topic).map_err(Emission::failed)?;
         let queued = inner.store.as_deref().is_some_and(|s| s.queue().is_some());
         // Looked up here, once: the route travels with the job, so the
         // worker touches no lock of the route cache.
         let route = inner.index.route(topic);
-        let mut event = match event.into_event(&route.topic) {
-            Ok(event) => event,
-            Err(err) => return Emission::failed(err),
-        };
+        let mut event = event.into_event(&route.topic).map_err(Emission::failed)?;
         if route.listeners.is_empty() && inner.store.is_none() {
-            return Emission::failed_with(None);
+            return Err(Emission::failed_with(None));
         }
         match context {
             Some(context) => event.set_context(context),
@@ -302,18 +390,104 @@ impl EventBus {
         } else {
             Work::Dispatch(route)
         };
-        let state = Arc::new(EmissionState::new(event, work, true));
-        match self.core.submit(Job(Arc::clone(&state))) {
-            Ok(()) => Emission::running(state),
-            Err((err, _)) => Emission::failed(err),
+        let slot = inner.pool.enter();
+        let persisted = inner.persister.is_none();
+        Ok(Arc::new(EmissionState::new(
+            event, work, slot, true, persisted,
+        )))
+    }
+
+    /// Accepts a prepared emission without waiting.
+    fn accept_now(&self, state: Arc<EmissionState>) -> Emission {
+        match self.try_accept(&state) {
+            Ok(()) => Emission::running(state, Arc::clone(self.inner())),
+            Err(rejected) => self.refuse(&state, rejected),
         }
     }
 
-    /// Waits until every emission so far has finished; with a queue store
-    /// that this bus consumes, also until the queue holds nothing
-    /// unacknowledged (in a queue shared with busy producers elsewhere, that
-    /// may take as long as they keep producing). From inside a listener it
-    /// does not wait for the caller's own emission.
+    /// Hands a prepared emission to the persister (with a store) or the pool.
+    fn try_accept(&self, state: &Arc<EmissionState>) -> Result<(), Rejected> {
+        let inner = self.inner();
+        if let Some(persister) = &inner.persister {
+            return persister.try_accept(inner, Arc::clone(state)).map_err(
+                |refused| match refused {
+                    NotAccepted::Full => Rejected::Full,
+                    NotAccepted::Closed => Rejected::Closed,
+                },
+            );
+        }
+        state.make_claimable();
+        let queued = Queued {
+            job: Arc::clone(state),
+            slot: state.slot,
+        };
+        inner
+            .pool
+            .try_push(queued, || Dispatcher(Arc::clone(inner)))
+            .map_err(|(rejected, _)| rejected)
+    }
+
+    /// Accepts a prepared emission, waiting for room; from inside a job, runs
+    /// it in the calling task instead of waiting.
+    async fn accept_waiting(&self, state: Arc<EmissionState>) -> Emission {
+        let inner = self.inner();
+        if inside_job() {
+            return match self.try_accept(&state) {
+                Ok(()) => Emission::running(state, Arc::clone(inner)),
+                Err(Rejected::Full) => {
+                    // The caller runs it: waiting could wait for itself.
+                    persist_inline(inner, Arc::clone(&state)).await;
+                    Emission::running(state, Arc::clone(inner))
+                }
+                Err(rejected) => self.refuse(&state, rejected),
+            };
+        }
+        // Cancelled while waiting: the event was not accepted.
+        let mut unaccepted = CancelSlot(Some((inner, state.slot)));
+        let accepted = if let Some(persister) = &inner.persister {
+            persister
+                .accept(inner, Arc::clone(&state))
+                .await
+                .map_err(|_| Rejected::Closed)
+        } else {
+            state.make_claimable();
+            let queued = Queued {
+                job: Arc::clone(&state),
+                slot: state.slot,
+            };
+            inner
+                .pool
+                .push(queued, || Dispatcher(Arc::clone(inner)))
+                .await
+                .map_err(|(rejected, _)| rejected)
+        };
+        unaccepted.0 = None;
+        match accepted {
+            Ok(()) => Emission::running(state, Arc::clone(inner)),
+            Err(rejected) => self.refuse(&state, rejected),
+        }
+    }
+
+    /// An emission refused before it was accepted.
+    fn refuse(&self, state: &EmissionState, rejected: Rejected) -> Emission {
+        let inner = self.inner();
+        inner.pool.cancel(state.slot);
+        let error = rejected.into_error();
+        if matches!(error, Error::QueueFull) {
+            tracing::debug!(
+                topic = state.event.topic(),
+                "emit refused: the queue is full"
+            );
+        }
+        Emission::failed(error)
+    }
+
+    /// Waits until every emission made before the call has finished (not
+    /// the ones made while it waits, so it returns under a steady stream of
+    /// new work too); with a queue store that this bus consumes, also until
+    /// the queue holds nothing unacknowledged (in a queue shared with busy
+    /// producers elsewhere, that may take as long as they keep producing).
+    /// From inside a listener it does not wait for the caller's own emission.
     ///
     /// # Cancel safety
     ///
@@ -321,12 +495,12 @@ impl EventBus {
     pub async fn wait_for_idle(&self) {
         let inner = self.inner();
         loop {
-            self.core.wait_for_idle().await;
+            inner.pool.wait_for_idle().await;
             // From inside a listener the caller's own delivery is unacknowledged
             // until it returns: waiting for the backlog would wait for itself.
             let consuming = inner.consumer.started.load(Ordering::Acquire)
                 && !self.is_closed()
-                && !self.core.caller_is_inside();
+                && !inner.pool.caller_is_inside();
             let Some(queue) = inner
                 .store
                 .as_deref()
@@ -336,7 +510,7 @@ impl EventBus {
                 return;
             };
             match queue.backlog().await {
-                Ok(0) if self.core.pending() == 0 => return,
+                Ok(0) if inner.pool.pending() == 0 => return,
                 Ok(_) => {}
                 Err(err) => tracing::warn!(%err, "cannot read the queue's backlog"),
             }
@@ -344,9 +518,15 @@ impl EventBus {
         }
     }
 
-    /// Closes the bus: new emissions yield [`Error::Closed`], the consumers
-    /// stop dequeuing (entries in flight finish and are acknowledged; the rest
-    /// stay queued for other consumers), and running emissions finish.
+    /// Closes the bus: new emissions yield [`Error::Closed`], every event
+    /// accepted so far is persisted (with a store), the consumers stop
+    /// dequeuing (entries in flight finish and are acknowledged; the rest
+    /// stay queued for other consumers), and queued and running emissions
+    /// finish before it returns.
+    ///
+    /// Called from inside one of the bus's listeners it does not wait (the
+    /// work it would wait for may need the caller's worker): the bus is
+    /// closed and its work finishes in the background.
     ///
     /// # Errors
     ///
@@ -360,6 +540,11 @@ impl EventBus {
         if inner.closed.swap(true, Ordering::AcqRel) {
             return Err(Error::AlreadyClosed);
         }
+        live::unregister(inner.live_key);
+        if inner.pool.caller_is_inside() {
+            inner.shut_down_in_background();
+            return Ok(());
+        }
         // Stop taking deliveries before closing the pool, so that no delivery
         // already taken is refused a worker.
         inner.consumer.shutdown.cancel();
@@ -367,34 +552,59 @@ impl EventBus {
         if let Some(consumer) = consumer {
             let _ = consumer.await;
         }
-        self.core.close();
-        self.core.wait_for_idle().await;
-        // The acknowledger flushes once every delivery job is gone; a listener
-        // closing its own bus is one of them, so it does not wait for that.
-        inner.consumer.tasks.close();
-        if !self.core.caller_is_inside() {
-            inner.consumer.tasks.wait().await;
+        // Every accepted event is persisted and handed to the pool first.
+        if let Some(persister) = &inner.persister {
+            persister.flush().await;
         }
-        live::unregister(inner.live_key);
+        inner.pool.close();
+        inner.pool.wait_for_idle().await;
+        // The acknowledger flushes once every delivery job is gone.
+        inner.consumer.tasks.close();
+        inner.consumer.tasks.wait().await;
         Ok(())
     }
 
-    /// Reports whether [`EventBus::close`] was called.
+    /// Reports whether [`EventBus::close`] was called (or every handle of
+    /// the bus was dropped).
     pub fn is_closed(&self) -> bool {
         self.inner().closed.load(Ordering::Acquire)
     }
 
     /// The most emissions dispatched at once.
     pub fn workers(&self) -> usize {
-        self.core.workers()
+        self.inner().pool.workers()
     }
 
-    /// Changes the number of workers while the bus runs.
+    /// The most emissions that wait in the bus's queue (see
+    /// [`EventBusBuilder::queue_capacity`]).
+    pub fn queue_capacity(&self) -> usize {
+        self.inner().pool.capacity()
+    }
+
+    /// Changes the number of workers while the bus runs; the queue store's
+    /// consumer follows (it takes at most that many deliveries at once).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] for zero workers.
     pub fn resize(&self, workers: usize) -> Result<()> {
-        self.core.resize(workers)
+        let inner = self.inner();
+        let before = inner.pool.workers();
+        inner
+            .pool
+            .resize(workers, || Dispatcher(Arc::clone(inner)))?;
+        inner.consumer.resize(before, workers);
+        Ok(())
+    }
+}
+
+/// Gives back an emission's slot when waiting for room is cancelled.
+struct CancelSlot<'a>(Option<(&'a Arc<BusInner>, crate::pool::Slot)>);
+
+impl Drop for CancelSlot<'_> {
+    fn drop(&mut self) {
+        if let Some((inner, slot)) = self.0.take() {
+            inner.pool.cancel(slot);
+        }
     }
 }

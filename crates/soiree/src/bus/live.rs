@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, Weak};
 
-use super::{BusCore, EventBus};
+use super::{BusInner, EventBus};
 
-fn live() -> MutexGuard<'static, HashMap<u64, Weak<BusCore>>> {
-    static LIVE: OnceLock<Mutex<HashMap<u64, Weak<BusCore>>>> = OnceLock::new();
+fn live() -> MutexGuard<'static, HashMap<u64, Weak<BusInner>>> {
+    static LIVE: OnceLock<Mutex<HashMap<u64, Weak<BusInner>>>> = OnceLock::new();
     LIVE.get_or_init(Mutex::default)
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -18,7 +18,7 @@ pub(crate) fn next_key() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-pub(crate) fn register(key: u64, bus: Weak<BusCore>) {
+pub(crate) fn register(key: u64, bus: Weak<BusInner>) {
     live().insert(key, bus);
 }
 
@@ -48,7 +48,7 @@ pub async fn shutdown_all() -> usize {
     let buses: Vec<EventBus> = live()
         .values()
         .filter_map(Weak::upgrade)
-        .map(EventBus::from_core)
+        .map(EventBus::from_inner)
         .collect();
     let mut closed = 0;
     for bus in buses {

@@ -8,9 +8,10 @@ mod dispatch;
 mod emission;
 mod event_bus;
 mod live;
+mod persist;
 
 pub use builder::EventBusBuilder;
-pub(crate) use config::{BusCore, BusInner};
+pub(crate) use config::BusInner;
 pub use config::{ErrorHandler, IdGenerator, PanicHandler};
 pub(crate) use dispatch::Dispatch;
 pub use emission::Emission;

@@ -135,7 +135,7 @@ impl EventContext {
     /// The bus that dispatched the event, to emit follow-up events or change
     /// listeners from inside a listener.
     pub fn bus(&self) -> EventBus {
-        EventBus::from_core(Arc::clone(&self.dispatch.core))
+        EventBus::from_inner(Arc::clone(&self.dispatch.core))
     }
 }
 

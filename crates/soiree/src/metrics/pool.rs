@@ -27,6 +27,7 @@ pub(crate) struct PoolMetrics {
     pub(crate) started: PoolCounter,
     pub(crate) completed: PoolCounter,
     pub(crate) panicked: PoolCounter,
+    pub(crate) rejected: PoolCounter,
 }
 
 /// A counter alone on its cache line: `submitted` is written by the
@@ -74,6 +75,10 @@ impl PoolMetrics {
                 "Tasks that finished, panicked ones included",
             ),
             panicked: counter("soiree_pool_tasks_panicked", "Tasks that panicked"),
+            rejected: counter(
+                "soiree_pool_tasks_rejected",
+                "Tasks refused because the queue was full",
+            ),
         };
         let gauge = |name: &str, help: &str, of: &PoolCounter, less: &PoolCounter| {
             registry

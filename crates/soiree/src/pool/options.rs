@@ -5,6 +5,9 @@ use crate::{Error, MetricsRegistry, Result};
 /// The default number of workers, as in the Go package.
 pub(crate) const DEFAULT_WORKERS: usize = 10;
 
+/// The default bound of a pool's (and a bus's) queue.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
+
 /// How to build a [`Pool`](super::Pool).
 ///
 /// # Examples
@@ -26,6 +29,11 @@ pub struct PoolOptions {
     pub name: String,
     /// The registry for the pool's metrics (`None`: [`MetricsRegistry::global`]).
     pub registry: Option<MetricsRegistry>,
+    /// The most tasks that wait in the queue (default
+    /// [`DEFAULT_QUEUE_CAPACITY`]); at least 1. Beyond it
+    /// [`Pool::submit`](super::Pool::submit) fails with
+    /// [`Error::QueueFull`] and [`Pool::submit_async`](super::Pool::submit_async) waits.
+    pub queue_capacity: usize,
 }
 
 impl Default for PoolOptions {
@@ -34,6 +42,7 @@ impl Default for PoolOptions {
             workers: DEFAULT_WORKERS,
             name: "soiree".to_owned(),
             registry: None,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
         }
     }
 }
@@ -60,13 +69,26 @@ impl PoolOptions {
         self
     }
 
+    /// The most tasks that wait in the queue (default [`DEFAULT_QUEUE_CAPACITY`]).
+    #[must_use]
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity;
+        self
+    }
+
     /// The configured number of workers.
     pub fn workers_count(&self) -> usize {
         self.workers
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        validate_workers(self.workers)
+        validate_workers(self.workers)?;
+        if self.queue_capacity == 0 {
+            return Err(Error::InvalidConfig(
+                "a queue needs room for at least one task".into(),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -7,18 +7,21 @@ use std::sync::{Arc, Mutex};
 
 use futures::FutureExt;
 
-use super::{Job, PoolCore, PoolOptions};
+use super::PoolOptions;
+use super::queue::{Handler, Queued, Ran, Rejected, WorkQueue};
 use crate::{Error, Result};
 
 /// A boxed task. A named type rather than an alias, so that the pool's
 /// futures stay `Send` without higher-ranked lifetime trouble.
 struct Task(Pin<Box<dyn Future<Output = ()> + Send + 'static>>);
 
-impl Job for Task {
-    type Context = ();
+/// Runs a standalone pool's tasks.
+struct RunTask;
 
-    fn run(self, _pool: &Arc<PoolCore<Self>>) -> impl Future<Output = ()> + Send {
-        self.0
+impl Handler<Task> for RunTask {
+    async fn run(&self, task: Task) -> Ran {
+        task.0.await;
+        Ran::Here
     }
 }
 
@@ -51,7 +54,7 @@ impl Job for Task {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Pool {
-    core: Arc<PoolCore<Task>>,
+    queue: Arc<WorkQueue<Task>>,
 }
 
 impl Pool {
@@ -63,26 +66,76 @@ impl Pool {
     pub fn new(options: PoolOptions) -> Result<Self> {
         options.validate()?;
         Ok(Self {
-            core: PoolCore::new(&options, ()),
+            queue: WorkQueue::new(&options),
         })
     }
 
-    /// Queues a task.
+    /// Queues a task without waiting.
     ///
     /// # Errors
     ///
-    /// [`Error::PoolReleased`] after [`Pool::release`]; [`Error::NoRuntime`] when
-    /// called outside a tokio runtime by a pool that has never seen one.
+    /// [`Error::QueueFull`] when the queue holds
+    /// [`queue_capacity`](PoolOptions::queue_capacity) tasks already (see
+    /// [`Pool::submit_async`]); [`Error::PoolReleased`] after
+    /// [`Pool::release`]; [`Error::NoRuntime`] when called outside a tokio
+    /// runtime while the pool has no worker.
     pub fn submit<F>(&self, task: F) -> Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.core
-            .submit(Task(Box::pin(task)))
-            .map_err(|(err, _)| match err {
-                Error::Closed => Error::PoolReleased,
-                other => other,
+        let slot = self.queue.enter();
+        let queued = Queued {
+            job: Task(Box::pin(task)),
+            slot,
+        };
+        self.queue
+            .try_push(queued, || RunTask)
+            .map_err(|(rejected, _)| {
+                self.queue.cancel(slot);
+                released(rejected)
             })
+    }
+
+    /// Queues a task, waiting for room in the queue.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PoolReleased`] after [`Pool::release`]; [`Error::NoRuntime`]
+    /// when called outside a tokio runtime while the pool has no worker.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling the wait drops the task unqueued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use soiree::{Pool, PoolOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> soiree::Result<()> {
+    /// let pool = Pool::new(PoolOptions::default().workers(1).queue_capacity(2))?;
+    /// for _ in 0..100 {
+    ///     // Waits whenever two tasks are queued already.
+    ///     pool.submit_async(async {}).await?;
+    /// }
+    /// pool.release().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn submit_async<F>(&self, task: F) -> Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let slot = self.queue.enter();
+        let queued = Queued {
+            job: Task(Box::pin(task)),
+            slot,
+        };
+        let mut cancel = CancelOnDrop(Some((&*self.queue, slot)));
+        let pushed = self.queue.push(queued, || RunTask).await;
+        if pushed.is_ok() {
+            cancel.0 = None;
+        }
+        pushed.map_err(|(rejected, _)| released(rejected))
     }
 
     /// Queues every task and waits for all of them to finish.
@@ -141,22 +194,22 @@ impl Pool {
     ///
     /// [`Error::InvalidConfig`] for zero workers.
     pub fn resize(&self, workers: usize) -> Result<()> {
-        self.core.resize(workers)
+        self.queue.resize(workers, || RunTask)
     }
 
     /// The configured number of workers.
     pub fn workers(&self) -> usize {
-        self.core.workers()
+        self.queue.workers()
     }
 
     /// The pool's name (its metrics' `pool` label).
     pub fn name(&self) -> &str {
-        self.core.name()
+        self.queue.name()
     }
 
     /// Tasks submitted and not yet finished.
     pub fn pending(&self) -> usize {
-        self.core.pending()
+        self.queue.pending()
     }
 
     /// Waits until every task submitted so far has finished.
@@ -165,7 +218,7 @@ impl Pool {
     ///
     /// Cancel safe: it only observes the pool.
     pub async fn wait_for_idle(&self) {
-        self.core.wait_for_idle().await;
+        self.queue.wait_for_idle().await;
     }
 
     /// Stops accepting tasks and waits for the queued and running ones.
@@ -174,8 +227,28 @@ impl Pool {
     ///
     /// Cancelling the wait leaves the pool closed; its tasks still finish.
     pub async fn release(&self) {
-        self.core.close();
-        self.core.wait_for_idle().await;
+        self.queue.close();
+        self.queue.wait_for_idle().await;
+    }
+}
+
+/// Gives back a task's slot unless it was queued, also when the wait for
+/// room is cancelled.
+struct CancelOnDrop<'a>(Option<(&'a WorkQueue<Task>, super::idle::Slot)>);
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some((queue, slot)) = self.0.take() {
+            queue.cancel(slot);
+        }
+    }
+}
+
+/// The pool's words for a rejected task.
+fn released(rejected: Rejected) -> Error {
+    match rejected {
+        Rejected::Closed => Error::PoolReleased,
+        other => other.into_error(),
     }
 }
 

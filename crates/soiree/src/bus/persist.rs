@@ -1,0 +1,295 @@
+//! The store's own path: events are persisted by a task of their own, never
+//! queued behind listener jobs, then handed to the pool (or, with a queue
+//! store, left to the consumers).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::dispatch::{Dispatcher, Work, report};
+use super::{BusInner, EmissionState};
+use crate::pool::Queued;
+use crate::{Error, StoredEvent};
+
+/// Store writes in flight at once (stores batch concurrent writes).
+const MAX_IN_FLIGHT: usize = 256;
+
+/// Why an event was not accepted for persisting.
+pub(crate) enum NotAccepted {
+    Full,
+    Closed,
+}
+
+pub(crate) struct Persister {
+    sender: mpsc::Sender<Arc<EmissionState>>,
+    receiver: Mutex<Option<mpsc::Receiver<Arc<EmissionState>>>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+    started: AtomicBool,
+    stop: CancellationToken,
+    /// Close the pool after the last hand-off (the bus's handles are gone).
+    close_pool: AtomicBool,
+    /// Events accepted, and events whose persisting ended (either way).
+    accepted: AtomicU64,
+    done: AtomicU64,
+}
+
+impl std::fmt::Debug for Persister {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Persister")
+            .field("unpersisted", &self.unpersisted())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Persister {
+    pub(crate) fn new(capacity: usize) -> Self {
+        let (sender, receiver) = mpsc::channel(capacity);
+        Self {
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+            task: Mutex::new(None),
+            started: AtomicBool::new(false),
+            stop: CancellationToken::new(),
+            close_pool: AtomicBool::new(false),
+            accepted: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+        }
+    }
+
+    /// Events accepted and not yet persisted (or failed).
+    pub(crate) fn unpersisted(&self) -> u64 {
+        let done = self.done.load(Ordering::SeqCst);
+        self.accepted.load(Ordering::SeqCst).saturating_sub(done)
+    }
+
+    /// Accepts an event without waiting.
+    pub(crate) fn try_accept(
+        &self,
+        bus: &Arc<BusInner>,
+        state: Arc<EmissionState>,
+    ) -> Result<(), NotAccepted> {
+        self.start(bus);
+        self.accepted.fetch_add(1, Ordering::SeqCst);
+        self.sender.try_send(state).map_err(|err| {
+            self.done.fetch_add(1, Ordering::SeqCst);
+            match err {
+                mpsc::error::TrySendError::Full(_) => NotAccepted::Full,
+                mpsc::error::TrySendError::Closed(_) => NotAccepted::Closed,
+            }
+        })
+    }
+
+    /// Accepts an event, waiting for room.
+    pub(crate) async fn accept(
+        &self,
+        bus: &Arc<BusInner>,
+        state: Arc<EmissionState>,
+    ) -> Result<(), NotAccepted> {
+        self.start(bus);
+        self.accepted.fetch_add(1, Ordering::SeqCst);
+        let undo = Undo(&self.done);
+        let sent = self.sender.send(state).await;
+        match sent {
+            Ok(()) => {
+                std::mem::forget(undo);
+                Ok(())
+            }
+            Err(mpsc::error::SendError(_)) => Err(NotAccepted::Closed),
+        }
+    }
+
+    /// Starts the persisting task on the caller's runtime, once.
+    fn start(&self, bus: &Arc<BusInner>) {
+        if self.started.load(Ordering::Acquire) || self.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some(receiver) = lock(&self.receiver).take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // Emitting outside a runtime: refused before this point.
+            *lock(&self.receiver) = Some(receiver);
+            self.started.store(false, Ordering::Release);
+            return;
+        };
+        let task = runtime.spawn(run(Arc::clone(bus), receiver, self.stop.clone()));
+        *lock(&self.task) = Some(task);
+    }
+
+    /// Stops accepting, persists every accepted event, and waits for that.
+    pub(crate) async fn flush(&self) {
+        self.stop.cancel();
+        let task = lock(&self.task).take();
+        if let Some(task) = task {
+            if let Err(err) = task.await {
+                tracing::error!(%err, "the persisting task failed");
+            }
+        }
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        lock(&self.task)
+            .as_ref()
+            .is_some_and(|task| !task.is_finished())
+    }
+
+    /// Stops accepting; the task persists what was accepted, hands it to
+    /// the pool, then closes the pool.
+    pub(crate) fn stop_then_close_pool(&self) {
+        self.close_pool.store(true, Ordering::SeqCst);
+        self.stop.cancel();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Counts an acceptance that did not happen (also when the wait is cancelled).
+struct Undo<'a>(&'a AtomicU64);
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Counts the task's remaining work as lost if the task is dropped (its
+/// runtime shut down) before it persisted everything.
+struct Unfinished<'a>(&'a Persister);
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        let unpersisted = self.0.unpersisted();
+        if unpersisted > 0 {
+            tracing::warn!(
+                unpersisted,
+                "the runtime shut down before accepted events were persisted: they are lost"
+            );
+        }
+    }
+}
+
+async fn run(
+    bus: Arc<BusInner>,
+    mut receiver: mpsc::Receiver<Arc<EmissionState>>,
+    stop: CancellationToken,
+) {
+    let Some(persister) = &bus.persister else {
+        return;
+    };
+    let unfinished = Unfinished(persister);
+    let mut in_flight = FuturesUnordered::new();
+    let mut stopping = false;
+    let mut open = true;
+    while open || !in_flight.is_empty() {
+        tokio::select! {
+            biased;
+            Some((state, saved)) = in_flight.next(), if !in_flight.is_empty() => {
+                hand_off(&bus, state, saved).await;
+                persister.done.fetch_add(1, Ordering::SeqCst);
+            }
+            received = receiver.recv(), if open && in_flight.len() < MAX_IN_FLIGHT => {
+                match received {
+                    Some(state) => in_flight.push(persist(&bus, state)),
+                    None => open = false,
+                }
+            }
+            () = stop.cancelled(), if !stopping => {
+                // What was accepted is still received, then `recv` ends.
+                stopping = true;
+                receiver.close();
+            }
+        }
+    }
+    std::mem::forget(unfinished);
+    if persister.close_pool.load(Ordering::SeqCst) {
+        bus.pool.close();
+    }
+}
+
+async fn persist(
+    bus: &BusInner,
+    state: Arc<EmissionState>,
+) -> (Arc<EmissionState>, Result<(), Error>) {
+    let Some(store) = bus.store.as_deref() else {
+        return (state, Ok(()));
+    };
+    let saved = match StoredEvent::from_event(&state.event) {
+        Ok(stored) => match (&state.work, store.queue()) {
+            (Work::Enqueue, Some(queue)) => queue.enqueue(&stored).await,
+            _ => store.save_event(&stored).await,
+        },
+        Err(err) => Err(err),
+    };
+    (state, saved)
+}
+
+/// After persisting: report a failure, or queue the listeners' job.
+async fn hand_off(bus: &Arc<BusInner>, state: Arc<EmissionState>, saved: Result<(), Error>) {
+    match saved {
+        Err(err) => {
+            report(bus, &state, err);
+            state.set_persisted(false);
+            state.finish();
+            bus.pool.cancel(state.slot);
+        }
+        Ok(()) => {
+            state.set_persisted(true);
+            if !matches!(state.work, Work::Dispatch(_)) {
+                state.finish();
+                bus.pool.cancel(state.slot);
+                return;
+            }
+            queue_dispatch(bus, state).await;
+        }
+    }
+}
+
+/// Queues an emission's job, waiting for room; on a closed pool the
+/// emission yields [`Error::Closed`].
+pub(crate) async fn queue_dispatch(bus: &Arc<BusInner>, state: Arc<EmissionState>) {
+    state.make_claimable();
+    let slot = state.slot;
+    let queued = Queued { job: state, slot };
+    if let Err((rejected, Queued { job: state, .. })) =
+        bus.pool.push(queued, || Dispatcher(Arc::clone(bus))).await
+    {
+        if state.claim() {
+            report(bus, &state, rejected.into_error());
+            state.finish();
+            bus.pool.cancel(slot);
+        }
+    }
+}
+
+/// Persists and runs an emission in the calling task: what a listener's
+/// waiting emit does when the queue is full (waiting could wait for itself).
+pub(crate) async fn persist_inline(bus: &Arc<BusInner>, state: Arc<EmissionState>) {
+    let (state, saved) = persist(bus, state).await;
+    if let Err(err) = saved {
+        report(bus, &state, err);
+        state.set_persisted(false);
+        state.finish();
+        bus.pool.cancel(state.slot);
+        return;
+    }
+    state.set_persisted(true);
+    if !matches!(state.work, Work::Dispatch(_)) {
+        state.finish();
+        bus.pool.cancel(state.slot);
+        return;
+    }
+    state.make_claimable();
+    if state.claim() {
+        super::emission::run_inline(Arc::clone(bus), state).await;
+    }
+}

@@ -1,0 +1,446 @@
+//! The handle side of a pool: a bounded queue of jobs, its counters, and the
+//! wake-ups between submitters and workers.
+//!
+//! Built from a lock-free bounded queue (crossbeam's `ArrayQueue`) and tokio's
+//! `Notify`: a worker registers for a wake-up before it looks at the queue a
+//! last time, so a job pushed in between is either seen or wakes it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use std::panic::AssertUnwindSafe;
+
+use crossbeam_queue::ArrayQueue;
+use futures::FutureExt;
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+
+use super::idle::{IdleCounts, Slot};
+use super::options::validate_workers;
+use super::worker;
+use crate::metrics::PoolMetrics;
+use crate::{Error, MetricsRegistry, PoolOptions, Result};
+
+/// Runs the pool's jobs: the part of a pool that knows what a job is.
+pub(crate) trait Handler<J>: Send + Sync + 'static {
+    /// Runs one job. [`Ran::Elsewhere`] when another task took the job over
+    /// and counts it finished itself.
+    fn run(&self, job: J) -> impl Future<Output = Ran> + Send;
+}
+
+/// How a job left the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ran {
+    /// The worker ran it.
+    Here,
+    /// Another task ran (or runs) it.
+    Elsewhere,
+}
+
+/// Why a job was not queued.
+#[derive(Debug)]
+pub(crate) enum Rejected {
+    Full,
+    Closed,
+    NoRuntime,
+}
+
+impl Rejected {
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            Self::Full => Error::QueueFull,
+            Self::Closed => Error::Closed,
+            Self::NoRuntime => Error::NoRuntime,
+        }
+    }
+}
+
+pub(crate) struct Queued<J> {
+    pub(crate) job: J,
+    pub(crate) slot: Slot,
+}
+
+/// The pool's shared state.
+pub(crate) struct WorkQueue<J> {
+    items: ArrayQueue<Queued<J>>,
+    /// Wakes a parked worker.
+    work: Notify,
+    /// Wakes submitters waiting for room.
+    room: Notify,
+    room_waiters: AtomicUsize,
+    /// Workers wanted, and worker tasks alive.
+    target: AtomicUsize,
+    pub(crate) alive: AtomicUsize,
+    closed: AtomicBool,
+    pub(crate) counts: IdleCounts,
+    /// Callers inside `wait_for_idle`, and the lock that orders their epochs.
+    idle_waiters: AtomicUsize,
+    idle: Notify,
+    epochs: tokio::sync::Mutex<()>,
+    pub(crate) metrics: PoolMetrics,
+    name: String,
+}
+
+impl<J> std::fmt::Debug for WorkQueue<J> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("name", &self.name)
+            .field("workers", &self.target.load(Ordering::Relaxed))
+            .field("alive", &self.alive.load(Ordering::Relaxed))
+            .field("queued", &self.items.len())
+            .field("pending", &self.counts.pending())
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+tokio::task_local! {
+    /// The job the current task runs: its pool and whether `wait_for_idle`
+    /// already counted it finished.
+    static CURRENT_JOB: JobScope;
+}
+
+pub(crate) struct JobScope {
+    pool: usize,
+    slot: Slot,
+    released: Arc<AtomicBool>,
+}
+
+/// Counts a job finished when its run ends, however it ends.
+struct FinishGuard<'a, J: Send + 'static> {
+    queue: &'a WorkQueue<J>,
+    slot: Slot,
+    released: &'a AtomicBool,
+    armed: bool,
+}
+
+impl<J: Send + 'static> Drop for FinishGuard<'_, J> {
+    fn drop(&mut self) {
+        let released = self.released.swap(false, Ordering::SeqCst);
+        if self.armed && !released {
+            self.queue.finish(self.slot);
+        }
+    }
+}
+
+/// Reports whether the calling task runs a job of any pool: such a task must
+/// not wait for a worker (there may be none left), so it runs work itself.
+pub(crate) fn inside_job() -> bool {
+    CURRENT_JOB.try_with(|_| ()).is_ok()
+}
+
+impl<J: Send + 'static> WorkQueue<J> {
+    /// Builds a pool's queue from options that were validated.
+    pub(crate) fn new(options: &PoolOptions) -> Arc<Self> {
+        let registry = options
+            .registry
+            .clone()
+            .unwrap_or_else(|| MetricsRegistry::global().clone());
+        Arc::new(Self {
+            items: ArrayQueue::new(options.queue_capacity),
+            work: Notify::new(),
+            room: Notify::new(),
+            room_waiters: AtomicUsize::new(0),
+            target: AtomicUsize::new(options.workers),
+            alive: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            counts: IdleCounts::default(),
+            idle_waiters: AtomicUsize::new(0),
+            idle: Notify::new(),
+            epochs: tokio::sync::Mutex::new(()),
+            metrics: PoolMetrics::new(&registry, &options.name),
+            name: options.name.clone(),
+        })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn workers(&self) -> usize {
+        self.target.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.items.capacity()
+    }
+
+    /// Jobs queued, not yet taken by a worker.
+    pub(crate) fn queued(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Jobs submitted and not yet finished.
+    pub(crate) fn pending(&self) -> usize {
+        usize::try_from(self.counts.pending()).unwrap_or(usize::MAX)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Stops accepting jobs; queued and running ones still finish, then the
+    /// workers exit. Returns false when it was closed already.
+    pub(crate) fn close(&self) -> bool {
+        let first = !self.closed.swap(true, Ordering::SeqCst);
+        self.work.notify_waiters();
+        self.room.notify_waiters();
+        first
+    }
+
+    /// Counts a new job as submitted, before it is queued (or run inline):
+    /// from here on `wait_for_idle` waits for it. Every slot entered is
+    /// given back by [`finish`](Self::finish) or [`cancel`](Self::cancel).
+    pub(crate) fn enter(&self) -> Slot {
+        self.counts.enter()
+    }
+
+    /// Queues a job without waiting: [`Rejected::Full`] when there is no room.
+    /// `handler` makes the handler of a worker that has to be started. A
+    /// rejected job's slot is still entered: the caller cancels it.
+    pub(crate) fn try_push<H: Handler<J>>(
+        self: &Arc<Self>,
+        queued: Queued<J>,
+        handler: impl FnOnce() -> H,
+    ) -> Result<(), (Rejected, Queued<J>)> {
+        if self.is_closed() {
+            return Err((Rejected::Closed, queued));
+        }
+        let runtime = Handle::try_current().ok();
+        if runtime.is_none() && self.alive.load(Ordering::SeqCst) == 0 {
+            // Nobody could ever run it: refuse rather than queue it for good.
+            return Err((Rejected::NoRuntime, queued));
+        }
+        if let Err(queued) = self.items.push(queued) {
+            self.metrics.rejected.inc();
+            return Err((Rejected::Full, queued));
+        }
+        self.metrics.submitted.inc();
+        self.work.notify_one();
+        if let Some(runtime) = runtime {
+            self.grow(&runtime, handler);
+        }
+        Ok(())
+    }
+
+    /// Queues a job, waiting for room.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling drops the job unqueued (its slot stays entered).
+    pub(crate) async fn push<H: Handler<J>>(
+        self: &Arc<Self>,
+        mut queued: Queued<J>,
+        handler: impl Fn() -> H,
+    ) -> Result<(), (Rejected, Queued<J>)> {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            self.room_waiters.fetch_add(1, Ordering::SeqCst);
+            let _waiting = Counted(&self.room_waiters);
+            match self.try_push(queued, &handler) {
+                Err((Rejected::Full, back)) => queued = back,
+                other => return other,
+            }
+            room.await;
+        }
+    }
+
+    /// Counts a job that runs outside the queue (inline, by its caller) as
+    /// submitted and started.
+    pub(crate) fn count_inline(&self) {
+        self.metrics.submitted.inc();
+        self.metrics.started.inc();
+    }
+
+    /// Counts a job of `slot` finished, by whoever ran it.
+    pub(crate) fn finish(&self, slot: Slot) {
+        self.metrics.completed.inc();
+        self.counts.finish(slot);
+        self.notify_idle();
+    }
+
+    /// Gives back the slot of a job that was never queued.
+    pub(crate) fn cancel(&self, slot: Slot) {
+        self.counts.finish(slot);
+        self.notify_idle();
+    }
+
+    fn notify_idle(&self) {
+        if self.idle_waiters.load(Ordering::SeqCst) > 0 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Takes the next job, telling submitters waiting for room.
+    pub(crate) fn pop(&self) -> Option<Queued<J>> {
+        let queued = self.items.pop()?;
+        if self.room_waiters.load(Ordering::SeqCst) > 0 {
+            self.room.notify_one();
+        }
+        Some(queued)
+    }
+
+    /// Registers for a wake-up, then looks once more: a job pushed after the
+    /// look wakes the worker. `None` once the pool is closed and empty.
+    pub(crate) async fn next(&self) -> Option<Queued<J>> {
+        loop {
+            let work = self.work.notified();
+            tokio::pin!(work);
+            work.as_mut().enable();
+            if let Some(queued) = self.pop() {
+                return Some(queued);
+            }
+            if self.is_closed() {
+                return None;
+            }
+            work.await;
+        }
+    }
+
+    /// Starts workers up to the target while jobs wait.
+    fn grow<H: Handler<J>>(self: &Arc<Self>, runtime: &Handle, handler: impl FnOnce() -> H) {
+        let target = self.target.load(Ordering::Acquire);
+        let claimed = self
+            .alive
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |alive| {
+                (alive < target).then_some(alive + 1)
+            })
+            .is_ok();
+        if claimed {
+            worker::spawn(runtime, Arc::clone(self), handler());
+        }
+    }
+
+    /// Gives up a worker's place when the pool has more workers than wanted.
+    pub(crate) fn retire_if_over(&self) -> bool {
+        let target = self.target.load(Ordering::Acquire);
+        self.alive.load(Ordering::Relaxed) > target
+            && self
+                .alive
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |alive| {
+                    (alive > target).then_some(alive - 1)
+                })
+                .is_ok()
+    }
+
+    /// Changes the number of workers: more start at once (on the caller's
+    /// runtime) while jobs wait; extra ones exit after their current job.
+    pub(crate) fn resize<H: Handler<J>>(
+        self: &Arc<Self>,
+        workers: usize,
+        handler: impl Fn() -> H,
+    ) -> Result<()> {
+        validate_workers(workers)?;
+        self.target.store(workers, Ordering::Release);
+        // Wake parked workers so that surplus ones see the new target.
+        self.work.notify_waiters();
+        if let Ok(runtime) = Handle::try_current() {
+            for _ in 0..workers.min(self.items.len()) {
+                self.grow(&runtime, &handler);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one job in a scope that marks the task as inside it, and counts
+    /// it finished when it ends, panics or is dropped unfinished (a runtime
+    /// shutting down) — unless it ran elsewhere or `wait_for_idle` counted it
+    /// already. `released` is the runner's flag for the latter, reset here.
+    pub(crate) async fn run_job<F>(&self, slot: Slot, released: &Arc<AtomicBool>, job: F) -> Ran
+    where
+        F: Future<Output = Ran>,
+    {
+        let mut guard = FinishGuard {
+            queue: self,
+            slot,
+            released,
+            armed: true,
+        };
+        let scope = JobScope {
+            pool: self.address(),
+            slot,
+            released: Arc::clone(released),
+        };
+        let outcome = CURRENT_JOB
+            .scope(scope, AssertUnwindSafe(job).catch_unwind())
+            .await;
+        match outcome {
+            Ok(ran) => {
+                guard.armed = ran == Ran::Here;
+                ran
+            }
+            Err(_panic) => {
+                self.metrics.panicked.inc();
+                Ran::Here
+            }
+        }
+    }
+
+    fn address(&self) -> usize {
+        std::ptr::from_ref(self).cast::<()>() as usize
+    }
+
+    /// Reports whether the calling task runs one of this pool's jobs.
+    pub(crate) fn caller_is_inside(&self) -> bool {
+        CURRENT_JOB
+            .try_with(|scope| scope.pool == self.address())
+            .unwrap_or(false)
+    }
+
+    /// Waits until every job submitted before the call has finished. From
+    /// inside one of this pool's jobs, that job first counts itself finished:
+    /// it cannot wait for itself.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only observes the pool (a job that released itself
+    /// stays released).
+    pub(crate) async fn wait_for_idle(&self) {
+        self.idle_waiters.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Counted(&self.idle_waiters);
+        let own = CURRENT_JOB
+            .try_with(|scope| {
+                (scope.pool == self.address() && !scope.released.swap(true, Ordering::SeqCst))
+                    .then_some(scope.slot)
+            })
+            .ok()
+            .flatten();
+        if let Some(slot) = own {
+            self.finish(slot);
+        }
+        // One waiter moves the epoch at a time, so that nobody reuses a slot
+        // another waiter still waits on.
+        let _epoch = self.epochs.lock().await;
+        let current = self.counts.current();
+        let previous = super::idle::Slot::other(current);
+        // The other slot may still hold jobs of an older epoch: they came
+        // before this call too, and its slot is about to be reused.
+        self.wait_drained(previous).await;
+        let before = self.counts.advance();
+        self.wait_drained(before).await;
+    }
+
+    async fn wait_drained(&self, slot: Slot) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.counts.drained(slot) {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+/// Decrements a counter of waiters when the wait ends or is cancelled.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}

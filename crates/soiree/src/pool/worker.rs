@@ -1,0 +1,77 @@
+//! The worker side of a pool: tasks that take jobs from the queue and run
+//! them, one at a time each.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::runtime::Handle;
+
+use super::queue::{Handler, Queued, WorkQueue};
+
+/// Starts a worker on `runtime` for a place already counted in `alive`.
+pub(super) fn spawn<J, H>(runtime: &Handle, queue: Arc<WorkQueue<J>>, handler: H)
+where
+    J: Send + 'static,
+    H: Handler<J>,
+{
+    let place = Place {
+        queue,
+        counted: true,
+        exited: false,
+    };
+    drop(runtime.spawn(place.work(handler)));
+}
+
+/// A worker's place in the pool, given back when the worker ends, however
+/// it ends: a runtime that shuts down drops its tasks unfinished.
+struct Place<J: Send + 'static> {
+    queue: Arc<WorkQueue<J>>,
+    /// Still counted in the pool's `alive`.
+    counted: bool,
+    /// Ended on its own rather than dropped by its runtime.
+    exited: bool,
+}
+
+impl<J: Send + 'static> Place<J> {
+    async fn work<H: Handler<J>>(mut self, handler: H) {
+        let queue = Arc::clone(&self.queue);
+        // One flag per worker, reused by each of its jobs.
+        let released = Arc::new(AtomicBool::new(false));
+        loop {
+            if queue.retire_if_over() {
+                self.counted = false;
+                break;
+            }
+            let next = match queue.pop() {
+                Some(queued) => Some(queued),
+                None => queue.next().await,
+            };
+            let Some(Queued { job, slot }) = next else {
+                break;
+            };
+            queue.metrics.started.inc();
+            queue.run_job(slot, &released, handler.run(job)).await;
+            // Let other tasks on this thread run between jobs that never
+            // yield on their own.
+            tokio::task::consume_budget().await;
+        }
+        self.exited = true;
+    }
+}
+
+impl<J: Send + 'static> Drop for Place<J> {
+    fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
+        let alive = self.queue.alive.fetch_sub(1, Ordering::SeqCst) - 1;
+        let queued = self.queue.queued();
+        if !self.exited && alive == 0 && queued > 0 {
+            tracing::warn!(
+                pool = self.queue.name(),
+                queued,
+                "the runtime shut down with jobs still queued: they did not run"
+            );
+        }
+    }
+}
