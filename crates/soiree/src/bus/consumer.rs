@@ -143,7 +143,7 @@ async fn consume(bus: Weak<BusInner>, acks: mpsc::UnboundedSender<String>) {
                 .push(queued, || Dispatcher(Arc::clone(&core)))
                 .await
             {
-                core.pool.cancel(slot);
+                core.pool.cancel(slot, None);
                 // Closing: the delivery stays unacknowledged for another consumer.
                 tracing::debug!(err = %rejected.into_error(), "delivery left pending");
                 return;

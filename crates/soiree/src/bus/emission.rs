@@ -173,11 +173,10 @@ impl Stream for Emission {
         if inline.is_none() && inside_job() && state.claim() {
             *inline = Some(Box::pin(run_inline(Arc::clone(bus), Arc::clone(state))));
         }
-        if let Some(job) = inline {
-            if job.as_mut().poll(cx).is_ready() {
-                *inline = None;
-                // Claimed for good: the slot is never claimed again.
-            }
+        if let Some(job) = inline
+            && job.as_mut().poll(cx).is_ready()
+        {
+            *inline = None;
         }
         for _ in 0..2 {
             if let Some(error) = state.errors().pop_front() {

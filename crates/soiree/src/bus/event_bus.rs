@@ -471,7 +471,7 @@ impl EventBus {
     /// An emission refused before it was accepted.
     fn refuse(&self, state: &EmissionState, rejected: Rejected) -> Emission {
         let inner = self.inner();
-        inner.pool.cancel(state.slot);
+        inner.pool.cancel(state.slot, Some(&rejected));
         let error = rejected.into_error();
         if matches!(error, Error::QueueFull) {
             tracing::debug!(
@@ -604,7 +604,7 @@ struct CancelSlot<'a>(Option<(&'a Arc<BusInner>, crate::pool::Slot)>);
 impl Drop for CancelSlot<'_> {
     fn drop(&mut self) {
         if let Some((inner, slot)) = self.0.take() {
-            inner.pool.cancel(slot);
+            inner.pool.cancel(slot, None);
         }
     }
 }

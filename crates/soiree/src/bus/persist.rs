@@ -118,7 +118,18 @@ impl Persister {
             self.started.store(false, Ordering::Release);
             return;
         };
-        let task = runtime.spawn(run(Arc::clone(bus), receiver, self.stop.clone()));
+        // Made before the task runs: a runtime that shuts down before
+        // polling it still drops the guard, and the loss is told.
+        let unfinished = Unfinished {
+            bus: Arc::clone(bus),
+            armed: true,
+        };
+        let stop = self.stop.clone();
+        let bus = Arc::clone(bus);
+        let task = runtime.spawn(async move {
+            run(&bus, receiver, stop).await;
+            unfinished.done();
+        });
         *lock(&self.task) = Some(task);
     }
 
@@ -126,10 +137,10 @@ impl Persister {
     pub(crate) async fn flush(&self) {
         self.stop.cancel();
         let task = lock(&self.task).take();
-        if let Some(task) = task {
-            if let Err(err) = task.await {
-                tracing::error!(%err, "the persisting task failed");
-            }
+        if let Some(task) = task
+            && let Err(err) = task.await
+        {
+            tracing::error!(%err, "the persisting task failed");
         }
     }
 
@@ -162,13 +173,25 @@ impl Drop for Undo<'_> {
     }
 }
 
-/// Counts the task's remaining work as lost if the task is dropped (its
+/// Tells of the task's remaining work as lost if the task is dropped (its
 /// runtime shut down) before it persisted everything.
-struct Unfinished<'a>(&'a Persister);
+struct Unfinished {
+    bus: Arc<BusInner>,
+    armed: bool,
+}
 
-impl Drop for Unfinished<'_> {
+impl Unfinished {
+    fn done(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Unfinished {
     fn drop(&mut self) {
-        let unpersisted = self.0.unpersisted();
+        let Some(persister) = self.bus.persister.as_ref().filter(|_| self.armed) else {
+            return;
+        };
+        let unpersisted = persister.unpersisted();
         if unpersisted > 0 {
             tracing::warn!(
                 unpersisted,
@@ -179,14 +202,13 @@ impl Drop for Unfinished<'_> {
 }
 
 async fn run(
-    bus: Arc<BusInner>,
+    bus: &Arc<BusInner>,
     mut receiver: mpsc::Receiver<Arc<EmissionState>>,
     stop: CancellationToken,
 ) {
     let Some(persister) = &bus.persister else {
         return;
     };
-    let unfinished = Unfinished(persister);
     let mut in_flight = FuturesUnordered::new();
     let mut stopping = false;
     let mut open = true;
@@ -194,12 +216,12 @@ async fn run(
         tokio::select! {
             biased;
             Some((state, saved)) = in_flight.next(), if !in_flight.is_empty() => {
-                hand_off(&bus, state, saved).await;
+                hand_off(bus, state, saved).await;
                 persister.done.fetch_add(1, Ordering::SeqCst);
             }
             received = receiver.recv(), if open && in_flight.len() < MAX_IN_FLIGHT => {
                 match received {
-                    Some(state) => in_flight.push(persist(&bus, state)),
+                    Some(state) => in_flight.push(persist(bus, state)),
                     None => open = false,
                 }
             }
@@ -210,7 +232,6 @@ async fn run(
             }
         }
     }
-    std::mem::forget(unfinished);
     if persister.close_pool.load(Ordering::SeqCst) {
         bus.pool.close();
     }
@@ -240,13 +261,13 @@ async fn hand_off(bus: &Arc<BusInner>, state: Arc<EmissionState>, saved: Result<
             report(bus, &state, err);
             state.set_persisted(false);
             state.finish();
-            bus.pool.cancel(state.slot);
+            bus.pool.cancel(state.slot, None);
         }
         Ok(()) => {
             state.set_persisted(true);
             if !matches!(state.work, Work::Dispatch(_)) {
                 state.finish();
-                bus.pool.cancel(state.slot);
+                bus.pool.cancel(state.slot, None);
                 return;
             }
             queue_dispatch(bus, state).await;
@@ -262,12 +283,11 @@ pub(crate) async fn queue_dispatch(bus: &Arc<BusInner>, state: Arc<EmissionState
     let queued = Queued { job: state, slot };
     if let Err((rejected, Queued { job: state, .. })) =
         bus.pool.push(queued, || Dispatcher(Arc::clone(bus))).await
+        && state.claim()
     {
-        if state.claim() {
-            report(bus, &state, rejected.into_error());
-            state.finish();
-            bus.pool.cancel(slot);
-        }
+        report(bus, &state, rejected.into_error());
+        state.finish();
+        bus.pool.cancel(slot, None);
     }
 }
 
@@ -279,13 +299,13 @@ pub(crate) async fn persist_inline(bus: &Arc<BusInner>, state: Arc<EmissionState
         report(bus, &state, err);
         state.set_persisted(false);
         state.finish();
-        bus.pool.cancel(state.slot);
+        bus.pool.cancel(state.slot, None);
         return;
     }
     state.set_persisted(true);
     if !matches!(state.work, Work::Dispatch(_)) {
         state.finish();
-        bus.pool.cancel(state.slot);
+        bus.pool.cancel(state.slot, None);
         return;
     }
     state.make_claimable();

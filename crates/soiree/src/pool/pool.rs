@@ -91,7 +91,7 @@ impl Pool {
         self.queue
             .try_push(queued, || RunTask)
             .map_err(|(rejected, _)| {
-                self.queue.cancel(slot);
+                self.queue.cancel(slot, Some(&rejected));
                 released(rejected)
             })
     }
@@ -239,7 +239,7 @@ struct CancelOnDrop<'a>(Option<(&'a WorkQueue<Task>, super::idle::Slot)>);
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         if let Some((queue, slot)) = self.0.take() {
-            queue.cancel(slot);
+            queue.cancel(slot, None);
         }
     }
 }

@@ -213,7 +213,6 @@ impl<J: Send + 'static> WorkQueue<J> {
             return Err((Rejected::NoRuntime, queued));
         }
         if let Err(queued) = self.items.push(queued) {
-            self.metrics.rejected.inc();
             return Err((Rejected::Full, queued));
         }
         self.metrics.submitted.inc();
@@ -262,8 +261,12 @@ impl<J: Send + 'static> WorkQueue<J> {
         self.notify_idle();
     }
 
-    /// Gives back the slot of a job that was never queued.
-    pub(crate) fn cancel(&self, slot: Slot) {
+    /// Gives back the slot of a job that was never queued, counting a
+    /// refusal for a full queue.
+    pub(crate) fn cancel(&self, slot: Slot, rejected: Option<&Rejected>) {
+        if matches!(rejected, Some(Rejected::Full)) {
+            self.metrics.rejected.inc();
+        }
         self.counts.finish(slot);
         self.notify_idle();
     }
