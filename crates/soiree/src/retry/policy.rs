@@ -77,4 +77,10 @@ impl RetryPolicy {
     pub fn backoff(&self) -> &Backoff {
         &self.backoff
     }
+
+    /// Whether attempt `attempt`, failed with `error`, is followed by another:
+    /// while attempts remain, for a listener's error (not for a panic).
+    pub(crate) fn retries(&self, attempt: u32, error: &Error) -> bool {
+        attempt < self.max_attempts && matches!(error, Error::Listener { .. })
+    }
 }
