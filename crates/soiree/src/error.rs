@@ -74,14 +74,16 @@ pub enum Error {
         /// The event's own topic.
         event: String,
     },
-    /// A listener returned an error (after its last retry).
+    /// A listener returned an error (after its last retry, or at once for a
+    /// [`Permanent`] one).
     #[error("listener {listener_id} failed on {topic:?}: {source}")]
     Listener {
         /// The listener that failed.
         listener_id: ListenerId,
         /// The emitted topic.
         topic: String,
-        /// What the listener returned.
+        /// What the listener returned (a [`Permanent`] stays one: downcast
+        /// to tell).
         #[source]
         source: BoxError,
     },
@@ -146,4 +148,114 @@ impl Error {
             reason,
         }
     }
+}
+
+/// A listener error that retrying will not fix: the bus does not run the
+/// listener again, whatever its [`RetryPolicy`](crate::RetryPolicy) (apalis'
+/// `AbortError` is the precedent).
+///
+/// It is transparent: it displays as, and has the source of, the error it
+/// wraps. The final [`Error::Listener`] carries it as its source, so that
+/// callers can tell by downcasting. Only a listener's error itself is looked
+/// at, not its `source()` chain.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use futures::StreamExt;
+/// use soiree::{Backoff, BoxError, Error, EventBus, Permanent, RetryPolicy};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let retry = RetryPolicy::attempts(5)
+///     .unwrap()
+///     .with_backoff(Backoff::constant(Duration::from_millis(10)));
+/// let bus = EventBus::builder().retry(retry).build().unwrap();
+/// bus.on("user.created", |ctx| async move {
+///     let Some(email) = ctx.property_str("email") else {
+///         // No attempt will bring the email: do not retry.
+///         return Err(Permanent::new("no email").into());
+///     };
+///     println!("welcome {email}");
+///     Ok(())
+/// }).unwrap();
+///
+/// let errors: Vec<Error> = bus.emit("user.created", ()).collect().await;
+/// let [Error::Listener { source, .. }] = errors.as_slice() else {
+///     panic!("expected one listener error, got {errors:?}");
+/// };
+/// assert!(source.is::<Permanent>());
+/// assert_eq!(source.to_string(), "no email");
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct Permanent {
+    inner: BoxError,
+}
+
+impl Permanent {
+    /// Marks `err` permanent (an error that is already [`Permanent`] is not
+    /// wrapped again).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use soiree::Permanent;
+    ///
+    /// let err = Permanent::new("the order was deleted");
+    /// assert_eq!(err.to_string(), "the order was deleted");
+    /// let again = Permanent::new(err);
+    /// assert!(!again.get_ref().is::<Permanent>(), "not nested");
+    /// ```
+    pub fn new(err: impl Into<BoxError>) -> Self {
+        match err.into().downcast::<Self>() {
+            Ok(permanent) => *permanent,
+            Err(inner) => Self { inner },
+        }
+    }
+
+    /// The wrapped error.
+    pub fn get_ref(&self) -> &(dyn StdError + Send + Sync + 'static) {
+        &*self.inner
+    }
+
+    /// Unwraps the error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use soiree::Permanent;
+    ///
+    /// let inner = Permanent::new("gone").into_inner();
+    /// assert_eq!(inner.to_string(), "gone");
+    /// ```
+    pub fn into_inner(self) -> BoxError {
+        self.inner
+    }
+}
+
+/// Marks `err` [`Permanent`], as a listener's [`BoxError`]: the listener is
+/// not retried.
+///
+/// # Examples
+///
+/// ```
+/// use soiree::{BoxError, EventBus, EventContext, permanent};
+///
+/// async fn charge(ctx: EventContext) -> Result<(), BoxError> {
+///     let amount: u64 = ctx
+///         .property_str("amount")
+///         .ok_or_else(|| permanent("no amount"))?
+///         .parse()
+///         .map_err(permanent)?;
+///     println!("charging {amount}");
+///     Ok(())
+/// }
+///
+/// let bus = EventBus::new();
+/// bus.on("order.placed", charge).unwrap();
+/// ```
+pub fn permanent(err: impl Into<BoxError>) -> BoxError {
+    Box::new(Permanent::new(err))
 }

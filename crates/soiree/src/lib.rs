@@ -44,7 +44,7 @@
 //! | emissions | [`Emission`] | a stream of one emission's errors |
 //! | context | [`Context`] | cancellation, deadline, extensions, tracing span |
 //! | typed topics | [`TypedTopic`], [`bind_listener`] | listeners that take a typed payload |
-//! | retries | [`RetryPolicy`], [`Backoff`] | attempts and delays for failing listeners |
+//! | retries | [`RetryPolicy`], [`Backoff`], [`Permanent`] | attempts and delays for failing listeners |
 //! | stores | [`EventStore`], [`EventQueue`], [`HandlerDedup`], [`EventHistory`] | persistence, queueing, de-duplication |
 //! | metrics | [`MetricsRegistry`] | Prometheus pool and listener metrics |
 //! | workflows | [`workflow`] | the workflow topics and payloads of the Go package |
@@ -77,7 +77,7 @@ pub use bus::{
     Emission, ErrorHandler, EventBus, EventBusBuilder, IdGenerator, PanicHandler, shutdown_all,
 };
 pub use context::Context;
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, Permanent, Result, permanent};
 pub use event::{Event, IntoEvent, PROPERTY_EVENT_ID, Payload, Properties, StoredEvent, event_id};
 pub use listener::{EventContext, Listener, ListenerBinding, ListenerId, ListenerPanic};
 pub use metrics::MetricsRegistry;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use soiree::{Backoff, Error, EventBus, RetryPolicy};
+use soiree::{Backoff, Error, EventBus, MemoryStore, Permanent, RetryPolicy, permanent};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -295,4 +295,91 @@ async fn a_cancelled_context_stops_the_retries() {
         matches!(errors.as_slice(), [Error::Listener { .. }]),
         "{errors:?}"
     );
+}
+
+/// A bus with five attempts, a store, and a listener `fails` on `job.run`
+/// that fails every attempt, permanently when `permanent_error`; returns the
+/// bus, its store and the listener's attempt count.
+fn always_failing(permanent_error: bool) -> (EventBus, Arc<MemoryStore>, Arc<AtomicUsize>) {
+    let store = Arc::new(MemoryStore::new());
+    let bus = EventBus::builder()
+        .shared_store(store.clone())
+        .retry(
+            RetryPolicy::attempts(5)
+                .unwrap()
+                .with_backoff(Backoff::constant(Duration::from_secs(1))),
+        )
+        .build()
+        .unwrap();
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&attempts);
+    bus.on_named("fails", "job.run", move |_ctx| {
+        count.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if permanent_error {
+                Err(permanent("the job is gone"))
+            } else {
+                Err("try again".into())
+            }
+        }
+    })
+    .unwrap();
+    (bus, store, attempts)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_permanent_error_is_not_retried() {
+    let (bus, store, attempts) = always_failing(true);
+    let start = Instant::now();
+    let errors: Vec<Error> = bus.emit("job.run", ()).collect().await;
+    assert_eq!(attempts.load(Ordering::SeqCst), 1, "one attempt of five");
+    assert_eq!(Instant::now(), start, "no backoff waited");
+    match errors.as_slice() {
+        [
+            Error::Listener {
+                listener_id,
+                source,
+                ..
+            },
+        ] => {
+            assert_eq!(listener_id, "fails");
+            let permanent = source
+                .downcast_ref::<Permanent>()
+                .expect("the source is the Permanent");
+            assert_eq!(permanent.to_string(), "the job is gone");
+        }
+        other => panic!("expected one listener error, got {other:?}"),
+    }
+    let results = store.results();
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0].handler_id, "fails");
+    assert_eq!(results[0].attempt, 1);
+    assert_eq!(results[0].error.as_deref(), Some("the job is gone"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transient_error_is_still_retried() {
+    let (bus, store, attempts) = always_failing(false);
+    let errors: Vec<Error> = bus.emit("job.run", ()).collect().await;
+    assert_eq!(attempts.load(Ordering::SeqCst), 5);
+    match errors.as_slice() {
+        [Error::Listener { source, .. }] => {
+            assert!(!source.is::<Permanent>());
+            assert_eq!(source.to_string(), "try again");
+        }
+        other => panic!("expected one listener error, got {other:?}"),
+    }
+    let attempts: Vec<u32> = store.results().iter().map(|r| r.attempt).collect();
+    assert_eq!(attempts, [1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn permanent_is_transparent() {
+    let err = Permanent::new(std::io::Error::other("disk gone"));
+    assert_eq!(err.to_string(), "disk gone");
+    assert!(err.get_ref().is::<std::io::Error>());
+    let wrapped = permanent(err);
+    let permanent = wrapped.downcast::<Permanent>().unwrap();
+    assert!(!permanent.get_ref().is::<Permanent>(), "not nested");
+    assert!(permanent.into_inner().is::<std::io::Error>());
 }

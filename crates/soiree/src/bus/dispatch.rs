@@ -3,15 +3,13 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use futures::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
-use tracing::Instrument;
 
 use super::{BusInner, EmissionState};
-use crate::listener::{ListenerEntry, panic_message};
+use crate::listener::{ListenerEntry, panic_message, run_listener};
 use crate::pool::{Handler, Ran};
 use crate::topic::SharedRoute;
-use crate::{Error, Event, EventContext, ListenerId, ListenerPanic, StoredResult};
+use crate::{Error, Event, ListenerId};
 
 /// What a job does with its emission.
 pub(crate) enum Work {
@@ -138,131 +136,11 @@ async fn dispatch(dispatch: Arc<Dispatch>) {
     }
 }
 
-/// Runs one listener until it succeeds, panics, or uses up its attempts;
-/// returns its final error.
-async fn run_listener(
-    dispatch: &Arc<Dispatch>,
-    index: usize,
-    event_id: Option<&str>,
-) -> Option<Error> {
-    let bus = dispatch.bus();
-    let state = &*dispatch.emission;
-    let listener = &dispatch.route.listeners[index];
-    let event = &state.event;
-    let max_attempts = bus.retry.max_attempts();
-    let mut delays = None;
-    let mut attempt = 1;
-    loop {
-        let ctx = EventContext::new(Arc::clone(dispatch), index, attempt);
-        // Called inside the future, so that a panic in the listener's
-        // synchronous part (before it returns a future) is caught too.
-        let call =
-            AssertUnwindSafe(async move { listener.listener.call(ctx).await }).catch_unwind();
-        // Without any subscriber there is no span to make or enter.
-        let outcome = if tracing::dispatcher::has_been_set() {
-            let span = tracing::info_span!(
-                parent: event.context().span(),
-                "soiree.listener",
-                topic = event.topic(),
-                listener_id = listener.id.as_str(),
-                attempt,
-            );
-            call.instrument(span).await
-        } else {
-            call.await
-        };
-        let error = match outcome {
-            Ok(Ok(())) => {
-                if bus.store.is_some() {
-                    save_result(bus, state, listener, event_id, attempt, None).await;
-                }
-                return None;
-            }
-            Ok(Err(source)) => {
-                save_result(
-                    bus,
-                    state,
-                    listener,
-                    event_id,
-                    attempt,
-                    Some(source.to_string()),
-                )
-                .await;
-                Error::Listener {
-                    listener_id: listener.id.clone(),
-                    topic: event.topic().to_owned(),
-                    source,
-                }
-            }
-            Err(panic) => {
-                let message = panic_message(&*panic);
-                save_result(
-                    bus,
-                    state,
-                    listener,
-                    event_id,
-                    attempt,
-                    Some(format!("panicked: {message}")),
-                )
-                .await;
-                if let Some(handler) = &bus.panic_handler {
-                    let report = ListenerPanic {
-                        listener_id: listener.id.clone(),
-                        topic: event.topic().to_owned(),
-                        message: message.clone(),
-                    };
-                    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| handler(&report))) {
-                        tracing::error!(
-                            panic = panic_message(&*panic),
-                            "the panic handler panicked"
-                        );
-                    }
-                }
-                return Some(Error::Panicked {
-                    listener_id: listener.id.clone(),
-                    message,
-                });
-            }
-        };
-        if attempt >= max_attempts || event.context().is_done() {
-            return Some(error);
-        }
-        let delay = delays
-            .get_or_insert_with(|| bus.retry.backoff().delays())
-            .next()
-            .unwrap_or_default();
-        tracing::debug!(%error, attempt, ?delay, "retrying listener");
-        // Waiting to retry ends early, with the last error, when the context
-        // is done or the bus closes.
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = event.context().done() => return Some(error),
-            () = bus.consumer.shutdown.cancelled() => return Some(error),
-        }
-        attempt += 1;
-    }
-}
-
-async fn save_result(
-    bus: &BusInner,
-    state: &EmissionState,
-    listener: &ListenerEntry,
-    event_id: Option<&str>,
-    attempt: u32,
-    error: Option<String>,
-) {
-    let Some(store) = &bus.store else {
-        return;
-    };
-    let result = StoredResult::new(
-        state.event.topic(),
-        event_id.unwrap_or_default(),
-        listener.id.as_str(),
-        attempt,
-        error,
-    );
-    if let Err(err) = store.save_handler_result(&result).await {
-        report(bus, state, err);
+impl Dispatch {
+    /// Passes an error through the bus's error handler to the emission (for
+    /// the listener pipeline, which saves results).
+    pub(crate) fn report(&self, error: Error) {
+        report(self.bus(), &self.emission, error);
     }
 }
 

@@ -6,6 +6,7 @@ mod context;
 mod entry;
 mod id;
 mod panic;
+mod pipeline;
 
 pub use binding::ListenerBinding;
 pub use context::EventContext;
@@ -14,3 +15,4 @@ pub(crate) use entry::ListenerEntry;
 pub use id::ListenerId;
 pub use panic::ListenerPanic;
 pub(crate) use panic::panic_message;
+pub(crate) use pipeline::run_listener;

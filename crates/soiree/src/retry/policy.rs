@@ -1,11 +1,11 @@
 //! How many times a failing listener runs.
 
 use super::Backoff;
-use crate::{Error, Result};
+use crate::{Error, Permanent, Result};
 
 /// How many attempts a failing listener gets, and the [`Backoff`] between
-/// them. Listener errors are retried; panics are not (a panic is a bug, and
-/// running the same code again rarely helps).
+/// them. Listener errors are retried, except [`Permanent`] ones; panics are
+/// not (a panic is a bug, and running the same code again rarely helps).
 ///
 /// The default makes one attempt: no retries.
 ///
@@ -76,5 +76,13 @@ impl RetryPolicy {
     /// The backoff between attempts.
     pub fn backoff(&self) -> &Backoff {
         &self.backoff
+    }
+
+    /// Whether attempt `attempt`, failed with `error`, is followed by another:
+    /// while attempts remain, for a listener's error that is not
+    /// [`Permanent`] (not for a panic).
+    pub(crate) fn retries(&self, attempt: u32, error: &Error) -> bool {
+        attempt < self.max_attempts
+            && matches!(error, Error::Listener { source, .. } if !source.is::<Permanent>())
     }
 }

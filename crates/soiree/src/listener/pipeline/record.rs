@@ -1,0 +1,34 @@
+//! Results: each attempt's outcome, saved to the bus's store.
+
+use super::Failure;
+use crate::bus::Dispatch;
+use crate::{ListenerId, StoredResult};
+
+/// Saves an attempt's [`StoredResult`] when the bus has a store; a failure to
+/// save is reported to the emission.
+pub(super) async fn record(
+    dispatch: &Dispatch,
+    listener_id: &ListenerId,
+    event_id: Option<&str>,
+    attempt: u32,
+    outcome: &Result<(), Failure>,
+) {
+    let Some(store) = &dispatch.bus().store else {
+        return;
+    };
+    let error = match outcome {
+        Ok(()) => None,
+        Err(Failure::Error(source)) => Some(source.to_string()),
+        Err(Failure::Panic(message)) => Some(format!("panicked: {message}")),
+    };
+    let result = StoredResult::new(
+        dispatch.emission.event.topic(),
+        event_id.unwrap_or_default(),
+        listener_id.as_str(),
+        attempt,
+        error,
+    );
+    if let Err(err) = store.save_handler_result(&result).await {
+        dispatch.report(err);
+    }
+}
