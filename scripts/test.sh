@@ -39,7 +39,7 @@ fail() {
 cargo test --workspace --no-fail-fast || fail "cargo test --workspace"
 
 # Every example must run to completion.
-for example in quickstart typed error-handling ordering panics pools unique-id metrics; do
+for example in quickstart typed error-handling ordering panics pools unique-id metrics shutdown; do
   echo "example: $example"
   cargo run -q -p soiree --example "$example" >/dev/null || fail "example $example"
 done
