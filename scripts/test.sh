@@ -3,8 +3,11 @@
 #
 # The Redis store's tests start their own throwaway redis-server on free
 # loopback ports, so the binary must be installed (the service need not run).
-set -euo pipefail
-cd "$(dirname "$0")/.."
+#
+# Every suite and example runs even when an earlier one fails; the script
+# lists the failures and exits non-zero at the end.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
 
 need_install=()
 command -v redis-server >/dev/null 2>&1 || need_install+=(redis-server)
@@ -13,43 +16,79 @@ if [ "${#need_install[@]}" -gt 0 ]; then
   echo "installing: ${need_install[*]}"
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_install[@]}"
+  if ! $sudo apt-get update -qq ||
+    ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_install[@]}"; then
+    echo "could not install: ${need_install[*]}" >&2
+    exit 1
+  fi
 fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo not found: install the Rust toolchain (https://rustup.rs) first" >&2
   exit 1
 fi
 
+status=0
+failed=()
+fail() {
+  status=1
+  failed+=("$1")
+  echo "FAILED: $1" >&2
+}
+
 # Unit, integration and doc tests of every crate.
-cargo test --workspace
+cargo test --workspace --no-fail-fast || fail "cargo test --workspace"
 
 # Every example must run to completion.
-for example in quickstart typed error-handling ordering panics pools unique-id metrics; do
+for example in quickstart typed error-handling ordering panics pools unique-id metrics shutdown; do
   echo "example: $example"
-  cargo run -q -p soiree --example "$example" >/dev/null
+  cargo run -q -p soiree --example "$example" >/dev/null || fail "example $example"
 done
 
 # The Redis example, against a throwaway server on a free loopback port.
-port=""
-for _ in $(seq 1 50); do
-  candidate=$(( 20000 + RANDOM % 40000 ))
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then
-    port=$candidate
-    break
+redis_pid=""
+redis_dir=""
+stop_redis() {
+  if [ -n "$redis_pid" ]; then
+    kill "$redis_pid" 2>/dev/null
+    wait "$redis_pid" 2>/dev/null
+    redis_pid=""
   fi
-done
-if [ -z "$port" ]; then
-  echo "no free loopback port for the Redis example" >&2
-  exit 1
-fi
-redis_dir=$(mktemp -d)
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$redis_dir" >/dev/null &
-redis_pid=$!
-trap 'kill "$redis_pid" 2>/dev/null; rm -rf "$redis_dir"' EXIT
-for _ in $(seq 1 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  sleep 0.1
-done
+  if [ -n "$redis_dir" ]; then
+    rm -rf "$redis_dir"
+    redis_dir=""
+  fi
+}
+trap stop_redis EXIT
+run_redis_example() {
+  local port="" candidate result
+  for _ in $(seq 1 50); do
+    candidate=$(( 20000 + RANDOM % 40000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then
+      port=$candidate
+      break
+    fi
+  done
+  if [ -z "$port" ]; then
+    echo "no free loopback port for the Redis example" >&2
+    return 1
+  fi
+  redis_dir=$(mktemp -d) || return 1
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$redis_dir" >/dev/null &
+  redis_pid=$!
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+  done
+  SOIREE_REDIS_URL="redis://127.0.0.1:$port" cargo run -q -p soiree-redis --example redis >/dev/null
+  result=$?
+  stop_redis
+  return "$result"
+}
 echo "example: redis"
-SOIREE_REDIS_URL="redis://127.0.0.1:$port" cargo run -q -p soiree-redis --example redis >/dev/null
+run_redis_example || fail "example redis"
+
+if [ "$status" -ne 0 ]; then
+  echo "failures:" >&2
+  printf '  %s\n' "${failed[@]}" >&2
+fi
+exit "$status"

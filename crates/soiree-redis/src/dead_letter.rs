@@ -31,7 +31,8 @@ return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 /// # Examples
 ///
 /// ```no_run
-/// # async fn f(store: soiree_redis::RedisStore) -> soiree_redis::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> soiree_redis::Result<()> {
+/// let store = soiree_redis::RedisStore::builder("redis://127.0.0.1:6379").build().await?;
 /// let page = store.dead_letters(None, 100).await?;
 /// for letter in &page.items {
 ///     println!("{} after {} deliveries: {}", letter.entry_id, letter.deliveries, letter.error);

@@ -33,6 +33,7 @@
 //! # Example
 //!
 //! ```no_run
+//! use futures::StreamExt;
 //! use soiree::EventBus;
 //! use soiree_redis::RedisStore;
 //!
@@ -43,11 +44,17 @@
 //!     println!("receipt for {:?}", ctx.event_id());
 //!     Ok(())
 //! })?;
-//! bus.emit("order.paid", serde_json::json!({ "order": 42 }));
+//! // The emission ends once the event is appended to the stream.
+//! let mut errors = bus.emit("order.paid", serde_json::json!({ "order": 42 }));
+//! while let Some(err) = errors.next().await {
+//!     eprintln!("not queued: {err}");
+//! }
 //! bus.wait_for_idle().await;
 //! bus.close().await?;
 //! # Ok(()) }
 //! ```
+
+#![doc(test(attr(deny(warnings))))]
 
 mod builder;
 mod dead_letter;

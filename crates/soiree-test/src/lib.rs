@@ -1,5 +1,7 @@
 //! Test support for soiree: the store conformance suite every store runs, and
 //! throwaway servers for the backends' tests.
 
+#![doc(test(attr(deny(warnings))))]
+
 pub mod conformance;
 pub mod redis;

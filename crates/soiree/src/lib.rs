@@ -59,6 +59,8 @@
 //! | queue store | pops without acknowledgement | acknowledged after dispatch, redelivered on crash |
 //! | `wait_for_idle` | busy-spins | sleeps until notified |
 
+#![doc(test(attr(deny(warnings))))]
+
 mod bus;
 mod context;
 mod error;

@@ -1,8 +1,7 @@
-//! The matcher against the shared conformance table
-//! (`shared/conformance/topic_matching.tsv`), row by row: `topic_matches`
+//! The matcher against the conformance table
+//! (`tests/data/topic_matching.tsv`), row by row: `topic_matches`
 //! itself, and a bus with the row's pattern registered.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -17,19 +16,15 @@ struct Row {
     matches: bool,
 }
 
-/// `shared/` sits beside the workspace root (here and in CI's fresh clone).
-fn conformance_file(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/conformance")
-        .join(name)
-}
+/// The conformance table, compiled into the test from the repository.
+const TABLE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/topic_matching.tsv"
+));
 
 fn rows() -> Vec<Row> {
-    let path = conformance_file("topic_matching.tsv");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
     let mut rows = Vec::new();
-    for (index, line) in text.lines().enumerate().skip(1) {
+    for (index, line) in TABLE.lines().enumerate().skip(1) {
         if line.trim().is_empty() {
             continue;
         }

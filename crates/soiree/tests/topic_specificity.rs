@@ -1,8 +1,7 @@
-//! Dispatch order against the shared conformance table
-//! (`shared/conformance/specificity.tsv`): most specific pattern first,
+//! Dispatch order against the conformance table
+//! (`tests/data/specificity.tsv`): most specific pattern first,
 //! whatever the registration order, and registration order within a pattern.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
@@ -10,18 +9,15 @@ use soiree::EventBus;
 
 type Log = Arc<Mutex<Vec<String>>>;
 
-fn conformance_file(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/conformance")
-        .join(name)
-}
+/// The conformance table, compiled into the test from the repository.
+const TABLE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/specificity.tsv"
+));
 
 /// (line, subject, patterns in dispatch order)
 fn rows() -> Vec<(usize, String, Vec<String>)> {
-    let path = conformance_file("specificity.tsv");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
-    let rows: Vec<_> = text
+    let rows: Vec<_> = TABLE
         .lines()
         .enumerate()
         .skip(1)

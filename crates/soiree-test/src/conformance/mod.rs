@@ -14,6 +14,7 @@
 //! a failure names the check and the others still run:
 //!
 //! ```no_run
+//! # #![allow(unused_imports)] // the test below exists only under cfg(test)
 //! use std::sync::Arc;
 //! use soiree::MemoryStore;
 //! use soiree_test::conformance::{self, Conformance};

@@ -15,11 +15,12 @@ use crate::{Result, StoredEvent};
 ///
 /// # Examples
 ///
-/// A store that only counts what it is given:
+/// A store that only counts what it is given, on a bus:
 ///
 /// ```
+/// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use soiree::{async_trait, EventStore, StoredEvent, StoredResult, Result};
+/// use soiree::{async_trait, EventBus, EventStore, StoredEvent, StoredResult, Result};
 ///
 /// #[derive(Debug, Default)]
 /// struct Counting { events: AtomicUsize, results: AtomicUsize }
@@ -35,6 +36,17 @@ use crate::{Result, StoredEvent};
 ///         Ok(())
 ///     }
 /// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let store = Arc::new(Counting::default());
+/// let bus = EventBus::builder().shared_store(store.clone()).build()?;
+/// bus.on("user.created", |_ctx| async { Ok(()) })?;
+/// let errors: Vec<_> = futures::StreamExt::collect(bus.emit("user.created", "ada")).await;
+/// assert!(errors.is_empty());
+/// bus.close().await?;
+/// assert_eq!(store.events.load(Ordering::Relaxed), 1);
+/// assert_eq!(store.results.load(Ordering::Relaxed), 1);
+/// # Ok(()) }
 /// ```
 #[async_trait]
 pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
