@@ -1,5 +1,6 @@
-//! emit-throughput: one no-op listener; N small events emitted without
-//! awaiting their emissions, then `wait_for_idle`. Besides the peak RSS it
+//! emit-throughput: one no-op listener; N small events emitted with the
+//! backpressured `emit_async` without awaiting their emissions, then
+//! `wait_for_idle`. Besides the peak RSS it
 //! reports `backlog=`, the events not yet handled when the last emit
 //! returned.
 
@@ -31,7 +32,7 @@ async fn run(setup: Setup) -> Result<Report> {
 
     let start = Instant::now();
     for i in 0..setup.n {
-        bus.emit(TOPIC, i).detach();
+        bus.emit_async(TOPIC, i).await.detach();
     }
     // Events still waiting when the last emit returns: what the peak RSS
     // pays for when the pool falls behind the emitter.

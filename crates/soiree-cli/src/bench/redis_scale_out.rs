@@ -87,7 +87,7 @@ async fn run(setup: Setup) -> Result<Report> {
         .build()?;
     let start = Instant::now();
     for i in 0..setup.n {
-        producer.emit(TOPIC, i).detach();
+        producer.emit_async(TOPIC, i).await.detach();
     }
     producer.wait_for_idle().await;
     let deadline = start + LIMIT;

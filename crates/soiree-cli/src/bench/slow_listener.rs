@@ -42,7 +42,7 @@ async fn run(setup: Setup) -> Result<Report> {
 
     let start = Instant::now();
     for i in 0..setup.n {
-        bus.emit(TOPIC, i).detach();
+        bus.emit_async(TOPIC, i).await.detach();
     }
     bus.wait_for_idle().await;
     let elapsed = start.elapsed();

@@ -47,7 +47,7 @@ async fn run(setup: Setup) -> Result<Report> {
 
     let start = Instant::now();
     for (i, topic) in (0..setup.n).zip(topics.iter().cycle()) {
-        bus.emit(topic, i).detach();
+        bus.emit_async(topic, i).await.detach();
     }
     bus.wait_for_idle().await;
     let elapsed = start.elapsed();
