@@ -38,6 +38,11 @@ fail() {
 # Unit, integration and doc tests of every crate.
 cargo test --workspace --no-fail-fast || fail "cargo test --workspace"
 
+# The loom models of the pool's counters, in a target dir of their own (the
+# cfg changes every crate's build).
+RUSTFLAGS="--cfg soiree_loom" CARGO_TARGET_DIR=target/loom \
+  cargo test -p soiree --lib loom || fail "loom models"
+
 # Every example must run to completion.
 for example in quickstart typed error-handling ordering panics pools unique-id metrics shutdown; do
   echo "example: $example"

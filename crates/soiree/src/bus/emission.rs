@@ -58,7 +58,10 @@ enum Inner {
     Failed(Option<Error>),
     Running {
         state: Arc<EmissionState>,
-        bus: Arc<BusInner>,
+        /// Kept only for emissions made inside a job, which may have to run
+        /// their own job (see `poll_next`); others never need it, and
+        /// touching the bus's refcount on every emit costs.
+        bus: Option<Arc<BusInner>>,
         /// The emission's job, when this task took it over from the queue.
         inline: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     },
@@ -78,7 +81,8 @@ impl Emission {
         }
     }
 
-    pub(crate) fn running(state: Arc<EmissionState>, bus: Arc<BusInner>) -> Self {
+    pub(crate) fn running(state: Arc<EmissionState>, bus: &Arc<BusInner>) -> Self {
+        let bus = inside_job().then(|| Arc::clone(bus));
         Self {
             inner: Inner::Running {
                 state,
@@ -170,7 +174,11 @@ impl Stream for Emission {
         };
         // Inside a job, a queued emission may never get a worker (they may
         // all be waiting like this one): run it here instead.
-        if inline.is_none() && inside_job() && state.claim() {
+        if let Some(bus) = bus
+            && inline.is_none()
+            && inside_job()
+            && state.claim()
+        {
             *inline = Some(Box::pin(run_inline(Arc::clone(bus), Arc::clone(state))));
         }
         if let Some(job) = inline

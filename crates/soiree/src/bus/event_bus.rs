@@ -400,7 +400,7 @@ impl EventBus {
     /// Accepts a prepared emission without waiting.
     fn accept_now(&self, state: Arc<EmissionState>) -> Emission {
         match self.try_accept(&state) {
-            Ok(()) => Emission::running(state, Arc::clone(self.inner())),
+            Ok(()) => Emission::running(state, self.inner()),
             Err(rejected) => self.refuse(&state, rejected),
         }
     }
@@ -433,11 +433,11 @@ impl EventBus {
         let inner = self.inner();
         if inside_job() {
             return match self.try_accept(&state) {
-                Ok(()) => Emission::running(state, Arc::clone(inner)),
+                Ok(()) => Emission::running(state, inner),
                 Err(Rejected::Full) => {
                     // The caller runs it: waiting could wait for itself.
                     persist_inline(inner, Arc::clone(&state)).await;
-                    Emission::running(state, Arc::clone(inner))
+                    Emission::running(state, inner)
                 }
                 Err(rejected) => self.refuse(&state, rejected),
             };
@@ -463,7 +463,7 @@ impl EventBus {
         };
         unaccepted.0 = None;
         match accepted {
-            Ok(()) => Emission::running(state, Arc::clone(inner)),
+            Ok(()) => Emission::running(state, inner),
             Err(rejected) => self.refuse(&state, rejected),
         }
     }

@@ -10,10 +10,10 @@
 
 use crossbeam_utils::CachePadded;
 
-#[cfg(not(soiree_loom))]
+#[cfg(not(all(test, soiree_loom)))]
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-#[cfg(soiree_loom)]
+#[cfg(all(test, soiree_loom))]
 use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Which of the two counting slots a job was entered in.

@@ -207,8 +207,15 @@ impl<J: Send + 'static> WorkQueue<J> {
         if self.is_closed() {
             return Err((Rejected::Closed, queued));
         }
-        let runtime = Handle::try_current().ok();
-        if runtime.is_none() && self.alive.load(Ordering::SeqCst) == 0 {
+        // The runtime is looked up only when a worker may have to start:
+        // `Handle::try_current` clones a handle every thread shares.
+        let alive = self.alive.load(Ordering::SeqCst);
+        let runtime = if alive < self.target.load(Ordering::Acquire) {
+            Handle::try_current().ok()
+        } else {
+            None
+        };
+        if alive == 0 && runtime.is_none() {
             // Nobody could ever run it: refuse rather than queue it for good.
             return Err((Rejected::NoRuntime, queued));
         }
@@ -230,9 +237,14 @@ impl<J: Send + 'static> WorkQueue<J> {
     /// Cancelling drops the job unqueued (its slot stays entered).
     pub(crate) async fn push<H: Handler<J>>(
         self: &Arc<Self>,
-        mut queued: Queued<J>,
+        queued: Queued<J>,
         handler: impl Fn() -> H,
     ) -> Result<(), (Rejected, Queued<J>)> {
+        // The common case first: room, and no wake-up registered.
+        let mut queued = match self.try_push(queued, &handler) {
+            Err((Rejected::Full, back)) => back,
+            other => return other,
+        };
         loop {
             let room = self.room.notified();
             tokio::pin!(room);

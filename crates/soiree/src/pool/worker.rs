@@ -44,7 +44,10 @@ impl<J: Send + 'static> Place<J> {
             }
             let next = match queue.pop() {
                 Some(queued) => Some(queued),
-                None => queue.next().await,
+                None => match linger(&queue).await {
+                    Some(queued) => Some(queued),
+                    None => queue.next().await,
+                },
             };
             let Some(Queued { job, slot }) = next else {
                 break;
@@ -57,6 +60,25 @@ impl<J: Send + 'static> Place<J> {
         }
         self.exited = true;
     }
+}
+
+/// Scheduler turns an idle worker looks for more work before it parks.
+/// A producer emitting in a loop refills the queue within microseconds, and
+/// a worker that is still awake spares the producer a wake-up per job
+/// (measured with `soiree bench` on 2 cores: 6 turns beat 0, 2 and 16).
+const LINGER_TURNS: usize = 6;
+
+async fn linger<J: Send + 'static>(queue: &WorkQueue<J>) -> Option<Queued<J>> {
+    for _ in 0..LINGER_TURNS {
+        tokio::task::yield_now().await;
+        if let Some(queued) = queue.pop() {
+            return Some(queued);
+        }
+        if queue.is_closed() {
+            return None;
+        }
+    }
+    None
 }
 
 impl<J: Send + 'static> Drop for Place<J> {
