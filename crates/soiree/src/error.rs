@@ -164,7 +164,7 @@ impl Error {
 /// ```
 /// use std::time::Duration;
 /// use futures::StreamExt;
-/// use soiree::{Backoff, BoxError, Error, EventBus, Permanent, RetryPolicy};
+/// use soiree::{Backoff, Error, EventBus, Permanent, RetryPolicy};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let retry = RetryPolicy::attempts(5)
