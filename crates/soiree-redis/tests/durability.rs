@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use soiree::{EventBus, EventHistory, EventQueue};
+use soiree::{EventBus, EventQueue};
 use support::{builder, eventually};
 
 const LIMIT: Duration = Duration::from_secs(30);
