@@ -53,7 +53,10 @@ impl<J: Send + 'static> Place<J> {
                 break;
             };
             queue.metrics.started.inc();
-            queue.run_job(slot, &released, handler.run(job)).await;
+            // Pinned here, once: the job's future is large, and handing it
+            // down by value would copy it at every layer.
+            let job = std::pin::pin!(handler.run(job));
+            queue.run_job(slot, &released, job).await;
             // Let other tasks on this thread run between jobs that never
             // yield on their own.
             tokio::task::consume_budget().await;

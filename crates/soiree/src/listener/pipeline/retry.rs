@@ -38,11 +38,25 @@ where
             .next()
             .unwrap_or_default();
         tracing::debug!(%error, attempt = number, ?delay, "retrying listener");
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = context.done() => return Some(error),
-            () = shutdown.cancelled() => return Some(error),
+        // Boxed: the wait's timer and wake-ups are large, and kept inline
+        // they would grow (and be copied with) every listener run's future,
+        // though a retry is the rare case.
+        if !Box::pin(wait_to_retry(delay, context, shutdown)).await {
+            return Some(error);
         }
         number += 1;
+    }
+}
+
+/// Waits `delay`; false when the context is done or the bus closes first.
+async fn wait_to_retry(
+    delay: std::time::Duration,
+    context: &Context,
+    shutdown: &CancellationToken,
+) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(delay) => true,
+        () = context.done() => false,
+        () = shutdown.cancelled() => false,
     }
 }
