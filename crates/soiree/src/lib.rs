@@ -86,7 +86,8 @@ pub use metrics::MetricsRegistry;
 pub use pool::{DEFAULT_QUEUE_CAPACITY, Pool, PoolOptions};
 pub use retry::{Backoff, RetryPolicy};
 pub use store::{
-    Delivery, EventHistory, EventQueue, EventStore, HandlerDedup, MemoryStore, Page, StoredResult,
+    Delivery, EventHistory, EventQueue, EventStore, FailedDelivery, HandlerDedup, MemoryStore,
+    Page, StoredResult,
 };
 pub use topic::topic_matches;
 pub use typed::{

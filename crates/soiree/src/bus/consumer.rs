@@ -8,12 +8,12 @@ use futures::FutureExt;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
-use super::dispatch::{Delivered, Dispatcher, Work, handle_error};
+use super::dispatch::{Delivered, Dispatcher, Settled, Work, handle_error};
 use super::{BusInner, EmissionState};
 use crate::listener::panic_message;
 use crate::pool::Queued;
 use crate::topic::validate_topic;
-use crate::{Error, EventQueue};
+use crate::{Error, FailedDelivery};
 
 /// The most receipts acknowledged in one call.
 const ACK_BATCH: usize = 512;
@@ -48,7 +48,7 @@ pub(crate) fn start(core: &Arc<BusInner>) {
     *config.consumer_task() = Some(consumer);
 }
 
-async fn consume(bus: Weak<BusInner>, acks: mpsc::UnboundedSender<String>) {
+async fn consume(bus: Weak<BusInner>, acks: mpsc::UnboundedSender<Settled>) {
     let Some(strong) = bus.upgrade() else { return };
     let shutdown = strong.consumer.shutdown.clone();
     let poll_wait = strong.consumer.poll_wait;
@@ -120,11 +120,16 @@ async fn consume(bus: Weak<BusInner>, acks: mpsc::UnboundedSender<String>) {
                 Ok(topic) => bus_config.index.route(topic),
                 Err(err) => {
                     // Not deliverable to any listener: tell the error handler
-                    // (or the log) and take it off the queue.
+                    // (or the log), and hand it to the queue's `fail` so it
+                    // stays visible.
+                    let failure = err.to_string();
                     if let Some(err) = handle_error(bus_config, &event, err) {
                         tracing::warn!(%err, "queued event with an invalid topic");
                     }
-                    let _ = acks.send(delivery.receipt);
+                    let _ = acks.send(Settled {
+                        receipt: delivery.receipt,
+                        failure: Some(failure),
+                    });
                     continue;
                 }
             };
@@ -152,35 +157,55 @@ async fn consume(bus: Weak<BusInner>, acks: mpsc::UnboundedSender<String>) {
     }
 }
 
-/// Acknowledges finished deliveries in batches; ends when the consumer and
-/// every delivery job are gone, after a last flush.
-async fn acknowledge(bus: Weak<BusInner>, mut receipts: mpsc::UnboundedReceiver<String>) {
+/// Settles finished deliveries in batches — acknowledged, or handed to the
+/// queue's `fail` — and ends when the consumer and every delivery job are
+/// gone, after a last flush.
+async fn acknowledge(bus: Weak<BusInner>, mut settled: mpsc::UnboundedReceiver<Settled>) {
     let mut batch = Vec::with_capacity(ACK_BATCH);
-    while receipts.recv_many(&mut batch, ACK_BATCH).await > 0 {
+    let mut receipts = Vec::with_capacity(ACK_BATCH);
+    let mut failures = Vec::new();
+    while settled.recv_many(&mut batch, ACK_BATCH).await > 0 {
         let Some(core) = bus.upgrade() else { return };
         let Some(queue) = core.store.as_deref().and_then(|s| s.queue()) else {
             return;
         };
-        ack_with_retry(queue, &batch).await;
-        batch.clear();
+        for Settled { receipt, failure } in batch.drain(..) {
+            match failure {
+                None => receipts.push(receipt),
+                Some(error) => failures.push(FailedDelivery { receipt, error }),
+            }
+        }
+        if !receipts.is_empty() {
+            with_retry("ack", receipts.len(), || queue.ack(&receipts)).await;
+            receipts.clear();
+        }
+        if !failures.is_empty() {
+            with_retry("fail", failures.len(), || queue.fail(&failures)).await;
+            failures.clear();
+        }
     }
 }
 
-async fn ack_with_retry(queue: &dyn EventQueue, receipts: &[String]) {
+/// Retries a settling call a few times; gives up loudly (the deliveries are
+/// then delivered again: at least once).
+async fn with_retry<'a, F, Fut>(what: &str, count: usize, mut call: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::Result<()>> + 'a,
+{
     let mut pause = RETRY_PAUSE;
     for _ in 0..5 {
-        match queue.ack(receipts).await {
+        match call().await {
             Ok(()) => return,
             Err(err) => {
-                tracing::warn!(%err, count = receipts.len(), "ack failed; retrying");
+                tracing::warn!(%err, count, "{what} failed; retrying");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(MAX_RETRY_PAUSE);
             }
         }
     }
-    let err = Error::store(format!(
-        "gave up acknowledging {} deliveries",
-        receipts.len()
-    ));
-    tracing::error!(%err, "they will be delivered again");
+    tracing::error!(
+        count,
+        "gave up settling deliveries ({what}): they will be delivered again"
+    );
 }

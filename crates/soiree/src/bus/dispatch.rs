@@ -26,9 +26,17 @@ pub(crate) enum Work {
 pub(crate) struct Delivered {
     pub(crate) route: SharedRoute<ListenerEntry>,
     pub(crate) receipt: String,
-    pub(crate) acks: mpsc::UnboundedSender<String>,
+    pub(crate) acks: mpsc::UnboundedSender<Settled>,
     /// Held until the delivery's job ends: one of the consumer's in-flight slots.
     pub(crate) _permit: OwnedSemaphorePermit,
+}
+
+/// How a delivery ended, for the consumer's acknowledger: acknowledged, or
+/// handed to the queue's `fail` with its first error.
+#[derive(Debug)]
+pub(crate) struct Settled {
+    pub(crate) receipt: String,
+    pub(crate) failure: Option<String>,
 }
 
 /// One job's dispatch: the bus, the emission and its route, shared by the
@@ -90,7 +98,10 @@ pub(crate) async fn run(bus: &Arc<BusInner>, state: Arc<EmissionState>) {
     if let Work::Deliver(delivered) = &state.work {
         // The consumer's acker is gone only when the bus is closing; the
         // entry then stays pending and is delivered again.
-        let _ = delivered.acks.send(delivered.receipt.clone());
+        let _ = delivered.acks.send(Settled {
+            receipt: delivered.receipt.clone(),
+            failure: state.first_error().map(str::to_owned),
+        });
     }
 }
 

@@ -263,6 +263,9 @@ pub(crate) struct EmissionState {
     dispatch: AtomicU8,
     /// `PERSIST_*`: how persisting went.
     persist: AtomicU8,
+    /// The first error that reached the emission, as text: a delivery that
+    /// failed is handed to the queue's `fail` with it.
+    first_error: std::sync::OnceLock<String>,
     errors: Mutex<VecDeque<Error>>,
     waker: AtomicWaker,
     finished: AtomicBool,
@@ -288,6 +291,7 @@ impl EmissionState {
             } else {
                 PERSIST_PENDING
             }),
+            first_error: std::sync::OnceLock::new(),
             errors: Mutex::new(VecDeque::new()),
             waker: AtomicWaker::new(),
             finished: AtomicBool::new(false),
@@ -298,6 +302,9 @@ impl EmissionState {
     /// Delivers an error to the caller (or to the log once nobody watches);
     /// the first one reserves room for `reserve` errors.
     pub(crate) fn push_error(&self, error: Error, reserve: usize) {
+        if self.first_error.get().is_none() {
+            let _ = self.first_error.set(error.to_string());
+        }
         {
             let mut errors = self.errors();
             if errors.capacity() == 0 {
@@ -310,6 +317,11 @@ impl EmissionState {
         } else {
             self.waker.wake();
         }
+    }
+
+    /// The first error that reached the emission, if any.
+    pub(crate) fn first_error(&self) -> Option<&str> {
+        self.first_error.get().map(String::as_str)
     }
 
     /// Marks the job as ready to run: from here a worker or an awaiting

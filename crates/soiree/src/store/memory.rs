@@ -8,7 +8,10 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{Delivery, EventHistory, EventQueue, EventStore, HandlerDedup, Page, StoredResult};
+use super::{
+    Delivery, EventHistory, EventQueue, EventStore, FailedDelivery, HandlerDedup, Page,
+    StoredResult,
+};
 use crate::{Error, Result, StoredEvent};
 
 /// Deliveries not acknowledged within this time are delivered again.
@@ -51,6 +54,7 @@ struct State {
     next_receipt: u64,
     ready: VecDeque<Queued>,
     in_flight: HashMap<String, (Queued, Instant)>,
+    dead_letters: Vec<(StoredEvent, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +114,32 @@ impl MemoryStore {
     /// Every stored result, oldest first.
     pub fn results(&self) -> Vec<StoredResult> {
         self.lock().results.clone()
+    }
+
+    /// Failed deliveries of the queue, each with its first error, oldest
+    /// first (see [`EventQueue::fail`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use soiree::{EventBus, MemoryStore};
+    /// use std::sync::Arc;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> soiree::Result<()> {
+    /// let store = Arc::new(MemoryStore::queue());
+    /// let bus = EventBus::builder().shared_store(store.clone()).build()?;
+    /// bus.on("job.run", |_ctx| async { Err("disk full".into()) })?;
+    /// let mut emission = bus.emit("job.run", 1);
+    /// emission.persisted().await?;
+    /// bus.wait_for_idle().await;
+    /// let dead = store.dead_letters();
+    /// assert_eq!(dead.len(), 1);
+    /// assert!(dead[0].1.contains("disk full"));
+    /// bus.close().await
+    /// # }
+    /// ```
+    pub fn dead_letters(&self) -> Vec<(StoredEvent, String)> {
+        self.lock().dead_letters.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -224,6 +254,18 @@ impl EventQueue for MemoryStore {
         let mut state = self.lock();
         for receipt in receipts {
             state.in_flight.remove(receipt);
+        }
+        Ok(())
+    }
+
+    async fn fail(&self, failures: &[FailedDelivery]) -> Result<()> {
+        let mut state = self.lock();
+        for failure in failures {
+            if let Some((queued, _)) = state.in_flight.remove(&failure.receipt) {
+                state
+                    .dead_letters
+                    .push((queued.event, failure.error.clone()));
+            }
         }
         Ok(())
     }

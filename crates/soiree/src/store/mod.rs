@@ -21,5 +21,5 @@ pub use dedup::HandlerDedup;
 pub use event_store::EventStore;
 pub use history::{EventHistory, Page};
 pub use memory::MemoryStore;
-pub use queue::{Delivery, EventQueue};
+pub use queue::{Delivery, EventQueue, FailedDelivery};
 pub use result::StoredResult;

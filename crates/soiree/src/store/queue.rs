@@ -17,6 +17,17 @@ pub struct Delivery {
     pub delivery_count: u32,
 }
 
+/// A delivery that failed: a listener still failed (or panicked) after its
+/// retries, or the entry could not be dispatched at all (an invalid topic).
+/// Passed to [`EventQueue::fail`] so the store keeps it visible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedDelivery {
+    /// The delivery's receipt.
+    pub receipt: String,
+    /// The first error, as text (what an operator sees beside a dead letter).
+    pub error: String,
+}
+
 /// A durable queue of events.
 ///
 /// An event stays in the queue until a consumer acknowledges it; a delivery
@@ -64,6 +75,29 @@ pub trait EventQueue: Send + Sync {
     /// Implementations must tolerate cancellation: a cancelled call may or
     /// may not have taken effect, and the bus treats it as not done.
     async fn ack(&self, receipts: &[String]) -> Result<()>;
+
+    /// Takes failed deliveries off the consumer: the store keeps them visible
+    /// and replayable (a dead-letter list, or a retry later), never drops them
+    /// silently. The bus calls it, in batches, instead of
+    /// [`ack`](Self::ack) for deliveries whose listeners failed after their
+    /// retries (errors the error handler swallowed do not count) and for
+    /// entries it cannot dispatch.
+    ///
+    /// The default acknowledges them, for stores without a place for
+    /// failures: the errors then reach only the bus's error handler and log.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when it was not recorded; the
+    /// events may then be delivered again.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`ack`](Self::ack).
+    async fn fail(&self, failures: &[FailedDelivery]) -> Result<()> {
+        let receipts: Vec<String> = failures.iter().map(|f| f.receipt.clone()).collect();
+        self.ack(&receipts).await
+    }
 
     /// The number of events not yet acknowledged: queued and in flight.
     ///
