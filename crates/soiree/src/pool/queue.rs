@@ -68,7 +68,6 @@ pub(crate) struct WorkQueue<J> {
     work: Notify,
     /// Wakes submitters waiting for room.
     room: Notify,
-    room_waiters: AtomicUsize,
     /// Workers wanted, and worker tasks alive.
     target: AtomicUsize,
     pub(crate) alive: AtomicUsize,
@@ -141,7 +140,6 @@ impl<J: Send + 'static> WorkQueue<J> {
             items: ArrayQueue::new(options.queue_capacity),
             work: Notify::new(),
             room: Notify::new(),
-            room_waiters: AtomicUsize::new(0),
             target: AtomicUsize::new(options.workers),
             alive: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
@@ -249,8 +247,6 @@ impl<J: Send + 'static> WorkQueue<J> {
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            self.room_waiters.fetch_add(1, Ordering::SeqCst);
-            let _waiting = Counted(&self.room_waiters);
             match self.try_push(queued, &handler) {
                 Err((Rejected::Full, back)) => queued = back,
                 other => return other,
@@ -289,12 +285,12 @@ impl<J: Send + 'static> WorkQueue<J> {
         }
     }
 
-    /// Takes the next job, telling submitters waiting for room.
+    /// Takes the next job, telling submitters waiting for room. Always
+    /// told (a stored permit when nobody waits): checking for waiters first
+    /// would need a fence pairing with theirs to be sound.
     pub(crate) fn pop(&self) -> Option<Queued<J>> {
         let queued = self.items.pop()?;
-        if self.room_waiters.load(Ordering::SeqCst) > 0 {
-            self.room.notify_one();
-        }
+        self.room.notify_one();
         Some(queued)
     }
 
