@@ -57,7 +57,12 @@
 //! | a panicking listener | skips the remaining listeners | the others still run |
 //! | matching | scans every pattern per emit | segment trie and per-topic cache |
 //! | queue store | pops without acknowledgement | acknowledged after dispatch, redelivered on crash |
-//! | `wait_for_idle` | busy-spins | sleeps until notified |
+//! | `wait_for_idle` | busy-spins | sleeps until notified; waits only for earlier emissions |
+//! | a fast producer | unbounded queue | bounded queue: [`EventBus::emit_async`] waits, [`EventBus::emit`] yields [`Error::QueueFull`] |
+//! | emit with a store | persists on the listeners' workers | persists on a path of its own, then dispatches ([`Emission::persisted`]) |
+//! | a failed delivery from a queue | lost | handed to [`EventQueue::fail`] (dead letters) |
+//! | a listener awaiting its own bus | can deadlock | runs the awaited work itself |
+//! | exit with work queued | silent loss | a warning with the counts; `close` persists and drains |
 
 #![doc(test(attr(deny(warnings))))]
 
