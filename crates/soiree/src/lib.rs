@@ -86,7 +86,7 @@ pub use retry::{Backoff, RetryPolicy};
 pub use store::{
     Delivery, EventHistory, EventQueue, EventStore, HandlerDedup, MemoryStore, Page, StoredResult,
 };
-pub use topic::topic_matches;
+pub use topic::{MAX_TOPIC_LEN, MAX_TOPIC_SEGMENTS, topic_matches};
 pub use typed::{
     ObservabilitySpec, TypedListener, TypedTopic, bind_listener, bind_typed_listener,
     unwrap_payload,
