@@ -14,7 +14,8 @@
 //! nodes, so it costs `O(segments × reachable nodes)` whatever the patterns.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::mem::size_of;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crossbeam_utils::CachePadded;
 use dashmap::DashMap;
@@ -22,9 +23,14 @@ use foldhash::fast::RandomState;
 
 use super::Specificity;
 
-/// Routes kept before the cache is cleared, so that topics carrying ids
-/// (`user.123.created`) cannot grow it without bound.
-const ROUTE_CACHE_CAPACITY: usize = 16 * 1024;
+/// The approximate bytes the cached routes may hold before the cache is
+/// cleared, so that topics carrying ids (`user.123.created`) cannot grow it
+/// without bound.
+const ROUTE_CACHE_BUDGET: usize = 4 * 1024 * 1024;
+
+/// Routes for topics longer than this are computed on every emit, never
+/// cached: a few of them would take the whole budget.
+const ROUTE_CACHE_MAX_TOPIC_LEN: usize = 1024;
 
 /// A route as the cache hands it out: padded, so that the refcount, which
 /// every emit writes, does not share a cache line with the listener list that
@@ -54,6 +60,10 @@ pub(crate) struct TopicIndex<T> {
     trie: RwLock<Trie<T>>,
     /// Keyed with foldhash: a fast hash with a per-process random seed.
     routes: DashMap<Arc<str>, SharedRoute<T>, RandomState>,
+    /// The approximate bytes held by `routes`. Written only by misses (which
+    /// insert under this lock) and by `insert`/`remove` (which clear the
+    /// cache under the trie's write lock): never on a cache hit.
+    cached_bytes: Mutex<usize>,
 }
 
 #[derive(Debug)]
@@ -121,6 +131,7 @@ impl<T> Default for TopicIndex<T> {
                 patterns: HashMap::new(),
             }),
             routes: DashMap::with_hasher(RandomState::default()),
+            cached_bytes: Mutex::new(0),
         }
     }
 }
@@ -145,7 +156,7 @@ impl<T> TopicIndex<T> {
             trie.insert_path(&pattern);
             trie.patterns.insert(pattern, vec![entry]);
         }
-        self.routes.clear();
+        self.clear_routes();
         Ok(())
     }
 
@@ -169,7 +180,7 @@ impl<T> TopicIndex<T> {
             trie.patterns.remove(pattern);
             trie.remove_path(pattern);
         }
-        self.routes.clear();
+        self.clear_routes();
         Ok(removed)
     }
 
@@ -191,11 +202,37 @@ impl<T> TopicIndex<T> {
             topic: Arc::clone(&topic),
             listeners,
         }));
-        if self.routes.len() >= ROUTE_CACHE_CAPACITY {
-            self.routes.clear();
+        if topic.len() <= ROUTE_CACHE_MAX_TOPIC_LEN {
+            self.cache(topic, &route);
         }
-        self.routes.insert(topic, Arc::clone(&route));
         route
+    }
+
+    /// Caches a route computed under the trie's read lock, clearing the cache
+    /// first when the route would take it over budget.
+    fn cache(&self, topic: Arc<str>, route: &SharedRoute<T>) {
+        let cost = route_cost(route);
+        if cost > ROUTE_CACHE_BUDGET {
+            return;
+        }
+        let mut bytes = lock(&self.cached_bytes);
+        if *bytes + cost > ROUTE_CACHE_BUDGET {
+            self.routes.clear();
+            *bytes = 0;
+        }
+        // Another miss on the same topic may have cached it meanwhile.
+        if let Some(replaced) = self.routes.insert(topic, Arc::clone(route)) {
+            *bytes = bytes.saturating_sub(route_cost(&replaced));
+        }
+        *bytes += cost;
+    }
+
+    /// Called with the trie's write lock held, so that no miss is filling
+    /// the cache.
+    fn clear_routes(&self) {
+        let mut bytes = lock(&self.cached_bytes);
+        self.routes.clear();
+        *bytes = 0;
     }
 
     /// Every registered pattern with its listeners, in no particular order.
@@ -220,6 +257,25 @@ impl<T> TopicIndex<T> {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// No user code runs under the lock: a poisoned one is still consistent.
+fn lock(bytes: &Mutex<usize>) -> std::sync::MutexGuard<'_, usize> {
+    bytes
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The approximate bytes a cached route holds: its topic and listener list,
+/// the two `Arc` allocations and the map's entry.
+fn route_cost<T>(route: &SharedRoute<T>) -> usize {
+    const ARC_COUNTS: usize = 2 * size_of::<usize>();
+    route.topic.len()
+        + route.listeners.capacity() * size_of::<Arc<T>>()
+        + 2 * ARC_COUNTS
+        + size_of::<CachePadded<Route<T>>>()
+        + size_of::<(Arc<str>, SharedRoute<T>)>()
+        + size_of::<usize>()
 }
 
 /// The result of a walk: matching patterns (possibly repeated) and the
@@ -531,5 +587,63 @@ mod tests {
             }
             drop(index);
         });
+    }
+
+    fn cached_bytes(index: &TopicIndex<&'static str>) -> usize {
+        *lock(&index.cached_bytes)
+    }
+
+    fn recounted_bytes(index: &TopicIndex<&'static str>) -> usize {
+        index
+            .routes
+            .iter()
+            .map(|entry| route_cost(entry.value()))
+            .sum()
+    }
+
+    #[test]
+    fn the_route_cache_stays_within_its_byte_budget() {
+        let index = TopicIndex::default();
+        index.insert("**", Arc::new("all"), |_| false).unwrap();
+        index.insert("t.*", Arc::new("t"), |_| false).unwrap();
+        // Topics as long as are cached, enough of them to pass the budget
+        // a few times.
+        let distinct = 10_000;
+        for i in 0..distinct {
+            let topic = format!("t.{i:0>width$}", width = ROUTE_CACHE_MAX_TOPIC_LEN - 2);
+            assert_eq!(topic.len(), ROUTE_CACHE_MAX_TOPIC_LEN);
+            assert_eq!(listeners(&index, &topic), ["t", "all"]);
+            assert!(cached_bytes(&index) <= ROUTE_CACHE_BUDGET);
+            if i % 1_000 == 0 {
+                assert_eq!(cached_bytes(&index), recounted_bytes(&index));
+            }
+        }
+        assert_eq!(cached_bytes(&index), recounted_bytes(&index));
+        assert!(index.routes.len() < distinct, "the cache was cleared");
+        assert!(index.routes.len() > distinct / 10, "it held many routes");
+
+        // Longer topics are routed but never cached.
+        let held = index.routes.len();
+        let long = "x".repeat(60 * 1024);
+        for i in 0..1_000 {
+            let topic = format!("t.{i}{long}");
+            assert_eq!(listeners(&index, &topic), ["t", "all"]);
+        }
+        assert_eq!(index.routes.len(), held);
+        assert_eq!(cached_bytes(&index), recounted_bytes(&index));
+
+        // Changes clear the cache and its count.
+        index.insert("u", Arc::new("u"), |_| false).unwrap();
+        assert_eq!((index.routes.len(), cached_bytes(&index)), (0, 0));
+    }
+
+    #[test]
+    fn a_route_cached_twice_is_counted_once() {
+        let index = TopicIndex::default();
+        index.insert("a", Arc::new("a"), |_| false).unwrap();
+        let route = index.route("a");
+        index.cache(Arc::clone(&route.topic), &route);
+        assert_eq!(cached_bytes(&index), route_cost(&route));
+        assert_eq!(cached_bytes(&index), recounted_bytes(&index));
     }
 }
