@@ -3,7 +3,7 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use futures::StreamExt;
 use soiree::{EventBus, MetricsRegistry, topic_matches};
 
@@ -11,6 +11,17 @@ fn matching(c: &mut Criterion) {
     c.bench_function("topic_matches/globstar", |b| {
         b.iter(|| topic_matches(black_box("event.**.run"), black_box("event.some.thing.run")));
     });
+    // The longest topic a bus accepts, against two `**`: no match, so the
+    // whole topic is scanned.
+    let long = long_topic();
+    c.bench_function("topic_matches/256_segments_two_globstars", |b| {
+        b.iter(|| topic_matches(black_box("a.**.x.**.b"), black_box(&long)));
+    });
+}
+
+/// 256 segments of `a`, as many as a topic may have.
+fn long_topic() -> String {
+    vec!["a"; 256].join(".")
 }
 
 fn routing(c: &mut Criterion) {
@@ -31,6 +42,25 @@ fn routing(c: &mut Criterion) {
     // The route cache answers after the first lookup of each topic.
     c.bench_function("interested_in/1k_patterns", |b| {
         b.iter(|| bus.interested_in(black_box("svc7.user.created")));
+    });
+
+    // A cache miss: the trie walk itself, on a long topic with several `**`
+    // patterns active at every segment. Registering and removing a listener
+    // (untimed) clears the cache before each lookup.
+    for pattern in ["**.x.**.b", "a.**.a.**.c", "**.a.*.**", "a.**"] {
+        bus.on(pattern, |_ctx| async { Ok(()) })
+            .expect("valid pattern");
+    }
+    let long = long_topic();
+    c.bench_function("route_miss/256_segments_globstars", |b| {
+        b.iter_batched(
+            || {
+                let id = bus.on("unrelated", |_ctx| async { Ok(()) }).expect("valid");
+                bus.off("unrelated", &id).expect("registered");
+            },
+            |()| bus.interested_in(black_box(&long)),
+            BatchSize::PerIteration,
+        );
     });
 }
 

@@ -28,10 +28,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A topic name or pattern is empty, has an empty segment, contains `?` or
-    /// `[`, or (for an emitted topic) contains a wildcard.
+    /// `[`, is longer than [`MAX_TOPIC_LEN`](crate::MAX_TOPIC_LEN) bytes or
+    /// has more than [`MAX_TOPIC_SEGMENTS`](crate::MAX_TOPIC_SEGMENTS)
+    /// segments, or (for an emitted topic) contains a wildcard.
     #[error("invalid topic name {name:?}: {reason}")]
     InvalidTopicName {
-        /// The name as given.
+        /// The name as given, cut to its first 64 characters followed by `…`
+        /// when it is longer, so that a huge name makes a small error.
         name: String,
         /// Why it was rejected.
         reason: &'static str,
@@ -143,10 +146,33 @@ impl Error {
     }
 
     pub(crate) fn invalid_topic(name: &str, reason: &'static str) -> Self {
-        Self::InvalidTopicName {
-            name: name.to_owned(),
-            reason,
+        /// The characters of a rejected name that its error keeps.
+        const SHOWN_CHARS: usize = 64;
+        let name = match name.char_indices().nth(SHOWN_CHARS) {
+            Some((cut, _)) => format!("{}…", &name[..cut]),
+            None => name.to_owned(),
+        };
+        Self::InvalidTopicName { name, reason }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown_name(name: &str) -> String {
+        match Error::invalid_topic(name, "test") {
+            Error::InvalidTopicName { name, .. } => name,
+            other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn invalid_topic_names_are_cut_to_64_characters() {
+        let short = "é".repeat(64);
+        assert_eq!(shown_name(&short), short);
+        let long = format!("{short}x{}", "y".repeat(1 << 20));
+        assert_eq!(shown_name(&long), format!("{short}…"));
     }
 }
 

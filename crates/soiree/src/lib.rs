@@ -49,6 +49,20 @@
 //! | metrics | [`MetricsRegistry`] | Prometheus pool and listener metrics |
 //! | workflows | [`workflow`] | the workflow topics and payloads of the Go package |
 //!
+//! # Topics
+//!
+//! A topic is a dot-separated name such as `user.created`; listeners register
+//! on patterns, where `*` matches exactly one segment and `**` zero or more,
+//! except that a trailing `**` after another segment needs at least one
+//! (`event.**` does not match `event`; a lone `**` matches everything). Names
+//! are trimmed; empty segments, `?` and `[` are rejected, and so is any name
+//! with more than [`MAX_TOPIC_SEGMENTS`] (256) segments or more than
+//! [`MAX_TOPIC_LEN`] (64 KiB) bytes: [`EventBus::on`], [`EventBus::off`] and
+//! [`EventBus::emit`] return [`Error::InvalidTopicName`] (whose `name` keeps
+//! the first 64 characters), and [`topic_matches`] reports no match.
+//! Matching an emitted topic costs time linear in its segments, whatever the
+//! patterns, and the per-topic route cache is bounded in bytes.
+//!
 //! # Features of the design
 //!
 //! | | Go package | Soiree for Rust |
@@ -94,7 +108,7 @@ pub use store::{
     Delivery, EventHistory, EventQueue, EventStore, FailedDelivery, HandlerDedup, MemoryStore,
     Page, StoredResult,
 };
-pub use topic::topic_matches;
+pub use topic::{MAX_TOPIC_LEN, MAX_TOPIC_SEGMENTS, topic_matches};
 pub use typed::{
     ObservabilitySpec, TypedListener, TypedTopic, bind_listener, bind_typed_listener,
     unwrap_payload,

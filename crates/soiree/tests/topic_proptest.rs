@@ -55,6 +55,20 @@ fn topic_strategy() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Valid patterns with several `**`, often next to each other or to `*`.
+fn globstar_pattern_strategy() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop::sample::select(&["a", "b", "*", "**", "**", "**"][..]),
+        1..=10,
+    )
+    .prop_map(|s| s.join("."))
+}
+
+/// Valid topics long enough for several `**` to split them many ways.
+fn long_topic_strategy() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(&["a", "b"][..]), 1..=14).prop_map(|s| s.join("."))
+}
+
 fn is_valid_pattern(name: &str) -> bool {
     let name = name.trim();
     !name.is_empty()
@@ -144,6 +158,42 @@ proptest! {
         let errors: Vec<Error> = runtime.block_on(async { bus.emit(&topic, ()).collect().await });
         prop_assert_eq!(errors.is_empty(), is_valid_topic(&topic), "{:?}", errors);
         for ((pattern, calls), expected) in patterns.iter().zip(&calls).zip(&expected) {
+            prop_assert_eq!(
+                calls.load(Ordering::SeqCst),
+                usize::from(*expected),
+                "{:?} on {:?}", pattern, topic
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn several_globstars_match_and_route_like_the_reference(
+        patterns in prop::collection::vec(globstar_pattern_strategy(), 1..8),
+        topic in long_topic_strategy(),
+    ) {
+        let bus = EventBus::new();
+        let calls: Vec<Arc<AtomicUsize>> = patterns.iter().map(|_| Arc::default()).collect();
+        for (pattern, calls) in patterns.iter().zip(&calls) {
+            let calls = Arc::clone(calls);
+            bus.on(pattern, move |_ctx| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { Ok(()) }
+            })
+            .expect("a valid pattern");
+        }
+        let expected: Vec<bool> = patterns.iter().map(|p| reference_matches(p, &topic)).collect();
+        for (pattern, expected) in patterns.iter().zip(&expected) {
+            prop_assert_eq!(topic_matches(pattern, &topic), *expected, "{:?} on {:?}", pattern, topic);
+        }
+        prop_assert_eq!(bus.interested_in(&topic), expected.iter().any(|m| *m));
+        let errors: Vec<Error> = runtime().block_on(async { bus.emit(&topic, ()).collect().await });
+        prop_assert!(errors.is_empty(), "{:?}", errors);
+        for ((pattern, calls), expected) in patterns.iter().zip(&calls).zip(&expected) {
+            // A pattern drawn twice has two listeners, each called once.
             prop_assert_eq!(
                 calls.load(Ordering::SeqCst),
                 usize::from(*expected),

@@ -6,9 +6,16 @@
 //! caches the ordered listener list. `insert` and `remove` clear the cache
 //! while holding the trie's write lock, and misses fill it while holding the
 //! read lock, so a stale route can never be cached after a change.
+//!
+//! The trie's nodes live in one `Vec` and refer to each other by index, and
+//! every operation on it is a loop: no pattern or topic, however long, makes
+//! anything recurse per segment (dropping included). The walk is an NFA
+//! simulation, one step per topic segment over a deduplicated set of active
+//! nodes, so it costs `O(segments × reachable nodes)` whatever the patterns.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::collections::HashMap;
+use std::mem::size_of;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crossbeam_utils::CachePadded;
 use dashmap::DashMap;
@@ -16,9 +23,14 @@ use foldhash::fast::RandomState;
 
 use super::Specificity;
 
-/// Routes kept before the cache is cleared, so that topics carrying ids
-/// (`user.123.created`) cannot grow it without bound.
-const ROUTE_CACHE_CAPACITY: usize = 16 * 1024;
+/// The approximate bytes the cached routes may hold before the cache is
+/// cleared, so that topics carrying ids (`user.123.created`) cannot grow it
+/// without bound.
+const ROUTE_CACHE_BUDGET: usize = 4 * 1024 * 1024;
+
+/// Routes for topics longer than this are computed on every emit, never
+/// cached: a few of them would take the whole budget.
+const ROUTE_CACHE_MAX_TOPIC_LEN: usize = 1024;
 
 /// A route as the cache hands it out: padded, so that the refcount, which
 /// every emit writes, does not share a cache line with the listener list that
@@ -48,33 +60,78 @@ pub(crate) struct TopicIndex<T> {
     trie: RwLock<Trie<T>>,
     /// Keyed with foldhash: a fast hash with a per-process random seed.
     routes: DashMap<Arc<str>, SharedRoute<T>, RandomState>,
+    /// The approximate bytes held by `routes`. Written only by misses (which
+    /// insert under this lock) and by `insert`/`remove` (which clear the
+    /// cache under the trie's write lock): never on a cache hit.
+    cached_bytes: Mutex<usize>,
 }
 
 #[derive(Debug)]
 struct Trie<T> {
-    root: Node,
+    /// `nodes[ROOT]` is the root; removed nodes are reset and listed in
+    /// `free` for reuse.
+    nodes: Vec<Node>,
+    free: Vec<NodeId>,
     /// Listeners per pattern, in registration order.
     patterns: HashMap<Arc<str>, Vec<Arc<T>>>,
 }
 
+type NodeId = usize;
+
+const ROOT: NodeId = 0;
+
 #[derive(Debug, Default)]
 struct Node {
-    depth: usize,
-    literals: HashMap<Box<str>, Node>,
-    star: Option<Box<Node>>,
-    globstar: Option<Box<Node>>,
+    literals: HashMap<Box<str>, NodeId, RandomState>,
+    star: Option<NodeId>,
+    globstar: Option<NodeId>,
+    /// A node reached by a `**`: it stays active as the `**` consumes
+    /// segments.
+    loops: bool,
+    /// A node reached by a `**` that is not its pattern's first segment: a
+    /// pattern ending here needs that `**` to consume at least one segment.
+    needs_one: bool,
     /// The pattern that ends at this node, if any.
     terminal: Option<Arc<str>>,
+}
+
+impl Node {
+    fn is_empty(&self) -> bool {
+        self.terminal.is_none()
+            && self.star.is_none()
+            && self.globstar.is_none()
+            && self.literals.is_empty()
+    }
+}
+
+/// An edge from a node to a child.
+#[derive(Debug, Clone, Copy)]
+enum Edge<'p> {
+    Literal(&'p str),
+    Star,
+    Globstar,
+}
+
+impl<'p> Edge<'p> {
+    fn of(segment: &'p str) -> Self {
+        match segment {
+            "*" => Edge::Star,
+            "**" => Edge::Globstar,
+            literal => Edge::Literal(literal),
+        }
+    }
 }
 
 impl<T> Default for TopicIndex<T> {
     fn default() -> Self {
         Self {
             trie: RwLock::new(Trie {
-                root: Node::default(),
+                nodes: vec![Node::default()],
+                free: Vec::new(),
                 patterns: HashMap::new(),
             }),
             routes: DashMap::with_hasher(RandomState::default()),
+            cached_bytes: Mutex::new(0),
         }
     }
 }
@@ -96,10 +153,10 @@ impl<T> TopicIndex<T> {
             listeners.push(entry);
         } else {
             let pattern: Arc<str> = Arc::from(pattern);
-            trie.root.insert(&pattern);
+            trie.insert_path(&pattern);
             trie.patterns.insert(pattern, vec![entry]);
         }
-        self.routes.clear();
+        self.clear_routes();
         Ok(())
     }
 
@@ -121,9 +178,9 @@ impl<T> TopicIndex<T> {
         let removed = listeners.remove(position);
         if listeners.is_empty() {
             trie.patterns.remove(pattern);
-            trie.root.remove(pattern);
+            trie.remove_path(pattern);
         }
-        self.routes.clear();
+        self.clear_routes();
         Ok(removed)
     }
 
@@ -133,8 +190,8 @@ impl<T> TopicIndex<T> {
             return Arc::clone(route.value());
         }
         let trie = self.read();
-        let mut patterns = trie.root.matching(topic);
-        patterns.sort_by(|a, b| Specificity::of(a).cmp(&Specificity::of(b)));
+        let mut patterns = trie.matching(topic).patterns;
+        patterns.sort_by_cached_key(|pattern| Specificity::of(pattern));
         patterns.dedup();
         let listeners = patterns
             .iter()
@@ -145,11 +202,37 @@ impl<T> TopicIndex<T> {
             topic: Arc::clone(&topic),
             listeners,
         }));
-        if self.routes.len() >= ROUTE_CACHE_CAPACITY {
-            self.routes.clear();
+        if topic.len() <= ROUTE_CACHE_MAX_TOPIC_LEN {
+            self.cache(topic, &route);
         }
-        self.routes.insert(topic, Arc::clone(&route));
         route
+    }
+
+    /// Caches a route computed under the trie's read lock, clearing the cache
+    /// first when the route would take it over budget.
+    fn cache(&self, topic: Arc<str>, route: &SharedRoute<T>) {
+        let cost = route_cost(route);
+        if cost > ROUTE_CACHE_BUDGET {
+            return;
+        }
+        let mut bytes = lock(&self.cached_bytes);
+        if *bytes + cost > ROUTE_CACHE_BUDGET {
+            self.routes.clear();
+            *bytes = 0;
+        }
+        // Another miss on the same topic may have cached it meanwhile.
+        if let Some(replaced) = self.routes.insert(topic, Arc::clone(route)) {
+            *bytes = bytes.saturating_sub(route_cost(&replaced));
+        }
+        *bytes += cost;
+    }
+
+    /// Called with the trie's write lock held, so that no miss is filling
+    /// the cache.
+    fn clear_routes(&self) {
+        let mut bytes = lock(&self.cached_bytes);
+        self.routes.clear();
+        *bytes = 0;
     }
 
     /// Every registered pattern with its listeners, in no particular order.
@@ -176,115 +259,186 @@ impl<T> TopicIndex<T> {
     }
 }
 
-impl Node {
-    fn insert(&mut self, pattern: &Arc<str>) {
-        let mut node = self;
+/// No user code runs under the lock: a poisoned one is still consistent.
+fn lock(bytes: &Mutex<usize>) -> std::sync::MutexGuard<'_, usize> {
+    bytes
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The approximate bytes a cached route holds: its topic and listener list,
+/// the two `Arc` allocations and the map's entry.
+fn route_cost<T>(route: &SharedRoute<T>) -> usize {
+    const ARC_COUNTS: usize = 2 * size_of::<usize>();
+    route.topic.len()
+        + route.listeners.capacity() * size_of::<Arc<T>>()
+        + 2 * ARC_COUNTS
+        + size_of::<CachePadded<Route<T>>>()
+        + size_of::<(Arc<str>, SharedRoute<T>)>()
+        + size_of::<usize>()
+}
+
+/// The result of a walk: matching patterns (possibly repeated) and the
+/// number of (node, segment) steps taken, which tests bound.
+struct Matches<'t> {
+    patterns: Vec<&'t Arc<str>>,
+    #[cfg_attr(not(test), allow(dead_code))]
+    steps: usize,
+}
+
+impl<T> Trie<T> {
+    fn insert_path(&mut self, pattern: &Arc<str>) {
+        let mut node = ROOT;
         for segment in pattern.split('.') {
-            let depth = node.depth + 1;
-            let child = match segment {
-                "*" => node.star.get_or_insert_with(Box::default).as_mut(),
-                "**" => node.globstar.get_or_insert_with(Box::default).as_mut(),
-                literal => node.literals.entry(literal.into()).or_default(),
+            let edge = Edge::of(segment);
+            node = match self.child(node, edge) {
+                Some(child) => child,
+                None => {
+                    let globstar = matches!(edge, Edge::Globstar);
+                    let child = self.allocate(Node {
+                        loops: globstar,
+                        needs_one: globstar && node != ROOT,
+                        ..Node::default()
+                    });
+                    let parent = &mut self.nodes[node];
+                    match edge {
+                        Edge::Star => parent.star = Some(child),
+                        Edge::Globstar => parent.globstar = Some(child),
+                        Edge::Literal(literal) => {
+                            parent.literals.insert(literal.into(), child);
+                        }
+                    }
+                    child
+                }
             };
-            child.depth = depth;
+        }
+        self.nodes[node].terminal = Some(Arc::clone(pattern));
+    }
+
+    /// Removes the pattern's terminal mark and prunes the nodes left empty,
+    /// from the end of its path back towards the root.
+    fn remove_path(&mut self, pattern: &str) {
+        let mut path: Vec<(NodeId, Edge<'_>)> = Vec::new();
+        let mut node = ROOT;
+        for segment in pattern.split('.') {
+            let edge = Edge::of(segment);
+            let Some(child) = self.child(node, edge) else {
+                return;
+            };
+            path.push((node, edge));
             node = child;
         }
-        node.terminal = Some(Arc::clone(pattern));
-    }
-
-    /// Removes the pattern's terminal mark and prunes branches left empty.
-    fn remove(&mut self, pattern: &str) {
-        let segments: Vec<&str> = pattern.split('.').collect();
-        self.remove_path(&segments);
-    }
-
-    /// Returns true when this node is now empty and can be pruned.
-    fn remove_path(&mut self, segments: &[&str]) -> bool {
-        match segments.split_first() {
-            None => self.terminal = None,
-            Some((segment, rest)) => match *segment {
-                "*" => {
-                    if self.star.as_mut().is_some_and(|n| n.remove_path(rest)) {
-                        self.star = None;
-                    }
+        self.nodes[node].terminal = None;
+        while let Some((parent, edge)) = path.pop() {
+            if !self.nodes[node].is_empty() {
+                break;
+            }
+            let owner = &mut self.nodes[parent];
+            match edge {
+                Edge::Star => owner.star = None,
+                Edge::Globstar => owner.globstar = None,
+                Edge::Literal(literal) => {
+                    owner.literals.remove(literal);
                 }
-                "**" => {
-                    if self.globstar.as_mut().is_some_and(|n| n.remove_path(rest)) {
-                        self.globstar = None;
-                    }
-                }
-                literal => {
-                    if self
-                        .literals
-                        .get_mut(literal)
-                        .is_some_and(|n| n.remove_path(rest))
-                    {
-                        self.literals.remove(literal);
-                    }
-                }
-            },
+            }
+            self.nodes[node] = Node::default();
+            self.free.push(node);
+            node = parent;
         }
-        self.terminal.is_none()
-            && self.star.is_none()
-            && self.globstar.is_none()
-            && self.literals.is_empty()
+        if self.nodes[ROOT].is_empty() {
+            // Nothing registered: give the memory back.
+            self.nodes.truncate(1);
+            self.nodes.shrink_to_fit();
+            self.free = Vec::new();
+        }
+    }
+
+    fn child(&self, node: NodeId, edge: Edge<'_>) -> Option<NodeId> {
+        let node = &self.nodes[node];
+        match edge {
+            Edge::Star => node.star,
+            Edge::Globstar => node.globstar,
+            Edge::Literal(literal) => node.literals.get(literal).copied(),
+        }
+    }
+
+    fn allocate(&mut self, node: Node) -> NodeId {
+        match self.free.pop() {
+            Some(id) => {
+                self.nodes[id] = node;
+                id
+            }
+            None => {
+                self.nodes.push(node);
+                self.nodes.len() - 1
+            }
+        }
     }
 
     /// Patterns that match `topic`, possibly with duplicates.
-    fn matching(&self, topic: &str) -> Vec<&Arc<str>> {
-        let segments: Vec<&str> = topic.split('.').collect();
-        let mut walk = Walk {
-            segments: &segments,
-            found: Vec::new(),
-            visited: HashSet::new(),
-        };
-        walk.visit(self, 0);
-        walk.found
+    ///
+    /// An active state is a node, meaning "the pattern prefix leading here
+    /// consumed the topic's segments read so far", with one bit: whether a
+    /// `**` node consumed at least one segment itself (a trailing `**` after
+    /// another segment must). Each step reads one segment and deduplicates
+    /// the next states, so no state is expanded twice per segment.
+    fn matching(&self, topic: &str) -> Matches<'_> {
+        let mut active: Vec<usize> = Vec::new();
+        let mut next: Vec<usize> = Vec::new();
+        let mut steps = 0;
+        self.enter(ROOT, &mut active);
+        for segment in topic.split('.') {
+            if active.is_empty() {
+                break;
+            }
+            next.clear();
+            for &state in &active {
+                steps += 1;
+                let id = state >> 1;
+                let node = &self.nodes[id];
+                if let Some(&child) = node.literals.get(segment) {
+                    self.enter(child, &mut next);
+                }
+                if let Some(child) = node.star {
+                    self.enter(child, &mut next);
+                }
+                if node.loops {
+                    // The `**` consumes this segment too and stays active.
+                    // The `**` nodes after it need no re-entering: they were
+                    // entered with it, so they are active and loop as well.
+                    next.push(id << 1 | CONSUMED);
+                }
+            }
+            next.sort_unstable();
+            next.dedup();
+            std::mem::swap(&mut active, &mut next);
+        }
+        let patterns = active
+            .iter()
+            .filter_map(|&state| {
+                let node = &self.nodes[state >> 1];
+                let consumed = state & CONSUMED != 0;
+                node.terminal
+                    .as_ref()
+                    .filter(|_| consumed || !node.needs_one)
+            })
+            .collect();
+        Matches { patterns, steps }
+    }
+
+    /// Activates `node` and, through `**` edges consuming nothing yet, the
+    /// `**` nodes after it.
+    fn enter(&self, mut node: NodeId, states: &mut Vec<usize>) {
+        states.push(node << 1);
+        while let Some(globstar) = self.nodes[node].globstar {
+            states.push(globstar << 1);
+            node = globstar;
+        }
     }
 }
 
-struct Walk<'t, 's> {
-    segments: &'s [&'s str],
-    found: Vec<&'t Arc<str>>,
-    /// (node, position) pairs already expanded, so that patterns with many
-    /// `**` cost polynomial, not exponential, time.
-    visited: HashSet<(*const Node, usize)>,
-}
-
-impl<'t> Walk<'t, '_> {
-    fn visit(&mut self, node: &'t Node, at: usize) {
-        if at == self.segments.len() {
-            self.found.extend(node.terminal.as_ref());
-        }
-        self.descend(node, at);
-    }
-
-    fn descend(&mut self, node: &'t Node, at: usize) {
-        if !self.visited.insert((node as *const Node, at)) {
-            return;
-        }
-        let end = self.segments.len();
-        if at < end {
-            if let Some(child) = node.literals.get(self.segments[at]) {
-                self.visit(child, at + 1);
-            }
-            if let Some(child) = &node.star {
-                self.visit(child, at + 1);
-            }
-        }
-        if let Some(globstar) = &node.globstar {
-            // A trailing `**` after another segment must consume at least one.
-            let ends_here = globstar
-                .terminal
-                .as_ref()
-                .filter(|_| globstar.depth == 1 || at < end);
-            self.found.extend(ends_here);
-            for next in at..=end {
-                self.descend(globstar, next);
-            }
-        }
-    }
-}
+/// The state bit set once a `**` node consumed a segment itself.
+const CONSUMED: usize = 1;
 
 #[cfg(test)]
 mod tests {
@@ -350,5 +504,146 @@ mod tests {
         index.insert("**", Arc::new("all"), |_| false).unwrap();
         assert_eq!(listeners(&index, "event"), ["all"]);
         assert_eq!(listeners(&index, "event.x"), ["tail", "all"]);
+    }
+
+    /// Runs `f` on a thread with a 256 KiB stack: a walk, insert, remove or
+    /// drop that recursed per segment would overflow it on the deep tries
+    /// below.
+    fn on_small_stack(f: impl FnOnce() + Send + 'static) {
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(f)
+            .expect("a thread")
+            .join()
+            .expect("no panic");
+    }
+
+    fn repeat(segment: &str, times: usize) -> String {
+        vec![segment; times].join(".")
+    }
+
+    #[test]
+    fn routing_steps_are_linear_in_the_topic_length() {
+        // Far past the bus's limits: the index itself has none.
+        let segments = 100_000;
+        let topic = repeat("a", segments);
+        let index = TopicIndex::default();
+        let patterns = [
+            ("**.x.**.y", false),
+            ("a.**.a.**.a", true),
+            ("**.**.**", true),
+            ("a.*.**", true),
+            ("**.a", true),
+            ("**.a.**", true),
+            ("a.**.b.**", false),
+            ("*", false),
+        ];
+        for (pattern, _) in patterns {
+            index.insert(pattern, Arc::new(pattern), |_| false).unwrap();
+        }
+        let trie = index.read();
+        let matches = trie.matching(&topic);
+        let mut found: Vec<&str> = matches.patterns.iter().map(|p| &***p).collect();
+        found.sort_unstable();
+        found.dedup();
+        let mut expected: Vec<&str> = patterns
+            .iter()
+            .filter(|(_, matches)| *matches)
+            .map(|(pattern, _)| *pattern)
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(found, expected);
+        // Each segment expands each node (in both of its states) once at most.
+        let bound = segments * 2 * trie.nodes.len();
+        assert!(matches.steps <= bound, "{} steps > {bound}", matches.steps);
+    }
+
+    #[test]
+    fn deep_tries_are_built_walked_pruned_and_dropped_without_recursion() {
+        on_small_stack(|| {
+            let deep = 50_000;
+            let literal = repeat("a", deep);
+            // Deep, with many `**`; walked with short topics only, since
+            // every `**` entered stays active.
+            let wild = format!("b.{}", repeat("**.*.b", deep / 3));
+            let index = TopicIndex::default();
+            for pattern in [&literal, &wild] {
+                index.insert(pattern, Arc::new(0), |_| false).unwrap();
+            }
+            let shared_prefix = format!("{literal}.b");
+            index
+                .insert(&shared_prefix, Arc::new(1), |_| false)
+                .unwrap();
+            assert_eq!(*index.route(&literal).listeners[0], 0);
+            assert_eq!(*index.route(&shared_prefix).listeners[0], 1);
+            assert_eq!(index.route("b.x.y.b").listeners.len(), 0);
+            index.remove(&literal, |_| true).unwrap();
+            assert_eq!(index.route(&literal).listeners.len(), 0);
+            index.remove(&shared_prefix, |_| true).unwrap();
+            index.remove(&wild, |_| true).unwrap();
+            assert_eq!(index.read().nodes.len(), 1, "every node was pruned");
+            for pattern in [&literal, &wild] {
+                index.insert(pattern, Arc::new(0), |_| false).unwrap();
+            }
+            drop(index);
+        });
+    }
+
+    fn cached_bytes(index: &TopicIndex<&'static str>) -> usize {
+        *lock(&index.cached_bytes)
+    }
+
+    fn recounted_bytes(index: &TopicIndex<&'static str>) -> usize {
+        index
+            .routes
+            .iter()
+            .map(|entry| route_cost(entry.value()))
+            .sum()
+    }
+
+    #[test]
+    fn the_route_cache_stays_within_its_byte_budget() {
+        let index = TopicIndex::default();
+        index.insert("**", Arc::new("all"), |_| false).unwrap();
+        index.insert("t.*", Arc::new("t"), |_| false).unwrap();
+        // Topics as long as are cached, enough of them to pass the budget
+        // a few times.
+        let distinct = 10_000;
+        for i in 0..distinct {
+            let topic = format!("t.{i:0>width$}", width = ROUTE_CACHE_MAX_TOPIC_LEN - 2);
+            assert_eq!(topic.len(), ROUTE_CACHE_MAX_TOPIC_LEN);
+            assert_eq!(listeners(&index, &topic), ["t", "all"]);
+            assert!(cached_bytes(&index) <= ROUTE_CACHE_BUDGET);
+            if i % 1_000 == 0 {
+                assert_eq!(cached_bytes(&index), recounted_bytes(&index));
+            }
+        }
+        assert_eq!(cached_bytes(&index), recounted_bytes(&index));
+        assert!(index.routes.len() < distinct, "the cache was cleared");
+        assert!(index.routes.len() > distinct / 10, "it held many routes");
+
+        // Longer topics are routed but never cached.
+        let held = index.routes.len();
+        let long = "x".repeat(60 * 1024);
+        for i in 0..1_000 {
+            let topic = format!("t.{i}{long}");
+            assert_eq!(listeners(&index, &topic), ["t", "all"]);
+        }
+        assert_eq!(index.routes.len(), held);
+        assert_eq!(cached_bytes(&index), recounted_bytes(&index));
+
+        // Changes clear the cache and its count.
+        index.insert("u", Arc::new("u"), |_| false).unwrap();
+        assert_eq!((index.routes.len(), cached_bytes(&index)), (0, 0));
+    }
+
+    #[test]
+    fn a_route_cached_twice_is_counted_once() {
+        let index = TopicIndex::default();
+        index.insert("a", Arc::new("a"), |_| false).unwrap();
+        let route = index.route("a");
+        index.cache(Arc::clone(&route.topic), &route);
+        assert_eq!(cached_bytes(&index), route_cost(&route));
+        assert_eq!(cached_bytes(&index), recounted_bytes(&index));
     }
 }

@@ -2,14 +2,35 @@
 
 use crate::{Error, Result};
 
+/// The most segments a topic or pattern may have: `on`, `off` and `emit`
+/// reject longer names with [`Error::InvalidTopicName`], and
+/// [`topic_matches`](crate::topic_matches) reports no match for them.
+pub const MAX_TOPIC_SEGMENTS: usize = 256;
+
+/// The longest topic or pattern, in bytes of the name as given (surrounding
+/// whitespace included): `on`, `off` and `emit` reject longer names with
+/// [`Error::InvalidTopicName`], and [`topic_matches`](crate::topic_matches)
+/// reports no match for them.
+pub const MAX_TOPIC_LEN: usize = 64 * 1024;
+
+const TOO_LONG: &str = "the name is longer than MAX_TOPIC_LEN (65536 bytes)";
+const TOO_MANY_SEGMENTS: &str = "the name has more than MAX_TOPIC_SEGMENTS (256) segments";
+
 /// Checks a listener pattern and returns it trimmed.
 ///
-/// Empty names, empty segments (`a..b`), and the reserved characters `?` and
-/// `[` are rejected. `*` and `**` are allowed only as whole segments.
+/// Empty names, empty segments (`a..b`), the reserved characters `?` and
+/// `[`, and names over [`MAX_TOPIC_LEN`] bytes or [`MAX_TOPIC_SEGMENTS`]
+/// segments are rejected. `*` and `**` are allowed only as whole segments.
 pub(crate) fn validate_pattern(name: &str) -> Result<&str> {
+    if name.len() > MAX_TOPIC_LEN {
+        return Err(Error::invalid_topic(name, TOO_LONG));
+    }
     let trimmed = name.trim();
     check_common(name, trimmed)?;
-    for segment in trimmed.split('.') {
+    for (index, segment) in trimmed.split('.').enumerate() {
+        if index == MAX_TOPIC_SEGMENTS {
+            return Err(Error::invalid_topic(name, TOO_MANY_SEGMENTS));
+        }
         if segment.contains('*') && segment != "*" && segment != "**" {
             return Err(Error::invalid_topic(
                 name,
@@ -24,12 +45,22 @@ pub(crate) fn validate_pattern(name: &str) -> Result<&str> {
 ///
 /// One pass over the bytes: this runs on every emit.
 pub(crate) fn validate_topic(name: &str) -> Result<&str> {
+    if name.len() > MAX_TOPIC_LEN {
+        return Err(Error::invalid_topic(name, TOO_LONG));
+    }
     let trimmed = name.trim();
     let mut segment_empty = true;
+    let mut dots = 0;
     for byte in trimmed.bytes() {
         match byte {
             b'.' if segment_empty => return Err(empty_segment(name, trimmed)),
-            b'.' => segment_empty = true,
+            b'.' if dots + 1 == MAX_TOPIC_SEGMENTS => {
+                return Err(Error::invalid_topic(name, TOO_MANY_SEGMENTS));
+            }
+            b'.' => {
+                dots += 1;
+                segment_empty = true;
+            }
             b'?' | b'[' => return Err(reserved(name)),
             b'*' => {
                 return Err(Error::invalid_topic(
@@ -90,6 +121,45 @@ mod tests {
                 "{bad:?} should be rejected as a topic"
             );
         }
+    }
+
+    fn reason(result: Result<&str>) -> &'static str {
+        match result {
+            Err(Error::InvalidTopicName { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn limits_admit_names_at_them_and_reject_names_past_them() {
+        let at_segments = vec!["a"; MAX_TOPIC_SEGMENTS].join(".");
+        let at_len = "a".repeat(MAX_TOPIC_LEN);
+        let stars = vec!["**"; MAX_TOPIC_SEGMENTS].join(".");
+        for name in [&at_segments, &at_len] {
+            assert!(validate_topic(name).is_ok());
+            assert!(validate_pattern(name).is_ok());
+        }
+        assert!(validate_pattern(&stars).is_ok());
+
+        let past_segments = format!("{at_segments}.a");
+        let past_len = format!("{at_len}a");
+        for (name, why) in [(&past_segments, TOO_MANY_SEGMENTS), (&past_len, TOO_LONG)] {
+            assert_eq!(reason(validate_topic(name)), why);
+            assert_eq!(reason(validate_pattern(name)), why);
+        }
+        assert_eq!(
+            reason(validate_pattern(&format!("{stars}.*"))),
+            TOO_MANY_SEGMENTS
+        );
+        // Whitespace counts towards the length.
+        let padded = format!(" {at_len} ");
+        assert_eq!(reason(validate_topic(&padded)), TOO_LONG);
+    }
+
+    #[test]
+    fn limit_reasons_name_the_limits() {
+        assert!(TOO_LONG.contains(&MAX_TOPIC_LEN.to_string()));
+        assert!(TOO_MANY_SEGMENTS.contains(&MAX_TOPIC_SEGMENTS.to_string()));
     }
 
     #[test]
