@@ -19,6 +19,8 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<(), BoxError>>,
 {
+    // `call()` runs inside the caught future, so that a panic in the
+    // listener's synchronous part (before it returns a future) is caught too.
     match AssertUnwindSafe(async move { call().await })
         .catch_unwind()
         .await

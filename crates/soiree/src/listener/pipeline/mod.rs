@@ -1,16 +1,17 @@
-//! Running one listener: a pipeline of small steps, composed like tower's
-//! layers, each wrapping the next:
+//! Running one listener: a pipeline of small steps, one file each.
 //!
 //! ```text
-//! retry            attempts per the bus's RetryPolicy, waiting between them
+//! retry            the policy: attempts per the bus's RetryPolicy, and the wait between them
 //! └─ record        saves each attempt's StoredResult (with a store)
 //!    └─ observe    the `soiree.listener` span (with a tracing subscriber)
 //!       └─ catch_panic   the listener's call, panics caught
 //! ```
 //!
-//! The steps are generic async functions, not boxed services: with no store,
-//! no subscriber and no retries, a successful call costs what the bare call
-//! costs, with no allocation of its own.
+//! As in tower's retry, the policy decides and a loop ([`run_listener`])
+//! applies it. The loop composes the steps itself and skips the ones not in
+//! use: each nested future layer costs a setup, a poll and a teardown per
+//! call, which is most of what a no-op listener costs. With no store, no
+//! subscriber and no retries a successful call allocates nothing of its own.
 
 mod catch_panic;
 mod observe;
@@ -25,7 +26,7 @@ use crate::{BoxError, Error, EventContext};
 use catch_panic::{catch_panic, report_panic};
 use observe::observe;
 use record::record;
-use retry::retry;
+use retry::{Attempts, wait_to_retry};
 
 /// How one attempt failed.
 enum Failure {
@@ -43,45 +44,50 @@ pub(crate) async fn run_listener(
     event_id: Option<&str>,
 ) -> Option<Error> {
     let bus = dispatch.bus();
-    retry(
-        &bus.retry,
-        dispatch.emission.event.context(),
-        &bus.consumer.shutdown,
-        |attempt| run_attempt(dispatch, index, event_id, attempt),
-    )
-    .await
-}
-
-/// One attempt: the call, observed, recorded, and its failure made an [`Error`].
-async fn run_attempt(
-    dispatch: &Arc<Dispatch>,
-    index: usize,
-    event_id: Option<&str>,
-    attempt: u32,
-) -> Result<(), Error> {
     let listener = &dispatch.route.listeners[index];
     let event = &dispatch.emission.event;
-    let ctx = EventContext::new(Arc::clone(dispatch), index, attempt);
-    let outcome = observe(
-        event,
-        &listener.id,
-        attempt,
-        catch_panic(move || listener.listener.call(ctx)),
-    )
-    .await;
-    record(dispatch, &listener.id, event_id, attempt, &outcome).await;
-    outcome.map_err(|failure| match failure {
-        Failure::Error(source) => Error::Listener {
-            listener_id: listener.id.clone(),
-            topic: event.topic().to_owned(),
-            source,
-        },
-        Failure::Panic(message) => {
-            report_panic(dispatch.bus(), &listener.id, event.topic(), &message);
-            Error::Panicked {
-                listener_id: listener.id.clone(),
-                message,
-            }
+    let mut attempts = Attempts::new(&bus.retry);
+    loop {
+        let attempt = attempts.number();
+        let ctx = EventContext::new(Arc::clone(dispatch), index, attempt);
+        let call = catch_panic(move || listener.listener.call(ctx));
+        let outcome = if tracing::dispatcher::has_been_set() {
+            observe(event, &listener.id, attempt, call).await
+        } else {
+            call.await
+        };
+        if bus.store.is_some() {
+            record(dispatch, &listener.id, event_id, attempt, &outcome).await;
         }
-    })
+        let error = match outcome {
+            Ok(()) => return None,
+            Err(Failure::Error(source)) => Error::Listener {
+                listener_id: listener.id.clone(),
+                topic: event.topic().to_owned(),
+                source,
+            },
+            Err(Failure::Panic(message)) => {
+                report_panic(bus, &listener.id, event.topic(), &message);
+                Error::Panicked {
+                    listener_id: listener.id.clone(),
+                    message,
+                }
+            }
+        };
+        let Some(delay) = attempts.retry_after(&error, event.context()) else {
+            return Some(error);
+        };
+        tracing::debug!(%error, attempt, ?delay, "retrying listener");
+        // Boxed: the wait is large and rare; inline it would grow (and be
+        // copied with) every listener run's future.
+        if !Box::pin(wait_to_retry(
+            delay,
+            event.context(),
+            &bus.consumer.shutdown,
+        ))
+        .await
+        {
+            return Some(error);
+        }
+    }
 }

@@ -15,16 +15,12 @@ pub(super) async fn observe<F: Future>(
     attempt: u32,
     call: F,
 ) -> F::Output {
-    if tracing::dispatcher::has_been_set() {
-        let span = tracing::info_span!(
-            parent: event.context().span(),
-            "soiree.listener",
-            topic = event.topic(),
-            listener_id = listener_id.as_str(),
-            attempt,
-        );
-        call.instrument(span).await
-    } else {
-        call.await
-    }
+    let span = tracing::info_span!(
+        parent: event.context().span(),
+        "soiree.listener",
+        topic = event.topic(),
+        listener_id = listener_id.as_str(),
+        attempt,
+    );
+    call.instrument(span).await
 }

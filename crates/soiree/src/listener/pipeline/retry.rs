@@ -1,56 +1,56 @@
 //! Retries: attempts per the bus's [`RetryPolicy`], with its backoff between
 //! them.
 
-use std::future::Future;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::{Context, Error, RetryPolicy};
 
-/// Runs `attempt` (given its number, from 1) until it succeeds or `policy`
-/// gives up on its error; returns the last error.
-///
-/// Waiting to retry ends early, with the last error, when `context` is done
-/// or `shutdown` is cancelled (the bus closes).
-pub(super) async fn retry<F, Fut>(
-    policy: &RetryPolicy,
-    context: &Context,
-    shutdown: &CancellationToken,
-    mut attempt: F,
-) -> Option<Error>
-where
-    F: FnMut(u32) -> Fut,
-    Fut: Future<Output = Result<(), Error>>,
-{
-    // Made at the first retry: most listeners never need it.
-    let mut delays = None;
-    let mut number = 1;
-    loop {
-        let error = match attempt(number).await {
-            Ok(()) => return None,
-            Err(error) => error,
-        };
-        if !policy.retries(number, &error) || context.is_done() {
-            return Some(error);
+/// The retry policy applied to one listener's run: which attempt this is,
+/// and whether (and after how long) a failed one is tried again.
+pub(super) struct Attempts<'a> {
+    policy: &'a RetryPolicy,
+    number: u32,
+    /// Made at the first retry: most listeners never need it.
+    delays: Option<Box<dyn Iterator<Item = Duration> + Send>>,
+}
+
+impl<'a> Attempts<'a> {
+    pub(super) fn new(policy: &'a RetryPolicy) -> Self {
+        Self {
+            policy,
+            number: 1,
+            delays: None,
         }
-        let delay = delays
+    }
+
+    /// The current attempt's number, from 1.
+    pub(super) fn number(&self) -> u32 {
+        self.number
+    }
+
+    /// After the current attempt failed with `error`: the delay before the
+    /// next one, or `None` when the policy gives up (attempts used up, a
+    /// permanent error or a panic) or the context is done.
+    pub(super) fn retry_after(&mut self, error: &Error, context: &Context) -> Option<Duration> {
+        if !self.policy.retries(self.number, error) || context.is_done() {
+            return None;
+        }
+        let policy = self.policy;
+        let delay = self
+            .delays
             .get_or_insert_with(|| policy.backoff().delays())
             .next()
             .unwrap_or_default();
-        tracing::debug!(%error, attempt = number, ?delay, "retrying listener");
-        // Boxed: the wait's timer and wake-ups are large, and kept inline
-        // they would grow (and be copied with) every listener run's future,
-        // though a retry is the rare case.
-        if !Box::pin(wait_to_retry(delay, context, shutdown)).await {
-            return Some(error);
-        }
-        number += 1;
+        self.number += 1;
+        Some(delay)
     }
 }
 
 /// Waits `delay`; false when the context is done or the bus closes first.
-async fn wait_to_retry(
-    delay: std::time::Duration,
+pub(super) async fn wait_to_retry(
+    delay: Duration,
     context: &Context,
     shutdown: &CancellationToken,
 ) -> bool {
