@@ -54,6 +54,7 @@ pub struct EventBusBuilder {
     client: Option<Arc<dyn Any + Send + Sync>>,
     consume: bool,
     poll_wait: Duration,
+    listener_timing: bool,
 }
 
 impl Default for EventBusBuilder {
@@ -69,6 +70,7 @@ impl Default for EventBusBuilder {
             client: None,
             consume: true,
             poll_wait: DEFAULT_POLL_WAIT,
+            listener_timing: false,
         }
     }
 }
@@ -89,6 +91,23 @@ impl EventBusBuilder {
     /// ```
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.pool = self.pool.queue_capacity(capacity);
+        self
+    }
+
+    /// Times every listener call into the histogram
+    /// `soiree_listener_call_duration_seconds{pool,pattern,listener}`
+    /// (default off: two clock reads per call, which is a large share of a
+    /// fast listener's cost). The counters `soiree_listener_calls_total` and
+    /// `soiree_listener_retries_total` are always kept.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bus = soiree::EventBus::builder().listener_timing(true).build().unwrap();
+    /// # drop(bus);
+    /// ```
+    pub fn listener_timing(mut self, timing: bool) -> Self {
+        self.listener_timing = timing;
         self
     }
 
@@ -212,8 +231,11 @@ impl EventBusBuilder {
             .store
             .as_ref()
             .map(|_| Persister::new(self.pool.queue_capacity));
+        let pool = WorkQueue::new(&self.pool);
+        let metrics =
+            crate::metrics::BusMetrics::new(&registry, pool.label(), self.listener_timing);
         let inner = BusInner {
-            pool: WorkQueue::new(&self.pool),
+            pool,
             persister,
             index: TopicIndex::default(),
             error_handler: self.error_handler,
@@ -235,6 +257,7 @@ impl EventBusBuilder {
                 in_flight_debt: std::sync::atomic::AtomicUsize::new(0),
             },
             listener_metrics: ListenerMetrics::new(&registry),
+            metrics,
             live_key,
             handles: std::sync::atomic::AtomicUsize::new(0),
         };

@@ -47,6 +47,7 @@ pub(crate) struct BusInner {
     pub(crate) closed: AtomicBool,
     pub(crate) consumer: ConsumerConfig,
     pub(crate) listener_metrics: crate::metrics::ListenerMetrics,
+    pub(crate) metrics: crate::metrics::BusMetrics,
     pub(crate) live_key: u64,
     /// `EventBus` handles alive: dropping the last one shuts the bus down.
     pub(crate) handles: std::sync::atomic::AtomicUsize,

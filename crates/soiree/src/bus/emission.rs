@@ -356,8 +356,18 @@ impl EmissionState {
     }
 
     fn log_unread(&self) {
-        for error in self.errors().drain(..) {
-            tracing::warn!(topic = self.event.topic(), %error, "listener error with no one to receive it");
+        let mut errors = self.errors();
+        if errors.is_empty() {
+            return;
+        }
+        let event_id = self.event.id();
+        for error in errors.drain(..) {
+            tracing::warn!(
+                topic = self.event.topic(),
+                event_id = event_id.as_deref().unwrap_or(""),
+                %error,
+                "listener error with no one to receive it"
+            );
         }
     }
 

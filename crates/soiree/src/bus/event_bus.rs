@@ -164,7 +164,8 @@ impl EventBus {
             return Err(Error::Closed);
         }
         let pattern = validate_pattern(pattern)?;
-        let entry = Arc::new(ListenerEntry::new(id, pattern, listener));
+        let counters = self.inner().metrics.listener(pattern, id.as_str());
+        let entry = Arc::new(ListenerEntry::new(id, pattern, listener, counters));
         self.inner()
             .index
             .insert(pattern, Arc::clone(&entry), |other| other.id == entry.id)
@@ -376,6 +377,12 @@ impl EventBus {
         let route = inner.index.route(topic);
         let mut event = event.into_event(&route.topic).map_err(Emission::failed)?;
         if route.listeners.is_empty() && inner.store.is_none() {
+            // Often a mistyped topic: make it findable.
+            inner.metrics.unrouted.inc();
+            tracing::debug!(
+                topic = &*route.topic,
+                "emit with no listener: nobody hears it"
+            );
             return Err(Emission::failed_with(None));
         }
         match context {
@@ -390,6 +397,7 @@ impl EventBus {
         } else {
             Work::Dispatch(route)
         };
+        inner.metrics.emitted.inc();
         let slot = inner.pool.enter();
         let persisted = inner.persister.is_none();
         Ok(Arc::new(EmissionState::new(
@@ -573,6 +581,12 @@ impl EventBus {
     /// The most emissions dispatched at once.
     pub fn workers(&self) -> usize {
         self.inner().pool.workers()
+    }
+
+    /// The `pool` label of the bus's metrics: its pool name, or `name-2`, …
+    /// while another live bus or pool of the same registry has the name.
+    pub fn metrics_label(&self) -> &str {
+        self.inner().pool.label()
     }
 
     /// The most emissions that wait in the bus's queue (see

@@ -52,6 +52,7 @@ pub(crate) struct ListenerEntry {
     pub(crate) id: ListenerId,
     pub(crate) pattern: std::sync::Arc<str>,
     pub(crate) listener: std::sync::Arc<dyn Listener>,
+    pub(crate) counters: crate::metrics::ListenerCounters,
     removed: AtomicBool,
 }
 
@@ -60,11 +61,13 @@ impl ListenerEntry {
         id: ListenerId,
         pattern: &str,
         listener: std::sync::Arc<dyn Listener>,
+        counters: crate::metrics::ListenerCounters,
     ) -> Self {
         Self {
             id,
             pattern: pattern.into(),
             listener,
+            counters,
             removed: AtomicBool::new(false),
         }
     }

@@ -37,6 +37,8 @@ pub struct MetricsRegistry {
 struct Inner {
     registry: Registry,
     families: HashMap<String, Box<dyn Any + Send>>,
+    /// `pool` labels of live pools, so that two do not share series.
+    pools: std::collections::HashSet<String>,
 }
 
 impl Default for MetricsRegistry {
@@ -57,6 +59,7 @@ impl MetricsRegistry {
             inner: Arc::new(Mutex::new(Inner {
                 registry,
                 families: HashMap::new(),
+                pools: std::collections::HashSet::new(),
             })),
         }
     }
@@ -105,6 +108,31 @@ impl MetricsRegistry {
         f(&mut self.lock().registry)
     }
 
+    /// Takes a `pool` label for a live pool: `name` itself, or, while another
+    /// live pool of this registry has it, `name-2`, `name-3`, … so that no
+    /// two pools share series. Given back when the claim drops.
+    pub(crate) fn claim_pool_label(&self, name: &str) -> PoolLabel {
+        let mut inner = self.lock();
+        let mut label = name.to_owned();
+        let mut n = 1;
+        while inner.pools.contains(&label) {
+            n += 1;
+            label = format!("{name}-{n}");
+        }
+        if n > 1 {
+            tracing::debug!(
+                name,
+                label,
+                "a live pool has this name: its metrics use another label"
+            );
+        }
+        inner.pools.insert(label.clone());
+        PoolLabel {
+            label,
+            registry: self.clone(),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner
             .lock()
@@ -118,5 +146,29 @@ impl fmt::Debug for MetricsRegistry {
         f.debug_struct("MetricsRegistry")
             .field("families", &families)
             .finish()
+    }
+}
+
+/// A live pool's claim on its `pool` label.
+pub(crate) struct PoolLabel {
+    label: String,
+    registry: MetricsRegistry,
+}
+
+impl PoolLabel {
+    pub(crate) fn as_str(&self) -> &str {
+        &self.label
+    }
+}
+
+impl fmt::Debug for PoolLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label)
+    }
+}
+
+impl Drop for PoolLabel {
+    fn drop(&mut self) {
+        self.registry.lock().pools.remove(&self.label);
     }
 }

@@ -202,9 +202,30 @@ impl Pool {
         self.queue.workers()
     }
 
-    /// The pool's name (its metrics' `pool` label).
+    /// The pool's name: its metrics' `pool` label, unless another live pool
+    /// of the same registry has that name (see [`Pool::metrics_label`]).
     pub fn name(&self) -> &str {
         self.queue.name()
+    }
+
+    /// The `pool` label of this pool's metrics: its name, or `name-2`,
+    /// `name-3`, … while another live pool of the same registry has the
+    /// name, so that two pools never share series.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use soiree::{MetricsRegistry, Pool, PoolOptions};
+    ///
+    /// let registry = MetricsRegistry::new();
+    /// let options = PoolOptions::default().name("mailer").registry(registry);
+    /// let first = Pool::new(options.clone()).unwrap();
+    /// let second = Pool::new(options).unwrap();
+    /// assert_eq!(first.metrics_label(), "mailer");
+    /// assert_eq!(second.metrics_label(), "mailer-2");
+    /// ```
+    pub fn metrics_label(&self) -> &str {
+        self.queue.label()
     }
 
     /// Tasks submitted and not yet finished.

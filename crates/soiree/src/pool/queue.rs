@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use super::idle::{IdleCounts, Slot};
 use super::options::validate_workers;
 use super::worker;
-use crate::metrics::PoolMetrics;
+use crate::metrics::{PoolLabel, PoolMetrics};
 use crate::{Error, MetricsRegistry, PoolOptions, Result};
 
 /// Runs the pool's jobs: the part of a pool that knows what a job is.
@@ -79,6 +79,9 @@ pub(crate) struct WorkQueue<J> {
     epochs: tokio::sync::Mutex<()>,
     pub(crate) metrics: PoolMetrics,
     name: String,
+    /// The `pool` label of its metrics: the name, unless another live pool
+    /// of the registry has it.
+    label: PoolLabel,
 }
 
 impl<J> std::fmt::Debug for WorkQueue<J> {
@@ -136,6 +139,7 @@ impl<J: Send + 'static> WorkQueue<J> {
             .registry
             .clone()
             .unwrap_or_else(|| MetricsRegistry::global().clone());
+        let label = registry.claim_pool_label(&options.name);
         Arc::new(Self {
             items: ArrayQueue::new(options.queue_capacity),
             work: Notify::new(),
@@ -147,13 +151,19 @@ impl<J: Send + 'static> WorkQueue<J> {
             idle_waiters: AtomicUsize::new(0),
             idle: Notify::new(),
             epochs: tokio::sync::Mutex::new(()),
-            metrics: PoolMetrics::new(&registry, &options.name),
+            metrics: PoolMetrics::new(&registry, label.as_str()),
             name: options.name.clone(),
+            label,
         })
     }
 
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The `pool` label of the pool's metrics.
+    pub(crate) fn label(&self) -> &str {
+        self.label.as_str()
     }
 
     pub(crate) fn workers(&self) -> usize {

@@ -19,12 +19,13 @@ mod record;
 mod retry;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::bus::Dispatch;
 use crate::{BoxError, Error, EventContext};
 
 use catch_panic::{catch_panic, report_panic};
-use observe::observe;
+use observe::{count, observe};
 use record::record;
 use retry::{Attempts, wait_to_retry};
 
@@ -51,11 +52,13 @@ pub(crate) async fn run_listener(
         let attempt = attempts.number();
         let ctx = EventContext::new(Arc::clone(dispatch), index, attempt);
         let call = catch_panic(move || listener.listener.call(ctx));
+        let started = listener.counters.duration.as_ref().map(|_| Instant::now());
         let outcome = if tracing::dispatcher::has_been_set() {
             observe(event, &listener.id, attempt, call).await
         } else {
             call.await
         };
+        count(&listener.counters, started, &outcome);
         if bus.store.is_some() {
             record(dispatch, &listener.id, event_id, attempt, &outcome).await;
         }
@@ -77,6 +80,7 @@ pub(crate) async fn run_listener(
         let Some(delay) = attempts.retry_after(&error, event.context()) else {
             return Some(error);
         };
+        listener.counters.retried.inc();
         tracing::debug!(%error, attempt, ?delay, "retrying listener");
         // Boxed: the wait is large and rare; inline it would grow (and be
         // copied with) every listener run's future.

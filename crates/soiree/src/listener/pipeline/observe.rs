@@ -1,9 +1,12 @@
-//! Tracing: each attempt runs in a `soiree.listener` span.
+//! Observability: each attempt runs in a `soiree.listener` span, and is
+//! counted (and timed, when asked) in the listener's metrics.
 
 use std::future::Future;
 
 use tracing::Instrument;
 
+use super::Failure;
+use crate::metrics::ListenerCounters;
 use crate::{Event, ListenerId};
 
 /// Runs `call` in a `soiree.listener` span (child of the event context's
@@ -23,4 +26,22 @@ pub(super) async fn observe<F: Future>(
         attempt,
     );
     call.instrument(span).await
+}
+
+/// Counts one call's outcome in the listener's metrics, and its duration
+/// when listener timing is on (`started` is then the call's start).
+pub(super) fn count(
+    counters: &ListenerCounters,
+    started: Option<std::time::Instant>,
+    outcome: &Result<(), Failure>,
+) {
+    let counter = match outcome {
+        Ok(()) => &counters.ok,
+        Err(Failure::Error(_)) => &counters.error,
+        Err(Failure::Panic(_)) => &counters.panic,
+    };
+    counter.inc();
+    if let (Some(histogram), Some(started)) = (&counters.duration, started) {
+        histogram.observe(started.elapsed().as_secs_f64());
+    }
 }
