@@ -7,10 +7,10 @@ use soiree::{Error, EventBus};
 
 #[tokio::main]
 async fn main() -> soiree::Result<()> {
-    // The default panic hook would print a backtrace notice to stderr; the
-    // panic handler below reports it instead, so keep the output readable.
-    std::panic::set_hook(Box::new(|_| {}));
-
+    // Rust's panic hook still prints the panic message to stderr, as it does
+    // for any caught panic; the panic handler below is where a service
+    // reports it (log, metrics, alert). Silencing the hook process-wide would
+    // also hide panics elsewhere, so this example leaves it alone.
     let bus = EventBus::builder()
         .panic_handler(|panic| {
             println!(

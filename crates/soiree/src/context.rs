@@ -21,8 +21,7 @@ use tokio_util::sync::CancellationToken;
 ///
 /// ```
 /// use std::time::Duration;
-/// use soiree::Context;
-/// use tokio_util::sync::CancellationToken;
+/// use soiree::{CancellationToken, Context};
 ///
 /// #[derive(Debug, PartialEq)]
 /// struct TenantId(u64);

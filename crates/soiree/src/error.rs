@@ -124,7 +124,7 @@ pub enum Error {
     #[error("no tokio runtime: call this from within a tokio runtime")]
     NoRuntime,
     /// A string is not one of the values of an enumeration (for example a
-    /// [`WorkflowActionType`](crate::workflow::WorkflowActionType)).
+    /// `WorkflowActionType` of the `workflow` feature).
     #[error("invalid {kind} value {value:?}")]
     InvalidValue {
         /// The enumeration's name.

@@ -47,7 +47,7 @@
 //! | retries | [`RetryPolicy`], [`Backoff`], [`Permanent`] | attempts and delays for failing listeners |
 //! | stores | [`EventStore`], [`EventQueue`], [`HandlerDedup`], [`EventHistory`] | persistence, queueing, de-duplication |
 //! | metrics | [`MetricsRegistry`] | Prometheus pool and listener metrics |
-//! | workflows | [`workflow`] | the workflow topics and payloads of the Go package |
+//! | workflows | `workflow` (feature `workflow`) | the workflow topics and payloads of the Go package |
 //!
 //! # Topics
 //!
@@ -78,6 +78,16 @@
 //! | a listener awaiting its own bus | can deadlock | runs the awaited work itself |
 //! | exit with work queued | silent loss | a warning with the counts; `close` persists and drains |
 
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `workflow` | yes | [`workflow`](crate::workflow): the Go package's workflow topics, payloads and enums |
+//!
+//! The library asks tokio only for `rt`, `sync`, `time` and `macros`: it
+//! runs on whichever runtime the application builds (current-thread or
+//! multi-thread), and never starts one of its own.
+
 #![doc(test(attr(deny(warnings))))]
 
 mod bus;
@@ -89,13 +99,15 @@ mod metrics;
 mod pool;
 mod retry;
 mod store;
+pub mod testing;
 mod topic;
 mod typed;
 pub mod workflow;
 
 pub use async_trait::async_trait;
 pub use bus::{
-    Emission, ErrorHandler, EventBus, EventBusBuilder, IdGenerator, PanicHandler, shutdown_all,
+    Emission, Emitter, ErrorHandler, EventBus, EventBusBuilder, IdGenerator, PanicHandler,
+    shutdown_all,
 };
 pub use context::Context;
 pub use error::{BoxError, Error, Permanent, Result, permanent};
@@ -108,6 +120,8 @@ pub use store::{
     Delivery, EventHistory, EventQueue, EventStore, FailedDelivery, HandlerDedup, MemoryStore,
     Page, StoredResult,
 };
+/// Re-exported: [`Context::with_cancellation`] takes one.
+pub use tokio_util::sync::CancellationToken;
 pub use topic::{MAX_TOPIC_LEN, MAX_TOPIC_SEGMENTS, topic_matches};
 pub use typed::{
     ObservabilitySpec, TypedListener, TypedTopic, bind_listener, bind_typed_listener,

@@ -56,6 +56,8 @@ pub struct Emission {
 enum Inner {
     /// The emission failed before dispatch.
     Failed(Option<Error>),
+    /// Over, with these errors left to yield.
+    Done(VecDeque<Error>),
     Running {
         state: Arc<EmissionState>,
         /// Kept only for emissions made inside a job, which may have to run
@@ -92,6 +94,32 @@ impl Emission {
         }
     }
 
+    /// An emission that is already over and yields `errors`: what a test
+    /// double of an [`Emitter`](crate::Emitter) returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use soiree::{Emission, Error};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let errors: Vec<Error> = Emission::completed([Error::Closed]).collect().await;
+    /// assert!(matches!(errors.as_slice(), [Error::Closed]));
+    /// assert!(Emission::completed([]).is_finished());
+    /// # }
+    /// ```
+    pub fn completed(errors: impl IntoIterator<Item = Error>) -> Self {
+        let mut errors: VecDeque<Error> = errors.into_iter().collect();
+        match errors.len() {
+            0 => Self::failed_with(None),
+            1 => Self::failed_with(errors.pop_front()),
+            _ => Self {
+                inner: Inner::Done(errors),
+            },
+        }
+    }
+
     /// Lets the emission run on without watching it. Errors are still seen by
     /// the bus's error handler, and logged if not consumed.
     pub fn detach(self) {}
@@ -99,7 +127,7 @@ impl Emission {
     /// Reports whether every listener has finished.
     pub fn is_finished(&self) -> bool {
         match &self.inner {
-            Inner::Failed(_) => true,
+            Inner::Failed(_) | Inner::Done(_) => true,
             Inner::Running { state, .. } => state.finished.load(Ordering::Acquire),
         }
     }
@@ -148,6 +176,7 @@ impl Emission {
             Inner::Failed(error) => {
                 return Poll::Ready(Err(error.take().unwrap_or(Error::Closed)));
             }
+            Inner::Done(_) => return Poll::Ready(Ok(String::new())),
             Inner::Running { state, .. } => state,
         };
         for _ in 0..2 {
@@ -170,6 +199,7 @@ impl Stream for Emission {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Error>> {
         let (state, bus, inline) = match &mut self.inner {
             Inner::Failed(error) => return Poll::Ready(error.take()),
+            Inner::Done(errors) => return Poll::Ready(errors.pop_front()),
             Inner::Running { state, bus, inline } => (state, bus, inline),
         };
         // Inside a job, a queued emission may never get a worker (they may
@@ -223,6 +253,11 @@ impl Drop for Emission {
             Inner::Failed(Some(error)) => {
                 tracing::warn!(%error, "emission failed with no one to receive the error");
             }
+            Inner::Done(errors) => {
+                for error in errors.drain(..) {
+                    tracing::warn!(%error, "emission failed with no one to receive the error");
+                }
+            }
             Inner::Failed(None) => {}
         }
     }
@@ -232,6 +267,7 @@ impl futures::stream::FusedStream for Emission {
     fn is_terminated(&self) -> bool {
         match &self.inner {
             Inner::Failed(error) => error.is_none(),
+            Inner::Done(errors) => errors.is_empty(),
             Inner::Running { state, .. } => {
                 state.finished.load(Ordering::Acquire) && state.errors().is_empty()
             }
@@ -243,6 +279,7 @@ impl fmt::Debug for Emission {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.inner {
             Inner::Failed(error) => f.debug_tuple("Emission::Failed").field(error).finish(),
+            Inner::Done(errors) => f.debug_tuple("Emission::Done").field(errors).finish(),
             Inner::Running { state, .. } => f
                 .debug_struct("Emission")
                 .field("topic", &state.event.topic())

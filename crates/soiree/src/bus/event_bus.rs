@@ -290,6 +290,38 @@ impl EventBus {
         }
     }
 
+    /// Emits `event` on its own topic (the Go idiom
+    /// `bus.Emit(event.Topic(), event)`), without waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use soiree::{Event, EventBus};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let bus = EventBus::new();
+    /// bus.on("user.created", |_ctx| async { Ok(()) }).unwrap();
+    /// let event = Event::new("user.created", "ada");
+    /// let errors: Vec<_> = bus.emit_event(event).collect().await;
+    /// assert!(errors.is_empty());
+    /// # }
+    /// ```
+    pub fn emit_event(&self, event: crate::Event) -> Emission {
+        let topic = event.topic().to_owned();
+        self.emit(&topic, event)
+    }
+
+    /// [`EventBus::emit_event`], waiting for room as [`EventBus::emit_async`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`EventBus::emit_async`].
+    pub async fn emit_event_async(&self, event: crate::Event) -> Emission {
+        let topic = event.topic().to_owned();
+        self.emit_async(&topic, event).await
+    }
+
     /// Emits with a request [`Context`]: its cancellation, deadline,
     /// extensions and span reach every listener. Does not wait, as
     /// [`EventBus::emit`].
