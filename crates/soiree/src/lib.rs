@@ -82,7 +82,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `workflow` | yes | [`workflow`](crate::workflow): the Go package's workflow topics, payloads and enums |
+//! | `workflow` | yes | [`workflow`]: the Go package's workflow topics, payloads and enums |
 //!
 //! The library asks tokio only for `rt`, `sync`, `time` and `macros`: it
 //! runs on whichever runtime the application builds (current-thread or
