@@ -44,7 +44,7 @@ RUSTFLAGS="--cfg soiree_loom" CARGO_TARGET_DIR=target/loom \
   cargo test -p soiree --lib loom || fail "loom models"
 
 # Every example must run to completion.
-for example in quickstart typed error-handling ordering panics pools unique-id metrics shutdown; do
+for example in quickstart typed error-handling ordering panics pools unique-id metrics metrics-server shutdown; do
   echo "example: $example"
   cargo run -q -p soiree --example "$example" >/dev/null || fail "example $example"
 done
