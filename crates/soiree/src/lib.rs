@@ -96,6 +96,7 @@ mod error;
 mod event;
 mod listener;
 mod metrics;
+pub mod mutation;
 mod pool;
 mod retry;
 mod store;
