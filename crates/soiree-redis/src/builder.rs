@@ -22,6 +22,40 @@ pub(crate) struct Options {
     pub(crate) results_ttl: Option<Duration>,
     pub(crate) dedup_ttl: Duration,
     pub(crate) response_timeout: Duration,
+    pub(crate) on_failure: FailurePolicy,
+}
+
+/// What the store does with a delivery the bus reports as failed (through
+/// [`EventQueue::fail`](soiree::EventQueue::fail)): its listeners still
+/// failed or panicked after their retries, or its topic is invalid.
+///
+/// # Examples
+///
+/// ```no_run
+/// use soiree_redis::{FailurePolicy, RedisStore};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> soiree_redis::Result<()> {
+/// let store = RedisStore::builder("redis://127.0.0.1:6379")
+///     .on_failure(FailurePolicy::Redeliver)
+///     .build()
+///     .await?;
+/// # let _ = store; Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailurePolicy {
+    /// Move it to the dead-letter stream with the error, at once (the
+    /// default): listable with [`RedisStore::dead_letters`], replayable with
+    /// [`RedisStore::replay_dead_letters`].
+    #[default]
+    DeadLetter,
+    /// Leave it pending: it is delivered again after the claim timeout,
+    /// and dead-lettered with its last error once it has been delivered
+    /// `max_deliveries` times.
+    Redeliver,
+    /// Acknowledge it: the error reaches only the bus's error handler, the
+    /// log and the results stream.
+    Acknowledge,
 }
 
 /// Builds a [`RedisStore`]: `RedisStore::builder(url)…build().await`.
@@ -40,6 +74,7 @@ pub(crate) struct Options {
 /// | [`results_ttl`](Self::results_ttl) | none | drop results older than this |
 /// | [`dedup_ttl`](Self::dedup_ttl) | 7 days | how long handler successes are remembered |
 /// | [`response_timeout`](Self::response_timeout) | 5 s | how long to wait for a (non-blocking) reply |
+/// | [`on_failure`](Self::on_failure) | [`FailurePolicy::DeadLetter`] | what happens to a delivery whose listeners failed |
 /// | [`metrics_registry`](Self::metrics_registry) | [`MetricsRegistry::global`] | where the metrics go |
 ///
 /// # Examples
@@ -83,6 +118,7 @@ impl RedisStoreBuilder {
                 results_ttl: None,
                 dedup_ttl: Duration::from_secs(7 * 24 * 3600),
                 response_timeout: Duration::from_secs(5),
+                on_failure: FailurePolicy::DeadLetter,
             },
             registry: None,
         }
@@ -172,6 +208,14 @@ impl RedisStoreBuilder {
     /// blocking reads wait for the poll time plus this.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.options.response_timeout = timeout;
+        self
+    }
+
+    /// Sets what happens to a delivery whose listeners still failed (or
+    /// panicked) after their retries, or whose topic is invalid (default
+    /// [`FailurePolicy::DeadLetter`]).
+    pub fn on_failure(mut self, policy: FailurePolicy) -> Self {
+        self.options.on_failure = policy;
         self
     }
 

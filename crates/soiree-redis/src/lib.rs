@@ -17,6 +17,7 @@
 //! | a process dies mid-event | its entries stay pending; a live consumer claims them after the claim timeout (the same process re-reads them at restart) |
 //! | an event is delivered again | listeners registered with `on_named` that already succeeded for its event id are skipped |
 //! | an entry keeps coming back | after `max_deliveries` it moves to the dead-letter stream with its last error |
+//! | a listener still fails after its retries, or panics; a topic is invalid | the entry moves to the dead-letter stream with the error (see [`FailurePolicy`]) |
 //! | an entry is not an event | it moves to the dead-letter stream with a parse error |
 //! | Redis restarts | emits fail with a `Store` error until it is back; consumers reconnect and recreate the group |
 //!
@@ -68,7 +69,7 @@ mod queue;
 mod store;
 mod writer;
 
-pub use builder::RedisStoreBuilder;
+pub use builder::{FailurePolicy, RedisStoreBuilder};
 pub use dead_letter::DeadLetter;
 pub use error::{Error, Result};
 pub use inspect::PendingEntry;

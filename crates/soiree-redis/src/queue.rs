@@ -10,12 +10,12 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use soiree::{Delivery, EventQueue, StoredEvent};
+use soiree::{Delivery, EventQueue, FailedDelivery, StoredEvent};
 use tokio::time::Instant;
 
 use crate::entry::{self, Entry};
 use crate::keys::field;
-use crate::{Error, RedisStore, Result};
+use crate::{Error, FailurePolicy, RedisStore, Result};
 
 /// Where the consumer is in its start-up and claim scans.
 #[derive(Debug)]
@@ -255,8 +255,8 @@ impl RedisStore {
 
     /// Dead-letters an entry; when that fails, leaves it pending (it comes
     /// back after the claim timeout) rather than abandoning the whole batch.
-    async fn dead_letter_or_leave(&self, entry: &Entry, error: &str, count: u64) {
-        if let Err(err) = self.dead_letter(entry, error, count).await {
+    async fn dead_letter_or_leave(&self, entry: &Entry, error: &str) {
+        if let Err(err) = self.dead_letter(&[(&entry.id, error)]).await {
             tracing::warn!(%err, id = %entry.id, "dead-lettering failed; the entry stays pending");
         }
     }
@@ -277,9 +277,7 @@ impl RedisStore {
             let count = deliveries(&entry.id);
             match verdict(&entry) {
                 Verdict::Gone => gone.push(entry.id),
-                Verdict::DeadLetter(error) => {
-                    self.dead_letter_or_leave(&entry, &error, count).await
-                }
+                Verdict::DeadLetter(error) => self.dead_letter_or_leave(&entry, &error).await,
                 Verdict::Deliver(event) if count > max => {
                     let last_error = match event.id() {
                         Some(id) => self
@@ -298,7 +296,7 @@ impl RedisStore {
                             format!("delivered {count} times (max {max}) without acknowledgement")
                         }
                     };
-                    self.dead_letter_or_leave(&entry, &error, count).await;
+                    self.dead_letter_or_leave(&entry, &error).await;
                 }
                 Verdict::Deliver(event) => out.push(Delivery {
                     receipt: entry.id,
@@ -377,6 +375,41 @@ impl EventQueue for RedisStore {
             self.ack_ids(ids).await?;
             self.inner.dedup_cache.remove(ids);
         }
+        Ok(())
+    }
+
+    /// Settles failed deliveries as the [`FailurePolicy`] says: by default
+    /// moves them to the dead-letter stream with their errors (and
+    /// acknowledges them), listable with [`RedisStore::dead_letters`] and
+    /// replayable with [`RedisStore::replay_dead_letters`].
+    async fn fail(&self, failures: &[FailedDelivery]) -> soiree::Result<()> {
+        let receipts: Vec<String> = failures.iter().map(|f| f.receipt.clone()).collect();
+        match self.inner.options.on_failure {
+            FailurePolicy::DeadLetter => {
+                let pairs: Vec<(&str, &str)> = failures
+                    .iter()
+                    .map(|f| (f.receipt.as_str(), f.error.as_str()))
+                    .collect();
+                match self.dead_letter(&pairs).await {
+                    // The group is gone (see `ack_ids`): nothing is pending.
+                    Err(err) if err.code() == Some("NOGROUP") => {}
+                    other => {
+                        other?;
+                    }
+                }
+            }
+            FailurePolicy::Acknowledge => self.ack_ids(&receipts).await?,
+            FailurePolicy::Redeliver => {
+                for failure in failures {
+                    tracing::debug!(
+                        entry_id = %failure.receipt,
+                        error = %failure.error,
+                        "failed delivery left pending for redelivery"
+                    );
+                }
+            }
+        }
+        self.inner.dedup_cache.remove(&receipts);
         Ok(())
     }
 

@@ -30,7 +30,8 @@ async fn failing_and_panicking_listeners_are_dead_lettered_with_their_error() {
     let bus = bus_over(&store);
     bus.on("job.fail", |_ctx| async { Err("disk full".into()) })
         .unwrap();
-    bus.on("job.panic", |_ctx| async { panic!("boom") }).unwrap();
+    bus.on("job.panic", |_ctx| async { panic!("boom") })
+        .unwrap();
     bus.on("job.ok", |_ctx| async { Ok(()) }).unwrap();
     for topic in ["job.fail", "job.panic", "job.ok"] {
         let mut emission = bus.emit(topic, ());
