@@ -62,7 +62,7 @@ pub enum FailurePolicy {
 ///
 /// | option | default | what it does |
 /// |---|---|---|
-/// | [`prefix`](Self::prefix) | `soiree:` | prefix of every key the store writes |
+/// | [`prefix`](Self::prefix) | `soiree` | keys are `{prefix}:events`, `{prefix}:dead`, … |
 /// | [`max_len`](Self::max_len) | 1,000,000 | approximate MAXLEN of the events stream |
 /// | [`results_max_len`](Self::results_max_len) | 1,000,000 | approximate MAXLEN of the results stream |
 /// | [`dead_letter_max_len`](Self::dead_letter_max_len) | 100,000 | approximate MAXLEN of the dead-letter stream |
@@ -85,7 +85,7 @@ pub enum FailurePolicy {
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> soiree_redis::Result<()> {
 /// let store = RedisStore::builder("redis://127.0.0.1:6379")
-///     .prefix("orders:")
+///     .prefix("orders")
 ///     .group("order-workers")
 ///     .claim_timeout(Duration::from_secs(60))
 ///     .max_deliveries(10)
@@ -106,7 +106,7 @@ impl RedisStoreBuilder {
         Self {
             url: url.to_owned(),
             options: Options {
-                prefix: "soiree:".to_owned(),
+                prefix: "soiree".to_owned(),
                 max_len: Some(1_000_000),
                 results_max_len: Some(1_000_000),
                 dead_letter_max_len: Some(100_000),
@@ -124,7 +124,15 @@ impl RedisStoreBuilder {
         }
     }
 
-    /// Sets the prefix of every key the store writes (default `soiree:`).
+    /// Sets the prefix of the store's keys (default `soiree`). Keys are
+    /// `{prefix}:events`, `{prefix}:results`, `{prefix}:dead`,
+    /// `{prefix}:dedup:<event id>` and `{prefix}:error:<event id>`: the
+    /// braces delimit the prefix (so `tenant-1` and `tenant-10` never share
+    /// a key) and make it a Redis Cluster hash tag (all of a store's keys
+    /// are in one slot).
+    ///
+    /// Checked by [`build`](Self::build): non-empty, at most 128 ASCII
+    /// letters, digits and `-_.:/`, not ending with `:`.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.options.prefix = prefix.into();
         self
@@ -230,7 +238,7 @@ impl RedisStoreBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] for a bad URL or option, [`Error::Redis`]
+    /// [`Error::InvalidConfig`] for a bad URL, prefix or option, [`Error::Redis`]
     /// when Redis cannot be reached.
     ///
     /// # Cancel safety
@@ -238,6 +246,7 @@ impl RedisStoreBuilder {
     /// Cancel safe: nothing is kept from a cancelled call.
     pub async fn build(self) -> Result<RedisStore> {
         let o = &self.options;
+        crate::keys::validate_prefix(&o.prefix)?;
         if o.max_deliveries == 0 {
             return Err(Error::InvalidConfig(
                 "max_deliveries must be at least 1".into(),

@@ -27,9 +27,11 @@
 //!
 //! # Keys
 //!
-//! Under the prefix (default `soiree:`): `events` (stream, the queue),
-//! `results` (stream), `dead` (stream), `dedup:<event id>` (set, with a TTL),
-//! `error:<event id>` (the last handler error, with a TTL).
+//! Every key is `{<prefix>}:<name>` (prefix default `soiree`): `events`
+//! (stream, the queue), `results` (stream), `dead` (stream),
+//! `dedup:<event id>` (set, with a TTL), `error:<event id>` (the last
+//! handler error, with a TTL). The braces delimit the prefix, so one
+//! prefix's keys are never another's, and make it a Redis Cluster hash tag.
 //!
 //! # Example
 //!
@@ -39,7 +41,7 @@
 //! use soiree_redis::RedisStore;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = RedisStore::builder("redis://127.0.0.1:6379").prefix("shop:").build().await?;
+//! let store = RedisStore::builder("redis://127.0.0.1:6379").prefix("shop").build().await?;
 //! let bus = EventBus::builder().store(store.clone()).build()?;
 //! bus.on_named("send-receipt", "order.paid", |ctx| async move {
 //!     println!("receipt for {:?}", ctx.event_id());

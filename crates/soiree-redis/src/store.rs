@@ -137,6 +137,11 @@ impl RedisStore {
         &self.inner.options.consumer
     }
 
+    /// The key prefix (keys are `{prefix}:events`, `{prefix}:results`, …).
+    pub fn prefix(&self) -> &str {
+        &self.inner.options.prefix
+    }
+
     /// The key of the events stream (the queue).
     pub fn events_key(&self) -> &str {
         &self.inner.keys.events
@@ -152,10 +157,11 @@ impl RedisStore {
         &self.inner.keys.dead
     }
 
-    /// Deletes every key under this store's prefix (the streams, the
-    /// consumer group with them, dedup sets and error records) and returns
-    /// how many were deleted. Keys outside the prefix are never touched; it
-    /// is meant for throwaway prefixes in tests, examples and benchmarks.
+    /// Deletes the keys this store writes — its streams (the consumer group
+    /// with them), and its `dedup:` and `error:` records — and returns how
+    /// many were deleted. Nothing outside `{prefix}:` is touched, nor keys
+    /// of other names inside it; meant for throwaway prefixes in tests,
+    /// examples and benchmarks.
     ///
     /// # Errors
     ///
@@ -166,28 +172,33 @@ impl RedisStore {
     ///
     /// Cancelling leaves some keys deleted and others not.
     pub async fn purge(&self) -> Result<u64> {
-        let pattern = format!("{}*", escape_glob(&self.inner.options.prefix));
-        let mut cursor = 0u64;
-        let mut deleted = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = self
-                .query(
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000),
-                )
-                .await?;
-            if !keys.is_empty() {
-                deleted += self.query::<u64>(redis::cmd("UNLINK").arg(&keys)).await?;
+        let keys = &self.inner.keys;
+        let mut deleted = self
+            .query::<u64>(redis::cmd("UNLINK").arg(&keys.fixed()[..]))
+            .await?;
+        for pattern in keys.per_event_patterns() {
+            let mut cursor = 0u64;
+            loop {
+                let (next, found): (u64, Vec<String>) = self
+                    .query(
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(&pattern)
+                            .arg("COUNT")
+                            .arg(1000),
+                    )
+                    .await?;
+                if !found.is_empty() {
+                    deleted += self.query::<u64>(redis::cmd("UNLINK").arg(&found)).await?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            if next == 0 {
-                return Ok(deleted);
-            }
-            cursor = next;
         }
+        Ok(deleted)
     }
 
     /// Runs one command on the shared connection.
@@ -443,18 +454,6 @@ impl HandlerDedup for RedisStore {
             .query(redis::cmd("SISMEMBER").arg(key).arg(handler_id))
             .await?)
     }
-}
-
-/// Escapes a literal for a Redis glob pattern.
-fn escape_glob(literal: &str) -> String {
-    let mut out = String::with_capacity(literal.len());
-    for c in literal.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Milliseconds since the Unix epoch (Redis stream ids are such timestamps).
