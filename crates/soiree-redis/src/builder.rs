@@ -1,10 +1,12 @@
 //! Configuring and connecting a [`RedisStore`].
 
+use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use soiree::MetricsRegistry;
 
+use crate::redact::{redact_url, url_error};
 use crate::{Error, RedisStore, Result};
 
 /// Settings of a [`RedisStore`], set through [`RedisStoreBuilder`].
@@ -93,12 +95,23 @@ pub enum FailurePolicy {
 ///     .await?;
 /// # let _ = store; Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "a builder does nothing until `build` is awaited"]
 pub struct RedisStoreBuilder {
     url: String,
     options: Options,
     registry: Option<MetricsRegistry>,
+}
+
+/// Shows the URL with its password masked (`redis://user:***@host`).
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("url", &redact_url(&self.url))
+            .field("options", &self.options)
+            .field("registry", &self.registry)
+            .finish()
+    }
 }
 
 impl RedisStoreBuilder {
@@ -238,8 +251,9 @@ impl RedisStoreBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] for a bad URL, prefix or option, [`Error::Redis`]
-    /// when Redis cannot be reached.
+    /// [`Error::InvalidConfig`] for a bad URL, prefix or option (the message
+    /// never shows the URL's password), [`Error::Auth`] when Redis refuses
+    /// the credentials, [`Error::Redis`] when Redis cannot be reached.
     ///
     /// # Cancel safety
     ///
@@ -268,7 +282,7 @@ impl RedisStoreBuilder {
             ));
         }
         let client = redis::Client::open(self.url.as_str())
-            .map_err(|err| Error::InvalidConfig(format!("redis url {:?}: {err}", self.url)))?;
+            .map_err(|err| Error::InvalidConfig(url_error(&self.url, &err)))?;
         let registry = self
             .registry
             .unwrap_or_else(|| MetricsRegistry::global().clone());

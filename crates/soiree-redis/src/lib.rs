@@ -68,6 +68,7 @@ mod inspect;
 mod keys;
 mod metrics;
 mod queue;
+mod redact;
 mod store;
 mod writer;
 
