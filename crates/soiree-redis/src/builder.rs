@@ -189,8 +189,8 @@ impl RedisStoreBuilder {
     }
 
     /// Sets how long an entry may stay pending with a consumer before
-    /// another consumer claims it (default 30 s). Longer than your slowest
-    /// event's handling, or events are handled twice.
+    /// another consumer claims it (default 30 s; 1 ms to 365 days). Longer
+    /// than your slowest event's handling, or events are handled twice.
     pub fn claim_timeout(mut self, timeout: Duration) -> Self {
         self.options.claim_timeout = timeout;
         self
@@ -204,29 +204,31 @@ impl RedisStoreBuilder {
     }
 
     /// Drops events older than `ttl` from the events stream (the Go package's
-    /// `WithEventsTTL`), checked about once a second. Entries still
-    /// undelivered are dropped too: choose a TTL far above your backlog.
+    /// `WithEventsTTL`), checked about once a second (1 s to 3,650 days).
+    /// Entries still undelivered are dropped too: choose a TTL far above
+    /// your backlog.
     pub fn events_ttl(mut self, ttl: Option<Duration>) -> Self {
         self.options.events_ttl = ttl;
         self
     }
 
-    /// Drops results older than `ttl` from the results stream (`WithResultsTTL`).
+    /// Drops results older than `ttl` from the results stream
+    /// (`WithResultsTTL`; 1 s to 3,650 days).
     pub fn results_ttl(mut self, ttl: Option<Duration>) -> Self {
         self.options.results_ttl = ttl;
         self
     }
 
     /// Sets how long the set of succeeded handlers of an event id is kept
-    /// (`WithDedupTTL`, default 7 days): a redelivery or replay after that
-    /// runs every listener again.
+    /// (`WithDedupTTL`, default 7 days; 1 s to 3,650 days, in whole seconds):
+    /// a redelivery or replay after that runs every listener again.
     pub fn dedup_ttl(mut self, ttl: Duration) -> Self {
         self.options.dedup_ttl = ttl;
         self
     }
 
-    /// Sets how long to wait for Redis to answer a command (default 5 s);
-    /// blocking reads wait for the poll time plus this.
+    /// Sets how long to wait for Redis to answer a command (default 5 s; 1 ms
+    /// to 1 day); blocking reads wait for the poll time plus this.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.options.response_timeout = timeout;
         self
@@ -266,10 +268,13 @@ impl RedisStoreBuilder {
                 "max_deliveries must be at least 1".into(),
             ));
         }
-        if o.claim_timeout.is_zero() || o.response_timeout.is_zero() || o.dedup_ttl.is_zero() {
-            return Err(Error::InvalidConfig(
-                "claim_timeout, response_timeout and dedup_ttl must be positive".into(),
-            ));
+        check_duration("claim_timeout", o.claim_timeout, MILLI, YEAR)?;
+        check_duration("response_timeout", o.response_timeout, MILLI, DAY)?;
+        check_duration("dedup_ttl", o.dedup_ttl, SECOND, 10 * YEAR)?;
+        for (name, ttl) in [("events_ttl", o.events_ttl), ("results_ttl", o.results_ttl)] {
+            if let Some(ttl) = ttl {
+                check_duration(name, ttl, SECOND, 10 * YEAR)?;
+            }
         }
         if o.group.is_empty() || o.consumer.is_empty() {
             return Err(Error::InvalidConfig(
@@ -287,6 +292,34 @@ impl RedisStoreBuilder {
             .registry
             .unwrap_or_else(|| MetricsRegistry::global().clone());
         RedisStore::connect_with(client, self.options, &registry).await
+    }
+}
+
+const MILLI: Duration = Duration::from_millis(1);
+const SECOND: Duration = Duration::from_secs(1);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Checks that a duration option is within `min..=max`: Redis takes them as
+/// milliseconds or seconds in a signed 64-bit integer, and a value it
+/// rejects would give a store that builds but cannot consume or write.
+fn check_duration(name: &str, value: Duration, min: Duration, max: Duration) -> Result<()> {
+    if value < min || value > max {
+        return Err(Error::InvalidConfig(format!(
+            "{name} must be between {} and {}, got {value:?}",
+            human(min),
+            human(max)
+        )));
+    }
+    Ok(())
+}
+
+fn human(d: Duration) -> String {
+    match d.as_secs() {
+        0 => format!("{} ms", d.as_millis()),
+        s if s >= YEAR.as_secs() => format!("{} days", s / DAY.as_secs()),
+        s if s >= DAY.as_secs() => format!("{} day(s)", s / DAY.as_secs()),
+        s => format!("{s} s"),
     }
 }
 

@@ -42,6 +42,9 @@ impl ConsumerState {
     }
 }
 
+/// The longest a blocking read waits before it is issued again.
+const MAX_BLOCK: Duration = Duration::from_secs(3600);
+
 /// Entries read per XREADGROUP at least, whatever the bus asks for.
 const READ_AHEAD: usize = 32;
 
@@ -231,7 +234,9 @@ impl RedisStore {
     /// Reads entries never delivered to the group, blocking up to `wait`.
     async fn read_new(&self, max: usize, wait: Duration, out: &mut Vec<Delivery>) -> Result<()> {
         let inner = &self.inner;
-        // BLOCK 0 would wait forever.
+        // BLOCK 0 would wait forever; Redis rejects a timeout past its
+        // range, and a read can always be issued again.
+        let wait = wait.min(MAX_BLOCK);
         let block_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
@@ -244,7 +249,7 @@ impl RedisStore {
             .arg("STREAMS")
             .arg(&inner.keys.events)
             .arg(">");
-        let limit = wait + inner.options.response_timeout;
+        let limit = wait.saturating_add(inner.options.response_timeout);
         let mut conn = inner.blocking.clone();
         let reply: redis::Value = tokio::time::timeout(limit, cmd.query_async(&mut conn))
             .await
