@@ -1,7 +1,8 @@
 //! Configuring and connecting a [`RedisStore`].
 
+use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use soiree::MetricsRegistry;
@@ -25,6 +26,7 @@ pub(crate) struct Options {
     pub(crate) dedup_ttl: Duration,
     pub(crate) response_timeout: Duration,
     pub(crate) on_failure: FailurePolicy,
+    pub(crate) remove_idle_consumers: Option<Duration>,
 }
 
 /// What the store does with a delivery the bus reports as failed (through
@@ -69,13 +71,15 @@ pub enum FailurePolicy {
 /// | [`results_max_len`](Self::results_max_len) | 1,000,000 | approximate MAXLEN of the results stream |
 /// | [`dead_letter_max_len`](Self::dead_letter_max_len) | 100,000 | approximate MAXLEN of the dead-letter stream |
 /// | [`group`](Self::group) | `soiree` | consumer group: processes with the same group share the work |
-/// | [`consumer`](Self::consumer) | `<host>-<pid>` | this process's consumer name in the group |
+/// | [`consumer`](Self::consumer) | `<host>-<instance id>` | this process's consumer name in the group, stable across restarts |
+/// | [`instance_id`](Self::instance_id) | `0` | the instance id in the default consumer name |
 /// | [`claim_timeout`](Self::claim_timeout) | 30 s | idle time after which another consumer's pending entry is claimed |
 /// | [`max_deliveries`](Self::max_deliveries) | 5 | deliveries after which an entry is dead-lettered |
 /// | [`events_ttl`](Self::events_ttl) | none | drop events older than this from the stream |
 /// | [`results_ttl`](Self::results_ttl) | none | drop results older than this |
 /// | [`dedup_ttl`](Self::dedup_ttl) | 7 days | how long handler successes are remembered |
 /// | [`response_timeout`](Self::response_timeout) | 5 s | how long to wait for a (non-blocking) reply |
+/// | [`remove_idle_consumers`](Self::remove_idle_consumers) | 1 day | remove consumers with nothing pending idle for this long |
 /// | [`on_failure`](Self::on_failure) | [`FailurePolicy::DeadLetter`] | what happens to a delivery whose listeners failed |
 /// | [`metrics_registry`](Self::metrics_registry) | [`MetricsRegistry::global`] | where the metrics go |
 ///
@@ -100,6 +104,9 @@ pub enum FailurePolicy {
 pub struct RedisStoreBuilder {
     url: String,
     options: Options,
+    /// Set by [`RedisStoreBuilder::consumer`]; otherwise `<host>-<instance id>`.
+    consumer: Option<String>,
+    instance_id: String,
     registry: Option<MetricsRegistry>,
 }
 
@@ -109,6 +116,8 @@ impl fmt::Debug for RedisStoreBuilder {
         f.debug_struct("RedisStoreBuilder")
             .field("url", &redact_url(&self.url))
             .field("options", &self.options)
+            .field("consumer", &self.consumer)
+            .field("instance_id", &self.instance_id)
             .field("registry", &self.registry)
             .finish()
     }
@@ -124,7 +133,7 @@ impl RedisStoreBuilder {
                 results_max_len: Some(1_000_000),
                 dead_letter_max_len: Some(100_000),
                 group: "soiree".to_owned(),
-                consumer: default_consumer_name(),
+                consumer: String::new(),
                 claim_timeout: Duration::from_secs(30),
                 max_deliveries: 5,
                 events_ttl: None,
@@ -132,7 +141,10 @@ impl RedisStoreBuilder {
                 dedup_ttl: Duration::from_secs(7 * 24 * 3600),
                 response_timeout: Duration::from_secs(5),
                 on_failure: FailurePolicy::DeadLetter,
+                remove_idle_consumers: Some(DAY),
             },
+            consumer: None,
+            instance_id: "0".to_owned(),
             registry: None,
         }
     }
@@ -179,12 +191,26 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Sets this process's consumer name (default `<host>-<pid>`, with a
-    /// counter suffix for a second store in the same process). A process
-    /// restarted with the same name first re-reads the entries it had not
-    /// acknowledged.
+    /// Sets this process's consumer name in the group (default
+    /// `<host>-<instance id>`, see [`instance_id`](Self::instance_id)). Keep
+    /// it stable across restarts and unique among the live processes of the
+    /// group: a process restarted under the same name first re-reads the
+    /// entries it had not acknowledged, without waiting for the claim
+    /// timeout.
     pub fn consumer(mut self, consumer: impl Into<String>) -> Self {
-        self.options.consumer = consumer.into();
+        self.consumer = Some(consumer.into());
+        self
+    }
+
+    /// Sets the instance id of the default consumer name
+    /// `<host>-<instance id>` (default `0`; a second store built in the same
+    /// process gets `-2` appended, a third `-3`, in build order). Give each
+    /// process on a host its own id that it keeps across restarts — a
+    /// replica index, a systemd instance name — so that a restarted process
+    /// finds its own pending entries; two live processes with the same
+    /// consumer name would re-read each other's entries at start.
+    pub fn instance_id(mut self, id: impl Into<String>) -> Self {
+        self.instance_id = id.into();
         self
     }
 
@@ -242,6 +268,18 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Removes from the group the consumers (of any process) that have
+    /// nothing pending and have not read for `idle` (default 1 day; `None`
+    /// keeps them forever; 1 s to 3,650 days). A consumer that crashed and
+    /// never came back under its name otherwise stays listed in the group
+    /// for good. Checked atomically in a script, so a consumer with pending
+    /// entries is never removed; a live one that is removed is recreated by
+    /// its next read.
+    pub fn remove_idle_consumers(mut self, idle: Option<Duration>) -> Self {
+        self.options.remove_idle_consumers = idle;
+        self
+    }
+
     /// Reports metrics to `registry` instead of [`MetricsRegistry::global`].
     pub fn metrics_registry(mut self, registry: MetricsRegistry) -> Self {
         self.registry = Some(registry);
@@ -261,7 +299,11 @@ impl RedisStoreBuilder {
     ///
     /// Cancel safe: nothing is kept from a cancelled call.
     pub async fn build(self) -> Result<RedisStore> {
-        let o = &self.options;
+        if self.consumer.is_none() && self.instance_id.is_empty() {
+            return Err(Error::InvalidConfig("instance_id must not be empty".into()));
+        }
+        let mut options = self.options;
+        let o = &options;
         crate::keys::validate_prefix(&o.prefix)?;
         if o.max_deliveries == 0 {
             return Err(Error::InvalidConfig(
@@ -271,12 +313,16 @@ impl RedisStoreBuilder {
         check_duration("claim_timeout", o.claim_timeout, MILLI, YEAR)?;
         check_duration("response_timeout", o.response_timeout, MILLI, DAY)?;
         check_duration("dedup_ttl", o.dedup_ttl, SECOND, 10 * YEAR)?;
-        for (name, ttl) in [("events_ttl", o.events_ttl), ("results_ttl", o.results_ttl)] {
+        for (name, ttl) in [
+            ("events_ttl", o.events_ttl),
+            ("results_ttl", o.results_ttl),
+            ("remove_idle_consumers", o.remove_idle_consumers),
+        ] {
             if let Some(ttl) = ttl {
                 check_duration(name, ttl, SECOND, 10 * YEAR)?;
             }
         }
-        if o.group.is_empty() || o.consumer.is_empty() {
+        if o.group.is_empty() || self.consumer.as_deref() == Some("") {
             return Err(Error::InvalidConfig(
                 "group and consumer names must not be empty".into(),
             ));
@@ -291,7 +337,19 @@ impl RedisStoreBuilder {
         let registry = self
             .registry
             .unwrap_or_else(|| MetricsRegistry::global().clone());
-        RedisStore::connect_with(client, self.options, &registry).await
+        let lease = match self.consumer {
+            Some(consumer) => {
+                options.consumer = consumer;
+                None
+            }
+            None => {
+                let (name, lease) =
+                    default_consumer_name(&self.instance_id, &options.prefix, &options.group);
+                options.consumer = name;
+                Some(lease)
+            }
+        };
+        RedisStore::connect_with(client, options, lease, &registry).await
     }
 }
 
@@ -323,18 +381,45 @@ fn human(d: Duration) -> String {
     }
 }
 
-/// `<host>-<pid>`, plus `-<n>` for the n-th store of this process after the first.
-fn default_consumer_name() -> String {
-    static STORES: AtomicUsize = AtomicUsize::new(0);
+/// A default consumer name in use by a live store of this process, given
+/// back when the store is dropped.
+#[derive(Debug)]
+pub(crate) struct NameLease(String);
+
+static LEASED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+impl Drop for NameLease {
+    fn drop(&mut self) {
+        LEASED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.0);
+    }
+}
+
+/// `<host>-<instance id>`, or `<host>-<instance id>-<n>` when a live store
+/// of this process already uses that name with the same prefix and group
+/// (the second gets `-2`, and so on): stable across restarts for a process
+/// with one store per prefix and group.
+fn default_consumer_name(instance_id: &str, prefix: &str, group: &str) -> (String, NameLease) {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|host| host.trim().to_owned())
         .filter(|host| !host.is_empty())
         .unwrap_or_else(|| "soiree".to_owned());
-    let pid = std::process::id();
-    match STORES.fetch_add(1, Ordering::Relaxed) {
-        0 => format!("{host}-{pid}"),
-        n => format!("{host}-{pid}-{}", n + 1),
+    let base = format!("{host}-{instance_id}");
+    let mut leased = LEASED.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut n = 1;
+    loop {
+        let name = match n {
+            1 => base.clone(),
+            n => format!("{base}-{n}"),
+        };
+        let key = format!("{prefix}\0{group}\0{name}");
+        if leased.insert(key.clone()) {
+            return (name, NameLease(key));
+        }
+        n += 1;
     }
 }

@@ -14,7 +14,8 @@
 //! | situation | what happens |
 //! |---|---|
 //! | `emit` | the emission ends once the event is appended, or yields a `Store` error; never success for an event not stored |
-//! | a process dies mid-event | its entries stay pending; a live consumer claims them after the claim timeout (the same process re-reads them at restart) |
+//! | a process dies mid-event | its entries stay pending; a live consumer claims them after the claim timeout (the same process, under its stable consumer name, re-reads them at once when it restarts) |
+//! | a bus closes | entries read ahead and not run are handed back without counting a delivery; any consumer claims them at once |
 //! | an event is delivered again | listeners registered with `on_named` that already succeeded for its event id are skipped |
 //! | an entry keeps coming back | after `max_deliveries` it moves to the dead-letter stream with its last error |
 //! | a listener still fails after its retries, or panics; a topic is invalid | the entry moves to the dead-letter stream with the error (see [`FailurePolicy`]) |
