@@ -108,6 +108,9 @@ pub struct RedisStoreBuilder {
     consumer: Option<String>,
     instance_id: String,
     registry: Option<MetricsRegistry>,
+    /// PEM root certificate(s) to trust for `rediss://` instead of the system's.
+    #[cfg(feature = "tls")]
+    tls_root_cert: Option<Vec<u8>>,
 }
 
 /// Shows the URL with its password masked (`redis://user:***@host`).
@@ -119,7 +122,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("consumer", &self.consumer)
             .field("instance_id", &self.instance_id)
             .field("registry", &self.registry)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -146,6 +149,8 @@ impl RedisStoreBuilder {
             consumer: None,
             instance_id: "0".to_owned(),
             registry: None,
+            #[cfg(feature = "tls")]
+            tls_root_cert: None,
         }
     }
 
@@ -280,6 +285,15 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Trusts the root certificate(s) in `pem` for a `rediss://` URL
+    /// instead of the system's roots (a private CA). Needs the `tls`
+    /// feature.
+    #[cfg(feature = "tls")]
+    pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_cert = Some(pem.into());
+        self
+    }
+
     /// Reports metrics to `registry` instead of [`MetricsRegistry::global`].
     pub fn metrics_registry(mut self, registry: MetricsRegistry) -> Self {
         self.registry = Some(registry);
@@ -302,7 +316,7 @@ impl RedisStoreBuilder {
         if self.consumer.is_none() && self.instance_id.is_empty() {
             return Err(Error::InvalidConfig("instance_id must not be empty".into()));
         }
-        let mut options = self.options;
+        let mut options = self.options.clone();
         let o = &options;
         crate::keys::validate_prefix(&o.prefix)?;
         if o.max_deliveries == 0 {
@@ -332,7 +346,8 @@ impl RedisStoreBuilder {
                 "a stream max length must be positive".into(),
             ));
         }
-        let client = redis::Client::open(self.url.as_str())
+        let client = self
+            .client()
             .map_err(|err| Error::InvalidConfig(url_error(&self.url, &err)))?;
         let registry = self
             .registry
@@ -378,6 +393,30 @@ fn human(d: Duration) -> String {
         s if s >= YEAR.as_secs() => format!("{} days", s / DAY.as_secs()),
         s if s >= DAY.as_secs() => format!("{} day(s)", s / DAY.as_secs()),
         s => format!("{s} s"),
+    }
+}
+
+impl RedisStoreBuilder {
+    #[cfg(not(feature = "tls"))]
+    fn client(&self) -> redis::RedisResult<redis::Client> {
+        redis::Client::open(self.url.as_str())
+    }
+
+    #[cfg(feature = "tls")]
+    fn client(&self) -> redis::RedisResult<redis::Client> {
+        // rustls needs a process-wide crypto provider: ring, unless the
+        // application installed one already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        match &self.tls_root_cert {
+            None => redis::Client::open(self.url.as_str()),
+            Some(root) => redis::Client::build_with_tls(
+                self.url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root.clone()),
+                },
+            ),
+        }
     }
 }
 

@@ -173,3 +173,21 @@ async fn replay_finds_an_event_whose_id_is_a_json_number() {
     assert_eq!(replayed[1].properties["soiree.event_id"], 4242);
     assert_eq!(replayed[2].payload, 2);
 }
+
+#[cfg(not(feature = "tls"))]
+#[tokio::test(flavor = "current_thread")]
+async fn rediss_without_the_tls_feature_is_a_config_error() {
+    let built = tokio::time::timeout(
+        LIMIT,
+        soiree_redis::RedisStore::builder("rediss://app:s3cret@127.0.0.1:1/").build(),
+    )
+    .await
+    .expect("fails in time");
+    match built {
+        Err(Error::InvalidConfig(message)) => {
+            assert!(message.contains("TLS"), "{message}");
+            assert!(!message.contains("s3cret"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
