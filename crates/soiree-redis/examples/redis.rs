@@ -7,7 +7,7 @@
 //! cargo run -p soiree-redis --example redis
 //! ```
 //!
-//! It writes only under a fresh key prefix (`soiree-example-<pid>-<ms>:`)
+//! It writes only under a fresh key prefix (`{soiree-example-<pid>-<ms>}:`)
 //! and deletes nothing else.
 
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use soiree_redis::RedisStore;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("SOIREE_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let millis = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
-    let prefix = format!("soiree-example-{}-{millis}:", std::process::id());
+    let prefix = format!("soiree-example-{}-{millis}", std::process::id());
 
     let store = RedisStore::builder(&url)
         .prefix(prefix.clone())

@@ -6,25 +6,60 @@ use crate::entry::Entry;
 use crate::keys::field;
 use crate::{RedisStore, Result};
 
-/// Appends to the dead-letter stream, then acknowledges the entry, in one
-/// script: if the append fails the script stops before the acknowledgement,
-/// so an entry is never acknowledged without its copy (a crash in between
-/// can only duplicate it).
+/// Moves pending entries to the dead-letter stream, in one script: for each
+/// entry still pending in the group, it appends a copy (the entry's `event`
+/// field, or all its fields as JSON in `raw` when it has none, with the
+/// error and the delivery count) and only then acknowledges it. If the
+/// append fails the script stops before the acknowledgement, so an entry is
+/// never acknowledged without its copy (a crash in between can only
+/// duplicate it). An entry no longer pending (acknowledged meanwhile) is
+/// left alone. Returns how many entries were moved.
 ///
-/// KEYS: events stream, dead-letter stream. ARGV: group, entry id, max
-/// length (0: none), then field/value pairs.
+/// KEYS: events stream, dead-letter stream. ARGV: group, max length (0:
+/// none), then (entry id, error) pairs.
 pub(crate) const SCRIPT: &str = r"
-local add = {'XADD', KEYS[2]}
-if ARGV[3] ~= '0' then
-  add[#add + 1] = 'MAXLEN'
-  add[#add + 1] = '~'
-  add[#add + 1] = ARGV[3]
+local moved = 0
+for i = 3, #ARGV, 2 do
+  local id, err = ARGV[i], ARGV[i + 1]
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+  if #pending == 1 then
+    local add = {'XADD', KEYS[2]}
+    if ARGV[2] ~= '0' then
+      add[#add + 1] = 'MAXLEN'
+      add[#add + 1] = '~'
+      add[#add + 1] = ARGV[2]
+    end
+    add[#add + 1] = '*'
+    add[#add + 1] = 'entry_id'
+    add[#add + 1] = id
+    add[#add + 1] = 'error'
+    add[#add + 1] = err
+    add[#add + 1] = 'deliveries'
+    add[#add + 1] = tostring(pending[1][4])
+    local found = redis.call('XRANGE', KEYS[1], id, id)
+    if #found == 1 then
+      local fields, event, raw = found[1][2], nil, {}
+      for j = 1, #fields, 2 do
+        if fields[j] == 'event' then event = fields[j + 1] end
+        raw[fields[j]] = fields[j + 1]
+      end
+      if event then
+        add[#add + 1] = 'event'
+        add[#add + 1] = event
+      else
+        add[#add + 1] = 'raw'
+        add[#add + 1] = cjson.encode(raw)
+      end
+    end
+    redis.call(unpack(add))
+    moved = moved + redis.call('XACK', KEYS[1], ARGV[1], id)
+  end
 end
-add[#add + 1] = '*'
-for i = 4, #ARGV do add[#add + 1] = ARGV[i] end
-redis.call(unpack(add))
-return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return moved
 ";
+
+/// Entries moved per script call: a script blocks the server while it runs.
+const SCRIPT_BATCH: usize = 64;
 
 /// An entry set aside in the dead-letter stream.
 ///
@@ -46,12 +81,14 @@ pub struct DeadLetter {
     pub id: String,
     /// The id the entry had in the events stream.
     pub entry_id: String,
-    /// Why it was set aside: a parse error, or the last handler error after
-    /// too many deliveries.
+    /// Why it was set aside: a parse error, the error of a listener that
+    /// still failed (or panicked) after its retries, an invalid topic, or
+    /// the last handler error after too many deliveries.
     pub error: String,
-    /// How many times it had been delivered, counting the delivery that
-    /// found it over `max_deliveries` and set it aside without running it
-    /// (so `max_deliveries + 1` for an entry that kept failing).
+    /// How many times it had been delivered. For an entry set aside after
+    /// too many deliveries this counts the delivery that found it over
+    /// `max_deliveries` and set it aside without running it (so
+    /// `max_deliveries + 1` for an entry that kept failing).
     pub deliveries: u64,
     /// The event, when the entry held a well-formed one.
     pub event: Option<StoredEvent>,
@@ -85,52 +122,30 @@ impl DeadLetter {
 }
 
 impl RedisStore {
-    /// Moves an entry to the dead-letter stream and acknowledges it.
-    pub(crate) async fn dead_letter(
-        &self,
-        entry: &Entry,
-        error: &str,
-        deliveries: u64,
-    ) -> Result<()> {
+    /// Moves pending entries, each with its error, to the dead-letter
+    /// stream and acknowledges them. Returns how many were moved (entries
+    /// acknowledged meanwhile are skipped).
+    pub(crate) async fn dead_letter(&self, failures: &[(&str, &str)]) -> Result<u64> {
         let inner = &self.inner;
-        let mut invocation = inner.dead_letter_script.prepare_invoke();
-        invocation
-            .key(&inner.keys.events)
-            .key(&inner.keys.dead)
-            .arg(&inner.options.group)
-            .arg(&entry.id)
-            .arg(inner.options.dead_letter_max_len.unwrap_or(0))
-            .arg(field::ENTRY_ID)
-            .arg(&entry.id)
-            .arg(field::ERROR)
-            .arg(error)
-            .arg(field::DELIVERIES)
-            .arg(deliveries);
-        match entry.field(field::EVENT) {
-            Some(event) => {
-                invocation.arg(field::EVENT).arg(event);
+        let mut moved = 0;
+        for batch in failures.chunks(SCRIPT_BATCH) {
+            let mut invocation = inner.dead_letter_script.prepare_invoke();
+            invocation
+                .key(&inner.keys.events)
+                .key(&inner.keys.dead)
+                .arg(&inner.options.group)
+                .arg(inner.options.dead_letter_max_len.unwrap_or(0));
+            for (entry_id, error) in batch {
+                invocation.arg(*entry_id).arg(*error);
             }
-            None => {
-                let fields: serde_json::Map<String, serde_json::Value> = entry
-                    .fields
-                    .iter()
-                    .flatten()
-                    .map(|(key, value)| {
-                        (
-                            key.clone(),
-                            String::from_utf8_lossy(value).into_owned().into(),
-                        )
-                    })
-                    .collect();
-                invocation
-                    .arg("raw")
-                    .arg(serde_json::Value::Object(fields).to_string());
+            let mut conn = inner.conn.clone();
+            let count = invocation.invoke_async::<u64>(&mut conn).await?;
+            moved += count;
+            inner.metrics.dead_lettered.inc_by(count);
+            for (entry_id, error) in batch {
+                tracing::warn!(%entry_id, error, "entry moved to the dead-letter stream");
             }
         }
-        let mut conn = inner.conn.clone();
-        invocation.invoke_async::<u64>(&mut conn).await?;
-        inner.metrics.dead_lettered.inc();
-        tracing::warn!(entry_id = %entry.id, error, deliveries, "entry moved to the dead-letter stream");
-        Ok(())
+        Ok(moved)
     }
 }

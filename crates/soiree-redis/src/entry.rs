@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn reads_entries_and_deleted_ones() {
         let reply = Value::Array(vec![Value::Array(vec![
-            bulk("soiree:events"),
+            bulk("{soiree}:events"),
             Value::Array(vec![
                 Value::Array(vec![
                     bulk("1-0"),

@@ -22,7 +22,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// Redis returned an error, or the connection failed.
     #[error("redis error: {0}")]
-    Redis(#[from] redis::RedisError),
+    Redis(redis::RedisError),
+    /// Redis refused the credentials (wrong password, unknown or disabled
+    /// ACL user), or wants some and got none. The message never holds the
+    /// password.
+    #[error("redis refused the credentials: {0}")]
+    Auth(redis::RedisError),
     /// Redis did not answer in time.
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
@@ -38,6 +43,18 @@ pub enum Error {
     /// No stored event has the given event id.
     #[error("event not found: {0:?}")]
     NotFound(String),
+}
+
+impl From<redis::RedisError> for Error {
+    fn from(err: redis::RedisError) -> Self {
+        let auth = err.kind() == redis::ErrorKind::AuthenticationFailed
+            || matches!(err.code(), Some("NOAUTH" | "WRONGPASS"));
+        if auth {
+            Self::Auth(err)
+        } else {
+            Self::Redis(err)
+        }
+    }
 }
 
 impl Error {

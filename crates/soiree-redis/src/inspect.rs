@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use soiree::{EventHistory, Page, StoredEvent, StoredResult};
+use soiree::{EventHistory, PROPERTY_EVENT_ID, Page, StoredEvent, StoredResult};
 
 use crate::entry::{self, Entry};
 use crate::keys::field;
@@ -121,7 +121,8 @@ impl RedisStore {
     /// Enqueues the stored event with this event id again, with the same
     /// id: listeners that already succeeded for it (by
     /// [`on_named`](soiree::EventBus::on_named) id) are skipped. Looks in
-    /// the events stream, newest first, then in the dead letters.
+    /// the events stream, newest first, then in the dead letters. The id
+    /// property may be a JSON string or number (`"4242"` finds `4242`).
     ///
     /// # Errors
     ///
@@ -139,7 +140,7 @@ impl RedisStore {
                 self.scan(&self.inner.keys.dead, |entry| {
                     let letter = DeadLetter::from_entry(entry);
                     match letter.event {
-                        Some(event) if event.id() == Some(event_id) => {
+                        Some(event) if has_id(&event, event_id) => {
                             found = Some(event);
                             false
                         }
@@ -212,7 +213,7 @@ impl RedisStore {
             )?;
             for entry in &entries {
                 if let Ok(event) = parse::<StoredEvent>(entry, field::EVENT)
-                    && event.id() == Some(event_id)
+                    && has_id(&event, event_id)
                 {
                     return Ok(Some(event));
                 }
@@ -263,6 +264,25 @@ impl RedisStore {
             items,
             next: next.flatten(),
         })
+    }
+}
+
+/// Whether the event's id property is `event_id`, whatever JSON type
+/// carried it: a string, or a number (`4242` matches `"4242"`; the float
+/// `42.5` matches `"42.5"` and `"42.50"`).
+fn has_id(event: &StoredEvent, event_id: &str) -> bool {
+    match event.properties.get(PROPERTY_EVENT_ID) {
+        Some(serde_json::Value::String(id)) => id == event_id,
+        Some(serde_json::Value::Number(id)) => {
+            // Integers compare as text (exact beyond 2^53); floats by value.
+            id.to_string() == event_id
+                || (id.is_f64()
+                    && matches!(
+                        (id.as_f64(), event_id.trim().parse::<f64>()),
+                        (Some(a), Ok(b)) if a == b
+                    ))
+        }
+        _ => false,
     }
 }
 

@@ -14,9 +14,11 @@
 //! | situation | what happens |
 //! |---|---|
 //! | `emit` | the emission ends once the event is appended, or yields a `Store` error; never success for an event not stored |
-//! | a process dies mid-event | its entries stay pending; a live consumer claims them after the claim timeout (the same process re-reads them at restart) |
+//! | a process dies mid-event | its entries stay pending; a live consumer claims them after the claim timeout (the same process, under its stable consumer name, re-reads them at once when it restarts) |
+//! | a bus closes | entries read ahead and not run are handed back without counting a delivery; any consumer claims them at once |
 //! | an event is delivered again | listeners registered with `on_named` that already succeeded for its event id are skipped |
 //! | an entry keeps coming back | after `max_deliveries` it moves to the dead-letter stream with its last error |
+//! | a listener still fails after its retries, or panics; a topic is invalid | the entry moves to the dead-letter stream with the error (see [`FailurePolicy`]) |
 //! | an entry is not an event | it moves to the dead-letter stream with a parse error |
 //! | Redis restarts | emits fail with a `Store` error until it is back; consumers reconnect and recreate the group |
 //!
@@ -26,9 +28,11 @@
 //!
 //! # Keys
 //!
-//! Under the prefix (default `soiree:`): `events` (stream, the queue),
-//! `results` (stream), `dead` (stream), `dedup:<event id>` (set, with a TTL),
-//! `error:<event id>` (the last handler error, with a TTL).
+//! Every key is `{<prefix>}:<name>` (prefix default `soiree`): `events`
+//! (stream, the queue), `results` (stream), `dead` (stream),
+//! `dedup:<event id>` (set, with a TTL), `error:<event id>` (the last
+//! handler error, with a TTL). The braces delimit the prefix, so one
+//! prefix's keys are never another's, and make it a Redis Cluster hash tag.
 //!
 //! # Example
 //!
@@ -38,7 +42,7 @@
 //! use soiree_redis::RedisStore;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = RedisStore::builder("redis://127.0.0.1:6379").prefix("shop:").build().await?;
+//! let store = RedisStore::builder("redis://127.0.0.1:6379").prefix("shop").build().await?;
 //! let bus = EventBus::builder().store(store.clone()).build()?;
 //! bus.on_named("send-receipt", "order.paid", |ctx| async move {
 //!     println!("receipt for {:?}", ctx.event_id());
@@ -65,10 +69,11 @@ mod inspect;
 mod keys;
 mod metrics;
 mod queue;
+mod redact;
 mod store;
 mod writer;
 
-pub use builder::RedisStoreBuilder;
+pub use builder::{FailurePolicy, RedisStoreBuilder};
 pub use dead_letter::DeadLetter;
 pub use error::{Error, Result};
 pub use inspect::PendingEntry;

@@ -10,18 +10,18 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use soiree::{Delivery, EventQueue, StoredEvent};
+use soiree::{Delivery, EventQueue, FailedDelivery, StoredEvent};
 use tokio::time::Instant;
 
 use crate::entry::{self, Entry};
 use crate::keys::field;
-use crate::{Error, RedisStore, Result};
+use crate::{Error, FailurePolicy, RedisStore, Result};
 
 /// Where the consumer is in its start-up and claim scans.
 #[derive(Debug)]
 pub(crate) struct ConsumerState {
-    /// The XPENDING range start of this consumer's own pending entries
-    /// still to re-read; `None` once they all were.
+    /// The id after which this consumer's own pending entries are still to
+    /// be re-read; `None` once they all were.
     reread_from: Option<String>,
     claim_cursor: String,
     next_claim: Instant,
@@ -33,7 +33,7 @@ pub(crate) struct ConsumerState {
 impl ConsumerState {
     pub(crate) fn new() -> Self {
         Self {
-            reread_from: Some("-".to_owned()),
+            reread_from: Some("0".to_owned()),
             claim_cursor: "0-0".to_owned(),
             next_claim: Instant::now(),
             buffer: VecDeque::new(),
@@ -41,6 +41,33 @@ impl ConsumerState {
         }
     }
 }
+
+/// The longest a blocking read waits before it is issued again.
+const MAX_BLOCK: Duration = Duration::from_secs(3600);
+
+/// Entries handed back per script call.
+const RELEASE_BATCH: usize = 256;
+
+/// Hands entries pending under a consumer back to the group: for each one
+/// still pending under it, sets its delivery count one lower and its idle
+/// time to the claim timeout (XCLAIM … IDLE … RETRYCOUNT … JUSTID, which
+/// does not count a delivery). Returns how many were handed back.
+///
+/// KEYS: events stream. ARGV: group, consumer, idle ms, then entry ids.
+pub(crate) const RELEASE_SCRIPT: &str = r"
+local released = 0
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local row = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1, ARGV[2])
+  if #row == 1 then
+    local count = math.max(row[1][4] - 1, 0)
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id,
+      'IDLE', ARGV[3], 'RETRYCOUNT', count, 'JUSTID')
+    released = released + 1
+  end
+end
+return released
+";
 
 /// Entries read per XREADGROUP at least, whatever the bus asks for.
 const READ_AHEAD: usize = 32;
@@ -57,14 +84,18 @@ impl RedisStore {
     async fn dequeue_inner(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
         let mut state = self.inner.consumer.lock().await;
         if !state.buffer.is_empty() {
-            // Entries that waited here too long are left to the claim scan:
-            // another consumer may be about to take them.
+            // Entries that waited here too long are handed back, for the
+            // claim scan of any consumer: another one may be about to take
+            // them, and their delivery never ran.
             if state.buffered_at.elapsed() < self.inner.options.claim_timeout / 2 {
                 let take = max.min(state.buffer.len());
                 return Ok(state.buffer.drain(..take).collect());
             }
             let stale: Vec<String> = state.buffer.drain(..).map(|d| d.receipt).collect();
-            self.inner.dedup_cache.remove(&stale);
+            if let Err(err) = self.release_ids(&stale).await {
+                tracing::debug!(%err, "cannot hand back stale read-ahead entries");
+                self.inner.dedup_cache.remove(&stale);
+            }
         }
         let mut out = Vec::new();
         if state.reread_from.is_some() {
@@ -112,8 +143,11 @@ impl RedisStore {
         }
     }
 
-    /// Re-delivers this consumer's own pending entries, claiming them again
-    /// (XCLAIM with no idle time) so that their delivery count goes up.
+    /// Re-delivers this consumer's own pending entries (XREADGROUP from id
+    /// 0, which reads the consumer's pending list and counts a delivery),
+    /// a page per call until none is left: after a restart under the same
+    /// name the entries in flight at the crash come back at once, without
+    /// waiting for the claim timeout.
     async fn reread_own(
         &self,
         state: &mut ConsumerState,
@@ -124,41 +158,74 @@ impl RedisStore {
         let Some(start) = state.reread_from.clone() else {
             return Ok(());
         };
+        let entries = entry::read_reply(
+            self.query(
+                redis::cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg(&inner.options.group)
+                    .arg(&inner.options.consumer)
+                    .arg("COUNT")
+                    .arg(max)
+                    .arg("STREAMS")
+                    .arg(&inner.keys.events)
+                    .arg(&start),
+            )
+            .await?,
+        )?;
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            state.reread_from = None;
+            return Ok(());
+        };
+        state.reread_from = Some(last.id.clone());
+        // XREADGROUP does not report delivery counts: read them back.
         let rows = entry::pending_rows(
             self.query(
                 redis::cmd("XPENDING")
                     .arg(&inner.keys.events)
                     .arg(&inner.options.group)
-                    .arg(&start)
-                    .arg("+")
-                    .arg(max)
+                    .arg(&first.id)
+                    .arg(&last.id)
+                    .arg(entries.len())
                     .arg(&inner.options.consumer),
             )
             .await?,
         )?;
-        let Some(last) = rows.last() else {
-            state.reread_from = None;
-            return Ok(());
-        };
-        state.reread_from = Some(format!("({}", last.id));
-        let mut claim = redis::cmd("XCLAIM");
-        claim
-            .arg(&inner.keys.events)
-            .arg(&inner.options.group)
-            .arg(&inner.options.consumer)
-            .arg(0);
-        for row in &rows {
-            claim.arg(&row.id);
-        }
-        let entries = entry::entries(self.query(&claim).await?)?;
         let counts: HashMap<String, u64> = rows
             .into_iter()
-            .map(|row| (row.id, row.deliveries + 1))
+            .map(|row| (row.id, row.deliveries))
             .collect();
+        let before = out.len();
         self.accept(entries, |id| counts.get(id).copied().unwrap_or(2), out)
             .await?;
-        inner.metrics.redelivered.inc_by(out.len() as u64);
+        inner
+            .metrics
+            .redelivered
+            .inc_by((out.len() - before) as u64);
         Ok(())
+    }
+
+    /// Hands entries pending under this consumer back to the group without
+    /// counting a delivery: their delivery count goes back by one (the
+    /// delivery that never ran) and their idle time is set to the claim
+    /// timeout, so any consumer claims them at once.
+    pub(crate) async fn release_ids(&self, ids: &[String]) -> Result<u64> {
+        let inner = &self.inner;
+        let mut released = 0;
+        for batch in ids.chunks(RELEASE_BATCH) {
+            let mut invocation = inner.release_script.prepare_invoke();
+            invocation
+                .key(&inner.keys.events)
+                .arg(&inner.options.group)
+                .arg(&inner.options.consumer)
+                .arg(u64::try_from(inner.options.claim_timeout.as_millis()).unwrap_or(u64::MAX));
+            for id in batch {
+                invocation.arg(id);
+            }
+            let mut conn = inner.conn.clone();
+            released += invocation.invoke_async::<u64>(&mut conn).await?;
+        }
+        inner.dedup_cache.remove(ids);
+        Ok(released)
     }
 
     /// Claims entries that other consumers left pending for longer than the
@@ -231,7 +298,9 @@ impl RedisStore {
     /// Reads entries never delivered to the group, blocking up to `wait`.
     async fn read_new(&self, max: usize, wait: Duration, out: &mut Vec<Delivery>) -> Result<()> {
         let inner = &self.inner;
-        // BLOCK 0 would wait forever.
+        // BLOCK 0 would wait forever; Redis rejects a timeout past its
+        // range, and a read can always be issued again.
+        let wait = wait.min(MAX_BLOCK);
         let block_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
@@ -244,7 +313,7 @@ impl RedisStore {
             .arg("STREAMS")
             .arg(&inner.keys.events)
             .arg(">");
-        let limit = wait + inner.options.response_timeout;
+        let limit = wait.saturating_add(inner.options.response_timeout);
         let mut conn = inner.blocking.clone();
         let reply: redis::Value = tokio::time::timeout(limit, cmd.query_async(&mut conn))
             .await
@@ -255,8 +324,8 @@ impl RedisStore {
 
     /// Dead-letters an entry; when that fails, leaves it pending (it comes
     /// back after the claim timeout) rather than abandoning the whole batch.
-    async fn dead_letter_or_leave(&self, entry: &Entry, error: &str, count: u64) {
-        if let Err(err) = self.dead_letter(entry, error, count).await {
+    async fn dead_letter_or_leave(&self, entry: &Entry, error: &str) {
+        if let Err(err) = self.dead_letter(&[(&entry.id, error)]).await {
             tracing::warn!(%err, id = %entry.id, "dead-lettering failed; the entry stays pending");
         }
     }
@@ -277,9 +346,7 @@ impl RedisStore {
             let count = deliveries(&entry.id);
             match verdict(&entry) {
                 Verdict::Gone => gone.push(entry.id),
-                Verdict::DeadLetter(error) => {
-                    self.dead_letter_or_leave(&entry, &error, count).await
-                }
+                Verdict::DeadLetter(error) => self.dead_letter_or_leave(&entry, &error).await,
                 Verdict::Deliver(event) if count > max => {
                     let last_error = match event.id() {
                         Some(id) => self
@@ -298,7 +365,7 @@ impl RedisStore {
                             format!("delivered {count} times (max {max}) without acknowledgement")
                         }
                     };
-                    self.dead_letter_or_leave(&entry, &error, count).await;
+                    self.dead_letter_or_leave(&entry, &error).await;
                 }
                 Verdict::Deliver(event) => out.push(Delivery {
                     receipt: entry.id,
@@ -377,6 +444,58 @@ impl EventQueue for RedisStore {
             self.ack_ids(ids).await?;
             self.inner.dedup_cache.remove(ids);
         }
+        Ok(())
+    }
+
+    /// Settles failed deliveries as the [`FailurePolicy`] says: by default
+    /// moves them to the dead-letter stream with their errors (and
+    /// acknowledges them), listable with [`RedisStore::dead_letters`] and
+    /// replayable with [`RedisStore::replay_dead_letters`].
+    async fn fail(&self, failures: &[FailedDelivery]) -> soiree::Result<()> {
+        let receipts: Vec<String> = failures.iter().map(|f| f.receipt.clone()).collect();
+        match self.inner.options.on_failure {
+            FailurePolicy::DeadLetter => {
+                let pairs: Vec<(&str, &str)> = failures
+                    .iter()
+                    .map(|f| (f.receipt.as_str(), f.error.as_str()))
+                    .collect();
+                match self.dead_letter(&pairs).await {
+                    // The group is gone (see `ack_ids`): nothing is pending.
+                    Err(err) if err.code() == Some("NOGROUP") => {}
+                    other => {
+                        other?;
+                    }
+                }
+            }
+            FailurePolicy::Acknowledge => self.ack_ids(&receipts).await?,
+            FailurePolicy::Redeliver => {
+                for failure in failures {
+                    tracing::debug!(
+                        entry_id = %failure.receipt,
+                        error = %failure.error,
+                        "failed delivery left pending for redelivery"
+                    );
+                }
+            }
+        }
+        self.inner.dedup_cache.remove(&receipts);
+        Ok(())
+    }
+
+    /// Hands back the entries read ahead of the bus and the deliveries it
+    /// took but did not run, without counting a delivery: any consumer of
+    /// the group claims them at once.
+    async fn release(&self, receipts: &[String]) -> soiree::Result<()> {
+        let mut ids: Vec<String> = {
+            let mut state = self.inner.consumer.lock().await;
+            state.buffer.drain(..).map(|d| d.receipt).collect()
+        };
+        ids.extend_from_slice(receipts);
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let released = self.release_ids(&ids).await?;
+        tracing::debug!(released, consumer = %self.inner.options.consumer, "handed back undispatched entries");
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use soiree::{
 };
 use tokio::sync::Mutex;
 
-use crate::builder::Options;
+use crate::builder::{NameLease, Options};
 use crate::dedup_cache::DedupCache;
 use crate::entry;
 use crate::keys::{Keys, field};
@@ -21,6 +21,29 @@ use crate::metrics::RedisMetrics;
 use crate::queue::ConsumerState;
 use crate::writer::Writer;
 use crate::{Error, RedisStoreBuilder, Result};
+
+/// Removes the group's consumers other than ARGV[3] that have nothing
+/// pending and were idle for at least ARGV[2] ms; returns their names.
+/// Atomic: a consumer that has entries pending is never removed (XGROUP
+/// DELCONSUMER would drop them from the pending list).
+///
+/// KEYS: events stream. ARGV: group, min idle ms, this consumer.
+const REMOVE_IDLE_CONSUMERS: &str = r"
+local removed = {}
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local name, pending, idle
+  for i = 1, #c, 2 do
+    if c[i] == 'name' then name = c[i + 1]
+    elseif c[i] == 'pending' then pending = c[i + 1]
+    elseif c[i] == 'idle' then idle = c[i + 1] end
+  end
+  if name ~= ARGV[3] and pending == 0 and idle >= tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
+    removed[#removed + 1] = name
+  end
+end
+return removed
+";
 
 /// How often the store refreshes its queue-length gauge and applies TTLs.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
@@ -66,10 +89,15 @@ pub(crate) struct Inner {
     pub(crate) metrics: RedisMetrics,
     pub(crate) consumer: Mutex<ConsumerState>,
     pub(crate) dead_letter_script: redis::Script,
+    pub(crate) release_script: redis::Script,
     pub(crate) writer: Writer,
     pub(crate) dedup_cache: DedupCache,
     started: Instant,
     next_maintenance_ms: AtomicU64,
+    next_consumer_cleanup_ms: AtomicU64,
+    pub(crate) remove_consumers_script: redis::Script,
+    /// Keeps the default consumer name of this store for it while it lives.
+    _name_lease: Option<NameLease>,
 }
 
 impl RedisStore {
@@ -94,6 +122,7 @@ impl RedisStore {
     pub(crate) async fn connect_with(
         client: Client,
         options: Options,
+        name_lease: Option<NameLease>,
         registry: &MetricsRegistry,
     ) -> Result<Self> {
         let config = ConnectionManagerConfig::new()
@@ -117,10 +146,14 @@ impl RedisStore {
                 metrics,
                 consumer: Mutex::new(ConsumerState::new()),
                 dead_letter_script: redis::Script::new(crate::dead_letter::SCRIPT),
+                release_script: redis::Script::new(crate::queue::RELEASE_SCRIPT),
                 writer,
                 dedup_cache: DedupCache::default(),
                 started: Instant::now(),
                 next_maintenance_ms: AtomicU64::new(0),
+                next_consumer_cleanup_ms: AtomicU64::new(0),
+                remove_consumers_script: redis::Script::new(REMOVE_IDLE_CONSUMERS),
+                _name_lease: name_lease,
             }),
         };
         store.ensure_group().await?;
@@ -135,6 +168,11 @@ impl RedisStore {
     /// This process's consumer name in the group.
     pub fn consumer_name(&self) -> &str {
         &self.inner.options.consumer
+    }
+
+    /// The key prefix (keys are `{prefix}:events`, `{prefix}:results`, …).
+    pub fn prefix(&self) -> &str {
+        &self.inner.options.prefix
     }
 
     /// The key of the events stream (the queue).
@@ -152,10 +190,11 @@ impl RedisStore {
         &self.inner.keys.dead
     }
 
-    /// Deletes every key under this store's prefix (the streams, the
-    /// consumer group with them, dedup sets and error records) and returns
-    /// how many were deleted. Keys outside the prefix are never touched; it
-    /// is meant for throwaway prefixes in tests, examples and benchmarks.
+    /// Deletes the keys this store writes — its streams (the consumer group
+    /// with them), and its `dedup:` and `error:` records — and returns how
+    /// many were deleted. Nothing outside `{prefix}:` is touched, nor keys
+    /// of other names inside it; meant for throwaway prefixes in tests,
+    /// examples and benchmarks.
     ///
     /// # Errors
     ///
@@ -166,28 +205,33 @@ impl RedisStore {
     ///
     /// Cancelling leaves some keys deleted and others not.
     pub async fn purge(&self) -> Result<u64> {
-        let pattern = format!("{}*", escape_glob(&self.inner.options.prefix));
-        let mut cursor = 0u64;
-        let mut deleted = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = self
-                .query(
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000),
-                )
-                .await?;
-            if !keys.is_empty() {
-                deleted += self.query::<u64>(redis::cmd("UNLINK").arg(&keys)).await?;
+        let keys = &self.inner.keys;
+        let mut deleted = self
+            .query::<u64>(redis::cmd("UNLINK").arg(&keys.fixed()[..]))
+            .await?;
+        for pattern in keys.per_event_patterns() {
+            let mut cursor = 0u64;
+            loop {
+                let (next, found): (u64, Vec<String>) = self
+                    .query(
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(&pattern)
+                            .arg("COUNT")
+                            .arg(1000),
+                    )
+                    .await?;
+                if !found.is_empty() {
+                    deleted += self.query::<u64>(redis::cmd("UNLINK").arg(&found)).await?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            if next == 0 {
-                return Ok(deleted);
-            }
-            cursor = next;
         }
+        Ok(deleted)
     }
 
     /// Runs one command on the shared connection.
@@ -253,6 +297,9 @@ impl RedisStore {
             (&inner.keys.events, inner.options.events_ttl),
             (&inner.keys.results, inner.options.results_ttl),
         ];
+        if let Some(idle) = inner.options.remove_idle_consumers {
+            self.remove_idle_consumers(now_ms, idle).await;
+        }
         for (key, ttl) in ttls {
             let Some(ttl) = ttl else { continue };
             let min_id =
@@ -263,6 +310,36 @@ impl RedisStore {
             if let Err(err) = trimmed {
                 tracing::debug!(%err, key, "cannot apply the ttl");
             }
+        }
+    }
+
+    /// Every so often (a fraction of `idle`, at most a minute): removes the
+    /// group's consumers, other than this one, that have nothing pending
+    /// and were idle for at least `idle`.
+    async fn remove_idle_consumers(&self, now_ms: u64, idle: Duration) {
+        let inner = &self.inner;
+        let every = (idle / 2).clamp(MAINTENANCE_INTERVAL, Duration::from_secs(60));
+        let due = inner.next_consumer_cleanup_ms.load(Ordering::Relaxed);
+        if now_ms < due {
+            return;
+        }
+        let next = now_ms + u64::try_from(every.as_millis()).unwrap_or(60_000);
+        inner
+            .next_consumer_cleanup_ms
+            .store(next, Ordering::Relaxed);
+        let mut invocation = inner.remove_consumers_script.prepare_invoke();
+        invocation
+            .key(&inner.keys.events)
+            .arg(&inner.options.group)
+            .arg(u64::try_from(idle.as_millis()).unwrap_or(u64::MAX))
+            .arg(&inner.options.consumer);
+        let mut conn = inner.conn.clone();
+        match invocation.invoke_async::<Vec<String>>(&mut conn).await {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::info!(?removed, group = %inner.options.group, "removed idle consumers with nothing pending");
+            }
+            Ok(_) => {}
+            Err(err) => tracing::debug!(%err, "cannot remove idle consumers"),
         }
     }
 
@@ -443,18 +520,6 @@ impl HandlerDedup for RedisStore {
             .query(redis::cmd("SISMEMBER").arg(key).arg(handler_id))
             .await?)
     }
-}
-
-/// Escapes a literal for a Redis glob pattern.
-fn escape_glob(literal: &str) -> String {
-    let mut out = String::with_capacity(literal.len());
-    for c in literal.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Milliseconds since the Unix epoch (Redis stream ids are such timestamps).

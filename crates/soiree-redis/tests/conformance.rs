@@ -22,7 +22,7 @@ fn config() -> Conformance {
 }
 
 async fn store(server: &RedisServer) -> Arc<dyn EventStore> {
-    store_with_prefix(server, "soiree:").await
+    store_with_prefix(server, "soiree").await
 }
 
 async fn store_with_prefix(server: &RedisServer, prefix: &str) -> Arc<dyn EventStore> {
@@ -75,7 +75,7 @@ async fn the_whole_suite_passes() {
     let report = config()
         .run_all(|| {
             n += 1;
-            let prefix = format!("check{n}:");
+            let prefix = format!("check{n}");
             let server = &server;
             async move { store_with_prefix(server, &prefix).await }
         })

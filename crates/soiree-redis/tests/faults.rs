@@ -111,7 +111,7 @@ async fn a_deleted_group_is_recreated() {
     let mut conn = support::raw(&server).await;
     let _: () = redis::cmd("XGROUP")
         .arg("DESTROY")
-        .arg("soiree:events")
+        .arg("{soiree}:events")
         .arg("soiree")
         .query_async(&mut conn)
         .await

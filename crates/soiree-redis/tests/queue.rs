@@ -29,7 +29,7 @@ async fn emitted_events_are_stored_consumed_and_acknowledged() {
     let server = server_or_skip!();
     let registry = MetricsRegistry::new();
     let store = RedisStore::builder(&server.url())
-        .prefix("e2e:")
+        .prefix("e2e")
         .metrics_registry(registry.clone())
         .build()
         .await
@@ -73,7 +73,7 @@ async fn emitted_events_are_stored_consumed_and_acknowledged() {
     // The stream holds the Go package's envelope: {topic, payload, properties}.
     let mut conn = raw(&server).await;
     let first: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
-        .arg("e2e:events")
+        .arg("{e2e}:events")
         .arg("-")
         .arg("+")
         .arg("COUNT")
@@ -109,10 +109,10 @@ async fn emitted_events_are_stored_consumed_and_acknowledged() {
 
     let metrics = registry.encode();
     for line in [
-        r#"soiree_redis_events_persisted_total{stream="e2e:events"} 100"#,
-        r#"soiree_redis_events_dequeued_total{stream="e2e:events"} 100"#,
-        r#"soiree_redis_results_persisted_total{stream="e2e:events"} 100"#,
-        r#"soiree_redis_queue_length{stream="e2e:events"} 0"#,
+        r#"soiree_redis_events_persisted_total{stream="{e2e}:events"} 100"#,
+        r#"soiree_redis_events_dequeued_total{stream="{e2e}:events"} 100"#,
+        r#"soiree_redis_results_persisted_total{stream="{e2e}:events"} 100"#,
+        r#"soiree_redis_queue_length{stream="{e2e}:events"} 0"#,
     ] {
         assert!(metrics.contains(line), "missing {line} in\n{metrics}");
     }
@@ -307,9 +307,9 @@ async fn entries_of_a_dead_consumer_are_claimed_counted_and_dead_lettered() {
     assert_eq!(a.backlog().await.unwrap(), 0);
     let metrics = registry.encode();
     for line in [
-        r#"soiree_redis_redeliveries_total{stream="soiree:events"} 2"#,
-        r#"soiree_redis_dead_lettered_total{stream="soiree:events"} 1"#,
-        r#"soiree_redis_events_dequeued_total{stream="soiree:events"} 3"#,
+        r#"soiree_redis_redeliveries_total{stream="{soiree}:events"} 2"#,
+        r#"soiree_redis_dead_lettered_total{stream="{soiree}:events"} 1"#,
+        r#"soiree_redis_events_dequeued_total{stream="{soiree}:events"} 3"#,
     ] {
         assert!(metrics.contains(line), "missing {line} in\n{metrics}");
     }
@@ -417,7 +417,7 @@ async fn malformed_entries_are_dead_lettered_and_the_consumer_carries_on() {
         vec![("event", r#"{"payload": 1}"#)],
     ] {
         let _: String = redis::cmd("XADD")
-            .arg("soiree:events")
+            .arg("{soiree}:events")
             .arg("*")
             .arg(&fields)
             .query_async(&mut conn)
@@ -542,42 +542,122 @@ async fn close_is_bounded_and_leaves_the_rest_for_other_consumers() {
         .unwrap();
 }
 
+/// The issue's reproduction: purging `tenant-1` deleted `tenant-10events`,
+/// `tenant-1:events` and `tenant-1-billing`. Now it deletes exactly the keys
+/// the `tenant-1` store wrote.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purge_deletes_only_the_stores_own_keys() {
     let server = server_or_skip!();
-    let a = builder(&server, "a").prefix("app:").build().await.unwrap();
-    let b = builder(&server, "b").prefix("app2:").build().await.unwrap();
-    for store in [&a, &b] {
+    let mut stores = Vec::new();
+    for prefix in ["tenant-1", "tenant-10", "tenant-1-billing", "tenant-1:x"] {
+        let store = builder(&server, "c1").prefix(prefix).build().await.unwrap();
         store.enqueue(&stored("job.run", "evt-1")).await.unwrap();
-        store
-            .save_handler_result(&StoredResult::new("job.run", "evt-1", "h", 1, None))
+        for error in [None, Some("boom".to_owned())] {
+            store
+                .save_handler_result(&StoredResult::new("job.run", "evt-1", "h", 1, error))
+                .await
+                .unwrap();
+        }
+        stores.push(store);
+    }
+    // Dead letters too (`{p}:dead`), through the store's own path.
+    let got = stores[0]
+        .dequeue(1, Duration::from_millis(200))
+        .await
+        .unwrap();
+    stores[0]
+        .fail(&[soiree::FailedDelivery {
+            receipt: got[0].receipt.clone(),
+            error: "boom".into(),
+        }])
+        .await
+        .unwrap();
+    let mut conn = raw(&server).await;
+    // Keys of the old layout and of other applications, including one
+    // inside the `{tenant-1}:` namespace that the store never writes.
+    let foreign = [
+        "tenant-10events",
+        "tenant-1:events",
+        "tenant-1-billing",
+        "tenant-1events",
+        "{tenant-1}x",
+        "{tenant-1}:other",
+        "other",
+    ];
+    for key in foreign {
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg("x")
+            .query_async(&mut conn)
             .await
             .unwrap();
     }
+    let all = |conn: &mut redis::aio::MultiplexedConnection| {
+        let mut conn = conn.clone();
+        async move {
+            let mut keys: Vec<String> = redis::cmd("KEYS")
+                .arg("*")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            keys.sort();
+            keys
+        }
+    };
+    let before = all(&mut conn).await;
+    let own = [
+        "{tenant-1}:dead",
+        "{tenant-1}:dedup:evt-1",
+        "{tenant-1}:error:evt-1",
+        "{tenant-1}:events",
+        "{tenant-1}:results",
+    ];
+    for key in own {
+        assert!(before.contains(&key.to_owned()), "{key} in {before:?}");
+    }
+    assert_eq!(stores[0].purge().await.unwrap(), own.len() as u64);
+    let after = all(&mut conn).await;
+    let expected: Vec<String> = before
+        .iter()
+        .filter(|key| !own.contains(&key.as_str()))
+        .cloned()
+        .collect();
+    assert_eq!(after, expected, "only the store's own keys are gone");
+    for key in foreign {
+        assert!(after.contains(&key.to_owned()), "{key} kept");
+    }
+    // The neighbours still work.
+    for store in &stores[1..] {
+        assert_eq!(store.events(None, 10).await.unwrap().items.len(), 1);
+        assert!(
+            store
+                .dedup()
+                .unwrap()
+                .handler_succeeded("evt-1", "h")
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(stores[0].purge().await.unwrap(), 0, "nothing left to purge");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_prefixes_are_rejected_at_build() {
+    let server = server_or_skip!();
+    for prefix in ["", "a{b", "a}b", "t*", "a b", "shop:", "tenant\\1"] {
+        let built = builder(&server, "c1").prefix(prefix).build().await;
+        assert!(
+            matches!(built, Err(soiree_redis::Error::InvalidConfig(_))),
+            "{prefix:?}: {built:?}"
+        );
+    }
     let mut conn = raw(&server).await;
-    let _: () = redis::cmd("SET")
-        .arg("other")
-        .arg("x")
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
         .query_async(&mut conn)
         .await
         .unwrap();
-    // events, results, dedup:evt-1
-    assert_eq!(a.purge().await.unwrap(), 3);
-    assert!(a.events(None, 10).await.unwrap().items.is_empty());
-    assert_eq!(b.events(None, 10).await.unwrap().items.len(), 1);
-    assert!(
-        b.dedup()
-            .unwrap()
-            .handler_succeeded("evt-1", "h")
-            .await
-            .unwrap()
-    );
-    let other: Option<String> = redis::cmd("GET")
-        .arg("other")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(other.as_deref(), Some("x"));
+    assert!(keys.is_empty(), "nothing written: {keys:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -626,7 +706,7 @@ async fn entries_trimmed_before_delivery_do_not_hold_the_backlog_forever() {
     }
     let mut conn = raw(&server).await;
     let trimmed: u64 = redis::cmd("XTRIM")
-        .arg("soiree:events")
+        .arg("{soiree}:events")
         .arg("MAXLEN")
         .arg(0)
         .query_async(&mut conn)

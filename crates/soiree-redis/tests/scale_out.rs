@@ -84,7 +84,7 @@ async fn child(name: String) {
         .poll_wait(Duration::from_millis(200))
         .build()
         .expect("bus");
-    let by_consumer = format!("{prefix}by-consumer");
+    let by_consumer = format!("{prefix}:by-consumer");
     let counter = conn.clone();
     let me = std::env::var(CHILD_ENV).unwrap_or_default();
     bus.on_named("who", "job.run", move |_ctx| {
@@ -101,7 +101,7 @@ async fn child(name: String) {
     })
     .expect("listener");
     for listener in ["first", "second"] {
-        let key = format!("{prefix}runs:{listener}");
+        let key = format!("{prefix}:runs:{listener}");
         let conn = conn.clone();
         bus.on_named(listener, "job.run", move |ctx| {
             let (key, mut conn) = (key.clone(), conn.clone());
@@ -122,7 +122,7 @@ async fn child(name: String) {
     }
     let mut ready = conn.clone();
     redis::cmd("INCR")
-        .arg(format!("{prefix}ready"))
+        .arg(format!("{prefix}:ready"))
         .query_async::<i64>(&mut ready)
         .await
         .expect("ready");
@@ -160,7 +160,7 @@ async fn wait_consumers(server: &RedisServer, prefix: &str) {
     let joined = eventually(LIMIT, || async {
         let mut conn = support::raw(server).await;
         let ready: redis::RedisResult<Option<usize>> = redis::cmd("GET")
-            .arg(format!("{prefix}ready"))
+            .arg(format!("{prefix}:ready"))
             .query_async(&mut conn)
             .await;
         ready.ok().flatten() == Some(CONSUMERS)
@@ -195,8 +195,8 @@ async fn runs(server: &RedisServer, prefix: &str, listener: &str) -> HashMap<Str
     let mut conn = support::raw(server).await;
     redis::cmd("HGETALL")
         .arg(match listener {
-            "by-consumer" => format!("{prefix}by-consumer"),
-            _ => format!("{prefix}runs:{listener}"),
+            "by-consumer" => format!("{prefix}:by-consumer"),
+            _ => format!("{prefix}:runs:{listener}"),
         })
         .query_async(&mut conn)
         .await
@@ -213,7 +213,7 @@ async fn wait_all_handled(server: &RedisServer, prefix: &str, store: &RedisStore
 }
 
 async fn clean_run(server: &RedisServer) {
-    let prefix = "clean:";
+    let prefix = "clean";
     let _children = Children(
         (0..CONSUMERS)
             .map(|i| {
@@ -251,7 +251,7 @@ async fn clean_run(server: &RedisServer) {
 }
 
 async fn kill_one_consumer(server: &RedisServer) {
-    let prefix = "crash:";
+    let prefix = "crash";
     let mut children = Children(
         (0..CONSUMERS)
             .map(|i| {

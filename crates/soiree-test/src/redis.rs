@@ -39,6 +39,10 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// The TLS port, for a server started with [`RedisServer::start_tls`].
+    tls_port: Option<u16>,
+    /// Arguments added to the server's command line.
+    extra_args: Vec<String>,
 }
 
 impl RedisServer {
@@ -52,9 +56,44 @@ impl RedisServer {
     pub fn start() -> io::Result<Self> {
         // Another process may take the free port between our look and the
         // server's bind: then try another port, a few times.
+        Self::start_with(Vec::new(), None)
+    }
+
+    /// Starts a server that also serves TLS on another free loopback port,
+    /// with the given PEM files (server certificate, its key, and the CA
+    /// that signed it); clients need no certificate of their own. The
+    /// plain port stays open for setup and checks.
+    ///
+    /// # Errors
+    ///
+    /// As for [`RedisServer::start`]; also when redis-server was built
+    /// without TLS.
+    pub fn start_tls(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        ca: &std::path::Path,
+    ) -> io::Result<Self> {
+        let tls_port = free_port()?;
+        let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+        let args = vec![
+            "--tls-port".to_owned(),
+            tls_port.to_string(),
+            "--tls-cert-file".to_owned(),
+            path(cert),
+            "--tls-key-file".to_owned(),
+            path(key),
+            "--tls-ca-cert-file".to_owned(),
+            path(ca),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+        ];
+        Self::start_with(args, Some(tls_port))
+    }
+
+    fn start_with(extra_args: Vec<String>, tls_port: Option<u16>) -> io::Result<Self> {
         let mut last = None;
         for _ in 0..START_ATTEMPTS {
-            match Self::start_on(free_port()?) {
+            match Self::start_on(free_port()?, extra_args.clone(), tls_port) {
                 Err(err) if err.kind() == io::ErrorKind::AddrInUse => last = Some(err),
                 other => return other,
             }
@@ -62,7 +101,7 @@ impl RedisServer {
         Err(last.unwrap_or_else(|| io::Error::other("no free port")))
     }
 
-    fn start_on(port: u16) -> io::Result<Self> {
+    fn start_on(port: u16, extra_args: Vec<String>, tls_port: Option<u16>) -> io::Result<Self> {
         let dir = std::env::temp_dir().join(format!(
             "soiree-redis-{}-{port}-{}",
             std::process::id(),
@@ -76,6 +115,8 @@ impl RedisServer {
             port,
             dir,
             child: None,
+            tls_port,
+            extra_args,
         };
         server.spawn()?;
         Ok(server)
@@ -111,6 +152,11 @@ impl RedisServer {
         self.port
     }
 
+    /// The server's TLS port, for a server started with [`RedisServer::start_tls`].
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
+    }
+
     /// Kills the server (SIGKILL) and starts a new, empty one on the same port.
     ///
     /// # Errors
@@ -138,6 +184,7 @@ impl RedisServer {
             .args(["--save", ""])
             .args(["--appendonly", "no"])
             .args(["--dir", &self.dir.to_string_lossy()])
+            .args(&self.extra_args)
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -68,7 +68,7 @@ pub(super) async fn connect(setup: &Setup, name: &str) -> Result<RedisStore> {
         .unwrap_or_default();
     RedisStore::builder(url)
         .prefix(format!(
-            "soiree-bench:{name}:{}-{millis}:",
+            "soiree-bench:{name}:{}-{millis}",
             std::process::id()
         ))
         .dedup_ttl(Duration::from_secs(600))

@@ -49,11 +49,7 @@ async fn run(setup: Setup) -> Result<Report> {
         .redis
         .clone()
         .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
-    let prefix = store
-        .events_key()
-        .strip_suffix("events")
-        .unwrap_or_default()
-        .to_owned();
+    let prefix = store.prefix().to_owned();
     let mut consumers = Consumers(Vec::new());
     for i in 0..CONSUMERS {
         let mut child = Command::new(std::env::current_exe()?)

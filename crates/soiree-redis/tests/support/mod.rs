@@ -21,7 +21,12 @@ macro_rules! server_or_skip {
 
 /// A builder with test-friendly settings and its own metrics registry.
 pub fn builder(server: &RedisServer, consumer: &str) -> RedisStoreBuilder {
-    RedisStore::builder(&server.url())
+    builder_at(&server.url(), consumer)
+}
+
+/// [`builder`] for another URL (credentials, another scheme).
+pub fn builder_at(url: &str, consumer: &str) -> RedisStoreBuilder {
+    RedisStore::builder(url)
         .consumer(consumer)
         .metrics_registry(MetricsRegistry::new())
 }

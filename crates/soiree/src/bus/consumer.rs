@@ -20,6 +20,8 @@ const ACK_BATCH: usize = 512;
 /// Pause after a failed dequeue, doubled up to the maximum while it keeps failing.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
+/// The longest the consumer waits for the queue to take back deliveries at close.
+const RELEASE_LIMIT: Duration = Duration::from_secs(5);
 
 /// Starts the bus's consumer once, if it has a queue store and consuming is on.
 pub(crate) fn start(core: &Arc<BusInner>) {
@@ -48,7 +50,28 @@ pub(crate) fn start(core: &Arc<BusInner>) {
     *config.consumer_task() = Some(consumer);
 }
 
+/// Runs the consumer until shutdown, then hands back to the queue what it
+/// took and will not run.
 async fn consume(bus: Weak<BusInner>, acks: mpsc::UnboundedSender<Settled>) {
+    let mut held = Vec::new();
+    consume_until_shutdown(&bus, acks, &mut held).await;
+    let Some(core) = bus.upgrade() else { return };
+    let Some(queue) = core.store.as_deref().and_then(|s| s.queue()) else {
+        return;
+    };
+    match tokio::time::timeout(RELEASE_LIMIT, queue.release(&held)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::warn!(%err, "handing back undispatched deliveries failed"),
+        Err(_) => tracing::warn!("handing back undispatched deliveries timed out"),
+    }
+}
+
+/// `held` collects the receipts of deliveries taken and not dispatched.
+async fn consume_until_shutdown(
+    bus: &Weak<BusInner>,
+    acks: mpsc::UnboundedSender<Settled>,
+    held: &mut Vec<String>,
+) {
     let Some(strong) = bus.upgrade() else { return };
     let shutdown = strong.consumer.shutdown.clone();
     let poll_wait = strong.consumer.poll_wait;
@@ -110,7 +133,8 @@ async fn consume(bus: Weak<BusInner>, acks: mpsc::UnboundedSender<Settled>) {
                 continue;
             }
         };
-        for delivery in deliveries {
+        let mut deliveries = deliveries.into_iter();
+        while let Some(delivery) = deliveries.next() {
             let Some(permit) = permits.pop() else {
                 // A store returned more than asked for: leave the rest pending.
                 break;
@@ -133,6 +157,7 @@ async fn consume(bus: Weak<BusInner>, acks: mpsc::UnboundedSender<Settled>) {
                     continue;
                 }
             };
+            let receipt = delivery.receipt.clone();
             let work = Work::Deliver(Box::new(Delivered {
                 route,
                 receipt: delivery.receipt,
@@ -149,8 +174,10 @@ async fn consume(bus: Weak<BusInner>, acks: mpsc::UnboundedSender<Settled>) {
                 .await
             {
                 core.pool.cancel(slot, None);
-                // Closing: the delivery stays unacknowledged for another consumer.
+                // Closing: the deliveries are handed back for another consumer.
                 tracing::debug!(err = %rejected.into_error(), "delivery left pending");
+                held.push(receipt);
+                held.extend(deliveries.map(|d| d.receipt));
                 return;
             }
         }

@@ -40,7 +40,9 @@ impl StoredEvent {
     /// # Errors
     ///
     /// [`Error::Serialization`](crate::Error::Serialization) when the payload
-    /// has no JSON form; nothing has been written anywhere at that point.
+    /// has no JSON form, including a payload holding a non-finite float (NaN,
+    /// ±infinity), which is rejected rather than stored as `null`; nothing
+    /// has been written anywhere at that point.
     pub fn from_event(event: &Event) -> Result<Self> {
         Ok(Self {
             topic: event.topic().to_owned(),

@@ -3,6 +3,7 @@
 mod envelope;
 #[allow(clippy::module_inception)]
 mod event;
+mod finite;
 mod payload;
 mod properties;
 

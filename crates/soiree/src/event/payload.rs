@@ -99,8 +99,9 @@ impl Payload {
     ///
     /// # Errors
     ///
-    /// [`Error::Serialization`] when the payload is opaque or its `Serialize`
-    /// implementation fails.
+    /// [`Error::Serialization`] when the payload is opaque, its `Serialize`
+    /// implementation fails, or it holds a non-finite float (NaN, ±infinity:
+    /// JSON has no form for them, and `serde_json` would write `null`).
     pub fn to_json(&self) -> Result<Value> {
         let Some(inner) = &self.0 else {
             return Ok(Value::Null);
@@ -164,7 +165,7 @@ fn to_json_of<T: Serialize + 'static>(
     value: &(dyn Any + Send + Sync),
 ) -> serde_json::Result<Value> {
     match value.downcast_ref::<T>() {
-        Some(value) => serde_json::to_value(value),
+        Some(value) => super::finite::to_value(value),
         None => Err(serde::ser::Error::custom("payload type changed")),
     }
 }

@@ -99,6 +99,30 @@ pub trait EventQueue: Send + Sync {
         self.ack(&receipts).await
     }
 
+    /// Hands back deliveries this consumer took but will not run, so that
+    /// other consumers get them at once and the handback does not count as a
+    /// delivery. The bus calls it once when its consumer stops (at close),
+    /// with the receipts of deliveries it had taken but not dispatched (often
+    /// none); a store that reads ahead of the bus hands back what it holds
+    /// too. Deliveries already dispatched are still acknowledged or failed
+    /// afterwards.
+    ///
+    /// The default does nothing: the deliveries come back after the store's
+    /// redelivery timeout, counted as delivered once more.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when the store could not hand
+    /// them back; they then come back after the redelivery timeout.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`ack`](Self::ack).
+    async fn release(&self, receipts: &[String]) -> Result<()> {
+        let _ = receipts;
+        Ok(())
+    }
+
     /// The number of events not yet acknowledged: queued and in flight.
     ///
     /// # Errors
