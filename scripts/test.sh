@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.." || exit 1
 need_install=()
 command -v redis-server >/dev/null 2>&1 || need_install+=(redis-server)
 command -v cc >/dev/null 2>&1 || need_install+=(gcc)
+# The Redis TLS tests make their certificates with openssl.
+command -v openssl >/dev/null 2>&1 || need_install+=(openssl)
 if [ "${#need_install[@]}" -gt 0 ]; then
   echo "installing: ${need_install[*]}"
   sudo=""
@@ -37,6 +39,9 @@ fail() {
 
 # Unit, integration and doc tests of every crate.
 cargo test --workspace --no-fail-fast || fail "cargo test --workspace"
+
+# The Redis store over TLS (feature `tls`).
+cargo test -p soiree-redis --features tls --test tls || fail "soiree-redis tls"
 
 # The loom models of the pool's counters, in a target dir of their own (the
 # cfg changes every crate's build).
