@@ -164,6 +164,7 @@ impl<B: Backend> Core<B> {
 
     /// Wakes this process's consumers only (a notification from another
     /// process arrived).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn wake_local(&self) {
         self.arrived.notify_waiters();
     }

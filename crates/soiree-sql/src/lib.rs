@@ -41,7 +41,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `postgres` | on | [`PostgresStore`] |
-//! | `sqlite` | on | the SQLite store |
+//! | `sqlite` | on | [`SqliteStore`] |
 //!
 //! # Example
 //!
@@ -78,19 +78,29 @@ mod metrics;
 mod options;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 mod topic;
 mod traits;
 mod writer;
 
 pub use error::{Error, Result};
 #[cfg(feature = "postgres")]
-pub use postgres::{MIGRATIONS_TABLE, PostgresStore, PostgresStoreBuilder};
+pub use postgres::{PostgresStore, PostgresStoreBuilder};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteStore, SqliteStoreBuilder};
+
+/// The name of the table recording which of the store's migrations were
+/// applied (in the store's schema on PostgreSQL): not sqlx's default, which
+/// an application may use for its own migrations.
+pub const MIGRATIONS_TABLE: &str = "_soiree_migrations";
 
 /// The property holding an event's ordering key, stored in the log's `key`
 /// column.
 pub const PROPERTY_KEY: &str = "soiree.key";
 
 /// A database URL with its password masked, for messages and `Debug`.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) fn redact(url: &str) -> String {
     match password_span(url) {
         Some((start, end)) => format!("{}***{}", &url[..start], &url[end..]),
@@ -99,6 +109,7 @@ pub(crate) fn redact(url: &str) -> String {
 }
 
 /// `text` with the password of `url` masked wherever it appears.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) fn redact_in(text: &str, url: &str) -> String {
     match password_span(url) {
         Some((start, end)) if end > start => text.replace(&url[start..end], "***"),
@@ -107,6 +118,7 @@ pub(crate) fn redact_in(text: &str, url: &str) -> String {
 }
 
 /// Where the password of `scheme://user:password@host` is, if it has one.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 fn password_span(url: &str) -> Option<(usize, usize)> {
     let authority_start = url.find("://")? + 3;
     let rest = &url[authority_start..];

@@ -1,6 +1,8 @@
 //! The store conformance suite from soiree-test against PostgresStore: one
 //! test per check, each in its own schema of one server per test.
 
+#![cfg(feature = "postgres")]
+
 mod support;
 
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! Transactional emit on PostgreSQL: committed events are delivered, rolled
 //! back ones never are, and a transaction that commits late is not skipped.
 
+#![cfg(feature = "postgres")]
+
 mod support;
 
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,8 @@
 //! The PostgreSQL store's queue: claims, acknowledgement by lease, fencing,
 //! redelivery, dead letters.
 
+#![cfg(feature = "postgres")]
+
 mod support;
 
 use std::time::Duration;

@@ -16,14 +16,10 @@ use self::backend::{PgBackend, Statements, bind_events};
 use crate::core::Core;
 use crate::metrics::SqlMetrics;
 use crate::options::{Options, common_builder_methods};
-use crate::{Error, Result, redact};
+use crate::{Error, MIGRATIONS_TABLE, Result, redact};
 
 /// The store's migrations, applied by `build` (unless turned off).
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
-
-/// The name of the table recording which migrations were applied, in the
-/// store's schema (not sqlx's default, which an application may use itself).
-pub const MIGRATIONS_TABLE: &str = "_soiree_migrations";
 
 /// A soiree store on PostgreSQL: an append-only event log read through a
 /// cursor per consumer group, with leases, fencing tokens, handler results,
@@ -487,7 +483,7 @@ fn validate_schema(schema: &str) -> Result<()> {
 }
 
 /// Applies the migrations in `schema`, recording them in
-/// [`MIGRATIONS_TABLE`] there.
+/// [`MIGRATIONS_TABLE`](crate::MIGRATIONS_TABLE) there.
 async fn migrate(connect: &PgConnectOptions, schema: &str) -> Result<()> {
     let mut conn =
         PgConnection::connect_with(&connect.clone().options([("search_path", schema)])).await?;

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use soiree::MetricsRegistry;
+#[cfg(feature = "postgres")]
 use soiree_sql::{PostgresStore, PostgresStoreBuilder};
+#[cfg(feature = "postgres")]
 pub use soiree_test::postgres::PostgresServer;
 
 /// Starts a server, or skips the test (outside CI) when PostgreSQL is missing.
@@ -26,12 +28,14 @@ pub fn fresh_schema() -> String {
     format!("t{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+#[cfg(feature = "postgres")]
 /// A builder in a fresh schema, with test-friendly settings and its own
 /// metrics registry.
 pub fn pg_builder(server: &PostgresServer, consumer: &str) -> PostgresStoreBuilder {
     pg_builder_in(server, &fresh_schema(), consumer)
 }
 
+#[cfg(feature = "postgres")]
 /// A builder in `schema`.
 pub fn pg_builder_in(
     server: &PostgresServer,
@@ -69,4 +73,42 @@ where
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A temporary directory for SQLite files, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "soiree-sql-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+
+    /// A fresh database file path in the directory.
+    pub fn db(&self) -> std::path::PathBuf {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        self.0
+            .join(format!("db{}.sqlite", NEXT.fetch_add(1, Ordering::Relaxed)))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(feature = "sqlite")]
+/// A SQLite store builder with test-friendly settings.
+pub fn sqlite_builder(path: &std::path::Path, consumer: &str) -> soiree_sql::SqliteStoreBuilder {
+    soiree_sql::SqliteStore::builder(path)
+        .consumer(consumer)
+        .metrics_registry(MetricsRegistry::new())
 }
