@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use soiree::{IntoEvent, MetricsRegistry};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Connection, Postgres, Transaction};
+use sqlx::{AssertSqlSafe, Postgres, Transaction};
 
 use self::backend::{PgBackend, Statements, bind_events};
 use crate::core::Core;
@@ -485,17 +485,21 @@ fn validate_schema(schema: &str) -> Result<()> {
 /// Applies the migrations in `schema`, recording them in
 /// [`MIGRATIONS_TABLE`](crate::MIGRATIONS_TABLE) there.
 async fn migrate(connect: &PgConnectOptions, schema: &str) -> Result<()> {
-    let mut conn =
-        PgConnection::connect_with(&connect.clone().options([("search_path", schema)])).await?;
+    // A pool of one (not a bare connection): its futures are `Send` for any
+    // lifetime, so that `build` can run in a spawned task.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(connect.clone().options([("search_path", schema)]))
+        .await?;
     sqlx::query(AssertSqlSafe(format!(
         "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
     )))
-    .execute(&mut conn)
+    .execute(&pool)
     .await?;
     let mut migrator = sqlx::migrate::Migrator::with_migrations(MIGRATOR.iter().cloned().collect());
     migrator.dangerous_set_table_name(format!("\"{schema}\".{MIGRATIONS_TABLE}"));
-    migrator.run(&mut conn).await?;
-    conn.close().await?;
+    migrator.run(&pool).await?;
+    pool.close().await;
     Ok(())
 }
 
