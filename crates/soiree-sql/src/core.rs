@@ -24,7 +24,7 @@ use crate::backend::{Backend, DeadRow, LeaseRow, NewEvent, Pos};
 use crate::dedup_cache::DedupCache;
 use crate::metrics::SqlMetrics;
 use crate::options::Options;
-use crate::writer::Writer;
+use crate::writer::{Recorder, Writer};
 use crate::{Error, Result};
 
 /// Leases remembered after completion, so that a repeated acknowledgement
@@ -33,6 +33,9 @@ const REMEMBERED_COMPLETIONS: usize = 4096;
 /// The first pause before claiming again while committed events wait
 /// behind an open transaction; doubled up to the poll interval.
 const WAITING_PAUSE: Duration = Duration::from_millis(1);
+/// How long an acknowledgement (or a read) waits for earlier results to be
+/// written before it fails.
+const FLUSH_LIMIT: Duration = Duration::from_secs(10);
 
 /// The shared state of a store: cheap to reach through an `Arc`.
 pub(crate) struct Core<B: Backend> {
@@ -46,7 +49,7 @@ pub(crate) struct Core<B: Backend> {
     state: Mutex<ConsumerState>,
     claiming: tokio::sync::Mutex<ClaimState>,
     appender: Writer<NewEvent>,
-    recorder: Writer<StoredResult>,
+    recorder: Recorder<StoredResult>,
     dedup: DedupCache,
     heartbeat: AtomicBool,
 }
@@ -120,7 +123,7 @@ impl<B: Backend> Core<B> {
         };
         let recorder = {
             let backend = Arc::clone(&backend);
-            Writer::spawn(move |results: Vec<StoredResult>| {
+            Recorder::spawn(move |results: Vec<StoredResult>| {
                 let backend = Arc::clone(&backend);
                 async move { backend.save_results(&results).await }
             })
@@ -193,19 +196,26 @@ impl<B: Backend> Core<B> {
             *error = error.replace('\0', "\u{fffd}");
         }
         let succeeded = result.succeeded() && !result.event_id.is_empty();
-        let (event_id, handler_id) = (result.event_id.clone(), result.handler_id.clone());
-        self.recorder.write(result).await?;
-        self.metrics.results.inc();
         if succeeded {
-            self.dedup.record(&event_id, &handler_id);
+            self.dedup.record(&result.event_id, &result.handler_id);
         }
+        // Written behind, in batches; always before the acknowledgement of
+        // the event, and before any read through this store.
+        self.recorder.submit(result).await?;
+        self.metrics.results.inc();
         Ok(())
+    }
+
+    /// Waits until every result accepted so far is written.
+    pub(crate) async fn flush_results(&self) -> Result<()> {
+        self.recorder.flush(FLUSH_LIMIT).await
     }
 
     pub(crate) async fn handler_succeeded(&self, event_id: &str, handler_id: &str) -> Result<bool> {
         if let Some(answer) = self.dedup.succeeded(event_id, handler_id) {
             return Ok(answer);
         }
+        self.flush_results().await?;
         let done = self.backend.succeeded(&[event_id.to_owned()]).await?;
         Ok(done.iter().any(|(_, handler)| handler == handler_id))
     }
@@ -429,6 +439,9 @@ impl<B: Backend> Core<B> {
             .iter()
             .map(|r| parse_receipt(r).ok_or_else(|| Error::InvalidReceipt(r.clone())))
             .collect::<Result<Vec<_>>>()?;
+        // The results of these events' listeners go first: an acknowledged
+        // event's results are never lost.
+        self.flush_results().await?;
         let mut stale = 0usize;
         let mut per_lease: HashMap<(i64, i64), usize> = HashMap::new();
         let mut complete = Vec::new();
@@ -540,6 +553,7 @@ impl<B: Backend> Core<B> {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page<StoredResult>> {
+        self.flush_results().await?;
         let after = cursor
             .map(|c| {
                 c.parse::<i64>()

@@ -66,6 +66,10 @@ pub enum Error {
     /// The store's background writer stopped (its runtime is shutting down).
     #[error("the store's background writer stopped")]
     WriterStopped,
+    /// Results accepted earlier were still not written after this long (the
+    /// database is unreachable); the acknowledgement waiting for them failed.
+    #[error("results were not written within {0:?}")]
+    FlushTimeout(std::time::Duration),
     /// A batched write that this call was part of failed.
     #[error("batched write failed: {0}")]
     Batch(Arc<Error>),

@@ -66,3 +66,80 @@ impl<T: Send + 'static> Writer<T> {
         }
     }
 }
+
+/// A write-behind queue: items are accepted at once and written in batches
+/// by a task that retries until the database takes them; [`flush`] waits
+/// until everything accepted before it is written.
+///
+/// [`flush`]: Recorder::flush
+#[derive(Debug)]
+pub(crate) struct Recorder<T> {
+    /// Assigns positions in send order: the channel is FIFO, so "written up
+    /// to n" means every item accepted before the n-th is written.
+    sender: tokio::sync::Mutex<(u64, mpsc::Sender<T>)>,
+    written: tokio::sync::watch::Receiver<u64>,
+}
+
+/// The longest pause between two attempts at a failing batch.
+const MAX_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl<T: Clone + Send + Sync + 'static> Recorder<T> {
+    pub(crate) fn spawn<F, Fut>(write: F) -> Self
+    where
+        F: Fn(Vec<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<()>> + Send,
+    {
+        let (sender, mut receiver) = mpsc::channel::<T>(4 * MAX_BATCH);
+        let (done, written) = tokio::sync::watch::channel(0u64);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            let mut total = 0u64;
+            let mut pause = std::time::Duration::from_millis(50);
+            loop {
+                if batch.is_empty() && receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
+                    return;
+                }
+                match write(batch.clone()).await {
+                    Ok(()) => {
+                        total += batch.len() as u64;
+                        batch.clear();
+                        done.send_replace(total);
+                        pause = std::time::Duration::from_millis(50);
+                    }
+                    Err(err) => {
+                        tracing::warn!(%err, count = batch.len(), ?pause, "cannot save results; retrying");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                    }
+                }
+            }
+        });
+        Self {
+            sender: tokio::sync::Mutex::new((0, sender)),
+            written,
+        }
+    }
+
+    /// Accepts an item; waits only for room in the queue.
+    pub(crate) async fn submit(&self, item: T) -> Result<()> {
+        let mut sender = self.sender.lock().await;
+        sender
+            .1
+            .send(item)
+            .await
+            .map_err(|_| Error::WriterStopped)?;
+        sender.0 += 1;
+        Ok(())
+    }
+
+    /// Waits until every item accepted so far is written, at most `limit`.
+    pub(crate) async fn flush(&self, limit: std::time::Duration) -> Result<()> {
+        let target = self.sender.lock().await.0;
+        let mut written = self.written.clone();
+        match tokio::time::timeout(limit, written.wait_for(|n| *n >= target)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(Error::WriterStopped),
+            Err(_) => Err(Error::FlushTimeout(limit)),
+        }
+    }
+}
