@@ -171,6 +171,7 @@ async fn measure(setup: &Setup, store: Outbox) -> Result<Report> {
             })?
             .map_err(store_error)?;
     }
+    let emitted = start.elapsed();
     let all = async {
         loop {
             let waiting = handled.done.notified();
@@ -194,6 +195,7 @@ async fn measure(setup: &Setup, store: Outbox) -> Result<Report> {
     let runs: u64 = ids.values().map(|&c| u64::from(c)).sum();
     let backlog = store.queue().backlog().await?;
     Ok(Report::new(setup, elapsed, n)
+        .figure("emit_seconds", emitted.as_secs_f64(), 4)
         .count("handled", distinct)
         .count("duplicates", runs - distinct)
         .count("backlog", backlog)
