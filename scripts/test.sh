@@ -3,6 +3,8 @@
 #
 # The Redis store's tests start their own throwaway redis-server on free
 # loopback ports, so the binary must be installed (the service need not run).
+# The SQL store's tests likewise create their own PostgreSQL clusters
+# (initdb into temporary directories), so PostgreSQL must be installed.
 #
 # Every suite and example runs even when an earlier one fails; the script
 # lists the failures and exits non-zero at the end.
@@ -14,6 +16,10 @@ command -v redis-server >/dev/null 2>&1 || need_install+=(redis-server)
 command -v cc >/dev/null 2>&1 || need_install+=(gcc)
 # The Redis TLS tests make their certificates with openssl.
 command -v openssl >/dev/null 2>&1 || need_install+=(openssl)
+if ! command -v initdb >/dev/null 2>&1 &&
+  ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  need_install+=(postgresql)
+fi
 if [ "${#need_install[@]}" -gt 0 ]; then
   echo "installing: ${need_install[*]}"
   sudo=""
@@ -53,6 +59,10 @@ for example in quickstart typed error-handling ordering panics pools unique-id m
   echo "example: $example"
   cargo run -q -p soiree --example "$example" >/dev/null || fail "example $example"
 done
+
+# Durable events with no server: the SQLite example.
+echo "example: durable"
+cargo run -q -p soiree-sql --example durable >/dev/null || fail "example durable"
 
 # The Redis example, against a throwaway server on a free loopback port.
 redis_pid=""

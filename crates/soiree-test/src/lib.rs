@@ -4,4 +4,5 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod conformance;
+pub mod postgres;
 pub mod redis;

@@ -16,6 +16,7 @@ mod redis_durable;
 mod redis_scale_out;
 mod round_trip;
 mod slow_listener;
+mod sql_outbox;
 mod wildcard;
 
 pub(crate) use redis_scale_out::consumer_process;

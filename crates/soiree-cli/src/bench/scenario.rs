@@ -27,8 +27,9 @@ pub(crate) enum Needs {
     #[allow(dead_code, reason = "no Redis scenario is in the table yet")]
     Redis,
     /// A Postgres server (`--postgres`).
-    #[allow(dead_code, reason = "no SQL scenario is in the table yet")]
     Postgres,
+    /// No server, but a database file in a temporary directory: run when named.
+    File,
 }
 
 /// What one run of a scenario is given.
@@ -52,7 +53,7 @@ impl Setup {
     /// [`Error::MissingUrl`] when it was not.
     pub(crate) fn validate(&self, needs: Needs) -> Result<()> {
         let (url, option) = match needs {
-            Needs::Memory => return Ok(()),
+            Needs::Memory | Needs::File => return Ok(()),
             Needs::Redis => (&self.redis, "redis"),
             Needs::Postgres => (&self.postgres, "postgres"),
         };

@@ -4,7 +4,7 @@
 use super::scenario::{Needs, Scenario};
 use super::{
     emit_throughput, error_delivery, fanout, redis_durable, redis_scale_out, round_trip,
-    slow_listener, wildcard,
+    slow_listener, sql_outbox, wildcard,
 };
 use crate::error::{Error, Result};
 
@@ -20,12 +20,20 @@ const SCENARIOS: &[Scenario] = &[
     slow_listener::SCENARIO,
     redis_durable::SCENARIO,
     redis_scale_out::SCENARIO,
+    sql_outbox::SQL_OUTBOX,
+    sql_outbox::SQLITE_DURABLE,
 ];
 
 /// Scenarios of `BENCHMARKS.md` that this build may not run yet: accepted on
 /// the command line, then refused with a clear error unless the table has
 /// them.
-const PLANNED: &[&str] = &["redis-durable", "redis-scale-out", "sql-outbox"];
+const PLANNED: &[&str] = &[
+    "redis-durable",
+    "redis-scale-out",
+    "sql-outbox",
+    "outbox-latency",
+    "sql-scale-out",
+];
 
 /// Every name the command line accepts.
 pub(crate) fn scenario_names() -> impl Iterator<Item = &'static str> {
@@ -48,6 +56,7 @@ pub(crate) fn scenario_help() -> String {
             Needs::Memory => "in memory, run by default",
             Needs::Redis => "needs --redis",
             Needs::Postgres => "needs --postgres",
+            Needs::File => "a temporary file, run when named",
         };
         help.push_str(&format!(
             "  {:<16} n={} ({server})\n",

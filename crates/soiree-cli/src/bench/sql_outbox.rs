@@ -1,0 +1,209 @@
+//! sql-outbox and sqlite-durable: the SQL outbox stores with the bus's
+//! default options and one named, counting listener; N events emitted with
+//! `emit_all_in` inside transactions of 100 from 4 concurrent tasks, timed
+//! from the first emit until every event is handled.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use soiree::{EventBus, EventQueue, EventStore, MetricsRegistry};
+use soiree_sql::{PostgresStore, SqliteStore};
+use tokio::sync::Notify;
+
+use super::report::Report;
+use super::scenario::{Needs, Scenario, Setup};
+use crate::error::{Error, Result};
+
+pub(super) const SQL_OUTBOX: Scenario = Scenario {
+    name: "sql-outbox",
+    default_n: 50_000,
+    needs: Needs::Postgres,
+    run: |setup| run_postgres(setup).boxed(),
+};
+
+pub(super) const SQLITE_DURABLE: Scenario = Scenario {
+    name: "sqlite-durable",
+    default_n: 50_000,
+    needs: Needs::File,
+    run: |setup| run_sqlite(setup).boxed(),
+};
+
+const TOPIC: &str = "order.paid";
+const PRODUCERS: u64 = 4;
+const PER_TX: u64 = 100;
+/// The longest a run may take before it is reported as failed.
+const LIMIT: Duration = Duration::from_secs(600);
+
+fn store_error(err: soiree_sql::Error) -> Error {
+    Error::Bus(err.into())
+}
+
+/// Event ids handled, with how often; wakes the waiter at `n`.
+#[derive(Debug, Default)]
+struct Handled {
+    ids: Mutex<HashMap<String, u32>>,
+    done: Notify,
+}
+
+/// The store under test, and how to emit one transaction's events into it.
+#[derive(Debug, Clone)]
+enum Outbox {
+    Postgres(PostgresStore),
+    Sqlite(SqliteStore),
+}
+
+impl Outbox {
+    async fn emit_batch(&self, batch: Vec<(&'static str, u64)>) -> soiree_sql::Result<()> {
+        match self {
+            Outbox::Postgres(store) => {
+                let mut tx = store.begin().await?;
+                store.emit_all_in(&mut tx, batch).await?;
+                store.commit(tx).await
+            }
+            Outbox::Sqlite(store) => {
+                let mut tx = store.begin().await?;
+                store.emit_all_in(&mut tx, batch).await?;
+                store.commit(tx).await
+            }
+        }
+    }
+
+    fn queue(&self) -> &dyn EventQueue {
+        match self {
+            Outbox::Postgres(store) => store,
+            Outbox::Sqlite(store) => store,
+        }
+    }
+
+    fn shared(&self) -> Arc<dyn EventStore> {
+        match self {
+            Outbox::Postgres(store) => Arc::new(store.clone()),
+            Outbox::Sqlite(store) => Arc::new(store.clone()),
+        }
+    }
+}
+
+async fn run_postgres(setup: Setup) -> Result<Report> {
+    let url = setup.postgres.clone().unwrap_or_default();
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    // A schema of its own, dropped after the run: a shared server is never
+    // disturbed.
+    let schema = format!("soiree_bench_{}_{millis}", std::process::id());
+    let store = PostgresStore::builder(&url)
+        .schema(&schema)
+        .metrics_registry(MetricsRegistry::new())
+        .build()
+        .await
+        .map_err(store_error)?;
+    let report = measure(&setup, Outbox::Postgres(store.clone())).await;
+    let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA \"{schema}\" CASCADE"
+    )))
+    .execute(store.pool())
+    .await;
+    if let Err(err) = dropped {
+        eprintln!("could not drop the bench schema {schema}: {err}");
+    }
+    report
+}
+
+async fn run_sqlite(setup: Setup) -> Result<Report> {
+    let dir = std::env::temp_dir().join(format!("soiree-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let store = SqliteStore::builder(dir.join("events.db"))
+        .metrics_registry(MetricsRegistry::new())
+        .build()
+        .await
+        .map_err(store_error)?;
+    let report = measure(&setup, Outbox::Sqlite(store.clone())).await;
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+    report
+}
+
+/// Runs the scenario on `store`.
+async fn measure(setup: &Setup, store: Outbox) -> Result<Report> {
+    let n = setup.n;
+    let bus = EventBus::builder()
+        .shared_store(store.shared())
+        .pool_name("bench")
+        .metrics_registry(MetricsRegistry::new())
+        .build()?;
+    let handled = Arc::new(Handled::default());
+    let recorder = Arc::clone(&handled);
+    bus.on_named("bench", TOPIC, move |ctx| {
+        let recorder = Arc::clone(&recorder);
+        async move {
+            let id = ctx.event_id().unwrap_or_default();
+            let mut ids = recorder.ids.lock().unwrap_or_else(|e| e.into_inner());
+            *ids.entry(id).or_default() += 1;
+            if ids.len() as u64 >= n {
+                recorder.done.notify_one();
+            }
+            Ok(())
+        }
+    })?;
+
+    let start = Instant::now();
+    let mut producers = Vec::new();
+    for producer in 0..PRODUCERS {
+        let store = store.clone();
+        producers.push(tokio::spawn(async move {
+            let mine: Vec<u64> = (0..n).filter(|i| i % PRODUCERS == producer).collect();
+            for chunk in mine.chunks(PER_TX as usize) {
+                let batch = chunk.iter().map(|&i| (TOPIC, i)).collect();
+                store.emit_batch(batch).await?;
+            }
+            Ok::<_, soiree_sql::Error>(())
+        }));
+    }
+    for producer in producers {
+        producer
+            .await
+            .map_err(|err| Error::Aborted {
+                scenario: setup.scenario,
+                reason: err.to_string(),
+            })?
+            .map_err(store_error)?;
+    }
+    let emitted = start.elapsed();
+    let all = async {
+        loop {
+            let waiting = handled.done.notified();
+            if handled.ids.lock().unwrap_or_else(|e| e.into_inner()).len() as u64 >= n {
+                return;
+            }
+            waiting.await;
+        }
+    };
+    let finished = tokio::time::timeout(LIMIT, all).await.is_ok();
+    let elapsed = start.elapsed();
+    bus.wait_for_idle().await;
+    bus.close().await?;
+
+    let ids = handled
+        .ids
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let distinct = ids.len() as u64;
+    let runs: u64 = ids.values().map(|&c| u64::from(c)).sum();
+    let backlog = store.queue().backlog().await?;
+    Ok(Report::new(setup, elapsed, n)
+        .figure("emit_seconds", emitted.as_secs_f64(), 4)
+        .count("handled", distinct)
+        .count("duplicates", runs - distinct)
+        .count("backlog", backlog)
+        .check(finished, || {
+            format!("only {distinct} of {n} events handled in time")
+        })
+        .check(distinct == n && runs == n, || {
+            format!("{n} events: {distinct} distinct ids handled in {runs} runs")
+        })
+        .check(backlog == 0, || format!("{backlog} events left pending")))
+}

@@ -1,0 +1,699 @@
+//! The queue logic shared by both databases: leases held by this consumer,
+//! the buffer of claimed events, acknowledgement, lease extension, wakeups,
+//! batched writes and handler dedup.
+//!
+//! A consumer claims a range of the log (a lease with a fencing token),
+//! reads its events and hands them out a few at a time as the bus asks.
+//! Receipts name the lease, its token and the event's row. Acknowledged
+//! receipts are counted here; once every event of a lease is acknowledged,
+//! the lease is dropped in the database (only while its token still
+//! matches). A consumer that dies leaves its leases to expire; another
+//! consumer (or itself, after a restart) claims them again, with a new token
+//! and one more delivery.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use soiree::{Delivery, Page, StoredEvent, StoredResult};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::backend::{Backend, DeadRow, LeaseRow, NewEvent, Pos};
+use crate::dedup_cache::DedupCache;
+use crate::metrics::SqlMetrics;
+use crate::options::Options;
+use crate::writer::{Recorder, Writer};
+use crate::{Error, Result};
+
+/// Leases remembered after completion, so that a repeated acknowledgement
+/// (the bus retries a failed ack call) is not taken for a stale one.
+const REMEMBERED_COMPLETIONS: usize = 4096;
+/// The first pause before claiming again while committed events wait
+/// behind an open transaction; doubled up to the poll interval.
+const WAITING_PAUSE: Duration = Duration::from_millis(1);
+/// How long an acknowledgement (or a read) waits for earlier results to be
+/// written before it fails.
+const FLUSH_LIMIT: Duration = Duration::from_secs(10);
+
+/// The shared state of a store: cheap to reach through an `Arc`.
+pub(crate) struct Core<B: Backend> {
+    pub(crate) backend: Arc<B>,
+    pub(crate) options: Options,
+    pub(crate) metrics: SqlMetrics,
+    /// Wakes this process's waiting consumers.
+    arrived: Notify,
+    /// Wakes the task that tells other processes (throttled).
+    poke: Option<Arc<Notify>>,
+    state: Mutex<ConsumerState>,
+    claiming: tokio::sync::Mutex<ClaimState>,
+    appender: Writer<NewEvent>,
+    recorder: Recorder<StoredResult>,
+    dedup: DedupCache,
+    heartbeat: AtomicBool,
+}
+
+impl<B: Backend> std::fmt::Debug for Core<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("group", &self.options.group)
+            .field("consumer", &self.options.consumer)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default)]
+struct ConsumerState {
+    buffer: VecDeque<Buffered>,
+    leases: HashMap<i64, Held>,
+    completed: VecDeque<(i64, i64)>,
+    completed_set: HashSet<(i64, i64)>,
+}
+
+#[derive(Debug)]
+struct Buffered {
+    lease: i64,
+    token: i64,
+    row: i64,
+    delivery: Delivery,
+}
+
+/// A lease this consumer holds.
+#[derive(Debug)]
+struct Held {
+    token: i64,
+    total: usize,
+    /// Rows not yet acknowledged.
+    pending: HashSet<i64>,
+    /// Rows handed out and not yet acknowledged, and since when.
+    out: HashMap<i64, Instant>,
+}
+
+#[derive(Debug)]
+struct ClaimState {
+    next_reclaim: Instant,
+}
+
+/// What a fill of the buffer found.
+enum Fill {
+    /// Something happened (events loaded, or a lease dead-lettered): look again.
+    Progress,
+    /// Nothing to claim; `waiting` when committed events wait behind an
+    /// open transaction.
+    Empty { waiting: bool },
+}
+
+impl<B: Backend> Core<B> {
+    /// Builds the core and spawns its writers (and, with `notify_interval`,
+    /// the task that wakes other processes) on the current runtime.
+    pub(crate) fn new(
+        backend: B,
+        options: Options,
+        metrics: SqlMetrics,
+        notify_interval: Option<Duration>,
+    ) -> Arc<Self> {
+        let backend = Arc::new(backend);
+        let appender = {
+            let backend = Arc::clone(&backend);
+            Writer::spawn(move |events: Vec<NewEvent>| {
+                let backend = Arc::clone(&backend);
+                async move { backend.append(&events).await }
+            })
+        };
+        let recorder = {
+            let backend = Arc::clone(&backend);
+            Recorder::spawn(move |results: Vec<StoredResult>| {
+                let backend = Arc::clone(&backend);
+                async move { backend.save_results(&results).await }
+            })
+        };
+        let poke = notify_interval.map(|_| Arc::new(Notify::new()));
+        let core = Arc::new(Self {
+            backend,
+            options,
+            metrics,
+            arrived: Notify::new(),
+            poke: poke.clone(),
+            state: Mutex::default(),
+            claiming: tokio::sync::Mutex::new(ClaimState {
+                next_reclaim: Instant::now(),
+            }),
+            appender,
+            recorder,
+            dedup: DedupCache::default(),
+            heartbeat: AtomicBool::new(false),
+        });
+        if let (Some(poke), Some(interval)) = (poke, notify_interval) {
+            tokio::spawn(notifier(Arc::downgrade(&core), poke, interval));
+        }
+        core
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ConsumerState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Wakes consumers: this process's at once, other processes' through
+    /// the throttled notifier.
+    pub(crate) fn wake(&self) {
+        self.arrived.notify_waiters();
+        if let Some(poke) = &self.poke {
+            poke.notify_one();
+        }
+    }
+
+    /// Wakes this process's consumers only (a notification from another
+    /// process arrived).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn wake_local(&self) {
+        self.arrived.notify_waiters();
+    }
+
+    /// Appends an event through the batching writer, then wakes consumers.
+    pub(crate) async fn append(&self, event: &StoredEvent) -> Result<()> {
+        let new = NewEvent::from_stored(event)?;
+        self.appender.write(new).await?;
+        self.metrics.persisted.inc();
+        self.wake();
+        Ok(())
+    }
+
+    pub(crate) async fn save_result(&self, result: &StoredResult) -> Result<()> {
+        for (what, text) in [
+            ("the topic", &result.topic),
+            ("the event id", &result.event_id),
+            ("the handler id", &result.handler_id),
+        ] {
+            crate::topic::no_nul(what, text)?;
+        }
+        let mut result = result.clone();
+        if let Some(error) = &mut result.error
+            && error.contains('\0')
+        {
+            *error = error.replace('\0', "\u{fffd}");
+        }
+        let succeeded = result.succeeded() && !result.event_id.is_empty();
+        if succeeded {
+            self.dedup.record(&result.event_id, &result.handler_id);
+        }
+        // Written behind, in batches; always before the acknowledgement of
+        // the event, and before any read through this store.
+        self.recorder.submit(result).await?;
+        self.metrics.results.inc();
+        Ok(())
+    }
+
+    /// Waits until every result accepted so far is written.
+    pub(crate) async fn flush_results(&self) -> Result<()> {
+        self.recorder.flush(FLUSH_LIMIT).await
+    }
+
+    pub(crate) async fn handler_succeeded(&self, event_id: &str, handler_id: &str) -> Result<bool> {
+        if let Some(answer) = self.dedup.succeeded(event_id, handler_id) {
+            return Ok(answer);
+        }
+        self.flush_results().await?;
+        let done = self.backend.succeeded(&[event_id.to_owned()]).await?;
+        Ok(done.iter().any(|(_, handler)| handler == handler_id))
+    }
+
+    /// Takes up to `max` events, waiting up to `wait` for the first one.
+    pub(crate) async fn dequeue(
+        self: &Arc<Self>,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>> {
+        self.start_heartbeat();
+        let max = max.max(1);
+        let deadline = Instant::now()
+            .checked_add(wait)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
+        let mut pause = WAITING_PAUSE;
+        loop {
+            let notified = self.arrived.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let out = self.take_buffered(max);
+            if !out.is_empty() {
+                return Ok(out);
+            }
+            let waiting = match self.fill().await? {
+                Fill::Progress => continue,
+                Fill::Empty { waiting } => waiting,
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            let sleep = if waiting {
+                let this = pause;
+                pause = (pause * 2).min(self.options.poll_interval);
+                this
+            } else {
+                pause = WAITING_PAUSE;
+                self.options.poll_interval
+            };
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep_until((now + sleep).min(deadline)) => {}
+            }
+        }
+    }
+
+    /// Hands out buffered deliveries of leases still held.
+    fn take_buffered(&self, max: usize) -> Vec<Delivery> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let mut out = Vec::new();
+        while out.len() < max {
+            let Some(entry) = state.buffer.pop_front() else {
+                break;
+            };
+            let Some(held) = state.leases.get_mut(&entry.lease) else {
+                continue;
+            };
+            if held.token != entry.token || !held.pending.contains(&entry.row) {
+                continue;
+            }
+            held.out.insert(entry.row, now);
+            out.push(entry.delivery);
+        }
+        out
+    }
+
+    /// Claims more events into the buffer: an expired lease first (every
+    /// so often), else the next range of the log.
+    async fn fill(&self) -> Result<Fill> {
+        let mut claim = self.claiming.lock().await;
+        if !self.lock().buffer.is_empty() {
+            // Another dequeue filled it while this one waited for the lock.
+            return Ok(Fill::Progress);
+        }
+        if Instant::now() >= claim.next_reclaim {
+            match self.backend.reclaim().await? {
+                Some(lease) => {
+                    self.reclaimed(lease).await?;
+                    return Ok(Fill::Progress);
+                }
+                None => {
+                    let pause = (self.options.lease_timeout / 4)
+                        .clamp(Duration::from_millis(50), Duration::from_secs(5));
+                    claim.next_reclaim = Instant::now() + pause;
+                }
+            }
+        }
+        match self.backend.claim(self.options.batch_size).await? {
+            Some(lease) => {
+                self.load(lease).await?;
+                Ok(Fill::Progress)
+            }
+            None => Ok(Fill::Empty {
+                waiting: self.backend.waiting().await?,
+            }),
+        }
+    }
+
+    /// Handles a lease taken over after it expired: dead letters past
+    /// `max_deliveries`, one lease per event from the third delivery on (so
+    /// that a poison event does not take its neighbours down with it).
+    async fn reclaimed(&self, lease: LeaseRow) -> Result<()> {
+        self.forget_lease(lease.id);
+        let max = self.options.max_deliveries;
+        if i64::from(lease.deliveries) > i64::from(max) {
+            let moved = self.backend.dead_letter_lease(&lease, max).await?;
+            tracing::warn!(
+                lease = lease.id,
+                events = moved,
+                deliveries = lease.deliveries,
+                "events delivered too often moved to the dead letters"
+            );
+            self.metrics.dead_lettered.inc_by(moved);
+            return Ok(());
+        }
+        if lease.deliveries > 2 && lease.events > 1 {
+            for single in self.backend.split(&lease).await? {
+                self.load(single).await?;
+            }
+            return Ok(());
+        }
+        self.load(lease).await
+    }
+
+    fn forget_lease(&self, lease: i64) {
+        let mut state = self.lock();
+        state.leases.remove(&lease);
+        state.buffer.retain(|entry| entry.lease != lease);
+    }
+
+    /// Reads a lease's events into the buffer; rows that are not events go
+    /// to the dead letters.
+    async fn load(&self, lease: LeaseRow) -> Result<()> {
+        let rows = self.backend.read(&lease).await?;
+        let count = u32::try_from(lease.deliveries.max(1)).unwrap_or(u32::MAX);
+        let mut ready = Vec::with_capacity(rows.len());
+        let mut dead = Vec::new();
+        for raw in rows {
+            match raw.parse() {
+                Ok(event) => ready.push((raw.pos, event)),
+                Err(error) => dead.push(DeadRow {
+                    event: raw,
+                    error,
+                    deliveries: lease.deliveries,
+                }),
+            }
+        }
+        if !dead.is_empty() {
+            // On failure the lease is not taken on: it expires and comes back.
+            self.backend.dead_letter_rows(&dead).await?;
+            tracing::warn!(
+                count = dead.len(),
+                "rows that are not events moved to the dead letters"
+            );
+            self.metrics.dead_lettered.inc_by(dead.len() as u64);
+        }
+        if ready.is_empty() {
+            self.backend.complete(&[(lease.id, lease.token)]).await?;
+            return Ok(());
+        }
+        let event_ids: Vec<String> = ready
+            .iter()
+            .filter_map(|(_, event)| event.id().map(str::to_owned))
+            .collect();
+        let succeeded = if event_ids.is_empty() {
+            Vec::new()
+        } else {
+            match self.backend.succeeded(&event_ids).await {
+                Ok(done) => done,
+                Err(err) => {
+                    tracing::debug!(%err, "cannot prefetch handler successes");
+                    Vec::new()
+                }
+            }
+        };
+        let mut by_event: HashMap<&str, Vec<String>> = HashMap::new();
+        for (event_id, handler) in &succeeded {
+            by_event.entry(event_id).or_default().push(handler.clone());
+        }
+        let n = ready.len();
+        let mut state = self.lock();
+        state.leases.insert(
+            lease.id,
+            Held {
+                token: lease.token,
+                total: n,
+                pending: ready.iter().map(|(pos, _)| pos.id).collect(),
+                out: HashMap::new(),
+            },
+        );
+        for (pos, event) in ready {
+            let receipt = receipt(lease.id, lease.token, pos);
+            if let Some(event_id) = event.id() {
+                let handlers = by_event.get(event_id).cloned().unwrap_or_default();
+                self.dedup.insert(&receipt, event_id, handlers);
+            }
+            state.buffer.push_back(Buffered {
+                lease: lease.id,
+                token: lease.token,
+                row: pos.id,
+                delivery: Delivery {
+                    receipt,
+                    event,
+                    delivery_count: count,
+                },
+            });
+        }
+        drop(state);
+        self.metrics.dequeued.inc_by(n as u64);
+        if count > 1 {
+            self.metrics.redelivered.inc_by(n as u64);
+        }
+        Ok(())
+    }
+
+    /// Acknowledges deliveries; a lease is dropped once all its events are.
+    pub(crate) async fn ack(&self, receipts: &[String]) -> Result<()> {
+        let parsed = receipts
+            .iter()
+            .map(|r| parse_receipt(r).ok_or_else(|| Error::InvalidReceipt(r.clone())))
+            .collect::<Result<Vec<_>>>()?;
+        // The results of these events' listeners go first: an acknowledged
+        // event's results are never lost.
+        self.flush_results().await?;
+        let mut stale = 0usize;
+        let mut per_lease: HashMap<(i64, i64), usize> = HashMap::new();
+        let mut complete = Vec::new();
+        {
+            let mut state = self.lock();
+            let state = &mut *state;
+            for &(lease, token, row) in &parsed {
+                match state.leases.get_mut(&lease) {
+                    Some(held) if held.token == token => {
+                        held.pending.remove(&row);
+                        held.out.remove(&row);
+                        *per_lease.entry((lease, token)).or_default() += 1;
+                    }
+                    _ if state.completed_set.contains(&(lease, token)) => {}
+                    _ => stale += 1,
+                }
+            }
+            for &(lease, token) in per_lease.keys() {
+                if state
+                    .leases
+                    .get(&lease)
+                    .is_some_and(|held| held.token == token && held.pending.is_empty())
+                {
+                    complete.push((lease, token));
+                }
+            }
+        }
+        if !complete.is_empty() {
+            let done: HashSet<i64> = self
+                .backend
+                .complete(&complete)
+                .await?
+                .into_iter()
+                .collect();
+            let mut state = self.lock();
+            for &(lease, token) in &complete {
+                if state
+                    .leases
+                    .get(&lease)
+                    .is_some_and(|held| held.token == token)
+                {
+                    state.leases.remove(&lease);
+                }
+                if done.contains(&lease) {
+                    if state.completed_set.insert((lease, token)) {
+                        state.completed.push_back((lease, token));
+                    }
+                    if state.completed.len() > REMEMBERED_COMPLETIONS
+                        && let Some(old) = state.completed.pop_front()
+                    {
+                        state.completed_set.remove(&old);
+                    }
+                } else {
+                    // Expired and taken over before it was completed.
+                    stale += per_lease.get(&(lease, token)).copied().unwrap_or(0);
+                }
+            }
+        }
+        self.dedup.remove(receipts);
+        if stale > 0 {
+            self.metrics.stale_acks.inc_by(stale as u64);
+            return Err(Error::StaleLease { receipts: stale });
+        }
+        Ok(())
+    }
+
+    /// Events not yet acknowledged: the database's count less what this
+    /// consumer acknowledged in leases not yet complete.
+    pub(crate) async fn backlog(&self) -> Result<u64> {
+        let total = self.backend.backlog().await?;
+        let acked_here: usize = self
+            .lock()
+            .leases
+            .values()
+            .map(|held| held.total - held.pending.len())
+            .sum();
+        let backlog = total.saturating_sub(acked_here as u64);
+        self.metrics
+            .queue_length
+            .set(i64::try_from(backlog).unwrap_or(i64::MAX));
+        Ok(backlog)
+    }
+
+    pub(crate) async fn events(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<StoredEvent>> {
+        let after = cursor.map(parse_pos).transpose()?;
+        let limit = limit.clamp(1, 10_000);
+        let mut rows = self.backend.events_page(after, limit + 1).await?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = more
+            .then(|| rows.last().map(|row| format_pos(row.pos)))
+            .flatten();
+        let items = rows
+            .iter()
+            .map(|row| {
+                row.parse()
+                    .map_err(|err| Error::Serialization(serde::de::Error::custom(err)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page { items, next })
+    }
+
+    pub(crate) async fn results(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<StoredResult>> {
+        self.flush_results().await?;
+        let after = cursor
+            .map(|c| {
+                c.parse::<i64>()
+                    .map_err(|_| Error::InvalidCursor(c.to_owned()))
+            })
+            .transpose()?;
+        let limit = limit.clamp(1, 10_000);
+        let mut rows = self.backend.results_page(after, limit + 1).await?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = more
+            .then(|| rows.last().map(|(id, _)| id.to_string()))
+            .flatten();
+        Ok(Page {
+            items: rows.into_iter().map(|(_, result)| result).collect(),
+            next,
+        })
+    }
+
+    fn start_heartbeat(self: &Arc<Self>) {
+        if self.heartbeat.load(Ordering::Relaxed) || self.heartbeat.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tokio::spawn(heartbeat(Arc::downgrade(self)));
+    }
+
+    /// Extends the leases whose deliveries are all younger than the lease
+    /// timeout; forgets those that were taken over.
+    async fn extend_leases(&self) {
+        let timeout = self.options.lease_timeout;
+        let now = Instant::now();
+        let leases: Vec<(i64, i64)> = self
+            .lock()
+            .leases
+            .iter()
+            .filter(|(_, held)| {
+                held.out
+                    .values()
+                    .all(|since| now.duration_since(*since) < timeout)
+            })
+            .map(|(id, held)| (*id, held.token))
+            .collect();
+        if leases.is_empty() {
+            return;
+        }
+        match self.backend.extend(&leases).await {
+            Ok(extended) => {
+                let extended: HashSet<i64> = extended.into_iter().collect();
+                for (lease, token) in leases {
+                    if !extended.contains(&lease) {
+                        tracing::warn!(
+                            lease,
+                            token,
+                            "a lease expired and was taken over; its events will be handled elsewhere"
+                        );
+                        self.forget_lease(lease);
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(%err, "cannot extend leases"),
+        }
+    }
+}
+
+/// Extends held leases every third of the lease timeout, while the store lives.
+async fn heartbeat<B: Backend>(core: Weak<Core<B>>) {
+    loop {
+        let Some(period) = core.upgrade().map(|core| core.options.lease_timeout / 3) else {
+            return;
+        };
+        tokio::time::sleep(period).await;
+        let Some(core) = core.upgrade() else { return };
+        core.extend_leases().await;
+    }
+}
+
+/// Tells other processes that events arrived, at most once per `interval`.
+async fn notifier<B: Backend>(core: Weak<Core<B>>, poke: Arc<Notify>, interval: Duration) {
+    loop {
+        if tokio::time::timeout(Duration::from_secs(1), poke.notified())
+            .await
+            .is_err()
+        {
+            if core.strong_count() == 0 {
+                return;
+            }
+            continue;
+        }
+        let Some(strong) = core.upgrade() else { return };
+        if let Err(err) = strong.backend.notify_others().await {
+            tracing::debug!(%err, "cannot notify other processes");
+        }
+        drop(strong);
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// `<lease>:<token>:<row>`.
+fn receipt(lease: i64, token: i64, pos: Pos) -> String {
+    format!("{lease}:{token}:{}", pos.id)
+}
+
+fn parse_receipt(receipt: &str) -> Option<(i64, i64, i64)> {
+    let mut parts = receipt.split(':');
+    let lease = parts.next()?.parse().ok()?;
+    let token = parts.next()?.parse().ok()?;
+    let row = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some((lease, token, row))
+}
+
+fn format_pos(pos: Pos) -> String {
+    format!("{}.{}", pos.tx, pos.id)
+}
+
+fn parse_pos(cursor: &str) -> Result<Pos> {
+    let invalid = || Error::InvalidCursor(cursor.to_owned());
+    let (tx, id) = cursor.split_once('.').ok_or_else(invalid)?;
+    Ok(Pos {
+        tx: tx.parse().map_err(|_| invalid())?,
+        id: id.parse().map_err(|_| invalid())?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipts_and_cursors_round_trip_and_reject_garbage() {
+        let pos = Pos { tx: 7, id: 42 };
+        assert_eq!(parse_receipt(&receipt(1, 2, pos)), Some((1, 2, 42)));
+        for bad in ["", "1:2", "1:2:3:4", "a:b:c", "1-2-3"] {
+            assert_eq!(parse_receipt(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_pos(&format_pos(pos)).unwrap(), pos);
+        for bad in ["", "1", "x.1", "1.y", "1.2.3"] {
+            assert!(
+                matches!(parse_pos(bad), Err(Error::InvalidCursor(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! Turning what `emit_in` is given into rows.
+
+use std::sync::Arc;
+
+use soiree::{IntoEvent, PROPERTY_EVENT_ID, StoredEvent};
+
+use crate::backend::NewEvent;
+use crate::topic::validate_topic;
+use crate::{Error, Result};
+
+/// Builds the stored form of an event emitted on `topic`, giving it an
+/// event id (a ULID) when it has none. Returns the row and the id.
+pub(crate) fn prepare(topic: &str, event: impl IntoEvent) -> Result<(NewEvent, String)> {
+    let topic: Arc<str> = Arc::from(validate_topic(topic)?);
+    let event = event.into_event(&topic).map_err(Error::Event)?;
+    let id = match event.id() {
+        Some(id) => id,
+        None => {
+            let id = ulid::Ulid::generate().to_string();
+            event.properties().set(PROPERTY_EVENT_ID, id.as_str());
+            id
+        }
+    };
+    let stored = StoredEvent::from_event(&event).map_err(Error::Event)?;
+    Ok((NewEvent::from_stored(&stored)?, id))
+}

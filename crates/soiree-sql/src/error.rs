@@ -1,0 +1,86 @@
+//! The crate's error type.
+
+use std::sync::Arc;
+
+/// `Result` with this crate's [`Error`] as its default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the SQL stores.
+///
+/// Through the [`soiree`] store traits these become [`soiree::Error::Store`]
+/// (or [`soiree::Error::Serialization`] for rows that cannot be decoded).
+/// No message ever contains a database password.
+///
+/// # Examples
+///
+/// ```
+/// let err = soiree_sql::Error::InvalidConfig("lease_timeout must be positive".into());
+/// assert_eq!(err.to_string(), "invalid configuration: lease_timeout must be positive");
+/// let core: soiree::Error = err.into();
+/// assert!(matches!(core, soiree::Error::Store(_)));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database returned an error, or the connection failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The store's migrations could not be applied.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A builder option or URL was rejected.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// An event or row could not be encoded or decoded.
+    #[error("serialization error: {0}")]
+    Serialization(#[from] serde_json::Error),
+    /// A topic given to `emit_in` is not a valid concrete topic.
+    #[error("invalid topic name {topic:?}: {reason}")]
+    InvalidTopic {
+        /// The topic as given.
+        topic: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// The event given to `emit_in` was rejected by soiree (a payload with
+    /// no JSON form, an event whose own topic differs from the one emitted).
+    #[error("invalid event: {0}")]
+    Event(soiree::Error),
+    /// A text value contains a NUL character, which the databases refuse.
+    #[error("{0} contains a NUL character")]
+    NulCharacter(&'static str),
+    /// A receipt given to `ack` was not issued by a SQL store.
+    #[error("invalid receipt {0:?}")]
+    InvalidReceipt(String),
+    /// Receipts of a lease this consumer no longer holds (it expired and was
+    /// claimed again, or was already acknowledged): their events were not
+    /// acknowledged by this call and are delivered again.
+    #[error("stale lease: {receipts} receipts of expired or reassigned leases were refused")]
+    StaleLease {
+        /// How many receipts were refused.
+        receipts: usize,
+    },
+    /// A page cursor given to the history was not issued by this store.
+    #[error("invalid page cursor {0:?}")]
+    InvalidCursor(String),
+    /// The store's background writer stopped (its runtime is shutting down).
+    #[error("the store's background writer stopped")]
+    WriterStopped,
+    /// Results accepted earlier were still not written after this long (the
+    /// database is unreachable); the acknowledgement waiting for them failed.
+    #[error("results were not written within {0:?}")]
+    FlushTimeout(std::time::Duration),
+    /// A batched write that this call was part of failed.
+    #[error("batched write failed: {0}")]
+    Batch(Arc<Error>),
+}
+
+impl From<Error> for soiree::Error {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::Serialization(err) => soiree::Error::serialization(err),
+            Error::Event(err) => err,
+            other => soiree::Error::store(other),
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! A SQL outbox store for [`soiree`]: transactional emit on PostgreSQL, and
+//! SQLite as the embedded durable default.
+//!
+//! [`PostgresStore`] implements soiree's store traits
+//! ([`soiree::EventStore`], [`soiree::EventQueue`], [`soiree::HandlerDedup`],
+//! [`soiree::EventHistory`]) on an append-only event log read through a
+//! cursor per consumer group:
+//!
+//! - every event is one row of `soiree_events`, appended in batches
+//!   (by the bus's `emit`) or inside your own transaction
+//!   ([`PostgresStore::emit_in`]): committed with your data, or not at all;
+//! - a consumer claims a range of the log as a *lease* (with a fencing token
+//!   and an expiry), reads it outside the lock, hands its events to the bus,
+//!   and drops the lease once every event of it is acknowledged. A stale
+//!   token cannot acknowledge;
+//! - on PostgreSQL the log is read only below the oldest running transaction
+//!   (`pg_snapshot_xmin`), so a transaction that inserts early and commits
+//!   late is never skipped;
+//! - a consumer that dies leaves its leases to expire: another consumer
+//!   claims them again (one more delivery); from the third delivery a lease
+//!   is split into one lease per event, and past `max_deliveries` its events
+//!   go to the dead letters;
+//! - handler results and successes (dedup) are written in batches.
+//!
+//! # Durability
+//!
+//! | situation | what happens |
+//! |---|---|
+//! | `emit` on a bus with the store | the emission ends once the event is committed to the log, or yields a `Store` error |
+//! | `emit_in` in your transaction | the event exists if and only if the transaction commits; consumers see it after the commit |
+//! | a consumer process dies | its leases expire after `lease_timeout`; their unacknowledged events are delivered again |
+//! | an event is delivered again | listeners registered with `on_named` that already succeeded for its id are skipped |
+//! | a row is not an event | it moves to the dead letters with a parse error |
+//! | the database restarts | emits fail with a `Store` error until it is back; consumers retry and carry on |
+//!
+//! Delivery is at least once: write listeners so that running twice does no
+//! harm, and register them with [`soiree::EventBus::on_named`].
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `postgres` | on | [`PostgresStore`] |
+//! | `sqlite` | on | [`SqliteStore`] |
+//!
+//! # Example
+//!
+//! ```no_run
+//! use soiree::EventBus;
+//! use soiree_sql::PostgresStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = PostgresStore::builder("postgres://app@127.0.0.1/app")
+//!     .group("mailer")
+//!     .build()
+//!     .await?;
+//! let bus = EventBus::builder().store(store.clone()).build()?;
+//! bus.on_named("send-receipt", "order.paid", |ctx| async move {
+//!     println!("receipt for {:?}", ctx.event_id());
+//!     Ok(())
+//! })?;
+//! let mut tx = store.begin().await?;
+//! store.emit_in(&mut tx, "order.paid", serde_json::json!({ "order": 42 })).await?;
+//! store.commit(tx).await?;
+//! bus.wait_for_idle().await;
+//! bus.close().await?;
+//! # Ok(()) }
+//! ```
+
+#![doc(test(attr(deny(warnings))))]
+
+mod backend;
+mod core;
+mod dedup_cache;
+mod emit;
+mod error;
+mod metrics;
+mod options;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod topic;
+mod traits;
+mod writer;
+
+pub use error::{Error, Result};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresStore, PostgresStoreBuilder};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteStore, SqliteStoreBuilder};
+
+/// The name of the table recording which of the store's migrations were
+/// applied (in the store's schema on PostgreSQL): not sqlx's default, which
+/// an application may use for its own migrations.
+pub const MIGRATIONS_TABLE: &str = "_soiree_migrations";
+
+/// The property holding an event's ordering key, stored in the log's `key`
+/// column.
+pub const PROPERTY_KEY: &str = "soiree.key";
+
+/// A database URL with its password masked, for messages and `Debug`.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) fn redact(url: &str) -> String {
+    match password_span(url) {
+        Some((start, end)) => format!("{}***{}", &url[..start], &url[end..]),
+        None => url.to_owned(),
+    }
+}
+
+/// `text` with the password of `url` masked wherever it appears.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) fn redact_in(text: &str, url: &str) -> String {
+    match password_span(url) {
+        Some((start, end)) if end > start => text.replace(&url[start..end], "***"),
+        _ => text.to_owned(),
+    }
+}
+
+/// Where the password of `scheme://user:password@host` is, if it has one.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+fn password_span(url: &str) -> Option<(usize, usize)> {
+    let authority_start = url.find("://")? + 3;
+    let rest = &url[authority_start..];
+    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_len];
+    let at = authority.rfind('@')?;
+    let colon = authority[..at].find(':')?;
+    Some((authority_start + colon + 1, authority_start + at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            redact("postgres://u:p%40ss@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(
+            redact_in("bad p%40ss here", "postgres://u:p%40ss@h/db"),
+            "bad *** here"
+        );
+    }
+}

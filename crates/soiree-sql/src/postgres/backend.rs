@@ -1,0 +1,446 @@
+//! The PostgreSQL SQL of the store.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use soiree::StoredResult;
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::{AssertSqlSafe, Row, SqlSafeStr, SqlStr};
+
+use crate::Result;
+use crate::backend::{Backend, DeadRow, LeaseRow, NewEvent, Pos, RawEvent};
+
+/// Every statement of the store, with its tables qualified by the schema.
+#[derive(Debug)]
+pub(crate) struct Statements {
+    pub(crate) append: SqlStr,
+    save_results: SqlStr,
+    succeeded: SqlStr,
+    pub(crate) ensure_cursor: SqlStr,
+    claim: SqlStr,
+    waiting: SqlStr,
+    reclaim: SqlStr,
+    split: SqlStr,
+    dead_letter_lease: SqlStr,
+    read: SqlStr,
+    dead_letter_rows: SqlStr,
+    complete: SqlStr,
+    extend: SqlStr,
+    backlog: SqlStr,
+    events_first: SqlStr,
+    events_after: SqlStr,
+    results_page: SqlStr,
+    notify: SqlStr,
+}
+
+const LEASE_COLUMNS: &str =
+    "id, token, lo_tx::text::bigint, lo_id, hi_tx::text::bigint, hi_id, events::bigint, deliveries";
+const EVENT_COLUMNS: &str = "tx::text::bigint, id, topic, payload::text, properties::text";
+
+impl Statements {
+    pub(crate) fn new(schema: &str) -> Self {
+        let q = |sql: &str| -> SqlStr {
+            let sql = sql
+                .replace("soiree_", &format!("\"{schema}\".soiree_"))
+                .replace("LEASE_COLUMNS", LEASE_COLUMNS)
+                .replace("EVENT_COLUMNS", EVENT_COLUMNS);
+            AssertSqlSafe(Arc::<str>::from(sql)).into_sql_str()
+        };
+        Self {
+            append: q(
+                "INSERT INTO soiree_events (topic, event_id, payload, properties, key) \
+                 SELECT t, e, p::json, pr::json, k \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+                 WITH ORDINALITY AS u(t, e, p, pr, k, n) ORDER BY n",
+            ),
+            save_results: q("WITH r AS ( \
+                   INSERT INTO soiree_results (topic, event_id, handler_id, error, attempt) \
+                   SELECT t, e, h, err, a \
+                   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[]) \
+                   WITH ORDINALITY AS u(t, e, h, err, a, n) ORDER BY n \
+                   RETURNING event_id, handler_id, error) \
+                 INSERT INTO soiree_handled (event_id, handler_id) \
+                 SELECT DISTINCT event_id, handler_id FROM r \
+                 WHERE error IS NULL AND event_id <> '' \
+                 ORDER BY event_id, handler_id \
+                 ON CONFLICT DO NOTHING"),
+            succeeded: q("SELECT event_id, handler_id FROM soiree_handled \
+                 WHERE event_id = ANY($1::text[])"),
+            ensure_cursor: q("INSERT INTO soiree_cursors (group_name) VALUES ($1) \
+                 ON CONFLICT DO NOTHING"),
+            // Locks the group's cursor for the statement only: finds the next
+            // range below the oldest running transaction, moves the cursor past
+            // it and records the lease. The events are read afterwards.
+            claim: q("WITH c AS ( \
+                   SELECT claimed_tx, claimed_id FROM soiree_cursors \
+                   WHERE group_name = $1 FOR UPDATE), \
+                 span AS ( \
+                   SELECT e.tx, e.id FROM soiree_events e, c \
+                   WHERE (e.tx, e.id) > (c.claimed_tx, c.claimed_id) \
+                     AND e.tx < pg_snapshot_xmin(pg_current_snapshot()) \
+                   ORDER BY e.tx, e.id LIMIT $2), \
+                 lo AS (SELECT tx, id FROM span ORDER BY tx, id LIMIT 1), \
+                 hi AS (SELECT tx, id FROM span ORDER BY tx DESC, id DESC LIMIT 1), \
+                 n AS (SELECT count(*)::int AS n FROM span), \
+                 moved AS ( \
+                   UPDATE soiree_cursors SET claimed_tx = hi.tx, claimed_id = hi.id, \
+                     updated_at = now() \
+                   FROM hi WHERE group_name = $1) \
+                 INSERT INTO soiree_leases (group_name, token, consumer, lo_tx, lo_id, \
+                   hi_tx, hi_id, events, deliveries, expires_at) \
+                 SELECT $1, nextval('soiree_lease_tokens'), $3, lo.tx, lo.id, hi.tx, hi.id, \
+                   n.n, 1, clock_timestamp() + $4 * interval '1 millisecond' \
+                 FROM lo, hi, n \
+                 RETURNING LEASE_COLUMNS"),
+            waiting: q("SELECT EXISTS ( \
+                   SELECT 1 FROM soiree_events e, soiree_cursors c \
+                   WHERE c.group_name = $1 AND (e.tx, e.id) > (c.claimed_tx, c.claimed_id))"),
+            reclaim: q(
+                "UPDATE soiree_leases SET token = nextval('soiree_lease_tokens'), \
+                   consumer = $2, deliveries = deliveries + 1, \
+                   expires_at = clock_timestamp() + $3 * interval '1 millisecond' \
+                 WHERE id = ( \
+                   SELECT id FROM soiree_leases \
+                   WHERE group_name = $1 AND expires_at < clock_timestamp() \
+                   ORDER BY lo_tx, lo_id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                 RETURNING LEASE_COLUMNS",
+            ),
+            split: q("WITH old AS ( \
+                   DELETE FROM soiree_leases WHERE id = $1 AND token = $2 RETURNING *) \
+                 INSERT INTO soiree_leases (group_name, token, consumer, lo_tx, lo_id, \
+                   hi_tx, hi_id, events, deliveries, expires_at) \
+                 SELECT old.group_name, nextval('soiree_lease_tokens'), $3, e.tx, e.id, \
+                   e.tx, e.id, 1, old.deliveries, \
+                   clock_timestamp() + $4 * interval '1 millisecond' \
+                 FROM old JOIN soiree_events e \
+                   ON (e.tx, e.id) >= (old.lo_tx, old.lo_id) \
+                  AND (e.tx, e.id) <= (old.hi_tx, old.hi_id) \
+                 ORDER BY e.tx, e.id \
+                 RETURNING LEASE_COLUMNS"),
+            dead_letter_lease: q("WITH old AS ( \
+                   DELETE FROM soiree_leases WHERE id = $1 AND token = $2 RETURNING *) \
+                 INSERT INTO soiree_dead_letters (group_name, event_tx, event_row, topic, \
+                   event_id, payload, properties, error, deliveries) \
+                 SELECT old.group_name, e.tx, e.id, e.topic, e.event_id, e.payload::text, \
+                   e.properties::text, \
+                   'delivered ' || old.deliveries || ' times (max ' || $3::int || ')' || \
+                   coalesce('; last error: ' || ( \
+                     SELECT r.error FROM soiree_results r \
+                     WHERE r.event_id = e.event_id AND r.error IS NOT NULL \
+                     ORDER BY r.id DESC LIMIT 1), ' without acknowledgement'), \
+                   old.deliveries \
+                 FROM old JOIN soiree_events e \
+                   ON (e.tx, e.id) >= (old.lo_tx, old.lo_id) \
+                  AND (e.tx, e.id) <= (old.hi_tx, old.hi_id)"),
+            read: q("SELECT EVENT_COLUMNS FROM soiree_events \
+                 WHERE (tx, id) >= ($1::bigint::text::xid8, $2) \
+                   AND (tx, id) <= ($3::bigint::text::xid8, $4) \
+                 ORDER BY tx, id"),
+            dead_letter_rows: q("INSERT INTO soiree_dead_letters (group_name, event_tx, \
+                   event_row, topic, payload, properties, error, deliveries) \
+                 SELECT $1, t::text::xid8, i, tp, p, pr, err, d \
+                 FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], \
+                   $7::text[], $8::int[]) AS u(t, i, tp, p, pr, err, d)"),
+            complete: q("DELETE FROM soiree_leases l \
+                 USING unnest($1::bigint[], $2::bigint[]) AS u(id, token) \
+                 WHERE l.id = u.id AND l.token = u.token RETURNING l.id"),
+            extend: q("UPDATE soiree_leases l \
+                 SET expires_at = clock_timestamp() + $3 * interval '1 millisecond' \
+                 FROM unnest($1::bigint[], $2::bigint[]) AS u(id, token) \
+                 WHERE l.id = u.id AND l.token = u.token RETURNING l.id"),
+            backlog: q("SELECT ( \
+                   SELECT count(*) FROM soiree_events e, soiree_cursors c \
+                   WHERE c.group_name = $1 \
+                     AND (e.tx, e.id) > (c.claimed_tx, c.claimed_id)) \
+                 + (SELECT coalesce(sum(events), 0) FROM soiree_leases \
+                    WHERE group_name = $1)"),
+            events_first: q("SELECT EVENT_COLUMNS FROM soiree_events ORDER BY tx, id LIMIT $1"),
+            events_after: q("SELECT EVENT_COLUMNS FROM soiree_events \
+                 WHERE (tx, id) > ($1::bigint::text::xid8, $2) ORDER BY tx, id LIMIT $3"),
+            results_page: q("SELECT id, topic, event_id, handler_id, error, attempt \
+                 FROM soiree_results WHERE id > $1 ORDER BY id LIMIT $2"),
+            notify: q("SELECT pg_notify($1, '')"),
+        }
+    }
+}
+
+/// The PostgreSQL side of a store: its pool, group and statements.
+#[derive(Debug)]
+pub(crate) struct PgBackend {
+    pub(crate) pool: PgPool,
+    pub(crate) sql: Arc<Statements>,
+    pub(crate) group: String,
+    pub(crate) consumer: String,
+    pub(crate) lease_ms: i64,
+    pub(crate) channel: String,
+}
+
+fn lease(row: &PgRow) -> Result<LeaseRow> {
+    Ok(LeaseRow {
+        id: row.try_get(0)?,
+        token: row.try_get(1)?,
+        lo: Pos {
+            tx: row.try_get(2)?,
+            id: row.try_get(3)?,
+        },
+        hi: Pos {
+            tx: row.try_get(4)?,
+            id: row.try_get(5)?,
+        },
+        events: row.try_get(6)?,
+        deliveries: row.try_get(7)?,
+    })
+}
+
+fn raw_event(row: &PgRow) -> Result<RawEvent> {
+    Ok(RawEvent {
+        pos: Pos {
+            tx: row.try_get(0)?,
+            id: row.try_get(1)?,
+        },
+        topic: row.try_get(2)?,
+        payload: row.try_get(3)?,
+        properties: row.try_get(4)?,
+    })
+}
+
+/// Binds the columns of new events as arrays, for the append statement.
+pub(crate) fn bind_events<'q>(
+    sql: &SqlStr,
+    events: &[NewEvent],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let mut topics = Vec::with_capacity(events.len());
+    let mut ids = Vec::with_capacity(events.len());
+    let mut payloads = Vec::with_capacity(events.len());
+    let mut properties = Vec::with_capacity(events.len());
+    let mut keys = Vec::with_capacity(events.len());
+    for event in events {
+        topics.push(event.topic.clone());
+        ids.push(event.event_id.clone());
+        payloads.push(event.payload.clone());
+        properties.push(event.properties.clone());
+        keys.push(event.key.clone());
+    }
+    sqlx::query(sql.clone())
+        .bind(topics)
+        .bind(ids)
+        .bind(payloads)
+        .bind(properties)
+        .bind(keys)
+}
+
+fn pairs(leases: &[(i64, i64)]) -> (Vec<i64>, Vec<i64>) {
+    leases.iter().copied().unzip()
+}
+
+#[async_trait]
+impl Backend for PgBackend {
+    async fn append(&self, events: &[NewEvent]) -> Result<()> {
+        bind_events(&self.sql.append, events)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn save_results(&self, results: &[StoredResult]) -> Result<()> {
+        let mut topics = Vec::with_capacity(results.len());
+        let mut events = Vec::with_capacity(results.len());
+        let mut handlers = Vec::with_capacity(results.len());
+        let mut errors = Vec::with_capacity(results.len());
+        let mut attempts = Vec::with_capacity(results.len());
+        for result in results {
+            topics.push(result.topic.as_str());
+            events.push(result.event_id.as_str());
+            handlers.push(result.handler_id.as_str());
+            errors.push(result.error.as_deref());
+            attempts.push(i32::try_from(result.attempt).unwrap_or(i32::MAX));
+        }
+        sqlx::query(self.sql.save_results.clone())
+            .bind(topics)
+            .bind(events)
+            .bind(handlers)
+            .bind(errors)
+            .bind(attempts)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn succeeded(&self, event_ids: &[String]) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(self.sql.succeeded.clone())
+            .bind(event_ids)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect()
+    }
+
+    async fn claim(&self, max: usize) -> Result<Option<LeaseRow>> {
+        let row = sqlx::query(self.sql.claim.clone())
+            .bind(&self.group)
+            .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .bind(&self.consumer)
+            .bind(self.lease_ms)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(lease).transpose()
+    }
+
+    async fn waiting(&self) -> Result<bool> {
+        Ok(sqlx::query_scalar(self.sql.waiting.clone())
+            .bind(&self.group)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn reclaim(&self) -> Result<Option<LeaseRow>> {
+        let row = sqlx::query(self.sql.reclaim.clone())
+            .bind(&self.group)
+            .bind(&self.consumer)
+            .bind(self.lease_ms)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(lease).transpose()
+    }
+
+    async fn split(&self, lease_row: &LeaseRow) -> Result<Vec<LeaseRow>> {
+        let rows = sqlx::query(self.sql.split.clone())
+            .bind(lease_row.id)
+            .bind(lease_row.token)
+            .bind(&self.consumer)
+            .bind(self.lease_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut leases = rows.iter().map(lease).collect::<Result<Vec<_>>>()?;
+        leases.sort_by_key(|lease| lease.lo);
+        Ok(leases)
+    }
+
+    async fn dead_letter_lease(&self, lease: &LeaseRow, max_deliveries: u32) -> Result<u64> {
+        let done = sqlx::query(self.sql.dead_letter_lease.clone())
+            .bind(lease.id)
+            .bind(lease.token)
+            .bind(i32::try_from(max_deliveries).unwrap_or(i32::MAX))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn read(&self, lease: &LeaseRow) -> Result<Vec<RawEvent>> {
+        let rows = sqlx::query(self.sql.read.clone())
+            .bind(lease.lo.tx)
+            .bind(lease.lo.id)
+            .bind(lease.hi.tx)
+            .bind(lease.hi.id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(raw_event).collect()
+    }
+
+    async fn dead_letter_rows(&self, rows: &[DeadRow]) -> Result<()> {
+        let txs: Vec<i64> = rows.iter().map(|r| r.event.pos.tx).collect();
+        let ids: Vec<i64> = rows.iter().map(|r| r.event.pos.id).collect();
+        let topics: Vec<&str> = rows.iter().map(|r| r.event.topic.as_str()).collect();
+        let payloads: Vec<Option<&str>> = rows.iter().map(|r| r.event.payload.as_deref()).collect();
+        let properties: Vec<Option<&str>> =
+            rows.iter().map(|r| r.event.properties.as_deref()).collect();
+        let errors: Vec<&str> = rows.iter().map(|r| r.error.as_str()).collect();
+        let deliveries: Vec<i32> = rows.iter().map(|r| r.deliveries).collect();
+        sqlx::query(self.sql.dead_letter_rows.clone())
+            .bind(&self.group)
+            .bind(txs)
+            .bind(ids)
+            .bind(topics)
+            .bind(payloads)
+            .bind(properties)
+            .bind(errors)
+            .bind(deliveries)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn complete(&self, leases: &[(i64, i64)]) -> Result<Vec<i64>> {
+        let (ids, tokens) = pairs(leases);
+        Ok(sqlx::query_scalar(self.sql.complete.clone())
+            .bind(ids)
+            .bind(tokens)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn extend(&self, leases: &[(i64, i64)]) -> Result<Vec<i64>> {
+        let (ids, tokens) = pairs(leases);
+        Ok(sqlx::query_scalar(self.sql.extend.clone())
+            .bind(ids)
+            .bind(tokens)
+            .bind(self.lease_ms)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn backlog(&self) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar(self.sql.backlog.clone())
+            .bind(&self.group)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn events_page(&self, after: Option<Pos>, limit: usize) -> Result<Vec<RawEvent>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = match after {
+            None => {
+                sqlx::query(self.sql.events_first.clone())
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            Some(pos) => {
+                sqlx::query(self.sql.events_after.clone())
+                    .bind(pos.tx)
+                    .bind(pos.id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(raw_event).collect()
+    }
+
+    async fn results_page(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<(i64, StoredResult)>> {
+        let rows = sqlx::query(self.sql.results_page.clone())
+            .bind(after.unwrap_or(0))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let attempt: i32 = row.try_get(5)?;
+                Ok((
+                    row.try_get(0)?,
+                    StoredResult {
+                        topic: row.try_get(1)?,
+                        event_id: row.try_get(2)?,
+                        handler_id: row.try_get(3)?,
+                        error: row.try_get(4)?,
+                        attempt: u32::try_from(attempt).unwrap_or(0),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    async fn notify_others(&self) -> Result<()> {
+        sqlx::query(self.sql.notify.clone())
+            .bind(&self.channel)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,534 @@
+//! The PostgreSQL store: builder, store type, transactional emit, wakeups.
+
+mod backend;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use soiree::{IntoEvent, MetricsRegistry};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Postgres, Transaction};
+
+use self::backend::{PgBackend, Statements, bind_events};
+use crate::core::Core;
+use crate::metrics::SqlMetrics;
+use crate::options::{Options, common_builder_methods};
+use crate::{Error, MIGRATIONS_TABLE, Result, redact};
+
+/// The store's migrations, applied by `build` (unless turned off).
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// A soiree store on PostgreSQL: an append-only event log read through a
+/// cursor per consumer group, with leases, fencing tokens, handler results,
+/// dedup, dead letters, and transactional emit
+/// ([`emit_in`](PostgresStore::emit_in)).
+///
+/// Give it to a bus with [`EventBusBuilder::store`](soiree::EventBusBuilder::store):
+/// `emit` then appends the event to the log and the bus's consumers claim
+/// it, run the listeners and acknowledge it. The store is cheap to clone;
+/// keep a clone to emit inside your own transactions.
+///
+/// # Examples
+///
+/// ```no_run
+/// use soiree::EventBus;
+/// use soiree_sql::PostgresStore;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = PostgresStore::connect("postgres://app@127.0.0.1/app").await?;
+/// let bus = EventBus::builder().store(store.clone()).build()?;
+/// bus.on_named("welcome", "user.created", |_ctx| async { Ok(()) })?;
+///
+/// // The event is committed with the row it describes, or not at all.
+/// let mut tx = store.begin().await?;
+/// sqlx::query("INSERT INTO users (name) VALUES ('ada')").execute(&mut *tx).await?;
+/// store.emit_in(&mut tx, "user.created", serde_json::json!({ "name": "ada" })).await?;
+/// store.commit(tx).await?;
+///
+/// bus.wait_for_idle().await;
+/// bus.close().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostgresStore {
+    core: Arc<Core<PgBackend>>,
+    listening: Arc<AtomicBool>,
+    listen: bool,
+    schema: Arc<str>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.schema)
+            .field("group", &self.core.options.group)
+            .field("consumer", &self.core.options.consumer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects with the default options (schema `public`, group `soiree`)
+    /// and applies the migrations.
+    ///
+    /// # Errors
+    ///
+    /// As for [`PostgresStoreBuilder::build`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: nothing is kept from a cancelled call (migrations run in
+    /// transactions).
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::builder(url).build().await
+    }
+
+    /// A builder for a store on the database at `url`
+    /// (`postgres://user:password@host:port/database`).
+    pub fn builder(url: &str) -> PostgresStoreBuilder {
+        PostgresStoreBuilder {
+            url: url.to_owned(),
+            options: Options::new(Duration::from_millis(250)),
+            schema: "public".to_owned(),
+            listen: true,
+            notify_interval: Duration::from_millis(2),
+            registry: None,
+        }
+    }
+
+    pub(crate) fn core(&self) -> &Arc<Core<PgBackend>> {
+        &self.core
+    }
+
+    /// The store's connection pool, for your own queries and transactions.
+    pub fn pool(&self) -> &PgPool {
+        &self.core.backend.pool
+    }
+
+    /// The schema holding the store's tables.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// The consumer group this store reads with.
+    pub fn group(&self) -> &str {
+        &self.core.options.group
+    }
+
+    /// This store's consumer name, recorded on the leases it holds.
+    pub fn consumer_name(&self) -> &str {
+        &self.core.options.consumer
+    }
+
+    /// Begins a transaction on the store's pool, for
+    /// [`emit_in`](Self::emit_in) and your own writes; finish it with
+    /// [`commit`](Self::commit) so that consumers are woken at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] when no connection can be had.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a transaction begun and dropped is rolled back.
+    pub async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
+        Ok(self.pool().begin().await?)
+    }
+
+    /// Writes an event into the log inside the caller's transaction (or on
+    /// any connection): it becomes visible to consumers when, and only if,
+    /// that transaction commits. Returns the event's id
+    /// (`soiree.event_id`, generated when the event has none).
+    ///
+    /// `event` is what [`EventBus::emit`](soiree::EventBus::emit) takes: an
+    /// [`Event`](soiree::Event), a [`Payload`](soiree::Payload) or any
+    /// serializable value.
+    ///
+    /// Consumers in this process are woken when the transaction is committed
+    /// through [`commit`](Self::commit) (or after [`wake`](Self::wake));
+    /// otherwise they find the event within the poll interval.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # async fn demo(store: soiree_sql::PostgresStore) -> soiree_sql::Result<()> {
+    /// let mut tx = store.begin().await?;
+    /// let id = store
+    ///     .emit_in(&mut tx, "order.paid", serde_json::json!({ "order": 42 }))
+    ///     .await?;
+    /// store.commit(tx).await?;
+    /// println!("emitted {id}");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidTopic`] for a topic that is not concrete,
+    /// [`Error::Event`] for a payload with no JSON form or an event whose own
+    /// topic differs, [`Error::Database`] when the insert fails (the
+    /// transaction is then aborted, as for any failed statement).
+    ///
+    /// # Cancel safety
+    ///
+    /// A cancelled call may or may not have inserted the row, in the
+    /// caller's transaction: roll it back when in doubt.
+    pub async fn emit_in(
+        &self,
+        conn: &mut PgConnection,
+        topic: &str,
+        event: impl IntoEvent,
+    ) -> Result<String> {
+        let (row, id) = crate::emit::prepare(topic, event)?;
+        bind_events(&self.core.backend.sql.append, std::slice::from_ref(&row))
+            .execute(conn)
+            .await?;
+        Ok(id)
+    }
+
+    /// Writes several events in one statement inside the caller's
+    /// transaction, in order; returns their ids. See
+    /// [`emit_in`](Self::emit_in).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # async fn demo(store: soiree_sql::PostgresStore) -> soiree_sql::Result<()> {
+    /// let mut tx = store.begin().await?;
+    /// let ids = store
+    ///     .emit_all_in(&mut tx, (0..100).map(|n| ("item.added", serde_json::json!({ "n": n }))))
+    ///     .await?;
+    /// store.commit(tx).await?;
+    /// assert_eq!(ids.len(), 100);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`emit_in`](Self::emit_in); nothing is written when any
+    /// event is rejected.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`emit_in`](Self::emit_in).
+    pub async fn emit_all_in<T, E>(
+        &self,
+        conn: &mut PgConnection,
+        events: impl IntoIterator<Item = (T, E)>,
+    ) -> Result<Vec<String>>
+    where
+        T: AsRef<str>,
+        E: IntoEvent,
+    {
+        let mut rows = Vec::new();
+        let mut ids = Vec::new();
+        for (topic, event) in events {
+            let (row, id) = crate::emit::prepare(topic.as_ref(), event)?;
+            rows.push(row);
+            ids.push(id);
+        }
+        if rows.is_empty() {
+            return Ok(ids);
+        }
+        bind_events(&self.core.backend.sql.append, &rows)
+            .execute(conn)
+            .await?;
+        Ok(ids)
+    }
+
+    /// Commits a transaction and wakes consumers: this process's at once,
+    /// other processes' through a `NOTIFY` sent after the commit (at most
+    /// one every couple of milliseconds, however many commits).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] when the commit fails (nothing was committed).
+    ///
+    /// # Cancel safety
+    ///
+    /// A cancelled commit may or may not have committed.
+    pub async fn commit(&self, tx: Transaction<'_, Postgres>) -> Result<()> {
+        tx.commit().await?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Wakes consumers after you committed events written with
+    /// [`emit_in`](Self::emit_in) in a transaction of your own.
+    pub fn wake(&self) {
+        self.core.wake();
+    }
+
+    /// Starts listening for other processes' notifications, once.
+    pub(crate) fn before_dequeue(&self) {
+        if !self.listen
+            || self.listening.load(Ordering::Relaxed)
+            || self.listening.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        tokio::spawn(listen(
+            Arc::downgrade(&self.core),
+            self.pool().clone(),
+            self.core.backend.channel.clone(),
+        ));
+    }
+}
+
+crate::traits::store_traits!(PostgresStore);
+
+/// Wakes this process's consumers on every notification of the channel;
+/// ends when the store is dropped.
+async fn listen(core: Weak<Core<PgBackend>>, pool: PgPool, channel: String) {
+    let mut listener: Option<PgListener> = None;
+    loop {
+        if core.strong_count() == 0 {
+            return;
+        }
+        let Some(active) = listener.as_mut() else {
+            match PgListener::connect_with(&pool).await {
+                Ok(mut new) => match new.listen(&channel).await {
+                    Ok(()) => listener = Some(new),
+                    Err(err) => {
+                        tracing::debug!(%err, "cannot listen; polling meanwhile");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                },
+                Err(err) => {
+                    tracing::debug!(%err, "cannot connect to listen; polling meanwhile");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            // Events may have arrived while nobody listened.
+            if let Some(core) = core.upgrade() {
+                core.wake_local();
+            }
+            continue;
+        };
+        match tokio::time::timeout(Duration::from_secs(1), active.try_recv()).await {
+            Err(_) => {}
+            Ok(Ok(Some(_))) => {
+                if let Some(core) = core.upgrade() {
+                    core.wake_local();
+                }
+            }
+            // The connection was lost: reconnect (polling covers the gap).
+            Ok(Ok(None)) | Ok(Err(_)) => listener = None,
+        }
+    }
+}
+
+/// Builds a [`PostgresStore`]: `PostgresStore::builder(url)…build().await`.
+///
+/// | option | default | what it does |
+/// |---|---|---|
+/// | [`schema`](Self::schema) | `public` | the schema of the store's tables (created if missing) |
+/// | [`group`](Self::group) | `soiree` | consumer group: stores with the same group share the work |
+/// | [`consumer`](Self::consumer) | `<host>-<pid>` | this store's name on its leases |
+/// | [`lease_timeout`](Self::lease_timeout) | 30 s | how long a claimed range stays with a consumer that stopped extending it |
+/// | [`batch_size`](Self::batch_size) | 1000 | events per lease at most |
+/// | [`max_deliveries`](Self::max_deliveries) | 5 | deliveries after which events go to the dead letters |
+/// | [`poll_interval`](Self::poll_interval) | 250 ms | how often an idle consumer looks without a wakeup |
+/// | [`listen`](Self::listen) | on | `LISTEN`/`NOTIFY` wakeups across processes |
+/// | [`notify_interval`](Self::notify_interval) | 2 ms | at most one `NOTIFY` per interval |
+/// | [`max_connections`](Self::max_connections) | 10 | size of the connection pool |
+/// | [`acquire_timeout`](Self::acquire_timeout) | 10 s | how long to wait for a pooled connection |
+/// | [`migrate`](Self::migrate) | on | apply the migrations in `build` |
+/// | [`metrics_registry`](Self::metrics_registry) | [`MetricsRegistry::global`] | where the metrics go |
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use soiree_sql::PostgresStore;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> soiree_sql::Result<()> {
+/// let store = PostgresStore::builder("postgres://app@127.0.0.1/app")
+///     .schema("events")
+///     .group("order-workers")
+///     .lease_timeout(Duration::from_secs(60))
+///     .build()
+///     .await?;
+/// # let _ = store; Ok(()) }
+/// ```
+#[must_use = "a builder does nothing until `build` is awaited"]
+pub struct PostgresStoreBuilder {
+    url: String,
+    options: Options,
+    schema: String,
+    listen: bool,
+    notify_interval: Duration,
+    registry: Option<MetricsRegistry>,
+}
+
+impl fmt::Debug for PostgresStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStoreBuilder")
+            .field("url", &redact(&self.url))
+            .field("schema", &self.schema)
+            .field("options", &self.options)
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStoreBuilder {
+    common_builder_methods!();
+
+    /// Sets the schema of the store's tables (default `public`): letters,
+    /// digits and `_`, not starting with a digit, at most 50 characters.
+    /// It is created when missing. Stores in different schemas share nothing.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// Whether consumers `LISTEN` for other processes' `NOTIFY` (default
+    /// on) and this store sends one after its commits. Off, consumers in
+    /// other processes find new events by polling.
+    pub fn listen(mut self, listen: bool) -> Self {
+        self.listen = listen;
+        self
+    }
+
+    /// Sets the least time between two `NOTIFY` this store sends (default
+    /// 2 ms): commits in between share one.
+    pub fn notify_interval(mut self, interval: Duration) -> Self {
+        self.notify_interval = interval;
+        self
+    }
+
+    /// Connects, applies the migrations (unless turned off) and registers
+    /// the consumer group, starting at the beginning of the log.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a bad URL, schema or option,
+    /// [`Error::Database`] when the database cannot be reached,
+    /// [`Error::Migrate`] when the migrations fail. No message contains the
+    /// URL's password.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: migrations run in transactions.
+    pub async fn build(self) -> Result<PostgresStore> {
+        self.options.validate()?;
+        validate_schema(&self.schema)?;
+        let connect = PgConnectOptions::from_str(&self.url)
+            .map_err(|err| {
+                Error::InvalidConfig(format!(
+                    "invalid postgres url {}: {}",
+                    redact(&self.url),
+                    crate::redact_in(&err.to_string(), &self.url)
+                ))
+            })?
+            .application_name("soiree")
+            // A generic plan made while the log was small would scan it whole.
+            .options([("plan_cache_mode", "force_custom_plan")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(self.options.max_connections)
+            .acquire_timeout(self.options.acquire_timeout)
+            .connect_with(connect.clone())
+            .await?;
+        if self.options.migrate {
+            migrate(&connect, &self.schema).await?;
+        }
+        let sql = Arc::new(Statements::new(&self.schema));
+        sqlx::query(sql.ensure_cursor.clone())
+            .bind(&self.options.group)
+            .execute(&pool)
+            .await?;
+        let registry = self
+            .registry
+            .unwrap_or_else(|| MetricsRegistry::global().clone());
+        let metrics = SqlMetrics::new(&registry, "postgres", &self.options.group);
+        let backend = PgBackend {
+            pool,
+            sql,
+            group: self.options.group.clone(),
+            consumer: self.options.consumer.clone(),
+            lease_ms: self.options.lease_ms(),
+            channel: format!("soiree_{}", self.schema),
+        };
+        let notify = self.listen.then_some(self.notify_interval);
+        Ok(PostgresStore {
+            core: Core::new(backend, self.options, metrics, notify),
+            listening: Arc::new(AtomicBool::new(false)),
+            listen: self.listen,
+            schema: Arc::from(self.schema),
+        })
+    }
+}
+
+fn validate_schema(schema: &str) -> Result<()> {
+    let mut chars = schema.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok
+        || schema.len() > 50
+        || !schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(Error::InvalidConfig(format!(
+            "schema {schema:?}: letters, digits and _, not starting with a digit, at most 50 characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Applies the migrations in `schema`, recording them in
+/// [`MIGRATIONS_TABLE`](crate::MIGRATIONS_TABLE) there.
+async fn migrate(connect: &PgConnectOptions, schema: &str) -> Result<()> {
+    // A pool of one (not a bare connection): its futures are `Send` for any
+    // lifetime, so that `build` can run in a spawned task.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(connect.clone().options([("search_path", schema)]))
+        .await?;
+    sqlx::query(AssertSqlSafe(format!(
+        "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+    )))
+    .execute(&pool)
+    .await?;
+    let mut migrator = sqlx::migrate::Migrator::with_migrations(MIGRATOR.iter().cloned().collect());
+    migrator.dangerous_set_table_name(format!("\"{schema}\".{MIGRATIONS_TABLE}"));
+    migrator.run(&pool).await?;
+    pool.close().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_checked() {
+        for good in ["public", "soiree_1", "_x", "Events"] {
+            assert!(validate_schema(good).is_ok(), "{good}");
+        }
+        for bad in ["", "1a", "a-b", "a\"b", "a b", "é", &"x".repeat(51)] {
+            assert!(
+                matches!(validate_schema(bad), Err(Error::InvalidConfig(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_url_is_a_typed_error_without_the_password() {
+        let err = PostgresStore::connect("postgres://user:s3cret@[bad/db")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{err:?}");
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        assert!(!format!("{err:?}").contains("s3cret"), "{err:?}");
+        let builder = PostgresStore::builder("postgres://user:s3cret@localhost/db");
+        assert!(!format!("{builder:?}").contains("s3cret"));
+    }
+}

@@ -1,0 +1,447 @@
+//! The SQLite SQL of the store: one writer connection (`BEGIN IMMEDIATE`
+//! for every multi-statement write) and a pool of readers.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use soiree::StoredResult;
+use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::Result;
+use crate::backend::{Backend, DeadRow, LeaseRow, NewEvent, Pos, RawEvent};
+
+/// Appends a JSON array of `[topic, event_id, payload, properties, key]`
+/// rows, in order.
+pub(crate) const APPEND: &str = "INSERT INTO soiree_events (topic, event_id, payload, properties, key) \
+     SELECT value->>0, value->>1, value->>2, value->>3, value->>4 \
+     FROM json_each(?1) ORDER BY key";
+
+/// The SQLite side of a store.
+#[derive(Debug)]
+pub(crate) struct SqliteBackend {
+    pub(crate) writer: SqlitePool,
+    pub(crate) readers: SqlitePool,
+    pub(crate) group: String,
+    pub(crate) consumer: String,
+    pub(crate) lease_ms: i64,
+}
+
+/// The JSON parameter of [`APPEND`].
+pub(crate) fn append_param(events: &[NewEvent]) -> String {
+    let rows: Vec<Value> = events
+        .iter()
+        .map(|e| json!([e.topic, e.event_id, e.payload, e.properties, e.key]))
+        .collect();
+    Value::Array(rows).to_string()
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+fn lease(row: &SqliteRow) -> Result<LeaseRow> {
+    Ok(LeaseRow {
+        id: row.try_get(0)?,
+        token: row.try_get(1)?,
+        lo: Pos {
+            tx: 0,
+            id: row.try_get(2)?,
+        },
+        hi: Pos {
+            tx: 0,
+            id: row.try_get(3)?,
+        },
+        events: row.try_get(4)?,
+        deliveries: row.try_get(5)?,
+    })
+}
+
+fn raw_event(row: &SqliteRow) -> Result<RawEvent> {
+    Ok(RawEvent {
+        pos: Pos {
+            tx: 0,
+            id: row.try_get(0)?,
+        },
+        topic: row.try_get(1)?,
+        payload: row.try_get(2)?,
+        properties: row.try_get(3)?,
+    })
+}
+
+fn pairs_json(leases: &[(i64, i64)]) -> String {
+    Value::Array(
+        leases
+            .iter()
+            .map(|(id, token)| json!([id, token]))
+            .collect(),
+    )
+    .to_string()
+}
+
+async fn next_token(conn: &mut SqliteConnection) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("UPDATE soiree_tokens SET next = next + 1 WHERE id = 1 RETURNING next")
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
+impl SqliteBackend {
+    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn insert_lease(
+        &self,
+        conn: &mut SqliteConnection,
+        lo: i64,
+        hi: i64,
+        events: i64,
+        deliveries: i32,
+    ) -> Result<LeaseRow> {
+        let token = next_token(&mut *conn).await?;
+        let row = sqlx::query(
+            "INSERT INTO soiree_leases (group_name, token, consumer, lo_id, hi_id, events, \
+             deliveries, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+             RETURNING id, token, lo_id, hi_id, events, deliveries",
+        )
+        .bind(&self.group)
+        .bind(token)
+        .bind(&self.consumer)
+        .bind(lo)
+        .bind(hi)
+        .bind(events)
+        .bind(deliveries)
+        .bind(now_ms() + self.lease_ms)
+        .fetch_one(conn)
+        .await?;
+        lease(&row)
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    async fn append(&self, events: &[NewEvent]) -> Result<()> {
+        sqlx::query(APPEND)
+            .bind(append_param(events))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn save_results(&self, results: &[StoredResult]) -> Result<()> {
+        let rows: Vec<Value> = results
+            .iter()
+            .map(|r| json!([r.topic, r.event_id, r.handler_id, r.error, r.attempt]))
+            .collect();
+        let param = Value::Array(rows).to_string();
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO soiree_results (topic, event_id, handler_id, error, attempt) \
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4 \
+             FROM json_each(?1) ORDER BY key",
+        )
+        .bind(&param)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO soiree_handled (event_id, handler_id) \
+             SELECT value->>1, value->>2 FROM json_each(?1) \
+             WHERE value->>3 IS NULL AND value->>1 <> ''",
+        )
+        .bind(&param)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn succeeded(&self, event_ids: &[String]) -> Result<Vec<(String, String)>> {
+        let param = serde_json::to_string(event_ids)?;
+        let rows = sqlx::query(
+            "SELECT event_id, handler_id FROM soiree_handled \
+             WHERE event_id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(param)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect()
+    }
+
+    async fn claim(&self, max: usize) -> Result<Option<LeaseRow>> {
+        // A read first: an idle poll takes no write lock.
+        if !self.waiting_unclaimed(&self.readers).await? {
+            return Ok(None);
+        }
+        let mut tx = self.write_tx().await?;
+        let claimed: i64 =
+            sqlx::query_scalar("SELECT claimed_id FROM soiree_cursors WHERE group_name = ?1")
+                .bind(&self.group)
+                .fetch_one(&mut *tx)
+                .await?;
+        let (lo, hi, n): (Option<i64>, Option<i64>, i64) = sqlx::query_as(
+            "SELECT min(id), max(id), count(*) FROM ( \
+               SELECT id FROM soiree_events WHERE id > ?1 ORDER BY id LIMIT ?2)",
+        )
+        .bind(claimed)
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .fetch_one(&mut *tx)
+        .await?;
+        let (Some(lo), Some(hi)) = (lo, hi) else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        sqlx::query(
+            "UPDATE soiree_cursors SET claimed_id = ?2, \
+             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE group_name = ?1",
+        )
+        .bind(&self.group)
+        .bind(hi)
+        .execute(&mut *tx)
+        .await?;
+        let lease = self.insert_lease(&mut tx, lo, hi, n, 1).await?;
+        tx.commit().await?;
+        Ok(Some(lease))
+    }
+
+    async fn waiting(&self) -> Result<bool> {
+        // Writes are serialized: whatever is committed can be claimed.
+        Ok(false)
+    }
+
+    async fn reclaim(&self) -> Result<Option<LeaseRow>> {
+        let now = now_ms();
+        let expired: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM soiree_leases WHERE group_name = ?1 AND expires_at < ?2)",
+        )
+        .bind(&self.group)
+        .bind(now)
+        .fetch_one(&self.readers)
+        .await?;
+        if !expired {
+            return Ok(None);
+        }
+        let mut tx = self.write_tx().await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM soiree_leases WHERE group_name = ?1 AND expires_at < ?2 \
+             ORDER BY lo_id LIMIT 1",
+        )
+        .bind(&self.group)
+        .bind(now_ms())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let token = next_token(&mut tx).await?;
+        let row = sqlx::query(
+            "UPDATE soiree_leases SET token = ?2, consumer = ?3, deliveries = deliveries + 1, \
+             expires_at = ?4 WHERE id = ?1 \
+             RETURNING id, token, lo_id, hi_id, events, deliveries",
+        )
+        .bind(id)
+        .bind(token)
+        .bind(&self.consumer)
+        .bind(now_ms() + self.lease_ms)
+        .fetch_one(&mut *tx)
+        .await?;
+        let lease = lease(&row)?;
+        tx.commit().await?;
+        Ok(Some(lease))
+    }
+
+    async fn split(&self, old: &LeaseRow) -> Result<Vec<LeaseRow>> {
+        let mut tx = self.write_tx().await?;
+        let deleted = sqlx::query("DELETE FROM soiree_leases WHERE id = ?1 AND token = ?2")
+            .bind(old.id)
+            .bind(old.token)
+            .execute(&mut *tx)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM soiree_events WHERE id BETWEEN ?1 AND ?2 ORDER BY id",
+        )
+        .bind(old.lo.id)
+        .bind(old.hi.id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut leases = Vec::with_capacity(ids.len());
+        for id in ids {
+            leases.push(
+                self.insert_lease(&mut tx, id, id, 1, old.deliveries)
+                    .await?,
+            );
+        }
+        tx.commit().await?;
+        Ok(leases)
+    }
+
+    async fn dead_letter_lease(&self, lease: &LeaseRow, max_deliveries: u32) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        let deleted = sqlx::query("DELETE FROM soiree_leases WHERE id = ?1 AND token = ?2")
+            .bind(lease.id)
+            .bind(lease.token)
+            .execute(&mut *tx)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        let moved = sqlx::query(
+            "INSERT INTO soiree_dead_letters (group_name, event_row, topic, event_id, payload, \
+               properties, error, deliveries) \
+             SELECT ?1, e.id, e.topic, e.event_id, e.payload, e.properties, \
+               'delivered ' || ?4 || ' times (max ' || ?5 || ')' || \
+               coalesce('; last error: ' || ( \
+                 SELECT r.error FROM soiree_results r \
+                 WHERE r.event_id = e.event_id AND r.error IS NOT NULL \
+                 ORDER BY r.id DESC LIMIT 1), ' without acknowledgement'), ?4 \
+             FROM soiree_events e WHERE e.id BETWEEN ?2 AND ?3",
+        )
+        .bind(&self.group)
+        .bind(lease.lo.id)
+        .bind(lease.hi.id)
+        .bind(lease.deliveries)
+        .bind(i64::from(max_deliveries))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(moved.rows_affected())
+    }
+
+    async fn read(&self, lease: &LeaseRow) -> Result<Vec<RawEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, topic, payload, properties FROM soiree_events \
+             WHERE id BETWEEN ?1 AND ?2 ORDER BY id",
+        )
+        .bind(lease.lo.id)
+        .bind(lease.hi.id)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(raw_event).collect()
+    }
+
+    async fn dead_letter_rows(&self, rows: &[DeadRow]) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        for row in rows {
+            sqlx::query(
+                "INSERT INTO soiree_dead_letters (group_name, event_row, topic, payload, \
+                 properties, error, deliveries) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .bind(&self.group)
+            .bind(row.event.pos.id)
+            .bind(&row.event.topic)
+            .bind(&row.event.payload)
+            .bind(&row.event.properties)
+            .bind(&row.error)
+            .bind(row.deliveries)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn complete(&self, leases: &[(i64, i64)]) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "DELETE FROM soiree_leases WHERE (id, token) IN \
+             (SELECT value->>0, value->>1 FROM json_each(?1)) RETURNING id",
+        )
+        .bind(pairs_json(leases))
+        .fetch_all(&self.writer)
+        .await?)
+    }
+
+    async fn extend(&self, leases: &[(i64, i64)]) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "UPDATE soiree_leases SET expires_at = ?2 WHERE (id, token) IN \
+             (SELECT value->>0, value->>1 FROM json_each(?1)) RETURNING id",
+        )
+        .bind(pairs_json(leases))
+        .bind(now_ms() + self.lease_ms)
+        .fetch_all(&self.writer)
+        .await?)
+    }
+
+    async fn backlog(&self) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM soiree_events WHERE id > \
+               (SELECT claimed_id FROM soiree_cursors WHERE group_name = ?1)) \
+             + (SELECT coalesce(sum(events), 0) FROM soiree_leases WHERE group_name = ?1)",
+        )
+        .bind(&self.group)
+        .fetch_one(&self.readers)
+        .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn events_page(&self, after: Option<Pos>, limit: usize) -> Result<Vec<RawEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, topic, payload, properties FROM soiree_events \
+             WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )
+        .bind(after.map_or(0, |pos| pos.id))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(raw_event).collect()
+    }
+
+    async fn results_page(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<(i64, StoredResult)>> {
+        let rows = sqlx::query(
+            "SELECT id, topic, event_id, handler_id, error, attempt FROM soiree_results \
+             WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )
+        .bind(after.unwrap_or(0))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let attempt: i64 = row.try_get(5)?;
+                Ok((
+                    row.try_get(0)?,
+                    StoredResult {
+                        topic: row.try_get(1)?,
+                        event_id: row.try_get(2)?,
+                        handler_id: row.try_get(3)?,
+                        error: row.try_get(4)?,
+                        attempt: u32::try_from(attempt).unwrap_or(0),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    async fn notify_others(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl SqliteBackend {
+    /// Whether events wait past the group's claimed position.
+    async fn waiting_unclaimed(&self, pool: &SqlitePool) -> Result<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM soiree_events WHERE id > \
+               (SELECT claimed_id FROM soiree_cursors WHERE group_name = ?1))",
+        )
+        .bind(&self.group)
+        .fetch_one(pool)
+        .await?)
+    }
+}

@@ -1,0 +1,388 @@
+//! The SQLite store: the embedded durable default.
+
+mod backend;
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use soiree::{IntoEvent, MetricsRegistry};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+
+use self::backend::{APPEND, SqliteBackend, append_param};
+use crate::core::Core;
+use crate::metrics::SqlMetrics;
+use crate::options::{Options, common_builder_methods};
+use crate::{Error, Result};
+
+/// The store's migrations, applied by `build` (unless turned off).
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// A soiree store in a SQLite file: durable events with no server, the same
+/// log, leases and dedup as [`PostgresStore`](crate::PostgresStore), and
+/// transactional emit ([`emit_in`](SqliteStore::emit_in)).
+///
+/// The database runs in WAL mode with `synchronous=NORMAL`: a crash of the
+/// process loses nothing that was committed; a power loss or OS crash may
+/// lose the last commits before the WAL reached the disk. The store writes
+/// through one connection (`BEGIN IMMEDIATE` for multi-statement writes) and
+/// reads through a pool; other processes on the same file wait for the
+/// write lock up to `busy_timeout`. Consumers find new events by polling
+/// (every 25 ms by default), and at once after a commit made through this
+/// store in this process.
+///
+/// # Examples
+///
+/// ```
+/// use soiree::EventBus;
+/// use soiree_sql::SqliteStore;
+///
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = std::env::temp_dir().join(format!("soiree-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let store = SqliteStore::open(dir.join("events.db")).await?;
+/// let bus = EventBus::builder().store(store.clone()).build()?;
+/// bus.on_named("welcome", "user.created", |_ctx| async { Ok(()) })?;
+///
+/// let mut tx = store.begin().await?;
+/// store.emit_in(&mut tx, "user.created", serde_json::json!({ "name": "ada" })).await?;
+/// store.commit(tx).await?;
+///
+/// bus.wait_for_idle().await;
+/// bus.close().await?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SqliteStore {
+    core: Arc<Core<SqliteBackend>>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("group", &self.core.options.group)
+            .field("consumer", &self.core.options.consumer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database file at `path` with the
+    /// default options and applies the migrations.
+    ///
+    /// # Errors
+    ///
+    /// As for [`SqliteStoreBuilder::build`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: migrations run in transactions.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::builder(path).build().await
+    }
+
+    /// A builder for a store in the database file at `path` (created if
+    /// missing). A `sqlite:` URL is accepted too.
+    pub fn builder(path: impl AsRef<Path>) -> SqliteStoreBuilder {
+        let mut options = Options::new(Duration::from_millis(25));
+        options.max_connections = 4;
+        SqliteStoreBuilder {
+            path: path.as_ref().to_path_buf(),
+            options,
+            busy_timeout: Duration::from_secs(10),
+            synchronous: SqliteSynchronous::Normal,
+            registry: None,
+        }
+    }
+
+    pub(crate) fn core(&self) -> &Arc<Core<SqliteBackend>> {
+        &self.core
+    }
+
+    pub(crate) fn before_dequeue(&self) {}
+
+    /// The store's single writer connection, as a pool of one: for your own
+    /// writes in the same database.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.core.backend.writer
+    }
+
+    /// The consumer group this store reads with.
+    pub fn group(&self) -> &str {
+        &self.core.options.group
+    }
+
+    /// This store's consumer name, recorded on the leases it holds.
+    pub fn consumer_name(&self) -> &str {
+        &self.core.options.consumer
+    }
+
+    /// Begins a write transaction (`BEGIN IMMEDIATE`) on the store's writer
+    /// connection, for [`emit_in`](Self::emit_in) and your own writes;
+    /// finish it with [`commit`](Self::commit). The store's own writes wait
+    /// while it is open: keep it short.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] when the write lock cannot be had within the
+    /// busy timeout.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a transaction begun and dropped is rolled back.
+    pub async fn begin(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.pool().begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Writes an event into the log inside the caller's transaction (on any
+    /// connection to the same database file): it becomes visible when, and
+    /// only if, that transaction commits. Returns the event's id
+    /// (`soiree.event_id`, generated when the event has none).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # async fn demo(store: soiree_sql::SqliteStore) -> soiree_sql::Result<()> {
+    /// let mut tx = store.begin().await?;
+    /// let id = store.emit_in(&mut tx, "order.paid", serde_json::json!({ "order": 42 })).await?;
+    /// store.commit(tx).await?;
+    /// println!("emitted {id}");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidTopic`] for a topic that is not concrete,
+    /// [`Error::Event`] for a payload with no JSON form or an event whose own
+    /// topic differs, [`Error::Database`] when the insert fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// A cancelled call may or may not have inserted the row, in the
+    /// caller's transaction: roll it back when in doubt.
+    pub async fn emit_in(
+        &self,
+        conn: &mut SqliteConnection,
+        topic: &str,
+        event: impl IntoEvent,
+    ) -> Result<String> {
+        let mut ids = self.emit_all_in(conn, [(topic, event)]).await?;
+        Ok(ids.pop().unwrap_or_default())
+    }
+
+    /// Writes several events in one statement inside the caller's
+    /// transaction, in order; returns their ids. See
+    /// [`emit_in`](Self::emit_in).
+    ///
+    /// # Errors
+    ///
+    /// As for [`emit_in`](Self::emit_in); nothing is written when any
+    /// event is rejected.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`emit_in`](Self::emit_in).
+    pub async fn emit_all_in<T, E>(
+        &self,
+        conn: &mut SqliteConnection,
+        events: impl IntoIterator<Item = (T, E)>,
+    ) -> Result<Vec<String>>
+    where
+        T: AsRef<str>,
+        E: IntoEvent,
+    {
+        let mut rows = Vec::new();
+        let mut ids = Vec::new();
+        for (topic, event) in events {
+            let (row, id) = crate::emit::prepare(topic.as_ref(), event)?;
+            rows.push(row);
+            ids.push(id);
+        }
+        if !rows.is_empty() {
+            sqlx::query(APPEND)
+                .bind(append_param(&rows))
+                .execute(conn)
+                .await?;
+        }
+        Ok(ids)
+    }
+
+    /// Commits a transaction and wakes this process's consumers at once
+    /// (other processes find the events by polling).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] when the commit fails (nothing was committed).
+    ///
+    /// # Cancel safety
+    ///
+    /// A cancelled commit may or may not have committed.
+    pub async fn commit(&self, tx: Transaction<'_, Sqlite>) -> Result<()> {
+        tx.commit().await?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Wakes this process's consumers after you committed events written
+    /// with [`emit_in`](Self::emit_in) in a transaction of your own.
+    pub fn wake(&self) {
+        self.core.wake();
+    }
+}
+
+crate::traits::store_traits!(SqliteStore);
+
+/// Builds a [`SqliteStore`]: `SqliteStore::builder(path)…build().await`.
+///
+/// | option | default | what it does |
+/// |---|---|---|
+/// | [`group`](Self::group) | `soiree` | consumer group: stores with the same group share the work |
+/// | [`consumer`](Self::consumer) | `<host>-<pid>` | this store's name on its leases |
+/// | [`lease_timeout`](Self::lease_timeout) | 30 s | how long a claimed range stays with a consumer that stopped extending it |
+/// | [`batch_size`](Self::batch_size) | 1000 | events per lease at most |
+/// | [`max_deliveries`](Self::max_deliveries) | 5 | deliveries after which events go to the dead letters |
+/// | [`poll_interval`](Self::poll_interval) | 25 ms | how often an idle consumer looks for new events |
+/// | [`busy_timeout`](Self::busy_timeout) | 10 s | how long a write waits for another writer |
+/// | [`durable_commits`](Self::durable_commits) | off | `synchronous=FULL` instead of `NORMAL` |
+/// | [`max_connections`](Self::max_connections) | 4 | reader connections (writes use one connection) |
+/// | [`acquire_timeout`](Self::acquire_timeout) | 10 s | how long to wait for a pooled connection |
+/// | [`migrate`](Self::migrate) | on | apply the migrations in `build` |
+/// | [`metrics_registry`](Self::metrics_registry) | [`MetricsRegistry::global`] | where the metrics go |
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use soiree_sql::SqliteStore;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> soiree_sql::Result<()> {
+/// let store = SqliteStore::builder("events.db")
+///     .group("mailer")
+///     .poll_interval(Duration::from_millis(10))
+///     .build()
+///     .await?;
+/// # let _ = store; Ok(()) }
+/// ```
+#[must_use = "a builder does nothing until `build` is awaited"]
+pub struct SqliteStoreBuilder {
+    path: std::path::PathBuf,
+    options: Options,
+    busy_timeout: Duration,
+    synchronous: SqliteSynchronous,
+    registry: Option<MetricsRegistry>,
+}
+
+impl fmt::Debug for SqliteStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStoreBuilder")
+            .field("path", &self.path)
+            .field("options", &self.options)
+            .field("busy_timeout", &self.busy_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStoreBuilder {
+    common_builder_methods!();
+
+    /// Sets how long a write waits for another connection's write lock
+    /// (default 10 s).
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// With `true`, every commit waits for the disk (`synchronous=FULL`):
+    /// no committed event is lost even on power loss, at the cost of a sync
+    /// per commit. The default, `synchronous=NORMAL` in WAL mode, loses
+    /// nothing when the process crashes, but a power loss or OS crash may
+    /// lose the last commits.
+    pub fn durable_commits(mut self, durable: bool) -> Self {
+        self.synchronous = if durable {
+            SqliteSynchronous::Full
+        } else {
+            SqliteSynchronous::Normal
+        };
+        self
+    }
+
+    /// Opens the database (creating the file if missing), applies the
+    /// migrations (unless turned off) and registers the consumer group,
+    /// starting at the beginning of the log.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a bad path or option,
+    /// [`Error::Database`] when the file cannot be opened,
+    /// [`Error::Migrate`] when the migrations fail.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: migrations run in transactions.
+    pub async fn build(self) -> Result<SqliteStore> {
+        self.options.validate()?;
+        if self.busy_timeout.is_zero() {
+            return Err(Error::InvalidConfig("busy_timeout must be positive".into()));
+        }
+        let text = self.path.to_string_lossy();
+        if text.is_empty() || text.contains(":memory:") || text.contains("mode=memory") {
+            return Err(Error::InvalidConfig(
+                "the SQLite store needs a database file (an in-memory database is not shared between its connections)".into(),
+            ));
+        }
+        let base = if text.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(&text)
+                .map_err(|err| Error::InvalidConfig(format!("sqlite url {text:?}: {err}")))?
+        } else {
+            SqliteConnectOptions::new().filename(&self.path)
+        };
+        let connect = base
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(self.synchronous)
+            .busy_timeout(self.busy_timeout);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(self.options.acquire_timeout)
+            .connect_with(connect.clone())
+            .await?;
+        if self.options.migrate {
+            let mut migrator =
+                sqlx::migrate::Migrator::with_migrations(MIGRATOR.iter().cloned().collect());
+            migrator.dangerous_set_table_name(crate::MIGRATIONS_TABLE);
+            migrator.run(&writer).await?;
+        }
+        let readers = SqlitePoolOptions::new()
+            .max_connections(self.options.max_connections)
+            .acquire_timeout(self.options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        sqlx::query("INSERT OR IGNORE INTO soiree_cursors (group_name) VALUES (?1)")
+            .bind(&self.options.group)
+            .execute(&writer)
+            .await?;
+        let registry = self
+            .registry
+            .unwrap_or_else(|| MetricsRegistry::global().clone());
+        let metrics = SqlMetrics::new(&registry, "sqlite", &self.options.group);
+        let backend = SqliteBackend {
+            writer,
+            readers,
+            group: self.options.group.clone(),
+            consumer: self.options.consumer.clone(),
+            lease_ms: self.options.lease_ms(),
+        };
+        Ok(SqliteStore {
+            core: Core::new(backend, self.options, metrics, None),
+        })
+    }
+}

@@ -1,0 +1,76 @@
+//! The store conformance suite from soiree-test against PostgresStore: one
+//! test per check, each in its own schema of one server per test.
+
+#![cfg(feature = "postgres")]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use soiree::EventStore;
+use soiree_test::conformance::{self, Conformance, Outcome};
+use support::{PostgresServer, pg_builder};
+
+/// The lease timeout, which is also about how soon an unacknowledged
+/// delivery comes back.
+const LEASE: Duration = Duration::from_secs(1);
+
+fn config() -> Conformance {
+    Conformance {
+        redelivery_after: Some(LEASE * 2),
+        ..Conformance::default()
+    }
+}
+
+async fn store(server: &PostgresServer) -> Arc<dyn EventStore> {
+    Arc::new(
+        pg_builder(server, "conformance")
+            .lease_timeout(LEASE)
+            .build()
+            .await
+            .unwrap(),
+    )
+}
+
+macro_rules! conformance_tests {
+    ($($check:ident)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $check() {
+            let server = pg_or_skip!();
+            let outcome = conformance::$check(store(&server).await, &config()).await;
+            assert_eq!(outcome, Outcome::Passed);
+        }
+    )*};
+}
+
+conformance_tests! {
+    saved_events_read_back_identical
+    event_history_pages_cover_all_events
+    handler_results_read_back
+    dedup_is_scoped_per_event_and_handler
+    queue_round_trip
+    queue_is_fifo_for_one_consumer
+    queue_dequeue_respects_max
+    queue_empty_dequeue_returns_nothing
+    queue_ack_removes_from_backlog
+    queue_unacked_stays_in_backlog
+    queue_redelivers_unacked
+    bus_delivers_each_event_once
+    bus_reports_listener_errors
+    unserializable_payload_persists_nothing
+    bus_skips_listeners_that_already_succeeded
+    queue_carries_events_between_buses
+}
+
+/// Every check the suite has, so that a check added later is not missed here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_suite_passes() {
+    let server = pg_or_skip!();
+    // One server, so each check gets its own schema.
+    let report = config().run_all(|| store(&server)).await;
+    for (check, outcome) in &report.outcomes {
+        assert_eq!(*outcome, Outcome::Passed, "{check}");
+    }
+    assert_eq!(report.outcomes.len(), conformance::Check::ALL.len());
+}
