@@ -83,6 +83,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `workflow` | yes | [`workflow`]: the Go package's workflow topics, payloads and enums |
+//! | `otel` | no | trace context across processes: an event emitted to a store carries its emitter's OpenTelemetry context (W3C `traceparent` in the properties `soiree.traceparent`/`soiree.tracestate`), and a consumer's listener spans continue that trace (under a `soiree.delivery` span); needs a `tracing-opentelemetry` layer |
 //!
 //! The library asks tokio only for `rt`, `sync`, `time` and `macros`: it
 //! runs on whichever runtime the application builds (current-thread or

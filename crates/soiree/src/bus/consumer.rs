@@ -139,7 +139,10 @@ async fn consume_until_shutdown(
                 // A store returned more than asked for: leave the rest pending.
                 break;
             };
-            let event = delivery.event.into_event();
+            #[allow(unused_mut)]
+            let mut event = delivery.event.into_event();
+            #[cfg(feature = "otel")]
+            crate::event::trace_context::continue_trace(&mut event);
             let route = match validate_topic(event.topic()) {
                 Ok(topic) => bus_config.index.route(topic),
                 Err(err) => {

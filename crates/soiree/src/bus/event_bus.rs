@@ -424,6 +424,11 @@ impl EventBus {
         event
             .properties()
             .ensure_event_id(inner.id_generator.as_deref());
+        // The trace travels with an event that leaves the process.
+        #[cfg(feature = "otel")]
+        if inner.store.is_some() {
+            crate::event::trace_context::inject(&event);
+        }
         let work = if queued {
             Work::Enqueue
         } else {
