@@ -472,3 +472,71 @@ async fn typed_topics_without_a_spec_record_no_durations() {
         registry.encode()
     );
 }
+
+mod in_memory {
+    use std::sync::Arc;
+
+    use futures::StreamExt;
+    use soiree::{Error, EventBus, MemoryStore, TypedTopic, bind_listener};
+
+    /// Not serde: a handle to something live.
+    struct Client {
+        name: &'static str,
+    }
+
+    #[derive(Clone)]
+    struct Job {
+        id: u32,
+        client: Arc<Client>,
+    }
+
+    #[tokio::test]
+    async fn payloads_without_serde_reach_typed_listeners() {
+        let topic = TypedTopic::<Job>::in_memory("job.run");
+        let bus = EventBus::new();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = Arc::clone(&seen);
+        bind_listener(&topic, move |_ctx, job: Job| {
+            s.lock().unwrap().push((job.id, job.client.name));
+            async { Ok(()) }
+        })
+        .register(&bus)
+        .unwrap();
+        let client = Arc::new(Client { name: "billing" });
+        let event = topic.wrap(Job { id: 7, client }).unwrap();
+        let errors: Vec<_> = bus.emit(topic.name(), event).collect().await;
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(*seen.lock().unwrap(), [(7, "billing")]);
+    }
+
+    #[tokio::test]
+    async fn a_store_refuses_them_with_a_clear_error() {
+        let topic = TypedTopic::<Job>::in_memory("job.run");
+        let bus = EventBus::builder()
+            .store(MemoryStore::new())
+            .build()
+            .unwrap();
+        bind_listener(&topic, |_ctx, _job: Job| async { Ok(()) })
+            .register(&bus)
+            .unwrap();
+        let job = Job {
+            id: 1,
+            client: Arc::new(Client { name: "x" }),
+        };
+        let mut emission = bus.emit(topic.name(), topic.wrap(job).unwrap());
+        let err = emission.persisted().await.unwrap_err();
+        assert!(matches!(err, Error::Serialization(_)), "{err:?}");
+        assert!(err.to_string().contains("Job"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_json_payload_is_a_type_mismatch_not_a_panic() {
+        let topic = TypedTopic::<Job>::in_memory("job.run");
+        let event = soiree::Event::new("job.run", serde_json::json!({ "id": 1 }));
+        let err = topic
+            .unwrap(&event)
+            .err()
+            .expect("no Job in a JSON payload");
+        assert!(matches!(err, Error::PayloadTypeMismatch { .. }), "{err:?}");
+    }
+}

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::{ObservabilitySpec, unwrap_payload};
 use crate::topic::validate_topic;
-use crate::{Event, Result};
+use crate::{Event, Payload, Result};
 
 type WrapFn<T> = Arc<dyn Fn(T) -> Event + Send + Sync>;
 pub(crate) type UnwrapFn<T> = Arc<dyn Fn(&Event) -> Result<T> + Send + Sync>;
@@ -61,6 +61,64 @@ where
             name,
             wrap: Arc::new(move |payload| Event::new(&*topic, payload)),
             unwrap: Arc::new(unwrap_payload::<T>),
+            observability: None,
+        }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> TypedTopic<T> {
+    /// A typed topic for payloads that stay in this process and need no
+    /// serde: a payload holding a client, a channel or a handle (the Go
+    /// package's `MutationPayload` carries its ent client). Listeners get
+    /// the value itself (downcast, cloned).
+    ///
+    /// Such a payload has no JSON form, so a bus with a store refuses it:
+    /// the emission fails with [`Error::Serialization`](crate::Error::Serialization)
+    /// naming the type, and nothing is stored half-way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use futures::StreamExt;
+    /// use soiree::{EventBus, TypedTopic, bind_listener};
+    ///
+    /// struct Mailer; // no serde
+    ///
+    /// #[derive(Clone)]
+    /// struct SendWelcome { to: String, mailer: Arc<Mailer> }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> soiree::Result<()> {
+    /// let topic = TypedTopic::<SendWelcome>::in_memory("mail.welcome");
+    /// let bus = EventBus::new();
+    /// bind_listener(&topic, |_ctx, job: SendWelcome| async move {
+    ///     let _mailer = &job.mailer;
+    ///     println!("welcome {}", job.to);
+    ///     Ok(())
+    /// })
+    /// .register(&bus)?;
+    /// let event = topic.wrap(SendWelcome { to: "ada@example.com".into(), mailer: Arc::new(Mailer) })?;
+    /// let errors: Vec<_> = bus.emit(topic.name(), event).collect().await;
+    /// assert!(errors.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn in_memory(name: impl AsRef<str>) -> Self {
+        let name: Arc<str> = Arc::from(name.as_ref().trim());
+        let topic = Arc::clone(&name);
+        Self {
+            name,
+            wrap: Arc::new(move |payload| Event::with_payload(&*topic, Payload::opaque(payload))),
+            unwrap: Arc::new(|event: &Event| {
+                event.payload().downcast_ref::<T>().cloned().ok_or_else(|| {
+                    crate::Error::PayloadTypeMismatch {
+                        expected: std::any::type_name::<T>(),
+                        reason: format!(
+                            "an in-memory typed topic's payload must be the value itself, found {}",
+                            event.payload().type_name().unwrap_or("JSON")
+                        ),
+                    }
+                })
+            }),
             observability: None,
         }
     }
