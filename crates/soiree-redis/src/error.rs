@@ -28,6 +28,15 @@ pub enum Error {
     /// password.
     #[error("redis refused the credentials: {0}")]
     Auth(redis::RedisError),
+    /// No connection could be made to the server (refused, unreachable,
+    /// timed out). Names the server (host and port, never a password).
+    #[error("cannot connect to redis at {server}: {source}")]
+    Connect {
+        /// The server's address.
+        server: String,
+        /// What the connection attempt said.
+        source: redis::RedisError,
+    },
     /// Redis did not answer in time.
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),

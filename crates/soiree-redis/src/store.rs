@@ -130,10 +130,31 @@ impl RedisStore {
             .set_connection_timeout(Some(options.response_timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+        // The address alone: a connection error names the server, never
+        // the credentials of the URL.
+        let server = client.get_connection_info().addr().to_string();
+        let connect_error = |err: redis::RedisError| match Error::from(err) {
+            Error::Redis(source)
+                if source.is_connection_refusal()
+                    || source.is_io_error()
+                    || source.is_timeout()
+                    || source.is_connection_dropped() =>
+            {
+                Error::Connect {
+                    server: server.clone(),
+                    source,
+                }
+            }
+            other => other,
+        };
+        let conn = ConnectionManager::new_with_config(client.clone(), config.clone())
+            .await
+            .map_err(connect_error)?;
         // Blocking reads are bounded by our own timeout (poll time + response timeout).
         let blocking =
-            ConnectionManager::new_with_config(client, config.set_response_timeout(None)).await?;
+            ConnectionManager::new_with_config(client, config.set_response_timeout(None))
+                .await
+                .map_err(connect_error)?;
         let writer = Writer::spawn(conn.clone())?;
         let keys = Keys::new(&options.prefix);
         let metrics = RedisMetrics::new(registry, &keys.events);

@@ -157,3 +157,33 @@ async fn a_wrong_password_is_a_typed_error_without_the_password() {
     .expect("the password is accepted");
     assert_eq!(store.backlog().await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_connection_error_names_the_server_but_not_the_password() {
+    // A loopback port with nothing listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://app:hunter2-secret@127.0.0.1:{port}/0");
+    let result = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        soiree_redis::RedisStore::builder(&url)
+            .response_timeout(std::time::Duration::from_millis(500))
+            .build(),
+    )
+    .await
+    .expect("a refused connection fails in time");
+    let Err(err) = result else {
+        panic!("nothing listens there");
+    };
+    let text = err.to_string();
+    assert!(
+        matches!(err, soiree_redis::Error::Connect { .. }),
+        "{err:?}"
+    );
+    assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(!format!("{err:?}").contains("hunter2"));
+}
