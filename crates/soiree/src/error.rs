@@ -98,6 +98,18 @@ pub enum Error {
         /// The panic message.
         message: String,
     },
+    /// A listener ran longer than the bus's
+    /// [`listener_timeout`](crate::EventBusBuilder::listener_timeout) and was
+    /// cancelled. Not retried: a hung listener would hang again.
+    #[error("listener {listener_id} timed out after {after:?} on {topic:?}")]
+    TimedOut {
+        /// The listener that was cancelled.
+        listener_id: ListenerId,
+        /// The event's topic.
+        topic: String,
+        /// The limit it ran into.
+        after: std::time::Duration,
+    },
     /// A store operation failed.
     #[error("store error: {0}")]
     Store(#[source] BoxError),

@@ -56,6 +56,7 @@ pub struct EventBusBuilder {
     consume: bool,
     poll_wait: Duration,
     listener_timing: bool,
+    listener_timeout: Option<Duration>,
 }
 
 impl Default for EventBusBuilder {
@@ -72,6 +73,7 @@ impl Default for EventBusBuilder {
             consume: true,
             poll_wait: DEFAULT_POLL_WAIT,
             listener_timing: false,
+            listener_timeout: None,
         }
     }
 }
@@ -92,6 +94,39 @@ impl EventBusBuilder {
     /// ```
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.pool = self.pool.queue_capacity(capacity);
+        self
+    }
+
+    /// Cancels a listener call that runs longer than `limit` (default: no
+    /// limit): it ends with [`Error::TimedOut`], which is not retried, and
+    /// with a queue store the delivery counts as failed (see
+    /// [`EventQueue::fail`](crate::EventQueue::fail)), so a hung listener
+    /// cannot hold a worker (or a store's lease) forever. The listener's
+    /// future is dropped at the limit: it must be cancel safe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures::StreamExt;
+    /// use soiree::{Error, EventBus};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let bus = EventBus::builder()
+    ///     .listener_timeout(Duration::from_millis(20))
+    ///     .build()
+    ///     .unwrap();
+    /// bus.on("job.run", |_ctx| async {
+    ///     std::future::pending::<()>().await; // hangs
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// let errors: Vec<Error> = bus.emit("job.run", ()).collect().await;
+    /// assert!(matches!(errors.as_slice(), [Error::TimedOut { .. }]));
+    /// # }
+    /// ```
+    pub fn listener_timeout(mut self, limit: Duration) -> Self {
+        self.listener_timeout = Some(limit);
         self
     }
 
@@ -216,6 +251,11 @@ impl EventBusBuilder {
                 "the poll wait must be positive".into(),
             ));
         }
+        if self.listener_timeout.is_some_and(|limit| limit.is_zero()) {
+            return Err(Error::InvalidConfig(
+                "the listener timeout must be positive".into(),
+            ));
+        }
         self.pool.validate()?;
         Ok(self.build_validated())
     }
@@ -244,6 +284,7 @@ impl EventBusBuilder {
             id_generator: self.id_generator,
             store: self.store,
             retry: self.retry,
+            listener_timeout: self.listener_timeout,
             error_buffer: self.error_buffer,
             client: self.client,
             closed: AtomicBool::new(false),

@@ -42,6 +42,8 @@ pub(crate) struct BusInner {
     pub(crate) id_generator: Option<IdGenerator>,
     pub(crate) store: Option<Arc<dyn EventStore>>,
     pub(crate) retry: RetryPolicy,
+    /// Cancels a listener call that runs longer.
+    pub(crate) listener_timeout: Option<std::time::Duration>,
     pub(crate) error_buffer: usize,
     pub(crate) client: Option<Arc<dyn Any + Send + Sync>>,
     pub(crate) closed: AtomicBool,

@@ -35,6 +35,8 @@ enum Failure {
     Error(BoxError),
     /// The listener panicked, with this message.
     Panic(String),
+    /// The listener ran past the bus's listener timeout and was dropped.
+    TimedOut(std::time::Duration),
 }
 
 /// Runs listener `index` of the dispatch's route until it succeeds, panics,
@@ -53,10 +55,22 @@ pub(crate) async fn run_listener(
         let ctx = EventContext::new(Arc::clone(dispatch), index, attempt);
         let call = catch_panic(move || listener.listener.call(ctx));
         let started = listener.counters.duration.as_ref().map(|_| Instant::now());
-        let outcome = if tracing::dispatcher::has_been_set() {
-            observe(event, &listener.id, attempt, call).await
-        } else {
-            call.await
+        let outcome = match bus.listener_timeout {
+            None if !tracing::dispatcher::has_been_set() => call.await,
+            None => observe(event, &listener.id, attempt, call).await,
+            // Boxed with the timer: only buses with a timeout pay for it.
+            Some(limit) => {
+                Box::pin(async {
+                    let call = tokio::time::timeout(limit, call);
+                    let outcome = if tracing::dispatcher::has_been_set() {
+                        observe(event, &listener.id, attempt, call).await
+                    } else {
+                        call.await
+                    };
+                    outcome.unwrap_or(Err(Failure::TimedOut(limit)))
+                })
+                .await
+            }
         };
         count(&listener.counters, started, &outcome);
         if bus.store.is_some() {
@@ -68,6 +82,11 @@ pub(crate) async fn run_listener(
                 listener_id: listener.id.clone(),
                 topic: event.topic().to_owned(),
                 source,
+            },
+            Err(Failure::TimedOut(after)) => Error::TimedOut {
+                listener_id: listener.id.clone(),
+                topic: event.topic().to_owned(),
+                after,
             },
             Err(Failure::Panic(message)) => {
                 report_panic(bus, &listener.id, event.topic(), &message);

@@ -37,7 +37,7 @@ pub(super) fn count(
 ) {
     let counter = match outcome {
         Ok(()) => &counters.ok,
-        Err(Failure::Error(_)) => &counters.error,
+        Err(Failure::Error(_) | Failure::TimedOut(_)) => &counters.error,
         Err(Failure::Panic(_)) => &counters.panic,
     };
     counter.inc();

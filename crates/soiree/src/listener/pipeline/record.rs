@@ -20,6 +20,7 @@ pub(super) async fn record(
         Ok(()) => None,
         Err(Failure::Error(source)) => Some(source.to_string()),
         Err(Failure::Panic(message)) => Some(format!("panicked: {message}")),
+        Err(Failure::TimedOut(after)) => Some(format!("timed out after {after:?}")),
     };
     let result = StoredResult::new(
         dispatch.emission.event.topic(),
