@@ -69,6 +69,25 @@ end
 return released
 ";
 
+/// Keeps entries with the consumer whose listeners still run: for each one
+/// still pending under it, resets its idle time (XCLAIM … JUSTID, which
+/// counts no delivery). An entry another consumer claimed meanwhile is left
+/// alone. Returns how many were kept.
+///
+/// KEYS: events stream. ARGV: group, consumer, then entry ids.
+pub(crate) const EXTEND_SCRIPT: &str = r"
+local kept = 0
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local row = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1, ARGV[2])
+  if #row == 1 then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
+    kept = kept + 1
+  end
+end
+return kept
+";
+
 /// Entries read per XREADGROUP at least, whatever the bus asks for.
 const READ_AHEAD: usize = 32;
 
@@ -226,6 +245,25 @@ impl RedisStore {
         }
         inner.dedup_cache.remove(ids);
         Ok(released)
+    }
+
+    /// Resets the idle time of entries this consumer still runs.
+    pub(crate) async fn extend_ids(&self, ids: &[String]) -> Result<u64> {
+        let inner = &self.inner;
+        let mut kept = 0;
+        for batch in ids.chunks(RELEASE_BATCH) {
+            let mut invocation = inner.extend_script.prepare_invoke();
+            invocation
+                .key(&inner.keys.events)
+                .arg(&inner.options.group)
+                .arg(&inner.options.consumer);
+            for id in batch {
+                invocation.arg(id);
+            }
+            let mut conn = inner.conn.clone();
+            kept += invocation.invoke_async::<u64>(&mut conn).await?;
+        }
+        Ok(kept)
     }
 
     /// Claims entries that other consumers left pending for longer than the
@@ -496,6 +534,27 @@ impl EventQueue for RedisStore {
         }
         let released = self.release_ids(&ids).await?;
         tracing::debug!(released, consumer = %self.inner.options.consumer, "handed back undispatched entries");
+        Ok(())
+    }
+
+    /// A third of the claim timeout: a running delivery's idle time never
+    /// reaches it, so no other consumer claims an entry whose listeners run.
+    fn lease_interval(&self) -> Option<Duration> {
+        Some(self.inner.options.claim_timeout / 3)
+    }
+
+    /// Keeps running deliveries with this consumer (see
+    /// [`EventQueue::extend`]); a hung listener is bounded by the bus's
+    /// `listener_timeout`.
+    async fn extend(&self, receipts: &[String]) -> soiree::Result<()> {
+        let kept = self.extend_ids(receipts).await?;
+        if (kept as usize) < receipts.len() {
+            tracing::debug!(
+                kept,
+                running = receipts.len(),
+                "some running deliveries were claimed by another consumer"
+            );
+        }
         Ok(())
     }
 

@@ -297,6 +297,7 @@ impl EventBusBuilder {
                 consumer: std::sync::Mutex::new(None),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(self.pool.workers)),
                 in_flight_debt: std::sync::atomic::AtomicUsize::new(0),
+                running: std::sync::Mutex::default(),
             },
             listener_metrics: ListenerMetrics::new(&registry),
             metrics,

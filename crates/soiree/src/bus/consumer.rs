@@ -44,6 +44,16 @@ pub(crate) fn start(core: &Arc<BusInner>) {
     config
         .tasks
         .spawn_on(acknowledge(Arc::downgrade(core), receipts), &runtime);
+    if let Some(interval) = bus
+        .store
+        .as_deref()
+        .and_then(|s| s.queue())
+        .and_then(|q| q.lease_interval())
+    {
+        // Not in `tasks`: `close` must not wait for its next tick. It ends
+        // by itself once the bus is closed and nothing runs.
+        drop(runtime.spawn(extend_leases(Arc::downgrade(core), interval)));
+    }
     let consumer = config
         .tasks
         .spawn_on(consume(Arc::downgrade(core), acks), &runtime);
@@ -161,6 +171,7 @@ async fn consume_until_shutdown(
                 }
             };
             let receipt = delivery.receipt.clone();
+            bus_config.consumer.running_insert(&receipt);
             let work = Work::Deliver(Box::new(Delivered {
                 route,
                 receipt: delivery.receipt,
@@ -177,6 +188,7 @@ async fn consume_until_shutdown(
                 .await
             {
                 core.pool.cancel(slot, None);
+                bus_config.consumer.running_remove(&receipt);
                 // Closing: the deliveries are handed back for another consumer.
                 tracing::debug!(err = %rejected.into_error(), "delivery left pending");
                 held.push(receipt);
@@ -200,6 +212,7 @@ async fn acknowledge(bus: Weak<BusInner>, mut settled: mpsc::UnboundedReceiver<S
             return;
         };
         for Settled { receipt, failure } in batch.drain(..) {
+            core.consumer.running_remove(&receipt);
             match failure {
                 None => receipts.push(receipt),
                 Some(error) => failures.push(FailedDelivery { receipt, error }),
@@ -238,4 +251,30 @@ where
         count,
         "gave up settling deliveries ({what}): they will be delivered again"
     );
+}
+
+/// Extends the leases of the deliveries whose listeners still run, every
+/// `interval`, until the bus's handles and deliveries are gone.
+async fn extend_leases(bus: Weak<BusInner>, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(core) = bus.upgrade() else { return };
+        let running = core.consumer.running_snapshot();
+        if running.is_empty() {
+            // Deliveries in flight at close still finish: their leases are
+            // kept until they are settled.
+            if core.closed.load(std::sync::atomic::Ordering::Acquire) {
+                return;
+            }
+            continue;
+        }
+        let Some(queue) = core.store.as_deref().and_then(|s| s.queue()) else {
+            return;
+        };
+        match tokio::time::timeout(interval, queue.extend(&running)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(%err, count = running.len(), "extending leases failed"),
+            Err(_) => tracing::warn!(count = running.len(), "extending leases timed out"),
+        }
+    }
 }

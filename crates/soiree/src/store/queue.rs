@@ -123,6 +123,34 @@ pub trait EventQueue: Send + Sync {
         Ok(())
     }
 
+    /// How often the bus extends the leases of deliveries whose listeners are
+    /// still running ([`extend`](Self::extend)); `None` (the default): the
+    /// store needs no extension.
+    fn lease_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Keeps the deliveries of `receipts` with this consumer: their
+    /// listeners are still running, so they must not be redelivered to
+    /// another consumer yet (a lease that follows the handler). The bus
+    /// calls it every [`lease_interval`](Self::lease_interval) for the
+    /// deliveries it dispatched and has not settled; a delivery nobody
+    /// extends (its consumer died or hung without a listener timeout) is
+    /// redelivered after the store's timeout as before.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when the store could not extend
+    /// them; the bus logs it and tries again at the next interval.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`ack`](Self::ack).
+    async fn extend(&self, receipts: &[String]) -> Result<()> {
+        let _ = receipts;
+        Ok(())
+    }
+
     /// The number of events not yet acknowledged: queued and in flight.
     ///
     /// # Errors
