@@ -82,6 +82,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
+//! | `metrics` | yes | Prometheus metrics (`prometheus-client`): [`MetricsRegistry`], the pool, bus and listener counters; off, every counter compiles to nothing |
 //! | `workflow` | yes | [`workflow`]: the Go package's workflow topics, payloads and enums |
 //! | `otel` | no | trace context across processes: an event emitted to a store carries its emitter's OpenTelemetry context (W3C `traceparent` in the properties `soiree.traceparent`/`soiree.tracestate`), and a consumer's listener spans continue that trace (under a `soiree.delivery` span); needs a `tracing-opentelemetry` layer |
 //!
@@ -115,6 +116,7 @@ pub use context::Context;
 pub use error::{BoxError, Error, Permanent, Result, permanent};
 pub use event::{Event, IntoEvent, PROPERTY_EVENT_ID, Payload, Properties, StoredEvent, event_id};
 pub use listener::{EventContext, Listener, ListenerBinding, ListenerId, ListenerPanic};
+#[cfg(feature = "metrics")]
 pub use metrics::MetricsRegistry;
 pub use pool::{DEFAULT_QUEUE_CAPACITY, Pool, PoolOptions};
 pub use retry::{Backoff, RetryPolicy};

@@ -12,12 +12,12 @@ use tokio_util::task::TaskTracker;
 use super::config::ConsumerConfig;
 use super::persist::Persister;
 use super::{BusInner, ErrorHandler, EventBus, IdGenerator, PanicHandler, live};
+#[cfg(feature = "metrics")]
+use crate::MetricsRegistry;
 use crate::metrics::ListenerMetrics;
 use crate::pool::WorkQueue;
 use crate::topic::TopicIndex;
-use crate::{
-    Error, Event, EventStore, ListenerPanic, MetricsRegistry, PoolOptions, Result, RetryPolicy,
-};
+use crate::{Error, Event, EventStore, ListenerPanic, PoolOptions, Result, RetryPolicy};
 
 /// How long a consumer waits on an empty queue before looking again.
 const DEFAULT_POLL_WAIT: Duration = Duration::from_secs(1);
@@ -160,6 +160,7 @@ impl EventBusBuilder {
     }
 
     /// Where the bus's metrics go (default: [`MetricsRegistry::global`]).
+    #[cfg(feature = "metrics")]
     pub fn metrics_registry(mut self, registry: MetricsRegistry) -> Self {
         self.pool = self.pool.registry(registry);
         self
@@ -262,11 +263,7 @@ impl EventBusBuilder {
 
     /// Builds from options that passed validation (the defaults do).
     pub(crate) fn build_validated(self) -> EventBus {
-        let registry = self
-            .pool
-            .registry
-            .clone()
-            .unwrap_or_else(|| MetricsRegistry::global().clone());
+        let registry = self.pool.metrics_registry();
         let live_key = live::next_key();
         let persister = self
             .store

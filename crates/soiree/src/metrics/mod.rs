@@ -2,15 +2,31 @@
 //!
 //! Metrics use the Go package's names so dashboards carry over. They go to a
 //! process-wide default registry ([`MetricsRegistry::global`]) unless a bus or
-//! pool is given its own.
+//! pool is given its own. Without the `metrics` feature every handle counts
+//! nothing and `prometheus-client` is not compiled.
 
+#[cfg(feature = "metrics")]
 mod bus;
+#[cfg(feature = "metrics")]
 mod listener;
+#[cfg(not(feature = "metrics"))]
+mod noop;
+#[cfg(feature = "metrics")]
 mod pool;
+#[cfg(feature = "metrics")]
 mod registry;
 
+#[cfg(feature = "metrics")]
 pub(crate) use bus::{BusMetrics, ListenerCounters};
+#[cfg(feature = "metrics")]
 pub(crate) use listener::ListenerMetrics;
+#[cfg(not(feature = "metrics"))]
+pub(crate) use noop::{
+    BusMetrics, ListenerCounters, ListenerMetrics, MetricsRegistry, PoolLabel, PoolMetrics,
+};
+#[cfg(feature = "metrics")]
 pub(crate) use pool::PoolMetrics;
+#[cfg(feature = "metrics")]
 pub use registry::MetricsRegistry;
+#[cfg(feature = "metrics")]
 pub(crate) use registry::PoolLabel;

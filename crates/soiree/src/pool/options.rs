@@ -1,6 +1,7 @@
 //! Pool configuration.
 
-use crate::{Error, MetricsRegistry, Result};
+use crate::metrics::MetricsRegistry;
+use crate::{Error, Result};
 
 /// The default number of workers, as in the Go package.
 pub(crate) const DEFAULT_WORKERS: usize = 10;
@@ -28,6 +29,7 @@ pub struct PoolOptions {
     /// The `pool` label of the pool's metrics (default `soiree`).
     pub name: String,
     /// The registry for the pool's metrics (`None`: [`MetricsRegistry::global`]).
+    #[cfg(feature = "metrics")]
     pub registry: Option<MetricsRegistry>,
     /// The most tasks that wait in the queue (default
     /// [`DEFAULT_QUEUE_CAPACITY`]); at least 1. Beyond it
@@ -41,6 +43,7 @@ impl Default for PoolOptions {
         Self {
             workers: DEFAULT_WORKERS,
             name: "soiree".to_owned(),
+            #[cfg(feature = "metrics")]
             registry: None,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
         }
@@ -63,6 +66,7 @@ impl PoolOptions {
     }
 
     /// The registry for the pool's metrics (default: [`MetricsRegistry::global`]).
+    #[cfg(feature = "metrics")]
     #[must_use]
     pub fn registry(mut self, registry: MetricsRegistry) -> Self {
         self.registry = Some(registry);
@@ -79,6 +83,15 @@ impl PoolOptions {
     /// The configured number of workers.
     pub fn workers_count(&self) -> usize {
         self.workers
+    }
+
+    /// The registry the pool's metrics go to.
+    pub(crate) fn metrics_registry(&self) -> MetricsRegistry {
+        #[cfg(feature = "metrics")]
+        if let Some(registry) = &self.registry {
+            return registry.clone();
+        }
+        MetricsRegistry::global().clone()
     }
 
     pub(crate) fn validate(&self) -> Result<()> {

@@ -20,7 +20,7 @@ use super::idle::{IdleCounts, Slot};
 use super::options::validate_workers;
 use super::worker;
 use crate::metrics::{PoolLabel, PoolMetrics};
-use crate::{Error, MetricsRegistry, PoolOptions, Result};
+use crate::{Error, PoolOptions, Result};
 
 /// Runs the pool's jobs: the part of a pool that knows what a job is.
 pub(crate) trait Handler<J>: Send + Sync + 'static {
@@ -135,10 +135,7 @@ pub(crate) fn inside_job() -> bool {
 impl<J: Send + 'static> WorkQueue<J> {
     /// Builds a pool's queue from options that were validated.
     pub(crate) fn new(options: &PoolOptions) -> Arc<Self> {
-        let registry = options
-            .registry
-            .clone()
-            .unwrap_or_else(|| MetricsRegistry::global().clone());
+        let registry = options.metrics_registry();
         let label = registry.claim_pool_label(&options.name);
         Arc::new(Self {
             items: ArrayQueue::new(options.queue_capacity),
