@@ -53,6 +53,8 @@ impl RedisStore {
     ///
     /// Cancel safe: it only reads.
     pub async fn results(&self, cursor: Option<&str>, limit: usize) -> Result<Page<StoredResult>> {
+        // Results written behind are read back too.
+        self.flush_results().await;
         let page = self.range(&self.inner.keys.results, cursor, limit).await?;
         map_page(page, |entry| parse(entry, field::RESULT))
     }

@@ -478,6 +478,8 @@ impl EventQueue for RedisStore {
 
     async fn ack(&self, receipts: &[String]) -> soiree::Result<()> {
         const BATCH: usize = 1000;
+        // Results first: a settled delivery's results are in Redis.
+        self.flush_results().await;
         for ids in receipts.chunks(BATCH) {
             self.ack_ids(ids).await?;
             self.inner.dedup_cache.remove(ids);
@@ -490,6 +492,7 @@ impl EventQueue for RedisStore {
     /// acknowledges them), listable with [`RedisStore::dead_letters`] and
     /// replayable with [`RedisStore::replay_dead_letters`].
     async fn fail(&self, failures: &[FailedDelivery]) -> soiree::Result<()> {
+        self.flush_results().await;
         let receipts: Vec<String> = failures.iter().map(|f| f.receipt.clone()).collect();
         match self.inner.options.on_failure {
             FailurePolicy::DeadLetter => {

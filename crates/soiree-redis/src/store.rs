@@ -92,6 +92,8 @@ pub(crate) struct Inner {
     pub(crate) release_script: redis::Script,
     pub(crate) extend_script: redis::Script,
     pub(crate) writer: Writer,
+    /// Result writes handed to the writer and not yet awaited.
+    pub(crate) results_behind: std::sync::Mutex<Vec<crate::writer::Written>>,
     pub(crate) dedup_cache: DedupCache,
     started: Instant,
     next_maintenance_ms: AtomicU64,
@@ -99,6 +101,30 @@ pub(crate) struct Inner {
     pub(crate) remove_consumers_script: redis::Script,
     /// Keeps the default consumer name of this store for it while it lives.
     _name_lease: Option<NameLease>,
+}
+
+impl Inner {
+    pub(crate) fn lock_results_behind(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Vec<crate::writer::Written>> {
+        self.results_behind
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl RedisStore {
+    /// Waits until every result handed to the writer so far is in Redis.
+    /// A failed write is logged: the result is lost, and with it the dedup
+    /// record (a replay runs that listener again: at least once).
+    pub(crate) async fn flush_results(&self) {
+        let pending = std::mem::take(&mut *self.inner.lock_results_behind());
+        for written in pending {
+            if let Err(err) = written.wait().await {
+                tracing::warn!(%err, "a listener result was not written");
+            }
+        }
+    }
 }
 
 impl RedisStore {
@@ -171,6 +197,7 @@ impl RedisStore {
                 release_script: redis::Script::new(crate::queue::RELEASE_SCRIPT),
                 extend_script: redis::Script::new(crate::queue::EXTEND_SCRIPT),
                 writer,
+                results_behind: std::sync::Mutex::default(),
                 dedup_cache: DedupCache::default(),
                 started: Instant::now(),
                 next_maintenance_ms: AtomicU64::new(0),
@@ -509,7 +536,11 @@ impl EventStore for RedisStore {
                 }
             }
         }
-        inner.writer.write(cmds).await?;
+        // Written behind: the listener's worker does not wait for Redis.
+        // `ack` and `fail` wait for these writes first, so a result is in
+        // Redis before its delivery is settled.
+        let written = inner.writer.write_behind(cmds)?;
+        inner.lock_results_behind().push(written);
         if result.succeeded() && !result.event_id.is_empty() {
             inner
                 .dedup_cache

@@ -54,11 +54,27 @@ impl Writer {
 
     /// Runs `cmds` in the next pipeline; fails with the first error among them.
     pub(crate) async fn write(&self, cmds: Vec<Cmd>) -> Result<()> {
+        self.write_behind(cmds)?.wait().await
+    }
+
+    /// Queues commands without waiting for Redis: the returned handle
+    /// answers once they were written (or failed).
+    pub(crate) fn write_behind(&self, cmds: Vec<Cmd>) -> Result<Written> {
         let (done, outcome) = oneshot::channel();
         self.requests
             .send(Request { cmds, done })
             .map_err(|_| gone())?;
-        outcome.await.map_err(|_| gone())?.map_err(Error::from)
+        Ok(Written(outcome))
+    }
+}
+
+/// Commands handed to the writer, not yet known to be written.
+#[derive(Debug)]
+pub(crate) struct Written(oneshot::Receiver<RedisResult<()>>);
+
+impl Written {
+    pub(crate) async fn wait(self) -> Result<()> {
+        self.0.await.map_err(|_| gone())?.map_err(Error::from)
     }
 }
 
