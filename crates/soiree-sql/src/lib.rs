@@ -75,6 +75,7 @@ mod dedup_cache;
 mod emit;
 mod error;
 mod metrics;
+pub mod mutation;
 mod options;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -82,6 +83,7 @@ mod postgres;
 mod sqlite;
 mod topic;
 mod traits;
+pub mod triggers;
 mod writer;
 
 pub use error::{Error, Result};

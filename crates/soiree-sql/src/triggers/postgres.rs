@@ -1,0 +1,194 @@
+//! Mutation triggers on PostgreSQL: one shared plpgsql function in the
+//! store's schema, and one row trigger per table passing it the entity
+//! type and id column.
+
+use sqlx::AssertSqlSafe;
+
+use super::{MutationTrigger, quote_ident, quote_literal};
+use crate::{Error, PostgresStore, Result};
+
+/// The trigger's name on every captured table.
+const TRIGGER: &str = "soiree_mutation";
+
+/// The function writing the events, in the store's schema `{schema}`
+/// (quoted). Arguments: entity type, id column, `true` for
+/// `mutation.detected` too.
+const FUNCTION: &str = r#"
+CREATE OR REPLACE FUNCTION {schema}.soiree_capture_mutation() RETURNS trigger
+LANGUAGE plpgsql AS $soiree$
+DECLARE
+    old_row jsonb;
+    new_row jsonb;
+    op text;
+    verb text;
+    changed jsonb;
+    row_id text;
+    actor text := nullif(current_setting('soiree.actor_id', true), '');
+    event_id text := gen_random_uuid()::text;
+    payload jsonb;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        new_row := to_jsonb(NEW);
+        op := 'OpCreate';
+        verb := 'create';
+        SELECT coalesce(jsonb_agg(n.key ORDER BY n.key COLLATE "C"), '[]'::jsonb) INTO changed
+        FROM jsonb_each(new_row) AS n WHERE n.value <> 'null'::jsonb;
+    ELSIF TG_OP = 'UPDATE' THEN
+        old_row := to_jsonb(OLD);
+        new_row := to_jsonb(NEW);
+        op := 'OpUpdateOne';
+        verb := 'update';
+        SELECT coalesce(jsonb_agg(n.key ORDER BY n.key COLLATE "C"), '[]'::jsonb) INTO changed
+        FROM jsonb_each(new_row) AS n WHERE n.value IS DISTINCT FROM old_row -> n.key;
+    ELSE
+        old_row := to_jsonb(OLD);
+        op := 'OpDeleteOne';
+        verb := 'delete';
+        changed := '[]'::jsonb;
+    END IF;
+    row_id := coalesce(coalesce(new_row, old_row) ->> TG_ARGV[1], '');
+    payload := jsonb_build_object(
+        'operation', op,
+        'entity_type', TG_ARGV[0],
+        'entity_id', row_id,
+        'changed_fields', changed);
+    IF old_row IS NOT NULL THEN
+        payload := payload || jsonb_build_object('before', old_row);
+    END IF;
+    IF new_row IS NOT NULL THEN
+        payload := payload || jsonb_build_object('after', new_row);
+    END IF;
+    IF actor IS NOT NULL THEN
+        payload := payload || jsonb_build_object('actor_id', actor);
+    END IF;
+    INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties)
+    VALUES (TG_ARGV[0], event_id, payload::json, json_build_object('soiree.event_id', event_id));
+    IF TG_ARGV[2] = 'true' THEN
+        event_id := gen_random_uuid()::text;
+        INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties)
+        VALUES ('mutation.detected', event_id,
+            json_build_object(
+                'SchemaType', TG_ARGV[0],
+                'ObjectID', row_id,
+                'Operation', verb,
+                'ChangedFields', changed,
+                'UserID', coalesce(actor, '')),
+            json_build_object('soiree.event_id', event_id));
+    END IF;
+    RETURN NULL;
+END
+$soiree$
+"#;
+
+impl PostgresStore {
+    /// Installs the mutation triggers of one table (`AFTER INSERT OR UPDATE
+    /// OR DELETE … FOR EACH ROW`, named `soiree_mutation`), writing into
+    /// this store's outbox: see [the module](crate::triggers) for the
+    /// events. Installing again replaces them (harmless).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use soiree_sql::triggers::MutationTrigger;
+    ///
+    /// # #[allow(dead_code)]
+    /// # async fn demo(store: soiree_sql::PostgresStore) -> soiree_sql::Result<()> {
+    /// store
+    ///     .install_mutation_triggers(&MutationTrigger::new("organization_settings", "OrganizationSetting"))
+    ///     .await?;
+    /// // Any write now stages its events, raw SQL and bulk statements included:
+    /// sqlx::query("UPDATE organization_settings SET plan = 'pro'").execute(store.pool()).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidIdentifier`] or [`Error::InvalidTopic`] for names
+    /// that [`MutationTrigger::validate`] refuses, [`Error::InvalidConfig`]
+    /// when the table or its id column does not exist, [`Error::Database`]
+    /// when the statements fail.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: everything happens in one transaction.
+    pub async fn install_mutation_triggers(&self, trigger: &MutationTrigger) -> Result<()> {
+        trigger.validate()?;
+        let table = qualified(trigger);
+        let schema = quote_ident(self.schema());
+        let mut tx = self.pool().begin().await?;
+        // Concurrent `CREATE OR REPLACE` of one function would conflict.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('soiree_mutation_triggers'))")
+            .execute(&mut *tx)
+            .await?;
+        let (exists, has_id): (bool, bool) = sqlx::query_as(
+            "SELECT to_regclass($1) IS NOT NULL, EXISTS (SELECT 1 FROM pg_attribute \
+             WHERE attrelid = to_regclass($1) AND attname = $2 AND attnum > 0 AND NOT attisdropped)",
+        )
+        .bind(&table)
+        .bind(&trigger.id_column)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !exists {
+            return Err(Error::InvalidConfig(format!(
+                "table {table} does not exist"
+            )));
+        }
+        if !has_id {
+            return Err(Error::InvalidConfig(format!(
+                "table {table} has no column {:?}",
+                trigger.id_column
+            )));
+        }
+        sqlx::raw_sql(AssertSqlSafe(FUNCTION.replace("{schema}", &schema)))
+            .execute(&mut *tx)
+            .await?;
+        let create = format!(
+            "CREATE OR REPLACE TRIGGER {TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON {table} \
+             FOR EACH ROW EXECUTE FUNCTION {schema}.soiree_capture_mutation({}, {}, {})",
+            quote_literal(&trigger.entity_type),
+            quote_literal(&trigger.id_column),
+            quote_literal(if trigger.detected { "true" } else { "false" }),
+        );
+        sqlx::raw_sql(AssertSqlSafe(create))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Drops the mutation triggers of one table (nothing happens when there
+    /// are none, or no such table).
+    ///
+    /// # Errors
+    ///
+    /// As [`install_mutation_triggers`](Self::install_mutation_triggers)
+    /// for names, [`Error::Database`] when the statement fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: one statement.
+    pub async fn remove_mutation_triggers(&self, trigger: &MutationTrigger) -> Result<()> {
+        trigger.validate()?;
+        let table = qualified(trigger);
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(&table)
+            .fetch_one(self.pool())
+            .await?;
+        if exists {
+            sqlx::raw_sql(AssertSqlSafe(format!(
+                "DROP TRIGGER IF EXISTS {TRIGGER} ON {table}"
+            )))
+            .execute(self.pool())
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The table's name, quoted, with its schema when one is given.
+fn qualified(trigger: &MutationTrigger) -> String {
+    match &trigger.table_schema {
+        Some(schema) => format!("{}.{}", quote_ident(schema), quote_ident(&trigger.table)),
+        None => quote_ident(&trigger.table),
+    }
+}
