@@ -307,6 +307,27 @@ async fn trigger_scenario(db: Db) {
         }
     }
 
+    // A bulk delete too.
+    let deleted = db
+        .exec("DELETE FROM settings WHERE id LIKE 'bulk-%'")
+        .await
+        .unwrap();
+    assert_eq!(deleted, 100);
+    settle(&bus, &seen, 303).await;
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 303);
+        let deletes: Vec<&MutationPayload> = seen
+            .iter()
+            .filter(|p| p.operation == Operation::DeleteOne && p.entity_id.starts_with("bulk-"))
+            .collect();
+        assert_eq!(deletes.len(), 100);
+        assert!(deletes.iter().all(|p| {
+            p.before.as_ref().and_then(|b| b["id"].as_str()) == Some(p.entity_id.as_str())
+                && p.after.is_none()
+        }));
+    }
+
     // Removed: writes no longer stage events.
     db.remove(&trigger).await.unwrap();
     db.remove(&trigger).await.unwrap();
@@ -340,7 +361,7 @@ async fn trigger_scenario(db: Db) {
     );
 
     within(LIMIT, "idle", bus.wait_for_idle()).await;
-    assert_eq!(seen.lock().unwrap().len(), 203, "rolled back: none");
+    assert_eq!(seen.lock().unwrap().len(), 303, "rolled back: none");
     within(LIMIT, "close", bus.close()).await.unwrap();
 }
 

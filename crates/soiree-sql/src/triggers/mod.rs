@@ -3,9 +3,11 @@
 //!
 //! [`PostgresStore::install_mutation_triggers`](crate::PostgresStore::install_mutation_triggers)
 //! and [`SqliteStore::install_mutation_triggers`](crate::SqliteStore::install_mutation_triggers)
-//! install `AFTER INSERT`, `AFTER UPDATE` and `AFTER DELETE` row triggers on
-//! a table. Each changed row writes one event into the outbox, in the
-//! transaction of the statement that changed it (so a rolled-back change
+//! install `AFTER INSERT`, `AFTER UPDATE` and `AFTER DELETE` triggers on a
+//! table (on SQLite per row; on PostgreSQL inserts and deletes per
+//! statement, through transition tables, and updates per row). Each changed
+//! row writes one event into the outbox, in the transaction of the
+//! statement that changed it (so a rolled-back change
 //! leaves no event), on the topic of the entity type
 //! ([`soiree::mutation::mutation_topic`]) with a
 //! [`MutationPayload`](soiree::mutation::MutationPayload):

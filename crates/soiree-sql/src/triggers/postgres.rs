@@ -1,14 +1,21 @@
-//! Mutation triggers on PostgreSQL: one shared plpgsql function in the
-//! store's schema, and one row trigger per table passing it the entity
-//! type and id column.
+//! Mutation triggers on PostgreSQL: shared plpgsql functions in the
+//! store's schema, and three triggers per table passing them the entity
+//! type and id column. Inserts and deletes are captured per statement
+//! through transition tables (one set-based `INSERT` into the outbox for
+//! all the statement's rows); updates per row, so that a row whose id
+//! changes is still paired with its old self.
 
 use sqlx::AssertSqlSafe;
 
 use super::{MutationTrigger, quote_ident, quote_literal};
 use crate::{Error, PostgresStore, Result};
 
-/// The trigger's name on every captured table.
-const TRIGGER: &str = "soiree_mutation";
+/// The triggers' names on every captured table.
+const TRIGGERS: [&str; 3] = [
+    "soiree_mutation_insert",
+    "soiree_mutation_update",
+    "soiree_mutation_delete",
+];
 
 /// The function writing the events, in the store's schema `{schema}`
 /// (quoted). Arguments: entity type, id column, `true` for
@@ -80,10 +87,71 @@ END
 $soiree$
 "#;
 
+/// The function writing the events of a whole `INSERT` or `DELETE`
+/// statement from its transition table; same arguments.
+const ROWS_FUNCTION: &str = r#"
+CREATE OR REPLACE FUNCTION {schema}.soiree_capture_mutations() RETURNS trigger
+LANGUAGE plpgsql AS $soiree$
+DECLARE
+    actor jsonb := CASE WHEN nullif(current_setting('soiree.actor_id', true), '') IS NULL
+        THEN '{}'::jsonb
+        ELSE jsonb_build_object('actor_id', current_setting('soiree.actor_id', true)) END;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        WITH changed AS MATERIALIZED (
+            SELECT gen_random_uuid()::text AS event_id, r.j,
+                coalesce(r.j ->> TG_ARGV[1], '') AS row_id,
+                (SELECT coalesce(jsonb_agg(n.key ORDER BY n.key COLLATE "C"), '[]'::jsonb)
+                 FROM jsonb_each(r.j) AS n WHERE n.value <> 'null'::jsonb) AS fields
+            FROM (SELECT to_jsonb(t) AS j FROM soiree_new_rows AS t) AS r
+        ), detected AS (
+            INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties)
+            SELECT 'mutation.detected', d.id,
+                json_build_object('SchemaType', TG_ARGV[0], 'ObjectID', c.row_id,
+                    'Operation', 'create', 'ChangedFields', c.fields,
+                    'UserID', coalesce(actor ->> 'actor_id', '')),
+                json_build_object('soiree.event_id', d.id)
+            FROM changed AS c CROSS JOIN LATERAL (SELECT gen_random_uuid()::text AS id) AS d
+            WHERE TG_ARGV[2] = 'true'
+        )
+        INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties)
+        SELECT TG_ARGV[0], c.event_id,
+            (jsonb_build_object('operation', 'OpCreate', 'entity_type', TG_ARGV[0],
+                'entity_id', c.row_id, 'changed_fields', c.fields, 'after', c.j) || actor)::json,
+            json_build_object('soiree.event_id', c.event_id)
+        FROM changed AS c;
+    ELSE
+        WITH changed AS MATERIALIZED (
+            SELECT gen_random_uuid()::text AS event_id, r.j,
+                coalesce(r.j ->> TG_ARGV[1], '') AS row_id
+            FROM (SELECT to_jsonb(t) AS j FROM soiree_old_rows AS t) AS r
+        ), detected AS (
+            INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties)
+            SELECT 'mutation.detected', d.id,
+                json_build_object('SchemaType', TG_ARGV[0], 'ObjectID', c.row_id,
+                    'Operation', 'delete', 'ChangedFields', '[]'::json,
+                    'UserID', coalesce(actor ->> 'actor_id', '')),
+                json_build_object('soiree.event_id', d.id)
+            FROM changed AS c CROSS JOIN LATERAL (SELECT gen_random_uuid()::text AS id) AS d
+            WHERE TG_ARGV[2] = 'true'
+        )
+        INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties)
+        SELECT TG_ARGV[0], c.event_id,
+            (jsonb_build_object('operation', 'OpDeleteOne', 'entity_type', TG_ARGV[0],
+                'entity_id', c.row_id, 'changed_fields', '[]'::jsonb, 'before', c.j) || actor)::json,
+            json_build_object('soiree.event_id', c.event_id)
+        FROM changed AS c;
+    END IF;
+    RETURN NULL;
+END
+$soiree$
+"#;
+
 impl PostgresStore {
-    /// Installs the mutation triggers of one table (`AFTER INSERT OR UPDATE
-    /// OR DELETE … FOR EACH ROW`, named `soiree_mutation`), writing into
-    /// this store's outbox: see [the module](crate::triggers) for the
+    /// Installs the mutation triggers of one table (`soiree_mutation_insert`
+    /// and `soiree_mutation_delete` per statement, through transition
+    /// tables; `soiree_mutation_update` per row), writing into this store's
+    /// outbox: see [the module](crate::triggers) for the
     /// events. Installing again replaces them (harmless).
     ///
     /// # Examples
@@ -139,19 +207,38 @@ impl PostgresStore {
                 trigger.id_column
             )));
         }
-        sqlx::raw_sql(AssertSqlSafe(FUNCTION.replace("{schema}", &schema)))
-            .execute(&mut *tx)
-            .await?;
-        let create = format!(
-            "CREATE OR REPLACE TRIGGER {TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON {table} \
-             FOR EACH ROW EXECUTE FUNCTION {schema}.soiree_capture_mutation({}, {}, {})",
+        for function in [FUNCTION, ROWS_FUNCTION] {
+            sqlx::raw_sql(AssertSqlSafe(function.replace("{schema}", &schema)))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let args = format!(
+            "{}, {}, {}",
             quote_literal(&trigger.entity_type),
             quote_literal(&trigger.id_column),
             quote_literal(if trigger.detected { "true" } else { "false" }),
         );
-        sqlx::raw_sql(AssertSqlSafe(create))
-            .execute(&mut *tx)
-            .await?;
+        let [insert, update, delete] = TRIGGERS;
+        for create in [
+            format!(
+                "CREATE OR REPLACE TRIGGER {insert} AFTER INSERT ON {table} \
+                 REFERENCING NEW TABLE AS soiree_new_rows FOR EACH STATEMENT \
+                 EXECUTE FUNCTION {schema}.soiree_capture_mutations({args})"
+            ),
+            format!(
+                "CREATE OR REPLACE TRIGGER {update} AFTER UPDATE ON {table} \
+                 FOR EACH ROW EXECUTE FUNCTION {schema}.soiree_capture_mutation({args})"
+            ),
+            format!(
+                "CREATE OR REPLACE TRIGGER {delete} AFTER DELETE ON {table} \
+                 REFERENCING OLD TABLE AS soiree_old_rows FOR EACH STATEMENT \
+                 EXECUTE FUNCTION {schema}.soiree_capture_mutations({args})"
+            ),
+        ] {
+            sqlx::raw_sql(AssertSqlSafe(create))
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -166,7 +253,7 @@ impl PostgresStore {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: one statement.
+    /// Cancel safe: the triggers are dropped in one implicit transaction.
     pub async fn remove_mutation_triggers(&self, trigger: &MutationTrigger) -> Result<()> {
         trigger.validate()?;
         let table = qualified(trigger);
@@ -175,11 +262,13 @@ impl PostgresStore {
             .fetch_one(self.pool())
             .await?;
         if exists {
-            sqlx::raw_sql(AssertSqlSafe(format!(
-                "DROP TRIGGER IF EXISTS {TRIGGER} ON {table}"
-            )))
-            .execute(self.pool())
-            .await?;
+            let drops: Vec<String> = TRIGGERS
+                .iter()
+                .map(|name| format!("DROP TRIGGER IF EXISTS {name} ON {table};"))
+                .collect();
+            sqlx::raw_sql(AssertSqlSafe(drops.join(" ")))
+                .execute(self.pool())
+                .await?;
         }
         Ok(())
     }
