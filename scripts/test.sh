@@ -64,6 +64,10 @@ done
 echo "example: durable"
 cargo run -q -p soiree-sql --example durable >/dev/null || fail "example durable"
 
+# Mutation events across a kill -9: a setting committed, billed once after the restart.
+echo "example: mutations"
+cargo run -q -p soiree-sql --example mutations >/dev/null || fail "example mutations"
+
 # The Redis example, against a throwaway server on a free loopback port.
 redis_pid=""
 redis_dir=""
