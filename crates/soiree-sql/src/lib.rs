@@ -77,6 +77,7 @@ mod error;
 mod metrics;
 pub mod mutation;
 mod options;
+pub mod outbox;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]

@@ -95,6 +95,36 @@ impl Db {
         }
     }
 
+    /// Runs an outbox insert built for this database, with sqlx binds.
+    async fn exec_insert(&self, insert: &soiree_sql::outbox::OutboxInsert) {
+        let sql = AssertSqlSafe(insert.sql.clone());
+        match self {
+            Db::Pg(store) => {
+                let mut query = sqlx::query(sql);
+                for value in &insert.values {
+                    query = query.bind(value.clone());
+                }
+                query.execute(store.pool()).await.unwrap();
+            }
+            Db::Lite(store) => {
+                let mut query = sqlx::query(sql);
+                for value in &insert.values {
+                    query = query.bind(value.clone());
+                }
+                query.execute(store.pool()).await.unwrap();
+            }
+        }
+    }
+
+    fn dialect(&self) -> soiree_sql::outbox::Dialect {
+        match self {
+            Db::Pg(store) => soiree_sql::outbox::Dialect::Postgres {
+                schema: store.schema().to_owned(),
+            },
+            Db::Lite(_) => soiree_sql::outbox::Dialect::Sqlite,
+        }
+    }
+
     async fn install(&self, trigger: &MutationTrigger) -> soiree_sql::Result<()> {
         match self {
             Db::Pg(store) => store.install_mutation_triggers(trigger).await,
@@ -210,6 +240,21 @@ async fn record_scenario(db: Db) {
         1,
         "the rolled back one never ran"
     );
+
+    // The same events as a statement for another data layer (an ORM).
+    let payload = MutationPayload::new(Operation::DeleteOne, "Invoice", "inv-1");
+    let insert = soiree_sql::outbox::mutation_insert(&db.dialect(), &mutations, &payload)
+        .unwrap()
+        .unwrap();
+    db.exec_insert(&insert).await;
+    if let Db::Pg(store) = &db {
+        store.wake();
+    }
+    settle(&bus, &seen, 2).await;
+    assert_eq!(seen.lock().unwrap()[1], payload);
+    let ledger_insert =
+        soiree_sql::outbox::mutation_insert(&db.dialect(), &mutations, &ledger).unwrap();
+    assert!(ledger_insert.is_none(), "nobody listens to ledgers");
     within(LIMIT, "close", bus.close()).await.unwrap();
 }
 
