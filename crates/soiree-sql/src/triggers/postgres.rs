@@ -88,64 +88,71 @@ $soiree$
 "#;
 
 /// The function writing the events of a whole `INSERT` or `DELETE`
-/// statement from its transition table; same arguments.
-const ROWS_FUNCTION: &str = r#"
-CREATE OR REPLACE FUNCTION {schema}.soiree_capture_mutations() RETURNS trigger
-LANGUAGE plpgsql AS $soiree$
-DECLARE
-    actor jsonb := CASE WHEN nullif(current_setting('soiree.actor_id', true), '') IS NULL
-        THEN '{}'::jsonb
-        ELSE jsonb_build_object('actor_id', current_setting('soiree.actor_id', true)) END;
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        WITH changed AS MATERIALIZED (
-            SELECT gen_random_uuid()::text AS event_id, r.j,
-                coalesce(r.j ->> TG_ARGV[1], '') AS row_id,
-                (SELECT coalesce(jsonb_agg(n.key ORDER BY n.key COLLATE "C"), '[]'::jsonb)
-                 FROM jsonb_each(r.j) AS n WHERE n.value <> 'null'::jsonb) AS fields
-            FROM (SELECT to_jsonb(t) AS j FROM soiree_new_rows AS t) AS r
-        ), detected AS (
-            INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties)
-            SELECT 'mutation.detected', d.id,
-                json_build_object('SchemaType', TG_ARGV[0], 'ObjectID', c.row_id,
-                    'Operation', 'create', 'ChangedFields', c.fields,
-                    'UserID', coalesce(actor ->> 'actor_id', '')),
-                json_build_object('soiree.event_id', d.id)
-            FROM changed AS c CROSS JOIN LATERAL (SELECT gen_random_uuid()::text AS id) AS d
-            WHERE TG_ARGV[2] = 'true'
+/// statement from its transition table, in the store's schema `schema`
+/// (quoted); same arguments. Built with `json` (not `jsonb`) functions: the
+/// outbox's columns are `json`, and nothing is re-parsed.
+fn rows_function(schema: &str) -> String {
+    // The rows of the transition table with their ids and changed fields.
+    let rows = |table: &str, fields: &str| {
+        format!(
+            "SELECT r.j, coalesce(r.j ->> TG_ARGV[1], '') AS row_id, {fields} AS fields, \
+             gen_random_uuid()::text AS event_id \
+             FROM (SELECT to_json(t) AS j FROM {table} AS t) AS r"
         )
-        INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties)
-        SELECT TG_ARGV[0], c.event_id,
-            (jsonb_build_object('operation', 'OpCreate', 'entity_type', TG_ARGV[0],
-                'entity_id', c.row_id, 'changed_fields', c.fields, 'after', c.j) || actor)::json,
-            json_build_object('soiree.event_id', c.event_id)
-        FROM changed AS c;
-    ELSE
-        WITH changed AS MATERIALIZED (
-            SELECT gen_random_uuid()::text AS event_id, r.j,
-                coalesce(r.j ->> TG_ARGV[1], '') AS row_id
-            FROM (SELECT to_jsonb(t) AS j FROM soiree_old_rows AS t) AS r
-        ), detected AS (
-            INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties)
-            SELECT 'mutation.detected', d.id,
-                json_build_object('SchemaType', TG_ARGV[0], 'ObjectID', c.row_id,
-                    'Operation', 'delete', 'ChangedFields', '[]'::json,
-                    'UserID', coalesce(actor ->> 'actor_id', '')),
-                json_build_object('soiree.event_id', d.id)
-            FROM changed AS c CROSS JOIN LATERAL (SELECT gen_random_uuid()::text AS id) AS d
-            WHERE TG_ARGV[2] = 'true'
+    };
+    let inserted = rows(
+        "soiree_new_rows",
+        "(SELECT coalesce(json_agg(n.key ORDER BY n.key COLLATE \"C\"), '[]'::json) \
+         FROM json_each(r.j) AS n WHERE json_typeof(n.value) <> 'null')",
+    );
+    let deleted = rows("soiree_old_rows", "'[]'::json");
+    // The mutation events of rows `c`.
+    let events = |op: &str, row_key: &str| {
+        format!(
+            "INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties) \
+             SELECT TG_ARGV[0], c.event_id, CASE WHEN actor IS NULL \
+             THEN json_build_object('operation', '{op}', 'entity_type', TG_ARGV[0], \
+                 'entity_id', c.row_id, 'changed_fields', c.fields, '{row_key}', c.j) \
+             ELSE json_build_object('operation', '{op}', 'entity_type', TG_ARGV[0], \
+                 'entity_id', c.row_id, 'changed_fields', c.fields, '{row_key}', c.j, \
+                 'actor_id', actor) END, \
+             json_build_object('soiree.event_id', c.event_id) FROM c"
         )
-        INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties)
-        SELECT TG_ARGV[0], c.event_id,
-            (jsonb_build_object('operation', 'OpDeleteOne', 'entity_type', TG_ARGV[0],
-                'entity_id', c.row_id, 'changed_fields', '[]'::jsonb, 'before', c.j) || actor)::json,
-            json_build_object('soiree.event_id', c.event_id)
-        FROM changed AS c;
-    END IF;
-    RETURN NULL;
-END
-$soiree$
-"#;
+    };
+    // Their `mutation.detected` events.
+    let detected = |verb: &str| {
+        format!(
+            "INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties) \
+             SELECT 'mutation.detected', d.id, json_build_object('SchemaType', TG_ARGV[0], \
+                 'ObjectID', c.row_id, 'Operation', '{verb}', 'ChangedFields', c.fields, \
+                 'UserID', coalesce(actor, '')), \
+             json_build_object('soiree.event_id', d.id) \
+             FROM c CROSS JOIN LATERAL (SELECT gen_random_uuid()::text AS id) AS d"
+        )
+    };
+    let branch = |rows: &str, op: &str, row_key: &str, verb: &str| {
+        format!(
+            "IF TG_ARGV[2] = 'true' THEN \
+                 WITH c AS MATERIALIZED ({rows}), detected AS ({detected}) {events}; \
+             ELSE \
+                 WITH c AS ({rows}) {events}; \
+             END IF;",
+            detected = detected(verb),
+            events = events(op, row_key),
+        )
+    };
+    format!(
+        "CREATE OR REPLACE FUNCTION {schema}.soiree_capture_mutations() RETURNS trigger \
+         LANGUAGE plpgsql AS $soiree$ \
+         DECLARE actor text := nullif(current_setting('soiree.actor_id', true), ''); \
+         BEGIN \
+         IF TG_OP = 'INSERT' THEN {insert} ELSE {delete} END IF; \
+         RETURN NULL; \
+         END $soiree$",
+        insert = branch(&inserted, "OpCreate", "after", "create"),
+        delete = branch(&deleted, "OpDeleteOne", "before", "delete"),
+    )
+}
 
 impl PostgresStore {
     /// Installs the mutation triggers of one table (`soiree_mutation_insert`
@@ -207,8 +214,11 @@ impl PostgresStore {
                 trigger.id_column
             )));
         }
-        for function in [FUNCTION, ROWS_FUNCTION] {
-            sqlx::raw_sql(AssertSqlSafe(function.replace("{schema}", &schema)))
+        for function in [
+            FUNCTION.replace("{schema}", &schema),
+            rows_function(&schema),
+        ] {
+            sqlx::raw_sql(AssertSqlSafe(function))
                 .execute(&mut *tx)
                 .await?;
         }
