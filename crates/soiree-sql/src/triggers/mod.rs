@@ -28,8 +28,8 @@
 //!
 //! Triggers always write: unlike [`record`](crate::PostgresStore::record),
 //! they cannot ask the bus whether anyone listens. `TRUNCATE` is not
-//! captured. Installing again is harmless (and on SQLite picks up new
-//! columns, which are listed at install time);
+//! captured. Installing again is harmless, and picks up new columns (which
+//! SQLite's triggers and PostgreSQL's insert function list at install time);
 //! `remove_mutation_triggers` drops them.
 //!
 //! Names are checked before any SQL is built: the table, its schema and the

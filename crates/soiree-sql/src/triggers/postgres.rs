@@ -91,7 +91,11 @@ $soiree$
 /// statement from its transition table, in the store's schema `schema`
 /// (quoted); same arguments. Built with `json` (not `jsonb`) functions: the
 /// outbox's columns are `json`, and nothing is re-parsed.
-fn rows_function(schema: &str) -> String {
+///
+/// With `columns` (the table's, as installed) the function is the table's
+/// own (`name`): its changed fields of a created row come from the columns
+/// directly, which is cheaper than walking each row's JSON.
+fn rows_function(schema: &str, name: &str, columns: Option<&[String]>) -> String {
     // The rows of the transition table with their ids and changed fields.
     let rows = |table: &str, fields: &str| {
         format!(
@@ -100,11 +104,32 @@ fn rows_function(schema: &str) -> String {
              FROM (SELECT to_json(t) AS j FROM {table} AS t) AS r"
         )
     };
-    let inserted = rows(
-        "soiree_new_rows",
-        "(SELECT coalesce(json_agg(n.key ORDER BY n.key COLLATE \"C\"), '[]'::json) \
-         FROM json_each(r.j) AS n WHERE json_typeof(n.value) <> 'null')",
-    );
+    let inserted = match columns {
+        Some(columns) => {
+            let names: Vec<String> = columns
+                .iter()
+                .map(|c| {
+                    format!(
+                        "CASE WHEN t.{} IS NOT NULL THEN {} END",
+                        quote_ident(c),
+                        quote_literal(c)
+                    )
+                })
+                .collect();
+            format!(
+                "SELECT r.j, coalesce(r.j ->> TG_ARGV[1], '') AS row_id, \
+                 array_to_json(array_remove(ARRAY[{}]::text[], NULL)) AS fields, \
+                 gen_random_uuid()::text AS event_id \
+                 FROM soiree_new_rows AS t CROSS JOIN LATERAL (SELECT to_json(t) AS j) AS r",
+                names.join(", ")
+            )
+        }
+        None => rows(
+            "soiree_new_rows",
+            "(SELECT coalesce(json_agg(n.key ORDER BY n.key COLLATE \"C\"), '[]'::json) \
+             FROM json_each(r.j) AS n WHERE json_typeof(n.value) <> 'null')",
+        ),
+    };
     let deleted = rows("soiree_old_rows", "'[]'::json");
     // The mutation events of rows `c`.
     let events = |op: &str, row_key: &str| {
@@ -142,7 +167,7 @@ fn rows_function(schema: &str) -> String {
         )
     };
     format!(
-        "CREATE OR REPLACE FUNCTION {schema}.soiree_capture_mutations() RETURNS trigger \
+        "CREATE OR REPLACE FUNCTION {schema}.{name}() RETURNS trigger \
          LANGUAGE plpgsql AS $soiree$ \
          DECLARE actor text := nullif(current_setting('soiree.actor_id', true), ''); \
          BEGIN \
@@ -195,28 +220,34 @@ impl PostgresStore {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('soiree_mutation_triggers'))")
             .execute(&mut *tx)
             .await?;
-        let (exists, has_id): (bool, bool) = sqlx::query_as(
-            "SELECT to_regclass($1) IS NOT NULL, EXISTS (SELECT 1 FROM pg_attribute \
-             WHERE attrelid = to_regclass($1) AND attname = $2 AND attnum > 0 AND NOT attisdropped)",
-        )
-        .bind(&table)
-        .bind(&trigger.id_column)
-        .fetch_one(&mut *tx)
-        .await?;
-        if !exists {
+        let oid: Option<i64> = sqlx::query_scalar("SELECT to_regclass($1)::oid::bigint")
+            .bind(&table)
+            .fetch_one(&mut *tx)
+            .await?;
+        let Some(oid) = oid else {
             return Err(Error::InvalidConfig(format!(
                 "table {table} does not exist"
             )));
-        }
-        if !has_id {
+        };
+        let columns: Vec<String> = sqlx::query_scalar(
+            "SELECT attname::text FROM pg_attribute \
+             WHERE attrelid = $1::bigint::oid AND attnum > 0 AND NOT attisdropped \
+             ORDER BY attname COLLATE \"C\"",
+        )
+        .bind(oid)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !columns.contains(&trigger.id_column) {
             return Err(Error::InvalidConfig(format!(
                 "table {table} has no column {:?}",
                 trigger.id_column
             )));
         }
+        let own = own_function(oid);
         for function in [
             FUNCTION.replace("{schema}", &schema),
-            rows_function(&schema),
+            rows_function(&schema, "soiree_capture_mutations", None),
+            rows_function(&schema, &own, Some(&columns)),
         ] {
             sqlx::raw_sql(AssertSqlSafe(function))
                 .execute(&mut *tx)
@@ -233,7 +264,7 @@ impl PostgresStore {
             format!(
                 "CREATE OR REPLACE TRIGGER {insert} AFTER INSERT ON {table} \
                  REFERENCING NEW TABLE AS soiree_new_rows FOR EACH STATEMENT \
-                 EXECUTE FUNCTION {schema}.soiree_capture_mutations({args})"
+                 EXECUTE FUNCTION {schema}.{own}({args})"
             ),
             format!(
                 "CREATE OR REPLACE TRIGGER {update} AFTER UPDATE ON {table} \
@@ -263,19 +294,25 @@ impl PostgresStore {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: the triggers are dropped in one implicit transaction.
+    /// Cancel safe: the triggers and the table's function are dropped in
+    /// one implicit transaction.
     pub async fn remove_mutation_triggers(&self, trigger: &MutationTrigger) -> Result<()> {
         trigger.validate()?;
         let table = qualified(trigger);
-        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        let oid: Option<i64> = sqlx::query_scalar("SELECT to_regclass($1)::oid::bigint")
             .bind(&table)
             .fetch_one(self.pool())
             .await?;
-        if exists {
-            let drops: Vec<String> = TRIGGERS
+        if let Some(oid) = oid {
+            let mut drops: Vec<String> = TRIGGERS
                 .iter()
                 .map(|name| format!("DROP TRIGGER IF EXISTS {name} ON {table};"))
                 .collect();
+            drops.push(format!(
+                "DROP FUNCTION IF EXISTS {}.{}();",
+                quote_ident(self.schema()),
+                own_function(oid)
+            ));
             sqlx::raw_sql(AssertSqlSafe(drops.join(" ")))
                 .execute(self.pool())
                 .await?;
@@ -284,10 +321,31 @@ impl PostgresStore {
     }
 }
 
+/// The name of a table's own insert function: by the table's oid, short
+/// and unique whatever the table's name and schema.
+fn own_function(oid: i64) -> String {
+    format!("soiree_capture_inserts_{oid}")
+}
+
 /// The table's name, quoted, with its schema when one is given.
 fn qualified(trigger: &MutationTrigger) -> String {
     match &trigger.table_schema {
         Some(schema) => format!("{}.{}", quote_ident(schema), quote_ident(&trigger.table)),
         None => quote_ident(&trigger.table),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_statement_function_names_the_quoted_schema_only() {
+        let sql = rows_function("\"ev\"", "soiree_capture_mutations", None);
+        assert!(sql.contains("INSERT INTO \"ev\".soiree_events"));
+        assert!(!sql.contains("{schema}"));
+        if std::env::var_os("SOIREE_PRINT_TRIGGER_SQL").is_some() {
+            println!("{sql};");
+        }
     }
 }
