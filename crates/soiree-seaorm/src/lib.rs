@@ -168,7 +168,9 @@ impl MutationCapture {
     }
 
     /// For `before_save`: remembers which columns an update sets, so that
-    /// [`after_save`](Self::after_save) can report them as changed.
+    /// [`after_save`](Self::after_save) can report them as changed (by
+    /// entity type and primary key: an update that fails leaves its entry
+    /// until the row's next save replaces it).
     pub fn before_save<A: ActiveModelTrait>(&self, entity_type: &str, active: &A, insert: bool) {
         if insert || !self.mutations.wants(entity_type) {
             return;

@@ -1,6 +1,7 @@
-//! Mutation triggers on PostgreSQL: shared plpgsql functions in the
-//! store's schema, and three triggers per table passing them the entity
-//! type and id column. Inserts and deletes are captured per statement
+//! Mutation triggers on PostgreSQL: plpgsql functions in the store's
+//! schema (two shared, and one insert function per table listing its
+//! columns), and three triggers per table passing them the entity type and
+//! id column. Inserts and deletes are captured per statement
 //! through transition tables (one set-based `INSERT` into the outbox for
 //! all the statement's rows); updates per row, so that a row whose id
 //! changes is still paired with its old self.
