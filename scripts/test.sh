@@ -64,6 +64,14 @@ done
 echo "example: durable"
 cargo run -q -p soiree-sql --example durable >/dev/null || fail "example durable"
 
+# Mutation events across a kill -9: a setting committed, billed once after the restart.
+echo "example: mutations"
+cargo run -q -p soiree-sql --example mutations >/dev/null || fail "example mutations"
+
+# SeaORM hooks staging mutation events in the SQLite outbox.
+echo "example: seaorm"
+cargo run -q -p soiree-seaorm --example seaorm >/dev/null || fail "example seaorm"
+
 # The Redis example, against a throwaway server on a free loopback port.
 redis_pid=""
 redis_dir=""

@@ -238,3 +238,22 @@ fn help_lists_the_scenarios() {
     assert_eq!(version.code, Some(0));
     assert!(version.stdout.starts_with("soiree "), "{}", version.stdout);
 }
+
+#[test]
+fn mutation_capture_reports_each_store() {
+    let out = soiree(&["bench", "--n", "300", "mutation-capture"]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let line = out.stdout.lines().next().expect("one line");
+    let (keys, fields) = parse_line(line);
+    assert_eq!(fields["scenario"], "mutation-capture");
+    assert_eq!(fields["n"], "300");
+    assert!(keys.iter().any(|k| k == "sqlite_rate"), "{line}");
+    // A throwaway PostgreSQL is started when one is installed.
+    let skipped = out.stderr.contains("skipping PostgreSQL");
+    assert_eq!(
+        keys.iter().any(|k| k == "postgres_rate"),
+        !skipped,
+        "{line} / {}",
+        out.stderr
+    );
+}

@@ -42,6 +42,16 @@ pub enum Error {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// A table, column or schema name given for mutation triggers is not a
+    /// plain SQL identifier (letters, digits and `_`, not starting with a
+    /// digit, at most 63 bytes): refused before any SQL is built.
+    #[error("invalid identifier {name:?}: {reason}")]
+    InvalidIdentifier {
+        /// The name as given.
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
     /// The event given to `emit_in` was rejected by soiree (a payload with
     /// no JSON form, an event whose own topic differs from the one emitted).
     #[error("invalid event: {0}")]

@@ -75,13 +75,16 @@ mod dedup_cache;
 mod emit;
 mod error;
 mod metrics;
+pub mod mutation;
 mod options;
+pub mod outbox;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod topic;
 mod traits;
+pub mod triggers;
 mod writer;
 
 pub use error::{Error, Result};

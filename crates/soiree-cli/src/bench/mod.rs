@@ -12,6 +12,7 @@ mod table;
 mod emit_throughput;
 mod error_delivery;
 mod fanout;
+mod mutation_capture;
 mod redis_durable;
 mod redis_scale_out;
 mod round_trip;

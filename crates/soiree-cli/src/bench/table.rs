@@ -3,8 +3,8 @@
 
 use super::scenario::{Needs, Scenario};
 use super::{
-    emit_throughput, error_delivery, fanout, redis_durable, redis_scale_out, round_trip,
-    slow_listener, sql_outbox, wildcard,
+    emit_throughput, error_delivery, fanout, mutation_capture, redis_durable, redis_scale_out,
+    round_trip, slow_listener, sql_outbox, wildcard,
 };
 use crate::error::{Error, Result};
 
@@ -22,6 +22,7 @@ const SCENARIOS: &[Scenario] = &[
     redis_scale_out::SCENARIO,
     sql_outbox::SQL_OUTBOX,
     sql_outbox::SQLITE_DURABLE,
+    mutation_capture::SCENARIO,
 ];
 
 /// Scenarios of `BENCHMARKS.md` that this build may not run yet: accepted on

@@ -1,0 +1,365 @@
+//! mutation-capture: N rows inserted in transactions of 100 (one
+//! multi-row `INSERT` each, from 4 concurrent tasks) into a table with
+//! soiree's mutation triggers, on SQLite and on PostgreSQL; one named
+//! mutation listener counts the events by id. Timed per store from the
+//! first insert until every row's event is handled. Without `--postgres`
+//! a throwaway PostgreSQL server is started (`fsync=off`), or the
+//! PostgreSQL half is skipped when none is installed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use soiree::mutation::{Mutations, Operation};
+use soiree::{EventBus, EventQueue, EventStore, MetricsRegistry};
+use soiree_sql::triggers::MutationTrigger;
+use soiree_sql::{PostgresStore, SqliteStore};
+use sqlx::AssertSqlSafe;
+use tokio::sync::Notify;
+
+use super::report::Report;
+use super::scenario::{Needs, Scenario, Setup};
+use crate::error::{Error, Result};
+
+pub(super) const SCENARIO: Scenario = Scenario {
+    name: "mutation-capture",
+    default_n: 20_000,
+    needs: Needs::File,
+    run: |setup| run(setup).boxed(),
+};
+
+const ENTITY: &str = "Account";
+const PRODUCERS: u64 = 4;
+const PER_TX: u64 = 100;
+/// The longest one store's run may take before it is reported as failed.
+const LIMIT: Duration = Duration::from_secs(600);
+
+fn store_error(err: soiree_sql::Error) -> Error {
+    Error::Bus(err.into())
+}
+
+/// What one store's run measured.
+#[derive(Debug)]
+struct Outcome {
+    elapsed: Duration,
+    inserted: Duration,
+    distinct: u64,
+    runs: u64,
+    wrong: u64,
+    backlog: u64,
+    finished: bool,
+}
+
+/// Event ids handled, with how often; wakes the waiter at `n`.
+#[derive(Debug, Default)]
+struct Handled {
+    ids: Mutex<HashMap<String, u32>>,
+    wrong: Mutex<u64>,
+    done: Notify,
+}
+
+#[derive(Debug, Clone)]
+enum Db {
+    Postgres(PostgresStore),
+    Sqlite(SqliteStore),
+}
+
+impl Db {
+    async fn exec(&self, sql: String) -> soiree_sql::Result<()> {
+        match self {
+            Db::Postgres(store) => {
+                sqlx::query(AssertSqlSafe(sql))
+                    .execute(store.pool())
+                    .await?;
+            }
+            Db::Sqlite(store) => {
+                sqlx::query(AssertSqlSafe(sql))
+                    .execute(store.pool())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts rows `ids` in one transaction, with one prepared statement
+    /// (the same for every transaction, as an application's would be).
+    async fn insert(&self, table: &str, ids: &[u64]) -> soiree_sql::Result<()> {
+        let names: Vec<String> = ids.iter().map(|id| format!("account {id}")).collect();
+        let balances: Vec<i64> = ids.iter().map(|id| (id % 1000) as i64).collect();
+        let ids: Vec<i64> = ids.iter().map(|&id| id as i64).collect();
+        match self {
+            Db::Postgres(store) => {
+                let sql = format!(
+                    "INSERT INTO {table} (id, name, balance) \
+                     SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])"
+                );
+                let mut tx = store.begin().await?;
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(ids)
+                    .bind(names)
+                    .bind(balances)
+                    .execute(&mut *tx)
+                    .await?;
+                store.commit(tx).await
+            }
+            Db::Sqlite(store) => {
+                let rows: Vec<serde_json::Value> = ids
+                    .iter()
+                    .zip(&names)
+                    .zip(&balances)
+                    .map(|((id, name), balance)| serde_json::json!([id, name, balance]))
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO {table} (id, name, balance) \
+                     SELECT value->>0, value->>1, value->>2 FROM json_each(?1)"
+                );
+                let mut tx = store.begin().await?;
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(serde_json::Value::Array(rows).to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                store.commit(tx).await
+            }
+        }
+    }
+
+    async fn install(&self, trigger: &MutationTrigger) -> soiree_sql::Result<()> {
+        match self {
+            Db::Postgres(store) => store.install_mutation_triggers(trigger).await,
+            Db::Sqlite(store) => store.install_mutation_triggers(trigger).await,
+        }
+    }
+
+    fn queue(&self) -> &dyn EventQueue {
+        match self {
+            Db::Postgres(store) => store,
+            Db::Sqlite(store) => store,
+        }
+    }
+
+    fn shared(&self) -> Arc<dyn EventStore> {
+        match self {
+            Db::Postgres(store) => Arc::new(store.clone()),
+            Db::Sqlite(store) => Arc::new(store.clone()),
+        }
+    }
+}
+
+async fn run(setup: Setup) -> Result<Report> {
+    let sqlite = run_sqlite(&setup).await?;
+    let postgres = run_postgres(&setup).await?;
+    let n = setup.n;
+    // The headline: rows captured and handled per second over both stores.
+    let stores = [Some(&sqlite), postgres.as_ref()];
+    let (seconds, units) = stores
+        .iter()
+        .flatten()
+        .fold((Duration::ZERO, 0), |(time, units), o| {
+            (time + o.elapsed, units + n)
+        });
+    let mut report = Report::new(&setup, seconds, units);
+    for (store, outcome) in [("sqlite", Some(&sqlite)), ("postgres", postgres.as_ref())] {
+        let Some(outcome) = outcome else {
+            continue;
+        };
+        let (rate_key, seconds_key, insert_key) = if store == "sqlite" {
+            ("sqlite_rate", "sqlite_seconds", "sqlite_insert_seconds")
+        } else {
+            (
+                "postgres_rate",
+                "postgres_seconds",
+                "postgres_insert_seconds",
+            )
+        };
+        let seconds = outcome.elapsed.as_secs_f64();
+        let rate = if seconds > 0.0 {
+            n as f64 / seconds
+        } else {
+            0.0
+        };
+        report = report
+            .figure(rate_key, rate, 0)
+            .figure(seconds_key, seconds, 4)
+            .figure(insert_key, outcome.inserted.as_secs_f64(), 4)
+            .check(outcome.finished, || {
+                format!(
+                    "{store}: only {} of {n} mutations handled in time",
+                    outcome.distinct
+                )
+            })
+            .check(outcome.distinct == n && outcome.runs == n, || {
+                format!(
+                    "{store}: {n} rows: {} distinct events handled in {} runs",
+                    outcome.distinct, outcome.runs
+                )
+            })
+            .check(outcome.wrong == 0, || {
+                format!("{store}: {} events with a wrong payload", outcome.wrong)
+            })
+            .check(outcome.backlog == 0, || {
+                format!("{store}: {} events left pending", outcome.backlog)
+            });
+    }
+    // Without PostgreSQL the run said so on stderr and reports SQLite only.
+    Ok(report)
+}
+
+async fn run_sqlite(setup: &Setup) -> Result<Outcome> {
+    let dir = std::env::temp_dir().join(format!("soiree-bench-mutations-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let store = SqliteStore::builder(dir.join("app.db"))
+        .metrics_registry(MetricsRegistry::new())
+        .build()
+        .await
+        .map_err(store_error)?;
+    let outcome = measure(setup, Db::Sqlite(store.clone())).await;
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
+}
+
+async fn run_postgres(setup: &Setup) -> Result<Option<Outcome>> {
+    let (url, _server) = match &setup.postgres {
+        Some(url) => (url.clone(), None),
+        None => {
+            let started = tokio::task::spawn_blocking(soiree_test::postgres::PostgresServer::start)
+                .await
+                .map_err(|err| Error::Aborted {
+                    scenario: setup.scenario,
+                    reason: err.to_string(),
+                })?;
+            match started {
+                Ok(server) => (server.url(), Some(server)),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    eprintln!("mutation-capture: skipping PostgreSQL: {err}");
+                    return Ok(None);
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+    };
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    // A schema of its own for the store and the table, dropped after the
+    // run: a shared server is never disturbed.
+    let schema = format!("soiree_bench_{}_{millis}", std::process::id());
+    let store = PostgresStore::builder(&url)
+        .schema(&schema)
+        .metrics_registry(MetricsRegistry::new())
+        .build()
+        .await
+        .map_err(store_error)?;
+    let db = Db::Postgres(store.clone());
+    let outcome = measure(setup, db).await;
+    let dropped = sqlx::query(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+        .execute(store.pool())
+        .await;
+    if let Err(err) = dropped {
+        eprintln!("could not drop the bench schema {schema}: {err}");
+    }
+    outcome.map(Some)
+}
+
+/// Runs the scenario on one store.
+async fn measure(setup: &Setup, db: Db) -> Result<Outcome> {
+    let n = setup.n;
+    let (table, trigger) = match &db {
+        Db::Postgres(store) => (
+            format!("\"{}\".bench_accounts", store.schema()),
+            MutationTrigger::new("bench_accounts", ENTITY).table_schema(store.schema()),
+        ),
+        Db::Sqlite(_) => (
+            "bench_accounts".to_owned(),
+            MutationTrigger::new("bench_accounts", ENTITY),
+        ),
+    };
+    db.exec(format!(
+        "CREATE TABLE {table} (id BIGINT PRIMARY KEY, name TEXT NOT NULL, balance BIGINT NOT NULL)"
+    ))
+    .await
+    .map_err(store_error)?;
+    db.install(&trigger).await.map_err(store_error)?;
+
+    let bus = EventBus::builder()
+        .shared_store(db.shared())
+        .pool_name("bench")
+        .metrics_registry(MetricsRegistry::new())
+        .build()?;
+    let mutations = Mutations::new(bus.clone());
+    let handled = Arc::new(Handled::default());
+    let recorder = Arc::clone(&handled);
+    mutations.add_named_mutation_listener("bench", ENTITY, move |ctx, payload| {
+        let recorder = Arc::clone(&recorder);
+        async move {
+            if payload.operation != Operation::Create || payload.after.is_none() {
+                *recorder.wrong.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            }
+            let id = ctx.event_id().unwrap_or_default();
+            let mut ids = recorder.ids.lock().unwrap_or_else(|e| e.into_inner());
+            *ids.entry(id).or_default() += 1;
+            if ids.len() as u64 >= n {
+                recorder.done.notify_one();
+            }
+            Ok(())
+        }
+    })?;
+
+    let start = Instant::now();
+    let mut producers = Vec::new();
+    for producer in 0..PRODUCERS {
+        let db = db.clone();
+        let table = table.clone();
+        producers.push(tokio::spawn(async move {
+            let mine: Vec<u64> = (0..n).filter(|i| i % PRODUCERS == producer).collect();
+            for chunk in mine.chunks(PER_TX as usize) {
+                db.insert(&table, chunk).await?;
+            }
+            Ok::<_, soiree_sql::Error>(())
+        }));
+    }
+    for producer in producers {
+        producer
+            .await
+            .map_err(|err| Error::Aborted {
+                scenario: setup.scenario,
+                reason: err.to_string(),
+            })?
+            .map_err(store_error)?;
+    }
+    let inserted = start.elapsed();
+    let all = async {
+        loop {
+            let waiting = handled.done.notified();
+            if handled.ids.lock().unwrap_or_else(|e| e.into_inner()).len() as u64 >= n {
+                return;
+            }
+            waiting.await;
+        }
+    };
+    let finished = tokio::time::timeout(LIMIT, all).await.is_ok();
+    let elapsed = start.elapsed();
+    bus.wait_for_idle().await;
+    bus.close().await?;
+
+    let ids = handled
+        .ids
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let distinct = ids.len() as u64;
+    let runs: u64 = ids.values().map(|&c| u64::from(c)).sum();
+    let wrong = *handled.wrong.lock().unwrap_or_else(|e| e.into_inner());
+    let backlog = db.queue().backlog().await?;
+    Ok(Outcome {
+        elapsed,
+        inserted,
+        distinct,
+        runs,
+        wrong,
+        backlog,
+        finished,
+    })
+}

@@ -1,0 +1,35 @@
+//! The mutations example as a test: a setting committed, the process
+//! killed with SIGKILL before handling, the billing listener run exactly
+//! once after the restart. The test binary is the example: it runs itself
+//! as the example's child processes.
+
+#[path = "../examples/mutations.rs"]
+mod example;
+
+fn main() {
+    // A child process of the example: its role is in the environment.
+    if std::env::var_os("SOIREE_MUTATIONS_ROLE").is_some() {
+        if let Err(err) = example::main() {
+            eprintln!("{err}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    // Answer the test harness's questions without running anything.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|arg| arg == "--list") {
+        println!("mutations_example: test");
+        return;
+    }
+    if let Some(filter) = args.iter().find(|arg| !arg.starts_with('-'))
+        && !"mutations_example".contains(filter.as_str())
+    {
+        println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
+        return;
+    }
+    println!("test mutations_example::billed_once_across_kill_9 ...");
+    if let Err(err) = example::main() {
+        panic!("the mutations example failed: {err}");
+    }
+    println!("test result: ok. 1 passed");
+}
