@@ -37,7 +37,7 @@ impl RedisMetrics {
         let queue_length = registry
             .metric(
                 "soiree_redis_queue_length",
-                "Events not yet acknowledged: undelivered plus pending.",
+                "Events not yet acknowledged: undelivered plus pending",
                 Family::<StreamLabels, Gauge>::default,
             )
             .get_or_create(&labels)
@@ -45,24 +45,24 @@ impl RedisMetrics {
         Self {
             persisted: counter(
                 "soiree_redis_events_persisted",
-                "Events appended to the Redis stream.",
+                "Events appended to the Redis stream",
             ),
             dequeued: counter(
                 "soiree_redis_events_dequeued",
-                "Events delivered to a consumer of this process.",
+                "Events delivered to a consumer of this process",
             ),
             results: counter(
                 "soiree_redis_results_persisted",
-                "Handler results appended to the results stream.",
+                "Handler results appended to the results stream",
             ),
             queue_length,
             dead_lettered: counter(
                 "soiree_redis_dead_lettered",
-                "Entries moved to the dead-letter stream.",
+                "Entries moved to the dead-letter stream",
             ),
             redelivered: counter(
                 "soiree_redis_redeliveries",
-                "Entries delivered again after a consumer failed to acknowledge them.",
+                "Entries delivered again after a consumer failed to acknowledge them",
             ),
         }
     }

@@ -191,3 +191,23 @@ async fn rediss_without_the_tls_feature_is_a_config_error() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn metric_help_texts_end_in_one_period() {
+    let server = server_or_skip!();
+    let registry = soiree::MetricsRegistry::new();
+    let _store = support::builder(&server, "help")
+        .metrics_registry(registry.clone())
+        .build()
+        .await
+        .unwrap();
+    let text = registry.encode();
+    let helps: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("# HELP soiree_redis"))
+        .collect();
+    assert!(!helps.is_empty(), "{text}");
+    for line in helps {
+        assert!(line.ends_with('.') && !line.ends_with(".."), "{line}");
+    }
+}

@@ -40,7 +40,7 @@ impl SqlMetrics {
         let queue_length = registry
             .metric(
                 "soiree_sql_queue_length",
-                "Events not yet acknowledged by the group: unclaimed plus leased.",
+                "Events not yet acknowledged by the group: unclaimed plus leased",
                 Family::<StoreLabels, Gauge>::default,
             )
             .get_or_create(&labels)
@@ -48,25 +48,25 @@ impl SqlMetrics {
         Self {
             persisted: counter(
                 "soiree_sql_events_persisted",
-                "Events appended to the log by this store.",
+                "Events appended to the log by this store",
             ),
             dequeued: counter(
                 "soiree_sql_events_dequeued",
-                "Events delivered to a consumer of this process.",
+                "Events delivered to a consumer of this process",
             ),
             results: counter("soiree_sql_results_persisted", "Handler results saved."),
             queue_length,
             dead_lettered: counter(
                 "soiree_sql_dead_lettered",
-                "Events moved to the dead letters.",
+                "Events moved to the dead letters",
             ),
             redelivered: counter(
                 "soiree_sql_redeliveries",
-                "Events delivered again after their lease expired.",
+                "Events delivered again after their lease expired",
             ),
             stale_acks: counter(
                 "soiree_sql_stale_acks",
-                "Acknowledgements refused because their lease had expired or moved.",
+                "Acknowledgements refused because their lease had expired or moved",
             ),
         }
     }
