@@ -92,6 +92,7 @@ pub(crate) struct Inner {
     pub(crate) release_script: redis::Script,
     pub(crate) extend_script: redis::Script,
     pub(crate) writer: Writer,
+    pub(crate) results_writer: Writer,
     /// Result writes handed to the writer and not yet awaited.
     pub(crate) results_behind: std::sync::Mutex<Vec<crate::writer::Written>>,
     pub(crate) dedup_cache: DedupCache,
@@ -182,7 +183,10 @@ impl RedisStore {
             ConnectionManager::new_with_config(client, config.set_response_timeout(None))
                 .await
                 .map_err(connect_error)?;
-        let writer = Writer::spawn(conn.clone())?;
+        let writer = Writer::spawn(conn.clone(), crate::writer::MAX_IN_FLIGHT)?;
+        // One pipeline at a time: results are read back in the order they
+        // were saved.
+        let results_writer = Writer::spawn(conn.clone(), 1)?;
         let keys = Keys::new(&options.prefix);
         let metrics = RedisMetrics::new(registry, &keys.events);
         let store = Self {
@@ -197,6 +201,7 @@ impl RedisStore {
                 release_script: redis::Script::new(crate::queue::RELEASE_SCRIPT),
                 extend_script: redis::Script::new(crate::queue::EXTEND_SCRIPT),
                 writer,
+                results_writer,
                 results_behind: std::sync::Mutex::default(),
                 dedup_cache: DedupCache::default(),
                 started: Instant::now(),
@@ -539,7 +544,7 @@ impl EventStore for RedisStore {
         // Written behind: the listener's worker does not wait for Redis.
         // `ack` and `fail` wait for these writes first, so a result is in
         // Redis before its delivery is settled.
-        let written = inner.writer.write_behind(cmds)?;
+        let written = inner.results_writer.write_behind(cmds)?;
         inner.lock_results_behind().push(written);
         if result.succeeded() && !result.event_id.is_empty() {
             inner
@@ -569,6 +574,8 @@ impl HandlerDedup for RedisStore {
         if let Some(answer) = self.inner.dedup_cache.succeeded(event_id, handler_id) {
             return Ok(answer);
         }
+        // Results written behind by this store are read back too.
+        self.flush_results().await;
         let key = self.inner.keys.dedup(event_id);
         Ok(self
             .query(redis::cmd("SISMEMBER").arg(key).arg(handler_id))

@@ -16,7 +16,8 @@ use crate::{Error, Result};
 /// The most requests sent in one pipeline.
 const MAX_BATCH: usize = 512;
 /// The most pipelines awaiting their replies at once.
-const MAX_IN_FLIGHT: usize = 4;
+/// Pipelines of appends in flight at once.
+pub(crate) const MAX_IN_FLIGHT: usize = 4;
 
 struct Request {
     cmds: Vec<Cmd>,
@@ -43,12 +44,14 @@ impl Writer {
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] outside a tokio runtime.
-    pub(crate) fn spawn(conn: ConnectionManager) -> Result<Self> {
+    /// `max_in_flight` pipelines at once: more is faster, one keeps the
+    /// order in which commands were handed over.
+    pub(crate) fn spawn(conn: ConnectionManager, max_in_flight: usize) -> Result<Self> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::InvalidConfig("a RedisStore must be built inside a tokio runtime".into())
         })?;
         let (requests, receiver) = mpsc::unbounded_channel();
-        runtime.spawn(run(conn, receiver));
+        runtime.spawn(run(conn, receiver, max_in_flight.max(1)));
         Ok(Self { requests })
     }
 
@@ -84,12 +87,16 @@ fn gone() -> Error {
     )))
 }
 
-async fn run(conn: ConnectionManager, mut receiver: mpsc::UnboundedReceiver<Request>) {
+async fn run(
+    conn: ConnectionManager,
+    mut receiver: mpsc::UnboundedReceiver<Request>,
+    max_in_flight: usize,
+) {
     let mut in_flight = JoinSet::new();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         tokio::select! {
-            received = receiver.recv_many(&mut batch, MAX_BATCH), if in_flight.len() < MAX_IN_FLIGHT => {
+            received = receiver.recv_many(&mut batch, MAX_BATCH), if in_flight.len() < max_in_flight => {
                 if received == 0 {
                     break;
                 }
