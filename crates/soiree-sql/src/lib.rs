@@ -71,6 +71,7 @@
 
 mod backend;
 mod core;
+mod dead_letters;
 mod dedup_cache;
 mod emit;
 mod error;
@@ -84,7 +85,9 @@ mod topic;
 mod traits;
 mod writer;
 
+pub use dead_letters::{DeadLetter, DeadLetterFilter};
 pub use error::{Error, Result};
+pub use options::FailurePolicy;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "sqlite")]
