@@ -207,6 +207,17 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Moves the group's dead letters chosen by `filter` to the retry
     /// table, due at once; returns how many.
     async fn replay_dead(&self, filter: &crate::DeadLetterFilter) -> Result<u64>;
+    /// Deletes at most `batch` events that every group's cursor passed, no
+    /// lease covers and that are older than `older_than_ms`, oldest first;
+    /// returns how many.
+    async fn prune(&self, older_than_ms: i64, batch: usize) -> Result<u64>;
+    /// The age in milliseconds of the oldest event the group has not
+    /// acknowledged (unclaimed or leased), if any.
+    async fn oldest_unconsumed_ms(&self) -> Result<Option<i64>>;
+    /// How many transactions the claim horizon (the oldest running
+    /// transaction) lags behind the next transaction id; `None` where there
+    /// is no such horizon (SQLite).
+    async fn xmin_lag(&self) -> Result<Option<i64>>;
     /// Wakes consumers in other processes (throttled by the caller).
     async fn notify_others(&self) -> Result<()>;
 }

@@ -27,7 +27,7 @@ use crate::dedup_cache::DedupCache;
 use crate::metrics::SqlMetrics;
 use crate::options::Options;
 use crate::writer::{Recorder, Writer};
-use crate::{DeadLetter, DeadLetterFilter, Error, FailurePolicy, Result};
+use crate::{DeadLetter, DeadLetterFilter, Error, FailurePolicy, QueueStats, Result};
 
 /// Leases remembered after completion, so that a repeated acknowledgement
 /// (the bus retries a failed ack call) is not taken for a stale one.
@@ -38,6 +38,8 @@ const WAITING_PAUSE: Duration = Duration::from_millis(1);
 /// How long an acknowledgement (or a read) waits for earlier results to be
 /// written before it fails.
 const FLUSH_LIMIT: Duration = Duration::from_secs(10);
+/// Events deleted per statement by retention.
+const PRUNE_BATCH: usize = 10_000;
 
 /// The shared state of a store: cheap to reach through an `Arc`.
 pub(crate) struct Core<B: Backend> {
@@ -888,6 +890,44 @@ impl<B: Backend> Core<B> {
         Ok(backlog)
     }
 
+    /// Deletes, in batches, the events every group passed that no lease
+    /// covers and that are older than `older_than`; returns how many.
+    pub(crate) async fn prune_consumed(&self, older_than: Duration) -> Result<u64> {
+        let ms = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        let mut total = 0;
+        loop {
+            let deleted = self.backend.prune(ms, PRUNE_BATCH).await?;
+            total += deleted;
+            if deleted < PRUNE_BATCH as u64 {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// The group's backlog, oldest unconsumed age and (PostgreSQL) xmin
+    /// lag; sets the gauges.
+    pub(crate) async fn stats(&self) -> Result<QueueStats> {
+        let backlog = self.backlog().await?;
+        let oldest = self
+            .backend
+            .oldest_unconsumed_ms()
+            .await?
+            .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
+        let xmin_lag = self.backend.xmin_lag().await?;
+        self.metrics
+            .oldest_unconsumed
+            .set(oldest.map_or(0.0, |age| age.as_secs_f64()));
+        if let Some(lag) = xmin_lag {
+            self.metrics.xmin_lag.set(lag);
+        }
+        Ok(QueueStats {
+            backlog,
+            oldest_unconsumed_age: oldest,
+            xmin_lag: xmin_lag.map(|lag| u64::try_from(lag).unwrap_or(0)),
+        })
+    }
+
     pub(crate) async fn events(
         &self,
         cursor: Option<&str>,
@@ -941,6 +981,7 @@ impl<B: Backend> Core<B> {
             return;
         }
         tokio::spawn(heartbeat(Arc::downgrade(self)));
+        tokio::spawn(maintenance(Arc::downgrade(self)));
     }
 
     /// Extends the leases and retry rows this consumer holds while their
@@ -1012,6 +1053,33 @@ async fn heartbeat<B: Backend>(core: Weak<Core<B>>) {
         tokio::time::sleep(period).await;
         let Some(core) = core.upgrade() else { return };
         core.extend_leases().await;
+    }
+}
+
+/// Refreshes the gauges and applies retention, while the store lives.
+async fn maintenance<B: Backend>(core: Weak<Core<B>>) {
+    loop {
+        let Some(period) = core.upgrade().map(|core| {
+            core.options
+                .retention
+                .map_or(Duration::from_secs(15), |window| {
+                    (window / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
+                })
+        }) else {
+            return;
+        };
+        tokio::time::sleep(period).await;
+        let Some(core) = core.upgrade() else { return };
+        if let Err(err) = core.stats().await {
+            tracing::debug!(%err, "cannot refresh the queue gauges");
+        }
+        if let Some(window) = core.options.retention {
+            match core.prune_consumed(window).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::debug!(deleted, "retention deleted consumed events"),
+                Err(err) => tracing::warn!(%err, "retention failed; retrying later"),
+            }
+        }
     }
 }
 

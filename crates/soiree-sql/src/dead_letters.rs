@@ -109,3 +109,20 @@ impl DeadLetterFilter {
         self.limit
     }
 }
+
+/// A snapshot of a store's group, from `stats` (which also sets the
+/// `soiree_sql_queue_length`, `soiree_sql_oldest_unconsumed_age_seconds` and
+/// `soiree_sql_xmin_lag_transactions` gauges).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueStats {
+    /// Events not yet acknowledged by the group (unclaimed, leased, or
+    /// waiting in the retry table).
+    pub backlog: u64,
+    /// How long the oldest of them has been in the log, if any.
+    pub oldest_unconsumed_age: Option<std::time::Duration>,
+    /// PostgreSQL: how many transactions the claim horizon (the oldest
+    /// running transaction) lags behind the next one; a large value means a
+    /// long transaction somewhere delays delivery. `None` on SQLite.
+    pub xmin_lag: Option<u64>,
+}

@@ -85,7 +85,7 @@ mod topic;
 mod traits;
 mod writer;
 
-pub use dead_letters::{DeadLetter, DeadLetterFilter};
+pub use dead_letters::{DeadLetter, DeadLetterFilter, QueueStats};
 pub use error::{Error, Result};
 pub use options::FailurePolicy;
 #[cfg(feature = "postgres")]

@@ -20,6 +20,7 @@ pub(crate) struct Options {
     pub(crate) on_failure: FailurePolicy,
     pub(crate) retry_backoff: Duration,
     pub(crate) max_handler_time: Duration,
+    pub(crate) retention: Option<Duration>,
 }
 
 /// What the store does with a delivery whose listeners still failed after
@@ -71,6 +72,7 @@ impl Options {
             on_failure: FailurePolicy::DeadLetter,
             retry_backoff: Duration::from_secs(1),
             max_handler_time: Duration::from_secs(3600),
+            retention: None,
         }
     }
 
@@ -96,6 +98,9 @@ impl Options {
         }
         if self.retry_backoff.is_zero() || self.max_handler_time.is_zero() {
             return invalid("retry_backoff and max_handler_time must be positive");
+        }
+        if self.retention.is_some_and(|r| r.is_zero()) {
+            return invalid("retention must be positive");
         }
         if self.max_connections < 2 {
             return invalid("max_connections must be at least 2");
@@ -172,6 +177,18 @@ macro_rules! common_builder_methods {
         /// its lease expires and another consumer gets the event.
         pub fn max_handler_time(mut self, time: std::time::Duration) -> Self {
             self.options.max_handler_time = time;
+            self
+        }
+
+        /// Deletes events from the log once every consumer group's cursor
+        /// passed them, no lease covers them and they are older than
+        /// `window` (default: kept forever). A consumer store checks every
+        /// quarter of the window (between 1 s and 1 min) and deletes in
+        /// batches of 10,000 (one short statement each); `prune_consumed`
+        /// does it on demand. Pruned events leave the history; a group
+        /// created later starts at the oldest event kept.
+        pub fn retention(mut self, window: std::time::Duration) -> Self {
+            self.options.retention = Some(window);
             self
         }
 

@@ -72,6 +72,56 @@ macro_rules! store_traits {
         }
 
         impl $store {
+            /// Deletes, in batches of 10,000, the events that every consumer
+            /// group's cursor passed, that no lease covers and that are older
+            /// than `older_than`; returns how many. The store does it by
+            /// itself with the builder's `retention`.
+            ///
+            /// # Examples
+            ///
+            /// ```no_run
+            /// # #[allow(dead_code)]
+            #[doc = concat!("# async fn demo(store: soiree_sql::", stringify!($store), ") -> soiree_sql::Result<()> {")]
+            /// let deleted = store
+            ///     .prune_consumed(std::time::Duration::from_secs(7 * 86_400))
+            ///     .await?;
+            /// println!("{deleted} consumed events older than a week deleted");
+            /// # Ok(()) }
+            /// ```
+            ///
+            /// # Errors
+            ///
+            /// [`Error::Database`](crate::Error::Database) when a delete fails
+            /// (the batches before it stay deleted).
+            pub async fn prune_consumed(
+                &self,
+                older_than: std::time::Duration,
+            ) -> crate::Result<u64> {
+                self.core().prune_consumed(older_than).await
+            }
+
+            /// The group's backlog, the age of its oldest unconsumed event
+            /// and, on PostgreSQL, the xmin lag; also sets the matching
+            /// gauges (a consumer store refreshes them by itself every 15 s,
+            /// or every quarter of the retention window).
+            ///
+            /// # Examples
+            ///
+            /// ```no_run
+            /// # #[allow(dead_code)]
+            #[doc = concat!("# async fn demo(store: soiree_sql::", stringify!($store), ") -> soiree_sql::Result<()> {")]
+            /// let stats = store.stats().await?;
+            /// println!("{} waiting, oldest {:?}", stats.backlog, stats.oldest_unconsumed_age);
+            /// # Ok(()) }
+            /// ```
+            ///
+            /// # Errors
+            ///
+            /// [`Error::Database`](crate::Error::Database) when a read fails.
+            pub async fn stats(&self) -> crate::Result<crate::QueueStats> {
+                self.core().stats().await
+            }
+
             /// A page of the group's dead letters, oldest first; pass the
             /// page's `next` to get the following one.
             ///

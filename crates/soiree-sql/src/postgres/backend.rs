@@ -45,6 +45,9 @@ pub(crate) struct Statements {
     hand_back: SqlStr,
     dead_letters: SqlStr,
     replay_dead: SqlStr,
+    prune: SqlStr,
+    oldest: SqlStr,
+    xmin_lag: SqlStr,
 }
 
 const LEASE_COLUMNS: &str =
@@ -257,6 +260,33 @@ impl Statements {
                    payload, properties, deliveries, error, run_at) \
                  SELECT group_name, event_tx, event_row, coalesce(topic, ''), event_id, \
                    payload, properties, 0, error, clock_timestamp() FROM gone"),
+            // Below every group's cursor and every lease's start, older than
+            // the window, oldest first, one batch.
+            prune: q("WITH c AS ( \
+                   SELECT claimed_tx, claimed_id FROM soiree_cursors \
+                   ORDER BY claimed_tx, claimed_id LIMIT 1), \
+                 l AS ( \
+                   SELECT lo_tx, lo_id FROM soiree_leases ORDER BY lo_tx, lo_id LIMIT 1) \
+                 DELETE FROM soiree_events WHERE (tx, id) IN ( \
+                   SELECT e.tx, e.id FROM soiree_events e, c \
+                   WHERE (e.tx, e.id) <= (c.claimed_tx, c.claimed_id) \
+                     AND NOT EXISTS (SELECT 1 FROM l WHERE (e.tx, e.id) >= (l.lo_tx, l.lo_id)) \
+                     AND e.created_at < now() - $1 * interval '1 millisecond' \
+                   ORDER BY e.tx, e.id LIMIT $2)"),
+            oldest: q(
+                "SELECT (extract(epoch FROM clock_timestamp() - min(created_at)) * 1000)::bigint \
+                 FROM ( \
+                   (SELECT e.created_at FROM soiree_events e, soiree_cursors c \
+                    WHERE c.group_name = $1 AND (e.tx, e.id) > (c.claimed_tx, c.claimed_id) \
+                    ORDER BY e.tx, e.id LIMIT 1) \
+                   UNION ALL \
+                   SELECT e.created_at FROM soiree_leases l JOIN soiree_events e \
+                     ON e.tx = l.lo_tx AND e.id = l.lo_id WHERE l.group_name = $1 \
+                   UNION ALL \
+                   SELECT created_at FROM soiree_retries WHERE group_name = $1) s",
+            ),
+            xmin_lag: q("SELECT (pg_snapshot_xmax(s)::text::bigint \
+                   - pg_snapshot_xmin(s)::text::bigint) FROM pg_current_snapshot() AS s"),
         }
     }
 }
@@ -673,6 +703,28 @@ impl Backend for PgBackend {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn prune(&self, older_than_ms: i64, batch: usize) -> Result<u64> {
+        let done = sqlx::query(self.sql.prune.clone())
+            .bind(older_than_ms)
+            .bind(i64::try_from(batch).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn oldest_unconsumed_ms(&self) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(self.sql.oldest.clone())
+            .bind(&self.group)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn xmin_lag(&self) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(self.sql.xmin_lag.clone())
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn notify_others(&self) -> Result<()> {

@@ -693,6 +693,46 @@ impl Backend for SqliteBackend {
         Ok(moved.rows_affected())
     }
 
+    async fn prune(&self, older_than_ms: i64, batch: usize) -> Result<u64> {
+        // One short write per batch: the writer is not held for long.
+        let done = sqlx::query(
+            "DELETE FROM soiree_events WHERE id IN ( \
+               SELECT id FROM soiree_events \
+               WHERE id <= (SELECT min(claimed_id) FROM soiree_cursors) \
+                 AND id < coalesce((SELECT min(lo_id) FROM soiree_leases), 9223372036854775807) \
+                 AND created_at < strftime('%Y-%m-%dT%H:%M:%fZ', ?1 / 1000.0, 'unixepoch') \
+               ORDER BY id LIMIT ?2)",
+        )
+        .bind(now_ms() - older_than_ms)
+        .bind(i64::try_from(batch).unwrap_or(i64::MAX))
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn oldest_unconsumed_ms(&self) -> Result<Option<i64>> {
+        let oldest: Option<f64> = sqlx::query_scalar(
+            "SELECT (julianday('now') - julianday(min(created_at))) * 86400000.0 FROM ( \
+               SELECT * FROM (SELECT created_at FROM soiree_events WHERE id > \
+                 (SELECT claimed_id FROM soiree_cursors WHERE group_name = ?1) \
+                 ORDER BY id LIMIT 1) \
+               UNION ALL \
+               SELECT e.created_at FROM soiree_leases l JOIN soiree_events e ON e.id = l.lo_id \
+               WHERE l.group_name = ?1 \
+               UNION ALL \
+               SELECT created_at FROM soiree_retries WHERE group_name = ?1)",
+        )
+        .bind(&self.group)
+        .fetch_one(&self.readers)
+        .await?;
+        #[allow(clippy::cast_possible_truncation)]
+        Ok(oldest.map(|ms| ms.max(0.0).round() as i64))
+    }
+
+    async fn xmin_lag(&self) -> Result<Option<i64>> {
+        Ok(None)
+    }
+
     async fn notify_others(&self) -> Result<()> {
         Ok(())
     }
