@@ -114,8 +114,11 @@ struct Held {
     pending: HashSet<i64>,
     /// Every event of the lease, in log order.
     rows: Vec<Pos>,
-    /// Rows handed out and not yet settled, and since when.
-    out: HashMap<i64, Instant>,
+    /// How many rows are handed out and not yet settled (approximately:
+    /// one counter per lease instead of a map entry per event)…
+    out_count: usize,
+    /// …and since when some have been, continuously.
+    out_since: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -306,7 +309,10 @@ impl<B: Backend> Core<B> {
             let live = match entry.source {
                 Receipt::Log { lease, token, row } => match state.leases.get_mut(&lease) {
                     Some(held) if held.token == token && held.pending.contains(&row) => {
-                        held.out.insert(row, now);
+                        if held.out_count == 0 {
+                            held.out_since = Some(now);
+                        }
+                        held.out_count += 1;
                         true
                     }
                     _ => false,
@@ -552,14 +558,16 @@ impl<B: Backend> Core<B> {
                 deliveries: lease.deliveries,
                 pending: ready.iter().map(|(pos, _)| pos.id).collect(),
                 rows: ready.iter().map(|(pos, _)| *pos).collect(),
-                out: HashMap::new(),
+                out_count: 0,
+                out_since: None,
             },
         );
+        let mut known = Vec::with_capacity(n);
         for (pos, event) in ready {
             let receipt = log_receipt(lease.id, lease.token, pos);
             if let Some(event_id) = event.id() {
                 let handlers = by_event.get(event_id).cloned().unwrap_or_default();
-                self.dedup.insert(&receipt, event_id, handlers);
+                known.push((receipt.clone(), event_id.to_owned(), handlers));
             }
             state.buffer.push_back(Buffered {
                 source: Receipt::Log {
@@ -574,6 +582,9 @@ impl<B: Backend> Core<B> {
                 },
             });
         }
+        // Before any dequeue can take them: the bus's dedup lookups then
+        // need no round trip.
+        self.dedup.insert_many(known);
         drop(state);
         self.metrics.dequeued.inc_by(n as u64);
         if count > 1 {
@@ -632,7 +643,10 @@ impl<B: Backend> Core<B> {
                 match state.leases.get_mut(&lease) {
                     Some(held) if held.token == token => {
                         held.pending.remove(&row);
-                        held.out.remove(&row);
+                        held.out_count = held.out_count.saturating_sub(1);
+                        if held.out_count == 0 {
+                            held.out_since = None;
+                        }
                         *per_lease.entry((lease, token)).or_default() += 1;
                     }
                     _ if state.completed_set.contains(&(lease, token)) => {}
@@ -999,7 +1013,7 @@ impl<B: Backend> Core<B> {
                 state
                     .leases
                     .iter()
-                    .filter(|(_, held)| held.out.values().all(fresh))
+                    .filter(|(_, held)| held.out_since.as_ref().is_none_or(fresh))
                     .map(|(id, held)| (*id, held.token))
                     .collect(),
                 state
