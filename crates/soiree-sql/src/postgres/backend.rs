@@ -92,8 +92,8 @@ impl Statements {
                    SELECT claimed_tx, claimed_id FROM soiree_cursors \
                    WHERE group_name = $1 FOR UPDATE), \
                  span AS ( \
-                   SELECT e.tx, e.id FROM soiree_events e, c \
-                   WHERE (e.tx, e.id) > (c.claimed_tx, c.claimed_id) \
+                   SELECT e.tx, e.id FROM soiree_events e \
+                   WHERE (e.tx, e.id) > ((SELECT claimed_tx FROM c), (SELECT claimed_id FROM c)) \
                      AND e.tx < pg_snapshot_xmin(pg_current_snapshot()) \
                    ORDER BY e.tx, e.id LIMIT $2), \
                  lo AS (SELECT tx, id FROM span ORDER BY tx, id LIMIT 1), \
@@ -110,8 +110,9 @@ impl Statements {
                  FROM lo, hi, n \
                  RETURNING LEASE_COLUMNS"),
             waiting: q("SELECT EXISTS ( \
-                   SELECT 1 FROM soiree_events e, soiree_cursors c \
-                   WHERE c.group_name = $1 AND (e.tx, e.id) > (c.claimed_tx, c.claimed_id))"),
+                   SELECT 1 FROM soiree_events e WHERE (e.tx, e.id) > ( \
+                     (SELECT claimed_tx FROM soiree_cursors WHERE group_name = $1), \
+                     (SELECT claimed_id FROM soiree_cursors WHERE group_name = $1)))"),
             reclaim: q(
                 "UPDATE soiree_leases SET token = nextval('soiree_lease_tokens'), \
                    consumer = $2, deliveries = deliveries + 1, \
@@ -166,9 +167,9 @@ impl Statements {
                  FROM unnest($1::bigint[], $2::bigint[]) AS u(id, token) \
                  WHERE l.id = u.id AND l.token = u.token RETURNING l.id"),
             backlog: q("SELECT ( \
-                   SELECT count(*) FROM soiree_events e, soiree_cursors c \
-                   WHERE c.group_name = $1 \
-                     AND (e.tx, e.id) > (c.claimed_tx, c.claimed_id)) \
+                   SELECT count(*) FROM soiree_events e WHERE (e.tx, e.id) > ( \
+                     (SELECT claimed_tx FROM soiree_cursors WHERE group_name = $1), \
+                     (SELECT claimed_id FROM soiree_cursors WHERE group_name = $1))) \
                  + (SELECT coalesce(sum(events), 0) FROM soiree_leases \
                     WHERE group_name = $1) \
                  + (SELECT count(*) FROM soiree_retries WHERE group_name = $1)"),
@@ -276,8 +277,9 @@ impl Statements {
             oldest: q(
                 "SELECT (extract(epoch FROM clock_timestamp() - min(created_at)) * 1000)::bigint \
                  FROM ( \
-                   (SELECT e.created_at FROM soiree_events e, soiree_cursors c \
-                    WHERE c.group_name = $1 AND (e.tx, e.id) > (c.claimed_tx, c.claimed_id) \
+                   (SELECT e.created_at FROM soiree_events e WHERE (e.tx, e.id) > ( \
+                      (SELECT claimed_tx FROM soiree_cursors WHERE group_name = $1), \
+                      (SELECT claimed_id FROM soiree_cursors WHERE group_name = $1)) \
                     ORDER BY e.tx, e.id LIMIT 1) \
                    UNION ALL \
                    SELECT e.created_at FROM soiree_leases l JOIN soiree_events e \
