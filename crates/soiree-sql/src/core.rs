@@ -340,7 +340,8 @@ impl<B: Backend> Core<B> {
             // Another dequeue filled it while this one waited for the lock.
             return Ok(Fill::Progress);
         }
-        if Instant::now() >= claim.next_reclaim {
+        let reclaim_due = Instant::now() >= claim.next_reclaim;
+        if reclaim_due {
             match self.backend.reclaim().await? {
                 Some(lease) => {
                     self.reclaimed(lease).await?;
@@ -370,9 +371,17 @@ impl<B: Backend> Core<B> {
                 self.load(lease).await?;
                 Ok(Fill::Progress)
             }
-            None => Ok(Fill::Empty {
-                waiting: self.backend.waiting().await?,
-            }),
+            None => {
+                // Nothing new: take over an expired or handed-back lease now
+                // rather than at the next reclaim time.
+                if !reclaim_due && let Some(lease) = self.backend.reclaim().await? {
+                    self.reclaimed(lease).await?;
+                    return Ok(Fill::Progress);
+                }
+                Ok(Fill::Empty {
+                    waiting: self.backend.waiting().await?,
+                })
+            }
         }
     }
 
@@ -829,6 +838,10 @@ impl<B: Backend> Core<B> {
             }
         }
         let count = handed.len();
+        if count > 0 || !retries.is_empty() {
+            // Other consumers (in other processes too) claim them next.
+            self.wake();
+        }
         self.settle_log(&handed).await?;
         if !retries.is_empty() {
             self.backend.release_retries(&retries).await?;
