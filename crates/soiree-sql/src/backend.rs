@@ -102,6 +102,44 @@ pub(crate) struct DeadRow {
     pub(crate) deliveries: i32,
 }
 
+/// A failed delivery of a held lease, on its way to the dead letters or the
+/// retry table (only while the lease's token still matches).
+#[derive(Debug, Clone)]
+pub(crate) struct FailedRow {
+    pub(crate) lease: i64,
+    pub(crate) token: i64,
+    pub(crate) pos: Pos,
+    pub(crate) error: String,
+    /// Milliseconds before it is due again (retry table only).
+    pub(crate) delay_ms: i64,
+}
+
+/// A row of the retry table claimed for delivery, under a fencing token.
+#[derive(Debug, Clone)]
+pub(crate) struct RetryRow {
+    pub(crate) id: i64,
+    pub(crate) token: i64,
+    pub(crate) deliveries: i32,
+    pub(crate) event: RawEvent,
+}
+
+/// A failed delivery of a retry-table row.
+#[derive(Debug, Clone)]
+pub(crate) struct FailedRetry {
+    pub(crate) id: i64,
+    pub(crate) token: i64,
+    pub(crate) error: String,
+    pub(crate) delay_ms: i64,
+}
+
+/// A run of consecutive events of a lease, handed back as a lease of its own.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Run {
+    pub(crate) lo: Pos,
+    pub(crate) hi: Pos,
+    pub(crate) events: i32,
+}
+
 /// The SQL of one database; the queue logic above it is shared.
 #[async_trait]
 pub(crate) trait Backend: Send + Sync + 'static {
@@ -144,6 +182,42 @@ pub(crate) trait Backend: Send + Sync + 'static {
         after: Option<i64>,
         limit: usize,
     ) -> Result<Vec<(i64, StoredResult)>>;
+    /// Copies failed events of held leases (token checked) into the dead
+    /// letters, or with `retry` into the retry table; returns how many.
+    async fn fail_leased(&self, rows: &[FailedRow], retry: bool) -> Result<u64>;
+    /// Claims due rows of the retry table (SKIP LOCKED on PostgreSQL) with a
+    /// new token, one more delivery, and `run_at` pushed a lease timeout on.
+    async fn claim_retries(&self, max: usize) -> Result<Vec<RetryRow>>;
+    /// Deletes handled retry rows; returns the ids whose token matched.
+    async fn ack_retries(&self, rows: &[(i64, i64)]) -> Result<Vec<i64>>;
+    /// Moves failed retry rows to the dead letters, or with `retry` makes
+    /// them due again after their delay; returns how many.
+    async fn fail_retries(&self, rows: &[FailedRetry], retry: bool) -> Result<u64>;
+    /// Pushes claimed retry rows' `run_at` a lease timeout on; returns the
+    /// ids whose token matched.
+    async fn extend_retries(&self, rows: &[(i64, i64)]) -> Result<Vec<i64>>;
+    /// Makes claimed retry rows due at once, without counting the delivery.
+    async fn release_retries(&self, rows: &[(i64, i64)]) -> Result<()>;
+    /// Records runs of a held lease's events as expired leases of their own
+    /// (one delivery less, so that the next claim does not count), while
+    /// the lease's token matches; returns whether it did.
+    async fn hand_back(&self, lease: (i64, i64), runs: &[Run]) -> Result<bool>;
+    /// A page of the group's dead letters after id `after`, oldest first.
+    async fn dead_letters(&self, after: i64, limit: usize) -> Result<Vec<crate::DeadLetter>>;
+    /// Moves the group's dead letters chosen by `filter` to the retry
+    /// table, due at once; returns how many.
+    async fn replay_dead(&self, filter: &crate::DeadLetterFilter) -> Result<u64>;
+    /// Deletes at most `batch` events that every group's cursor passed, no
+    /// lease covers and that are older than `older_than_ms`, oldest first;
+    /// returns how many.
+    async fn prune(&self, older_than_ms: i64, batch: usize) -> Result<u64>;
+    /// The age in milliseconds of the oldest event the group has not
+    /// acknowledged (unclaimed or leased), if any.
+    async fn oldest_unconsumed_ms(&self) -> Result<Option<i64>>;
+    /// How many transactions the claim horizon (the oldest running
+    /// transaction) lags behind the next transaction id; `None` where there
+    /// is no such horizon (SQLite).
+    async fn xmin_lag(&self) -> Result<Option<i64>>;
     /// Wakes consumers in other processes (throttled by the caller).
     async fn notify_others(&self) -> Result<()>;
 }

@@ -16,16 +16,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use soiree::{Delivery, Page, StoredEvent, StoredResult};
+use soiree::{Delivery, FailedDelivery, Page, StoredEvent, StoredResult};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::backend::{Backend, DeadRow, LeaseRow, NewEvent, Pos};
+use crate::backend::{
+    Backend, DeadRow, FailedRetry, FailedRow, LeaseRow, NewEvent, Pos, RetryRow, Run,
+};
 use crate::dedup_cache::DedupCache;
 use crate::metrics::SqlMetrics;
 use crate::options::Options;
 use crate::writer::{Recorder, Writer};
-use crate::{Error, Result};
+use crate::{DeadLetter, DeadLetterFilter, Error, FailurePolicy, QueueStats, Result};
 
 /// Leases remembered after completion, so that a repeated acknowledgement
 /// (the bus retries a failed ack call) is not taken for a stale one.
@@ -36,6 +38,8 @@ const WAITING_PAUSE: Duration = Duration::from_millis(1);
 /// How long an acknowledgement (or a read) waits for earlier results to be
 /// written before it fails.
 const FLUSH_LIMIT: Duration = Duration::from_secs(10);
+/// Events deleted per statement by retention.
+const PRUNE_BATCH: usize = 10_000;
 
 /// The shared state of a store: cheap to reach through an `Arc`.
 pub(crate) struct Core<B: Backend> {
@@ -52,6 +56,8 @@ pub(crate) struct Core<B: Backend> {
     recorder: Recorder<StoredResult>,
     dedup: DedupCache,
     heartbeat: AtomicBool,
+    /// Set when rows were put in the retry table: look at it on the next fill.
+    retry_due: AtomicBool,
 }
 
 impl<B: Backend> std::fmt::Debug for Core<B> {
@@ -67,16 +73,35 @@ impl<B: Backend> std::fmt::Debug for Core<B> {
 struct ConsumerState {
     buffer: VecDeque<Buffered>,
     leases: HashMap<i64, Held>,
+    /// Retry-table rows claimed and not yet settled.
+    retries: HashMap<i64, HeldRetry>,
     completed: VecDeque<(i64, i64)>,
     completed_set: HashSet<(i64, i64)>,
 }
 
 #[derive(Debug)]
 struct Buffered {
-    lease: i64,
-    token: i64,
-    row: i64,
+    source: Receipt,
     delivery: Delivery,
+}
+
+/// `(id, token)` of leases or retry rows.
+type Pairs = Vec<(i64, i64)>;
+
+/// What a receipt names: an event of a lease, or a row of the retry table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Receipt {
+    Log { lease: i64, token: i64, row: i64 },
+    Retry { id: i64, token: i64 },
+}
+
+/// A retry-table row this consumer claimed.
+#[derive(Debug)]
+struct HeldRetry {
+    token: i64,
+    deliveries: i32,
+    /// Since when the bus has it, once handed out.
+    out: Option<Instant>,
 }
 
 /// A lease this consumer holds.
@@ -84,15 +109,22 @@ struct Buffered {
 struct Held {
     token: i64,
     total: usize,
+    deliveries: i32,
     /// Rows not yet acknowledged.
     pending: HashSet<i64>,
-    /// Rows handed out and not yet acknowledged, and since when.
-    out: HashMap<i64, Instant>,
+    /// Every event of the lease, in log order.
+    rows: Vec<Pos>,
+    /// How many rows are handed out and not yet settled (approximately:
+    /// one counter per lease instead of a map entry per event)…
+    out_count: usize,
+    /// …and since when some have been, continuously.
+    out_since: Option<Instant>,
 }
 
 #[derive(Debug)]
 struct ClaimState {
     next_reclaim: Instant,
+    next_retry: Instant,
 }
 
 /// What a fill of the buffer found.
@@ -138,11 +170,13 @@ impl<B: Backend> Core<B> {
             state: Mutex::default(),
             claiming: tokio::sync::Mutex::new(ClaimState {
                 next_reclaim: Instant::now(),
+                next_retry: Instant::now(),
             }),
             appender,
             recorder,
             dedup: DedupCache::default(),
             heartbeat: AtomicBool::new(false),
+            retry_due: AtomicBool::new(false),
         });
         if let (Some(poke), Some(interval)) = (poke, notify_interval) {
             tokio::spawn(notifier(Arc::downgrade(&core), poke, interval));
@@ -272,14 +306,28 @@ impl<B: Backend> Core<B> {
             let Some(entry) = state.buffer.pop_front() else {
                 break;
             };
-            let Some(held) = state.leases.get_mut(&entry.lease) else {
-                continue;
+            let live = match entry.source {
+                Receipt::Log { lease, token, row } => match state.leases.get_mut(&lease) {
+                    Some(held) if held.token == token && held.pending.contains(&row) => {
+                        if held.out_count == 0 {
+                            held.out_since = Some(now);
+                        }
+                        held.out_count += 1;
+                        true
+                    }
+                    _ => false,
+                },
+                Receipt::Retry { id, token } => match state.retries.get_mut(&id) {
+                    Some(held) if held.token == token => {
+                        held.out = Some(now);
+                        true
+                    }
+                    _ => false,
+                },
             };
-            if held.token != entry.token || !held.pending.contains(&entry.row) {
-                continue;
+            if live {
+                out.push(entry.delivery);
             }
-            held.out.insert(entry.row, now);
-            out.push(entry.delivery);
         }
         out
     }
@@ -292,7 +340,8 @@ impl<B: Backend> Core<B> {
             // Another dequeue filled it while this one waited for the lock.
             return Ok(Fill::Progress);
         }
-        if Instant::now() >= claim.next_reclaim {
+        let reclaim_due = Instant::now() >= claim.next_reclaim;
+        if reclaim_due {
             match self.backend.reclaim().await? {
                 Some(lease) => {
                     self.reclaimed(lease).await?;
@@ -305,14 +354,34 @@ impl<B: Backend> Core<B> {
                 }
             }
         }
+        if self.retry_due.swap(false, Ordering::AcqRel) || Instant::now() >= claim.next_retry {
+            claim.next_retry = Instant::now()
+                + self
+                    .options
+                    .poll_interval
+                    .clamp(Duration::from_millis(10), Duration::from_secs(1));
+            let rows = self.backend.claim_retries(self.options.batch_size).await?;
+            if !rows.is_empty() {
+                self.load_retries(rows).await?;
+                return Ok(Fill::Progress);
+            }
+        }
         match self.backend.claim(self.options.batch_size).await? {
             Some(lease) => {
                 self.load(lease).await?;
                 Ok(Fill::Progress)
             }
-            None => Ok(Fill::Empty {
-                waiting: self.backend.waiting().await?,
-            }),
+            None => {
+                // Nothing new: take over an expired or handed-back lease now
+                // rather than at the next reclaim time.
+                if !reclaim_due && let Some(lease) = self.backend.reclaim().await? {
+                    self.reclaimed(lease).await?;
+                    return Ok(Fill::Progress);
+                }
+                Ok(Fill::Empty {
+                    waiting: self.backend.waiting().await?,
+                })
+            }
         }
     }
 
@@ -345,7 +414,114 @@ impl<B: Backend> Core<B> {
     fn forget_lease(&self, lease: i64) {
         let mut state = self.lock();
         state.leases.remove(&lease);
-        state.buffer.retain(|entry| entry.lease != lease);
+        state
+            .buffer
+            .retain(|entry| !matches!(entry.source, Receipt::Log { lease: l, .. } if l == lease));
+    }
+
+    fn forget_retry(&self, id: i64) {
+        let mut state = self.lock();
+        state.retries.remove(&id);
+        state
+            .buffer
+            .retain(|entry| !matches!(entry.source, Receipt::Retry { id: r, .. } if r == id));
+    }
+
+    /// The handler successes of these events, by event id (empty when they
+    /// cannot be read: the bus then asks per listener).
+    async fn prefetch_successes<'a>(
+        &self,
+        events: impl Iterator<Item = &'a StoredEvent>,
+    ) -> HashMap<String, Vec<String>> {
+        let event_ids: Vec<String> = events
+            .filter_map(|event| event.id().map(str::to_owned))
+            .collect();
+        let mut by_event: HashMap<String, Vec<String>> = HashMap::new();
+        if event_ids.is_empty() {
+            return by_event;
+        }
+        match self.backend.succeeded(&event_ids).await {
+            Ok(done) => {
+                for (event_id, handler) in done {
+                    by_event.entry(event_id).or_default().push(handler);
+                }
+            }
+            Err(err) => tracing::debug!(%err, "cannot prefetch handler successes"),
+        }
+        by_event
+    }
+
+    /// Buffers claimed rows of the retry table; those delivered too often
+    /// (their consumers died) or that are not events go to the dead letters.
+    async fn load_retries(&self, rows: Vec<RetryRow>) -> Result<()> {
+        let max = i32::try_from(self.options.max_deliveries).unwrap_or(i32::MAX);
+        let mut ready = Vec::with_capacity(rows.len());
+        let mut dead = Vec::new();
+        for row in rows {
+            if row.deliveries > max {
+                dead.push(FailedRetry {
+                    id: row.id,
+                    token: row.token,
+                    error: format!(
+                        "delivered {} times (max {max}) without acknowledgement",
+                        row.deliveries
+                    ),
+                    delay_ms: 0,
+                });
+                continue;
+            }
+            match row.event.parse() {
+                Ok(event) => ready.push((row, event)),
+                Err(error) => dead.push(FailedRetry {
+                    id: row.id,
+                    token: row.token,
+                    error,
+                    delay_ms: 0,
+                }),
+            }
+        }
+        if !dead.is_empty() {
+            let moved = self.backend.fail_retries(&dead, false).await?;
+            self.metrics.dead_lettered.inc_by(moved);
+        }
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let by_event = self
+            .prefetch_successes(ready.iter().map(|(_, event)| event))
+            .await;
+        let n = ready.len();
+        let mut state = self.lock();
+        for (row, event) in ready {
+            let receipt = retry_receipt(row.id, row.token);
+            if let Some(event_id) = event.id() {
+                let handlers = by_event.get(event_id).cloned().unwrap_or_default();
+                self.dedup.insert(&receipt, event_id, handlers);
+            }
+            state.retries.insert(
+                row.id,
+                HeldRetry {
+                    token: row.token,
+                    deliveries: row.deliveries,
+                    out: None,
+                },
+            );
+            state.buffer.push_back(Buffered {
+                source: Receipt::Retry {
+                    id: row.id,
+                    token: row.token,
+                },
+                delivery: Delivery {
+                    receipt,
+                    event,
+                    delivery_count: u32::try_from(row.deliveries.max(1)).unwrap_or(1),
+                },
+            });
+        }
+        drop(state);
+        self.metrics.dequeued.inc_by(n as u64);
+        self.metrics.redelivered.inc_by(n as u64);
+        Ok(())
     }
 
     /// Reads a lease's events into the buffer; rows that are not events go
@@ -378,25 +554,9 @@ impl<B: Backend> Core<B> {
             self.backend.complete(&[(lease.id, lease.token)]).await?;
             return Ok(());
         }
-        let event_ids: Vec<String> = ready
-            .iter()
-            .filter_map(|(_, event)| event.id().map(str::to_owned))
-            .collect();
-        let succeeded = if event_ids.is_empty() {
-            Vec::new()
-        } else {
-            match self.backend.succeeded(&event_ids).await {
-                Ok(done) => done,
-                Err(err) => {
-                    tracing::debug!(%err, "cannot prefetch handler successes");
-                    Vec::new()
-                }
-            }
-        };
-        let mut by_event: HashMap<&str, Vec<String>> = HashMap::new();
-        for (event_id, handler) in &succeeded {
-            by_event.entry(event_id).or_default().push(handler.clone());
-        }
+        let by_event = self
+            .prefetch_successes(ready.iter().map(|(_, event)| event))
+            .await;
         let n = ready.len();
         let mut state = self.lock();
         state.leases.insert(
@@ -404,20 +564,26 @@ impl<B: Backend> Core<B> {
             Held {
                 token: lease.token,
                 total: n,
+                deliveries: lease.deliveries,
                 pending: ready.iter().map(|(pos, _)| pos.id).collect(),
-                out: HashMap::new(),
+                rows: ready.iter().map(|(pos, _)| *pos).collect(),
+                out_count: 0,
+                out_since: None,
             },
         );
+        let mut known = Vec::with_capacity(n);
         for (pos, event) in ready {
-            let receipt = receipt(lease.id, lease.token, pos);
+            let receipt = log_receipt(lease.id, lease.token, pos);
             if let Some(event_id) = event.id() {
                 let handlers = by_event.get(event_id).cloned().unwrap_or_default();
-                self.dedup.insert(&receipt, event_id, handlers);
+                known.push((receipt.clone(), event_id.to_owned(), handlers));
             }
             state.buffer.push_back(Buffered {
-                lease: lease.id,
-                token: lease.token,
-                row: pos.id,
+                source: Receipt::Log {
+                    lease: lease.id,
+                    token: lease.token,
+                    row: pos.id,
+                },
                 delivery: Delivery {
                     receipt,
                     event,
@@ -425,6 +591,9 @@ impl<B: Backend> Core<B> {
                 },
             });
         }
+        // Before any dequeue can take them: the bus's dedup lookups then
+        // need no round trip.
+        self.dedup.insert_many(known);
         drop(state);
         self.metrics.dequeued.inc_by(n as u64);
         if count > 1 {
@@ -435,24 +604,58 @@ impl<B: Backend> Core<B> {
 
     /// Acknowledges deliveries; a lease is dropped once all its events are.
     pub(crate) async fn ack(&self, receipts: &[String]) -> Result<()> {
-        let parsed = receipts
-            .iter()
-            .map(|r| parse_receipt(r).ok_or_else(|| Error::InvalidReceipt(r.clone())))
-            .collect::<Result<Vec<_>>>()?;
+        let parsed = parse_receipts(receipts)?;
         // The results of these events' listeners go first: an acknowledged
         // event's results are never lost.
         self.flush_results().await?;
+        let (log, retries) = split_receipts(&parsed);
+        let mut stale = self.settle_log(&log).await?;
+        if !retries.is_empty() {
+            let done: HashSet<i64> = self
+                .backend
+                .ack_retries(&retries)
+                .await?
+                .into_iter()
+                .collect();
+            let mut state = self.lock();
+            for &(id, token) in &retries {
+                state.retries.remove(&id);
+                if done.contains(&id) {
+                    remember(&mut state, (-id, token));
+                } else if !state.completed_set.contains(&(-id, token)) {
+                    stale += 1;
+                }
+            }
+        }
+        self.dedup.remove(receipts);
+        if stale > 0 {
+            self.metrics.stale_acks.inc_by(stale as u64);
+            return Err(Error::StaleLease { receipts: stale });
+        }
+        Ok(())
+    }
+
+    /// Marks events of held leases as done (acknowledged, failed or handed
+    /// back) and drops the leases all of whose events are; returns how many
+    /// receipts named a lease this consumer no longer holds.
+    async fn settle_log(&self, parsed: &[(i64, i64, i64)]) -> Result<usize> {
+        if parsed.is_empty() {
+            return Ok(0);
+        }
         let mut stale = 0usize;
         let mut per_lease: HashMap<(i64, i64), usize> = HashMap::new();
         let mut complete = Vec::new();
         {
             let mut state = self.lock();
             let state = &mut *state;
-            for &(lease, token, row) in &parsed {
+            for &(lease, token, row) in parsed {
                 match state.leases.get_mut(&lease) {
                     Some(held) if held.token == token => {
                         held.pending.remove(&row);
-                        held.out.remove(&row);
+                        held.out_count = held.out_count.saturating_sub(1);
+                        if held.out_count == 0 {
+                            held.out_since = None;
+                        }
                         *per_lease.entry((lease, token)).or_default() += 1;
                     }
                     _ if state.completed_set.contains(&(lease, token)) => {}
@@ -486,26 +689,215 @@ impl<B: Backend> Core<B> {
                     state.leases.remove(&lease);
                 }
                 if done.contains(&lease) {
-                    if state.completed_set.insert((lease, token)) {
-                        state.completed.push_back((lease, token));
-                    }
-                    if state.completed.len() > REMEMBERED_COMPLETIONS
-                        && let Some(old) = state.completed.pop_front()
-                    {
-                        state.completed_set.remove(&old);
-                    }
+                    remember(&mut state, (lease, token));
                 } else {
                     // Expired and taken over before it was completed.
                     stale += per_lease.get(&(lease, token)).copied().unwrap_or(0);
                 }
             }
         }
-        self.dedup.remove(receipts);
+        Ok(stale)
+    }
+
+    /// Settles failed deliveries as the [`FailurePolicy`] says: dead letters
+    /// with the error, or the retry table with a backoff (dead letters once
+    /// delivered `max_deliveries` times), or an acknowledgement.
+    pub(crate) async fn fail(&self, failures: &[FailedDelivery]) -> Result<()> {
+        let receipts: Vec<String> = failures.iter().map(|f| f.receipt.clone()).collect();
+        let policy = self.options.on_failure;
+        if policy == FailurePolicy::Acknowledge {
+            return self.ack(&receipts).await;
+        }
+        let parsed = parse_receipts(&receipts)?;
+        self.flush_results().await?;
+        let max = i32::try_from(self.options.max_deliveries).unwrap_or(i32::MAX);
+        let (mut dead_rows, mut retry_rows) = (Vec::new(), Vec::new());
+        let (mut dead_retries, mut again_retries) = (Vec::new(), Vec::new());
+        let mut log = Vec::new();
+        let mut retries = Vec::new();
+        {
+            let state = self.lock();
+            for (receipt, failure) in parsed.iter().zip(failures) {
+                let error = failure.error.replace('\0', "\u{fffd}");
+                match *receipt {
+                    Receipt::Log { lease, token, row } => {
+                        log.push((lease, token, row));
+                        let Some(held) = state.leases.get(&lease).filter(|h| h.token == token)
+                        else {
+                            continue;
+                        };
+                        let Some(pos) = held.rows.iter().find(|pos| pos.id == row) else {
+                            continue;
+                        };
+                        let failed = FailedRow {
+                            lease,
+                            token,
+                            pos: *pos,
+                            error,
+                            delay_ms: self.options.retry_delay_ms(held.deliveries),
+                        };
+                        if policy == FailurePolicy::Redeliver && held.deliveries < max {
+                            retry_rows.push(failed);
+                        } else {
+                            dead_rows.push(failed);
+                        }
+                    }
+                    Receipt::Retry { id, token } => {
+                        retries.push((id, token));
+                        let deliveries = state
+                            .retries
+                            .get(&id)
+                            .filter(|held| held.token == token)
+                            .map_or(max, |held| held.deliveries);
+                        let failed = FailedRetry {
+                            id,
+                            token,
+                            error,
+                            delay_ms: self.options.retry_delay_ms(deliveries),
+                        };
+                        if policy == FailurePolicy::Redeliver && deliveries < max {
+                            again_retries.push(failed);
+                        } else {
+                            dead_retries.push(failed);
+                        }
+                    }
+                }
+            }
+        }
+        let mut dead = 0;
+        let mut settled_retries = 0;
+        if !dead_rows.is_empty() {
+            dead += self.backend.fail_leased(&dead_rows, false).await?;
+        }
+        if !retry_rows.is_empty() {
+            self.backend.fail_leased(&retry_rows, true).await?;
+            self.retry_due.store(true, Ordering::Release);
+        }
+        if !dead_retries.is_empty() {
+            let moved = self.backend.fail_retries(&dead_retries, false).await?;
+            dead += moved;
+            settled_retries += moved;
+        }
+        if !again_retries.is_empty() {
+            settled_retries += self.backend.fail_retries(&again_retries, true).await?;
+        }
+        self.metrics.dead_lettered.inc_by(dead);
+        let mut stale = self.settle_log(&log).await?;
+        if !retries.is_empty() {
+            let mut state = self.lock();
+            for (id, _) in &retries {
+                state.retries.remove(id);
+            }
+            stale += retries
+                .len()
+                .saturating_sub(usize::try_from(settled_retries).unwrap_or(0));
+        }
+        self.dedup.remove(&receipts);
         if stale > 0 {
             self.metrics.stale_acks.inc_by(stale as u64);
             return Err(Error::StaleLease { receipts: stale });
         }
         Ok(())
+    }
+
+    /// Hands back the deliveries read ahead into the buffer and those the
+    /// bus took but did not run, without counting a delivery: their events
+    /// become leases of their own, expired at once, that any consumer of the
+    /// group claims next (retry-table rows become due at once).
+    pub(crate) async fn release(&self, receipts: &[String]) -> Result<()> {
+        let mut sources = parse_receipts(receipts)?;
+        let mut all: Vec<String> = receipts.to_vec();
+        {
+            let mut state = self.lock();
+            for entry in state.buffer.drain(..) {
+                sources.push(entry.source);
+                all.push(entry.delivery.receipt);
+            }
+        }
+        let (log, retries) = split_receipts(&sources);
+        let mut by_lease: HashMap<(i64, i64), HashSet<i64>> = HashMap::new();
+        for &(lease, token, row) in &log {
+            by_lease.entry((lease, token)).or_default().insert(row);
+        }
+        let mut handed = Vec::new();
+        for ((lease, token), rows) in by_lease {
+            let runs = {
+                let state = self.lock();
+                let Some(held) = state.leases.get(&lease).filter(|h| h.token == token) else {
+                    continue;
+                };
+                runs_of(&held.rows, |pos| {
+                    rows.contains(&pos.id) && held.pending.contains(&pos.id)
+                })
+            };
+            if runs.is_empty() {
+                continue;
+            }
+            if self.backend.hand_back((lease, token), &runs).await? {
+                handed.extend(rows.iter().map(|&row| (lease, token, row)));
+            }
+        }
+        let count = handed.len();
+        if count > 0 || !retries.is_empty() {
+            // Other consumers (in other processes too) claim them next.
+            self.wake();
+        }
+        self.settle_log(&handed).await?;
+        if !retries.is_empty() {
+            self.backend.release_retries(&retries).await?;
+            let mut state = self.lock();
+            for (id, _) in &retries {
+                state.retries.remove(id);
+            }
+        }
+        self.dedup.remove(&all);
+        tracing::debug!(
+            events = count,
+            retries = retries.len(),
+            "handed back undispatched deliveries"
+        );
+        Ok(())
+    }
+
+    /// The group's dead letters, a page at a time (`cursor`: the `next` of
+    /// the previous page).
+    pub(crate) async fn dead_letters(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<DeadLetter>> {
+        let after = cursor
+            .map(|c| {
+                c.parse::<i64>()
+                    .map_err(|_| Error::InvalidCursor(c.to_owned()))
+            })
+            .transpose()?
+            .unwrap_or(0);
+        let limit = limit.clamp(1, 10_000);
+        let mut rows = self.backend.dead_letters(after, limit + 1).await?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = more
+            .then(|| rows.last().map(|row| row.id.to_string()))
+            .flatten();
+        Ok(Page { items: rows, next })
+    }
+
+    /// Moves dead letters back to delivery (through the retry table), with
+    /// their event ids; returns how many.
+    pub(crate) async fn replay_dead_letters(&self, filter: &DeadLetterFilter) -> Result<u64> {
+        if let Some(topic) = &filter.topic {
+            crate::topic::no_nul("the topic", topic)?;
+        }
+        if let Some(id) = &filter.event_id {
+            crate::topic::no_nul("the event id", id)?;
+        }
+        let moved = self.backend.replay_dead(filter).await?;
+        if moved > 0 {
+            self.retry_due.store(true, Ordering::Release);
+            self.wake();
+        }
+        Ok(moved)
     }
 
     /// Events not yet acknowledged: the database's count less what this
@@ -523,6 +915,44 @@ impl<B: Backend> Core<B> {
             .queue_length
             .set(i64::try_from(backlog).unwrap_or(i64::MAX));
         Ok(backlog)
+    }
+
+    /// Deletes, in batches, the events every group passed that no lease
+    /// covers and that are older than `older_than`; returns how many.
+    pub(crate) async fn prune_consumed(&self, older_than: Duration) -> Result<u64> {
+        let ms = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        let mut total = 0;
+        loop {
+            let deleted = self.backend.prune(ms, PRUNE_BATCH).await?;
+            total += deleted;
+            if deleted < PRUNE_BATCH as u64 {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// The group's backlog, oldest unconsumed age and (PostgreSQL) xmin
+    /// lag; sets the gauges.
+    pub(crate) async fn stats(&self) -> Result<QueueStats> {
+        let backlog = self.backlog().await?;
+        let oldest = self
+            .backend
+            .oldest_unconsumed_ms()
+            .await?
+            .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
+        let xmin_lag = self.backend.xmin_lag().await?;
+        self.metrics
+            .oldest_unconsumed
+            .set(oldest.map_or(0.0, |age| age.as_secs_f64()));
+        if let Some(lag) = xmin_lag {
+            self.metrics.xmin_lag.set(lag);
+        }
+        Ok(QueueStats {
+            backlog,
+            oldest_unconsumed_age: oldest,
+            xmin_lag: xmin_lag.map(|lag| u64::try_from(lag).unwrap_or(0)),
+        })
     }
 
     pub(crate) async fn events(
@@ -578,42 +1008,65 @@ impl<B: Backend> Core<B> {
             return;
         }
         tokio::spawn(heartbeat(Arc::downgrade(self)));
+        tokio::spawn(maintenance(Arc::downgrade(self)));
     }
 
-    /// Extends the leases whose deliveries are all younger than the lease
-    /// timeout; forgets those that were taken over.
+    /// Extends the leases and retry rows this consumer holds while their
+    /// events wait in the buffer or their listeners run, until each
+    /// delivery is settled or has been out for `max_handler_time` (a stuck
+    /// or abandoned delivery then goes to another consumer); forgets those
+    /// that were taken over.
     async fn extend_leases(&self) {
-        let timeout = self.options.lease_timeout;
+        let horizon = self.options.max_handler_time;
         let now = Instant::now();
-        let leases: Vec<(i64, i64)> = self
-            .lock()
-            .leases
-            .iter()
-            .filter(|(_, held)| {
-                held.out
-                    .values()
-                    .all(|since| now.duration_since(*since) < timeout)
-            })
-            .map(|(id, held)| (*id, held.token))
-            .collect();
-        if leases.is_empty() {
-            return;
-        }
-        match self.backend.extend(&leases).await {
-            Ok(extended) => {
-                let extended: HashSet<i64> = extended.into_iter().collect();
-                for (lease, token) in leases {
-                    if !extended.contains(&lease) {
-                        tracing::warn!(
-                            lease,
-                            token,
-                            "a lease expired and was taken over; its events will be handled elsewhere"
-                        );
-                        self.forget_lease(lease);
+        let fresh = |since: &Instant| now.duration_since(*since) < horizon;
+        let (leases, retries): (Pairs, Pairs) = {
+            let state = self.lock();
+            (
+                state
+                    .leases
+                    .iter()
+                    .filter(|(_, held)| held.out_since.as_ref().is_none_or(fresh))
+                    .map(|(id, held)| (*id, held.token))
+                    .collect(),
+                state
+                    .retries
+                    .iter()
+                    .filter(|(_, held)| held.out.as_ref().is_none_or(fresh))
+                    .map(|(id, held)| (*id, held.token))
+                    .collect(),
+            )
+        };
+        if !leases.is_empty() {
+            match self.backend.extend(&leases).await {
+                Ok(extended) => {
+                    let extended: HashSet<i64> = extended.into_iter().collect();
+                    for (lease, token) in leases {
+                        if !extended.contains(&lease) {
+                            tracing::warn!(
+                                lease,
+                                token,
+                                "a lease expired and was taken over; its events will be handled elsewhere"
+                            );
+                            self.forget_lease(lease);
+                        }
                     }
                 }
+                Err(err) => tracing::warn!(%err, "cannot extend leases"),
             }
-            Err(err) => tracing::warn!(%err, "cannot extend leases"),
+        }
+        if !retries.is_empty() {
+            match self.backend.extend_retries(&retries).await {
+                Ok(extended) => {
+                    let extended: HashSet<i64> = extended.into_iter().collect();
+                    for (id, _) in retries {
+                        if !extended.contains(&id) {
+                            self.forget_retry(id);
+                        }
+                    }
+                }
+                Err(err) => tracing::warn!(%err, "cannot extend retries"),
+            }
         }
     }
 }
@@ -627,6 +1080,33 @@ async fn heartbeat<B: Backend>(core: Weak<Core<B>>) {
         tokio::time::sleep(period).await;
         let Some(core) = core.upgrade() else { return };
         core.extend_leases().await;
+    }
+}
+
+/// Refreshes the gauges and applies retention, while the store lives.
+async fn maintenance<B: Backend>(core: Weak<Core<B>>) {
+    loop {
+        let Some(period) = core.upgrade().map(|core| {
+            core.options
+                .retention
+                .map_or(Duration::from_secs(15), |window| {
+                    (window / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
+                })
+        }) else {
+            return;
+        };
+        tokio::time::sleep(period).await;
+        let Some(core) = core.upgrade() else { return };
+        if let Err(err) = core.stats().await {
+            tracing::debug!(%err, "cannot refresh the queue gauges");
+        }
+        if let Some(window) = core.options.retention {
+            match core.prune_consumed(window).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::debug!(deleted, "retention deleted consumed events"),
+                Err(err) => tracing::warn!(%err, "retention failed; retrying later"),
+            }
+        }
     }
 }
 
@@ -651,17 +1131,92 @@ async fn notifier<B: Backend>(core: Weak<Core<B>>, poke: Arc<Notify>, interval: 
     }
 }
 
+/// Remembers a completed lease (or retry row, as `(-id, token)`), so that
+/// a repeated acknowledgement is not taken for a stale one.
+fn remember(state: &mut ConsumerState, key: (i64, i64)) {
+    if state.completed_set.insert(key) {
+        state.completed.push_back(key);
+    }
+    if state.completed.len() > REMEMBERED_COMPLETIONS
+        && let Some(old) = state.completed.pop_front()
+    {
+        state.completed_set.remove(&old);
+    }
+}
+
+/// Maximal runs of consecutive rows (in log order) that `take` selects.
+fn runs_of(rows: &[Pos], take: impl Fn(&Pos) -> bool) -> Vec<Run> {
+    let mut runs: Vec<Run> = Vec::new();
+    let mut open = false;
+    for pos in rows {
+        if !take(pos) {
+            open = false;
+            continue;
+        }
+        match runs.last_mut() {
+            Some(run) if open => {
+                run.hi = *pos;
+                run.events += 1;
+            }
+            _ => {
+                runs.push(Run {
+                    lo: *pos,
+                    hi: *pos,
+                    events: 1,
+                });
+                open = true;
+            }
+        }
+    }
+    runs
+}
+
 /// `<lease>:<token>:<row>`.
-fn receipt(lease: i64, token: i64, pos: Pos) -> String {
+fn log_receipt(lease: i64, token: i64, pos: Pos) -> String {
     format!("{lease}:{token}:{}", pos.id)
 }
 
-fn parse_receipt(receipt: &str) -> Option<(i64, i64, i64)> {
+/// `r<id>:<token>`.
+fn retry_receipt(id: i64, token: i64) -> String {
+    format!("r{id}:{token}")
+}
+
+fn parse_receipt(receipt: &str) -> Option<Receipt> {
+    if let Some(rest) = receipt.strip_prefix('r') {
+        let (id, token) = rest.split_once(':')?;
+        return Some(Receipt::Retry {
+            id: id.parse().ok()?,
+            token: token.parse().ok()?,
+        });
+    }
     let mut parts = receipt.split(':');
     let lease = parts.next()?.parse().ok()?;
     let token = parts.next()?.parse().ok()?;
     let row = parts.next()?.parse().ok()?;
-    parts.next().is_none().then_some((lease, token, row))
+    parts
+        .next()
+        .is_none()
+        .then_some(Receipt::Log { lease, token, row })
+}
+
+fn parse_receipts(receipts: &[String]) -> Result<Vec<Receipt>> {
+    receipts
+        .iter()
+        .map(|r| parse_receipt(r).ok_or_else(|| Error::InvalidReceipt(r.clone())))
+        .collect()
+}
+
+/// `(lease, token, row)` of the log's receipts, `(id, token)` of the retries'.
+fn split_receipts(parsed: &[Receipt]) -> (Vec<(i64, i64, i64)>, Pairs) {
+    let mut log = Vec::new();
+    let mut retries = Vec::new();
+    for receipt in parsed {
+        match *receipt {
+            Receipt::Log { lease, token, row } => log.push((lease, token, row)),
+            Receipt::Retry { id, token } => retries.push((id, token)),
+        }
+    }
+    (log, retries)
 }
 
 fn format_pos(pos: Pos) -> String {
@@ -684,11 +1239,30 @@ mod tests {
     #[test]
     fn receipts_and_cursors_round_trip_and_reject_garbage() {
         let pos = Pos { tx: 7, id: 42 };
-        assert_eq!(parse_receipt(&receipt(1, 2, pos)), Some((1, 2, 42)));
-        for bad in ["", "1:2", "1:2:3:4", "a:b:c", "1-2-3"] {
+        assert_eq!(
+            parse_receipt(&log_receipt(1, 2, pos)),
+            Some(Receipt::Log {
+                lease: 1,
+                token: 2,
+                row: 42
+            })
+        );
+        assert_eq!(
+            parse_receipt(&retry_receipt(3, 4)),
+            Some(Receipt::Retry { id: 3, token: 4 })
+        );
+        for bad in ["", "1:2", "1:2:3:4", "a:b:c", "1-2-3", "r1", "r1:x", "rx:1"] {
             assert_eq!(parse_receipt(bad), None, "{bad:?}");
         }
         assert_eq!(parse_pos(&format_pos(pos)).unwrap(), pos);
+        let rows: Vec<Pos> = (1..=6).map(|id| Pos { tx: 0, id }).collect();
+        let runs = runs_of(&rows, |pos| pos.id != 3);
+        assert_eq!(
+            runs.iter()
+                .map(|r| (r.lo.id, r.hi.id, r.events))
+                .collect::<Vec<_>>(),
+            [(1, 2, 2), (4, 6, 3)]
+        );
         for bad in ["", "1", "x.1", "1.y", "1.2.3"] {
             assert!(
                 matches!(parse_pos(bad), Err(Error::InvalidCursor(_))),

@@ -30,6 +30,20 @@ impl DedupCache {
             .extend(handlers);
     }
 
+    /// [`insert`](Self::insert) for a batch `(receipt, event id, handlers)`,
+    /// under one lock.
+    pub(crate) fn insert_many(&self, entries: Vec<(String, String, Vec<String>)>) {
+        let mut state = self.lock();
+        for (receipt, event_id, handlers) in entries {
+            state
+                .succeeded
+                .entry(event_id.clone())
+                .or_default()
+                .extend(handlers);
+            state.event_of_receipt.insert(receipt, event_id);
+        }
+    }
+
     /// `Some(answer)` when the event is held here, `None` to ask the database.
     pub(crate) fn succeeded(&self, event_id: &str, handler_id: &str) -> Option<bool> {
         Some(self.lock().succeeded.get(event_id)?.contains(handler_id))

@@ -70,6 +70,9 @@ pub enum Error {
         /// How many receipts were refused.
         receipts: usize,
     },
+    /// Nothing matched: no dead letter of the group has this event id.
+    #[error("not found: {0}")]
+    NotFound(String),
     /// A page cursor given to the history was not issued by this store.
     #[error("invalid page cursor {0:?}")]
     InvalidCursor(String),

@@ -71,6 +71,7 @@
 
 mod backend;
 mod core;
+mod dead_letters;
 mod dedup_cache;
 mod emit;
 mod error;
@@ -87,7 +88,9 @@ mod traits;
 pub mod triggers;
 mod writer;
 
+pub use dead_letters::{DeadLetter, DeadLetterFilter, QueueStats};
 pub use error::{Error, Result};
+pub use options::FailurePolicy;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "sqlite")]

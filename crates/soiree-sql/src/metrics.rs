@@ -3,6 +3,8 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::metrics::gauge::Gauge;
 use soiree::MetricsRegistry;
 
@@ -23,6 +25,8 @@ pub(crate) struct SqlMetrics {
     pub(crate) dead_lettered: Counter,
     pub(crate) redelivered: Counter,
     pub(crate) stale_acks: Counter,
+    pub(crate) oldest_unconsumed: Gauge<f64, AtomicU64>,
+    pub(crate) xmin_lag: Gauge,
 }
 
 impl SqlMetrics {
@@ -45,7 +49,25 @@ impl SqlMetrics {
             )
             .get_or_create(&labels)
             .clone();
+        let oldest_unconsumed = registry
+            .metric(
+                "soiree_sql_oldest_unconsumed_age_seconds",
+                "Age of the oldest event the group has not acknowledged (0 when none).",
+                Family::<StoreLabels, Gauge<f64, AtomicU64>>::default,
+            )
+            .get_or_create(&labels)
+            .clone();
+        let xmin_lag = registry
+            .metric(
+                "soiree_sql_xmin_lag_transactions",
+                "PostgreSQL: transactions between the oldest running one (the claim horizon) and the next.",
+                Family::<StoreLabels, Gauge>::default,
+            )
+            .get_or_create(&labels)
+            .clone();
         Self {
+            oldest_unconsumed,
+            xmin_lag,
             persisted: counter(
                 "soiree_sql_events_persisted",
                 "Events appended to the log by this store",

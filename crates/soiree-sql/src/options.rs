@@ -17,6 +17,44 @@ pub(crate) struct Options {
     pub(crate) max_connections: u32,
     pub(crate) acquire_timeout: Duration,
     pub(crate) migrate: bool,
+    pub(crate) on_failure: FailurePolicy,
+    pub(crate) retry_backoff: Duration,
+    pub(crate) max_handler_time: Duration,
+    pub(crate) retention: Option<Duration>,
+}
+
+/// What the store does with a delivery whose listeners still failed after
+/// the bus's retries (or panicked), or that could not be dispatched (an
+/// invalid topic). Set with the builders' `on_failure`.
+///
+/// # Examples
+///
+/// ```no_run
+/// use soiree_sql::{FailurePolicy, SqliteStore};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> soiree_sql::Result<()> {
+/// let store = SqliteStore::builder("events.db")
+///     .on_failure(FailurePolicy::Redeliver)
+///     .build()
+///     .await?;
+/// # let _ = store; Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailurePolicy {
+    /// Move it to `soiree_dead_letters` with the error, at once (the
+    /// default): listable with `dead_letters`, replayable with `replay` and
+    /// `replay_dead_letters`.
+    #[default]
+    DeadLetter,
+    /// Move it to the retry table (`soiree_retries`), to be delivered again
+    /// after a backoff (`retry_backoff`, doubled per delivery, at most an
+    /// hour); dead-lettered with its last error once it has been delivered
+    /// `max_deliveries` times.
+    Redeliver,
+    /// Acknowledge it: the error reaches only the bus's error handler, the
+    /// log and `soiree_results`.
+    Acknowledge,
 }
 
 impl Options {
@@ -31,6 +69,10 @@ impl Options {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(10),
             migrate: true,
+            on_failure: FailurePolicy::DeadLetter,
+            retry_backoff: Duration::from_secs(1),
+            max_handler_time: Duration::from_secs(3600),
+            retention: None,
         }
     }
 
@@ -54,10 +96,25 @@ impl Options {
         if self.poll_interval.is_zero() || self.acquire_timeout.is_zero() {
             return invalid("poll_interval and acquire_timeout must be positive");
         }
+        if self.retry_backoff.is_zero() || self.max_handler_time.is_zero() {
+            return invalid("retry_backoff and max_handler_time must be positive");
+        }
+        if self.retention.is_some_and(|r| r.is_zero()) {
+            return invalid("retention must be positive");
+        }
         if self.max_connections < 2 {
             return invalid("max_connections must be at least 2");
         }
         Ok(())
+    }
+
+    /// How long a failed delivery waits in the retry table before its
+    /// `deliveries`-th delivery is followed by another: the backoff doubled
+    /// per delivery, at most an hour, in milliseconds.
+    pub(crate) fn retry_delay_ms(&self, deliveries: i32) -> i64 {
+        let doublings = u32::try_from(deliveries.saturating_sub(1).clamp(0, 30)).unwrap_or(0);
+        let base = i64::try_from(self.retry_backoff.as_millis()).unwrap_or(i64::MAX);
+        base.saturating_mul(1i64 << doublings).min(3_600_000)
     }
 
     /// The lease timeout in whole milliseconds, for SQL.
@@ -102,12 +159,36 @@ macro_rules! common_builder_methods {
 
         /// Sets how long a claimed range of events (a lease) stays with this
         /// consumer without being extended (default 30 s; at least 100 ms).
-        /// The store extends its leases while their events wait in its
-        /// buffer and while each delivered event is younger than this; a
-        /// delivery older than this (a stuck listener) lets the lease
-        /// expire, and its unacknowledged events are delivered again.
+        /// The store extends its leases every third of this while it holds
+        /// them: while their events wait in its buffer and while listeners
+        /// run, until each event is acknowledged or failed (or has been out
+        /// for `max_handler_time`). A consumer that dies stops extending
+        /// them: they expire and their unacknowledged events are delivered
+        /// again.
         pub fn lease_timeout(mut self, timeout: std::time::Duration) -> Self {
             self.options.lease_timeout = timeout;
+            self
+        }
+
+        /// Sets how long a delivery's lease is kept fresh while its listeners
+        /// run (default 1 hour): a listener may run longer than
+        /// `lease_timeout` and its event is not delivered elsewhere
+        /// meanwhile. Past this, the delivery counts as stuck or abandoned:
+        /// its lease expires and another consumer gets the event.
+        pub fn max_handler_time(mut self, time: std::time::Duration) -> Self {
+            self.options.max_handler_time = time;
+            self
+        }
+
+        /// Deletes events from the log once every consumer group's cursor
+        /// passed them, no lease covers them and they are older than
+        /// `window` (default: kept forever). A consumer store checks every
+        /// quarter of the window (between 1 s and 1 min) and deletes in
+        /// batches of 10,000 (one short statement each); `prune_consumed`
+        /// does it on demand. Pruned events leave the history; a group
+        /// created later starts at the oldest event kept.
+        pub fn retention(mut self, window: std::time::Duration) -> Self {
+            self.options.retention = Some(window);
             self
         }
 
@@ -150,6 +231,21 @@ macro_rules! common_builder_methods {
             self
         }
 
+        /// Sets what happens to a delivery whose listeners still failed after
+        /// the bus's retries (default [`FailurePolicy::DeadLetter`](crate::FailurePolicy)).
+        pub fn on_failure(mut self, policy: crate::FailurePolicy) -> Self {
+            self.options.on_failure = policy;
+            self
+        }
+
+        /// Sets the first wait of a failed delivery in the retry table under
+        /// [`FailurePolicy::Redeliver`](crate::FailurePolicy) (default 1 s;
+        /// doubled per delivery, at most an hour).
+        pub fn retry_backoff(mut self, backoff: std::time::Duration) -> Self {
+            self.options.retry_backoff = backoff;
+            self
+        }
+
         /// Reports metrics to `registry` instead of [`soiree::MetricsRegistry::global`].
         pub fn metrics_registry(mut self, registry: soiree::MetricsRegistry) -> Self {
             self.registry = Some(registry);
@@ -168,7 +264,8 @@ mod tests {
     fn rejects_bad_options_with_a_typed_error() {
         let good = Options::new(Duration::from_millis(10));
         assert!(good.validate().is_ok());
-        let cases: [fn(&mut Options); 6] = [
+        let cases: [fn(&mut Options); 7] = [
+            |o| o.retry_backoff = Duration::ZERO,
             |o| o.group.clear(),
             |o| o.lease_timeout = Duration::ZERO,
             |o| o.batch_size = 0,
@@ -181,5 +278,14 @@ mod tests {
             change(&mut options);
             assert!(matches!(options.validate(), Err(Error::InvalidConfig(_))));
         }
+    }
+
+    #[test]
+    fn retry_delays_double_up_to_an_hour() {
+        let options = Options::new(Duration::from_millis(10));
+        assert_eq!(options.retry_delay_ms(1), 1000);
+        assert_eq!(options.retry_delay_ms(3), 4000);
+        assert_eq!(options.retry_delay_ms(0), 1000);
+        assert_eq!(options.retry_delay_ms(i32::MAX), 3_600_000);
     }
 }

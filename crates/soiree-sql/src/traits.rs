@@ -53,8 +53,169 @@ macro_rules! store_traits {
                 Ok(self.core().ack(receipts).await?)
             }
 
+            /// Settles failed deliveries as the store's
+            /// [`FailurePolicy`](crate::FailurePolicy) says: by default they
+            /// move to the dead letters with their errors.
+            async fn fail(&self, failures: &[soiree::FailedDelivery]) -> soiree::Result<()> {
+                Ok(self.core().fail(failures).await?)
+            }
+
+            /// Hands back the deliveries read ahead and those the bus took but
+            /// did not run, without counting a delivery.
+            async fn release(&self, receipts: &[String]) -> soiree::Result<()> {
+                Ok(self.core().release(receipts).await?)
+            }
+
             async fn backlog(&self) -> soiree::Result<u64> {
                 Ok(self.core().backlog().await?)
+            }
+        }
+
+        impl $store {
+            /// Deletes, in batches of 10,000, the events that every consumer
+            /// group's cursor passed, that no lease covers and that are older
+            /// than `older_than`; returns how many. The store does it by
+            /// itself with the builder's `retention`.
+            ///
+            /// # Examples
+            ///
+            /// ```no_run
+            /// # #[allow(dead_code)]
+            #[doc = concat!("# async fn demo(store: soiree_sql::", stringify!($store), ") -> soiree_sql::Result<()> {")]
+            /// let deleted = store
+            ///     .prune_consumed(std::time::Duration::from_secs(7 * 86_400))
+            ///     .await?;
+            /// println!("{deleted} consumed events older than a week deleted");
+            /// # Ok(()) }
+            /// ```
+            ///
+            /// # Errors
+            ///
+            /// [`Error::Database`](crate::Error::Database) when a delete fails
+            /// (the batches before it stay deleted).
+            pub async fn prune_consumed(
+                &self,
+                older_than: std::time::Duration,
+            ) -> crate::Result<u64> {
+                self.core().prune_consumed(older_than).await
+            }
+
+            /// The group's backlog, the age of its oldest unconsumed event
+            /// and, on PostgreSQL, the xmin lag; also sets the matching
+            /// gauges (a consumer store refreshes them by itself every 15 s,
+            /// or every quarter of the retention window).
+            ///
+            /// # Examples
+            ///
+            /// ```no_run
+            /// # #[allow(dead_code)]
+            #[doc = concat!("# async fn demo(store: soiree_sql::", stringify!($store), ") -> soiree_sql::Result<()> {")]
+            /// let stats = store.stats().await?;
+            /// println!("{} waiting, oldest {:?}", stats.backlog, stats.oldest_unconsumed_age);
+            /// # Ok(()) }
+            /// ```
+            ///
+            /// # Errors
+            ///
+            /// [`Error::Database`](crate::Error::Database) when a read fails.
+            pub async fn stats(&self) -> crate::Result<crate::QueueStats> {
+                self.core().stats().await
+            }
+
+            /// A page of the group's dead letters, oldest first; pass the
+            /// page's `next` to get the following one.
+            ///
+            /// # Examples
+            ///
+            /// ```no_run
+            /// # #[allow(dead_code)]
+            #[doc = concat!("# async fn demo(store: soiree_sql::", stringify!($store), ") -> soiree_sql::Result<()> {")]
+            /// let mut cursor = None;
+            /// loop {
+            ///     let page = store.dead_letters(cursor.as_deref(), 100).await?;
+            ///     for dead in &page.items {
+            ///         println!("{:?} {:?}: {}", dead.event_id, dead.topic, dead.error);
+            ///     }
+            ///     match page.next {
+            ///         Some(next) => cursor = Some(next),
+            ///         None => break,
+            ///     }
+            /// }
+            /// # Ok(()) }
+            /// ```
+            ///
+            /// # Errors
+            ///
+            /// [`Error::InvalidCursor`](crate::Error::InvalidCursor) for a
+            /// cursor this store did not issue,
+            /// [`Error::Database`](crate::Error::Database) when the read fails.
+            pub async fn dead_letters(
+                &self,
+                cursor: Option<&str>,
+                limit: usize,
+            ) -> crate::Result<soiree::Page<crate::DeadLetter>> {
+                self.core().dead_letters(cursor, limit).await
+            }
+
+            /// Replays the dead letters of one event (by its
+            /// `soiree.event_id`): they are delivered to the group again
+            /// with the same event id, and listeners registered with
+            /// `on_named` that already succeeded for it are skipped. Returns
+            /// how many were replayed.
+            ///
+            /// # Examples
+            ///
+            /// ```no_run
+            /// # #[allow(dead_code)]
+            #[doc = concat!("# async fn demo(store: soiree_sql::", stringify!($store), ") -> soiree_sql::Result<()> {")]
+            /// let replayed = store.replay("01J9ZQ0V6Y8P3N5Q7R2S4T6V8X").await?;
+            /// println!("{replayed} dead letters delivered again");
+            /// # Ok(()) }
+            /// ```
+            ///
+            /// # Errors
+            ///
+            /// [`Error::NotFound`](crate::Error::NotFound) when no dead letter
+            /// of the group has this id,
+            /// [`Error::NulCharacter`](crate::Error::NulCharacter) for an id
+            /// with a NUL, [`Error::Database`](crate::Error::Database) when the
+            /// write fails (nothing was replayed).
+            pub async fn replay(&self, event_id: &str) -> crate::Result<u64> {
+                match self
+                    .core()
+                    .replay_dead_letters(&crate::DeadLetterFilter::all().event_id(event_id))
+                    .await?
+                {
+                    0 => Err(crate::Error::NotFound(event_id.to_owned())),
+                    n => Ok(n),
+                }
+            }
+
+            /// Replays the dead letters chosen by `filter` (oldest first):
+            /// they are delivered to the group again with their event ids.
+            /// Returns how many.
+            ///
+            /// # Examples
+            ///
+            /// ```no_run
+            /// # #[allow(dead_code)]
+            #[doc = concat!("# async fn demo(store: soiree_sql::", stringify!($store), ") -> soiree_sql::Result<()> {")]
+            /// use soiree_sql::DeadLetterFilter;
+            /// let replayed = store
+            ///     .replay_dead_letters(&DeadLetterFilter::all().topic("order.paid"))
+            ///     .await?;
+            /// println!("{replayed} dead letters delivered again");
+            /// # Ok(()) }
+            /// ```
+            ///
+            /// # Errors
+            ///
+            /// As for [`replay`](Self::replay), but none matching is `Ok(0)`.
+            pub async fn replay_dead_letters(
+                &self,
+                filter: &crate::DeadLetterFilter,
+            ) -> crate::Result<u64> {
+                self.core().replay_dead_letters(filter).await
             }
         }
 

@@ -18,7 +18,8 @@ const LEASE: Duration = Duration::from_secs(1);
 
 fn config() -> Conformance {
     Conformance {
-        redelivery_after: Some(LEASE * 2),
+        // An abandoned delivery is kept for max_handler_time, then its lease expires.
+        redelivery_after: Some(LEASE * 3),
         ..Conformance::default()
     }
 }
@@ -27,6 +28,7 @@ async fn store(server: &PostgresServer) -> Arc<dyn EventStore> {
     Arc::new(
         pg_builder(server, "conformance")
             .lease_timeout(LEASE)
+            .max_handler_time(LEASE)
             .build()
             .await
             .unwrap(),

@@ -64,11 +64,15 @@ async fn a_stale_token_cannot_ack_and_the_event_is_redelivered() {
     let lease = Duration::from_millis(300);
     let first = pg_builder_in(&server, &schema, "first")
         .lease_timeout(lease)
+        // A delivery out longer than this counts as stuck: its lease expires.
+        .max_handler_time(lease)
         .build()
         .await
         .unwrap();
     let second = pg_builder_in(&server, &schema, "second")
         .lease_timeout(lease)
+        // A delivery out longer than this counts as stuck: its lease expires.
+        .max_handler_time(lease)
         .build()
         .await
         .unwrap();
@@ -161,6 +165,7 @@ async fn a_poison_event_is_isolated_then_dead_lettered_alone() {
     let server = pg_or_skip!();
     let store = pg_builder(&server, "c1")
         .lease_timeout(Duration::from_millis(200))
+        .max_handler_time(Duration::from_millis(200))
         .max_deliveries(3)
         .build()
         .await

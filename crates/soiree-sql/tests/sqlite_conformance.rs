@@ -16,7 +16,8 @@ const LEASE: Duration = Duration::from_secs(1);
 
 fn config() -> Conformance {
     Conformance {
-        redelivery_after: Some(LEASE * 2),
+        // An abandoned delivery is kept for max_handler_time, then its lease expires.
+        redelivery_after: Some(LEASE * 3),
         ..Conformance::default()
     }
 }
@@ -25,6 +26,7 @@ async fn store(dir: &TempDir) -> Arc<dyn EventStore> {
     Arc::new(
         sqlite_builder(&dir.db(), "conformance")
             .lease_timeout(LEASE)
+            .max_handler_time(LEASE)
             .build()
             .await
             .unwrap(),

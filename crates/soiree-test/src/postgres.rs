@@ -68,9 +68,13 @@ impl PostgresServer {
     pub fn start() -> io::Result<Self> {
         let bin = bin_dir()?;
         let as_user = run_as()?;
+        // The counter: two servers started in the same clock tick by one
+        // process once got the same directory.
+        static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
-            "soiree-pg-{}-{}",
+            "soiree-pg-{}-{}-{}",
             std::process::id(),
+            STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_nanos())

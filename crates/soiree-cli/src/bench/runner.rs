@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use super::progress::Progress;
-use super::scenario::Setup;
+use super::scenario::{Needs, Setup};
 use super::table;
 use crate::error::{Error, Result};
 use crate::opt::BenchOpt;
@@ -28,6 +28,35 @@ pub(crate) fn run(opt: BenchOpt) -> Result<ExitCode> {
             setup.validate(scenario.needs).map(|()| setup)
         })
         .collect::<Result<Vec<_>>>()?;
+    // SQL scenarios without --postgres get a throwaway server, as the tests
+    // do (initdb into a temporary directory, a free loopback port), removed
+    // when the run ends; without PostgreSQL installed they are skipped.
+    let mut server = None;
+    let mut scenarios = scenarios;
+    let mut setups = setups;
+    if opt.postgres.is_none() && scenarios.iter().any(|s| s.needs == Needs::Postgres) {
+        match soiree_test::postgres::PostgresServer::start() {
+            Ok(started) => {
+                for setup in &mut setups {
+                    setup.postgres = Some(started.url());
+                }
+                server = Some(started);
+            }
+            Err(err) => {
+                eprintln!(
+                    "no --postgres URL and no throwaway PostgreSQL ({err}): skipping the PostgreSQL scenarios"
+                );
+                let keep: Vec<bool> = scenarios
+                    .iter()
+                    .map(|s| s.needs != Needs::Postgres)
+                    .collect();
+                let mut flags = keep.iter();
+                scenarios.retain(|_| *flags.next().unwrap_or(&false));
+                let mut flags = keep.iter();
+                setups.retain(|_| *flags.next().unwrap_or(&false));
+            }
+        }
+    }
 
     // Two workers: the machine's cores, as a tokio service would have them.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -66,6 +95,7 @@ pub(crate) fn run(opt: BenchOpt) -> Result<ExitCode> {
         }
     }
     progress.finish();
+    drop(server);
     Ok(if passed {
         ExitCode::SUCCESS
     } else {

@@ -26,7 +26,8 @@ pub(crate) enum Needs {
     /// A Redis server (`--redis`).
     #[allow(dead_code, reason = "no Redis scenario is in the table yet")]
     Redis,
-    /// A Postgres server (`--postgres`).
+    /// A Postgres server (`--postgres`; without it the runner starts a
+    /// throwaway one).
     Postgres,
     /// No server, but a database file in a temporary directory: run when named.
     File,
@@ -53,9 +54,8 @@ impl Setup {
     /// [`Error::MissingUrl`] when it was not.
     pub(crate) fn validate(&self, needs: Needs) -> Result<()> {
         let (url, option) = match needs {
-            Needs::Memory | Needs::File => return Ok(()),
+            Needs::Memory | Needs::File | Needs::Postgres => return Ok(()),
             Needs::Redis => (&self.redis, "redis"),
-            Needs::Postgres => (&self.postgres, "postgres"),
         };
         match url {
             Some(_) => Ok(()),
@@ -77,9 +77,10 @@ mod tests {
             scenario: "redis-durable",
             n: 1,
             redis: None,
-            postgres: Some("postgres://127.0.0.1/x".into()),
+            postgres: None,
         };
         assert!(setup.validate(Needs::Memory).is_ok());
+        // Without --postgres the runner starts a throwaway server.
         assert!(setup.validate(Needs::Postgres).is_ok());
         let err = setup.validate(Needs::Redis).unwrap_err();
         assert!(matches!(

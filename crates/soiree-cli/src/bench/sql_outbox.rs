@@ -36,7 +36,7 @@ const PER_TX: u64 = 100;
 /// The longest a run may take before it is reported as failed.
 const LIMIT: Duration = Duration::from_secs(600);
 
-fn store_error(err: soiree_sql::Error) -> Error {
+pub(super) fn store_error(err: soiree_sql::Error) -> Error {
     Error::Bus(err.into())
 }
 
@@ -49,13 +49,41 @@ struct Handled {
 
 /// The store under test, and how to emit one transaction's events into it.
 #[derive(Debug, Clone)]
-enum Outbox {
+pub(super) enum Outbox {
     Postgres(PostgresStore),
     Sqlite(SqliteStore),
 }
 
 impl Outbox {
-    async fn emit_batch(&self, batch: Vec<(&'static str, u64)>) -> soiree_sql::Result<()> {
+    /// Emits one event in a transaction of its own; returns when the
+    /// commit was called.
+    pub(super) async fn emit_one(
+        &self,
+        topic: &'static str,
+        n: u64,
+    ) -> soiree_sql::Result<Instant> {
+        match self {
+            Outbox::Postgres(store) => {
+                let mut tx = store.begin().await?;
+                store.emit_in(&mut tx, topic, n).await?;
+                let at = Instant::now();
+                store.commit(tx).await?;
+                Ok(at)
+            }
+            Outbox::Sqlite(store) => {
+                let mut tx = store.begin().await?;
+                store.emit_in(&mut tx, topic, n).await?;
+                let at = Instant::now();
+                store.commit(tx).await?;
+                Ok(at)
+            }
+        }
+    }
+
+    pub(super) async fn emit_batch(
+        &self,
+        batch: Vec<(&'static str, u64)>,
+    ) -> soiree_sql::Result<()> {
         match self {
             Outbox::Postgres(store) => {
                 let mut tx = store.begin().await?;
@@ -70,14 +98,14 @@ impl Outbox {
         }
     }
 
-    fn queue(&self) -> &dyn EventQueue {
+    pub(super) fn queue(&self) -> &dyn EventQueue {
         match self {
             Outbox::Postgres(store) => store,
             Outbox::Sqlite(store) => store,
         }
     }
 
-    fn shared(&self) -> Arc<dyn EventStore> {
+    pub(super) fn shared(&self) -> Arc<dyn EventStore> {
         match self {
             Outbox::Postgres(store) => Arc::new(store.clone()),
             Outbox::Sqlite(store) => Arc::new(store.clone()),
@@ -85,22 +113,18 @@ impl Outbox {
     }
 }
 
-async fn run_postgres(setup: Setup) -> Result<Report> {
-    let url = setup.postgres.clone().unwrap_or_default();
+/// A schema of its own for a run, dropped after it: a shared server is
+/// never disturbed.
+pub(super) fn bench_schema() -> String {
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or_default();
-    // A schema of its own, dropped after the run: a shared server is never
-    // disturbed.
-    let schema = format!("soiree_bench_{}_{millis}", std::process::id());
-    let store = PostgresStore::builder(&url)
-        .schema(&schema)
-        .metrics_registry(MetricsRegistry::new())
-        .build()
-        .await
-        .map_err(store_error)?;
-    let report = measure(&setup, Outbox::Postgres(store.clone())).await;
+    format!("soiree_bench_{}_{millis}", std::process::id())
+}
+
+/// Drops a run's schema, saying so when it cannot.
+pub(super) async fn drop_schema(store: &PostgresStore, schema: &str) {
     let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP SCHEMA \"{schema}\" CASCADE"
     )))
@@ -109,6 +133,19 @@ async fn run_postgres(setup: Setup) -> Result<Report> {
     if let Err(err) = dropped {
         eprintln!("could not drop the bench schema {schema}: {err}");
     }
+}
+
+async fn run_postgres(setup: Setup) -> Result<Report> {
+    let url = setup.postgres.clone().unwrap_or_default();
+    let schema = bench_schema();
+    let store = PostgresStore::builder(&url)
+        .schema(&schema)
+        .metrics_registry(MetricsRegistry::new())
+        .build()
+        .await
+        .map_err(store_error)?;
+    let report = measure(&setup, Outbox::Postgres(store.clone())).await;
+    drop_schema(&store, &schema).await;
     report
 }
 

@@ -3,8 +3,8 @@
 
 use super::scenario::{Needs, Scenario};
 use super::{
-    emit_throughput, error_delivery, fanout, mutation_capture, redis_durable, redis_scale_out,
-    round_trip, slow_listener, sql_outbox, wildcard,
+    emit_throughput, error_delivery, fanout, mutation_capture, outbox_latency, redis_durable,
+    redis_scale_out, round_trip, slow_listener, sql_outbox, sql_scale_out, wildcard,
 };
 use crate::error::{Error, Result};
 
@@ -22,6 +22,8 @@ const SCENARIOS: &[Scenario] = &[
     redis_scale_out::SCENARIO,
     sql_outbox::SQL_OUTBOX,
     sql_outbox::SQLITE_DURABLE,
+    outbox_latency::SCENARIO,
+    sql_scale_out::SCENARIO,
     mutation_capture::SCENARIO,
 ];
 
@@ -56,7 +58,7 @@ pub(crate) fn scenario_help() -> String {
         let server = match scenario.needs {
             Needs::Memory => "in memory, run by default",
             Needs::Redis => "needs --redis",
-            Needs::Postgres => "needs --postgres",
+            Needs::Postgres => "--postgres URL, else a throwaway server",
             Needs::File => "a temporary file, run when named",
         };
         help.push_str(&format!(

@@ -8,7 +8,10 @@ use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{AssertSqlSafe, Row, SqlSafeStr, SqlStr};
 
 use crate::Result;
-use crate::backend::{Backend, DeadRow, LeaseRow, NewEvent, Pos, RawEvent};
+use crate::backend::{
+    Backend, DeadRow, FailedRetry, FailedRow, LeaseRow, NewEvent, Pos, RawEvent, RetryRow, Run,
+};
+use crate::{DeadLetter, DeadLetterFilter};
 
 /// Every statement of the store, with its tables qualified by the schema.
 #[derive(Debug)]
@@ -31,6 +34,20 @@ pub(crate) struct Statements {
     events_after: SqlStr,
     results_page: SqlStr,
     notify: SqlStr,
+    fail_dead: SqlStr,
+    fail_retry: SqlStr,
+    claim_retries: SqlStr,
+    ack_retries: SqlStr,
+    retries_dead: SqlStr,
+    retries_again: SqlStr,
+    extend_retries: SqlStr,
+    release_retries: SqlStr,
+    hand_back: SqlStr,
+    dead_letters: SqlStr,
+    replay_dead: SqlStr,
+    prune: SqlStr,
+    oldest: SqlStr,
+    xmin_lag: SqlStr,
 }
 
 const LEASE_COLUMNS: &str =
@@ -75,8 +92,8 @@ impl Statements {
                    SELECT claimed_tx, claimed_id FROM soiree_cursors \
                    WHERE group_name = $1 FOR UPDATE), \
                  span AS ( \
-                   SELECT e.tx, e.id FROM soiree_events e, c \
-                   WHERE (e.tx, e.id) > (c.claimed_tx, c.claimed_id) \
+                   SELECT e.tx, e.id FROM soiree_events e \
+                   WHERE (e.tx, e.id) > ((SELECT claimed_tx FROM c), (SELECT claimed_id FROM c)) \
                      AND e.tx < pg_snapshot_xmin(pg_current_snapshot()) \
                    ORDER BY e.tx, e.id LIMIT $2), \
                  lo AS (SELECT tx, id FROM span ORDER BY tx, id LIMIT 1), \
@@ -93,8 +110,9 @@ impl Statements {
                  FROM lo, hi, n \
                  RETURNING LEASE_COLUMNS"),
             waiting: q("SELECT EXISTS ( \
-                   SELECT 1 FROM soiree_events e, soiree_cursors c \
-                   WHERE c.group_name = $1 AND (e.tx, e.id) > (c.claimed_tx, c.claimed_id))"),
+                   SELECT 1 FROM soiree_events e WHERE (e.tx, e.id) > ( \
+                     (SELECT claimed_tx FROM soiree_cursors WHERE group_name = $1), \
+                     (SELECT claimed_id FROM soiree_cursors WHERE group_name = $1)))"),
             reclaim: q(
                 "UPDATE soiree_leases SET token = nextval('soiree_lease_tokens'), \
                    consumer = $2, deliveries = deliveries + 1, \
@@ -149,17 +167,128 @@ impl Statements {
                  FROM unnest($1::bigint[], $2::bigint[]) AS u(id, token) \
                  WHERE l.id = u.id AND l.token = u.token RETURNING l.id"),
             backlog: q("SELECT ( \
-                   SELECT count(*) FROM soiree_events e, soiree_cursors c \
-                   WHERE c.group_name = $1 \
-                     AND (e.tx, e.id) > (c.claimed_tx, c.claimed_id)) \
+                   SELECT count(*) FROM soiree_events e WHERE (e.tx, e.id) > ( \
+                     (SELECT claimed_tx FROM soiree_cursors WHERE group_name = $1), \
+                     (SELECT claimed_id FROM soiree_cursors WHERE group_name = $1))) \
                  + (SELECT coalesce(sum(events), 0) FROM soiree_leases \
-                    WHERE group_name = $1)"),
+                    WHERE group_name = $1) \
+                 + (SELECT count(*) FROM soiree_retries WHERE group_name = $1)"),
             events_first: q("SELECT EVENT_COLUMNS FROM soiree_events ORDER BY tx, id LIMIT $1"),
             events_after: q("SELECT EVENT_COLUMNS FROM soiree_events \
                  WHERE (tx, id) > ($1::bigint::text::xid8, $2) ORDER BY tx, id LIMIT $3"),
             results_page: q("SELECT id, topic, event_id, handler_id, error, attempt \
                  FROM soiree_results WHERE id > $1 ORDER BY id LIMIT $2"),
             notify: q("SELECT pg_notify($1, '')"),
+            fail_dead: q(
+                "INSERT INTO soiree_dead_letters (group_name, event_tx, event_row, \
+                   topic, event_id, payload, properties, error, deliveries) \
+                 SELECT $1, e.tx, e.id, e.topic, e.event_id, e.payload::text, \
+                   e.properties::text, u.err, l.deliveries \
+                 FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], \
+                   $6::text[], $7::bigint[]) AS u(lease, token, t, i, err, delay) \
+                 JOIN soiree_leases l ON l.id = u.lease AND l.token = u.token \
+                 JOIN soiree_events e ON e.tx = u.t::text::xid8 AND e.id = u.i",
+            ),
+            fail_retry: q(
+                "INSERT INTO soiree_retries (group_name, event_tx, event_row, \
+                   topic, event_id, payload, properties, deliveries, error, run_at) \
+                 SELECT $1, e.tx, e.id, e.topic, e.event_id, e.payload::text, \
+                   e.properties::text, l.deliveries, u.err, \
+                   clock_timestamp() + u.delay * interval '1 millisecond' \
+                 FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], \
+                   $6::text[], $7::bigint[]) AS u(lease, token, t, i, err, delay) \
+                 JOIN soiree_leases l ON l.id = u.lease AND l.token = u.token \
+                 JOIN soiree_events e ON e.tx = u.t::text::xid8 AND e.id = u.i",
+            ),
+            claim_retries: q(
+                "UPDATE soiree_retries SET token = nextval('soiree_lease_tokens'), \
+                   deliveries = deliveries + 1, \
+                   run_at = clock_timestamp() + $3 * interval '1 millisecond' \
+                 WHERE id IN ( \
+                   SELECT id FROM soiree_retries \
+                   WHERE group_name = $1 AND run_at <= clock_timestamp() \
+                   ORDER BY run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                 RETURNING id, token, deliveries, coalesce(event_tx::text::bigint, 0), \
+                   event_row, topic, payload, properties",
+            ),
+            ack_retries: q("DELETE FROM soiree_retries r \
+                 USING unnest($1::bigint[], $2::bigint[]) AS u(id, token) \
+                 WHERE r.id = u.id AND r.token = u.token RETURNING r.id"),
+            retries_dead: q("WITH gone AS ( \
+                   DELETE FROM soiree_retries r \
+                   USING unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(id, token, err) \
+                   WHERE r.id = u.id AND r.token = u.token RETURNING r.*, u.err) \
+                 INSERT INTO soiree_dead_letters (group_name, event_tx, event_row, topic, \
+                   event_id, payload, properties, error, deliveries) \
+                 SELECT group_name, event_tx, event_row, topic, event_id, payload, \
+                   properties, err, deliveries FROM gone"),
+            retries_again: q("UPDATE soiree_retries r SET error = u.err, \
+                   run_at = clock_timestamp() + u.delay * interval '1 millisecond' \
+                 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) \
+                   AS u(id, token, err, delay) \
+                 WHERE r.id = u.id AND r.token = u.token"),
+            extend_retries: q("UPDATE soiree_retries r \
+                 SET run_at = clock_timestamp() + $3 * interval '1 millisecond' \
+                 FROM unnest($1::bigint[], $2::bigint[]) AS u(id, token) \
+                 WHERE r.id = u.id AND r.token = u.token RETURNING r.id"),
+            release_retries: q("UPDATE soiree_retries r SET run_at = clock_timestamp(), \
+                   deliveries = greatest(r.deliveries - 1, 0) \
+                 FROM unnest($1::bigint[], $2::bigint[]) AS u(id, token) \
+                 WHERE r.id = u.id AND r.token = u.token"),
+            hand_back: q(
+                "INSERT INTO soiree_leases (group_name, token, consumer, lo_tx, lo_id, \
+                   hi_tx, hi_id, events, deliveries, expires_at) \
+                 SELECT l.group_name, nextval('soiree_lease_tokens'), l.consumer, \
+                   u.lt::text::xid8, u.li, u.ht::text::xid8, u.hi, u.n, \
+                   greatest(l.deliveries - 1, 0), clock_timestamp() - interval '1 second' \
+                 FROM soiree_leases l, unnest($3::bigint[], $4::bigint[], $5::bigint[], \
+                   $6::bigint[], $7::int[]) AS u(lt, li, ht, hi, n) \
+                 WHERE l.id = $1 AND l.token = $2",
+            ),
+            dead_letters: q(
+                "SELECT id, topic, event_id, payload, properties, error, deliveries \
+                 FROM soiree_dead_letters WHERE group_name = $1 AND id > $2 \
+                 ORDER BY id LIMIT $3",
+            ),
+            replay_dead: q("WITH gone AS ( \
+                   DELETE FROM soiree_dead_letters WHERE id IN ( \
+                     SELECT id FROM soiree_dead_letters \
+                     WHERE group_name = $1 AND ($2::text IS NULL OR topic = $2) \
+                       AND ($3::text IS NULL OR event_id = $3) \
+                     ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+                   RETURNING *) \
+                 INSERT INTO soiree_retries (group_name, event_tx, event_row, topic, event_id, \
+                   payload, properties, deliveries, error, run_at) \
+                 SELECT group_name, event_tx, event_row, coalesce(topic, ''), event_id, \
+                   payload, properties, 0, error, clock_timestamp() FROM gone"),
+            // Below every group's cursor and every lease's start, older than
+            // the window, oldest first, one batch.
+            prune: q("WITH c AS ( \
+                   SELECT claimed_tx, claimed_id FROM soiree_cursors \
+                   ORDER BY claimed_tx, claimed_id LIMIT 1), \
+                 l AS ( \
+                   SELECT lo_tx, lo_id FROM soiree_leases ORDER BY lo_tx, lo_id LIMIT 1) \
+                 DELETE FROM soiree_events WHERE (tx, id) IN ( \
+                   SELECT e.tx, e.id FROM soiree_events e, c \
+                   WHERE (e.tx, e.id) <= (c.claimed_tx, c.claimed_id) \
+                     AND NOT EXISTS (SELECT 1 FROM l WHERE (e.tx, e.id) >= (l.lo_tx, l.lo_id)) \
+                     AND e.created_at < now() - $1 * interval '1 millisecond' \
+                   ORDER BY e.tx, e.id LIMIT $2)"),
+            oldest: q(
+                "SELECT (extract(epoch FROM clock_timestamp() - min(created_at)) * 1000)::bigint \
+                 FROM ( \
+                   (SELECT e.created_at FROM soiree_events e WHERE (e.tx, e.id) > ( \
+                      (SELECT claimed_tx FROM soiree_cursors WHERE group_name = $1), \
+                      (SELECT claimed_id FROM soiree_cursors WHERE group_name = $1)) \
+                    ORDER BY e.tx, e.id LIMIT 1) \
+                   UNION ALL \
+                   SELECT e.created_at FROM soiree_leases l JOIN soiree_events e \
+                     ON e.tx = l.lo_tx AND e.id = l.lo_id WHERE l.group_name = $1 \
+                   UNION ALL \
+                   SELECT created_at FROM soiree_retries WHERE group_name = $1) s",
+            ),
+            xmin_lag: q("SELECT (pg_snapshot_xmax(s)::text::bigint \
+                   - pg_snapshot_xmin(s)::text::bigint) FROM pg_current_snapshot() AS s"),
         }
     }
 }
@@ -434,6 +563,170 @@ impl Backend for PgBackend {
                 ))
             })
             .collect()
+    }
+
+    async fn fail_leased(&self, rows: &[FailedRow], retry: bool) -> Result<u64> {
+        let sql = if retry {
+            &self.sql.fail_retry
+        } else {
+            &self.sql.fail_dead
+        };
+        let done = sqlx::query(sql.clone())
+            .bind(&self.group)
+            .bind(rows.iter().map(|r| r.lease).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.token).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.pos.tx).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.pos.id).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.error.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.delay_ms).collect::<Vec<_>>())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn claim_retries(&self, max: usize) -> Result<Vec<RetryRow>> {
+        let rows = sqlx::query(self.sql.claim_retries.clone())
+            .bind(&self.group)
+            .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .bind(self.lease_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RetryRow {
+                    id: row.try_get(0)?,
+                    token: row.try_get(1)?,
+                    deliveries: row.try_get(2)?,
+                    event: RawEvent {
+                        pos: Pos {
+                            tx: row.try_get(3)?,
+                            id: row.try_get(4)?,
+                        },
+                        topic: row.try_get(5)?,
+                        payload: row.try_get(6)?,
+                        properties: row.try_get(7)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn ack_retries(&self, rows: &[(i64, i64)]) -> Result<Vec<i64>> {
+        let (ids, tokens) = pairs(rows);
+        Ok(sqlx::query_scalar(self.sql.ack_retries.clone())
+            .bind(ids)
+            .bind(tokens)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn fail_retries(&self, rows: &[FailedRetry], retry: bool) -> Result<u64> {
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let tokens: Vec<i64> = rows.iter().map(|r| r.token).collect();
+        let errors: Vec<&str> = rows.iter().map(|r| r.error.as_str()).collect();
+        let query = if retry {
+            sqlx::query(self.sql.retries_again.clone())
+                .bind(ids)
+                .bind(tokens)
+                .bind(errors)
+                .bind(rows.iter().map(|r| r.delay_ms).collect::<Vec<_>>())
+        } else {
+            sqlx::query(self.sql.retries_dead.clone())
+                .bind(ids)
+                .bind(tokens)
+                .bind(errors)
+        };
+        Ok(query.execute(&self.pool).await?.rows_affected())
+    }
+
+    async fn extend_retries(&self, rows: &[(i64, i64)]) -> Result<Vec<i64>> {
+        let (ids, tokens) = pairs(rows);
+        Ok(sqlx::query_scalar(self.sql.extend_retries.clone())
+            .bind(ids)
+            .bind(tokens)
+            .bind(self.lease_ms)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn release_retries(&self, rows: &[(i64, i64)]) -> Result<()> {
+        let (ids, tokens) = pairs(rows);
+        sqlx::query(self.sql.release_retries.clone())
+            .bind(ids)
+            .bind(tokens)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn hand_back(&self, lease: (i64, i64), runs: &[Run]) -> Result<bool> {
+        let done = sqlx::query(self.sql.hand_back.clone())
+            .bind(lease.0)
+            .bind(lease.1)
+            .bind(runs.iter().map(|r| r.lo.tx).collect::<Vec<_>>())
+            .bind(runs.iter().map(|r| r.lo.id).collect::<Vec<_>>())
+            .bind(runs.iter().map(|r| r.hi.tx).collect::<Vec<_>>())
+            .bind(runs.iter().map(|r| r.hi.id).collect::<Vec<_>>())
+            .bind(runs.iter().map(|r| r.events).collect::<Vec<_>>())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn dead_letters(&self, after: i64, limit: usize) -> Result<Vec<DeadLetter>> {
+        let rows = sqlx::query(self.sql.dead_letters.clone())
+            .bind(&self.group)
+            .bind(after)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let deliveries: i32 = row.try_get(6)?;
+                Ok(DeadLetter {
+                    id: row.try_get(0)?,
+                    topic: row.try_get(1)?,
+                    event_id: row.try_get(2)?,
+                    payload: row.try_get(3)?,
+                    properties: row.try_get(4)?,
+                    error: row.try_get(5)?,
+                    deliveries: u32::try_from(deliveries).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn replay_dead(&self, filter: &DeadLetterFilter) -> Result<u64> {
+        let done = sqlx::query(self.sql.replay_dead.clone())
+            .bind(&self.group)
+            .bind(filter.topic.as_deref())
+            .bind(filter.event_id.as_deref())
+            .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn prune(&self, older_than_ms: i64, batch: usize) -> Result<u64> {
+        let done = sqlx::query(self.sql.prune.clone())
+            .bind(older_than_ms)
+            .bind(i64::try_from(batch).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn oldest_unconsumed_ms(&self) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(self.sql.oldest.clone())
+            .bind(&self.group)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn xmin_lag(&self) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(self.sql.xmin_lag.clone())
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn notify_others(&self) -> Result<()> {

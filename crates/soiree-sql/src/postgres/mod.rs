@@ -432,6 +432,10 @@ impl PostgresStoreBuilder {
         let pool = PgPoolOptions::new()
             .max_connections(self.options.max_connections)
             .acquire_timeout(self.options.acquire_timeout)
+            // No ping before each statement (a round trip, and server CPU,
+            // per statement): a connection broken by a restart fails its
+            // next statement and is replaced; callers retry.
+            .test_before_acquire(false)
             .connect_with(connect.clone())
             .await?;
         if self.options.migrate {

@@ -10,7 +10,10 @@ use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::Result;
-use crate::backend::{Backend, DeadRow, LeaseRow, NewEvent, Pos, RawEvent};
+use crate::backend::{
+    Backend, DeadRow, FailedRetry, FailedRow, LeaseRow, NewEvent, Pos, RawEvent, RetryRow, Run,
+};
+use crate::{DeadLetter, DeadLetterFilter};
 
 /// Appends a JSON array of `[topic, event_id, payload, properties, key]`
 /// rows, in order.
@@ -378,7 +381,8 @@ impl Backend for SqliteBackend {
         let count: i64 = sqlx::query_scalar(
             "SELECT (SELECT count(*) FROM soiree_events WHERE id > \
                (SELECT claimed_id FROM soiree_cursors WHERE group_name = ?1)) \
-             + (SELECT coalesce(sum(events), 0) FROM soiree_leases WHERE group_name = ?1)",
+             + (SELECT coalesce(sum(events), 0) FROM soiree_leases WHERE group_name = ?1) \
+             + (SELECT count(*) FROM soiree_retries WHERE group_name = ?1)",
         )
         .bind(&self.group)
         .fetch_one(&self.readers)
@@ -426,6 +430,307 @@ impl Backend for SqliteBackend {
                 ))
             })
             .collect()
+    }
+
+    async fn fail_leased(&self, rows: &[FailedRow], retry: bool) -> Result<u64> {
+        let param = Value::Array(
+            rows.iter()
+                .map(|r| json!([r.lease, r.token, r.pos.id, r.error, r.delay_ms]))
+                .collect(),
+        )
+        .to_string();
+        let sql = if retry {
+            "INSERT INTO soiree_retries (group_name, event_row, topic, event_id, payload, \
+               properties, deliveries, error, run_at) \
+             SELECT ?1, e.id, e.topic, e.event_id, e.payload, e.properties, l.deliveries, \
+               u.value->>3, ?3 + u.value->>4 \
+             FROM json_each(?2) u \
+             JOIN soiree_leases l ON l.id = u.value->>0 AND l.token = u.value->>1 \
+             JOIN soiree_events e ON e.id = u.value->>2"
+        } else {
+            "INSERT INTO soiree_dead_letters (group_name, event_row, topic, event_id, payload, \
+               properties, error, deliveries) \
+             SELECT ?1, e.id, e.topic, e.event_id, e.payload, e.properties, u.value->>3, \
+               l.deliveries + 0 * ?3 \
+             FROM json_each(?2) u \
+             JOIN soiree_leases l ON l.id = u.value->>0 AND l.token = u.value->>1 \
+             JOIN soiree_events e ON e.id = u.value->>2"
+        };
+        let done = sqlx::query(sql)
+            .bind(&self.group)
+            .bind(param)
+            .bind(now_ms())
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn claim_retries(&self, max: usize) -> Result<Vec<RetryRow>> {
+        let now = now_ms();
+        let due: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM soiree_retries WHERE group_name = ?1 AND run_at <= ?2)",
+        )
+        .bind(&self.group)
+        .bind(now)
+        .fetch_one(&self.readers)
+        .await?;
+        if !due {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.write_tx().await?;
+        let token = next_token(&mut tx).await?;
+        let rows = sqlx::query(
+            "UPDATE soiree_retries SET token = ?3, deliveries = deliveries + 1, run_at = ?5 \
+             WHERE id IN (SELECT id FROM soiree_retries WHERE group_name = ?1 AND run_at <= ?2 \
+               ORDER BY run_at, id LIMIT ?4) \
+             RETURNING id, token, deliveries, event_row, topic, payload, properties",
+        )
+        .bind(&self.group)
+        .bind(now_ms())
+        .bind(token)
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .bind(now_ms() + self.lease_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut claimed = rows
+            .iter()
+            .map(|row| {
+                Ok(RetryRow {
+                    id: row.try_get(0)?,
+                    token: row.try_get(1)?,
+                    deliveries: row.try_get(2)?,
+                    event: RawEvent {
+                        pos: Pos {
+                            tx: 0,
+                            id: row.try_get(3)?,
+                        },
+                        topic: row.try_get(4)?,
+                        payload: row.try_get(5)?,
+                        properties: row.try_get(6)?,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        claimed.sort_by_key(|row| row.id);
+        Ok(claimed)
+    }
+
+    async fn ack_retries(&self, rows: &[(i64, i64)]) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "DELETE FROM soiree_retries WHERE (id, token) IN \
+             (SELECT value->>0, value->>1 FROM json_each(?1)) RETURNING id",
+        )
+        .bind(pairs_json(rows))
+        .fetch_all(&self.writer)
+        .await?)
+    }
+
+    async fn fail_retries(&self, rows: &[FailedRetry], retry: bool) -> Result<u64> {
+        let param = Value::Array(
+            rows.iter()
+                .map(|r| json!([r.id, r.token, r.error, r.delay_ms]))
+                .collect(),
+        )
+        .to_string();
+        if retry {
+            let done = sqlx::query(
+                "UPDATE soiree_retries SET \
+                   error = (SELECT value->>2 FROM json_each(?1) \
+                     WHERE value->>0 = soiree_retries.id), \
+                   run_at = ?2 + (SELECT value->>3 FROM json_each(?1) \
+                     WHERE value->>0 = soiree_retries.id) \
+                 WHERE (id, token) IN (SELECT value->>0, value->>1 FROM json_each(?1))",
+            )
+            .bind(&param)
+            .bind(now_ms())
+            .execute(&self.writer)
+            .await?;
+            return Ok(done.rows_affected());
+        }
+        let mut tx = self.write_tx().await?;
+        let moved = sqlx::query(
+            "INSERT INTO soiree_dead_letters (group_name, event_row, topic, event_id, payload, \
+               properties, error, deliveries) \
+             SELECT r.group_name, r.event_row, r.topic, r.event_id, r.payload, r.properties, \
+               u.value->>2, r.deliveries \
+             FROM json_each(?1) u \
+             JOIN soiree_retries r ON r.id = u.value->>0 AND r.token = u.value->>1",
+        )
+        .bind(&param)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM soiree_retries WHERE (id, token) IN \
+             (SELECT value->>0, value->>1 FROM json_each(?1))",
+        )
+        .bind(&param)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(moved.rows_affected())
+    }
+
+    async fn extend_retries(&self, rows: &[(i64, i64)]) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "UPDATE soiree_retries SET run_at = ?2 WHERE (id, token) IN \
+             (SELECT value->>0, value->>1 FROM json_each(?1)) RETURNING id",
+        )
+        .bind(pairs_json(rows))
+        .bind(now_ms() + self.lease_ms)
+        .fetch_all(&self.writer)
+        .await?)
+    }
+
+    async fn release_retries(&self, rows: &[(i64, i64)]) -> Result<()> {
+        sqlx::query(
+            "UPDATE soiree_retries SET run_at = ?2, deliveries = max(deliveries - 1, 0) \
+             WHERE (id, token) IN (SELECT value->>0, value->>1 FROM json_each(?1))",
+        )
+        .bind(pairs_json(rows))
+        .bind(now_ms())
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn hand_back(&self, lease: (i64, i64), runs: &[Run]) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let held: Option<(i32, String)> = sqlx::query_as(
+            "SELECT deliveries, consumer FROM soiree_leases WHERE id = ?1 AND token = ?2",
+        )
+        .bind(lease.0)
+        .bind(lease.1)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((deliveries, _)) = held else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        for run in runs {
+            let token = next_token(&mut tx).await?;
+            sqlx::query(
+                "INSERT INTO soiree_leases (group_name, token, consumer, lo_id, hi_id, events, \
+                 deliveries, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .bind(&self.group)
+            .bind(token)
+            .bind(&self.consumer)
+            .bind(run.lo.id)
+            .bind(run.hi.id)
+            .bind(run.events)
+            .bind((deliveries - 1).max(0))
+            .bind(now_ms() - 1000)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn dead_letters(&self, after: i64, limit: usize) -> Result<Vec<DeadLetter>> {
+        let rows = sqlx::query(
+            "SELECT id, topic, event_id, payload, properties, error, deliveries \
+             FROM soiree_dead_letters WHERE group_name = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        )
+        .bind(&self.group)
+        .bind(after)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let deliveries: i64 = row.try_get(6)?;
+                Ok(DeadLetter {
+                    id: row.try_get(0)?,
+                    topic: row.try_get(1)?,
+                    event_id: row.try_get(2)?,
+                    payload: row.try_get(3)?,
+                    properties: row.try_get(4)?,
+                    error: row.try_get(5)?,
+                    deliveries: u32::try_from(deliveries).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn replay_dead(&self, filter: &DeadLetterFilter) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM soiree_dead_letters WHERE group_name = ?1 \
+               AND (?2 IS NULL OR topic = ?2) AND (?3 IS NULL OR event_id = ?3) \
+             ORDER BY id LIMIT ?4",
+        )
+        .bind(&self.group)
+        .bind(filter.topic.as_deref())
+        .bind(filter.event_id.as_deref())
+        .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await?;
+        if ids.is_empty() {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        let param = serde_json::to_string(&ids)?;
+        let moved = sqlx::query(
+            "INSERT INTO soiree_retries (group_name, event_row, topic, event_id, payload, \
+               properties, deliveries, error, run_at) \
+             SELECT group_name, event_row, coalesce(topic, ''), event_id, payload, properties, \
+               0, error, ?2 FROM soiree_dead_letters \
+             WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id",
+        )
+        .bind(&param)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM soiree_dead_letters WHERE id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(&param)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(moved.rows_affected())
+    }
+
+    async fn prune(&self, older_than_ms: i64, batch: usize) -> Result<u64> {
+        // One short write per batch: the writer is not held for long.
+        let done = sqlx::query(
+            "DELETE FROM soiree_events WHERE id IN ( \
+               SELECT id FROM soiree_events \
+               WHERE id <= (SELECT min(claimed_id) FROM soiree_cursors) \
+                 AND id < coalesce((SELECT min(lo_id) FROM soiree_leases), 9223372036854775807) \
+                 AND created_at < strftime('%Y-%m-%dT%H:%M:%fZ', ?1 / 1000.0, 'unixepoch') \
+               ORDER BY id LIMIT ?2)",
+        )
+        .bind(now_ms() - older_than_ms)
+        .bind(i64::try_from(batch).unwrap_or(i64::MAX))
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn oldest_unconsumed_ms(&self) -> Result<Option<i64>> {
+        let oldest: Option<f64> = sqlx::query_scalar(
+            "SELECT (julianday('now') - julianday(min(created_at))) * 86400000.0 FROM ( \
+               SELECT * FROM (SELECT created_at FROM soiree_events WHERE id > \
+                 (SELECT claimed_id FROM soiree_cursors WHERE group_name = ?1) \
+                 ORDER BY id LIMIT 1) \
+               UNION ALL \
+               SELECT e.created_at FROM soiree_leases l JOIN soiree_events e ON e.id = l.lo_id \
+               WHERE l.group_name = ?1 \
+               UNION ALL \
+               SELECT created_at FROM soiree_retries WHERE group_name = ?1)",
+        )
+        .bind(&self.group)
+        .fetch_one(&self.readers)
+        .await?;
+        #[allow(clippy::cast_possible_truncation)]
+        Ok(oldest.map(|ms| ms.max(0.0).round() as i64))
+    }
+
+    async fn xmin_lag(&self) -> Result<Option<i64>> {
+        Ok(None)
     }
 
     async fn notify_others(&self) -> Result<()> {

@@ -351,6 +351,9 @@ impl SqliteStoreBuilder {
             .busy_timeout(self.busy_timeout);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            // No ping (a round trip to the connection's thread) before
+            // each statement.
+            .test_before_acquire(false)
             .min_connections(1)
             .acquire_timeout(self.options.acquire_timeout)
             .connect_with(connect.clone())
@@ -363,6 +366,9 @@ impl SqliteStoreBuilder {
         }
         let readers = SqlitePoolOptions::new()
             .max_connections(self.options.max_connections)
+            // No ping (a round trip to the connection's thread) before
+            // each statement.
+            .test_before_acquire(false)
             .acquire_timeout(self.options.acquire_timeout)
             .connect_with(connect)
             .await?;

@@ -1,0 +1,121 @@
+//! outbox-latency: on PostgreSQL and on SQLite, 2,000 events emitted one per
+//! transaction, one at a time; for each, the time from the commit call to
+//! the listener starting. Reported per store: `pg_p50_ms=`, `pg_p99_ms=`,
+//! `sqlite_p50_ms=`, `sqlite_p99_ms=` (one line for the scenario).
+
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use soiree::{EventBus, MetricsRegistry};
+use soiree_sql::{PostgresStore, SqliteStore};
+use tokio::sync::mpsc;
+
+use super::report::Report;
+use super::scenario::{Needs, Scenario, Setup};
+use super::sql_outbox::{Outbox, bench_schema, drop_schema, store_error};
+use crate::error::{Error, Result};
+
+pub(super) const SCENARIO: Scenario = Scenario {
+    name: "outbox-latency",
+    default_n: 2_000,
+    needs: Needs::Postgres,
+    run: |setup| run(setup).boxed(),
+};
+
+const TOPIC: &str = "order.paid";
+/// The longest one event may take to reach its listener.
+const LIMIT: Duration = Duration::from_secs(30);
+
+async fn run(setup: Setup) -> Result<Report> {
+    let start = Instant::now();
+    let url = setup.postgres.clone().unwrap_or_default();
+    let schema = bench_schema();
+    let pg = PostgresStore::builder(&url)
+        .schema(&schema)
+        .metrics_registry(MetricsRegistry::new())
+        .build()
+        .await
+        .map_err(store_error)?;
+    let pg_latencies = latencies(&setup, Outbox::Postgres(pg.clone())).await;
+    drop_schema(&pg, &schema).await;
+    let pg_latencies = pg_latencies?;
+
+    let dir = std::env::temp_dir().join(format!("soiree-bench-latency-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let sqlite = SqliteStore::builder(dir.join("events.db"))
+        .metrics_registry(MetricsRegistry::new())
+        .build()
+        .await
+        .map_err(store_error)?;
+    let sqlite_latencies = latencies(&setup, Outbox::Sqlite(sqlite.clone())).await;
+    drop(sqlite);
+    let _ = std::fs::remove_dir_all(&dir);
+    let sqlite_latencies = sqlite_latencies?;
+
+    let n = setup.n;
+    Ok(Report::new(&setup, start.elapsed(), 2 * n)
+        .figure("pg_p50_ms", percentile(&pg_latencies, 50), 3)
+        .figure("pg_p99_ms", percentile(&pg_latencies, 99), 3)
+        .figure("sqlite_p50_ms", percentile(&sqlite_latencies, 50), 3)
+        .figure("sqlite_p99_ms", percentile(&sqlite_latencies, 99), 3)
+        .check(pg_latencies.len() as u64 == n, || {
+            format!(
+                "postgres: {} of {n} events reached the listener",
+                pg_latencies.len()
+            )
+        })
+        .check(sqlite_latencies.len() as u64 == n, || {
+            format!(
+                "sqlite: {} of {n} events reached the listener",
+                sqlite_latencies.len()
+            )
+        }))
+}
+
+/// Emits `setup.n` events one per transaction, each after the previous one
+/// reached the listener; returns the commit → listener start times.
+async fn latencies(setup: &Setup, store: Outbox) -> Result<Vec<Duration>> {
+    let bus = EventBus::builder()
+        .shared_store(store.shared())
+        .pool_name("bench")
+        .metrics_registry(MetricsRegistry::new())
+        .build()?;
+    let (started, mut starts) = mpsc::unbounded_channel::<(u64, Instant)>();
+    bus.on_named("bench", TOPIC, move |ctx| {
+        let at = Instant::now();
+        let n = ctx.payload().decode::<u64>().unwrap_or(u64::MAX);
+        let _ = started.send((n, at));
+        futures::future::ready(Ok(()))
+    })?;
+    let mut out = Vec::with_capacity(usize::try_from(setup.n).unwrap_or(0));
+    for i in 0..setup.n {
+        let committed = store.emit_one(TOPIC, i).await.map_err(store_error)?;
+        let reached = loop {
+            match tokio::time::timeout(LIMIT, starts.recv()).await {
+                Ok(Some((n, at))) if n == i => break at,
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => {
+                    return Err(Error::Aborted {
+                        scenario: setup.scenario,
+                        reason: format!("event {i} did not reach its listener within {LIMIT:?}"),
+                    });
+                }
+            }
+        };
+        out.push(reached.saturating_duration_since(committed));
+    }
+    bus.wait_for_idle().await;
+    bus.close().await?;
+    Ok(out)
+}
+
+/// The `p`-th percentile in milliseconds.
+fn percentile(values: &[Duration], p: usize) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let index = (sorted.len() * p / 100).min(sorted.len() - 1);
+    sorted[index].as_secs_f64() * 1000.0
+}
