@@ -14,7 +14,7 @@ use support::{PostgresServer, pg_builder};
 
 /// The lease timeout, which is also about how soon an unacknowledged
 /// delivery comes back.
-const LEASE: Duration = Duration::from_secs(1);
+const LEASE: Duration = Duration::from_secs(2);
 
 fn config() -> Conformance {
     Conformance {

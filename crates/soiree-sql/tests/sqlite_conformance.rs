@@ -12,7 +12,7 @@ use soiree::EventStore;
 use soiree_test::conformance::{self, Conformance, Outcome};
 use support::{TempDir, sqlite_builder};
 
-const LEASE: Duration = Duration::from_secs(1);
+const LEASE: Duration = Duration::from_secs(2);
 
 fn config() -> Conformance {
     Conformance {

@@ -339,7 +339,8 @@ impl EmissionState {
     /// Delivers an error to the caller (or to the log once nobody watches);
     /// the first one reserves room for `reserve` errors.
     pub(crate) fn push_error(&self, error: Error, reserve: usize) {
-        if self.first_error.get().is_none() {
+        // Only a queue's delivery hands its first error to the store.
+        if matches!(self.work, Work::Deliver(_)) && self.first_error.get().is_none() {
             let _ = self.first_error.set(error.to_string());
         }
         {
