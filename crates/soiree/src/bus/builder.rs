@@ -295,6 +295,7 @@ impl EventBusBuilder {
                 in_flight: Arc::new(tokio::sync::Semaphore::new(self.pool.workers)),
                 in_flight_debt: std::sync::atomic::AtomicUsize::new(0),
                 running: std::sync::Mutex::default(),
+                tracks_running: AtomicBool::new(false),
             },
             listener_metrics: ListenerMetrics::new(&registry),
             metrics,

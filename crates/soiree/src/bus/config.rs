@@ -73,6 +73,9 @@ pub(crate) struct ConsumerConfig {
     /// Receipts of deliveries dispatched and not yet settled: their leases
     /// are extended while their listeners run.
     pub(crate) running: Mutex<std::collections::HashSet<String>>,
+    /// Set at start when the queue extends leases: only then is `running`
+    /// kept (a lock per delivery that other stores need not pay).
+    pub(crate) tracks_running: AtomicBool,
 }
 
 impl ConsumerConfig {
@@ -91,11 +94,21 @@ impl ConsumerConfig {
     }
 
     pub(crate) fn running_insert(&self, receipt: &str) {
-        self.running().insert(receipt.to_owned());
+        if self
+            .tracks_running
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.running().insert(receipt.to_owned());
+        }
     }
 
     pub(crate) fn running_remove(&self, receipt: &str) {
-        self.running().remove(receipt);
+        if self
+            .tracks_running
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.running().remove(receipt);
+        }
     }
 
     pub(crate) fn running_snapshot(&self) -> Vec<String> {

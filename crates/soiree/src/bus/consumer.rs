@@ -50,6 +50,10 @@ pub(crate) fn start(core: &Arc<BusInner>) {
         .and_then(|s| s.queue())
         .and_then(|q| q.lease_interval())
     {
+        // Set before the consumer task starts, which is what reads it.
+        config
+            .tracks_running
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         // Not in `tasks`: `close` must not wait for its next tick. It ends
         // by itself once the bus is closed and nothing runs.
         drop(runtime.spawn(extend_leases(Arc::downgrade(core), interval)));

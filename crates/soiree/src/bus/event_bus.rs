@@ -461,14 +461,9 @@ impl EventBus {
                 },
             );
         }
-        state.make_claimable();
-        let queued = Queued {
-            job: Arc::clone(state),
-            slot: state.slot,
-        };
         inner
             .pool
-            .try_push(queued, || Dispatcher(Arc::clone(inner)))
+            .try_push(claimable(state), || Dispatcher(Arc::clone(inner)))
             .map_err(|(rejected, _)| rejected)
     }
 
@@ -495,14 +490,9 @@ impl EventBus {
                 .await
                 .map_err(|_| Rejected::Closed)
         } else {
-            state.make_claimable();
-            let queued = Queued {
-                job: Arc::clone(&state),
-                slot: state.slot,
-            };
             inner
                 .pool
-                .push(queued, || Dispatcher(Arc::clone(inner)))
+                .push(claimable(&state), || Dispatcher(Arc::clone(inner)))
                 .await
                 .map_err(|(rejected, _)| rejected)
         };
@@ -646,6 +636,16 @@ impl EventBus {
             .resize(workers, || Dispatcher(Arc::clone(inner)))?;
         inner.consumer.resize(before, workers);
         Ok(())
+    }
+}
+
+/// The pool's job for an emission, ready to be claimed by a worker (or by a
+/// task awaiting the emission).
+fn claimable(state: &Arc<EmissionState>) -> Queued<super::dispatch::Job> {
+    state.make_claimable();
+    Queued {
+        job: Arc::clone(state),
+        slot: state.slot,
     }
 }
 

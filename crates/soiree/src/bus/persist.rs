@@ -254,24 +254,37 @@ async fn persist(
     (state, saved)
 }
 
-/// After persisting: report a failure, or queue the listeners' job.
-async fn hand_off(bus: &Arc<BusInner>, state: Arc<EmissionState>, saved: Result<(), Error>) {
-    match saved {
+/// Records how persisting went. Returns the emission when its listeners
+/// are still to run; otherwise it is over (failed, or enqueued for the
+/// consumers) and its slot is given back.
+fn settle(
+    bus: &BusInner,
+    state: Arc<EmissionState>,
+    saved: Result<(), Error>,
+) -> Option<Arc<EmissionState>> {
+    let dispatch = match saved {
         Err(err) => {
             report(bus, &state, err);
             state.set_persisted(false);
-            state.finish();
-            bus.pool.cancel(state.slot, None);
+            false
         }
         Ok(()) => {
             state.set_persisted(true);
-            if !matches!(state.work, Work::Dispatch(_)) {
-                state.finish();
-                bus.pool.cancel(state.slot, None);
-                return;
-            }
-            queue_dispatch(bus, state).await;
+            matches!(state.work, Work::Dispatch(_))
         }
+    };
+    if dispatch {
+        return Some(state);
+    }
+    state.finish();
+    bus.pool.cancel(state.slot, None);
+    None
+}
+
+/// After persisting: queue the listeners' job, if any.
+async fn hand_off(bus: &Arc<BusInner>, state: Arc<EmissionState>, saved: Result<(), Error>) {
+    if let Some(state) = settle(bus, state, saved) {
+        queue_dispatch(bus, state).await;
     }
 }
 
@@ -295,19 +308,9 @@ pub(crate) async fn queue_dispatch(bus: &Arc<BusInner>, state: Arc<EmissionState
 /// waiting emit does when the queue is full (waiting could wait for itself).
 pub(crate) async fn persist_inline(bus: &Arc<BusInner>, state: Arc<EmissionState>) {
     let (state, saved) = persist(bus, state).await;
-    if let Err(err) = saved {
-        report(bus, &state, err);
-        state.set_persisted(false);
-        state.finish();
-        bus.pool.cancel(state.slot, None);
+    let Some(state) = settle(bus, state, saved) else {
         return;
-    }
-    state.set_persisted(true);
-    if !matches!(state.work, Work::Dispatch(_)) {
-        state.finish();
-        bus.pool.cancel(state.slot, None);
-        return;
-    }
+    };
     state.make_claimable();
     if state.claim() {
         super::emission::run_inline(Arc::clone(bus), state).await;
