@@ -144,6 +144,14 @@ pub enum Error {
         /// The string as given.
         value: String,
     },
+    /// An inspection or replay named something the store does not hold.
+    #[error("no {what} with id {id:?}")]
+    NotFound {
+        /// What was looked for: `event`, `dead letter`.
+        what: &'static str,
+        /// The id as given.
+        id: String,
+    },
 }
 
 impl Error {

@@ -121,8 +121,9 @@ pub use metrics::MetricsRegistry;
 pub use pool::{DEFAULT_QUEUE_CAPACITY, Pool, PoolOptions};
 pub use retry::{Backoff, RetryPolicy};
 pub use store::{
-    Delivery, EventHistory, EventQueue, EventStore, FailedDelivery, HandlerDedup, MemoryStore,
-    Page, StoredResult,
+    ConsumerInfo, DeadLetter, DeadLetterSelection, Delivery, EventDetail, EventHistory, EventQueue,
+    EventStore, FailedDelivery, Filter, HandlerDedup, Inspect, MemoryStore, Page, PendingDelivery,
+    Query, Rates, Record, StoreInfo, StoreStats, StoredResult, inspect,
 };
 /// Re-exported: [`Context::with_cancellation`] takes one.
 pub use tokio_util::sync::CancellationToken;

@@ -9,10 +9,14 @@
 //! - [`HandlerDedup`]: a listener that already succeeded for an event id is
 //!   skipped when the event is delivered again;
 //! - [`EventHistory`]: paged reads of stored events and results.
+//!
+//! Every store also implements [`Inspect`], the inspection and repair trait
+//! that the `soiree` CLI and dashboard use.
 
 mod dedup;
 mod event_store;
 mod history;
+pub mod inspect;
 mod memory;
 mod queue;
 mod result;
@@ -20,6 +24,10 @@ mod result;
 pub use dedup::HandlerDedup;
 pub use event_store::EventStore;
 pub use history::{EventHistory, Page};
+pub use inspect::{
+    ConsumerInfo, DeadLetter, DeadLetterSelection, EventDetail, Filter, Inspect, PendingDelivery,
+    Query, Rates, Record, StoreInfo, StoreStats,
+};
 pub use memory::MemoryStore;
 pub use queue::{Delivery, EventQueue, FailedDelivery};
 pub use result::StoredResult;

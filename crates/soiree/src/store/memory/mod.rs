@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use tokio::sync::Notify;
@@ -46,15 +46,44 @@ pub struct MemoryStore {
     as_queue: bool,
 }
 
+mod inspect;
+
 #[derive(Debug, Default)]
 struct State {
-    events: Vec<StoredEvent>,
-    results: Vec<StoredResult>,
+    events: Vec<Stamped<StoredEvent>>,
+    results: Vec<Stamped<StoredResult>>,
     succeeded: HashSet<(String, String)>,
     next_receipt: u64,
     ready: VecDeque<Queued>,
     in_flight: HashMap<String, (Queued, Instant)>,
-    dead_letters: Vec<(StoredEvent, String)>,
+    dead_letters: Vec<Letter>,
+    next_letter: u64,
+}
+
+/// A stored item and when it was stored.
+#[derive(Debug, Clone)]
+struct Stamped<T> {
+    item: T,
+    at: SystemTime,
+}
+
+impl<T> Stamped<T> {
+    fn now(item: T) -> Self {
+        Self {
+            item,
+            at: SystemTime::now(),
+        }
+    }
+}
+
+/// A dead letter: a failed delivery with its error.
+#[derive(Debug, Clone)]
+struct Letter {
+    id: u64,
+    event: StoredEvent,
+    error: String,
+    deliveries: u32,
+    at: SystemTime,
 }
 
 #[derive(Debug, Clone)]
@@ -108,12 +137,12 @@ impl MemoryStore {
 
     /// Every stored event, oldest first.
     pub fn events(&self) -> Vec<StoredEvent> {
-        self.lock().events.clone()
+        self.lock().events.iter().map(|e| e.item.clone()).collect()
     }
 
     /// Every stored result, oldest first.
     pub fn results(&self) -> Vec<StoredResult> {
-        self.lock().results.clone()
+        self.lock().results.iter().map(|r| r.item.clone()).collect()
     }
 
     /// Failed deliveries of the queue, each with its first error, oldest
@@ -139,7 +168,11 @@ impl MemoryStore {
     /// # }
     /// ```
     pub fn dead_letters(&self) -> Vec<(StoredEvent, String)> {
-        self.lock().dead_letters.clone()
+        self.lock()
+            .dead_letters
+            .iter()
+            .map(|letter| (letter.event.clone(), letter.error.clone()))
+            .collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -184,7 +217,7 @@ impl MemoryStore {
 #[async_trait]
 impl EventStore for MemoryStore {
     async fn save_event(&self, event: &StoredEvent) -> Result<()> {
-        self.lock().events.push(event.clone());
+        self.lock().events.push(Stamped::now(event.clone()));
         Ok(())
     }
 
@@ -195,7 +228,7 @@ impl EventStore for MemoryStore {
                 .succeeded
                 .insert((result.event_id.clone(), result.handler_id.clone()));
         }
-        state.results.push(result.clone());
+        state.results.push(Stamped::now(result.clone()));
         Ok(())
     }
 
@@ -215,14 +248,7 @@ impl EventStore for MemoryStore {
 #[async_trait]
 impl EventQueue for MemoryStore {
     async fn enqueue(&self, event: &StoredEvent) -> Result<()> {
-        {
-            let mut state = self.lock();
-            state.events.push(event.clone());
-            state.ready.push_back(Queued {
-                event: event.clone(),
-                deliveries: 0,
-            });
-        }
+        self.lock().append(event.clone());
         self.arrived.notify_one();
         Ok(())
     }
@@ -262,9 +288,15 @@ impl EventQueue for MemoryStore {
         let mut state = self.lock();
         for failure in failures {
             if let Some((queued, _)) = state.in_flight.remove(&failure.receipt) {
-                state
-                    .dead_letters
-                    .push((queued.event, failure.error.clone()));
+                state.next_letter += 1;
+                let id = state.next_letter;
+                state.dead_letters.push(Letter {
+                    id,
+                    event: queued.event,
+                    error: failure.error.clone(),
+                    deliveries: queued.deliveries,
+                    at: SystemTime::now(),
+                });
             }
         }
         Ok(())
@@ -286,6 +318,17 @@ impl HandlerDedup for MemoryStore {
     }
 }
 
+impl State {
+    /// Stores an event and queues it.
+    fn append(&mut self, event: StoredEvent) {
+        self.ready.push_back(Queued {
+            event: event.clone(),
+            deliveries: 0,
+        });
+        self.events.push(Stamped::now(event));
+    }
+}
+
 #[async_trait]
 impl EventHistory for MemoryStore {
     async fn events(&self, cursor: Option<&str>, limit: usize) -> Result<Page<StoredEvent>> {
@@ -298,7 +341,7 @@ impl EventHistory for MemoryStore {
 }
 
 /// Pages over a list by index; the cursor is the index of the next item.
-fn page<T: Clone>(items: &[T], cursor: Option<&str>, limit: usize) -> Result<Page<T>> {
+fn page<T: Clone>(items: &[Stamped<T>], cursor: Option<&str>, limit: usize) -> Result<Page<T>> {
     let start = match cursor {
         None => 0,
         Some(cursor) => cursor
@@ -308,7 +351,7 @@ fn page<T: Clone>(items: &[T], cursor: Option<&str>, limit: usize) -> Result<Pag
     let end = start.saturating_add(limit).min(items.len());
     let start = start.min(end);
     Ok(Page {
-        items: items[start..end].to_vec(),
+        items: items[start..end].iter().map(|s| s.item.clone()).collect(),
         next: (end < items.len()).then(|| end.to_string()),
     })
 }
