@@ -1,8 +1,14 @@
-//! The `soiree` command: runs the benchmark suite (`soiree bench`).
+//! The `soiree` command: inspects and repairs stores (`soiree stats`,
+//! `events`, `dead-letters`, `replay`, `tail`, …) and runs the benchmark
+//! suite (`soiree bench`).
 
 mod bench;
+mod cmd;
 mod error;
 mod opt;
+mod store;
+mod time;
+mod view;
 
 use std::process::ExitCode;
 
@@ -11,6 +17,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
 
+use crate::error::Error;
 use crate::opt::{Command, Opt};
 
 fn main() -> ExitCode {
@@ -18,11 +25,17 @@ fn main() -> ExitCode {
     if let Some(code) = bench::consumer_process() {
         return code;
     }
-    let result = match Opt::parse().command {
-        Command::Bench(opt) => bench::run(opt),
+    let opt = Opt::parse();
+    let result = match opt.command {
+        Command::Bench(bench) => bench::run(bench),
+        command => cmd::run(&opt.store, command).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
+        // `soiree events | head`: the reader is gone, nothing to report.
+        Err(Error::Output(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("error: {err}");
             ExitCode::from(err.exit_code())

@@ -1,24 +1,300 @@
 //! Command-line options.
 
+use std::time::{Duration, SystemTime};
+
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand};
 
 use crate::bench;
+use crate::time::{parse_interval, parse_time};
+
+/// What `--help` says after the options: the exit codes.
+pub(crate) const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  runtime failure: the store cannot be reached or read, a benchmark's check failed
+  2  usage error or refusal: a bad option or store URL, an unconfirmed destructive
+     command (no --yes and no terminal to ask on), an empty dead-letter selection
+  3  not found: the event, dead letter or SQLite file named does not exist";
 
 /// Soiree: an event bus for Rust services.
+///
+/// Inspects and repairs the store of a bus (Redis, PostgreSQL, SQLite), and
+/// runs the benchmark suite.
 #[derive(Debug, Parser)]
-#[command(name = "soiree", version, about)]
+#[command(name = "soiree", version, about, after_help = EXIT_CODES)]
 pub(crate) struct Opt {
+    #[command(flatten)]
+    pub(crate) store: StoreOpt,
+
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// Which store to open: global options, accepted before or after the
+/// subcommand.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct StoreOpt {
+    /// The store: redis://HOST[:PORT][/DB], rediss://…, postgres://…,
+    /// postgresql://…, sqlite://PATH or sqlite:PATH.
+    #[arg(
+        long,
+        global = true,
+        env = "SOIREE_STORE",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub(crate) store: Option<String>,
+
+    /// The consumer group to inspect (default `soiree`): pending
+    /// deliveries, consumers, and where replays go.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub(crate) group: Option<String>,
+
+    /// The key prefix of a Redis store (default `soiree`).
+    #[arg(long, global = true, value_name = "PREFIX")]
+    pub(crate) prefix: Option<String>,
+
+    /// The schema of a PostgreSQL store (default `public`).
+    #[arg(long, global = true, value_name = "SCHEMA")]
+    pub(crate) schema: Option<String>,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Counts of what the store holds, with emit and handle rates.
+    Stats(StatsOpt),
+    /// Stored events, oldest first (`--newest` for the latest).
+    Events(ListOpt),
+    /// One event with every listener attempt and its dead letters.
+    Event(EventOpt),
+    /// Stored listener results (one per attempt).
+    Results(ListOpt),
+    /// Deliveries taken by consumers and not yet acknowledged, oldest first.
+    Pending(PendingOpt),
+    /// The consumers of the group.
+    Consumers(OutputOpt),
+    /// Events set aside after their listeners failed: list, show, replay,
+    /// purge.
+    #[command(subcommand)]
+    DeadLetters(DeadLettersCommand),
+    /// Deliver a stored event to the group again, with the same id
+    /// (listeners that already succeeded for it are skipped).
+    Replay(ReplayOpt),
+    /// Print events as they are stored, until ctrl-c.
+    Tail(TailOpt),
     /// Run the benchmark suite: one line of figures per scenario; exits
     /// non-zero when a scenario's result is wrong.
     Bench(BenchOpt),
+}
+
+/// `--json`.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct OutputOpt {
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Options of `soiree stats`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct StatsOpt {
+    /// Time between the two snapshots the rates come from (`0s`: no rates).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
+    pub(crate) interval: Duration,
+
+    #[command(flatten)]
+    pub(crate) output: OutputOpt,
+}
+
+/// What a listing selects: topic, event id, time range.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct FilterOpt {
+    /// Only topics matching this pattern (`order.*`, `order.**`).
+    #[arg(long, value_name = "PATTERN")]
+    pub(crate) topic: Option<String>,
+
+    /// Only this event id.
+    #[arg(long, value_name = "ID")]
+    pub(crate) event_id: Option<String>,
+
+    /// Only what was stored at or after this time: RFC 3339
+    /// (`2024-05-01T12:00:00Z`) or an age (`10m`, `2h`, `1d`).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub(crate) since: Option<SystemTime>,
+
+    /// Only what was stored before this time (as for --since).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub(crate) until: Option<SystemTime>,
+}
+
+impl FilterOpt {
+    /// Reports whether no filter was given.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.topic.is_none()
+            && self.event_id.is_none()
+            && self.since.is_none()
+            && self.until.is_none()
+    }
+}
+
+/// Which page of a listing.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct PageOpt {
+    /// At most this many records (1 to 10000).
+    #[arg(long, value_name = "N", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) limit: u32,
+
+    /// The newest records first.
+    #[arg(long)]
+    pub(crate) newest: bool,
+
+    /// Continue after this record id (the cursor a previous page printed).
+    #[arg(long, value_name = "CURSOR")]
+    pub(crate) after: Option<String>,
+}
+
+impl Default for PageOpt {
+    fn default() -> Self {
+        Self {
+            limit: 50,
+            newest: false,
+            after: None,
+        }
+    }
+}
+
+/// Options of the listings (`events`, `results`, `dead-letters list`).
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct ListOpt {
+    #[command(flatten)]
+    pub(crate) filter: FilterOpt,
+
+    #[command(flatten)]
+    pub(crate) page: PageOpt,
+
+    #[command(flatten)]
+    pub(crate) output: OutputOpt,
+}
+
+/// Options of `soiree event`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct EventOpt {
+    /// The event id (`soiree.event_id`).
+    pub(crate) event_id: String,
+
+    #[command(flatten)]
+    pub(crate) output: OutputOpt,
+}
+
+/// Options of `soiree pending` (a filter does not apply).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct PendingOpt {
+    /// At most this many deliveries (1 to 10000).
+    #[arg(long, value_name = "N", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) limit: u32,
+
+    /// Continue after this delivery id.
+    #[arg(long, value_name = "CURSOR")]
+    pub(crate) after: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) output: OutputOpt,
+}
+
+/// `soiree dead-letters …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeadLettersCommand {
+    /// List dead letters.
+    List(ListOpt),
+    /// One dead letter with its event.
+    Show(ShowOpt),
+    /// Deliver the selected dead letters to the group again and remove them.
+    #[command(after_help = SELECTION_HELP)]
+    Replay(SelectOpt),
+    /// Delete the selected dead letters.
+    #[command(after_help = SELECTION_HELP)]
+    Purge(SelectOpt),
+}
+
+const SELECTION_HELP: &str = "\
+Select by --id (repeatable), by filters (--topic, --event-id, --since, --until),
+or every dead letter with --all. Asks for confirmation on a terminal; pass --yes
+when stdin is not one.";
+
+/// Options of `soiree dead-letters show`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ShowOpt {
+    /// The dead letter's id (as listed).
+    pub(crate) id: String,
+
+    #[command(flatten)]
+    pub(crate) output: OutputOpt,
+}
+
+/// Which dead letters to replay or purge.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct SelectOpt {
+    /// This dead letter (repeatable).
+    #[arg(long = "id", value_name = "ID", conflicts_with_all = ["topic", "event_id", "since", "until", "all"])]
+    pub(crate) ids: Vec<String>,
+
+    #[command(flatten)]
+    pub(crate) filter: FilterOpt,
+
+    /// Every dead letter.
+    #[arg(long, conflicts_with_all = ["topic", "event_id", "since", "until"])]
+    pub(crate) all: bool,
+
+    #[command(flatten)]
+    pub(crate) confirm: ConfirmOpt,
+
+    #[command(flatten)]
+    pub(crate) output: OutputOpt,
+}
+
+/// `--yes`.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub(crate) struct ConfirmOpt {
+    /// Do not ask for confirmation (needed when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+}
+
+/// Options of `soiree replay`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ReplayOpt {
+    /// The event id (`soiree.event_id`).
+    pub(crate) event_id: String,
+
+    #[command(flatten)]
+    pub(crate) confirm: ConfirmOpt,
+
+    #[command(flatten)]
+    pub(crate) output: OutputOpt,
+}
+
+/// Options of `soiree tail`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct TailOpt {
+    /// Only topics matching this pattern.
+    #[arg(value_name = "PATTERN")]
+    pub(crate) pattern: Option<String>,
+
+    /// How often to poll the store.
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_interval)]
+    pub(crate) every: Duration,
+
+    /// Stop after this many events.
+    #[arg(long, value_name = "N")]
+    pub(crate) count: Option<u64>,
+
+    /// Print one JSON object per line.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// Options of `soiree bench`.
@@ -44,4 +320,42 @@ pub(crate) struct BenchOpt {
     /// Print one JSON object per scenario instead of key=value lines.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_options_are_consistent() {
+        Opt::command().debug_assert();
+    }
+
+    #[test]
+    fn store_options_go_before_or_after_the_subcommand() {
+        let before = Opt::try_parse_from(["soiree", "--store", "redis://h", "stats"]).unwrap();
+        let after = Opt::try_parse_from(["soiree", "stats", "--store", "redis://h"]).unwrap();
+        assert_eq!(before.store.store.as_deref(), Some("redis://h"));
+        assert_eq!(after.store.store.as_deref(), Some("redis://h"));
+    }
+
+    #[test]
+    fn ids_and_filters_do_not_mix() {
+        let err = Opt::try_parse_from([
+            "soiree",
+            "dead-letters",
+            "purge",
+            "--id",
+            "1",
+            "--topic",
+            "a.b",
+        ])
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let err = Opt::try_parse_from(["soiree", "dead-letters", "purge", "--all", "--topic", "a"])
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
 }

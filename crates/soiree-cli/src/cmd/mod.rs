@@ -1,0 +1,87 @@
+//! The operating subcommands: each runs against any `Arc<dyn Inspect>`
+//! and writes to a [`Console`], so that they are tested in process.
+
+mod console;
+mod consumers;
+mod dead_letters;
+mod event;
+mod list;
+mod output;
+mod pending;
+mod replay;
+mod stats;
+mod tail;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use soiree::Inspect;
+
+pub(crate) use self::console::Console;
+use crate::error::{Error, Result};
+use crate::opt::{Command, DeadLettersCommand, StoreOpt};
+
+/// Opens the store and runs an operating subcommand on the terminal.
+pub(crate) fn run(store: &StoreOpt, command: Command) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async {
+        let store = crate::store::open(store).await?;
+        let mut console = Console::stdio();
+        let ctrl_c = async {
+            // Without a signal handler there is no ctrl-c to wait for.
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        execute(command, store, &mut console, ctrl_c).await
+    });
+    // The store's background writers hold nothing to flush for an inspection.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    result
+}
+
+/// Runs an operating subcommand; `stop` ends `tail`.
+pub(crate) async fn execute(
+    command: Command,
+    store: Arc<dyn Inspect>,
+    console: &mut Console,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let store = &*store;
+    match command {
+        Command::Stats(opt) => stats::run(store, &opt, console).await,
+        Command::Events(opt) => list::events(store, &opt, console).await,
+        Command::Event(opt) => event::run(store, &opt, console).await,
+        Command::Results(opt) => list::results(store, &opt, console).await,
+        Command::Pending(opt) => pending::run(store, &opt, console).await,
+        Command::Consumers(opt) => consumers::run(store, &opt, console).await,
+        Command::DeadLetters(DeadLettersCommand::List(opt)) => {
+            dead_letters::list(store, &opt, console).await
+        }
+        Command::DeadLetters(DeadLettersCommand::Show(opt)) => {
+            dead_letters::show(store, &opt, console).await
+        }
+        Command::DeadLetters(DeadLettersCommand::Replay(opt)) => {
+            dead_letters::replay(store, &opt, console).await
+        }
+        Command::DeadLetters(DeadLettersCommand::Purge(opt)) => {
+            dead_letters::purge(store, &opt, console).await
+        }
+        Command::Replay(opt) => replay::run(store, &opt, console).await,
+        Command::Tail(opt) => tail::run(store, &opt, console, stop).await,
+        Command::Bench(_) => Err(Error::Refused(
+            "soiree bench does not open a store".to_owned(),
+        )),
+    }
+}
+
+/// An [`Inspect`] call's error, `NotFound` kept as one.
+fn store_error(store: &dyn Inspect) -> impl Fn(soiree::Error) -> Error + '_ {
+    move |err| Error::from_store(&store.info().kind, err)
+}

@@ -1,0 +1,118 @@
+//! Tables for people, JSON for scripts.
+
+use std::io::Write;
+
+use comfy_table::{Cell, Table, TableComponent, presets};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::console::{Console, say};
+use crate::error::{Error, Result};
+
+/// The widest a payload or error cell gets, in characters.
+pub(super) const CELL_WIDTH: usize = 60;
+
+/// A table with these column titles.
+pub(super) fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    // Columns apart, a rule under the header, nothing else: greppable.
+    table.load_preset(presets::NOTHING);
+    for component in [
+        TableComponent::HeaderLines,
+        TableComponent::MiddleHeaderIntersections,
+        TableComponent::LeftHeaderIntersection,
+        TableComponent::RightHeaderIntersection,
+    ] {
+        table.set_style(component, '─');
+    }
+    table.set_header(header.iter().map(|title| Cell::new(*title)));
+    table
+}
+
+/// A two-column table of names and values.
+pub(super) fn fields(rows: &[(&str, String)]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(presets::NOTHING);
+    for (name, value) in rows {
+        table.add_row(vec![Cell::new(*name), Cell::new(value)]);
+    }
+    table
+}
+
+/// Prints a table (and a newline) to standard output.
+pub(super) fn print_table(console: &mut Console, table: &Table) -> Result<()> {
+    for line in table.lines() {
+        say!(console.out, "{}", line.trim_end());
+    }
+    Ok(())
+}
+
+/// Prints one JSON document (pretty) to standard output.
+pub(super) fn print_json<T: Serialize>(console: &mut Console, value: &T) -> Result<()> {
+    serde_json::to_writer_pretty(&mut console.out, value)
+        .map_err(|err| Error::Output(err.into()))?;
+    say!(console.out, "");
+    Ok(())
+}
+
+/// Prints `next` as the cursor of the next page, when there is one.
+pub(super) fn print_next(console: &mut Console, next: Option<&str>) -> Result<()> {
+    if let Some(next) = next {
+        say!(
+            console.out,
+            "more follow: pass --after {next} for the next page"
+        );
+    }
+    Ok(())
+}
+
+/// Compact JSON, cut to `width` characters.
+pub(super) fn short_json(value: &Value, width: usize) -> String {
+    cut(&value.to_string(), width)
+}
+
+/// `text` on one line, cut to `width` characters with `…`.
+pub(super) fn cut(text: &str, width: usize) -> String {
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    match one_line.char_indices().nth(width.saturating_sub(1)) {
+        Some((at, _)) if one_line.chars().count() > width => format!("{}…", &one_line[..at]),
+        _ => one_line,
+    }
+}
+
+/// An optional value, `-` when absent.
+pub(super) fn or_dash(value: Option<impl ToString>) -> String {
+    value.map_or_else(|| "-".to_owned(), |value| value.to_string())
+}
+
+/// Thousands separators for counts: `1,234,567`.
+pub(super) fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_cut_on_one_line() {
+        assert_eq!(cut("abc", 5), "abc");
+        assert_eq!(cut("abcdef", 5), "abcd…");
+        assert_eq!(cut("ab\ncd", 5), "ab cd");
+        assert_eq!(cut("ééééééé", 3), "éé…");
+        assert_eq!(count(0), "0");
+        assert_eq!(count(1234), "1,234");
+        assert_eq!(count(1234567), "1,234,567");
+    }
+}

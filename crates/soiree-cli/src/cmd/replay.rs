@@ -1,0 +1,33 @@
+//! `soiree replay EVENT_ID`.
+
+use std::io::Write;
+
+use soiree::Inspect;
+
+use super::console::{Console, say};
+use super::output::print_json;
+use super::store_error;
+use crate::error::Result;
+use crate::opt::ReplayOpt;
+use crate::view::ActionView;
+
+pub(super) async fn run(store: &dyn Inspect, opt: &ReplayOpt, console: &mut Console) -> Result<()> {
+    console.confirm(opt.confirm.yes, &format!("replay event {:?}", opt.event_id))?;
+    store
+        .replay(&opt.event_id)
+        .await
+        .map_err(store_error(store))?;
+    if opt.output.json {
+        return print_json(
+            console,
+            &ActionView {
+                action: "replay",
+                selected: 1,
+                done: 1,
+                event_id: Some(opt.event_id.clone()),
+            },
+        );
+    }
+    say!(console.out, "replayed event {:?}", opt.event_id);
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! Opening a store from its URL, for inspection: the one place that knows
+//! the store crates; the commands see only `Arc<dyn Inspect>`.
+//!
+//! Opening never starts consumers, and never creates a SQLite file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use soiree::Inspect;
+
+use crate::error::{Error, Result};
+use crate::opt::StoreOpt;
+
+/// A store named by a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// `redis://`, `rediss://`, `redis+unix://`: the URL as given.
+    Redis(String),
+    /// `postgres://`, `postgresql://`: the URL as given.
+    Postgres(String),
+    /// `sqlite://PATH`, `sqlite:PATH`: the file.
+    Sqlite(PathBuf),
+}
+
+impl Target {
+    /// Reads a store URL. Errors name the scheme, never the URL (it may hold
+    /// a password).
+    pub(crate) fn parse(url: &str) -> Result<Self> {
+        let url = url.trim();
+        let scheme = match url.split_once(':') {
+            Some((scheme, _))
+                if !scheme.is_empty()
+                    && scheme
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+            {
+                scheme.to_ascii_lowercase()
+            }
+            _ => {
+                return Err(Error::UnsupportedScheme {
+                    scheme: String::new(),
+                });
+            }
+        };
+        match scheme.as_str() {
+            "redis" | "rediss" | "redis+unix" | "unix" => {
+                parse_server_url(&scheme, url)?;
+                Ok(Self::Redis(url.to_owned()))
+            }
+            "postgres" | "postgresql" => {
+                parse_server_url(&scheme, url)?;
+                Ok(Self::Postgres(url.to_owned()))
+            }
+            "sqlite" => {
+                let rest = &url["sqlite:".len()..];
+                let rest = rest.strip_prefix("//").unwrap_or(rest);
+                let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+                if path.is_empty() {
+                    return Err(Error::BadUrl {
+                        scheme,
+                        reason: "no file: use sqlite://PATH or sqlite:PATH".into(),
+                    });
+                }
+                if path == ":memory:" {
+                    return Err(Error::BadUrl {
+                        scheme,
+                        reason: "an in-memory database holds nothing to inspect".into(),
+                    });
+                }
+                Ok(Self::Sqlite(PathBuf::from(path)))
+            }
+            _ => Err(Error::UnsupportedScheme { scheme }),
+        }
+    }
+}
+
+/// Checks that a server URL parses (the error does not show it).
+fn parse_server_url(scheme: &str, url: &str) -> Result<url::Url> {
+    url::Url::parse(url).map_err(|err| Error::BadUrl {
+        scheme: scheme.to_owned(),
+        reason: format!("it does not parse ({err}); not shown, as it may hold a password"),
+    })
+}
+
+/// `host:port` of a server URL, for errors (never the credentials).
+pub(crate) fn server_address(url: &str, default_port: u16) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) => {
+            let host = parsed.host_str().filter(|host| !host.is_empty());
+            match host {
+                Some(host) => format!("{host}:{}", parsed.port().unwrap_or(default_port)),
+                None => format!("localhost:{}", parsed.port().unwrap_or(default_port)),
+            }
+        }
+        Err(_) => "<address not shown>".to_owned(),
+    }
+}
+
+/// `text` with the URL's password (raw and percent-decoded) masked.
+pub(crate) fn scrub(text: &str, url: &str) -> String {
+    let mut text = text.to_owned();
+    if let Ok(parsed) = url::Url::parse(url)
+        && let Some(password) = parsed.password()
+        && !password.is_empty()
+    {
+        text = text.replace(password, "***");
+        if let Ok(decoded) = percent_decode(password)
+            && !decoded.is_empty()
+        {
+            text = text.replace(&decoded, "***");
+        }
+    }
+    for (key, value) in url::Url::parse(url)
+        .map(|parsed| {
+            parsed
+                .query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+    {
+        if ["pass", "password"].contains(&key.to_ascii_lowercase().as_str()) && !value.is_empty() {
+            text = text.replace(&value, "***");
+        }
+    }
+    text
+}
+
+fn percent_decode(text: &str) -> std::result::Result<String, ()> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).map_err(|_| ())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| ())
+}
+
+/// Opens the store named by `--store` (or `SOIREE_STORE`) for inspection.
+pub(crate) async fn open(opt: &StoreOpt) -> Result<Arc<dyn Inspect>> {
+    let url = opt.store.as_deref().ok_or(Error::NoStore)?;
+    match Target::parse(url)? {
+        Target::Redis(_) => Err(not_yet("redis")),
+        Target::Postgres(_) => Err(not_yet("postgres")),
+        Target::Sqlite(path) => {
+            if !path.exists() {
+                return Err(Error::NoSuchFile {
+                    path: path.display().to_string(),
+                });
+            }
+            Err(not_yet("sqlite"))
+        }
+    }
+}
+
+fn not_yet(kind: &str) -> Error {
+    Error::Store {
+        kind: kind.to_owned(),
+        reason: "this build of soiree cannot inspect it yet".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_their_store() {
+        assert_eq!(
+            Target::parse("redis://127.0.0.1:6379/0").unwrap(),
+            Target::Redis("redis://127.0.0.1:6379/0".into())
+        );
+        assert!(matches!(
+            Target::parse("rediss://h").unwrap(),
+            Target::Redis(_)
+        ));
+        assert!(matches!(
+            Target::parse("postgresql://u:p@h/db").unwrap(),
+            Target::Postgres(_)
+        ));
+        assert!(matches!(
+            Target::parse("postgres://h/db").unwrap(),
+            Target::Postgres(_)
+        ));
+        assert_eq!(
+            Target::parse("sqlite:///var/lib/events.db").unwrap(),
+            Target::Sqlite("/var/lib/events.db".into())
+        );
+        assert_eq!(
+            Target::parse("sqlite://events.db?mode=rwc").unwrap(),
+            Target::Sqlite("events.db".into())
+        );
+        assert_eq!(
+            Target::parse("sqlite:data/events.db").unwrap(),
+            Target::Sqlite("data/events.db".into())
+        );
+    }
+
+    #[test]
+    fn bad_urls_name_the_scheme_not_the_password() {
+        let err = Target::parse("mysql://root:hunter2@db/app").unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(text.contains("\"mysql\""), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+
+        let err = Target::parse("events.db").unwrap_err();
+        assert!(matches!(err, Error::UnsupportedScheme { .. }), "{err}");
+
+        let err = Target::parse("redis://:hunter2@[bad").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("bad redis store url"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+
+        for url in ["sqlite:", "sqlite://", "sqlite::memory:"] {
+            let err = Target::parse(url).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn addresses_and_scrubbing() {
+        assert_eq!(
+            server_address("redis://:pw@10.0.0.1/0", 6379),
+            "10.0.0.1:6379"
+        );
+        assert_eq!(
+            server_address("postgres://u:pw@db.example:5433/x", 5432),
+            "db.example:5433"
+        );
+        assert_eq!(
+            scrub(
+                "auth failed for p@ss and p%40ss",
+                "postgres://u:p%40ss@h/db"
+            ),
+            "auth failed for *** and ***"
+        );
+        assert_eq!(
+            scrub("bad s3cret", "redis+unix:///run/r.sock?pass=s3cret"),
+            "bad ***"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_sqlite_file_is_not_created() {
+        let path =
+            std::env::temp_dir().join(format!("soiree-cli-missing-{}.db", std::process::id()));
+        let opt = StoreOpt {
+            store: Some(format!("sqlite://{}", path.display())),
+            ..StoreOpt::default()
+        };
+        let err = open(&opt).await.unwrap_err();
+        assert_eq!(err.exit_code(), 3, "{err}");
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        assert!(!path.exists());
+    }
+}
