@@ -240,9 +240,14 @@ impl RedisStore {
     }
 
     async fn pending_deliveries(&self, query: &Query) -> Result<Page<PendingDelivery>> {
-        let page = self
+        let page = match self
             .pending_rows(query.cursor.as_deref(), query.limit.max(1))
-            .await?;
+            .await
+        {
+            // No group (the stream was deleted): nothing is pending.
+            Err(err) if no_group(&err) => super::empty_page(),
+            other => other?,
+        };
         let mut events = Vec::new();
         if !page.items.is_empty() {
             let mut pipe = redis::pipe();
