@@ -60,7 +60,8 @@ pub(crate) struct StoreOpt {
     pub(crate) schema: Option<String>,
 }
 
-/// The subcommands.
+/// The subcommands. A subcommand that needs the store (such as a future
+/// `soiree dashboard`) gets it from `store::open`, as an `Arc<dyn Inspect>`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Counts of what the store holds, with emit and handle rates.

@@ -147,16 +147,63 @@ fn percent_decode(text: &str) -> std::result::Result<String, ()> {
 pub(crate) async fn open(opt: &StoreOpt) -> Result<Arc<dyn Inspect>> {
     let url = opt.store.as_deref().ok_or(Error::NoStore)?;
     match Target::parse(url)? {
-        Target::Redis(_) => Err(not_yet("redis")),
-        Target::Postgres(_) => Err(not_yet("postgres")),
+        Target::Redis(url) => open_redis(&url, opt).await,
+        Target::Postgres(url) => {
+            // Opened by `open_postgres` once PostgresStore implements Inspect.
+            let _ = url;
+            Err(not_yet("postgres"))
+        }
         Target::Sqlite(path) => {
-            if !path.exists() {
+            if !path.is_file() {
                 return Err(Error::NoSuchFile {
                     path: path.display().to_string(),
                 });
             }
             Err(not_yet("sqlite"))
         }
+    }
+}
+
+/// The consumer name the CLI's store handles carry: they never consume.
+const CONSUMER: &str = "soiree-cli";
+
+async fn open_redis(url: &str, opt: &StoreOpt) -> Result<Arc<dyn Inspect>> {
+    let mut builder = soiree_redis::RedisStore::builder(url)
+        .consumer(CONSUMER)
+        .remove_idle_consumers(None);
+    if let Some(group) = &opt.group {
+        builder = builder.group(group);
+    }
+    if let Some(prefix) = &opt.prefix {
+        builder = builder.prefix(prefix);
+    }
+    match builder.build().await {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(err) => Err(redis_error(url, err)),
+    }
+}
+
+fn redis_error(url: &str, err: soiree_redis::Error) -> Error {
+    use soiree_redis::Error as E;
+    match err {
+        E::Connect { server, source } => Error::Unreachable {
+            kind: "redis",
+            server,
+            reason: scrub(&source.to_string(), url),
+        },
+        E::Timeout(after) => Error::Unreachable {
+            kind: "redis",
+            server: server_address(url, 6379),
+            reason: format!("no answer within {after:?}"),
+        },
+        E::InvalidConfig(reason) => Error::BadUrl {
+            scheme: "redis".to_owned(),
+            reason: scrub(&reason, url),
+        },
+        other => Error::Store {
+            kind: "redis".to_owned(),
+            reason: scrub(&other.to_string(), url),
+        },
     }
 }
 
