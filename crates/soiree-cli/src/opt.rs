@@ -55,6 +55,11 @@ pub(crate) struct StoreOpt {
     #[arg(long, global = true, value_name = "PREFIX")]
     pub(crate) prefix: Option<String>,
 
+    /// A PEM file of the root certificate(s) to trust for a rediss:// store
+    /// instead of the system's (a private CA).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) tls_ca: Option<std::path::PathBuf>,
+
     /// The schema of a PostgreSQL store (default `public`).
     #[arg(long, global = true, value_name = "SCHEMA")]
     pub(crate) schema: Option<String>,

@@ -177,6 +177,13 @@ async fn open_redis(url: &str, opt: &StoreOpt) -> Result<Arc<dyn Inspect>> {
     if let Some(prefix) = &opt.prefix {
         builder = builder.prefix(prefix);
     }
+    if let Some(path) = &opt.tls_ca {
+        let pem = std::fs::read(path).map_err(|err| Error::BadUrl {
+            scheme: "rediss".to_owned(),
+            reason: format!("cannot read --tls-ca {}: {err}", path.display()),
+        })?;
+        builder = builder.tls_root_cert(pem);
+    }
     match builder.build().await {
         Ok(store) => Ok(Arc::new(store)),
         Err(err) => Err(redis_error(url, err)),

@@ -289,11 +289,14 @@ fn redis_unreachable_names_the_address_not_the_password() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let url = format!("redis://app:hunter2secret@127.0.0.1:{port}/0");
-    let out = soiree(&["--store", &url, "stats"]);
-    assert_eq!(out.code, Some(1), "{out:?}");
-    assert!(out.stderr.contains(&format!("127.0.0.1:{port}")), "{out:?}");
-    assert!(!out.stderr.contains("hunter2secret"), "{out:?}");
+    // rediss:// too: this build speaks TLS.
+    for scheme in ["redis", "rediss"] {
+        let url = format!("{scheme}://app:hunter2secret@127.0.0.1:{port}/0");
+        let out = soiree(&["--store", &url, "stats"]);
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert!(out.stderr.contains(&format!("127.0.0.1:{port}")), "{out:?}");
+        assert!(!out.stderr.contains("hunter2secret"), "{out:?}");
+    }
 }
 
 #[test]
