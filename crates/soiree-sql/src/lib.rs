@@ -75,6 +75,7 @@ mod dead_letters;
 mod dedup_cache;
 mod emit;
 mod error;
+mod inspect;
 mod metrics;
 pub mod mutation;
 mod options;
