@@ -422,3 +422,72 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Wakes consumers in other processes (throttled by the caller).
     async fn notify_others(&self) -> Result<()>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LISTING: Listing = Listing {
+        columns: "id, AT_US, topic",
+        table: "soiree_dead_letters",
+        at_us: "at(created_at)",
+        grouped: true,
+        event_id_nullable: true,
+    };
+
+    #[test]
+    fn a_scan_binds_only_the_parts_it_has() {
+        let dollar = |n: usize| format!("${n}");
+        let (sql, params) = Scan {
+            limit: 11,
+            ..Scan::default()
+        }
+        .sql(&LISTING, "g", dollar);
+        assert_eq!(
+            sql,
+            "SELECT id, at(created_at), topic FROM soiree_dead_letters \
+             WHERE group_name = $1 ORDER BY id LIMIT $2"
+        );
+        assert!(matches!(&params[..], [Param::Text(g), Param::Int(11)] if g == "g"));
+
+        let scan = Scan {
+            cursor: Some(7),
+            newest_first: true,
+            event_id: Some("e".into()),
+            since_us: Some(1),
+            until_us: Some(2),
+            limit: 3,
+        };
+        let (sql, params) = scan.sql(&LISTING, "g", |n| format!("?{n}"));
+        assert_eq!(
+            sql,
+            "SELECT id, at(created_at), topic FROM soiree_dead_letters \
+             WHERE group_name = ?1 AND id < ?2 AND (event_id = ?3 OR event_id IS NULL) \
+             AND at(created_at) >= ?4 AND at(created_at) < ?5 ORDER BY id DESC LIMIT ?6"
+        );
+        assert_eq!(params.len(), 6);
+        let results = Listing {
+            grouped: false,
+            event_id_nullable: false,
+            ..LISTING
+        };
+        let (sql, _) = scan.sql(&results, "g", |n| format!("?{n}"));
+        assert!(sql.contains("WHERE id < ?1 AND event_id = ?2 AND"), "{sql}");
+    }
+
+    #[test]
+    fn times_round_to_microseconds_the_right_way() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(1_500);
+        assert_eq!((to_us(t, false), to_us(t, true)), (1, 2));
+        let before = std::time::UNIX_EPOCH - std::time::Duration::from_nanos(1_500);
+        assert_eq!((to_us(before, false), to_us(before, true)), (-2, -1));
+        assert_eq!(
+            from_us(to_us(t, false)),
+            std::time::UNIX_EPOCH + std::time::Duration::from_micros(1)
+        );
+        assert_eq!(
+            from_us(-2),
+            std::time::UNIX_EPOCH - std::time::Duration::from_micros(2)
+        );
+    }
+}

@@ -438,8 +438,11 @@ macro_rules! inspect_trait {
         /// rows (`r<id>`); `stats().in_flight` counts the events they cover
         /// (less those this process acknowledged) and `stats().consumers`
         /// the distinct consumers holding them; `stats().emitted` is the
-        /// last id the log handed out. Replays go through the group's retry
-        /// table: only this group gets the event again.
+        /// last id the log handed out, and `stats()` counts rows exactly
+        /// (on a large PostgreSQL log, a scan of it). A delivery's idle time
+        /// counts from when its lease was taken or last extended (its expiry
+        /// less this store's lease timeout). Replays go through the group's
+        /// retry table: only this group gets the event again, with its id.
         #[soiree::async_trait]
         impl soiree::Inspect for $store {
             fn info(&self) -> soiree::StoreInfo {
