@@ -3,7 +3,7 @@
 //!
 //! Opening never starts consumers, and never creates a SQLite file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use soiree::Inspect;
@@ -148,19 +148,8 @@ pub(crate) async fn open(opt: &StoreOpt) -> Result<Arc<dyn Inspect>> {
     let url = opt.store.as_deref().ok_or(Error::NoStore)?;
     match Target::parse(url)? {
         Target::Redis(url) => open_redis(&url, opt).await,
-        Target::Postgres(url) => {
-            // Opened by `open_postgres` once PostgresStore implements Inspect.
-            let _ = url;
-            Err(not_yet("postgres"))
-        }
-        Target::Sqlite(path) => {
-            if !path.is_file() {
-                return Err(Error::NoSuchFile {
-                    path: path.display().to_string(),
-                });
-            }
-            Err(not_yet("sqlite"))
-        }
+        Target::Postgres(url) => open_postgres(&url, opt).await,
+        Target::Sqlite(path) => open_sqlite(&path, opt).await,
     }
 }
 
@@ -214,10 +203,112 @@ fn redis_error(url: &str, err: soiree_redis::Error) -> Error {
     }
 }
 
-fn not_yet(kind: &str) -> Error {
-    Error::Store {
-        kind: kind.to_owned(),
-        reason: "this build of soiree cannot inspect it yet".to_owned(),
+async fn open_postgres(url: &str, opt: &StoreOpt) -> Result<Arc<dyn Inspect>> {
+    // sqlx reports a refused connection as a pool timeout, after the
+    // acquire timeout: try the address first, for a prompt, precise error.
+    if let Some(server) = tcp_address(url) {
+        let connect = tokio::net::TcpStream::connect(server.clone());
+        let reason = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(err)) => Some(err.to_string()),
+            Err(_) => Some(format!("no answer within {CONNECT_TIMEOUT:?}")),
+        };
+        if let Some(reason) = reason {
+            return Err(Error::Unreachable {
+                kind: "postgres",
+                server,
+                reason,
+            });
+        }
+    }
+    let mut builder = soiree_sql::PostgresStore::builder(url)
+        .consumer(CONSUMER)
+        .migrate(false)
+        .listen(false)
+        .max_connections(2)
+        .acquire_timeout(std::time::Duration::from_secs(5));
+    if let Some(group) = &opt.group {
+        builder = builder.group(group);
+    }
+    if let Some(schema) = &opt.schema {
+        builder = builder.schema(schema);
+    }
+    match builder.build().await {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(err) => Err(sql_error("postgres", url, err)),
+    }
+}
+
+async fn open_sqlite(path: &Path, opt: &StoreOpt) -> Result<Arc<dyn Inspect>> {
+    // sqlx would create a missing file: inspecting never does.
+    if !path.is_file() {
+        return Err(Error::NoSuchFile {
+            path: path.display().to_string(),
+        });
+    }
+    let mut builder = soiree_sql::SqliteStore::builder(path)
+        .consumer(CONSUMER)
+        .migrate(false)
+        .max_connections(2);
+    if let Some(group) = &opt.group {
+        builder = builder.group(group);
+    }
+    match builder.build().await {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(err) => Err(sql_error("sqlite", "", err)),
+    }
+}
+
+/// How long opening a PostgreSQL store waits for the server.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `host:port` of a PostgreSQL URL naming one TCP host (not a socket
+/// directory, a host list or a `host=` parameter).
+fn tcp_address(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    if parsed
+        .query_pairs()
+        .any(|(key, _)| key == "host" || key == "hostaddr")
+    {
+        return None;
+    }
+    let host = parsed
+        .host_str()
+        .filter(|host| !host.is_empty() && !host.contains(','))?;
+    Some(format!("{host}:{}", parsed.port().unwrap_or(5432)))
+}
+
+fn sql_error(kind: &'static str, url: &str, err: soiree_sql::Error) -> Error {
+    use soiree_sql::Error as E;
+    let reason = scrub(&err.to_string(), url);
+    match err {
+        E::Database(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_))
+            if kind == "postgres" =>
+        {
+            Error::Unreachable {
+                kind,
+                server: server_address(url, 5432),
+                reason,
+            }
+        }
+        E::InvalidConfig(reason) => Error::BadUrl {
+            scheme: kind.to_owned(),
+            reason: scrub(&reason, url),
+        },
+        _ if reason.contains("no such table")
+            || (reason.contains("relation") && reason.contains("does not exist")) =>
+        {
+            Error::Store {
+                kind: kind.to_owned(),
+                reason: format!(
+                    "{reason} (not a soiree store, or one its application has not migrated yet)"
+                ),
+            }
+        }
+        _ => Error::Store {
+            kind: kind.to_owned(),
+            reason,
+        },
     }
 }
 
@@ -300,6 +391,20 @@ mod tests {
             scrub("bad s3cret", "redis+unix:///run/r.sock?pass=s3cret"),
             "bad ***"
         );
+    }
+
+    #[test]
+    fn postgres_tcp_addresses() {
+        assert_eq!(
+            tcp_address("postgres://u:pw@db:5433/x").as_deref(),
+            Some("db:5433")
+        );
+        assert_eq!(
+            tcp_address("postgresql://127.0.0.1/x").as_deref(),
+            Some("127.0.0.1:5432")
+        );
+        assert_eq!(tcp_address("postgres:///x?host=/run/postgresql"), None);
+        assert_eq!(tcp_address("postgres://h1,h2/x"), None);
     }
 
     #[tokio::test]

@@ -300,7 +300,6 @@ fn redis_unreachable_names_the_address_not_the_password() {
 }
 
 #[test]
-#[ignore = "until soiree-sql implements Inspect"]
 fn sqlite_store() {
     let dir = temp_dir("sqlite");
     let path = dir.join("events.db");
@@ -317,7 +316,6 @@ fn sqlite_store() {
 }
 
 #[test]
-#[ignore = "until soiree-sql implements Inspect"]
 fn postgres_store() {
     let Some(server) = PostgresServer::start_or_skip() else {
         return;
@@ -333,7 +331,6 @@ fn postgres_store() {
 }
 
 #[test]
-#[ignore = "until soiree-sql implements Inspect"]
 fn postgres_unreachable_names_the_address_not_the_password() {
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
