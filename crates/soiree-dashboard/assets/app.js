@@ -90,6 +90,12 @@
   function timeCell(ms) {
     return h("td", { class: "nowrap", title: fmtTime(ms) }, fmtAgo(ms));
   }
+  function lastSeen(idleMs) {
+    if (idleMs === null || idleMs === undefined) return h("span", { class: "muted" }, "–");
+    if (idleMs < 2000) return h("span", { class: "badge ok" }, "active");
+    if (idleMs > 5 * 60000) return h("span", { class: "badge warn" }, fmtDuration(idleMs) + " ago");
+    return fmtDuration(idleMs) + " ago";
+  }
   function topicTag(topic) {
     return topic ? h("span", { class: "topic" }, topic) : h("span", { class: "muted" }, "–");
   }
@@ -235,17 +241,25 @@
 
   // ------------------------------------------------------------ charts
 
-  function niceMax(value) {
+  /** A step of 1, 2 or 5 × 10^k giving about four gridlines up to `value`. */
+  function niceStep(value, integral) {
     if (!(value > 0)) return 1;
-    const exp = Math.pow(10, Math.floor(Math.log10(value)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * exp >= value) return m * exp;
-    return 10 * exp;
+    const raw = value / 4;
+    const exp = Math.pow(10, Math.floor(Math.log10(raw)));
+    let step = 10 * exp;
+    for (const m of [1, 2, 5]) {
+      if (m * exp >= raw) {
+        step = m * exp;
+        break;
+      }
+    }
+    return integral ? Math.max(1, Math.round(step)) : step;
   }
   /**
    * Draws series of {t, v} over time into `box`: lines, or an area for
    * series with `area`.
    */
-  function chart(box, series, format) {
+  function chart(box, series, integral) {
     clear(box);
     const points = series.flatMap((x) => x.points.filter((p) => p.v !== null && p.v !== undefined));
     if (points.length < 2) {
@@ -257,12 +271,16 @@
     const pad = { l: 46, r: 12, t: 10, b: 24 };
     const t0 = Math.min(...points.map((p) => p.t));
     const t1 = Math.max(...points.map((p) => p.t), t0 + 1);
-    const vmax = niceMax(Math.max(...points.map((p) => p.v)));
+    const step = niceStep(Math.max(...points.map((p) => p.v)), integral);
+    const lines = Math.max(1, Math.ceil(Math.max(...points.map((p) => p.v)) / step));
+    const vmax = step * lines;
+    const decimals = step >= 1 ? 0 : Math.min(3, Math.ceil(-Math.log10(step)));
+    const format = (v) => (v >= 1000 ? nf.format(Math.round(v)) : v.toFixed(decimals));
     const x = (t) => pad.l + ((t - t0) / (t1 - t0)) * (width - pad.l - pad.r);
     const y = (v) => pad.t + (1 - v / vmax) * (height - pad.t - pad.b);
     const svg = s("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, width, height, role: "img" });
-    for (let i = 0; i <= 4; i++) {
-      const v = (vmax * i) / 4;
+    for (let i = 0; i <= lines; i++) {
+      const v = step * i;
       svg.appendChild(s("line", { class: "grid", x1: pad.l, x2: width - pad.r, y1: y(v), y2: y(v) }));
       svg.appendChild(s("text", { class: "axis", x: pad.l - 6, y: y(v) + 3.5, "text-anchor": "end" }, format(v)));
     }
@@ -318,10 +336,10 @@
       chart(
         throughput,
         [
-          { cls: "line-emitted", points: history.map((p) => ({ t: p.t, v: p.emitted_per_sec })) },
           { cls: "line-handled", points: history.map((p) => ({ t: p.t, v: p.handled_per_sec })) },
+          { cls: "line-emitted", points: history.map((p) => ({ t: p.t, v: p.emitted_per_sec })) },
         ],
-        (v) => fmtRate(v)
+        false
       );
       chart(
         backlog,
@@ -329,7 +347,7 @@
           { cls: "area-backlog", area: true, points: history.map((p) => ({ t: p.t, v: p.backlog })) },
           { cls: "line-dead", points: history.map((p) => ({ t: p.t, v: p.dead_letters })) },
         ],
-        (v) => (v >= 1000 ? nf.format(Math.round(v)) : String(Math.round(v * 10) / 10))
+        true
       );
     }
     window.addEventListener("resize", drawCharts);
@@ -392,7 +410,7 @@
                   {},
                   h("td", { class: "mono" }, c.name),
                   h("td", { class: "num" }, c.pending > 0 ? h("span", { class: "badge warn" }, fmtNum(c.pending)) : fmtNum(c.pending)),
-                  h("td", {}, c.idle_ms === null ? "–" : c.idle_ms < 1000 ? h("span", { class: "badge ok" }, "active") : fmtDuration(c.idle_ms) + " ago")
+                  h("td", {}, lastSeen(c.idle_ms))
                 )
               )
             )
@@ -447,19 +465,8 @@
       selectionInfo.textContent = selected.size ? selected.size + " selected" : "";
     }
 
-    const form = h(
-      "form",
-      { class: "toolbar" },
-      topicInput,
-      idInput,
-      h("button", { type: "submit" }, "Filter"),
-      h("span", { class: "spacer" }),
-      selectionInfo,
-      replaySelected,
-      purgeSelected,
-      replayAll,
-      purgeAll
-    );
+    const form = h("form", { class: "toolbar" }, topicInput, idInput, h("button", { type: "submit" }, "Filter"));
+    const bulk = h("div", { class: "toolbar" }, selectionInfo, replaySelected, purgeSelected, replayAll, purgeAll);
     form.addEventListener("submit", (e) => {
       e.preventDefault();
       cursors = [null];
@@ -467,7 +474,18 @@
       history.replaceState(null, "", "dead-letters" + q);
       load();
     });
-    append(content, [form, h("section", { class: "panel" }, list, pager)]);
+    const countInfo = h("span", { class: "muted", id: "dead-letter-count" });
+    append(content, [
+      h("div", { class: "toolbar" }, form, h("span", { class: "spacer" }), countInfo),
+      h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", {}, "Set aside after their retries"), bulk), list, pager),
+    ]);
+    api("api/stats").then(
+      (st) => {
+        showStore(st.store);
+        countInfo.textContent = fmtNum(st.stats.dead_letters) + " dead letter" + (st.stats.dead_letters === 1 ? "" : "s") + " in the store";
+      },
+      () => {}
+    );
 
     function row(letter) {
       const check = h("input", { type: "checkbox", "aria-label": "select " + letter.id });
@@ -484,12 +502,10 @@
         "tr",
         { dataset: { deadLetter: letter.id } },
         h("td", {}, check),
-        h("td", { class: "mono" }, letter.id),
-        timeCell(letter.at),
-        h("td", {}, topicTag(letter.topic)),
-        h("td", {}, eventLink(letter.event_id)),
-        h("td", {}, h("div", { class: "error-text" }, letter.error)),
-        h("td", { class: "num" }, fmtNum(letter.deliveries)),
+        h("td", { class: "nowrap" }, h("div", { class: "mono" }, "#" + letter.id), h("div", { class: "muted small", title: fmtTime(letter.at) }, fmtAgo(letter.at))),
+        h("td", { class: "nowrap" }, h("div", {}, topicTag(letter.topic)), h("div", { class: "small" }, eventLink(letter.event_id))),
+        h("td", { class: "error-cell" }, h("div", { class: "error-text" }, letter.error)),
+        h("td", { class: "num" }, letter.deliveries > 1 ? h("span", { class: "badge warn" }, fmtNum(letter.deliveries)) : fmtNum(letter.deliveries)),
         h("td", {}, payloadPreview(letter.payload, letter.raw)),
         h("td", {}, h("div", { class: "row-actions" }, replay, purge))
       );
@@ -515,7 +531,7 @@
             updateSelection();
           });
           list.appendChild(
-            table([h("th", {}, all), "Id", "Set aside", "Topic", "Event id", "Error", h("th", { class: "num" }, "Deliveries"), "Payload", ""], letters.map(row))
+            table([h("th", {}, all), "Letter", "Event", "Error", h("th", { class: "num" }, "Deliveries"), "Payload", ""], letters.map(row))
           );
         }
         clear(pager);
@@ -544,7 +560,6 @@
       }
     }
     await load();
-    api("api/stats").then((s) => showStore(s.store), () => {});
   }
 
   // ------------------------------------------------------------ events
@@ -621,9 +636,9 @@
             h("dt", {}, "Record id"),
             h("dd", { class: "mono" }, ev.id)
           ),
-          h("h3", { class: "muted", style: null }, "Payload"),
+          h("h3", { class: "section" }, "Payload"),
           h("pre", { class: "json", id: "event-payload" }, json(ev.payload, true)),
-          h("h3", { class: "muted" }, "Properties"),
+          h("h3", { class: "section" }, "Properties"),
           h("pre", { class: "json" }, json(ev.properties, true))
         ),
         replay
@@ -795,7 +810,7 @@
             ? empty("No consumers", "No process reads this store's group right now.", true)
             : table(
                 ["Consumer", h("th", { class: "num" }, "Pending"), "Last seen"],
-                consumerList.map((c) => h("tr", {}, h("td", { class: "mono" }, c.name), h("td", { class: "num" }, fmtNum(c.pending)), h("td", {}, c.idle_ms === null ? "–" : fmtDuration(c.idle_ms) + " ago")))
+                consumerList.map((c) => h("tr", {}, h("td", { class: "mono" }, c.name), h("td", { class: "num" }, c.pending > 0 ? h("span", { class: "badge warn" }, fmtNum(c.pending)) : fmtNum(c.pending)), h("td", {}, lastSeen(c.idle_ms))))
               )
         );
         clear(list);

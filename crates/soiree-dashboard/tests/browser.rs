@@ -50,15 +50,23 @@ fn find_binary(env: &str, names: &[&str]) -> Option<PathBuf> {
 
 impl ChromeDriver {
     fn start() -> io::Result<(Self, PathBuf)> {
-        let missing = |what: &str| io::Error::new(io::ErrorKind::NotFound, format!("{what} not found"));
+        let missing =
+            |what: &str| io::Error::new(io::ErrorKind::NotFound, format!("{what} not found"));
         let driver = find_binary("CHROMEDRIVER", &["chromedriver"])
             .ok_or_else(|| missing("chromedriver"))?;
         let chromium = find_binary(
             "CHROMIUM",
-            &["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"],
+            &[
+                "chromium",
+                "chromium-browser",
+                "google-chrome",
+                "google-chrome-stable",
+            ],
         )
         .ok_or_else(|| missing("chromium"))?;
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+            .local_addr()?
+            .port();
         let mut command = Command::new(driver);
         command
             .arg(format!("--port={port}"))
@@ -149,7 +157,7 @@ async fn browser(driver: &ChromeDriver, chromium: &Path) -> Client {
                 "--no-sandbox",
                 "--disable-gpu",
                 "--disable-dev-shm-usage",
-                "--window-size=1440,1000",
+                "--window-size=1440,1100",
                 "--force-device-scale-factor=1",
                 "--lang=en-US",
             ],
@@ -164,7 +172,7 @@ async fn browser(driver: &ChromeDriver, chromium: &Path) -> Client {
     )
     .await
     .expect("a browser session");
-    within("the window is sized", client.set_window_size(1440, 1000))
+    within("the window is sized", client.set_window_size(1440, 1100))
         .await
         .expect("window size");
     client
@@ -275,8 +283,8 @@ async fn exercise(name: &str, events: Arc<dyn EventStore>, store: Arc<dyn Inspec
     fixture
         .bus
         .on_named("shipping-label", "shipment.created", |_ctx| async {
-            // A slow printer: 40 ms a label.
-            tokio::time::sleep(Duration::from_millis(40)).await;
+            // A slow printer: 120 ms a label.
+            tokio::time::sleep(Duration::from_millis(120)).await;
             Ok(())
         })
         .expect("listener registers");
@@ -359,7 +367,11 @@ async fn exercise(name: &str, events: Arc<dyn EventStore>, store: Arc<dyn Inspec
         *expected.entry(record.item.topic).or_default() += 1;
     }
     for (topic, count) in &expected {
-        assert_eq!(topic_rows[topic], json!(count), "topic {topic}: {topic_rows}");
+        assert_eq!(
+            topic_rows[topic],
+            json!(count),
+            "topic {topic}: {topic_rows}"
+        );
     }
     screenshot(&client, &format!("{name}-overview")).await;
 
@@ -422,7 +434,10 @@ async fn exercise(name: &str, events: Arc<dyn EventStore>, store: Arc<dyn Inspec
     within("the replayed event is handled", async {
         loop {
             let results = results_of(store.as_ref(), &invoice).await;
-            if results.iter().any(|r| r.error.is_none() && r.handler_id == "mailer") {
+            if results
+                .iter()
+                .any(|r| r.error.is_none() && r.handler_id == "mailer")
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -461,13 +476,20 @@ async fn exercise(name: &str, events: Arc<dyn EventStore>, store: Arc<dyn Inspec
         .map(|r| {
             json!([
                 r.item.handler_id,
-                if r.item.error.is_none() { "ok" } else { "failed" }
+                if r.item.error.is_none() {
+                    "ok"
+                } else {
+                    "failed"
+                }
             ])
         })
         .collect();
     assert_eq!(shown, json!(expected));
     assert!(expected.contains(&json!(["mailer", "ok"])), "{expected:?}");
-    assert!(expected.contains(&json!(["mailer", "failed"])), "{expected:?}");
+    assert!(
+        expected.contains(&json!(["mailer", "failed"])),
+        "{expected:?}"
+    );
     let id_shown = within(
         "reading the event id",
         client.find(Locator::Css("[data-field='event_id']")),
@@ -514,7 +536,11 @@ async fn exercise(name: &str, events: Arc<dyn EventStore>, store: Arc<dyn Inspec
     let mut tailed = Vec::new();
     for i in 0..4 {
         let mut emission = fixture.bus.emit(
-            if i % 2 == 0 { "order.paid" } else { "user.created" },
+            if i % 2 == 0 {
+                "order.paid"
+            } else {
+                "user.created"
+            },
             json!({ "order": 2000 + i, "source": "tail-test" }),
         );
         tailed.push(
@@ -532,15 +558,19 @@ async fn exercise(name: &str, events: Arc<dyn EventStore>, store: Arc<dyn Inspec
     )
     .await;
     for id in &tailed {
-        assert!(shown.as_array().unwrap().contains(&json!(id)), "{id} in {shown}");
+        assert!(
+            shown.as_array().unwrap().contains(&json!(id)),
+            "{id} in {shown}"
+        );
     }
     screenshot(&client, &format!("{name}-tail")).await;
 
     // ---- Pending: deliveries held by a slow listener.
     for i in 0..2 {
-        let mut emission = fixture
-            .bus
-            .emit("report.requested", json!({ "report": format!("monthly-{i}") }));
+        let mut emission = fixture.bus.emit(
+            "report.requested",
+            json!({ "report": format!("monthly-{i}") }),
+        );
         within("report persisted", emission.persisted())
             .await
             .unwrap();
