@@ -30,7 +30,7 @@
 //! | `GET api/topics?window=` | per-topic counts over the newest events |
 //! | `GET api/tail?topic=` | new events as Server-Sent Events |
 //!
-//! A background task samples [`Inspect::stats`](soiree::Inspect::stats)
+//! A background task samples [`Inspect::stats`]
 //! every [`DashboardOptions::sample_every`] into a ring buffer, which the
 //! Overview draws as throughput and backlog over time.
 //!

@@ -64,8 +64,8 @@ pub(crate) async fn guard(
         sampler::start(&state);
     }
     let mut response = match check(&state, &request) {
-        Ok(()) => next.run(request).await,
-        Err(response) => response,
+        None => next.run(request).await,
+        Some(refused) => refused,
     };
     let headers = response.headers_mut();
     // A page that set its own policy keeps it.
@@ -89,8 +89,8 @@ pub(crate) async fn guard(
     response
 }
 
-/// `Err` holds the response refusing the request.
-fn check(state: &crate::State, request: &Request) -> Result<(), Response> {
+/// The response refusing the request, if it is refused.
+fn check(state: &crate::State, request: &Request) -> Option<Response> {
     let options = &state.options;
     let headers = request.headers();
     let api = request.uri().path().starts_with("/api/");
@@ -101,15 +101,15 @@ fn check(state: &crate::State, request: &Request) -> Result<(), Response> {
             Some(given) if same_secret(given.as_bytes(), token) => {
                 // Browsers never add an Authorization header by themselves:
                 // no CSRF check is needed.
-                return Ok(());
+                return None;
             }
-            Some(_) => return Err(refuse(api, StatusCode::UNAUTHORIZED, "invalid token")),
+            Some(_) => return Some(refuse(api, StatusCode::UNAUTHORIZED, "invalid token")),
             None => {}
         }
         if let Some(given) = query_token(request)
             && request.method() == Method::GET
         {
-            return Err(if same_secret(given.as_bytes(), token) {
+            return Some(if same_secret(given.as_bytes(), token) {
                 login(state, request)
             } else {
                 refuse(api, StatusCode::UNAUTHORIZED, "invalid token")
@@ -117,23 +117,25 @@ fn check(state: &crate::State, request: &Request) -> Result<(), Response> {
         }
         let session = cookie(headers, SESSION_COOKIE);
         if !session.is_some_and(|s| same_secret(s.as_bytes(), state.secrets.session.as_bytes())) {
-            return Err(refuse(
+            return Some(refuse(
                 api,
                 StatusCode::UNAUTHORIZED,
                 "this dashboard needs its token: open it with ?token=TOKEN or send Authorization: Bearer TOKEN",
             ));
         }
     } else if !host_allowed(headers, &options.allowed_hosts) {
-        return Err(refuse(
+        return Some(refuse(
             api,
             StatusCode::FORBIDDEN,
             "host not allowed: open the dashboard on a loopback address, or allow this host (DashboardOptions::allow_host)",
         ));
     }
-    if !matches!(*request.method(), Method::GET | Method::HEAD) {
-        check_csrf(state, headers).map_err(|why| refuse(api, StatusCode::FORBIDDEN, why))?;
+    if !matches!(*request.method(), Method::GET | Method::HEAD)
+        && let Err(why) = check_csrf(state, headers)
+    {
+        return Some(refuse(api, StatusCode::FORBIDDEN, why));
     }
-    Ok(())
+    None
 }
 
 fn check_csrf(state: &crate::State, headers: &HeaderMap) -> Result<(), &'static str> {
