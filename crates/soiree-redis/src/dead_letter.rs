@@ -149,3 +149,23 @@ impl RedisStore {
         Ok(moved)
     }
 }
+
+/// The dead letter as [`soiree::Inspect`] lists it: the same id, error and
+/// delivery count, the time it was set aside (its id's millisecond part),
+/// and its event or, for an entry that held none, its raw text.
+impl From<DeadLetter> for soiree::DeadLetter {
+    fn from(letter: DeadLetter) -> Self {
+        let at = crate::inspect::entry_time(&letter.id);
+        let deliveries = u32::try_from(letter.deliveries).unwrap_or(u32::MAX);
+        match letter.event {
+            Some(event) => soiree::DeadLetter::new(letter.id, event, letter.error, deliveries),
+            None => soiree::DeadLetter::malformed(
+                letter.id,
+                letter.raw.unwrap_or_default(),
+                letter.error,
+            ),
+        }
+        .deliveries(deliveries)
+        .at(at)
+    }
+}

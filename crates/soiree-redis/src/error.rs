@@ -49,6 +49,9 @@ pub enum Error {
     /// Redis answered with a reply of an unexpected shape.
     #[error("unexpected reply from redis: {0}")]
     UnexpectedReply(String),
+    /// A page cursor (or dead-letter id) is not a stream entry id.
+    #[error("invalid cursor {0:?}: expected a stream entry id such as 1700000000000-0")]
+    InvalidCursor(String),
     /// No stored event has the given event id.
     #[error("event not found: {0:?}")]
     NotFound(String),

@@ -2,7 +2,8 @@
 //!
 //! [`RedisStore`] implements soiree's store traits ([`soiree::EventStore`],
 //! [`soiree::EventQueue`], [`soiree::HandlerDedup`],
-//! [`soiree::EventHistory`]). A bus with this store appends every emitted
+//! [`soiree::EventHistory`]) and [`soiree::Inspect`], through which the
+//! `soiree` CLI and the dashboard list, count and repair what it holds. A bus with this store appends every emitted
 //! event to a Redis stream; the bus's consumers read the stream through a
 //! consumer group, run the listeners and acknowledge each event only after
 //! all its listeners finished. Several processes with the same group share

@@ -34,6 +34,31 @@ pub(crate) fn redact_url(url: &str) -> String {
     parsed.to_string()
 }
 
+/// Where the server is, never with credentials: `redis://host:port/db`
+/// (`rediss://` for TLS, `redis+unix:///path?db=n` for a socket), built
+/// from the parsed connection info rather than the URL, so that neither a
+/// user name nor a password can show.
+pub(crate) fn server_location(info: &redis::ConnectionInfo) -> String {
+    let db = info.redis_settings().db();
+    let host = |host: &str| {
+        if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_owned()
+        }
+    };
+    match info.addr() {
+        redis::ConnectionAddr::Tcp(h, port) => format!("redis://{}:{port}/{db}", host(h)),
+        redis::ConnectionAddr::TcpTls { host: h, port, .. } => {
+            format!("rediss://{}:{port}/{db}", host(h))
+        }
+        redis::ConnectionAddr::Unix(path) => {
+            format!("redis+unix://{}?db={db}", path.display())
+        }
+        other => format!("{other} (db {db})"),
+    }
+}
+
 /// Why `url` cannot be used, without echoing it.
 pub(crate) fn url_error(url: &str, err: &redis::RedisError) -> String {
     match url::Url::parse(url) {
@@ -64,5 +89,21 @@ mod tests {
         let at = redact_url("redis://app:p@ss@host/");
         assert!(!at.contains("p@ss") && !at.contains("p%40ss"), "{at}");
         assert!(!redact_url("redis://app:s3cret@host:port/").contains("s3cret"));
+    }
+
+    #[test]
+    fn locations_hold_no_credentials() {
+        let location = |url: &str| {
+            use redis::IntoConnectionInfo;
+            server_location(&url.into_connection_info().unwrap())
+        };
+        assert_eq!(
+            location("redis://app:s3cret@host:6380/2"),
+            "redis://host:6380/2"
+        );
+        assert_eq!(location("redis://127.0.0.1/"), "redis://127.0.0.1:6379/0");
+        assert_eq!(location("redis://[::1]:7000"), "redis://[::1]:7000/0");
+        let unix = location("redis+unix:///run/redis.sock?db=1&user=app&pass=s3cret");
+        assert_eq!(unix, "redis+unix:///run/redis.sock?db=1");
     }
 }

@@ -100,6 +100,8 @@ pub(crate) struct Inner {
     next_maintenance_ms: AtomicU64,
     next_consumer_cleanup_ms: AtomicU64,
     pub(crate) remove_consumers_script: redis::Script,
+    /// Where the server is, without credentials (`redis://host:port/db`).
+    pub(crate) location: String,
     /// Keeps the default consumer name of this store for it while it lives.
     _name_lease: Option<NameLease>,
 }
@@ -161,6 +163,7 @@ impl RedisStore {
         // The address alone: a connection error names the server, never
         // the credentials of the URL.
         let server = client.get_connection_info().addr().to_string();
+        let location = crate::redact::server_location(client.get_connection_info());
         let connect_error = |err: redis::RedisError| match Error::from(err) {
             Error::Redis(source)
                 if source.is_connection_refusal()
@@ -208,6 +211,7 @@ impl RedisStore {
                 next_maintenance_ms: AtomicU64::new(0),
                 next_consumer_cleanup_ms: AtomicU64::new(0),
                 remove_consumers_script: redis::Script::new(REMOVE_IDLE_CONSUMERS),
+                location,
                 _name_lease: name_lease,
             }),
         };
@@ -318,6 +322,23 @@ impl RedisStore {
 
     /// Appends an event to the events stream.
     pub(crate) async fn append(&self, event: &StoredEvent) -> Result<()> {
+        self.append_all(std::slice::from_ref(event)).await
+    }
+
+    /// Appends events to the events stream in one pipeline; fails with the
+    /// first error (the events before it may be appended).
+    pub(crate) async fn append_all(&self, events: &[StoredEvent]) -> Result<()> {
+        let cmds = events
+            .iter()
+            .map(|event| self.xadd_event(event))
+            .collect::<Result<Vec<_>>>()?;
+        self.inner.writer.write(cmds).await?;
+        self.inner.metrics.persisted.inc_by(events.len() as u64);
+        Ok(())
+    }
+
+    /// The XADD of an event, trimmed to the store's `max_len`.
+    fn xadd_event(&self, event: &StoredEvent) -> Result<redis::Cmd> {
         let json = serde_json::to_vec(event)?;
         let mut cmd = redis::cmd("XADD");
         cmd.arg(&self.inner.keys.events);
@@ -325,9 +346,7 @@ impl RedisStore {
             cmd.arg("MAXLEN").arg("~").arg(max);
         }
         cmd.arg("*").arg(field::EVENT).arg(json);
-        self.inner.writer.write(vec![cmd]).await?;
-        self.inner.metrics.persisted.inc();
-        Ok(())
+        Ok(cmd)
     }
 
     /// About once a second: refresh the queue-length gauge and apply the
@@ -401,15 +420,22 @@ impl RedisStore {
     /// Entries not yet acknowledged by the group: never delivered (the
     /// group's lag) plus pending. Also sets the queue-length gauge.
     pub(crate) async fn backlog_count(&self) -> Result<u64> {
-        let inner = &self.inner;
-        let reply: Result<redis::Value> = self
-            .query(redis::cmd("XINFO").arg("GROUPS").arg(&inner.keys.events))
+        let groups = self
+            .query(&redis::Cmd::xinfo_groups(&self.inner.keys.events))
             .await;
-        let groups = match reply {
+        Ok(self.group_state(groups).await?.backlog)
+    }
+
+    /// The state of the store's group from an `XINFO GROUPS` reply on the
+    /// events stream (the error, when it failed); sets the queue-length
+    /// gauge.
+    pub(crate) async fn group_state(&self, groups: Result<redis::Value>) -> Result<GroupState> {
+        let inner = &self.inner;
+        let groups = match groups {
             Ok(groups) => groups,
-            Err(Error::Redis(err)) if err.to_string().contains("no such key") => {
+            Err(err) if is_no_such_key(&err) => {
                 inner.metrics.queue_length.set(0);
-                return Ok(0);
+                return Ok(GroupState::default());
             }
             Err(err) => return Err(err),
         };
@@ -421,12 +447,12 @@ impl RedisStore {
             }),
             _ => None,
         };
-        let count = match group {
+        let state = match group {
             // The group vanished: it is recreated at the start of the stream.
-            None => {
-                self.query(redis::cmd("XLEN").arg(&inner.keys.events))
-                    .await?
-            }
+            None => GroupState {
+                backlog: self.query(&redis::Cmd::xlen(&inner.keys.events)).await?,
+                ..GroupState::default()
+            },
             Some(fields) => {
                 let get = |name: &str| fields.iter().find(|(key, _)| key == name).map(|(_, v)| v);
                 let pending = get("pending").and_then(entry::integer).unwrap_or(0);
@@ -448,14 +474,18 @@ impl RedisStore {
                     Some(lag) => lag,
                     None => self.count_after_up_to(&last, u64::MAX).await?,
                 };
-                pending + lag
+                GroupState {
+                    pending,
+                    backlog: pending + lag,
+                    last_delivered: Some(last),
+                }
             }
         };
         inner
             .metrics
             .queue_length
-            .set(i64::try_from(count).unwrap_or(i64::MAX));
-        Ok(count)
+            .set(i64::try_from(state.backlog).unwrap_or(i64::MAX));
+        Ok(state)
     }
 
     /// Counts entries after `id`, stopping at `limit`: the whole lag when
@@ -486,6 +516,22 @@ impl RedisStore {
             }
         }
     }
+}
+
+/// The store's consumer group, as `XINFO GROUPS` tells.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct GroupState {
+    /// Entries delivered and not yet acknowledged.
+    pub(crate) pending: u64,
+    /// Entries not yet acknowledged: pending plus never delivered.
+    pub(crate) backlog: u64,
+    /// The last entry delivered to the group (`None`: no group).
+    pub(crate) last_delivered: Option<String>,
+}
+
+/// Whether Redis said the key does not exist (XINFO on a missing stream).
+pub(crate) fn is_no_such_key(err: &Error) -> bool {
+    matches!(err, Error::Redis(err) if err.to_string().contains("no such key"))
 }
 
 impl fmt::Debug for RedisStore {

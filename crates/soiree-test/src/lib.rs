@@ -4,5 +4,6 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod conformance;
+pub mod inspect;
 pub mod postgres;
 pub mod redis;

@@ -54,13 +54,15 @@ pub const LOOKUP_SCAN_LIMIT: usize = 100_000;
 /// bus.emit("invoice.sent", 42).persisted().await?;
 /// bus.wait_for_idle().await;
 ///
-/// let stats = store.stats().await?;
+/// // What the CLI and the dashboard hold.
+/// let admin: Arc<dyn Inspect> = store.clone();
+/// let stats = admin.stats().await?;
 /// assert_eq!((stats.events, stats.dead_letters), (1, 1));
-/// let letters = store.dead_letters(&Query::oldest(10)).await?;
+/// let letters = admin.dead_letters(&Query::oldest(10)).await?;
 /// assert!(letters.items[0].error.contains("smtp down"));
 ///
 /// // Fixed the mail server: run it again.
-/// let replayed = store
+/// let replayed = admin
 ///     .replay_dead_letters(&soiree::DeadLetterSelection::Ids(vec![letters.items[0].id.clone()]))
 ///     .await?;
 /// assert_eq!(replayed, 1);

@@ -127,7 +127,7 @@ pub fn event_id_text(event: &StoredEvent) -> Option<String> {
 /// ```
 /// use soiree::{Filter, Query};
 ///
-/// let newest = Query::newest(20).filter(Filter::default().topic("order.>"));
+/// let newest = Query::newest(20).filter(Filter::default().topic("order.**"));
 /// assert!(newest.newest_first);
 /// assert_eq!(newest.limit, 20);
 /// ```

@@ -1,16 +1,19 @@
-//! Inspection (paged listings) and replay.
+//! Inspection (paged listings) and replay: the store's own methods, and
+//! [`soiree::Inspect`] (in `trait_impl`) on the same helpers.
+
+mod scan;
+mod trait_impl;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use soiree::{EventHistory, PROPERTY_EVENT_ID, Page, StoredEvent, StoredResult};
+use soiree::{EventHistory, PROPERTY_EVENT_ID, Page, Query, StoredEvent, StoredResult};
 
-use crate::entry::{self, Entry};
+use crate::entry::{self, Entry, PendingRow};
 use crate::keys::field;
 use crate::{DeadLetter, Error, RedisStore, Result};
 
-/// Entries read per round trip when scanning a whole stream.
-const SCAN_PAGE: usize = 500;
+pub(crate) use scan::{Range, StreamId, entry_time};
 
 /// An entry delivered to a consumer and not yet acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,15 +35,21 @@ impl RedisStore {
     ///
     /// # Errors
     ///
-    /// [`Error::Redis`] when Redis cannot be read. Entries that are not
-    /// events are skipped (and logged): they are in the dead-letter stream.
+    /// [`Error::Redis`] when Redis cannot be read, [`Error::InvalidCursor`]
+    /// when `cursor` is not an entry id. Entries that are not events are
+    /// skipped (and logged): they are in the dead-letter stream.
     ///
     /// # Cancel safety
     ///
     /// Cancel safe: it only reads.
     pub async fn events(&self, cursor: Option<&str>, limit: usize) -> Result<Page<StoredEvent>> {
-        let page = self.range(&self.inner.keys.events, cursor, limit).await?;
-        map_page(page, |entry| parse(entry, field::EVENT))
+        let Some(query) = page_query(cursor, limit) else {
+            return Ok(empty_page());
+        };
+        self.scan_page(&self.inner.keys.events, &query, |entry, _| {
+            parse_or_skip(entry, field::EVENT)
+        })
+        .await
     }
 
     /// Stored handler results, oldest first, paged like [`RedisStore::events`].
@@ -55,8 +64,13 @@ impl RedisStore {
     pub async fn results(&self, cursor: Option<&str>, limit: usize) -> Result<Page<StoredResult>> {
         // Results written behind are read back too.
         self.flush_results().await;
-        let page = self.range(&self.inner.keys.results, cursor, limit).await?;
-        map_page(page, |entry| parse(entry, field::RESULT))
+        let Some(query) = page_query(cursor, limit) else {
+            return Ok(empty_page());
+        };
+        self.scan_page(&self.inner.keys.results, &query, |entry, _| {
+            parse_or_skip(entry, field::RESULT)
+        })
+        .await
     }
 
     /// Entries delivered to a consumer of the group and not yet
@@ -64,40 +78,55 @@ impl RedisStore {
     ///
     /// # Errors
     ///
-    /// [`Error::Redis`] when Redis cannot be read.
+    /// As for [`RedisStore::events`].
     ///
     /// # Cancel safety
     ///
     /// Cancel safe: it only reads.
     pub async fn pending(&self, cursor: Option<&str>, limit: usize) -> Result<Page<PendingEntry>> {
+        let page = self.pending_rows(cursor, limit).await?;
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|row| PendingEntry {
+                    entry_id: row.id,
+                    consumer: row.consumer,
+                    idle: Duration::from_millis(row.idle_ms),
+                    deliveries: row.deliveries,
+                })
+                .collect(),
+            next: page.next,
+        })
+    }
+
+    /// A page of the group's pending list (XPENDING, extended form), after
+    /// `cursor`.
+    async fn pending_rows(&self, cursor: Option<&str>, limit: usize) -> Result<Page<PendingRow>> {
         let inner = &self.inner;
-        let start = cursor.map_or_else(|| "-".to_owned(), |c| format!("({c}"));
-        let rows = entry::pending_rows(
-            self.query(
-                redis::cmd("XPENDING")
-                    .arg(&inner.keys.events)
-                    .arg(&inner.options.group)
-                    .arg(start)
-                    .arg("+")
-                    .arg(limit.saturating_add(1)),
-            )
+        let start = match cursor {
+            None => "-".to_owned(),
+            Some(cursor) => match StreamId::cursor(cursor)?.next() {
+                Some(start) => start.to_string(),
+                None => return Ok(empty_page()),
+            },
+        };
+        let mut rows = entry::pending_rows(
+            self.query(&redis::Cmd::xpending_count(
+                &inner.keys.events,
+                &inner.options.group,
+                start,
+                "+",
+                limit.saturating_add(1),
+            ))
             .await?,
         )?;
-        let mut items: Vec<PendingEntry> = rows
-            .into_iter()
-            .map(|row| PendingEntry {
-                entry_id: row.id,
-                consumer: row.consumer,
-                idle: Duration::from_millis(row.idle_ms),
-                deliveries: row.deliveries,
-            })
-            .collect();
-        let next = (items.len() > limit).then(|| {
-            items.truncate(limit);
-            items.last().map(|item| item.entry_id.clone())
+        let next = (rows.len() > limit).then(|| {
+            rows.truncate(limit);
+            rows.last().map(|row| row.id.clone())
         });
         Ok(Page {
-            items,
+            items: rows,
             next: next.flatten(),
         })
     }
@@ -106,7 +135,7 @@ impl RedisStore {
     ///
     /// # Errors
     ///
-    /// [`Error::Redis`] when Redis cannot be read.
+    /// As for [`RedisStore::events`].
     ///
     /// # Cancel safety
     ///
@@ -116,8 +145,13 @@ impl RedisStore {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page<DeadLetter>> {
-        let page = self.range(&self.inner.keys.dead, cursor, limit).await?;
-        map_page(page, |entry| Ok(DeadLetter::from_entry(entry)))
+        let Some(query) = page_query(cursor, limit) else {
+            return Ok(empty_page());
+        };
+        self.scan_page(&self.inner.keys.dead, &query, |entry, _| {
+            Some(DeadLetter::from_entry(entry))
+        })
+        .await
     }
 
     /// Enqueues the stored event with this event id again, with the same
@@ -139,7 +173,7 @@ impl RedisStore {
             Some(event) => event,
             None => {
                 let mut found = None;
-                self.scan(&self.inner.keys.dead, |entry| {
+                self.visit(&self.inner.keys.dead, Range::ALL, false, |entry| {
                     let letter = DeadLetter::from_entry(entry);
                     match letter.event {
                         Some(event) if has_id(&event, event_id) => {
@@ -176,7 +210,7 @@ impl RedisStore {
         mut filter: impl FnMut(&DeadLetter) -> bool + Send,
     ) -> Result<usize> {
         let mut chosen = Vec::new();
-        self.scan(&self.inner.keys.dead, |entry| {
+        self.visit(&self.inner.keys.dead, Range::ALL, false, |entry| {
             let letter = DeadLetter::from_entry(entry);
             if letter.event.is_some() && filter(&letter) {
                 chosen.push(letter);
@@ -184,91 +218,61 @@ impl RedisStore {
             true
         })
         .await?;
-        for letter in &chosen {
-            if let Some(event) = &letter.event {
-                self.append(event).await?;
-                self.query::<u64>(
-                    redis::cmd("XDEL")
-                        .arg(&self.inner.keys.dead)
-                        .arg(&letter.id),
-                )
+        self.replay_letters(chosen).await
+    }
+
+    /// Appends the events of these dead letters to the events stream and
+    /// then deletes the letters, a batch at a time (a failure in between
+    /// duplicates, never loses). Letters without an event are left alone.
+    /// Returns how many were replayed.
+    pub(crate) async fn replay_letters(&self, letters: Vec<DeadLetter>) -> Result<usize> {
+        const BATCH: usize = 100;
+        let (ids, events): (Vec<String>, Vec<StoredEvent>) = letters
+            .into_iter()
+            .filter_map(|letter| Some((letter.id, letter.event?)))
+            .unzip();
+        for (ids, events) in ids.chunks(BATCH).zip(events.chunks(BATCH)) {
+            self.append_all(events).await?;
+            self.query::<u64>(&redis::Cmd::xdel(&self.inner.keys.dead, ids))
                 .await?;
-            }
         }
-        Ok(chosen.len())
+        Ok(ids.len())
     }
 
     async fn find_event(&self, event_id: &str) -> Result<Option<StoredEvent>> {
-        let key = &self.inner.keys.events;
-        let mut end = "+".to_owned();
-        loop {
-            let entries = entry::entries(
-                self.query(
-                    redis::cmd("XREVRANGE")
-                        .arg(key)
-                        .arg(&end)
-                        .arg("-")
-                        .arg("COUNT")
-                        .arg(SCAN_PAGE),
-                )
-                .await?,
-            )?;
-            for entry in &entries {
-                if let Ok(event) = parse::<StoredEvent>(entry, field::EVENT)
-                    && has_id(&event, event_id)
-                {
-                    return Ok(Some(event));
+        let mut found = None;
+        self.visit(
+            &self.inner.keys.events,
+            Range::ALL,
+            true,
+            |entry| match parse::<StoredEvent>(entry, field::EVENT) {
+                Ok(event) if has_id(&event, event_id) => {
+                    found = Some(event);
+                    false
                 }
-            }
-            match entries.last() {
-                Some(last) if entries.len() == SCAN_PAGE => end = format!("({}", last.id),
-                _ => return Ok(None),
-            }
-        }
-    }
-
-    /// Visits every entry of a stream, oldest first, until `visit` returns false.
-    async fn scan(&self, key: &str, mut visit: impl FnMut(&Entry) -> bool) -> Result<()> {
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = self.range(key, cursor.as_deref(), SCAN_PAGE).await?;
-            for entry in &page.items {
-                if !visit(entry) {
-                    return Ok(());
-                }
-            }
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(()),
-            }
-        }
-    }
-
-    /// One page of raw entries of a stream.
-    async fn range(&self, key: &str, cursor: Option<&str>, limit: usize) -> Result<Page<Entry>> {
-        let start = cursor.map_or_else(|| "-".to_owned(), |c| format!("({c}"));
-        let mut items = entry::entries(
-            self.query(
-                redis::cmd("XRANGE")
-                    .arg(key)
-                    .arg(start)
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(limit.saturating_add(1)),
-            )
-            .await?,
-        )?;
-        let next = (items.len() > limit).then(|| {
-            items.truncate(limit);
-            items.last().map(|item| item.id.clone())
-        });
-        Ok(Page {
-            items,
-            next: next.flatten(),
-        })
+                _ => true,
+            },
+        )
+        .await?;
+        Ok(found)
     }
 }
 
+/// A query for the store's own pages: oldest first, unfiltered, any limit
+/// (`None` for a limit of 0: an empty page).
+fn page_query(cursor: Option<&str>, limit: usize) -> Option<Query> {
+    let mut query = Query::oldest(limit);
+    query.limit = limit;
+    query.cursor = cursor.map(str::to_owned);
+    (limit > 0).then_some(query)
+}
+
+fn empty_page<T>() -> Page<T> {
+    Page {
+        items: Vec::new(),
+        next: None,
+    }
+}
 /// Whether the event's id property is `event_id`, whatever JSON type
 /// carried it: a string, or a number (`4242` matches `"4242"`; the float
 /// `42.5` matches `"42.5"` and `"42.50"`).
@@ -295,25 +299,17 @@ fn parse<T: serde::de::DeserializeOwned>(entry: &Entry, name: &str) -> Result<T>
     Ok(serde_json::from_slice(json)?)
 }
 
-/// Parses a page, skipping entries that do not parse: a malformed event is
-/// in the dead-letter stream already, and one bad entry must not hide the
-/// rest of the history.
-fn map_page<T>(page: Page<Entry>, f: impl Fn(&Entry) -> Result<T>) -> Result<Page<T>> {
-    let items = page
-        .items
-        .iter()
-        .filter_map(|entry| match f(entry) {
-            Ok(item) => Some(item),
-            Err(err) => {
-                tracing::warn!(%err, id = %entry.id, "skipping a malformed stream entry");
-                None
-            }
-        })
-        .collect();
-    Ok(Page {
-        items,
-        next: page.next,
-    })
+/// Parses an entry, or skips it (and logs why): a malformed event is in
+/// the dead-letter stream already, and one bad entry must not hide the rest
+/// of the history.
+fn parse_or_skip<T: serde::de::DeserializeOwned>(entry: &Entry, name: &str) -> Option<T> {
+    match parse(entry, name) {
+        Ok(item) => Some(item),
+        Err(err) => {
+            tracing::warn!(%err, id = %entry.id, "skipping a malformed stream entry");
+            None
+        }
+    }
 }
 
 #[async_trait]
