@@ -269,7 +269,7 @@ async fn traffic(fixture: &Fixture) {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    within("the traffic settles", fixture.bus.wait_for_idle()).await;
+    support::settle(&fixture.bus, fixture.store.as_ref()).await;
 }
 
 /// Everything the browser checks, against one store. `name` prefixes the
@@ -626,4 +626,22 @@ async fn results_of(store: &dyn Inspect, event_id: &str) -> Vec<soiree::StoredRe
 async fn dashboard_in_a_browser_memory() {
     let store = Arc::new(MemoryStore::queue());
     exercise("memory", store.clone(), store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_in_a_browser_redis() {
+    let Some(server) = soiree_test::redis::RedisServer::start_or_skip() else {
+        return;
+    };
+    let store = Arc::new(
+        within(
+            "the Redis store connects",
+            soiree_redis::RedisStore::builder(&server.url())
+                .consumer("dashboard-test")
+                .build(),
+        )
+        .await
+        .expect("a Redis store"),
+    );
+    exercise("redis", store.clone(), store).await;
 }

@@ -111,6 +111,7 @@ pub async fn populate(events: Arc<dyn EventStore>, store: Arc<dyn Inspect>) -> F
         }
     })
     .await;
+    settle(&bus, store.as_ref()).await;
     Fixture {
         bus,
         store,
@@ -119,6 +120,30 @@ pub async fn populate(events: Arc<dyn EventStore>, store: Arc<dyn Inspect>) -> F
         probe_id,
         order_ids,
     }
+}
+
+/// Waits until the bus is idle and the store's counts stand still.
+pub async fn settle(bus: &EventBus, store: &dyn Inspect) {
+    within("the store settles", async {
+        let mut last = None;
+        loop {
+            bus.wait_for_idle().await;
+            let stats = store.stats().await.expect("stats");
+            let now = (
+                stats.events,
+                stats.results,
+                stats.backlog,
+                stats.in_flight,
+                stats.dead_letters,
+            );
+            if stats.backlog == 0 && last == Some(now) {
+                break;
+            }
+            last = Some(now);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
 }
 
 async fn emit(bus: &EventBus, topic: &str, payload: serde_json::Value) -> String {
