@@ -244,9 +244,10 @@ fn login(state: &crate::State, request: &Request) -> Response {
                 .collect()
         })
         .unwrap_or_default();
-    let path = original.path();
+    // Never `//host`: a redirect stays on this server.
+    let path = format!("/{}", original.path().trim_start_matches('/'));
     let location = if query.is_empty() {
-        path.to_owned()
+        path
     } else {
         format!("{path}?{}", query.join("&"))
     };

@@ -455,6 +455,21 @@ async fn exercise(name: &str, events: Arc<dyn EventStore>, store: Arc<dyn Inspec
         support::DEAD_LETTERS - 1
     );
 
+    // ---- Events: the newest first.
+    open(&client, &format!("{base}events")).await;
+    let newest = store.events(&Query::newest(1)).await.expect("events");
+    let first = until(
+        &client,
+        "event rows",
+        "const row = document.querySelector('tr[data-event]'); return row && row.dataset.event",
+    )
+    .await;
+    assert_eq!(
+        first,
+        json!(soiree::inspect::event_id_text(&newest.items[0].item).unwrap())
+    );
+    screenshot(&client, &format!("{name}-events")).await;
+
     // ---- Event lookup: the replayed invoice, a failed attempt then a
     // successful one.
     open(&client, &format!("{base}events?id={invoice}")).await;
