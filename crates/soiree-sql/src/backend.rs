@@ -140,6 +140,178 @@ pub(crate) struct Run {
     pub(crate) events: i32,
 }
 
+/// Which rows of a listing to read: after (or, newest first, before) a row
+/// id, narrowed by what SQL tests cheaply (the caller checks every row again
+/// with [`soiree::Filter`], which also matches topic patterns).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Scan {
+    pub(crate) cursor: Option<i64>,
+    pub(crate) newest_first: bool,
+    pub(crate) event_id: Option<String>,
+    /// Stored at or after this many microseconds since the epoch.
+    pub(crate) since_us: Option<i64>,
+    /// Stored before this many microseconds since the epoch.
+    pub(crate) until_us: Option<i64>,
+    /// Rows at most.
+    pub(crate) limit: usize,
+}
+
+/// The SQL of one listing of one database, for [`Scan::sql`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Listing {
+    /// The selected columns, the row id first; `AT_US` stands for `at_us`.
+    pub(crate) columns: &'static str,
+    pub(crate) table: &'static str,
+    /// The expression of a row's time in microseconds since the epoch.
+    pub(crate) at_us: &'static str,
+    /// Rows belong to a consumer group (`group_name`).
+    pub(crate) grouped: bool,
+    /// The `event_id` column is NULL for events whose id is not a JSON
+    /// string: such rows pass the SQL test, and the caller checks them.
+    pub(crate) event_id_nullable: bool,
+}
+
+/// A parameter of a listing's statement.
+#[derive(Debug, Clone)]
+pub(crate) enum Param {
+    Int(i64),
+    Text(String),
+}
+
+impl Scan {
+    /// The statement of this scan over `listing` and its parameters, in
+    /// order; `placeholder(n)` spells the n-th parameter (from 1).
+    pub(crate) fn sql(
+        &self,
+        listing: &Listing,
+        group: &str,
+        placeholder: fn(usize) -> String,
+    ) -> (String, Vec<Param>) {
+        let mut params = Vec::new();
+        let mut conditions: Vec<String> = Vec::new();
+        let mut bind = |param: Param| {
+            params.push(param);
+            placeholder(params.len())
+        };
+        if listing.grouped {
+            conditions.push(format!(
+                "group_name = {}",
+                bind(Param::Text(group.to_owned()))
+            ));
+        }
+        if let Some(cursor) = self.cursor {
+            let op = if self.newest_first { "<" } else { ">" };
+            conditions.push(format!("id {op} {}", bind(Param::Int(cursor))));
+        }
+        if let Some(event_id) = &self.event_id {
+            let p = bind(Param::Text(event_id.clone()));
+            conditions.push(if listing.event_id_nullable {
+                format!("(event_id = {p} OR event_id IS NULL)")
+            } else {
+                format!("event_id = {p}")
+            });
+        }
+        if let Some(since) = self.since_us {
+            conditions.push(format!("{} >= {}", listing.at_us, bind(Param::Int(since))));
+        }
+        if let Some(until) = self.until_us {
+            conditions.push(format!("{} < {}", listing.at_us, bind(Param::Int(until))));
+        }
+        let limit = bind(Param::Int(i64::try_from(self.limit).unwrap_or(i64::MAX)));
+        let mut sql = format!(
+            "SELECT {} FROM {}",
+            listing.columns.replace("AT_US", listing.at_us),
+            listing.table
+        );
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        let order = if self.newest_first { " DESC" } else { "" };
+        sql.push_str(&format!(" ORDER BY id{order} LIMIT {limit}"));
+        (sql, params)
+    }
+}
+
+/// A time given in microseconds since the epoch.
+pub(crate) fn from_us(us: i64) -> std::time::SystemTime {
+    let offset = std::time::Duration::from_micros(us.unsigned_abs());
+    if us >= 0 {
+        std::time::UNIX_EPOCH + offset
+    } else {
+        std::time::UNIX_EPOCH - offset
+    }
+}
+
+/// Microseconds since the epoch of a time, rounded down (`ceil`: up).
+pub(crate) fn to_us(time: std::time::SystemTime, ceil: bool) -> i64 {
+    let (micros, negative) = match time.duration_since(std::time::UNIX_EPOCH) {
+        Ok(after) => (after, false),
+        Err(err) => (err.duration(), true),
+    };
+    let whole = i64::try_from(micros.as_micros()).unwrap_or(i64::MAX);
+    let partial = micros.subsec_nanos() % 1000 != 0;
+    match (negative, ceil && partial, !ceil && partial) {
+        (false, true, _) => whole.saturating_add(1),
+        (false, _, _) => whole,
+        (true, _, true) => -whole - 1,
+        (true, _, _) => -whole,
+    }
+}
+
+/// A row of a listing: its id, its time (microseconds since the epoch) and
+/// what it holds.
+#[derive(Debug, Clone)]
+pub(crate) struct Row<T> {
+    pub(crate) id: i64,
+    pub(crate) at_us: Option<i64>,
+    pub(crate) item: T,
+}
+
+/// A delivery held by a consumer: a live lease (`retry: false`) or a
+/// claimed row of the retry table.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingRow {
+    pub(crate) retry: bool,
+    pub(crate) id: i64,
+    pub(crate) consumer: String,
+    /// Since its lease was taken or last extended.
+    pub(crate) idle_ms: i64,
+    pub(crate) deliveries: i64,
+    pub(crate) events: i64,
+    /// The event of a retry row.
+    pub(crate) event: Option<RawEvent>,
+}
+
+/// A consumer holding deliveries: its name, how many events its live
+/// leases and claimed retry rows cover, and since when it last took or
+/// extended one (milliseconds).
+#[derive(Debug, Clone)]
+pub(crate) struct ConsumerRow {
+    pub(crate) name: String,
+    pub(crate) pending: i64,
+    pub(crate) idle_ms: i64,
+}
+
+/// Counts of the store for `Inspect::stats`, read in one statement.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Counts {
+    /// The last id the log handed out (monotonic: retention does not lower it).
+    pub(crate) emitted: i64,
+    pub(crate) events: i64,
+    pub(crate) results: i64,
+    /// The group's dead letters.
+    pub(crate) dead_letters: i64,
+    /// As [`Backend::backlog`].
+    pub(crate) backlog: i64,
+    /// As [`Backend::oldest_unconsumed_ms`].
+    pub(crate) oldest_ms: Option<i64>,
+    /// Events covered by the group's live leases, plus its claimed retry rows.
+    pub(crate) in_flight: i64,
+    /// Distinct consumers holding live leases or claimed retry rows.
+    pub(crate) consumers: i64,
+}
+
 /// The SQL of one database; the queue logic above it is shared.
 #[async_trait]
 pub(crate) trait Backend: Send + Sync + 'static {
@@ -202,8 +374,37 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// (one delivery less, so that the next claim does not count), while
     /// the lease's token matches; returns whether it did.
     async fn hand_back(&self, lease: (i64, i64), runs: &[Run]) -> Result<bool>;
-    /// A page of the group's dead letters after id `after`, oldest first.
-    async fn dead_letters(&self, after: i64, limit: usize) -> Result<Vec<crate::DeadLetter>>;
+    /// The group's dead letters chosen by `scan`.
+    async fn dead_letters(&self, scan: &Scan) -> Result<Vec<crate::DeadLetter>>;
+    /// The log's rows chosen by `scan`.
+    async fn event_rows(&self, scan: &Scan) -> Result<Vec<Row<RawEvent>>>;
+    /// The results chosen by `scan`.
+    async fn result_rows(&self, scan: &Scan) -> Result<Vec<Row<StoredResult>>>;
+    /// The store's counts, in one statement.
+    async fn counts(&self) -> Result<Counts>;
+    /// The group's live leases, then its claimed retry rows, after (or,
+    /// newest first, before) `after` (`(0, id)` a lease, `(1, id)` a retry
+    /// row), at most `limit`.
+    async fn pending(
+        &self,
+        after: Option<(i64, i64)>,
+        newest_first: bool,
+        limit: usize,
+    ) -> Result<Vec<PendingRow>>;
+    /// The consumers holding the group's live leases or claimed retry rows.
+    async fn consumers(&self) -> Result<Vec<ConsumerRow>>;
+    /// Copies row `id` of the log into the retry table, due at once, for
+    /// the group; returns how many (0 when the row is gone).
+    async fn retry_event(&self, id: i64) -> Result<u64>;
+    /// Copies the group's dead letter `id` into the retry table, due at
+    /// once (it stays a dead letter); returns how many.
+    async fn retry_dead_copy(&self, id: i64) -> Result<u64>;
+    /// Moves the group's dead letters with these ids to the retry table,
+    /// due at once, in one transaction; returns how many.
+    async fn replay_dead_ids(&self, ids: &[i64]) -> Result<u64>;
+    /// Deletes the group's dead letters with these ids (all of them with
+    /// `None`); returns how many.
+    async fn purge_dead(&self, ids: Option<&[i64]>) -> Result<u64>;
     /// Moves the group's dead letters chosen by `filter` to the retry
     /// table, due at once; returns how many.
     async fn replay_dead(&self, filter: &crate::DeadLetterFilter) -> Result<u64>;
@@ -220,4 +421,73 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn xmin_lag(&self) -> Result<Option<i64>>;
     /// Wakes consumers in other processes (throttled by the caller).
     async fn notify_others(&self) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LISTING: Listing = Listing {
+        columns: "id, AT_US, topic",
+        table: "soiree_dead_letters",
+        at_us: "at(created_at)",
+        grouped: true,
+        event_id_nullable: true,
+    };
+
+    #[test]
+    fn a_scan_binds_only_the_parts_it_has() {
+        let dollar = |n: usize| format!("${n}");
+        let (sql, params) = Scan {
+            limit: 11,
+            ..Scan::default()
+        }
+        .sql(&LISTING, "g", dollar);
+        assert_eq!(
+            sql,
+            "SELECT id, at(created_at), topic FROM soiree_dead_letters \
+             WHERE group_name = $1 ORDER BY id LIMIT $2"
+        );
+        assert!(matches!(&params[..], [Param::Text(g), Param::Int(11)] if g == "g"));
+
+        let scan = Scan {
+            cursor: Some(7),
+            newest_first: true,
+            event_id: Some("e".into()),
+            since_us: Some(1),
+            until_us: Some(2),
+            limit: 3,
+        };
+        let (sql, params) = scan.sql(&LISTING, "g", |n| format!("?{n}"));
+        assert_eq!(
+            sql,
+            "SELECT id, at(created_at), topic FROM soiree_dead_letters \
+             WHERE group_name = ?1 AND id < ?2 AND (event_id = ?3 OR event_id IS NULL) \
+             AND at(created_at) >= ?4 AND at(created_at) < ?5 ORDER BY id DESC LIMIT ?6"
+        );
+        assert_eq!(params.len(), 6);
+        let results = Listing {
+            grouped: false,
+            event_id_nullable: false,
+            ..LISTING
+        };
+        let (sql, _) = scan.sql(&results, "g", |n| format!("?{n}"));
+        assert!(sql.contains("WHERE id < ?1 AND event_id = ?2 AND"), "{sql}");
+    }
+
+    #[test]
+    fn times_round_to_microseconds_the_right_way() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(1_500);
+        assert_eq!((to_us(t, false), to_us(t, true)), (1, 2));
+        let before = std::time::UNIX_EPOCH - std::time::Duration::from_nanos(1_500);
+        assert_eq!((to_us(before, false), to_us(before, true)), (-2, -1));
+        assert_eq!(
+            from_us(to_us(t, false)),
+            std::time::UNIX_EPOCH + std::time::Duration::from_micros(1)
+        );
+        assert_eq!(
+            from_us(-2),
+            std::time::UNIX_EPOCH - std::time::Duration::from_micros(2)
+        );
+    }
 }

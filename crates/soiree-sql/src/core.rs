@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::backend::{
-    Backend, DeadRow, FailedRetry, FailedRow, LeaseRow, NewEvent, Pos, RetryRow, Run,
+    Backend, DeadRow, FailedRetry, FailedRow, LeaseRow, NewEvent, Pos, RetryRow, Run, Scan,
 };
 use crate::dedup_cache::DedupCache;
 use crate::metrics::SqlMetrics;
@@ -874,7 +874,14 @@ impl<B: Backend> Core<B> {
             .transpose()?
             .unwrap_or(0);
         let limit = limit.clamp(1, 10_000);
-        let mut rows = self.backend.dead_letters(after, limit + 1).await?;
+        let mut rows = self
+            .backend
+            .dead_letters(&Scan {
+                cursor: Some(after),
+                limit: limit + 1,
+                ..Scan::default()
+            })
+            .await?;
         let more = rows.len() > limit;
         rows.truncate(limit);
         let next = more
@@ -894,23 +901,33 @@ impl<B: Backend> Core<B> {
         }
         let moved = self.backend.replay_dead(filter).await?;
         if moved > 0 {
-            self.retry_due.store(true, Ordering::Release);
-            self.wake();
+            self.retries_queued();
         }
         Ok(moved)
+    }
+
+    /// Rows were put in the retry table: this consumer looks at it on its
+    /// next fill, and consumers are woken.
+    pub(crate) fn retries_queued(&self) {
+        self.retry_due.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    /// Events of leases held here that this consumer acknowledged: the
+    /// database counts them in the backlog until their lease completes.
+    pub(crate) fn acked_in_held_leases(&self) -> u64 {
+        self.lock()
+            .leases
+            .values()
+            .map(|held| (held.total - held.pending.len()) as u64)
+            .sum()
     }
 
     /// Events not yet acknowledged: the database's count less what this
     /// consumer acknowledged in leases not yet complete.
     pub(crate) async fn backlog(&self) -> Result<u64> {
         let total = self.backend.backlog().await?;
-        let acked_here: usize = self
-            .lock()
-            .leases
-            .values()
-            .map(|held| held.total - held.pending.len())
-            .sum();
-        let backlog = total.saturating_sub(acked_here as u64);
+        let backlog = total.saturating_sub(self.acked_in_held_leases());
         self.metrics
             .queue_length
             .set(i64::try_from(backlog).unwrap_or(i64::MAX));

@@ -21,6 +21,8 @@ pub struct DeadLetter {
     pub error: String,
     /// How many times the event was delivered.
     pub deliveries: u32,
+    /// When it was set aside.
+    pub at: Option<std::time::SystemTime>,
 }
 
 impl DeadLetter {
@@ -46,6 +48,44 @@ impl DeadLetter {
             properties: self.properties.clone(),
         };
         raw.parse().ok()
+    }
+}
+
+/// The dead letter as [`soiree::Inspect`] lists it; a row that holds no
+/// event keeps what is stored in `raw`: a JSON object of the stored texts
+/// (`topic`, `payload`, `properties`).
+///
+/// # Examples
+///
+/// ```no_run
+/// # #[allow(dead_code)]
+/// # async fn demo(store: soiree_sql::SqliteStore) -> soiree_sql::Result<()> {
+/// for dead in store.dead_letters(None, 10).await?.items {
+///     let letter = soiree::DeadLetter::from(dead);
+///     println!("{} {:?} {}", letter.id, letter.topic(), letter.error);
+/// }
+/// # Ok(()) }
+/// ```
+impl From<DeadLetter> for soiree::DeadLetter {
+    fn from(letter: DeadLetter) -> Self {
+        let converted = match letter.event() {
+            Some(event) => soiree::DeadLetter::new(
+                letter.id.to_string(),
+                event,
+                letter.error,
+                letter.deliveries,
+            ),
+            None => {
+                let raw = serde_json::json!({
+                    "topic": letter.topic,
+                    "payload": letter.payload,
+                    "properties": letter.properties,
+                });
+                soiree::DeadLetter::malformed(letter.id.to_string(), raw.to_string(), letter.error)
+                    .deliveries(letter.deliveries)
+            }
+        };
+        converted.at(letter.at)
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! [`PostgresStore`] implements soiree's store traits
 //! ([`soiree::EventStore`], [`soiree::EventQueue`], [`soiree::HandlerDedup`],
-//! [`soiree::EventHistory`]) on an append-only event log read through a
-//! cursor per consumer group:
+//! [`soiree::EventHistory`]), and [`soiree::Inspect`] for the `soiree` CLI
+//! and dashboard, on an append-only event log read through a cursor per
+//! consumer group:
 //!
 //! - every event is one row of `soiree_events`, appended in batches
 //!   (by the bus's `emit`) or inside your own transaction
@@ -75,6 +76,7 @@ mod dead_letters;
 mod dedup_cache;
 mod emit;
 mod error;
+mod inspect;
 mod metrics;
 pub mod mutation;
 mod options;

@@ -161,7 +161,9 @@ macro_rules! store_traits {
             /// `soiree.event_id`): they are delivered to the group again
             /// with the same event id, and listeners registered with
             /// `on_named` that already succeeded for it are skipped. Returns
-            /// how many were replayed.
+            /// how many were replayed. To deliver an event again from the
+            /// log (one that succeeded, or whose letters are gone), use
+            /// [`soiree::Inspect::replay`].
             ///
             /// # Examples
             ///

@@ -9,13 +9,24 @@ use sqlx::{AssertSqlSafe, Row, SqlSafeStr, SqlStr};
 
 use crate::Result;
 use crate::backend::{
-    Backend, DeadRow, FailedRetry, FailedRow, LeaseRow, NewEvent, Pos, RawEvent, RetryRow, Run,
+    Backend, ConsumerRow, Counts, DeadRow, FailedRetry, FailedRow, LeaseRow, Listing, NewEvent,
+    Param, PendingRow, Pos, RawEvent, RetryRow, Row as ListedRow, Run, Scan, from_us,
 };
 use crate::{DeadLetter, DeadLetterFilter};
 
 /// Every statement of the store, with its tables qualified by the schema.
 #[derive(Debug)]
 pub(crate) struct Statements {
+    /// The schema, to qualify the listings' statements built per call.
+    schema: String,
+    counts: SqlStr,
+    pending_asc: SqlStr,
+    pending_desc: SqlStr,
+    consumers: SqlStr,
+    retry_event: SqlStr,
+    retry_dead_copy: SqlStr,
+    replay_dead_ids: SqlStr,
+    purge_dead: SqlStr,
     pub(crate) append: SqlStr,
     save_results: SqlStr,
     succeeded: SqlStr,
@@ -43,7 +54,6 @@ pub(crate) struct Statements {
     extend_retries: SqlStr,
     release_retries: SqlStr,
     hand_back: SqlStr,
-    dead_letters: SqlStr,
     replay_dead: SqlStr,
     prune: SqlStr,
     oldest: SqlStr,
@@ -54,16 +64,141 @@ const LEASE_COLUMNS: &str =
     "id, token, lo_tx::text::bigint, lo_id, hi_tx::text::bigint, hi_id, events::bigint, deliveries";
 const EVENT_COLUMNS: &str = "tx::text::bigint, id, topic, payload::text, properties::text";
 
+/// Events not yet acknowledged by group `$1`: unclaimed, leased, or in the
+/// retry table.
+const BACKLOG: &str = "SELECT ( \
+                   SELECT count(*) FROM soiree_events e WHERE (e.tx, e.id) > ( \
+                     (SELECT claimed_tx FROM soiree_cursors WHERE group_name = $1), \
+                     (SELECT claimed_id FROM soiree_cursors WHERE group_name = $1))) \
+                 + (SELECT coalesce(sum(events), 0) FROM soiree_leases \
+                    WHERE group_name = $1) \
+                 + (SELECT count(*) FROM soiree_retries WHERE group_name = $1)";
+
+/// The age in milliseconds of the oldest event group `$1` has not acknowledged.
+const OLDEST: &str = "SELECT (extract(epoch FROM clock_timestamp() - min(created_at)) * 1000)::bigint \
+                 FROM ( \
+                   (SELECT e.created_at FROM soiree_events e WHERE (e.tx, e.id) > ( \
+                      (SELECT claimed_tx FROM soiree_cursors WHERE group_name = $1), \
+                      (SELECT claimed_id FROM soiree_cursors WHERE group_name = $1)) \
+                    ORDER BY e.tx, e.id LIMIT 1) \
+                   UNION ALL \
+                   SELECT e.created_at FROM soiree_leases l JOIN soiree_events e \
+                     ON e.tx = l.lo_tx AND e.id = l.lo_id WHERE l.group_name = $1 \
+                   UNION ALL \
+                   SELECT created_at FROM soiree_retries WHERE group_name = $1) s";
+
+/// A row's time in microseconds since the epoch.
+const AT_US: &str = "(extract(epoch FROM created_at) * 1000000)::bigint";
+
+const EVENTS: Listing = Listing {
+    columns: "id, AT_US, topic, payload::text, properties::text",
+    table: "soiree_events",
+    at_us: AT_US,
+    grouped: false,
+    event_id_nullable: true,
+};
+
+const RESULTS: Listing = Listing {
+    columns: "id, AT_US, topic, event_id, handler_id, error, attempt",
+    table: "soiree_results",
+    at_us: AT_US,
+    grouped: false,
+    event_id_nullable: false,
+};
+
+const DEAD_LETTERS: Listing = Listing {
+    columns: "id, AT_US, topic, event_id, payload, properties, error, deliveries",
+    table: "soiree_dead_letters",
+    at_us: AT_US,
+    grouped: true,
+    event_id_nullable: true,
+};
+
+/// The deliveries group `$1` holds: its live leases (kind 0) and its claimed
+/// retry rows (kind 1), idle since taken or extended (`$2`: the lease
+/// timeout in milliseconds, by which an extension pushes the expiry).
+const PENDING: &str = "SELECT 0 AS kind, id, consumer, \
+       greatest(0, (extract(epoch FROM clock_timestamp() - expires_at) * 1000)::bigint + $2) \
+         AS idle_ms, \
+       deliveries::bigint AS deliveries, events::bigint AS events, \
+       NULL::text AS topic, NULL::text AS payload, NULL::text AS properties \
+     FROM soiree_leases WHERE group_name = $1 AND expires_at > clock_timestamp() \
+     UNION ALL \
+     SELECT 1, id, consumer, \
+       greatest(0, (extract(epoch FROM clock_timestamp() - run_at) * 1000)::bigint + $2), \
+       deliveries::bigint, 1, topic, payload, properties \
+     FROM soiree_retries \
+     WHERE group_name = $1 AND consumer IS NOT NULL AND run_at > clock_timestamp()";
+
+/// The columns of a retry row made from a dead letter.
+const RETRY_FROM_DEAD: &str = "group_name, event_tx, event_row, coalesce(topic, ''), event_id, \
+     payload, properties, 0, error, clock_timestamp()";
+
+/// `$n` in PostgreSQL.
+fn placeholder(n: usize) -> String {
+    format!("${n}")
+}
+
+/// `sql` with the store's tables qualified by `schema`.
+fn qualify(schema: &str, sql: &str) -> SqlStr {
+    let sql = sql
+        .replace("soiree_", &format!("\"{schema}\".soiree_"))
+        .replace("LEASE_COLUMNS", LEASE_COLUMNS)
+        .replace("EVENT_COLUMNS", EVENT_COLUMNS);
+    AssertSqlSafe(Arc::<str>::from(sql)).into_sql_str()
+}
+
 impl Statements {
     pub(crate) fn new(schema: &str) -> Self {
-        let q = |sql: &str| -> SqlStr {
-            let sql = sql
-                .replace("soiree_", &format!("\"{schema}\".soiree_"))
-                .replace("LEASE_COLUMNS", LEASE_COLUMNS)
-                .replace("EVENT_COLUMNS", EVENT_COLUMNS);
-            AssertSqlSafe(Arc::<str>::from(sql)).into_sql_str()
-        };
+        let q = |sql: &str| qualify(schema, sql);
         Self {
+            schema: schema.to_owned(),
+            counts: q(&format!(
+                "WITH p AS ({PENDING}) SELECT \
+                   (SELECT CASE WHEN is_called THEN last_value ELSE 0 END \
+                    FROM soiree_events_id_seq), \
+                   (SELECT count(*) FROM soiree_events), \
+                   (SELECT count(*) FROM soiree_results), \
+                   (SELECT count(*) FROM soiree_dead_letters WHERE group_name = $1), \
+                   ({BACKLOG}), ({OLDEST}), \
+                   (SELECT coalesce(sum(events), 0)::bigint FROM p), \
+                   (SELECT count(DISTINCT consumer) FROM p)"
+            )),
+            pending_asc: q(&format!(
+                "SELECT * FROM ({PENDING}) p WHERE (kind, id) > ($3, $4) \
+                 ORDER BY kind, id LIMIT $5"
+            )),
+            pending_desc: q(&format!(
+                "SELECT * FROM ({PENDING}) p WHERE (kind, id) < ($3, $4) \
+                 ORDER BY kind DESC, id DESC LIMIT $5"
+            )),
+            consumers: q(&format!(
+                "SELECT consumer, sum(events)::bigint, min(idle_ms) FROM ({PENDING}) p \
+                 GROUP BY consumer ORDER BY consumer"
+            )),
+            retry_event: q(
+                "INSERT INTO soiree_retries (group_name, event_tx, event_row, topic, \
+                   event_id, payload, properties, deliveries, run_at) \
+                 SELECT $1, tx, id, topic, event_id, payload::text, properties::text, 0, \
+                   clock_timestamp() \
+                 FROM soiree_events WHERE id = $2 ORDER BY tx DESC LIMIT 1",
+            ),
+            retry_dead_copy: q(&format!(
+                "INSERT INTO soiree_retries (group_name, event_tx, event_row, topic, event_id, \
+                   payload, properties, deliveries, error, run_at) \
+                 SELECT {RETRY_FROM_DEAD} FROM soiree_dead_letters \
+                 WHERE group_name = $1 AND id = $2"
+            )),
+            replay_dead_ids: q(&format!(
+                "WITH gone AS ( \
+                   DELETE FROM soiree_dead_letters \
+                   WHERE group_name = $1 AND id = ANY($2::bigint[]) RETURNING *) \
+                 INSERT INTO soiree_retries (group_name, event_tx, event_row, topic, event_id, \
+                   payload, properties, deliveries, error, run_at) \
+                 SELECT {RETRY_FROM_DEAD} FROM gone ORDER BY id"
+            )),
+            purge_dead: q("DELETE FROM soiree_dead_letters WHERE group_name = $1 \
+                 AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))"),
             append: q(
                 "INSERT INTO soiree_events (topic, event_id, payload, properties, key) \
                  SELECT t, e, p::json, pr::json, k \
@@ -166,13 +301,7 @@ impl Statements {
                  SET expires_at = clock_timestamp() + $3 * interval '1 millisecond' \
                  FROM unnest($1::bigint[], $2::bigint[]) AS u(id, token) \
                  WHERE l.id = u.id AND l.token = u.token RETURNING l.id"),
-            backlog: q("SELECT ( \
-                   SELECT count(*) FROM soiree_events e WHERE (e.tx, e.id) > ( \
-                     (SELECT claimed_tx FROM soiree_cursors WHERE group_name = $1), \
-                     (SELECT claimed_id FROM soiree_cursors WHERE group_name = $1))) \
-                 + (SELECT coalesce(sum(events), 0) FROM soiree_leases \
-                    WHERE group_name = $1) \
-                 + (SELECT count(*) FROM soiree_retries WHERE group_name = $1)"),
+            backlog: q(BACKLOG),
             events_first: q("SELECT EVENT_COLUMNS FROM soiree_events ORDER BY tx, id LIMIT $1"),
             events_after: q("SELECT EVENT_COLUMNS FROM soiree_events \
                  WHERE (tx, id) > ($1::bigint::text::xid8, $2) ORDER BY tx, id LIMIT $3"),
@@ -202,7 +331,7 @@ impl Statements {
             ),
             claim_retries: q(
                 "UPDATE soiree_retries SET token = nextval('soiree_lease_tokens'), \
-                   deliveries = deliveries + 1, \
+                   deliveries = deliveries + 1, consumer = $4, \
                    run_at = clock_timestamp() + $3 * interval '1 millisecond' \
                  WHERE id IN ( \
                    SELECT id FROM soiree_retries \
@@ -222,16 +351,19 @@ impl Statements {
                    event_id, payload, properties, error, deliveries) \
                  SELECT group_name, event_tx, event_row, topic, event_id, payload, \
                    properties, err, deliveries FROM gone"),
-            retries_again: q("UPDATE soiree_retries r SET error = u.err, \
+            retries_again: q(
+                "UPDATE soiree_retries r SET error = u.err, consumer = NULL, \
                    run_at = clock_timestamp() + u.delay * interval '1 millisecond' \
                  FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) \
                    AS u(id, token, err, delay) \
-                 WHERE r.id = u.id AND r.token = u.token"),
+                 WHERE r.id = u.id AND r.token = u.token",
+            ),
             extend_retries: q("UPDATE soiree_retries r \
                  SET run_at = clock_timestamp() + $3 * interval '1 millisecond' \
                  FROM unnest($1::bigint[], $2::bigint[]) AS u(id, token) \
                  WHERE r.id = u.id AND r.token = u.token RETURNING r.id"),
             release_retries: q("UPDATE soiree_retries r SET run_at = clock_timestamp(), \
+                   consumer = NULL, \
                    deliveries = greatest(r.deliveries - 1, 0) \
                  FROM unnest($1::bigint[], $2::bigint[]) AS u(id, token) \
                  WHERE r.id = u.id AND r.token = u.token"),
@@ -244,11 +376,6 @@ impl Statements {
                  FROM soiree_leases l, unnest($3::bigint[], $4::bigint[], $5::bigint[], \
                    $6::bigint[], $7::int[]) AS u(lt, li, ht, hi, n) \
                  WHERE l.id = $1 AND l.token = $2",
-            ),
-            dead_letters: q(
-                "SELECT id, topic, event_id, payload, properties, error, deliveries \
-                 FROM soiree_dead_letters WHERE group_name = $1 AND id > $2 \
-                 ORDER BY id LIMIT $3",
             ),
             replay_dead: q("WITH gone AS ( \
                    DELETE FROM soiree_dead_letters WHERE id IN ( \
@@ -274,19 +401,7 @@ impl Statements {
                      AND NOT EXISTS (SELECT 1 FROM l WHERE (e.tx, e.id) >= (l.lo_tx, l.lo_id)) \
                      AND e.created_at < now() - $1 * interval '1 millisecond' \
                    ORDER BY e.tx, e.id LIMIT $2)"),
-            oldest: q(
-                "SELECT (extract(epoch FROM clock_timestamp() - min(created_at)) * 1000)::bigint \
-                 FROM ( \
-                   (SELECT e.created_at FROM soiree_events e WHERE (e.tx, e.id) > ( \
-                      (SELECT claimed_tx FROM soiree_cursors WHERE group_name = $1), \
-                      (SELECT claimed_id FROM soiree_cursors WHERE group_name = $1)) \
-                    ORDER BY e.tx, e.id LIMIT 1) \
-                   UNION ALL \
-                   SELECT e.created_at FROM soiree_leases l JOIN soiree_events e \
-                     ON e.tx = l.lo_tx AND e.id = l.lo_id WHERE l.group_name = $1 \
-                   UNION ALL \
-                   SELECT created_at FROM soiree_retries WHERE group_name = $1) s",
-            ),
+            oldest: q(OLDEST),
             xmin_lag: q("SELECT (pg_snapshot_xmax(s)::text::bigint \
                    - pg_snapshot_xmin(s)::text::bigint) FROM pg_current_snapshot() AS s"),
         }
@@ -356,6 +471,31 @@ pub(crate) fn bind_events<'q>(
         .bind(payloads)
         .bind(properties)
         .bind(keys)
+}
+
+impl PgBackend {
+    /// The rows of a listing.
+    async fn listing(&self, listing: &Listing, scan: &Scan) -> Result<Vec<PgRow>> {
+        let (sql, params) = scan.sql(listing, &self.group, placeholder);
+        let mut query = sqlx::query(qualify(&self.sql.schema, &sql));
+        for param in params {
+            query = match param {
+                Param::Int(value) => query.bind(value),
+                Param::Text(value) => query.bind(value),
+            };
+        }
+        Ok(query.fetch_all(&self.pool).await?)
+    }
+
+    /// Runs a statement on the group and one row id; returns the rows it wrote.
+    async fn by_id(&self, sql: &SqlStr, id: i64) -> Result<u64> {
+        let done = sqlx::query(sql.clone())
+            .bind(&self.group)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
 }
 
 fn pairs(leases: &[(i64, i64)]) -> (Vec<i64>, Vec<i64>) {
@@ -589,6 +729,7 @@ impl Backend for PgBackend {
             .bind(&self.group)
             .bind(i64::try_from(max).unwrap_or(i64::MAX))
             .bind(self.lease_ms)
+            .bind(&self.consumer)
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -673,27 +814,169 @@ impl Backend for PgBackend {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn dead_letters(&self, after: i64, limit: usize) -> Result<Vec<DeadLetter>> {
-        let rows = sqlx::query(self.sql.dead_letters.clone())
+    async fn dead_letters(&self, scan: &Scan) -> Result<Vec<DeadLetter>> {
+        let rows = self.listing(&DEAD_LETTERS, scan).await?;
+        rows.iter()
+            .map(|row| {
+                let deliveries: i32 = row.try_get(7)?;
+                Ok(DeadLetter {
+                    id: row.try_get(0)?,
+                    at: row.try_get::<Option<i64>, _>(1)?.map(from_us),
+                    topic: row.try_get(2)?,
+                    event_id: row.try_get(3)?,
+                    payload: row.try_get(4)?,
+                    properties: row.try_get(5)?,
+                    error: row.try_get(6)?,
+                    deliveries: u32::try_from(deliveries).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn event_rows(&self, scan: &Scan) -> Result<Vec<ListedRow<RawEvent>>> {
+        let rows = self.listing(&EVENTS, scan).await?;
+        rows.iter()
+            .map(|row| {
+                let id = row.try_get(0)?;
+                Ok(ListedRow {
+                    id,
+                    at_us: row.try_get(1)?,
+                    item: RawEvent {
+                        pos: Pos { tx: 0, id },
+                        topic: row.try_get(2)?,
+                        payload: row.try_get(3)?,
+                        properties: row.try_get(4)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn result_rows(&self, scan: &Scan) -> Result<Vec<ListedRow<StoredResult>>> {
+        let rows = self.listing(&RESULTS, scan).await?;
+        rows.iter()
+            .map(|row| {
+                let attempt: i32 = row.try_get(6)?;
+                Ok(ListedRow {
+                    id: row.try_get(0)?,
+                    at_us: row.try_get(1)?,
+                    item: StoredResult {
+                        topic: row.try_get(2)?,
+                        event_id: row.try_get(3)?,
+                        handler_id: row.try_get(4)?,
+                        error: row.try_get(5)?,
+                        attempt: u32::try_from(attempt).unwrap_or(0),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn counts(&self) -> Result<Counts> {
+        let row = sqlx::query(self.sql.counts.clone())
             .bind(&self.group)
-            .bind(after)
+            .bind(self.lease_ms)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Counts {
+            emitted: row.try_get(0)?,
+            events: row.try_get(1)?,
+            results: row.try_get(2)?,
+            dead_letters: row.try_get(3)?,
+            backlog: row.try_get(4)?,
+            oldest_ms: row.try_get(5)?,
+            in_flight: row.try_get(6)?,
+            consumers: row.try_get(7)?,
+        })
+    }
+
+    async fn pending(
+        &self,
+        after: Option<(i64, i64)>,
+        newest_first: bool,
+        limit: usize,
+    ) -> Result<Vec<PendingRow>> {
+        let (sql, start) = if newest_first {
+            (&self.sql.pending_desc, (2, 0))
+        } else {
+            (&self.sql.pending_asc, (-1, 0))
+        };
+        let (kind, id) = after.unwrap_or(start);
+        let rows = sqlx::query(sql.clone())
+            .bind(&self.group)
+            .bind(self.lease_ms)
+            .bind(kind)
+            .bind(id)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
             .map(|row| {
-                let deliveries: i32 = row.try_get(6)?;
-                Ok(DeadLetter {
-                    id: row.try_get(0)?,
-                    topic: row.try_get(1)?,
-                    event_id: row.try_get(2)?,
-                    payload: row.try_get(3)?,
-                    properties: row.try_get(4)?,
-                    error: row.try_get(5)?,
-                    deliveries: u32::try_from(deliveries).unwrap_or(0),
+                let kind: i32 = row.try_get(0)?;
+                let id: i64 = row.try_get(1)?;
+                let topic: Option<String> = row.try_get(6)?;
+                Ok(PendingRow {
+                    retry: kind == 1,
+                    id,
+                    consumer: row.try_get(2)?,
+                    idle_ms: row.try_get(3)?,
+                    deliveries: row.try_get(4)?,
+                    events: row.try_get(5)?,
+                    event: match topic {
+                        Some(topic) => Some(RawEvent {
+                            pos: Pos { tx: 0, id },
+                            topic,
+                            payload: row.try_get(7)?,
+                            properties: row.try_get(8)?,
+                        }),
+                        None => None,
+                    },
                 })
             })
             .collect()
+    }
+
+    async fn consumers(&self) -> Result<Vec<ConsumerRow>> {
+        let rows = sqlx::query(self.sql.consumers.clone())
+            .bind(&self.group)
+            .bind(self.lease_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ConsumerRow {
+                    name: row.try_get(0)?,
+                    pending: row.try_get(1)?,
+                    idle_ms: row.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn retry_event(&self, id: i64) -> Result<u64> {
+        self.by_id(&self.sql.retry_event, id).await
+    }
+
+    async fn retry_dead_copy(&self, id: i64) -> Result<u64> {
+        self.by_id(&self.sql.retry_dead_copy, id).await
+    }
+
+    async fn replay_dead_ids(&self, ids: &[i64]) -> Result<u64> {
+        let done = sqlx::query(self.sql.replay_dead_ids.clone())
+            .bind(&self.group)
+            .bind(ids)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge_dead(&self, ids: Option<&[i64]>) -> Result<u64> {
+        let done = sqlx::query(self.sql.purge_dead.clone())
+            .bind(&self.group)
+            .bind(ids)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn replay_dead(&self, filter: &DeadLetterFilter) -> Result<u64> {

@@ -58,6 +58,8 @@ pub struct PostgresStore {
     listening: Arc<AtomicBool>,
     listen: bool,
     schema: Arc<str>,
+    /// `host:port/database`, never the password.
+    location: Arc<str>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -116,6 +118,12 @@ impl PostgresStore {
     /// The consumer group this store reads with.
     pub fn group(&self) -> &str {
         &self.core.options.group
+    }
+
+    /// Where the store is, without credentials: `host:port/database`, and
+    /// the schema when it is not `public`.
+    pub fn location(&self) -> &str {
+        &self.location
     }
 
     /// This store's consumer name, recorded on the leases it holds.
@@ -280,6 +288,7 @@ impl PostgresStore {
 }
 
 crate::traits::store_traits!(PostgresStore);
+crate::inspect::inspect_trait!(PostgresStore, "postgres");
 
 /// Wakes this process's consumers on every notification of the channel;
 /// ends when the store is dropped.
@@ -459,7 +468,17 @@ impl PostgresStoreBuilder {
             channel: format!("soiree_{}", self.schema),
         };
         let notify = self.listen.then_some(self.notify_interval);
+        let mut location = format!(
+            "{}:{}/{}",
+            connect.get_host(),
+            connect.get_port(),
+            connect.get_database().unwrap_or(connect.get_username())
+        );
+        if self.schema != "public" {
+            location.push_str(&format!(" (schema {})", self.schema));
+        }
         Ok(PostgresStore {
+            location: Arc::from(location),
             core: Core::new(backend, self.options, metrics, notify),
             listening: Arc::new(AtomicBool::new(false)),
             listen: self.listen,

@@ -7,11 +7,12 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use soiree::StoredResult;
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 
 use crate::Result;
 use crate::backend::{
-    Backend, DeadRow, FailedRetry, FailedRow, LeaseRow, NewEvent, Pos, RawEvent, RetryRow, Run,
+    Backend, ConsumerRow, Counts, DeadRow, FailedRetry, FailedRow, LeaseRow, Listing, NewEvent,
+    Param, PendingRow, Pos, RawEvent, RetryRow, Row as ListedRow, Run, Scan, from_us,
 };
 use crate::{DeadLetter, DeadLetterFilter};
 
@@ -20,6 +21,69 @@ use crate::{DeadLetter, DeadLetterFilter};
 pub(crate) const APPEND: &str = "INSERT INTO soiree_events (topic, event_id, payload, properties, key) \
      SELECT value->>0, value->>1, value->>2, value->>3, value->>4 \
      FROM json_each(?1) ORDER BY key";
+
+/// Events not yet acknowledged by group `?1`: unclaimed, leased, or in the
+/// retry table.
+const BACKLOG: &str = "SELECT (SELECT count(*) FROM soiree_events WHERE id > \
+       (SELECT claimed_id FROM soiree_cursors WHERE group_name = ?1)) \
+     + (SELECT coalesce(sum(events), 0) FROM soiree_leases WHERE group_name = ?1) \
+     + (SELECT count(*) FROM soiree_retries WHERE group_name = ?1)";
+
+/// The age in milliseconds (a float) of the oldest event group `?1` has not
+/// acknowledged.
+const OLDEST: &str = "SELECT (julianday('now') - julianday(min(created_at))) * 86400000.0 FROM ( \
+       SELECT * FROM (SELECT created_at FROM soiree_events WHERE id > \
+         (SELECT claimed_id FROM soiree_cursors WHERE group_name = ?1) \
+         ORDER BY id LIMIT 1) \
+       UNION ALL \
+       SELECT e.created_at FROM soiree_leases l JOIN soiree_events e ON e.id = l.lo_id \
+       WHERE l.group_name = ?1 \
+       UNION ALL \
+       SELECT created_at FROM soiree_retries WHERE group_name = ?1)";
+
+/// A row's time (stored to the millisecond) in microseconds since the epoch.
+const AT_US: &str =
+    "(CAST(round((julianday(created_at) - 2440587.5) * 86400000.0) AS INTEGER) * 1000)";
+
+const EVENTS: Listing = Listing {
+    columns: "id, AT_US, topic, payload, properties",
+    table: "soiree_events",
+    at_us: AT_US,
+    grouped: false,
+    event_id_nullable: true,
+};
+
+const RESULTS: Listing = Listing {
+    columns: "id, AT_US, topic, event_id, handler_id, error, attempt",
+    table: "soiree_results",
+    at_us: AT_US,
+    grouped: false,
+    event_id_nullable: false,
+};
+
+const DEAD_LETTERS: Listing = Listing {
+    columns: "id, AT_US, topic, event_id, payload, properties, error, deliveries",
+    table: "soiree_dead_letters",
+    at_us: AT_US,
+    grouped: true,
+    event_id_nullable: true,
+};
+
+/// The deliveries group `?1` holds at `?2` (Unix ms): its live leases (kind
+/// 0) and its claimed retry rows (kind 1), idle since taken or extended
+/// (`?3`: the lease timeout in milliseconds, by which an extension pushes
+/// the expiry).
+const PENDING: &str = "SELECT 0 AS kind, id, consumer, max(0, ?2 - expires_at + ?3) AS idle_ms, \
+       deliveries, events, NULL AS topic, NULL AS payload, NULL AS properties \
+     FROM soiree_leases WHERE group_name = ?1 AND expires_at > ?2 \
+     UNION ALL \
+     SELECT 1, id, consumer, max(0, ?2 - run_at + ?3), deliveries, 1, topic, payload, properties \
+     FROM soiree_retries WHERE group_name = ?1 AND consumer IS NOT NULL AND run_at > ?2";
+
+/// `?n` in SQLite.
+fn placeholder(n: usize) -> String {
+    format!("?{n}")
+}
 
 /// The SQLite side of a store.
 #[derive(Debug)]
@@ -378,15 +442,10 @@ impl Backend for SqliteBackend {
     }
 
     async fn backlog(&self) -> Result<u64> {
-        let count: i64 = sqlx::query_scalar(
-            "SELECT (SELECT count(*) FROM soiree_events WHERE id > \
-               (SELECT claimed_id FROM soiree_cursors WHERE group_name = ?1)) \
-             + (SELECT coalesce(sum(events), 0) FROM soiree_leases WHERE group_name = ?1) \
-             + (SELECT count(*) FROM soiree_retries WHERE group_name = ?1)",
-        )
-        .bind(&self.group)
-        .fetch_one(&self.readers)
-        .await?;
+        let count: i64 = sqlx::query_scalar(BACKLOG)
+            .bind(&self.group)
+            .fetch_one(&self.readers)
+            .await?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
@@ -480,7 +539,8 @@ impl Backend for SqliteBackend {
         let mut tx = self.write_tx().await?;
         let token = next_token(&mut tx).await?;
         let rows = sqlx::query(
-            "UPDATE soiree_retries SET token = ?3, deliveries = deliveries + 1, run_at = ?5 \
+            "UPDATE soiree_retries SET token = ?3, deliveries = deliveries + 1, run_at = ?5, \
+               consumer = ?6 \
              WHERE id IN (SELECT id FROM soiree_retries WHERE group_name = ?1 AND run_at <= ?2 \
                ORDER BY run_at, id LIMIT ?4) \
              RETURNING id, token, deliveries, event_row, topic, payload, properties",
@@ -490,6 +550,7 @@ impl Backend for SqliteBackend {
         .bind(token)
         .bind(i64::try_from(max).unwrap_or(i64::MAX))
         .bind(now_ms() + self.lease_ms)
+        .bind(&self.consumer)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -535,7 +596,7 @@ impl Backend for SqliteBackend {
         .to_string();
         if retry {
             let done = sqlx::query(
-                "UPDATE soiree_retries SET \
+                "UPDATE soiree_retries SET consumer = NULL, \
                    error = (SELECT value->>2 FROM json_each(?1) \
                      WHERE value->>0 = soiree_retries.id), \
                    run_at = ?2 + (SELECT value->>3 FROM json_each(?1) \
@@ -584,7 +645,8 @@ impl Backend for SqliteBackend {
 
     async fn release_retries(&self, rows: &[(i64, i64)]) -> Result<()> {
         sqlx::query(
-            "UPDATE soiree_retries SET run_at = ?2, deliveries = max(deliveries - 1, 0) \
+            "UPDATE soiree_retries SET run_at = ?2, deliveries = max(deliveries - 1, 0), \
+               consumer = NULL \
              WHERE (id, token) IN (SELECT value->>0, value->>1 FROM json_each(?1))",
         )
         .bind(pairs_json(rows))
@@ -628,32 +690,6 @@ impl Backend for SqliteBackend {
         Ok(true)
     }
 
-    async fn dead_letters(&self, after: i64, limit: usize) -> Result<Vec<DeadLetter>> {
-        let rows = sqlx::query(
-            "SELECT id, topic, event_id, payload, properties, error, deliveries \
-             FROM soiree_dead_letters WHERE group_name = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-        )
-        .bind(&self.group)
-        .bind(after)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.readers)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let deliveries: i64 = row.try_get(6)?;
-                Ok(DeadLetter {
-                    id: row.try_get(0)?,
-                    topic: row.try_get(1)?,
-                    event_id: row.try_get(2)?,
-                    payload: row.try_get(3)?,
-                    properties: row.try_get(4)?,
-                    error: row.try_get(5)?,
-                    deliveries: u32::try_from(deliveries).unwrap_or(0),
-                })
-            })
-            .collect()
-    }
-
     async fn replay_dead(&self, filter: &DeadLetterFilter) -> Result<u64> {
         let mut tx = self.write_tx().await?;
         let ids: Vec<i64> = sqlx::query_scalar(
@@ -671,26 +707,228 @@ impl Backend for SqliteBackend {
             tx.rollback().await?;
             return Ok(0);
         }
-        let param = serde_json::to_string(&ids)?;
-        let moved = sqlx::query(
+        let moved = self.move_dead(&mut tx, &ids).await?;
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    async fn dead_letters(&self, scan: &Scan) -> Result<Vec<DeadLetter>> {
+        let rows = self.listing(&DEAD_LETTERS, scan).await?;
+        rows.iter()
+            .map(|row| {
+                let deliveries: i64 = row.try_get(7)?;
+                Ok(DeadLetter {
+                    id: row.try_get(0)?,
+                    at: row.try_get::<Option<i64>, _>(1)?.map(from_us),
+                    topic: row.try_get(2)?,
+                    event_id: row.try_get(3)?,
+                    payload: row.try_get(4)?,
+                    properties: row.try_get(5)?,
+                    error: row.try_get(6)?,
+                    deliveries: u32::try_from(deliveries).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn event_rows(&self, scan: &Scan) -> Result<Vec<ListedRow<RawEvent>>> {
+        let rows = self.listing(&EVENTS, scan).await?;
+        rows.iter()
+            .map(|row| {
+                let id = row.try_get(0)?;
+                Ok(ListedRow {
+                    id,
+                    at_us: row.try_get(1)?,
+                    item: RawEvent {
+                        pos: Pos { tx: 0, id },
+                        topic: row.try_get(2)?,
+                        payload: row.try_get(3)?,
+                        properties: row.try_get(4)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn result_rows(&self, scan: &Scan) -> Result<Vec<ListedRow<StoredResult>>> {
+        let rows = self.listing(&RESULTS, scan).await?;
+        rows.iter()
+            .map(|row| {
+                let attempt: i64 = row.try_get(6)?;
+                Ok(ListedRow {
+                    id: row.try_get(0)?,
+                    at_us: row.try_get(1)?,
+                    item: StoredResult {
+                        topic: row.try_get(2)?,
+                        event_id: row.try_get(3)?,
+                        handler_id: row.try_get(4)?,
+                        error: row.try_get(5)?,
+                        attempt: u32::try_from(attempt).unwrap_or(0),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn counts(&self) -> Result<Counts> {
+        let sql = format!(
+            "WITH p AS ({PENDING}) SELECT \
+               coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'soiree_events'), 0), \
+               (SELECT count(*) FROM soiree_events), \
+               (SELECT count(*) FROM soiree_results), \
+               (SELECT count(*) FROM soiree_dead_letters WHERE group_name = ?1), \
+               ({BACKLOG}), \
+               CAST(round(max(0, ({OLDEST}))) AS INTEGER), \
+               (SELECT coalesce(sum(events), 0) FROM p), \
+               (SELECT count(DISTINCT consumer) FROM p)"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(&self.group)
+            .bind(now_ms())
+            .bind(self.lease_ms)
+            .fetch_one(&self.readers)
+            .await?;
+        Ok(Counts {
+            emitted: row.try_get(0)?,
+            events: row.try_get(1)?,
+            results: row.try_get(2)?,
+            dead_letters: row.try_get(3)?,
+            backlog: row.try_get(4)?,
+            oldest_ms: row.try_get(5)?,
+            in_flight: row.try_get(6)?,
+            consumers: row.try_get(7)?,
+        })
+    }
+
+    async fn pending(
+        &self,
+        after: Option<(i64, i64)>,
+        newest_first: bool,
+        limit: usize,
+    ) -> Result<Vec<PendingRow>> {
+        let (sql, start) = if newest_first {
+            (
+                format!(
+                    "SELECT * FROM ({PENDING}) WHERE (kind, id) < (?4, ?5) \
+                     ORDER BY kind DESC, id DESC LIMIT ?6"
+                ),
+                (2, 0),
+            )
+        } else {
+            (
+                format!(
+                    "SELECT * FROM ({PENDING}) WHERE (kind, id) > (?4, ?5) \
+                     ORDER BY kind, id LIMIT ?6"
+                ),
+                (-1, 0),
+            )
+        };
+        let (kind, id) = after.unwrap_or(start);
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(&self.group)
+            .bind(now_ms())
+            .bind(self.lease_ms)
+            .bind(kind)
+            .bind(id)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.readers)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let kind: i64 = row.try_get(0)?;
+                let id: i64 = row.try_get(1)?;
+                let topic: Option<String> = row.try_get(6)?;
+                Ok(PendingRow {
+                    retry: kind == 1,
+                    id,
+                    consumer: row.try_get(2)?,
+                    idle_ms: row.try_get(3)?,
+                    deliveries: row.try_get(4)?,
+                    events: row.try_get(5)?,
+                    event: match topic {
+                        Some(topic) => Some(RawEvent {
+                            pos: Pos { tx: 0, id },
+                            topic,
+                            payload: row.try_get(7)?,
+                            properties: row.try_get(8)?,
+                        }),
+                        None => None,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn consumers(&self) -> Result<Vec<ConsumerRow>> {
+        let sql = format!(
+            "SELECT consumer, sum(events), min(idle_ms) FROM ({PENDING}) \
+             GROUP BY consumer ORDER BY consumer"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(&self.group)
+            .bind(now_ms())
+            .bind(self.lease_ms)
+            .fetch_all(&self.readers)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ConsumerRow {
+                    name: row.try_get(0)?,
+                    pending: row.try_get(1)?,
+                    idle_ms: row.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn retry_event(&self, id: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "INSERT INTO soiree_retries (group_name, event_row, topic, event_id, payload, \
+               properties, deliveries, run_at) \
+             SELECT ?1, id, topic, event_id, payload, properties, 0, ?3 \
+             FROM soiree_events WHERE id = ?2",
+        )
+        .bind(&self.group)
+        .bind(id)
+        .bind(now_ms())
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn retry_dead_copy(&self, id: i64) -> Result<u64> {
+        let done = sqlx::query(
             "INSERT INTO soiree_retries (group_name, event_row, topic, event_id, payload, \
                properties, deliveries, error, run_at) \
              SELECT group_name, event_row, coalesce(topic, ''), event_id, payload, properties, \
-               0, error, ?2 FROM soiree_dead_letters \
-             WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id",
+               0, error, ?3 FROM soiree_dead_letters WHERE group_name = ?1 AND id = ?2",
         )
-        .bind(&param)
+        .bind(&self.group)
+        .bind(id)
         .bind(now_ms())
-        .execute(&mut *tx)
+        .execute(&self.writer)
         .await?;
-        sqlx::query(
-            "DELETE FROM soiree_dead_letters WHERE id IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(&param)
-        .execute(&mut *tx)
-        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn replay_dead_ids(&self, ids: &[i64]) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        let moved = self.move_dead(&mut tx, ids).await?;
         tx.commit().await?;
-        Ok(moved.rows_affected())
+        Ok(moved)
+    }
+
+    async fn purge_dead(&self, ids: Option<&[i64]>) -> Result<u64> {
+        let param = ids.map(serde_json::to_string).transpose()?;
+        let done = sqlx::query(
+            "DELETE FROM soiree_dead_letters WHERE group_name = ?1 \
+               AND (?2 IS NULL OR id IN (SELECT value FROM json_each(?2)))",
+        )
+        .bind(&self.group)
+        .bind(param)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     async fn prune(&self, older_than_ms: i64, batch: usize) -> Result<u64> {
@@ -711,20 +949,10 @@ impl Backend for SqliteBackend {
     }
 
     async fn oldest_unconsumed_ms(&self) -> Result<Option<i64>> {
-        let oldest: Option<f64> = sqlx::query_scalar(
-            "SELECT (julianday('now') - julianday(min(created_at))) * 86400000.0 FROM ( \
-               SELECT * FROM (SELECT created_at FROM soiree_events WHERE id > \
-                 (SELECT claimed_id FROM soiree_cursors WHERE group_name = ?1) \
-                 ORDER BY id LIMIT 1) \
-               UNION ALL \
-               SELECT e.created_at FROM soiree_leases l JOIN soiree_events e ON e.id = l.lo_id \
-               WHERE l.group_name = ?1 \
-               UNION ALL \
-               SELECT created_at FROM soiree_retries WHERE group_name = ?1)",
-        )
-        .bind(&self.group)
-        .fetch_one(&self.readers)
-        .await?;
+        let oldest: Option<f64> = sqlx::query_scalar(OLDEST)
+            .bind(&self.group)
+            .fetch_one(&self.readers)
+            .await?;
         #[allow(clippy::cast_possible_truncation)]
         Ok(oldest.map(|ms| ms.max(0.0).round() as i64))
     }
@@ -739,6 +967,46 @@ impl Backend for SqliteBackend {
 }
 
 impl SqliteBackend {
+    /// The rows of a listing, read through the readers.
+    async fn listing(&self, listing: &Listing, scan: &Scan) -> Result<Vec<SqliteRow>> {
+        let (sql, params) = scan.sql(listing, &self.group, placeholder);
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for param in params {
+            query = match param {
+                Param::Int(value) => query.bind(value),
+                Param::Text(value) => query.bind(value),
+            };
+        }
+        Ok(query.fetch_all(&self.readers).await?)
+    }
+
+    /// Moves the group's dead letters with these ids to the retry table,
+    /// due at once, inside `tx`; returns how many.
+    async fn move_dead(&self, tx: &mut SqliteConnection, ids: &[i64]) -> Result<u64> {
+        let param = serde_json::to_string(ids)?;
+        let moved = sqlx::query(
+            "INSERT INTO soiree_retries (group_name, event_row, topic, event_id, payload, \
+               properties, deliveries, error, run_at) \
+             SELECT group_name, event_row, coalesce(topic, ''), event_id, payload, properties, \
+               0, error, ?2 FROM soiree_dead_letters \
+             WHERE group_name = ?3 AND id IN (SELECT value FROM json_each(?1)) ORDER BY id",
+        )
+        .bind(&param)
+        .bind(now_ms())
+        .bind(&self.group)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM soiree_dead_letters \
+             WHERE group_name = ?2 AND id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(&param)
+        .bind(&self.group)
+        .execute(&mut *tx)
+        .await?;
+        Ok(moved.rows_affected())
+    }
+
     /// Whether events wait past the group's claimed position.
     async fn waiting_unclaimed(&self, pool: &SqlitePool) -> Result<bool> {
         Ok(sqlx::query_scalar(

@@ -62,6 +62,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 #[derive(Clone)]
 pub struct SqliteStore {
     core: Arc<Core<SqliteBackend>>,
+    /// The database file.
+    location: Arc<str>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -117,6 +119,11 @@ impl SqliteStore {
     /// The consumer group this store reads with.
     pub fn group(&self) -> &str {
         &self.core.options.group
+    }
+
+    /// The database file's path.
+    pub fn location(&self) -> &str {
+        &self.location
     }
 
     /// This store's consumer name, recorded on the leases it holds.
@@ -239,6 +246,7 @@ impl SqliteStore {
 }
 
 crate::traits::store_traits!(SqliteStore);
+crate::inspect::inspect_trait!(SqliteStore, "sqlite");
 
 /// Builds a [`SqliteStore`]: `SqliteStore::builder(path)…build().await`.
 ///
@@ -344,6 +352,7 @@ impl SqliteStoreBuilder {
         } else {
             SqliteConnectOptions::new().filename(&self.path)
         };
+        let location = Arc::from(base.get_filename().display().to_string());
         let connect = base
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -389,6 +398,7 @@ impl SqliteStoreBuilder {
         };
         Ok(SqliteStore {
             core: Core::new(backend, self.options, metrics, None),
+            location,
         })
     }
 }
