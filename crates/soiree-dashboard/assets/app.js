@@ -230,10 +230,11 @@
 
   // ------------------------------------------------------------ store info
 
+  const KINDS = { memory: "Memory", redis: "Redis", sqlite: "SQLite", postgres: "PostgreSQL" };
   function showStore(store) {
     const box = clear(document.getElementById("store-info"));
     append(box, [
-      h("div", { class: "kind" }, store.kind),
+      h("div", { class: "kind" }, KINDS[store.kind] || store.kind),
       h("div", { class: "mono" }, store.location),
       store.group ? h("div", {}, "group ", h("span", { class: "mono" }, store.group)) : null,
     ]);
@@ -833,7 +834,7 @@
                   h("td", { class: "nowrap" }, p.idle_ms > 60000 ? h("span", { class: "badge warn" }, fmtDuration(p.idle_ms)) : fmtDuration(p.idle_ms)),
                   h("td", { class: "num" }, p.deliveries > 1 ? h("span", { class: "badge warn" }, String(p.deliveries)) : String(p.deliveries)),
                   h("td", { class: "num" }, fmtNum(p.events)),
-                  h("td", {}, topicTag(p.topic)),
+                  h("td", {}, p.topic === null && p.events > 1 ? h("span", { class: "muted" }, "a range of " + fmtNum(p.events) + " events") : topicTag(p.topic)),
                   h("td", {}, eventLink(p.event_id)),
                   h("td", {}, p.payload === null ? h("span", { class: "muted" }, "–") : payloadPreview(p.payload))
                 )

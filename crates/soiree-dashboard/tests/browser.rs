@@ -590,17 +590,18 @@ async fn exercise(name: &str, events: Arc<dyn EventStore>, store: Arc<dyn Inspec
             .await
             .unwrap();
     }
-    within("the reports are taken", async {
+    let truth = within("the reports are taken", async {
         loop {
-            if store.stats().await.unwrap().in_flight >= 2 {
-                break;
+            let pending = store.pending(&Query::oldest(100)).await.unwrap();
+            let covered: u64 = pending.items.iter().map(|p| p.events).sum();
+            if covered >= 2 {
+                break pending;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
     .await;
     open(&client, &format!("{base}pending")).await;
-    let truth = store.pending(&Query::oldest(100)).await.unwrap();
     let rows = until(
         &client,
         "pending rows",
@@ -659,4 +660,27 @@ async fn dashboard_in_a_browser_redis() {
         .expect("a Redis store"),
     );
     exercise("redis", store.clone(), store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_in_a_browser_sqlite() {
+    let dir = std::env::temp_dir().join(format!(
+        "soiree-dashboard-sqlite-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let store = Arc::new(
+        within(
+            "the SQLite store opens",
+            soiree_sql::SqliteStore::open(dir.join("events.db")),
+        )
+        .await
+        .expect("a SQLite store"),
+    );
+    exercise("sqlite", store.clone(), store).await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
