@@ -5,6 +5,9 @@
 # loopback ports, so the binary must be installed (the service need not run).
 # The SQL store's tests likewise create their own PostgreSQL clusters
 # (initdb into temporary directories), so PostgreSQL must be installed.
+# The dashboard's browser tests drive a headless Chromium through
+# chromedriver (Debian: chromium, chromium-driver); under CI=true they fail
+# rather than skip without them.
 #
 # Every suite and example runs even when an earlier one fails; the script
 # lists the failures and exits non-zero at the end.
@@ -20,6 +23,8 @@ if ! command -v initdb >/dev/null 2>&1 &&
   ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   need_install+=(postgresql)
 fi
+command -v chromium >/dev/null 2>&1 || need_install+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_install+=(chromium-driver)
 if [ "${#need_install[@]}" -gt 0 ]; then
   echo "installing: ${need_install[*]}"
   sudo=""

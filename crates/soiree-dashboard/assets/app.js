@@ -1,0 +1,874 @@
+// soiree dashboard: vanilla JavaScript, no framework, no network but this
+// dashboard's own API. Everything read from the store (topics, payloads,
+// errors, ids) is attacker-controlled text: it is only ever inserted with
+// textContent / text nodes, never as HTML.
+"use strict";
+
+(function () {
+  const CSRF = document.querySelector('meta[name="soiree-csrf"]').content;
+  const PAGE = document.body.dataset.page;
+  const content = document.getElementById("content");
+  const statusPill = document.getElementById("status");
+
+  // ------------------------------------------------------------ DOM helpers
+
+  /** Builds an element; strings among the children become text nodes. */
+  function h(tag, props, ...children) {
+    const el = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") el.className = value;
+      else if (key === "text") el.textContent = value;
+      else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+      else if (key === "dataset") Object.assign(el.dataset, value);
+      else el.setAttribute(key, value === true ? "" : String(value));
+    }
+    append(el, children);
+    return el;
+  }
+  function append(el, children) {
+    for (const child of children.flat(Infinity)) {
+      if (child === null || child === undefined || child === false) continue;
+      el.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return el;
+  }
+  function clear(el) {
+    while (el.firstChild) el.removeChild(el.firstChild);
+    return el;
+  }
+  const SVG = "http://www.w3.org/2000/svg";
+  function s(tag, attrs, text) {
+    const el = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+    if (text !== undefined) el.textContent = text;
+    return el;
+  }
+
+  // ------------------------------------------------------------ formatting
+
+  const nf = new Intl.NumberFormat();
+  const fmtNum = (n) => (n === null || n === undefined ? "–" : nf.format(n));
+  function fmtRate(r) {
+    if (r === null || r === undefined) return "–";
+    if (r >= 100) return nf.format(Math.round(r));
+    return r.toFixed(r >= 10 ? 1 : 2);
+  }
+  function fmtDuration(ms) {
+    if (ms === null || ms === undefined) return "–";
+    if (ms < 1000) return ms + " ms";
+    const sec = ms / 1000;
+    if (sec < 60) return sec.toFixed(sec < 10 ? 1 : 0) + " s";
+    const min = sec / 60;
+    if (min < 60) return Math.floor(min) + " min " + Math.round(sec % 60) + " s";
+    const hours = min / 60;
+    if (hours < 48) return Math.floor(hours) + " h " + Math.round(min % 60) + " min";
+    return Math.floor(hours / 24) + " d";
+  }
+  function fmtTime(ms) {
+    if (!ms) return "–";
+    return new Date(ms).toLocaleString();
+  }
+  function fmtAgo(ms) {
+    if (!ms) return "–";
+    const diff = Date.now() - ms;
+    if (diff < 0) return "just now";
+    if (diff < 5000) return "just now";
+    return fmtDuration(diff) + " ago";
+  }
+  function clock(ms) {
+    const d = new Date(ms);
+    return d.toTimeString().slice(0, 8);
+  }
+  function json(value, pretty) {
+    try {
+      return JSON.stringify(value, null, pretty ? 2 : 0);
+    } catch (_) {
+      return String(value);
+    }
+  }
+  function timeCell(ms) {
+    return h("td", { class: "nowrap", title: fmtTime(ms) }, fmtAgo(ms));
+  }
+  function lastSeen(idleMs) {
+    if (idleMs === null || idleMs === undefined) return h("span", { class: "muted" }, "–");
+    if (idleMs < 2000) return h("span", { class: "badge ok" }, "active");
+    if (idleMs > 5 * 60000) return h("span", { class: "badge warn" }, fmtDuration(idleMs) + " ago");
+    return fmtDuration(idleMs) + " ago";
+  }
+  function topicTag(topic) {
+    return topic ? h("span", { class: "topic" }, topic) : h("span", { class: "muted" }, "–");
+  }
+  function eventLink(eventId) {
+    if (!eventId) return h("span", { class: "muted" }, "–");
+    return h("a", { class: "mono", href: "events?id=" + encodeURIComponent(eventId), dataset: { eventLink: eventId } }, eventId);
+  }
+  /** A one-line payload preview; click to expand. */
+  function payloadPreview(value, raw) {
+    const text = raw !== null && raw !== undefined ? raw : json(value, false);
+    const el = h("span", { class: "payload", title: "click to expand" }, text.length > 2000 ? text.slice(0, 2000) + "…" : text);
+    el.addEventListener("click", () => {
+      const open = el.classList.toggle("open");
+      el.textContent = open ? (raw !== null && raw !== undefined ? raw : json(value, true)) : text;
+    });
+    return el;
+  }
+
+  // ------------------------------------------------------------ API
+
+  async function api(path) {
+    const response = await fetch(path, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    return decode(response);
+  }
+  async function post(path, body) {
+    const response = await fetch(path, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-Soiree-CSRF": CSRF },
+      body: JSON.stringify(body),
+    });
+    return decode(response);
+  }
+  async function decode(response) {
+    let body = null;
+    try {
+      body = await response.json();
+    } catch (_) {
+      body = null;
+    }
+    if (!response.ok) {
+      const message = body && body.error ? body.error : "HTTP " + response.status;
+      const err = new Error(message);
+      err.status = response.status;
+      throw err;
+    }
+    return body;
+  }
+  function query(params) {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined && v !== "") q.set(k, v);
+    const text = q.toString();
+    return text ? "?" + text : "";
+  }
+
+  // ------------------------------------------------------------ status & toasts
+
+  function setStatus(kind, text) {
+    statusPill.className = "status-pill " + kind;
+    statusPill.textContent = text;
+  }
+  function ok() {
+    setStatus("ok", "live · updated " + clock(Date.now()));
+  }
+  function failed(err) {
+    setStatus("bad", "error: " + err.message);
+  }
+  function toast(text, kind) {
+    const el = h("div", { class: "toast " + (kind || ""), role: "status" }, text);
+    document.getElementById("toasts").appendChild(el);
+    setTimeout(() => el.remove(), 4500);
+  }
+
+  /** A button that asks for a second click before acting. */
+  function confirmButton(label, confirmLabel, props, action) {
+    const button = h("button", props, label);
+    let armed = null;
+    button.addEventListener("click", async () => {
+      if (!armed) {
+        button.textContent = confirmLabel;
+        button.classList.add("armed");
+        armed = setTimeout(() => {
+          armed = null;
+          button.textContent = label;
+          button.classList.remove("armed");
+        }, 4000);
+        return;
+      }
+      clearTimeout(armed);
+      armed = null;
+      button.textContent = label;
+      button.classList.remove("armed");
+      await action(button);
+    });
+    return button;
+  }
+  async function busy(button, action) {
+    button.disabled = true;
+    try {
+      await action();
+    } catch (err) {
+      toast(err.message, "bad");
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function empty(title, detail, neutral, glyph) {
+    return h(
+      "div",
+      { class: "empty" + (neutral ? " neutral" : ""), dataset: { empty: "" } },
+      h("div", { class: "glyph" }, glyph || (neutral ? "·" : "✓")),
+      h("div", { class: "big" }, title),
+      detail ? h("div", {}, detail) : null
+    );
+  }
+  function panel(title, body, extra) {
+    return h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", {}, title), extra || null), body);
+  }
+  function table(headers, rows) {
+    return h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        {},
+        h("thead", {}, h("tr", {}, headers.map((x) => (typeof x === "string" ? h("th", {}, x) : x)))),
+        h("tbody", {}, rows)
+      )
+    );
+  }
+
+  // ------------------------------------------------------------ store info
+
+  const KINDS = { memory: "Memory", redis: "Redis", sqlite: "SQLite", postgres: "PostgreSQL" };
+  function showStore(store) {
+    const box = clear(document.getElementById("store-info"));
+    append(box, [
+      h("div", { class: "kind" }, KINDS[store.kind] || store.kind),
+      h("div", { class: "mono" }, store.location),
+      store.group ? h("div", {}, "group ", h("span", { class: "mono" }, store.group)) : null,
+    ]);
+  }
+
+  // ------------------------------------------------------------ charts
+
+  /** A step of 1, 2 or 5 × 10^k giving about four gridlines up to `value`. */
+  function niceStep(value, integral) {
+    if (!(value > 0)) return 1;
+    const raw = value / 4;
+    const exp = Math.pow(10, Math.floor(Math.log10(raw)));
+    let step = 10 * exp;
+    for (const m of [1, 2, 5]) {
+      if (m * exp >= raw) {
+        step = m * exp;
+        break;
+      }
+    }
+    return integral ? Math.max(1, Math.round(step)) : step;
+  }
+  /**
+   * Draws series of {t, v} over time into `box`: lines, or an area for
+   * series with `area`.
+   */
+  function chart(box, series, integral) {
+    clear(box);
+    const points = series.flatMap((x) => x.points.filter((p) => p.v !== null && p.v !== undefined));
+    if (points.length < 2) {
+      box.appendChild(h("div", { class: "chart-empty" }, "Collecting samples…"));
+      return;
+    }
+    const width = Math.max(box.clientWidth, 300);
+    const height = 190;
+    const pad = { l: 46, r: 12, t: 10, b: 24 };
+    const t0 = Math.min(...points.map((p) => p.t));
+    const t1 = Math.max(...points.map((p) => p.t), t0 + 1);
+    const step = niceStep(Math.max(...points.map((p) => p.v)), integral);
+    const lines = Math.max(1, Math.ceil(Math.max(...points.map((p) => p.v)) / step));
+    const vmax = step * lines;
+    const decimals = step >= 1 ? 0 : Math.min(3, Math.ceil(-Math.log10(step)));
+    const format = (v) => (v >= 1000 ? nf.format(Math.round(v)) : v.toFixed(decimals));
+    const x = (t) => pad.l + ((t - t0) / (t1 - t0)) * (width - pad.l - pad.r);
+    const y = (v) => pad.t + (1 - v / vmax) * (height - pad.t - pad.b);
+    const svg = s("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, width, height, role: "img" });
+    for (let i = 0; i <= lines; i++) {
+      const v = step * i;
+      svg.appendChild(s("line", { class: "grid", x1: pad.l, x2: width - pad.r, y1: y(v), y2: y(v) }));
+      svg.appendChild(s("text", { class: "axis", x: pad.l - 6, y: y(v) + 3.5, "text-anchor": "end" }, format(v)));
+    }
+    for (let i = 0; i <= 3; i++) {
+      const t = t0 + ((t1 - t0) * i) / 3;
+      const anchor = i === 0 ? "start" : i === 3 ? "end" : "middle";
+      svg.appendChild(s("text", { class: "axis", x: x(t), y: height - 6, "text-anchor": anchor }, clock(t)));
+    }
+    for (const line of series) {
+      const pts = line.points.filter((p) => p.v !== null && p.v !== undefined);
+      if (pts.length === 0) continue;
+      let d = pts.map((p, i) => (i ? "L" : "M") + x(p.t).toFixed(1) + " " + y(p.v).toFixed(1)).join(" ");
+      if (line.area) d += ` L${x(pts[pts.length - 1].t).toFixed(1)} ${y(0)} L${x(pts[0].t).toFixed(1)} ${y(0)} Z`;
+      svg.appendChild(s("path", { class: line.cls, d }));
+    }
+    box.appendChild(svg);
+  }
+
+  // ------------------------------------------------------------ overview
+
+  function card(key, label, value, sub, tone) {
+    return h(
+      "div",
+      { class: "card " + (tone || ""), dataset: { stat: key } },
+      h("div", { class: "label" }, label),
+      h("div", { class: "value" }, value),
+      h("div", { class: "sub" }, sub || "")
+    );
+  }
+
+  async function overview() {
+    const cards = h("div", { class: "cards", id: "cards" });
+    const throughput = h("div", { id: "chart-throughput" });
+    const backlog = h("div", { id: "chart-backlog" });
+    const topics = h("div", { id: "topics" });
+    const consumers = h("div", { id: "consumers" });
+    const sampleNote = h("span", { class: "muted", style: null });
+    append(content, [
+      cards,
+      h(
+        "div",
+        { class: "grid-2" },
+        panel("Throughput (events/s)", h("div", { class: "panel-body" }, throughput), h("div", { class: "legend" }, h("span", { class: "l-emitted" }, "emitted"), h("span", { class: "l-handled" }, "handled"))),
+        panel("Backlog", h("div", { class: "panel-body" }, backlog), h("div", { class: "legend" }, h("span", { class: "l-backlog" }, "backlog"), h("span", { class: "l-dead" }, "dead letters")))
+      ),
+      h("div", { class: "grid-2" }, panel("Topics", topics, sampleNote), panel("Consumers", consumers)),
+    ]);
+    let last = null;
+    let topicCounts = null;
+    let cycle = 0;
+
+    function drawCharts() {
+      if (!last) return;
+      const history = last.history;
+      chart(
+        throughput,
+        [
+          { cls: "line-handled", points: history.map((p) => ({ t: p.t, v: p.handled_per_sec })) },
+          { cls: "line-emitted", points: history.map((p) => ({ t: p.t, v: p.emitted_per_sec })) },
+        ],
+        false
+      );
+      chart(
+        backlog,
+        [
+          { cls: "area-backlog", area: true, points: history.map((p) => ({ t: p.t, v: p.backlog })) },
+          { cls: "line-dead", points: history.map((p) => ({ t: p.t, v: p.dead_letters })) },
+        ],
+        true
+      );
+    }
+    window.addEventListener("resize", drawCharts);
+
+    async function refresh() {
+      try {
+        // Topic counts read up to a thousand events: every fifth refresh.
+        if (!topicCounts || cycle % 5 === 0) topicCounts = await api("api/topics");
+        cycle += 1;
+        const [stats, consumerList] = await Promise.all([api("api/stats"), api("api/consumers")]);
+        last = stats;
+        showStore(stats.store);
+        const st = stats.stats;
+        const rates = stats.rates;
+        clear(cards);
+        append(cards, [
+          card("emitted", "Emitted", fmtNum(st.emitted), rates ? fmtRate(rates.emitted_per_sec) + " /s" : "", "accent"),
+          card("events", "Events stored", fmtNum(st.events), "", ""),
+          card("results", "Results", fmtNum(st.results), rates ? fmtRate(rates.handled_per_sec) + " handled /s" : "", ""),
+          card("backlog", "Backlog", fmtNum(st.backlog), st.oldest_pending_age_ms !== null ? "oldest " + fmtDuration(st.oldest_pending_age_ms) : "", st.backlog > 0 ? "warn" : "ok"),
+          card("in_flight", "In flight", fmtNum(st.in_flight), "", ""),
+          card("dead_letters", "Dead letters", fmtNum(st.dead_letters), st.dead_letters > 0 ? "need attention" : "none", st.dead_letters > 0 ? "bad" : "ok"),
+          card("consumers", "Consumers", fmtNum(st.consumers), "", st.consumers > 0 ? "ok" : "warn"),
+        ]);
+        drawCharts();
+
+        sampleNote.textContent = "newest " + fmtNum(topicCounts.scanned) + " events";
+        clear(topics);
+        if (topicCounts.topics.length === 0) {
+          topics.appendChild(empty("No events yet", "Topics appear here once events are stored.", true));
+        } else {
+          const max = Math.max(...topicCounts.topics.map((t) => t.count));
+          topics.appendChild(
+            table(
+              ["Topic", h("th", { class: "num" }, "Events"), ""],
+              topicCounts.topics.slice(0, 15).map((t) =>
+                h(
+                  "tr",
+                  { dataset: { topicRow: t.topic } },
+                  h("td", {}, h("a", { href: "events?topic=" + encodeURIComponent(t.topic) }, topicTag(t.topic))),
+                  h("td", { class: "num", dataset: { count: t.count } }, fmtNum(t.count)),
+                  h("td", { class: "bar-cell" }, h("div", { class: "bar", style: null, dataset: {} }))
+                )
+              )
+            )
+          );
+          // Bar widths: set as properties, never as markup.
+          topics.querySelectorAll(".bar").forEach((bar, i) => {
+            bar.style.width = Math.max(1, (100 * topicCounts.topics[i].count) / max) + "%";
+          });
+        }
+
+        clear(consumers);
+        if (consumerList.length === 0) {
+          consumers.appendChild(empty("No consumers", "No process reads this store's group right now.", true));
+        } else {
+          consumers.appendChild(
+            table(
+              ["Consumer", h("th", { class: "num" }, "Pending"), "Last seen"],
+              consumerList.map((c) =>
+                h(
+                  "tr",
+                  {},
+                  h("td", { class: "mono" }, c.name),
+                  h("td", { class: "num" }, c.pending > 0 ? h("span", { class: "badge warn" }, fmtNum(c.pending)) : fmtNum(c.pending)),
+                  h("td", {}, lastSeen(c.idle_ms))
+                )
+              )
+            )
+          );
+        }
+        if (stats.sample_error) setStatus("warn", "sampling failed: " + stats.sample_error);
+        else ok();
+        content.dataset.loaded = "true";
+      } catch (err) {
+        failed(err);
+      }
+    }
+    await refresh();
+    setInterval(refresh, 3000);
+  }
+
+  // ------------------------------------------------------------ dead letters
+
+  async function deadLetters() {
+    const params = new URLSearchParams(location.search);
+    const topicInput = h("input", { type: "search", placeholder: "topic pattern, e.g. order.*", value: params.get("topic") || "", "aria-label": "topic" });
+    const idInput = h("input", { type: "search", placeholder: "event id", value: params.get("event_id") || "", "aria-label": "event id" });
+    const selected = new Set();
+    const list = h("div", { id: "dead-letter-list" });
+    const pager = h("div", { class: "pager" });
+    const selectionInfo = h("span", { class: "muted" });
+    let cursors = [null];
+    let letters = [];
+
+    const filterBody = () => {
+      const f = {};
+      if (topicInput.value.trim()) f.topic = topicInput.value.trim();
+      if (idInput.value.trim()) f.event_id = idInput.value.trim();
+      return f;
+    };
+    async function act(kind, body, button) {
+      await busy(button, async () => {
+        const result = await post("api/" + kind, body);
+        const n = kind === "replay" ? result.replayed : result.purged;
+        toast((kind === "replay" ? "Replayed " : "Purged ") + n + " dead letter" + (n === 1 ? "" : "s"), "ok");
+        selected.clear();
+        await load();
+      });
+    }
+    const replaySelected = h("button", { class: "primary", dataset: { action: "replay-selected" } }, "Replay selected");
+    replaySelected.addEventListener("click", () => act("replay", { ids: [...selected] }, replaySelected));
+    const purgeSelected = confirmButton("Purge selected", "Confirm purge", { class: "danger", dataset: { action: "purge-selected" } }, (b) => act("purge", { ids: [...selected] }, b));
+    const replayAll = confirmButton("Replay all matching", "Confirm replay all", { dataset: { action: "replay-all" } }, (b) => act("replay", { filter: filterBody() }, b));
+    const purgeAll = confirmButton("Purge all matching", "Confirm purge all", { class: "danger", dataset: { action: "purge-all" } }, (b) => act("purge", { filter: filterBody() }, b));
+    function updateSelection() {
+      replaySelected.disabled = purgeSelected.disabled = selected.size === 0;
+      selectionInfo.textContent = selected.size ? selected.size + " selected" : "";
+    }
+
+    const form = h("form", { class: "toolbar" }, topicInput, idInput, h("button", { type: "submit" }, "Filter"));
+    const bulk = h("div", { class: "toolbar" }, selectionInfo, replaySelected, purgeSelected, replayAll, purgeAll);
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      cursors = [null];
+      const q = query({ topic: topicInput.value.trim(), event_id: idInput.value.trim() });
+      history.replaceState(null, "", "dead-letters" + q);
+      load();
+    });
+    const countInfo = h("span", { class: "muted", id: "dead-letter-count" });
+    append(content, [
+      h("div", { class: "toolbar" }, form, h("span", { class: "spacer" }), countInfo),
+      h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", {}, "Set aside after their retries"), bulk), list, pager),
+    ]);
+    api("api/stats").then(
+      (st) => {
+        showStore(st.store);
+        countInfo.textContent = fmtNum(st.stats.dead_letters) + " dead letter" + (st.stats.dead_letters === 1 ? "" : "s") + " in the store";
+      },
+      () => {}
+    );
+
+    function row(letter) {
+      const check = h("input", { type: "checkbox", "aria-label": "select " + letter.id });
+      check.checked = selected.has(letter.id);
+      check.addEventListener("change", () => {
+        if (check.checked) selected.add(letter.id);
+        else selected.delete(letter.id);
+        updateSelection();
+      });
+      const replay = h("button", { class: "small primary", dataset: { action: "replay" }, disabled: letter.topic === null }, "Replay");
+      replay.addEventListener("click", () => act("replay", { ids: [letter.id] }, replay));
+      const purge = confirmButton("Purge", "Confirm", { class: "small danger", dataset: { action: "purge" } }, (b) => act("purge", { ids: [letter.id] }, b));
+      return h(
+        "tr",
+        { dataset: { deadLetter: letter.id } },
+        h("td", {}, check),
+        h("td", { class: "nowrap" }, h("div", { class: "mono" }, "#" + letter.id), h("div", { class: "muted small", title: fmtTime(letter.at) }, fmtAgo(letter.at))),
+        h("td", { class: "nowrap" }, h("div", {}, topicTag(letter.topic)), h("div", { class: "small" }, eventLink(letter.event_id))),
+        h("td", { class: "error-cell" }, h("div", { class: "error-text" }, letter.error)),
+        h("td", { class: "num" }, letter.deliveries > 1 ? h("span", { class: "badge warn" }, fmtNum(letter.deliveries)) : fmtNum(letter.deliveries)),
+        h("td", {}, payloadPreview(letter.payload, letter.raw)),
+        h("td", {}, h("div", { class: "row-actions" }, replay, purge))
+      );
+    }
+
+    async function load() {
+      try {
+        const cursor = cursors[cursors.length - 1];
+        const page = await api("api/dead-letters" + query({ topic: topicInput.value.trim(), event_id: idInput.value.trim(), cursor, limit: 50 }));
+        letters = page.items;
+        clear(list);
+        if (letters.length === 0) {
+          list.appendChild(
+            filterBody().topic || filterBody().event_id
+              ? empty("No dead letters match", "Try another topic pattern or event id.", true)
+              : empty("No dead letters", "Every event was handled, or its failures were replayed or purged.")
+          );
+        } else {
+          const all = h("input", { type: "checkbox", "aria-label": "select all" });
+          all.addEventListener("change", () => {
+            for (const l of letters) all.checked ? selected.add(l.id) : selected.delete(l.id);
+            list.querySelectorAll("tbody input[type=checkbox]").forEach((c) => (c.checked = all.checked));
+            updateSelection();
+          });
+          list.appendChild(
+            table([h("th", {}, all), "Letter", "Event", "Error", h("th", { class: "num" }, "Deliveries"), "Payload", ""], letters.map(row))
+          );
+        }
+        clear(pager);
+        if (cursors.length > 1) {
+          const newer = h("button", {}, "← Newer");
+          newer.addEventListener("click", () => {
+            cursors.pop();
+            load();
+          });
+          pager.appendChild(newer);
+        }
+        if (page.next) {
+          const older = h("button", {}, "Older →");
+          older.addEventListener("click", () => {
+            cursors.push(page.next);
+            load();
+          });
+          pager.appendChild(older);
+        }
+        pager.style.display = pager.firstChild ? "" : "none";
+        updateSelection();
+        ok();
+        content.dataset.loaded = "true";
+      } catch (err) {
+        failed(err);
+      }
+    }
+    await load();
+  }
+
+  // ------------------------------------------------------------ events
+
+  function resultStatus(results, deadLetters) {
+    if (deadLetters.length > 0) return h("span", { class: "badge bad" }, "dead-lettered");
+    if (results.length === 0) return h("span", { class: "badge neutral" }, "no results yet");
+    const latest = new Map();
+    for (const r of results) latest.set(r.listener, r);
+    const failedCount = [...latest.values()].filter((r) => !r.ok).length;
+    if (failedCount > 0) return h("span", { class: "badge warn" }, failedCount + " listener" + (failedCount === 1 ? "" : "s") + " failing");
+    return h("span", { class: "badge ok" }, "handled");
+  }
+
+  async function eventDetail(id, box) {
+    const detail = await api("api/event/" + encodeURIComponent(id));
+    const ev = detail.event;
+    const replay = h("button", { class: "primary", dataset: { action: "replay-event" } }, "Replay event");
+    replay.addEventListener("click", () =>
+      busy(replay, async () => {
+        await post("api/replay", { event_id: id });
+        toast("Event " + id + " enqueued again", "ok");
+        setTimeout(() => eventDetail(id, box).catch(failed), 800);
+      })
+    );
+    const results = detail.results;
+    const resultTable =
+      results.length === 0
+        ? empty("No listener results", "No listener has run for this event yet, or the store keeps no results.", true)
+        : table(
+            ["Listener", h("th", { class: "num" }, "Attempt"), "Outcome", "Error", "When"],
+            results.map((r) =>
+              h(
+                "tr",
+                { dataset: { result: r.listener } },
+                h("td", { class: "mono" }, r.listener),
+                h("td", { class: "num" }, String(r.attempt)),
+                h("td", {}, r.ok ? h("span", { class: "badge ok" }, "ok") : h("span", { class: "badge bad" }, "failed")),
+                h("td", {}, r.error ? h("div", { class: "error-text" }, r.error) : h("span", { class: "muted" }, "–")),
+                timeCell(r.at)
+              )
+            )
+          );
+    const letters =
+      detail.dead_letters.length === 0
+        ? null
+        : panel(
+            "Dead letters",
+            table(
+              ["Id", "Set aside", "Error", h("th", { class: "num" }, "Deliveries")],
+              detail.dead_letters.map((l) =>
+                h("tr", {}, h("td", { class: "mono" }, l.id), timeCell(l.at), h("td", {}, h("div", { class: "error-text" }, l.error)), h("td", { class: "num" }, fmtNum(l.deliveries)))
+              )
+            )
+          );
+    clear(box);
+    append(box, [
+      panel(
+        "Event",
+        h(
+          "div",
+          { class: "panel-body" },
+          h(
+            "dl",
+            { class: "kv", id: "event-meta" },
+            h("dt", {}, "Event id"),
+            h("dd", { class: "mono", dataset: { field: "event_id" } }, ev.event_id || "–"),
+            h("dt", {}, "Topic"),
+            h("dd", {}, topicTag(ev.topic)),
+            h("dt", {}, "Status"),
+            h("dd", {}, resultStatus(results, detail.dead_letters)),
+            h("dt", {}, "Stored"),
+            h("dd", { title: fmtTime(ev.at) }, fmtTime(ev.at)),
+            h("dt", {}, "Record id"),
+            h("dd", { class: "mono" }, ev.id)
+          ),
+          h("h3", { class: "section" }, "Payload"),
+          h("pre", { class: "json", id: "event-payload" }, json(ev.payload, true)),
+          h("h3", { class: "section" }, "Properties"),
+          h("pre", { class: "json" }, json(ev.properties, true))
+        ),
+        replay
+      ),
+      panel("Results per listener", h("div", { id: "event-results" }, resultTable), h("span", { class: "muted" }, results.length + " attempt" + (results.length === 1 ? "" : "s"))),
+      letters,
+    ]);
+    content.dataset.loaded = "true";
+  }
+
+  async function events() {
+    const params = new URLSearchParams(location.search);
+    const id = params.get("id");
+    const idInput = h("input", { type: "search", name: "id", placeholder: "look up an event id", value: id || "", "aria-label": "event id", id: "event-id-input" });
+    const topicInput = h("input", { type: "search", name: "topic", placeholder: "topic pattern, e.g. order.*", value: params.get("topic") || "", "aria-label": "topic" });
+    const lookup = h("form", { class: "toolbar", method: "get", action: "events" }, idInput, h("button", { type: "submit", class: "primary" }, "Look up"));
+    const box = h("div", { style: null });
+    box.style.display = "flex";
+    box.style.flexDirection = "column";
+    box.style.gap = "20px";
+    append(content, [lookup, box]);
+    api("api/stats").then((s) => showStore(s.store), () => {});
+    if (id) {
+      try {
+        await eventDetail(id, box);
+        ok();
+      } catch (err) {
+        if (err.status === 404) {
+          box.appendChild(h("section", { class: "panel" }, empty("No such event", "The store holds no event with id " + id + ".", true, "?")));
+          setStatus("warn", "not found");
+        } else failed(err);
+        content.dataset.loaded = "true";
+      }
+      return;
+    }
+    // The newest events, filtered by topic.
+    const list = h("div", {});
+    const pager = h("div", { class: "pager" });
+    const filter = h("form", { class: "toolbar" }, topicInput, h("button", { type: "submit" }, "Filter"));
+    let cursors = [null];
+    filter.addEventListener("submit", (e) => {
+      e.preventDefault();
+      cursors = [null];
+      history.replaceState(null, "", "events" + query({ topic: topicInput.value.trim() }));
+      load();
+    });
+    append(box, [panel("Newest events", h("div", {}, list, pager), filter)]);
+    async function load() {
+      try {
+        const page = await api("api/events" + query({ topic: topicInput.value.trim(), cursor: cursors[cursors.length - 1], limit: 50 }));
+        clear(list);
+        if (page.items.length === 0) list.appendChild(empty("No events", topicInput.value.trim() ? "No stored event matches this topic pattern." : "The store holds no events yet.", true));
+        else
+          list.appendChild(
+            table(
+              ["Stored", "Topic", "Event id", "Payload", "Record id"],
+              page.items.map((ev) => h("tr", { dataset: { event: ev.event_id || "" } }, timeCell(ev.at), h("td", {}, topicTag(ev.topic)), h("td", {}, eventLink(ev.event_id)), h("td", {}, payloadPreview(ev.payload)), h("td", { class: "mono muted" }, ev.id)))
+            )
+          );
+        clear(pager);
+        if (cursors.length > 1) {
+          const newer = h("button", {}, "← Newer");
+          newer.addEventListener("click", () => {
+            cursors.pop();
+            load();
+          });
+          pager.appendChild(newer);
+        }
+        if (page.next) {
+          const older = h("button", {}, "Older →");
+          older.addEventListener("click", () => {
+            cursors.push(page.next);
+            load();
+          });
+          pager.appendChild(older);
+        }
+        pager.style.display = pager.firstChild ? "" : "none";
+        ok();
+        content.dataset.loaded = "true";
+      } catch (err) {
+        failed(err);
+      }
+    }
+    await load();
+  }
+
+  // ------------------------------------------------------------ live tail
+
+  async function tail() {
+    const topicInput = h("input", { type: "search", placeholder: "topic pattern (empty: all)", "aria-label": "topic" });
+    const toggle = h("button", { class: "primary", type: "submit" }, "Pause");
+    const clearButton = h("button", { type: "button" }, "Clear");
+    const counter = h("span", { class: "muted" }, "0 events");
+    const body = h("tbody", {});
+    const placeholder = empty("Waiting for new events…", "New events appear here as they are stored.", true, "…");
+    const tableBox = h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, ["Stored", "Topic", "Event id", "Payload", "Record id"].map((x) => h("th", {}, x)))), body));
+    const form = h("form", { class: "toolbar" }, topicInput, toggle, clearButton, h("span", { class: "spacer" }), counter);
+    append(content, [form, h("section", { class: "panel" }, placeholder, tableBox)]);
+    tableBox.style.display = "none";
+    let source = null;
+    let count = 0;
+    const MAX_ROWS = 500;
+
+    function start() {
+      stop();
+      source = new EventSource("api/tail" + query({ topic: topicInput.value.trim() }));
+      setStatus("", "connecting…");
+      source.onopen = () => setStatus("ok", "live · following new events");
+      source.addEventListener("event", (e) => {
+        const ev = JSON.parse(e.data);
+        count += 1;
+        counter.textContent = fmtNum(count) + " event" + (count === 1 ? "" : "s");
+        placeholder.style.display = "none";
+        tableBox.style.display = "";
+        const row = h("tr", { class: "tail-row-new", dataset: { event: ev.event_id || "" } }, h("td", { class: "nowrap" }, clock(ev.at || Date.now())), h("td", {}, topicTag(ev.topic)), h("td", {}, eventLink(ev.event_id)), h("td", {}, payloadPreview(ev.payload)), h("td", { class: "mono muted" }, ev.id));
+        body.insertBefore(row, body.firstChild);
+        while (body.childNodes.length > MAX_ROWS) body.removeChild(body.lastChild);
+      });
+      source.addEventListener("error", (e) => {
+        if (e.data) {
+          try {
+            setStatus("bad", "read failed: " + JSON.parse(e.data).error);
+          } catch (_) {
+            setStatus("bad", "read failed");
+          }
+        } else if (source && source.readyState !== EventSource.OPEN) setStatus("warn", "reconnecting…");
+      });
+      toggle.textContent = "Pause";
+    }
+    function stop() {
+      if (source) source.close();
+      source = null;
+      toggle.textContent = "Follow";
+      setStatus("", "paused");
+    }
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      if (source && e.submitter === toggle) stop();
+      else start();
+    });
+    topicInput.addEventListener("change", () => start());
+    clearButton.addEventListener("click", () => {
+      clear(body);
+      count = 0;
+      counter.textContent = "0 events";
+      placeholder.style.display = "";
+      tableBox.style.display = "none";
+    });
+    start();
+    content.dataset.loaded = "true";
+    api("api/stats").then((s) => showStore(s.store), () => {});
+  }
+
+  // ------------------------------------------------------------ pending
+
+  async function pending() {
+    const consumers = h("div", {});
+    const list = h("div", {});
+    const pager = h("div", { class: "pager" });
+    let cursors = [null];
+    append(content, [panel("Consumers", consumers), panel("Pending deliveries", h("div", {}, list, pager), h("span", { class: "muted" }, "taken by a consumer, not yet acknowledged"))]);
+    async function load() {
+      try {
+        const [stats, consumerList, page] = await Promise.all([api("api/stats"), api("api/consumers"), api("api/pending" + query({ cursor: cursors[cursors.length - 1], limit: 100 }))]);
+        showStore(stats.store);
+        clear(consumers);
+        consumers.appendChild(
+          consumerList.length === 0
+            ? empty("No consumers", "No process reads this store's group right now.", true)
+            : table(
+                ["Consumer", h("th", { class: "num" }, "Pending"), "Last seen"],
+                consumerList.map((c) => h("tr", {}, h("td", { class: "mono" }, c.name), h("td", { class: "num" }, c.pending > 0 ? h("span", { class: "badge warn" }, fmtNum(c.pending)) : fmtNum(c.pending)), h("td", {}, lastSeen(c.idle_ms))))
+              )
+        );
+        clear(list);
+        if (page.items.length === 0) list.appendChild(empty("Nothing pending", "Every delivery taken by a consumer was acknowledged."));
+        else
+          list.appendChild(
+            table(
+              ["Id", "Consumer", "Idle", h("th", { class: "num" }, "Deliveries"), h("th", { class: "num" }, "Events"), "Topic", "Event id", "Payload"],
+              page.items.map((p) =>
+                h(
+                  "tr",
+                  { dataset: { pending: p.id } },
+                  h("td", { class: "mono" }, p.id),
+                  h("td", { class: "mono" }, p.consumer),
+                  h("td", { class: "nowrap" }, p.idle_ms > 60000 ? h("span", { class: "badge warn" }, fmtDuration(p.idle_ms)) : fmtDuration(p.idle_ms)),
+                  h("td", { class: "num" }, p.deliveries > 1 ? h("span", { class: "badge warn" }, String(p.deliveries)) : String(p.deliveries)),
+                  h("td", { class: "num" }, fmtNum(p.events)),
+                  h("td", {}, p.topic === null && p.events > 1 ? h("span", { class: "muted" }, "a range of " + fmtNum(p.events) + " events") : topicTag(p.topic)),
+                  h("td", {}, eventLink(p.event_id)),
+                  h("td", {}, p.payload === null ? h("span", { class: "muted" }, "–") : payloadPreview(p.payload))
+                )
+              )
+            )
+          );
+        clear(pager);
+        if (cursors.length > 1) {
+          const first = h("button", {}, "← First");
+          first.addEventListener("click", () => {
+            cursors = [null];
+            load();
+          });
+          pager.appendChild(first);
+        }
+        if (page.next) {
+          const next = h("button", {}, "Next →");
+          next.addEventListener("click", () => {
+            cursors.push(page.next);
+            load();
+          });
+          pager.appendChild(next);
+        }
+        pager.style.display = pager.firstChild ? "" : "none";
+        ok();
+        content.dataset.loaded = "true";
+      } catch (err) {
+        failed(err);
+      }
+    }
+    await load();
+    setInterval(load, 5000);
+  }
+
+  const pages = { overview, "dead-letters": deadLetters, events, tail, pending };
+  (pages[PAGE] || overview)().catch(failed);
+})();
