@@ -102,6 +102,9 @@ pub(crate) enum Error {
     /// Writing the output failed.
     #[error("cannot write the output: {0}")]
     Output(std::io::Error),
+    /// The dashboard could not start or stopped on an error.
+    #[error(transparent)]
+    Dashboard(#[from] soiree_dashboard::Error),
 }
 
 impl Error {
@@ -123,6 +126,8 @@ impl Error {
             | Self::Unreachable { .. }
             | Self::Store { .. }
             | Self::Output(_) => EXIT_FAILURE,
+            Self::Dashboard(soiree_dashboard::Error::TokenRequired { .. }) => EXIT_USAGE,
+            Self::Dashboard(_) => EXIT_FAILURE,
         }
     }
 

@@ -65,8 +65,8 @@ pub(crate) struct StoreOpt {
     pub(crate) schema: Option<String>,
 }
 
-/// The subcommands. A subcommand that needs the store (such as a future
-/// `soiree dashboard`) gets it from `store::open`, as an `Arc<dyn Inspect>`.
+/// The subcommands. Those that need the store get it from `store::open`, as
+/// an `Arc<dyn Inspect>`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Counts of what the store holds, with emit and handle rates.
@@ -90,6 +90,8 @@ pub(crate) enum Command {
     Replay(ReplayOpt),
     /// Print events as they are stored, until ctrl-c.
     Tail(TailOpt),
+    /// Serve the web dashboard for the store, until ctrl-c.
+    Dashboard(DashboardOpt),
     /// Run the benchmark suite: one line of figures per scenario; exits
     /// non-zero when a scenario's result is wrong.
     Bench(BenchOpt),
@@ -301,6 +303,34 @@ pub(crate) struct TailOpt {
     /// Print one JSON object per line.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// Options of `soiree dashboard`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct DashboardOpt {
+    /// The address to listen on; an address that is not loopback needs a
+    /// token.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8686")]
+    pub(crate) listen: std::net::SocketAddr,
+
+    /// Require this token on every request (an `Authorization: Bearer`
+    /// header, or open the page once with `?token=…`). Read from the
+    /// environment so that it stays out of the process list.
+    #[arg(
+        long = "token-from-env",
+        value_name = "VAR",
+        default_value = "SOIREE_DASHBOARD_TOKEN"
+    )]
+    pub(crate) token_var: String,
+
+    /// Also answer requests naming this host (a reverse proxy's name) when
+    /// no token is set; loopback names are always answered. Repeatable.
+    #[arg(long, value_name = "HOST")]
+    pub(crate) allow_host: Vec<String>,
+
+    /// How often to sample the store for the throughput and backlog chart.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_interval)]
+    pub(crate) sample_every: Duration,
 }
 
 /// Options of `soiree bench`.

@@ -3,6 +3,7 @@
 
 mod console;
 mod consumers;
+mod dashboard;
 mod dead_letters;
 mod event;
 mod list;
@@ -53,6 +54,9 @@ pub(crate) async fn execute(
     console: &mut Console,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
+    if let Command::Dashboard(opt) = &command {
+        return dashboard::run(store, opt, console, stop).await;
+    }
     let store = &*store;
     match command {
         Command::Stats(opt) => stats::run(store, &opt, console).await,
@@ -75,6 +79,7 @@ pub(crate) async fn execute(
         }
         Command::Replay(opt) => replay::run(store, &opt, console).await,
         Command::Tail(opt) => tail::run(store, &opt, console, stop).await,
+        Command::Dashboard(_) => unreachable!("served above"),
         Command::Bench(_) => Err(Error::Refused(
             "soiree bench does not open a store".to_owned(),
         )),

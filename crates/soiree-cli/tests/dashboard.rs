@@ -1,0 +1,153 @@
+//! `soiree dashboard`: the binary serves the dashboard of a SQLite store on
+//! a loopback port and answers with the store's counts; an address that is
+//! not loopback is refused without a token. Every wait is bounded.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use soiree::EventBus;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Kills the dashboard process when the test ends, whatever happened.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "soiree-cli-dashboard-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    dir
+}
+
+/// A plain HTTP/1.1 GET on loopback; returns the status line and body.
+fn get(addr: &str, path: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).expect("the dashboard accepts connections");
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.lines().next().unwrap_or_default().to_owned();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn serves_the_stores_counts_on_loopback() {
+    let dir = temp_dir();
+    let path = dir.join("events.db");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = soiree_sql::SqliteStore::open(&path)
+            .await
+            .expect("a sqlite store");
+        let bus = EventBus::builder()
+            .shared_store(Arc::new(store))
+            .build()
+            .unwrap();
+        bus.on("order.paid", |_ctx| async { Ok(()) }).unwrap();
+        for i in 0..7 {
+            bus.emit("order.paid", i).persisted().await.unwrap();
+        }
+        tokio::time::timeout(DEADLINE, bus.wait_for_idle())
+            .await
+            .unwrap();
+        bus.close().await.unwrap();
+    });
+
+    let url = format!("sqlite://{}", path.display());
+    let child = Command::new(env!("CARGO_BIN_EXE_soiree"))
+        .args(["--store", &url, "dashboard", "--listen", "127.0.0.1:0"])
+        .env_remove("SOIREE_DASHBOARD_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the soiree binary starts");
+    let mut running = Running(child);
+    let stdout = running.0.stdout.take().unwrap();
+    // The first line names the address (port 0 picks a free one).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(DEADLINE)
+        .expect("the dashboard says where it listens");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    assert!(addr.starts_with("127.0.0.1:"), "{line}");
+
+    let start = Instant::now();
+    let (status, body) = get(&addr, "/api/stats");
+    assert!(status.contains("200"), "{status} {body}");
+    let stats: serde_json::Value = serde_json::from_str(&body).expect("stats are JSON");
+    let text = stats.to_string();
+    assert!(text.contains("\"events\":7"), "{text}");
+    let (status, page) = get(&addr, "/");
+    assert!(status.contains("200"), "{status}");
+    assert!(page.contains("<html"), "{page}");
+    assert!(start.elapsed() < DEADLINE);
+    drop(running);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn refuses_an_address_that_is_not_loopback_without_a_token() {
+    let dir = temp_dir();
+    let path = dir.join("events.db");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        drop(
+            soiree_sql::SqliteStore::open(&path)
+                .await
+                .expect("a sqlite store"),
+        );
+    });
+    let url = format!("sqlite://{}", path.display());
+    let output = Command::new(env!("CARGO_BIN_EXE_soiree"))
+        .args(["--store", &url, "dashboard", "--listen", "0.0.0.0:0"])
+        .env_remove("SOIREE_DASHBOARD_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the soiree binary runs");
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("without a token"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
