@@ -78,6 +78,7 @@ mod error;
 mod metrics;
 pub mod mutation;
 mod options;
+mod ordering;
 pub mod outbox;
 #[cfg(feature = "postgres")]
 mod postgres;
