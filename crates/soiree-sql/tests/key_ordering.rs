@@ -75,6 +75,8 @@ fn interleaved() -> Vec<StoredEvent> {
 /// One run of a listener.
 #[derive(Debug, Clone)]
 struct Run {
+    /// Which bus ran it.
+    bus: usize,
     key: Option<String>,
     seq: u64,
     start: Instant,
@@ -106,7 +108,7 @@ impl Journal {
     }
 
     /// Starts a run; returns its index.
-    fn start(&self, key: Option<String>, seq: u64) -> usize {
+    fn start(&self, bus: usize, key: Option<String>, seq: u64) -> usize {
         if let Some(key) = &key {
             let mut in_flight = self.in_flight.lock().unwrap();
             let n = in_flight.entry(key.clone()).or_default();
@@ -117,6 +119,7 @@ impl Journal {
         }
         let mut runs = self.runs.lock().unwrap();
         runs.push(Run {
+            bus,
             key,
             seq,
             start: Instant::now(),
@@ -190,6 +193,7 @@ fn bus_over(store: &impl Store, workers: usize) -> EventBus {
 /// says which runs fail.
 fn record(
     bus: &EventBus,
+    name: usize,
     journal: &Arc<Journal>,
     fails: impl Fn(Option<&str>, u64, usize) -> bool + Send + Sync + 'static,
 ) {
@@ -206,7 +210,7 @@ fn record(
             .count()
             + 1;
         let fail = fails(key.as_deref(), seq, attempt);
-        let index = journal.start(key, seq);
+        let index = journal.start(name, key, seq);
         let pause = journal.pause();
         let journal = Arc::clone(&journal);
         async move {
@@ -250,7 +254,7 @@ async fn one_bus(store: impl Store) -> Arc<Journal> {
     enqueue_all(&store, interleaved()).await;
     let bus = bus_over(&store, 8);
     let journal = Arc::new(Journal::default());
-    record(&bus, &journal, |_, _, _| false);
+    record(&bus, 0, &journal, |_, _, _| false);
     until_done(&journal, KEYS * PER_KEY as usize).await;
     close(vec![bus], &store).await;
     journal
@@ -290,12 +294,17 @@ async fn two_consumers(first: impl Store, second: impl Store) {
     enqueue_all(&first, interleaved()).await;
     let journal = Arc::new(Journal::default());
     let buses = vec![bus_over(&first, 4), bus_over(&second, 4)];
-    for bus in &buses {
-        record(bus, &journal, |_, _, _| false);
+    for (name, bus) in buses.iter().enumerate() {
+        record(bus, name, &journal, |_, _, _| false);
     }
     until_done(&journal, KEYS * PER_KEY as usize).await;
     close(buses, &first).await;
     assert_in_order(&journal);
+    let by_second = journal.runs().iter().filter(|run| run.bus == 1).count();
+    assert!(
+        (1..KEYS * PER_KEY as usize).contains(&by_second),
+        "both consumers took part: {by_second} runs by the second"
+    );
 }
 
 /// Test 3: the first event of key "a" fails twice (to the retry table) and
@@ -308,7 +317,7 @@ async fn redelivered_event_holds_back_its_key(store: impl Store) {
     enqueue_all(&store, events).await;
     let bus = bus_over(&store, 4);
     let journal = Arc::new(Journal::default());
-    record(&bus, &journal, |key, seq, attempt| {
+    record(&bus, 0, &journal, |key, seq, attempt| {
         key == Some("a") && seq == 0 && attempt <= 2
     });
     until_done(&journal, 10).await;
@@ -353,7 +362,7 @@ async fn dead_letter_releases_its_key(store: impl Store) {
     enqueue_all(&store, events).await;
     let bus = bus_over(&store, 4);
     let journal = Arc::new(Journal::default());
-    record(&bus, &journal, |_, seq, _| seq == 0);
+    record(&bus, 0, &journal, |_, seq, _| seq == 0);
     // Two deliveries of a0 (max_deliveries 2), then a1 and a2.
     until_done(&journal, 4).await;
     close(vec![bus], &store).await;
@@ -374,7 +383,7 @@ async fn unkeyed_events_flow(store: impl Store) {
     enqueue_all(&store, events).await;
     let bus = bus_over(&store, 8);
     let journal = Arc::new(Journal::default());
-    record(&bus, &journal, |_, _, _| false);
+    record(&bus, 0, &journal, |_, _, _| false);
     until_done(&journal, 60).await;
     close(vec![bus], &store).await;
     let runs = journal.runs();
