@@ -31,6 +31,8 @@ pub(crate) struct RawEvent {
     pub(crate) topic: String,
     pub(crate) payload: Option<String>,
     pub(crate) properties: Option<String>,
+    /// The ordering key column (`soiree.key` when appended).
+    pub(crate) key: Option<String>,
 }
 
 impl RawEvent {
@@ -419,6 +421,17 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// transaction) lags behind the next transaction id; `None` where there
     /// is no such horizon (SQLite).
     async fn xmin_lag(&self) -> Result<Option<i64>>;
+    /// Per key of `keys`, the earliest position before `before` of an
+    /// event of the group in a lease or in the retry table, leaving out the
+    /// leases and retry rows this consumer holds (`(id, token)`): what
+    /// holds back later events of the key (`ordered_by_key`).
+    async fn key_blockers(
+        &self,
+        keys: &[String],
+        before: Pos,
+        own_leases: &[(i64, i64)],
+        own_retries: &[(i64, i64)],
+    ) -> Result<Vec<(String, Pos)>>;
     /// Wakes consumers in other processes (throttled by the caller).
     async fn notify_others(&self) -> Result<()>;
 }

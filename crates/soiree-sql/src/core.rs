@@ -26,6 +26,7 @@ use crate::backend::{
 use crate::dedup_cache::DedupCache;
 use crate::metrics::SqlMetrics;
 use crate::options::Options;
+use crate::ordering::{Blockers, Check, KeyOrder, Keyed};
 use crate::writer::{Recorder, Writer};
 use crate::{DeadLetter, DeadLetterFilter, Error, FailurePolicy, QueueStats, Result};
 
@@ -40,6 +41,9 @@ const WAITING_PAUSE: Duration = Duration::from_millis(1);
 const FLUSH_LIMIT: Duration = Duration::from_secs(10);
 /// Events deleted per statement by retention.
 const PRUNE_BATCH: usize = 10_000;
+/// With `ordered_by_key`, new ranges of the log are claimed only while the
+/// buffer holds fewer than this many batches (entries held back wait there).
+const ORDERED_BUFFER_BATCHES: usize = 4;
 
 /// The shared state of a store: cheap to reach through an `Arc`.
 pub(crate) struct Core<B: Backend> {
@@ -77,19 +81,23 @@ struct ConsumerState {
     retries: HashMap<i64, HeldRetry>,
     completed: VecDeque<(i64, i64)>,
     completed_set: HashSet<(i64, i64)>,
+    /// Keys of buffered and handed-out deliveries (`ordered_by_key` only).
+    order: KeyOrder<Receipt>,
 }
 
 #[derive(Debug)]
 struct Buffered {
     source: Receipt,
     delivery: Delivery,
+    /// Its key and position, with `ordered_by_key` and a key.
+    order: Option<Keyed>,
 }
 
 /// `(id, token)` of leases or retry rows.
 type Pairs = Vec<(i64, i64)>;
 
 /// What a receipt names: an event of a lease, or a row of the retry table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Receipt {
     Log { lease: i64, token: i64, row: i64 },
     Retry { id: i64, token: i64 },
@@ -302,30 +310,15 @@ impl<B: Backend> Core<B> {
         let mut state = self.lock();
         let now = Instant::now();
         let mut out = Vec::new();
+        if self.options.ordered_by_key {
+            take_in_key_order(&mut state, max, now, &mut out);
+            return out;
+        }
         while out.len() < max {
             let Some(entry) = state.buffer.pop_front() else {
                 break;
             };
-            let live = match entry.source {
-                Receipt::Log { lease, token, row } => match state.leases.get_mut(&lease) {
-                    Some(held) if held.token == token && held.pending.contains(&row) => {
-                        if held.out_count == 0 {
-                            held.out_since = Some(now);
-                        }
-                        held.out_count += 1;
-                        true
-                    }
-                    _ => false,
-                },
-                Receipt::Retry { id, token } => match state.retries.get_mut(&id) {
-                    Some(held) if held.token == token => {
-                        held.out = Some(now);
-                        true
-                    }
-                    _ => false,
-                },
-            };
-            if live {
+            if mark_out(&mut state, entry.source, now) {
                 out.push(entry.delivery);
             }
         }
@@ -336,7 +329,35 @@ impl<B: Backend> Core<B> {
     /// so often), else the next range of the log.
     async fn fill(&self) -> Result<Fill> {
         let mut claim = self.claiming.lock().await;
-        if !self.lock().buffer.is_empty() {
+        let mut room = true;
+        if self.options.ordered_by_key {
+            // Entries held back stay in the buffer: look again only if one
+            // is ready, else check the held-back ones when due and claim
+            // more while there is room (expired leases and retry rows, which
+            // hold earlier events, whatever the buffer holds).
+            let check = {
+                let mut state = self.lock();
+                if any_ready(&state) {
+                    return Ok(Fill::Progress);
+                }
+                room = state.buffer.len()
+                    < ORDERED_BUFFER_BATCHES.saturating_mul(self.options.batch_size);
+                let state = &mut *state;
+                state
+                    .order
+                    .due_check(
+                        state.buffer.iter().filter_map(|entry| entry.order.as_ref()),
+                        Instant::now(),
+                        self.options.poll_interval,
+                    )
+                    .map(|check| (check, own_pairs(state)))
+            };
+            if let Some((check, (leases, retries))) = check
+                && self.recheck(&check, &leases, &retries).await?
+            {
+                return Ok(Fill::Progress);
+            }
+        } else if !self.lock().buffer.is_empty() {
             // Another dequeue filled it while this one waited for the lock.
             return Ok(Fill::Progress);
         }
@@ -366,7 +387,12 @@ impl<B: Backend> Core<B> {
                 return Ok(Fill::Progress);
             }
         }
-        match self.backend.claim(self.options.batch_size).await? {
+        let claimed = if room {
+            self.backend.claim(self.options.batch_size).await?
+        } else {
+            None
+        };
+        match claimed {
             Some(lease) => {
                 self.load(lease).await?;
                 Ok(Fill::Progress)
@@ -379,7 +405,7 @@ impl<B: Backend> Core<B> {
                     return Ok(Fill::Progress);
                 }
                 Ok(Fill::Empty {
-                    waiting: self.backend.waiting().await?,
+                    waiting: room && self.backend.waiting().await?,
                 })
             }
         }
@@ -414,17 +440,111 @@ impl<B: Backend> Core<B> {
     fn forget_lease(&self, lease: i64) {
         let mut state = self.lock();
         state.leases.remove(&lease);
-        state
-            .buffer
-            .retain(|entry| !matches!(entry.source, Receipt::Log { lease: l, .. } if l == lease));
+        forget_entries(
+            &mut state,
+            |source| matches!(source, Receipt::Log { lease: l, .. } if *l == lease),
+        );
     }
 
     fn forget_retry(&self, id: i64) {
         let mut state = self.lock();
         state.retries.remove(&id);
-        state
-            .buffer
-            .retain(|entry| !matches!(entry.source, Receipt::Retry { id: r, .. } if r == id));
+        forget_entries(
+            &mut state,
+            |source| matches!(source, Receipt::Retry { id: r, .. } if *r == id),
+        );
+    }
+
+    /// With `ordered_by_key`, checks the keys of events being loaded against
+    /// the rest of the group (leaving out this consumer's leases and retry
+    /// rows, and `lease` and `retries` being loaded): the epoch the check
+    /// began at and, per key, the earliest blocking position. `None` when
+    /// no event has a key.
+    async fn check_keys<'a>(
+        &self,
+        events: impl Iterator<Item = (&'a str, Pos)>,
+        lease: Option<(i64, i64)>,
+        retries: &[(i64, i64)],
+    ) -> Result<Option<(u64, Blockers)>> {
+        let mut keys: HashSet<&str> = HashSet::new();
+        let mut before: Option<Pos> = None;
+        for (key, pos) in events {
+            keys.insert(key);
+            before = Some(before.map_or(pos, |b| b.max(pos)));
+        }
+        let Some(before) = before else {
+            return Ok(None);
+        };
+        let keys: Vec<String> = keys.into_iter().map(str::to_owned).collect();
+        let (epoch, (mut own_leases, mut own_retries)) = {
+            let state = self.lock();
+            (state.order.epoch(), own_pairs(&state))
+        };
+        own_leases.extend(lease);
+        own_retries.extend_from_slice(retries);
+        let blockers = self
+            .backend
+            .key_blockers(&keys, before, &own_leases, &own_retries)
+            .await?;
+        Ok(Some((epoch, blockers.into_iter().collect())))
+    }
+
+    /// Checks the held-back entries again; returns whether any was released.
+    async fn recheck(
+        &self,
+        check: &Check,
+        leases: &[(i64, i64)],
+        retries: &[(i64, i64)],
+    ) -> Result<bool> {
+        let blockers: Blockers = self
+            .backend
+            .key_blockers(&check.keys, check.before, leases, retries)
+            .await?
+            .into_iter()
+            .collect();
+        let mut state = self.lock();
+        let state = &mut *state;
+        Ok(state.order.apply(
+            check,
+            &blockers,
+            state
+                .buffer
+                .iter_mut()
+                .filter_map(|entry| entry.order.as_mut()),
+        ))
+    }
+
+    /// With `ordered_by_key`: deliveries are settled (their keys move on),
+    /// after `moved` of them went to (or stayed in) the retry table, where
+    /// they hold back the later buffered entries of their keys. Wakes the
+    /// consumers waiting for a key.
+    fn keys_settled(&self, receipts: &[Receipt], moved: &[Receipt]) {
+        if !self.options.ordered_by_key {
+            return;
+        }
+        let mut any = false;
+        {
+            let mut state = self.lock();
+            let state = &mut *state;
+            for receipt in moved {
+                if let Some((key, pos)) = state.order.out_of(receipt) {
+                    state.order.hold_back(
+                        state
+                            .buffer
+                            .iter_mut()
+                            .filter_map(|entry| entry.order.as_mut()),
+                        &key,
+                        pos,
+                    );
+                }
+            }
+            for receipt in receipts {
+                any |= state.order.settle(receipt);
+            }
+        }
+        if any {
+            self.arrived.notify_waiters();
+        }
     }
 
     /// The handler successes of these events, by event id (empty when they
@@ -490,9 +610,28 @@ impl<B: Backend> Core<B> {
         let by_event = self
             .prefetch_successes(ready.iter().map(|(_, event)| event))
             .await;
+        let checked = if self.options.ordered_by_key {
+            let claimed: Pairs = ready.iter().map(|(row, _)| (row.id, row.token)).collect();
+            self.check_keys(
+                ready
+                    .iter()
+                    .filter_map(|(row, _)| Some((row.event.key.as_deref()?, row.event.pos))),
+                None,
+                &claimed,
+            )
+            .await?
+        } else {
+            None
+        };
         let n = ready.len();
         let mut state = self.lock();
         for (row, event) in ready {
+            let order = match &row.event.key {
+                Some(key) if self.options.ordered_by_key => {
+                    Some(state.order.admit(key, row.event.pos, checked.as_ref()))
+                }
+                _ => None,
+            };
             let receipt = retry_receipt(row.id, row.token);
             if let Some(event_id) = event.id() {
                 let handlers = by_event.get(event_id).cloned().unwrap_or_default();
@@ -516,6 +655,7 @@ impl<B: Backend> Core<B> {
                     event,
                     delivery_count: u32::try_from(row.deliveries.max(1)).unwrap_or(1),
                 },
+                order,
             });
         }
         drop(state);
@@ -531,9 +671,10 @@ impl<B: Backend> Core<B> {
         let count = u32::try_from(lease.deliveries.max(1)).unwrap_or(u32::MAX);
         let mut ready = Vec::with_capacity(rows.len());
         let mut dead = Vec::new();
+        let ordered = self.options.ordered_by_key;
         for raw in rows {
             match raw.parse() {
-                Ok(event) => ready.push((raw.pos, event)),
+                Ok(event) => ready.push((raw.pos, event, raw.key.filter(|_| ordered))),
                 Err(error) => dead.push(DeadRow {
                     event: raw,
                     error,
@@ -555,8 +696,20 @@ impl<B: Backend> Core<B> {
             return Ok(());
         }
         let by_event = self
-            .prefetch_successes(ready.iter().map(|(_, event)| event))
+            .prefetch_successes(ready.iter().map(|(_, event, _)| event))
             .await;
+        let checked = if ordered {
+            self.check_keys(
+                ready
+                    .iter()
+                    .filter_map(|(pos, _, key)| Some((key.as_deref()?, *pos))),
+                Some((lease.id, lease.token)),
+                &[],
+            )
+            .await?
+        } else {
+            None
+        };
         let n = ready.len();
         let mut state = self.lock();
         state.leases.insert(
@@ -565,14 +718,15 @@ impl<B: Backend> Core<B> {
                 token: lease.token,
                 total: n,
                 deliveries: lease.deliveries,
-                pending: ready.iter().map(|(pos, _)| pos.id).collect(),
-                rows: ready.iter().map(|(pos, _)| *pos).collect(),
+                pending: ready.iter().map(|(pos, _, _)| pos.id).collect(),
+                rows: ready.iter().map(|(pos, _, _)| *pos).collect(),
                 out_count: 0,
                 out_since: None,
             },
         );
         let mut known = Vec::with_capacity(n);
-        for (pos, event) in ready {
+        for (pos, event, key) in ready {
+            let order = key.map(|key| state.order.admit(&key, pos, checked.as_ref()));
             let receipt = log_receipt(lease.id, lease.token, pos);
             if let Some(event_id) = event.id() {
                 let handlers = by_event.get(event_id).cloned().unwrap_or_default();
@@ -589,6 +743,7 @@ impl<B: Backend> Core<B> {
                     event,
                     delivery_count: count,
                 },
+                order,
             });
         }
         // Before any dequeue can take them: the bus's dedup lookups then
@@ -627,6 +782,7 @@ impl<B: Backend> Core<B> {
                 }
             }
         }
+        self.keys_settled(&parsed, &[]);
         self.dedup.remove(receipts);
         if stale > 0 {
             self.metrics.stale_acks.inc_by(stale as u64);
@@ -781,6 +937,19 @@ impl<B: Backend> Core<B> {
         if !again_retries.is_empty() {
             settled_retries += self.backend.fail_retries(&again_retries, true).await?;
         }
+        let moved: Vec<Receipt> = retry_rows
+            .iter()
+            .map(|r| Receipt::Log {
+                lease: r.lease,
+                token: r.token,
+                row: r.pos.id,
+            })
+            .chain(again_retries.iter().map(|r| Receipt::Retry {
+                id: r.id,
+                token: r.token,
+            }))
+            .collect();
+        self.keys_settled(&parsed, &moved);
         self.metrics.dead_lettered.inc_by(dead);
         let mut stale = self.settle_log(&log).await?;
         if !retries.is_empty() {
@@ -806,13 +975,21 @@ impl<B: Backend> Core<B> {
     /// group claims next (retry-table rows become due at once).
     pub(crate) async fn release(&self, receipts: &[String]) -> Result<()> {
         let mut sources = parse_receipts(receipts)?;
+        let taken = sources.clone();
         let mut all: Vec<String> = receipts.to_vec();
         {
             let mut state = self.lock();
+            let state = &mut *state;
             for entry in state.buffer.drain(..) {
                 sources.push(entry.source);
                 all.push(entry.delivery.receipt);
+                if let Some(keyed) = entry.order {
+                    state.order.unbuffer(&keyed);
+                }
             }
+            // The events handed back become leases of their own: blockers
+            // that a check running now may not have seen.
+            state.order.changed();
         }
         let (log, retries) = split_receipts(&sources);
         let mut by_lease: HashMap<(i64, i64), HashSet<i64>> = HashMap::new();
@@ -850,6 +1027,7 @@ impl<B: Backend> Core<B> {
                 state.retries.remove(id);
             }
         }
+        self.keys_settled(&taken, &[]);
         self.dedup.remove(&all);
         tracing::debug!(
             events = count,
@@ -1146,6 +1324,122 @@ async fn notifier<B: Backend>(core: Weak<Core<B>>, poke: Arc<Notify>, interval: 
         drop(strong);
         tokio::time::sleep(interval).await;
     }
+}
+
+/// Drops the buffered entries of a lease or retry row this consumer lost;
+/// with `ordered_by_key`, the later entries of their keys (and of their
+/// deliveries still out) wait for a new check, since the lost events are
+/// now another consumer's.
+fn forget_entries(state: &mut ConsumerState, gone: impl Fn(&Receipt) -> bool) {
+    let mut lost = Vec::new();
+    state.buffer.retain_mut(|entry| {
+        if !gone(&entry.source) {
+            return true;
+        }
+        lost.extend(entry.order.take());
+        false
+    });
+    for keyed in &lost {
+        state.order.unbuffer(keyed);
+    }
+    let mut lost: Vec<_> = lost
+        .into_iter()
+        .map(|keyed| (keyed.key, keyed.pos))
+        .collect();
+    lost.extend(state.order.drop_out(&gone));
+    for (key, pos) in lost {
+        state.order.hold_back(
+            state
+                .buffer
+                .iter_mut()
+                .filter_map(|entry| entry.order.as_mut()),
+            &key,
+            pos,
+        );
+    }
+}
+
+/// `(id, token)` of the leases and retry rows this consumer holds.
+fn own_pairs(state: &ConsumerState) -> (Pairs, Pairs) {
+    (
+        state
+            .leases
+            .iter()
+            .map(|(id, held)| (*id, held.token))
+            .collect(),
+        state
+            .retries
+            .iter()
+            .map(|(id, held)| (*id, held.token))
+            .collect(),
+    )
+}
+
+/// Counts a buffered delivery as handed out; false when its lease or retry
+/// row is no longer held (or the event is already settled).
+fn mark_out(state: &mut ConsumerState, source: Receipt, now: Instant) -> bool {
+    match source {
+        Receipt::Log { lease, token, row } => match state.leases.get_mut(&lease) {
+            Some(held) if held.token == token && held.pending.contains(&row) => {
+                if held.out_count == 0 {
+                    held.out_since = Some(now);
+                }
+                held.out_count += 1;
+                true
+            }
+            _ => false,
+        },
+        Receipt::Retry { id, token } => match state.retries.get_mut(&id) {
+            Some(held) if held.token == token => {
+                held.out = Some(now);
+                true
+            }
+            _ => false,
+        },
+    }
+}
+
+/// `take_buffered` with `ordered_by_key`: scans the buffer in order, hands
+/// out what is ready and keeps the entries held back in place, in order.
+fn take_in_key_order(state: &mut ConsumerState, max: usize, now: Instant, out: &mut Vec<Delivery>) {
+    let mut kept = VecDeque::new();
+    while let Some(mut entry) = state.buffer.pop_front() {
+        if out.len() >= max {
+            kept.push_back(entry);
+            break;
+        }
+        if entry
+            .order
+            .as_ref()
+            .is_some_and(|keyed| !state.order.ready(keyed))
+        {
+            kept.push_back(entry);
+            continue;
+        }
+        let live = mark_out(state, entry.source, now);
+        if let Some(keyed) = entry.order.take() {
+            if live {
+                state.order.hand_out(entry.source, keyed);
+            } else {
+                state.order.unbuffer(&keyed);
+            }
+        }
+        if live {
+            out.push(entry.delivery);
+        }
+    }
+    kept.append(&mut state.buffer);
+    state.buffer = kept;
+}
+
+/// Whether `take_buffered` would hand out (or drop) something.
+fn any_ready(state: &ConsumerState) -> bool {
+    state.buffer.iter().any(|entry| {
+        entry
+            .order
+            .as_ref()
+            .is_none_or(|keyed| state.order.ready(keyed))
+    })
 }
 
 /// Remembers a completed lease (or retry row, as `(-id, token)`), so that

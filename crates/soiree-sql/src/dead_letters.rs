@@ -46,6 +46,7 @@ impl DeadLetter {
             topic: self.topic.clone()?,
             payload: self.payload.clone(),
             properties: self.properties.clone(),
+            key: None,
         };
         raw.parse().ok()
     }

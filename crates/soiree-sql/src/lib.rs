@@ -80,6 +80,7 @@ mod inspect;
 mod metrics;
 pub mod mutation;
 mod options;
+mod ordering;
 pub mod outbox;
 #[cfg(feature = "postgres")]
 mod postgres;

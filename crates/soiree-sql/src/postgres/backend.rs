@@ -58,11 +58,12 @@ pub(crate) struct Statements {
     prune: SqlStr,
     oldest: SqlStr,
     xmin_lag: SqlStr,
+    key_blockers: SqlStr,
 }
 
 const LEASE_COLUMNS: &str =
     "id, token, lo_tx::text::bigint, lo_id, hi_tx::text::bigint, hi_id, events::bigint, deliveries";
-const EVENT_COLUMNS: &str = "tx::text::bigint, id, topic, payload::text, properties::text";
+const EVENT_COLUMNS: &str = "tx::text::bigint, id, topic, payload::text, properties::text, key";
 
 /// Events not yet acknowledged by group `$1`: unclaimed, leased, or in the
 /// retry table.
@@ -132,7 +133,9 @@ const PENDING: &str = "SELECT 0 AS kind, id, consumer, \
 
 /// The columns of a retry row made from a dead letter.
 const RETRY_FROM_DEAD: &str = "group_name, event_tx, event_row, coalesce(topic, ''), event_id, \
-     payload, properties, 0, error, clock_timestamp()";
+     payload, properties, 0, error, clock_timestamp(), \
+     CASE WHEN json_typeof(properties::json -> 'soiree.key') = 'string' \
+       THEN properties::json ->> 'soiree.key' END";
 
 /// `$n` in PostgreSQL.
 fn placeholder(n: usize) -> String {
@@ -178,14 +181,14 @@ impl Statements {
             )),
             retry_event: q(
                 "INSERT INTO soiree_retries (group_name, event_tx, event_row, topic, \
-                   event_id, payload, properties, deliveries, run_at) \
+                   event_id, payload, properties, deliveries, run_at, key) \
                  SELECT $1, tx, id, topic, event_id, payload::text, properties::text, 0, \
-                   clock_timestamp() \
+                   clock_timestamp(), key \
                  FROM soiree_events WHERE id = $2 ORDER BY tx DESC LIMIT 1",
             ),
             retry_dead_copy: q(&format!(
                 "INSERT INTO soiree_retries (group_name, event_tx, event_row, topic, event_id, \
-                   payload, properties, deliveries, error, run_at) \
+                   payload, properties, deliveries, error, run_at, key) \
                  SELECT {RETRY_FROM_DEAD} FROM soiree_dead_letters \
                  WHERE group_name = $1 AND id = $2"
             )),
@@ -194,7 +197,7 @@ impl Statements {
                    DELETE FROM soiree_dead_letters \
                    WHERE group_name = $1 AND id = ANY($2::bigint[]) RETURNING *) \
                  INSERT INTO soiree_retries (group_name, event_tx, event_row, topic, event_id, \
-                   payload, properties, deliveries, error, run_at) \
+                   payload, properties, deliveries, error, run_at, key) \
                  SELECT {RETRY_FROM_DEAD} FROM gone ORDER BY id"
             )),
             purge_dead: q("DELETE FROM soiree_dead_letters WHERE group_name = $1 \
@@ -320,10 +323,10 @@ impl Statements {
             ),
             fail_retry: q(
                 "INSERT INTO soiree_retries (group_name, event_tx, event_row, \
-                   topic, event_id, payload, properties, deliveries, error, run_at) \
+                   topic, event_id, payload, properties, deliveries, error, run_at, key) \
                  SELECT $1, e.tx, e.id, e.topic, e.event_id, e.payload::text, \
                    e.properties::text, l.deliveries, u.err, \
-                   clock_timestamp() + u.delay * interval '1 millisecond' \
+                   clock_timestamp() + u.delay * interval '1 millisecond', e.key \
                  FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], \
                    $6::text[], $7::bigint[]) AS u(lease, token, t, i, err, delay) \
                  JOIN soiree_leases l ON l.id = u.lease AND l.token = u.token \
@@ -338,7 +341,7 @@ impl Statements {
                    WHERE group_name = $1 AND run_at <= clock_timestamp() \
                    ORDER BY run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
                  RETURNING id, token, deliveries, coalesce(event_tx::text::bigint, 0), \
-                   event_row, topic, payload, properties",
+                   event_row, topic, payload, properties, key",
             ),
             ack_retries: q("DELETE FROM soiree_retries r \
                  USING unnest($1::bigint[], $2::bigint[]) AS u(id, token) \
@@ -385,9 +388,11 @@ impl Statements {
                      ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) \
                    RETURNING *) \
                  INSERT INTO soiree_retries (group_name, event_tx, event_row, topic, event_id, \
-                   payload, properties, deliveries, error, run_at) \
+                   payload, properties, deliveries, error, run_at, key) \
                  SELECT group_name, event_tx, event_row, coalesce(topic, ''), event_id, \
-                   payload, properties, 0, error, clock_timestamp() FROM gone"),
+                   payload, properties, 0, error, clock_timestamp(), \
+                   CASE WHEN json_typeof(properties::json -> 'soiree.key') = 'string' \
+                     THEN properties::json ->> 'soiree.key' END FROM gone"),
             // Below every group's cursor and every lease's start, older than
             // the window, oldest first, one batch.
             prune: q("WITH c AS ( \
@@ -402,6 +407,28 @@ impl Statements {
                      AND e.created_at < now() - $1 * interval '1 millisecond' \
                    ORDER BY e.tx, e.id LIMIT $2)"),
             oldest: q(OLDEST),
+            // Per key, the earliest event before the bound that is in a lease
+            // or in the retry table of the group, other than this consumer's
+            // own leases and retry rows (tracked in memory). The events of a
+            // lease are found through the log's primary key.
+            key_blockers: q("SELECT DISTINCT ON (k) k, t, i FROM ( \
+                   SELECT e.key AS k, e.tx::text::bigint AS t, e.id AS i \
+                   FROM soiree_leases l JOIN soiree_events e \
+                     ON (e.tx, e.id) >= (l.lo_tx, l.lo_id) AND (e.tx, e.id) <= (l.hi_tx, l.hi_id) \
+                   WHERE l.group_name = $1 AND e.key = ANY($2::text[]) \
+                     AND (l.lo_tx, l.lo_id) < ($3::bigint::text::xid8, $4) \
+                     AND (e.tx, e.id) < ($3::bigint::text::xid8, $4) \
+                     AND NOT EXISTS (SELECT 1 FROM unnest($5::bigint[], $6::bigint[]) \
+                       AS o(id, token) WHERE o.id = l.id AND o.token = l.token) \
+                   UNION ALL \
+                   SELECT r.key, coalesce(r.event_tx::text::bigint, 0), r.event_row \
+                   FROM soiree_retries r \
+                   WHERE r.group_name = $1 AND r.key = ANY($2::text[]) \
+                     AND (coalesce(r.event_tx, '0'::xid8), r.event_row) \
+                       < ($3::bigint::text::xid8, $4) \
+                     AND NOT EXISTS (SELECT 1 FROM unnest($7::bigint[], $8::bigint[]) \
+                       AS o(id, token) WHERE o.id = r.id AND o.token = r.token)) b \
+                 ORDER BY k, t, i"),
             xmin_lag: q("SELECT (pg_snapshot_xmax(s)::text::bigint \
                    - pg_snapshot_xmin(s)::text::bigint) FROM pg_current_snapshot() AS s"),
         }
@@ -445,6 +472,7 @@ fn raw_event(row: &PgRow) -> Result<RawEvent> {
         topic: row.try_get(2)?,
         payload: row.try_get(3)?,
         properties: row.try_get(4)?,
+        key: row.try_get(5)?,
     })
 }
 
@@ -746,6 +774,7 @@ impl Backend for PgBackend {
                         topic: row.try_get(5)?,
                         payload: row.try_get(6)?,
                         properties: row.try_get(7)?,
+                        key: row.try_get(8)?,
                     },
                 })
             })
@@ -846,6 +875,8 @@ impl Backend for PgBackend {
                         topic: row.try_get(2)?,
                         payload: row.try_get(3)?,
                         properties: row.try_get(4)?,
+                        // Listings do not need it: only claims order by key.
+                        key: None,
                     },
                 })
             })
@@ -928,6 +959,7 @@ impl Backend for PgBackend {
                             topic,
                             payload: row.try_get(7)?,
                             properties: row.try_get(8)?,
+                            key: None,
                         }),
                         None => None,
                     },
@@ -1010,6 +1042,39 @@ impl Backend for PgBackend {
         Ok(sqlx::query_scalar(self.sql.xmin_lag.clone())
             .fetch_one(&self.pool)
             .await?)
+    }
+
+    async fn key_blockers(
+        &self,
+        keys: &[String],
+        before: Pos,
+        own_leases: &[(i64, i64)],
+        own_retries: &[(i64, i64)],
+    ) -> Result<Vec<(String, Pos)>> {
+        let (lease_ids, lease_tokens) = pairs(own_leases);
+        let (retry_ids, retry_tokens) = pairs(own_retries);
+        let rows = sqlx::query(self.sql.key_blockers.clone())
+            .bind(&self.group)
+            .bind(keys)
+            .bind(before.tx)
+            .bind(before.id)
+            .bind(lease_ids)
+            .bind(lease_tokens)
+            .bind(retry_ids)
+            .bind(retry_tokens)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get(0)?,
+                    Pos {
+                        tx: row.try_get(1)?,
+                        id: row.try_get(2)?,
+                    },
+                ))
+            })
+            .collect()
     }
 
     async fn notify_others(&self) -> Result<()> {

@@ -347,6 +347,7 @@ async fn listen(core: Weak<Core<PgBackend>>, pool: PgPool, channel: String) {
 /// | [`max_connections`](Self::max_connections) | 10 | size of the connection pool |
 /// | [`acquire_timeout`](Self::acquire_timeout) | 10 s | how long to wait for a pooled connection |
 /// | [`migrate`](Self::migrate) | on | apply the migrations in `build` |
+/// | [`ordered_by_key`](Self::ordered_by_key) | off | one event at a time per `soiree.key`, in log order |
 /// | [`metrics_registry`](Self::metrics_registry) | [`MetricsRegistry::global`] | where the metrics go |
 ///
 /// # Examples

@@ -18,6 +18,16 @@ use crate::{DeadLetter, DeadLetterFilter};
 
 /// Appends a JSON array of `[topic, event_id, payload, properties, key]`
 /// rows, in order.
+/// The ordering key (`soiree.key`) of a dead letter's properties text, or
+/// NULL: dead letters keep no key column of their own.
+macro_rules! key_from_properties {
+    () => {
+        "CASE WHEN json_valid(properties) AND json_type(properties) = 'object' \
+           AND json_type(properties, '$.\"soiree.key\"') = 'text' \
+         THEN json_extract(properties, '$.\"soiree.key\"') END"
+    };
+}
+
 pub(crate) const APPEND: &str = "INSERT INTO soiree_events (topic, event_id, payload, properties, key) \
      SELECT value->>0, value->>1, value->>2, value->>3, value->>4 \
      FROM json_each(?1) ORDER BY key";
@@ -137,6 +147,7 @@ fn raw_event(row: &SqliteRow) -> Result<RawEvent> {
         topic: row.try_get(1)?,
         payload: row.try_get(2)?,
         properties: row.try_get(3)?,
+        key: row.try_get(4)?,
     })
 }
 
@@ -389,7 +400,7 @@ impl Backend for SqliteBackend {
 
     async fn read(&self, lease: &LeaseRow) -> Result<Vec<RawEvent>> {
         let rows = sqlx::query(
-            "SELECT id, topic, payload, properties FROM soiree_events \
+            "SELECT id, topic, payload, properties, key FROM soiree_events \
              WHERE id BETWEEN ?1 AND ?2 ORDER BY id",
         )
         .bind(lease.lo.id)
@@ -451,7 +462,7 @@ impl Backend for SqliteBackend {
 
     async fn events_page(&self, after: Option<Pos>, limit: usize) -> Result<Vec<RawEvent>> {
         let rows = sqlx::query(
-            "SELECT id, topic, payload, properties FROM soiree_events \
+            "SELECT id, topic, payload, properties, key FROM soiree_events \
              WHERE id > ?1 ORDER BY id LIMIT ?2",
         )
         .bind(after.map_or(0, |pos| pos.id))
@@ -500,9 +511,9 @@ impl Backend for SqliteBackend {
         .to_string();
         let sql = if retry {
             "INSERT INTO soiree_retries (group_name, event_row, topic, event_id, payload, \
-               properties, deliveries, error, run_at) \
+               properties, deliveries, error, run_at, key) \
              SELECT ?1, e.id, e.topic, e.event_id, e.payload, e.properties, l.deliveries, \
-               u.value->>3, ?3 + u.value->>4 \
+               u.value->>3, ?3 + u.value->>4, e.key \
              FROM json_each(?2) u \
              JOIN soiree_leases l ON l.id = u.value->>0 AND l.token = u.value->>1 \
              JOIN soiree_events e ON e.id = u.value->>2"
@@ -543,7 +554,7 @@ impl Backend for SqliteBackend {
                consumer = ?6 \
              WHERE id IN (SELECT id FROM soiree_retries WHERE group_name = ?1 AND run_at <= ?2 \
                ORDER BY run_at, id LIMIT ?4) \
-             RETURNING id, token, deliveries, event_row, topic, payload, properties",
+             RETURNING id, token, deliveries, event_row, topic, payload, properties, key",
         )
         .bind(&self.group)
         .bind(now_ms())
@@ -569,6 +580,7 @@ impl Backend for SqliteBackend {
                         topic: row.try_get(4)?,
                         payload: row.try_get(5)?,
                         properties: row.try_get(6)?,
+                        key: row.try_get(7)?,
                     },
                 })
             })
@@ -744,6 +756,8 @@ impl Backend for SqliteBackend {
                         topic: row.try_get(2)?,
                         payload: row.try_get(3)?,
                         properties: row.try_get(4)?,
+                        // Listings do not need it: only claims order by key.
+                        key: None,
                     },
                 })
             })
@@ -851,6 +865,7 @@ impl Backend for SqliteBackend {
                             topic,
                             payload: row.try_get(7)?,
                             properties: row.try_get(8)?,
+                            key: None,
                         }),
                         None => None,
                     },
@@ -884,8 +899,8 @@ impl Backend for SqliteBackend {
     async fn retry_event(&self, id: i64) -> Result<u64> {
         let done = sqlx::query(
             "INSERT INTO soiree_retries (group_name, event_row, topic, event_id, payload, \
-               properties, deliveries, run_at) \
-             SELECT ?1, id, topic, event_id, payload, properties, 0, ?3 \
+               properties, deliveries, run_at, key) \
+             SELECT ?1, id, topic, event_id, payload, properties, 0, ?3, key \
              FROM soiree_events WHERE id = ?2",
         )
         .bind(&self.group)
@@ -897,12 +912,14 @@ impl Backend for SqliteBackend {
     }
 
     async fn retry_dead_copy(&self, id: i64) -> Result<u64> {
-        let done = sqlx::query(
+        let done = sqlx::query(concat!(
             "INSERT INTO soiree_retries (group_name, event_row, topic, event_id, payload, \
-               properties, deliveries, error, run_at) \
-             SELECT group_name, event_row, coalesce(topic, ''), event_id, payload, properties, \
-               0, error, ?3 FROM soiree_dead_letters WHERE group_name = ?1 AND id = ?2",
-        )
+                   properties, deliveries, error, run_at, key) \
+                 SELECT group_name, event_row, coalesce(topic, ''), event_id, payload, \
+                   properties, 0, error, ?3, ",
+            key_from_properties!(),
+            " FROM soiree_dead_letters WHERE group_name = ?1 AND id = ?2"
+        ))
         .bind(&self.group)
         .bind(id)
         .bind(now_ms())
@@ -961,6 +978,44 @@ impl Backend for SqliteBackend {
         Ok(None)
     }
 
+    async fn key_blockers(
+        &self,
+        keys: &[String],
+        before: Pos,
+        own_leases: &[(i64, i64)],
+        own_retries: &[(i64, i64)],
+    ) -> Result<Vec<(String, Pos)>> {
+        // Per key, the earliest event before the bound that is in a lease or
+        // in the retry table of the group, other than this consumer's own
+        // leases and retry rows (tracked in memory). The events of a lease
+        // are found through the log's primary key.
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT k, min(i) FROM ( \
+               SELECT e.key AS k, e.id AS i FROM soiree_leases l \
+               JOIN soiree_events e ON e.id BETWEEN l.lo_id AND l.hi_id \
+               WHERE l.group_name = ?1 AND l.lo_id < ?3 AND e.id < ?3 \
+                 AND e.key IN (SELECT value FROM json_each(?2)) \
+                 AND (l.id, l.token) NOT IN (SELECT value->>0, value->>1 FROM json_each(?4)) \
+               UNION ALL \
+               SELECT r.key, r.event_row FROM soiree_retries r \
+               WHERE r.group_name = ?1 AND r.event_row < ?3 \
+                 AND r.key IN (SELECT value FROM json_each(?2)) \
+                 AND (r.id, r.token) NOT IN (SELECT value->>0, value->>1 FROM json_each(?5))) \
+             GROUP BY k",
+        )
+        .bind(&self.group)
+        .bind(serde_json::to_string(keys)?)
+        .bind(before.id)
+        .bind(pairs_json(own_leases))
+        .bind(pairs_json(own_retries))
+        .fetch_all(&self.readers)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, id)| (key, Pos { tx: 0, id }))
+            .collect())
+    }
+
     async fn notify_others(&self) -> Result<()> {
         Ok(())
     }
@@ -984,13 +1039,15 @@ impl SqliteBackend {
     /// due at once, inside `tx`; returns how many.
     async fn move_dead(&self, tx: &mut SqliteConnection, ids: &[i64]) -> Result<u64> {
         let param = serde_json::to_string(ids)?;
-        let moved = sqlx::query(
+        let moved = sqlx::query(concat!(
             "INSERT INTO soiree_retries (group_name, event_row, topic, event_id, payload, \
-               properties, deliveries, error, run_at) \
-             SELECT group_name, event_row, coalesce(topic, ''), event_id, payload, properties, \
-               0, error, ?2 FROM soiree_dead_letters \
-             WHERE group_name = ?3 AND id IN (SELECT value FROM json_each(?1)) ORDER BY id",
-        )
+                   properties, deliveries, error, run_at, key) \
+                 SELECT group_name, event_row, coalesce(topic, ''), event_id, payload, \
+                   properties, 0, error, ?2, ",
+            key_from_properties!(),
+            " FROM soiree_dead_letters \
+                 WHERE group_name = ?3 AND id IN (SELECT value FROM json_each(?1)) ORDER BY id"
+        ))
         .bind(&param)
         .bind(now_ms())
         .bind(&self.group)
