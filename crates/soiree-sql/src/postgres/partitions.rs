@@ -384,10 +384,7 @@ impl Partitions {
                 }
                 match self.truncate(&mut conn, &part, scan.xmin).await {
                     Ok(true) => {
-                        self.scans
-                            .lock()
-                            .expect("scans")
-                            .remove(&partition.name);
+                        self.scans.lock().expect("scans").remove(&partition.name);
                         total += u64::try_from(scan.rows).unwrap_or(0);
                     }
                     Ok(false) => continue,
