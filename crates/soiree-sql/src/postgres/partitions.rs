@@ -137,9 +137,21 @@ fn parse_bound(bound: &str) -> Option<(i64, i64)> {
     Some((value(lo)?, value(hi)?))
 }
 
+fn sqlstate(err: &crate::Error) -> Option<String> {
+    match err {
+        crate::Error::Database(sqlx::Error::Database(db)) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+/// `lock_not_available`: a `lock_timeout` expired.
 fn is_lock_timeout(err: &crate::Error) -> bool {
-    matches!(err, crate::Error::Database(sqlx::Error::Database(db))
-        if db.code().as_deref() == Some("55P03"))
+    sqlstate(err).as_deref() == Some("55P03")
+}
+
+/// `undefined_table`: the partition was dropped meanwhile.
+fn is_undefined_table(err: &crate::Error) -> bool {
+    sqlstate(err).as_deref() == Some("42P01")
 }
 
 impl Partitions {
@@ -370,34 +382,22 @@ impl Partitions {
             if lo >= next {
                 continue;
             }
-            let part = self.table(&partition.name);
-            let consumed: bool = sqlx::query_scalar(AssertSqlSafe(self.consumed_probe(&part)))
-                .fetch_one(&mut *conn)
-                .await?;
-            if !consumed {
-                continue;
-            }
-            let scan = self.scan(&mut conn, &partition.name, &part).await?;
-            if scan.rows > 0 {
-                if scan.newest_ms.is_some_and(|newest| newest > horizon) {
-                    continue;
-                }
-                match self.truncate(&mut conn, &part, scan.xmin).await {
-                    Ok(true) => {
-                        self.scans.lock().expect("scans").remove(&partition.name);
-                        total += u64::try_from(scan.rows).unwrap_or(0);
+            match self.prune_one(&mut conn, &partition.name, horizon).await {
+                Ok(Some(rows)) => {
+                    total += rows;
+                    // Every id of the partition was handed out: none will
+                    // come, it can go.
+                    if hi <= next {
+                        empty.push(partition.name.clone());
                     }
-                    Ok(false) => continue,
-                    Err(err) if is_lock_timeout(&err) => {
-                        tracing::debug!(partition = %partition.name, "partition busy; truncating it later");
-                        continue;
-                    }
-                    Err(err) => return Err(err),
                 }
-            }
-            // Every id of the partition was handed out: none will come.
-            if hi <= next {
-                empty.push(partition.name.clone());
+                Ok(None) => {}
+                Err(err) if is_lock_timeout(&err) => {
+                    tracing::debug!(partition = %partition.name, "partition busy; pruning it later");
+                }
+                // Dropped meanwhile by another process.
+                Err(err) if is_undefined_table(&err) => {}
+                Err(err) => return Err(err),
             }
         }
         if !empty.is_empty() {
@@ -415,8 +415,37 @@ impl Partitions {
         Ok(total)
     }
 
-    /// Truncates `part` if, under its lock, it is still consumed and has no
-    /// row newer than the scan (`tx >= xmin`).
+    /// Truncates the partition `name` if it qualifies; returns how many
+    /// events went (`Some(0)`: it was empty), or `None` when it is kept.
+    async fn prune_one(
+        &self,
+        conn: &mut PgConnection,
+        name: &str,
+        horizon_ms: i64,
+    ) -> Result<Option<u64>> {
+        let part = self.table(name);
+        let consumed: bool = sqlx::query_scalar(AssertSqlSafe(self.consumed_probe(&part)))
+            .fetch_one(&mut *conn)
+            .await?;
+        if !consumed {
+            return Ok(None);
+        }
+        let scan = self.scan(conn, name, &part).await?;
+        if scan.rows == 0 {
+            return Ok(Some(0));
+        }
+        if scan.newest_ms.is_some_and(|newest| newest > horizon_ms) {
+            return Ok(None);
+        }
+        let truncated = self.truncate(conn, &part, scan.xmin).await;
+        // Scanned again next time, whatever happened.
+        self.scans.lock().expect("scans").remove(name);
+        Ok(truncated?.then(|| u64::try_from(scan.rows).unwrap_or(0)))
+    }
+
+    /// Truncates `part` if, under its lock, it still has rows, all consumed,
+    /// none newer than the scan (`tx >= xmin`): exactly the rows counted
+    /// (another process may have truncated it meanwhile).
     async fn truncate(&self, conn: &mut PgConnection, part: &str, xmin: i64) -> Result<bool> {
         let mut tx = conn.begin().await?;
         sqlx::query(AssertSqlSafe(format!(
@@ -430,7 +459,8 @@ impl Partitions {
         .execute(&mut *tx)
         .await?;
         let still: bool = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT ({}) AND NOT EXISTS (SELECT 1 FROM {part} WHERE tx >= $1::bigint::text::xid8)",
+            "SELECT ({}) AND EXISTS (SELECT 1 FROM {part}) \
+               AND NOT EXISTS (SELECT 1 FROM {part} WHERE tx >= $1::bigint::text::xid8)",
             self.consumed_probe(part)
         )))
         .bind(xmin)
@@ -464,6 +494,14 @@ impl Partitions {
         let mut dropped = 0;
         for name in names {
             let part = self.table(name);
+            // Another process may have dropped it (it held the log's lock).
+            let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+                .bind(&part)
+                .fetch_one(&mut *tx)
+                .await?;
+            if !exists {
+                continue;
+            }
             let empty: bool = sqlx::query_scalar(AssertSqlSafe(format!(
                 "SELECT NOT EXISTS (SELECT 1 FROM {part})"
             )))
