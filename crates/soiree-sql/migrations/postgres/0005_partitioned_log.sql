@@ -7,13 +7,15 @@
 --   so ids keep increasing across the upgrade.
 -- * The existing table is kept as it is (no copy, no index rebuild): it is
 --   renamed soiree_events_legacy and attached as the first partition,
---   covering every id handed out so far. ATTACH scans it once to check the
---   bound, under the ACCESS EXCLUSIVE lock taken below (a sequential read,
---   seconds per ten million rows; nothing is rewritten). Empty (a new
---   database), it is dropped instead.
+--   covering every id handed out so far. max(id) and ATTACH (checking the
+--   bound) each read it once, under the ACCESS EXCLUSIVE lock taken below;
+--   nothing is rewritten (measured: 240 ms for a million events, 211 MB, in
+--   cache). Copying the rows instead would write the whole log again, its
+--   indexes and WAL included. Empty (a new database), it is dropped.
 -- * The new parent is made LIKE the old table, so that columns, defaults,
 --   checks and indexes added by earlier migrations carry over; the old
---   table's indexes are attached to the parent's, not rebuilt.
+--   table's indexes are attached to the parent's, not rebuilt. (A unique
+--   index on the log must include id, the partition key.)
 -- * A DEFAULT partition catches any id that no range partition covers: an
 --   insert never fails for lack of a partition. Range partitions are created
 --   ahead by the stores that apply retention (see `partition_size`).
