@@ -414,6 +414,14 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// lease covers and that are older than `older_than_ms`, oldest first;
     /// returns how many.
     async fn prune(&self, older_than_ms: i64, batch: usize) -> Result<u64>;
+    /// Removes whole stretches of the log at once under the same rules as
+    /// [`prune`](Self::prune), before the batches (PostgreSQL: truncates and
+    /// drops partitions, see `postgres::partitions`); returns how many
+    /// events went. None by default.
+    async fn prune_partitions(&self, older_than_ms: i64) -> Result<u64> {
+        let _ = older_than_ms;
+        Ok(0)
+    }
     /// The age in milliseconds of the oldest event the group has not
     /// acknowledged (unclaimed or leased), if any.
     async fn oldest_unconsumed_ms(&self) -> Result<Option<i64>>;

@@ -1112,11 +1112,12 @@ impl<B: Backend> Core<B> {
         Ok(backlog)
     }
 
-    /// Deletes, in batches, the events every group passed that no lease
-    /// covers and that are older than `older_than`; returns how many.
+    /// Removes the events every group passed that no lease covers and that
+    /// are older than `older_than` (whole partitions on PostgreSQL, then
+    /// batches); returns how many.
     pub(crate) async fn prune_consumed(&self, older_than: Duration) -> Result<u64> {
         let ms = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
-        let mut total = 0;
+        let mut total = self.backend.prune_partitions(ms).await?;
         loop {
             let deleted = self.backend.prune(ms, PRUNE_BATCH).await?;
             total += deleted;

@@ -185,9 +185,10 @@ macro_rules! common_builder_methods {
         /// Deletes events from the log once every consumer group's cursor
         /// passed them, no lease covers them and they are older than
         /// `window` (default: kept forever). A consumer store checks every
-        /// quarter of the window (between 1 s and 1 min) and deletes in
-        /// batches of 10,000 (one short statement each); `prune_consumed`
-        /// does it on demand. Pruned events leave the history; a group
+        /// quarter of the window (between 1 s and 1 min); `prune_consumed`
+        /// does it on demand. SQLite deletes in batches of 10,000 (one short
+        /// statement each); PostgreSQL truncates and drops whole partitions
+        /// of the log (see `partition_size`). Pruned events leave the history; a group
         /// created later starts at the oldest event kept.
         pub fn retention(mut self, window: std::time::Duration) -> Self {
             self.options.retention = Some(window);

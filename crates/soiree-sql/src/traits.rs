@@ -72,10 +72,13 @@ macro_rules! store_traits {
         }
 
         impl $store {
-            /// Deletes, in batches of 10,000, the events that every consumer
-            /// group's cursor passed, that no lease covers and that are older
-            /// than `older_than`; returns how many. The store does it by
-            /// itself with the builder's `retention`.
+            /// Removes the events that every consumer group's cursor passed,
+            /// that no lease covers and that are older than `older_than`;
+            /// returns how many. The store does it by itself with the
+            /// builder's `retention`. SQLite deletes them in batches of
+            /// 10,000; PostgreSQL truncates and drops whole partitions of the
+            /// log (see `partition_size`; it creates the next partitions
+            /// first) and deletes in batches only from its DEFAULT partition.
             ///
             /// # Examples
             ///
@@ -92,7 +95,9 @@ macro_rules! store_traits {
             /// # Errors
             ///
             /// [`Error::Database`](crate::Error::Database) when a delete fails
-            /// (the batches before it stay deleted).
+            /// (the batches and partitions before it stay removed). On
+            /// PostgreSQL a partition whose lock is not had in time is left
+            /// for a later call, without an error.
             pub async fn prune_consumed(
                 &self,
                 older_than: std::time::Duration,

@@ -7,6 +7,7 @@ use soiree::StoredResult;
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{AssertSqlSafe, Row, SqlSafeStr, SqlStr};
 
+use super::partitions::Partitions;
 use crate::Result;
 use crate::backend::{
     Backend, ConsumerRow, Counts, DeadRow, FailedRetry, FailedRow, LeaseRow, Listing, NewEvent,
@@ -394,14 +395,15 @@ impl Statements {
                    CASE WHEN json_typeof(properties::json -> 'soiree.key') = 'string' \
                      THEN properties::json ->> 'soiree.key' END FROM gone"),
             // Below every group's cursor and every lease's start, older than
-            // the window, oldest first, one batch.
+            // the window, oldest first, one batch: of the DEFAULT partition
+            // only (range partitions go whole, see `partitions`).
             prune: q("WITH c AS ( \
                    SELECT claimed_tx, claimed_id FROM soiree_cursors \
                    ORDER BY claimed_tx, claimed_id LIMIT 1), \
                  l AS ( \
                    SELECT lo_tx, lo_id FROM soiree_leases ORDER BY lo_tx, lo_id LIMIT 1) \
-                 DELETE FROM soiree_events WHERE (tx, id) IN ( \
-                   SELECT e.tx, e.id FROM soiree_events e, c \
+                 DELETE FROM soiree_events_default WHERE (tx, id) IN ( \
+                   SELECT e.tx, e.id FROM soiree_events_default e, c \
                    WHERE (e.tx, e.id) <= (c.claimed_tx, c.claimed_id) \
                      AND NOT EXISTS (SELECT 1 FROM l WHERE (e.tx, e.id) >= (l.lo_tx, l.lo_id)) \
                      AND e.created_at < now() - $1 * interval '1 millisecond' \
@@ -444,6 +446,7 @@ pub(crate) struct PgBackend {
     pub(crate) consumer: String,
     pub(crate) lease_ms: i64,
     pub(crate) channel: String,
+    pub(crate) partitions: Partitions,
 }
 
 fn lease(row: &PgRow) -> Result<LeaseRow> {
@@ -1029,6 +1032,10 @@ impl Backend for PgBackend {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn prune_partitions(&self, older_than_ms: i64) -> Result<u64> {
+        self.partitions.prune(&self.pool, older_than_ms).await
     }
 
     async fn oldest_unconsumed_ms(&self) -> Result<Option<i64>> {

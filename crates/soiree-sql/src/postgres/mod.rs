@@ -1,6 +1,7 @@
 //! The PostgreSQL store: builder, store type, transactional emit, wakeups.
 
 mod backend;
+mod partitions;
 
 use std::fmt;
 use std::str::FromStr;
@@ -13,6 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolO
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 
 use self::backend::{PgBackend, Statements, bind_events};
+use self::partitions::Partitions;
 use crate::core::Core;
 use crate::metrics::SqlMetrics;
 use crate::options::{Options, common_builder_methods};
@@ -97,6 +99,7 @@ impl PostgresStore {
             schema: "public".to_owned(),
             listen: true,
             notify_interval: Duration::from_millis(2),
+            partition_size: DEFAULT_PARTITION_SIZE,
             registry: None,
         }
     }
@@ -265,6 +268,39 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Creates the log's next partitions now, until they cover the next
+    /// event id plus two spans of
+    /// [`partition_size`](PostgresStoreBuilder::partition_size) ids; returns
+    /// how many it created. A store with a
+    /// [`retention`](PostgresStoreBuilder::retention) window does it by
+    /// itself (when built, and with every pruning), as does
+    /// [`prune_consumed`](Self::prune_consumed); call it from a deployment
+    /// step, or before a burst of appends, to keep events out of the
+    /// DEFAULT partition. Safe to call from several processes at once.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # async fn demo(store: soiree_sql::PostgresStore) -> soiree_sql::Result<()> {
+    /// let created = store.create_partitions_ahead().await?;
+    /// println!("{created} partitions created");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] when a statement fails, a lock timeout (2 s)
+    /// included: nothing was created then.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the partitions are created in one transaction.
+    pub async fn create_partitions_ahead(&self) -> Result<u32> {
+        let backend = &self.core.backend;
+        backend.partitions.ensure_ahead(&backend.pool).await
+    }
+
     /// Wakes consumers after you committed events written with
     /// [`emit_in`](Self::emit_in) in a transaction of your own.
     pub fn wake(&self) {
@@ -348,6 +384,8 @@ async fn listen(core: Weak<Core<PgBackend>>, pool: PgPool, channel: String) {
 /// | [`acquire_timeout`](Self::acquire_timeout) | 10 s | how long to wait for a pooled connection |
 /// | [`migrate`](Self::migrate) | on | apply the migrations in `build` |
 /// | [`ordered_by_key`](Self::ordered_by_key) | off | one event at a time per `soiree.key`, in log order |
+/// | [`retention`](Self::retention) | none | remove consumed events older than this (whole partitions) |
+/// | [`partition_size`](Self::partition_size) | 1,000,000 | event ids per partition of the log |
 /// | [`metrics_registry`](Self::metrics_registry) | [`MetricsRegistry::global`] | where the metrics go |
 ///
 /// # Examples
@@ -372,8 +410,12 @@ pub struct PostgresStoreBuilder {
     schema: String,
     listen: bool,
     notify_interval: Duration,
+    partition_size: u64,
     registry: Option<MetricsRegistry>,
 }
+
+/// Event ids per partition of the log, by default.
+const DEFAULT_PARTITION_SIZE: u64 = 1_000_000;
 
 impl fmt::Debug for PostgresStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -382,6 +424,7 @@ impl fmt::Debug for PostgresStoreBuilder {
             .field("schema", &self.schema)
             .field("options", &self.options)
             .field("listen", &self.listen)
+            .field("partition_size", &self.partition_size)
             .finish_non_exhaustive()
     }
 }
@@ -412,6 +455,30 @@ impl PostgresStoreBuilder {
         self
     }
 
+    /// Sets how many event ids each partition of the log covers (default
+    /// 1,000,000; between 1 and 2^60).
+    ///
+    /// The log (`soiree_events`) is partitioned by range of id, and
+    /// retention ([`retention`](Self::retention),
+    /// [`prune_consumed`](PostgresStore::prune_consumed)) truncates and
+    /// drops whole partitions once every group passed them, no lease covers
+    /// them and their newest event is older than the window: no `DELETE`,
+    /// no dead rows, no vacuum debt. Stores that apply retention create the
+    /// partitions ahead, two spans past the newest id; events beyond them
+    /// land in a DEFAULT partition (a warning is logged), are delivered as
+    /// usual and are pruned by batched deletes.
+    ///
+    /// Space is given back a partition at a time: pick a size so that a
+    /// partition fills in a fraction of the retention window. Every
+    /// partition kept costs each claim an index probe (reads of the log
+    /// cannot be narrowed to some partitions), so keep the retained log to
+    /// tens of partitions, not thousands. A new size applies to the
+    /// partitions created from then on.
+    pub fn partition_size(mut self, ids: u64) -> Self {
+        self.partition_size = ids;
+        self
+    }
+
     /// Connects, applies the migrations (unless turned off) and registers
     /// the consumer group, starting at the beginning of the log.
     ///
@@ -428,6 +495,11 @@ impl PostgresStoreBuilder {
     pub async fn build(self) -> Result<PostgresStore> {
         self.options.validate()?;
         validate_schema(&self.schema)?;
+        if self.partition_size == 0 || self.partition_size > 1 << 60 {
+            return Err(Error::InvalidConfig(
+                "partition_size must be between 1 and 2^60".to_owned(),
+            ));
+        }
         let connect = PgConnectOptions::from_str(&self.url)
             .map_err(|err| {
                 Error::InvalidConfig(format!(
@@ -467,7 +539,14 @@ impl PostgresStoreBuilder {
             consumer: self.options.consumer.clone(),
             lease_ms: self.options.lease_ms(),
             channel: format!("soiree_{}", self.schema),
+            partitions: Partitions::new(&self.schema, self.partition_size),
         };
+        if self.options.retention.is_some() {
+            // Before the first append, so that events start in a partition.
+            if let Err(err) = backend.partitions.ensure_ahead(&backend.pool).await {
+                tracing::warn!(%err, "cannot create log partitions ahead; retrying later");
+            }
+        }
         let notify = self.listen.then_some(self.notify_interval);
         let mut location = format!(
             "{}:{}/{}",
