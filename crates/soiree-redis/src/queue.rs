@@ -28,6 +28,10 @@ pub(crate) struct ConsumerState {
     /// Deliveries read ahead of the bus's asks, and when they were read.
     buffer: VecDeque<Delivery>,
     buffered_at: Instant,
+    /// How many new entries the next read asks for, and when the last read
+    /// of new entries was issued (see [`read_size`]).
+    read_size: usize,
+    last_read: Instant,
 }
 
 impl ConsumerState {
@@ -38,8 +42,23 @@ impl ConsumerState {
             next_claim: Instant::now(),
             buffer: VecDeque::new(),
             buffered_at: Instant::now(),
+            read_size: MIN_READ_AHEAD,
+            last_read: Instant::now(),
         }
     }
+}
+
+/// The size of the next read of new entries: enough for a quarter of the
+/// claim timeout at the rate the bus took the last read's entries, between
+/// [`MIN_READ_AHEAD`] and [`MAX_READ_AHEAD`]. A fast bus then pays one round
+/// trip per up to a thousand events, while a slow one (long listeners) does
+/// not hold entries it cannot start before they would be handed back.
+fn read_size(last_size: usize, since_last_read: Duration, claim_timeout: Duration) -> usize {
+    let secs = since_last_read.as_secs_f64().max(1e-6);
+    let rate = last_size as f64 / secs;
+    let wanted = rate * (claim_timeout / 4).as_secs_f64();
+    // `as` saturates: a huge or infinite rate becomes usize::MAX, clamped.
+    (wanted as usize).clamp(MIN_READ_AHEAD, MAX_READ_AHEAD)
 }
 
 /// The longest a blocking read waits before it is issued again.
@@ -89,7 +108,9 @@ return kept
 ";
 
 /// Entries read per XREADGROUP at least, whatever the bus asks for.
-const READ_AHEAD: usize = 32;
+const MIN_READ_AHEAD: usize = 32;
+/// Entries read per XREADGROUP at most (as the bus's reads grow with its rate).
+const MAX_READ_AHEAD: usize = 1000;
 
 /// Why an entry is not delivered.
 enum Verdict {
@@ -126,7 +147,14 @@ impl RedisStore {
         if out.is_empty() {
             // Read ahead: the bus asks for as many as it has free workers,
             // often one at a time; a round trip per event would bound the rate.
-            self.read_new(max.max(READ_AHEAD), wait, &mut out).await?;
+            let size = read_size(
+                state.read_size,
+                state.last_read.elapsed(),
+                self.inner.options.claim_timeout,
+            );
+            state.read_size = size;
+            state.last_read = Instant::now();
+            self.read_new(max.max(size), wait, &mut out).await?;
         }
         self.prefetch_dedup(&out).await;
         if out.len() > max {
@@ -563,5 +591,29 @@ impl EventQueue for RedisStore {
 
     async fn backlog(&self) -> soiree::Result<u64> {
         Ok(self.backlog_count().await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_grow_with_the_rate_and_shrink_for_slow_listeners() {
+        let claim = Duration::from_secs(30);
+        // 32 entries taken in a millisecond: 32,000/s, capped.
+        assert_eq!(
+            read_size(32, Duration::from_millis(1), claim),
+            MAX_READ_AHEAD
+        );
+        // 1,000 entries taken in 100 s (10/s): 75 last a quarter of the timeout.
+        assert_eq!(read_size(1000, Duration::from_secs(100), claim), 75);
+        // Idle: a read that waited a long time asks for the least.
+        assert_eq!(
+            read_size(32, Duration::from_secs(3600), claim),
+            MIN_READ_AHEAD
+        );
+        // No time at all does not divide by zero.
+        assert_eq!(read_size(32, Duration::ZERO, claim), MAX_READ_AHEAD);
     }
 }
