@@ -684,3 +684,19 @@ async fn dashboard_in_a_browser_sqlite() {
     exercise("sqlite", store.clone(), store).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_in_a_browser_postgres() {
+    let Some(server) = soiree_test::postgres::PostgresServer::start_or_skip() else {
+        return;
+    };
+    let store = Arc::new(
+        within(
+            "the PostgreSQL store connects",
+            soiree_sql::PostgresStore::connect(&server.url()),
+        )
+        .await
+        .expect("a PostgreSQL store"),
+    );
+    exercise("postgres", store.clone(), store).await;
+}
