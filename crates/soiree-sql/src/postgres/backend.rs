@@ -8,12 +8,13 @@ use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{AssertSqlSafe, Row, SqlSafeStr, SqlStr};
 
 use super::partitions::Partitions;
+use crate::Result;
 use crate::backend::{
     Backend, ConsumerRow, Counts, DeadRow, FailedRetry, FailedRow, LeaseRow, Listing, NewEvent,
     Param, PendingRow, Pos, RawEvent, RetryRow, Row as ListedRow, Run, Scan,
 };
+use crate::rows::{self, ListingRow};
 use crate::{DeadLetter, DeadLetterFilter};
-use crate::{Result, rows};
 
 /// Every statement of the store, with its tables qualified by the schema.
 #[derive(Debug)]
@@ -100,21 +101,8 @@ const EVENTS: Listing = Listing {
     event_id_nullable: true,
 };
 
-const RESULTS: Listing = Listing {
-    columns: "id, AT_US, topic, event_id, handler_id, error, attempt",
-    table: "soiree_results",
-    at_us: AT_US,
-    grouped: false,
-    event_id_nullable: false,
-};
-
-const DEAD_LETTERS: Listing = Listing {
-    columns: "id, AT_US, topic, event_id, payload, properties, error, deliveries",
-    table: "soiree_dead_letters",
-    at_us: AT_US,
-    grouped: true,
-    event_id_nullable: true,
-};
+const RESULTS: Listing = rows::results(AT_US);
+const DEAD_LETTERS: Listing = rows::dead_letters(AT_US);
 
 /// The deliveries group `$1` holds: its live leases (kind 0) and its claimed
 /// retry rows (kind 1), idle since taken or extended (`$2`: the lease
@@ -848,17 +836,17 @@ impl Backend for PgBackend {
 
     async fn dead_letters(&self, scan: &Scan) -> Result<Vec<DeadLetter>> {
         let rows = self.listing(&DEAD_LETTERS, scan).await?;
-        rows.iter().map(rows::dead_letter::<_, i32>).collect()
+        rows.iter().map(ListingRow::dead_letter).collect()
     }
 
     async fn event_rows(&self, scan: &Scan) -> Result<Vec<ListedRow<RawEvent>>> {
         let rows = self.listing(&EVENTS, scan).await?;
-        rows.iter().map(rows::event_row).collect()
+        rows.iter().map(ListingRow::event_row).collect()
     }
 
     async fn result_rows(&self, scan: &Scan) -> Result<Vec<ListedRow<StoredResult>>> {
         let rows = self.listing(&RESULTS, scan).await?;
-        rows.iter().map(rows::result_row::<_, i32>).collect()
+        rows.iter().map(ListingRow::result_row).collect()
     }
 
     async fn counts(&self) -> Result<Counts> {
@@ -867,7 +855,7 @@ impl Backend for PgBackend {
             .bind(self.lease_ms)
             .fetch_one(&self.pool)
             .await?;
-        rows::counts(&row)
+        row.counts()
     }
 
     async fn pending(
@@ -890,7 +878,7 @@ impl Backend for PgBackend {
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(rows::pending_row::<_, i32>).collect()
+        rows.iter().map(ListingRow::pending_row).collect()
     }
 
     async fn consumers(&self) -> Result<Vec<ConsumerRow>> {
@@ -899,7 +887,7 @@ impl Backend for PgBackend {
             .bind(self.lease_ms)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(rows::consumer_row).collect()
+        rows.iter().map(ListingRow::consumer_row).collect()
     }
 
     async fn retry_event(&self, id: i64) -> Result<u64> {
