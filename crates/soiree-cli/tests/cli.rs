@@ -1,55 +1,19 @@
 //! Runs the built `soiree` binary: output format, checks and exit codes of
 //! `soiree bench`. Small event counts: timings are not asserted here.
 
+mod support;
+
 use std::collections::HashMap;
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use support::Output;
 
 /// Generous for a debug build on a loaded machine; a hang fails the test.
 const DEADLINE: Duration = Duration::from_secs(180);
 
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
+/// Runs `soiree ARGS`, failing the test after [`DEADLINE`].
 fn soiree(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_soiree"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the soiree binary starts");
-    // Read both pipes on threads so that a full pipe cannot stall the child.
-    let mut out = child.stdout.take().expect("piped stdout");
-    let mut err = child.stderr.take().expect("piped stderr");
-    let stdout = std::thread::spawn(move || {
-        let mut text = String::new();
-        out.read_to_string(&mut text).map(|_| text)
-    });
-    let stderr = std::thread::spawn(move || {
-        let mut text = String::new();
-        err.read_to_string(&mut text).map(|_| text)
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for soiree") {
-            break status;
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            panic!("soiree {args:?} ran longer than {DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        code: status.code(),
-        stdout: stdout.join().expect("stdout reader").expect("utf-8 stdout"),
-        stderr: stderr.join().expect("stderr reader").expect("utf-8 stderr"),
-    }
+    support::soiree_within(args, DEADLINE)
 }
 
 /// Parses `key=value …`, checking that the keys come in the documented order.

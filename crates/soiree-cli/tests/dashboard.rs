@@ -2,14 +2,16 @@
 //! a loopback port and answers with the store's counts; an address that is
 //! not loopback is refused without a token. Every wait is bounded.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use soiree::EventBus;
+use support::temp_dir;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -21,18 +23,6 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "soiree-cli-dashboard-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    std::fs::create_dir_all(&dir).expect("a temp dir");
-    dir
 }
 
 /// A plain HTTP/1.1 GET on loopback; returns the status line and body.
@@ -56,7 +46,7 @@ fn get(addr: &str, path: &str) -> (String, String) {
 
 #[test]
 fn serves_the_stores_counts_on_loopback() {
-    let dir = temp_dir();
+    let dir = temp_dir("dashboard");
     let path = dir.join("events.db");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -126,7 +116,7 @@ fn serves_the_stores_counts_on_loopback() {
 
 #[test]
 fn refuses_an_address_that_is_not_loopback_without_a_token() {
-    let dir = temp_dir();
+    let dir = temp_dir("dashboard");
     let path = dir.join("events.db");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -6,9 +6,8 @@
 //! A server that cannot start skips its test, except under `CI=true`,
 //! where it fails (`start_or_skip`).
 
-use std::io::Read;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -17,62 +16,14 @@ use serde_json::{Value, json};
 use soiree::{EventBus, EventStore};
 use soiree_test::postgres::PostgresServer;
 use soiree_test::redis::RedisServer;
+use support::{Output, temp_dir};
 
 /// Generous for a debug build on a loaded machine; a hang fails the test.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-#[derive(Debug)]
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Output {
-    fn json(&self) -> Value {
-        assert_eq!(self.code, Some(0), "{self:?}");
-        serde_json::from_str(&self.stdout).unwrap_or_else(|err| panic!("{err}: {self:?}"))
-    }
-}
-
-/// Runs `soiree ARGS` with stdin not a terminal (nothing to read) and no
-/// `SOIREE_STORE`, killing it after [`DEADLINE`].
+/// Runs `soiree ARGS`, failing the test after [`DEADLINE`].
 fn soiree(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_soiree"))
-        .args(args)
-        .env_remove("SOIREE_STORE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the soiree binary starts");
-    let mut out = child.stdout.take().expect("piped stdout");
-    let mut err = child.stderr.take().expect("piped stderr");
-    let stdout = std::thread::spawn(move || {
-        let mut text = String::new();
-        out.read_to_string(&mut text).map(|_| text)
-    });
-    let stderr = std::thread::spawn(move || {
-        let mut text = String::new();
-        err.read_to_string(&mut text).map(|_| text)
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for soiree") {
-            break status;
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("soiree {args:?} ran longer than {DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        code: status.code(),
-        stdout: stdout.join().expect("stdout reader").expect("utf-8 stdout"),
-        stderr: stderr.join().expect("stderr reader").expect("utf-8 stderr"),
-    }
+    support::soiree_within(args, DEADLINE)
 }
 
 /// `soiree` from async code (the bus keeps running meanwhile).
@@ -387,16 +338,4 @@ fn help_documents_the_exit_codes() {
     for text in ["Exit codes:", "dead-letters", "tail", "bench", "--store"] {
         assert!(out.stdout.contains(text), "{text:?} missing: {out:?}");
     }
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "soiree-cli-{name}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    std::fs::create_dir_all(&dir).expect("a temp dir");
-    dir
 }

@@ -215,6 +215,32 @@
   function panel(title, body, extra) {
     return h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", {}, title), extra || null), body);
   }
+  // The buttons of a paged listing in `pager`: `cursors` is the stack of
+  // the cursors of the pages shown so far (`null`: the first page), `next`
+  // the cursor of the page after this one; a click updates the stack, then
+  // calls `load`. With `toFirst` (a listing that keeps changing) the way
+  // back is to the first page, else one page back.
+  function fillPager(pager, cursors, next, load, toFirst) {
+    clear(pager);
+    if (cursors.length > 1) {
+      const back = h("button", {}, toFirst ? "← First" : "← Newer");
+      back.addEventListener("click", () => {
+        if (toFirst) cursors.length = 1;
+        else cursors.pop();
+        load();
+      });
+      pager.appendChild(back);
+    }
+    if (next) {
+      const forward = h("button", {}, toFirst ? "Next →" : "Older →");
+      forward.addEventListener("click", () => {
+        cursors.push(next);
+        load();
+      });
+      pager.appendChild(forward);
+    }
+    pager.style.display = pager.firstChild ? "" : "none";
+  }
   function table(headers, rows) {
     return h(
       "div",
@@ -443,7 +469,7 @@
     const list = h("div", { id: "dead-letter-list" });
     const pager = h("div", { class: "pager" });
     const selectionInfo = h("span", { class: "muted" });
-    let cursors = [null];
+    const cursors = [null];
     let letters = [];
 
     const filterBody = () => {
@@ -475,7 +501,7 @@
     const bulk = h("div", { class: "toolbar" }, selectionInfo, replaySelected, purgeSelected, replayAll, purgeAll);
     form.addEventListener("submit", (e) => {
       e.preventDefault();
-      cursors = [null];
+      cursors.length = 1;
       const q = query({ topic: topicInput.value.trim(), event_id: idInput.value.trim() });
       history.replaceState(null, "", "dead-letters" + q);
       load();
@@ -540,24 +566,7 @@
             table([h("th", {}, all), "Letter", "Event", "Error", h("th", { class: "num" }, "Deliveries"), "Payload", ""], letters.map(row))
           );
         }
-        clear(pager);
-        if (cursors.length > 1) {
-          const newer = h("button", {}, "← Newer");
-          newer.addEventListener("click", () => {
-            cursors.pop();
-            load();
-          });
-          pager.appendChild(newer);
-        }
-        if (page.next) {
-          const older = h("button", {}, "Older →");
-          older.addEventListener("click", () => {
-            cursors.push(page.next);
-            load();
-          });
-          pager.appendChild(older);
-        }
-        pager.style.display = pager.firstChild ? "" : "none";
+        fillPager(pager, cursors, page.next, load, false);
         updateSelection();
         ok();
         content.dataset.loaded = "true";
@@ -684,10 +693,10 @@
     const list = h("div", {});
     const pager = h("div", { class: "pager" });
     const filter = h("form", { class: "toolbar" }, topicInput, h("button", { type: "submit" }, "Filter"));
-    let cursors = [null];
+    const cursors = [null];
     filter.addEventListener("submit", (e) => {
       e.preventDefault();
-      cursors = [null];
+      cursors.length = 1;
       history.replaceState(null, "", "events" + query({ topic: topicInput.value.trim() }));
       load();
     });
@@ -704,24 +713,7 @@
               page.items.map((ev) => h("tr", { dataset: { event: ev.event_id || "" } }, timeCell(ev.at), h("td", {}, topicTag(ev.topic)), h("td", {}, eventLink(ev.event_id)), h("td", {}, payloadPreview(ev.payload)), h("td", { class: "mono muted" }, ev.id)))
             )
           );
-        clear(pager);
-        if (cursors.length > 1) {
-          const newer = h("button", {}, "← Newer");
-          newer.addEventListener("click", () => {
-            cursors.pop();
-            load();
-          });
-          pager.appendChild(newer);
-        }
-        if (page.next) {
-          const older = h("button", {}, "Older →");
-          older.addEventListener("click", () => {
-            cursors.push(page.next);
-            load();
-          });
-          pager.appendChild(older);
-        }
-        pager.style.display = pager.firstChild ? "" : "none";
+        fillPager(pager, cursors, page.next, load, false);
         ok();
         content.dataset.loaded = "true";
       } catch (err) {
@@ -804,7 +796,7 @@
     const consumers = h("div", {});
     const list = h("div", {});
     const pager = h("div", { class: "pager" });
-    let cursors = [null];
+    const cursors = [null];
     append(content, [panel("Consumers", consumers), panel("Pending deliveries", h("div", {}, list, pager), h("span", { class: "muted" }, "taken by a consumer, not yet acknowledged"))]);
     async function load() {
       try {
@@ -841,24 +833,7 @@
               )
             )
           );
-        clear(pager);
-        if (cursors.length > 1) {
-          const first = h("button", {}, "← First");
-          first.addEventListener("click", () => {
-            cursors = [null];
-            load();
-          });
-          pager.appendChild(first);
-        }
-        if (page.next) {
-          const next = h("button", {}, "Next →");
-          next.addEventListener("click", () => {
-            cursors.push(page.next);
-            load();
-          });
-          pager.appendChild(next);
-        }
-        pager.style.display = pager.firstChild ? "" : "none";
+        fillPager(pager, cursors, page.next, load, true);
         ok();
         content.dataset.loaded = "true";
       } catch (err) {

@@ -85,6 +85,20 @@ struct ConsumerState {
     order: KeyOrder<Receipt>,
 }
 
+impl ConsumerState {
+    /// A blocker of `key` may have appeared at `after`: its buffered
+    /// entries past it wait for a new check ([`KeyOrder::hold_back`]).
+    fn hold_back(&mut self, key: &str, after: Pos) {
+        self.order.hold_back(
+            self.buffer
+                .iter_mut()
+                .filter_map(|entry| entry.order.as_mut()),
+            key,
+            after,
+        );
+    }
+}
+
 #[derive(Debug)]
 struct Buffered {
     source: Receipt,
@@ -528,14 +542,7 @@ impl<B: Backend> Core<B> {
             let state = &mut *state;
             for receipt in moved {
                 if let Some((key, pos)) = state.order.out_of(receipt) {
-                    state.order.hold_back(
-                        state
-                            .buffer
-                            .iter_mut()
-                            .filter_map(|entry| entry.order.as_mut()),
-                        &key,
-                        pos,
-                    );
+                    state.hold_back(&key, pos);
                 }
             }
             for receipt in receipts {
@@ -1349,14 +1356,7 @@ fn forget_entries(state: &mut ConsumerState, gone: impl Fn(&Receipt) -> bool) {
         .collect();
     lost.extend(state.order.drop_out(&gone));
     for (key, pos) in lost {
-        state.order.hold_back(
-            state
-                .buffer
-                .iter_mut()
-                .filter_map(|entry| entry.order.as_mut()),
-            &key,
-            pos,
-        );
+        state.hold_back(&key, pos);
     }
 }
 

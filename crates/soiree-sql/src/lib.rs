@@ -84,6 +84,8 @@ mod ordering;
 pub mod outbox;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod rows;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod topic;

@@ -295,8 +295,15 @@ impl<R: Hash + Eq + Copy> KeyOrder<R> {
 mod tests {
     use super::*;
 
+    const INTERVAL: Duration = Duration::from_secs(60);
+
     fn pos(id: i64) -> Pos {
         Pos { tx: 0, id }
+    }
+
+    /// The check of `entry` due now, with checks at most every [`INTERVAL`].
+    fn due_now(order: &mut KeyOrder<u32>, entry: &Keyed) -> Option<Check> {
+        order.due_check(std::iter::once(entry), Instant::now(), INTERVAL)
     }
 
     #[test]
@@ -328,7 +335,7 @@ mod tests {
         // a4 still comes first.
         let mut entries = vec![a4, a6];
         let check = order
-            .due_check(entries.iter(), Instant::now(), Duration::from_secs(60))
+            .due_check(entries.iter(), Instant::now(), INTERVAL)
             .expect("due: never checked");
         assert_eq!(check.keys, ["a"]);
         assert_eq!(check.before, pos(6));
@@ -352,34 +359,16 @@ mod tests {
         order.settle(&1);
         let mut a2 = order.admit("a", pos(2), Some(&checked));
         assert!(a2.blocked, "checked before the blocker appeared");
-        let check = order
-            .due_check(
-                std::iter::once(&a2),
-                Instant::now(),
-                Duration::from_secs(60),
-            )
-            .unwrap();
+        let check = due_now(&mut order, &a2).unwrap();
         order.changed();
         assert!(!order.apply(&check, &Blockers::new(), std::iter::once(&mut a2)));
         assert!(a2.blocked);
-        let check = order
-            .due_check(
-                std::iter::once(&a2),
-                Instant::now(),
-                Duration::from_secs(60),
-            )
-            .unwrap();
+        let check = due_now(&mut order, &a2).unwrap();
         let blockers: Blockers = [("a".to_owned(), pos(1))].into();
         assert!(!order.apply(&check, &blockers, std::iter::once(&mut a2)));
         assert!(a2.blocked, "the retry row comes first");
         assert!(
-            order
-                .due_check(
-                    std::iter::once(&a2),
-                    Instant::now(),
-                    Duration::from_secs(60)
-                )
-                .is_none(),
+            due_now(&mut order, &a2).is_none(),
             "not again before the interval"
         );
     }

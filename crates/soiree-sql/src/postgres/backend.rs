@@ -11,8 +11,9 @@ use super::partitions::Partitions;
 use crate::Result;
 use crate::backend::{
     Backend, ConsumerRow, Counts, DeadRow, FailedRetry, FailedRow, LeaseRow, Listing, NewEvent,
-    Param, PendingRow, Pos, RawEvent, RetryRow, Row as ListedRow, Run, Scan, from_us,
+    Param, PendingRow, Pos, RawEvent, RetryRow, Row as ListedRow, Run, Scan,
 };
+use crate::rows::{self, ListingRow};
 use crate::{DeadLetter, DeadLetterFilter};
 
 /// Every statement of the store, with its tables qualified by the schema.
@@ -100,21 +101,8 @@ const EVENTS: Listing = Listing {
     event_id_nullable: true,
 };
 
-const RESULTS: Listing = Listing {
-    columns: "id, AT_US, topic, event_id, handler_id, error, attempt",
-    table: "soiree_results",
-    at_us: AT_US,
-    grouped: false,
-    event_id_nullable: false,
-};
-
-const DEAD_LETTERS: Listing = Listing {
-    columns: "id, AT_US, topic, event_id, payload, properties, error, deliveries",
-    table: "soiree_dead_letters",
-    at_us: AT_US,
-    grouped: true,
-    event_id_nullable: true,
-};
+const RESULTS: Listing = rows::results(AT_US);
+const DEAD_LETTERS: Listing = rows::dead_letters(AT_US);
 
 /// The deliveries group `$1` holds: its live leases (kind 0) and its claimed
 /// retry rows (kind 1), idle since taken or extended (`$2`: the lease
@@ -848,62 +836,17 @@ impl Backend for PgBackend {
 
     async fn dead_letters(&self, scan: &Scan) -> Result<Vec<DeadLetter>> {
         let rows = self.listing(&DEAD_LETTERS, scan).await?;
-        rows.iter()
-            .map(|row| {
-                let deliveries: i32 = row.try_get(7)?;
-                Ok(DeadLetter {
-                    id: row.try_get(0)?,
-                    at: row.try_get::<Option<i64>, _>(1)?.map(from_us),
-                    topic: row.try_get(2)?,
-                    event_id: row.try_get(3)?,
-                    payload: row.try_get(4)?,
-                    properties: row.try_get(5)?,
-                    error: row.try_get(6)?,
-                    deliveries: u32::try_from(deliveries).unwrap_or(0),
-                })
-            })
-            .collect()
+        rows.iter().map(ListingRow::dead_letter).collect()
     }
 
     async fn event_rows(&self, scan: &Scan) -> Result<Vec<ListedRow<RawEvent>>> {
         let rows = self.listing(&EVENTS, scan).await?;
-        rows.iter()
-            .map(|row| {
-                let id = row.try_get(0)?;
-                Ok(ListedRow {
-                    id,
-                    at_us: row.try_get(1)?,
-                    item: RawEvent {
-                        pos: Pos { tx: 0, id },
-                        topic: row.try_get(2)?,
-                        payload: row.try_get(3)?,
-                        properties: row.try_get(4)?,
-                        // Listings do not need it: only claims order by key.
-                        key: None,
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(ListingRow::event_row).collect()
     }
 
     async fn result_rows(&self, scan: &Scan) -> Result<Vec<ListedRow<StoredResult>>> {
         let rows = self.listing(&RESULTS, scan).await?;
-        rows.iter()
-            .map(|row| {
-                let attempt: i32 = row.try_get(6)?;
-                Ok(ListedRow {
-                    id: row.try_get(0)?,
-                    at_us: row.try_get(1)?,
-                    item: StoredResult {
-                        topic: row.try_get(2)?,
-                        event_id: row.try_get(3)?,
-                        handler_id: row.try_get(4)?,
-                        error: row.try_get(5)?,
-                        attempt: u32::try_from(attempt).unwrap_or(0),
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(ListingRow::result_row).collect()
     }
 
     async fn counts(&self) -> Result<Counts> {
@@ -912,16 +855,7 @@ impl Backend for PgBackend {
             .bind(self.lease_ms)
             .fetch_one(&self.pool)
             .await?;
-        Ok(Counts {
-            emitted: row.try_get(0)?,
-            events: row.try_get(1)?,
-            results: row.try_get(2)?,
-            dead_letters: row.try_get(3)?,
-            backlog: row.try_get(4)?,
-            oldest_ms: row.try_get(5)?,
-            in_flight: row.try_get(6)?,
-            consumers: row.try_get(7)?,
-        })
+        row.counts()
     }
 
     async fn pending(
@@ -944,31 +878,7 @@ impl Backend for PgBackend {
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let kind: i32 = row.try_get(0)?;
-                let id: i64 = row.try_get(1)?;
-                let topic: Option<String> = row.try_get(6)?;
-                Ok(PendingRow {
-                    retry: kind == 1,
-                    id,
-                    consumer: row.try_get(2)?,
-                    idle_ms: row.try_get(3)?,
-                    deliveries: row.try_get(4)?,
-                    events: row.try_get(5)?,
-                    event: match topic {
-                        Some(topic) => Some(RawEvent {
-                            pos: Pos { tx: 0, id },
-                            topic,
-                            payload: row.try_get(7)?,
-                            properties: row.try_get(8)?,
-                            key: None,
-                        }),
-                        None => None,
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(ListingRow::pending_row).collect()
     }
 
     async fn consumers(&self) -> Result<Vec<ConsumerRow>> {
@@ -977,15 +887,7 @@ impl Backend for PgBackend {
             .bind(self.lease_ms)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ConsumerRow {
-                    name: row.try_get(0)?,
-                    pending: row.try_get(1)?,
-                    idle_ms: row.try_get(2)?,
-                })
-            })
-            .collect()
+        rows.iter().map(ListingRow::consumer_row).collect()
     }
 
     async fn retry_event(&self, id: i64) -> Result<u64> {
