@@ -441,6 +441,33 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Acknowledges entries behind the results written so far: the XACKs
+    /// go through the results writer, which sends one pipeline at a time
+    /// in the order it was given commands, so a delivery's results reach
+    /// Redis before its acknowledgement, often in the same round trip. A
+    /// result that failed to be written is logged (as in
+    /// [`RedisStore::flush_results`]) and the entry acknowledged anyway.
+    async fn ack_after_results(&self, ids: &[String]) -> Result<()> {
+        const BATCH: usize = 1000;
+        let inner = &self.inner;
+        let results = std::mem::take(&mut *inner.lock_results_behind());
+        let cmds = ids
+            .chunks(BATCH)
+            .map(|ids| redis::Cmd::xack(&inner.keys.events, &inner.options.group, ids))
+            .collect();
+        let acked = inner.results_writer.write_behind(cmds);
+        for written in results {
+            if let Err(err) = written.wait().await {
+                tracing::warn!(%err, "a listener result was not written");
+            }
+        }
+        match acked?.wait().await {
+            // As in `ack_ids`: without the group nothing is pending.
+            Err(err) if err.code() == Some("NOGROUP") => Ok(()),
+            other => other,
+        }
+    }
+
     pub(crate) async fn ack_ids(&self, ids: &[String]) -> Result<()> {
         let inner = &self.inner;
         let cmd = redis::Cmd::xack(&inner.keys.events, &inner.options.group, ids);
@@ -493,13 +520,8 @@ impl EventQueue for RedisStore {
     }
 
     async fn ack(&self, receipts: &[String]) -> soiree::Result<()> {
-        const BATCH: usize = 1000;
-        // Results first: a settled delivery's results are in Redis.
-        self.flush_results().await;
-        for ids in receipts.chunks(BATCH) {
-            self.ack_ids(ids).await?;
-            self.inner.dedup_cache.remove(ids);
-        }
+        self.ack_after_results(receipts).await?;
+        self.inner.dedup_cache.remove(receipts);
         Ok(())
     }
 
@@ -508,8 +530,10 @@ impl EventQueue for RedisStore {
     /// acknowledges them), listable with [`RedisStore::dead_letters`] and
     /// replayable with [`RedisStore::replay_dead_letters`].
     async fn fail(&self, failures: &[FailedDelivery]) -> soiree::Result<()> {
-        self.flush_results().await;
         let receipts: Vec<String> = failures.iter().map(|f| f.receipt.clone()).collect();
+        if self.inner.options.on_failure != FailurePolicy::Acknowledge {
+            self.flush_results().await;
+        }
         match self.inner.options.on_failure {
             FailurePolicy::DeadLetter => {
                 let pairs: Vec<(&str, &str)> = failures
@@ -524,7 +548,7 @@ impl EventQueue for RedisStore {
                     }
                 }
             }
-            FailurePolicy::Acknowledge => self.ack_ids(&receipts).await?,
+            FailurePolicy::Acknowledge => self.ack_after_results(&receipts).await?,
             FailurePolicy::Redeliver => {
                 for failure in failures {
                     tracing::debug!(
