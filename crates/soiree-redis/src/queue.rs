@@ -10,6 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use redis::streams::{StreamAutoClaimOptions, StreamPendingCountReply, StreamReadOptions};
 use soiree::{Delivery, EventQueue, FailedDelivery, StoredEvent};
 use tokio::time::Instant;
 
@@ -177,7 +178,7 @@ impl RedisStore {
         }
         let mut pipe = redis::pipe();
         for (_, event_id) in &with_id {
-            pipe.cmd("SMEMBERS").arg(inner.keys.dedup(event_id));
+            pipe.smembers(inner.keys.dedup(event_id));
         }
         let mut conn = inner.conn.clone();
         match pipe.query_async::<Vec<Vec<String>>>(&mut conn).await {
@@ -205,18 +206,17 @@ impl RedisStore {
         let Some(start) = state.reread_from.clone() else {
             return Ok(());
         };
+        let options = StreamReadOptions::default()
+            .group(&inner.options.group, &inner.options.consumer)
+            .count(max);
+        // The reply is walked by hand: it holds `[id, nil]` for an entry
+        // deleted while pending, which the typed reply cannot tell.
         let entries = entry::read_reply(
-            self.query(
-                redis::cmd("XREADGROUP")
-                    .arg("GROUP")
-                    .arg(&inner.options.group)
-                    .arg(&inner.options.consumer)
-                    .arg("COUNT")
-                    .arg(max)
-                    .arg("STREAMS")
-                    .arg(&inner.keys.events)
-                    .arg(&start),
-            )
+            self.query(&redis::Cmd::xread_options(
+                &[&inner.keys.events],
+                &[&start],
+                &options,
+            ))
             .await?,
         )?;
         let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
@@ -225,22 +225,9 @@ impl RedisStore {
         };
         state.reread_from = Some(last.id.clone());
         // XREADGROUP does not report delivery counts: read them back.
-        let rows = entry::pending_rows(
-            self.query(
-                redis::cmd("XPENDING")
-                    .arg(&inner.keys.events)
-                    .arg(&inner.options.group)
-                    .arg(&first.id)
-                    .arg(&last.id)
-                    .arg(entries.len())
-                    .arg(&inner.options.consumer),
-            )
-            .await?,
-        )?;
-        let counts: HashMap<String, u64> = rows
-            .into_iter()
-            .map(|row| (row.id, row.deliveries))
-            .collect();
+        let counts = self
+            .delivery_counts(&first.id, &last.id, entries.len())
+            .await?;
         let before = out.len();
         self.accept(entries, |id| counts.get(id).copied().unwrap_or(2), out)
             .await?;
@@ -304,17 +291,17 @@ impl RedisStore {
     ) -> Result<()> {
         let inner = &self.inner;
         let min_idle = u64::try_from(inner.options.claim_timeout.as_millis()).unwrap_or(u64::MAX);
+        // The reply is walked by hand (see `entry`): the typed one drops
+        // entries deleted while pending.
         let reply = self
-            .query(
-                redis::cmd("XAUTOCLAIM")
-                    .arg(&inner.keys.events)
-                    .arg(&inner.options.group)
-                    .arg(&inner.options.consumer)
-                    .arg(min_idle)
-                    .arg(&state.claim_cursor)
-                    .arg("COUNT")
-                    .arg(max),
-            )
+            .query(&redis::Cmd::xautoclaim_options(
+                &inner.keys.events,
+                &inner.options.group,
+                &inner.options.consumer,
+                min_idle,
+                &state.claim_cursor,
+                StreamAutoClaimOptions::default().count(max),
+            ))
             .await?;
         let (cursor, claimed, deleted) = entry::autoclaim_reply(reply)?;
         if cursor == "0-0" {
@@ -335,22 +322,9 @@ impl RedisStore {
             return Ok(());
         };
         // XAUTOCLAIM does not report delivery counts: read them back.
-        let rows = entry::pending_rows(
-            self.query(
-                redis::cmd("XPENDING")
-                    .arg(&inner.keys.events)
-                    .arg(&inner.options.group)
-                    .arg(&first.id)
-                    .arg(&last.id)
-                    .arg(claimed.len() + 10_000)
-                    .arg(&inner.options.consumer),
-            )
-            .await?,
-        )?;
-        let counts: HashMap<String, u64> = rows
-            .into_iter()
-            .map(|row| (row.id, row.deliveries))
-            .collect();
+        let counts = self
+            .delivery_counts(&first.id, &last.id, claimed.len() + 10_000)
+            .await?;
         let before = out.len();
         self.accept(claimed, |id| counts.get(id).copied().unwrap_or(2), out)
             .await?;
@@ -361,24 +335,46 @@ impl RedisStore {
         Ok(())
     }
 
+    /// The delivery counts of the entries from `first` to `last` pending
+    /// under this consumer (XPENDING's extended form, up to `count` rows).
+    async fn delivery_counts(
+        &self,
+        first: &str,
+        last: &str,
+        count: usize,
+    ) -> Result<HashMap<String, u64>> {
+        let inner = &self.inner;
+        let rows: StreamPendingCountReply = self
+            .query(&redis::Cmd::xpending_consumer_count(
+                &inner.keys.events,
+                &inner.options.group,
+                first,
+                last,
+                count,
+                &inner.options.consumer,
+            ))
+            .await?;
+        Ok(rows
+            .ids
+            .into_iter()
+            .map(|row| (row.id, row.times_delivered as u64))
+            .collect())
+    }
+
     /// Reads entries never delivered to the group, blocking up to `wait`.
     async fn read_new(&self, max: usize, wait: Duration, out: &mut Vec<Delivery>) -> Result<()> {
         let inner = &self.inner;
         // BLOCK 0 would wait forever; Redis rejects a timeout past its
         // range, and a read can always be issued again.
         let wait = wait.min(MAX_BLOCK);
-        let block_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
-        let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP")
-            .arg(&inner.options.group)
-            .arg(&inner.options.consumer)
-            .arg("COUNT")
-            .arg(max)
-            .arg("BLOCK")
-            .arg(block_ms)
-            .arg("STREAMS")
-            .arg(&inner.keys.events)
-            .arg(">");
+        let block_ms = usize::try_from(wait.as_millis())
+            .unwrap_or(usize::MAX)
+            .max(1);
+        let options = StreamReadOptions::default()
+            .group(&inner.options.group, &inner.options.consumer)
+            .count(max)
+            .block(block_ms);
+        let cmd = redis::Cmd::xread_options(&[&inner.keys.events], &[">"], &options);
         let limit = wait.saturating_add(inner.options.response_timeout);
         let mut conn = inner.blocking.clone();
         let reply: redis::Value = tokio::time::timeout(limit, cmd.query_async(&mut conn))
@@ -416,9 +412,7 @@ impl RedisStore {
                 Verdict::Deliver(event) if count > max => {
                     let last_error = match event.id() {
                         Some(id) => self
-                            .query::<Option<String>>(
-                                redis::cmd("GET").arg(inner.keys.last_error(id)),
-                            )
+                            .query::<Option<String>>(&redis::Cmd::get(inner.keys.last_error(id)))
                             .await
                             .unwrap_or_default(),
                         None => None,
@@ -447,13 +441,36 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Acknowledges entries behind the results written so far: the XACKs
+    /// go through the results writer, which sends one pipeline at a time
+    /// in the order it was given commands, so a delivery's results reach
+    /// Redis before its acknowledgement, often in the same round trip. A
+    /// result that failed to be written is logged (as in
+    /// [`RedisStore::flush_results`]) and the entry acknowledged anyway.
+    async fn ack_after_results(&self, ids: &[String]) -> Result<()> {
+        const BATCH: usize = 1000;
+        let inner = &self.inner;
+        let results = std::mem::take(&mut *inner.lock_results_behind());
+        let cmds = ids
+            .chunks(BATCH)
+            .map(|ids| redis::Cmd::xack(&inner.keys.events, &inner.options.group, ids))
+            .collect();
+        let acked = inner.results_writer.write_behind(cmds);
+        for written in results {
+            if let Err(err) = written.wait().await {
+                tracing::warn!(%err, "a listener result was not written");
+            }
+        }
+        match acked?.wait().await {
+            // As in `ack_ids`: without the group nothing is pending.
+            Err(err) if err.code() == Some("NOGROUP") => Ok(()),
+            other => other,
+        }
+    }
+
     pub(crate) async fn ack_ids(&self, ids: &[String]) -> Result<()> {
         let inner = &self.inner;
-        let mut cmd = redis::cmd("XACK");
-        cmd.arg(&inner.keys.events).arg(&inner.options.group);
-        for id in ids {
-            cmd.arg(id);
-        }
+        let cmd = redis::Cmd::xack(&inner.keys.events, &inner.options.group, ids);
         match self.query::<u64>(&cmd).await {
             // The group (and with it the pending list) is gone, after a
             // restart of a Redis without persistence: nothing to acknowledge.
@@ -485,14 +502,12 @@ fn verdict(entry: &Entry) -> Verdict {
 #[async_trait]
 impl EventQueue for RedisStore {
     async fn enqueue(&self, event: &StoredEvent) -> soiree::Result<()> {
-        self.maintain().await;
         self.append(event).await?;
         Ok(())
     }
 
     async fn dequeue(&self, max: usize, wait: Duration) -> soiree::Result<Vec<Delivery>> {
         let max = max.max(1);
-        self.maintain().await;
         match self.dequeue_inner(max, wait).await {
             Err(err) if err.code() == Some("NOGROUP") => {
                 // Redis restarted empty, or someone deleted the stream.
@@ -505,13 +520,8 @@ impl EventQueue for RedisStore {
     }
 
     async fn ack(&self, receipts: &[String]) -> soiree::Result<()> {
-        const BATCH: usize = 1000;
-        // Results first: a settled delivery's results are in Redis.
-        self.flush_results().await;
-        for ids in receipts.chunks(BATCH) {
-            self.ack_ids(ids).await?;
-            self.inner.dedup_cache.remove(ids);
-        }
+        self.ack_after_results(receipts).await?;
+        self.inner.dedup_cache.remove(receipts);
         Ok(())
     }
 
@@ -520,8 +530,10 @@ impl EventQueue for RedisStore {
     /// acknowledges them), listable with [`RedisStore::dead_letters`] and
     /// replayable with [`RedisStore::replay_dead_letters`].
     async fn fail(&self, failures: &[FailedDelivery]) -> soiree::Result<()> {
-        self.flush_results().await;
         let receipts: Vec<String> = failures.iter().map(|f| f.receipt.clone()).collect();
+        if self.inner.options.on_failure != FailurePolicy::Acknowledge {
+            self.flush_results().await;
+        }
         match self.inner.options.on_failure {
             FailurePolicy::DeadLetter => {
                 let pairs: Vec<(&str, &str)> = failures
@@ -536,7 +548,7 @@ impl EventQueue for RedisStore {
                     }
                 }
             }
-            FailurePolicy::Acknowledge => self.ack_ids(&receipts).await?,
+            FailurePolicy::Acknowledge => self.ack_after_results(&receipts).await?,
             FailurePolicy::Redeliver => {
                 for failure in failures {
                     tracing::debug!(

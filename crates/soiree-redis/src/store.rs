@@ -1,21 +1,24 @@
 //! The store: connections, keys, options, and the base store traits.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::streams::{
+    StreamAddOptions, StreamInfoGroupsReply, StreamTrimOptions, StreamTrimStrategy,
+    StreamTrimmingMode,
+};
 use redis::{Client, FromRedisValue};
 use soiree::{
     EventHistory, EventQueue, EventStore, HandlerDedup, MetricsRegistry, StoredEvent, StoredResult,
 };
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, oneshot};
 
 use crate::builder::{NameLease, Options};
 use crate::dedup_cache::DedupCache;
-use crate::entry;
 use crate::keys::{Keys, field};
 use crate::metrics::RedisMetrics;
 use crate::queue::ConsumerState;
@@ -45,7 +48,8 @@ end
 return removed
 ";
 
-/// How often the store refreshes its queue-length gauge and applies TTLs.
+/// How often the store's maintenance task refreshes the queue-length gauge,
+/// applies the TTLs and (less often) removes idle consumers.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A soiree store on Redis Streams: an at-least-once event queue shared by
@@ -76,6 +80,18 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct RedisStore {
     pub(crate) inner: Arc<Inner>,
+    /// Shared by the handles given out, not by the maintenance task's
+    /// view of the store: dropped with the last of them.
+    _handle: Option<Arc<Handle>>,
+}
+
+/// What the store's handles hold and its maintenance task does not: it
+/// goes with the last handle, even while a maintenance round runs.
+struct Handle {
+    /// Dropped: stops the maintenance task.
+    _stop_maintenance: oneshot::Sender<()>,
+    /// Keeps the default consumer name of this store for it while it lives.
+    _name_lease: Option<NameLease>,
 }
 
 pub(crate) struct Inner {
@@ -97,13 +113,10 @@ pub(crate) struct Inner {
     pub(crate) results_behind: std::sync::Mutex<Vec<crate::writer::Written>>,
     pub(crate) dedup_cache: DedupCache,
     started: Instant,
-    next_maintenance_ms: AtomicU64,
     next_consumer_cleanup_ms: AtomicU64,
     pub(crate) remove_consumers_script: redis::Script,
     /// Where the server is, without credentials (`redis://host:port/db`).
     pub(crate) location: String,
-    /// Keeps the default consumer name of this store for it while it lives.
-    _name_lease: Option<NameLease>,
 }
 
 impl Inner {
@@ -192,6 +205,7 @@ impl RedisStore {
         let results_writer = Writer::spawn(conn.clone(), 1)?;
         let keys = Keys::new(&options.prefix);
         let metrics = RedisMetrics::new(registry, &keys.events);
+        let (stop_maintenance, maintenance_stopped) = oneshot::channel();
         let store = Self {
             inner: Arc::new(Inner {
                 conn,
@@ -208,14 +222,21 @@ impl RedisStore {
                 results_behind: std::sync::Mutex::default(),
                 dedup_cache: DedupCache::default(),
                 started: Instant::now(),
-                next_maintenance_ms: AtomicU64::new(0),
                 next_consumer_cleanup_ms: AtomicU64::new(0),
                 remove_consumers_script: redis::Script::new(REMOVE_IDLE_CONSUMERS),
                 location,
-                _name_lease: name_lease,
             }),
+            _handle: Some(Arc::new(Handle {
+                _stop_maintenance: stop_maintenance,
+                _name_lease: name_lease,
+            })),
         };
         store.ensure_group().await?;
+        // Inside a runtime: the writers above were spawned on it.
+        tokio::spawn(maintenance(
+            Arc::downgrade(&store.inner),
+            maintenance_stopped,
+        ));
         Ok(store)
     }
 
@@ -266,7 +287,7 @@ impl RedisStore {
     pub async fn purge(&self) -> Result<u64> {
         let keys = &self.inner.keys;
         let mut deleted = self
-            .query::<u64>(redis::cmd("UNLINK").arg(&keys.fixed()[..]))
+            .query::<u64>(&redis::Cmd::unlink(&keys.fixed()[..]))
             .await?;
         for pattern in keys.per_event_patterns() {
             let mut cursor = 0u64;
@@ -282,7 +303,7 @@ impl RedisStore {
                     )
                     .await?;
                 if !found.is_empty() {
-                    deleted += self.query::<u64>(redis::cmd("UNLINK").arg(&found)).await?;
+                    deleted += self.query::<u64>(&redis::Cmd::unlink(&found)).await?;
                 }
                 if next == 0 {
                     break;
@@ -305,14 +326,11 @@ impl RedisStore {
     pub(crate) async fn ensure_group(&self) -> Result<()> {
         let inner = &self.inner;
         let created: Result<()> = self
-            .query(
-                redis::cmd("XGROUP")
-                    .arg("CREATE")
-                    .arg(&inner.keys.events)
-                    .arg(&inner.options.group)
-                    .arg("0")
-                    .arg("MKSTREAM"),
-            )
+            .query(&redis::Cmd::xgroup_create_mkstream(
+                &inner.keys.events,
+                &inner.options.group,
+                "0",
+            ))
             .await;
         match created {
             Err(err) if err.code() != Some("BUSYGROUP") => Err(err),
@@ -340,30 +358,21 @@ impl RedisStore {
     /// The XADD of an event, trimmed to the store's `max_len`.
     fn xadd_event(&self, event: &StoredEvent) -> Result<redis::Cmd> {
         let json = serde_json::to_vec(event)?;
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(&self.inner.keys.events);
-        if let Some(max) = self.inner.options.max_len {
-            cmd.arg("MAXLEN").arg("~").arg(max);
-        }
-        cmd.arg("*").arg(field::EVENT).arg(json);
-        Ok(cmd)
+        Ok(xadd(
+            &self.inner.keys.events,
+            self.inner.options.max_len,
+            field::EVENT,
+            &json,
+        ))
     }
 
-    /// About once a second: refresh the queue-length gauge and apply the
-    /// TTLs. Failures are only logged: this is housekeeping.
-    pub(crate) async fn maintain(&self) {
+    /// Refreshes the queue-length gauge, applies the TTLs and removes idle
+    /// consumers (when due). Run by the maintenance task every
+    /// [`MAINTENANCE_INTERVAL`]; failures are only logged: this is
+    /// housekeeping.
+    async fn maintain(&self) {
         let inner = &self.inner;
         let now_ms = u64::try_from(inner.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let due = inner.next_maintenance_ms.load(Ordering::Relaxed);
-        let next = now_ms + u64::try_from(MAINTENANCE_INTERVAL.as_millis()).unwrap_or(1000);
-        if now_ms < due
-            || inner
-                .next_maintenance_ms
-                .compare_exchange(due, next, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-        {
-            return;
-        }
         if let Err(err) = self.backlog_count().await {
             tracing::debug!(%err, "cannot refresh the queue length");
         }
@@ -379,7 +388,10 @@ impl RedisStore {
             let min_id =
                 unix_ms().saturating_sub(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
             let trimmed: Result<u64> = self
-                .query(redis::cmd("XTRIM").arg(key).arg("MINID").arg(min_id))
+                .query(&redis::Cmd::xtrim_options(
+                    key,
+                    &StreamTrimOptions::minid(StreamTrimmingMode::Exact, min_id.to_string()),
+                ))
                 .await;
             if let Err(err) = trimmed {
                 tracing::debug!(%err, key, "cannot apply the ttl");
@@ -418,18 +430,36 @@ impl RedisStore {
     }
 
     /// Entries not yet acknowledged by the group: never delivered (the
-    /// group's lag) plus pending. Also sets the queue-length gauge.
+    /// group's lag) plus pending, from XINFO GROUPS and XLEN in one round
+    /// trip: no entry is read (but after deletions inside the stream, when
+    /// Redis cannot tell the lag). Also sets the queue-length gauge.
     pub(crate) async fn backlog_count(&self) -> Result<u64> {
-        let groups = self
-            .query(&redis::Cmd::xinfo_groups(&self.inner.keys.events))
-            .await;
-        Ok(self.group_state(groups).await?.backlog)
+        let events = &self.inner.keys.events;
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors().xinfo_groups(events).xlen(events);
+        let mut conn = self.inner.conn.clone();
+        let replies: Vec<redis::RedisResult<redis::Value>> = pipe.query_async(&mut conn).await?;
+        let mut replies = replies.into_iter().map(|reply| reply.map_err(Error::from));
+        let short = || Err(Error::UnexpectedReply("a short pipeline reply".into()));
+        let groups = replies.next().unwrap_or_else(short);
+        let length = match replies.next().unwrap_or_else(short) {
+            Ok(length) => Some(
+                redis::from_redis_value::<u64>(length)
+                    .map_err(|err| Error::UnexpectedReply(err.to_string()))?,
+            ),
+            Err(_) => None,
+        };
+        Ok(self.group_state(groups, length).await?.backlog)
     }
 
     /// The state of the store's group from an `XINFO GROUPS` reply on the
-    /// events stream (the error, when it failed); sets the queue-length
-    /// gauge.
-    pub(crate) async fn group_state(&self, groups: Result<redis::Value>) -> Result<GroupState> {
+    /// events stream (the error, when it failed) and the stream's length
+    /// (`None`: unknown, asked when needed); sets the queue-length gauge.
+    pub(crate) async fn group_state(
+        &self,
+        groups: Result<redis::Value>,
+        length: Option<u64>,
+    ) -> Result<GroupState> {
         let inner = &self.inner;
         let groups = match groups {
             Ok(groups) => groups,
@@ -439,39 +469,41 @@ impl RedisStore {
             }
             Err(err) => return Err(err),
         };
-        let group = match groups {
-            redis::Value::Array(groups) => groups.into_iter().map(entry::pairs).find(|fields| {
-                fields.iter().any(|(key, value)| {
-                    key == "name" && entry::string(value).as_deref() == Some(&inner.options.group)
-                })
-            }),
-            _ => None,
+        let groups: StreamInfoGroupsReply = redis::from_redis_value(groups)
+            .map_err(|err| Error::UnexpectedReply(err.to_string()))?;
+        let group = groups
+            .groups
+            .into_iter()
+            .find(|group| group.name == inner.options.group);
+        let length = match length {
+            Some(length) => length,
+            None => self.query(&redis::Cmd::xlen(&inner.keys.events)).await?,
         };
         let state = match group {
             // The group vanished: it is recreated at the start of the stream.
             None => GroupState {
-                backlog: self.query(&redis::Cmd::xlen(&inner.keys.events)).await?,
+                backlog: length,
                 ..GroupState::default()
             },
-            Some(fields) => {
-                let get = |name: &str| fields.iter().find(|(key, _)| key == name).map(|(_, v)| v);
-                let pending = get("pending").and_then(entry::integer).unwrap_or(0);
-                let last = get("last-delivered-id")
-                    .and_then(entry::string)
-                    .unwrap_or_else(|| "0-0".into());
-                let lag = match get("lag").and_then(entry::integer) {
+            Some(group) => {
+                let pending = group.pending as u64;
+                let last = group.last_delivered_id;
+                let lag = match group.lag {
                     // Redis keeps counting entries that trimming (MAXLEN, the
-                    // events TTL) removed before delivery: when nothing is
-                    // left to deliver, they are gone, not waiting.
-                    Some(lag) if lag > 0 && self.count_after_up_to(&last, 1).await? == 0 => {
+                    // events TTL) removed before delivery. Trimming takes the
+                    // oldest entries first: when it took undelivered ones,
+                    // every entry left is undelivered, so the stream's length
+                    // bounds the lag.
+                    Some(lag) if lag as u64 > length => {
                         tracing::warn!(
                             lag,
+                            length,
                             stream = %inner.keys.events,
                             "entries were trimmed before delivery: raise max_len or events_ttl"
                         );
-                        0
+                        length
                     }
-                    Some(lag) => lag,
+                    Some(lag) => lag as u64,
                     None => self.count_after_up_to(&last, u64::MAX).await?,
                 };
                 GroupState {
@@ -500,20 +532,43 @@ impl RedisStore {
                 return Ok(count);
             }
             let ids: Vec<(String, redis::Value)> = self
-                .query(
-                    redis::cmd("XRANGE")
-                        .arg(&self.inner.keys.events)
-                        .arg(&start)
-                        .arg("+")
-                        .arg("COUNT")
-                        .arg(PAGE),
-                )
+                .query(&redis::Cmd::xrange_count(
+                    &self.inner.keys.events,
+                    &start,
+                    "+",
+                    PAGE,
+                ))
                 .await?;
             count += ids.len() as u64;
             match ids.last() {
                 Some((last, _)) if ids.len() == PAGE => start = format!("({last}"),
                 _ => return Ok(count),
             }
+        }
+    }
+}
+
+/// The store's maintenance task: runs [`RedisStore::maintain`] every
+/// [`MAINTENANCE_INTERVAL`] (the first time at once) until the last store
+/// handle is dropped, which also cuts a running round short. It holds the
+/// store's state only while a round runs, and never its handle (the
+/// consumer name lease goes with the last handle at once).
+async fn maintenance(inner: Weak<Inner>, mut stopped: oneshot::Receiver<()>) {
+    let mut ticks = tokio::time::interval(MAINTENANCE_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            _ = ticks.tick() => {}
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        let store = RedisStore {
+            inner,
+            _handle: None,
+        };
+        tokio::select! {
+            _ = &mut stopped => return,
+            () = store.maintain() => {}
         }
     }
 }
@@ -558,32 +613,29 @@ impl EventStore for RedisStore {
         let inner = &self.inner;
         let json = serde_json::to_vec(result).map_err(Error::from)?;
         let mut cmds = Vec::with_capacity(3);
-        let mut xadd = redis::cmd("XADD");
-        xadd.arg(&inner.keys.results);
-        if let Some(max) = inner.options.results_max_len {
-            xadd.arg("MAXLEN").arg("~").arg(max);
-        }
-        xadd.arg("*").arg(field::RESULT).arg(json);
-        cmds.push(xadd);
+        cmds.push(xadd(
+            &inner.keys.results,
+            inner.options.results_max_len,
+            field::RESULT,
+            &json,
+        ));
         if !result.event_id.is_empty() {
             let ttl = inner.options.dedup_ttl.as_secs().max(1);
             match &result.error {
                 None => {
                     let key = inner.keys.dedup(&result.event_id);
-                    let mut sadd = redis::cmd("SADD");
-                    sadd.arg(&key).arg(&result.handler_id);
-                    let mut expire = redis::cmd("EXPIRE");
-                    expire.arg(&key).arg(ttl);
-                    cmds.extend([sadd, expire]);
+                    cmds.extend([
+                        redis::Cmd::sadd(&key, &result.handler_id),
+                        redis::Cmd::expire(&key, i64::try_from(ttl).unwrap_or(i64::MAX)),
+                    ]);
                 }
                 Some(error) => {
                     // Kept so that a dead letter can say why the event kept failing.
-                    let mut set = redis::cmd("SET");
-                    set.arg(inner.keys.last_error(&result.event_id))
-                        .arg(error)
-                        .arg("EX")
-                        .arg(ttl);
-                    cmds.push(set);
+                    cmds.push(redis::Cmd::set_ex(
+                        inner.keys.last_error(&result.event_id),
+                        error,
+                        ttl,
+                    ));
                 }
             }
         }
@@ -623,10 +675,17 @@ impl HandlerDedup for RedisStore {
         // Results written behind by this store are read back too.
         self.flush_results().await;
         let key = self.inner.keys.dedup(event_id);
-        Ok(self
-            .query(redis::cmd("SISMEMBER").arg(key).arg(handler_id))
-            .await?)
+        Ok(self.query(&redis::Cmd::sismember(key, handler_id)).await?)
     }
+}
+
+/// An XADD of one field at an automatic id, trimmed to about `max_len`.
+fn xadd(key: &str, max_len: Option<usize>, field: &str, value: &[u8]) -> redis::Cmd {
+    let mut options = StreamAddOptions::default();
+    if let Some(max) = max_len {
+        options = options.trim(StreamTrimStrategy::maxlen(StreamTrimmingMode::Approx, max));
+    }
+    redis::Cmd::xadd_options(key, "*", &[(field, value)], &options)
 }
 
 /// Milliseconds since the Unix epoch (Redis stream ids are such timestamps).

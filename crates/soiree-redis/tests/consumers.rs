@@ -293,7 +293,7 @@ async fn idle_consumers_with_nothing_pending_are_removed() {
         .await
         .unwrap();
     assert_eq!(consumer_names(&server).await, ["ghost", "holder"]);
-    // Housekeeping runs with the store's queue calls.
+    // Housekeeping runs on the store's maintenance task.
     let removed = eventually(LIMIT, || async {
         store.dequeue(1, Duration::from_millis(20)).await.unwrap();
         !consumer_names(&server).await.contains(&"ghost".to_owned())

@@ -189,7 +189,7 @@ impl RedisStore {
         }
         stats.results = decode(results?)?;
         stats.dead_letters = decode(dead?)?;
-        let state = self.group_state(groups).await?;
+        let state = self.group_state(groups, Some(stats.events)).await?;
         stats.backlog = state.backlog;
         stats.in_flight = state.pending;
         stats.consumers = match consumers {
