@@ -450,18 +450,13 @@ impl RedisStore {
     async fn ack_after_results(&self, ids: &[String]) -> Result<()> {
         const BATCH: usize = 1000;
         let inner = &self.inner;
-        let results = std::mem::take(&mut *inner.lock_results_behind());
         let cmds = ids
             .chunks(BATCH)
             .map(|ids| redis::Cmd::xack(&inner.keys.events, &inner.options.group, ids))
             .collect();
-        let acked = inner.results_writer.write_behind(cmds);
-        for written in results {
-            if let Err(err) = written.wait().await {
-                tracing::warn!(%err, "a listener result was not written");
-            }
-        }
-        match acked?.wait().await {
+        // The writer sends one pipeline at a time, in order: the results
+        // handed to it before go out before (or with) these acknowledgements.
+        match inner.results_writer.write(cmds).await {
             // As in `ack_ids`: without the group nothing is pending.
             Err(err) if err.code() == Some("NOGROUP") => Ok(()),
             other => other,

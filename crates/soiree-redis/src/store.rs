@@ -108,9 +108,9 @@ pub(crate) struct Inner {
     pub(crate) release_script: redis::Script,
     pub(crate) extend_script: redis::Script,
     pub(crate) writer: Writer,
+    /// Results and acknowledgements, one pipeline at a time: a delivery's
+    /// results always reach Redis before its acknowledgement.
     pub(crate) results_writer: Writer,
-    /// Result writes handed to the writer and not yet awaited.
-    pub(crate) results_behind: std::sync::Mutex<Vec<crate::writer::Written>>,
     pub(crate) dedup_cache: DedupCache,
     started: Instant,
     next_consumer_cleanup_ms: AtomicU64,
@@ -119,26 +119,14 @@ pub(crate) struct Inner {
     pub(crate) location: String,
 }
 
-impl Inner {
-    pub(crate) fn lock_results_behind(
-        &self,
-    ) -> std::sync::MutexGuard<'_, Vec<crate::writer::Written>> {
-        self.results_behind
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
 impl RedisStore {
     /// Waits until every result handed to the writer so far is in Redis.
     /// A failed write is logged: the result is lost, and with it the dedup
     /// record (a replay runs that listener again: at least once).
     pub(crate) async fn flush_results(&self) {
-        let pending = std::mem::take(&mut *self.inner.lock_results_behind());
-        for written in pending {
-            if let Err(err) = written.wait().await {
-                tracing::warn!(%err, "a listener result was not written");
-            }
+        // The writer logs each failed write itself.
+        if let Err(err) = self.inner.results_writer.flush().await {
+            tracing::warn!(%err, "cannot wait for the listener results to be written");
         }
     }
 }
@@ -219,7 +207,6 @@ impl RedisStore {
                 extend_script: redis::Script::new(crate::queue::EXTEND_SCRIPT),
                 writer,
                 results_writer,
-                results_behind: std::sync::Mutex::default(),
                 dedup_cache: DedupCache::default(),
                 started: Instant::now(),
                 next_consumer_cleanup_ms: AtomicU64::new(0),
@@ -642,8 +629,7 @@ impl EventStore for RedisStore {
         // Written behind: the listener's worker does not wait for Redis.
         // `ack` and `fail` wait for these writes first, so a result is in
         // Redis before its delivery is settled.
-        let written = inner.results_writer.write_behind(cmds)?;
-        inner.lock_results_behind().push(written);
+        inner.results_writer.write_detached(cmds)?;
         if result.succeeded() && !result.event_id.is_empty() {
             inner
                 .dedup_cache

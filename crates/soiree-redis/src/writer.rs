@@ -21,13 +21,17 @@ pub(crate) const MAX_IN_FLIGHT: usize = 4;
 
 struct Request {
     cmds: Vec<Cmd>,
-    done: oneshot::Sender<RedisResult<()>>,
+    /// Told the outcome; `None` for commands nobody waits for (the writer
+    /// logs their failure).
+    done: Option<oneshot::Sender<RedisResult<()>>>,
 }
 
 /// A handle on the writer task; the task ends when the last handle is dropped.
 #[derive(Debug, Clone)]
 pub(crate) struct Writer {
     requests: mpsc::UnboundedSender<Request>,
+    /// One pipeline at a time: commands reach Redis in the order handed over.
+    ordered: bool,
 }
 
 impl std::fmt::Debug for Request {
@@ -51,8 +55,12 @@ impl Writer {
             Error::InvalidConfig("a RedisStore must be built inside a tokio runtime".into())
         })?;
         let (requests, receiver) = mpsc::unbounded_channel();
-        runtime.spawn(run(conn, receiver, max_in_flight.max(1)));
-        Ok(Self { requests })
+        let max_in_flight = max_in_flight.max(1);
+        runtime.spawn(run(conn, receiver, max_in_flight));
+        Ok(Self {
+            requests,
+            ordered: max_in_flight == 1,
+        })
     }
 
     /// Runs `cmds` in the next pipeline; fails with the first error among them.
@@ -65,9 +73,33 @@ impl Writer {
     pub(crate) fn write_behind(&self, cmds: Vec<Cmd>) -> Result<Written> {
         let (done, outcome) = oneshot::channel();
         self.requests
-            .send(Request { cmds, done })
+            .send(Request {
+                cmds,
+                done: Some(done),
+            })
             .map_err(|_| gone())?;
         Ok(Written(outcome))
+    }
+
+    /// Queues commands nobody waits for: no completion handle is made, and
+    /// a failure is logged by the writer. On an ordered writer,
+    /// [`flush`](Self::flush) tells when they are written.
+    pub(crate) fn write_detached(&self, cmds: Vec<Cmd>) -> Result<()> {
+        self.requests
+            .send(Request { cmds, done: None })
+            .map_err(|_| gone())
+    }
+
+    /// Waits until every command handed to this (ordered) writer before the
+    /// call has been sent and answered, successfully or not.
+    pub(crate) async fn flush(&self) -> Result<()> {
+        // An empty request is answered once its pipeline is; pipelines run
+        // one at a time, so every earlier one is answered too.
+        debug_assert!(
+            self.ordered,
+            "flush needs a writer with one pipeline in flight"
+        );
+        self.write(Vec::new()).await
     }
 }
 
@@ -110,6 +142,15 @@ async fn run(
 
 /// Sends one pipeline and hands each request the outcome of its commands.
 async fn flush(mut conn: ConnectionManager, batch: Vec<Request>) {
+    if batch.iter().all(|request| request.cmds.is_empty()) {
+        // Only flush markers: nothing to send.
+        for request in batch {
+            if let Some(done) = request.done {
+                let _ = done.send(Ok(()));
+            }
+        }
+        return;
+    }
     let mut pipe = redis::pipe();
     let mut waiting = Vec::with_capacity(batch.len());
     for request in batch {
@@ -139,12 +180,26 @@ async fn flush(mut conn: ConnectionManager, batch: Vec<Request>) {
                         "Redis answered fewer commands than were sent",
                     )));
                 }
-                let _ = done.send(outcome);
+                settle(done, outcome);
             }
         }
         Err(err) => {
             for (_, done) in waiting {
-                let _ = done.send(Err(err.clone()));
+                settle(done, Err(err.clone()));
+            }
+        }
+    }
+}
+
+/// Tells the waiter, or logs the failure of commands nobody waits for.
+fn settle(done: Option<oneshot::Sender<RedisResult<()>>>, outcome: RedisResult<()>) {
+    match done {
+        Some(done) => {
+            let _ = done.send(outcome);
+        }
+        None => {
+            if let Err(err) = outcome {
+                tracing::warn!(%err, "a listener result was not written");
             }
         }
     }
