@@ -2,6 +2,7 @@
 
 mod bus;
 mod calls;
+mod consumers;
 mod progress;
 mod report;
 mod rss;
