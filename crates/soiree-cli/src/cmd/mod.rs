@@ -50,14 +50,11 @@ pub(crate) fn run(store: &StoreOpt, command: Command) -> Result<()> {
 /// Runs an operating subcommand; `stop` ends `tail`.
 pub(crate) async fn execute(
     command: Command,
-    store: Arc<dyn Inspect>,
+    shared: Arc<dyn Inspect>,
     console: &mut Console,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
-    if let Command::Dashboard(opt) = &command {
-        return dashboard::run(store, opt, console, stop).await;
-    }
-    let store = &*store;
+    let store = &*shared;
     match command {
         Command::Stats(opt) => stats::run(store, &opt, console).await,
         Command::Events(opt) => list::events(store, &opt, console).await,
@@ -79,7 +76,7 @@ pub(crate) async fn execute(
         }
         Command::Replay(opt) => replay::run(store, &opt, console).await,
         Command::Tail(opt) => tail::run(store, &opt, console, stop).await,
-        Command::Dashboard(_) => unreachable!("served above"),
+        Command::Dashboard(opt) => dashboard::run(Arc::clone(&shared), &opt, console, stop).await,
         Command::Bench(_) => Err(Error::Refused(
             "soiree bench does not open a store".to_owned(),
         )),
