@@ -6,8 +6,8 @@
 //! a throwaway PostgreSQL server is started (`fsync=off`), or the
 //! PostgreSQL half is skipped when none is installed.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -16,10 +16,10 @@ use soiree::{EventBus, EventQueue, EventStore, MetricsRegistry};
 use soiree_sql::triggers::MutationTrigger;
 use soiree_sql::{PostgresStore, SqliteStore};
 use sqlx::AssertSqlSafe;
-use tokio::sync::Notify;
 
 use super::report::Report;
 use super::scenario::{Needs, Scenario, Setup};
+use super::sql_outbox::{Handled, produce, store_error};
 use crate::error::{Error, Result};
 
 pub(super) const SCENARIO: Scenario = Scenario {
@@ -30,14 +30,6 @@ pub(super) const SCENARIO: Scenario = Scenario {
 };
 
 const ENTITY: &str = "Account";
-const PRODUCERS: u64 = 4;
-const PER_TX: u64 = 100;
-/// The longest one store's run may take before it is reported as failed.
-const LIMIT: Duration = Duration::from_secs(600);
-
-fn store_error(err: soiree_sql::Error) -> Error {
-    Error::Bus(err.into())
-}
 
 /// What one store's run measured.
 #[derive(Debug)]
@@ -49,14 +41,6 @@ struct Outcome {
     wrong: u64,
     backlog: u64,
     finished: bool,
-}
-
-/// Event ids handled, with how often; wakes the waiter at `n`.
-#[derive(Debug, Default)]
-struct Handled {
-    ids: Mutex<HashMap<String, u32>>,
-    wrong: Mutex<u64>,
-    done: Notify,
 }
 
 #[derive(Debug, Clone)]
@@ -289,69 +273,32 @@ async fn measure(setup: &Setup, db: Db) -> Result<Outcome> {
         .metrics_registry(MetricsRegistry::new())
         .build()?;
     let mutations = Mutations::new(bus.clone());
-    let handled = Arc::new(Handled::default());
-    let recorder = Arc::clone(&handled);
+    let handled = Arc::new(Handled::new(n));
+    let wrong = Arc::new(AtomicU64::new(0));
+    let (recorder, wrongs) = (Arc::clone(&handled), Arc::clone(&wrong));
     mutations.add_named_mutation_listener("bench", ENTITY, move |ctx, payload| {
-        let recorder = Arc::clone(&recorder);
-        async move {
-            if payload.operation != Operation::Create || payload.after.is_none() {
-                *recorder.wrong.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-            }
-            let id = ctx.event_id().unwrap_or_default();
-            let mut ids = recorder.ids.lock().unwrap_or_else(|e| e.into_inner());
-            *ids.entry(id).or_default() += 1;
-            if ids.len() as u64 >= n {
-                recorder.done.notify_one();
-            }
-            Ok(())
+        if payload.operation != Operation::Create || payload.after.is_none() {
+            wrongs.fetch_add(1, Ordering::Relaxed);
         }
+        recorder.record(ctx.event_id().unwrap_or_default());
+        futures::future::ready(Ok(()))
     })?;
 
     let start = Instant::now();
-    let mut producers = Vec::new();
-    for producer in 0..PRODUCERS {
-        let db = db.clone();
-        let table = table.clone();
-        producers.push(tokio::spawn(async move {
-            let mine: Vec<u64> = (0..n).filter(|i| i % PRODUCERS == producer).collect();
-            for chunk in mine.chunks(PER_TX as usize) {
-                db.insert(&table, chunk).await?;
-            }
-            Ok::<_, soiree_sql::Error>(())
-        }));
-    }
-    for producer in producers {
-        producer
-            .await
-            .map_err(|err| Error::Aborted {
-                scenario: setup.scenario,
-                reason: err.to_string(),
-            })?
-            .map_err(store_error)?;
-    }
+    let writer = db.clone();
+    produce(setup, move |chunk| {
+        let (db, table) = (writer.clone(), table.clone());
+        async move { db.insert(&table, &chunk).await }
+    })
+    .await?;
     let inserted = start.elapsed();
-    let all = async {
-        loop {
-            let waiting = handled.done.notified();
-            if handled.ids.lock().unwrap_or_else(|e| e.into_inner()).len() as u64 >= n {
-                return;
-            }
-            waiting.await;
-        }
-    };
-    let finished = tokio::time::timeout(LIMIT, all).await.is_ok();
+    let finished = handled.wait_for_all().await;
     let elapsed = start.elapsed();
     bus.wait_for_idle().await;
     bus.close().await?;
 
-    let ids = handled
-        .ids
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    let distinct = ids.len() as u64;
-    let runs: u64 = ids.values().map(|&c| u64::from(c)).sum();
-    let wrong = *handled.wrong.lock().unwrap_or_else(|e| e.into_inner());
+    let (distinct, runs) = handled.counts();
+    let wrong = wrong.load(Ordering::Relaxed);
     let backlog = db.queue().backlog().await?;
     Ok(Outcome {
         elapsed,

@@ -40,11 +40,89 @@ pub(super) fn store_error(err: soiree_sql::Error) -> Error {
     Error::Bus(err.into())
 }
 
-/// Event ids handled, with how often; wakes the waiter at `n`.
-#[derive(Debug, Default)]
-struct Handled {
+/// Event ids handled, with how often; wakes the waiter once `n` distinct
+/// ids were handled.
+#[derive(Debug)]
+pub(super) struct Handled {
     ids: Mutex<HashMap<String, u32>>,
     done: Notify,
+    n: u64,
+}
+
+impl Handled {
+    pub(super) fn new(n: u64) -> Self {
+        Self {
+            ids: Mutex::default(),
+            done: Notify::new(),
+            n,
+        }
+    }
+
+    /// Counts a run of a listener on this event id.
+    pub(super) fn record(&self, id: String) {
+        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        *ids.entry(id).or_default() += 1;
+        if ids.len() as u64 >= self.n {
+            self.done.notify_one();
+        }
+    }
+
+    fn distinct(&self) -> u64 {
+        self.ids.lock().unwrap_or_else(|e| e.into_inner()).len() as u64
+    }
+
+    /// Waits up to [`LIMIT`] until every id was handled; reports whether
+    /// they were.
+    pub(super) async fn wait_for_all(&self) -> bool {
+        let all = async {
+            loop {
+                let waiting = self.done.notified();
+                if self.distinct() >= self.n {
+                    return;
+                }
+                waiting.await;
+            }
+        };
+        tokio::time::timeout(LIMIT, all).await.is_ok()
+    }
+
+    /// How many distinct ids were handled, in how many runs.
+    pub(super) fn counts(&self) -> (u64, u64) {
+        let ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        let runs = ids.values().map(|&c| u64::from(c)).sum();
+        (ids.len() as u64, runs)
+    }
+}
+
+/// Writes items `0..n` from [`PRODUCERS`] concurrent tasks, [`PER_TX`] per
+/// call of `write` (one transaction each), and waits for all of them.
+pub(super) async fn produce<F, Fut>(setup: &Setup, write: F) -> Result<()>
+where
+    F: Fn(Vec<u64>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = soiree_sql::Result<()>> + Send,
+{
+    let n = setup.n;
+    let mut producers = Vec::new();
+    for producer in 0..PRODUCERS {
+        let write = write.clone();
+        producers.push(tokio::spawn(async move {
+            let mine: Vec<u64> = (0..n).filter(|i| i % PRODUCERS == producer).collect();
+            for chunk in mine.chunks(PER_TX as usize) {
+                write(chunk.to_vec()).await?;
+            }
+            Ok::<_, soiree_sql::Error>(())
+        }));
+    }
+    for producer in producers {
+        producer
+            .await
+            .map_err(|err| Error::Aborted {
+                scenario: setup.scenario,
+                reason: err.to_string(),
+            })?
+            .map_err(store_error)?;
+    }
+    Ok(())
 }
 
 /// The store under test, and how to emit one transaction's events into it.
@@ -171,65 +249,30 @@ async fn measure(setup: &Setup, store: Outbox) -> Result<Report> {
         .pool_name("bench")
         .metrics_registry(MetricsRegistry::new())
         .build()?;
-    let handled = Arc::new(Handled::default());
+    let handled = Arc::new(Handled::new(n));
     let recorder = Arc::clone(&handled);
     bus.on_named("bench", TOPIC, move |ctx| {
-        let recorder = Arc::clone(&recorder);
-        async move {
-            let id = ctx.event_id().unwrap_or_default();
-            let mut ids = recorder.ids.lock().unwrap_or_else(|e| e.into_inner());
-            *ids.entry(id).or_default() += 1;
-            if ids.len() as u64 >= n {
-                recorder.done.notify_one();
-            }
-            Ok(())
-        }
+        recorder.record(ctx.event_id().unwrap_or_default());
+        futures::future::ready(Ok(()))
     })?;
 
     let start = Instant::now();
-    let mut producers = Vec::new();
-    for producer in 0..PRODUCERS {
-        let store = store.clone();
-        producers.push(tokio::spawn(async move {
-            let mine: Vec<u64> = (0..n).filter(|i| i % PRODUCERS == producer).collect();
-            for chunk in mine.chunks(PER_TX as usize) {
-                let batch = chunk.iter().map(|&i| (TOPIC, i)).collect();
-                store.emit_batch(batch).await?;
-            }
-            Ok::<_, soiree_sql::Error>(())
-        }));
-    }
-    for producer in producers {
-        producer
-            .await
-            .map_err(|err| Error::Aborted {
-                scenario: setup.scenario,
-                reason: err.to_string(),
-            })?
-            .map_err(store_error)?;
-    }
-    let emitted = start.elapsed();
-    let all = async {
-        loop {
-            let waiting = handled.done.notified();
-            if handled.ids.lock().unwrap_or_else(|e| e.into_inner()).len() as u64 >= n {
-                return;
-            }
-            waiting.await;
+    let outbox = store.clone();
+    produce(setup, move |chunk| {
+        let outbox = outbox.clone();
+        async move {
+            let batch = chunk.into_iter().map(|i| (TOPIC, i)).collect();
+            outbox.emit_batch(batch).await
         }
-    };
-    let finished = tokio::time::timeout(LIMIT, all).await.is_ok();
+    })
+    .await?;
+    let emitted = start.elapsed();
+    let finished = handled.wait_for_all().await;
     let elapsed = start.elapsed();
     bus.wait_for_idle().await;
     bus.close().await?;
 
-    let ids = handled
-        .ids
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    let distinct = ids.len() as u64;
-    let runs: u64 = ids.values().map(|&c| u64::from(c)).sum();
+    let (distinct, runs) = handled.counts();
     let backlog = store.queue().backlog().await?;
     Ok(Report::new(setup, elapsed, n)
         .figure("emit_seconds", emitted.as_secs_f64(), 4)

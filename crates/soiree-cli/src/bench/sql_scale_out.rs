@@ -18,7 +18,7 @@ use soiree_sql::PostgresStore;
 use super::consumers::{self, Consumers, failed};
 use super::report::Report;
 use super::scenario::{Needs, Scenario, Setup};
-use super::sql_outbox::{Outbox, bench_schema, drop_schema, store_error};
+use super::sql_outbox::{Outbox, bench_schema, drop_schema, produce, store_error};
 use crate::error::Result;
 
 pub(super) const SCENARIO: Scenario = Scenario {
@@ -29,8 +29,6 @@ pub(super) const SCENARIO: Scenario = Scenario {
 };
 
 const TOPIC: &str = "order.paid";
-const PRODUCERS: u64 = 4;
-const PER_TX: u64 = 100;
 const CONSUMER_ENV: &str = "SOIREE_BENCH_SQL_CONSUMER";
 const URL_ENV: &str = "SOIREE_BENCH_POSTGRES";
 const SCHEMA_ENV: &str = "SOIREE_BENCH_SCHEMA";
@@ -56,21 +54,14 @@ async fn measure(setup: &Setup, store: &PostgresStore, url: &str, schema: &str) 
     let n = setup.n;
     let outbox = Outbox::Postgres(store.clone());
     let start = Instant::now();
-    let mut producers = Vec::new();
-    for producer in 0..PRODUCERS {
+    produce(setup, move |chunk| {
         let outbox = outbox.clone();
-        producers.push(tokio::spawn(async move {
-            let mine: Vec<u64> = (0..n).filter(|i| i % PRODUCERS == producer).collect();
-            for chunk in mine.chunks(PER_TX as usize) {
-                let batch = chunk.iter().map(|&i| (TOPIC, i)).collect();
-                outbox.emit_batch(batch).await?;
-            }
-            Ok::<_, soiree_sql::Error>(())
-        }));
-    }
-    for producer in producers {
-        producer.await.map_err(failed)?.map_err(store_error)?;
-    }
+        async move {
+            let batch = chunk.into_iter().map(|i| (TOPIC, i)).collect();
+            outbox.emit_batch(batch).await
+        }
+    })
+    .await?;
     let emitted = start.elapsed();
     let deadline = start + LIMIT;
     while store.backlog().await? > 0 && Instant::now() < deadline {
