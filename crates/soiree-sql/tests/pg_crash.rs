@@ -25,33 +25,14 @@ const LEASE: Duration = Duration::from_secs(1);
 const LIMIT: Duration = Duration::from_secs(90);
 
 fn main() {
-    // Answer the test harness's questions without running anything.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|arg| arg == "--list") {
-        println!("pg_crash: test");
-        return;
-    }
-    if let Some(filter) = args.iter().find(|arg| !arg.starts_with('-'))
-        && !"pg_crash".contains(filter.as_str())
-    {
-        println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    if std::env::var(CHILD_ENV).is_ok() {
-        runtime.block_on(child());
-        return;
-    }
-    let Some(server) = PostgresServer::start_or_skip() else {
-        return;
-    };
-    println!("test pg_crash::consumer_killed_right_after_commit ...");
-    runtime.block_on(consumer_killed_right_after_commit(&server));
-    println!("test result: ok. 1 passed; 0 failed");
+    support::process_test_main(
+        "pg_crash",
+        CHILD_ENV,
+        child,
+        &[("consumer_killed_right_after_commit", &|runtime, server| {
+            runtime.block_on(consumer_killed_right_after_commit(server));
+        })],
+    );
 }
 
 async fn store(url: &str, schema: &str, consumer: &str) -> PostgresStore {

@@ -29,34 +29,19 @@ const LEASE: Duration = Duration::from_secs(1);
 const LIMIT: Duration = Duration::from_secs(120);
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|arg| arg == "--list") {
-        println!("pg_scale_out: test");
-        return;
-    }
-    if let Some(filter) = args.iter().find(|arg| !arg.starts_with('-'))
-        && !"pg_scale_out".contains(filter.as_str())
-    {
-        println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    if std::env::var(CHILD_ENV).is_ok() {
-        runtime.block_on(child());
-        return;
-    }
-    let Some(server) = PostgresServer::start_or_skip() else {
-        return;
-    };
-    println!("test pg_scale_out::three_consumers_clean_run ...");
-    runtime.block_on(run(&server, None));
-    println!("test pg_scale_out::three_consumers_one_killed_mid_run ...");
-    runtime.block_on(run(&server, Some(0)));
-    println!("test result: ok. 2 passed; 0 failed");
+    support::process_test_main(
+        "pg_scale_out",
+        CHILD_ENV,
+        child,
+        &[
+            ("three_consumers_clean_run", &|runtime, server| {
+                runtime.block_on(run(server, None));
+            }),
+            ("three_consumers_one_killed_mid_run", &|runtime, server| {
+                runtime.block_on(run(server, Some(0)));
+            }),
+        ],
+    );
 }
 
 async fn store(url: &str, schema: &str, consumer: &str) -> PostgresStore {

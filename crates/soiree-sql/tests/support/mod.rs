@@ -112,3 +112,54 @@ pub fn sqlite_builder(path: &std::path::Path, consumer: &str) -> soiree_sql::Sql
         .consumer(consumer)
         .metrics_registry(MetricsRegistry::new())
 }
+
+/// A named test of a [`process_test_main`] binary.
+#[cfg(feature = "postgres")]
+pub type ProcessTest<'a> = (
+    &'a str,
+    &'a dyn Fn(&tokio::runtime::Runtime, &PostgresServer),
+);
+
+/// The `main` of a test binary (`harness = false`) that is its own child
+/// process: answers the test harness's `--list` and name filters without
+/// running anything, runs `child` when `child_env` is set, and otherwise
+/// starts a throwaway PostgreSQL (skipping outside CI when it is missing)
+/// and runs each named test on it.
+#[cfg(feature = "postgres")]
+pub fn process_test_main<C>(
+    binary: &str,
+    child_env: &str,
+    child: impl FnOnce() -> C,
+    tests: &[ProcessTest<'_>],
+) where
+    C: Future<Output = ()>,
+{
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|arg| arg == "--list") {
+        println!("{binary}: test");
+        return;
+    }
+    if let Some(filter) = args.iter().find(|arg| !arg.starts_with('-'))
+        && !binary.contains(filter.as_str())
+    {
+        println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if std::env::var(child_env).is_ok() {
+        runtime.block_on(child());
+        return;
+    }
+    let Some(server) = PostgresServer::start_or_skip() else {
+        return;
+    };
+    for (name, test) in tests {
+        println!("test {binary}::{name} ...");
+        test(&runtime, &server);
+    }
+    println!("test result: ok. {} passed; 0 failed", tests.len());
+}
