@@ -5,6 +5,7 @@
 mod bench;
 mod cmd;
 mod error;
+mod escape;
 mod opt;
 mod store;
 mod time;
@@ -37,7 +38,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("error: {err}");
+            eprintln!("error: {}", escape::escape(&err.to_string()));
             ExitCode::from(err.exit_code())
         }
     }

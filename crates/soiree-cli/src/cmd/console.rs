@@ -3,6 +3,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use crate::error::{Error, Result};
+use crate::escape::escape;
 
 /// A command's terminal: standard output for results, standard error for
 /// prompts, hints and progress, standard input for answers.
@@ -51,7 +52,7 @@ impl Console {
                 "refusing to {question} without confirmation: stdin is not a terminal (pass --yes)"
             )));
         }
-        write!(self.err, "{question}? [y/N] ").map_err(Error::Output)?;
+        write!(self.err, "{}? [y/N] ", escape(question)).map_err(Error::Output)?;
         self.err.flush().map_err(Error::Output)?;
         let mut answer = String::new();
         self.input.read_line(&mut answer).map_err(Error::Output)?;

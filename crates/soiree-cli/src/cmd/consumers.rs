@@ -5,7 +5,7 @@ use soiree::Inspect;
 
 use super::console::Console;
 use super::list::say_none;
-use super::output::{or_dash, print_json, print_table, table};
+use super::output::{cell, or_dash, print_json, print_table, table};
 use super::store_error;
 use crate::error::Result;
 use crate::opt::OutputOpt;
@@ -27,7 +27,7 @@ pub(super) async fn run(store: &dyn Inspect, opt: &OutputOpt, console: &mut Cons
     let mut rows = table(&["CONSUMER", "PENDING", "IDLE"]);
     for consumer in consumers {
         rows.add_row(vec![
-            Cell::new(&consumer.name),
+            cell(&consumer.name),
             Cell::new(consumer.pending),
             Cell::new(or_dash(consumer.idle.map(format_duration))),
         ]);

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 
 use super::Console;
 use crate::error::{Error, Result};
+use crate::escape::escape;
 use crate::opt::DashboardOpt;
 
 /// How long requests in flight may finish after the stop.
@@ -37,8 +38,8 @@ pub(crate) async fn run(
     writeln!(
         console.out,
         "soiree dashboard for {} {} on http://{}/ (ctrl-c to stop)",
-        info.kind,
-        info.location,
+        escape(&info.kind),
+        escape(&info.location),
         server.local_addr()
     )
     .map_err(Error::Output)?;

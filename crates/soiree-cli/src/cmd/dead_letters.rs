@@ -7,13 +7,14 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use soiree::{DeadLetterSelection, Inspect, Query};
 
 use super::console::{Console, say};
-use super::event::pretty;
 use super::list::{filter, query, say_none};
 use super::output::{
-    CELL_WIDTH, count, cut, fields, or_dash, print_json, print_next, print_table, table,
+    CELL_WIDTH, cell, count, cut, fields, or_dash, pretty, print_json, print_next, print_table,
+    table,
 };
 use super::store_error;
 use crate::error::{Error, Result};
+use crate::escape::escape;
 use crate::opt::{ListOpt, SelectOpt, ShowOpt};
 use crate::time::format_time;
 use crate::view::{ActionView, DeadLetterView, PageView};
@@ -46,10 +47,10 @@ pub(super) async fn list(store: &dyn Inspect, opt: &ListOpt, console: &mut Conso
         ]);
         for letter in page.items {
             rows.add_row(vec![
-                Cell::new(&letter.id),
+                cell(&letter.id),
                 Cell::new(or_dash(letter.at.map(format_time))),
-                Cell::new(or_dash(letter.topic())),
-                Cell::new(or_dash(letter.event_id())),
+                cell(&or_dash(letter.topic())),
+                cell(&or_dash(letter.event_id())),
                 Cell::new(letter.deliveries),
                 Cell::new(cut(&letter.error, CELL_WIDTH)),
             ]);
@@ -96,7 +97,7 @@ pub(super) async fn show(store: &dyn Inspect, opt: &ShowOpt, console: &mut Conso
         }
         (None, Some(raw)) => {
             say!(console.out, "raw entry (not an event):");
-            say!(console.out, "{raw}");
+            say!(console.out, "{}", escape(raw));
         }
         (None, None) => {}
     }

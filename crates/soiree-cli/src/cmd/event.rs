@@ -7,7 +7,9 @@ use soiree::Inspect;
 
 use super::console::{Console, say};
 use super::list::outcome;
-use super::output::{CELL_WIDTH, cut, fields, or_dash, print_json, print_table, table};
+use super::output::{
+    CELL_WIDTH, cell, cut, fields, or_dash, pretty, print_json, print_table, table,
+};
 use super::store_error;
 use crate::error::{Error, Result};
 use crate::opt::EventOpt;
@@ -52,7 +54,7 @@ pub(super) async fn run(store: &dyn Inspect, opt: &EventOpt, console: &mut Conso
         for result in &detail.results {
             rows.add_row(vec![
                 Cell::new(or_dash(result.at.map(format_time))),
-                Cell::new(&result.item.handler_id),
+                cell(&result.item.handler_id),
                 Cell::new(result.item.attempt),
                 Cell::new(outcome(result.item.error.as_deref())),
             ]);
@@ -64,7 +66,7 @@ pub(super) async fn run(store: &dyn Inspect, opt: &EventOpt, console: &mut Conso
         let mut rows = table(&["ID", "SET ASIDE", "DELIVERIES", "ERROR"]);
         for letter in &detail.dead_letters {
             rows.add_row(vec![
-                Cell::new(&letter.id),
+                cell(&letter.id),
                 Cell::new(or_dash(letter.at.map(format_time))),
                 Cell::new(letter.deliveries),
                 Cell::new(cut(&letter.error, CELL_WIDTH)),
@@ -73,9 +75,4 @@ pub(super) async fn run(store: &dyn Inspect, opt: &EventOpt, console: &mut Conso
         print_table(console, &rows)?;
     }
     Ok(())
-}
-
-/// Indented JSON.
-pub(super) fn pretty(value: &serde_json::Value) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
 }

@@ -5,7 +5,7 @@ use soiree::{Filter, Inspect, Query};
 
 use super::console::Console;
 use super::output::{
-    CELL_WIDTH, cut, or_dash, print_json, print_next, print_table, short_json, table,
+    CELL_WIDTH, cell, cut, or_dash, print_json, print_next, print_table, short_json, table,
 };
 use super::store_error;
 use crate::error::Result;
@@ -64,10 +64,10 @@ pub(super) async fn events(
         for record in page.items {
             let event_id = soiree::inspect::event_id_text(&record.item);
             rows.add_row(vec![
-                Cell::new(&record.id),
+                cell(&record.id),
                 Cell::new(or_dash(record.at.map(format_time))),
-                Cell::new(&record.item.topic),
-                Cell::new(or_dash(event_id)),
+                cell(&record.item.topic),
+                cell(&or_dash(event_id)),
                 Cell::new(short_json(&record.item.payload, CELL_WIDTH)),
             ]);
         }
@@ -98,11 +98,11 @@ pub(super) async fn results(
         for record in page.items {
             let result = record.item;
             rows.add_row(vec![
-                Cell::new(&record.id),
+                cell(&record.id),
                 Cell::new(or_dash(record.at.map(format_time))),
-                Cell::new(&result.topic),
-                Cell::new(&result.event_id),
-                Cell::new(&result.handler_id),
+                cell(&result.topic),
+                cell(&result.event_id),
+                cell(&result.handler_id),
                 Cell::new(result.attempt),
                 Cell::new(outcome(result.error.as_deref())),
             ]);

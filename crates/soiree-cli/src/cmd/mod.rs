@@ -14,6 +14,8 @@ mod stats;
 mod tail;
 
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;

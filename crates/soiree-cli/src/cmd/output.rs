@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::console::{Console, say};
 use crate::error::{Error, Result};
+use crate::escape::{self, escape};
 
 /// The widest a payload or error cell gets, in characters.
 pub(super) const CELL_WIDTH: usize = 60;
@@ -29,30 +30,48 @@ pub(super) fn table(header: &[&str]) -> Table {
     table
 }
 
-/// A two-column table of names and values.
+/// A cell showing a stored string, escaped.
+pub(super) fn cell(text: &str) -> Cell {
+    Cell::new(escape(text))
+}
+
+/// A two-column table of names and values (values escaped).
 pub(super) fn fields(rows: &[(&str, String)]) -> Table {
     let mut table = Table::new();
     table.load_preset(presets::NOTHING);
     for (name, value) in rows {
-        table.add_row(vec![Cell::new(*name), Cell::new(value)]);
+        table.add_row(vec![Cell::new(*name), cell(value)]);
     }
     table
 }
 
-/// Prints a table (and a newline) to standard output.
+/// Prints a table (and a newline) to standard output. Cells are escaped
+/// when made (so that widths are right); lines are escaped again in case a
+/// cell was not (escaping is idempotent).
 pub(super) fn print_table(console: &mut Console, table: &Table) -> Result<()> {
     for line in table.lines() {
-        say!(console.out, "{}", line.trim_end());
+        say!(console.out, "{}", escape(line.trim_end()));
     }
     Ok(())
 }
 
-/// Prints one JSON document (pretty) to standard output.
+/// Prints one JSON document (pretty) to standard output, with the
+/// characters a terminal acts on escaped.
 pub(super) fn print_json<T: Serialize>(console: &mut Console, value: &T) -> Result<()> {
-    serde_json::to_writer_pretty(&mut console.out, value)
-        .map_err(|err| Error::Output(err.into()))?;
-    say!(console.out, "");
+    let document = serde_json::to_string_pretty(value).map_err(|err| Error::Output(err.into()))?;
+    say!(console.out, "{}", escape::json(document));
     Ok(())
+}
+
+/// One JSON document on one line, escaped as by [`print_json`].
+pub(super) fn json_line<T: Serialize>(value: &T) -> Result<String> {
+    let document = serde_json::to_string(value).map_err(|err| Error::Output(err.into()))?;
+    Ok(escape::json(document))
+}
+
+/// Indented JSON, escaped as by [`print_json`].
+pub(super) fn pretty(value: &Value) -> String {
+    escape::json(serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()))
 }
 
 /// Prints `next` as the cursor of the next page, when there is one.
@@ -60,7 +79,8 @@ pub(super) fn print_next(console: &mut Console, next: Option<&str>) -> Result<()
     if let Some(next) = next {
         say!(
             console.out,
-            "more follow: pass --after {next} for the next page"
+            "more follow: pass --after {} for the next page",
+            escape(next)
         );
     }
     Ok(())
@@ -68,18 +88,15 @@ pub(super) fn print_next(console: &mut Console, next: Option<&str>) -> Result<()
 
 /// Compact JSON, cut to `width` characters.
 pub(super) fn short_json(value: &Value, width: usize) -> String {
-    cut(&value.to_string(), width)
+    cut(&escape::json(value.to_string()), width)
 }
 
-/// `text` on one line, cut to `width` characters with `…`.
+/// `text` escaped (so on one line), cut to `width` characters with `…`.
 pub(super) fn cut(text: &str, width: usize) -> String {
-    let one_line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let one_line = escape(text);
     match one_line.char_indices().nth(width.saturating_sub(1)) {
         Some((at, _)) if one_line.chars().count() > width => format!("{}…", &one_line[..at]),
-        _ => one_line,
+        _ => one_line.into_owned(),
     }
 }
 
@@ -109,7 +126,8 @@ mod tests {
     fn cells_are_cut_on_one_line() {
         assert_eq!(cut("abc", 5), "abc");
         assert_eq!(cut("abcdef", 5), "abcd…");
-        assert_eq!(cut("ab\ncd", 5), "ab cd");
+        assert_eq!(cut("ab\ncd", 6), "ab\\ncd");
+        assert_eq!(cut("\x1b[2J", 40), "\\u{1b}[2J");
         assert_eq!(cut("ééééééé", 3), "éé…");
         assert_eq!(count(0), "0");
         assert_eq!(count(1234), "1,234");

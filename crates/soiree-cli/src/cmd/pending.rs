@@ -5,7 +5,7 @@ use soiree::{Inspect, Query};
 
 use super::console::Console;
 use super::list::say_none;
-use super::output::{or_dash, print_json, print_next, print_table, table};
+use super::output::{cell, or_dash, print_json, print_next, print_table, table};
 use super::store_error;
 use crate::error::Result;
 use crate::opt::PendingOpt;
@@ -41,13 +41,13 @@ pub(super) async fn run(
                 .as_ref()
                 .and_then(soiree::inspect::event_id_text);
             rows.add_row(vec![
-                Cell::new(&pending.id),
-                Cell::new(&pending.consumer),
+                cell(&pending.id),
+                cell(&pending.consumer),
                 Cell::new(format_duration(pending.idle)),
                 Cell::new(pending.deliveries),
                 Cell::new(pending.events),
-                Cell::new(or_dash(pending.event.as_ref().map(|e| e.topic.as_str()))),
-                Cell::new(or_dash(event_id)),
+                cell(&or_dash(pending.event.as_ref().map(|e| e.topic.as_str()))),
+                cell(&or_dash(event_id)),
             ]);
         }
         print_table(console, &rows)?;

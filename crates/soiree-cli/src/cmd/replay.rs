@@ -8,11 +8,15 @@ use super::console::{Console, say};
 use super::output::print_json;
 use super::store_error;
 use crate::error::Result;
+use crate::escape::escape;
 use crate::opt::ReplayOpt;
 use crate::view::ActionView;
 
 pub(super) async fn run(store: &dyn Inspect, opt: &ReplayOpt, console: &mut Console) -> Result<()> {
-    console.confirm(opt.confirm.yes, &format!("replay event {:?}", opt.event_id))?;
+    console.confirm(
+        opt.confirm.yes,
+        &format!("replay event \"{}\"", escape(&opt.event_id)),
+    )?;
     store
         .replay(&opt.event_id)
         .await
@@ -28,6 +32,6 @@ pub(super) async fn run(store: &dyn Inspect, opt: &ReplayOpt, console: &mut Cons
             },
         );
     }
-    say!(console.out, "replayed event {:?}", opt.event_id);
+    say!(console.out, "replayed event \"{}\"", escape(&opt.event_id));
     Ok(())
 }

@@ -7,8 +7,9 @@ use futures::StreamExt;
 use soiree::{Filter, Inspect, Record, StoredEvent};
 
 use super::console::{Console, say};
-use super::output::{or_dash, short_json};
+use super::output::{json_line, or_dash, short_json};
 use crate::error::{Error, Result};
+use crate::escape::escape;
 use crate::opt::TailOpt;
 use crate::time::format_time;
 use crate::view::EventView;
@@ -51,11 +52,8 @@ pub(super) async fn run(
                 }
             }
             Some(Err(err)) => {
-                say!(
-                    console.err,
-                    "error: {}",
-                    Error::from_store(&store.info().kind, err)
-                );
+                let err = Error::from_store(&store.info().kind, err).to_string();
+                say!(console.err, "error: {}", escape(&err));
             }
         }
     }
@@ -64,17 +62,15 @@ pub(super) async fn run(
 
 fn line(console: &mut Console, record: Record<StoredEvent>, json: bool) -> Result<()> {
     if json {
-        let text = serde_json::to_string(&EventView::from(record))
-            .map_err(|err| Error::Output(err.into()))?;
-        say!(console.out, "{text}");
+        say!(console.out, "{}", json_line(&EventView::from(record))?);
     } else {
         let event_id = soiree::inspect::event_id_text(&record.item);
         say!(
             console.out,
             "{}  {}  {}  {}",
             or_dash(record.at.map(format_time)),
-            record.item.topic,
-            or_dash(event_id),
+            escape(&record.item.topic),
+            escape(&or_dash(event_id)),
             short_json(&record.item.payload, PAYLOAD_WIDTH)
         );
     }

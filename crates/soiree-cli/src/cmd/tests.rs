@@ -19,7 +19,7 @@ use crate::opt::Opt;
 
 /// A shared byte buffer the console writes to.
 #[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
+pub(super) struct Buf(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Buf {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -33,32 +33,32 @@ impl Write for Buf {
 }
 
 impl Buf {
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
 }
 
 /// What a command printed, and how it ended.
-struct Run {
-    result: Result<(), Error>,
-    out: String,
-    err: String,
+pub(super) struct Run {
+    pub(super) result: Result<(), Error>,
+    pub(super) out: String,
+    pub(super) err: String,
 }
 
 impl Run {
-    fn ok(self) -> String {
+    pub(super) fn ok(self) -> String {
         if let Err(err) = &self.result {
             panic!("command failed: {err} (stderr: {})", self.err);
         }
         self.out
     }
 
-    fn json(self) -> Value {
+    pub(super) fn json(self) -> Value {
         let out = self.ok();
         serde_json::from_str(&out).unwrap_or_else(|err| panic!("{err}: {out}"))
     }
 
-    fn err(self) -> Error {
+    pub(super) fn err(self) -> Error {
         match self.result {
             Ok(()) => panic!("command succeeded: {}", self.out),
             Err(err) => err,
@@ -68,7 +68,7 @@ impl Run {
 
 /// Runs `soiree ARGS` on `store`; `answer` is typed on a terminal when
 /// given, else stdin is not a terminal.
-async fn soiree(store: Arc<dyn Inspect>, args: &[&str], answer: Option<&str>) -> Run {
+pub(super) async fn soiree(store: Arc<dyn Inspect>, args: &[&str], answer: Option<&str>) -> Run {
     let opt = Opt::try_parse_from(std::iter::once("soiree").chain(args.iter().copied()))
         .unwrap_or_else(|err| panic!("{args:?}: {err}"));
     let out = Buf::default();
