@@ -2,6 +2,7 @@
 //! `events`, `dead-letters`, `replay`, `tail`, …) and runs the benchmark
 //! suite (`soiree bench`).
 
+mod audit;
 mod bench;
 mod cmd;
 mod error;
@@ -29,7 +30,10 @@ fn main() -> ExitCode {
     let opt = Opt::parse();
     let result = match opt.command {
         Command::Bench(bench) => bench::run(bench),
-        command => cmd::run(&opt.store, command).map(|()| ExitCode::SUCCESS),
+        command => {
+            audit::init_logging();
+            cmd::run(&opt.store, command).map(|()| ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

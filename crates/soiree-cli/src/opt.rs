@@ -264,6 +264,30 @@ pub(crate) struct SelectOpt {
     pub(crate) output: OutputOpt,
 }
 
+impl SelectOpt {
+    /// The selection as options, for the audit log: `--id 3 --id 4`,
+    /// `--topic 'order.*' --since …`, `--all`.
+    pub(crate) fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.ids.iter().map(|id| format!("--id {id:?}")).collect();
+        let filter = &self.filter;
+        if let Some(topic) = &filter.topic {
+            parts.push(format!("--topic {topic:?}"));
+        }
+        if let Some(event_id) = &filter.event_id {
+            parts.push(format!("--event-id {event_id:?}"));
+        }
+        for (name, time) in [("--since", filter.since), ("--until", filter.until)] {
+            if let Some(time) = time {
+                parts.push(format!("{name} {}", crate::time::format_time(time)));
+            }
+        }
+        if self.all {
+            parts.push("--all".to_owned());
+        }
+        parts.join(" ")
+    }
+}
+
 /// `--yes`.
 #[derive(Debug, Clone, Copy, Default, Args)]
 pub(crate) struct ConfirmOpt {

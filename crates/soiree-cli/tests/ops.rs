@@ -339,3 +339,83 @@ fn help_documents_the_exit_codes() {
         assert!(out.stdout.contains(text), "{text:?} missing: {out:?}");
     }
 }
+
+#[test]
+fn sqlite_replays_and_purges_are_audited() {
+    let dir = temp_dir("audit");
+    let path = dir.join("events.db");
+    runtime().block_on(async {
+        let store = soiree_sql::SqliteStore::open(&path)
+            .await
+            .expect("a sqlite store");
+        let (bus, failures) = produce(Arc::new(store)).await;
+        let url = format!("sqlite://{}", path.display());
+        eventually("one dead letter", async || {
+            let stats = run(&["--store", &url, "stats", "--json", "--interval", "0s"])
+                .await
+                .json();
+            failures.load(Ordering::SeqCst) >= 1 && stats["dead_letters"] == 1
+        })
+        .await;
+        let pid_of = |stderr: &str| -> Option<String> {
+            let at = stderr.find(" pid=")? + 5;
+            Some(stderr[at..].split(' ').next()?.to_owned())
+        };
+
+        let replayed = run(&[
+            "--store",
+            &url,
+            "dead-letters",
+            "replay",
+            "--topic",
+            "invoice.*",
+            "--yes",
+        ])
+        .await;
+        assert_eq!(replayed.code, Some(0), "{replayed:?}");
+        let line = replayed.stderr.trim();
+        assert_eq!(line.lines().count(), 1, "{replayed:?}");
+        for text in [
+            "soiree::audit",
+            "action=\"replay\"",
+            "selection=--topic \"invoice.*\"",
+            "selected=1",
+            "done=1",
+            "user=",
+            "host=",
+        ] {
+            assert!(line.contains(text), "{text:?} missing in {line}");
+        }
+        assert!(
+            pid_of(line).is_some_and(|pid| pid.parse::<u32>().is_ok()),
+            "{line}"
+        );
+
+        eventually("the replayed event's dead letter", async || {
+            let stats = run(&["--store", &url, "stats", "--json", "--interval", "0s"])
+                .await
+                .json();
+            failures.load(Ordering::SeqCst) >= 2 && stats["dead_letters"] == 1
+        })
+        .await;
+        let purged = run(&["--store", &url, "dead-letters", "purge", "--all", "--yes"]).await;
+        assert_eq!(purged.code, Some(0), "{purged:?}");
+        for text in [
+            "soiree::audit",
+            "action=\"purge\"",
+            "selection=--all",
+            "done=1",
+        ] {
+            assert!(
+                purged.stderr.contains(text),
+                "{text:?} missing in {purged:?}"
+            );
+        }
+
+        // A read leaves no audit line; RUST_LOG decides what is logged.
+        let listed = run(&["--store", &url, "dead-letters", "list"]).await;
+        assert!(!listed.stderr.contains("soiree::audit"), "{listed:?}");
+        bus.close().await.unwrap();
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -13,6 +13,7 @@ use super::output::{
     table,
 };
 use super::store_error;
+use crate::audit;
 use crate::error::{Error, Result};
 use crate::escape::escape;
 use crate::opt::{ListOpt, SelectOpt, ShowOpt};
@@ -241,6 +242,15 @@ async fn act(
                     if let Some(bar) = &bar {
                         bar.abandon();
                     }
+                    let err = store_error(store)(err);
+                    audit::record(
+                        &store.info(),
+                        action.verb(),
+                        &opt.describe(),
+                        selected,
+                        done,
+                        Some(&err.to_string()),
+                    );
                     if done > 0 {
                         say!(
                             console.err,
@@ -248,7 +258,7 @@ async fn act(
                             action.done()
                         );
                     }
-                    return Err(store_error(store)(err));
+                    return Err(err);
                 }
             }
             if let Some(bar) = &bar {
@@ -258,6 +268,14 @@ async fn act(
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
+        audit::record(
+            &store.info(),
+            action.verb(),
+            &opt.describe(),
+            selected,
+            done,
+            None,
+        );
     }
     if opt.output.json {
         return print_json(

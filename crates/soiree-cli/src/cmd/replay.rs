@@ -7,6 +7,7 @@ use soiree::Inspect;
 use super::console::{Console, say};
 use super::output::print_json;
 use super::store_error;
+use crate::audit;
 use crate::error::Result;
 use crate::escape::escape;
 use crate::opt::ReplayOpt;
@@ -17,10 +18,20 @@ pub(super) async fn run(store: &dyn Inspect, opt: &ReplayOpt, console: &mut Cons
         opt.confirm.yes,
         &format!("replay event \"{}\"", escape(&opt.event_id)),
     )?;
-    store
-        .replay(&opt.event_id)
-        .await
-        .map_err(store_error(store))?;
+    let selection = format!("event {}", opt.event_id);
+    if let Err(err) = store.replay(&opt.event_id).await {
+        let err = store_error(store)(err);
+        audit::record(
+            &store.info(),
+            "replay",
+            &selection,
+            1,
+            0,
+            Some(&err.to_string()),
+        );
+        return Err(err);
+    }
+    audit::record(&store.info(), "replay", &selection, 1, 1, None);
     if opt.output.json {
         return print_json(
             console,

@@ -28,11 +28,12 @@ impl Output {
 }
 
 /// Runs `soiree ARGS` with stdin not a terminal (nothing to read) and no
-/// `SOIREE_STORE`, killing it after `deadline` (then the test fails).
+/// `SOIREE_STORE` nor `RUST_LOG` (default logging), killing it after `deadline` (then the test fails).
 pub fn soiree_within(args: &[&str], deadline: Duration) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_soiree"))
         .args(args)
         .env_remove("SOIREE_STORE")
+        .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
