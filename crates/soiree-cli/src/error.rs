@@ -71,7 +71,7 @@ pub(crate) enum Error {
         path: String,
     },
     /// The store's server could not be reached.
-    #[error("cannot reach the {kind} server at {server}: {reason}")]
+    #[error("cannot reach the {kind} server at {server}: {}", once(reason))]
     Unreachable {
         /// `redis`, `postgres`.
         kind: &'static str,
@@ -81,7 +81,7 @@ pub(crate) enum Error {
         reason: String,
     },
     /// The store could not be opened, read or written.
-    #[error("{kind} store: {reason}")]
+    #[error("{kind} store: {}", once(reason))]
     Store {
         /// `redis`, `postgres`, `sqlite`, `memory`.
         kind: String,
@@ -95,6 +95,22 @@ pub(crate) enum Error {
         what: &'static str,
         /// The id as given.
         id: String,
+    },
+    /// A page cursor (`--after`) that the store did not issue.
+    #[error(
+        "bad --after cursor {cursor:?}: not a record id of this store (pass the cursor a previous page printed after \"more follow: pass --after\")"
+    )]
+    BadCursor {
+        /// The cursor as given.
+        cursor: String,
+    },
+    /// The `--listen` address cannot be resolved.
+    #[error("cannot resolve --listen {addr}: {reason}")]
+    BadListen {
+        /// The HOST:PORT given.
+        addr: String,
+        /// What the resolver said.
+        reason: String,
     },
     /// A destructive command was not confirmed, or its selection is empty.
     #[error("{0}")]
@@ -118,6 +134,8 @@ impl Error {
             | Self::NoStore
             | Self::UnsupportedScheme { .. }
             | Self::BadUrl { .. }
+            | Self::BadCursor { .. }
+            | Self::BadListen { .. }
             | Self::Refused(_) => EXIT_USAGE,
             Self::NoSuchFile { .. } | Self::NotFound { .. } => EXIT_NOT_FOUND,
             Self::Runtime(_)
@@ -134,6 +152,9 @@ impl Error {
     /// An error of an [`Inspect`](soiree::Inspect) call on a store of this
     /// kind: `NotFound` stays one.
     pub(crate) fn from_store(kind: &str, err: soiree::Error) -> Self {
+        if let Some(cursor) = invalid_cursor(&err) {
+            return Self::BadCursor { cursor };
+        }
         match err {
             soiree::Error::NotFound { what, id } => Self::NotFound { what, id },
             other => Self::Store {
@@ -147,6 +168,64 @@ impl Error {
 /// `store error: x` → `x` (the kind already says it is the store).
 fn strip_prefix(text: &str) -> &str {
     text.strip_prefix("store error: ").unwrap_or(text)
+}
+
+/// The cursor of a store error saying that a page cursor is not one of its
+/// own: SQL and Redis stores say so with their error type, the memory store
+/// in words.
+fn invalid_cursor(err: &soiree::Error) -> Option<String> {
+    let soiree::Error::Store(source) = err else {
+        return None;
+    };
+    if let Some(soiree_sql::Error::InvalidCursor(cursor)) = source.downcast_ref() {
+        return Some(cursor.clone());
+    }
+    if let Some(soiree_redis::Error::InvalidCursor(cursor)) = source.downcast_ref() {
+        return Some(cursor.clone());
+    }
+    let text = source.to_string();
+    let quoted = text.strip_prefix("invalid cursor ")?;
+    Some(quoted.trim_matches('"').to_owned())
+}
+
+/// What a store's or driver's error message says, once: the wrappers that
+/// only repeat that it is a database or Redis error (each layer's message
+/// includes its source's) and the server's source positions are left out.
+/// `database error: error returned from database: (code: 1) no such table:
+/// x` → `no such table: x`.
+fn once(reason: &str) -> &str {
+    const WRAPPERS: [&str; 5] = [
+        "store error: ",
+        "database error: ",
+        "error returned from database: ",
+        "redis error: ",
+        "serialization error: ",
+    ];
+    let mut text = reason;
+    loop {
+        let before = text.len();
+        for wrapper in WRAPPERS {
+            text = text.strip_prefix(wrapper).unwrap_or(text);
+        }
+        // SQLite's result code, in front of its message.
+        if let Some(rest) = text.strip_prefix("(code: ")
+            && let Some((code, message)) = rest.split_once(") ")
+            && code.bytes().all(|b| b.is_ascii_digit())
+        {
+            text = message;
+        }
+        if text.len() == before {
+            break;
+        }
+    }
+    // PostgreSQL's position in its own source (`… at line 948`).
+    if let Some((message, line)) = text.rsplit_once(" at line ")
+        && !line.is_empty()
+        && line.bytes().all(|b| b.is_ascii_digit())
+    {
+        text = message;
+    }
+    text
 }
 
 #[cfg(test)]
@@ -169,5 +248,50 @@ mod tests {
         let store = Error::from_store("redis", soiree::Error::store("boom"));
         assert_eq!(store.exit_code(), 1);
         assert_eq!(store.to_string(), "redis store: boom");
+    }
+
+    #[test]
+    fn bad_cursors_are_usage_errors() {
+        let sql = soiree::Error::from(soiree_sql::Error::InvalidCursor("abc".into()));
+        let redis = soiree::Error::from(soiree_redis::Error::InvalidCursor("abc".into()));
+        let memory = soiree::Error::store(r#"invalid cursor "abc""#);
+        for err in [sql, redis, memory] {
+            let err = Error::from_store("store", err);
+            assert_eq!(err.exit_code(), 2, "{err}");
+            assert!(
+                err.to_string().starts_with(r#"bad --after cursor "abc": "#),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_message_that_includes_its_source_is_shown_once() {
+        let sqlite = Error::Store {
+            kind: "sqlite".into(),
+            reason: "database error: error returned from database: (code: 1) no such table: soiree_cursors (not a soiree store)".into(),
+        };
+        assert_eq!(
+            sqlite.to_string(),
+            "sqlite store: no such table: soiree_cursors (not a soiree store)"
+        );
+        let postgres = Error::from_store(
+            "postgres",
+            soiree::Error::store(
+                "database error: error returned from database: database \"x\" does not exist at line 948",
+            ),
+        );
+        assert_eq!(
+            postgres.to_string(),
+            r#"postgres store: database "x" does not exist"#
+        );
+        let redis = Error::Store {
+            kind: "redis".into(),
+            reason: "redis error: DB index is out of range".into(),
+        };
+        assert_eq!(redis.to_string(), "redis store: DB index is out of range");
+        // Nothing else is cut.
+        assert_eq!(once("at line 3 of the payload"), "at line 3 of the payload");
+        assert_eq!(once("(code: x) y"), "(code: x) y");
     }
 }

@@ -13,8 +13,9 @@ pub(crate) const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  runtime failure: the store cannot be reached or read, a benchmark's check failed
-  2  usage error or refusal: a bad option or store URL, an unconfirmed destructive
-     command (no --yes and no terminal to ask on), an empty dead-letter selection
+  2  usage error or refusal: a bad option (topic pattern, --after cursor, --listen)
+     or store URL, an unconfirmed destructive command (no --yes and no terminal
+     to ask on), an empty dead-letter selection
   3  not found: the event, dead letter or SQLite file named does not exist";
 
 /// Soiree: an event bus for Rust services.
@@ -120,7 +121,7 @@ pub(crate) struct StatsOpt {
 #[derive(Debug, Clone, Default, Args)]
 pub(crate) struct FilterOpt {
     /// Only topics matching this pattern (`order.*`, `order.**`).
-    #[arg(long, value_name = "PATTERN")]
+    #[arg(long, value_name = "PATTERN", value_parser = parse_pattern)]
     pub(crate) topic: Option<String>,
 
     /// Only this event id.
@@ -313,7 +314,7 @@ pub(crate) struct ReplayOpt {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct TailOpt {
     /// Only topics matching this pattern.
-    #[arg(value_name = "PATTERN")]
+    #[arg(value_name = "PATTERN", value_parser = parse_pattern)]
     pub(crate) pattern: Option<String>,
 
     /// How often to poll the store.
@@ -332,10 +333,11 @@ pub(crate) struct TailOpt {
 /// Options of `soiree dashboard`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct DashboardOpt {
-    /// The address to listen on; an address that is not loopback needs a
-    /// token.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8686")]
-    pub(crate) listen: std::net::SocketAddr,
+    /// The address to listen on, HOST:PORT (`localhost:8686`,
+    /// `127.0.0.1:8686`, `[::1]:8686`); an address that is not loopback
+    /// needs a token.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8686", value_parser = parse_listen)]
+    pub(crate) listen: String,
 
     /// Require this token on every request (an `Authorization: Bearer`
     /// header, or open the page once with `?token=…`). Read from the
@@ -382,6 +384,33 @@ pub(crate) struct BenchOpt {
     pub(crate) json: bool,
 }
 
+/// A topic pattern option: the rule of `bus.on` (no empty segment, no
+/// `?` or `[`, wildcards as whole segments), trimmed. A pattern no topic can
+/// match is a typo, not an empty listing.
+fn parse_pattern(text: &str) -> Result<String, String> {
+    soiree::validate_pattern(text)
+        .map(str::to_owned)
+        .map_err(|err| match err {
+            soiree::Error::InvalidTopicName { reason, .. } => {
+                format!("{reason} (a pattern is as in bus.on: order.created, order.*, order.**)")
+            }
+            other => other.to_string(),
+        })
+}
+
+/// A `--listen` value: HOST:PORT, resolved when the dashboard starts.
+fn parse_listen(text: &str) -> Result<String, String> {
+    if text.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(text.to_owned());
+    }
+    let bad = || "expected HOST:PORT (localhost:8686, 127.0.0.1:8686, [::1]:8686)".to_owned();
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    if host.is_empty() || host.contains([':', '[', ']', '/', ' ']) || port.parse::<u16>().is_err() {
+        return Err(bad());
+    }
+    Ok(text.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -399,6 +428,59 @@ mod tests {
         let after = Opt::try_parse_from(["soiree", "stats", "--store", "redis://h"]).unwrap();
         assert_eq!(before.store.store.as_deref(), Some("redis://h"));
         assert_eq!(after.store.store.as_deref(), Some("redis://h"));
+    }
+
+    #[test]
+    fn bad_topic_patterns_are_usage_errors() {
+        for args in [
+            &["soiree", "events", "--topic", "order.[x"][..],
+            &["soiree", "results", "--topic", "a..b"],
+            &["soiree", "dead-letters", "list", "--topic", "a?"],
+            &["soiree", "dead-letters", "purge", "--topic", "order.x*"],
+            &["soiree", "tail", "bad["],
+            &["soiree", "tail", " "],
+        ] {
+            let err = Opt::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+            let text = err.to_string();
+            assert!(text.contains("pattern is as in bus.on"), "{text}");
+        }
+        let err = Opt::try_parse_from(["soiree", "events", "--topic", "order.[x"]).unwrap_err();
+        assert!(err.to_string().contains("`[` are reserved"), "{err}");
+        let ok = Opt::try_parse_from(["soiree", "events", "--topic", " order.** "]).unwrap();
+        let Command::Events(list) = ok.command else {
+            panic!("{ok:?}")
+        };
+        assert_eq!(list.filter.topic.as_deref(), Some("order.**"));
+    }
+
+    #[test]
+    fn listen_takes_host_names_and_addresses() {
+        for good in [
+            "localhost:8691",
+            "127.0.0.1:0",
+            "[::1]:8686",
+            "dash.internal:80",
+        ] {
+            let opt = Opt::try_parse_from(["soiree", "dashboard", "--listen", good])
+                .unwrap_or_else(|err| panic!("{good}: {err}"));
+            let Command::Dashboard(dashboard) = opt.command else {
+                panic!("{opt:?}")
+            };
+            assert_eq!(dashboard.listen, good);
+        }
+        for bad in [
+            "localhost",
+            "localhost:http",
+            ":8686",
+            "::1:8686",
+            "a b:1",
+            "x:70000",
+        ] {
+            let err = Opt::try_parse_from(["soiree", "dashboard", "--listen", bad]).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad}");
+            assert!(err.to_string().contains("HOST:PORT"), "{err}");
+        }
     }
 
     #[test]

@@ -141,3 +141,52 @@ fn refuses_an_address_that_is_not_loopback_without_a_token() {
     assert!(stderr.contains("without a token"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn listens_on_a_host_name_resolved_to_loopback() {
+    let dir = temp_dir("dashboard");
+    let path = dir.join("events.db");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        drop(
+            soiree_sql::SqliteStore::open(&path)
+                .await
+                .expect("a sqlite store"),
+        );
+    });
+    let url = format!("sqlite://{}", path.display());
+    let child = Command::new(env!("CARGO_BIN_EXE_soiree"))
+        .args(["--store", &url, "dashboard", "--listen", "localhost:0"])
+        .env_remove("SOIREE_DASHBOARD_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the soiree binary starts");
+    let mut running = Running(child);
+    let stdout = running.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(DEADLINE)
+        .expect("the dashboard says where it listens");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    // localhost resolves to loopback; IPv4 first.
+    assert!(addr.starts_with("127.0.0.1:"), "{line}");
+    let (status, body) = get(&addr, "/api/stats");
+    assert!(status.contains("200"), "{status} {body}");
+    drop(running);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -419,3 +419,45 @@ fn sqlite_replays_and_purges_are_audited() {
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bad_patterns_cursors_and_listen_addresses_are_usage_errors() {
+    let dir = temp_dir("usage");
+    let path = dir.join("events.db");
+    runtime().block_on(async {
+        let store = soiree_sql::SqliteStore::open(&path)
+            .await
+            .expect("a sqlite store");
+        let (bus, _failures) = produce(Arc::new(store)).await;
+        bus.close().await.unwrap();
+    });
+    let url = format!("sqlite://{}", path.display());
+    for (args, says) in [
+        (&["events", "--topic", "order.[x"][..], "`[` are reserved"),
+        (&["tail", "bad["], "`[` are reserved"),
+        (
+            &["dead-letters", "list", "--topic", "a..b"],
+            "empty segment",
+        ),
+        (&["events", "--after", "abc"], "bad --after cursor \"abc\""),
+        (&["results", "--after", "abc"], "bad --after cursor \"abc\""),
+        (
+            &["dead-letters", "list", "--after", "abc"],
+            "bad --after cursor \"abc\"",
+        ),
+        (&["dashboard", "--listen", "localhost"], "HOST:PORT"),
+    ] {
+        let mut all = vec!["--store", url.as_str()];
+        all.extend_from_slice(args);
+        let out = soiree(&all);
+        assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
+        assert!(
+            out.stderr.contains(says),
+            "{args:?}: {says:?} missing in {out:?}"
+        );
+        assert_eq!(out.stdout, "", "{args:?}");
+        // Said once, with no repeated prefix.
+        assert_eq!(out.stderr.matches("error:").count(), 1, "{out:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -127,7 +127,7 @@ pub use store::{
 };
 /// Re-exported: [`Context::with_cancellation`] takes one.
 pub use tokio_util::sync::CancellationToken;
-pub use topic::{MAX_TOPIC_LEN, MAX_TOPIC_SEGMENTS, topic_matches};
+pub use topic::{MAX_TOPIC_LEN, MAX_TOPIC_SEGMENTS, topic_matches, validate_pattern};
 pub use typed::{
     ObservabilitySpec, TypedListener, TypedTopic, bind_listener, bind_typed_listener,
     unwrap_payload,

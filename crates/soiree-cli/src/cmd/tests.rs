@@ -728,3 +728,23 @@ async fn tail_stops_on_the_signal() {
     assert_eq!(out.text(), "", "only new events are printed");
     fx.bus.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_cursor_the_store_did_not_issue_is_a_usage_error() {
+    let fx = Fixture::standard().await;
+    for args in [
+        &["events", "--after", "abc"][..],
+        &["results", "--after", "abc", "--json"],
+        &["dead-letters", "list", "--after", "abc"],
+    ] {
+        let run = soiree(fx.inspect(), args, None).await;
+        assert_eq!(run.out, "", "{args:?}");
+        let err = run.err();
+        assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+        assert!(
+            err.to_string().starts_with(r#"bad --after cursor "abc""#),
+            "{err}"
+        );
+    }
+    fx.bus.close().await.unwrap();
+}

@@ -15,6 +15,6 @@ mod specificity;
 
 pub(crate) use index::{RemoveError, SharedRoute, TopicIndex};
 pub use matcher::topic_matches;
-pub use name::{MAX_TOPIC_LEN, MAX_TOPIC_SEGMENTS};
-pub(crate) use name::{validate_pattern, validate_topic};
+pub(crate) use name::validate_topic;
+pub use name::{MAX_TOPIC_LEN, MAX_TOPIC_SEGMENTS, validate_pattern};
 pub(crate) use specificity::Specificity;

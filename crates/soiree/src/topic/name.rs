@@ -16,12 +16,25 @@ pub const MAX_TOPIC_LEN: usize = 64 * 1024;
 const TOO_LONG: &str = "the name is longer than MAX_TOPIC_LEN (65536 bytes)";
 const TOO_MANY_SEGMENTS: &str = "the name has more than MAX_TOPIC_SEGMENTS (256) segments";
 
-/// Checks a listener pattern and returns it trimmed.
+/// Checks a listener pattern and returns it trimmed: the rule of
+/// [`EventBus::on`](crate::EventBus::on), for tools that take a pattern
+/// from a person (a filter that no topic can match is a typo to report).
 ///
 /// Empty names, empty segments (`a..b`), the reserved characters `?` and
 /// `[`, and names over [`MAX_TOPIC_LEN`] bytes or [`MAX_TOPIC_SEGMENTS`]
 /// segments are rejected. `*` and `**` are allowed only as whole segments.
-pub(crate) fn validate_pattern(name: &str) -> Result<&str> {
+///
+/// # Errors
+///
+/// [`Error::InvalidTopicName`] saying why the pattern is rejected.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(soiree::validate_pattern(" order.* ").unwrap(), "order.*");
+/// assert!(soiree::validate_pattern("order.[x").is_err());
+/// ```
+pub fn validate_pattern(name: &str) -> Result<&str> {
     if name.len() > MAX_TOPIC_LEN {
         return Err(Error::invalid_topic(name, TOO_LONG));
     }
