@@ -9,10 +9,9 @@ use soiree::{DeadLetterSelection, Inspect, Query};
 use super::console::{Console, say};
 use super::list::{filter, query, say_none};
 use super::output::{
-    CELL_WIDTH, cell, count, cut, fields, or_dash, pretty, print_json, print_next, print_table,
-    table,
+    cell, count, fields, or_dash, pretty, print_json, print_next, print_table, table,
 };
-use super::store_error;
+use super::{letter_error, store_error};
 use crate::audit;
 use crate::error::{Error, Result};
 use crate::escape::escape;
@@ -44,16 +43,19 @@ pub(super) async fn list(store: &dyn Inspect, opt: &ListOpt, console: &mut Conso
             "TOPIC",
             "EVENT ID",
             "DELIVERIES",
+            "LISTENER",
             "ERROR",
         ]);
         for letter in page.items {
+            let (listener, error) = letter_error::cells(&letter.error, letter.topic());
             rows.add_row(vec![
                 cell(&letter.id),
                 Cell::new(or_dash(letter.at.map(format_time))),
                 cell(&or_dash(letter.topic())),
                 cell(&or_dash(letter.event_id())),
                 Cell::new(letter.deliveries),
-                Cell::new(cut(&letter.error, CELL_WIDTH)),
+                Cell::new(listener),
+                Cell::new(error),
             ]);
         }
         print_table(console, &rows)?;

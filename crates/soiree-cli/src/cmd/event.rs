@@ -7,10 +7,8 @@ use soiree::Inspect;
 
 use super::console::{Console, say};
 use super::list::outcome;
-use super::output::{
-    CELL_WIDTH, cell, cut, fields, or_dash, pretty, print_json, print_table, table,
-};
-use super::store_error;
+use super::output::{cell, fields, or_dash, pretty, print_json, print_table, table};
+use super::{letter_error, store_error};
 use crate::error::{Error, Result};
 use crate::opt::EventOpt;
 use crate::time::format_time;
@@ -63,13 +61,15 @@ pub(super) async fn run(store: &dyn Inspect, opt: &EventOpt, console: &mut Conso
     }
     if !detail.dead_letters.is_empty() {
         say!(console.out, "dead letters:");
-        let mut rows = table(&["ID", "SET ASIDE", "DELIVERIES", "ERROR"]);
+        let mut rows = table(&["ID", "SET ASIDE", "DELIVERIES", "LISTENER", "ERROR"]);
         for letter in &detail.dead_letters {
+            let (listener, error) = letter_error::cells(&letter.error, letter.topic());
             rows.add_row(vec![
                 cell(&letter.id),
                 Cell::new(or_dash(letter.at.map(format_time))),
                 Cell::new(letter.deliveries),
-                Cell::new(cut(&letter.error, CELL_WIDTH)),
+                Cell::new(listener),
+                Cell::new(error),
             ]);
         }
         print_table(console, &rows)?;

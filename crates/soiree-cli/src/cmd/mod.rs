@@ -6,6 +6,7 @@ mod consumers;
 mod dashboard;
 mod dead_letters;
 mod event;
+mod letter_error;
 mod list;
 mod output;
 mod pending;

@@ -748,3 +748,52 @@ async fn a_cursor_the_store_did_not_issue_is_a_usage_error() {
     }
     fx.bus.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn dead_letter_listings_show_the_useful_end_of_the_error() {
+    let store = Arc::new(MemoryStore::queue());
+    let bus = EventBus::builder()
+        .shared_store(store.clone())
+        .build()
+        .unwrap();
+    let cause = format!(
+        "payment gateway returned 402 after {} card declined",
+        "retrying ".repeat(6)
+    );
+    let error = cause.clone();
+    bus.on_named("charge-card", "order.created", move |_ctx| {
+        let error = error.clone();
+        async move { Err(error.into()) }
+    })
+    .unwrap();
+    bus.emit("order.created", json!({"order": 1}))
+        .persisted()
+        .await
+        .unwrap();
+    bus.wait_for_idle().await;
+    let inspect: Arc<dyn Inspect> = store.clone();
+    let letters = soiree(inspect.clone(), &["dead-letters", "list", "--json"], None)
+        .await
+        .json();
+    let stored = letters["items"][0]["error"].as_str().unwrap().to_owned();
+    assert_eq!(
+        stored,
+        format!("listener charge-card failed on \"order.created\": {cause}"),
+        "JSON keeps the error whole"
+    );
+    let id = letters["items"][0]["id"].as_str().unwrap().to_owned();
+    let event_id = letters["items"][0]["event_id"].as_str().unwrap().to_owned();
+
+    for args in [&["dead-letters", "list"][..], &["event", &event_id]] {
+        let table = soiree(inspect.clone(), args, None).await.ok();
+        assert!(table.contains("LISTENER"), "{args:?}: {table}");
+        assert!(table.contains("charge-card"), "{args:?}: {table}");
+        assert!(table.contains("card declined"), "{args:?}: {table}");
+        assert!(!table.contains("failed on"), "{args:?}: {table}");
+    }
+    let shown = soiree(inspect, &["dead-letters", "show", &id], None)
+        .await
+        .ok();
+    assert!(shown.contains(&stored), "show prints it whole: {shown}");
+    bus.close().await.unwrap();
+}
