@@ -258,6 +258,14 @@ pub(crate) struct SelectOpt {
     #[arg(long, conflicts_with_all = ["topic", "event_id", "since", "until"])]
     pub(crate) all: bool,
 
+    /// At most this many of the selected dead letters, oldest first.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) limit: Option<u64>,
+
+    /// Print what would be done and change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+
     #[command(flatten)]
     pub(crate) confirm: ConfirmOpt,
 
@@ -285,6 +293,9 @@ impl SelectOpt {
         if self.all {
             parts.push("--all".to_owned());
         }
+        if let Some(limit) = self.limit {
+            parts.push(format!("--limit {limit}"));
+        }
         parts.join(" ")
     }
 }
@@ -302,6 +313,10 @@ pub(crate) struct ConfirmOpt {
 pub(crate) struct ReplayOpt {
     /// The event id (`soiree.event_id`).
     pub(crate) event_id: String,
+
+    /// Print what would be replayed and change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 
     #[command(flatten)]
     pub(crate) confirm: ConfirmOpt,

@@ -278,4 +278,10 @@ pub(crate) struct ActionView {
     /// The event replayed, for `soiree replay`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) event_id: Option<String>,
+    /// `--dry-run`: nothing was changed (`done` is 0).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) dry_run: bool,
+    /// `dead-letters … --dry-run`: the dead letters selected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) items: Option<Vec<DeadLetterView>>,
 }

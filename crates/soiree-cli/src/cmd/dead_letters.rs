@@ -2,14 +2,14 @@
 
 use std::io::Write;
 
-use comfy_table::Cell;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use soiree::{DeadLetterSelection, Inspect, Query};
+use comfy_table::{Cell, Table};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use soiree::{DeadLetter, DeadLetterSelection, Inspect, Query};
 
 use super::console::{Console, say};
 use super::list::{filter, query, say_none};
 use super::output::{
-    cell, count, fields, or_dash, pretty, print_json, print_next, print_table, table,
+    cell, count, fields, or_dash, pretty, print_json, print_next, print_table, rate, table,
 };
 use super::{letter_error, store_error};
 use crate::audit;
@@ -24,6 +24,8 @@ use crate::view::{ActionView, DeadLetterView, PageView};
 pub(super) const REPLAY_CHUNK: usize = 100;
 /// Dead letters purged per call.
 pub(super) const PURGE_CHUNK: usize = 1_000;
+/// Dead letters listed before the confirmation prompt.
+const PREVIEW_ROWS: usize = 20;
 
 /// `soiree dead-letters list`.
 pub(super) async fn list(store: &dyn Inspect, opt: &ListOpt, console: &mut Console) -> Result<()> {
@@ -37,30 +39,35 @@ pub(super) async fn list(store: &dyn Inspect, opt: &ListOpt, console: &mut Conso
     if page.items.is_empty() {
         say_none(console, "no dead letters")?;
     } else {
-        let mut rows = table(&[
-            "ID",
-            "SET ASIDE",
-            "TOPIC",
-            "EVENT ID",
-            "DELIVERIES",
-            "LISTENER",
-            "ERROR",
-        ]);
-        for letter in page.items {
-            let (listener, error) = letter_error::cells(&letter.error, letter.topic());
-            rows.add_row(vec![
-                cell(&letter.id),
-                Cell::new(or_dash(letter.at.map(format_time))),
-                cell(&or_dash(letter.topic())),
-                cell(&or_dash(letter.event_id())),
-                Cell::new(letter.deliveries),
-                Cell::new(listener),
-                Cell::new(error),
-            ]);
-        }
-        print_table(console, &rows)?;
+        print_table(console, &letters_table(&page.items))?;
     }
     print_next(console, page.next.as_deref())
+}
+
+/// A table of dead letters: the listing's, the preview's, the dry run's.
+fn letters_table(letters: &[DeadLetter]) -> Table {
+    let mut rows = table(&[
+        "ID",
+        "SET ASIDE",
+        "TOPIC",
+        "EVENT ID",
+        "DELIVERIES",
+        "LISTENER",
+        "ERROR",
+    ]);
+    for letter in letters {
+        let (listener, error) = letter_error::cells(&letter.error, letter.topic());
+        rows.add_row(vec![
+            cell(&letter.id),
+            Cell::new(or_dash(letter.at.map(format_time))),
+            cell(&or_dash(letter.topic())),
+            cell(&or_dash(letter.event_id())),
+            Cell::new(letter.deliveries),
+            Cell::new(listener),
+            Cell::new(error),
+        ]);
+    }
+    rows
 }
 
 /// `soiree dead-letters show ID`.
@@ -113,8 +120,7 @@ pub(super) async fn replay(
     opt: &SelectOpt,
     console: &mut Console,
 ) -> Result<()> {
-    let ids = select(store, opt).await?;
-    act(store, opt, console, ids, Action::Replay).await
+    run_action(store, opt, console, Action::Replay).await
 }
 
 /// `soiree dead-letters purge`.
@@ -123,8 +129,84 @@ pub(super) async fn purge(
     opt: &SelectOpt,
     console: &mut Console,
 ) -> Result<()> {
-    let ids = select(store, opt).await?;
-    act(store, opt, console, ids, Action::Purge).await
+    run_action(store, opt, console, Action::Purge).await
+}
+
+/// Selects, then shows what a dry run would do, or previews, confirms and
+/// acts.
+async fn run_action(
+    store: &dyn Inspect,
+    opt: &SelectOpt,
+    console: &mut Console,
+    action: Action,
+) -> Result<()> {
+    let letters = select(store, opt).await?;
+    if opt.dry_run {
+        return dry_run(console, opt, &letters, action);
+    }
+    if !letters.is_empty() && !opt.confirm.yes && console.interactive {
+        preview(console, &letters)?;
+    }
+    let ids = letters.into_iter().map(|letter| letter.id).collect();
+    act(store, opt, console, ids, action).await
+}
+
+/// Prints what `action` would change, and changes nothing.
+fn dry_run(
+    console: &mut Console,
+    opt: &SelectOpt,
+    letters: &[DeadLetter],
+    action: Action,
+) -> Result<()> {
+    let selected = letters.len() as u64;
+    if opt.output.json {
+        return print_json(
+            console,
+            &ActionView {
+                action: action.verb(),
+                selected,
+                done: 0,
+                event_id: None,
+                dry_run: true,
+                items: Some(letters.iter().cloned().map(DeadLetterView::from).collect()),
+            },
+        );
+    }
+    if !letters.is_empty() {
+        print_table(console, &letters_table(letters))?;
+    }
+    say!(
+        console.out,
+        "dry run: would {} {}; nothing was changed",
+        action.verb(),
+        letters_count(selected)
+    );
+    Ok(())
+}
+
+/// Shows the selection on stderr before the confirmation prompt: the first
+/// [`PREVIEW_ROWS`] dead letters and how many more.
+fn preview(console: &mut Console, letters: &[DeadLetter]) -> Result<()> {
+    let shown = &letters[..letters.len().min(PREVIEW_ROWS)];
+    for line in letters_table(shown).lines() {
+        say!(console.err, "{}", escape(line.trim_end()));
+    }
+    if letters.len() > shown.len() {
+        say!(
+            console.err,
+            "… and {} more",
+            count((letters.len() - shown.len()) as u64)
+        );
+    }
+    Ok(())
+}
+
+/// `1 dead letter`, `1,234 dead letters`.
+fn letters_count(n: u64) -> String {
+    match n {
+        1 => "1 dead letter".to_owned(),
+        n => format!("{} dead letters", count(n)),
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -156,30 +238,31 @@ impl Action {
     }
 }
 
-/// The ids of the dead letters the options select, oldest first: the
-/// named ones (each must exist), or every one the filters (or `--all`)
+/// The dead letters the options select, oldest first, at most `--limit`:
+/// the named ones (each must exist), or every one the filters (or `--all`)
 /// select. Refuses an empty selection without `--all`.
-async fn select(store: &dyn Inspect, opt: &SelectOpt) -> Result<Vec<String>> {
+async fn select(store: &dyn Inspect, opt: &SelectOpt) -> Result<Vec<DeadLetter>> {
+    let limit = opt.limit.map_or(usize::MAX, |limit| limit as usize);
     if !opt.ids.is_empty() {
-        let mut ids: Vec<String> = Vec::with_capacity(opt.ids.len());
+        let mut letters: Vec<DeadLetter> = Vec::with_capacity(opt.ids.len().min(limit));
         for id in &opt.ids {
-            if ids.contains(id) {
+            if letters.len() == limit {
+                break;
+            }
+            if letters.iter().any(|letter| &letter.id == id) {
                 continue;
             }
-            if store
+            let letter = store
                 .dead_letter(id)
                 .await
                 .map_err(store_error(store))?
-                .is_none()
-            {
-                return Err(Error::NotFound {
+                .ok_or_else(|| Error::NotFound {
                     what: "dead letter",
                     id: id.clone(),
-                });
-            }
-            ids.push(id.clone());
+                })?;
+            letters.push(letter);
         }
-        return Ok(ids);
+        return Ok(letters);
     }
     if opt.filter.is_empty() && !opt.all {
         return Err(Error::Refused(
@@ -187,20 +270,20 @@ async fn select(store: &dyn Inspect, opt: &SelectOpt) -> Result<Vec<String>> {
                 .to_owned(),
         ));
     }
-    let mut query = Query::oldest(Query::MAX_LIMIT).filter(filter(&opt.filter));
-    let mut ids = Vec::new();
+    let mut query = Query::oldest(Query::MAX_LIMIT.min(limit)).filter(filter(&opt.filter));
+    let mut letters = Vec::new();
     loop {
         let page = store
             .dead_letters(&query)
             .await
             .map_err(store_error(store))?;
-        ids.extend(page.items.into_iter().map(|letter| letter.id));
+        letters.extend(page.items.into_iter().take(limit - letters.len()));
         match page.next {
-            Some(next) => query.cursor = Some(next),
-            None => break,
+            Some(next) if letters.len() < limit => query.cursor = Some(next),
+            _ => break,
         }
     }
-    Ok(ids)
+    Ok(letters)
 }
 
 /// Confirms, then replays or purges `ids` in chunks, with a progress bar
@@ -215,17 +298,25 @@ async fn act(
     let selected = ids.len() as u64;
     let mut done = 0;
     if selected > 0 {
-        let what = match selected {
-            1 => "1 dead letter".to_owned(),
-            n => format!("{} dead letters", count(n)),
-        };
-        console.confirm(opt.confirm.yes, &format!("{} {what}", action.verb()))?;
+        console.confirm(
+            opt.confirm.yes,
+            &format!("{} {}", action.verb(), letters_count(selected)),
+        )?;
         let bar = if console.progress && ids.len() > action.chunk() {
             let bar = ProgressBar::with_draw_target(Some(selected), ProgressDrawTarget::stderr());
             if let Ok(style) =
-                ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)")
+                ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({rate}, {eta} left)")
             {
-                bar.set_style(style.progress_chars("=> "));
+                // indicatif's own {per_sec} prints `11424.7565/s`.
+                let style = style
+                    .with_key(
+                        "rate",
+                        |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = w.write_str(&rate(state.per_sec()));
+                        },
+                    )
+                    .progress_chars("=> ");
+                bar.set_style(style);
             }
             bar.set_message(action.done());
             Some(bar)
@@ -287,6 +378,8 @@ async fn act(
                 selected,
                 done,
                 event_id: None,
+                dry_run: false,
+                items: None,
             },
         );
     }

@@ -144,6 +144,8 @@ async fn stored_strings_reach_the_terminal_escaped() {
         vec!["pending"],
         vec!["consumers"],
         vec!["stats", "--interval", "0s"],
+        vec!["dead-letters", "replay", "--all", "--dry-run"],
+        vec!["replay", HOSTILE, "--dry-run"],
     ];
     for args in &commands {
         let out = soiree(inspect.clone(), args, None).await.ok();
@@ -197,13 +199,25 @@ async fn stored_strings_reach_the_terminal_escaped() {
 }
 
 #[tokio::test]
-async fn error_messages_quoting_stored_text_are_escaped() {
-    let store: Arc<dyn Inspect> = Arc::new(MemoryStore::queue());
-    let run = soiree(store.clone(), &["event", HOSTILE], None).await;
+async fn prompts_and_errors_quoting_stored_text_are_escaped() {
+    let store = Arc::new(MemoryStore::queue());
+    let inspect: Arc<dyn Inspect> = store.clone();
+    let run = soiree(inspect.clone(), &["event", HOSTILE], None).await;
     let err = run.err().to_string();
     let shown = crate::escape::escape(&err);
     assert!(unsafe_chars(&shown).is_empty(), "{shown}");
-    let run = soiree(store, &["replay", HOSTILE], Some("n\n")).await;
+
+    // The preview and the prompt of a replay of a hostile event.
+    let bus = EventBus::builder()
+        .shared_store(store.clone())
+        .build()
+        .unwrap();
+    bus.on_named(HOSTILE, "**", |_ctx| async { Err(HOSTILE.into()) })
+        .unwrap();
+    emit_hostile(&bus).await;
+    let run = soiree(inspect, &["replay", HOSTILE], Some("n\n")).await;
     assert_safe(&["replay"], &run.err);
+    assert!(run.err.contains("? [y/N]"), "{}", run.err);
     assert!(run.err.contains("\\u{1b}]0;pwned"), "{}", run.err);
+    bus.close().await.unwrap();
 }

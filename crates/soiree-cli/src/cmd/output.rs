@@ -105,6 +105,17 @@ pub(super) fn or_dash(value: Option<impl ToString>) -> String {
     value.map_or_else(|| "-".to_owned(), |value| value.to_string())
 }
 
+/// A rate for people: `11,425/s`, with one decimal below 10 (`0.5/s`).
+pub(super) fn rate(per_sec: f64) -> String {
+    if per_sec.is_finite() && per_sec >= 10.0 {
+        // Rates are far below 2^53: the cast is exact after rounding.
+        let whole = per_sec.round() as u64;
+        format!("{}/s", count(whole))
+    } else {
+        format!("{per_sec:.1}/s")
+    }
+}
+
 /// Thousands separators for counts: `1,234,567`.
 pub(super) fn count(n: u64) -> String {
     let digits = n.to_string();
@@ -132,5 +143,9 @@ mod tests {
         assert_eq!(count(0), "0");
         assert_eq!(count(1234), "1,234");
         assert_eq!(count(1234567), "1,234,567");
+        assert_eq!(rate(11_424.756_5), "11,425/s");
+        assert_eq!(rate(10.0), "10/s");
+        assert_eq!(rate(0.5), "0.5/s");
+        assert_eq!(rate(0.0), "0.0/s");
     }
 }

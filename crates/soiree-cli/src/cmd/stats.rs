@@ -3,7 +3,7 @@
 use soiree::Inspect;
 
 use super::console::Console;
-use super::output::{count, fields, or_dash, print_json, print_table};
+use super::output::{count, fields, or_dash, print_json, print_table, rate};
 use super::store_error;
 use crate::error::Result;
 use crate::opt::StatsOpt;
@@ -28,7 +28,7 @@ pub(super) async fn run(store: &dyn Inspect, opt: &StatsOpt, console: &mut Conso
         Some(group) => format!("{} {} (group {group})", info.kind, info.location),
         None => format!("{} {}", info.kind, info.location),
     };
-    let rate = |value: Option<f64>| or_dash(value.map(|v| format!("{v:.1}/s")));
+    let per_sec = |value: Option<f64>| or_dash(value.map(rate));
     let rows = [
         ("store", location),
         ("taken at", or_dash(stats.taken_at.map(format_time))),
@@ -43,8 +43,8 @@ pub(super) async fn run(store: &dyn Inspect, opt: &StatsOpt, console: &mut Conso
             "oldest pending",
             or_dash(stats.oldest_pending_age.map(format_duration)),
         ),
-        ("emit rate", rate(rates.map(|r| r.emitted_per_sec))),
-        ("handle rate", rate(rates.map(|r| r.handled_per_sec))),
+        ("emit rate", per_sec(rates.map(|r| r.emitted_per_sec))),
+        ("handle rate", per_sec(rates.map(|r| r.handled_per_sec))),
     ];
     print_table(console, &fields(&rows))
 }
