@@ -362,6 +362,25 @@ fn sqlite_replays_and_purges_are_audited() {
             Some(stderr[at..].split(' ').next()?.to_owned())
         };
 
+        // A dry run changes nothing and leaves no audit line.
+        let dry = run(&[
+            "--store",
+            &url,
+            "dead-letters",
+            "replay",
+            "--all",
+            "--dry-run",
+        ])
+        .await;
+        assert_eq!(dry.code, Some(0), "{dry:?}");
+        assert!(
+            dry.stdout
+                .contains("dry run: would replay 1 dead letter; nothing was changed"),
+            "{dry:?}"
+        );
+        assert!(!dry.stderr.contains("soiree::audit"), "{dry:?}");
+        assert_eq!(failures.load(Ordering::SeqCst), 1, "nothing was replayed");
+
         let replayed = run(&[
             "--store",
             &url,
@@ -446,6 +465,10 @@ fn bad_patterns_cursors_and_listen_addresses_are_usage_errors() {
             "bad --after cursor \"abc\"",
         ),
         (&["dashboard", "--listen", "localhost"], "HOST:PORT"),
+        (
+            &["dead-letters", "purge", "--all", "--limit", "0"],
+            "--limit",
+        ),
     ] {
         let mut all = vec!["--store", url.as_str()];
         all.extend_from_slice(args);
@@ -459,5 +482,10 @@ fn bad_patterns_cursors_and_listen_addresses_are_usage_errors() {
         // Said once, with no repeated prefix.
         assert_eq!(out.stderr.matches("error:").count(), 1, "{out:?}");
     }
+    // An error quoting what was given (or stored) is escaped.
+    let out = soiree(&["--store", &url, "event", "\x1b]0;pwned\x07\u{9b}2J"]);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert!(out.stderr.contains("pwned"), "{out:?}");
+    assert!(!out.stderr.contains(['\x1b', '\x07', '\u{9b}']), "{out:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
