@@ -13,7 +13,9 @@ pub(crate) const EXIT_NOT_FOUND: u8 = 3;
 /// Why a command could not run (a benchmark whose checks fail is not an
 /// error: it still reports its figures and the process exits with 1).
 ///
-/// Messages never hold a store URL's password.
+/// Messages never hold a store URL's password. Each message includes what
+/// it wraps, so no variant reports a `source()`: a reporter that walks the
+/// chain (`anyhow`'s `{:#}`, tracing's error fields) says it once.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub(crate) enum Error {
@@ -30,10 +32,10 @@ pub(crate) enum Error {
     },
     /// The tokio runtime could not be built.
     #[error("cannot start the tokio runtime: {0}")]
-    Runtime(#[from] std::io::Error),
+    Runtime(std::io::Error),
     /// The bus refused a setup step.
     #[error("bus error: {0}")]
-    Bus(#[from] soiree::Error),
+    Bus(soiree::Error),
     /// A scenario's task panicked or was cancelled.
     #[error("scenario {scenario:?} did not finish: {reason}")]
     Aborted {
@@ -98,7 +100,7 @@ pub(crate) enum Error {
     },
     /// A page cursor (`--after`) that the store did not issue.
     #[error(
-        "bad --after cursor {cursor:?}: not a record id of this store (pass the cursor a previous page printed after \"more follow: pass --after\")"
+        "bad --after cursor {cursor:?}: not one this store issued (pass the cursor a previous page printed)"
     )]
     BadCursor {
         /// The cursor as given.
@@ -119,8 +121,26 @@ pub(crate) enum Error {
     #[error("cannot write the output: {0}")]
     Output(std::io::Error),
     /// The dashboard could not start or stopped on an error.
-    #[error(transparent)]
-    Dashboard(#[from] soiree_dashboard::Error),
+    #[error("{0}")]
+    Dashboard(soiree_dashboard::Error),
+}
+
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Self {
+        Self::Runtime(err)
+    }
+}
+
+impl From<soiree::Error> for Error {
+    fn from(err: soiree::Error) -> Self {
+        Self::Bus(err)
+    }
+}
+
+impl From<soiree_dashboard::Error> for Error {
+    fn from(err: soiree_dashboard::Error) -> Self {
+        Self::Dashboard(err)
+    }
 }
 
 impl Error {
@@ -248,6 +268,28 @@ mod tests {
         let store = Error::from_store("redis", soiree::Error::store("boom"));
         assert_eq!(store.exit_code(), 1);
         assert_eq!(store.to_string(), "redis store: boom");
+    }
+
+    #[test]
+    fn no_error_reports_the_source_its_message_includes() {
+        let addr: std::net::SocketAddr = "127.0.0.1:8686".parse().unwrap();
+        let in_use = || std::io::Error::new(std::io::ErrorKind::AddrInUse, "address in use");
+        for err in [
+            Error::from(in_use()),
+            Error::from(soiree::Error::store("boom")),
+            Error::from(soiree_dashboard::Error::Bind {
+                addr,
+                source: in_use(),
+            }),
+            Error::Output(in_use()),
+        ] {
+            let text = err.to_string();
+            assert!(
+                std::error::Error::source(&err).is_none(),
+                "{text} reports its source again"
+            );
+            assert_eq!(text.matches("address in use").count().max(1), 1, "{text}");
+        }
     }
 
     #[test]
