@@ -4,6 +4,7 @@
 //! useful end ("card declined") rather than the repeated start.
 
 use super::output::cut;
+use crate::escape::escape;
 
 /// The widest an error cell of a dead-letter listing gets, in characters:
 /// generous, since it is what an operator reads the listing for.
@@ -34,13 +35,29 @@ pub(super) fn split<'a>(error: &'a str, topic: Option<&str>) -> (Option<&'a str>
     (None, error)
 }
 
-/// The listener cell and the error cell (escaped, cut to [`ERROR_WIDTH`]).
+/// The listener cell and the error cell (escaped, at most
+/// [`ERROR_WIDTH`] characters; a longer error keeps its start and its end,
+/// where a chain of causes ends with the root one).
 pub(super) fn cells(error: &str, topic: Option<&str>) -> (String, String) {
     let (listener, cause) = split(error, topic);
     (
         cut(listener.unwrap_or("-"), ERROR_WIDTH),
-        cut(cause, ERROR_WIDTH),
+        cut_middle(&escape(cause), ERROR_WIDTH),
     )
+}
+
+/// `text` with its middle replaced by `…` when it is longer than `width`
+/// characters: the first third and the rest from the end.
+fn cut_middle(text: &str, width: usize) -> String {
+    let chars = text.chars().count();
+    if chars <= width {
+        return text.to_owned();
+    }
+    let head = width / 3;
+    let tail = width.saturating_sub(head + 1);
+    let start: String = text.chars().take(head).collect();
+    let end: String = text.chars().skip(chars - tail).collect();
+    format!("{start}…{end}")
 }
 
 #[cfg(test)]
@@ -72,13 +89,17 @@ mod tests {
             split("undecodable row", Some("a")),
             (None, "undecodable row")
         );
-        // A long cause keeps its end within the width.
+        // A long cause keeps its start and its end within the width.
         let long = format!(
-            r#"listener charge-card failed on "order.created": {} card declined"#,
-            "x".repeat(90)
+            r#"listener charge-card failed on "order.created": gateway: {} card declined"#,
+            "retry: ".repeat(40)
         );
         let (listener, cause) = cells(&long, Some("order.created"));
         assert_eq!(listener, "charge-card");
-        assert!(cause.ends_with("card declined"), "{cause}");
+        assert!(cause.starts_with("gateway: retry"), "{cause}");
+        assert!(cause.ends_with("retry:  card declined"), "{cause}");
+        assert_eq!(cause.chars().count(), ERROR_WIDTH);
+        assert!(cause.contains('…'), "{cause}");
+        assert_eq!(cut_middle("short", 10), "short");
     }
 }

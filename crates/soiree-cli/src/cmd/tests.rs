@@ -758,7 +758,7 @@ async fn dead_letter_listings_show_the_useful_end_of_the_error() {
         .unwrap();
     let cause = format!(
         "payment gateway returned 402 after {} card declined",
-        "retrying ".repeat(6)
+        "retrying ".repeat(20)
     );
     let error = cause.clone();
     bus.on_named("charge-card", "order.created", move |_ctx| {
@@ -789,6 +789,7 @@ async fn dead_letter_listings_show_the_useful_end_of_the_error() {
         assert!(table.contains("LISTENER"), "{args:?}: {table}");
         assert!(table.contains("charge-card"), "{args:?}: {table}");
         assert!(table.contains("card declined"), "{args:?}: {table}");
+        assert!(table.contains("payment gateway"), "{args:?}: {table}");
         assert!(!table.contains("failed on"), "{args:?}: {table}");
     }
     let shown = soiree(inspect, &["dead-letters", "show", &id], None)
