@@ -499,6 +499,39 @@ mod tests {
     }
 
     #[test]
+    fn selections_are_described_as_options_for_the_audit() {
+        let describe = |args: &[&str]| {
+            let opt = Opt::try_parse_from(args).unwrap();
+            let Command::DeadLetters(DeadLettersCommand::Replay(select)) = opt.command else {
+                panic!("{opt:?}")
+            };
+            select.describe()
+        };
+        assert_eq!(
+            describe(&["soiree", "dead-letters", "replay", "--id", "3", "--id", "4"]),
+            r#"--id "3" --id "4""#
+        );
+        assert_eq!(
+            describe(&[
+                "soiree",
+                "dead-letters",
+                "replay",
+                "--topic",
+                "order.*",
+                "--since",
+                "1970-01-01T00:00:10Z",
+                "--limit",
+                "5",
+            ]),
+            r#"--topic "order.*" --since 1970-01-01T00:00:10.000Z --limit 5"#
+        );
+        assert_eq!(
+            describe(&["soiree", "dead-letters", "replay", "--all"]),
+            "--all"
+        );
+    }
+
+    #[test]
     fn ids_and_filters_do_not_mix() {
         let err = Opt::try_parse_from([
             "soiree",
