@@ -4,6 +4,7 @@
 mod console;
 mod consumers;
 mod dashboard;
+mod dead_letter_repair;
 mod dead_letters;
 mod event;
 mod letter_error;
@@ -72,10 +73,10 @@ pub(crate) async fn execute(
             dead_letters::show(store, &opt, console).await
         }
         Command::DeadLetters(DeadLettersCommand::Replay(opt)) => {
-            dead_letters::replay(store, &opt, console).await
+            dead_letter_repair::replay(store, &opt, console).await
         }
         Command::DeadLetters(DeadLettersCommand::Purge(opt)) => {
-            dead_letters::purge(store, &opt, console).await
+            dead_letter_repair::purge(store, &opt, console).await
         }
         Command::Replay(opt) => replay::run(store, &opt, console).await,
         Command::Tail(opt) => tail::run(store, &opt, console, stop).await,
