@@ -18,6 +18,8 @@ mod tail;
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]
+mod repair_tests;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;

@@ -100,14 +100,14 @@ pub(super) async fn soiree(store: Arc<dyn Inspect>, args: &[&str], answer: Optio
 
 /// A bus on a memory queue: `user.created` succeeds, `invoice.sent` always
 /// fails (a dead letter each). Counts the runs of the failing listener.
-struct Fixture {
-    store: Arc<MemoryStore>,
-    bus: EventBus,
-    failures: Arc<AtomicUsize>,
+pub(super) struct Fixture {
+    pub(super) store: Arc<MemoryStore>,
+    pub(super) bus: EventBus,
+    pub(super) failures: Arc<AtomicUsize>,
 }
 
 impl Fixture {
-    async fn new() -> Self {
+    pub(super) async fn new() -> Self {
         let store = Arc::new(MemoryStore::queue());
         let bus = EventBus::builder()
             .shared_store(store.clone())
@@ -129,21 +129,21 @@ impl Fixture {
         }
     }
 
-    async fn emit(&self, topic: &str, payload: Value) {
+    pub(super) async fn emit(&self, topic: &str, payload: Value) {
         self.bus.emit(topic, payload).persisted().await.unwrap();
         self.bus.wait_for_idle().await;
     }
 
-    fn inspect(&self) -> Arc<dyn Inspect> {
+    pub(super) fn inspect(&self) -> Arc<dyn Inspect> {
         self.store.clone()
     }
 
-    async fn stats(&self) -> StoreStats {
+    pub(super) async fn stats(&self) -> StoreStats {
         self.store.stats().await.unwrap()
     }
 
     /// Waits (bounded) until the failing listener ran `n` times in all.
-    async fn failures_reach(&self, n: usize) {
+    pub(super) async fn failures_reach(&self, n: usize) {
         tokio::time::timeout(Duration::from_secs(10), async {
             while self.failures.load(Ordering::SeqCst) < n {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -154,7 +154,7 @@ impl Fixture {
         self.bus.wait_for_idle().await;
     }
 
-    async fn standard() -> Self {
+    pub(super) async fn standard() -> Self {
         let fixture = Self::new().await;
         fixture.emit("user.created", json!({"name": "ada"})).await;
         fixture.emit("user.created", json!({"name": "bob"})).await;
@@ -797,149 +797,4 @@ async fn dead_letter_listings_show_the_useful_end_of_the_error() {
         .ok();
     assert!(shown.contains(&stored), "show prints it whole: {shown}");
     bus.close().await.unwrap();
-}
-
-#[tokio::test]
-async fn dry_runs_change_nothing_and_say_what_would_be_done() {
-    let fx = Fixture::standard().await;
-    fx.emit("invoice.sent", json!({"invoice": 8})).await;
-    fx.failures_reach(2).await;
-    assert_eq!(fx.stats().await.dead_letters, 2);
-
-    // No --yes and no terminal: a dry run needs no confirmation.
-    let out = soiree(
-        fx.inspect(),
-        &["dead-letters", "replay", "--all", "--dry-run"],
-        None,
-    )
-    .await
-    .ok();
-    assert!(out.contains("LISTENER") && out.contains("mailer"), "{out}");
-    assert!(
-        out.trim_end()
-            .ends_with("dry run: would replay 2 dead letters; nothing was changed"),
-        "{out}"
-    );
-    let json = soiree(
-        fx.inspect(),
-        &[
-            "dead-letters",
-            "purge",
-            "--topic",
-            "invoice.*",
-            "--limit",
-            "1",
-            "--dry-run",
-            "--json",
-        ],
-        None,
-    )
-    .await
-    .json();
-    assert_eq!(json["action"], "purge");
-    assert_eq!(json["dry_run"], true);
-    assert_eq!(json["selected"], 1);
-    assert_eq!(json["done"], 0);
-    assert_eq!(json["items"].as_array().unwrap().len(), 1, "{json}");
-    assert_eq!(json["items"][0]["event"]["payload"], json!({"invoice": 7}));
-
-    let letters = soiree(fx.inspect(), &["dead-letters", "list", "--json"], None)
-        .await
-        .json();
-    let event_id = letters["items"][0]["event_id"].as_str().unwrap().to_owned();
-    let out = soiree(fx.inspect(), &["replay", &event_id, "--dry-run"], None)
-        .await
-        .ok();
-    assert!(
-        out.contains(&format!("event \"{event_id}\": topic \"invoice.sent\"")),
-        "{out}"
-    );
-    assert!(out.contains("1 dead letter(s)"), "{out}");
-    assert!(out.contains("dry run: would replay event"), "{out}");
-    let json = soiree(
-        fx.inspect(),
-        &["replay", &event_id, "--dry-run", "--json"],
-        None,
-    )
-    .await
-    .json();
-    assert_eq!(
-        json,
-        json!({"action": "replay", "selected": 1, "done": 0, "event_id": event_id, "dry_run": true})
-    );
-    let err = soiree(fx.inspect(), &["replay", "nope", "--dry-run"], None)
-        .await
-        .err();
-    assert_eq!(err.exit_code(), 3);
-
-    assert_eq!(fx.stats().await.dead_letters, 2, "nothing was changed");
-    assert_eq!(
-        fx.failures.load(Ordering::SeqCst),
-        2,
-        "nothing was replayed"
-    );
-    fx.bus.close().await.unwrap();
-}
-
-#[tokio::test]
-async fn limit_takes_the_oldest_of_the_selection() {
-    let fx = Fixture::standard().await;
-    fx.emit("invoice.sent", json!({"invoice": 8})).await;
-    fx.emit("invoice.sent", json!({"invoice": 9})).await;
-    fx.failures_reach(3).await;
-    let out = soiree(
-        fx.inspect(),
-        &["dead-letters", "purge", "--all", "--limit", "2", "--yes"],
-        None,
-    )
-    .await
-    .ok();
-    assert_eq!(out.trim(), "purged 2 dead letter(s)");
-    let left = soiree(fx.inspect(), &["dead-letters", "list", "--json"], None)
-        .await
-        .json();
-    assert_eq!(left["items"].as_array().unwrap().len(), 1, "{left}");
-    assert_eq!(left["items"][0]["event"]["payload"], json!({"invoice": 9}));
-    let err = Opt::try_parse_from(["soiree", "dead-letters", "replay", "--all", "--limit", "0"])
-        .unwrap_err();
-    assert_eq!(err.exit_code(), 2);
-    fx.bus.close().await.unwrap();
-}
-
-#[tokio::test]
-async fn the_selection_is_shown_before_the_prompt() {
-    let fx = Fixture::standard().await;
-    let run = soiree(
-        fx.inspect(),
-        &["dead-letters", "replay", "--topic", "invoice.*"],
-        Some("n\n"),
-    )
-    .await;
-    let prompt = run
-        .err
-        .find("replay 1 dead letter? [y/N]")
-        .expect("a prompt");
-    let table = run.err.find("LISTENER").expect("a preview");
-    assert!(table < prompt, "{}", run.err);
-    assert!(run.err.contains("smtp down"), "{}", run.err);
-    assert_eq!(run.err().exit_code(), 2);
-
-    let letters = soiree(fx.inspect(), &["dead-letters", "list", "--json"], None)
-        .await
-        .json();
-    let event_id = letters["items"][0]["event_id"].as_str().unwrap().to_owned();
-    let run = soiree(fx.inspect(), &["replay", &event_id], Some("n\n")).await;
-    assert!(
-        run.err
-            .starts_with(&format!("event \"{event_id}\": topic \"invoice.sent\"")),
-        "{}",
-        run.err
-    );
-    assert!(run.err.contains("? [y/N]"), "{}", run.err);
-    assert_eq!(
-        fx.failures.load(Ordering::SeqCst),
-        1,
-        "nothing was replayed"
-    );
-    fx.bus.close().await.unwrap();
 }
