@@ -231,8 +231,10 @@ pub(crate) enum DeadLettersCommand {
 
 const SELECTION_HELP: &str = "\
 Select by --id (repeatable), by filters (--topic, --event-id, --since, --until),
-or every dead letter with --all. Asks for confirmation on a terminal; pass --yes
-when stdin is not one.";
+or every dead letter with --all; --limit N keeps the oldest N. On a terminal the
+selection is shown and confirmation asked; pass --yes when stdin is not one.
+--dry-run prints the selection and changes nothing. Each replay or purge logs an
+audit line on stderr (target soiree::audit).";
 
 /// Options of `soiree dead-letters show`.
 #[derive(Debug, Clone, Args)]
