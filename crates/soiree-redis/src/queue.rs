@@ -575,6 +575,14 @@ impl EventQueue for RedisStore {
         Ok(())
     }
 
+    /// The response timeout: at close the bus waits that long, after its
+    /// last listener finished, for the acknowledgements still unanswered,
+    /// then abandons them (their entries stay pending and are delivered
+    /// again).
+    fn close_timeout(&self) -> Duration {
+        self.inner.options.response_timeout
+    }
+
     /// A third of the claim timeout: a running delivery's idle time never
     /// reaches it, so no other consumer claims an entry whose listeners run.
     fn lease_interval(&self) -> Option<Duration> {

@@ -22,7 +22,7 @@ use crate::dedup_cache::DedupCache;
 use crate::keys::{Keys, field};
 use crate::metrics::RedisMetrics;
 use crate::queue::ConsumerState;
-use crate::writer::Writer;
+use crate::writer::{WriteLimits, Writer};
 use crate::{Error, RedisStoreBuilder, Result};
 
 /// Removes the group's consumers other than ARGV[3] that have nothing
@@ -187,10 +187,16 @@ impl RedisStore {
             ConnectionManager::new_with_config(client, config.set_response_timeout(None))
                 .await
                 .map_err(connect_error)?;
-        let writer = Writer::spawn(conn.clone(), crate::writer::MAX_IN_FLIGHT)?;
+        // Every write is answered within the response timeout, however long
+        // a reconnection would take.
+        let limits = WriteLimits {
+            server: server.as_str().into(),
+            timeout: options.response_timeout,
+        };
+        let writer = Writer::spawn(conn.clone(), crate::writer::MAX_IN_FLIGHT, limits.clone())?;
         // One pipeline at a time: results are read back in the order they
         // were saved.
-        let results_writer = Writer::spawn(conn.clone(), 1)?;
+        let results_writer = Writer::spawn(conn.clone(), 1, limits)?;
         let keys = Keys::new(&options.prefix);
         let metrics = RedisMetrics::new(registry, &keys.events);
         let (stop_maintenance, maintenance_stopped) = oneshot::channel();
