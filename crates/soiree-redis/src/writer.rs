@@ -326,3 +326,76 @@ fn settle(done: Option<oneshot::Sender<Result<()>>>, outcome: Result<()>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failing_command_fails_its_own_request_only() {
+        let Some(server) = soiree_test::redis::RedisServer::start_or_skip() else {
+            return;
+        };
+        let client = redis::Client::open(server.url()).unwrap();
+        let conn = ConnectionManager::new(client).await.unwrap();
+        let limits = WriteLimits {
+            server: "test".into(),
+            timeout: Duration::from_secs(10),
+        };
+        let writer = Writer::spawn(conn.clone(), 1, limits).unwrap();
+        writer
+            .write(vec![Cmd::set("plain", "not a set")])
+            .await
+            .unwrap();
+        // Handed over before the writer task runs (a current-thread
+        // runtime): one pipeline carries all three.
+        let first = writer.write_behind(vec![Cmd::sadd("set-1", "a")]).unwrap();
+        let poison = writer
+            .write_behind(vec![Cmd::sadd("set-2", "b"), Cmd::sadd("plain", "x")])
+            .unwrap();
+        let last = writer.write_behind(vec![Cmd::sadd("set-3", "c")]).unwrap();
+        let limit = Duration::from_secs(20);
+        let (first, poison, last) = tokio::time::timeout(limit, async {
+            (first.wait().await, poison.wait().await, last.wait().await)
+        })
+        .await
+        .expect("answered in time");
+        first.expect("a neighbour before the poison item is written");
+        last.expect("a neighbour after the poison item is written");
+        let err = poison.expect_err("the poison item fails");
+        assert_eq!(err.code(), Some("WRONGTYPE"), "{err}");
+        let mut conn = conn;
+        for (key, member) in [("set-1", "a"), ("set-2", "b"), ("set-3", "c")] {
+            let present: bool = Cmd::sismember(key, member)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert!(present, "{key}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_whose_caller_gave_up_before_it_was_sent_is_never_sent() {
+        let Some(server) = soiree_test::redis::RedisServer::start_or_skip() else {
+            return;
+        };
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut conn = ConnectionManager::new(client).await.unwrap();
+        let limits = WriteLimits {
+            server: "test".into(),
+            timeout: Duration::from_secs(10),
+        };
+        let writer = Writer::spawn(conn.clone(), 1, limits).unwrap();
+        drop(writer.write_behind(vec![Cmd::set("dropped", "1")]).unwrap());
+        let kept = writer.write_behind(vec![Cmd::set("kept", "1")]).unwrap();
+        tokio::time::timeout(Duration::from_secs(20), kept.wait())
+            .await
+            .expect("answered in time")
+            .unwrap();
+        let exists: u64 = Cmd::exists(&["dropped", "kept"][..])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(exists, 1, "only the request still awaited was sent");
+    }
+}
