@@ -277,8 +277,13 @@ async fn acknowledge(bus: Weak<BusInner>, mut settled: mpsc::UnboundedReceiver<S
         }
     }
     if abandon.is_cancelled() {
-        // Deliveries settled after the deadline: never sent at all.
-        while let Ok(Settled { failure, .. }) = settled.try_recv() {
+        // Deliveries settled after the deadline: never sent at all. They
+        // leave the running set, or their leases would be kept.
+        let core = bus.upgrade();
+        while let Ok(Settled { receipt, failure }) = settled.try_recv() {
+            if let Some(core) = &core {
+                core.consumer.running_remove(&receipt);
+            }
             match failure {
                 None => unsent.acks += 1,
                 Some(_) => unsent.failures += 1,
