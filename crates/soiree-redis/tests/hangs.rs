@@ -44,11 +44,13 @@ fn event(id: &str) -> StoredEvent {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_emit_during_a_hang_fails_within_its_timeout_naming_the_server() {
     let server = server_or_skip!();
-    let store = builder(&server, "c1")
-        .response_timeout(RESPONSE)
-        .build()
-        .await
-        .unwrap();
+    let store = tokio::time::timeout(
+        LIMIT,
+        builder(&server, "c1").response_timeout(RESPONSE).build(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let bus = EventBus::builder()
         .store(store.clone())
         .consume(false)
@@ -97,14 +99,19 @@ async fn an_emit_during_a_hang_fails_within_its_timeout_naming_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_during_a_hang_returns_and_the_unacknowledged_events_are_delivered_later() {
     let server = server_or_skip!();
-    let first = builder(&server, "c1")
-        .response_timeout(RESPONSE)
-        .build()
-        .await
-        .unwrap();
+    let first = tokio::time::timeout(
+        LIMIT,
+        builder(&server, "c1").response_timeout(RESPONSE).build(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let ids: Vec<String> = (0..10).map(|i| format!("evt-{i}")).collect();
     for id in &ids {
-        first.enqueue(&event(id)).await.unwrap();
+        tokio::time::timeout(LIMIT, first.enqueue(&event(id)))
+            .await
+            .unwrap()
+            .unwrap();
     }
     // One worker: the consumer reads all ten ahead, dispatches one, and
     // holds the rest pending under its name.
@@ -157,11 +164,15 @@ async fn close_during_a_hang_returns_and_the_unacknowledged_events_are_delivered
     drop(paused);
 
     // Another consumer takes over what was left pending once redis is back.
-    let second = builder(&server, "c2")
-        .claim_timeout(Duration::from_millis(200))
-        .build()
-        .await
-        .unwrap();
+    let second = tokio::time::timeout(
+        LIMIT,
+        builder(&server, "c2")
+            .claim_timeout(Duration::from_millis(200))
+            .build(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let bus = EventBus::builder()
         .store(second.clone())
         .poll_wait(Duration::from_millis(100))
@@ -187,7 +198,10 @@ async fn close_during_a_hang_returns_and_the_unacknowledged_events_are_delivered
     );
     let delivered = eventually(LIMIT, || async {
         handled_second.lock().unwrap().is_superset(&not_run)
-            && matches!(second.backlog().await, Ok(0))
+            && matches!(
+                tokio::time::timeout(LIMIT, second.backlog()).await,
+                Ok(Ok(0))
+            )
     })
     .await;
     assert!(
