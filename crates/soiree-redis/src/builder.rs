@@ -259,7 +259,11 @@ impl RedisStoreBuilder {
     }
 
     /// Sets how long to wait for Redis to answer a command (default 5 s; 1 ms
-    /// to 1 day); blocking reads wait for the poll time plus this.
+    /// to 1 day); blocking reads wait for the poll time plus this. It is
+    /// also the deadline of every write from hand-over to answer (an emit
+    /// fails with [`Error::Unanswered`](crate::Error::Unanswered) after it),
+    /// and how long a bus's `close` waits for its last acknowledgements
+    /// after its listeners finished.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.options.response_timeout = timeout;
         self

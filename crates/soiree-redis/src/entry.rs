@@ -33,6 +33,31 @@ impl Entry {
     }
 }
 
+/// The event id of an `event` field that is not a readable event (bad
+/// JSON shape, a payload nested too deep), when its properties still carry
+/// one: everything else in it is skipped unread. Quoted and cut short, as
+/// it goes into an error message.
+pub(crate) fn readable_event_id(json: &[u8]) -> Option<String> {
+    /// The most characters of an id quoted in an error.
+    const MAX_CHARS: usize = 128;
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        properties: Option<Properties>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Properties {
+        #[serde(rename = "soiree.event_id")]
+        id: Option<serde_json::Value>,
+    }
+    let id = match serde_json::from_slice::<Probe>(json).ok()?.properties?.id? {
+        serde_json::Value::String(id) => id,
+        serde_json::Value::Number(id) => id.to_string(),
+        _ => return None,
+    };
+    let id: String = id.chars().take(MAX_CHARS).collect();
+    Some(format!("{id:?}"))
+}
+
 /// A list of entries, as XRANGE and XCLAIM return them.
 pub(crate) fn entries(value: Value) -> Result<Vec<Entry>> {
     match value {
@@ -208,6 +233,34 @@ mod tests {
         assert_eq!(entries[0].field("event"), Some(&b"{}"[..]));
         assert_eq!(entries[1].fields, None);
         assert_eq!(read_reply(Value::Nil).unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn reads_the_event_id_of_an_unreadable_event() {
+        let deep = format!(
+            r#"{{"topic":"a.b","payload":{}{},"properties":{{"soiree.event_id":"evt-9"}}}}"#,
+            "[".repeat(300),
+            "]".repeat(300)
+        );
+        assert!(serde_json::from_str::<soiree::StoredEvent>(&deep).is_err());
+        assert_eq!(
+            readable_event_id(deep.as_bytes()).as_deref(),
+            Some(r#""evt-9""#)
+        );
+        let numbered = br#"{"payload":1,"properties":{"soiree.event_id":42}}"#;
+        assert_eq!(readable_event_id(numbered).as_deref(), Some(r#""42""#));
+        let hostile = "{\"properties\":{\"soiree.event_id\":\"a\\u001b[2Jb\"}}";
+        assert_eq!(
+            readable_event_id(hostile.as_bytes()).as_deref(),
+            Some(r#""a\u{1b}[2Jb""#)
+        );
+        for unreadable in [
+            &b"not json"[..],
+            br#"{"properties":7}"#,
+            br#"{"topic":"a"}"#,
+        ] {
+            assert_eq!(readable_event_id(unreadable), None);
+        }
     }
 
     #[test]

@@ -40,6 +40,23 @@ pub enum Error {
     /// Redis did not answer in time.
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
+    /// Redis did not answer a write (an append, a result, an
+    /// acknowledgement) within the store's `response_timeout` after it was
+    /// handed over: the server hangs, is overloaded, or the connection is
+    /// being re-established. Names the server (host and port, never a
+    /// password). A write that was sent may still take effect.
+    #[error(
+        "redis at {server} did not answer within {after:?}; {}",
+        if *sent { "the write was sent and may still take effect" } else { "the write was not sent" }
+    )]
+    Unanswered {
+        /// The server's address.
+        server: String,
+        /// The write timeout (the store's `response_timeout`).
+        after: Duration,
+        /// Whether the write went out before it was given up.
+        sent: bool,
+    },
     /// A builder option was rejected.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),

@@ -20,8 +20,9 @@
 //! | an event is delivered again | listeners registered with `on_named` that already succeeded for its event id are skipped |
 //! | an entry keeps coming back | after `max_deliveries` it moves to the dead-letter stream with its last error |
 //! | a listener still fails after its retries, or panics; a topic is invalid | the entry moves to the dead-letter stream with the error (see [`FailurePolicy`]) |
-//! | an entry is not an event | it moves to the dead-letter stream with a parse error |
+//! | an entry is not an event | it moves to the dead-letter stream alone, with a parse error naming its event id when readable; its neighbours are delivered |
 //! | Redis restarts | emits fail with a `Store` error until it is back; consumers reconnect and recreate the group |
+//! | Redis hangs | each emit fails within the response timeout with [`Error::Unanswered`] (naming `host:port`); `close` waits at most one response timeout after its listeners for its acknowledgements, then abandons them with a warning: their entries are delivered again |
 //!
 //! Delivery is at least once: write listeners so that running twice does no
 //! harm, and register them with [`soiree::EventBus::on_named`] so that their

@@ -486,11 +486,16 @@ fn verdict(entry: &Entry) -> Verdict {
         ));
     };
     match serde_json::from_slice::<StoredEvent>(json) {
-        Ok(event) if event.topic.trim().is_empty() => {
-            Verdict::DeadLetter("parse error: the event has an empty topic".into())
-        }
+        Ok(event) if event.topic.trim().is_empty() => Verdict::DeadLetter(match event.id() {
+            Some(id) => format!("parse error (event id {id:?}): the event has an empty topic"),
+            None => "parse error: the event has an empty topic".into(),
+        }),
         Ok(event) => Verdict::Deliver(Box::new(event)),
-        Err(err) => Verdict::DeadLetter(format!("parse error: {err}")),
+        // Its event id, when readable, says which event it was.
+        Err(err) => Verdict::DeadLetter(match entry::readable_event_id(json) {
+            Some(id) => format!("parse error (event id {id}): {err}"),
+            None => format!("parse error: {err}"),
+        }),
     }
 }
 
@@ -573,6 +578,14 @@ impl EventQueue for RedisStore {
         let released = self.release_ids(&ids).await?;
         tracing::debug!(released, consumer = %self.inner.options.consumer, "handed back undispatched entries");
         Ok(())
+    }
+
+    /// The response timeout: at close the bus waits that long, after its
+    /// last listener finished, for the acknowledgements still unanswered,
+    /// then abandons them (their entries stay pending and are delivered
+    /// again).
+    fn close_timeout(&self) -> Duration {
+        self.inner.options.response_timeout
     }
 
     /// A third of the claim timeout: a running delivery's idle time never

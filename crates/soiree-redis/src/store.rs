@@ -22,7 +22,7 @@ use crate::dedup_cache::DedupCache;
 use crate::keys::{Keys, field};
 use crate::metrics::RedisMetrics;
 use crate::queue::ConsumerState;
-use crate::writer::Writer;
+use crate::writer::{WriteLimits, Writer};
 use crate::{Error, RedisStoreBuilder, Result};
 
 /// Removes the group's consumers other than ARGV[3] that have nothing
@@ -187,10 +187,16 @@ impl RedisStore {
             ConnectionManager::new_with_config(client, config.set_response_timeout(None))
                 .await
                 .map_err(connect_error)?;
-        let writer = Writer::spawn(conn.clone(), crate::writer::MAX_IN_FLIGHT)?;
+        // Every write is answered within the response timeout, however long
+        // a reconnection would take.
+        let limits = WriteLimits {
+            server: server.as_str().into(),
+            timeout: options.response_timeout,
+        };
+        let writer = Writer::spawn(conn.clone(), crate::writer::MAX_IN_FLIGHT, limits.clone())?;
         // One pipeline at a time: results are read back in the order they
         // were saved.
-        let results_writer = Writer::spawn(conn.clone(), 1)?;
+        let results_writer = Writer::spawn(conn.clone(), 1, limits)?;
         let keys = Keys::new(&options.prefix);
         let metrics = RedisMetrics::new(registry, &keys.events);
         let (stop_maintenance, maintenance_stopped) = oneshot::channel();
@@ -327,19 +333,38 @@ impl RedisStore {
 
     /// Appends an event to the events stream.
     pub(crate) async fn append(&self, event: &StoredEvent) -> Result<()> {
-        self.append_all(std::slice::from_ref(event)).await
+        self.inner
+            .writer
+            .write(vec![self.xadd_event(event)?])
+            .await?;
+        self.inner.metrics.persisted.inc();
+        Ok(())
     }
 
-    /// Appends events to the events stream in one pipeline; fails with the
-    /// first error (the events before it may be appended).
-    pub(crate) async fn append_all(&self, events: &[StoredEvent]) -> Result<()> {
-        let cmds = events
+    /// Appends events to the events stream, pipelined together, each with
+    /// its own outcome: one that fails fails alone.
+    pub(crate) async fn append_each(&self, events: &[StoredEvent]) -> Vec<Result<()>> {
+        // Every append is handed over before any is awaited, so that they
+        // share pipelines.
+        let pending: Vec<_> = events
             .iter()
-            .map(|event| self.xadd_event(event))
-            .collect::<Result<Vec<_>>>()?;
-        self.inner.writer.write(cmds).await?;
-        self.inner.metrics.persisted.inc_by(events.len() as u64);
-        Ok(())
+            .map(|event| {
+                self.xadd_event(event)
+                    .and_then(|cmd| self.inner.writer.write_behind(vec![cmd]))
+            })
+            .collect();
+        let mut outcomes = Vec::with_capacity(pending.len());
+        for written in pending {
+            let outcome = match written {
+                Ok(written) => written.wait().await,
+                Err(err) => Err(err),
+            };
+            if outcome.is_ok() {
+                self.inner.metrics.persisted.inc();
+            }
+            outcomes.push(outcome);
+        }
+        outcomes
     }
 
     /// The XADD of an event, trimmed to the store's `max_len`.

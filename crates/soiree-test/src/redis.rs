@@ -176,6 +176,46 @@ impl RedisServer {
         }
     }
 
+    /// Stops the server (SIGSTOP) without closing its port: connections
+    /// and new connects are accepted by the kernel and never answered, as
+    /// with a hung server. [`RedisServer::resume`] continues it; dropping
+    /// the server resumes it first.
+    ///
+    /// # Errors
+    ///
+    /// When no server runs or the signal cannot be sent.
+    pub fn pause(&self) -> io::Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// Continues a server stopped by [`RedisServer::pause`] (SIGCONT): it
+    /// then reads what was sent to it meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// When no server runs or the signal cannot be sent.
+    pub fn resume(&self) -> io::Result<()> {
+        self.signal("-CONT")
+    }
+
+    /// Sends a signal with kill(1): the crate has no libc binding of its own.
+    fn signal(&self, signal: &str) -> io::Result<()> {
+        let Some(child) = &self.child else {
+            return Err(io::Error::other("no redis-server is running"));
+        };
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("kill {signal} failed: {status}")))
+        }
+    }
+
     fn spawn(&mut self) -> io::Result<()> {
         let bin = std::env::var(SERVER_BIN_ENV).unwrap_or_else(|_| "redis-server".to_owned());
         let child = Command::new(&bin)
@@ -235,6 +275,8 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        // A paused server is continued first, so that it ends as usual.
+        let _ = self.resume();
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -224,19 +224,38 @@ impl RedisStore {
     /// Appends the events of these dead letters to the events stream and
     /// then deletes the letters, a batch at a time (a failure in between
     /// duplicates, never loses). Letters without an event are left alone.
-    /// Returns how many were replayed.
+    /// A letter whose append fails stays, and does not keep the others
+    /// from being replayed; the first such failure is returned after the
+    /// batch. Returns how many were replayed.
     pub(crate) async fn replay_letters(&self, letters: Vec<DeadLetter>) -> Result<usize> {
         const BATCH: usize = 100;
         let (ids, events): (Vec<String>, Vec<StoredEvent>) = letters
             .into_iter()
             .filter_map(|letter| Some((letter.id, letter.event?)))
             .unzip();
+        let mut replayed = 0;
         for (ids, events) in ids.chunks(BATCH).zip(events.chunks(BATCH)) {
-            self.append_all(events).await?;
-            self.query::<u64>(&redis::Cmd::xdel(&self.inner.keys.dead, ids))
-                .await?;
+            let mut first_failure = None;
+            let mut appended = Vec::with_capacity(ids.len());
+            for (id, outcome) in ids.iter().zip(self.append_each(events).await) {
+                match outcome {
+                    Ok(()) => appended.push(id.as_str()),
+                    Err(err) => {
+                        tracing::warn!(%err, letter = %id, "replaying a dead letter failed; it stays");
+                        first_failure.get_or_insert(err);
+                    }
+                }
+            }
+            if !appended.is_empty() {
+                self.query::<u64>(&redis::Cmd::xdel(&self.inner.keys.dead, &appended))
+                    .await?;
+                replayed += appended.len();
+            }
+            if let Some(err) = first_failure {
+                return Err(err);
+            }
         }
-        Ok(ids.len())
+        Ok(replayed)
     }
 
     async fn find_event(&self, event_id: &str) -> Result<Option<StoredEvent>> {

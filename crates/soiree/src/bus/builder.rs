@@ -290,6 +290,7 @@ impl EventBusBuilder {
                 started: AtomicBool::new(false),
                 poll_wait: self.poll_wait,
                 shutdown: CancellationToken::new(),
+                abandon: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 consumer: std::sync::Mutex::new(None),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(self.pool.workers)),

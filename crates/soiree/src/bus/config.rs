@@ -62,7 +62,10 @@ pub(crate) struct ConsumerConfig {
     pub(crate) started: AtomicBool,
     pub(crate) poll_wait: Duration,
     pub(crate) shutdown: CancellationToken,
-    /// The consumer loop and the acknowledger.
+    /// Cancelled when `close` stops waiting for the queue: the settling
+    /// calls still running are abandoned.
+    pub(crate) abandon: CancellationToken,
+    /// The consumer loop, the hand-back at close and the acknowledger.
     pub(crate) tasks: TaskTracker,
     /// The consumer loop alone, which `close` waits for before closing the pool.
     pub(crate) consumer: Mutex<Option<JoinHandle<()>>>,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::dispatch::{Delivered, Dispatcher, Settled, Work, handle_error};
 use super::{BusInner, EmissionState};
@@ -20,8 +21,10 @@ const ACK_BATCH: usize = 512;
 /// Pause after a failed dequeue, doubled up to the maximum while it keeps failing.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
-/// The longest the consumer waits for the queue to take back deliveries at close.
-const RELEASE_LIMIT: Duration = Duration::from_secs(5);
+/// Tries of a settling call (ack, fail) before it is given up.
+const SETTLE_ATTEMPTS: usize = 5;
+/// The close deadline without a queue (nothing to wait for then).
+const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Starts the bus's consumer once, if it has a queue store and consuming is on.
 pub(crate) fn start(core: &Arc<BusInner>) {
@@ -65,18 +68,44 @@ pub(crate) fn start(core: &Arc<BusInner>) {
 }
 
 /// Runs the consumer until shutdown, then hands back to the queue what it
-/// took and will not run.
+/// took and will not run, in a task of its own: the hand-back runs while
+/// the deliveries in flight finish, and `close` bounds both.
 async fn consume(bus: Weak<BusInner>, acks: mpsc::UnboundedSender<Settled>) {
     let mut held = Vec::new();
     consume_until_shutdown(&bus, acks, &mut held).await;
     let Some(core) = bus.upgrade() else { return };
+    core.consumer.tasks.spawn(release(bus, held));
+}
+
+/// Hands back deliveries taken and not dispatched, within the queue's close
+/// timeout (and before `close` abandons it).
+async fn release(bus: Weak<BusInner>, held: Vec<String>) {
+    let Some(core) = bus.upgrade() else { return };
+    let abandon = core.consumer.abandon.clone();
     let Some(queue) = core.store.as_deref().and_then(|s| s.queue()) else {
         return;
     };
-    match tokio::time::timeout(RELEASE_LIMIT, queue.release(&held)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => tracing::warn!(%err, "handing back undispatched deliveries failed"),
-        Err(_) => tracing::warn!("handing back undispatched deliveries timed out"),
+    let limit = queue.close_timeout();
+    let count = held.len();
+    tokio::select! {
+        biased;
+        outcome = tokio::time::timeout(limit, queue.release(&held)) => match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(
+                %err,
+                count,
+                "handing back undispatched deliveries failed: they are delivered again after the store's redelivery timeout"
+            ),
+            Err(_) => tracing::warn!(
+                count,
+                ?limit,
+                "handing back undispatched deliveries timed out: they are delivered again after the store's redelivery timeout"
+            ),
+        },
+        () = abandon.cancelled() => tracing::warn!(
+            count,
+            "the close deadline passed before undispatched deliveries were handed back: they are delivered again after the store's redelivery timeout"
+        ),
     }
 }
 
@@ -205,12 +234,24 @@ async fn consume_until_shutdown(
 
 /// Settles finished deliveries in batches — acknowledged, or handed to the
 /// queue's `fail` — and ends when the consumer and every delivery job are
-/// gone, after a last flush.
+/// gone, after a last flush, or when `close` abandons what is left.
 async fn acknowledge(bus: Weak<BusInner>, mut settled: mpsc::UnboundedReceiver<Settled>) {
+    let Some(abandon) = bus.upgrade().map(|core| core.consumer.abandon.clone()) else {
+        return;
+    };
     let mut batch = Vec::with_capacity(ACK_BATCH);
     let mut receipts = Vec::with_capacity(ACK_BATCH);
     let mut failures = Vec::new();
-    while settled.recv_many(&mut batch, ACK_BATCH).await > 0 {
+    let mut unsent = Unsent::default();
+    loop {
+        let received = tokio::select! {
+            biased;
+            received = settled.recv_many(&mut batch, ACK_BATCH) => received,
+            () = abandon.cancelled() => 0,
+        };
+        if received == 0 {
+            break;
+        }
         let Some(core) = bus.upgrade() else { return };
         let Some(queue) = core.store.as_deref().and_then(|s| s.queue()) else {
             return;
@@ -223,30 +264,76 @@ async fn acknowledge(bus: Weak<BusInner>, mut settled: mpsc::UnboundedReceiver<S
             }
         }
         if !receipts.is_empty() {
-            with_retry("ack", receipts.len(), || queue.ack(&receipts)).await;
+            if !with_retry(&abandon, "ack", receipts.len(), || queue.ack(&receipts)).await {
+                unsent.acks += receipts.len();
+            }
             receipts.clear();
         }
         if !failures.is_empty() {
-            with_retry("fail", failures.len(), || queue.fail(&failures)).await;
+            if !with_retry(&abandon, "fail", failures.len(), || queue.fail(&failures)).await {
+                unsent.failures += failures.len();
+            }
             failures.clear();
         }
     }
+    if abandon.is_cancelled() {
+        // Deliveries settled after the deadline: never sent at all. They
+        // leave the running set, or their leases would be kept.
+        let core = bus.upgrade();
+        while let Ok(Settled { receipt, failure }) = settled.try_recv() {
+            if let Some(core) = &core {
+                core.consumer.running_remove(&receipt);
+            }
+            match failure {
+                None => unsent.acks += 1,
+                Some(_) => unsent.failures += 1,
+            }
+        }
+    }
+    if unsent.acks + unsent.failures > 0 {
+        tracing::warn!(
+            acks = unsent.acks,
+            failures = unsent.failures,
+            "the close deadline passed before these deliveries were settled: they will be delivered again"
+        );
+    }
+}
+
+/// Settling calls abandoned at the close deadline, by kind.
+#[derive(Default)]
+struct Unsent {
+    acks: usize,
+    failures: usize,
 }
 
 /// Retries a settling call a few times; gives up loudly (the deliveries are
-/// then delivered again: at least once).
-async fn with_retry<'a, F, Fut>(what: &str, count: usize, mut call: F)
+/// then delivered again: at least once). Returns `false` when `abandon`
+/// cut it short: the deliveries were not settled.
+async fn with_retry<'a, F, Fut>(
+    abandon: &CancellationToken,
+    what: &str,
+    count: usize,
+    mut call: F,
+) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = crate::Result<()>> + 'a,
 {
     let mut pause = RETRY_PAUSE;
-    for _ in 0..5 {
-        match call().await {
-            Ok(()) => return,
+    for _ in 0..SETTLE_ATTEMPTS {
+        let outcome = tokio::select! {
+            biased;
+            () = abandon.cancelled() => return false,
+            outcome = call() => outcome,
+        };
+        match outcome {
+            Ok(()) => return true,
             Err(err) => {
                 tracing::warn!(%err, count, "{what} failed; retrying");
-                tokio::time::sleep(pause).await;
+                tokio::select! {
+                    () = abandon.cancelled() => return false,
+                    () = tokio::time::sleep(pause) => {}
+                }
                 pause = (pause * 2).min(MAX_RETRY_PAUSE);
             }
         }
@@ -255,6 +342,27 @@ where
         count,
         "gave up settling deliveries ({what}): they will be delivered again"
     );
+    true
+}
+
+/// Waits, at close, for the consumer's last calls to the queue once every
+/// delivery has finished: at most the queue's
+/// [`close_timeout`](crate::EventQueue::close_timeout) from now, one
+/// deadline for all of them. Past it the calls are abandoned (and logged
+/// with counts); their deliveries are delivered again.
+pub(crate) async fn finish(bus: &BusInner) {
+    let tasks = &bus.consumer.tasks;
+    tasks.close();
+    let limit = bus
+        .store
+        .as_deref()
+        .and_then(|s| s.queue())
+        .map_or(DEFAULT_CLOSE_TIMEOUT, |q| q.close_timeout());
+    if tokio::time::timeout(limit, tasks.wait()).await.is_err() {
+        bus.consumer.abandon.cancel();
+        // Every task ends at once on `abandon`.
+        tasks.wait().await;
+    }
 }
 
 /// Extends the leases of the deliveries whose listeners still run, every

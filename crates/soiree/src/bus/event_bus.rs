@@ -559,6 +559,15 @@ impl EventBus {
     /// stay queued for other consumers), and queued and running emissions
     /// finish before it returns.
     ///
+    /// With a queue store, `close` waits for the acknowledgements (and
+    /// failures and hand-backs) of its consumer for at most the queue's
+    /// [`close_timeout`](crate::EventQueue::close_timeout) after the last
+    /// listener finished: one deadline for all of them, so a hung store
+    /// delays `close` by about that much. What is not settled by then is
+    /// abandoned with a warning that counts it, and delivered again later
+    /// (at least once: listeners that already ran may run again, unless the
+    /// store recorded their success).
+    ///
     /// Called from inside one of the bus's listeners it does not wait (the
     /// work it would wait for may need the caller's worker): the bus is
     /// closed and its work finishes in the background.
@@ -593,9 +602,9 @@ impl EventBus {
         }
         inner.pool.close();
         inner.pool.wait_for_idle().await;
-        // The acknowledger flushes once every delivery job is gone.
-        inner.consumer.tasks.close();
-        inner.consumer.tasks.wait().await;
+        // The acknowledger flushes once every delivery job is gone, within
+        // the queue's close timeout.
+        consumer::finish(inner).await;
         Ok(())
     }
 

@@ -123,6 +123,17 @@ pub trait EventQueue: Send + Sync {
         Ok(())
     }
 
+    /// How long [`EventBus::close`](crate::EventBus::close) waits, after the
+    /// last delivery's listeners finished, for its last calls to the queue
+    /// ([`ack`](Self::ack), [`fail`](Self::fail), [`release`](Self::release)):
+    /// one deadline for all of them, not a time per call. What is not
+    /// settled by then is abandoned (the bus logs how many) and delivered
+    /// again later: at least once. The default is 5 s; a store with a
+    /// response timeout returns that.
+    fn close_timeout(&self) -> Duration {
+        Duration::from_secs(5)
+    }
+
     /// How often the bus extends the leases of deliveries whose listeners are
     /// still running ([`extend`](Self::extend)); `None` (the default): the
     /// store needs no extension.

@@ -1,0 +1,194 @@
+//! One poison item harms nobody else: a write that fails in a pipeline
+//! fails alone, and an unreadable stream entry is dead-lettered alone with
+//! its error (and its event id, when readable) while its neighbours are
+//! delivered and the listings read past it.
+
+mod support;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use soiree::{Event, EventBus, EventQueue, Inspect, PROPERTY_EVENT_ID, Query, StoredEvent};
+use support::{builder, raw};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn stored(id: &str) -> StoredEvent {
+    let event = Event::new("job.run", id.to_owned());
+    event.properties().set(PROPERTY_EVENT_ID, id);
+    StoredEvent::from_event(&event).unwrap()
+}
+
+/// The key of an event's success records (see the README's *Keys*).
+fn dedup_key(store: &soiree_redis::RedisStore, event_id: &str) -> String {
+    format!("{{{}}}:dedup:{event_id}", store.prefix())
+}
+
+/// A bus on `store` whose listener `h` records the event ids it handles.
+fn recording_bus(store: &soiree_redis::RedisStore) -> (EventBus, Arc<Mutex<HashSet<String>>>) {
+    let bus = EventBus::builder()
+        .store(store.clone())
+        .poll_wait(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let handled = Arc::new(Mutex::new(HashSet::new()));
+    let h = Arc::clone(&handled);
+    bus.on_named("h", "**", move |ctx| {
+        h.lock().unwrap().insert(ctx.event_id().unwrap_or_default());
+        async { Ok(()) }
+    })
+    .unwrap();
+    (bus, handled)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_write_that_fails_fails_alone() {
+    let server = server_or_skip!();
+    let store = builder(&server, "c1").build().await.unwrap();
+    let mut conn = raw(&server).await;
+    // The success record of evt-2 cannot be written: its key holds a string.
+    let _: () = redis::cmd("SET")
+        .arg(dedup_key(&store, "evt-2"))
+        .arg("not a set")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for id in ["evt-1", "evt-2", "evt-3"] {
+        store.enqueue(&stored(id)).await.unwrap();
+    }
+    let (bus, handled) = recording_bus(&store);
+    tokio::time::timeout(LIMIT, bus.wait_for_idle())
+        .await
+        .expect("every event is settled");
+    assert_eq!(handled.lock().unwrap().len(), 3);
+    for id in ["evt-1", "evt-3"] {
+        let recorded: bool = redis::cmd("SISMEMBER")
+            .arg(dedup_key(&store, id))
+            .arg("h")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            recorded,
+            "the neighbours' success records are written: {id}"
+        );
+    }
+    let poisoned: String = redis::cmd("TYPE")
+        .arg(dedup_key(&store, "evt-2"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(poisoned, "string", "the poison record was refused");
+    let results: u64 = redis::cmd("XLEN")
+        .arg(store.results_key())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(results, 3, "every result is in the results stream");
+    assert_eq!(store.backlog().await.unwrap(), 0, "all three acknowledged");
+    tokio::time::timeout(LIMIT, bus.close())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_entry_is_dead_lettered_alone_with_its_event_id() {
+    let server = server_or_skip!();
+    let store = builder(&server, "c1").build().await.unwrap();
+    let mut conn = raw(&server).await;
+    store.enqueue(&stored("good-1")).await.unwrap();
+    let deep = format!(
+        r#"{{"topic":"job.run","payload":{}{},"properties":{{"soiree.event_id":"evt-deep"}}}}"#,
+        "[".repeat(1000),
+        "]".repeat(1000)
+    );
+    let unreadable: [Vec<(&str, &str)>; 4] = [
+        vec![("other", "no event field")],
+        vec![("event", "{not json")],
+        vec![("event", &deep)],
+        vec![(
+            "event",
+            r#"{"topic":["no"],"payload":1,"properties":{"soiree.event_id":"evt-shape"}}"#,
+        )],
+    ];
+    for fields in &unreadable {
+        let _: String = redis::cmd("XADD")
+            .arg(store.events_key())
+            .arg("*")
+            .arg(fields)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    store.enqueue(&stored("good-2")).await.unwrap();
+
+    let (bus, handled) = recording_bus(&store);
+    tokio::time::timeout(LIMIT, bus.wait_for_idle())
+        .await
+        .expect("every entry is settled");
+    let expected: HashSet<String> = ["good-1", "good-2"].map(str::to_owned).into();
+    assert_eq!(
+        *handled.lock().unwrap(),
+        expected,
+        "the neighbours are delivered"
+    );
+
+    let letters = store.dead_letters(None, 10).await.unwrap().items;
+    assert_eq!(letters.len(), 4, "each unreadable entry alone: {letters:?}");
+    assert!(
+        letters.iter().all(|l| l.error.starts_with("parse error")),
+        "{letters:?}"
+    );
+    let errors: HashSet<&str> = letters.iter().map(|l| l.error.as_str()).collect();
+    assert_eq!(errors.len(), 4, "each with its own error: {errors:?}");
+    assert!(
+        letters[2].error.contains(r#""evt-deep""#),
+        "{}",
+        letters[2].error
+    );
+    assert!(
+        letters[2].error.contains("recursion limit"),
+        "{}",
+        letters[2].error
+    );
+    assert!(
+        letters[3].error.contains(r#""evt-shape""#),
+        "{}",
+        letters[3].error
+    );
+    assert_eq!(
+        letters[2].raw.as_deref(),
+        Some(deep.as_str()),
+        "kept as it was"
+    );
+
+    // The listings read past them: the events page lists the readable
+    // events, the dead letters page shows the unreadable ones, raw.
+    let inspect: &dyn Inspect = &store;
+    let events = tokio::time::timeout(LIMIT, inspect.events(&Query::oldest(10)))
+        .await
+        .unwrap()
+        .expect("an unreadable entry does not fail the page");
+    let ids: Vec<_> = events
+        .items
+        .iter()
+        .map(|r| r.item.id().map(str::to_owned))
+        .collect();
+    assert_eq!(ids, [Some("good-1".to_owned()), Some("good-2".to_owned())]);
+    let dead = tokio::time::timeout(LIMIT, inspect.dead_letters(&Query::oldest(10)))
+        .await
+        .unwrap()
+        .expect("unreadable letters do not fail the page");
+    assert_eq!(dead.items.len(), 4);
+    assert!(
+        dead.items
+            .iter()
+            .all(|l| l.event.is_none() && l.raw.is_some())
+    );
+    tokio::time::timeout(LIMIT, bus.close())
+        .await
+        .unwrap()
+        .unwrap();
+}
