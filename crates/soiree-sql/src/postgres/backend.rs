@@ -28,6 +28,7 @@ pub(crate) struct Statements {
     retry_event: SqlStr,
     retry_dead_copy: SqlStr,
     replay_dead_ids: SqlStr,
+    dead_properties: SqlStr,
     purge_dead: SqlStr,
     pub(crate) append: SqlStr,
     save_results: SqlStr,
@@ -120,11 +121,24 @@ const PENDING: &str = "SELECT 0 AS kind, id, consumer, \
      FROM soiree_retries \
      WHERE group_name = $1 AND consumer IS NOT NULL AND run_at > clock_timestamp()";
 
-/// The columns of a retry row made from a dead letter.
+/// The columns of a retry row made from a dead letter, but its key. The
+/// key is read from the properties in Rust ([`dead_key`]): evaluating the
+/// stored JSON in SQL fails for a whole statement on one value PostgreSQL
+/// cannot convert (a `\u0000` anywhere in it) or on text that is not JSON.
 const RETRY_FROM_DEAD: &str = "group_name, event_tx, event_row, coalesce(topic, ''), event_id, \
-     payload, properties, 0, error, clock_timestamp(), \
-     CASE WHEN json_typeof(properties::json -> 'soiree.key') = 'string' \
-       THEN properties::json ->> 'soiree.key' END";
+     payload, properties, 0, error, clock_timestamp()";
+
+/// The ordering key (`soiree.key`) of a dead letter's stored properties,
+/// when they are a JSON object holding a string key (without NUL, which a
+/// text column cannot hold).
+fn dead_key(properties: Option<&str>) -> Option<String> {
+    let properties: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(properties?).ok()?;
+    match properties.get(crate::PROPERTY_KEY)? {
+        serde_json::Value::String(key) if !key.contains('\0') => Some(key.clone()),
+        _ => None,
+    }
+}
 
 /// `$n` in PostgreSQL.
 fn placeholder(n: usize) -> String {
@@ -178,16 +192,19 @@ impl Statements {
             retry_dead_copy: q(&format!(
                 "INSERT INTO soiree_retries (group_name, event_tx, event_row, topic, event_id, \
                    payload, properties, deliveries, error, run_at, key) \
-                 SELECT {RETRY_FROM_DEAD} FROM soiree_dead_letters \
+                 SELECT {RETRY_FROM_DEAD}, $3 FROM soiree_dead_letters \
                  WHERE group_name = $1 AND id = $2"
             )),
+            dead_properties: q("SELECT id, properties FROM soiree_dead_letters \
+                 WHERE group_name = $1 AND id = ANY($2::bigint[])"),
             replay_dead_ids: q(&format!(
                 "WITH gone AS ( \
-                   DELETE FROM soiree_dead_letters \
-                   WHERE group_name = $1 AND id = ANY($2::bigint[]) RETURNING *) \
+                   DELETE FROM soiree_dead_letters d \
+                   USING unnest($2::bigint[], $3::text[]) AS u(id, key) \
+                   WHERE d.group_name = $1 AND d.id = u.id RETURNING d.*, u.key AS replay_key) \
                  INSERT INTO soiree_retries (group_name, event_tx, event_row, topic, event_id, \
                    payload, properties, deliveries, error, run_at, key) \
-                 SELECT {RETRY_FROM_DEAD} FROM gone ORDER BY id"
+                 SELECT {RETRY_FROM_DEAD}, replay_key FROM gone ORDER BY id"
             )),
             purge_dead: q("DELETE FROM soiree_dead_letters WHERE group_name = $1 \
                  AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))"),
@@ -281,9 +298,12 @@ impl Statements {
                  WHERE (tx, id) >= ($1::bigint::text::xid8, $2) \
                    AND (tx, id) <= ($3::bigint::text::xid8, $4) \
                  ORDER BY tx, id"),
+            // The event id comes from the log: the row may not parse.
             dead_letter_rows: q("INSERT INTO soiree_dead_letters (group_name, event_tx, \
-                   event_row, topic, payload, properties, error, deliveries) \
-                 SELECT $1, t::text::xid8, i, tp, p, pr, err, d \
+                   event_row, topic, event_id, payload, properties, error, deliveries) \
+                 SELECT $1, t::text::xid8, i, tp, \
+                   (SELECT e.event_id FROM soiree_events e \
+                    WHERE e.tx = t::text::xid8 AND e.id = i), p, pr, err, d \
                  FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], \
                    $7::text[], $8::int[]) AS u(t, i, tp, p, pr, err, d)"),
             complete: q("DELETE FROM soiree_leases l \
@@ -369,19 +389,12 @@ impl Statements {
                    $6::bigint[], $7::int[]) AS u(lt, li, ht, hi, n) \
                  WHERE l.id = $1 AND l.token = $2",
             ),
-            replay_dead: q("WITH gone AS ( \
-                   DELETE FROM soiree_dead_letters WHERE id IN ( \
-                     SELECT id FROM soiree_dead_letters \
-                     WHERE group_name = $1 AND ($2::text IS NULL OR topic = $2) \
-                       AND ($3::text IS NULL OR event_id = $3) \
-                     ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) \
-                   RETURNING *) \
-                 INSERT INTO soiree_retries (group_name, event_tx, event_row, topic, event_id, \
-                   payload, properties, deliveries, error, run_at, key) \
-                 SELECT group_name, event_tx, event_row, coalesce(topic, ''), event_id, \
-                   payload, properties, 0, error, clock_timestamp(), \
-                   CASE WHEN json_typeof(properties::json -> 'soiree.key') = 'string' \
-                     THEN properties::json ->> 'soiree.key' END FROM gone"),
+            // The letters to move, with their properties for their keys
+            // (see `RETRY_FROM_DEAD`); `replay_dead_ids` moves them.
+            replay_dead: q("SELECT id, properties FROM soiree_dead_letters \
+                 WHERE group_name = $1 AND ($2::text IS NULL OR topic = $2) \
+                   AND ($3::text IS NULL OR event_id = $3) \
+                 ORDER BY id LIMIT $4"),
             // Below every group's cursor and every lease's start, older than
             // the window, oldest first, one batch: of the DEFAULT partition
             // only (range partitions go whole, see `partitions`).
@@ -455,16 +468,11 @@ fn lease(row: &PgRow) -> Result<LeaseRow> {
 }
 
 fn raw_event(row: &PgRow) -> Result<RawEvent> {
-    Ok(RawEvent {
-        pos: Pos {
-            tx: row.try_get(0)?,
-            id: row.try_get(1)?,
-        },
-        topic: row.try_get(2)?,
-        payload: row.try_get(3)?,
-        properties: row.try_get(4)?,
-        key: row.try_get(5)?,
-    })
+    let pos = Pos {
+        tx: row.try_get(0)?,
+        id: row.try_get(1)?,
+    };
+    row.raw_event_at(2, pos, true)
 }
 
 /// Binds the columns of new events as arrays, for the append statement.
@@ -511,6 +519,45 @@ impl PgBackend {
         let done = sqlx::query(sql.clone())
             .bind(&self.group)
             .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// Dead letters moved to the retry table per statement by `replay_dead`.
+const REPLAY_BATCH: usize = 1000;
+
+/// `(id, key)` of rows `id, properties` of the dead letters.
+fn keyed_letters(rows: &[PgRow]) -> Result<Vec<(i64, Option<String>)>> {
+    rows.iter()
+        .map(|row| {
+            let properties: Option<String> = row.try_get(1)?;
+            Ok((row.try_get(0)?, dead_key(properties.as_deref())))
+        })
+        .collect()
+}
+
+impl PgBackend {
+    /// `(id, key)` of the group's dead letters with these ids, for
+    /// [`move_dead`](Self::move_dead).
+    async fn dead_keys(&self, ids: &[i64]) -> Result<Vec<(i64, Option<String>)>> {
+        let rows = sqlx::query(self.sql.dead_properties.clone())
+            .bind(&self.group)
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?;
+        keyed_letters(&rows)
+    }
+
+    /// Moves the group's dead letters `(id, key)` to the retry table, due
+    /// at once, in one statement; returns how many.
+    async fn move_dead(&self, letters: &[(i64, Option<String>)]) -> Result<u64> {
+        let (ids, keys): (Vec<i64>, Vec<Option<String>>) = letters.iter().cloned().unzip();
+        let done = sqlx::query(self.sql.replay_dead_ids.clone())
+            .bind(&self.group)
+            .bind(ids)
+            .bind(keys)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
@@ -757,16 +804,14 @@ impl Backend for PgBackend {
                     id: row.try_get(0)?,
                     token: row.try_get(1)?,
                     deliveries: row.try_get(2)?,
-                    event: RawEvent {
-                        pos: Pos {
+                    event: row.raw_event_at(
+                        5,
+                        Pos {
                             tx: row.try_get(3)?,
                             id: row.try_get(4)?,
                         },
-                        topic: row.try_get(5)?,
-                        payload: row.try_get(6)?,
-                        properties: row.try_get(7)?,
-                        key: row.try_get(8)?,
-                    },
+                        true,
+                    )?,
                 })
             })
             .collect()
@@ -895,16 +940,19 @@ impl Backend for PgBackend {
     }
 
     async fn retry_dead_copy(&self, id: i64) -> Result<u64> {
-        self.by_id(&self.sql.retry_dead_copy, id).await
-    }
-
-    async fn replay_dead_ids(&self, ids: &[i64]) -> Result<u64> {
-        let done = sqlx::query(self.sql.replay_dead_ids.clone())
+        let key = self.dead_keys(&[id]).await?.pop().and_then(|(_, key)| key);
+        let done = sqlx::query(self.sql.retry_dead_copy.clone())
             .bind(&self.group)
-            .bind(ids)
+            .bind(id)
+            .bind(key)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn replay_dead_ids(&self, ids: &[i64]) -> Result<u64> {
+        let keyed = self.dead_keys(ids).await?;
+        self.move_dead(&keyed).await
     }
 
     async fn purge_dead(&self, ids: Option<&[i64]>) -> Result<u64> {
@@ -917,14 +965,19 @@ impl Backend for PgBackend {
     }
 
     async fn replay_dead(&self, filter: &DeadLetterFilter) -> Result<u64> {
-        let done = sqlx::query(self.sql.replay_dead.clone())
+        let rows = sqlx::query(self.sql.replay_dead.clone())
             .bind(&self.group)
             .bind(filter.topic.as_deref())
             .bind(filter.event_id.as_deref())
             .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
-            .execute(&self.pool)
+            .fetch_all(&self.pool)
             .await?;
-        Ok(done.rows_affected())
+        let keyed = keyed_letters(&rows)?;
+        let mut moved = 0;
+        for batch in keyed.chunks(REPLAY_BATCH) {
+            moved += self.move_dead(batch).await?;
+        }
+        Ok(moved)
     }
 
     async fn prune(&self, older_than_ms: i64, batch: usize) -> Result<u64> {
