@@ -92,6 +92,28 @@ async fn backlog_drains(store: &impl EventQueue) -> bool {
     .await
 }
 
+/// A listener collecting the payloads of `entity`'s mutation events.
+fn payloads_of(bus: &EventBus, entity: &str) -> Arc<Mutex<Vec<serde_json::Value>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let topic = soiree::mutation::mutation_topic(entity).unwrap();
+    bus.on_named("audit", &topic, move |ctx| {
+        sink.lock().unwrap().push(ctx.payload().to_json().unwrap());
+        async { Ok(()) }
+    })
+    .unwrap();
+    seen
+}
+
+/// The payload of operation `op` among `seen`.
+fn of_op(seen: &Mutex<Vec<serde_json::Value>>, op: &str) -> serde_json::Value {
+    let seen = seen.lock().unwrap();
+    seen.iter()
+        .find(|p| p["operation"] == op)
+        .unwrap_or_else(|| panic!("no {op} in {seen:?}"))
+        .clone()
+}
+
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
@@ -293,6 +315,78 @@ mod postgres {
             .unwrap();
         assert_eq!(page.items.len(), 1);
     }
+
+    /// With triggers installed, rows holding `\u0000` in a `json` column
+    /// are inserted, updated and deleted (the triggers used to fail the
+    /// application's statements), and numerics arrive exact, as strings.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn triggers_never_break_writes_and_keep_numerics_exact() {
+        let server = pg_or_skip!();
+        let store = pg_builder(&server, "c1").build().await.unwrap();
+        let exec = |sql: &'static str| {
+            let pool = store.pool().clone();
+            async move { within(LIMIT, sql, sqlx::query(sql).execute(&pool)).await }
+        };
+        exec(
+            "CREATE TABLE docs (id text PRIMARY KEY, body json, amount numeric, \
+               amounts numeric[], seats integer)",
+        )
+        .await
+        .unwrap();
+        within(
+            LIMIT,
+            "install",
+            store.install_mutation_triggers(&soiree_sql::triggers::MutationTrigger::new(
+                "docs", "Doc",
+            )),
+        )
+        .await
+        .unwrap();
+        let bus = bus_over(&store);
+        let seen = payloads_of(&bus, "Doc");
+        exec(
+            "INSERT INTO docs VALUES ('d-1', '{\"note\": \"a\\u0000b\"}', \
+               12345678901234567890.123456789, '{1e400, 0.1}', 3)",
+        )
+        .await
+        .unwrap();
+        exec("UPDATE docs SET body = '[\"\\u0000\"]', seats = 4 WHERE id = 'd-1'")
+            .await
+            .unwrap();
+        exec("DELETE FROM docs WHERE id = 'd-1'").await.unwrap();
+        assert!(
+            eventually(LIMIT, || async { seen.lock().unwrap().len() == 3 }).await,
+            "{:?}",
+            seen.lock().unwrap()
+        );
+        let created = of_op(&seen, "OpCreate");
+        let after = &created["after"];
+        assert_eq!(created["entity_id"], "d-1");
+        assert_eq!(after["body"]["note"], "a\u{0}b");
+        assert_eq!(after["amount"], "12345678901234567890.123456789");
+        let big = format!("1{}", "0".repeat(400));
+        assert_eq!(after["amounts"], serde_json::json!([big, "0.1"]));
+        assert_eq!(after["seats"], 3);
+        let updated = of_op(&seen, "OpUpdateOne");
+        assert_eq!(
+            updated["changed_fields"],
+            serde_json::json!(["body", "seats"])
+        );
+        assert_eq!(updated["before"]["body"]["note"], "a\u{0}b");
+        assert_eq!(updated["after"]["body"], serde_json::json!(["\u{0}"]));
+        let deleted = of_op(&seen, "OpDeleteOne");
+        assert_eq!(deleted["entity_id"], "d-1");
+        assert_eq!(
+            deleted["before"]["amount"],
+            "12345678901234567890.123456789"
+        );
+        assert!(backlog_drains(&store).await);
+        let letters = within(LIMIT, "dead letters", store.dead_letters(None, 10))
+            .await
+            .unwrap();
+        assert!(letters.items.is_empty(), "{:?}", letters.items);
+        within(LIMIT, "close", bus.close()).await.unwrap();
+    }
 }
 
 #[cfg(feature = "sqlite")]
@@ -464,5 +558,43 @@ mod sqlite {
             .await
             .unwrap();
         assert!(page.items.is_empty(), "nothing was committed");
+    }
+
+    /// With triggers installed, text holding NUL is inserted, updated and
+    /// deleted, and captured as it is.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn triggers_capture_nul_in_text() {
+        let dir = TempDir::new();
+        let store = sqlite_builder(&dir.db(), "c1").build().await.unwrap();
+        let exec = |sql: &'static str| {
+            let pool = store.pool().clone();
+            async move { within(LIMIT, sql, sqlx::query(sql).execute(&pool)).await }
+        };
+        exec("CREATE TABLE docs (id TEXT PRIMARY KEY, body TEXT, total REAL)")
+            .await
+            .unwrap();
+        within(
+            LIMIT,
+            "install",
+            store.install_mutation_triggers(&soiree_sql::triggers::MutationTrigger::new(
+                "docs", "Doc",
+            )),
+        )
+        .await
+        .unwrap();
+        let bus = bus_over(&store);
+        let seen = payloads_of(&bus, "Doc");
+        exec("INSERT INTO docs VALUES ('d-1', 'a' || char(0) || 'b', 1.5)")
+            .await
+            .unwrap();
+        exec("UPDATE docs SET body = char(0) WHERE id = 'd-1'")
+            .await
+            .unwrap();
+        exec("DELETE FROM docs WHERE id = 'd-1'").await.unwrap();
+        assert!(eventually(LIMIT, || async { seen.lock().unwrap().len() == 3 }).await);
+        assert_eq!(of_op(&seen, "OpCreate")["after"]["body"], "a\u{0}b");
+        assert_eq!(of_op(&seen, "OpUpdateOne")["after"]["body"], "\u{0}");
+        assert_eq!(of_op(&seen, "OpDeleteOne")["before"]["total"], 1.5);
+        within(LIMIT, "close", bus.close()).await.unwrap();
     }
 }
