@@ -285,6 +285,79 @@ mod postgres {
         within(LIMIT, "close", bus.close()).await.unwrap();
     }
 
+    /// An event id too long for the dead letters' index is still
+    /// dead-lettered (found by its properties), and a letter whose key the
+    /// retry table's index refuses stays behind alone when the others are
+    /// replayed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn letters_the_indexes_cannot_hold_fail_alone() {
+        let server = pg_or_skip!();
+        let store = pg_builder(&server, "c1").build().await.unwrap();
+        let bus = bus_over(&store);
+        let runs = recorder(&bus, true);
+        let long_id = noise(2690, 5);
+        for (id, key) in [
+            ("before", None),
+            (long_id.as_str(), None),
+            ("huge-key", Some(noise(3000, 9))),
+            ("after", None),
+        ] {
+            let event = Event::new("order.paid", serde_json::json!({ "id": id }));
+            event.properties().set(PROPERTY_EVENT_ID, id);
+            if let Some(key) = key {
+                event
+                    .properties()
+                    .set(soiree_sql::PROPERTY_KEY, key.as_str());
+            }
+            emit(&bus, "order.paid", event).await;
+        }
+        let letters = || async {
+            within(LIMIT, "dead letters", store.dead_letters(None, 100))
+                .await
+                .unwrap()
+                .items
+        };
+        assert!(
+            eventually(LIMIT, || async { letters().await.len() == 4 }).await,
+            "{:?}",
+            letters().await
+        );
+        assert!(backlog_drains(&store).await, "every delivery settled");
+        let long = letters()
+            .await
+            .into_iter()
+            .find(|l| l.event().and_then(|e| e.id().map(str::to_owned)) == Some(long_id.clone()))
+            .expect("the long id's letter");
+        assert_eq!(long.event_id, None, "too long for the column's index");
+        assert_eq!(
+            within(LIMIT, "replay", store.replay(&long_id))
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(eventually(LIMIT, || async { ran(&runs, &long_id) == 2 }).await);
+        assert!(backlog_drains(&store).await);
+        // Moved, failed again: 4 letters, of which the huge key's stays
+        // behind in a bulk replay.
+        assert!(eventually(LIMIT, || async { letters().await.len() == 4 }).await);
+        let moved = within(
+            LIMIT,
+            "replay all",
+            store.replay_dead_letters(&DeadLetterFilter::all()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(moved, 3);
+        let left = letters().await;
+        assert!(
+            left.len() == 1 && left[0].event_id.as_deref() == Some("huge-key"),
+            "{left:?}"
+        );
+        assert!(eventually(LIMIT, || async { ran(&runs, "after") == 2 }).await);
+        assert!(backlog_drains(&store).await);
+        within(LIMIT, "close", bus.close()).await.unwrap();
+    }
+
     /// A statement failed inside the transaction: PostgreSQL rolls it back
     /// at `COMMIT` without an error; `commit` reports it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

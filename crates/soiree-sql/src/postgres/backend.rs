@@ -128,6 +128,16 @@ const PENDING: &str = "SELECT 0 AS kind, id, consumer, \
 const RETRY_FROM_DEAD: &str = "group_name, event_tx, event_row, coalesce(topic, ''), event_id, \
      payload, properties, 0, error, clock_timestamp()";
 
+/// The event id (`soiree.event_id`) of a dead letter's stored properties.
+fn dead_event_id_of(properties: Option<&str>) -> Option<String> {
+    let properties: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(properties?).ok()?;
+    properties
+        .get(soiree::PROPERTY_EVENT_ID)?
+        .as_str()
+        .map(str::to_owned)
+}
+
 /// The ordering key (`soiree.key`) of a dead letter's stored properties,
 /// when they are a JSON object holding a string key (without NUL, which a
 /// text column cannot hold).
@@ -140,6 +150,19 @@ fn dead_key(properties: Option<&str>) -> Option<String> {
     }
 }
 
+/// Event ids longer than this many bytes are not copied into the dead
+/// letters' `event_id` column: its index (with the group name) could not
+/// hold them, and a dead letter that cannot be written would be delivered
+/// forever. Such a letter is still found by its event id, through its
+/// properties (`soiree.event_id`).
+const DEAD_EVENT_ID_BYTES: usize = 1024;
+
+/// The event id column `column` as a dead letter stores it (see
+/// [`DEAD_EVENT_ID_BYTES`]).
+fn dead_event_id(column: &str) -> String {
+    format!("CASE WHEN octet_length({column}) <= {DEAD_EVENT_ID_BYTES} THEN {column} END")
+}
+
 /// `$n` in PostgreSQL.
 fn placeholder(n: usize) -> String {
     format!("${n}")
@@ -149,6 +172,8 @@ fn placeholder(n: usize) -> String {
 fn qualify(schema: &str, sql: &str) -> SqlStr {
     let sql = sql
         .replace("soiree_", &format!("\"{schema}\".soiree_"))
+        .replace("DEAD_EVENT_ID_OF(event_id)", &dead_event_id("event_id"))
+        .replace("DEAD_EVENT_ID", &dead_event_id("e.event_id"))
         .replace("LEASE_COLUMNS", LEASE_COLUMNS)
         .replace("EVENT_COLUMNS", EVENT_COLUMNS);
     AssertSqlSafe(Arc::<str>::from(sql)).into_sql_str()
@@ -283,7 +308,7 @@ impl Statements {
                    DELETE FROM soiree_leases WHERE id = $1 AND token = $2 RETURNING *) \
                  INSERT INTO soiree_dead_letters (group_name, event_tx, event_row, topic, \
                    event_id, payload, properties, error, deliveries) \
-                 SELECT old.group_name, e.tx, e.id, e.topic, e.event_id, e.payload::text, \
+                 SELECT old.group_name, e.tx, e.id, e.topic, DEAD_EVENT_ID, e.payload::text, \
                    e.properties::text, \
                    'delivered ' || old.deliveries || ' times (max ' || $3::int || ')' || \
                    coalesce('; last error: ' || ( \
@@ -302,7 +327,7 @@ impl Statements {
             dead_letter_rows: q("INSERT INTO soiree_dead_letters (group_name, event_tx, \
                    event_row, topic, event_id, payload, properties, error, deliveries) \
                  SELECT $1, t::text::xid8, i, tp, \
-                   (SELECT e.event_id FROM soiree_events e \
+                   (SELECT DEAD_EVENT_ID FROM soiree_events e \
                     WHERE e.tx = t::text::xid8 AND e.id = i), p, pr, err, d \
                  FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], \
                    $7::text[], $8::int[]) AS u(t, i, tp, p, pr, err, d)"),
@@ -323,7 +348,7 @@ impl Statements {
             fail_dead: q(
                 "INSERT INTO soiree_dead_letters (group_name, event_tx, event_row, \
                    topic, event_id, payload, properties, error, deliveries) \
-                 SELECT $1, e.tx, e.id, e.topic, e.event_id, e.payload::text, \
+                 SELECT $1, e.tx, e.id, e.topic, DEAD_EVENT_ID, e.payload::text, \
                    e.properties::text, u.err, l.deliveries \
                  FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], \
                    $6::text[], $7::bigint[]) AS u(lease, token, t, i, err, delay) \
@@ -361,8 +386,8 @@ impl Statements {
                    WHERE r.id = u.id AND r.token = u.token RETURNING r.*, u.err) \
                  INSERT INTO soiree_dead_letters (group_name, event_tx, event_row, topic, \
                    event_id, payload, properties, error, deliveries) \
-                 SELECT group_name, event_tx, event_row, topic, event_id, payload, \
-                   properties, err, deliveries FROM gone"),
+                 SELECT group_name, event_tx, event_row, topic, \
+                   DEAD_EVENT_ID_OF(event_id), payload, properties, err, deliveries FROM gone"),
             retries_again: q(
                 "UPDATE soiree_retries r SET error = u.err, consumer = NULL, \
                    run_at = clock_timestamp() + u.delay * interval '1 millisecond' \
@@ -391,10 +416,15 @@ impl Statements {
             ),
             // The letters to move, with their properties for their keys
             // (see `RETRY_FROM_DEAD`); `replay_dead_ids` moves them.
-            replay_dead: q("SELECT id, properties FROM soiree_dead_letters \
+            // A letter of an id too long for the column has none there
+            // (`dead_event_id`): its properties are checked in Rust.
+            replay_dead: q(&format!(
+                "SELECT id, properties, event_id IS NULL FROM soiree_dead_letters \
                  WHERE group_name = $1 AND ($2::text IS NULL OR topic = $2) \
-                   AND ($3::text IS NULL OR event_id = $3) \
-                 ORDER BY id LIMIT $4"),
+                   AND ($3::text IS NULL OR event_id = $3 \
+                     OR (event_id IS NULL AND octet_length($3) > {DEAD_EVENT_ID_BYTES})) \
+                 ORDER BY id LIMIT $4"
+            )),
             // Below every group's cursor and every lease's start, older than
             // the window, oldest first, one batch: of the DEFAULT partition
             // only (range partitions go whole, see `partitions`).
@@ -551,8 +581,32 @@ impl PgBackend {
     }
 
     /// Moves the group's dead letters `(id, key)` to the retry table, due
-    /// at once, in one statement; returns how many.
+    /// at once, in one statement; returns how many. When the database
+    /// refuses the batch for good (a letter's key too large for the retry
+    /// table's index), moves them one by one and leaves the letters it
+    /// refuses where they are (logged): one bad letter does not hold the
+    /// others back.
     async fn move_dead(&self, letters: &[(i64, Option<String>)]) -> Result<u64> {
+        match self.move_dead_batch(letters).await {
+            Err(err) if err.is_permanent() && letters.len() > 1 => {
+                let mut moved = 0;
+                for letter in letters {
+                    match self.move_dead_batch(std::slice::from_ref(letter)).await {
+                        Ok(done) => moved += done,
+                        Err(err) if err.is_permanent() => tracing::warn!(
+                            %err, letter = letter.0,
+                            "the database refuses to replay this dead letter; it stays"
+                        ),
+                        Err(err) => return Err(err),
+                    }
+                }
+                Ok(moved)
+            }
+            outcome => outcome,
+        }
+    }
+
+    async fn move_dead_batch(&self, letters: &[(i64, Option<String>)]) -> Result<u64> {
         let (ids, keys): (Vec<i64>, Vec<Option<String>>) = letters.iter().cloned().unzip();
         let done = sqlx::query(self.sql.replay_dead_ids.clone())
             .bind(&self.group)
@@ -972,7 +1026,18 @@ impl Backend for PgBackend {
             .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await?;
-        let keyed = keyed_letters(&rows)?;
+        let mut keyed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let properties: Option<String> = row.try_get(1)?;
+            let no_column: bool = row.try_get(2)?;
+            if let Some(wanted) = filter.event_id.as_deref()
+                && no_column
+                && dead_event_id_of(properties.as_deref()).as_deref() != Some(wanted)
+            {
+                continue;
+            }
+            keyed.push((row.try_get(0)?, dead_key(properties.as_deref())));
+        }
         let mut moved = 0;
         for batch in keyed.chunks(REPLAY_BATCH) {
             moved += self.move_dead(batch).await?;
