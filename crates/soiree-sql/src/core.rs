@@ -184,6 +184,7 @@ impl<B: Backend> Core<B> {
                     async move { backend.save_results(&results).await }
                 },
                 metrics.results_refused.clone(),
+                crate::writer::TRANSIENT_RETRY_WINDOW,
             )
         };
         let poke = notify_interval.map(|_| Arc::new(Notify::new()));

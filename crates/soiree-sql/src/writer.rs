@@ -137,6 +137,7 @@ pub(crate) struct Recorder<T> {
     /// Positions `(from, to]` of items given up after transient errors,
     /// the latest [`LOST_REMEMBERED`] runs.
     lost: Arc<Mutex<VecDeque<(u64, u64)>>>,
+    window: Duration,
 }
 
 /// The longest pause between two attempts at a failing batch.
@@ -149,8 +150,9 @@ const LOST_REMEMBERED: usize = 64;
 
 impl<T: Clone + Send + Sync + std::fmt::Debug + 'static> Recorder<T> {
     /// Spawns the writing task; `refused` counts the items given up for
-    /// good.
-    pub(crate) fn spawn<F, Fut>(write: F, refused: Counter) -> Self
+    /// good; a batch failing for a transient reason is given up after
+    /// `window` (the store passes [`TRANSIENT_RETRY_WINDOW`]).
+    pub(crate) fn spawn<F, Fut>(write: F, refused: Counter, window: Duration) -> Self
     where
         F: Fn(Arc<[T]>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<()>> + Send,
@@ -187,9 +189,9 @@ impl<T: Clone + Send + Sync + std::fmt::Debug + 'static> Recorder<T> {
                     })
                     .await;
                     let Some(err) = transient else { break };
-                    if first_failure.elapsed() >= TRANSIENT_RETRY_WINDOW {
+                    if first_failure.elapsed() >= window {
                         tracing::error!(
-                            %err, count = failed.len(), window = ?TRANSIENT_RETRY_WINDOW,
+                            %err, count = failed.len(), ?window,
                             "cannot save results; giving them up (their events are delivered again)"
                         );
                         let mut runs = lost_runs.lock().unwrap_or_else(|p| p.into_inner());
@@ -212,6 +214,7 @@ impl<T: Clone + Send + Sync + std::fmt::Debug + 'static> Recorder<T> {
             sender: tokio::sync::Mutex::new((0, sender)),
             settled,
             lost,
+            window,
         }
     }
 
@@ -242,8 +245,85 @@ impl<T: Clone + Send + Sync + std::fmt::Debug + 'static> Recorder<T> {
         }
         let runs = self.lost.lock().unwrap_or_else(|p| p.into_inner());
         if runs.iter().any(|&(lo, hi)| lo < target && hi > from) {
-            return Err(Error::ResultsLost(TRANSIENT_RETRY_WINDOW));
+            return Err(Error::ResultsLost(self.window));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A write that refuses batches holding `permanent` for good and those
+    /// holding `transient` for now, and records what it wrote.
+    fn fake(
+        permanent: u32,
+        transient: u32,
+        written: Arc<Mutex<Vec<u32>>>,
+    ) -> impl Fn(Arc<[u32]>) -> std::future::Ready<Result<()>> + Send + Sync + 'static {
+        move |items: Arc<[u32]>| {
+            std::future::ready(if items.contains(&permanent) {
+                Err(Error::NulCharacter("the item"))
+            } else if items.contains(&transient) {
+                Err(Error::WriterStopped)
+            } else {
+                written.lock().unwrap().extend(items.iter());
+                Ok(())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_item_fails_alone_and_its_neighbours_are_written() {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let writer = Writer::spawn(fake(7, u32::MAX, Arc::clone(&written)));
+        let outcomes = futures::future::join_all((0..20).map(|n| {
+            let writer = writer.clone();
+            async move { writer.write(n).await }
+        }))
+        .await;
+        for (n, outcome) in outcomes.iter().enumerate() {
+            assert_eq!(outcome.is_err(), n == 7, "{n}: {outcome:?}");
+        }
+        let mut written = written.lock().unwrap().clone();
+        written.sort_unstable();
+        assert_eq!(written, (0..20).filter(|&n| n != 7).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn the_recorder_gives_a_refused_item_up_alone() {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let refused = Counter::default();
+        let recorder = Recorder::spawn(
+            fake(2, u32::MAX, Arc::clone(&written)),
+            refused.clone(),
+            TRANSIENT_RETRY_WINDOW,
+        );
+        for n in 0..5 {
+            recorder.submit(n).await.unwrap();
+        }
+        recorder.flush(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(*written.lock().unwrap(), [0, 1, 3, 4]);
+        assert_eq!(refused.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_recorder_gives_transient_failures_up_after_its_window() {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let recorder = Recorder::spawn(
+            fake(u32::MAX, 99, Arc::clone(&written)),
+            Counter::default(),
+            Duration::from_millis(200),
+        );
+        recorder.submit(99).await.unwrap();
+        let lost = recorder.flush(Duration::from_secs(10)).await;
+        assert!(matches!(lost, Err(Error::ResultsLost(_))), "{lost:?}");
+        // Later flushes do not inherit the loss.
+        recorder.submit(1).await.unwrap();
+        recorder.flush(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(*written.lock().unwrap(), [1]);
     }
 }
