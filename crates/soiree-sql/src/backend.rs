@@ -533,6 +533,30 @@ mod tests {
     }
 
     #[test]
+    fn a_flawed_row_is_no_event_but_is_shown_lossily() {
+        let raw = RawEvent {
+            pos: Pos { tx: 0, id: 1 },
+            topic: "order.paid".into(),
+            payload: Some("{\"n\":\"\u{fffd}\"}".into()),
+            properties: Some("{".into()),
+            key: None,
+            flaw: Some("decode error: not valid UTF-8 in payload (kept lossily)".into()),
+        };
+        assert!(raw.parse().unwrap_err().contains("UTF-8"));
+        let shown = raw.parse_lossy();
+        assert_eq!(shown.topic, "order.paid");
+        assert_eq!(shown.payload, serde_json::json!({ "n": "\u{fffd}" }));
+        assert!(shown.properties.is_empty());
+        let garbage = RawEvent {
+            payload: Some("not json".into()),
+            flaw: None,
+            ..raw
+        };
+        assert!(garbage.parse().is_err());
+        assert_eq!(garbage.parse_lossy().payload, "not json");
+    }
+
+    #[test]
     fn times_round_to_microseconds_the_right_way() {
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(1_500);
         assert_eq!((to_us(t, false), to_us(t, true)), (1, 2));

@@ -1112,3 +1112,34 @@ impl Backend for PgBackend {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letters_key_and_id_are_read_whatever_else_it_holds() {
+        let properties = r#"{"note":"a\u0000b","soiree.key":"k","soiree.event_id":"e"}"#;
+        assert_eq!(dead_key(Some(properties)).as_deref(), Some("k"));
+        assert_eq!(dead_event_id_of(Some(properties)).as_deref(), Some("e"));
+        for no_key in [
+            None,
+            Some("not json"),
+            Some("[1]"),
+            Some(r#"{"soiree.key":7}"#),
+            Some(r#"{"soiree.key":"k\u0000"}"#),
+        ] {
+            assert_eq!(dead_key(no_key), None, "{no_key:?}");
+        }
+    }
+
+    #[test]
+    fn long_event_ids_stay_out_of_the_dead_letters_column() {
+        let sql = qualify("s", "SELECT DEAD_EVENT_ID, DEAD_EVENT_ID_OF(event_id)");
+        assert_eq!(
+            sql.as_str(),
+            "SELECT CASE WHEN octet_length(e.event_id) <= 1024 THEN e.event_id END, \
+             CASE WHEN octet_length(event_id) <= 1024 THEN event_id END"
+        );
+    }
+}
