@@ -33,11 +33,17 @@ pub(crate) struct RawEvent {
     pub(crate) properties: Option<String>,
     /// The ordering key column (`soiree.key` when appended).
     pub(crate) key: Option<String>,
+    /// Why the row could not be read as stored (its texts above are then
+    /// lossy): it is not an event.
+    pub(crate) flaw: Option<String>,
 }
 
 impl RawEvent {
     /// Parses the row into an event, or says why it is not one.
     pub(crate) fn parse(&self) -> std::result::Result<StoredEvent, String> {
+        if let Some(flaw) = &self.flaw {
+            return Err(flaw.clone());
+        }
         if self.topic.trim().is_empty() {
             return Err("parse error: the event has an empty topic".to_owned());
         }
@@ -57,6 +63,36 @@ impl RawEvent {
             payload,
             properties,
         })
+    }
+}
+
+impl RawEvent {
+    /// The row as an event for a listing, even when it is not one: its
+    /// topic as stored, its payload as parsed or else as a JSON string of
+    /// the stored text, its properties as parsed or else empty. Lossy: for
+    /// showing a row, never for delivering it.
+    pub(crate) fn parse_lossy(&self) -> StoredEvent {
+        if let Ok(event) = self.parse() {
+            return event;
+        }
+        let payload = self
+            .payload
+            .as_deref()
+            .map(|text| {
+                serde_json::from_str(text)
+                    .unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
+            })
+            .unwrap_or_default();
+        let properties = self
+            .properties
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default();
+        StoredEvent {
+            topic: self.topic.clone(),
+            payload,
+            properties,
+        }
     }
 }
 
@@ -494,6 +530,30 @@ mod tests {
         };
         let (sql, _) = scan.sql(&results, "g", |n| format!("?{n}"));
         assert!(sql.contains("WHERE id < ?1 AND event_id = ?2 AND"), "{sql}");
+    }
+
+    #[test]
+    fn a_flawed_row_is_no_event_but_is_shown_lossily() {
+        let raw = RawEvent {
+            pos: Pos { tx: 0, id: 1 },
+            topic: "order.paid".into(),
+            payload: Some("{\"n\":\"\u{fffd}\"}".into()),
+            properties: Some("{".into()),
+            key: None,
+            flaw: Some("decode error: not valid UTF-8 in payload (kept lossily)".into()),
+        };
+        assert!(raw.parse().unwrap_err().contains("UTF-8"));
+        let shown = raw.parse_lossy();
+        assert_eq!(shown.topic, "order.paid");
+        assert_eq!(shown.payload, serde_json::json!({ "n": "\u{fffd}" }));
+        assert!(shown.properties.is_empty());
+        let garbage = RawEvent {
+            payload: Some("not json".into()),
+            flaw: None,
+            ..raw
+        };
+        assert!(garbage.parse().is_err());
+        assert_eq!(garbage.parse_lossy().payload, "not json");
     }
 
     #[test]

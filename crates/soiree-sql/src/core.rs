@@ -21,7 +21,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::backend::{
-    Backend, DeadRow, FailedRetry, FailedRow, LeaseRow, NewEvent, Pos, RetryRow, Run, Scan,
+    Backend, DeadRow, FailedRetry, FailedRow, LeaseRow, NewEvent, Pos, RawEvent, RetryRow, Run,
+    Scan,
 };
 use crate::dedup_cache::DedupCache;
 use crate::metrics::SqlMetrics;
@@ -170,17 +171,21 @@ impl<B: Backend> Core<B> {
         let backend = Arc::new(backend);
         let appender = {
             let backend = Arc::clone(&backend);
-            Writer::spawn(move |events: Vec<NewEvent>| {
+            Writer::spawn(move |events: Arc<[NewEvent]>| {
                 let backend = Arc::clone(&backend);
                 async move { backend.append(&events).await }
             })
         };
         let recorder = {
             let backend = Arc::clone(&backend);
-            Recorder::spawn(move |results: Vec<StoredResult>| {
-                let backend = Arc::clone(&backend);
-                async move { backend.save_results(&results).await }
-            })
+            Recorder::spawn(
+                move |results: Arc<[StoredResult]>| {
+                    let backend = Arc::clone(&backend);
+                    async move { backend.save_results(&results).await }
+                },
+                metrics.results_refused.clone(),
+                crate::writer::TRANSIENT_RETRY_WINDOW,
+            )
         };
         let poke = notify_interval.map(|_| Arc::new(Notify::new()));
         let core = Arc::new(Self {
@@ -1171,13 +1176,9 @@ impl<B: Backend> Core<B> {
         let next = more
             .then(|| rows.last().map(|row| format_pos(row.pos)))
             .flatten();
-        let items = rows
-            .iter()
-            .map(|row| {
-                row.parse()
-                    .map_err(|err| Error::Serialization(serde::de::Error::custom(err)))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        // A row that is not an event is shown lossily rather than failing
+        // the page (it is dead-lettered when delivered).
+        let items = rows.iter().map(RawEvent::parse_lossy).collect();
         Ok(Page { items, next })
     }
 

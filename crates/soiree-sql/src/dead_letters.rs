@@ -47,6 +47,7 @@ impl DeadLetter {
             payload: self.payload.clone(),
             properties: self.properties.clone(),
             key: None,
+            flaw: None,
         };
         raw.parse().ok()
     }

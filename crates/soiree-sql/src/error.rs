@@ -83,9 +83,60 @@ pub enum Error {
     /// database is unreachable); the acknowledgement waiting for them failed.
     #[error("results were not written within {0:?}")]
     FlushTimeout(std::time::Duration),
-    /// A batched write that this call was part of failed.
+    /// A batched write that this call was part of failed; the error is
+    /// this call's own (a batch failing for good is split until each item
+    /// fails alone).
     #[error("batched write failed: {0}")]
     Batch(Arc<Error>),
+    /// Results accepted earlier could not be written within this window
+    /// (the database kept failing for a transient reason) and were given
+    /// up; the acknowledgement waiting for them failed, so that their
+    /// events are delivered again.
+    #[error("results were given up after failing for {0:?}; their events are delivered again")]
+    ResultsLost(std::time::Duration),
+}
+
+impl Error {
+    /// Whether retrying the same write can never succeed: the database
+    /// refused the data itself (a constraint, a value too large to index,
+    /// an invalid encoding or value), not the connection. Writes failing
+    /// this way are split to find the offending item rather than retried.
+    pub(crate) fn is_permanent(&self) -> bool {
+        match self {
+            Error::Database(sqlx::Error::Database(db)) => refuses_data(db.as_ref()),
+            Error::Database(sqlx::Error::Encode(_))
+            | Error::Serialization(_)
+            | Error::NulCharacter(_)
+            | Error::InvalidTopic { .. }
+            | Error::Event(_) => true,
+            Error::Batch(inner) => inner.is_permanent(),
+            _ => false,
+        }
+    }
+}
+
+/// Whether a database error is about the data written: SQLSTATE classes 22
+/// (data exception), 23 (integrity constraint) and 54 (program limit, such
+/// as an index row too large) on PostgreSQL; `SQLITE_TOOBIG`,
+/// `SQLITE_CONSTRAINT`, `SQLITE_MISMATCH` and `SQLITE_RANGE` on SQLite.
+fn refuses_data(db: &dyn sqlx::error::DatabaseError) -> bool {
+    if !matches!(db.kind(), sqlx::error::ErrorKind::Other) {
+        // Unique, foreign key, not-null and check violations.
+        return true;
+    }
+    #[cfg(feature = "postgres")]
+    if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        return matches!(pg.code().get(..2), Some("22" | "23" | "54"));
+    }
+    #[cfg(feature = "sqlite")]
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        let primary = db
+            .code()
+            .and_then(|code| code.parse::<i64>().ok())
+            .map(|code| code & 0xff);
+        return matches!(primary, Some(18 | 19 | 20 | 25));
+    }
+    false
 }
 
 impl From<Error> for soiree::Error {

@@ -62,7 +62,7 @@ impl<B: Backend> Core<B> {
         Ok(stats)
     }
 
-    /// A page of the log; rows that are not events are left out.
+    /// A page of the log; rows that are not events are shown lossily.
     pub(crate) async fn event_records(&self, query: &Query) -> Result<Page<Record<StoredEvent>>> {
         let backend = &self.backend;
         let filter = &query.filter;
@@ -166,7 +166,7 @@ impl<B: Backend> Core<B> {
                 let deliveries = u32::try_from(row.deliveries).unwrap_or(0);
                 PendingDelivery::new(id, row.consumer, idle, deliveries)
                     .events(u64::try_from(row.events).unwrap_or(0))
-                    .event(row.event.and_then(|raw| raw.parse().ok()))
+                    .event(row.event.map(|raw| raw.parse_lossy()))
             })
             .collect();
         Ok(Page { items, next })
@@ -309,8 +309,10 @@ impl<B: Backend> Core<B> {
     }
 }
 
+/// A row of the log as a record; one that is not an event is shown lossily
+/// (see [`RawEvent::parse_lossy`]).
 fn event_record(filter: &Filter, row: Row<RawEvent>) -> Option<Record<StoredEvent>> {
-    let event = row.item.parse().ok()?;
+    let event = row.item.parse_lossy();
     let at = row.at_us.map(from_us);
     filter.matches_event(&event, at).then(|| Record {
         id: row.id.to_string(),

@@ -25,6 +25,7 @@ pub(crate) struct SqlMetrics {
     pub(crate) dead_lettered: Counter,
     pub(crate) redelivered: Counter,
     pub(crate) stale_acks: Counter,
+    pub(crate) results_refused: Counter,
     pub(crate) oldest_unconsumed: Gauge<f64, AtomicU64>,
     pub(crate) xmin_lag: Gauge,
 }
@@ -89,6 +90,10 @@ impl SqlMetrics {
             stale_acks: counter(
                 "soiree_sql_stale_acks",
                 "Acknowledgements refused because their lease had expired or moved",
+            ),
+            results_refused: counter(
+                "soiree_sql_results_refused",
+                "Handler results the database refused for good (too large to index, invalid), not saved",
             ),
         }
     }

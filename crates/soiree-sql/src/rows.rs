@@ -5,6 +5,11 @@
 //! [`SqliteRow`](sqlx::sqlite::SqliteRow)) by column position; the
 //! constructors of [`Listing`] below name those columns for the listings
 //! whose SQL is the same on both.
+//!
+//! Every text column is read with [`ListingRow::text`]: SQLite does not
+//! check that a `TEXT` value is UTF-8, so a row holding other bytes is read
+//! lossily (and, as an event, marked with a flaw so that it is
+//! dead-lettered alone) instead of failing its whole listing or claim.
 
 use soiree::StoredResult;
 use sqlx::{ColumnIndex, Database, Decode, Row, Type};
@@ -56,18 +61,67 @@ where
     /// `INTEGER` on PostgreSQL, SQLite's 8-byte one.
     type Counter: Decodes<Self::Database> + Into<i64>;
 
+    /// Text column `index` (`None` when NULL), and whether it had to be
+    /// decoded lossily (it is not UTF-8). PostgreSQL's text always is.
+    fn text(&self, index: usize) -> Result<(Option<String>, bool)> {
+        Ok((self.try_get(index)?, false))
+    }
+
+    /// Text column `index`, lossily; its `name` is added to `flaws` when
+    /// it is not UTF-8.
+    fn text_noting(
+        &self,
+        index: usize,
+        name: &'static str,
+        flaws: &mut Vec<&'static str>,
+    ) -> Result<Option<String>> {
+        let (text, lossy) = self.text(index)?;
+        if lossy {
+            flaws.push(name);
+        }
+        Ok(text)
+    }
+
+    /// An event's `topic, payload, properties` from column `first` on, and
+    /// its `key` after them when `keyed`; read lossily, with a flaw naming
+    /// the columns that are not UTF-8.
+    fn raw_event_at(&self, first: usize, pos: Pos, keyed: bool) -> Result<RawEvent> {
+        let mut flaws = Vec::new();
+        let topic = self.text_noting(first, "topic", &mut flaws)?;
+        let payload = self.text_noting(first + 1, "payload", &mut flaws)?;
+        let properties = self.text_noting(first + 2, "properties", &mut flaws)?;
+        let key = if keyed {
+            self.text_noting(first + 3, "key", &mut flaws)?
+        } else {
+            None
+        };
+        Ok(RawEvent {
+            pos,
+            topic: topic.unwrap_or_default(),
+            payload,
+            properties,
+            key,
+            flaw: (!flaws.is_empty()).then(|| {
+                format!(
+                    "decode error: not valid UTF-8 in {} (kept lossily)",
+                    flaws.join(", ")
+                )
+            }),
+        })
+    }
+
     /// A dead letter: `id, at_us, topic, event_id, payload, properties,
-    /// error, deliveries`.
+    /// error, deliveries`; texts that are not UTF-8 read lossily.
     fn dead_letter(&self) -> Result<DeadLetter> {
         let deliveries: Self::Counter = self.try_get(7)?;
         Ok(DeadLetter {
             id: self.try_get(0)?,
             at: self.try_get::<Option<i64>, _>(1)?.map(from_us),
-            topic: self.try_get(2)?,
-            event_id: self.try_get(3)?,
-            payload: self.try_get(4)?,
-            properties: self.try_get(5)?,
-            error: self.try_get(6)?,
+            topic: self.text(2)?.0,
+            event_id: self.text(3)?.0,
+            payload: self.text(4)?.0,
+            properties: self.text(5)?.0,
+            error: self.text(6)?.0.unwrap_or_default(),
             deliveries: u32::try_from(deliveries.into()).unwrap_or(0),
         })
     }
@@ -78,14 +132,8 @@ where
         Ok(ListedRow {
             id,
             at_us: self.try_get(1)?,
-            item: RawEvent {
-                pos: Pos { tx: 0, id },
-                topic: self.try_get(2)?,
-                payload: self.try_get(3)?,
-                properties: self.try_get(4)?,
-                // Listings do not need it: only claims order by key.
-                key: None,
-            },
+            // Listings do not need the key: only claims order by key.
+            item: self.raw_event_at(2, Pos { tx: 0, id }, false)?,
         })
     }
 
@@ -97,10 +145,10 @@ where
             id: self.try_get(0)?,
             at_us: self.try_get(1)?,
             item: StoredResult {
-                topic: self.try_get(2)?,
-                event_id: self.try_get(3)?,
-                handler_id: self.try_get(4)?,
-                error: self.try_get(5)?,
+                topic: self.text(2)?.0.unwrap_or_default(),
+                event_id: self.text(3)?.0.unwrap_or_default(),
+                handler_id: self.text(4)?.0.unwrap_or_default(),
+                error: self.text(5)?.0,
                 attempt: u32::try_from(attempt.into()).unwrap_or(0),
             },
         })
@@ -112,23 +160,18 @@ where
     fn pending_row(&self) -> Result<PendingRow> {
         let kind: Self::Counter = self.try_get(0)?;
         let id: i64 = self.try_get(1)?;
-        let topic: Option<String> = self.try_get(6)?;
+        let retry = kind.into() == 1;
         Ok(PendingRow {
-            retry: kind.into() == 1,
+            retry,
             id,
-            consumer: self.try_get(2)?,
+            consumer: self.text(2)?.0.unwrap_or_default(),
             idle_ms: self.try_get(3)?,
             deliveries: self.try_get(4)?,
             events: self.try_get(5)?,
-            event: match topic {
-                Some(topic) => Some(RawEvent {
-                    pos: Pos { tx: 0, id },
-                    topic,
-                    payload: self.try_get(7)?,
-                    properties: self.try_get(8)?,
-                    key: None,
-                }),
-                None => None,
+            event: if retry {
+                Some(self.raw_event_at(6, Pos { tx: 0, id }, false)?)
+            } else {
+                None
             },
         })
     }
@@ -136,7 +179,7 @@ where
     /// A consumer: `name, pending, idle_ms`.
     fn consumer_row(&self) -> Result<ConsumerRow> {
         Ok(ConsumerRow {
-            name: self.try_get(0)?,
+            name: self.text(0)?.0.unwrap_or_default(),
             pending: self.try_get(1)?,
             idle_ms: self.try_get(2)?,
         })
@@ -166,4 +209,14 @@ impl ListingRow for sqlx::postgres::PgRow {
 #[cfg(feature = "sqlite")]
 impl ListingRow for sqlx::sqlite::SqliteRow {
     type Counter = i64;
+
+    fn text(&self, index: usize) -> Result<(Option<String>, bool)> {
+        let Some(bytes) = self.try_get::<Option<&[u8]>, _>(index)? else {
+            return Ok((None, false));
+        };
+        Ok(match std::str::from_utf8(bytes) {
+            Ok(text) => (Some(text.to_owned()), false),
+            Err(_) => (Some(String::from_utf8_lossy(bytes).into_owned()), true),
+        })
+    }
 }

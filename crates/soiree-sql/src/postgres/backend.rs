@@ -28,6 +28,7 @@ pub(crate) struct Statements {
     retry_event: SqlStr,
     retry_dead_copy: SqlStr,
     replay_dead_ids: SqlStr,
+    dead_properties: SqlStr,
     purge_dead: SqlStr,
     pub(crate) append: SqlStr,
     save_results: SqlStr,
@@ -120,11 +121,47 @@ const PENDING: &str = "SELECT 0 AS kind, id, consumer, \
      FROM soiree_retries \
      WHERE group_name = $1 AND consumer IS NOT NULL AND run_at > clock_timestamp()";
 
-/// The columns of a retry row made from a dead letter.
+/// The columns of a retry row made from a dead letter, but its key. The
+/// key is read from the properties in Rust ([`dead_key`]): evaluating the
+/// stored JSON in SQL fails for a whole statement on one value PostgreSQL
+/// cannot convert (a `\u0000` anywhere in it) or on text that is not JSON.
 const RETRY_FROM_DEAD: &str = "group_name, event_tx, event_row, coalesce(topic, ''), event_id, \
-     payload, properties, 0, error, clock_timestamp(), \
-     CASE WHEN json_typeof(properties::json -> 'soiree.key') = 'string' \
-       THEN properties::json ->> 'soiree.key' END";
+     payload, properties, 0, error, clock_timestamp()";
+
+/// The event id (`soiree.event_id`) of a dead letter's stored properties.
+fn dead_event_id_of(properties: Option<&str>) -> Option<String> {
+    let properties: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(properties?).ok()?;
+    properties
+        .get(soiree::PROPERTY_EVENT_ID)?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// The ordering key (`soiree.key`) of a dead letter's stored properties,
+/// when they are a JSON object holding a string key (without NUL, which a
+/// text column cannot hold).
+fn dead_key(properties: Option<&str>) -> Option<String> {
+    let properties: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(properties?).ok()?;
+    match properties.get(crate::PROPERTY_KEY)? {
+        serde_json::Value::String(key) if !key.contains('\0') => Some(key.clone()),
+        _ => None,
+    }
+}
+
+/// Event ids longer than this many bytes are not copied into the dead
+/// letters' `event_id` column: its index (with the group name) could not
+/// hold them, and a dead letter that cannot be written would be delivered
+/// forever. Such a letter is still found by its event id, through its
+/// properties (`soiree.event_id`).
+const DEAD_EVENT_ID_BYTES: usize = 1024;
+
+/// The event id column `column` as a dead letter stores it (see
+/// [`DEAD_EVENT_ID_BYTES`]).
+fn dead_event_id(column: &str) -> String {
+    format!("CASE WHEN octet_length({column}) <= {DEAD_EVENT_ID_BYTES} THEN {column} END")
+}
 
 /// `$n` in PostgreSQL.
 fn placeholder(n: usize) -> String {
@@ -135,6 +172,8 @@ fn placeholder(n: usize) -> String {
 fn qualify(schema: &str, sql: &str) -> SqlStr {
     let sql = sql
         .replace("soiree_", &format!("\"{schema}\".soiree_"))
+        .replace("DEAD_EVENT_ID_OF(event_id)", &dead_event_id("event_id"))
+        .replace("DEAD_EVENT_ID", &dead_event_id("e.event_id"))
         .replace("LEASE_COLUMNS", LEASE_COLUMNS)
         .replace("EVENT_COLUMNS", EVENT_COLUMNS);
     AssertSqlSafe(Arc::<str>::from(sql)).into_sql_str()
@@ -178,16 +217,19 @@ impl Statements {
             retry_dead_copy: q(&format!(
                 "INSERT INTO soiree_retries (group_name, event_tx, event_row, topic, event_id, \
                    payload, properties, deliveries, error, run_at, key) \
-                 SELECT {RETRY_FROM_DEAD} FROM soiree_dead_letters \
+                 SELECT {RETRY_FROM_DEAD}, $3 FROM soiree_dead_letters \
                  WHERE group_name = $1 AND id = $2"
             )),
+            dead_properties: q("SELECT id, properties FROM soiree_dead_letters \
+                 WHERE group_name = $1 AND id = ANY($2::bigint[])"),
             replay_dead_ids: q(&format!(
                 "WITH gone AS ( \
-                   DELETE FROM soiree_dead_letters \
-                   WHERE group_name = $1 AND id = ANY($2::bigint[]) RETURNING *) \
+                   DELETE FROM soiree_dead_letters d \
+                   USING unnest($2::bigint[], $3::text[]) AS u(id, key) \
+                   WHERE d.group_name = $1 AND d.id = u.id RETURNING d.*, u.key AS replay_key) \
                  INSERT INTO soiree_retries (group_name, event_tx, event_row, topic, event_id, \
                    payload, properties, deliveries, error, run_at, key) \
-                 SELECT {RETRY_FROM_DEAD} FROM gone ORDER BY id"
+                 SELECT {RETRY_FROM_DEAD}, replay_key FROM gone ORDER BY id"
             )),
             purge_dead: q("DELETE FROM soiree_dead_letters WHERE group_name = $1 \
                  AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))"),
@@ -266,7 +308,7 @@ impl Statements {
                    DELETE FROM soiree_leases WHERE id = $1 AND token = $2 RETURNING *) \
                  INSERT INTO soiree_dead_letters (group_name, event_tx, event_row, topic, \
                    event_id, payload, properties, error, deliveries) \
-                 SELECT old.group_name, e.tx, e.id, e.topic, e.event_id, e.payload::text, \
+                 SELECT old.group_name, e.tx, e.id, e.topic, DEAD_EVENT_ID, e.payload::text, \
                    e.properties::text, \
                    'delivered ' || old.deliveries || ' times (max ' || $3::int || ')' || \
                    coalesce('; last error: ' || ( \
@@ -281,9 +323,12 @@ impl Statements {
                  WHERE (tx, id) >= ($1::bigint::text::xid8, $2) \
                    AND (tx, id) <= ($3::bigint::text::xid8, $4) \
                  ORDER BY tx, id"),
+            // The event id comes from the log: the row may not parse.
             dead_letter_rows: q("INSERT INTO soiree_dead_letters (group_name, event_tx, \
-                   event_row, topic, payload, properties, error, deliveries) \
-                 SELECT $1, t::text::xid8, i, tp, p, pr, err, d \
+                   event_row, topic, event_id, payload, properties, error, deliveries) \
+                 SELECT $1, t::text::xid8, i, tp, \
+                   (SELECT DEAD_EVENT_ID FROM soiree_events e \
+                    WHERE e.tx = t::text::xid8 AND e.id = i), p, pr, err, d \
                  FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], \
                    $7::text[], $8::int[]) AS u(t, i, tp, p, pr, err, d)"),
             complete: q("DELETE FROM soiree_leases l \
@@ -303,7 +348,7 @@ impl Statements {
             fail_dead: q(
                 "INSERT INTO soiree_dead_letters (group_name, event_tx, event_row, \
                    topic, event_id, payload, properties, error, deliveries) \
-                 SELECT $1, e.tx, e.id, e.topic, e.event_id, e.payload::text, \
+                 SELECT $1, e.tx, e.id, e.topic, DEAD_EVENT_ID, e.payload::text, \
                    e.properties::text, u.err, l.deliveries \
                  FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], \
                    $6::text[], $7::bigint[]) AS u(lease, token, t, i, err, delay) \
@@ -341,8 +386,8 @@ impl Statements {
                    WHERE r.id = u.id AND r.token = u.token RETURNING r.*, u.err) \
                  INSERT INTO soiree_dead_letters (group_name, event_tx, event_row, topic, \
                    event_id, payload, properties, error, deliveries) \
-                 SELECT group_name, event_tx, event_row, topic, event_id, payload, \
-                   properties, err, deliveries FROM gone"),
+                 SELECT group_name, event_tx, event_row, topic, \
+                   DEAD_EVENT_ID_OF(event_id), payload, properties, err, deliveries FROM gone"),
             retries_again: q(
                 "UPDATE soiree_retries r SET error = u.err, consumer = NULL, \
                    run_at = clock_timestamp() + u.delay * interval '1 millisecond' \
@@ -369,19 +414,17 @@ impl Statements {
                    $6::bigint[], $7::int[]) AS u(lt, li, ht, hi, n) \
                  WHERE l.id = $1 AND l.token = $2",
             ),
-            replay_dead: q("WITH gone AS ( \
-                   DELETE FROM soiree_dead_letters WHERE id IN ( \
-                     SELECT id FROM soiree_dead_letters \
-                     WHERE group_name = $1 AND ($2::text IS NULL OR topic = $2) \
-                       AND ($3::text IS NULL OR event_id = $3) \
-                     ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) \
-                   RETURNING *) \
-                 INSERT INTO soiree_retries (group_name, event_tx, event_row, topic, event_id, \
-                   payload, properties, deliveries, error, run_at, key) \
-                 SELECT group_name, event_tx, event_row, coalesce(topic, ''), event_id, \
-                   payload, properties, 0, error, clock_timestamp(), \
-                   CASE WHEN json_typeof(properties::json -> 'soiree.key') = 'string' \
-                     THEN properties::json ->> 'soiree.key' END FROM gone"),
+            // The letters to move, with their properties for their keys
+            // (see `RETRY_FROM_DEAD`); `replay_dead_ids` moves them.
+            // A letter of an id too long for the column has none there
+            // (`dead_event_id`): its properties are checked in Rust.
+            replay_dead: q(&format!(
+                "SELECT id, properties, event_id IS NULL FROM soiree_dead_letters \
+                 WHERE group_name = $1 AND ($2::text IS NULL OR topic = $2) \
+                   AND ($3::text IS NULL OR event_id = $3 \
+                     OR (event_id IS NULL AND octet_length($3) > {DEAD_EVENT_ID_BYTES})) \
+                 ORDER BY id LIMIT $4"
+            )),
             // Below every group's cursor and every lease's start, older than
             // the window, oldest first, one batch: of the DEFAULT partition
             // only (range partitions go whole, see `partitions`).
@@ -455,16 +498,11 @@ fn lease(row: &PgRow) -> Result<LeaseRow> {
 }
 
 fn raw_event(row: &PgRow) -> Result<RawEvent> {
-    Ok(RawEvent {
-        pos: Pos {
-            tx: row.try_get(0)?,
-            id: row.try_get(1)?,
-        },
-        topic: row.try_get(2)?,
-        payload: row.try_get(3)?,
-        properties: row.try_get(4)?,
-        key: row.try_get(5)?,
-    })
+    let pos = Pos {
+        tx: row.try_get(0)?,
+        id: row.try_get(1)?,
+    };
+    row.raw_event_at(2, pos, true)
 }
 
 /// Binds the columns of new events as arrays, for the append statement.
@@ -511,6 +549,69 @@ impl PgBackend {
         let done = sqlx::query(sql.clone())
             .bind(&self.group)
             .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// Dead letters moved to the retry table per statement by `replay_dead`.
+const REPLAY_BATCH: usize = 1000;
+
+/// `(id, key)` of rows `id, properties` of the dead letters.
+fn keyed_letters(rows: &[PgRow]) -> Result<Vec<(i64, Option<String>)>> {
+    rows.iter()
+        .map(|row| {
+            let properties: Option<String> = row.try_get(1)?;
+            Ok((row.try_get(0)?, dead_key(properties.as_deref())))
+        })
+        .collect()
+}
+
+impl PgBackend {
+    /// `(id, key)` of the group's dead letters with these ids, for
+    /// [`move_dead`](Self::move_dead).
+    async fn dead_keys(&self, ids: &[i64]) -> Result<Vec<(i64, Option<String>)>> {
+        let rows = sqlx::query(self.sql.dead_properties.clone())
+            .bind(&self.group)
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?;
+        keyed_letters(&rows)
+    }
+
+    /// Moves the group's dead letters `(id, key)` to the retry table, due
+    /// at once, in one statement; returns how many. When the database
+    /// refuses the batch for good (a letter's key too large for the retry
+    /// table's index), moves them one by one and leaves the letters it
+    /// refuses where they are (logged): one bad letter does not hold the
+    /// others back.
+    async fn move_dead(&self, letters: &[(i64, Option<String>)]) -> Result<u64> {
+        match self.move_dead_batch(letters).await {
+            Err(err) if err.is_permanent() && letters.len() > 1 => {
+                let mut moved = 0;
+                for letter in letters {
+                    match self.move_dead_batch(std::slice::from_ref(letter)).await {
+                        Ok(done) => moved += done,
+                        Err(err) if err.is_permanent() => tracing::warn!(
+                            %err, letter = letter.0,
+                            "the database refuses to replay this dead letter; it stays"
+                        ),
+                        Err(err) => return Err(err),
+                    }
+                }
+                Ok(moved)
+            }
+            outcome => outcome,
+        }
+    }
+
+    async fn move_dead_batch(&self, letters: &[(i64, Option<String>)]) -> Result<u64> {
+        let (ids, keys): (Vec<i64>, Vec<Option<String>>) = letters.iter().cloned().unzip();
+        let done = sqlx::query(self.sql.replay_dead_ids.clone())
+            .bind(&self.group)
+            .bind(ids)
+            .bind(keys)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
@@ -757,16 +858,14 @@ impl Backend for PgBackend {
                     id: row.try_get(0)?,
                     token: row.try_get(1)?,
                     deliveries: row.try_get(2)?,
-                    event: RawEvent {
-                        pos: Pos {
+                    event: row.raw_event_at(
+                        5,
+                        Pos {
                             tx: row.try_get(3)?,
                             id: row.try_get(4)?,
                         },
-                        topic: row.try_get(5)?,
-                        payload: row.try_get(6)?,
-                        properties: row.try_get(7)?,
-                        key: row.try_get(8)?,
-                    },
+                        true,
+                    )?,
                 })
             })
             .collect()
@@ -895,16 +994,19 @@ impl Backend for PgBackend {
     }
 
     async fn retry_dead_copy(&self, id: i64) -> Result<u64> {
-        self.by_id(&self.sql.retry_dead_copy, id).await
-    }
-
-    async fn replay_dead_ids(&self, ids: &[i64]) -> Result<u64> {
-        let done = sqlx::query(self.sql.replay_dead_ids.clone())
+        let key = self.dead_keys(&[id]).await?.pop().and_then(|(_, key)| key);
+        let done = sqlx::query(self.sql.retry_dead_copy.clone())
             .bind(&self.group)
-            .bind(ids)
+            .bind(id)
+            .bind(key)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn replay_dead_ids(&self, ids: &[i64]) -> Result<u64> {
+        let keyed = self.dead_keys(ids).await?;
+        self.move_dead(&keyed).await
     }
 
     async fn purge_dead(&self, ids: Option<&[i64]>) -> Result<u64> {
@@ -917,14 +1019,30 @@ impl Backend for PgBackend {
     }
 
     async fn replay_dead(&self, filter: &DeadLetterFilter) -> Result<u64> {
-        let done = sqlx::query(self.sql.replay_dead.clone())
+        let rows = sqlx::query(self.sql.replay_dead.clone())
             .bind(&self.group)
             .bind(filter.topic.as_deref())
             .bind(filter.event_id.as_deref())
             .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
-            .execute(&self.pool)
+            .fetch_all(&self.pool)
             .await?;
-        Ok(done.rows_affected())
+        let mut keyed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let properties: Option<String> = row.try_get(1)?;
+            let no_column: bool = row.try_get(2)?;
+            if let Some(wanted) = filter.event_id.as_deref()
+                && no_column
+                && dead_event_id_of(properties.as_deref()).as_deref() != Some(wanted)
+            {
+                continue;
+            }
+            keyed.push((row.try_get(0)?, dead_key(properties.as_deref())));
+        }
+        let mut moved = 0;
+        for batch in keyed.chunks(REPLAY_BATCH) {
+            moved += self.move_dead(batch).await?;
+        }
+        Ok(moved)
     }
 
     async fn prune(&self, older_than_ms: i64, batch: usize) -> Result<u64> {
@@ -992,5 +1110,36 @@ impl Backend for PgBackend {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letters_key_and_id_are_read_whatever_else_it_holds() {
+        let properties = r#"{"note":"a\u0000b","soiree.key":"k","soiree.event_id":"e"}"#;
+        assert_eq!(dead_key(Some(properties)).as_deref(), Some("k"));
+        assert_eq!(dead_event_id_of(Some(properties)).as_deref(), Some("e"));
+        for no_key in [
+            None,
+            Some("not json"),
+            Some("[1]"),
+            Some(r#"{"soiree.key":7}"#),
+            Some(r#"{"soiree.key":"k\u0000"}"#),
+        ] {
+            assert_eq!(dead_key(no_key), None, "{no_key:?}");
+        }
+    }
+
+    #[test]
+    fn long_event_ids_stay_out_of_the_dead_letters_column() {
+        let sql = qualify("s", "SELECT DEAD_EVENT_ID, DEAD_EVENT_ID_OF(event_id)");
+        assert_eq!(
+            sql.as_str(),
+            "SELECT CASE WHEN octet_length(e.event_id) <= 1024 THEN e.event_id END, \
+             CASE WHEN octet_length(event_id) <= 1024 THEN event_id END"
+        );
     }
 }

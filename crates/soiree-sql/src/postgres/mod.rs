@@ -255,14 +255,24 @@ impl PostgresStore {
     /// other processes' through a `NOTIFY` sent after the commit (at most
     /// one every couple of milliseconds, however many commits).
     ///
+    /// A transaction in which a statement failed is rolled back by
+    /// PostgreSQL at `COMMIT` without an error; this checks the transaction
+    /// first (one more round trip, a statement that fails in an aborted
+    /// transaction), so that such a commit is reported.
+    ///
     /// # Errors
     ///
-    /// [`Error::Database`] when the commit fails (nothing was committed).
+    /// [`Error::Database`] when the commit fails or the transaction was
+    /// aborted by a failed statement (nothing was committed: it is rolled
+    /// back).
     ///
     /// # Cancel safety
     ///
     /// A cancelled commit may or may not have committed.
-    pub async fn commit(&self, tx: Transaction<'_, Postgres>) -> Result<()> {
+    pub async fn commit(&self, mut tx: Transaction<'_, Postgres>) -> Result<()> {
+        // In an aborted transaction this fails (SQLSTATE 25P02); `tx` is
+        // then dropped, which rolls it back.
+        sqlx::raw_sql("SELECT").execute(&mut *tx).await?;
         tx.commit().await?;
         self.wake();
         Ok(())

@@ -127,16 +127,11 @@ fn lease(row: &SqliteRow) -> Result<LeaseRow> {
 }
 
 fn raw_event(row: &SqliteRow) -> Result<RawEvent> {
-    Ok(RawEvent {
-        pos: Pos {
-            tx: 0,
-            id: row.try_get(0)?,
-        },
-        topic: row.try_get(1)?,
-        payload: row.try_get(2)?,
-        properties: row.try_get(3)?,
-        key: row.try_get(4)?,
-    })
+    let pos = Pos {
+        tx: 0,
+        id: row.try_get(0)?,
+    };
+    row.raw_event_at(1, pos, true)
 }
 
 fn pairs_json(leases: &[(i64, i64)]) -> String {
@@ -402,8 +397,10 @@ impl Backend for SqliteBackend {
         let mut tx = self.write_tx().await?;
         for row in rows {
             sqlx::query(
-                "INSERT INTO soiree_dead_letters (group_name, event_row, topic, payload, \
-                 properties, error, deliveries) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                // The event id comes from the log: the row may not parse.
+                "INSERT INTO soiree_dead_letters (group_name, event_row, topic, event_id, \
+                 payload, properties, error, deliveries) VALUES (?1, ?2, ?3, \
+                 (SELECT event_id FROM soiree_events WHERE id = ?2), ?4, ?5, ?6, ?7)",
             )
             .bind(&self.group)
             .bind(row.event.pos.id)
@@ -479,10 +476,10 @@ impl Backend for SqliteBackend {
                 Ok((
                     row.try_get(0)?,
                     StoredResult {
-                        topic: row.try_get(1)?,
-                        event_id: row.try_get(2)?,
-                        handler_id: row.try_get(3)?,
-                        error: row.try_get(4)?,
+                        topic: row.text(1)?.0.unwrap_or_default(),
+                        event_id: row.text(2)?.0.unwrap_or_default(),
+                        handler_id: row.text(3)?.0.unwrap_or_default(),
+                        error: row.text(4)?.0,
                         attempt: u32::try_from(attempt).unwrap_or(0),
                     },
                 ))
@@ -560,16 +557,14 @@ impl Backend for SqliteBackend {
                     id: row.try_get(0)?,
                     token: row.try_get(1)?,
                     deliveries: row.try_get(2)?,
-                    event: RawEvent {
-                        pos: Pos {
+                    event: row.raw_event_at(
+                        4,
+                        Pos {
                             tx: 0,
                             id: row.try_get(3)?,
                         },
-                        topic: row.try_get(4)?,
-                        payload: row.try_get(5)?,
-                        properties: row.try_get(6)?,
-                        key: row.try_get(7)?,
-                    },
+                        true,
+                    )?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -18,7 +18,9 @@
 //! | `entity_type` | the [`MutationTrigger`]'s entity type |
 //! | `entity_id` | the id column's value, as text |
 //! | `changed_fields` | create: the columns that are not null; update: the columns whose value changed (sorted by name); delete: none |
-//! | `before` / `after` | the row before (update, delete) and after (create, update) as a JSON object |
+//! | `before` / `after` | the row before (update, delete) and after (create, update) as a JSON object of its columns; values as below |
+//! | a `numeric` column's value (PostgreSQL) | a JSON **string** of the exact decimal text (`"12345678901234567890.123456789"`, `"NaN"`); `numeric[]`: an array of such strings. A JSON number would be rounded to an `f64` when read, or refused beyond its range (`1e400`) |
+//! | other values | as PostgreSQL's `to_json` writes them (integers and floats as numbers, `json`/`jsonb` as themselves, `\u0000` in a `json` string included; timestamps as ISO strings); SQLite: integers and reals as numbers, text as strings (NUL included), blobs as hex |
 //! | `actor_id` | PostgreSQL: the setting `soiree.actor_id` when set (`SET LOCAL soiree.actor_id = 'user-7'`); SQLite: none |
 //!
 //! With [`MutationTrigger::detected`], each row also writes a
@@ -29,7 +31,7 @@
 //! Triggers always write: unlike [`record`](crate::PostgresStore::record),
 //! they cannot ask the bus whether anyone listens. `TRUNCATE` is not
 //! captured. Installing again is harmless, and picks up new columns (which
-//! SQLite's triggers and PostgreSQL's insert function list at install time);
+//! the triggers list at install time, on both databases);
 //! `remove_mutation_triggers` drops them.
 //!
 //! Names are checked before any SQL is built: the table, its schema and the

@@ -1,10 +1,14 @@
-//! Mutation triggers on PostgreSQL: plpgsql functions in the store's
-//! schema (two shared, and one insert function per table listing its
-//! columns), and three triggers per table passing them the entity type and
-//! id column. Inserts and deletes are captured per statement
-//! through transition tables (one set-based `INSERT` into the outbox for
-//! all the statement's rows); updates per row, so that a row whose id
-//! changes is still paired with its old self.
+//! Mutation triggers on PostgreSQL: two plpgsql functions per table in the
+//! store's schema, listing its columns as they are at install time (one for
+//! inserts and deletes, captured per statement through transition tables:
+//! one set-based `INSERT` into the outbox for all the statement's rows; one
+//! for updates, per row, so that a row whose id changes is still paired
+//! with its old self), and three triggers per table passing them the
+//! entity type and id column.
+//!
+//! The functions never evaluate the JSON of a row: a `json` column may hold
+//! `\u0000`, which PostgreSQL keeps in `json` but cannot convert to text, and
+//! a trigger that failed on it would fail the application's own statement.
 
 use sqlx::AssertSqlSafe;
 
@@ -21,116 +25,94 @@ const TRIGGERS: [&str; 3] = [
 /// The function writing the events, in the store's schema `{schema}`
 /// (quoted). Arguments: entity type, id column, `true` for
 /// `mutation.detected` too.
-const FUNCTION: &str = r#"
-CREATE OR REPLACE FUNCTION {schema}.soiree_capture_mutation() RETURNS trigger
-LANGUAGE plpgsql AS $soiree$
-DECLARE
-    old_row jsonb;
-    new_row jsonb;
-    op text;
-    verb text;
-    changed jsonb;
-    row_id text;
-    actor text := nullif(current_setting('soiree.actor_id', true), '');
-    event_id text := gen_random_uuid()::text;
-    payload jsonb;
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        new_row := to_jsonb(NEW);
-        op := 'OpCreate';
-        verb := 'create';
-        SELECT coalesce(jsonb_agg(n.key ORDER BY n.key COLLATE "C"), '[]'::jsonb) INTO changed
-        FROM jsonb_each(new_row) AS n WHERE n.value <> 'null'::jsonb;
-    ELSIF TG_OP = 'UPDATE' THEN
-        old_row := to_jsonb(OLD);
-        new_row := to_jsonb(NEW);
-        op := 'OpUpdateOne';
-        verb := 'update';
-        SELECT coalesce(jsonb_agg(n.key ORDER BY n.key COLLATE "C"), '[]'::jsonb) INTO changed
-        FROM jsonb_each(new_row) AS n WHERE n.value IS DISTINCT FROM old_row -> n.key;
-    ELSE
-        old_row := to_jsonb(OLD);
-        op := 'OpDeleteOne';
-        verb := 'delete';
-        changed := '[]'::jsonb;
-    END IF;
-    row_id := coalesce(coalesce(new_row, old_row) ->> TG_ARGV[1], '');
-    payload := jsonb_build_object(
-        'operation', op,
-        'entity_type', TG_ARGV[0],
-        'entity_id', row_id,
-        'changed_fields', changed);
-    IF old_row IS NOT NULL THEN
-        payload := payload || jsonb_build_object('before', old_row);
-    END IF;
-    IF new_row IS NOT NULL THEN
-        payload := payload || jsonb_build_object('after', new_row);
-    END IF;
-    IF actor IS NOT NULL THEN
-        payload := payload || jsonb_build_object('actor_id', actor);
-    END IF;
-    INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties)
-    VALUES (TG_ARGV[0], event_id, payload::json, json_build_object('soiree.event_id', event_id));
-    IF TG_ARGV[2] = 'true' THEN
-        event_id := gen_random_uuid()::text;
-        INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties)
-        VALUES ('mutation.detected', event_id,
-            json_build_object(
-                'SchemaType', TG_ARGV[0],
-                'ObjectID', row_id,
-                'Operation', verb,
-                'ChangedFields', changed,
-                'UserID', coalesce(actor, '')),
-            json_build_object('soiree.event_id', event_id));
-    END IF;
-    RETURN NULL;
-END
-$soiree$
-"#;
+/// A column of a captured table, as its functions list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Column {
+    name: String,
+    kind: ColumnKind,
+}
 
-/// The function writing the events of a whole `INSERT` or `DELETE`
-/// statement from its transition table, in the store's schema `schema`
-/// (quoted); same arguments. Built with `json` (not `jsonb`) functions: the
-/// outbox's columns are `json`, and nothing is re-parsed.
-///
-/// With `columns` (the table's, as installed) the function is the table's
-/// own (`name`): its changed fields of a created row come from the columns
-/// directly, which is cheaper than walking each row's JSON.
-fn rows_function(schema: &str, name: &str, columns: Option<&[String]>) -> String {
-    // The rows of the transition table with their ids and changed fields.
+/// How a column's values go into a payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ColumnKind {
+    /// As `to_json` writes them.
+    Plain,
+    /// `numeric` (or a domain over it): as a JSON string of the exact
+    /// decimal text; a JSON number would be rounded to an `f64` (or refused
+    /// beyond its range) when the payload is read.
+    Numeric,
+    /// `numeric[]`: as an array of such strings.
+    NumericArray,
+}
+
+/// Column `column` of row `row` as it goes into a payload.
+fn payload_value(row: &str, column: &Column) -> String {
+    let value = format!("{row}.{}", quote_ident(&column.name));
+    match column.kind {
+        ColumnKind::Plain => value,
+        ColumnKind::Numeric => format!("{value}::text"),
+        ColumnKind::NumericArray => format!("{value}::text[]"),
+    }
+}
+
+/// Row `row` as a JSON object of its columns. Built with `to_json` and
+/// never evaluated: a `json` column may hold `\u0000`, which PostgreSQL
+/// stores in `json` but cannot convert to text (`->>`, `json_each`,
+/// `to_jsonb` fail on it, and with them the application's own statement).
+fn row_json(row: &str, columns: &[Column]) -> String {
+    let values: Vec<String> = columns
+        .iter()
+        .map(|c| format!("{} AS {}", payload_value(row, c), quote_ident(&c.name)))
+        .collect();
+    format!(
+        "(SELECT to_json(soiree_row.*) FROM (SELECT {}) AS soiree_row)",
+        values.join(", ")
+    )
+}
+
+/// The id column of row `row` as text (as its JSON form reads: a timestamp
+/// in ISO form), `''` when null.
+fn row_id(row: &str, id: &Column) -> String {
+    format!(
+        "coalesce(to_json({}) #>> '{{}}', '')",
+        payload_value(row, id)
+    )
+}
+
+/// A JSON array of the names of `columns` for which `condition` holds.
+fn names_where(columns: &[Column], condition: impl Fn(&str) -> String) -> String {
+    let names: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            format!(
+                "CASE WHEN {} THEN {} END",
+                condition(&quote_ident(&c.name)),
+                quote_literal(&c.name)
+            )
+        })
+        .collect();
+    format!(
+        "array_to_json(array_remove(ARRAY[{}]::text[], NULL))",
+        names.join(", ")
+    )
+}
+
+/// A table's statement function: inserts and deletes, through transition
+/// tables, with the table's columns listed (install again after adding
+/// columns).
+fn statement_function(schema: &str, name: &str, columns: &[Column], id: &Column) -> String {
     let rows = |table: &str, fields: &str| {
         format!(
-            "SELECT r.j, coalesce(r.j ->> TG_ARGV[1], '') AS row_id, {fields} AS fields, \
-             gen_random_uuid()::text AS event_id \
-             FROM (SELECT to_json(t) AS j FROM {table} AS t) AS r"
+            "SELECT {j} AS j, {row_id} AS row_id, {fields} AS fields, \
+             gen_random_uuid()::text AS event_id FROM {table} AS t",
+            j = row_json("t", columns),
+            row_id = row_id("t", id),
         )
     };
-    let inserted = match columns {
-        Some(columns) => {
-            let names: Vec<String> = columns
-                .iter()
-                .map(|c| {
-                    format!(
-                        "CASE WHEN t.{} IS NOT NULL THEN {} END",
-                        quote_ident(c),
-                        quote_literal(c)
-                    )
-                })
-                .collect();
-            format!(
-                "SELECT r.j, coalesce(r.j ->> TG_ARGV[1], '') AS row_id, \
-                 array_to_json(array_remove(ARRAY[{}]::text[], NULL)) AS fields, \
-                 gen_random_uuid()::text AS event_id \
-                 FROM soiree_new_rows AS t CROSS JOIN LATERAL (SELECT to_json(t) AS j) AS r",
-                names.join(", ")
-            )
-        }
-        None => rows(
-            "soiree_new_rows",
-            "(SELECT coalesce(json_agg(n.key ORDER BY n.key COLLATE \"C\"), '[]'::json) \
-             FROM json_each(r.j) AS n WHERE json_typeof(n.value) <> 'null')",
-        ),
-    };
+    let inserted = rows(
+        "soiree_new_rows",
+        &names_where(columns, |c| format!("t.{c} IS NOT NULL")),
+    );
     let deleted = rows("soiree_old_rows", "'[]'::json");
     // The mutation events of rows `c`.
     let events = |op: &str, row_key: &str| {
@@ -177,6 +159,54 @@ fn rows_function(schema: &str, name: &str, columns: Option<&[String]>) -> String
          END $soiree$",
         insert = branch(&inserted, "OpCreate", "after", "create"),
         delete = branch(&deleted, "OpDeleteOne", "before", "delete"),
+    )
+}
+
+/// A table's row function for updates, with the table's columns listed:
+/// the changed fields are the columns whose text differs (`json` has no
+/// equality), the rows are built as [`row_json`] says.
+fn update_function(schema: &str, name: &str, columns: &[Column], id: &Column) -> String {
+    let changed = names_where(columns, |c| {
+        format!("OLD.{c}::text IS DISTINCT FROM NEW.{c}::text")
+    });
+    let (before, after) = (row_json("OLD", columns), row_json("NEW", columns));
+    let row_id = row_id("NEW", id);
+    format!(
+        "CREATE OR REPLACE FUNCTION {schema}.{name}() RETURNS trigger \
+         LANGUAGE plpgsql AS $soiree$ \
+         DECLARE \
+             actor text := nullif(current_setting('soiree.actor_id', true), ''); \
+             event_id text := gen_random_uuid()::text; \
+             row_id text; \
+             changed json; \
+             payload json; \
+         BEGIN \
+             row_id := {row_id}; \
+             changed := {changed}; \
+             IF actor IS NULL THEN \
+                 payload := json_build_object('operation', 'OpUpdateOne', \
+                     'entity_type', TG_ARGV[0], 'entity_id', row_id, \
+                     'changed_fields', changed, 'before', {before}, 'after', {after}); \
+             ELSE \
+                 payload := json_build_object('operation', 'OpUpdateOne', \
+                     'entity_type', TG_ARGV[0], 'entity_id', row_id, \
+                     'changed_fields', changed, 'before', {before}, 'after', {after}, \
+                     'actor_id', actor); \
+             END IF; \
+             INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties) \
+             VALUES (TG_ARGV[0], event_id, payload, \
+                 json_build_object('soiree.event_id', event_id)); \
+             IF TG_ARGV[2] = 'true' THEN \
+                 event_id := gen_random_uuid()::text; \
+                 INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties) \
+                 VALUES ('mutation.detected', event_id, \
+                     json_build_object('SchemaType', TG_ARGV[0], 'ObjectID', row_id, \
+                         'Operation', 'update', 'ChangedFields', changed, \
+                         'UserID', coalesce(actor, '')), \
+                     json_build_object('soiree.event_id', event_id)); \
+             END IF; \
+             RETURN NULL; \
+         END $soiree$"
     )
 }
 
@@ -230,25 +260,37 @@ impl PostgresStore {
                 "table {table} does not exist"
             )));
         };
-        let columns: Vec<String> = sqlx::query_scalar(
-            "SELECT attname::text FROM pg_attribute \
-             WHERE attrelid = $1::bigint::oid AND attnum > 0 AND NOT attisdropped \
-             ORDER BY attname COLLATE \"C\"",
+        let columns: Vec<Column> = sqlx::query_as::<_, (String, i32)>(
+            "SELECT a.attname::text, \
+               CASE coalesce(nullif(t.typbasetype, 0), t.oid) \
+                 WHEN 'numeric'::regtype THEN 1 WHEN 'numeric[]'::regtype THEN 2 ELSE 0 END \
+             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+             WHERE a.attrelid = $1::bigint::oid AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attname COLLATE \"C\"",
         )
         .bind(oid)
         .fetch_all(&mut *tx)
-        .await?;
-        if !columns.contains(&trigger.id_column) {
+        .await?
+        .into_iter()
+        .map(|(name, kind)| Column {
+            name,
+            kind: match kind {
+                1 => ColumnKind::Numeric,
+                2 => ColumnKind::NumericArray,
+                _ => ColumnKind::Plain,
+            },
+        })
+        .collect();
+        let Some(id) = columns.iter().find(|c| c.name == trigger.id_column) else {
             return Err(Error::InvalidConfig(format!(
                 "table {table} has no column {:?}",
                 trigger.id_column
             )));
-        }
-        let own = own_function(oid);
+        };
+        let (own, own_updates) = (own_function(oid), own_update_function(oid));
         for function in [
-            FUNCTION.replace("{schema}", &schema),
-            rows_function(&schema, "soiree_capture_mutations", None),
-            rows_function(&schema, &own, Some(&columns)),
+            statement_function(&schema, &own, &columns, id),
+            update_function(&schema, &own_updates, &columns, id),
         ] {
             sqlx::raw_sql(AssertSqlSafe(function))
                 .execute(&mut *tx)
@@ -269,12 +311,12 @@ impl PostgresStore {
             ),
             format!(
                 "CREATE OR REPLACE TRIGGER {update} AFTER UPDATE ON {table} \
-                 FOR EACH ROW EXECUTE FUNCTION {schema}.soiree_capture_mutation({args})"
+                 FOR EACH ROW EXECUTE FUNCTION {schema}.{own_updates}({args})"
             ),
             format!(
                 "CREATE OR REPLACE TRIGGER {delete} AFTER DELETE ON {table} \
                  REFERENCING OLD TABLE AS soiree_old_rows FOR EACH STATEMENT \
-                 EXECUTE FUNCTION {schema}.soiree_capture_mutations({args})"
+                 EXECUTE FUNCTION {schema}.{own}({args})"
             ),
         ] {
             sqlx::raw_sql(AssertSqlSafe(create))
@@ -309,11 +351,12 @@ impl PostgresStore {
                 .iter()
                 .map(|name| format!("DROP TRIGGER IF EXISTS {name} ON {table};"))
                 .collect();
-            drops.push(format!(
-                "DROP FUNCTION IF EXISTS {}.{}();",
-                quote_ident(self.schema()),
-                own_function(oid)
-            ));
+            for function in [own_function(oid), own_update_function(oid)] {
+                drops.push(format!(
+                    "DROP FUNCTION IF EXISTS {}.{function}();",
+                    quote_ident(self.schema()),
+                ));
+            }
             sqlx::raw_sql(AssertSqlSafe(drops.join(" ")))
                 .execute(self.pool())
                 .await?;
@@ -322,10 +365,15 @@ impl PostgresStore {
     }
 }
 
-/// The name of a table's own insert function: by the table's oid, short
-/// and unique whatever the table's name and schema.
+/// The name of a table's statement function (inserts and deletes): by the
+/// table's oid, short and unique whatever the table's name and schema.
 fn own_function(oid: i64) -> String {
     format!("soiree_capture_inserts_{oid}")
+}
+
+/// The name of a table's update function, as [`own_function`].
+fn own_update_function(oid: i64) -> String {
+    format!("soiree_capture_updates_{oid}")
 }
 
 /// The table's name, quoted, with its schema when one is given.
@@ -341,12 +389,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_statement_function_names_the_quoted_schema_only() {
-        let sql = rows_function("\"ev\"", "soiree_capture_mutations", None);
-        assert!(sql.contains("INSERT INTO \"ev\".soiree_events"));
-        assert!(!sql.contains("{schema}"));
-        if std::env::var_os("SOIREE_PRINT_TRIGGER_SQL").is_some() {
-            println!("{sql};");
+    fn the_functions_name_the_quoted_schema_only() {
+        let columns = [
+            Column {
+                name: "id".into(),
+                kind: ColumnKind::Plain,
+            },
+            Column {
+                name: "total".into(),
+                kind: ColumnKind::Numeric,
+            },
+        ];
+        for sql in [
+            statement_function("\"ev\"", "soiree_capture_inserts_1", &columns, &columns[0]),
+            update_function("\"ev\"", "soiree_capture_updates_1", &columns, &columns[0]),
+        ] {
+            assert!(sql.contains("INSERT INTO \"ev\".soiree_events"));
+            assert!(sql.contains(".\"total\"::text AS \"total\""), "{sql}");
+            assert!(!sql.contains("{schema}"));
+            assert!(!sql.contains("->>"), "no JSON is evaluated: {sql}");
+            if std::env::var_os("SOIREE_PRINT_TRIGGER_SQL").is_some() {
+                println!("{sql};");
+            }
         }
     }
 }
