@@ -9,6 +9,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use super::dispatch::{Delivered, Dispatcher, Settled, Work, handle_error};
+use super::unheard::settle_unheard;
 use super::{BusInner, EmissionState};
 use crate::listener::panic_message;
 use crate::pool::Queued;
@@ -23,22 +24,23 @@ const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
 /// The longest the consumer waits for the queue to take back deliveries at close.
 const RELEASE_LIMIT: Duration = Duration::from_secs(5);
 
-/// Starts the bus's consumer once, if it has a queue store and consuming is on.
-pub(crate) fn start(core: &Arc<BusInner>) {
+/// Starts the bus's consumer once, if it has a queue store and consuming is
+/// on (what [`EventBus::start`](crate::EventBus::start) does).
+pub(crate) fn start(core: &Arc<BusInner>) -> crate::Result<()> {
     let bus = &**core;
     let config = &bus.consumer;
-    if !config.enabled || bus.store.as_deref().and_then(|s| s.queue()).is_none() {
-        return;
+    if bus.closed.load(std::sync::atomic::Ordering::Acquire) {
+        return Err(Error::Closed);
     }
-    let Ok(runtime) = Handle::try_current() else {
-        tracing::warn!("no tokio runtime: the bus's queue consumer did not start");
-        return;
-    };
+    if !config.enabled || bus.store.as_deref().and_then(|s| s.queue()).is_none() {
+        return Ok(());
+    }
+    let runtime = Handle::try_current().map_err(|_| Error::NoRuntime)?;
     if config
         .started
         .swap(true, std::sync::atomic::Ordering::AcqRel)
     {
-        return;
+        return Ok(());
     }
     let (acks, receipts) = mpsc::unbounded_channel();
     config
@@ -62,6 +64,7 @@ pub(crate) fn start(core: &Arc<BusInner>) {
         .tasks
         .spawn_on(consume(Arc::downgrade(core), acks), &runtime);
     *config.consumer_task() = Some(consumer);
+    Ok(())
 }
 
 /// Runs the consumer until shutdown, then hands back to the queue what it
@@ -174,6 +177,14 @@ async fn consume_until_shutdown(
                     continue;
                 }
             };
+            if route.listeners.iter().all(|listener| listener.is_removed()) {
+                let failure = settle_unheard(bus_config, &event);
+                let _ = acks.send(Settled {
+                    receipt: delivery.receipt,
+                    failure,
+                });
+                continue;
+            }
             let receipt = delivery.receipt.clone();
             bus_config.consumer.running_insert(&receipt);
             let work = Work::Deliver(Box::new(Delivered {
