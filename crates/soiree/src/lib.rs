@@ -24,6 +24,9 @@
 //!     println!("welcome {name}");
 //!     Ok(())
 //! })?;
+//! // Every listener registered: start. With a queue store nothing is
+//! // delivered before it; without one it does nothing.
+//! bus.start()?;
 //!
 //! let event = Event::new("user.created", serde_json::json!({ "email": "user@example.com" }));
 //! event.properties().set("name", "Ada Lovelace");

@@ -9,10 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use soiree::{Error, EventBus, EventQueue, MemoryStore};
+use soiree_test::conformance::{self, Conformance, Outcome};
 
 const LIMIT: Duration = Duration::from_secs(20);
-const BACKLOG: usize = 50;
-const LISTENERS: [&str; 3] = ["audit", "mailer", "ledger"];
 
 /// A consuming bus over `store`, built but not started.
 fn consumer(store: &Arc<MemoryStore>) -> EventBus {
@@ -41,46 +40,14 @@ async fn backlog_of(store: &Arc<MemoryStore>, count: usize) {
     assert_eq!(store.backlog().await.unwrap(), count as u64);
 }
 
-/// Registers the three named listeners with a 50 ms await between them, as
-/// an application that sets up each one's resources does; returns their
-/// run counts.
-async fn register_slowly(bus: &EventBus) -> Vec<Arc<AtomicUsize>> {
-    let mut counts = Vec::new();
-    for name in LISTENERS {
-        let count = Arc::new(AtomicUsize::new(0));
-        let c = Arc::clone(&count);
-        bus.on_named(name, "order.paid", move |_ctx| {
-            c.fetch_add(1, Ordering::SeqCst);
-            async { Ok(()) }
-        })
-        .unwrap();
-        counts.push(count);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    counts
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listeners_registered_with_awaits_between_them_each_handle_the_whole_backlog() {
-    let store = Arc::new(MemoryStore::queue());
-    backlog_of(&store, BACKLOG).await;
-    let bus = consumer(&store);
-    let counts = register_slowly(&bus).await;
-    assert_eq!(
-        store.backlog().await.unwrap(),
-        BACKLOG as u64,
-        "nothing is taken before start"
-    );
-    bus.start().unwrap();
-    tokio::time::timeout(LIMIT, bus.wait_for_idle())
-        .await
-        .expect("the backlog drains in time");
-    for (name, count) in LISTENERS.iter().zip(&counts) {
-        assert_eq!(count.load(Ordering::SeqCst), BACKLOG, "listener {name}");
-    }
-    assert_eq!(store.backlog().await.unwrap(), 0);
-    assert!(store.dead_letters().is_empty());
-    bus.close().await.unwrap();
+    let outcome = conformance::listeners_registered_before_start_each_handle_the_backlog(
+        Arc::new(MemoryStore::queue()),
+        &Conformance::default(),
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Passed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

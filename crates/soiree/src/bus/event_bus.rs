@@ -346,7 +346,9 @@ impl EventBus {
     ///
     /// Errors that stop the emission before dispatch come as its only item:
     /// [`Error::InvalidTopicName`], [`Error::EventTopicMismatch`],
-    /// [`Error::QueueFull`], [`Error::Closed`], [`Error::NoRuntime`].
+    /// [`Error::QueueFull`], [`Error::Closed`], [`Error::NoRuntime`]. The
+    /// error handler is shown a refusal and a store or serialization error
+    /// but cannot hide them from the emission.
     pub fn emit(&self, topic: &str, event: impl IntoEvent) -> Emission {
         match self.prepare(None, topic, event) {
             Ok(state) => self.accept_now(state),
