@@ -172,7 +172,10 @@ impl BusInner {
     /// store but was never started: nothing of this bus hears them.
     pub(crate) fn warn_if_unstarted(&self, topic: &str) {
         use std::sync::atomic::Ordering;
-        if self.consumes_unstarted() && !self.consumer.warned_unstarted.swap(true, Ordering::AcqRel)
+        // Checked first: once the warning is out, an emit pays one load.
+        if !self.consumer.warned_unstarted.load(Ordering::Relaxed)
+            && self.consumes_unstarted()
+            && !self.consumer.warned_unstarted.swap(true, Ordering::AcqRel)
         {
             tracing::warn!(
                 topic,
