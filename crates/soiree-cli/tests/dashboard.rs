@@ -62,6 +62,7 @@ fn serves_the_stores_counts_on_loopback() {
             .build()
             .unwrap();
         bus.on("order.paid", |_ctx| async { Ok(()) }).unwrap();
+        bus.start().unwrap();
         for i in 0..7 {
             bus.emit("order.paid", i).persisted().await.unwrap();
         }

@@ -65,6 +65,7 @@ async fn produce(store: Arc<dyn EventStore>) -> (EventBus, Arc<AtomicUsize>) {
         async { Err("smtp down".into()) }
     })
     .unwrap();
+    bus.start().unwrap();
     for (topic, payload) in [
         ("user.created", json!({"name": "ada"})),
         ("user.created", json!({"name": "bob"})),

@@ -51,6 +51,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Ok(())
     })?;
+    // Both listeners are registered: only now may the bus take events from
+    // the stream (a delivery runs the listeners registered when it is taken).
+    bus.start()?;
 
     for (id, amount) in [("order-1", 30), ("order-2", 0)] {
         let event = Event::new(

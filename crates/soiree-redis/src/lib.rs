@@ -50,6 +50,8 @@
 //!     println!("receipt for {:?}", ctx.event_id());
 //!     Ok(())
 //! })?;
+//! // Every listener is registered: start taking events from the stream.
+//! bus.start()?;
 //! // The emission ends once the event is appended to the stream.
 //! let mut errors = bus.emit("order.paid", serde_json::json!({ "order": 42 }));
 //! while let Some(err) = errors.next().await {

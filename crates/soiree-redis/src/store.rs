@@ -71,6 +71,7 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 /// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
 /// let bus = EventBus::builder().store(store.clone()).build()?;
 /// bus.on_named("welcome", "user.created", |_ctx| async { Ok(()) })?;
+/// bus.start()?;
 /// let errors: Vec<_> = futures::StreamExt::collect(bus.emit("user.created", "ada")).await;
 /// assert!(errors.is_empty(), "the event was stored");
 /// bus.wait_for_idle().await;

@@ -117,6 +117,7 @@ async fn a_restart_under_the_same_name_handles_in_flight_entries_at_once() {
         async { Ok(()) }
     })
     .unwrap();
+    bus.start().unwrap();
     // Bounded far below the claim timeout: only the re-read can do it.
     assert!(
         eventually(LIMIT, || async { seen.lock().unwrap().len() >= 10 }).await,
@@ -187,6 +188,7 @@ async fn read_ahead_entries_handed_back_at_close_do_not_count_as_deliveries() {
         }
     })
     .unwrap();
+    bus.start().unwrap();
     assert!(eventually(LIMIT, || async { !handled.lock().unwrap().is_empty() }).await);
     tokio::time::timeout(LIMIT, bus.close())
         .await
@@ -214,6 +216,7 @@ async fn read_ahead_entries_handed_back_at_close_do_not_count_as_deliveries() {
         async { Ok(()) }
     })
     .unwrap();
+    bus.start().unwrap();
     assert!(
         eventually(LIMIT, || async { handled.lock().unwrap().len() >= 20 }).await,
         "claimed at once, not after the claim timeout"

@@ -36,6 +36,7 @@ async fn close_persists_twenty_detached_emits_behind_slow_listeners() {
         }
     })
     .unwrap();
+    bus.start().unwrap();
     // Both workers busy with slow listeners first.
     bus.emit("job.run", "first").detach();
     bus.emit("job.run", "second").detach();
@@ -77,6 +78,7 @@ async fn persisted_answers_while_every_worker_is_busy() {
         }
     })
     .unwrap();
+    bus.start().unwrap();
     bus.emit("job.run", "first").detach();
     bus.emit("job.run", "second").detach();
     // Both workers are now held by listeners.

@@ -84,6 +84,7 @@ async fn a_listener_failing_after_its_retries_is_dead_lettered_and_replayable() 
         }
     })
     .unwrap();
+    bus.start().unwrap();
     emit(&bus, "order.paid", "evt-1").await;
     settle(&bus, &store).await;
     assert_eq!(runs.load(Ordering::SeqCst), 3, "one run and two retries");
@@ -127,6 +128,7 @@ async fn a_panicking_listener_is_dead_lettered() {
     .unwrap();
     bus.on_named("ok", "job.ok", |_ctx| async { Ok(()) })
         .unwrap();
+    bus.start().unwrap();
     emit(&bus, "job.run", "evt-panic").await;
     emit(&bus, "job.ok", "evt-ok").await;
     settle(&bus, &store).await;
@@ -158,6 +160,7 @@ async fn an_entry_with_an_invalid_topic_is_dead_lettered() {
     .unwrap();
     let bus = bus_over(&store);
     bus.on("**", |_ctx| async { Ok(()) }).unwrap();
+    bus.start().unwrap();
     settle(&bus, &store).await;
     let dead = letters(&store).await;
     assert_eq!(dead.len(), 1, "{dead:?}");
@@ -181,6 +184,7 @@ async fn an_error_the_error_handler_swallows_is_acknowledged() {
         .unwrap();
     bus.on_named("h", "job.run", |_ctx| async { Err("expected".into()) })
         .unwrap();
+    bus.start().unwrap();
     emit(&bus, "job.run", "evt-1").await;
     settle(&bus, &store).await;
     assert!(letters(&store).await.is_empty());
@@ -230,6 +234,7 @@ async fn redeliver_policy_retries_the_delivery_then_dead_letters_it() {
         async { Err("still broken".into()) }
     })
     .unwrap();
+    bus.start().unwrap();
     emit(&bus, "job.run", "evt-1").await;
     assert!(
         eventually(LIMIT, || async { !letters(&store).await.is_empty() }).await,
@@ -255,6 +260,7 @@ async fn acknowledge_policy_drops_failures() {
     let bus = bus_over(&store);
     bus.on_named("h", "job.run", |_ctx| async { Err("broken".into()) })
         .unwrap();
+    bus.start().unwrap();
     emit(&bus, "job.run", "evt-1").await;
     settle(&bus, &store).await;
     assert!(letters(&store).await.is_empty());

@@ -29,6 +29,7 @@ async fn a_redis_restart_loses_no_acknowledged_emit() {
         async { Ok(()) }
     })
     .unwrap();
+    bus.start().unwrap();
 
     let emit = |id: String| {
         let event = Event::new("job.run", id.clone());

@@ -142,6 +142,7 @@ async fn records_are_stream_entries_and_malformed_ones_are_dead_letters() {
         .build()
         .unwrap();
     bus.on("raw.*", |_ctx| async { Ok(()) }).unwrap();
+    bus.start().unwrap();
     tokio::time::timeout(LIMIT, bus.wait_for_idle())
         .await
         .unwrap();

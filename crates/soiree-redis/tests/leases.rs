@@ -44,6 +44,7 @@ async fn a_handler_longer_than_the_claim_timeout_runs_once() {
             }
         })
         .unwrap();
+        bus.start().unwrap();
         buses.push(bus);
     }
     for i in 0..4 {
@@ -102,6 +103,7 @@ async fn a_hung_handler_is_timed_out_and_the_others_flow() {
         Ok(())
     })
     .unwrap();
+    bus.start().unwrap();
     bus.emit("job.hang", ()).detach();
     for i in 0..20 {
         bus.emit("job.ok", i).detach();

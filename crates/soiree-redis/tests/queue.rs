@@ -53,6 +53,7 @@ async fn emitted_events_are_stored_consumed_and_acknowledged() {
         }
     })
     .unwrap();
+    bus.start().unwrap();
     for i in 0..100u64 {
         let errors: Vec<_> = tokio::time::timeout(LIMIT, bus.emit("user.created", i).collect())
             .await
@@ -166,6 +167,7 @@ async fn results_are_recorded_and_succeeded_listeners_skipped_on_replay() {
         async { Err("card declined".into()) }
     })
     .unwrap();
+    bus.start().unwrap();
     let event = Event::new("order.paid", 42);
     event.properties().set(PROPERTY_EVENT_ID, "evt-1");
     let errors: Vec<_> = tokio::time::timeout(LIMIT, bus.emit("order.paid", event).collect())
@@ -364,6 +366,7 @@ async fn a_bus_finishes_what_a_crashed_consumer_left() {
         async { Ok(()) }
     })
     .unwrap();
+    bus.start().unwrap();
     tokio::time::timeout(LIMIT, bus.wait_for_idle())
         .await
         .unwrap();
@@ -436,6 +439,7 @@ async fn malformed_entries_are_dead_lettered_and_the_consumer_carries_on() {
         async { Ok(()) }
     })
     .unwrap();
+    bus.start().unwrap();
     tokio::time::timeout(LIMIT, bus.wait_for_idle())
         .await
         .unwrap();
@@ -502,6 +506,7 @@ async fn close_is_bounded_and_leaves_the_rest_for_other_consumers() {
         }
     })
     .unwrap();
+    slow.start().unwrap();
     assert!(eventually(LIMIT, || async { !handled.lock().unwrap().is_empty() }).await);
     tokio::time::timeout(LIMIT, slow.close())
         .await
@@ -528,6 +533,7 @@ async fn close_is_bounded_and_leaves_the_rest_for_other_consumers() {
         async { Ok(()) }
     })
     .unwrap();
+    next.start().unwrap();
     tokio::time::timeout(LIMIT, next.wait_for_idle())
         .await
         .unwrap();
@@ -729,6 +735,7 @@ async fn entries_trimmed_before_delivery_do_not_hold_the_backlog_forever() {
         .build()
         .unwrap();
     bus.on("job.run", |_ctx| async { Ok(()) }).unwrap();
+    bus.start().unwrap();
     tokio::time::timeout(LIMIT, bus.wait_for_idle())
         .await
         .expect("wait_for_idle returns");

@@ -120,6 +120,7 @@ async fn child(name: String) {
         })
         .expect("listener");
     }
+    bus.start().expect("start");
     let mut ready = conn.clone();
     redis::cmd("INCR")
         .arg(format!("{prefix}:ready"))

@@ -75,6 +75,7 @@ async fn no_log_line_shows_the_password() {
         .build()
         .unwrap();
     bus.on("job.run", |_ctx| async { Ok(()) }).unwrap();
+    bus.start().unwrap();
     let errors: Vec<_> = tokio::time::timeout(LIMIT, bus.emit("job.run", 1).collect())
         .await
         .expect("emitted in time");

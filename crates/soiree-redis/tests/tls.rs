@@ -174,6 +174,7 @@ async fn a_bus_works_over_tls() {
         async { Ok(()) }
     })
     .unwrap();
+    bus.start().unwrap();
     for i in 0..20 {
         let errors: Vec<_> = tokio::time::timeout(LIMIT, bus.emit("job.run", i).collect())
             .await

@@ -38,6 +38,7 @@ async fn a_redis_delivered_events_listener_continues_the_producers_trace() {
     consumer
         .on_named("mailer", "user.created", |_ctx| async { Ok(()) })
         .unwrap();
+    consumer.start().unwrap();
 
     let request = tracing::info_span!("http.request");
     async {

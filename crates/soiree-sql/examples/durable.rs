@@ -76,6 +76,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
     })?;
+    // The listener is registered: only now may the bus take the backlog.
+    bus.start()?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while handled.load(Ordering::SeqCst) < 4 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;

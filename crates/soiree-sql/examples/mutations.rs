@@ -217,6 +217,8 @@ async fn serve(path: &Path) -> Result<(), BoxError> {
             }
         },
     )?;
+    // Every listener is registered: start taking the backlog.
+    bus.start()?;
     // Wait until the backlog is handled (the first poll finds it).
     tokio::time::timeout(LIMIT, async {
         loop {

@@ -60,6 +60,8 @@
 //!     println!("receipt for {:?}", ctx.event_id());
 //!     Ok(())
 //! })?;
+//! // Every listener is registered: start taking events from the log.
+//! bus.start()?;
 //! let mut tx = store.begin().await?;
 //! store.emit_in(&mut tx, "order.paid", serde_json::json!({ "order": 42 })).await?;
 //! store.commit(tx).await?;

@@ -95,6 +95,7 @@ impl crate::SqliteStore {
     ///     println!("reconcile billing of {}", payload.entity_id);
     ///     Ok(())
     /// })?;
+    /// bus.start()?;
     ///
     /// let mut tx = store.begin().await?;
     /// // … your own writes on `&mut *tx` …

@@ -130,6 +130,7 @@ async fn dead_letter_then_replay(store: impl Letters) {
     let runs = Arc::new(Runs::default());
     let broken = Arc::new(AtomicBool::new(true));
     charge(&bus, &runs, &broken);
+    bus.start().unwrap();
     emit(&bus, "order.paid", "poison").await;
     for n in 0..4 {
         emit(&bus, "order.paid", &format!("ok-{n}")).await;
@@ -169,6 +170,7 @@ async fn redeliver_then_dead_letter(store: impl Letters) {
     let runs = Arc::new(Runs::default());
     let broken = Arc::new(AtomicBool::new(true));
     charge(&bus, &runs, &broken);
+    bus.start().unwrap();
     emit(&bus, "order.paid", "poison").await;
     emit(&bus, "order.paid", "ok-0").await;
     assert!(
@@ -267,6 +269,7 @@ async fn long_handler_runs_once(first: impl Letters, second: impl Letters) {
             }
         })
         .unwrap();
+        bus.start().unwrap();
     }
     emit(&buses[0], "job.slow", "slow-1").await;
     assert!(eventually(LIMIT, || async { done.load(Ordering::SeqCst) == 1 }).await);

@@ -172,6 +172,7 @@ async fn stats_after_a_run(store: Arc<dyn TestStore>, kind: &str) {
         Err("card declined".into())
     })
     .unwrap();
+    bus.start().unwrap();
     for n in 0..3 {
         emit(&bus, "order.paid", &format!("paid-{n}")).await;
     }
@@ -329,6 +330,7 @@ async fn filters(store: Arc<dyn TestStore>) {
     let bus = bus_over(&store);
     bus.on_named("audit", "user.*", |_ctx| async { Ok(()) })
         .unwrap();
+    bus.start().unwrap();
     settle(&bus, &store).await;
     let results = within(
         LIMIT,
@@ -367,6 +369,7 @@ async fn pending_shows_a_held_lease(store: Arc<dyn TestStore>) {
             }
         })
         .unwrap();
+        bus.start().unwrap();
     }
     emit(&bus, "job.run", "job-1").await;
     assert!(
@@ -443,6 +446,7 @@ async fn replay_and_purge_dead_letters(store: Arc<dyn TestStore>) {
             }
         })
         .unwrap();
+        bus.start().unwrap();
     }
     emit(&bus, "bill.card", "card-1").await;
     emit(&bus, "bill.card", "card-2").await;
@@ -533,6 +537,7 @@ fn user_bus(store: &Arc<dyn TestStore>, plain: &Arc<Runs>, named: &Arc<Runs>) ->
         async { Ok(()) }
     })
     .unwrap();
+    bus.start().unwrap();
     bus
 }
 

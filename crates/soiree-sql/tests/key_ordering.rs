@@ -255,6 +255,7 @@ async fn one_bus(store: impl Store) -> Arc<Journal> {
     let bus = bus_over(&store, 8);
     let journal = Arc::new(Journal::default());
     record(&bus, 0, &journal, |_, _, _| false);
+    bus.start().unwrap();
     until_done(&journal, KEYS * PER_KEY as usize).await;
     close(vec![bus], &store).await;
     journal
@@ -296,6 +297,7 @@ async fn two_consumers(first: impl Store, second: impl Store) {
     let buses = vec![bus_over(&first, 4), bus_over(&second, 4)];
     for (name, bus) in buses.iter().enumerate() {
         record(bus, name, &journal, |_, _, _| false);
+        bus.start().unwrap();
     }
     until_done(&journal, KEYS * PER_KEY as usize).await;
     close(buses, &first).await;
@@ -320,6 +322,7 @@ async fn redelivered_event_holds_back_its_key(store: impl Store) {
     record(&bus, 0, &journal, |key, seq, attempt| {
         key == Some("a") && seq == 0 && attempt <= 2
     });
+    bus.start().unwrap();
     until_done(&journal, 10).await;
     close(vec![bus], &store).await;
     assert!(store.letters().await.is_empty());
@@ -363,6 +366,7 @@ async fn dead_letter_releases_its_key(store: impl Store) {
     let bus = bus_over(&store, 4);
     let journal = Arc::new(Journal::default());
     record(&bus, 0, &journal, |_, seq, _| seq == 0);
+    bus.start().unwrap();
     // Two deliveries of a0 (max_deliveries 2), then a1 and a2.
     until_done(&journal, 4).await;
     close(vec![bus], &store).await;
@@ -384,6 +388,7 @@ async fn unkeyed_events_flow(store: impl Store) {
     let bus = bus_over(&store, 8);
     let journal = Arc::new(Journal::default());
     record(&bus, 0, &journal, |_, _, _| false);
+    bus.start().unwrap();
     until_done(&journal, 60).await;
     close(vec![bus], &store).await;
     let runs = journal.runs();

@@ -191,6 +191,7 @@ async fn record_scenario(db: Db) {
     let bus = db.bus();
     let mutations = Mutations::new(bus.clone());
     let seen = listen(&mutations, "billing", "Invoice");
+    bus.start().unwrap();
 
     // Rolled back: never handled.
     let payload = MutationPayload::new(Operation::Create, "Invoice", "inv-0");
@@ -268,6 +269,7 @@ async fn trigger_scenario(db: Db) {
     let bus = db.bus();
     let mutations = Mutations::new(bus.clone());
     let seen = listen(&mutations, "billing", "OrganizationSetting");
+    bus.start().unwrap();
 
     db.exec("INSERT INTO settings (id, plan, seats) VALUES ('os-1', 'free', 3)")
         .await
@@ -434,6 +436,7 @@ async fn detected_scenario(db: Db) {
     .named("workflows")
     .register(&bus)
     .unwrap();
+    bus.start().unwrap();
     db.exec("INSERT INTO controls (control_id, status) VALUES (7, 'draft')")
         .await
         .unwrap();
@@ -486,6 +489,7 @@ async fn triggers_capture_rows_and_bulk_statements_on_postgres() {
         .unwrap();
     let bus = db.bus();
     let seen = listen(&Mutations::new(bus.clone()), "audit", "Note");
+    bus.start().unwrap();
     let mut tx = store.begin().await.unwrap();
     sqlx::query("SELECT set_config('soiree.actor_id', 'user-7', true)")
         .execute(&mut *tx)

@@ -75,6 +75,7 @@ async fn child() {
         }
     })
     .expect("listener");
+    bus.start().expect("start");
     // Run until killed.
     std::future::pending::<()>().await;
 }

@@ -67,6 +67,7 @@ async fn a_restart_fails_emits_loudly_and_loses_nothing() {
         }
     })
     .unwrap();
+    bus.start().unwrap();
 
     let (before, failed_before) = emit(&bus, 0, 100).await;
     assert_eq!(failed_before, 0);

@@ -35,6 +35,7 @@ fn recording_bus(store: &PostgresStore) -> (EventBus, Arc<Mutex<Vec<Value>>>) {
         }
     })
     .unwrap();
+    bus.start().unwrap();
     (bus, seen)
 }
 

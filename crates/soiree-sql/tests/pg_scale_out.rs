@@ -87,6 +87,7 @@ async fn child() {
         }
     })
     .expect("listener");
+    bus.start().expect("start");
     // Runs until the parent closes stdin (or kills it).
     let _ = tokio::task::spawn_blocking(|| {
         let mut sink = Vec::new();

@@ -37,6 +37,7 @@ async fn committed_events_are_delivered_and_rolled_back_ones_never() {
         }
     })
     .unwrap();
+    bus.start().unwrap();
 
     let mut rolled_back = store.begin().await.unwrap();
     sqlx::query("INSERT INTO users (name) VALUES ('grace')")

@@ -58,6 +58,7 @@ pub async fn stats_count_what_a_bus_did<S: EventStore + Inspect + 'static>(store
         .unwrap();
     bus.on_named("fails", "stats.fail", |_ctx| async { Err("boom".into()) })
         .unwrap();
+    bus.start().unwrap();
     for n in 0..3 {
         emit(&bus, "stats.ok", n).await;
     }
@@ -270,6 +271,7 @@ pub async fn pending_shows_a_held_delivery<S: EventStore + Inspect + 'static>(
         }
     })
     .unwrap();
+    bus.start().unwrap();
     let event_id = emit(&bus, "pending.held", 1).await;
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     let delivery = loop {
@@ -334,6 +336,7 @@ pub async fn replayed_dead_letter_runs_its_listener_again<S: EventStore + Inspec
         }
     })
     .unwrap();
+    bus.start().unwrap();
     let first = emit(&bus, "replay.flaky", 1).await;
     emit(&bus, "replay.flaky", 2).await;
     within("the bus to go idle", bus.wait_for_idle()).await;
@@ -409,6 +412,7 @@ pub async fn purge_deletes_only_the_selected_letters<S: EventStore + Inspect + '
     let bus = bus(&store);
     bus.on_named("fails", "purge.*", |_ctx| async { Err("nope".into()) })
         .unwrap();
+    bus.start().unwrap();
     for topic in ["purge.a", "purge.b", "purge.a", "purge.b"] {
         emit(&bus, topic, 0).await;
     }

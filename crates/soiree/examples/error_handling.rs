@@ -19,7 +19,9 @@ async fn main() -> soiree::Result<()> {
         .retry(retry)
         .error_handler(|event, err| {
             // Swallow errors from audit topics: returning None drops the error
-            // on purpose (it never reaches the emission).
+            // on purpose (it never reaches the emission). An emit's own
+            // failure (a full queue, a store error) is shown here too, but
+            // its emission reports it whatever this returns.
             if event.topic().starts_with("audit.") {
                 println!("[handler] swallowed: {err}");
                 return None;
@@ -56,6 +58,19 @@ async fn main() -> soiree::Result<()> {
             Ok(())
         }
     })?;
+    // Always fails: after the last attempt the error handler transforms it
+    // and the emission streams it.
+    bus.on("invoice.sent", |_ctx| async {
+        Err("smtp unavailable".into())
+    })?;
+    // Fails too, but the handler swallows it: the stream ends empty.
+    bus.on("audit.recorded", |_ctx| async {
+        Err("audit sink full".into())
+    })?;
+    // Every listener is registered: start (a no-op without a queue store,
+    // where it lets deliveries begin).
+    bus.start()?;
+
     let errors: Vec<Error> = bus.emit("payment.captured", "pay-1").collect().await;
     println!(
         "payment.captured: {} calls, {} errors\n",
@@ -63,20 +78,11 @@ async fn main() -> soiree::Result<()> {
         errors.len()
     );
 
-    // Always fails: after the last attempt the error handler transforms it
-    // and the emission streams it.
-    bus.on("invoice.sent", |_ctx| async {
-        Err("smtp unavailable".into())
-    })?;
     let mut errors = bus.emit("invoice.sent", "inv-1");
     while let Some(err) = errors.next().await {
         println!("invoice.sent error: {err}\n");
     }
 
-    // Fails too, but the handler swallows it: the stream ends empty.
-    bus.on("audit.recorded", |_ctx| async {
-        Err("audit sink full".into())
-    })?;
     let errors: Vec<Error> = bus.emit("audit.recorded", "entry-1").collect().await;
     println!("audit.recorded: {} errors", errors.len());
 

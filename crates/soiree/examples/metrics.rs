@@ -36,6 +36,7 @@ async fn main() -> soiree::Result<()> {
         Ok(())
     })
     .register(&bus)?;
+    bus.start()?;
 
     for (email, plan) in [
         ("ada@example.com", "pro"),

@@ -29,6 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .pool_name("orders")
         .build()?;
     bus.on_named("receipt", "order.paid", |_ctx| async { Ok(()) })?;
+    bus.start()?;
     for order in 0..3 {
         bus.emit_async("order.paid", order).await.detach();
     }

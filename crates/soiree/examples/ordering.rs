@@ -26,6 +26,7 @@ async fn main() -> soiree::Result<()> {
             Ok(())
         })?;
     }
+    bus.start()?;
 
     for topic in ["order.created", "order.shipped", "user.created"] {
         println!("{topic}:");

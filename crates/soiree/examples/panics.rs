@@ -35,6 +35,7 @@ async fn main() -> soiree::Result<()> {
         println!("last listener still runs");
         Ok(())
     })?;
+    bus.start()?;
 
     let mut errors = bus.emit("job.run", "job-1");
     while let Some(err) = errors.next().await {

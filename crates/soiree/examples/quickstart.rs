@@ -13,6 +13,9 @@ async fn main() -> soiree::Result<()> {
         println!("welcome {name}");
         Ok(())
     })?;
+    // Listeners first, then start: with a queue store nothing is delivered
+    // before it (without one, as here, it does nothing).
+    bus.start()?;
 
     let event = Event::new(topic, serde_json::json!({ "email": "user@example.com" }));
     event.properties().set("name", "Ada Lovelace");

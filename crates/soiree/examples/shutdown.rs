@@ -29,6 +29,7 @@ async fn main() -> soiree::Result<()> {
             }
         })?;
     }
+    bus.start()?;
 
     // The service's work: an order every 10 ms, fire and forget.
     let accepted = AtomicUsize::new(0);

@@ -50,6 +50,7 @@ async fn main() -> soiree::Result<()> {
             },
         ),
     ])?;
+    bus.start()?;
 
     // `wrap` checks the topic name and builds the event.
     let event = order_placed.wrap(OrderPlaced {

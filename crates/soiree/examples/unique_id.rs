@@ -36,6 +36,7 @@ async fn main() -> soiree::Result<()> {
         Ok(())
     })?;
     println!("registered: {generated} and {named}");
+    bus.start()?;
 
     // Each emission without an id gets one from the generator.
     for _ in 0..2 {

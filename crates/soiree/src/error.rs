@@ -165,6 +165,75 @@ impl Error {
         Self::Serialization(err.into())
     }
 
+    /// A copy for a second reader (the error handler, beside the emission
+    /// that keeps the original): the same variant and message, with a source
+    /// error kept as its text.
+    pub(crate) fn duplicate(&self) -> Self {
+        let text = |source: &BoxError| -> BoxError { source.to_string().into() };
+        match self {
+            Self::InvalidTopicName { name, reason } => Self::InvalidTopicName {
+                name: name.clone(),
+                reason,
+            },
+            Self::TopicNotFound(name) => Self::TopicNotFound(name.clone()),
+            Self::DuplicateListener(id) => Self::DuplicateListener(id.clone()),
+            Self::ListenerNotFound(id) => Self::ListenerNotFound(id.clone()),
+            Self::Closed => Self::Closed,
+            Self::PoolReleased => Self::PoolReleased,
+            Self::AlreadyClosed => Self::AlreadyClosed,
+            Self::NilPayload => Self::NilPayload,
+            Self::PayloadTypeMismatch { expected, reason } => Self::PayloadTypeMismatch {
+                expected,
+                reason: reason.clone(),
+            },
+            Self::EventTopicMismatch { emitted, event } => Self::EventTopicMismatch {
+                emitted: emitted.clone(),
+                event: event.clone(),
+            },
+            Self::Listener {
+                listener_id,
+                topic,
+                source,
+            } => Self::Listener {
+                listener_id: listener_id.clone(),
+                topic: topic.clone(),
+                source: text(source),
+            },
+            Self::Panicked {
+                listener_id,
+                message,
+            } => Self::Panicked {
+                listener_id: listener_id.clone(),
+                message: message.clone(),
+            },
+            Self::TimedOut {
+                listener_id,
+                topic,
+                after,
+            } => Self::TimedOut {
+                listener_id: listener_id.clone(),
+                topic: topic.clone(),
+                after: *after,
+            },
+            Self::Store(source) => Self::Store(text(source)),
+            Self::Serialization(source) => Self::Serialization(text(source)),
+            Self::Cancelled { listener_id } => Self::Cancelled {
+                listener_id: listener_id.clone(),
+            },
+            Self::InvalidConfig(reason) => Self::InvalidConfig(reason.clone()),
+            Self::QueueFull => Self::QueueFull,
+            Self::NoRuntime => Self::NoRuntime,
+            Self::InvalidValue { kind, value } => Self::InvalidValue {
+                kind,
+                value: value.clone(),
+            },
+            Self::NotFound { what, id } => Self::NotFound {
+                what,
+                id: id.clone(),
+            },
+        }
+    }
+
     pub(crate) fn invalid_topic(name: &str, reason: &'static str) -> Self {
         /// The characters of a rejected name that its error keeps.
         const SHOWN_CHARS: usize = 64;

@@ -24,6 +24,9 @@
 //!     println!("welcome {name}");
 //!     Ok(())
 //! })?;
+//! // Every listener registered: start. With a queue store nothing is
+//! // delivered before it; without one it does nothing.
+//! bus.start()?;
 //!
 //! let event = Event::new("user.created", serde_json::json!({ "email": "user@example.com" }));
 //! event.properties().set("name", "Ada Lovelace");
@@ -110,7 +113,7 @@ pub mod workflow;
 pub use async_trait::async_trait;
 pub use bus::{
     Emission, Emitter, ErrorHandler, EventBus, EventBusBuilder, IdGenerator, PanicHandler,
-    shutdown_all,
+    UnheardDeliveries, shutdown_all,
 };
 pub use context::Context;
 pub use error::{BoxError, Error, Permanent, Result, permanent};

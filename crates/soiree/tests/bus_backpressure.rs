@@ -157,6 +157,42 @@ async fn a_listener_emitting_into_a_full_queue_does_not_deadlock() {
     assert_eq!(inner.load(Ordering::SeqCst), 150);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_s_plain_emit_into_a_full_queue_yields_queue_full() {
+    // Only `emit_async` runs the work inline; `emit` never waits nor runs it.
+    let bus = EventBus::builder()
+        .workers(1)
+        .queue_capacity(1)
+        .build()
+        .unwrap();
+    bus.on("inner", |_ctx| async { Ok(()) }).unwrap();
+    bus.on("outer", |ctx| async move {
+        let bus = ctx.bus();
+        let mut refused = 0;
+        for n in 0..5 {
+            let mut emission = bus.emit("inner", n);
+            if let Err(Error::QueueFull) = emission.persisted().await {
+                refused += 1;
+            } else {
+                emission.detach();
+            }
+        }
+        // One worker (this one) and a queue of one: the first is queued,
+        // the rest refused.
+        assert_eq!(refused, 4);
+        Ok(())
+    })
+    .unwrap();
+    let errors: Vec<Error> = tokio::time::timeout(LIMIT, bus.emit("outer", ()).collect())
+        .await
+        .expect("no deadlock");
+    assert!(errors.is_empty(), "{errors:?}");
+    tokio::time::timeout(LIMIT, bus.close())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
 async fn nested_awaits(workers: usize) {
     let bus = EventBus::builder().workers(workers).build().unwrap();
     let inner = Arc::new(AtomicUsize::new(0));

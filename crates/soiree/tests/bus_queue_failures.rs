@@ -33,6 +33,7 @@ async fn failing_and_panicking_listeners_are_dead_lettered_with_their_error() {
     bus.on("job.panic", |_ctx| async { panic!("boom") })
         .unwrap();
     bus.on("job.ok", |_ctx| async { Ok(()) }).unwrap();
+    bus.start().unwrap();
     for topic in ["job.fail", "job.panic", "job.ok"] {
         let mut emission = bus.emit(topic, ());
         emission.persisted().await.unwrap();
@@ -63,6 +64,7 @@ async fn an_error_the_error_handler_swallows_is_acknowledged() {
         .unwrap();
     bus.on("job.fail", |_ctx| async { Err("expected".into()) })
         .unwrap();
+    bus.start().unwrap();
     let mut emission = bus.emit("job.fail", ());
     emission.persisted().await.unwrap();
     settle(&bus, &store).await;
@@ -75,6 +77,7 @@ async fn an_entry_with_an_invalid_topic_is_dead_lettered() {
     let store = Arc::new(MemoryStore::queue());
     let bus = bus_over(&store);
     bus.on("job.ok", |_ctx| async { Ok(()) }).unwrap();
+    bus.start().unwrap();
     store
         .enqueue(&StoredEvent {
             topic: "bad..topic".into(),

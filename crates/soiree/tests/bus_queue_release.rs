@@ -72,6 +72,7 @@ async fn close_releases_once_after_the_consumer_stopped() {
         .build()
         .unwrap();
     bus.on("job.run", |_ctx| async { Ok(()) }).unwrap();
+    bus.start().unwrap();
     let mut emission = bus.emit("job.run", 1);
     emission.persisted().await.unwrap();
     tokio::time::timeout(Duration::from_secs(20), bus.wait_for_idle())

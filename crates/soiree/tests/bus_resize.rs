@@ -53,6 +53,7 @@ async fn resize_reaches_the_queue_consumer() {
         }
     })
     .unwrap();
+    bus.start().unwrap();
     for i in 0..12 {
         bus.emit_async("job.run", i).await.detach();
     }

@@ -67,6 +67,7 @@ async fn a_timed_out_delivery_is_handed_to_fail() {
         Ok(())
     })
     .unwrap();
+    bus.start().unwrap();
     let mut emission = bus.emit("job.run", ());
     emission.persisted().await.unwrap();
     tokio::time::timeout(LIMIT, bus.wait_for_idle())

@@ -45,6 +45,7 @@ async fn run() -> (
     })
     .unwrap();
     bus.on("user.*", |_ctx| async { Ok(()) }).unwrap();
+    bus.start().unwrap();
     for i in 0..10 {
         bus.emit("order.paid", i).persisted().await.unwrap();
     }

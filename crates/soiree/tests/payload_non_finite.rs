@@ -57,6 +57,7 @@ async fn an_emit_with_nan_fails_and_stores_nothing() {
         async { Ok(()) }
     })
     .unwrap();
+    bus.start().unwrap();
     for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
         let errors: Vec<Error> =
             tokio::time::timeout(LIMIT, bus.emit("m.read", reading(bad)).collect())

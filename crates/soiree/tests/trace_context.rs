@@ -39,6 +39,7 @@ async fn a_delivered_events_listener_span_continues_the_emitters_trace() {
     consumer
         .on_named("mailer", "user.created", |_ctx| async { Ok(()) })
         .unwrap();
+    consumer.start().unwrap();
 
     let request = tracing::info_span!("http.request");
     async {

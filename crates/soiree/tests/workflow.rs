@@ -507,6 +507,7 @@ async fn payloads_survive_a_queue_store() {
         .unwrap();
     let topic = workflow_assignment_completed_topic();
     let seen = record(&bus, topic);
+    bus.start().unwrap();
 
     let errors: Vec<_> = bus
         .emit(topic.name(), topic.wrap(assignment_completed()).unwrap())

@@ -283,6 +283,7 @@ async fn measure(setup: &Setup, db: Db) -> Result<Outcome> {
         recorder.record(ctx.event_id().unwrap_or_default());
         futures::future::ready(Ok(()))
     })?;
+    bus.start()?;
 
     let start = Instant::now();
     let writer = db.clone();

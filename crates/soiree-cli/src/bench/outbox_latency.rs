@@ -87,6 +87,7 @@ async fn latencies(setup: &Setup, store: Outbox) -> Result<Vec<Duration>> {
         let _ = started.send((n, at));
         futures::future::ready(Ok(()))
     })?;
+    bus.start()?;
     let mut out = Vec::with_capacity(usize::try_from(setup.n).unwrap_or(0));
     for i in 0..setup.n {
         let committed = store.emit_one(TOPIC, i).await.map_err(store_error)?;

@@ -36,6 +36,7 @@ async fn run(setup: Setup) -> Result<Report> {
         .build()?;
     let calls = Calls::default();
     bus.on(TOPIC, calls.listener())?;
+    bus.start()?;
 
     let start = Instant::now();
     for i in 0..setup.n {

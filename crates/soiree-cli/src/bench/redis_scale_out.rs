@@ -97,5 +97,6 @@ async fn consume(name: String) -> Result<()> {
         .build()?;
     let (handled, listener) = consumers::recorder();
     bus.on(TOPIC, listener)?;
+    bus.start()?;
     consumers::serve(bus, handled).await
 }

@@ -255,6 +255,7 @@ async fn measure(setup: &Setup, store: Outbox) -> Result<Report> {
         recorder.record(ctx.event_id().unwrap_or_default());
         futures::future::ready(Ok(()))
     })?;
+    bus.start()?;
 
     let start = Instant::now();
     let outbox = store.clone();

@@ -100,5 +100,6 @@ async fn consume(name: String) -> Result<()> {
         .build()?;
     let (handled, listener) = consumers::recorder();
     bus.on_named("bench", TOPIC, listener)?;
+    bus.start()?;
     consumers::serve(bus, handled).await
 }

@@ -122,6 +122,7 @@ impl Fixture {
             async { Err("smtp down".into()) }
         })
         .unwrap();
+        bus.start().unwrap();
         Self {
             store,
             bus,

@@ -80,6 +80,7 @@ pub async fn populate(events: Arc<dyn EventStore>, store: Arc<dyn Inspect>) -> F
         Err(format!("rejected {HOSTILE}").into())
     })
     .expect("listener registers");
+    bus.start().expect("the bus starts");
 
     let mut order_ids = Vec::new();
     let mut invoice_ids = Vec::new();

@@ -55,6 +55,8 @@ pub async fn run(
             }
         })?;
     }
+    // Both listeners are registered: start delivering.
+    bus.start()?;
     soiree_seaorm::install(MutationCapture::new(mutations).postgres_schema(schema));
 
     // An organization and its setting, in one transaction: their events

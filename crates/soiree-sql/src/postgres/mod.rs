@@ -43,6 +43,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 /// let store = PostgresStore::connect("postgres://app@127.0.0.1/app").await?;
 /// let bus = EventBus::builder().store(store.clone()).build()?;
 /// bus.on_named("welcome", "user.created", |_ctx| async { Ok(()) })?;
+/// bus.start()?;
 ///
 /// // The event is committed with the row it describes, or not at all.
 /// let mut tx = store.begin().await?;

@@ -49,6 +49,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 /// let store = SqliteStore::open(dir.join("events.db")).await?;
 /// let bus = EventBus::builder().store(store.clone()).build()?;
 /// bus.on_named("welcome", "user.created", |_ctx| async { Ok(()) })?;
+/// bus.start()?;
 ///
 /// let mut tx = store.begin().await?;
 /// store.emit_in(&mut tx, "user.created", serde_json::json!({ "name": "ada" })).await?;

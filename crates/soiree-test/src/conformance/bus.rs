@@ -162,6 +162,7 @@ pub async fn bus_delivers_each_event_once(
         }
     });
     ok("registering a listener", registered);
+    ok("starting the bus", bus.start());
 
     let emissions = (0..count).map(|n| bus.emit(DELIVERY_TOPIC, json!({ "n": n })));
 
@@ -298,6 +299,7 @@ pub async fn bus_reports_listener_errors(
         }
     });
     ok("registering a listener", registered);
+    ok("starting the bus", bus.start());
 
     let emission = bus.emit(FAILING_TOPIC, json!({ "fail": true }));
     let emitted: Vec<Error> = within(config, "the emission to finish", emission.collect()).await;

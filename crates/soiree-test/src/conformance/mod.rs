@@ -45,6 +45,7 @@ mod queue;
 mod replay;
 mod results;
 mod serialization;
+mod start;
 mod suite;
 mod support;
 
@@ -61,4 +62,5 @@ pub use queue::{
 pub use replay::{bus_skips_listeners_that_already_succeeded, queue_carries_events_between_buses};
 pub use results::handler_results_read_back;
 pub use serialization::unserializable_payload_persists_nothing;
+pub use start::listeners_registered_before_start_each_handle_the_backlog;
 pub use suite::{Check, IntoStore, run_all};

@@ -58,6 +58,7 @@ pub async fn bus_skips_listeners_that_already_succeeded(
         });
         ok("registering a listener", registered);
     }
+    ok("starting the bus", bus.start());
     let emissions = [&done, &fresh].map(|id| {
         let event = Event::new(REPLAY_TOPIC, json!({ "id": id }));
         event.properties().set(PROPERTY_EVENT_ID, id.as_str());
@@ -126,6 +127,7 @@ pub async fn queue_carries_events_between_buses(
         }
     });
     ok("registering a listener", registered);
+    ok("starting the consumer", consumer.start());
     settle(&consumer, config).await;
 
     let mut seen: Vec<u64> = handled

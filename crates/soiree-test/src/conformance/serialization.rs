@@ -42,6 +42,7 @@ pub async fn unserializable_payload_persists_nothing(
         }
     });
     ok("registering a listener", registered);
+    ok("starting the bus", bus.start());
     let backlog = async || match store.queue() {
         Some(queue) => Some(ok(
             "backlog",

@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use super::config::ConsumerConfig;
 use super::persist::Persister;
+use super::unheard::UnheardDeliveries;
 use super::{BusInner, ErrorHandler, EventBus, IdGenerator, PanicHandler, live};
 #[cfg(feature = "metrics")]
 use crate::MetricsRegistry;
@@ -54,6 +55,7 @@ pub struct EventBusBuilder {
     error_buffer: usize,
     client: Option<Arc<dyn Any + Send + Sync>>,
     consume: bool,
+    unheard: UnheardDeliveries,
     poll_wait: Duration,
     listener_timing: bool,
     listener_timeout: Option<Duration>,
@@ -71,6 +73,7 @@ impl Default for EventBusBuilder {
             error_buffer: 10,
             client: None,
             consume: true,
+            unheard: UnheardDeliveries::Acknowledge,
             poll_wait: DEFAULT_POLL_WAIT,
             listener_timing: false,
             listener_timeout: None,
@@ -166,8 +169,15 @@ impl EventBusBuilder {
         self
     }
 
-    /// Sees every final error before it reaches the emission, and may
-    /// transform it or swallow it (return `None`).
+    /// Sees every final listener error before it reaches the emission, and
+    /// may transform it or swallow it (return `None`).
+    ///
+    /// It is also shown an emission's own failure — refused for a full queue
+    /// ([`Error::QueueFull`]) or a closed bus, or not persisted
+    /// ([`Error::Store`], [`Error::Serialization`]) — detached emissions'
+    /// included, but cannot hide it: [`Emission::persisted`](crate::Emission::persisted)
+    /// and the emission report that failure whatever the handler returns
+    /// (the handler gets a copy, whose source error is kept as text).
     pub fn error_handler(
         mut self,
         handler: impl Fn(&Event, Error) -> Option<Error> + Send + Sync + 'static,
@@ -226,11 +236,18 @@ impl EventBusBuilder {
     }
 
     /// Whether this bus consumes its queue store (default true). A bus that
-    /// only emits (a producer process) turns it off. Consuming starts with the
-    /// first listener registration, so register every listener at once
-    /// ([`EventBus::register_listeners`]) or before emitting.
+    /// only emits (a producer process) turns it off. Consuming starts at
+    /// [`EventBus::start`], once every listener is registered.
     pub fn consume(mut self, consume: bool) -> Self {
         self.consume = consume;
+        self
+    }
+
+    /// What the bus does with a delivery from its queue store that none of
+    /// its listeners hears (default [`UnheardDeliveries::Acknowledge`]).
+    /// Either way it is counted and logged.
+    pub fn unheard_deliveries(mut self, policy: UnheardDeliveries) -> Self {
+        self.unheard = policy;
         self
     }
 
@@ -297,6 +314,10 @@ impl EventBusBuilder {
                 in_flight_debt: std::sync::atomic::AtomicUsize::new(0),
                 running: std::sync::Mutex::default(),
                 tracks_running: AtomicBool::new(false),
+                unheard: self.unheard,
+                unheard_warned_at: std::sync::atomic::AtomicU64::new(0),
+                unheard_since_warned: std::sync::atomic::AtomicU64::new(0),
+                warned_unstarted: AtomicBool::new(false),
             },
             listener_metrics: ListenerMetrics::new(&registry),
             metrics,
@@ -317,6 +338,7 @@ impl fmt::Debug for EventBusBuilder {
             .field("retry", &self.retry)
             .field("error_buffer", &self.error_buffer)
             .field("consume", &self.consume)
+            .field("unheard", &self.unheard)
             .field("poll_wait", &self.poll_wait)
             .finish_non_exhaustive()
     }

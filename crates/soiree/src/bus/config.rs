@@ -2,7 +2,7 @@
 
 use std::any::Any;
 use std::fmt;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use super::dispatch::Job;
 use super::persist::Persister;
+use super::unheard::UnheardDeliveries;
 use crate::listener::ListenerEntry;
 use crate::pool::WorkQueue;
 use crate::topic::TopicIndex;
@@ -79,6 +80,15 @@ pub(crate) struct ConsumerConfig {
     /// Set at start when the queue extends leases: only then is `running`
     /// kept (a lock per delivery that other stores need not pay).
     pub(crate) tracks_running: AtomicBool,
+    /// How deliveries no listener hears are settled.
+    pub(crate) unheard: UnheardDeliveries,
+    /// When an unheard delivery was last logged (ms since the epoch; 0:
+    /// never), and how many were not logged since.
+    pub(crate) unheard_warned_at: AtomicU64,
+    pub(crate) unheard_since_warned: AtomicU64,
+    /// Set once the bus warned that it queues events it was never started
+    /// to consume.
+    pub(crate) warned_unstarted: AtomicBool,
 }
 
 impl ConsumerConfig {
@@ -153,6 +163,43 @@ impl ConsumerConfig {
 }
 
 impl BusInner {
+    /// Whether this bus should consume a queue store and has not started.
+    fn consumes_unstarted(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.consumer.enabled
+            && !self.consumer.started.load(Ordering::Acquire)
+            && self.store.as_deref().is_some_and(|s| s.queue().is_some())
+    }
+
+    /// Warns once when events are queued on a bus that consumes its queue
+    /// store but was never started: nothing of this bus hears them.
+    pub(crate) fn warn_if_unstarted(&self, topic: &str) {
+        use std::sync::atomic::Ordering;
+        // Checked first: once the warning is out, an emit pays one load.
+        if !self.consumer.warned_unstarted.load(Ordering::Relaxed)
+            && self.consumes_unstarted()
+            && !self.consumer.warned_unstarted.swap(true, Ordering::AcqRel)
+        {
+            tracing::warn!(
+                topic,
+                "event queued on a bus that was never started: its listeners run only after \
+                 start() (call it once every listener is registered), or build the bus with \
+                 consume(false) if this process only emits"
+            );
+        }
+    }
+
+    /// Warns when a bus with listeners closes without ever having consumed
+    /// its queue store.
+    pub(crate) fn warn_if_never_started(&self) {
+        if self.consumes_unstarted() && !self.index.patterns().is_empty() {
+            tracing::warn!(
+                "event bus closed without start(): its listeners never ran on its queue store's \
+                 events (they stay queued); call start() once every listener is registered"
+            );
+        }
+    }
+
     /// The last handle is gone: no one can close the bus any more. Warn if
     /// work is still under way (it is lost if the process exits now), then
     /// let it finish and the workers end.
@@ -162,6 +209,7 @@ impl BusInner {
             return;
         }
         super::live::unregister(self.live_key);
+        self.warn_if_never_started();
         let pending = self.pool.pending();
         let unpersisted = self.persister.as_ref().map_or(0, |p| p.unpersisted());
         if pending > 0 || unpersisted > 0 {

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::dispatch::{Delivered, Dispatcher, Settled, Work, handle_error};
+use super::unheard::settle_unheard;
 use super::{BusInner, EmissionState};
 use crate::listener::panic_message;
 use crate::pool::Queued;
@@ -26,22 +27,23 @@ const SETTLE_ATTEMPTS: usize = 5;
 /// The close deadline without a queue (nothing to wait for then).
 const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Starts the bus's consumer once, if it has a queue store and consuming is on.
-pub(crate) fn start(core: &Arc<BusInner>) {
+/// Starts the bus's consumer once, if it has a queue store and consuming is
+/// on (what [`EventBus::start`](crate::EventBus::start) does).
+pub(crate) fn start(core: &Arc<BusInner>) -> crate::Result<()> {
     let bus = &**core;
     let config = &bus.consumer;
-    if !config.enabled || bus.store.as_deref().and_then(|s| s.queue()).is_none() {
-        return;
+    if bus.closed.load(std::sync::atomic::Ordering::Acquire) {
+        return Err(Error::Closed);
     }
-    let Ok(runtime) = Handle::try_current() else {
-        tracing::warn!("no tokio runtime: the bus's queue consumer did not start");
-        return;
-    };
+    if !config.enabled || bus.store.as_deref().and_then(|s| s.queue()).is_none() {
+        return Ok(());
+    }
+    let runtime = Handle::try_current().map_err(|_| Error::NoRuntime)?;
     if config
         .started
         .swap(true, std::sync::atomic::Ordering::AcqRel)
     {
-        return;
+        return Ok(());
     }
     let (acks, receipts) = mpsc::unbounded_channel();
     config
@@ -65,6 +67,7 @@ pub(crate) fn start(core: &Arc<BusInner>) {
         .tasks
         .spawn_on(consume(Arc::downgrade(core), acks), &runtime);
     *config.consumer_task() = Some(consumer);
+    Ok(())
 }
 
 /// Runs the consumer until shutdown, then hands back to the queue what it
@@ -203,6 +206,14 @@ async fn consume_until_shutdown(
                     continue;
                 }
             };
+            if route.listeners.iter().all(|listener| listener.is_removed()) {
+                let failure = settle_unheard(bus_config, &event);
+                let _ = acks.send(Settled {
+                    receipt: delivery.receipt,
+                    failure,
+                });
+                continue;
+            }
             let receipt = delivery.receipt.clone();
             bus_config.consumer.running_insert(&receipt);
             let work = Work::Deliver(Box::new(Delivered {

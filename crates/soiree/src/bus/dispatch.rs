@@ -162,6 +162,29 @@ pub(crate) fn report(bus: &BusInner, state: &EmissionState, error: Error) {
     }
 }
 
+/// Fails an emission with its own error (a refusal, or a store or
+/// serialization error of persisting it): the error handler is shown it,
+/// but cannot hide it — the emission reports `error` itself.
+pub(crate) fn fail_own(bus: &BusInner, state: &EmissionState, error: Error) {
+    show_handler(bus, &state.event, &error);
+    state.push_error(error, bus.error_buffer);
+}
+
+/// Shows the error handler an emission's own failure; its answer is not
+/// used (the emission reports the failure whatever the handler returns).
+pub(crate) fn show_handler(bus: &BusInner, event: &Event, error: &Error) {
+    let Some(handler) = &bus.error_handler else {
+        return;
+    };
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| handler(event, error.duplicate()))) {
+        tracing::error!(
+            %error,
+            panic = panic_message(&*panic),
+            "the error handler panicked on an emit's own failure"
+        );
+    }
+}
+
 /// The error the error handler makes of `error` (`None`: swallowed).
 ///
 /// A panicking handler loses nothing: the error comes back as

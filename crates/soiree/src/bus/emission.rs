@@ -120,8 +120,10 @@ impl Emission {
         }
     }
 
-    /// Lets the emission run on without watching it. Errors are still seen by
-    /// the bus's error handler, and logged if not consumed.
+    /// Lets the emission run on without watching it. Its errors are still
+    /// seen by the bus's error handler — listener errors, and the emit's own
+    /// failure ([`Error::QueueFull`], [`Error::Store`], …) — and logged at
+    /// `warn` if not consumed.
     pub fn detach(self) {}
 
     /// Reports whether every listener has finished.

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::dispatch::{Dispatcher, Work};
+use super::dispatch::{Dispatcher, Work, show_handler};
 use super::persist::{NotAccepted, persist_inline};
 use super::{BusInner, Emission, EmissionState, EventBusBuilder, consumer, live};
 use crate::listener::ListenerEntry;
@@ -23,6 +23,28 @@ use crate::{
 /// queue store ([`EventBusBuilder::store`]) emitting appends to the store and
 /// the bus's consumers dispatch, which makes the bus an at-least-once pipeline
 /// across processes.
+///
+/// # Starting a bus with a queue store
+///
+/// A bus with a queue store (Redis, SQL, [`MemoryStore::queue`](crate::MemoryStore::queue))
+/// delivers nothing until [`EventBus::start`]: register every listener, then
+/// start. A delivery runs the listeners registered at that moment and is then
+/// settled, so starting before the last listener is registered would
+/// acknowledge a backlog that listener never saw. Forgetting to start is
+/// loud: the first event enqueued on an unstarted bus logs a warning. A bus
+/// without a store, or with a store that has no queue, dispatches each
+/// emission directly and needs no start.
+///
+/// ```
+/// use soiree::{EventBus, MemoryStore};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> soiree::Result<()> {
+/// let bus = EventBus::builder().store(MemoryStore::queue()).build()?;
+/// bus.on_named("send-receipt", "order.paid", |_ctx| async { Ok(()) })?;
+/// bus.start()?; // after the last listener
+/// # bus.close().await
+/// # }
+/// ```
 ///
 /// # Examples
 ///
@@ -130,7 +152,6 @@ impl EventBus {
 
     pub(crate) fn register_binding(&self, binding: &ListenerBinding) -> Result<ListenerId> {
         let entry = self.insert_binding(binding)?;
-        consumer::start(&self.inner);
         Ok(entry.id.clone())
     }
 
@@ -149,11 +170,9 @@ impl EventBus {
         listener: Arc<dyn Listener>,
     ) -> Result<ListenerId> {
         let entry = self.insert_entry(id, pattern, listener)?;
-        consumer::start(&self.inner);
         Ok(entry.id.clone())
     }
 
-    /// Registers without starting the queue consumer.
     fn insert_entry(
         &self,
         id: ListenerId,
@@ -170,12 +189,20 @@ impl EventBus {
             .index
             .insert(pattern, Arc::clone(&entry), |other| other.id == entry.id)
             .map_err(|_| Error::DuplicateListener(entry.id.to_string()))?;
+        if self.inner().consumer.started.load(Ordering::Acquire) {
+            // Deliveries taken since the start went without this listener.
+            tracing::warn!(
+                listener = entry.id.as_str(),
+                pattern,
+                "listener registered after start(): deliveries the bus took before did not run \
+                 it; register every listener before start()"
+            );
+        }
         Ok(entry)
     }
 
     /// Registers every binding, or none: if one fails, those registered
-    /// before it are removed again. A queue store's consumer starts only once
-    /// all are registered, so no delivery sees some of them and not others.
+    /// before it are removed again.
     ///
     /// # Errors
     ///
@@ -200,10 +227,47 @@ impl EventBus {
                 }
             }
         }
-        if !registered.is_empty() {
-            consumer::start(&self.inner);
-        }
         Ok(registered.iter().map(|entry| entry.id.clone()).collect())
+    }
+
+    /// Starts consuming the bus's queue store: from here on the bus takes
+    /// deliveries from the store and runs its listeners on them. Call it once
+    /// every listener is registered — a delivery runs the listeners
+    /// registered when it is dispatched, and is then acknowledged, so a
+    /// listener registered later misses the deliveries taken before it (the
+    /// bus logs a warning when that happens).
+    ///
+    /// Nothing is delivered from the store before `start`. Until then a bus
+    /// with a queue store only emits; the first event it enqueues unstarted
+    /// logs a warning, and closing or dropping an unstarted bus that has
+    /// listeners logs one too. A bus with no store or a store without a
+    /// queue dispatches every emission at once and needs no start, and one
+    /// built with [`consume(false)`](EventBusBuilder::consume) never
+    /// consumes: for both, `start` does nothing. A second call does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] on a closed bus; [`Error::NoRuntime`] when called
+    /// outside a tokio runtime (the consumer runs as tasks of the caller's
+    /// runtime).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use soiree::{EventBus, MemoryStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> soiree::Result<()> {
+    /// let bus = EventBus::builder().store(MemoryStore::queue()).build()?;
+    /// bus.on_named("send-receipt", "order.paid", |_ctx| async { Ok(()) })?;
+    /// bus.on_named("update-ledger", "order.paid", |_ctx| async { Ok(()) })?;
+    /// // Both listeners are registered: deliveries may begin.
+    /// bus.start()?;
+    /// bus.emit("order.paid", serde_json::json!({ "order": 42 })).persisted().await?;
+    /// bus.close().await
+    /// # }
+    /// ```
+    pub fn start(&self) -> Result<()> {
+        consumer::start(self.inner())
     }
 
     /// Removes the listener `id` from `pattern`. Emissions already under way
@@ -282,7 +346,9 @@ impl EventBus {
     ///
     /// Errors that stop the emission before dispatch come as its only item:
     /// [`Error::InvalidTopicName`], [`Error::EventTopicMismatch`],
-    /// [`Error::QueueFull`], [`Error::Closed`], [`Error::NoRuntime`].
+    /// [`Error::QueueFull`], [`Error::Closed`], [`Error::NoRuntime`]. The
+    /// error handler is shown a refusal and a store or serialization error
+    /// but cannot hide them from the emission.
     pub fn emit(&self, topic: &str, event: impl IntoEvent) -> Emission {
         match self.prepare(None, topic, event) {
             Ok(state) => self.accept_now(state),
@@ -430,6 +496,7 @@ impl EventBus {
             crate::event::trace_context::inject(&event);
         }
         let work = if queued {
+            inner.warn_if_unstarted(&route.topic);
             Work::Enqueue
         } else {
             Work::Dispatch(route)
@@ -508,6 +575,9 @@ impl EventBus {
         let inner = self.inner();
         inner.pool.cancel(state.slot, Some(&rejected));
         let error = rejected.into_error();
+        // Shown to the error handler (a detached emission's refusal reaches
+        // it), and reported by the emission whatever the handler answers.
+        show_handler(inner, &state.event, &error);
         if matches!(error, Error::QueueFull) {
             tracing::debug!(
                 topic = state.event.topic(),
@@ -585,6 +655,7 @@ impl EventBus {
             return Err(Error::AlreadyClosed);
         }
         live::unregister(inner.live_key);
+        inner.warn_if_never_started();
         if inner.pool.caller_is_inside() {
             inner.shut_down_in_background();
             return Ok(());

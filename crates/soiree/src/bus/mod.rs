@@ -10,6 +10,7 @@ mod emitter;
 mod event_bus;
 mod live;
 mod persist;
+mod unheard;
 
 pub use builder::EventBusBuilder;
 pub(crate) use config::BusInner;
@@ -20,3 +21,4 @@ pub(crate) use emission::EmissionState;
 pub use emitter::Emitter;
 pub use event_bus::EventBus;
 pub use live::shutdown_all;
+pub use unheard::UnheardDeliveries;

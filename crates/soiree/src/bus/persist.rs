@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::dispatch::{Dispatcher, Work, report};
+use super::dispatch::{Dispatcher, Work, fail_own};
 use super::{BusInner, EmissionState};
 use crate::pool::Queued;
 use crate::{Error, StoredEvent};
@@ -264,7 +264,8 @@ fn settle(
 ) -> Option<Arc<EmissionState>> {
     let dispatch = match saved {
         Err(err) => {
-            report(bus, &state, err);
+            // The emit's own failure: the error handler must not hide it.
+            fail_own(bus, &state, err);
             state.set_persisted(false);
             false
         }
@@ -298,7 +299,7 @@ pub(crate) async fn queue_dispatch(bus: &Arc<BusInner>, state: Arc<EmissionState
         bus.pool.push(queued, || Dispatcher(Arc::clone(bus))).await
         && state.claim()
     {
-        report(bus, &state, rejected.into_error());
+        fail_own(bus, &state, rejected.into_error());
         state.finish();
         bus.pool.cancel(slot, None);
     }

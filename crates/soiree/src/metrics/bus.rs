@@ -81,6 +81,7 @@ fn new_histogram() -> Histogram {
 pub(crate) struct BusMetrics {
     pub(crate) emitted: SpreadCounter,
     pub(crate) unrouted: SpreadCounter,
+    pub(crate) unheard: SpreadCounter,
     outcomes: OutcomeFamily,
     retries: RetryFamily,
     durations: Option<DurationFamily>,
@@ -107,6 +108,10 @@ impl BusMetrics {
             unrouted: bus_counter(
                 "soiree_events_unrouted",
                 "Events emitted with no listener and no store (nobody heard them)",
+            ),
+            unheard: bus_counter(
+                "soiree_deliveries_unheard",
+                "Queue deliveries no listener of the bus heard (acknowledged or dead-lettered)",
             ),
             outcomes: registry.metric(
                 "soiree_listener_calls",

@@ -56,6 +56,7 @@ impl PoolMetrics {
 pub(crate) struct BusMetrics {
     pub(crate) emitted: Noop,
     pub(crate) unrouted: Noop,
+    pub(crate) unheard: Noop,
 }
 
 impl BusMetrics {

@@ -51,6 +51,7 @@ pub const LOOKUP_SCAN_LIMIT: usize = 100_000;
 /// let store = Arc::new(MemoryStore::queue());
 /// let bus = EventBus::builder().shared_store(store.clone()).build()?;
 /// bus.on("invoice.sent", |_ctx| async { Err("smtp down".into()) })?;
+/// bus.start()?;
 /// bus.emit("invoice.sent", 42).persisted().await?;
 /// bus.wait_for_idle().await;
 ///

@@ -158,6 +158,7 @@ impl MemoryStore {
     /// let store = Arc::new(MemoryStore::queue());
     /// let bus = EventBus::builder().shared_store(store.clone()).build()?;
     /// bus.on("job.run", |_ctx| async { Err("disk full".into()) })?;
+    /// bus.start()?;
     /// let mut emission = bus.emit("job.run", 1);
     /// emission.persisted().await?;
     /// bus.wait_for_idle().await;
