@@ -133,6 +133,7 @@ async fn close_during_a_hang_returns_and_the_unacknowledged_events_are_delivered
         }
     })
     .unwrap();
+    bus.start().unwrap();
     let started = eventually(LIMIT, || async {
         !handled_first.lock().unwrap().is_empty()
     })
@@ -185,6 +186,7 @@ async fn close_during_a_hang_returns_and_the_unacknowledged_events_are_delivered
         async { Ok(()) }
     })
     .unwrap();
+    bus.start().unwrap();
     let ran_first = handled_first.lock().unwrap().clone();
     let not_run: HashSet<String> = ids
         .iter()

@@ -39,6 +39,7 @@ fn recording_bus(store: &soiree_redis::RedisStore) -> (EventBus, Arc<Mutex<HashS
         async { Ok(()) }
     })
     .unwrap();
+    bus.start().unwrap();
     (bus, handled)
 }
 

@@ -71,6 +71,7 @@ fn recorder(bus: &EventBus, fail: bool) -> Arc<Mutex<Vec<String>>> {
         }
     })
     .unwrap();
+    bus.start().unwrap();
     runs
 }
 
@@ -102,6 +103,7 @@ fn payloads_of(bus: &EventBus, entity: &str) -> Arc<Mutex<Vec<serde_json::Value>
         async { Ok(()) }
     })
     .unwrap();
+    bus.start().unwrap();
     seen
 }
 

@@ -75,6 +75,7 @@ async fn close_abandons_acknowledgements_a_hung_queue_never_answers() {
         async { Ok(()) }
     })
     .unwrap();
+    bus.start().unwrap();
     for i in 0..3 {
         let mut emission = bus.emit("job.run", i);
         tokio::time::timeout(LIMIT, emission.persisted())

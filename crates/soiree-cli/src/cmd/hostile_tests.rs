@@ -120,6 +120,7 @@ async fn stored_strings_reach_the_terminal_escaped() {
         .unwrap();
     bus.on_named(HOSTILE, "**", |_ctx| async { Err(HOSTILE.into()) })
         .unwrap();
+    bus.start().unwrap();
     emit_hostile(&bus).await;
     let inspect: Arc<dyn Inspect> = Arc::new(Hostile(store.clone()));
     // The store holds the hostile strings as they are.
@@ -214,6 +215,7 @@ async fn prompts_and_errors_quoting_stored_text_are_escaped() {
         .unwrap();
     bus.on_named(HOSTILE, "**", |_ctx| async { Err(HOSTILE.into()) })
         .unwrap();
+    bus.start().unwrap();
     emit_hostile(&bus).await;
     let run = soiree(inspect, &["replay", HOSTILE], Some("n\n")).await;
     assert_safe(&["replay"], &run.err);

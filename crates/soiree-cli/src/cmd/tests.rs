@@ -767,6 +767,7 @@ async fn dead_letter_listings_show_the_useful_end_of_the_error() {
         async move { Err(error.into()) }
     })
     .unwrap();
+    bus.start().unwrap();
     bus.emit("order.created", json!({"order": 1}))
         .persisted()
         .await
