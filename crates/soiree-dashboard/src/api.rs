@@ -4,8 +4,8 @@ use std::{collections::HashMap, convert::Infallible, future::Future, time::Durat
 
 use axum::{
     Json,
-    extract::{Path, Query as QueryParams, State},
-    http::StatusCode,
+    extract::{FromRequest, FromRequestParts, Path, Query as QueryParams, Request, State},
+    http::{StatusCode, request::Parts},
     response::{
         IntoResponse, Response,
         sse::{Event as SseEvent, KeepAlive, Sse},
@@ -15,8 +15,8 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use soiree::{
-    ConsumerInfo, DeadLetter, DeadLetterSelection, EventDetail, Filter, PendingDelivery, Query,
-    Record, StoreInfo, StoreStats, StoredEvent, StoredResult, inspect::event_id_text,
+    ConsumerInfo, DeadLetter, EventDetail, Filter, PendingDelivery, Query, Record, StoreInfo,
+    StoreStats, StoredEvent, StoredResult, inspect::event_id_text,
 };
 
 use crate::sampler::{Sample, millis};
@@ -29,39 +29,110 @@ const MAX_LIMIT: usize = 500;
 /// How often a live tail polls the store.
 const TAIL_EVERY: Duration = Duration::from_millis(500);
 
-/// An error answered as `{"error": "..."}`.
+/// An error answered as `{"error": "..."}` (and `"count"` when a
+/// selection changed under the operator).
 #[derive(Debug)]
-pub(crate) struct ApiError(StatusCode, String);
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+    count: Option<u64>,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            count: None,
+        }
+    }
+
+    /// Adds the count the selection holds now.
+    pub(crate) fn with_count(mut self, count: u64) -> Self {
+        self.count = Some(count);
+        self
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+        let mut body = serde_json::json!({ "error": self.message });
+        if let Some(count) = self.count {
+            body["count"] = count.into();
+        }
+        (self.status, Json(body)).into_response()
     }
 }
 
 impl From<soiree::Error> for ApiError {
     fn from(err: soiree::Error) -> Self {
-        let status = match err {
-            soiree::Error::NotFound { .. } => StatusCode::NOT_FOUND,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        Self(status, err.to_string())
+        match err {
+            soiree::Error::NotFound { .. } | soiree::Error::InvalidValue { .. } => {
+                let status = if matches!(err, soiree::Error::NotFound { .. }) {
+                    StatusCode::NOT_FOUND
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                Self::new(status, err.to_string())
+            }
+            // A store's error may quote the database (its text, a query,
+            // hostile input): the log gets it, the client a fixed message.
+            err => {
+                tracing::warn!(error = %err, "dashboard: a store call failed");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the store call failed: the dashboard's log has the cause",
+                )
+            }
+        }
     }
 }
 
-fn bad_request(why: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, why.into())
+pub(crate) fn bad_request(why: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, why)
 }
 
-type ApiResult<T> = Result<Json<T>, ApiError>;
+/// The query string of an API request: a malformed one is a JSON 400.
+#[derive(Debug)]
+pub(crate) struct ApiQuery<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        QueryParams::<T>::from_request_parts(parts, state)
+            .await
+            .map(|QueryParams(value)| Self(value))
+            .map_err(|rejection| bad_request(rejection.body_text()))
+    }
+}
+
+/// The JSON body of an API request: a malformed one is a JSON 400.
+#[derive(Debug)]
+pub(crate) struct ApiJson<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        Json::<T>::from_request(request, state)
+            .await
+            .map(|Json(value)| Self(value))
+            .map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))
+    }
+}
+
+pub(crate) type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// Runs a store call, bounded in time.
-async fn store_call<T>(call: impl Future<Output = soiree::Result<T>>) -> Result<T, ApiError> {
+pub(crate) async fn store_call<T>(
+    call: impl Future<Output = soiree::Result<T>>,
+) -> Result<T, ApiError> {
     match tokio::time::timeout(STORE_TIMEOUT, call).await {
         Ok(result) => result.map_err(ApiError::from),
-        Err(_) => Err(ApiError(
+        Err(_) => Err(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
-            "the store did not answer in time".into(),
+            "the store did not answer in time",
         )),
     }
 }
@@ -286,16 +357,72 @@ fn non_empty(text: Option<&String>) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The longest filter value or cursor taken.
+const MAX_INPUT: usize = 1_024;
+
+/// A filter value as given, trimmed: `None` when blank, 400 when it holds
+/// control characters (a NUL would reach the database) or is too long.
+fn input(what: &str, text: Option<&String>) -> Result<Option<String>, ApiError> {
+    let Some(text) = non_empty(text) else {
+        return Ok(None);
+    };
+    if text.len() > MAX_INPUT {
+        return Err(bad_request(format!(
+            "the {what} is longer than {MAX_INPUT} bytes"
+        )));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(bad_request(format!("the {what} holds control characters")));
+    }
+    Ok(Some(text))
+}
+
+/// The filter of a topic pattern and an event id, blank parts left out.
+///
+/// # Errors
+///
+/// 400 for a part holding control characters or too long.
+pub(crate) fn filter_of(
+    topic: Option<&String>,
+    event_id: Option<&String>,
+) -> Result<Filter, ApiError> {
+    let mut filter = Filter::default();
+    if let Some(topic) = input("topic", topic)? {
+        filter = filter.topic(topic);
+    }
+    if let Some(event_id) = input("event id", event_id)? {
+        filter = filter.event_id(event_id);
+    }
+    Ok(filter)
+}
+
+/// A cursor as the stores hand them out: a record id (`42`) or a stream
+/// entry id (`1700000000000-3`). Anything else is a 400 before the store
+/// sees it.
+fn cursor(text: Option<&String>) -> Result<Option<String>, ApiError> {
+    let Some(text) = non_empty(text) else {
+        return Ok(None);
+    };
+    let mut parts = text.split('-');
+    let well_formed = text.len() <= 41
+        && parts.clone().count() <= 2
+        && parts.all(|part| {
+            !part.is_empty()
+                && part.bytes().all(|b| b.is_ascii_digit())
+                && part.parse::<i64>().is_ok()
+        });
+    if well_formed {
+        Ok(Some(text))
+    } else {
+        Err(bad_request(
+            "malformed cursor: pass back the \"next\" of a previous page",
+        ))
+    }
+}
+
 impl ListParams {
-    fn filter(&self) -> Filter {
-        let mut filter = Filter::default();
-        if let Some(topic) = non_empty(self.topic.as_ref()) {
-            filter = filter.topic(topic);
-        }
-        if let Some(event_id) = non_empty(self.event_id.as_ref()) {
-            filter = filter.event_id(event_id);
-        }
-        filter
+    fn filter(&self) -> Result<Filter, ApiError> {
+        filter_of(self.topic.as_ref(), self.event_id.as_ref())
     }
 
     fn query(&self) -> Result<Query, ApiError> {
@@ -305,8 +432,8 @@ impl ListParams {
             Some("oldest") => Query::oldest(limit),
             Some(other) => return Err(bad_request(format!("unknown order {other:?}"))),
         }
-        .filter(self.filter());
-        if let Some(cursor) = non_empty(self.cursor.as_ref()) {
+        .filter(self.filter()?);
+        if let Some(cursor) = cursor(self.cursor.as_ref())? {
             query = query.after(cursor);
         }
         Ok(query)
@@ -353,7 +480,7 @@ pub(crate) async fn stats(State(state): State<crate::State>) -> ApiResult<StatsR
 
 pub(crate) async fn events(
     State(state): State<crate::State>,
-    QueryParams(params): QueryParams<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<PageDto<EventDto>> {
     let page = store_call(state.store.events(&params.query()?)).await?;
     Ok(Json(PageDto {
@@ -389,7 +516,7 @@ pub(crate) async fn event(
 ) -> ApiResult<EventDetailDto> {
     match store_call(state.store.event(&id)).await? {
         Some(detail) => Ok(Json(detail.into())),
-        None => Err(ApiError(
+        None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no event with id {id:?}"),
         )),
@@ -398,7 +525,7 @@ pub(crate) async fn event(
 
 pub(crate) async fn dead_letters(
     State(state): State<crate::State>,
-    QueryParams(params): QueryParams<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<PageDto<DeadLetterDto>> {
     let page = store_call(state.store.dead_letters(&params.query()?)).await?;
     Ok(Json(PageDto {
@@ -413,110 +540,20 @@ pub(crate) async fn dead_letter(
 ) -> ApiResult<DeadLetterDto> {
     match store_call(state.store.dead_letter(&id)).await? {
         Some(letter) => Ok(Json(letter.into())),
-        None => Err(ApiError(
+        None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no dead letter with id {id:?}"),
         )),
     }
 }
 
-/// A filter in a request body.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct FilterBody {
-    topic: Option<String>,
-    event_id: Option<String>,
-}
-
-impl FilterBody {
-    fn filter(&self) -> Filter {
-        ListParams {
-            topic: self.topic.clone(),
-            event_id: self.event_id.clone(),
-            ..ListParams::default()
-        }
-        .filter()
-    }
-}
-
-/// What to replay or purge: exactly one of the fields.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SelectionBody {
-    /// Replay: this stored event.
-    event_id: Option<String>,
-    /// These dead letters.
-    ids: Option<Vec<String>>,
-    /// Every dead letter this filter selects (`{}`: all of them).
-    filter: Option<FilterBody>,
-}
-
-impl SelectionBody {
-    fn selection(&self) -> Result<DeadLetterSelection, ApiError> {
-        match (&self.ids, &self.filter) {
-            (Some(ids), None) if !ids.is_empty() => Ok(DeadLetterSelection::Ids(ids.clone())),
-            (Some(_), None) => Err(bad_request("no dead letter ids given")),
-            (None, Some(filter)) => Ok(DeadLetterSelection::Matching(filter.filter())),
-            _ => Err(bad_request(
-                "give exactly one of \"event_id\", \"ids\" or \"filter\"",
-            )),
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub(crate) struct Changed {
-    replayed: Option<u64>,
-    purged: Option<u64>,
-}
-
-pub(crate) async fn replay(
-    State(state): State<crate::State>,
-    Json(body): Json<SelectionBody>,
-) -> ApiResult<Changed> {
-    let replayed = match &body.event_id {
-        Some(event_id) if body.ids.is_none() && body.filter.is_none() => {
-            store_call(state.store.replay(event_id)).await?;
-            1
-        }
-        Some(_) => {
-            return Err(bad_request(
-                "give exactly one of \"event_id\", \"ids\" or \"filter\"",
-            ));
-        }
-        None => store_call(state.store.replay_dead_letters(&body.selection()?)).await?,
-    };
-    tracing::info!(replayed, "dashboard: replayed");
-    Ok(Json(Changed {
-        replayed: Some(replayed),
-        purged: None,
-    }))
-}
-
-pub(crate) async fn purge(
-    State(state): State<crate::State>,
-    Json(body): Json<SelectionBody>,
-) -> ApiResult<Changed> {
-    if body.event_id.is_some() {
-        return Err(bad_request(
-            "purge takes \"ids\" or \"filter\" (dead letters), not \"event_id\"",
-        ));
-    }
-    let purged = store_call(state.store.purge_dead_letters(&body.selection()?)).await?;
-    tracing::info!(purged, "dashboard: purged dead letters");
-    Ok(Json(Changed {
-        replayed: None,
-        purged: Some(purged),
-    }))
-}
-
 pub(crate) async fn pending(
     State(state): State<crate::State>,
-    QueryParams(params): QueryParams<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<PageDto<PendingDto>> {
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let mut query = Query::oldest(limit);
-    if let Some(cursor) = non_empty(params.cursor.as_ref()) {
+    if let Some(cursor) = cursor(params.cursor.as_ref())? {
         query = query.after(cursor);
     }
     let page = store_call(state.store.pending(&query)).await?;
@@ -552,7 +589,7 @@ pub(crate) struct TopicsResponse {
 /// Per-topic counts over the newest `window` events.
 pub(crate) async fn topics(
     State(state): State<crate::State>,
-    QueryParams(params): QueryParams<TopicParams>,
+    ApiQuery(params): ApiQuery<TopicParams>,
 ) -> ApiResult<TopicsResponse> {
     let window = params
         .window
@@ -589,15 +626,15 @@ pub(crate) async fn topics(
 /// failed; polling goes on).
 pub(crate) async fn tail(
     State(state): State<crate::State>,
-    QueryParams(params): QueryParams<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Response, ApiError> {
     let Ok(permit) = state.tails.clone().try_acquire_owned() else {
-        return Err(ApiError(
+        return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "too many live tails open".into(),
+            "too many live tails open",
         ));
     };
-    let filter = params.filter();
+    let filter = params.filter()?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(64);
     let store = state.store.clone();
     tokio::spawn(async move {
@@ -613,9 +650,12 @@ pub(crate) async fn tail(
                 Ok(record) => SseEvent::default()
                     .event("event")
                     .json_data(EventDto::from(record)),
-                Err(err) => SseEvent::default()
-                    .event("error")
-                    .json_data(serde_json::json!({ "error": err.to_string() })),
+                Err(err) => {
+                    tracing::warn!(error = %err, "dashboard: a live tail's read failed");
+                    SseEvent::default().event("error").json_data(
+                        serde_json::json!({ "error": "reading new events failed: the dashboard's log has the cause" }),
+                    )
+                }
             };
             let Ok(event) = event else { continue };
             if tx.send(Ok(event)).await.is_err() {

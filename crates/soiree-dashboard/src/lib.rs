@@ -23,8 +23,19 @@
 //! | `GET api/event/{id}` | one event with its results per listener and dead letters |
 //! | `GET api/dead-letters?topic=&event_id=&cursor=&limit=` | a page of dead letters |
 //! | `GET api/dead-letters/{id}` | one dead letter |
+//! | `GET api/dead-letter-count?topic=&event_id=` | how many dead letters a filter selects |
 //! | `POST api/replay` | `{"event_id"}`, `{"ids": [...]}` or `{"filter": {...}}` |
 //! | `POST api/purge` | `{"ids": [...]}` or `{"filter": {...}}` |
+//!
+//! Replay and purge act on what the operator saw: a selection by filter
+//! may carry `"expected"`, the count the operator confirmed, and is
+//! refused (409, `{"error", "count"}`) when the filter selects another
+//! number now; a blank filter (every dead letter) is refused (409) unless
+//! `"all": true` is sent, as the CLI's `--all`. The pages always send the
+//! filter the listing on screen was drawn with and the count they showed
+//! in their confirmation. Input errors (a malformed cursor, a filter with
+//! control characters) are 400 with `{"error"}`; a failed store call is a
+//! 500 whose cause goes to the log, never to the client.
 //! | `GET api/pending?cursor=&limit=` | deliveries not yet acknowledged |
 //! | `GET api/consumers` | the consumers of the group |
 //! | `GET api/topics?window=` | per-topic counts over the newest events |
@@ -91,6 +102,7 @@
 //! # }
 //! ```
 
+mod actions;
 mod api;
 mod pages;
 mod sampler;
@@ -311,8 +323,9 @@ pub fn router(store: Arc<dyn Inspect>, options: DashboardOptions) -> Router {
         .route("/api/event/{id}", get(api::event))
         .route("/api/dead-letters", get(api::dead_letters))
         .route("/api/dead-letters/{id}", get(api::dead_letter))
-        .route("/api/replay", post(api::replay))
-        .route("/api/purge", post(api::purge))
+        .route("/api/dead-letter-count", get(actions::count))
+        .route("/api/replay", post(actions::replay))
+        .route("/api/purge", post(actions::purge))
         .route("/api/pending", get(api::pending))
         .route("/api/consumers", get(api::consumers))
         .route("/api/topics", get(api::topics))
