@@ -103,15 +103,28 @@
     if (!eventId) return h("span", { class: "muted" }, "–");
     return h("a", { class: "mono", href: "events?id=" + encodeURIComponent(eventId), dataset: { eventLink: eventId } }, eventId);
   }
-  /** A one-line payload preview; click to expand. */
-  function payloadPreview(value, raw) {
-    const text = raw !== null && raw !== undefined ? raw : json(value, false);
+  /** The marker of a payload the server cut: its full size, and where to see it all. */
+  function cutMarker(bytes, eventId) {
+    return h(
+      "span",
+      { class: "cut muted small", dataset: { truncated: String(bytes) } },
+      " … cut, " + fmtNum(bytes) + " bytes in all",
+      eventId ? [" · ", h("a", { href: "events?id=" + encodeURIComponent(eventId) }, "show all")] : null
+    );
+  }
+  /**
+   * A one-line payload preview; click to expand. `bytes` is set when the
+   * server sent only the payload's first bytes (as a string).
+   */
+  function payloadPreview(value, raw, bytes, eventId) {
+    const cut = bytes !== null && bytes !== undefined;
+    const text = raw !== null && raw !== undefined ? raw : cut ? String(value) : json(value, false);
     const el = h("span", { class: "payload", title: "click to expand" }, text.length > 2000 ? text.slice(0, 2000) + "…" : text);
     el.addEventListener("click", () => {
       const open = el.classList.toggle("open");
-      el.textContent = open ? (raw !== null && raw !== undefined ? raw : json(value, true)) : text;
+      el.textContent = open ? (raw !== null && raw !== undefined ? raw : cut ? String(value) : json(value, true)) : text;
     });
-    return el;
+    return cut ? h("span", {}, el, cutMarker(bytes, eventId)) : el;
   }
 
   // ------------------------------------------------------------ API
@@ -603,7 +616,7 @@
         h("td", { class: "nowrap" }, h("div", {}, topicTag(letter.topic)), h("div", { class: "small" }, eventLink(letter.event_id))),
         h("td", { class: "error-cell" }, h("div", { class: "error-text" }, letter.error)),
         h("td", { class: "num" }, letter.deliveries > 1 ? h("span", { class: "badge warn" }, fmtNum(letter.deliveries)) : fmtNum(letter.deliveries)),
-        h("td", {}, payloadPreview(letter.payload, letter.raw)),
+        h("td", {}, payloadPreview(letter.payload, letter.raw, letter.payload_bytes, letter.event_id)),
         h("td", {}, h("div", { class: "row-actions" }, replay, purge))
       );
     }
@@ -652,6 +665,23 @@
     const failedCount = [...latest.values()].filter((r) => !r.ok).length;
     if (failedCount > 0) return h("span", { class: "badge warn" }, failedCount + " listener" + (failedCount === 1 ? "" : "s") + " failing");
     return h("span", { class: "badge ok" }, "handled");
+  }
+
+  /** An event's payload; a cut one with a button fetching all of it. */
+  function payloadView(id, ev) {
+    const cut = ev.payload_bytes !== null && ev.payload_bytes !== undefined;
+    const pre = h("pre", { class: "json", id: "event-payload" }, cut ? String(ev.payload) : json(ev.payload, true));
+    if (!cut) return pre;
+    const all = h("button", { type: "button", class: "small", dataset: { action: "show-all" } }, "Show all " + fmtNum(ev.payload_bytes) + " bytes");
+    const note = h("div", { class: "muted small" }, "Only the first bytes are shown. ", all);
+    all.addEventListener("click", () =>
+      busy(all, async () => {
+        const detail = await api("api/event/" + encodeURIComponent(id) + "?full=true");
+        pre.textContent = json(detail.event.payload, true);
+        note.remove();
+      })
+    );
+    return h("div", {}, pre, note);
   }
 
   async function eventDetail(id, box) {
@@ -718,7 +748,7 @@
             h("dd", { class: "mono" }, ev.id)
           ),
           h("h3", { class: "section" }, "Payload"),
-          h("pre", { class: "json", id: "event-payload" }, json(ev.payload, true)),
+          payloadView(id, ev),
           h("h3", { class: "section" }, "Properties"),
           h("pre", { class: "json" }, json(ev.properties, true))
         ),
@@ -780,7 +810,7 @@
           list.appendChild(
             table(
               ["Stored", "Topic", "Event id", "Payload", "Record id"],
-              page.items.map((ev) => h("tr", { dataset: { event: ev.event_id || "" } }, timeCell(ev.at), h("td", {}, topicTag(ev.topic)), h("td", {}, eventLink(ev.event_id)), h("td", {}, payloadPreview(ev.payload)), h("td", { class: "mono muted" }, ev.id)))
+              page.items.map((ev) => h("tr", { dataset: { event: ev.event_id || "" } }, timeCell(ev.at), h("td", {}, topicTag(ev.topic)), h("td", {}, eventLink(ev.event_id)), h("td", {}, payloadPreview(ev.payload, null, ev.payload_bytes, ev.event_id)), h("td", { class: "mono muted" }, ev.id)))
             )
           );
         fillPager(pager, cursors, page.next, load, false);
@@ -821,7 +851,7 @@
         counter.textContent = fmtNum(count) + " event" + (count === 1 ? "" : "s");
         placeholder.style.display = "none";
         tableBox.style.display = "";
-        const row = h("tr", { class: "tail-row-new", dataset: { event: ev.event_id || "" } }, h("td", { class: "nowrap" }, clock(ev.at || Date.now())), h("td", {}, topicTag(ev.topic)), h("td", {}, eventLink(ev.event_id)), h("td", {}, payloadPreview(ev.payload)), h("td", { class: "mono muted" }, ev.id));
+        const row = h("tr", { class: "tail-row-new", dataset: { event: ev.event_id || "" } }, h("td", { class: "nowrap" }, clock(ev.at || Date.now())), h("td", {}, topicTag(ev.topic)), h("td", {}, eventLink(ev.event_id)), h("td", {}, payloadPreview(ev.payload, null, ev.payload_bytes, ev.event_id)), h("td", { class: "mono muted" }, ev.id));
         body.insertBefore(row, body.firstChild);
         while (body.childNodes.length > MAX_ROWS) body.removeChild(body.lastChild);
       });
@@ -898,7 +928,7 @@
                   h("td", { class: "num" }, fmtNum(p.events)),
                   h("td", {}, p.topic === null && p.events > 1 ? h("span", { class: "muted" }, "a range of " + fmtNum(p.events) + " events") : topicTag(p.topic)),
                   h("td", {}, eventLink(p.event_id)),
-                  h("td", {}, p.payload === null ? h("span", { class: "muted" }, "–") : payloadPreview(p.payload))
+                  h("td", {}, p.payload === null ? h("span", { class: "muted" }, "–") : payloadPreview(p.payload, null, p.payload_bytes, p.event_id))
                 )
               )
             )
@@ -913,6 +943,16 @@
     await load();
     setInterval(load, 5000);
   }
+
+  const logout = document.querySelector('[data-action="logout"]');
+  if (logout)
+    logout.addEventListener("click", async () => {
+      try {
+        await post("logout", {});
+      } finally {
+        location.href = "./";
+      }
+    });
 
   const pages = { overview, "dead-letters": deadLetters, events, tail, pending };
   (pages[PAGE] || overview)().catch(failed);

@@ -15,11 +15,14 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use soiree::{
-    ConsumerInfo, DeadLetter, EventDetail, Filter, PendingDelivery, Query, Record, StoreInfo,
-    StoreStats, StoredEvent, StoredResult, inspect::event_id_text,
+    ConsumerInfo, DeadLetter, Filter, PendingDelivery, Query, Record, StoreInfo, StoreStats,
+    StoredEvent, StoredResult, inspect::event_id_text,
 };
 
-use crate::sampler::{Sample, millis};
+use crate::{
+    budget::{DETAIL_BYTES, PREVIEW_BYTES, cut_text, cut_value, listing},
+    sampler::{Sample, millis},
+};
 
 /// How long one store call may take before the request fails.
 const STORE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -202,19 +205,32 @@ pub(crate) struct EventDto {
     topic: String,
     event_id: Option<String>,
     payload: Value,
+    /// The payload's full size in bytes of JSON when `payload` holds only
+    /// its first bytes (as a string).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload_bytes: Option<usize>,
     properties: Map<String, Value>,
 }
 
-impl From<Record<StoredEvent>> for EventDto {
-    fn from(record: Record<StoredEvent>) -> Self {
+impl EventDto {
+    /// The event, its payload cut to `limit` bytes.
+    fn new(record: Record<StoredEvent>, limit: usize) -> Self {
+        let (payload, payload_bytes) = cut_value(record.item.payload.clone(), limit);
         Self {
             event_id: event_id_text(&record.item),
             id: record.id,
             at: record.at.map(millis),
             topic: record.item.topic,
-            payload: record.item.payload,
+            payload,
+            payload_bytes,
             properties: record.item.properties,
         }
+    }
+}
+
+impl From<Record<StoredEvent>> for EventDto {
+    fn from(record: Record<StoredEvent>) -> Self {
+        Self::new(record, PREVIEW_BYTES)
     }
 }
 
@@ -252,14 +268,23 @@ pub(crate) struct DeadLetterDto {
     topic: Option<String>,
     event_id: Option<String>,
     payload: Option<Value>,
+    /// Set when `payload` (or `raw`) holds only its first bytes: the full
+    /// size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload_bytes: Option<usize>,
     properties: Option<Map<String, Value>>,
     raw: Option<String>,
     error: String,
+    /// Set when `error` holds only its first bytes: the full size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_bytes: Option<usize>,
     deliveries: u32,
 }
 
-impl From<DeadLetter> for DeadLetterDto {
-    fn from(letter: DeadLetter) -> Self {
+impl DeadLetterDto {
+    /// The dead letter, its payload, raw entry and error cut to `limit`
+    /// bytes each.
+    fn new(letter: DeadLetter, limit: usize) -> Self {
         let event_id = letter.event_id();
         let (topic, payload, properties) = match letter.event {
             Some(event) => (
@@ -269,17 +294,34 @@ impl From<DeadLetter> for DeadLetterDto {
             ),
             None => (None, None, None),
         };
+        let (payload, payload_bytes) = match payload.map(|p| cut_value(p, limit)) {
+            Some((payload, bytes)) => (Some(payload), bytes),
+            None => (None, None),
+        };
+        let (raw, raw_bytes) = match letter.raw.map(|raw| cut_text(raw, limit)) {
+            Some((raw, bytes)) => (Some(raw), bytes),
+            None => (None, None),
+        };
+        let (error, error_bytes) = cut_text(letter.error, limit);
         Self {
             id: letter.id,
             at: letter.at.map(millis),
             topic,
             event_id,
             payload,
+            payload_bytes: payload_bytes.or(raw_bytes),
             properties,
-            raw: letter.raw,
-            error: letter.error,
+            raw,
+            error,
+            error_bytes,
             deliveries: letter.deliveries,
         }
+    }
+}
+
+impl From<DeadLetter> for DeadLetterDto {
+    fn from(letter: DeadLetter) -> Self {
+        Self::new(letter, PREVIEW_BYTES)
     }
 }
 
@@ -293,6 +335,8 @@ pub(crate) struct PendingDto {
     topic: Option<String>,
     event_id: Option<String>,
     payload: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload_bytes: Option<usize>,
 }
 
 impl From<PendingDelivery> for PendingDto {
@@ -300,6 +344,10 @@ impl From<PendingDelivery> for PendingDto {
         let event_id = pending.event.as_ref().and_then(event_id_text);
         let (topic, payload) = match pending.event {
             Some(event) => (Some(event.topic), Some(event.payload)),
+            None => (None, None),
+        };
+        let (payload, payload_bytes) = match payload.map(|p| cut_value(p, PREVIEW_BYTES)) {
+            Some((payload, bytes)) => (Some(payload), bytes),
             None => (None, None),
         };
         Self {
@@ -311,6 +359,7 @@ impl From<PendingDelivery> for PendingDto {
             topic,
             event_id,
             payload,
+            payload_bytes,
         }
     }
 }
@@ -396,21 +445,28 @@ pub(crate) fn filter_of(
     Ok(filter)
 }
 
-/// A cursor as the stores hand them out: a record id (`42`) or a stream
-/// entry id (`1700000000000-3`). Anything else is a 400 before the store
+/// A cursor of this store's shape: a record id (`42`) on SQL and memory
+/// stores (`r42` also for SQL pending deliveries), a stream entry id
+/// (`1700000000000-3`) on Redis. Anything else is a 400 before the store
 /// sees it.
-fn cursor(text: Option<&String>) -> Result<Option<String>, ApiError> {
+fn cursor(kind: &str, text: Option<&String>) -> Result<Option<String>, ApiError> {
     let Some(text) = non_empty(text) else {
         return Ok(None);
     };
-    let mut parts = text.split('-');
-    let well_formed = text.len() <= 41
-        && parts.clone().count() <= 2
-        && parts.all(|part| {
-            !part.is_empty()
-                && part.bytes().all(|b| b.is_ascii_digit())
-                && part.parse::<i64>().is_ok()
-        });
+    let number = |part: &str| {
+        !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) && part.parse::<i64>().is_ok()
+    };
+    let record = |text: &str| number(text.strip_prefix('r').unwrap_or(text));
+    let entry = |text: &str| match text.split_once('-') {
+        Some((millis, sequence)) => number(millis) && number(sequence),
+        None => number(text),
+    };
+    let well_formed = match kind {
+        "memory" => number(&text),
+        "sqlite" | "postgres" => record(&text),
+        "redis" => entry(&text),
+        _ => record(&text) || entry(&text),
+    };
     if well_formed {
         Ok(Some(text))
     } else {
@@ -425,7 +481,7 @@ impl ListParams {
         filter_of(self.topic.as_ref(), self.event_id.as_ref())
     }
 
-    fn query(&self) -> Result<Query, ApiError> {
+    fn query(&self, kind: &str) -> Result<Query, ApiError> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
         let mut query = match self.order.as_deref() {
             None | Some("" | "newest") => Query::newest(limit),
@@ -433,7 +489,7 @@ impl ListParams {
             Some(other) => return Err(bad_request(format!("unknown order {other:?}"))),
         }
         .filter(self.filter()?);
-        if let Some(cursor) = cursor(self.cursor.as_ref())? {
+        if let Some(cursor) = cursor(kind, self.cursor.as_ref())? {
             query = query.after(cursor);
         }
         Ok(query)
@@ -482,11 +538,18 @@ pub(crate) async fn events(
     State(state): State<crate::State>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<PageDto<EventDto>> {
-    let page = store_call(state.store.events(&params.query()?)).await?;
-    Ok(Json(PageDto {
-        items: page.items.into_iter().map(EventDto::from).collect(),
-        next: page.next,
-    }))
+    let query = params.query(&state.store.info().kind)?;
+    let (items, next) = listing(
+        query,
+        |query| {
+            let store = state.store.clone();
+            async move { store.events(&query).await }
+        },
+        |record| record.id.clone(),
+        EventDto::from,
+    )
+    .await?;
+    Ok(Json(PageDto { items, next }))
 }
 
 #[derive(Debug, Serialize)]
@@ -496,26 +559,34 @@ pub(crate) struct EventDetailDto {
     dead_letters: Vec<DeadLetterDto>,
 }
 
-impl From<EventDetail> for EventDetailDto {
-    fn from(detail: EventDetail) -> Self {
-        Self {
-            event: detail.event.into(),
-            results: detail.results.into_iter().map(ResultDto::from).collect(),
-            dead_letters: detail
-                .dead_letters
-                .into_iter()
-                .map(DeadLetterDto::from)
-                .collect(),
-        }
-    }
+/// The query string of an event's view.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct DetailParams {
+    /// The whole payload, not its first [`DETAIL_BYTES`].
+    #[serde(default)]
+    full: bool,
 }
 
 pub(crate) async fn event(
     State(state): State<crate::State>,
     Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<DetailParams>,
 ) -> ApiResult<EventDetailDto> {
+    let limit = if params.full {
+        usize::MAX
+    } else {
+        DETAIL_BYTES
+    };
     match store_call(state.store.event(&id)).await? {
-        Some(detail) => Ok(Json(detail.into())),
+        Some(detail) => Ok(Json(EventDetailDto {
+            event: EventDto::new(detail.event, limit),
+            results: detail.results.into_iter().map(ResultDto::from).collect(),
+            dead_letters: detail
+                .dead_letters
+                .into_iter()
+                .map(|letter| DeadLetterDto::new(letter, DETAIL_BYTES))
+                .collect(),
+        })),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no event with id {id:?}"),
@@ -527,11 +598,18 @@ pub(crate) async fn dead_letters(
     State(state): State<crate::State>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<PageDto<DeadLetterDto>> {
-    let page = store_call(state.store.dead_letters(&params.query()?)).await?;
-    Ok(Json(PageDto {
-        items: page.items.into_iter().map(DeadLetterDto::from).collect(),
-        next: page.next,
-    }))
+    let query = params.query(&state.store.info().kind)?;
+    let (items, next) = listing(
+        query,
+        |query| {
+            let store = state.store.clone();
+            async move { store.dead_letters(&query).await }
+        },
+        |record| record.id.clone(),
+        DeadLetterDto::from,
+    )
+    .await?;
+    Ok(Json(PageDto { items, next }))
 }
 
 pub(crate) async fn dead_letter(
@@ -539,7 +617,7 @@ pub(crate) async fn dead_letter(
     Path(id): Path<String>,
 ) -> ApiResult<DeadLetterDto> {
     match store_call(state.store.dead_letter(&id)).await? {
-        Some(letter) => Ok(Json(letter.into())),
+        Some(letter) => Ok(Json(DeadLetterDto::new(letter, DETAIL_BYTES))),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no dead letter with id {id:?}"),
@@ -553,7 +631,7 @@ pub(crate) async fn pending(
 ) -> ApiResult<PageDto<PendingDto>> {
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let mut query = Query::oldest(limit);
-    if let Some(cursor) = cursor(params.cursor.as_ref())? {
+    if let Some(cursor) = cursor(&state.store.info().kind, params.cursor.as_ref())? {
         query = query.after(cursor);
     }
     let page = store_call(state.store.pending(&query)).await?;
