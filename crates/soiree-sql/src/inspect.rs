@@ -231,22 +231,13 @@ impl<B: Backend> Core<B> {
     ) -> Result<Option<Vec<i64>>> {
         match selection {
             DeadLetterSelection::Ids(ids) => {
-                let mut chosen = Vec::with_capacity(ids.len());
-                for id in ids {
-                    // An id that is not a number names no letter of this store.
-                    let Ok(number) = id.parse::<i64>() else {
-                        continue;
-                    };
-                    if replayable {
-                        match self.dead_letter_by_id(id).await? {
-                            Some(letter) if letter.event.is_some() => {}
-                            _ => continue,
-                        }
-                    }
-                    chosen.push(number);
-                }
+                // An id that is not a number names no letter of this store.
+                let mut chosen: Vec<i64> = ids.iter().filter_map(|id| id.parse().ok()).collect();
                 chosen.sort_unstable();
                 chosen.dedup();
+                if replayable {
+                    chosen = self.holding_events(&chosen).await?;
+                }
                 Ok(Some(chosen))
             }
             DeadLetterSelection::Matching(filter) if filter.is_empty() && !replayable => Ok(None),
@@ -273,6 +264,40 @@ impl<B: Backend> Core<B> {
                 "a dead-letter selection this version does not know".into(),
             )),
         }
+    }
+
+    /// The letters among `ids` (sorted, distinct) that hold an event: one
+    /// statement per run of ids spanning fewer than [`CHUNK`] row ids,
+    /// reading at most that many rows, instead of one per id.
+    async fn holding_events(&self, ids: &[i64]) -> Result<Vec<i64>> {
+        let mut holding = Vec::with_capacity(ids.len());
+        let mut rest = ids;
+        while let Some(&first) = rest.first() {
+            let span = rest
+                .iter()
+                .take_while(|&&id| id.saturating_sub(first) < CHUNK as i64)
+                .count();
+            let (run, tail) = rest.split_at(span);
+            rest = tail;
+            let (Some(before), Some(&last)) = (first.checked_sub(1), run.last()) else {
+                continue;
+            };
+            let rows = self
+                .backend
+                .dead_letters(&Scan {
+                    cursor: Some(before),
+                    limit: usize::try_from(last - first + 1).unwrap_or(CHUNK),
+                    ..Scan::default()
+                })
+                .await?;
+            holding.extend(
+                rows.iter()
+                    .filter(|letter| run.binary_search(&letter.id).is_ok())
+                    .filter(|letter| letter.event().is_some())
+                    .map(|letter| letter.id),
+            );
+        }
+        Ok(holding)
     }
 
     /// Delivers the newest stored event with this id to the group again,
