@@ -1,6 +1,6 @@
 //! The JSON API the pages read, under `api/`.
 
-use std::{collections::HashMap, convert::Infallible, future::Future, time::Duration};
+use std::{convert::Infallible, future::Future, time::Duration};
 
 use axum::{
     Json,
@@ -660,11 +660,11 @@ pub(crate) struct TopicCount {
 #[derive(Debug, Serialize)]
 pub(crate) struct TopicsResponse {
     window: usize,
-    scanned: usize,
+    scanned: u64,
     topics: Vec<TopicCount>,
 }
 
-/// Per-topic counts over the newest `window` events.
+/// Per-topic counts over the newest `window` events, counted by the store.
 pub(crate) async fn topics(
     State(state): State<crate::State>,
     ApiQuery(params): ApiQuery<TopicParams>,
@@ -673,30 +673,15 @@ pub(crate) async fn topics(
         .window
         .unwrap_or(state.options.topic_window)
         .clamp(1, 100_000);
-    let mut counts: HashMap<String, u64> = HashMap::new();
-    let mut query = Query::newest(window.min(1_000));
-    let mut scanned = 0;
-    while scanned < window {
-        query.limit = (window - scanned).min(1_000);
-        let page = store_call(state.store.events(&query)).await?;
-        scanned += page.items.len();
-        for record in page.items {
-            *counts.entry(record.item.topic).or_default() += 1;
-        }
-        match page.next {
-            Some(next) => query.cursor = Some(next),
-            None => break,
-        }
-    }
-    let mut topics: Vec<TopicCount> = counts
-        .into_iter()
-        .map(|(topic, count)| TopicCount { topic, count })
-        .collect();
-    topics.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.topic.cmp(&b.topic)));
+    let counts = store_call(state.store.topic_counts(window)).await?;
     Ok(Json(TopicsResponse {
         window,
-        scanned,
-        topics,
+        scanned: counts.scanned,
+        topics: counts
+            .topics
+            .into_iter()
+            .map(|(topic, count)| TopicCount { topic, count })
+            .collect(),
     }))
 }
 

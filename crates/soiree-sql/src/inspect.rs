@@ -124,6 +124,18 @@ impl<B: Backend> Core<B> {
         .await
     }
 
+    /// Per-topic counts of the newest `window` rows of the log, counted by
+    /// the database (rows that are not events count under their topic).
+    pub(crate) async fn topic_counts(&self, window: usize) -> Result<soiree::inspect::TopicCounts> {
+        let counts = self.backend.topic_counts(window).await?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        let scanned = counts.iter().map(|(_, n)| count(*n)).sum();
+        Ok(soiree::inspect::TopicCounts::new(
+            scanned,
+            counts.into_iter().map(|(topic, n)| (topic, count(n))),
+        ))
+    }
+
     /// One dead letter of the group by id (an indexed read).
     pub(crate) async fn dead_letter_by_id(&self, id: &str) -> Result<Option<soiree::DeadLetter>> {
         let Some(before) = id.parse::<i64>().ok().and_then(|id| id.checked_sub(1)) else {
@@ -508,6 +520,13 @@ macro_rules! inspect_trait {
                 query: &soiree::Query,
             ) -> soiree::Result<soiree::Page<soiree::DeadLetter>> {
                 Ok(self.core().dead_letter_records(query).await?)
+            }
+
+            async fn topic_counts(
+                &self,
+                window: usize,
+            ) -> soiree::Result<soiree::inspect::TopicCounts> {
+                Ok(self.core().topic_counts(window).await?)
             }
 
             async fn dead_letter(&self, id: &str) -> soiree::Result<Option<soiree::DeadLetter>> {
