@@ -520,8 +520,11 @@
         try {
           result = await post("api/" + kind, body);
         } catch (err) {
-          // The selection changed under the operator: show the new count.
-          if (err.status === 409) loadCount();
+          // The selection changed under the operator: show what is there now.
+          if (err.status === 409) {
+            loadCount();
+            load();
+          }
           throw err;
         }
         const n = kind === "replay" ? result.replayed : result.purged;

@@ -872,6 +872,15 @@ async fn destructive_actions_act_on_what_was_shown() {
         "{toast}"
     );
     shown_count(&client, support::INVOICES + 1).await;
+    until(
+        &client,
+        "the listing shows the new letter",
+        &format!(
+            "return document.querySelectorAll('tr[data-dead-letter]').length === {}",
+            support::INVOICES + 1
+        ),
+    )
+    .await;
     assert_eq!(
         dead_letter_count(inspect.as_ref()).await,
         support::INVOICES + 1,
