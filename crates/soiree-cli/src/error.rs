@@ -164,7 +164,10 @@ impl Error {
             | Self::Unreachable { .. }
             | Self::Store { .. }
             | Self::Output(_) => EXIT_FAILURE,
-            Self::Dashboard(soiree_dashboard::Error::TokenRequired { .. }) => EXIT_USAGE,
+            Self::Dashboard(
+                soiree_dashboard::Error::TokenRequired { .. }
+                | soiree_dashboard::Error::WeakToken { .. },
+            ) => EXIT_USAGE,
             Self::Dashboard(_) => EXIT_FAILURE,
         }
     }

@@ -356,15 +356,19 @@ pub(crate) struct DashboardOpt {
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8686", value_parser = parse_listen)]
     pub(crate) listen: String,
 
-    /// Require this token on every request (an `Authorization: Bearer`
-    /// header, or open the page once with `?token=…`). Read from the
-    /// environment so that it stays out of the process list.
-    #[arg(
-        long = "token-from-env",
-        value_name = "VAR",
-        default_value = "SOIREE_DASHBOARD_TOKEN"
-    )]
-    pub(crate) token_var: String,
+    /// Require the token held by this environment variable on every
+    /// request (an `Authorization: Bearer` header, or the login form).
+    /// Read from the environment so that it stays out of the process list.
+    /// Without the flag, SOIREE_DASHBOARD_TOKEN is read when set; a variable
+    /// named here that is unset or empty is an error, never a silent
+    /// dashboard without a token.
+    #[arg(long = "token-from-env", value_name = "VAR")]
+    pub(crate) token_var: Option<String>,
+
+    /// Browsers reach the dashboard over HTTPS (a TLS-terminating proxy):
+    /// mark the session cookie `Secure`.
+    #[arg(long)]
+    pub(crate) behind_https: bool,
 
     /// Also answer requests naming this host (a reverse proxy's name) when
     /// no token is set; loopback names are always answered. Repeatable.

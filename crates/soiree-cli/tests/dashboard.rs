@@ -1,6 +1,7 @@
 //! `soiree dashboard`: the binary serves the dashboard of a SQLite store on
 //! a loopback port and answers with the store's counts; an address that is
-//! not loopback is refused without a token. Every wait is bounded.
+//! not loopback is refused without a token or with a weak one, and a
+//! mistyped token variable is an error. Every wait is bounded.
 
 mod support;
 
@@ -189,5 +190,94 @@ fn listens_on_a_host_name_resolved_to_loopback() {
     let (status, body) = get(&addr, "/api/stats");
     assert!(status.contains("200"), "{status} {body}");
     drop(running);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `soiree` with `args` and `env` to its exit, killing it after
+/// [`DEADLINE`] (a dashboard that serves instead of refusing would never
+/// exit); returns its exit code and standard error.
+fn refused_with(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_soiree"));
+    command
+        .args(args)
+        .env_remove("SOIREE_DASHBOARD_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = Running(command.spawn().expect("the soiree binary runs"));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "soiree {args:?} did not exit: it serves instead of refusing"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status.code(), stderr)
+}
+
+#[test]
+fn refuses_a_mistyped_token_variable_and_a_weak_token() {
+    let dir = temp_dir("dashboard");
+    let path = dir.join("events.db");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        drop(
+            soiree_sql::SqliteStore::open(&path)
+                .await
+                .expect("a sqlite store"),
+        );
+    });
+    let url = format!("sqlite://{}", path.display());
+    let dashboard = |listen: &'static str, flags: &[&'static str]| {
+        let mut args = vec!["--store", url.as_str(), "dashboard", "--listen", listen];
+        args.extend_from_slice(flags);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>, env: &[(&str, &str)]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        refused_with(&args, env)
+    };
+
+    // A typo in the variable's name, even on loopback: not a dashboard
+    // without a token.
+    let (code, stderr) = run(
+        dashboard("127.0.0.1:0", &["--token-from-env", "OPS_TOKNE"]),
+        &[("OPS_TOKEN", "0f1e2d3c4b5a69788796a5b4c3d2e1f0")],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("OPS_TOKNE"), "{stderr}");
+    // Set but empty.
+    let (code, stderr) = run(
+        dashboard("127.0.0.1:0", &[]),
+        &[("SOIREE_DASHBOARD_TOKEN", "")],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("SOIREE_DASHBOARD_TOKEN"), "{stderr}");
+    // A weak token off loopback.
+    let (code, stderr) = run(
+        dashboard("0.0.0.0:0", &[]),
+        &[("SOIREE_DASHBOARD_TOKEN", "a")],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("weak token"), "{stderr}");
+    assert!(stderr.contains("SOIREE_DASHBOARD_TOKEN"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }

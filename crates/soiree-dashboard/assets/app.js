@@ -103,15 +103,28 @@
     if (!eventId) return h("span", { class: "muted" }, "–");
     return h("a", { class: "mono", href: "events?id=" + encodeURIComponent(eventId), dataset: { eventLink: eventId } }, eventId);
   }
-  /** A one-line payload preview; click to expand. */
-  function payloadPreview(value, raw) {
-    const text = raw !== null && raw !== undefined ? raw : json(value, false);
+  /** The marker of a payload the server cut: its full size, and where to see it all. */
+  function cutMarker(bytes, eventId) {
+    return h(
+      "span",
+      { class: "cut muted small", dataset: { truncated: String(bytes) } },
+      " … cut, " + fmtNum(bytes) + " bytes in all",
+      eventId ? [" · ", h("a", { href: "events?id=" + encodeURIComponent(eventId) }, "show all")] : null
+    );
+  }
+  /**
+   * A one-line payload preview; click to expand. `bytes` is set when the
+   * server sent only the payload's first bytes (as a string).
+   */
+  function payloadPreview(value, raw, bytes, eventId) {
+    const cut = bytes !== null && bytes !== undefined;
+    const text = raw !== null && raw !== undefined ? raw : cut ? String(value) : json(value, false);
     const el = h("span", { class: "payload", title: "click to expand" }, text.length > 2000 ? text.slice(0, 2000) + "…" : text);
     el.addEventListener("click", () => {
       const open = el.classList.toggle("open");
-      el.textContent = open ? (raw !== null && raw !== undefined ? raw : json(value, true)) : text;
+      el.textContent = open ? (raw !== null && raw !== undefined ? raw : cut ? String(value) : json(value, true)) : text;
     });
-    return el;
+    return cut ? h("span", {}, el, cutMarker(bytes, eventId)) : el;
   }
 
   // ------------------------------------------------------------ API
@@ -169,29 +182,33 @@
     setTimeout(() => el.remove(), 4500);
   }
 
-  /** A button that asks for a second click before acting. */
-  function confirmButton(label, confirmLabel, props, action) {
-    const button = h("button", props, label);
-    let armed = null;
-    button.addEventListener("click", async () => {
-      if (!armed) {
-        button.textContent = confirmLabel;
-        button.classList.add("armed");
-        armed = setTimeout(() => {
-          armed = null;
-          button.textContent = label;
-          button.classList.remove("armed");
-        }, 4000);
-        return;
-      }
-      clearTimeout(armed);
-      armed = null;
-      button.textContent = label;
-      button.classList.remove("armed");
-      await action(button);
+  /**
+   * Asks the operator to confirm an action on `count` items in a dialog of
+   * the page; resolves to whether they did. `detail` is plain text.
+   */
+  function confirmAction(title, detail, actionLabel, danger, count) {
+    return new Promise((resolve) => {
+      const go = h("button", { type: "button", class: danger ? "danger" : "primary", dataset: { confirmGo: "" } }, actionLabel);
+      const cancel = h("button", { type: "button", dataset: { confirmCancel: "" } }, "Cancel");
+      const dialog = h(
+        "dialog",
+        { class: "confirm", dataset: { confirm: "", count: String(count) }, "aria-label": title },
+        h("h2", {}, title),
+        detail ? h("p", {}, detail) : null,
+        h("div", { class: "dialog-actions" }, cancel, go)
+      );
+      go.addEventListener("click", () => dialog.close("go"));
+      cancel.addEventListener("click", () => dialog.close("cancel"));
+      dialog.addEventListener("close", () => {
+        dialog.remove();
+        resolve(dialog.returnValue === "go");
+      });
+      document.body.appendChild(dialog);
+      dialog.showModal();
+      cancel.focus();
     });
-    return button;
   }
+  const plural = (n, one, many) => fmtNum(n) + " " + (n === 1 ? one : many);
   async function busy(button, action) {
     button.disabled = true;
     try {
@@ -463,61 +480,125 @@
 
   async function deadLetters() {
     const params = new URLSearchParams(location.search);
-    const topicInput = h("input", { type: "search", placeholder: "topic pattern, e.g. order.*", value: params.get("topic") || "", "aria-label": "topic" });
-    const idInput = h("input", { type: "search", placeholder: "event id", value: params.get("event_id") || "", "aria-label": "event id" });
+    // The filter the listing on screen was drawn with: the listing, the
+    // count and the bulk actions use it. Typing in the boxes changes it only
+    // once Filter is pressed.
+    const applied = { topic: (params.get("topic") || "").trim(), event_id: (params.get("event_id") || "").trim() };
+    const topicInput = h("input", { type: "search", placeholder: "topic pattern, e.g. order.*", value: applied.topic, "aria-label": "topic" });
+    const idInput = h("input", { type: "search", placeholder: "event id", value: applied.event_id, "aria-label": "event id" });
     const selected = new Set();
     const list = h("div", { id: "dead-letter-list" });
     const pager = h("div", { class: "pager" });
-    const selectionInfo = h("span", { class: "muted" });
+    const selectionInfo = h("span", { class: "muted", id: "selection-info" });
     const cursors = [null];
     let letters = [];
+    // How many dead letters `applied` selects: {count, complete}, or null
+    // while counting.
+    let matching = null;
 
-    const filterBody = () => {
+    const appliedFilter = () => {
       const f = {};
-      if (topicInput.value.trim()) f.topic = topicInput.value.trim();
-      if (idInput.value.trim()) f.event_id = idInput.value.trim();
+      if (applied.topic) f.topic = applied.topic;
+      if (applied.event_id) f.event_id = applied.event_id;
       return f;
     };
-    async function act(kind, body, button) {
+    const blank = () => !applied.topic && !applied.event_id;
+    function describe() {
+      if (blank()) return "Every dead letter in the store.";
+      const parts = [];
+      if (applied.topic) parts.push("topic " + applied.topic);
+      if (applied.event_id) parts.push("event id " + applied.event_id);
+      return "The dead letters matching " + parts.join(" and ") + ".";
+    }
+    async function act(kind, body, count, detail, button) {
+      const verb = kind === "replay" ? "Replay" : "Purge";
+      const what = plural(count, "dead letter", "dead letters");
+      const consequence = kind === "replay" ? " They are delivered to the group again." : " They are deleted for good.";
+      if (!(await confirmAction(verb + " " + what + "?", detail + consequence, verb + " " + what, kind === "purge", count))) return;
       await busy(button, async () => {
-        const result = await post("api/" + kind, body);
+        let result;
+        try {
+          result = await post("api/" + kind, body);
+        } catch (err) {
+          // The selection changed under the operator: show what is there now.
+          if (err.status === 409) {
+            loadCount();
+            load();
+          }
+          throw err;
+        }
         const n = kind === "replay" ? result.replayed : result.purged;
-        toast((kind === "replay" ? "Replayed " : "Purged ") + n + " dead letter" + (n === 1 ? "" : "s"), "ok");
+        toast((kind === "replay" ? "Replayed " : "Purged ") + plural(n, "dead letter", "dead letters"), "ok");
         selected.clear();
-        await load();
+        await Promise.all([load(), loadCount()]);
       });
     }
-    const replaySelected = h("button", { class: "primary", dataset: { action: "replay-selected" } }, "Replay selected");
-    replaySelected.addEventListener("click", () => act("replay", { ids: [...selected] }, replaySelected));
-    const purgeSelected = confirmButton("Purge selected", "Confirm purge", { class: "danger", dataset: { action: "purge-selected" } }, (b) => act("purge", { ids: [...selected] }, b));
-    const replayAll = confirmButton("Replay all matching", "Confirm replay all", { dataset: { action: "replay-all" } }, (b) => act("replay", { filter: filterBody() }, b));
-    const purgeAll = confirmButton("Purge all matching", "Confirm purge all", { class: "danger", dataset: { action: "purge-all" } }, (b) => act("purge", { filter: filterBody() }, b));
+    const bySelection = (kind) => (button) => {
+      const ids = [...selected];
+      act(kind, { ids, expected: ids.length }, ids.length, "The " + plural(ids.length, "selected dead letter", "selected dead letters") + ".", button);
+    };
+    const byFilter = (kind) => (button) => {
+      if (!matching) {
+        toast("Still counting the matching dead letters…", "bad");
+        return;
+      }
+      if (matching.count === 0) {
+        toast("No dead letters match", "bad");
+        return;
+      }
+      act(kind, { filter: appliedFilter(), expected: matching.count, all: blank() }, matching.count, describe(), button);
+    };
+    const actionButton = (label, props, onClick) => {
+      const button = h("button", props, label);
+      button.addEventListener("click", () => onClick(button));
+      return button;
+    };
+    const replaySelected = actionButton("Replay selected", { class: "primary", dataset: { action: "replay-selected" } }, bySelection("replay"));
+    const purgeSelected = actionButton("Purge selected", { class: "danger", dataset: { action: "purge-selected" } }, bySelection("purge"));
+    const replayAll = actionButton("Replay all matching", { dataset: { action: "replay-all" } }, byFilter("replay"));
+    const purgeAll = actionButton("Purge all matching", { class: "danger", dataset: { action: "purge-all" } }, byFilter("purge"));
     function updateSelection() {
       replaySelected.disabled = purgeSelected.disabled = selected.size === 0;
       selectionInfo.textContent = selected.size ? selected.size + " selected" : "";
+      selectionInfo.dataset.selected = String(selected.size);
     }
 
     const form = h("form", { class: "toolbar" }, topicInput, idInput, h("button", { type: "submit" }, "Filter"));
     const bulk = h("div", { class: "toolbar" }, selectionInfo, replaySelected, purgeSelected, replayAll, purgeAll);
     form.addEventListener("submit", (e) => {
       e.preventDefault();
+      applied.topic = topicInput.value.trim();
+      applied.event_id = idInput.value.trim();
+      // A selection made under another filter is not what is on screen.
+      selected.clear();
       cursors.length = 1;
-      const q = query({ topic: topicInput.value.trim(), event_id: idInput.value.trim() });
-      history.replaceState(null, "", "dead-letters" + q);
+      history.replaceState(null, "", "dead-letters" + query(appliedFilter()));
       load();
+      loadCount();
     });
     const countInfo = h("span", { class: "muted", id: "dead-letter-count" });
     append(content, [
       h("div", { class: "toolbar" }, form, h("span", { class: "spacer" }), countInfo),
       h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", {}, "Set aside after their retries"), bulk), list, pager),
     ]);
-    api("api/stats").then(
-      (st) => {
-        showStore(st.store);
-        countInfo.textContent = fmtNum(st.stats.dead_letters) + " dead letter" + (st.stats.dead_letters === 1 ? "" : "s") + " in the store";
-      },
-      () => {}
-    );
+    api("api/stats").then((st) => showStore(st.store), () => {});
+    async function loadCount() {
+      matching = null;
+      delete countInfo.dataset.count;
+      countInfo.textContent = "counting…";
+      const filter = { ...appliedFilter() };
+      try {
+        const counted = await api("api/dead-letter-count" + query(filter));
+        // A newer filter was applied meanwhile: its own count wins.
+        if (filter.topic !== appliedFilter().topic || filter.event_id !== appliedFilter().event_id) return;
+        matching = counted;
+        countInfo.dataset.count = String(counted.count);
+        countInfo.textContent = (counted.complete ? "" : "at least ") + plural(counted.count, "dead letter", "dead letters") + (blank() ? " in the store" : " match");
+      } catch (err) {
+        countInfo.textContent = "cannot count: " + err.message;
+      }
+    }
+    loadCount();
 
     function row(letter) {
       const check = h("input", { type: "checkbox", "aria-label": "select " + letter.id });
@@ -527,9 +608,9 @@
         else selected.delete(letter.id);
         updateSelection();
       });
-      const replay = h("button", { class: "small primary", dataset: { action: "replay" }, disabled: letter.topic === null }, "Replay");
-      replay.addEventListener("click", () => act("replay", { ids: [letter.id] }, replay));
-      const purge = confirmButton("Purge", "Confirm", { class: "small danger", dataset: { action: "purge" } }, (b) => act("purge", { ids: [letter.id] }, b));
+      const one = "Dead letter #" + letter.id + ".";
+      const replay = actionButton("Replay", { class: "small primary", dataset: { action: "replay" }, disabled: letter.topic === null }, (b) => act("replay", { ids: [letter.id], expected: 1 }, 1, one, b));
+      const purge = actionButton("Purge", { class: "small danger", dataset: { action: "purge" } }, (b) => act("purge", { ids: [letter.id], expected: 1 }, 1, one, b));
       return h(
         "tr",
         { dataset: { deadLetter: letter.id } },
@@ -538,7 +619,7 @@
         h("td", { class: "nowrap" }, h("div", {}, topicTag(letter.topic)), h("div", { class: "small" }, eventLink(letter.event_id))),
         h("td", { class: "error-cell" }, h("div", { class: "error-text" }, letter.error)),
         h("td", { class: "num" }, letter.deliveries > 1 ? h("span", { class: "badge warn" }, fmtNum(letter.deliveries)) : fmtNum(letter.deliveries)),
-        h("td", {}, payloadPreview(letter.payload, letter.raw)),
+        h("td", {}, payloadPreview(letter.payload, letter.raw, letter.payload_bytes, letter.event_id)),
         h("td", {}, h("div", { class: "row-actions" }, replay, purge))
       );
     }
@@ -546,12 +627,12 @@
     async function load() {
       try {
         const cursor = cursors[cursors.length - 1];
-        const page = await api("api/dead-letters" + query({ topic: topicInput.value.trim(), event_id: idInput.value.trim(), cursor, limit: 50 }));
+        const page = await api("api/dead-letters" + query({ ...appliedFilter(), cursor, limit: 50 }));
         letters = page.items;
         clear(list);
         if (letters.length === 0) {
           list.appendChild(
-            filterBody().topic || filterBody().event_id
+            !blank()
               ? empty("No dead letters match", "Try another topic pattern or event id.", true)
               : empty("No dead letters", "Every event was handled, or its failures were replayed or purged.")
           );
@@ -589,17 +670,35 @@
     return h("span", { class: "badge ok" }, "handled");
   }
 
+  /** An event's payload; a cut one with a button fetching all of it. */
+  function payloadView(id, ev) {
+    const cut = ev.payload_bytes !== null && ev.payload_bytes !== undefined;
+    const pre = h("pre", { class: "json", id: "event-payload" }, cut ? String(ev.payload) : json(ev.payload, true));
+    if (!cut) return pre;
+    const all = h("button", { type: "button", class: "small", dataset: { action: "show-all" } }, "Show all " + fmtNum(ev.payload_bytes) + " bytes");
+    const note = h("div", { class: "muted small" }, "Only the first bytes are shown. ", all);
+    all.addEventListener("click", () =>
+      busy(all, async () => {
+        const detail = await api("api/event/" + encodeURIComponent(id) + "?full=true");
+        pre.textContent = json(detail.event.payload, true);
+        note.remove();
+      })
+    );
+    return h("div", {}, pre, note);
+  }
+
   async function eventDetail(id, box) {
     const detail = await api("api/event/" + encodeURIComponent(id));
     const ev = detail.event;
     const replay = h("button", { class: "primary", dataset: { action: "replay-event" } }, "Replay event");
-    replay.addEventListener("click", () =>
-      busy(replay, async () => {
+    replay.addEventListener("click", async () => {
+      if (!(await confirmAction("Replay 1 event?", "Event " + id + " is delivered to the group again; listeners that already succeeded for it are skipped.", "Replay 1 event", false, 1))) return;
+      await busy(replay, async () => {
         await post("api/replay", { event_id: id });
         toast("Event " + id + " enqueued again", "ok");
         setTimeout(() => eventDetail(id, box).catch(failed), 800);
-      })
-    );
+      });
+    });
     const results = detail.results;
     const resultTable =
       results.length === 0
@@ -652,7 +751,7 @@
             h("dd", { class: "mono" }, ev.id)
           ),
           h("h3", { class: "section" }, "Payload"),
-          h("pre", { class: "json", id: "event-payload" }, json(ev.payload, true)),
+          payloadView(id, ev),
           h("h3", { class: "section" }, "Properties"),
           h("pre", { class: "json" }, json(ev.properties, true))
         ),
@@ -694,23 +793,27 @@
     const pager = h("div", { class: "pager" });
     const filter = h("form", { class: "toolbar" }, topicInput, h("button", { type: "submit" }, "Filter"));
     const cursors = [null];
+    // The topic the listing on screen was drawn with (pages follow it, not
+    // the box, until Filter is pressed).
+    let appliedTopic = topicInput.value.trim();
     filter.addEventListener("submit", (e) => {
       e.preventDefault();
+      appliedTopic = topicInput.value.trim();
       cursors.length = 1;
-      history.replaceState(null, "", "events" + query({ topic: topicInput.value.trim() }));
+      history.replaceState(null, "", "events" + query({ topic: appliedTopic }));
       load();
     });
     append(box, [panel("Newest events", h("div", {}, list, pager), filter)]);
     async function load() {
       try {
-        const page = await api("api/events" + query({ topic: topicInput.value.trim(), cursor: cursors[cursors.length - 1], limit: 50 }));
+        const page = await api("api/events" + query({ topic: appliedTopic, cursor: cursors[cursors.length - 1], limit: 50 }));
         clear(list);
-        if (page.items.length === 0) list.appendChild(empty("No events", topicInput.value.trim() ? "No stored event matches this topic pattern." : "The store holds no events yet.", true));
+        if (page.items.length === 0) list.appendChild(empty("No events", appliedTopic ? "No stored event matches this topic pattern." : "The store holds no events yet.", true));
         else
           list.appendChild(
             table(
               ["Stored", "Topic", "Event id", "Payload", "Record id"],
-              page.items.map((ev) => h("tr", { dataset: { event: ev.event_id || "" } }, timeCell(ev.at), h("td", {}, topicTag(ev.topic)), h("td", {}, eventLink(ev.event_id)), h("td", {}, payloadPreview(ev.payload)), h("td", { class: "mono muted" }, ev.id)))
+              page.items.map((ev) => h("tr", { dataset: { event: ev.event_id || "" } }, timeCell(ev.at), h("td", {}, topicTag(ev.topic)), h("td", {}, eventLink(ev.event_id)), h("td", {}, payloadPreview(ev.payload, null, ev.payload_bytes, ev.event_id)), h("td", { class: "mono muted" }, ev.id)))
             )
           );
         fillPager(pager, cursors, page.next, load, false);
@@ -751,7 +854,7 @@
         counter.textContent = fmtNum(count) + " event" + (count === 1 ? "" : "s");
         placeholder.style.display = "none";
         tableBox.style.display = "";
-        const row = h("tr", { class: "tail-row-new", dataset: { event: ev.event_id || "" } }, h("td", { class: "nowrap" }, clock(ev.at || Date.now())), h("td", {}, topicTag(ev.topic)), h("td", {}, eventLink(ev.event_id)), h("td", {}, payloadPreview(ev.payload)), h("td", { class: "mono muted" }, ev.id));
+        const row = h("tr", { class: "tail-row-new", dataset: { event: ev.event_id || "" } }, h("td", { class: "nowrap" }, clock(ev.at || Date.now())), h("td", {}, topicTag(ev.topic)), h("td", {}, eventLink(ev.event_id)), h("td", {}, payloadPreview(ev.payload, null, ev.payload_bytes, ev.event_id)), h("td", { class: "mono muted" }, ev.id));
         body.insertBefore(row, body.firstChild);
         while (body.childNodes.length > MAX_ROWS) body.removeChild(body.lastChild);
       });
@@ -828,7 +931,7 @@
                   h("td", { class: "num" }, fmtNum(p.events)),
                   h("td", {}, p.topic === null && p.events > 1 ? h("span", { class: "muted" }, "a range of " + fmtNum(p.events) + " events") : topicTag(p.topic)),
                   h("td", {}, eventLink(p.event_id)),
-                  h("td", {}, p.payload === null ? h("span", { class: "muted" }, "–") : payloadPreview(p.payload))
+                  h("td", {}, p.payload === null ? h("span", { class: "muted" }, "–") : payloadPreview(p.payload, null, p.payload_bytes, p.event_id))
                 )
               )
             )
@@ -843,6 +946,16 @@
     await load();
     setInterval(load, 5000);
   }
+
+  const logout = document.querySelector('[data-action="logout"]');
+  if (logout)
+    logout.addEventListener("click", async () => {
+      try {
+        await post("logout", {});
+      } finally {
+        location.href = "./";
+      }
+    });
 
   const pages = { overview, "dead-letters": deadLetters, events, tail, pending };
   (pages[PAGE] || overview)().catch(failed);

@@ -1,11 +1,11 @@
 //! The JSON API the pages read, under `api/`.
 
-use std::{collections::HashMap, convert::Infallible, future::Future, time::Duration};
+use std::{convert::Infallible, future::Future, time::Duration};
 
 use axum::{
     Json,
-    extract::{Path, Query as QueryParams, State},
-    http::StatusCode,
+    extract::{FromRequest, FromRequestParts, Path, Query as QueryParams, Request, State},
+    http::{StatusCode, request::Parts},
     response::{
         IntoResponse, Response,
         sse::{Event as SseEvent, KeepAlive, Sse},
@@ -15,11 +15,14 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use soiree::{
-    ConsumerInfo, DeadLetter, DeadLetterSelection, EventDetail, Filter, PendingDelivery, Query,
-    Record, StoreInfo, StoreStats, StoredEvent, StoredResult, inspect::event_id_text,
+    ConsumerInfo, DeadLetter, Filter, PendingDelivery, Query, Record, StoreInfo, StoreStats,
+    StoredEvent, StoredResult, inspect::event_id_text,
 };
 
-use crate::sampler::{Sample, millis};
+use crate::{
+    budget::{DETAIL_BYTES, PREVIEW_BYTES, cut_text, cut_value, listing},
+    sampler::{Sample, millis},
+};
 
 /// How long one store call may take before the request fails.
 const STORE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,39 +32,110 @@ const MAX_LIMIT: usize = 500;
 /// How often a live tail polls the store.
 const TAIL_EVERY: Duration = Duration::from_millis(500);
 
-/// An error answered as `{"error": "..."}`.
+/// An error answered as `{"error": "..."}` (and `"count"` when a
+/// selection changed under the operator).
 #[derive(Debug)]
-pub(crate) struct ApiError(StatusCode, String);
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+    count: Option<u64>,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            count: None,
+        }
+    }
+
+    /// Adds the count the selection holds now.
+    pub(crate) fn with_count(mut self, count: u64) -> Self {
+        self.count = Some(count);
+        self
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+        let mut body = serde_json::json!({ "error": self.message });
+        if let Some(count) = self.count {
+            body["count"] = count.into();
+        }
+        (self.status, Json(body)).into_response()
     }
 }
 
 impl From<soiree::Error> for ApiError {
     fn from(err: soiree::Error) -> Self {
-        let status = match err {
-            soiree::Error::NotFound { .. } => StatusCode::NOT_FOUND,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        Self(status, err.to_string())
+        match err {
+            soiree::Error::NotFound { .. } | soiree::Error::InvalidValue { .. } => {
+                let status = if matches!(err, soiree::Error::NotFound { .. }) {
+                    StatusCode::NOT_FOUND
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                Self::new(status, err.to_string())
+            }
+            // A store's error may quote the database (its text, a query,
+            // hostile input): the log gets it, the client a fixed message.
+            err => {
+                tracing::warn!(error = %err, "dashboard: a store call failed");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the store call failed: the dashboard's log has the cause",
+                )
+            }
+        }
     }
 }
 
-fn bad_request(why: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, why.into())
+pub(crate) fn bad_request(why: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, why)
 }
 
-type ApiResult<T> = Result<Json<T>, ApiError>;
+/// The query string of an API request: a malformed one is a JSON 400.
+#[derive(Debug)]
+pub(crate) struct ApiQuery<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        QueryParams::<T>::from_request_parts(parts, state)
+            .await
+            .map(|QueryParams(value)| Self(value))
+            .map_err(|rejection| bad_request(rejection.body_text()))
+    }
+}
+
+/// The JSON body of an API request: a malformed one is a JSON 400.
+#[derive(Debug)]
+pub(crate) struct ApiJson<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        Json::<T>::from_request(request, state)
+            .await
+            .map(|Json(value)| Self(value))
+            .map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))
+    }
+}
+
+pub(crate) type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// Runs a store call, bounded in time.
-async fn store_call<T>(call: impl Future<Output = soiree::Result<T>>) -> Result<T, ApiError> {
+pub(crate) async fn store_call<T>(
+    call: impl Future<Output = soiree::Result<T>>,
+) -> Result<T, ApiError> {
     match tokio::time::timeout(STORE_TIMEOUT, call).await {
         Ok(result) => result.map_err(ApiError::from),
-        Err(_) => Err(ApiError(
+        Err(_) => Err(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
-            "the store did not answer in time".into(),
+            "the store did not answer in time",
         )),
     }
 }
@@ -131,19 +205,32 @@ pub(crate) struct EventDto {
     topic: String,
     event_id: Option<String>,
     payload: Value,
+    /// The payload's full size in bytes of JSON when `payload` holds only
+    /// its first bytes (as a string).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload_bytes: Option<usize>,
     properties: Map<String, Value>,
 }
 
-impl From<Record<StoredEvent>> for EventDto {
-    fn from(record: Record<StoredEvent>) -> Self {
+impl EventDto {
+    /// The event, its payload cut to `limit` bytes.
+    fn new(record: Record<StoredEvent>, limit: usize) -> Self {
+        let (payload, payload_bytes) = cut_value(record.item.payload.clone(), limit);
         Self {
             event_id: event_id_text(&record.item),
             id: record.id,
             at: record.at.map(millis),
             topic: record.item.topic,
-            payload: record.item.payload,
+            payload,
+            payload_bytes,
             properties: record.item.properties,
         }
+    }
+}
+
+impl From<Record<StoredEvent>> for EventDto {
+    fn from(record: Record<StoredEvent>) -> Self {
+        Self::new(record, PREVIEW_BYTES)
     }
 }
 
@@ -181,14 +268,23 @@ pub(crate) struct DeadLetterDto {
     topic: Option<String>,
     event_id: Option<String>,
     payload: Option<Value>,
+    /// Set when `payload` (or `raw`) holds only its first bytes: the full
+    /// size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload_bytes: Option<usize>,
     properties: Option<Map<String, Value>>,
     raw: Option<String>,
     error: String,
+    /// Set when `error` holds only its first bytes: the full size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_bytes: Option<usize>,
     deliveries: u32,
 }
 
-impl From<DeadLetter> for DeadLetterDto {
-    fn from(letter: DeadLetter) -> Self {
+impl DeadLetterDto {
+    /// The dead letter, its payload, raw entry and error cut to `limit`
+    /// bytes each.
+    fn new(letter: DeadLetter, limit: usize) -> Self {
         let event_id = letter.event_id();
         let (topic, payload, properties) = match letter.event {
             Some(event) => (
@@ -198,17 +294,34 @@ impl From<DeadLetter> for DeadLetterDto {
             ),
             None => (None, None, None),
         };
+        let (payload, payload_bytes) = match payload.map(|p| cut_value(p, limit)) {
+            Some((payload, bytes)) => (Some(payload), bytes),
+            None => (None, None),
+        };
+        let (raw, raw_bytes) = match letter.raw.map(|raw| cut_text(raw, limit)) {
+            Some((raw, bytes)) => (Some(raw), bytes),
+            None => (None, None),
+        };
+        let (error, error_bytes) = cut_text(letter.error, limit);
         Self {
             id: letter.id,
             at: letter.at.map(millis),
             topic,
             event_id,
             payload,
+            payload_bytes: payload_bytes.or(raw_bytes),
             properties,
-            raw: letter.raw,
-            error: letter.error,
+            raw,
+            error,
+            error_bytes,
             deliveries: letter.deliveries,
         }
+    }
+}
+
+impl From<DeadLetter> for DeadLetterDto {
+    fn from(letter: DeadLetter) -> Self {
+        Self::new(letter, PREVIEW_BYTES)
     }
 }
 
@@ -222,6 +335,8 @@ pub(crate) struct PendingDto {
     topic: Option<String>,
     event_id: Option<String>,
     payload: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload_bytes: Option<usize>,
 }
 
 impl From<PendingDelivery> for PendingDto {
@@ -229,6 +344,10 @@ impl From<PendingDelivery> for PendingDto {
         let event_id = pending.event.as_ref().and_then(event_id_text);
         let (topic, payload) = match pending.event {
             Some(event) => (Some(event.topic), Some(event.payload)),
+            None => (None, None),
+        };
+        let (payload, payload_bytes) = match payload.map(|p| cut_value(p, PREVIEW_BYTES)) {
+            Some((payload, bytes)) => (Some(payload), bytes),
             None => (None, None),
         };
         Self {
@@ -240,6 +359,7 @@ impl From<PendingDelivery> for PendingDto {
             topic,
             event_id,
             payload,
+            payload_bytes,
         }
     }
 }
@@ -286,27 +406,90 @@ fn non_empty(text: Option<&String>) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The longest filter value or cursor taken.
+const MAX_INPUT: usize = 1_024;
+
+/// A filter value as given, trimmed: `None` when blank, 400 when it holds
+/// control characters (a NUL would reach the database) or is too long.
+fn input(what: &str, text: Option<&String>) -> Result<Option<String>, ApiError> {
+    let Some(text) = non_empty(text) else {
+        return Ok(None);
+    };
+    if text.len() > MAX_INPUT {
+        return Err(bad_request(format!(
+            "the {what} is longer than {MAX_INPUT} bytes"
+        )));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(bad_request(format!("the {what} holds control characters")));
+    }
+    Ok(Some(text))
+}
+
+/// The filter of a topic pattern and an event id, blank parts left out.
+///
+/// # Errors
+///
+/// 400 for a part holding control characters or too long.
+pub(crate) fn filter_of(
+    topic: Option<&String>,
+    event_id: Option<&String>,
+) -> Result<Filter, ApiError> {
+    let mut filter = Filter::default();
+    if let Some(topic) = input("topic", topic)? {
+        filter = filter.topic(topic);
+    }
+    if let Some(event_id) = input("event id", event_id)? {
+        filter = filter.event_id(event_id);
+    }
+    Ok(filter)
+}
+
+/// A cursor of this store's shape: a record id (`42`) on SQL and memory
+/// stores (`r42` also for SQL pending deliveries), a stream entry id
+/// (`1700000000000-3`) on Redis. Anything else is a 400 before the store
+/// sees it.
+fn cursor(kind: &str, text: Option<&String>) -> Result<Option<String>, ApiError> {
+    let Some(text) = non_empty(text) else {
+        return Ok(None);
+    };
+    let number = |part: &str| {
+        !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) && part.parse::<i64>().is_ok()
+    };
+    let record = |text: &str| number(text.strip_prefix('r').unwrap_or(text));
+    let entry = |text: &str| match text.split_once('-') {
+        Some((millis, sequence)) => number(millis) && number(sequence),
+        None => number(text),
+    };
+    let well_formed = match kind {
+        "memory" => number(&text),
+        "sqlite" | "postgres" => record(&text),
+        "redis" => entry(&text),
+        _ => record(&text) || entry(&text),
+    };
+    if well_formed {
+        Ok(Some(text))
+    } else {
+        Err(bad_request(
+            "malformed cursor: pass back the \"next\" of a previous page",
+        ))
+    }
+}
+
 impl ListParams {
-    fn filter(&self) -> Filter {
-        let mut filter = Filter::default();
-        if let Some(topic) = non_empty(self.topic.as_ref()) {
-            filter = filter.topic(topic);
-        }
-        if let Some(event_id) = non_empty(self.event_id.as_ref()) {
-            filter = filter.event_id(event_id);
-        }
-        filter
+    fn filter(&self) -> Result<Filter, ApiError> {
+        filter_of(self.topic.as_ref(), self.event_id.as_ref())
     }
 
-    fn query(&self) -> Result<Query, ApiError> {
+    fn query(&self, kind: &str) -> Result<Query, ApiError> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
         let mut query = match self.order.as_deref() {
             None | Some("" | "newest") => Query::newest(limit),
             Some("oldest") => Query::oldest(limit),
             Some(other) => return Err(bad_request(format!("unknown order {other:?}"))),
         }
-        .filter(self.filter());
-        if let Some(cursor) = non_empty(self.cursor.as_ref()) {
+        .filter(self.filter()?);
+        if let Some(cursor) = cursor(kind, self.cursor.as_ref())? {
             query = query.after(cursor);
         }
         Ok(query)
@@ -353,13 +536,20 @@ pub(crate) async fn stats(State(state): State<crate::State>) -> ApiResult<StatsR
 
 pub(crate) async fn events(
     State(state): State<crate::State>,
-    QueryParams(params): QueryParams<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<PageDto<EventDto>> {
-    let page = store_call(state.store.events(&params.query()?)).await?;
-    Ok(Json(PageDto {
-        items: page.items.into_iter().map(EventDto::from).collect(),
-        next: page.next,
-    }))
+    let query = params.query(&state.store.info().kind)?;
+    let (items, next) = listing(
+        query,
+        |query| {
+            let store = state.store.clone();
+            async move { store.events(&query).await }
+        },
+        |record| record.id.clone(),
+        EventDto::from,
+    )
+    .await?;
+    Ok(Json(PageDto { items, next }))
 }
 
 #[derive(Debug, Serialize)]
@@ -369,27 +559,35 @@ pub(crate) struct EventDetailDto {
     dead_letters: Vec<DeadLetterDto>,
 }
 
-impl From<EventDetail> for EventDetailDto {
-    fn from(detail: EventDetail) -> Self {
-        Self {
-            event: detail.event.into(),
-            results: detail.results.into_iter().map(ResultDto::from).collect(),
-            dead_letters: detail
-                .dead_letters
-                .into_iter()
-                .map(DeadLetterDto::from)
-                .collect(),
-        }
-    }
+/// The query string of an event's view.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct DetailParams {
+    /// The whole payload, not its first [`DETAIL_BYTES`].
+    #[serde(default)]
+    full: bool,
 }
 
 pub(crate) async fn event(
     State(state): State<crate::State>,
     Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<DetailParams>,
 ) -> ApiResult<EventDetailDto> {
+    let limit = if params.full {
+        usize::MAX
+    } else {
+        DETAIL_BYTES
+    };
     match store_call(state.store.event(&id)).await? {
-        Some(detail) => Ok(Json(detail.into())),
-        None => Err(ApiError(
+        Some(detail) => Ok(Json(EventDetailDto {
+            event: EventDto::new(detail.event, limit),
+            results: detail.results.into_iter().map(ResultDto::from).collect(),
+            dead_letters: detail
+                .dead_letters
+                .into_iter()
+                .map(|letter| DeadLetterDto::new(letter, DETAIL_BYTES))
+                .collect(),
+        })),
+        None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no event with id {id:?}"),
         )),
@@ -398,13 +596,20 @@ pub(crate) async fn event(
 
 pub(crate) async fn dead_letters(
     State(state): State<crate::State>,
-    QueryParams(params): QueryParams<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<PageDto<DeadLetterDto>> {
-    let page = store_call(state.store.dead_letters(&params.query()?)).await?;
-    Ok(Json(PageDto {
-        items: page.items.into_iter().map(DeadLetterDto::from).collect(),
-        next: page.next,
-    }))
+    let query = params.query(&state.store.info().kind)?;
+    let (items, next) = listing(
+        query,
+        |query| {
+            let store = state.store.clone();
+            async move { store.dead_letters(&query).await }
+        },
+        |record| record.id.clone(),
+        DeadLetterDto::from,
+    )
+    .await?;
+    Ok(Json(PageDto { items, next }))
 }
 
 pub(crate) async fn dead_letter(
@@ -412,111 +617,21 @@ pub(crate) async fn dead_letter(
     Path(id): Path<String>,
 ) -> ApiResult<DeadLetterDto> {
     match store_call(state.store.dead_letter(&id)).await? {
-        Some(letter) => Ok(Json(letter.into())),
-        None => Err(ApiError(
+        Some(letter) => Ok(Json(DeadLetterDto::new(letter, DETAIL_BYTES))),
+        None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no dead letter with id {id:?}"),
         )),
     }
 }
 
-/// A filter in a request body.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct FilterBody {
-    topic: Option<String>,
-    event_id: Option<String>,
-}
-
-impl FilterBody {
-    fn filter(&self) -> Filter {
-        ListParams {
-            topic: self.topic.clone(),
-            event_id: self.event_id.clone(),
-            ..ListParams::default()
-        }
-        .filter()
-    }
-}
-
-/// What to replay or purge: exactly one of the fields.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SelectionBody {
-    /// Replay: this stored event.
-    event_id: Option<String>,
-    /// These dead letters.
-    ids: Option<Vec<String>>,
-    /// Every dead letter this filter selects (`{}`: all of them).
-    filter: Option<FilterBody>,
-}
-
-impl SelectionBody {
-    fn selection(&self) -> Result<DeadLetterSelection, ApiError> {
-        match (&self.ids, &self.filter) {
-            (Some(ids), None) if !ids.is_empty() => Ok(DeadLetterSelection::Ids(ids.clone())),
-            (Some(_), None) => Err(bad_request("no dead letter ids given")),
-            (None, Some(filter)) => Ok(DeadLetterSelection::Matching(filter.filter())),
-            _ => Err(bad_request(
-                "give exactly one of \"event_id\", \"ids\" or \"filter\"",
-            )),
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub(crate) struct Changed {
-    replayed: Option<u64>,
-    purged: Option<u64>,
-}
-
-pub(crate) async fn replay(
-    State(state): State<crate::State>,
-    Json(body): Json<SelectionBody>,
-) -> ApiResult<Changed> {
-    let replayed = match &body.event_id {
-        Some(event_id) if body.ids.is_none() && body.filter.is_none() => {
-            store_call(state.store.replay(event_id)).await?;
-            1
-        }
-        Some(_) => {
-            return Err(bad_request(
-                "give exactly one of \"event_id\", \"ids\" or \"filter\"",
-            ));
-        }
-        None => store_call(state.store.replay_dead_letters(&body.selection()?)).await?,
-    };
-    tracing::info!(replayed, "dashboard: replayed");
-    Ok(Json(Changed {
-        replayed: Some(replayed),
-        purged: None,
-    }))
-}
-
-pub(crate) async fn purge(
-    State(state): State<crate::State>,
-    Json(body): Json<SelectionBody>,
-) -> ApiResult<Changed> {
-    if body.event_id.is_some() {
-        return Err(bad_request(
-            "purge takes \"ids\" or \"filter\" (dead letters), not \"event_id\"",
-        ));
-    }
-    let purged = store_call(state.store.purge_dead_letters(&body.selection()?)).await?;
-    tracing::info!(purged, "dashboard: purged dead letters");
-    Ok(Json(Changed {
-        replayed: None,
-        purged: Some(purged),
-    }))
-}
-
 pub(crate) async fn pending(
     State(state): State<crate::State>,
-    QueryParams(params): QueryParams<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<PageDto<PendingDto>> {
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let mut query = Query::oldest(limit);
-    if let Some(cursor) = non_empty(params.cursor.as_ref()) {
+    if let Some(cursor) = cursor(&state.store.info().kind, params.cursor.as_ref())? {
         query = query.after(cursor);
     }
     let page = store_call(state.store.pending(&query)).await?;
@@ -545,43 +660,28 @@ pub(crate) struct TopicCount {
 #[derive(Debug, Serialize)]
 pub(crate) struct TopicsResponse {
     window: usize,
-    scanned: usize,
+    scanned: u64,
     topics: Vec<TopicCount>,
 }
 
-/// Per-topic counts over the newest `window` events.
+/// Per-topic counts over the newest `window` events, counted by the store.
 pub(crate) async fn topics(
     State(state): State<crate::State>,
-    QueryParams(params): QueryParams<TopicParams>,
+    ApiQuery(params): ApiQuery<TopicParams>,
 ) -> ApiResult<TopicsResponse> {
     let window = params
         .window
         .unwrap_or(state.options.topic_window)
         .clamp(1, 100_000);
-    let mut counts: HashMap<String, u64> = HashMap::new();
-    let mut query = Query::newest(window.min(1_000));
-    let mut scanned = 0;
-    while scanned < window {
-        query.limit = (window - scanned).min(1_000);
-        let page = store_call(state.store.events(&query)).await?;
-        scanned += page.items.len();
-        for record in page.items {
-            *counts.entry(record.item.topic).or_default() += 1;
-        }
-        match page.next {
-            Some(next) => query.cursor = Some(next),
-            None => break,
-        }
-    }
-    let mut topics: Vec<TopicCount> = counts
-        .into_iter()
-        .map(|(topic, count)| TopicCount { topic, count })
-        .collect();
-    topics.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.topic.cmp(&b.topic)));
+    let counts = store_call(state.store.topic_counts(window)).await?;
     Ok(Json(TopicsResponse {
         window,
-        scanned,
-        topics,
+        scanned: counts.scanned,
+        topics: counts
+            .topics
+            .into_iter()
+            .map(|(topic, count)| TopicCount { topic, count })
+            .collect(),
     }))
 }
 
@@ -589,15 +689,15 @@ pub(crate) async fn topics(
 /// failed; polling goes on).
 pub(crate) async fn tail(
     State(state): State<crate::State>,
-    QueryParams(params): QueryParams<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Response, ApiError> {
     let Ok(permit) = state.tails.clone().try_acquire_owned() else {
-        return Err(ApiError(
+        return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "too many live tails open".into(),
+            "too many live tails open",
         ));
     };
-    let filter = params.filter();
+    let filter = params.filter()?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(64);
     let store = state.store.clone();
     tokio::spawn(async move {
@@ -613,9 +713,12 @@ pub(crate) async fn tail(
                 Ok(record) => SseEvent::default()
                     .event("event")
                     .json_data(EventDto::from(record)),
-                Err(err) => SseEvent::default()
-                    .event("error")
-                    .json_data(serde_json::json!({ "error": err.to_string() })),
+                Err(err) => {
+                    tracing::warn!(error = %err, "dashboard: a live tail's read failed");
+                    SseEvent::default().event("error").json_data(
+                        serde_json::json!({ "error": "reading new events failed: the dashboard's log has the cause" }),
+                    )
+                }
             };
             let Ok(event) = event else { continue };
             if tx.send(Ok(event)).await.is_err() {

@@ -20,15 +20,27 @@
 //! | --- | --- |
 //! | `GET api/stats` | store info, counts, rates and the sampled history |
 //! | `GET api/events?topic=&event_id=&cursor=&limit=&order=` | a page of events, newest first |
-//! | `GET api/event/{id}` | one event with its results per listener and dead letters |
+//! | `GET api/event/{id}?full=` | one event with its results per listener and dead letters |
 //! | `GET api/dead-letters?topic=&event_id=&cursor=&limit=` | a page of dead letters |
 //! | `GET api/dead-letters/{id}` | one dead letter |
+//! | `GET api/dead-letter-count?topic=&event_id=` | how many dead letters a filter selects |
 //! | `POST api/replay` | `{"event_id"}`, `{"ids": [...]}` or `{"filter": {...}}` |
 //! | `POST api/purge` | `{"ids": [...]}` or `{"filter": {...}}` |
+//!
+//! Replay and purge act on what the operator saw: a selection by filter
+//! may carry `"expected"`, the count the operator confirmed, and is
+//! refused (409, `{"error", "count"}`) when the filter selects another
+//! number now; a blank filter (every dead letter) is refused (409) unless
+//! `"all": true` is sent, as the CLI's `--all`. The pages always send the
+//! filter the listing on screen was drawn with and the count they showed
+//! in their confirmation. Input errors (a malformed cursor, a filter with
+//! control characters) are 400 with `{"error"}`; a failed store call is a
+//! 500 whose cause goes to the log, never to the client.
 //! | `GET api/pending?cursor=&limit=` | deliveries not yet acknowledged |
 //! | `GET api/consumers` | the consumers of the group |
 //! | `GET api/topics?window=` | per-topic counts over the newest events |
 //! | `GET api/tail?topic=` | new events as Server-Sent Events |
+//! | `POST login`, `POST logout` | open and end a browser session (with a token) |
 //!
 //! A background task samples [`Inspect::stats`]
 //! every [`DashboardOptions::sample_every`] into a ring buffer, which the
@@ -37,11 +49,23 @@
 //! # Security
 //!
 //! - [`serve`] listens on loopback unless told otherwise, and refuses a
-//!   non-loopback address without a [`DashboardOptions::token`].
-//! - With a token, every request needs it: as `Authorization: Bearer TOKEN`,
-//!   or once as `?token=TOKEN`, which sets an `HttpOnly`, `SameSite=Strict`
-//!   session cookie (holding a per-process secret, not the token) and
-//!   redirects to the same page without the token in the address.
+//!   non-loopback address without a [`DashboardOptions::token`] of at least
+//!   128 bits (32 hex or 22 base64 characters: `openssl rand -hex 16`;
+//!   [`Error::TokenRequired`], [`Error::WeakToken`]).
+//! - With a token, every request needs it: as `Authorization: Bearer
+//!   TOKEN`, or through the login form every page shows without a session,
+//!   which posts the token (never in an address, so never in a proxy's log)
+//!   and sets an `HttpOnly`, `SameSite=Strict` session cookie holding a
+//!   random session id, not the token. A session lasts 12 hours
+//!   (`Max-Age`); "Log out" ends it on the server too; the cookie is
+//!   `Secure` with [`DashboardOptions::behind_https`], and named after the
+//!   port (`soiree_dashboard_session_9180`), so dashboards on two ports
+//!   keep their own. A link with `?token=TOKEN` still logs in once and
+//!   redirects to the same page without it.
+//! - Tokens are compared in constant time. Wrong tokens are logged (not
+//!   the guess) and throttled per client address: after 10 in a burst, one
+//!   more every 2 s; meanwhile every login from that address is refused
+//!   with 429 and `Retry-After`, and the throttling is logged once.
 //! - Without a token, requests must name a loopback host (`localhost`,
 //!   `127.0.0.1`, `[::1]`) or one allowed by [`DashboardOptions::allow_host`]:
 //!   a page on another site cannot reach the dashboard by DNS rebinding.
@@ -53,6 +77,24 @@
 //! - The token and store credentials are never logged nor rendered; stored
 //!   text (payloads, errors) is only ever inserted in the page as text, and
 //!   a strict Content-Security-Policy allows no inline script.
+//!
+//! # Bounds
+//!
+//! - A server of its own ([`bind`], [`serve`]) keeps at most
+//!   [`DashboardOptions::max_connections`] connections (128; more wait in
+//!   the listen backlog), closes a connection that has not sent a request's
+//!   headers within [`DashboardOptions::header_timeout`] (10 s; an idle
+//!   keep-alive connection as well), reads request heads of at most 64 KiB,
+//!   and gives requests in flight at shutdown at most [`DRAIN`]. A router
+//!   nested in an application gets the application server's bounds.
+//! - Listings are bounded in bytes: each payload, raw entry and error is
+//!   cut to its first 4 KiB (with `payload_bytes`/`error_bytes`, the full
+//!   size), the store is read 20 records at a time, and a page ends once
+//!   its body passes about 2 MiB, with `next` going on from there. An
+//!   event's view shows the first 256 KiB of its payload, all of it with
+//!   `?full=true`.
+//! - Every store call has 30 s; a failed one is a 500 whose cause goes to
+//!   the log, never to the client. At most 32 live tails run at once.
 //!
 //! # Examples
 //!
@@ -91,14 +133,19 @@
 //! # }
 //! ```
 
+mod actions;
 mod api;
+mod budget;
 mod pages;
 mod sampler;
 mod security;
+mod server;
+mod throttle;
+
+pub use server::{DRAIN, Server, bind, serve};
 
 use std::{
     fmt,
-    future::Future,
     net::SocketAddr,
     sync::{Arc, atomic::AtomicBool},
     time::Duration,
@@ -119,11 +166,22 @@ pub enum Error {
     /// The address is not loopback and no [`DashboardOptions::token`] was
     /// given (or it is empty).
     #[error(
-        "refusing to serve the dashboard on {addr} without a token: it is not a loopback address (set DashboardOptions::token)"
+        "refusing to serve the dashboard on {addr} without a token: it is not a loopback address; set SOIREE_DASHBOARD_TOKEN (DashboardOptions::token in code) to at least 128 random bits, e.g. the output of `openssl rand -hex 16`"
     )]
     TokenRequired {
         /// The address asked for.
         addr: SocketAddr,
+    },
+    /// The address is not loopback and the token is guessable: fewer than
+    /// 128 bits (32 hex or 22 base64 characters), or blank around.
+    #[error(
+        "refusing to serve the dashboard on {addr} with a weak token: {reason}; set SOIREE_DASHBOARD_TOKEN (DashboardOptions::token in code) to at least 128 random bits, e.g. the output of `openssl rand -hex 16`"
+    )]
+    WeakToken {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What is wrong with it (never the token itself).
+        reason: &'static str,
     },
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
@@ -134,7 +192,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The server stopped on an I/O error.
+    /// The server stopped on an I/O error (not raised today: a failed
+    /// accept is logged and retried).
     #[error("dashboard server failed: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -166,6 +225,9 @@ pub struct DashboardOptions {
     history: usize,
     topic_window: usize,
     base_path: Option<String>,
+    header_timeout: Duration,
+    max_connections: usize,
+    behind_https: bool,
 }
 
 impl Default for DashboardOptions {
@@ -177,6 +239,9 @@ impl Default for DashboardOptions {
             history: 720,
             topic_window: 1_000,
             base_path: None,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 128,
+            behind_https: false,
         }
     }
 }
@@ -190,6 +255,9 @@ impl fmt::Debug for DashboardOptions {
             .field("history", &self.history)
             .field("topic_window", &self.topic_window)
             .field("base_path", &self.base_path)
+            .field("header_timeout", &self.header_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("behind_https", &self.behind_https)
             .finish()
     }
 }
@@ -252,6 +320,35 @@ impl DashboardOptions {
         self
     }
 
+    /// How long a client has to send a request's headers (default 10 s,
+    /// 1 s to 5 min) on a server of its own ([`bind`], [`serve`]); an idle
+    /// keep-alive connection is closed after as long. A connection that
+    /// sends half a request is closed then, and frees its slot.
+    #[must_use]
+    pub fn header_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout.clamp(Duration::from_secs(1), Duration::from_secs(300));
+        self
+    }
+
+    /// How many connections a server of its own ([`bind`], [`serve`])
+    /// keeps open at once (default 128, 4 to 10,000); more wait in the
+    /// listen backlog until one closes. Keep it below the process's file
+    /// descriptor limit. Live tails take one each and are capped at 32.
+    #[must_use]
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections.clamp(4, 10_000);
+        self
+    }
+
+    /// Says that browsers reach the dashboard over HTTPS (a TLS-terminating
+    /// reverse proxy): the session cookie is then marked `Secure`, so it
+    /// is never sent over plain HTTP.
+    #[must_use]
+    pub fn behind_https(mut self, behind_https: bool) -> Self {
+        self.behind_https = behind_https;
+        self
+    }
+
     fn has_token(&self) -> bool {
         self.token.as_deref().is_some_and(|token| !token.is_empty())
     }
@@ -311,8 +408,10 @@ pub fn router(store: Arc<dyn Inspect>, options: DashboardOptions) -> Router {
         .route("/api/event/{id}", get(api::event))
         .route("/api/dead-letters", get(api::dead_letters))
         .route("/api/dead-letters/{id}", get(api::dead_letter))
-        .route("/api/replay", post(api::replay))
-        .route("/api/purge", post(api::purge))
+        .route("/logout", post(security::logout))
+        .route("/api/dead-letter-count", get(actions::count))
+        .route("/api/replay", post(actions::replay))
+        .route("/api/purge", post(actions::purge))
         .route("/api/pending", get(api::pending))
         .route("/api/consumers", get(api::consumers))
         .route("/api/topics", get(api::topics))
@@ -323,93 +422,4 @@ pub fn router(store: Arc<dyn Inspect>, options: DashboardOptions) -> Router {
             security::guard,
         ))
         .with_state(shared)
-}
-
-/// A dashboard bound to its address, not yet serving: [`bind`] it, read
-/// [`local_addr`](Self::local_addr) (port 0 picks a free one), then
-/// [`run`](Self::run) it.
-#[derive(Debug)]
-pub struct Server {
-    listener: tokio::net::TcpListener,
-    router: Router,
-    addr: SocketAddr,
-}
-
-impl Server {
-    /// The address it listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Serves until the process ends.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Serve`] on an I/O error of the listener.
-    pub async fn run(self) -> Result<()> {
-        self.run_until(std::future::pending()).await
-    }
-
-    /// Serves until `shutdown` completes, then finishes the requests in
-    /// flight (live tails are cut).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Serve`] on an I/O error of the listener.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(Error::Serve)
-    }
-}
-
-/// Binds the dashboard to `addr`, checking that a non-loopback address has
-/// a token.
-///
-/// # Errors
-///
-/// [`Error::TokenRequired`] for an address that is not loopback without a
-/// token, [`Error::Bind`] when the address cannot be bound.
-pub async fn bind(
-    store: Arc<dyn Inspect>,
-    addr: SocketAddr,
-    options: DashboardOptions,
-) -> Result<Server> {
-    if !addr.ip().is_loopback() && !options.has_token() {
-        return Err(Error::TokenRequired { addr });
-    }
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Bind { addr, source })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| Error::Bind { addr, source })?;
-    let info = store.info();
-    tracing::info!(
-        store = %info.kind,
-        location = %info.location,
-        "soiree dashboard listening on http://{local}/"
-    );
-    Ok(Server {
-        listener,
-        router: router(store, options),
-        addr: local,
-    })
-}
-
-/// Serves the dashboard on `addr` until the process ends.
-///
-/// # Errors
-///
-/// As for [`bind`], and [`Error::Serve`] when serving fails.
-pub async fn serve(
-    store: Arc<dyn Inspect>,
-    addr: SocketAddr,
-    options: DashboardOptions,
-) -> Result<()> {
-    bind(store, addr, options).await?.run().await
 }

@@ -98,7 +98,15 @@ pub(crate) async fn page(
         .replace("{{CSRF}}", &escape(&state.secrets.csrf))
         .replace("{{PAGE}}", key)
         .replace("{{TITLE}}", &escape(title))
-        .replace("{{NAV}}", &nav);
+        .replace("{{NAV}}", &nav)
+        .replace(
+            "{{LOGOUT}}",
+            if state.options.has_token() {
+                "<button type=\"button\" class=\"small\" data-action=\"logout\">Log out</button>"
+            } else {
+                ""
+            },
+        );
     Html(html).into_response()
 }
 
@@ -139,11 +147,23 @@ pub(crate) async fn not_found(uri: Uri) -> Response {
 /// A small page saying why a request was refused (no script, no stored
 /// text: only fixed messages).
 pub(crate) fn refused(status: StatusCode, why: &str) -> Response {
-    let login = if status == StatusCode::UNAUTHORIZED {
-        "<form method=\"get\"><label>Token <input type=\"password\" name=\"token\" autocomplete=\"current-password\" autofocus></label> <button type=\"submit\">Open</button></form>"
-    } else {
-        ""
-    };
+    small_page(status, why, "")
+}
+
+/// The login page: a form posting the token to `{base}login` (never in
+/// the address, so never in a proxy's log), then back to `next`.
+pub(crate) fn login(status: StatusCode, why: &str, base: &str, next: &str) -> Response {
+    let form = format!(
+        "<form method=\"post\" action=\"{}login\"><input type=\"hidden\" name=\"next\" value=\"{}\">\
+         <label>Token <input type=\"password\" name=\"token\" autocomplete=\"current-password\" autofocus></label> \
+         <button type=\"submit\">Open</button></form>",
+        escape(base),
+        escape(next)
+    );
+    small_page(status, why, &form)
+}
+
+fn small_page(status: StatusCode, why: &str, login: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>soiree dashboard</title>\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head>\
@@ -183,7 +203,7 @@ const SHELL: &str = r#"<!doctype html>
 <main>
   <header class="topbar">
     <h1>{{TITLE}}</h1>
-    <div class="topbar-right"><span id="status" class="status-pill">loading…</span></div>
+    <div class="topbar-right"><span id="status" class="status-pill">loading…</span>{{LOGOUT}}</div>
   </header>
   <div id="content" class="content"><noscript>The dashboard needs JavaScript.</noscript></div>
 </main>

@@ -1,38 +1,91 @@
-//! Who may read and who may change: the token, the session cookie, the
-//! CSRF token, the Host and Origin checks, and the headers every response
-//! carries.
+//! Who may read and who may change: the token, the login and its session
+//! cookie, the CSRF token, the Host and Origin checks, and the headers
+//! every response carries.
 
-use std::sync::atomic::Ordering;
+use std::{
+    collections::HashSet,
+    net::{IpAddr, SocketAddr},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use axum::{
-    extract::{OriginalUri, Request, State},
+    extract::{ConnectInfo, OriginalUri, Request, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use subtle::ConstantTimeEq;
 
-use crate::{pages, sampler};
+use crate::{
+    pages, sampler,
+    throttle::{Throttle, Verdict},
+};
 
 /// The header holding the CSRF token on state-changing requests.
 pub(crate) const CSRF_HEADER: &str = "x-soiree-csrf";
-/// The session cookie set after a `?token=` login.
-pub(crate) const SESSION_COOKIE: &str = "soiree_dashboard_session";
+/// The session cookie's name, followed by `_PORT` when the Host names a
+/// port: dashboards on two ports of one host keep their own sessions.
+const SESSION_COOKIE: &str = "soiree_dashboard_session";
+/// How long a login lasts.
+pub(crate) const SESSION_MAX_AGE: Duration = Duration::from_secs(12 * 60 * 60);
+/// Sessions open at once; the oldest is closed past it.
+const MAX_SESSIONS: usize = 256;
+/// The largest login form read.
+const MAX_LOGIN_FORM: usize = 4 * 1024;
 
-/// Per-process random secrets.
+/// Per-process secrets and the open sessions.
 pub(crate) struct Secrets {
     /// Carried by the pages, required on POST.
     pub(crate) csrf: String,
-    /// The value of the session cookie: not the token, so the browser never
-    /// stores the token itself.
-    pub(crate) session: String,
+    /// Random session ids, each opened by a login, with when it was opened:
+    /// the browser never stores the token itself, and a logout ends one.
+    sessions: Mutex<Vec<(String, Instant)>>,
+    pub(crate) throttle: Throttle,
 }
 
 impl Secrets {
     pub(crate) fn generate() -> Self {
         Self {
             csrf: random_hex(),
-            session: random_hex(),
+            sessions: Mutex::new(Vec::new()),
+            throttle: Throttle::default(),
         }
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, Vec<(String, Instant)>> {
+        // Every statement leaves the list consistent.
+        self.sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A new session's id.
+    fn open_session(&self) -> String {
+        let id = random_hex();
+        let mut sessions = self.sessions();
+        sessions.retain(|(_, opened)| opened.elapsed() < SESSION_MAX_AGE);
+        if sessions.len() >= MAX_SESSIONS {
+            sessions.remove(0);
+        }
+        sessions.push((id.clone(), Instant::now()));
+        id
+    }
+
+    /// Whether `given` is an open session (compared with each in constant
+    /// time).
+    fn session_open(&self, given: &str) -> bool {
+        self.sessions()
+            .iter()
+            .filter(|(_, opened)| opened.elapsed() < SESSION_MAX_AGE)
+            .fold(false, |found, (id, _)| {
+                found | same_secret(given.as_bytes(), id.as_bytes())
+            })
+    }
+
+    fn close_session(&self, given: &str) {
+        self.sessions()
+            .retain(|(id, _)| !same_secret(given.as_bytes(), id.as_bytes()));
     }
 }
 
@@ -44,14 +97,39 @@ fn random_hex() -> String {
 
 /// Compares secrets in time independent of where they differ.
 pub(crate) fn same_secret(given: &[u8], expected: &[u8]) -> bool {
-    if given.len() != expected.len() {
-        return false;
+    given.ct_eq(expected).into()
+}
+
+/// Why a token is too weak to guard a dashboard off loopback, if it is:
+/// fewer than 128 bits by the size of its alphabet and its length (32 hex
+/// characters, 22 base64 characters), too few distinct characters, or white
+/// space around it (a stray space from a shell or a file).
+pub(crate) fn token_weakness(token: &str) -> Option<&'static str> {
+    if token.trim() != token {
+        return Some("it begins or ends with white space");
     }
-    given
-        .iter()
-        .zip(expected)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0
+    let alphabet: f64 = if token.bytes().all(|b| b.is_ascii_digit()) {
+        10.0
+    } else if token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        16.0
+    } else if token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"+/=-_".contains(&b))
+    {
+        64.0
+    } else {
+        95.0
+    };
+    let bits = token.chars().count() as f64 * alphabet.log2();
+    if bits < 128.0 {
+        return Some(
+            "it holds fewer than 128 bits: use at least 32 hex characters or 22 base64 characters",
+        );
+    }
+    if token.chars().collect::<HashSet<_>>().len() < 8 {
+        return Some("it repeats too few distinct characters to be random");
+    }
+    None
 }
 
 /// Checks every request, then adds the security headers to its response.
@@ -60,12 +138,12 @@ pub(crate) async fn guard(
     request: Request,
     next: Next,
 ) -> Response {
-    if !state.sampling.load(Ordering::Relaxed) {
+    if !state.sampling.load(std::sync::atomic::Ordering::Relaxed) {
         sampler::start(&state);
     }
-    let mut response = match check(&state, &request) {
-        None => next.run(request).await,
-        Some(refused) => refused,
+    let mut response = match check(&state, request).await {
+        Ok(request) => next.run(request).await,
+        Err(refused) => refused,
     };
     let headers = response.headers_mut();
     // A page that set its own policy keeps it.
@@ -89,53 +167,258 @@ pub(crate) async fn guard(
     response
 }
 
-/// The response refusing the request, if it is refused.
-fn check(state: &crate::State, request: &Request) -> Option<Response> {
+/// How a request presents the token.
+enum Attempt {
+    Bearer(String),
+    /// `?token=` on a GET: a link with the token, accepted once.
+    Query(String),
+    /// The login form, posted.
+    Form,
+}
+
+const NEEDS_TOKEN: &str =
+    "this dashboard needs its token: enter it below, or send Authorization: Bearer TOKEN";
+
+/// The request, or the response refusing it.
+async fn check(state: &crate::State, request: Request) -> Result<Request, Response> {
     let options = &state.options;
-    let headers = request.headers();
     let api = request.uri().path().starts_with("/api/");
-    let bearer = bearer(headers);
     if options.has_token() {
-        let token = options.token.as_deref().unwrap_or_default().as_bytes();
-        match bearer {
-            Some(given) if same_secret(given.as_bytes(), token) => {
+        let attempt = if let Some(given) = bearer(request.headers()) {
+            Some(Attempt::Bearer(given.to_owned()))
+        } else if let Some(given) = query_token(&request)
+            && matches!(*request.method(), Method::GET | Method::HEAD)
+        {
+            Some(Attempt::Query(given))
+        } else if request.method() == Method::POST && request.uri().path() == "/login" {
+            Some(Attempt::Form)
+        } else {
+            None
+        };
+        if let Some(attempt) = attempt {
+            let peer = request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip());
+            if let Some(refused) = throttled(state, peer, api) {
+                return Err(refused);
+            }
+            let token = options.token.as_deref().unwrap_or_default().as_bytes();
+            return match attempt {
                 // Browsers never add an Authorization header by themselves:
                 // no CSRF check is needed.
-                return None;
-            }
-            Some(_) => return Some(refuse(api, StatusCode::UNAUTHORIZED, "invalid token")),
-            None => {}
+                Attempt::Bearer(given) if same_secret(given.as_bytes(), token) => Ok(request),
+                Attempt::Bearer(_) => {
+                    wrong_token(state, peer);
+                    Err(refuse(api, StatusCode::UNAUTHORIZED, "invalid token"))
+                }
+                Attempt::Query(given) if same_secret(given.as_bytes(), token) => {
+                    let location = without_token(&original_uri(&request));
+                    Err(logged_in(state, &request, &location))
+                }
+                Attempt::Query(_) => {
+                    wrong_token(state, peer);
+                    Err(if api {
+                        refuse(true, StatusCode::UNAUTHORIZED, "invalid token")
+                    } else {
+                        login_page(state, &request, "wrong token: try again")
+                    })
+                }
+                Attempt::Form => Err(form_login(state, request, peer).await),
+            };
         }
-        if let Some(given) = query_token(request)
-            && request.method() == Method::GET
-        {
-            return Some(if same_secret(given.as_bytes(), token) {
-                login(state, request)
+        let session = cookie(request.headers(), &cookie_name(request.headers()));
+        if !session.is_some_and(|s| state.secrets.session_open(s)) {
+            return Err(if api {
+                refuse(true, StatusCode::UNAUTHORIZED, NEEDS_TOKEN)
             } else {
-                refuse(api, StatusCode::UNAUTHORIZED, "invalid token")
+                login_page(state, &request, NEEDS_TOKEN)
             });
         }
-        let session = cookie(headers, SESSION_COOKIE);
-        if !session.is_some_and(|s| same_secret(s.as_bytes(), state.secrets.session.as_bytes())) {
-            return Some(refuse(
-                api,
-                StatusCode::UNAUTHORIZED,
-                "this dashboard needs its token: open it with ?token=TOKEN or send Authorization: Bearer TOKEN",
-            ));
-        }
-    } else if !host_allowed(headers, &options.allowed_hosts) {
-        return Some(refuse(
+    } else if !host_allowed(request.headers(), &options.allowed_hosts) {
+        return Err(refuse(
             api,
             StatusCode::FORBIDDEN,
             "host not allowed: open the dashboard on a loopback address, or allow this host (DashboardOptions::allow_host)",
         ));
     }
     if !matches!(*request.method(), Method::GET | Method::HEAD)
-        && let Err(why) = check_csrf(state, headers)
+        && let Err(why) = check_csrf(state, request.headers())
     {
-        return Some(refuse(api, StatusCode::FORBIDDEN, why));
+        return Err(refuse(api, StatusCode::FORBIDDEN, why));
     }
-    None
+    Ok(request)
+}
+
+/// The refusal of an attempt from `peer` while its failed logins are
+/// throttled, logged once per throttling.
+fn throttled(state: &crate::State, peer: Option<IpAddr>, api: bool) -> Option<Response> {
+    let Verdict::Refused { retry_after, first } = state.secrets.throttle.check(peer) else {
+        return None;
+    };
+    if first {
+        tracing::warn!(
+            peer = %peer_text(peer),
+            "dashboard: too many wrong tokens from this address; refusing its logins for a while"
+        );
+    }
+    let mut response = refuse(
+        api,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many wrong tokens: wait, then try again",
+    );
+    if let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    Some(response)
+}
+
+fn wrong_token(state: &crate::State, peer: Option<IpAddr>) {
+    state.secrets.throttle.failed(peer);
+    tracing::warn!(peer = %peer_text(peer), "dashboard: a wrong token was presented");
+}
+
+fn peer_text(peer: Option<IpAddr>) -> String {
+    peer.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
+
+/// The posted login form: `token`, and `next`, the page to go back to.
+async fn form_login(state: &crate::State, request: Request, peer: Option<IpAddr>) -> Response {
+    let base = pages::base_path(&state.options, &request);
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_LOGIN_FORM).await else {
+        return pages::refused(StatusCode::PAYLOAD_TOO_LARGE, "the login form is too large");
+    };
+    let form = String::from_utf8_lossy(&body);
+    let mut given = String::new();
+    let mut next = base.clone();
+    for (key, value) in query_pairs(&form) {
+        match key.as_str() {
+            "token" => given = value,
+            "next" if is_local_path(&value) => next = without_token(&value),
+            _ => {}
+        }
+    }
+    let token = state.options.token.as_deref().unwrap_or_default();
+    let request = Request::from_parts(parts, axum::body::Body::empty());
+    if !same_secret(given.as_bytes(), token.as_bytes()) {
+        wrong_token(state, peer);
+        return pages::login(
+            StatusCode::UNAUTHORIZED,
+            "wrong token: try again",
+            &base,
+            &next,
+        );
+    }
+    logged_in(state, &request, &next)
+}
+
+/// Whether `path` is a path on this server (never `//host` nor a scheme).
+fn is_local_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && !path.chars().any(char::is_control)
+}
+
+/// The address the browser asked for (the router may be nested).
+fn original_uri(request: &Request) -> String {
+    let uri = request
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| request.uri().clone(), |uri| uri.0.clone());
+    match uri.query() {
+        Some(query) => format!("{}?{query}", uri.path()),
+        None => uri.path().to_owned(),
+    }
+}
+
+/// `address` without its `token` parameter (however its name is
+/// encoded), and never `//host`.
+fn without_token(address: &str) -> String {
+    let (path, query) = address.split_once('?').unwrap_or((address, ""));
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split('=').next().unwrap_or_default();
+            !pair.is_empty() && percent_decode(key) != "token"
+        })
+        .collect();
+    let path = format!("/{}", path.trim_start_matches('/'));
+    if kept.is_empty() {
+        path
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    }
+}
+
+/// Opens a session: sets its cookie and redirects to `location`.
+fn logged_in(state: &crate::State, request: &Request, location: &str) -> Response {
+    let session = state.secrets.open_session();
+    let cookie = session_cookie(state, request, &session, SESSION_MAX_AGE.as_secs());
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        headers.insert(header::SET_COOKIE, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(location) {
+        headers.insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// The `Set-Cookie` value of a session (`max_age` 0 deletes it).
+fn session_cookie(state: &crate::State, request: &Request, value: &str, max_age: u64) -> String {
+    let base = pages::base_path(&state.options, request);
+    let path = match base.trim_end_matches('/') {
+        "" => "/",
+        path => path,
+    };
+    let secure = if state.options.behind_https {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}",
+        cookie_name(request.headers())
+    )
+}
+
+/// `POST logout`: ends this browser's session.
+pub(crate) async fn logout(State(state): State<crate::State>, request: Request) -> Response {
+    if let Some(session) = cookie(request.headers(), &cookie_name(request.headers())) {
+        state.secrets.close_session(session);
+    }
+    let cookie = session_cookie(&state, &request, "", 0);
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// The session cookie's name for this Host: one per port.
+fn cookie_name(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let port = host
+        .rsplit_once(':')
+        .map(|(_, port)| port)
+        .filter(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+    match port {
+        Some(port) => format!("{SESSION_COOKIE}_{port}"),
+        None => SESSION_COOKIE.to_owned(),
+    }
+}
+
+/// The login page in answer to a page request without a session.
+fn login_page(state: &crate::State, request: &Request, why: &str) -> Response {
+    let base = pages::base_path(&state.options, request);
+    let next = without_token(&original_uri(request));
+    pages::login(StatusCode::UNAUTHORIZED, why, &base, &next)
 }
 
 fn check_csrf(state: &crate::State, headers: &HeaderMap) -> Result<(), &'static str> {
@@ -185,6 +468,7 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
 }
 
 fn query_token(request: &Request) -> Option<String> {
+    // `%74oken` is `token` too: keys are decoded.
     query_pairs(request.uri().query()?)
         .find(|(key, _)| key == "token")
         .map(|(_, value)| value)
@@ -225,52 +509,6 @@ fn percent_decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A valid `?token=`: sets the session cookie and redirects to the same
-/// address without the token.
-fn login(state: &crate::State, request: &Request) -> Response {
-    let original = request
-        .extensions()
-        .get::<OriginalUri>()
-        .map_or_else(|| request.uri().clone(), |uri| uri.0.clone());
-    let query: Vec<String> = original
-        .query()
-        .map(|query| {
-            query
-                .split('&')
-                .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some("token"))
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    // Never `//host`: a redirect stays on this server.
-    let path = format!("/{}", original.path().trim_start_matches('/'));
-    let location = if query.is_empty() {
-        path
-    } else {
-        format!("{path}?{}", query.join("&"))
-    };
-    let base = pages::base_path(&state.options, request);
-    let cookie_path = base.trim_end_matches('/');
-    let cookie_path = if cookie_path.is_empty() {
-        "/"
-    } else {
-        cookie_path
-    };
-    let cookie = format!(
-        "{SESSION_COOKIE}={}; Path={cookie_path}; HttpOnly; SameSite=Strict",
-        state.secrets.session
-    );
-    let mut response = StatusCode::SEE_OTHER.into_response();
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        headers.insert(header::SET_COOKIE, value);
-    }
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        headers.insert(header::LOCATION, value);
-    }
-    response
 }
 
 fn refuse(api: bool, status: StatusCode, why: &'static str) -> Response {
@@ -342,5 +580,35 @@ mod tests {
         assert!(same_secret(b"abc", b"abc"));
         assert!(!same_secret(b"abd", b"abc"));
         assert!(!same_secret(b"ab", b"abc"));
+    }
+
+    #[test]
+    fn weak_tokens_are_named() {
+        for weak in [
+            "a",
+            " ",
+            "0123456789abcdef0123456789abcde",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            " 0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(token_weakness(weak).is_some(), "{weak:?}");
+        }
+        for strong in [
+            "0123456789abcdef0123456789abcdef",
+            "Zm9vYmFyYmF6cXV4MTIzNDU2",
+            "correct horse battery staple",
+        ] {
+            assert_eq!(token_weakness(strong), None, "{strong:?}");
+        }
+    }
+
+    #[test]
+    fn the_token_is_stripped_however_encoded() {
+        assert_eq!(
+            without_token("/dead-letters?topic=a&token=x"),
+            "/dead-letters?topic=a"
+        );
+        assert_eq!(without_token("/?%74oken=x"), "/");
+        assert_eq!(without_token("//evil.example/?token=x"), "/evil.example/");
     }
 }

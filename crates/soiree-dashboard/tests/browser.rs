@@ -250,6 +250,66 @@ async fn no_injection(client: &Client) {
     assert_eq!(pwned, json!([false, 0]), "stored markup ran or was parsed");
 }
 
+/// Waits for the page's confirmation dialog, checks it names `count`, and
+/// confirms; returns the dialog's text.
+async fn confirm(client: &Client, count: usize) -> String {
+    let shown = until(
+        client,
+        "the confirmation dialog",
+        "const d = document.querySelector('dialog[open][data-confirm]');\
+         return d && [d.dataset.count, d.textContent]",
+    )
+    .await;
+    assert_eq!(shown[0], json!(count.to_string()), "{shown}");
+    let text = shown[1].as_str().unwrap().to_owned();
+    let noun = if count == 1 {
+        "dead letter"
+    } else {
+        "dead letters"
+    };
+    assert!(
+        text.contains(&format!("{count} {noun}")) || text.contains(&format!("{count} event")),
+        "the dialog names the count: {text}"
+    );
+    click(client, "[data-confirm-go]").await;
+    until(
+        client,
+        "the dialog closes",
+        "return !document.querySelector('dialog[open]')",
+    )
+    .await;
+    text
+}
+
+async fn click(client: &Client, css: &str) {
+    let element = within("finding a button", client.find(Locator::Css(css)))
+        .await
+        .unwrap_or_else(|err| panic!("no {css}: {err}"));
+    within("clicking", element.click())
+        .await
+        .unwrap_or_else(|err| panic!("cannot click {css}: {err}"));
+}
+
+/// The number the dead-letter page shows as matching its filter, once
+/// counted.
+async fn shown_count(client: &Client, expected: usize) {
+    until(
+        client,
+        "the matching count",
+        &format!(
+            "return document.getElementById('dead-letter-count').dataset.count === '{expected}'"
+        ),
+    )
+    .await;
+}
+
+async fn dead_letter_count(store: &dyn Inspect) -> usize {
+    within("reading the stats", store.stats())
+        .await
+        .expect("stats")
+        .dead_letters as usize
+}
+
 // ------------------------------------------------------------------ the run
 
 /// Traffic while the sampler runs, for the chart: waves of events, some
@@ -420,6 +480,7 @@ async fn exercise(name: &str, events: Arc<dyn EventStore>, store: Arc<dyn Inspec
     within("clicking replay", button.click())
         .await
         .expect("click");
+    confirm(&client, 1).await;
     until(
         &client,
         "the replayed row leaves the table",
@@ -699,4 +760,163 @@ async fn dashboard_in_a_browser_postgres() {
         .expect("a PostgreSQL store"),
     );
     exercise("postgres", store.clone(), store).await;
+}
+
+/// Replay and purge act on what the operator saw: the filter applied (not
+/// what is typed in the box), the count confirmed in a dialog; a selection
+/// does not survive a filter change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destructive_actions_act_on_what_was_shown() {
+    let Some((driver, chromium)) = ChromeDriver::start_or_skip() else {
+        return;
+    };
+    let store = Arc::new(MemoryStore::queue());
+    let fixture = support::populate(store.clone(), store.clone()).await;
+    let inspect = fixture.store.clone();
+    let server = soiree_dashboard::bind(
+        inspect.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        DashboardOptions::default(),
+    )
+    .await
+    .expect("the dashboard binds");
+    let base = format!("http://{}/", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.run_until(async {
+        let _ = stopped.await;
+    }));
+    let client = browser(&driver, &chromium).await;
+
+    // A selection is cleared when another filter is applied.
+    open(&client, &format!("{base}dead-letters?topic=invoice.*")).await;
+    shown_count(&client, support::INVOICES).await;
+    click(&client, "tr[data-dead-letter] input[type=checkbox]").await;
+    until(
+        &client,
+        "one row selected",
+        "return document.getElementById('selection-info').dataset.selected === '1'",
+    )
+    .await;
+    let topic = within(
+        "the topic box",
+        client.find(Locator::Css("input[aria-label='topic']")),
+    )
+    .await
+    .unwrap();
+    within("clearing the box", topic.clear()).await.unwrap();
+    within("typing a topic", topic.send_keys("probe.*\n"))
+        .await
+        .unwrap();
+    shown_count(&client, support::PROBES).await;
+    let selection = until(
+        &client,
+        "the selection cleared",
+        "const info = document.getElementById('selection-info');\
+         return info.dataset.selected === '0' && [info.textContent, \
+         document.querySelector('[data-action=replay-selected]').disabled]",
+    )
+    .await;
+    assert_eq!(selection, json!(["", true]));
+
+    // The box cleared but Filter not pressed: "Purge all matching" purges
+    // the one probe on screen, not every dead letter.
+    within("clearing the box", topic.clear()).await.unwrap();
+    click(&client, "[data-action='purge-all']").await;
+    let text = confirm(&client, support::PROBES).await;
+    assert!(
+        text.contains("probe.*"),
+        "the dialog names the filter: {text}"
+    );
+    within("the probe is purged", async {
+        while dead_letter_count(inspect.as_ref()).await != support::INVOICES {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    shown_count(&client, 0).await;
+    assert!(
+        support::dead_letter_of(inspect.as_ref(), &fixture.invoice_ids[0])
+            .await
+            .is_some(),
+        "the invoices stay"
+    );
+
+    // The count changed behind the page: the server refuses, nothing is
+    // replayed, the page shows the new count.
+    open(&client, &format!("{base}dead-letters")).await;
+    shown_count(&client, support::INVOICES).await;
+    let mut emission = fixture.bus.emit(
+        "probe.markup",
+        json!({ "note": "a new failure while the page is open" }),
+    );
+    within("the probe is persisted", emission.persisted())
+        .await
+        .unwrap();
+    within("the new probe is dead-lettered", async {
+        while dead_letter_count(inspect.as_ref()).await != support::INVOICES + 1 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    click(&client, "[data-action='replay-all']").await;
+    let text = confirm(&client, support::INVOICES).await;
+    assert!(text.contains("Every dead letter"), "{text}");
+    let toast = until(
+        &client,
+        "the refusal is shown",
+        "const t = document.querySelector('.toast.bad'); return t && t.textContent",
+    )
+    .await;
+    assert!(
+        toast.as_str().unwrap().contains("selection changed"),
+        "{toast}"
+    );
+    shown_count(&client, support::INVOICES + 1).await;
+    until(
+        &client,
+        "the listing shows the new letter",
+        &format!(
+            "return document.querySelectorAll('tr[data-dead-letter]').length === {}",
+            support::INVOICES + 1
+        ),
+    )
+    .await;
+    assert_eq!(
+        dead_letter_count(inspect.as_ref()).await,
+        support::INVOICES + 1,
+        "nothing was replayed"
+    );
+    // Cancelling a confirmation does nothing.
+    click(&client, "tr[data-dead-letter] button[data-action='purge']").await;
+    until(
+        &client,
+        "the confirmation dialog",
+        "return document.querySelector('dialog[open][data-confirm]') !== null",
+    )
+    .await;
+    click(&client, "[data-confirm-cancel]").await;
+    until(
+        &client,
+        "the dialog closes",
+        "return !document.querySelector('dialog[open]')",
+    )
+    .await;
+    assert_eq!(
+        dead_letter_count(inspect.as_ref()).await,
+        support::INVOICES + 1
+    );
+    screenshot(&client, "memory-confirm").await;
+
+    within("the browser closes", client.close())
+        .await
+        .expect("close");
+    let _ = stop.send(());
+    within("the server stops", serving)
+        .await
+        .expect("server task")
+        .expect("server");
+    within("the bus closes", fixture.bus.close())
+        .await
+        .expect("bus closes");
+    drop(driver);
 }

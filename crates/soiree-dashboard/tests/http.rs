@@ -543,3 +543,90 @@ async fn the_api_reports_what_the_store_holds() {
     );
     fixture.bus.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selection_by_filter_acts_only_on_what_was_confirmed() {
+    let fixture = fixture().await;
+    let router = soiree_dashboard::router(fixture.store.clone(), DashboardOptions::default());
+    let token = csrf(&router, None).await;
+    let purge = |body: Value| {
+        post("/api/purge")
+            .header("x-soiree-csrf", &token)
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+
+    // What a confirmation shows.
+    let count = send(
+        &router,
+        get("/api/dead-letter-count?topic=invoice.*")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(count.status, StatusCode::OK, "{}", count.body);
+    assert_eq!(
+        count.json(),
+        serde_json::json!({ "count": support::INVOICES, "complete": true })
+    );
+
+    // A blank filter (spaces) is every dead letter: refused without "all".
+    for filter in [
+        serde_json::json!({ "topic": "   " }),
+        serde_json::json!({}),
+        serde_json::json!({ "topic": "", "event_id": " " }),
+    ] {
+        let reply = send(&router, purge(serde_json::json!({ "filter": filter }))).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CONFLICT,
+            "{filter}: {}",
+            reply.body
+        );
+        assert!(reply.json()["error"].as_str().unwrap().contains("\"all\""));
+    }
+    assert_eq!(
+        fixture.store.stats().await.unwrap().dead_letters as usize,
+        DEAD_LETTERS
+    );
+
+    // A count that no longer matches is refused, with the count now.
+    let reply = send(
+        &router,
+        purge(serde_json::json!({ "filter": { "topic": "invoice.*" }, "expected": 2 })),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
+    assert_eq!(reply.json()["count"], support::INVOICES as u64);
+    assert!(
+        reply.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("selection changed")
+    );
+    assert_eq!(
+        fixture.store.stats().await.unwrap().dead_letters as usize,
+        DEAD_LETTERS,
+        "nothing was purged"
+    );
+
+    // The confirmed count acts.
+    let reply = send(
+        &router,
+        purge(serde_json::json!({ "filter": { "topic": "probe.*" }, "expected": support::PROBES })),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.json()["purged"], support::PROBES as u64);
+
+    // "all" with the count shown purges every one.
+    let reply = send(
+        &router,
+        purge(serde_json::json!({ "filter": {}, "all": true, "expected": support::INVOICES })),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.json()["purged"], support::INVOICES as u64);
+    assert_eq!(fixture.store.stats().await.unwrap().dead_letters, 0);
+    fixture.bus.close().await.unwrap();
+}

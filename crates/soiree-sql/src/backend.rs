@@ -420,6 +420,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn result_rows(&self, scan: &Scan) -> Result<Vec<Row<StoredResult>>>;
     /// The store's counts, in one statement.
     async fn counts(&self) -> Result<Counts>;
+    /// Each topic with its count among the newest `window` rows of the
+    /// log, in one statement.
+    async fn topic_counts(&self, window: usize) -> Result<Vec<(String, i64)>>;
     /// The group's live leases, then its claimed retry rows, after (or,
     /// newest first, before) `after` (`(0, id)` a lease, `(1, id)` a retry
     /// row), at most `limit`.

@@ -124,6 +124,18 @@ impl<B: Backend> Core<B> {
         .await
     }
 
+    /// Per-topic counts of the newest `window` rows of the log, counted by
+    /// the database (rows that are not events count under their topic).
+    pub(crate) async fn topic_counts(&self, window: usize) -> Result<soiree::inspect::TopicCounts> {
+        let counts = self.backend.topic_counts(window).await?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        let scanned = counts.iter().map(|(_, n)| count(*n)).sum();
+        Ok(soiree::inspect::TopicCounts::new(
+            scanned,
+            counts.into_iter().map(|(topic, n)| (topic, count(n))),
+        ))
+    }
+
     /// One dead letter of the group by id (an indexed read).
     pub(crate) async fn dead_letter_by_id(&self, id: &str) -> Result<Option<soiree::DeadLetter>> {
         let Some(before) = id.parse::<i64>().ok().and_then(|id| id.checked_sub(1)) else {
@@ -231,22 +243,13 @@ impl<B: Backend> Core<B> {
     ) -> Result<Option<Vec<i64>>> {
         match selection {
             DeadLetterSelection::Ids(ids) => {
-                let mut chosen = Vec::with_capacity(ids.len());
-                for id in ids {
-                    // An id that is not a number names no letter of this store.
-                    let Ok(number) = id.parse::<i64>() else {
-                        continue;
-                    };
-                    if replayable {
-                        match self.dead_letter_by_id(id).await? {
-                            Some(letter) if letter.event.is_some() => {}
-                            _ => continue,
-                        }
-                    }
-                    chosen.push(number);
-                }
+                // An id that is not a number names no letter of this store.
+                let mut chosen: Vec<i64> = ids.iter().filter_map(|id| id.parse().ok()).collect();
                 chosen.sort_unstable();
                 chosen.dedup();
+                if replayable {
+                    chosen = self.holding_events(&chosen).await?;
+                }
                 Ok(Some(chosen))
             }
             DeadLetterSelection::Matching(filter) if filter.is_empty() && !replayable => Ok(None),
@@ -273,6 +276,40 @@ impl<B: Backend> Core<B> {
                 "a dead-letter selection this version does not know".into(),
             )),
         }
+    }
+
+    /// The letters among `ids` (sorted, distinct) that hold an event: one
+    /// statement per run of ids spanning fewer than [`CHUNK`] row ids,
+    /// reading at most that many rows, instead of one per id.
+    async fn holding_events(&self, ids: &[i64]) -> Result<Vec<i64>> {
+        let mut holding = Vec::with_capacity(ids.len());
+        let mut rest = ids;
+        while let Some(&first) = rest.first() {
+            let span = rest
+                .iter()
+                .take_while(|&&id| id.saturating_sub(first) < CHUNK as i64)
+                .count();
+            let (run, tail) = rest.split_at(span);
+            rest = tail;
+            let (Some(before), Some(&last)) = (first.checked_sub(1), run.last()) else {
+                continue;
+            };
+            let rows = self
+                .backend
+                .dead_letters(&Scan {
+                    cursor: Some(before),
+                    limit: usize::try_from(last - first + 1).unwrap_or(CHUNK),
+                    ..Scan::default()
+                })
+                .await?;
+            holding.extend(
+                rows.iter()
+                    .filter(|letter| run.binary_search(&letter.id).is_ok())
+                    .filter(|letter| letter.event().is_some())
+                    .map(|letter| letter.id),
+            );
+        }
+        Ok(holding)
     }
 
     /// Delivers the newest stored event with this id to the group again,
@@ -485,6 +522,13 @@ macro_rules! inspect_trait {
                 query: &soiree::Query,
             ) -> soiree::Result<soiree::Page<soiree::DeadLetter>> {
                 Ok(self.core().dead_letter_records(query).await?)
+            }
+
+            async fn topic_counts(
+                &self,
+                window: usize,
+            ) -> soiree::Result<soiree::inspect::TopicCounts> {
+                Ok(self.core().topic_counts(window).await?)
             }
 
             async fn dead_letter(&self, id: &str) -> soiree::Result<Option<soiree::DeadLetter>> {

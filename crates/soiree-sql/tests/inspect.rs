@@ -613,6 +613,40 @@ async fn run_all(fresh: Factory, kind: &str) {
     replay_and_purge_dead_letters(fresh().await).await;
     replay_an_event_from_the_log(fresh().await).await;
     tail_follows_new_events(fresh().await).await;
+    topic_counts_of_the_newest_events(fresh().await).await;
+}
+
+/// Per-topic counts of the newest events, as the database counts them.
+async fn topic_counts_of_the_newest_events(store: Arc<dyn TestStore>) {
+    let mut events = Vec::new();
+    for i in 0..5 {
+        events.push(("order.paid", format!("old-{i}")));
+    }
+    for i in 0..3 {
+        events.push(("user.created", format!("user-{i}")));
+        events.push(("order.paid", format!("order-{i}")));
+    }
+    events.push(("invoice.sent", "invoice-0".to_owned()));
+    save(&store, &events).await;
+    let inspect = inspect(&store);
+    // The newest 7: invoice, then three (order, user) pairs.
+    let counts = within(LIMIT, "topic counts", inspect.topic_counts(7))
+        .await
+        .unwrap();
+    assert_eq!(counts.scanned, 7);
+    assert_eq!(
+        counts.topics,
+        vec![
+            ("order.paid".to_owned(), 3),
+            ("user.created".to_owned(), 3),
+            ("invoice.sent".to_owned(), 1),
+        ]
+    );
+    let all = within(LIMIT, "topic counts", inspect.topic_counts(1_000))
+        .await
+        .unwrap();
+    assert_eq!(all.scanned, events.len() as u64);
+    assert_eq!(all.topics[0], ("order.paid".to_owned(), 8));
 }
 
 #[cfg(feature = "sqlite")]

@@ -25,6 +25,7 @@ pub(crate) struct Statements {
     pending_asc: SqlStr,
     pending_desc: SqlStr,
     consumers: SqlStr,
+    topic_counts: SqlStr,
     retry_event: SqlStr,
     retry_dead_copy: SqlStr,
     replay_dead_ids: SqlStr,
@@ -203,6 +204,9 @@ impl Statements {
                 "SELECT * FROM ({PENDING}) p WHERE (kind, id) < ($3, $4) \
                  ORDER BY kind DESC, id DESC LIMIT $5"
             )),
+            topic_counts: q("SELECT topic, count(*) FROM \
+                 (SELECT topic FROM soiree_events ORDER BY id DESC LIMIT $1) AS newest \
+                 GROUP BY topic"),
             consumers: q(&format!(
                 "SELECT consumer, sum(events)::bigint, min(idle_ms) FROM ({PENDING}) p \
                  GROUP BY consumer ORDER BY consumer"
@@ -978,6 +982,13 @@ impl Backend for PgBackend {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(ListingRow::pending_row).collect()
+    }
+
+    async fn topic_counts(&self, window: usize) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(self.sql.topic_counts.clone())
+            .bind(i64::try_from(window).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn consumers(&self) -> Result<Vec<ConsumerRow>> {

@@ -779,6 +779,17 @@ impl Backend for SqliteBackend {
         rows.iter().map(ListingRow::pending_row).collect()
     }
 
+    async fn topic_counts(&self, window: usize) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT topic, count(*) FROM \
+               (SELECT topic FROM soiree_events ORDER BY id DESC LIMIT ?1) \
+             GROUP BY topic",
+        )
+        .bind(i64::try_from(window).unwrap_or(i64::MAX))
+        .fetch_all(&self.readers)
+        .await?)
+    }
+
     async fn consumers(&self) -> Result<Vec<ConsumerRow>> {
         let sql = format!(
             "SELECT consumer, sum(events), min(idle_ms) FROM ({PENDING}) \

@@ -222,6 +222,36 @@ impl ConsumerInfo {
     }
 }
 
+/// How many of the newest stored events each topic has
+/// ([`Inspect::topic_counts`](super::Inspect::topic_counts)).
+///
+/// # Examples
+///
+/// ```
+/// use soiree::inspect::TopicCounts;
+///
+/// let counts = TopicCounts::new(3, [("b".to_owned(), 1), ("a".to_owned(), 2)]);
+/// assert_eq!(counts.topics[0], ("a".to_owned(), 2));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TopicCounts {
+    /// How many events were counted: the window asked for, or fewer when
+    /// the store holds fewer.
+    pub scanned: u64,
+    /// Each topic with its count, the most frequent first, then by name.
+    pub topics: Vec<(String, u64)>,
+}
+
+impl TopicCounts {
+    /// Counts over `scanned` events, sorted most frequent first.
+    pub fn new(scanned: u64, topics: impl IntoIterator<Item = (String, u64)>) -> Self {
+        let mut topics: Vec<(String, u64)> = topics.into_iter().collect();
+        topics.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Self { scanned, topics }
+    }
+}
+
 /// What a store is, for titles and logs: never a password.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

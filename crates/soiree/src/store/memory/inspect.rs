@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use super::{Letter, MemoryStore, Stamped};
 use crate::store::inspect::{
     ConsumerInfo, DeadLetter, DeadLetterSelection, Filter, Inspect, PendingDelivery, Query, Record,
-    StoreInfo, StoreStats, event_id_text,
+    StoreInfo, StoreStats, TopicCounts, event_id_text,
 };
 use crate::store::{EventQueue, Page, StoredResult};
 use crate::{Error, Result, StoredEvent};
@@ -55,6 +55,23 @@ impl Inspect for MemoryStore {
             |stamped| query.filter.matches_event(&stamped.item, Some(stamped.at)),
         )
         .map(|page| records(page, &state.events))
+    }
+
+    async fn topic_counts(&self, window: usize) -> Result<TopicCounts> {
+        let state = self.lock();
+        let mut counts = std::collections::HashMap::<&str, u64>::new();
+        let newest = state.events.iter().rev().take(window);
+        let mut scanned = 0;
+        for stamped in newest {
+            scanned += 1;
+            *counts.entry(stamped.item.topic.as_str()).or_default() += 1;
+        }
+        Ok(TopicCounts::new(
+            scanned,
+            counts
+                .into_iter()
+                .map(|(topic, count)| (topic.to_owned(), count)),
+        ))
     }
 
     async fn results(&self, query: &Query) -> Result<Page<Record<StoredResult>>> {
