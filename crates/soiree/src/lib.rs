@@ -96,6 +96,7 @@ mod bus;
 mod context;
 mod error;
 mod event;
+pub mod limits;
 mod listener;
 mod metrics;
 pub mod mutation;
