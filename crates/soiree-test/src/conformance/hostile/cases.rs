@@ -19,7 +19,8 @@ use super::harness::{Case, Expect, Refusal, assert_store_refuses, run_cases};
 const TERMINAL_HOSTILE: &str = "\u{202e}txt.exe\u{2066}\u{85}\u{9b}31m\u{7f}\u{1b}[2J";
 
 /// [`TERMINAL_HOSTILE`] as a topic segment (no `.`, `[`).
-const TERMINAL_HOSTILE_SEGMENT: &str = "\u{202e}txt\u{2066}\u{85}\u{9b}31m\u{7f}\u{1b}]0;title\u{7}";
+const TERMINAL_HOSTILE_SEGMENT: &str =
+    "\u{202e}txt\u{2066}\u{85}\u{9b}31m\u{7f}\u{1b}]0;title\u{7}";
 
 /// `[[…["leaf"]…]]`, `depth` arrays deep.
 fn nested(depth: usize) -> Value {
