@@ -8,7 +8,7 @@
 
 use sqlx::AssertSqlSafe;
 
-use super::{MutationTrigger, quote_ident, quote_literal};
+use super::{MAX_ROW_IMAGE_LEN, MutationTrigger, PROPERTY_ROW_OMITTED, quote_ident, quote_literal};
 use crate::{Error, PostgresStore, Result};
 
 /// The triggers' names on every captured table.
@@ -34,6 +34,7 @@ DECLARE
     actor text := nullif(current_setting('soiree.actor_id', true), '');
     event_id text := gen_random_uuid()::text;
     payload jsonb;
+    properties json;
 BEGIN
     IF TG_OP = 'INSERT' THEN
         new_row := to_jsonb(NEW);
@@ -55,6 +56,17 @@ BEGIN
         changed := '[]'::jsonb;
     END IF;
     row_id := coalesce(coalesce(new_row, old_row) ->> TG_ARGV[1], '');
+    properties := json_build_object('soiree.event_id', event_id);
+    -- A row image too large for the payload limit is left out (the write
+    -- goes on); the event says so.
+    IF pg_column_size(old_row) > {row_limit} THEN
+        old_row := NULL;
+        properties := json_build_object('soiree.event_id', event_id, '{omitted}', true);
+    END IF;
+    IF pg_column_size(new_row) > {row_limit} THEN
+        new_row := NULL;
+        properties := json_build_object('soiree.event_id', event_id, '{omitted}', true);
+    END IF;
     payload := jsonb_build_object(
         'operation', op,
         'entity_type', TG_ARGV[0],
@@ -70,7 +82,7 @@ BEGIN
         payload := payload || jsonb_build_object('actor_id', actor);
     END IF;
     INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties)
-    VALUES (TG_ARGV[0], event_id, payload::json, json_build_object('soiree.event_id', event_id));
+    VALUES (TG_ARGV[0], event_id, payload::json, properties);
     IF TG_ARGV[2] = 'true' THEN
         event_id := gen_random_uuid()::text;
         INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties)
@@ -133,16 +145,23 @@ fn rows_function(schema: &str, name: &str, columns: Option<&[String]>) -> String
     };
     let deleted = rows("soiree_old_rows", "'[]'::json");
     // The mutation events of rows `c`.
+    // A row image too large for the payload limit is left out (the write
+    // goes on), and the event says so.
+    let row_limit = MAX_ROW_IMAGE_LEN;
+    let fits = format!("octet_length(c.j::text) <= {row_limit}");
     let events = |op: &str, row_key: &str| {
         format!(
             "INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties) \
              SELECT TG_ARGV[0], c.event_id, CASE WHEN actor IS NULL \
              THEN json_build_object('operation', '{op}', 'entity_type', TG_ARGV[0], \
-                 'entity_id', c.row_id, 'changed_fields', c.fields, '{row_key}', c.j) \
+                 'entity_id', c.row_id, 'changed_fields', c.fields, \
+                 '{row_key}', CASE WHEN {fits} THEN c.j END) \
              ELSE json_build_object('operation', '{op}', 'entity_type', TG_ARGV[0], \
-                 'entity_id', c.row_id, 'changed_fields', c.fields, '{row_key}', c.j, \
-                 'actor_id', actor) END, \
-             json_build_object('soiree.event_id', c.event_id) FROM c"
+                 'entity_id', c.row_id, 'changed_fields', c.fields, \
+                 '{row_key}', CASE WHEN {fits} THEN c.j END, 'actor_id', actor) END, \
+             CASE WHEN {fits} THEN json_build_object('soiree.event_id', c.event_id) \
+             ELSE json_build_object('soiree.event_id', c.event_id, '{PROPERTY_ROW_OMITTED}', true) END \
+             FROM c"
         )
     };
     // Their `mutation.detected` events.
@@ -246,7 +265,10 @@ impl PostgresStore {
         }
         let own = own_function(oid);
         for function in [
-            FUNCTION.replace("{schema}", &schema),
+            FUNCTION
+                .replace("{schema}", &schema)
+                .replace("{row_limit}", &MAX_ROW_IMAGE_LEN.to_string())
+                .replace("{omitted}", PROPERTY_ROW_OMITTED),
             rows_function(&schema, "soiree_capture_mutations", None),
             rows_function(&schema, &own, Some(&columns)),
         ] {
