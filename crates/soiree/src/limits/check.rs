@@ -78,8 +78,14 @@ pub fn check_envelope(event: &StoredEvent) -> Result<()> {
     if let Some(id) = event.id() {
         check_event_id(id)?;
     }
-    event
-        .properties
+    check_properties_keys(&event.properties)
+}
+
+/// [`check_property_key`] for every key of `properties`.
+pub(crate) fn check_properties_keys(
+    properties: &serde_json::Map<String, serde_json::Value>,
+) -> Result<()> {
+    properties
         .keys()
         .try_for_each(|key| check_property_key(key))
 }

@@ -40,9 +40,7 @@ pub fn encode_payload(payload: &Value) -> Result<String> {
 /// nests deeper than [`MAX_JSON_DEPTH`](super::MAX_JSON_DEPTH), or the whole is longer than
 /// [`MAX_PROPERTIES_LEN`] bytes.
 pub fn encode_properties(properties: &Map<String, Value>) -> Result<String> {
-    properties
-        .keys()
-        .try_for_each(|key| super::check_property_key(key))?;
+    super::check_properties_keys(properties)?;
     let mut out = Bounded::keeping(MAX_PROPERTIES_LEN);
     write_properties(&mut out, properties)?;
     out.into_string()
@@ -57,15 +55,19 @@ pub fn encode_properties(properties: &Map<String, Value>) -> Result<String> {
 /// As [`check_envelope`], [`encode_payload`] and [`encode_properties`].
 pub fn encode_event(event: &StoredEvent) -> Result<Vec<u8>> {
     check_envelope(event)?;
-    let payload = encode_payload(&event.payload)?;
-    let properties = encode_properties(&event.properties)?;
-    let mut out = Vec::with_capacity(event.topic.len() + payload.len() + properties.len() + 40);
+    // One buffer, written once: each part is counted against its limit as
+    // it is appended.
+    let mut out = Vec::with_capacity(event.topic.len() + 64);
     out.extend_from_slice(br#"{"topic":"#);
     serde_json::to_writer(&mut out, &event.topic).map_err(Error::serialization)?;
     out.extend_from_slice(br#","payload":"#);
-    out.extend_from_slice(payload.as_bytes());
+    let mut payload = Bounded::appending(out, MAX_PAYLOAD_LEN);
+    write_payload(&mut payload, &event.payload)?;
+    let mut out = payload.into_vec();
     out.extend_from_slice(br#","properties":"#);
-    out.extend_from_slice(properties.as_bytes());
+    let mut properties = Bounded::appending(out, MAX_PROPERTIES_LEN);
+    write_properties(&mut properties, &event.properties)?;
+    let mut out = properties.into_vec();
     out.push(b'}');
     Ok(out)
 }
@@ -106,9 +108,9 @@ fn write_properties(out: &mut Bounded, properties: &Map<String, Value>) -> Resul
     out.check(WHAT_PROPERTIES_LEN)
 }
 
-/// A writer that keeps at most `limit` bytes (or none) and counts them all,
-/// so that an oversized value costs no more memory than the limit and is
-/// still reported with its size.
+/// A writer that appends at most `limit` bytes to its buffer (dropping the
+/// buffer past that) and counts them all, so that an oversized value costs
+/// no more memory than the limit and is still reported with its size.
 struct Bounded {
     kept: Option<Vec<u8>>,
     len: usize,
@@ -117,8 +119,12 @@ struct Bounded {
 
 impl Bounded {
     fn keeping(limit: usize) -> Self {
+        Self::appending(Vec::new(), limit)
+    }
+
+    fn appending(buffer: Vec<u8>, limit: usize) -> Self {
         Self {
-            kept: Some(Vec::new()),
+            kept: Some(buffer),
             len: 0,
             limit,
         }
@@ -147,10 +153,15 @@ impl Bounded {
         Ok(())
     }
 
+    /// The buffer; only called after [`Bounded::check`] passed, so it was
+    /// kept whole.
+    fn into_vec(self) -> Vec<u8> {
+        self.kept.unwrap_or_default()
+    }
+
     fn into_string(self) -> Result<String> {
-        let kept = self.kept.unwrap_or_default();
         // serde_json writes UTF-8 only.
-        String::from_utf8(kept).map_err(Error::serialization)
+        String::from_utf8(self.into_vec()).map_err(Error::serialization)
     }
 }
 

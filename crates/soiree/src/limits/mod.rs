@@ -48,6 +48,7 @@ mod check;
 mod encode;
 
 pub use crate::topic::{MAX_TOPIC_LEN, MAX_TOPIC_SEGMENTS};
+use check::check_properties_keys;
 pub use check::{check_envelope, check_event_id, check_property_key, check_topic};
 pub use encode::{check_stored, encode_event, encode_payload, encode_properties};
 
