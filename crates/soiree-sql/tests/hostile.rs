@@ -195,4 +195,79 @@ mod postgres {
         let server = pg_or_skip!();
         entry_point_limits!(store(&server).await);
     }
+
+    /// A trigger writes what it cannot check cheaply: a `numeric` past
+    /// `f64` and a `jsonb` column nested past what `serde_json` reads. The
+    /// application's write succeeds; the consumer dead-letters each such
+    /// row alone, with its event id, and delivers the rows around them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs wt-sqlpoison: a row the consumer cannot decode must be dead-lettered alone with its event id, and the history page holding it must read"]
+    async fn trigger_rows_consumers_cannot_parse_harm_no_neighbour() {
+        use std::sync::Mutex;
+        use std::time::Duration;
+
+        use soiree_sql::triggers::MutationTrigger;
+
+        use crate::support::eventually;
+
+        let server = pg_or_skip!();
+        let store = store(&server).await;
+        sqlx::query("CREATE TABLE amounts (id text PRIMARY KEY, amount numeric, doc jsonb)")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        store
+            .install_mutation_triggers(&MutationTrigger::new("amounts", "Amount"))
+            .await
+            .unwrap();
+        let bus = EventBus::builder().store(store.clone()).build().unwrap();
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = Arc::clone(&seen);
+        bus.on_named("amounts", "Amount", move |ctx| {
+            let sink = Arc::clone(&sink);
+            async move {
+                let payload: Value = ctx.payload().decode()?;
+                let id = payload["entity_id"].as_str().unwrap_or_default().to_owned();
+                sink.lock().unwrap().push(id);
+                Ok(())
+            }
+        })
+        .unwrap();
+        let deep = serde_json::to_string(&nested(200)).unwrap();
+        for insert in [
+            "INSERT INTO amounts (id, amount) VALUES ('a-0', 1)".to_owned(),
+            "INSERT INTO amounts (id, amount) VALUES ('a-huge', 1e400)".to_owned(),
+            format!("INSERT INTO amounts (id, doc) VALUES ('a-deep', '{deep}')"),
+            "INSERT INTO amounts (id, amount) VALUES ('a-1', 2)".to_owned(),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(insert))
+                .execute(store.pool())
+                .await
+                .expect("a trigger never fails the application's write");
+        }
+        let limit = Duration::from_secs(30);
+        let neighbours = eventually(limit, || async {
+            let seen = seen.lock().unwrap();
+            seen.iter().any(|id| id == "a-0") && seen.iter().any(|id| id == "a-1")
+        })
+        .await;
+        assert!(
+            neighbours,
+            "the rows around the poison ones were delivered: {seen:?}"
+        );
+        let dead = eventually(limit, || async {
+            let letters = store.dead_letters(None, 100).await.unwrap().items;
+            letters.len() == 2 && letters.iter().all(|dead| dead.event_id.is_some())
+        })
+        .await;
+        let letters = store.dead_letters(None, 100).await.unwrap().items;
+        assert!(
+            dead,
+            "both poison rows are dead letters with their ids: {letters:?}"
+        );
+        soiree::EventHistory::events(&store, None, 100)
+            .await
+            .expect("the history page holding the poison rows reads");
+        bus.close().await.unwrap();
+    }
 }
