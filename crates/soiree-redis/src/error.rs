@@ -72,6 +72,12 @@ pub enum Error {
     /// No stored event has the given event id.
     #[error("event not found: {0:?}")]
     NotFound(String),
+    /// The event was refused before anything was written: it is past one
+    /// of the [`soiree::limits`] ([`soiree::Error::LimitExceeded`],
+    /// [`soiree::Error::InvalidTopicName`], [`soiree::Error::InvalidEventId`]).
+    /// Through the store traits it becomes that error itself.
+    #[error("invalid event: {0}")]
+    Event(soiree::Error),
 }
 
 impl From<redis::RedisError> for Error {
@@ -100,6 +106,7 @@ impl From<Error> for soiree::Error {
     fn from(err: Error) -> Self {
         match err {
             Error::Serialization(err) => soiree::Error::serialization(err),
+            Error::Event(err) => err,
             other => soiree::Error::store(other),
         }
     }

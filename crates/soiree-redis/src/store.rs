@@ -368,9 +368,10 @@ impl RedisStore {
         outcomes
     }
 
-    /// The XADD of an event, trimmed to the store's `max_len`.
+    /// The XADD of an event, trimmed to the store's `max_len`, after every
+    /// check of [`soiree::limits`] (made while its JSON is written).
     fn xadd_event(&self, event: &StoredEvent) -> Result<redis::Cmd> {
-        let json = serde_json::to_vec(event)?;
+        let json = soiree::limits::encode_event(event).map_err(Error::Event)?;
         Ok(xadd(
             &self.inner.keys.events,
             self.inner.options.max_len,

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use soiree::{StoredEvent, StoredResult};
 
-use crate::Result;
+use crate::{Error, Result};
 
 /// A position in the log: `(tx, id)` on PostgreSQL (the writing
 /// transaction's id, then the row id), `(0, id)` on SQLite.
@@ -108,12 +108,11 @@ pub(crate) struct NewEvent {
 }
 
 impl NewEvent {
+    /// The row of an event, after every check of [`soiree::limits`] (the
+    /// JSON is written once, with its depth and size checked on the way).
     pub(crate) fn from_stored(event: &StoredEvent) -> Result<Self> {
-        crate::topic::no_nul("the topic", &event.topic)?;
+        soiree::limits::check_envelope(event).map_err(Error::Event)?;
         let event_id = event.id().map(str::to_owned);
-        if let Some(id) = &event_id {
-            crate::topic::no_nul("the event id", id)?;
-        }
         let key = event
             .properties
             .get(crate::PROPERTY_KEY)
@@ -121,12 +120,21 @@ impl NewEvent {
             .map(str::to_owned);
         if let Some(key) = &key {
             crate::topic::no_nul("the key", key)?;
+            // Indexed as event ids are.
+            if key.len() > soiree::limits::MAX_EVENT_ID_LEN {
+                return Err(Error::Event(soiree::Error::LimitExceeded {
+                    what: "ordering key bytes",
+                    limit: soiree::limits::MAX_EVENT_ID_LEN,
+                    actual: key.len(),
+                }));
+            }
         }
         Ok(Self {
             topic: event.topic.clone(),
             event_id,
-            payload: serde_json::to_string(&event.payload)?,
-            properties: serde_json::to_string(&event.properties)?,
+            payload: soiree::limits::encode_payload(&event.payload).map_err(Error::Event)?,
+            properties: soiree::limits::encode_properties(&event.properties)
+                .map_err(Error::Event)?,
             key,
         })
     }

@@ -52,8 +52,11 @@ pub enum Error {
         /// Why it was rejected.
         reason: &'static str,
     },
-    /// The event given to `emit_in` was rejected by soiree (a payload with
-    /// no JSON form, an event whose own topic differs from the one emitted).
+    /// The event was rejected by soiree before anything was written: a
+    /// payload with no JSON form, an event whose own topic differs from the
+    /// one emitted, or an event past one of the [`soiree::limits`]
+    /// ([`soiree::Error::LimitExceeded`], [`soiree::Error::InvalidEventId`]).
+    /// Through the store traits it becomes that error itself.
     #[error("invalid event: {0}")]
     Event(soiree::Error),
     /// A text value contains a NUL character, which the databases refuse.

@@ -31,6 +31,8 @@
 //! | `emit_in` in your transaction | the event exists if and only if the transaction commits; consumers see it after the commit |
 //! | a consumer process dies | its leases expire after `lease_timeout`; their unacknowledged events are delivered again |
 //! | an event is delivered again | listeners registered with `on_named` that already succeeded for its id are skipped |
+//! | an event past a [limit](soiree::limits) (`emit`, `emit_in`, `emit_all_in`, `record`) | refused with a typed error before anything is written; the others of the batch or transaction are not affected |
+//! | a mutation trigger's row image too large for the payload | left out of the event, which says so (`soiree.row_omitted`); the write goes on ([`triggers`]) |
 //! | a row is not an event | it moves to the dead letters with a parse error |
 //! | the database restarts | emits fail with a `Store` error until it is back; consumers retry and carry on |
 //!

@@ -2,30 +2,18 @@
 
 use crate::{Error, Result};
 
-/// Checks an emitted (concrete) topic the way the bus does, and returns it
-/// trimmed: no empty name or segment, no `?`, `[` or wildcard.
+/// Checks an emitted (concrete) topic as the bus does
+/// ([`soiree::limits::check_topic`]: no empty name or segment, no `?`, `[`,
+/// wildcard or NUL, within the length and segment limits), and returns it
+/// trimmed.
 pub(crate) fn validate_topic(topic: &str) -> Result<&str> {
-    let trimmed = topic.trim();
-    let invalid = |reason| Error::InvalidTopic {
-        topic: topic.to_owned(),
-        reason,
-    };
-    if trimmed.is_empty() {
-        return Err(invalid("a topic name must not be empty"));
-    }
-    if trimmed.contains(['?', '[']) {
-        return Err(invalid("`?` and `[` are reserved"));
-    }
-    if trimmed.contains('*') {
-        return Err(invalid(
-            "an emitted topic must be concrete (no `*` or `**`)",
-        ));
-    }
-    if trimmed.split('.').any(str::is_empty) {
-        return Err(invalid("a topic must not have empty segments"));
-    }
-    no_nul("the topic", trimmed)?;
-    Ok(trimmed)
+    soiree::limits::check_topic(topic).map_err(|err| match err {
+        soiree::Error::InvalidTopicName { name, reason } => Error::InvalidTopic {
+            topic: name,
+            reason,
+        },
+        other => Error::Event(other),
+    })
 }
 
 /// Refuses text the databases cannot store.
@@ -44,6 +32,19 @@ mod tests {
     fn accepts_concrete_topics_and_trims() {
         assert_eq!(validate_topic(" user.created ").unwrap(), "user.created");
         assert_eq!(validate_topic("a").unwrap(), "a");
+    }
+
+    #[test]
+    fn rejects_topics_past_the_limits_as_the_bus_does() {
+        let at = vec!["a"; soiree::limits::MAX_TOPIC_SEGMENTS].join(".");
+        assert!(validate_topic(&at).is_ok());
+        let past_segments = format!("{at}.a");
+        let past_len = "a".repeat(soiree::limits::MAX_TOPIC_LEN + 1);
+        for topic in [past_segments, past_len] {
+            let err = validate_topic(&topic).unwrap_err();
+            assert!(matches!(err, Error::InvalidTopic { .. }), "{err}");
+            assert!(err.to_string().len() < 300, "the topic is cut: {err}");
+        }
     }
 
     #[test]

@@ -458,6 +458,85 @@ async fn detected_scenario(db: Db) {
     within(LIMIT, "close", bus.close()).await.unwrap();
 }
 
+/// A row too large for the payload limit is written (the application's
+/// write never fails over its event), and its event leaves the image out
+/// and says so; the rows around it keep theirs.
+async fn oversized_rows_scenario(db: Db) {
+    use soiree_sql::triggers::{MAX_ROW_IMAGE_LEN, PROPERTY_ROW_OMITTED};
+
+    db.exec("CREATE TABLE docs (id TEXT PRIMARY KEY, body TEXT)")
+        .await
+        .unwrap();
+    db.install(&MutationTrigger::new("docs", "Doc"))
+        .await
+        .unwrap();
+    // Varied text: a database may compress a repeated one.
+    let big: String = (0..MAX_ROW_IMAGE_LEN / 8 + 1)
+        .map(|n| format!("{:08x}", n.wrapping_mul(2_654_435_761_usize)))
+        .collect();
+    db.exec("INSERT INTO docs (id, body) VALUES ('d-0', 'small')")
+        .await
+        .unwrap();
+    db.exec(&format!(
+        "INSERT INTO docs (id, body) VALUES ('d-big', '{big}')"
+    ))
+    .await
+    .unwrap();
+    db.exec(&format!(
+        "UPDATE docs SET body = '{big}x' WHERE id = 'd-big'"
+    ))
+    .await
+    .unwrap();
+    db.exec("DELETE FROM docs WHERE id = 'd-big'")
+        .await
+        .unwrap();
+    db.exec("INSERT INTO docs (id, body) VALUES ('d-1', 'small')")
+        .await
+        .unwrap();
+
+    let page = match &db {
+        Db::Pg(store) => store.events(None, 100).await.unwrap(),
+        Db::Lite(store) => store.events(None, 100).await.unwrap(),
+    };
+    let docs: Vec<_> = page.items.iter().filter(|e| e.topic == "Doc").collect();
+    assert_eq!(docs.len(), 5, "one event per change: {docs:?}");
+    for event in &docs {
+        let payload: MutationPayload = serde_json::from_value(event.payload.clone()).unwrap();
+        let omitted = event.properties.get(PROPERTY_ROW_OMITTED) == Some(&json!(true));
+        assert!(event.id().is_some(), "every event has its id");
+        let json_len = serde_json::to_string(&event.payload).unwrap().len();
+        assert!(json_len <= soiree::limits::MAX_PAYLOAD_LEN, "{json_len}");
+        if payload.entity_id == "d-big" {
+            assert!(
+                omitted,
+                "{:?} of the big row says its image was left out",
+                payload.operation
+            );
+            assert_eq!((payload.before, payload.after), (None, None));
+        } else {
+            assert!(!omitted);
+            assert_eq!(payload.after.unwrap()["body"], "small");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_leave_out_oversized_row_images_on_postgres() {
+    let server = pg_or_skip!();
+    let store = pg_builder(&server, "oversized").build().await.unwrap();
+    oversized_rows_scenario(Db::Pg(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_leave_out_oversized_row_images_on_sqlite() {
+    let dir = TempDir::new();
+    let store = sqlite_builder(&dir.db(), "oversized")
+        .build()
+        .await
+        .unwrap();
+    oversized_rows_scenario(Db::Lite(store)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn record_stages_in_the_transaction_on_postgres() {
     let server = pg_or_skip!();

@@ -144,6 +144,29 @@ pub enum Error {
         /// The string as given.
         value: String,
     },
+    /// An event is past one of the [`limits`](crate::limits) that every
+    /// entry point enforces (nesting depth, payload or properties size,
+    /// event id or property key length): refused before anything was
+    /// written. `what` is one of the `limits::WHAT_*` names; `actual` is the
+    /// size found, or for a nesting depth the first level past the limit
+    /// (what lies deeper is not looked at).
+    #[error("{what} over the limit: {actual} (limit {limit})")]
+    LimitExceeded {
+        /// What is over its limit, such as `payload nesting depth`.
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+        /// What was found.
+        actual: usize,
+    },
+    /// An event id cannot be stored (it holds a NUL character).
+    #[error("invalid event id {id:?}: {reason}")]
+    InvalidEventId {
+        /// The id as given, cut as [`Error::InvalidTopicName`]'s `name`.
+        id: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
     /// An inspection or replay named something the store does not hold.
     #[error("no {what} with id {id:?}")]
     NotFound {
@@ -231,17 +254,45 @@ impl Error {
                 what,
                 id: id.clone(),
             },
+            Self::LimitExceeded {
+                what,
+                limit,
+                actual,
+            } => Self::LimitExceeded {
+                what,
+                limit: *limit,
+                actual: *actual,
+            },
+            Self::InvalidEventId { id, reason } => Self::InvalidEventId {
+                id: id.clone(),
+                reason,
+            },
         }
     }
 
     pub(crate) fn invalid_topic(name: &str, reason: &'static str) -> Self {
-        /// The characters of a rejected name that its error keeps.
-        const SHOWN_CHARS: usize = 64;
-        let name = match name.char_indices().nth(SHOWN_CHARS) {
-            Some((cut, _)) => format!("{}…", &name[..cut]),
-            None => name.to_owned(),
-        };
-        Self::InvalidTopicName { name, reason }
+        Self::InvalidTopicName {
+            name: shown(name),
+            reason,
+        }
+    }
+
+    pub(crate) fn invalid_event_id(id: &str, reason: &'static str) -> Self {
+        Self::InvalidEventId {
+            id: shown(id),
+            reason,
+        }
+    }
+}
+
+/// The part of a rejected name that its error keeps: a huge name makes a
+/// small error.
+fn shown(name: &str) -> String {
+    /// The characters of a rejected name that its error keeps.
+    const SHOWN_CHARS: usize = 64;
+    match name.char_indices().nth(SHOWN_CHARS) {
+        Some((cut, _)) => format!("{}…", &name[..cut]),
+        None => name.to_owned(),
     }
 }
 

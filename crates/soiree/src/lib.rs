@@ -66,6 +66,29 @@
 //! Matching an emitted topic costs time linear in its segments, whatever the
 //! patterns, and the per-topic route cache is bounded in bytes.
 //!
+//! # Limits
+//!
+//! What one entry point accepts, every store keeps and every consumer reads
+//! back: the bus's emit with a store, every store's `enqueue` and
+//! `save_event`, and the SQL store's transactional emits check the same
+//! [`limits`] before anything is written, and refuse an event past one
+//! with a typed error, leaving the events around it alone.
+//!
+//! | limit | value | error |
+//! |---|---|---|
+//! | topic length, segments | [`MAX_TOPIC_LEN`] (64 KiB), [`MAX_TOPIC_SEGMENTS`] (256) | [`Error::InvalidTopicName`] |
+//! | NUL in a topic, an event id | refused | [`Error::InvalidTopicName`], [`Error::InvalidEventId`] |
+//! | event id length | [`limits::MAX_EVENT_ID_LEN`] (256 bytes) | [`Error::LimitExceeded`] |
+//! | nesting of the payload, of each property value | [`limits::MAX_JSON_DEPTH`] (64) | [`Error::LimitExceeded`] |
+//! | payload size | [`limits::MAX_PAYLOAD_LEN`] (1 MiB of JSON) | [`Error::LimitExceeded`] |
+//! | property key length | [`limits::MAX_PROPERTY_KEY_LEN`] (256 bytes) | [`Error::LimitExceeded`] |
+//! | properties size | [`limits::MAX_PROPERTIES_LEN`] (64 KiB of JSON) | [`Error::LimitExceeded`] |
+//! | numbers JSON cannot hold (NaN, infinities, integers past 64 bits) | refused | [`Error::Serialization`] |
+//!
+//! Depth is counted while the payload's JSON is made, sizes on the bytes a
+//! store writes: no event is parsed twice. Without a store the bus makes no
+//! JSON and checks only the topic.
+//!
 //! # Features of the design
 //!
 //! | | Go package | Soiree for Rust |
@@ -99,6 +122,7 @@ mod bus;
 mod context;
 mod error;
 mod event;
+pub mod limits;
 mod listener;
 mod metrics;
 pub mod mutation;

@@ -37,6 +37,33 @@
 //! Names are checked before any SQL is built: the table, its schema and the
 //! id column must be plain identifiers ([`Error::InvalidIdentifier`]
 //! otherwise), the entity type a valid topic ([`Error::InvalidTopic`]).
+//!
+//! # Limits
+//!
+//! A trigger never fails the application's write over an event. The
+//! payload stays within [`soiree::limits::MAX_PAYLOAD_LEN`]: a `before` or
+//! `after` image larger than [`MAX_ROW_IMAGE_LEN`] bytes (as the database
+//! measures it: `pg_column_size` of the row's `jsonb` for PostgreSQL
+//! updates, the length of its JSON text otherwise) is left out (`null`),
+//! and the event gets the property [`PROPERTY_ROW_OMITTED`] (`true`):
+//! a listener reads the row itself, by `entity_id`. The event id (a UUID
+//! or 32 hex digits) and the topic (the entity type, checked at install)
+//! are within their limits. What a trigger cannot check cheaply is left to
+//! the consumers: a PostgreSQL row whose `json`/`jsonb` columns nest deeper
+//! than `serde_json` reads (about 125 levels inside the payload) or whose
+//! `numeric` values are past `f64` (`1e400`) is written, and a consumer
+//! that cannot parse it dead-letters it, with its event id, apart from
+//! the other events. SQLite rows have neither: their values are text,
+//! numbers within `f64` and `i64`, and hex for blobs.
+
+/// The largest `before` or `after` image a trigger puts in a payload, in
+/// bytes: two of them and the other fields stay within
+/// [`soiree::limits::MAX_PAYLOAD_LEN`].
+pub const MAX_ROW_IMAGE_LEN: usize = (soiree::limits::MAX_PAYLOAD_LEN - 256 * 1024) / 2;
+
+/// The property (`true`) of a trigger's event whose row image was left out
+/// for its size.
+pub const PROPERTY_ROW_OMITTED: &str = "soiree.row_omitted";
 
 #[cfg(feature = "postgres")]
 mod postgres;

@@ -12,7 +12,7 @@
 
 use sqlx::AssertSqlSafe;
 
-use super::{MutationTrigger, quote_ident, quote_literal};
+use super::{MAX_ROW_IMAGE_LEN, MutationTrigger, PROPERTY_ROW_OMITTED, quote_ident, quote_literal};
 use crate::{Error, PostgresStore, Result};
 
 /// The triggers' names on every captured table.
@@ -114,17 +114,25 @@ fn statement_function(schema: &str, name: &str, columns: &[Column], id: &Column)
         &names_where(columns, |c| format!("t.{c} IS NOT NULL")),
     );
     let deleted = rows("soiree_old_rows", "'[]'::json");
+    // A row image too large for the payload limit is left out (the write
+    // goes on), and the event says so. `json` to text is its stored text:
+    // nothing is evaluated.
+    let fits = format!("octet_length(c.j::text) <= {MAX_ROW_IMAGE_LEN}");
     // The mutation events of rows `c`.
     let events = |op: &str, row_key: &str| {
         format!(
             "INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties) \
              SELECT TG_ARGV[0], c.event_id, CASE WHEN actor IS NULL \
              THEN json_build_object('operation', '{op}', 'entity_type', TG_ARGV[0], \
-                 'entity_id', c.row_id, 'changed_fields', c.fields, '{row_key}', c.j) \
+                 'entity_id', c.row_id, 'changed_fields', c.fields, \
+                 '{row_key}', CASE WHEN {fits} THEN c.j END) \
              ELSE json_build_object('operation', '{op}', 'entity_type', TG_ARGV[0], \
-                 'entity_id', c.row_id, 'changed_fields', c.fields, '{row_key}', c.j, \
-                 'actor_id', actor) END, \
-             json_build_object('soiree.event_id', c.event_id) FROM c"
+                 'entity_id', c.row_id, 'changed_fields', c.fields, \
+                 '{row_key}', CASE WHEN {fits} THEN c.j END, 'actor_id', actor) END, \
+             CASE WHEN {fits} THEN json_build_object('soiree.event_id', c.event_id) \
+             ELSE json_build_object('soiree.event_id', c.event_id, \
+                 '{PROPERTY_ROW_OMITTED}', true) END \
+             FROM c"
         )
     };
     // Their `mutation.detected` events.
@@ -180,22 +188,37 @@ fn update_function(schema: &str, name: &str, columns: &[Column], id: &Column) ->
              row_id text; \
              changed json; \
              payload json; \
+             before_row json; \
+             after_row json; \
+             properties json; \
          BEGIN \
              row_id := {row_id}; \
              changed := {changed}; \
+             before_row := {before}; \
+             after_row := {after}; \
+             properties := json_build_object('soiree.event_id', event_id); \
+             IF octet_length(before_row::text) > {MAX_ROW_IMAGE_LEN} THEN \
+                 before_row := NULL; \
+                 properties := json_build_object('soiree.event_id', event_id, \
+                     '{PROPERTY_ROW_OMITTED}', true); \
+             END IF; \
+             IF octet_length(after_row::text) > {MAX_ROW_IMAGE_LEN} THEN \
+                 after_row := NULL; \
+                 properties := json_build_object('soiree.event_id', event_id, \
+                     '{PROPERTY_ROW_OMITTED}', true); \
+             END IF; \
              IF actor IS NULL THEN \
                  payload := json_build_object('operation', 'OpUpdateOne', \
                      'entity_type', TG_ARGV[0], 'entity_id', row_id, \
-                     'changed_fields', changed, 'before', {before}, 'after', {after}); \
+                     'changed_fields', changed, 'before', before_row, 'after', after_row); \
              ELSE \
                  payload := json_build_object('operation', 'OpUpdateOne', \
                      'entity_type', TG_ARGV[0], 'entity_id', row_id, \
-                     'changed_fields', changed, 'before', {before}, 'after', {after}, \
+                     'changed_fields', changed, 'before', before_row, 'after', after_row, \
                      'actor_id', actor); \
              END IF; \
              INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties) \
-             VALUES (TG_ARGV[0], event_id, payload, \
-                 json_build_object('soiree.event_id', event_id)); \
+             VALUES (TG_ARGV[0], event_id, payload, properties); \
              IF TG_ARGV[2] = 'true' THEN \
                  event_id := gen_random_uuid()::text; \
                  INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties) \

@@ -3,7 +3,7 @@
 
 use sqlx::AssertSqlSafe;
 
-use super::{MutationTrigger, quote_ident, quote_literal};
+use super::{MAX_ROW_IMAGE_LEN, MutationTrigger, PROPERTY_ROW_OMITTED, quote_ident, quote_literal};
 use crate::{Error, Result, SqliteStore};
 
 /// SQLite functions take at most 127 arguments by default: `json_object`
@@ -177,7 +177,7 @@ fn create_statements(trigger: &MutationTrigger, columns: &[String]) -> Vec<Strin
                     "create",
                     "NEW",
                     names_where(columns, |c| format!("{} IS NOT NULL", col("NEW", c))),
-                    format!("'after', {}", row_json("NEW", columns)),
+                    vec![("after", row_json("NEW", columns))],
                 ),
                 "update" => (
                     "OpUpdateOne",
@@ -186,30 +186,44 @@ fn create_statements(trigger: &MutationTrigger, columns: &[String]) -> Vec<Strin
                     names_where(columns, |c| {
                         format!("{} IS NOT {}", col("OLD", c), col("NEW", c))
                     }),
-                    format!(
-                        "'before', {}, 'after', {}",
-                        row_json("OLD", columns),
-                        row_json("NEW", columns)
-                    ),
+                    vec![
+                        ("before", row_json("OLD", columns)),
+                        ("after", row_json("NEW", columns)),
+                    ],
                 ),
                 _ => (
                     "OpDeleteOne",
                     "delete",
                     "OLD",
                     "'[]'".to_owned(),
-                    format!("'before', {}", row_json("OLD", columns)),
+                    vec![("before", row_json("OLD", columns))],
                 ),
             };
             let id = format!(
                 "COALESCE(CAST({} AS TEXT), '')",
                 col(row, &trigger.id_column)
             );
+            // Each row image is made once; one too large for the payload
+            // limit is left out (the write goes on), and the event says so.
+            let fits = |image: &str| format!("length(CAST(e.{image} AS BLOB)) <= {MAX_ROW_IMAGE_LEN}");
+            let images: String = fields
+                .iter()
+                .map(|(image, json)| format!(", {json} AS {image}"))
+                .collect();
+            let pairs: Vec<String> = fields
+                .iter()
+                .map(|(image, _)| format!("'{image}', CASE WHEN {} THEN json(e.{image}) END", fits(image)))
+                .collect();
+            let all_fit: Vec<String> = fields.iter().map(|(image, _)| fits(image)).collect();
             let mut body = format!(
                 "INSERT INTO soiree_events (topic, event_id, payload, properties) \
                  SELECT {entity}, e.id, json_object('operation', '{op}', 'entity_type', {entity}, \
-                 'entity_id', {id}, 'changed_fields', json(e.changed), {fields}), \
-                 json_object('soiree.event_id', e.id) \
-                 FROM (SELECT lower(hex(randomblob(16))) AS id, {changed} AS changed) AS e;"
+                 'entity_id', {id}, 'changed_fields', json(e.changed), {pairs}), \
+                 CASE WHEN {all_fit} THEN json_object('soiree.event_id', e.id) \
+                 ELSE json_object('soiree.event_id', e.id, '{PROPERTY_ROW_OMITTED}', json('true')) END \
+                 FROM (SELECT lower(hex(randomblob(16))) AS id, {changed} AS changed{images}) AS e;",
+                pairs = pairs.join(", "),
+                all_fit = all_fit.join(" AND "),
             );
             if trigger.detected {
                 body.push_str(&format!(

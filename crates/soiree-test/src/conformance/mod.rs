@@ -40,6 +40,7 @@ mod bus;
 mod config;
 mod dedup;
 mod history;
+pub mod hostile;
 mod outcome;
 mod queue;
 mod replay;

@@ -43,12 +43,20 @@ impl StoredEvent {
     /// has no JSON form, including a payload holding a non-finite float (NaN,
     /// ±infinity), which is rejected rather than stored as `null`; nothing
     /// has been written anywhere at that point.
+    /// [`Error::LimitExceeded`](crate::Error::LimitExceeded) (and the other
+    /// errors of [`limits::check_envelope`](crate::limits::check_envelope))
+    /// when the payload nests deeper than
+    /// [`MAX_JSON_DEPTH`](crate::limits::MAX_JSON_DEPTH), checked while its
+    /// JSON is made, or the event id or a property key is too long. Sizes
+    /// are checked by the store, on the bytes it writes.
     pub fn from_event(event: &Event) -> Result<Self> {
-        Ok(Self {
+        let stored = Self {
             topic: event.topic().to_owned(),
             payload: event.payload().to_json()?,
             properties: event.properties().to_map(),
-        })
+        };
+        crate::limits::check_envelope(&stored)?;
+        Ok(stored)
     }
 
     /// The event id (`soiree.event_id`), if present as a string.

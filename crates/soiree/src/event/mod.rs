@@ -3,7 +3,7 @@
 mod envelope;
 #[allow(clippy::module_inception)]
 mod event;
-mod finite;
+pub(crate) mod finite;
 mod payload;
 mod properties;
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::{Error, Result};
 
-type ToJson = fn(&(dyn Any + Send + Sync)) -> serde_json::Result<Value>;
+type ToJson = fn(&(dyn Any + Send + Sync)) -> Result<Value>;
 type Decoded = (TypeId, Box<dyn Any + Send + Sync>);
 
 /// An event's payload: any `Send + Sync` value, cheap to clone.
@@ -101,7 +101,10 @@ impl Payload {
     ///
     /// [`Error::Serialization`] when the payload is opaque, its `Serialize`
     /// implementation fails, or it holds a non-finite float (NaN, ±infinity:
-    /// JSON has no form for them, and `serde_json` would write `null`).
+    /// JSON has no form for them, and `serde_json` would write `null`);
+    /// [`Error::LimitExceeded`] when it nests deeper than
+    /// [`MAX_JSON_DEPTH`](crate::limits::MAX_JSON_DEPTH) (checked while the
+    /// JSON is made, not in a second pass).
     pub fn to_json(&self) -> Result<Value> {
         let Some(inner) = &self.0 else {
             return Ok(Value::Null);
@@ -112,7 +115,7 @@ impl Payload {
                 inner.type_name
             ))
         })?;
-        to_json(&inner.value).map_err(Error::serialization)
+        to_json(&inner.value)
     }
 
     /// The payload as a `T`: the value itself when it is one, otherwise decoded
@@ -161,12 +164,10 @@ impl Payload {
     }
 }
 
-fn to_json_of<T: Serialize + 'static>(
-    value: &(dyn Any + Send + Sync),
-) -> serde_json::Result<Value> {
+fn to_json_of<T: Serialize + 'static>(value: &(dyn Any + Send + Sync)) -> Result<Value> {
     match value.downcast_ref::<T>() {
-        Some(value) => super::finite::to_value(value),
-        None => Err(serde::ser::Error::custom("payload type changed")),
+        Some(value) => super::finite::to_value(crate::limits::WHAT_PAYLOAD_DEPTH, value),
+        None => Err(Error::serialization("payload type changed")),
     }
 }
 

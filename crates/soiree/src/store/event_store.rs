@@ -55,6 +55,11 @@ pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
     /// # Errors
     ///
     /// [`Error::Store`](crate::Error::Store) when the event was not persisted.
+    /// [`Error::LimitExceeded`](crate::Error::LimitExceeded) (and the other
+    /// errors of [`limits`](crate::limits)) when the event is past a limit:
+    /// nothing is stored. Implementations check with
+    /// [`limits::encode_event`](crate::limits::encode_event) (which also
+    /// writes the JSON) or [`limits::check_stored`](crate::limits::check_stored).
     ///
     /// # Cancel safety
     ///

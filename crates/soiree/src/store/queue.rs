@@ -42,6 +42,11 @@ pub trait EventQueue: Send + Sync {
     /// # Errors
     ///
     /// [`Error::Store`](crate::Error::Store) when the event was not stored.
+    /// [`Error::LimitExceeded`](crate::Error::LimitExceeded) (and the other
+    /// errors of [`limits`](crate::limits)) when the event is past a limit:
+    /// nothing is stored. Implementations check with
+    /// [`limits::encode_event`](crate::limits::encode_event) (which also
+    /// writes the JSON) or [`limits::check_stored`](crate::limits::check_stored).
     ///
     /// # Cancel safety
     ///

@@ -56,7 +56,8 @@ pub fn validate_pattern(name: &str) -> Result<&str> {
 
 /// Checks an emitted (concrete) topic and returns it trimmed.
 ///
-/// One pass over the bytes: this runs on every emit.
+/// Also refuses NUL, which stores cannot keep in text. One pass over the
+/// bytes: this runs on every emit.
 pub(crate) fn validate_topic(name: &str) -> Result<&str> {
     if name.len() > MAX_TOPIC_LEN {
         return Err(Error::invalid_topic(name, TOO_LONG));
@@ -75,6 +76,12 @@ pub(crate) fn validate_topic(name: &str) -> Result<&str> {
                 segment_empty = true;
             }
             b'?' | b'[' => return Err(reserved(name)),
+            b'\0' => {
+                return Err(Error::invalid_topic(
+                    name,
+                    "an emitted topic must not contain NUL, which databases refuse in text",
+                ));
+            }
             b'*' => {
                 return Err(Error::invalid_topic(
                     name,
@@ -173,6 +180,14 @@ mod tests {
     fn limit_reasons_name_the_limits() {
         assert!(TOO_LONG.contains(&MAX_TOPIC_LEN.to_string()));
         assert!(TOO_MANY_SEGMENTS.contains(&MAX_TOPIC_SEGMENTS.to_string()));
+    }
+
+    #[test]
+    fn emitted_topics_hold_no_nul() {
+        assert!(matches!(
+            validate_topic("a\0.b"),
+            Err(Error::InvalidTopicName { .. })
+        ));
     }
 
     #[test]

@@ -218,6 +218,8 @@ impl MemoryStore {
 #[async_trait]
 impl EventStore for MemoryStore {
     async fn save_event(&self, event: &StoredEvent) -> Result<()> {
+        // What this store accepts, a store that writes JSON must accept too.
+        crate::limits::check_stored(event)?;
         self.lock().events.push(Stamped::now(event.clone()));
         Ok(())
     }
@@ -249,6 +251,7 @@ impl EventStore for MemoryStore {
 #[async_trait]
 impl EventQueue for MemoryStore {
     async fn enqueue(&self, event: &StoredEvent) -> Result<()> {
+        crate::limits::check_stored(event)?;
         self.lock().append(event.clone());
         self.arrived.notify_one();
         Ok(())
