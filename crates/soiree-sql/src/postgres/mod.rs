@@ -85,7 +85,8 @@ impl PostgresStore {
     /// # Cancel safety
     ///
     /// Cancel safe: nothing is kept from a cancelled call (migrations run in
-    /// transactions).
+    /// transactions, but for one concurrent index build, which the next
+    /// call finishes).
     pub async fn connect(url: &str) -> Result<Self> {
         Self::builder(url).build().await
     }
@@ -491,7 +492,9 @@ impl PostgresStoreBuilder {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: migrations run in transactions.
+    /// Cancel safe: migrations run in transactions, but for the concurrent
+    /// index build of migration 0007, whose interrupted index the next
+    /// `build` finishes (see the crate README's upgrade notes).
     pub async fn build(self) -> Result<PostgresStore> {
         self.options.validate()?;
         validate_schema(&self.schema)?;
