@@ -76,6 +76,7 @@ mod dead_letters;
 mod dedup_cache;
 mod emit;
 mod error;
+mod identity;
 mod inspect;
 mod metrics;
 pub mod mutation;
