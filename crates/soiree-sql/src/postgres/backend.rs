@@ -275,6 +275,7 @@ impl Statements {
                    coalesce('; last error: ' || ( \
                      SELECT r.error FROM soiree_results r \
                      WHERE r.event_id = e.event_id AND r.error IS NOT NULL \
+                       AND (r.group_name = old.group_name OR r.group_name IS NULL) \
                      ORDER BY r.id DESC LIMIT 1), ' without acknowledgement'), \
                    old.deliveries \
                  FROM old JOIN soiree_events e \

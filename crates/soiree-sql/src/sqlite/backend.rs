@@ -378,6 +378,7 @@ impl Backend for SqliteBackend {
                coalesce('; last error: ' || ( \
                  SELECT r.error FROM soiree_results r \
                  WHERE r.event_id = e.event_id AND r.error IS NOT NULL \
+                   AND (r.group_name = ?1 OR r.group_name IS NULL) \
                  ORDER BY r.id DESC LIMIT 1), ' without acknowledgement'), ?4 \
              FROM soiree_events e WHERE e.id BETWEEN ?2 AND ?3",
         )
