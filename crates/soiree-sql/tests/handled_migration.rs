@@ -196,3 +196,21 @@ mod postgres {
         assert_eq!(answers(&billing).await, [false, false, false]);
     }
 }
+
+/// Stores started together on a database that needs the migrations: one
+/// migrates, the others wait, and all of them start (the concurrent index
+/// build of migration 0007 must not deadlock with the waiters).
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_started_together_all_migrate() {
+    use support::{fresh_schema, pg_builder_in};
+    let server = pg_or_skip!();
+    let schema = fresh_schema();
+    let build = |name: &'static str| pg_builder_in(&server, &schema, name).build();
+    let (a, b, c) = tokio::join!(build("a"), build("b"), build("c"));
+    for (name, built) in [("a", a), ("b", b), ("c", c)] {
+        if let Err(err) = built {
+            panic!("store {name} did not start: {err}");
+        }
+    }
+}

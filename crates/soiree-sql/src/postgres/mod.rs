@@ -487,8 +487,10 @@ impl PostgresStoreBuilder {
     ///
     /// [`Error::InvalidConfig`] for a bad URL, schema or option,
     /// [`Error::Database`] when the database cannot be reached,
-    /// [`Error::Migrate`] when the migrations fail. No message contains the
-    /// URL's password.
+    /// [`Error::Migrate`] when the migrations fail,
+    /// [`Error::MigrationLocked`] when another process has been migrating
+    /// the schema for more than 10 minutes. No message contains the URL's
+    /// password.
     ///
     /// # Cancel safety
     ///
@@ -641,12 +643,43 @@ async fn migrate(connect: &PgConnectOptions, schema: &str) -> Result<()> {
     )))
     .execute(&pool)
     .await?;
+    // One store migrates a schema at a time. The lock is polled, not
+    // awaited: a session blocked in pg_advisory_lock holds a snapshot, which
+    // the concurrent index build of migration 0007 waits for while the lock
+    // holder waits for the build, a deadlock PostgreSQL breaks by failing
+    // one of them. sqlx's own lock is still taken inside (uncontended but
+    // by older versions of the store).
+    let lock_key = format!("soiree migrations {schema}");
+    let deadline = tokio::time::Instant::now() + MIGRATION_LOCK_WAIT;
+    loop {
+        let locked: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                .bind(&lock_key)
+                .fetch_one(&pool)
+                .await?;
+        if locked {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            pool.close().await;
+            return Err(Error::MigrationLocked {
+                schema: schema.to_owned(),
+                waited_s: MIGRATION_LOCK_WAIT.as_secs(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let mut migrator = sqlx::migrate::Migrator::with_migrations(MIGRATOR.iter().cloned().collect());
     migrator.dangerous_set_table_name(format!("\"{schema}\".{MIGRATIONS_TABLE}"));
-    migrator.run(&pool).await?;
+    let migrated = migrator.run(&pool).await;
+    // Closing the session releases the advisory lock too.
     pool.close().await;
+    migrated?;
     Ok(())
 }
+
+/// How long `build` waits for another process migrating the same schema.
+const MIGRATION_LOCK_WAIT: Duration = Duration::from_secs(600);
 
 #[cfg(test)]
 mod tests {
