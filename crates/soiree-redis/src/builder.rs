@@ -155,8 +155,10 @@ impl RedisStoreBuilder {
     }
 
     /// Sets the prefix of the store's keys (default `soiree`). Keys are
-    /// `{prefix}:events`, `{prefix}:results`, `{prefix}:dead`,
-    /// `{prefix}:dedup:<event id>` and `{prefix}:error:<event id>`: the
+    /// `{prefix}:events`, `{prefix}:results`, `{prefix}:dead`, the dedup
+    /// sets `{prefix}:dedup:<event id>` (default group) or
+    /// `{prefix}:dedup@<group length>:<group>:<event id>`, and
+    /// `{prefix}:error:<event id>`: the
     /// braces delimit the prefix (so `tenant-1` and `tenant-10` never share
     /// a key) and make it a Redis Cluster hash tag (all of a store's keys
     /// are in one slot).

@@ -41,6 +41,8 @@ pub(crate) fn validate_prefix(prefix: &str) -> Result<()> {
 pub(crate) struct Keys {
     /// `{<prefix>}:`, the start of every key.
     base: String,
+    /// The start of the group's dedup keys (see [`Keys::dedup`]).
+    dedup: String,
     /// The events stream: the queue, read by the consumer group.
     pub(crate) events: String,
     /// The handler results stream.
@@ -50,20 +52,33 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
-    /// Keys under `prefix`, which [`validate_prefix`] accepted.
-    pub(crate) fn new(prefix: &str) -> Self {
+    /// Keys under `prefix`, which [`validate_prefix`] accepted, for
+    /// consumer group `group`.
+    pub(crate) fn new(prefix: &str, group: &str) -> Self {
         let base = format!("{{{prefix}}}:");
+        let dedup = if group == DEFAULT_GROUP {
+            format!("{base}{DEDUP}")
+        } else {
+            // The group's length makes the key unambiguous whatever the
+            // group and event id hold (`:` included).
+            format!("{base}{DEDUP_OF_GROUP}{}:{group}:", group.len())
+        };
         Self {
             events: format!("{base}events"),
             results: format!("{base}results"),
             dead: format!("{base}dead"),
+            dedup,
             base,
         }
     }
 
-    /// The set of handler ids that succeeded for an event id.
+    /// The set of handler ids that succeeded for an event id in the store's
+    /// group: `{<prefix>}:dedup:<event id>` for the default group `soiree`
+    /// (the key every group used before dedup was per group, so that its
+    /// records stay readable), `{<prefix>}:dedup@<group length>:<group>:<event id>`
+    /// for the others.
     pub(crate) fn dedup(&self, event_id: &str) -> String {
-        format!("{}{DEDUP}{event_id}", self.base)
+        format!("{}{event_id}", self.dedup)
     }
 
     /// The last handler error recorded for an event id.
@@ -76,17 +91,23 @@ impl Keys {
         [&self.events, &self.results, &self.dead]
     }
 
-    /// SCAN patterns matching the per-event keys the store writes.
-    pub(crate) fn per_event_patterns(&self) -> [String; 2] {
+    /// SCAN patterns matching the per-event keys the store writes
+    /// (every group's), so that a purge leaves none behind.
+    pub(crate) fn per_event_patterns(&self) -> [String; 3] {
         // The prefix has no glob characters (see `validate_prefix`).
         [
             format!("{}{DEDUP}*", self.base),
+            format!("{}{DEDUP_OF_GROUP}*", self.base),
             format!("{}{ERROR}*", self.base),
         ]
     }
 }
 
+/// The group whose dedup keys keep the name they had before groups had
+/// their own.
+const DEFAULT_GROUP: &str = "soiree";
 const DEDUP: &str = "dedup:";
+const DEDUP_OF_GROUP: &str = "dedup@";
 const ERROR: &str = "error:";
 
 /// Field names inside stream entries.
@@ -109,10 +130,27 @@ mod tests {
 
     #[test]
     fn keys_are_delimited_hash_tags() {
-        let keys = Keys::new("tenant-1");
+        let keys = Keys::new("tenant-1", "soiree");
         assert_eq!(keys.events, "{tenant-1}:events");
         assert_eq!(keys.dedup("e"), "{tenant-1}:dedup:e");
-        assert_eq!(keys.per_event_patterns()[1], "{tenant-1}:error:*");
+        assert_eq!(keys.per_event_patterns()[2], "{tenant-1}:error:*");
+    }
+
+    #[test]
+    fn dedup_keys_are_per_group_and_unambiguous() {
+        let default = Keys::new("p", "soiree");
+        let billing = Keys::new("p", "billing");
+        assert_eq!(billing.dedup("e"), "{p}:dedup@7:billing:e");
+        assert_ne!(default.dedup("e"), billing.dedup("e"));
+        // (group "a", event "b:c") and (group "a:b", event "c").
+        assert_ne!(
+            Keys::new("p", "a").dedup("b:c"),
+            Keys::new("p", "a:b").dedup("c")
+        );
+        // No event id of the default group names another group's key.
+        assert!(!default.dedup("7:billing:e").starts_with("{p}:dedup@"));
+        let patterns = default.per_event_patterns();
+        assert!(patterns.contains(&"{p}:dedup@*".to_owned()));
     }
 
     #[test]

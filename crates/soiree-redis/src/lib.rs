@@ -32,7 +32,9 @@
 //!
 //! Every key is `{<prefix>}:<name>` (prefix default `soiree`): `events`
 //! (stream, the queue), `results` (stream), `dead` (stream),
-//! `dedup:<event id>` (set, with a TTL), `error:<event id>` (the last
+//! `dedup:<event id>` (set, with a TTL; for a group other than the default
+//! `soiree`, `dedup@<group length>:<group>:<event id>`: a group's successes
+//! are its own), `error:<event id>` (the last
 //! handler error, with a TTL). The braces delimit the prefix, so one
 //! prefix's keys are never another's, and make it a Redis Cluster hash tag.
 //!

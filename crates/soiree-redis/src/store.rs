@@ -198,7 +198,7 @@ impl RedisStore {
         // One pipeline at a time: results are read back in the order they
         // were saved.
         let results_writer = Writer::spawn(conn.clone(), 1, limits)?;
-        let keys = Keys::new(&options.prefix);
+        let keys = Keys::new(&options.prefix, &options.group);
         let metrics = RedisMetrics::new(registry, &keys.events);
         let (stop_maintenance, maintenance_stopped) = oneshot::channel();
         let store = Self {
@@ -265,7 +265,7 @@ impl RedisStore {
     }
 
     /// Deletes the keys this store writes — its streams (the consumer group
-    /// with them), and its `dedup:` and `error:` records — and returns how
+    /// with them), and every group's dedup and `error:` records — and returns how
     /// many were deleted. Nothing outside `{prefix}:` is touched, nor keys
     /// of other names inside it; meant for throwaway prefixes in tests,
     /// examples and benchmarks.

@@ -26,9 +26,14 @@ async fn store(server: &RedisServer) -> Arc<dyn EventStore> {
 }
 
 async fn store_with_prefix(server: &RedisServer, prefix: &str) -> Arc<dyn EventStore> {
+    store_in_group(server, prefix, "soiree").await
+}
+
+async fn store_in_group(server: &RedisServer, prefix: &str, group: &str) -> Arc<dyn EventStore> {
     Arc::new(
         builder(server, "conformance")
             .prefix(prefix)
+            .group(group)
             .claim_timeout(CLAIM)
             .build()
             .await
@@ -64,6 +69,15 @@ conformance_tests! {
     unserializable_payload_persists_nothing
     bus_skips_listeners_that_already_succeeded
     queue_carries_events_between_buses
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_each_run_every_event() {
+    let server = server_or_skip!();
+    let first = store_in_group(&server, "groups", "first").await;
+    let second = store_in_group(&server, "groups", "second").await;
+    let outcome = conformance::groups_each_run_every_event(first, second, &config()).await;
+    assert_eq!(outcome, Outcome::Passed);
 }
 
 /// Every check the suite has, so that a check added later is not missed here.

@@ -69,7 +69,7 @@ impl<B: Backend> std::fmt::Debug for Core<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Core")
             .field("group", &self.options.group)
-            .field("consumer", &self.options.consumer)
+            .field("consumer", &self.options.consumer_name())
             .finish_non_exhaustive()
     }
 }

@@ -28,6 +28,18 @@ pub enum Error {
     /// The store's migrations could not be applied.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Another process held the lock of the schema's migrations for longer
+    /// than `build` waits (10 minutes): it is still migrating, or stuck.
+    #[error(
+        "schema {schema} has been migrated by another process for more than {waited_s} s; \
+         retry once it is done, or look for a stuck migration in pg_stat_activity"
+    )]
+    MigrationLocked {
+        /// The schema.
+        schema: String,
+        /// How long `build` waited, in seconds.
+        waited_s: u64,
+    },
     /// A builder option or URL was rejected.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),

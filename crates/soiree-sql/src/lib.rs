@@ -80,6 +80,7 @@ mod dead_letters;
 mod dedup_cache;
 mod emit;
 mod error;
+mod identity;
 mod inspect;
 mod metrics;
 pub mod mutation;

@@ -1,15 +1,22 @@
 //! Settings shared by the PostgreSQL and SQLite stores.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use crate::identity::{ConsumerSlot, Identity, default_identity};
 use crate::{Error, Result};
 
 /// Settings of a store, set through its builder.
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
     pub(crate) group: String,
-    pub(crate) consumer: String,
+    /// The consumer name: set by `consumer(…)`, else resolved by `build`
+    /// (see [`resolve_consumer`](Self::resolve_consumer)).
+    pub(crate) consumer: Option<String>,
+    /// The slot that keeps a default consumer name unique among live
+    /// stores, held as long as the store (its options) lives.
+    pub(crate) slot: Option<Arc<ConsumerSlot>>,
     pub(crate) lease_timeout: Duration,
     pub(crate) batch_size: usize,
     pub(crate) max_deliveries: u32,
@@ -62,7 +69,8 @@ impl Options {
     pub(crate) fn new(poll_interval: Duration) -> Self {
         Self {
             group: "soiree".to_owned(),
-            consumer: default_consumer_name(),
+            consumer: None,
+            slot: None,
             lease_timeout: Duration::from_secs(30),
             batch_size: 1000,
             max_deliveries: 5,
@@ -80,10 +88,11 @@ impl Options {
 
     pub(crate) fn validate(&self) -> Result<()> {
         let invalid = |what: &str| Err(Error::InvalidConfig(what.to_owned()));
-        if self.group.is_empty() || self.consumer.is_empty() {
+        let consumer = self.consumer.as_deref().unwrap_or("-");
+        if self.group.is_empty() || consumer.is_empty() {
             return invalid("group and consumer names must not be empty");
         }
-        if self.group.contains('\0') || self.consumer.contains('\0') {
+        if self.group.contains('\0') || consumer.contains('\0') {
             return invalid("group and consumer names must not contain NUL");
         }
         if self.lease_timeout < Duration::from_millis(100) {
@@ -125,19 +134,26 @@ impl Options {
     }
 }
 
-/// `<host>-<pid>`, plus `-<n>` for the n-th store of this process after the first.
-fn default_consumer_name() -> String {
-    static STORES: AtomicUsize = AtomicUsize::new(0);
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|host| host.trim().to_owned())
-        .filter(|host| !host.is_empty())
-        .unwrap_or_else(|| "soiree".to_owned());
-    let pid = std::process::id();
-    match STORES.fetch_add(1, Ordering::Relaxed) {
-        0 => format!("{host}-{pid}"),
-        n => format!("{host}-{pid}-{}", n + 1),
+impl Options {
+    /// Gives the store its consumer name, for `build`: the one
+    /// `consumer(…)` set, or the default identity of `location` (the
+    /// database, never a password) and the group (see
+    /// [`identity`](crate::identity)). Returns whether the name comes from a
+    /// slot, so that no live store can hold it: its leases are this
+    /// store's to take over.
+    pub(crate) fn resolve_consumer(&mut self, location: &str) -> bool {
+        if self.consumer.is_some() {
+            return false;
+        }
+        let Identity { name, slot } = default_identity(&format!("{location}\0{}", self.group));
+        self.consumer = Some(name);
+        self.slot = slot.map(Arc::new);
+        self.slot.is_some()
+    }
+
+    /// The consumer name (resolved by `build`).
+    pub(crate) fn consumer_name(&self) -> &str {
+        self.consumer.as_deref().unwrap_or_default()
     }
 }
 
@@ -152,10 +168,21 @@ macro_rules! common_builder_methods {
             self
         }
 
-        /// Sets this store's consumer name, recorded on the leases it holds
-        /// (default `<host>-<pid>`).
+        /// Sets this store's consumer name, recorded on the leases it holds.
+        /// Keep it unique among the live consumers of the group.
+        ///
+        /// The default is `<host>-<n>`: the lowest slot `n` of this database
+        /// and group that no live store on this host holds (a lock file in
+        /// the temporary directory, released by the operating system when
+        /// the process ends, even by `kill -9`). Two live stores get
+        /// different names; a process restarted alone gets its old name
+        /// back and, since no live store can hold that name, takes over at
+        /// once the leases and claimed retry rows recorded under it (with
+        /// new fencing tokens) instead of waiting `lease_timeout` for them
+        /// to expire. A name set here is not taken over that way: another
+        /// live process might use it.
         pub fn consumer(mut self, consumer: impl Into<String>) -> Self {
-            self.options.consumer = consumer.into();
+            self.options.consumer = Some(consumer.into());
             self
         }
 

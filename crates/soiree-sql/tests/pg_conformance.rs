@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use soiree::EventStore;
 use soiree_test::conformance::{self, Conformance, Outcome};
-use support::{PostgresServer, pg_builder};
+use support::{PostgresServer, fresh_schema, pg_builder, pg_builder_in};
 
 /// The lease timeout, which is also about how soon an unacknowledged
 /// delivery comes back.
@@ -63,6 +63,23 @@ conformance_tests! {
     unserializable_payload_persists_nothing
     bus_skips_listeners_that_already_succeeded
     queue_carries_events_between_buses
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_each_run_every_event() {
+    let server = pg_or_skip!();
+    let schema = fresh_schema();
+    let in_group = |group: &'static str| {
+        pg_builder_in(&server, &schema, group)
+            .group(group)
+            .lease_timeout(LEASE)
+            .max_handler_time(LEASE)
+            .build()
+    };
+    let first: Arc<dyn EventStore> = Arc::new(in_group("first").await.unwrap());
+    let second: Arc<dyn EventStore> = Arc::new(in_group("second").await.unwrap());
+    let outcome = conformance::groups_each_run_every_event(first, second, &config()).await;
+    assert_eq!(outcome, Outcome::Passed);
 }
 
 /// Every check the suite has, so that a check added later is not missed here.

@@ -63,6 +63,23 @@ conformance_tests! {
     queue_carries_events_between_buses
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_each_run_every_event() {
+    let dir = TempDir::new();
+    let db = dir.db();
+    let in_group = |group: &'static str| {
+        sqlite_builder(&db, group)
+            .group(group)
+            .lease_timeout(LEASE)
+            .max_handler_time(LEASE)
+            .build()
+    };
+    let first: Arc<dyn EventStore> = Arc::new(in_group("first").await.unwrap());
+    let second: Arc<dyn EventStore> = Arc::new(in_group("second").await.unwrap());
+    let outcome = conformance::groups_each_run_every_event(first, second, &config()).await;
+    assert_eq!(outcome, Outcome::Passed);
+}
+
 /// Every check the suite has, so that a check added later is not missed here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_suite_passes() {

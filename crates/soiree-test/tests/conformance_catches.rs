@@ -25,6 +25,8 @@ enum Flaw {
     DropsFailures,
     /// Counts a success of any listener for every listener of the event.
     DedupIgnoresHandler,
+    /// Counts a listener's success in any consumer group for every group.
+    DedupIgnoresGroup,
     /// Returns each dequeued batch newest first.
     ReversesBatches,
     /// Leaves deliveries in flight out of the backlog.
@@ -47,6 +49,20 @@ fn flawed(flaw: Flaw) -> Arc<dyn EventStore> {
         flaw,
         in_flight: AtomicU64::new(0),
     })
+}
+
+/// Two handles on one flawed store, for two consumer groups.
+fn flawed_groups(flaw: Flaw) -> (Arc<dyn EventStore>, Arc<dyn EventStore>) {
+    let first = MemoryStore::queue();
+    let second = first.in_group("second");
+    let wrap = |inner| -> Arc<dyn EventStore> {
+        Arc::new(Flawed {
+            inner,
+            flaw,
+            in_flight: AtomicU64::new(0),
+        })
+    };
+    (wrap(first), wrap(second))
 }
 
 #[async_trait]
@@ -126,6 +142,13 @@ impl HandlerDedup for Flawed {
                 .iter()
                 .any(|result| result.event_id == event_id && result.succeeded()));
         }
+        if self.flaw == Flaw::DedupIgnoresGroup {
+            // The results of every group, as a dedup table without a group.
+            let results = self.inner.results();
+            return Ok(results.iter().any(|result| {
+                result.event_id == event_id && result.handler_id == handler_id && result.succeeded()
+            }));
+        }
         self.inner.handler_succeeded(event_id, handler_id).await
     }
 }
@@ -176,6 +199,22 @@ async fn catches_dedup_that_ignores_the_handler() {
         &config(),
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[should_panic(
+    expected = "the second group's listener \"conformance-groups\" ran for 0 of 20 events"
+)]
+async fn catches_dedup_that_ignores_the_group() {
+    let (first, second) = flawed_groups(Flaw::DedupIgnoresGroup);
+    conformance::groups_each_run_every_event(first, second, &config()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faithful_groups_pass() {
+    let (first, second) = flawed_groups(Flaw::None);
+    let outcome = conformance::groups_each_run_every_event(first, second, &config()).await;
+    assert_eq!(outcome, conformance::Outcome::Passed);
 }
 
 #[tokio::test]

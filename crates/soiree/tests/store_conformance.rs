@@ -79,6 +79,27 @@ conformance_tests! {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_each_run_every_event() {
+    let first = match MemoryStore::queue().with_visibility_timeout(VISIBILITY) {
+        Ok(store) => store,
+        Err(err) => panic!("a positive visibility timeout was rejected: {err}"),
+    };
+    let second: Arc<dyn EventStore> = Arc::new(first.in_group("second"));
+    let outcome =
+        conformance::groups_each_run_every_event(Arc::new(first), second, &config()).await;
+    assert_eq!(outcome, Outcome::Passed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_need_a_queue() {
+    let first = MemoryStore::new();
+    let second: Arc<dyn EventStore> = Arc::new(first.in_group("second"));
+    let outcome =
+        conformance::groups_each_run_every_event(Arc::new(first), second, &config()).await;
+    assert_eq!(outcome, NO_QUEUE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_all_skips_only_the_queue_checks_without_a_queue() {
     let report = config().run_all(|| async { memory() }).await;
     let skipped: Vec<Check> = report

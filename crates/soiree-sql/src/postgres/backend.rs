@@ -243,19 +243,22 @@ impl Statements {
                  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
                  WITH ORDINALITY AS u(t, e, p, pr, k, n) ORDER BY n",
             ),
+            // Results and successes are the group's own ($6): another
+            // group's listener of the same name has not run for this one.
             save_results: q("WITH r AS ( \
-                   INSERT INTO soiree_results (topic, event_id, handler_id, error, attempt) \
-                   SELECT t, e, h, err, a \
+                   INSERT INTO soiree_results (topic, event_id, handler_id, error, attempt, \
+                     group_name) \
+                   SELECT t, e, h, err, a, $6 \
                    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[]) \
                    WITH ORDINALITY AS u(t, e, h, err, a, n) ORDER BY n \
                    RETURNING event_id, handler_id, error) \
-                 INSERT INTO soiree_handled (event_id, handler_id) \
-                 SELECT DISTINCT event_id, handler_id FROM r \
+                 INSERT INTO soiree_handled (event_id, group_name, handler_id) \
+                 SELECT DISTINCT event_id, $6, handler_id FROM r \
                  WHERE error IS NULL AND event_id <> '' \
                  ORDER BY event_id, handler_id \
                  ON CONFLICT DO NOTHING"),
             succeeded: q("SELECT event_id, handler_id FROM soiree_handled \
-                 WHERE event_id = ANY($1::text[])"),
+                 WHERE event_id = ANY($1::text[]) AND group_name = $2"),
             ensure_cursor: q("INSERT INTO soiree_cursors (group_name) VALUES ($1) \
                  ON CONFLICT DO NOTHING"),
             // Locks the group's cursor for the statement only: finds the next
@@ -318,6 +321,7 @@ impl Statements {
                    coalesce('; last error: ' || ( \
                      SELECT r.error FROM soiree_results r \
                      WHERE r.event_id = e.event_id AND r.error IS NOT NULL \
+                       AND (r.group_name = old.group_name OR r.group_name IS NULL) \
                      ORDER BY r.id DESC LIMIT 1), ' without acknowledgement'), \
                    old.deliveries \
                  FROM old JOIN soiree_events e \
@@ -654,6 +658,7 @@ impl Backend for PgBackend {
             .bind(handlers)
             .bind(errors)
             .bind(attempts)
+            .bind(&self.group)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -662,6 +667,7 @@ impl Backend for PgBackend {
     async fn succeeded(&self, event_ids: &[String]) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query(self.sql.succeeded.clone())
             .bind(event_ids)
+            .bind(&self.group)
             .fetch_all(&self.pool)
             .await?;
         rows.iter()

@@ -70,7 +70,7 @@ impl fmt::Debug for PostgresStore {
         f.debug_struct("PostgresStore")
             .field("schema", &self.schema)
             .field("group", &self.core.options.group)
-            .field("consumer", &self.core.options.consumer)
+            .field("consumer", &self.core.options.consumer_name())
             .finish_non_exhaustive()
     }
 }
@@ -86,7 +86,8 @@ impl PostgresStore {
     /// # Cancel safety
     ///
     /// Cancel safe: nothing is kept from a cancelled call (migrations run in
-    /// transactions).
+    /// transactions, but for one concurrent index build, which the next
+    /// call finishes).
     pub async fn connect(url: &str) -> Result<Self> {
         Self::builder(url).build().await
     }
@@ -132,7 +133,7 @@ impl PostgresStore {
 
     /// This store's consumer name, recorded on the leases it holds.
     pub fn consumer_name(&self) -> &str {
-        &self.core.options.consumer
+        self.core.options.consumer_name()
     }
 
     /// Begins a transaction on the store's pool, for
@@ -497,13 +498,17 @@ impl PostgresStoreBuilder {
     ///
     /// [`Error::InvalidConfig`] for a bad URL, schema or option,
     /// [`Error::Database`] when the database cannot be reached,
-    /// [`Error::Migrate`] when the migrations fail. No message contains the
-    /// URL's password.
+    /// [`Error::Migrate`] when the migrations fail,
+    /// [`Error::MigrationLocked`] when another process has been migrating
+    /// the schema for more than 10 minutes. No message contains the URL's
+    /// password.
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: migrations run in transactions.
-    pub async fn build(self) -> Result<PostgresStore> {
+    /// Cancel safe: migrations run in transactions, but for the concurrent
+    /// index build of migration 0007, whose interrupted index the next
+    /// `build` finishes (see the crate README's upgrade notes).
+    pub async fn build(mut self) -> Result<PostgresStore> {
         self.options.validate()?;
         validate_schema(&self.schema)?;
         if self.partition_size == 0 || self.partition_size > 1 << 60 {
@@ -522,6 +527,16 @@ impl PostgresStoreBuilder {
             .application_name("soiree")
             // A generic plan made while the log was small would scan it whole.
             .options([("plan_cache_mode", "force_custom_plan")]);
+        let mut location = format!(
+            "{}:{}/{}",
+            connect.get_host(),
+            connect.get_port(),
+            connect.get_database().unwrap_or(connect.get_username())
+        );
+        if self.schema != "public" {
+            location.push_str(&format!(" (schema {})", self.schema));
+        }
+        let own_name = self.options.resolve_consumer(&location);
         let pool = PgPoolOptions::new()
             .max_connections(self.options.max_connections)
             .acquire_timeout(self.options.acquire_timeout)
@@ -539,6 +554,9 @@ impl PostgresStoreBuilder {
             .bind(&self.options.group)
             .execute(&pool)
             .await?;
+        if own_name {
+            take_over_leases(&pool, &self.schema, &self.options).await?;
+        }
         let registry = self
             .registry
             .unwrap_or_else(|| MetricsRegistry::global().clone());
@@ -547,7 +565,7 @@ impl PostgresStoreBuilder {
             pool,
             sql,
             group: self.options.group.clone(),
-            consumer: self.options.consumer.clone(),
+            consumer: self.options.consumer_name().to_owned(),
             lease_ms: self.options.lease_ms(),
             channel: format!("soiree_{}", self.schema),
             partitions: Partitions::new(&self.schema, self.partition_size),
@@ -559,15 +577,6 @@ impl PostgresStoreBuilder {
             }
         }
         let notify = self.listen.then_some(self.notify_interval);
-        let mut location = format!(
-            "{}:{}/{}",
-            connect.get_host(),
-            connect.get_port(),
-            connect.get_database().unwrap_or(connect.get_username())
-        );
-        if self.schema != "public" {
-            location.push_str(&format!(" (schema {})", self.schema));
-        }
         Ok(PostgresStore {
             location: Arc::from(location),
             core: Core::new(backend, self.options, metrics, notify),
@@ -576,6 +585,41 @@ impl PostgresStoreBuilder {
             schema: Arc::from(self.schema),
         })
     }
+}
+
+/// Makes the leases and claimed retry rows recorded under this store's
+/// consumer name claimable at once: the name comes from a slot no live store
+/// holds, so they are left by this consumer's previous life (a process
+/// killed or crashed), and waiting `lease_timeout` for them would only
+/// delay their events. Their fencing tokens change when they are claimed
+/// again, as for any expired lease.
+async fn take_over_leases(pool: &PgPool, schema: &str, options: &Options) -> Result<()> {
+    let leases = sqlx::query(AssertSqlSafe(format!(
+        "UPDATE \"{schema}\".soiree_leases \
+         SET expires_at = clock_timestamp() - interval '1 millisecond' \
+         WHERE group_name = $1 AND consumer = $2 AND expires_at >= clock_timestamp()"
+    )))
+    .bind(&options.group)
+    .bind(options.consumer_name())
+    .execute(pool)
+    .await?
+    .rows_affected();
+    let retries = sqlx::query(AssertSqlSafe(format!(
+        "UPDATE \"{schema}\".soiree_retries SET run_at = clock_timestamp(), consumer = NULL \
+         WHERE group_name = $1 AND consumer = $2"
+    )))
+    .bind(&options.group)
+    .bind(options.consumer_name())
+    .execute(pool)
+    .await?
+    .rows_affected();
+    if leases + retries > 0 {
+        tracing::info!(
+            consumer = options.consumer_name(), group = %options.group, leases, retries,
+            "took over the deliveries this consumer held before it restarted"
+        );
+    }
+    Ok(())
 }
 
 fn validate_schema(schema: &str) -> Result<()> {
@@ -610,12 +654,43 @@ async fn migrate(connect: &PgConnectOptions, schema: &str) -> Result<()> {
     )))
     .execute(&pool)
     .await?;
+    // One store migrates a schema at a time. The lock is polled, not
+    // awaited: a session blocked in pg_advisory_lock holds a snapshot, which
+    // the concurrent index build of migration 0007 waits for while the lock
+    // holder waits for the build, a deadlock PostgreSQL breaks by failing
+    // one of them. sqlx's own lock is still taken inside (uncontended but
+    // by older versions of the store).
+    let lock_key = format!("soiree migrations {schema}");
+    let deadline = tokio::time::Instant::now() + MIGRATION_LOCK_WAIT;
+    loop {
+        let locked: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                .bind(&lock_key)
+                .fetch_one(&pool)
+                .await?;
+        if locked {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            pool.close().await;
+            return Err(Error::MigrationLocked {
+                schema: schema.to_owned(),
+                waited_s: MIGRATION_LOCK_WAIT.as_secs(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let mut migrator = sqlx::migrate::Migrator::with_migrations(MIGRATOR.iter().cloned().collect());
     migrator.dangerous_set_table_name(format!("\"{schema}\".{MIGRATIONS_TABLE}"));
-    migrator.run(&pool).await?;
+    let migrated = migrator.run(&pool).await;
+    // Closing the session releases the advisory lock too.
     pool.close().await;
+    migrated?;
     Ok(())
 }
+
+/// How long `build` waits for another process migrating the same schema.
+const MIGRATION_LOCK_WAIT: Duration = Duration::from_secs(600);
 
 #[cfg(test)]
 mod tests {

@@ -202,20 +202,25 @@ impl Backend for SqliteBackend {
             .collect();
         let param = Value::Array(rows).to_string();
         let mut tx = self.write_tx().await?;
+        // Results and successes are the group's own (?2): another group's
+        // listener of the same name has not run for this one.
         sqlx::query(
-            "INSERT INTO soiree_results (topic, event_id, handler_id, error, attempt) \
-             SELECT value->>0, value->>1, value->>2, value->>3, value->>4 \
+            "INSERT INTO soiree_results (topic, event_id, handler_id, error, attempt, \
+               group_name) \
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ?2 \
              FROM json_each(?1) ORDER BY key",
         )
         .bind(&param)
+        .bind(&self.group)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT OR IGNORE INTO soiree_handled (event_id, handler_id) \
-             SELECT value->>1, value->>2 FROM json_each(?1) \
+            "INSERT OR IGNORE INTO soiree_handled (event_id, group_name, handler_id) \
+             SELECT value->>1, ?2, value->>2 FROM json_each(?1) \
              WHERE value->>3 IS NULL AND value->>1 <> ''",
         )
         .bind(&param)
+        .bind(&self.group)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -226,9 +231,10 @@ impl Backend for SqliteBackend {
         let param = serde_json::to_string(event_ids)?;
         let rows = sqlx::query(
             "SELECT event_id, handler_id FROM soiree_handled \
-             WHERE event_id IN (SELECT value FROM json_each(?1))",
+             WHERE event_id IN (SELECT value FROM json_each(?1)) AND group_name = ?2",
         )
         .bind(param)
+        .bind(&self.group)
         .fetch_all(&self.readers)
         .await?;
         rows.iter()
@@ -367,6 +373,7 @@ impl Backend for SqliteBackend {
                coalesce('; last error: ' || ( \
                  SELECT r.error FROM soiree_results r \
                  WHERE r.event_id = e.event_id AND r.error IS NOT NULL \
+                   AND (r.group_name = ?1 OR r.group_name IS NULL) \
                  ORDER BY r.id DESC LIMIT 1), ' without acknowledgement'), ?4 \
              FROM soiree_events e WHERE e.id BETWEEN ?2 AND ?3",
         )

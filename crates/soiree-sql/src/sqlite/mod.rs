@@ -71,7 +71,7 @@ impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteStore")
             .field("group", &self.core.options.group)
-            .field("consumer", &self.core.options.consumer)
+            .field("consumer", &self.core.options.consumer_name())
             .finish_non_exhaustive()
     }
 }
@@ -129,7 +129,7 @@ impl SqliteStore {
 
     /// This store's consumer name, recorded on the leases it holds.
     pub fn consumer_name(&self) -> &str {
-        &self.core.options.consumer
+        self.core.options.consumer_name()
     }
 
     /// Begins a write transaction (`BEGIN IMMEDIATE`) on the store's writer
@@ -337,7 +337,7 @@ impl SqliteStoreBuilder {
     /// # Cancel safety
     ///
     /// Cancel safe: migrations run in transactions.
-    pub async fn build(self) -> Result<SqliteStore> {
+    pub async fn build(mut self) -> Result<SqliteStore> {
         self.options.validate()?;
         if self.busy_timeout.is_zero() {
             return Err(Error::InvalidConfig("busy_timeout must be positive".into()));
@@ -354,7 +354,7 @@ impl SqliteStoreBuilder {
         } else {
             SqliteConnectOptions::new().filename(&self.path)
         };
-        let location = Arc::from(base.get_filename().display().to_string());
+        let location: Arc<str> = Arc::from(base.get_filename().display().to_string());
         let connect = base
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -387,6 +387,13 @@ impl SqliteStoreBuilder {
             .bind(&self.options.group)
             .execute(&writer)
             .await?;
+        // The file exists now: its canonical path names the database
+        // whichever way it was reached.
+        let database = std::fs::canonicalize(&*location)
+            .map_or_else(|_| location.to_string(), |path| path.display().to_string());
+        if self.options.resolve_consumer(&database) {
+            take_over_leases(&writer, &self.options).await?;
+        }
         let registry = self
             .registry
             .unwrap_or_else(|| MetricsRegistry::global().clone());
@@ -395,7 +402,7 @@ impl SqliteStoreBuilder {
             writer,
             readers,
             group: self.options.group.clone(),
-            consumer: self.options.consumer.clone(),
+            consumer: self.options.consumer_name().to_owned(),
             lease_ms: self.options.lease_ms(),
         };
         Ok(SqliteStore {
@@ -403,4 +410,45 @@ impl SqliteStoreBuilder {
             location,
         })
     }
+}
+
+/// Makes the leases and claimed retry rows recorded under this store's
+/// consumer name claimable at once: the name comes from a slot no live store
+/// holds, so they are left by this consumer's previous life (a process
+/// killed or crashed), and waiting `lease_timeout` for them would only
+/// delay their events. Their fencing tokens change when they are claimed
+/// again, as for any expired lease.
+async fn take_over_leases(writer: &SqlitePool, options: &Options) -> Result<()> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        });
+    let leases = sqlx::query(
+        "UPDATE soiree_leases SET expires_at = ?3 - 1 \
+         WHERE group_name = ?1 AND consumer = ?2 AND expires_at >= ?3",
+    )
+    .bind(&options.group)
+    .bind(options.consumer_name())
+    .bind(now_ms)
+    .execute(writer)
+    .await?
+    .rows_affected();
+    let retries = sqlx::query(
+        "UPDATE soiree_retries SET run_at = ?3, consumer = NULL \
+         WHERE group_name = ?1 AND consumer = ?2",
+    )
+    .bind(&options.group)
+    .bind(options.consumer_name())
+    .bind(now_ms)
+    .execute(writer)
+    .await?
+    .rows_affected();
+    if leases + retries > 0 {
+        tracing::info!(
+            consumer = options.consumer_name(), group = %options.group, leases, retries,
+            "took over the deliveries this consumer held before it restarted"
+        );
+    }
+    Ok(())
 }

@@ -32,6 +32,10 @@
 //! queue store's backlog counts queued and delivered-but-unacknowledged
 //! events; handler ids and event ids are compared as given.
 //!
+//! [`groups_each_run_every_event`] takes two handles on one store, reading
+//! for two consumer groups, so it is not in [`Check::ALL`]: a backend's tests
+//! call it beside the others.
+//!
 //! Checks that build an [`EventBus`](soiree::EventBus) need a multi-thread
 //! runtime when the store blocks (and are best run on one anyway); every wait
 //! is bounded by [`Conformance::timeout`].
@@ -39,6 +43,7 @@
 mod bus;
 mod config;
 mod dedup;
+mod groups;
 mod history;
 pub mod hostile;
 mod outcome;
@@ -53,6 +58,7 @@ mod support;
 pub use bus::{bus_delivers_each_event_once, bus_reports_listener_errors};
 pub use config::Conformance;
 pub use dedup::dedup_is_scoped_per_event_and_handler;
+pub use groups::groups_each_run_every_event;
 pub use history::{event_history_pages_cover_all_events, saved_events_read_back_identical};
 pub use outcome::{Outcome, Report};
 pub use queue::{

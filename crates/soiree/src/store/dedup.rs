@@ -8,12 +8,19 @@ use crate::Result;
 /// redelivered or replayed event skips them.
 ///
 /// Successes are recorded by
-/// [`EventStore::save_handler_result`](super::EventStore::save_handler_result).
+/// [`EventStore::save_handler_result`](super::EventStore::save_handler_result),
+/// per consumer group: a store handle reads for one group (a queue store's
+/// group; [`MemoryStore::in_group`](crate::MemoryStore::in_group) for the
+/// memory store), records the successes of its listeners for that group
+/// and answers for that group only. Another group's listener of the same
+/// name has not run for this group, so it never counts: every group runs
+/// its listeners for every event.
 /// Listener ids must be stable across processes for this to work: register
 /// listeners with [`EventBus::on_named`](crate::EventBus::on_named).
 #[async_trait]
 pub trait HandlerDedup: Send + Sync {
-    /// Reports whether `handler_id` already succeeded for `event_id`.
+    /// Reports whether `handler_id` already succeeded for `event_id` in this
+    /// store's consumer group.
     ///
     /// # Errors
     ///

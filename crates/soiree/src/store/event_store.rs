@@ -68,7 +68,8 @@ pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
     async fn save_event(&self, event: &StoredEvent) -> Result<()>;
 
     /// Persists the outcome of one listener attempt. A success also marks the
-    /// listener as done for the event id, for [`HandlerDedup`].
+    /// listener as done for the event id in this store's consumer group, for
+    /// [`HandlerDedup`].
     ///
     /// # Errors
     ///

@@ -7,7 +7,7 @@
 //! - [`EventQueue`]: `emit` enqueues and the bus's consumers dequeue, dispatch
 //!   and acknowledge, so events survive a crash and spread over processes;
 //! - [`HandlerDedup`]: a listener that already succeeded for an event id is
-//!   skipped when the event is delivered again;
+//!   skipped when the event is delivered again to the same consumer group;
 //! - [`EventHistory`]: paged reads of stored events and results.
 //!
 //! Every store also implements [`Inspect`], the inspection and repair trait

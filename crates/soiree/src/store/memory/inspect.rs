@@ -9,7 +9,7 @@ use crate::store::inspect::{
     ConsumerInfo, DeadLetter, DeadLetterSelection, Filter, Inspect, PendingDelivery, Query, Record,
     StoreInfo, StoreStats, TopicCounts, event_id_text,
 };
-use crate::store::{EventQueue, Page, StoredResult};
+use crate::store::{Page, StoredResult};
 use crate::{Error, Result, StoredEvent};
 
 /// The name the store gives the bus consumer of this process.
@@ -21,26 +21,28 @@ impl Inspect for MemoryStore {
         StoreInfo::new(
             "memory",
             "this process",
-            self.as_queue.then(|| "default".into()),
+            self.as_queue.then(|| self.group.to_string()),
         )
     }
 
     async fn stats(&self) -> Result<StoreStats> {
-        let state = self.lock();
+        let mut state = self.lock();
+        let (emitted, results) = (state.events.len() as u64, state.results.len() as u64);
+        let group = self.group_of(&mut state);
         let now = tokio::time::Instant::now();
-        let oldest_pending_age = state
+        let oldest_pending_age = group
             .in_flight
             .values()
             .map(|(_, since)| now.duration_since(*since))
             .max();
         Ok(StoreStats {
             taken_at: Some(SystemTime::now()),
-            emitted: state.events.len() as u64,
-            events: state.events.len() as u64,
-            results: state.results.len() as u64,
-            backlog: (state.ready.len() + state.in_flight.len()) as u64,
-            in_flight: state.in_flight.len() as u64,
-            dead_letters: state.dead_letters.len() as u64,
+            emitted,
+            events: emitted,
+            results,
+            backlog: (group.ready.len() + group.in_flight.len()) as u64,
+            in_flight: group.in_flight.len() as u64,
+            dead_letters: group.dead_letters.len() as u64,
             consumers: u64::from(self.as_queue),
             oldest_pending_age,
         })
@@ -86,9 +88,10 @@ impl Inspect for MemoryStore {
     }
 
     async fn pending(&self, query: &Query) -> Result<Page<PendingDelivery>> {
-        let state = self.lock();
+        let mut state = self.lock();
         let now = tokio::time::Instant::now();
-        let mut pending: Vec<(u64, PendingDelivery)> = state
+        let mut pending: Vec<(u64, PendingDelivery)> = self
+            .group_of(&mut state)
             .in_flight
             .iter()
             .filter_map(|(receipt, (queued, since))| {
@@ -119,7 +122,7 @@ impl Inspect for MemoryStore {
         if !self.as_queue {
             return Ok(Vec::new());
         }
-        let pending = self.lock().in_flight.len() as u64;
+        let pending = self.group_of(&mut self.lock()).in_flight.len() as u64;
         Ok(vec![ConsumerInfo::new(
             CONSUMER,
             pending,
@@ -128,9 +131,10 @@ impl Inspect for MemoryStore {
     }
 
     async fn dead_letters(&self, query: &Query) -> Result<Page<DeadLetter>> {
-        let state = self.lock();
+        let mut state = self.lock();
+        let letters = &self.group_of(&mut state).dead_letters;
         let page = select(
-            &state.dead_letters,
+            letters,
             query,
             |_, letter| letter.id,
             |letter| letter_matches(letter, &query.filter),
@@ -139,7 +143,7 @@ impl Inspect for MemoryStore {
             items: page
                 .items
                 .into_iter()
-                .map(|i| dead_letter(&state.dead_letters[i]))
+                .map(|i| dead_letter(&letters[i]))
                 .collect(),
             next: page.next,
         })
@@ -147,7 +151,7 @@ impl Inspect for MemoryStore {
 
     async fn dead_letter(&self, id: &str) -> Result<Option<DeadLetter>> {
         Ok(self
-            .lock()
+            .group_of(&mut self.lock())
             .dead_letters
             .iter()
             .find(|letter| letter.id.to_string() == id)
@@ -156,43 +160,48 @@ impl Inspect for MemoryStore {
 
     async fn replay_dead_letters(&self, selection: &DeadLetterSelection) -> Result<u64> {
         self.require_queue()?;
-        let replayed = {
-            let mut state = self.lock();
-            let chosen = take_letters(&mut state.dead_letters, selection);
-            for letter in &chosen {
-                state.append(letter.event.clone());
-            }
-            chosen.len() as u64
-        };
+        let chosen = take_letters(&mut self.group_of(&mut self.lock()).dead_letters, selection);
+        let replayed = chosen.len() as u64;
+        for letter in chosen {
+            self.append_for_group(letter.event);
+        }
         if replayed > 0 {
             self.arrived.notify_waiters();
-            self.arrived.notify_one();
         }
         Ok(replayed)
     }
 
     async fn purge_dead_letters(&self, selection: &DeadLetterSelection) -> Result<u64> {
-        Ok(take_letters(&mut self.lock().dead_letters, selection).len() as u64)
+        Ok(take_letters(&mut self.group_of(&mut self.lock()).dead_letters, selection).len() as u64)
     }
 
     async fn replay(&self, event_id: &str) -> Result<()> {
         self.require_queue()?;
         let event = {
-            let state = self.lock();
-            state
+            let mut state = self.lock();
+            let found = state
                 .events
                 .iter()
                 .rev()
                 .map(|stamped| &stamped.item)
-                .chain(state.dead_letters.iter().map(|letter| &letter.event))
                 .find(|event| event_id_text(event).as_deref() == Some(event_id))
-                .cloned()
+                .cloned();
+            found.or_else(|| {
+                self.group_of(&mut state)
+                    .dead_letters
+                    .iter()
+                    .map(|letter| &letter.event)
+                    .find(|event| event_id_text(event).as_deref() == Some(event_id))
+                    .cloned()
+            })
         };
         let event = event.ok_or_else(|| Error::NotFound {
             what: "event",
             id: event_id.to_owned(),
         })?;
-        self.enqueue(&event).await
+        // Only this group gets it again, as with the durable stores.
+        self.append_for_group(event);
+        Ok(())
     }
 }
 

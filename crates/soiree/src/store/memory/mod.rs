@@ -1,7 +1,7 @@
 //! An in-memory store implementing every store ability.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -17,6 +17,10 @@ use crate::{Error, Result, StoredEvent};
 /// Deliveries not acknowledged within this time are delivered again.
 const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The consumer group of a store made by [`MemoryStore::new`] or
+/// [`MemoryStore::queue`].
+const DEFAULT_GROUP: &str = "default";
+
 /// A store that keeps everything in memory: events, results, a queue with
 /// acknowledgement and redelivery, and handler de-duplication.
 ///
@@ -24,6 +28,13 @@ const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
 /// written against it carry over. Its queue is FIFO; a delivery that is not
 /// acknowledged within the visibility timeout (30 s by default) is delivered
 /// again.
+///
+/// Like the durable stores it has consumer groups: a store reads for one
+/// group (`default`), and [`in_group`](MemoryStore::in_group) gives another
+/// handle on the same data reading for another group. Each group gets every
+/// queued event, has its own deliveries and dead letters, and its own record
+/// of the listeners that succeeded: a listener's success in one group does
+/// not skip a listener of the same name in another.
 ///
 /// # Examples
 ///
@@ -40,8 +51,10 @@ const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
 /// ```
 #[derive(Debug)]
 pub struct MemoryStore {
-    state: Mutex<State>,
-    arrived: Notify,
+    state: Arc<Mutex<State>>,
+    group: Arc<str>,
+    /// Signalled when an event arrives for this store's group.
+    arrived: Arc<Notify>,
     visibility_timeout: Duration,
     as_queue: bool,
 }
@@ -52,12 +65,24 @@ mod inspect;
 struct State {
     events: Vec<Stamped<StoredEvent>>,
     results: Vec<Stamped<StoredResult>>,
-    succeeded: HashSet<(String, String)>,
+    /// (event id, listener id) pairs that succeeded, by group.
+    succeeded: HashMap<String, HashSet<(String, String)>>,
+    /// The positions in `events` of every enqueued event (replays
+    /// excluded), oldest first: a group created later starts with all of
+    /// them, as a durable store's new group starts at the oldest event kept.
+    enqueued: Vec<usize>,
+    groups: HashMap<String, Group>,
     next_receipt: u64,
+    next_letter: u64,
+}
+
+/// What a consumer group holds of the queue.
+#[derive(Debug)]
+struct Group {
     ready: VecDeque<Queued>,
     in_flight: HashMap<String, (Queued, Instant)>,
     dead_letters: Vec<Letter>,
-    next_letter: u64,
+    arrived: Arc<Notify>,
 }
 
 /// A stored item and when it was stored.
@@ -102,20 +127,98 @@ impl MemoryStore {
     /// A store that persists events and results and dispatches in process
     /// (no queue).
     pub fn new() -> Self {
-        Self {
-            state: Mutex::default(),
-            arrived: Notify::new(),
-            visibility_timeout: DEFAULT_VISIBILITY_TIMEOUT,
-            as_queue: false,
-        }
+        Self::on(
+            Arc::default(),
+            DEFAULT_GROUP,
+            false,
+            DEFAULT_VISIBILITY_TIMEOUT,
+        )
     }
 
     /// A store that also acts as a queue: `emit` enqueues and the bus's
     /// consumers dispatch.
     pub fn queue() -> Self {
+        Self::on(
+            Arc::default(),
+            DEFAULT_GROUP,
+            true,
+            DEFAULT_VISIBILITY_TIMEOUT,
+        )
+    }
+
+    /// Another handle on this store's data (events, results, queue) that
+    /// reads for consumer group `group`, with this handle's settings.
+    ///
+    /// Handles of one group share its deliveries; different groups each get
+    /// every event, including those enqueued before the group was first
+    /// named, and each keeps its own record of the listeners that succeeded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use soiree::{Event, EventQueue, MemoryStore, StoredEvent};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> soiree::Result<()> {
+    /// let billing = MemoryStore::queue();
+    /// let audit = billing.in_group("audit");
+    /// let paid = StoredEvent::from_event(&Event::new("order.paid", 42))?;
+    /// billing.enqueue(&paid).await?;
+    /// assert_eq!(billing.backlog().await?, 1);
+    /// assert_eq!(audit.backlog().await?, 1);
+    /// assert_eq!(audit.group(), "audit");
+    /// # Ok(()) }
+    /// ```
+    pub fn in_group(&self, group: impl Into<String>) -> Self {
+        let group: String = group.into();
+        Self::on(
+            Arc::clone(&self.state),
+            &group,
+            self.as_queue,
+            self.visibility_timeout,
+        )
+    }
+
+    /// The consumer group this handle reads for (`default` unless made by
+    /// [`in_group`](Self::in_group)).
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// A handle on `state` for `group`, which it registers.
+    fn on(
+        state: Arc<Mutex<State>>,
+        group: &str,
+        as_queue: bool,
+        visibility_timeout: Duration,
+    ) -> Self {
+        let arrived = {
+            let mut guard = lock(&state);
+            let State {
+                groups,
+                enqueued,
+                events,
+                ..
+            } = &mut *guard;
+            let entry = groups.entry(group.to_owned()).or_insert_with(|| Group {
+                ready: enqueued
+                    .iter()
+                    .map(|&at| Queued {
+                        event: events[at].item.clone(),
+                        deliveries: 0,
+                    })
+                    .collect(),
+                in_flight: HashMap::new(),
+                dead_letters: Vec::new(),
+                arrived: Arc::new(Notify::new()),
+            });
+            Arc::clone(&entry.arrived)
+        };
         Self {
-            as_queue: true,
-            ..Self::new()
+            state,
+            group: Arc::from(group),
+            arrived,
+            visibility_timeout,
+            as_queue,
         }
     }
 
@@ -169,7 +272,8 @@ impl MemoryStore {
     /// # }
     /// ```
     pub fn dead_letters(&self) -> Vec<(StoredEvent, String)> {
-        self.lock()
+        let mut state = self.lock();
+        self.group_of(&mut state)
             .dead_letters
             .iter()
             .map(|letter| (letter.event.clone(), letter.error.clone()))
@@ -177,42 +281,62 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.state)
+    }
+
+    /// This handle's group in `state` (registered when the handle was made).
+    fn group_of<'s>(&self, state: &'s mut State) -> &'s mut Group {
+        state
+            .groups
+            .entry(self.group.to_string())
+            .or_insert_with(|| Group {
+                ready: VecDeque::new(),
+                in_flight: HashMap::new(),
+                dead_letters: Vec::new(),
+                arrived: Arc::clone(&self.arrived),
+            })
     }
 
     fn take_ready(&self, max: usize) -> Vec<Delivery> {
-        let mut state = self.lock();
+        let mut guard = self.lock();
         let now = Instant::now();
-        let expired: Vec<String> = state
+        let mut next_receipt = guard.next_receipt;
+        let group = self.group_of(&mut guard);
+        let expired: Vec<String> = group
             .in_flight
             .iter()
             .filter(|(_, (_, since))| now.duration_since(*since) >= self.visibility_timeout)
             .map(|(receipt, _)| receipt.clone())
             .collect();
         for receipt in expired {
-            if let Some((queued, _)) = state.in_flight.remove(&receipt) {
-                state.ready.push_front(queued);
+            if let Some((queued, _)) = group.in_flight.remove(&receipt) {
+                group.ready.push_front(queued);
             }
         }
         let mut deliveries = Vec::new();
         while deliveries.len() < max {
-            let Some(mut queued) = state.ready.pop_front() else {
+            let Some(mut queued) = group.ready.pop_front() else {
                 break;
             };
             queued.deliveries += 1;
-            state.next_receipt += 1;
-            let receipt = state.next_receipt.to_string();
+            next_receipt += 1;
+            let receipt = next_receipt.to_string();
             deliveries.push(Delivery {
                 receipt: receipt.clone(),
                 event: queued.event.clone(),
                 delivery_count: queued.deliveries,
             });
-            state.in_flight.insert(receipt, (queued, now));
+            group.in_flight.insert(receipt, (queued, now));
         }
+        guard.next_receipt = next_receipt;
         deliveries
     }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[async_trait]
@@ -229,6 +353,8 @@ impl EventStore for MemoryStore {
         if result.succeeded() && !result.event_id.is_empty() {
             state
                 .succeeded
+                .entry(self.group.to_string())
+                .or_default()
                 .insert((result.event_id.clone(), result.handler_id.clone()));
         }
         state.results.push(Stamped::now(result.clone()));
@@ -253,7 +379,6 @@ impl EventQueue for MemoryStore {
     async fn enqueue(&self, event: &StoredEvent) -> Result<()> {
         crate::limits::check_stored(event)?;
         self.lock().append(event.clone());
-        self.arrived.notify_one();
         Ok(())
     }
 
@@ -268,7 +393,7 @@ impl EventQueue for MemoryStore {
             // Wake for new arrivals, and in time for the oldest in-flight
             // delivery to become visible again.
             let wake = self
-                .lock()
+                .group_of(&mut self.lock())
                 .in_flight
                 .values()
                 .map(|(_, since)| far_future_if_none(since.checked_add(self.visibility_timeout)))
@@ -282,19 +407,22 @@ impl EventQueue for MemoryStore {
 
     async fn ack(&self, receipts: &[String]) -> Result<()> {
         let mut state = self.lock();
+        let group = self.group_of(&mut state);
         for receipt in receipts {
-            state.in_flight.remove(receipt);
+            group.in_flight.remove(receipt);
         }
         Ok(())
     }
 
     async fn fail(&self, failures: &[FailedDelivery]) -> Result<()> {
         let mut state = self.lock();
+        let mut next_letter = state.next_letter;
+        let group = self.group_of(&mut state);
         for failure in failures {
-            if let Some((queued, _)) = state.in_flight.remove(&failure.receipt) {
-                state.next_letter += 1;
-                let id = state.next_letter;
-                state.dead_letters.push(Letter {
+            if let Some((queued, _)) = group.in_flight.remove(&failure.receipt) {
+                next_letter += 1;
+                let id = next_letter;
+                group.dead_letters.push(Letter {
                     id,
                     event: queued.event,
                     error: failure.error.clone(),
@@ -303,33 +431,56 @@ impl EventQueue for MemoryStore {
                 });
             }
         }
+        state.next_letter = next_letter;
         Ok(())
     }
 
     async fn backlog(&self) -> Result<u64> {
-        let state = self.lock();
-        Ok((state.ready.len() + state.in_flight.len()) as u64)
+        let mut state = self.lock();
+        let group = self.group_of(&mut state);
+        Ok((group.ready.len() + group.in_flight.len()) as u64)
     }
 }
 
 #[async_trait]
 impl HandlerDedup for MemoryStore {
+    /// Answers for this handle's group only.
     async fn handler_succeeded(&self, event_id: &str, handler_id: &str) -> Result<bool> {
         Ok(self
             .lock()
             .succeeded
-            .contains(&(event_id.to_owned(), handler_id.to_owned())))
+            .get(&*self.group)
+            .is_some_and(|done| done.contains(&(event_id.to_owned(), handler_id.to_owned()))))
     }
 }
 
 impl State {
-    /// Stores an event and queues it.
+    /// Stores an event and queues it for every group.
     fn append(&mut self, event: StoredEvent) {
-        self.ready.push_back(Queued {
+        for group in self.groups.values_mut() {
+            group.ready.push_back(Queued {
+                event: event.clone(),
+                deliveries: 0,
+            });
+            group.arrived.notify_one();
+        }
+        self.enqueued.push(self.events.len());
+        self.events.push(Stamped::now(event));
+    }
+}
+
+impl MemoryStore {
+    /// Stores an event again and queues it for this handle's group only
+    /// (a replay).
+    fn append_for_group(&self, event: StoredEvent) {
+        let mut state = self.lock();
+        let group = self.group_of(&mut state);
+        group.ready.push_back(Queued {
             event: event.clone(),
             deliveries: 0,
         });
-        self.events.push(Stamped::now(event));
+        group.arrived.notify_one();
+        state.events.push(Stamped::now(event));
     }
 }
 
