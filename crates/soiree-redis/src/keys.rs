@@ -61,6 +61,11 @@ impl Keys {
         }
     }
 
+    /// `{<prefix>}`, as keys start, for messages.
+    pub(crate) fn prefix_braced(&self) -> String {
+        self.base.trim_end_matches(':').to_owned()
+    }
+
     /// The set of handler ids that succeeded for an event id.
     pub(crate) fn dedup(&self, event_id: &str) -> String {
         format!("{}{DEDUP}{event_id}", self.base)

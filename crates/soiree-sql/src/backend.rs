@@ -298,7 +298,9 @@ pub(crate) struct ConsumerRow {
 /// Counts of the store for `Inspect::stats`, read in one statement.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Counts {
-    /// The last id the log handed out (monotonic: retention does not lower it).
+    /// The last id the log handed out (monotonic: retention does not lower
+    /// it; on PostgreSQL, for a role that may not read the log's sequence,
+    /// the highest id kept).
     pub(crate) emitted: i64,
     pub(crate) events: i64,
     pub(crate) results: i64,
@@ -440,6 +442,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
         own_leases: &[(i64, i64)],
         own_retries: &[(i64, i64)],
     ) -> Result<Vec<(String, Pos)>>;
+    /// After a write was refused for lack of a privilege: which of these
+    /// `(privilege, table)` grants the store lacks, in words.
+    async fn lacking(&self, grants: &[(&'static str, &'static str)]) -> Result<String>;
     /// Wakes consumers in other processes (throttled by the caller).
     async fn notify_others(&self) -> Result<()>;
 }

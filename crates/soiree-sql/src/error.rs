@@ -83,9 +83,54 @@ pub enum Error {
     /// database is unreachable); the acknowledgement waiting for them failed.
     #[error("results were not written within {0:?}")]
     FlushTimeout(std::time::Duration),
+    /// The database holds no soiree store where the builder looked (its
+    /// tables do not exist): the wrong database, schema or file, or one
+    /// whose application has not applied the store's migrations. A store
+    /// built with [`read_only`](crate::SqliteStoreBuilder::read_only) or
+    /// `create_missing(false)` creates nothing, so it says so instead.
+    #[error("{location} holds no soiree store ({reason})")]
+    NotAStore {
+        /// Where the builder looked: `host:port/database (schema s)`, a file.
+        location: String,
+        /// What is missing, and what exists instead when the store can tell.
+        reason: String,
+    },
+    /// The consumer group has no cursor in the store (no consumer of it ever
+    /// started), and the builder was told not to create it.
+    #[error("no consumer group {group:?}; groups: {}", list_or_none(.groups))]
+    NoSuchGroup {
+        /// The group asked for.
+        group: String,
+        /// The groups the store has (at most 100).
+        groups: Vec<String>,
+    },
+    /// A write refused for lack of a privilege: the role, ACL user or file
+    /// lets this store read but not do `operation`.
+    #[error("{operation} needs {needs}; {lacking}")]
+    PermissionDenied {
+        /// What was attempted: `replay`, `purge dead letters`.
+        operation: &'static str,
+        /// The privileges the operation needs.
+        needs: String,
+        /// Which of them are lacking, as the database tells.
+        lacking: String,
+    },
     /// A batched write that this call was part of failed.
     #[error("batched write failed: {0}")]
     Batch(Arc<Error>),
+}
+
+/// `a, b, c`, or `none` for an empty list.
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names
+            .iter()
+            .map(|name| format!("{name:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 impl From<Error> for soiree::Error {

@@ -493,18 +493,28 @@ macro_rules! inspect_trait {
                 &self,
                 selection: &soiree::DeadLetterSelection,
             ) -> soiree::Result<u64> {
-                Ok(self.core().replay_selection(selection).await?)
+                let core = self.core();
+                Ok(core
+                    .privileged(crate::privileges::REPLAY, core.replay_selection(selection))
+                    .await?)
             }
 
             async fn purge_dead_letters(
                 &self,
                 selection: &soiree::DeadLetterSelection,
             ) -> soiree::Result<u64> {
-                Ok(self.core().purge_selection(selection).await?)
+                let core = self.core();
+                Ok(core
+                    .privileged(crate::privileges::PURGE, core.purge_selection(selection))
+                    .await?)
             }
 
             async fn replay(&self, event_id: &str) -> soiree::Result<()> {
-                if self.core().replay_event(event_id).await? {
+                let core = self.core();
+                if core
+                    .privileged(crate::privileges::REPLAY, core.replay_event(event_id))
+                    .await?
+                {
                     Ok(())
                 } else {
                     Err(soiree::Error::NotFound {

@@ -76,6 +76,7 @@ mod dead_letters;
 mod dedup_cache;
 mod emit;
 mod error;
+mod existing;
 mod inspect;
 mod metrics;
 pub mod mutation;
@@ -84,6 +85,7 @@ mod ordering;
 pub mod outbox;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod privileges;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod rows;
 #[cfg(feature = "sqlite")]

@@ -122,23 +122,30 @@ impl Inspect for RedisStore {
 
     async fn replay_dead_letters(&self, selection: &DeadLetterSelection) -> soiree::Result<u64> {
         let letters = self.select_letters(selection).await?;
-        Ok(self.replay_letters(letters).await? as u64)
+        let replay = self.replay_letters(letters);
+        Ok(self.privileged(crate::existing::REPLAY, replay).await? as u64)
     }
 
     async fn purge_dead_letters(&self, selection: &DeadLetterSelection) -> soiree::Result<u64> {
         let letters = self.select_letters(selection).await?;
-        let ids: Vec<String> = letters.into_iter().map(|letter| letter.id).collect();
-        let mut deleted = 0;
-        for ids in ids.chunks(DELETE_BATCH) {
-            deleted += self
-                .query::<u64>(&redis::Cmd::xdel(&self.inner.keys.dead, ids))
-                .await?;
-        }
-        Ok(deleted)
+        let purge = async {
+            let ids: Vec<String> = letters.into_iter().map(|letter| letter.id).collect();
+            let mut deleted = 0;
+            for ids in ids.chunks(DELETE_BATCH) {
+                deleted += self
+                    .query::<u64>(&redis::Cmd::xdel(&self.inner.keys.dead, ids))
+                    .await?;
+            }
+            Ok(deleted)
+        };
+        Ok(self.privileged(crate::existing::PURGE, purge).await?)
     }
 
     async fn replay(&self, event_id: &str) -> soiree::Result<()> {
-        match RedisStore::replay(self, event_id).await {
+        match self
+            .privileged(crate::existing::REPLAY, RedisStore::replay(self, event_id))
+            .await
+        {
             Err(Error::NotFound(id)) => Err(soiree::Error::NotFound { what: "event", id }),
             other => Ok(other?),
         }

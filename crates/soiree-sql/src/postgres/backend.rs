@@ -141,14 +141,20 @@ fn qualify(schema: &str, sql: &str) -> SqlStr {
 }
 
 impl Statements {
+    /// The schema of the store's tables.
+    pub(crate) fn schema(&self) -> &str {
+        &self.schema
+    }
+
     pub(crate) fn new(schema: &str) -> Self {
         let q = |sql: &str| qualify(schema, sql);
         Self {
             schema: schema.to_owned(),
             counts: q(&format!(
                 "WITH p AS ({PENDING}) SELECT \
-                   (SELECT CASE WHEN is_called THEN last_value ELSE 0 END \
-                    FROM soiree_events_id_seq), \
+                   CASE WHEN has_sequence_privilege('soiree_events_id_seq', 'SELECT') \
+                     THEN coalesce(pg_sequence_last_value('soiree_events_id_seq'), 0) \
+                     ELSE (SELECT coalesce(max(id), 0) FROM soiree_events) END, \
                    (SELECT count(*) FROM soiree_events), \
                    (SELECT count(*) FROM soiree_results), \
                    (SELECT count(*) FROM soiree_dead_letters WHERE group_name = $1), \
@@ -984,6 +990,29 @@ impl Backend for PgBackend {
                 ))
             })
             .collect()
+    }
+
+    async fn lacking(&self, grants: &[(&'static str, &'static str)]) -> Result<String> {
+        let (privileges, tables): (Vec<&str>, Vec<&str>) = grants.iter().copied().unzip();
+        let (role, read_only, lacking): (String, bool, Vec<String>) = sqlx::query_as(
+            "SELECT current_user::text, current_setting('transaction_read_only') = 'on', \
+               coalesce(array_agg(p || ' on ' || format('%I.%I', $3::text, t) ORDER BY n) \
+                 FILTER (WHERE NOT has_table_privilege(format('%I.%I', $3::text, t), p)), \
+                 '{}') \
+             FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(p, t, n)",
+        )
+        .bind(&privileges)
+        .bind(&tables)
+        .bind(self.sql.schema())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(if !lacking.is_empty() {
+            format!("role {role:?} lacks {}", lacking.join(", "))
+        } else if read_only {
+            "the store was opened read-only (default_transaction_read_only)".to_owned()
+        } else {
+            format!("role {role:?} lacks a privilege PostgreSQL did not name")
+        })
     }
 
     async fn notify_others(&self) -> Result<()> {

@@ -921,6 +921,14 @@ impl Backend for SqliteBackend {
     async fn notify_others(&self) -> Result<()> {
         Ok(())
     }
+
+    async fn lacking(&self, _grants: &[(&'static str, &'static str)]) -> Result<String> {
+        Ok(
+            "the database file is read-only to this store: opened with mode=ro (or read_only), \
+            or this user may not write the file or its directory"
+                .to_owned(),
+        )
+    }
 }
 
 impl SqliteBackend {
