@@ -149,6 +149,31 @@ async fn repairs_fail(url: &str, opts: &[&str], lacking: &[&str]) {
     );
 }
 
+/// Replaying the dead letter's event by id, the dead letter itself, and
+/// purging the dead letters all succeed.
+async fn repairs_succeed(url: &str, opts: &[&str]) {
+    let mut list = opts.to_vec();
+    list.extend(["dead-letters", "list", "--json"]);
+    let letters = soiree(url, &list).await.json();
+    let id = letters["items"][0]["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let event_id = letters["items"][0]["event_id"]
+        .as_str()
+        .expect("an event id")
+        .to_owned();
+    for command in [
+        vec!["replay", &event_id, "--yes"],
+        vec!["dead-letters", "replay", "--id", &id, "--yes"],
+        vec!["dead-letters", "purge", "--all", "--yes"],
+    ] {
+        let args: Vec<&str> = opts.iter().copied().chain(command).collect();
+        let out = soiree(url, &args).await;
+        assert_eq!(out.code, Some(0), "{args:?}: {out:?}");
+    }
+}
+
 /// `--group typo` is "not found" (exit 3) naming the groups that exist.
 async fn unknown_group_is_named(url: &str, opts: &[&str], groups: &str) {
     for command in INSPECTIONS {
@@ -300,6 +325,16 @@ fn postgres_select_only_role_inspects_and_cannot_repair() {
         .await
         .unwrap();
         assert_eq!(schemas, 0);
+        // The grants the README states for repairs are enough.
+        sqlx::query("GRANT INSERT ON soiree_retries TO inspector")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("GRANT DELETE ON soiree_dead_letters TO inspector")
+            .execute(&pool)
+            .await
+            .unwrap();
+        repairs_succeed(&url, &[]).await;
     });
 }
 
@@ -379,5 +414,12 @@ fn redis_read_acl_user_inspects_and_cannot_repair() {
         let groups: redis::streams::StreamInfoGroupsReply =
             redis::from_redis_value(groups).unwrap();
         assert_eq!(groups.groups.len(), 1);
+        // The commands the README states for repairs are enough.
+        let () = redis::cmd("ACL")
+            .arg(&["SETUSER", "inspector", "+xadd", "+xdel"])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        repairs_succeed(&url, &opts).await;
     });
 }
