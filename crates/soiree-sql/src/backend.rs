@@ -283,6 +283,10 @@ pub(crate) struct PendingRow {
     pub(crate) events: i64,
     /// The event of a retry row.
     pub(crate) event: Option<RawEvent>,
+    /// Milliseconds before its lease (or claim) expires.
+    pub(crate) expires_ms: Option<i64>,
+    /// The ids of the events it covers (at most 100), as a JSON array.
+    pub(crate) event_ids: Option<String>,
 }
 
 /// A consumer holding deliveries: its name, how many events its live
@@ -312,7 +316,8 @@ pub(crate) struct Counts {
     pub(crate) oldest_ms: Option<i64>,
     /// Events covered by the group's live leases, plus its claimed retry rows.
     pub(crate) in_flight: i64,
-    /// Distinct consumers holding live leases or claimed retry rows.
+    /// Distinct consumers holding live leases or claimed retry rows, or
+    /// with a live heartbeat.
     pub(crate) consumers: i64,
 }
 
@@ -395,7 +400,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
         newest_first: bool,
         limit: usize,
     ) -> Result<Vec<PendingRow>>;
-    /// The consumers holding the group's live leases or claimed retry rows.
+    /// The consumers of the group: those holding live leases or claimed
+    /// retry rows, and those whose heartbeat is live.
     async fn consumers(&self) -> Result<Vec<ConsumerRow>>;
     /// Copies row `id` of the log into the retry table, due at once, for
     /// the group; returns how many (0 when the row is gone).
@@ -442,6 +448,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
         own_leases: &[(i64, i64)],
         own_retries: &[(i64, i64)],
     ) -> Result<Vec<(String, Pos)>>;
+    /// Records this consumer as live for `live_ms` (its heartbeat), and
+    /// deletes the group's consumers expired for a day.
+    async fn beat(&self, live_ms: i64) -> Result<()>;
     /// After a write was refused for lack of a privilege: which of these
     /// `(privilege, table)` grants the store lacks, in words.
     async fn lacking(&self, grants: &[(&'static str, &'static str)]) -> Result<String>;

@@ -25,6 +25,7 @@ pub(crate) struct Statements {
     pending_asc: SqlStr,
     pending_desc: SqlStr,
     consumers: SqlStr,
+    beat: SqlStr,
     retry_event: SqlStr,
     retry_dead_copy: SqlStr,
     replay_dead_ids: SqlStr,
@@ -107,18 +108,43 @@ const DEAD_LETTERS: Listing = rows::dead_letters(AT_US);
 /// The deliveries group `$1` holds: its live leases (kind 0) and its claimed
 /// retry rows (kind 1), idle since taken or extended (`$2`: the lease
 /// timeout in milliseconds, by which an extension pushes the expiry).
+/// Then the lease's range (NULL for retry rows), the milliseconds left
+/// before it expires, and a retry row's event id.
 const PENDING: &str = "SELECT 0 AS kind, id, consumer, \
        greatest(0, (extract(epoch FROM clock_timestamp() - expires_at) * 1000)::bigint + $2) \
          AS idle_ms, \
        deliveries::bigint AS deliveries, events::bigint AS events, \
-       NULL::text AS topic, NULL::text AS payload, NULL::text AS properties \
+       NULL::text AS topic, NULL::text AS payload, NULL::text AS properties, \
+       lo_tx::text::bigint AS lo_tx, lo_id, hi_tx::text::bigint AS hi_tx, hi_id, \
+       (extract(epoch FROM expires_at - clock_timestamp()) * 1000)::bigint AS expires_ms, \
+       NULL::text AS event_id \
      FROM soiree_leases WHERE group_name = $1 AND expires_at > clock_timestamp() \
      UNION ALL \
      SELECT 1, id, consumer, \
        greatest(0, (extract(epoch FROM clock_timestamp() - run_at) * 1000)::bigint + $2), \
-       deliveries::bigint, 1, topic, payload, properties \
+       deliveries::bigint, 1, topic, payload, properties, NULL, NULL, NULL, NULL, \
+       (extract(epoch FROM run_at - clock_timestamp()) * 1000)::bigint, event_id \
      FROM soiree_retries \
      WHERE group_name = $1 AND consumer IS NOT NULL AND run_at > clock_timestamp()";
+
+/// A page `q` of [`PENDING`] with the ids of the events each delivery
+/// covers, as a JSON array (at most 100 per lease), computed for the page
+/// only.
+const PENDING_IDS: &str = "CASE WHEN q.kind = 0 THEN \
+       (SELECT coalesce(json_agg(r.event_id ORDER BY r.tx, r.id), '[]')::text FROM ( \
+          SELECT e.tx, e.id, e.event_id FROM soiree_events e \
+          WHERE (e.tx, e.id) >= (q.lo_tx::text::xid8, q.lo_id) \
+            AND (e.tx, e.id) <= (q.hi_tx::text::xid8, q.hi_id) \
+          ORDER BY e.tx, e.id LIMIT 100) r) \
+     ELSE json_build_array(q.event_id)::text END";
+
+/// The consumers of group `$1`: those holding deliveries, and those whose
+/// heartbeat is live (`$2`: the lease timeout, as for [`PENDING`]).
+const CONSUMERS: &str = "SELECT consumer, events, idle_ms FROM ({PENDING}) p \
+     UNION ALL \
+     SELECT consumer, 0, \
+       greatest(0, (extract(epoch FROM clock_timestamp() - last_seen) * 1000)::bigint) \
+     FROM soiree_consumers WHERE group_name = $1 AND expires_at > clock_timestamp()";
 
 /// The columns of a retry row made from a dead letter.
 const RETRY_FROM_DEAD: &str = "group_name, event_tx, event_row, coalesce(topic, ''), event_id, \
@@ -160,20 +186,36 @@ impl Statements {
                    (SELECT count(*) FROM soiree_dead_letters WHERE group_name = $1), \
                    ({BACKLOG}), ({OLDEST}), \
                    (SELECT coalesce(sum(events), 0)::bigint FROM p), \
-                   (SELECT count(DISTINCT consumer) FROM p)"
+                   (SELECT count(DISTINCT consumer) FROM ( \
+                      SELECT consumer FROM p UNION ALL \
+                      SELECT consumer FROM soiree_consumers \
+                      WHERE group_name = $1 AND expires_at > clock_timestamp()) c)"
             )),
             pending_asc: q(&format!(
-                "SELECT * FROM ({PENDING}) p WHERE (kind, id) > ($3, $4) \
-                 ORDER BY kind, id LIMIT $5"
+                "SELECT q.*, {PENDING_IDS} FROM ( \
+                   SELECT * FROM ({PENDING}) p WHERE (kind, id) > ($3, $4) \
+                   ORDER BY kind, id LIMIT $5) q \
+                 ORDER BY kind, id"
             )),
             pending_desc: q(&format!(
-                "SELECT * FROM ({PENDING}) p WHERE (kind, id) < ($3, $4) \
-                 ORDER BY kind DESC, id DESC LIMIT $5"
+                "SELECT q.*, {PENDING_IDS} FROM ( \
+                   SELECT * FROM ({PENDING}) p WHERE (kind, id) < ($3, $4) \
+                   ORDER BY kind DESC, id DESC LIMIT $5) q \
+                 ORDER BY kind DESC, id DESC"
             )),
             consumers: q(&format!(
-                "SELECT consumer, sum(events)::bigint, min(idle_ms) FROM ({PENDING}) p \
-                 GROUP BY consumer ORDER BY consumer"
+                "SELECT consumer, sum(events)::bigint, min(idle_ms) FROM ({}) c \
+                 GROUP BY consumer ORDER BY consumer",
+                CONSUMERS.replace("{PENDING}", PENDING)
             )),
+            beat: q("WITH gone AS ( \
+                   DELETE FROM soiree_consumers WHERE group_name = $1 \
+                     AND expires_at < clock_timestamp() - interval '1 day') \
+                 INSERT INTO soiree_consumers (group_name, consumer, last_seen, expires_at) \
+                 VALUES ($1, $2, clock_timestamp(), \
+                   clock_timestamp() + $3 * interval '1 millisecond') \
+                 ON CONFLICT (group_name, consumer) DO UPDATE \
+                   SET last_seen = excluded.last_seen, expires_at = excluded.expires_at"),
             retry_event: q(
                 "INSERT INTO soiree_retries (group_name, event_tx, event_row, topic, \
                    event_id, payload, properties, deliveries, run_at, key) \
@@ -990,6 +1032,16 @@ impl Backend for PgBackend {
                 ))
             })
             .collect()
+    }
+
+    async fn beat(&self, live_ms: i64) -> Result<()> {
+        sqlx::query(self.sql.beat.clone())
+            .bind(&self.group)
+            .bind(&self.consumer)
+            .bind(live_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn lacking(&self, grants: &[(&'static str, &'static str)]) -> Result<String> {
