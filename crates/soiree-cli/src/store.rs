@@ -356,6 +356,11 @@ fn sql_error(kind: &'static str, url: &str, err: soiree_sql::Error) -> Error {
                 reason,
             }
         }
+        E::Connect { server, source } => Error::Unreachable {
+            kind,
+            server,
+            reason: scrub(&source.to_string(), url),
+        },
         E::InvalidConfig(reason) => Error::BadUrl {
             scheme: kind.to_owned(),
             reason: scrub(&reason, url),

@@ -25,6 +25,16 @@ pub enum Error {
     /// The database returned an error, or the connection failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// No connection could be made to the database server (refused,
+    /// unreachable, timed out, or its TLS certificate not trusted). Names
+    /// the server (host and port, never a password).
+    #[error("cannot connect to postgres at {server}: {source}")]
+    Connect {
+        /// The server's `host:port`.
+        server: String,
+        /// What the connection attempt said.
+        source: sqlx::Error,
+    },
     /// The store's migrations could not be applied.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -41,7 +41,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `postgres` | on | [`PostgresStore`] |
+//! | `postgres` | on | [`PostgresStore`], with TLS (rustls, the system's roots): `?sslmode=verify-full&sslrootcert=ca.pem` in the URL |
 //! | `sqlite` | on | [`SqliteStore`] |
 //!
 //! # Example

@@ -530,7 +530,8 @@ impl PostgresStoreBuilder {
             // next statement and is replaced; callers retry.
             .test_before_acquire(false)
             .connect_with(connect.clone())
-            .await?;
+            .await
+            .map_err(|err| connect_error(&connect, err))?;
         if creates && self.options.migrate {
             migrate(&connect, &self.schema).await?;
         }
@@ -622,6 +623,18 @@ async fn check_existing(pool: &PgPool, schema: &str, group: &str, location: &str
             )
         },
     })
+}
+
+/// A failed first connection: [`Error::Connect`] naming the server when
+/// it could not be reached or its TLS handshake failed.
+fn connect_error(connect: &PgConnectOptions, err: sqlx::Error) -> Error {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => Error::Connect {
+            server: format!("{}:{}", connect.get_host(), connect.get_port()),
+            source: err,
+        },
+        other => other.into(),
+    }
 }
 
 fn validate_schema(schema: &str) -> Result<()> {
