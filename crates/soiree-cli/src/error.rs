@@ -58,6 +58,12 @@ pub(crate) enum Error {
         /// The scheme as given (`mysql`), or empty when the URL has none.
         scheme: String,
     },
+    /// The store URL is a bare file path.
+    #[error("store url {path:?} has no scheme: for a SQLite file, use --store {:?}", format!("sqlite:{path}"))]
+    BarePath {
+        /// The path as given.
+        path: String,
+    },
     /// The store URL has a known scheme but cannot be used.
     #[error("bad {scheme} store url: {reason}")]
     BadUrl {
@@ -88,6 +94,16 @@ pub(crate) enum Error {
         /// `redis`, `postgres`, `sqlite`, `memory`.
         kind: String,
         /// What went wrong, without the URL's password.
+        reason: String,
+    },
+    /// What the URL and options name is not there: no soiree store at that
+    /// place (schema, prefix, file), or no such consumer group. Names what
+    /// exists instead.
+    #[error("{kind} store: {reason}")]
+    Missing {
+        /// `redis`, `postgres`, `sqlite`.
+        kind: &'static str,
+        /// What is missing and what exists, without the URL's password.
         reason: String,
     },
     /// The store holds nothing with this id.
@@ -153,11 +169,14 @@ impl Error {
             | Self::MissingUrl { .. }
             | Self::NoStore
             | Self::UnsupportedScheme { .. }
+            | Self::BarePath { .. }
             | Self::BadUrl { .. }
             | Self::BadCursor { .. }
             | Self::BadListen { .. }
             | Self::Refused(_) => EXIT_USAGE,
-            Self::NoSuchFile { .. } | Self::NotFound { .. } => EXIT_NOT_FOUND,
+            Self::NoSuchFile { .. } | Self::Missing { .. } | Self::NotFound { .. } => {
+                EXIT_NOT_FOUND
+            }
             Self::Runtime(_)
             | Self::Bus(_)
             | Self::Aborted { .. }

@@ -16,7 +16,8 @@ Exit codes:
   2  usage error or refusal: a bad option (topic pattern, --after cursor, --listen)
      or store URL, an unconfirmed destructive command (no --yes and no terminal
      to ask on), an empty dead-letter selection
-  3  not found: the event, dead letter or SQLite file named does not exist";
+  3  not found: the event, dead letter, consumer group, store or SQLite file named
+     does not exist (the error names what exists)";
 
 /// Soiree: an event bus for Rust services.
 ///

@@ -1,7 +1,12 @@
 //! Opening a store from its URL, for inspection: the one place that knows
 //! the store crates; the commands see only `Arc<dyn Inspect>`.
 //!
-//! Opening never starts consumers, and never creates a SQLite file.
+//! Opening never starts consumers and creates nothing: no file, table,
+//! stream, consumer group or cursor; an unknown group, prefix or schema is
+//! an error naming those that exist. Commands that only read open the
+//! store read-only ([`Access::Inspect`]): a read-only SQLite connection (no
+//! PRAGMA that changes the file), read-only PostgreSQL transactions, no
+//! background task on Redis.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,8 +23,39 @@ pub(crate) enum Target {
     Redis(String),
     /// `postgres://`, `postgresql://`: the URL as given.
     Postgres(String),
-    /// `sqlite://PATH`, `sqlite:PATH`: the file.
-    Sqlite(PathBuf),
+    /// `sqlite://PATH`, `sqlite:PATH`: the file, and the URL's query
+    /// (`mode=ro`, …) when it has one.
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// The query after `?`, without it.
+        query: Option<String>,
+    },
+}
+
+/// What a command does with the store it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Reads only: the store is opened read-only.
+    Inspect,
+    /// Replays or purges (the dashboard can too): the store is opened for
+    /// writing, still creating nothing.
+    Repair,
+}
+
+impl Access {
+    /// What `command` needs.
+    pub(crate) fn of(command: &crate::opt::Command) -> Self {
+        use crate::opt::{Command, DeadLettersCommand};
+        match command {
+            Command::Replay(_)
+            | Command::Dashboard(_)
+            | Command::DeadLetters(DeadLettersCommand::Replay(_) | DeadLettersCommand::Purge(_)) => {
+                Self::Repair
+            }
+            _ => Self::Inspect,
+        }
+    }
 }
 
 impl Target {
@@ -35,6 +71,11 @@ impl Target {
                         .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
             {
                 scheme.to_ascii_lowercase()
+            }
+            _ if !url.is_empty() => {
+                return Err(Error::BarePath {
+                    path: url.to_owned(),
+                });
             }
             _ => {
                 return Err(Error::UnsupportedScheme {
@@ -54,7 +95,10 @@ impl Target {
             "sqlite" => {
                 let rest = &url["sqlite:".len()..];
                 let rest = rest.strip_prefix("//").unwrap_or(rest);
-                let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+                let (path, query) = match rest.split_once('?') {
+                    Some((path, query)) => (path, Some(query)),
+                    None => (rest, None),
+                };
                 if path.is_empty() {
                     return Err(Error::BadUrl {
                         scheme,
@@ -67,7 +111,10 @@ impl Target {
                         reason: "an in-memory database holds nothing to inspect".into(),
                     });
                 }
-                Ok(Self::Sqlite(PathBuf::from(path)))
+                Ok(Self::Sqlite {
+                    path: PathBuf::from(path),
+                    query: query.filter(|query| !query.is_empty()).map(str::to_owned),
+                })
             }
             _ => Err(Error::UnsupportedScheme { scheme }),
         }
@@ -143,23 +190,25 @@ fn percent_decode(text: &str) -> std::result::Result<String, ()> {
     String::from_utf8(out).map_err(|_| ())
 }
 
-/// Opens the store named by `--store` (or `SOIREE_STORE`) for inspection.
-pub(crate) async fn open(opt: &StoreOpt) -> Result<Arc<dyn Inspect>> {
+/// Opens the store named by `--store` (or `SOIREE_STORE`) for `access`.
+pub(crate) async fn open(opt: &StoreOpt, access: Access) -> Result<Arc<dyn Inspect>> {
     let url = opt.store.as_deref().ok_or(Error::NoStore)?;
     match Target::parse(url)? {
-        Target::Redis(url) => open_redis(&url, opt).await,
-        Target::Postgres(url) => open_postgres(&url, opt).await,
-        Target::Sqlite(path) => open_sqlite(&path, opt).await,
+        Target::Redis(url) => open_redis(&url, opt, access).await,
+        Target::Postgres(url) => open_postgres(&url, opt, access).await,
+        Target::Sqlite { path, query } => open_sqlite(&path, query.as_deref(), opt, access).await,
     }
 }
 
 /// The consumer name the CLI's store handles carry: they never consume.
 const CONSUMER: &str = "soiree-cli";
 
-async fn open_redis(url: &str, opt: &StoreOpt) -> Result<Arc<dyn Inspect>> {
+async fn open_redis(url: &str, opt: &StoreOpt, access: Access) -> Result<Arc<dyn Inspect>> {
     let mut builder = soiree_redis::RedisStore::builder(url)
         .consumer(CONSUMER)
-        .remove_idle_consumers(None);
+        .remove_idle_consumers(None)
+        .create_missing(false)
+        .read_only(access == Access::Inspect);
     if let Some(group) = &opt.group {
         builder = builder.group(group);
     }
@@ -196,6 +245,10 @@ fn redis_error(url: &str, err: soiree_redis::Error) -> Error {
             scheme: "redis".to_owned(),
             reason: scrub(&reason, url),
         },
+        missing @ (E::NotAStore { .. } | E::NoSuchGroup { .. }) => Error::Missing {
+            kind: "redis",
+            reason: missing.to_string(),
+        },
         other => Error::Store {
             kind: "redis".to_owned(),
             reason: scrub(&other.to_string(), url),
@@ -203,7 +256,7 @@ fn redis_error(url: &str, err: soiree_redis::Error) -> Error {
     }
 }
 
-async fn open_postgres(url: &str, opt: &StoreOpt) -> Result<Arc<dyn Inspect>> {
+async fn open_postgres(url: &str, opt: &StoreOpt, access: Access) -> Result<Arc<dyn Inspect>> {
     // sqlx reports a refused connection as a pool timeout, after the
     // acquire timeout: try the address first, for a prompt, precise error.
     if let Some(server) = tcp_address(url) {
@@ -223,7 +276,8 @@ async fn open_postgres(url: &str, opt: &StoreOpt) -> Result<Arc<dyn Inspect>> {
     }
     let mut builder = soiree_sql::PostgresStore::builder(url)
         .consumer(CONSUMER)
-        .migrate(false)
+        .create_missing(false)
+        .read_only(access == Access::Inspect)
         .listen(false)
         .max_connections(2)
         .acquire_timeout(std::time::Duration::from_secs(5));
@@ -239,16 +293,27 @@ async fn open_postgres(url: &str, opt: &StoreOpt) -> Result<Arc<dyn Inspect>> {
     }
 }
 
-async fn open_sqlite(path: &Path, opt: &StoreOpt) -> Result<Arc<dyn Inspect>> {
+async fn open_sqlite(
+    path: &Path,
+    query: Option<&str>,
+    opt: &StoreOpt,
+    access: Access,
+) -> Result<Arc<dyn Inspect>> {
     // sqlx would create a missing file: inspecting never does.
     if !path.is_file() {
         return Err(Error::NoSuchFile {
             path: path.display().to_string(),
         });
     }
-    let mut builder = soiree_sql::SqliteStore::builder(path)
+    // The URL's options (`mode=ro`, …) go to sqlx with the file.
+    let target = match query {
+        Some(query) => PathBuf::from(format!("sqlite:{}?{query}", path.display())),
+        None => path.to_path_buf(),
+    };
+    let mut builder = soiree_sql::SqliteStore::builder(target)
         .consumer(CONSUMER)
-        .migrate(false)
+        .create_missing(false)
+        .read_only(access == Access::Inspect)
         .max_connections(2);
     if let Some(group) = &opt.group {
         builder = builder.group(group);
@@ -291,10 +356,16 @@ fn sql_error(kind: &'static str, url: &str, err: soiree_sql::Error) -> Error {
                 reason,
             }
         }
+        E::Connect { server, source } => Error::Unreachable {
+            kind,
+            server,
+            reason: scrub(&source.to_string(), url),
+        },
         E::InvalidConfig(reason) => Error::BadUrl {
             scheme: kind.to_owned(),
             reason: scrub(&reason, url),
         },
+        E::NotAStore { .. } | E::NoSuchGroup { .. } => Error::Missing { kind, reason },
         _ if reason.contains("no such table")
             || (reason.contains("relation") && reason.contains("does not exist")) =>
         {
@@ -334,17 +405,21 @@ mod tests {
             Target::parse("postgres://h/db").unwrap(),
             Target::Postgres(_)
         ));
+        let sqlite = |path: &str, query: Option<&str>| Target::Sqlite {
+            path: path.into(),
+            query: query.map(str::to_owned),
+        };
         assert_eq!(
             Target::parse("sqlite:///var/lib/events.db").unwrap(),
-            Target::Sqlite("/var/lib/events.db".into())
+            sqlite("/var/lib/events.db", None)
         );
         assert_eq!(
-            Target::parse("sqlite://events.db?mode=rwc").unwrap(),
-            Target::Sqlite("events.db".into())
+            Target::parse("sqlite://events.db?mode=ro").unwrap(),
+            sqlite("events.db", Some("mode=ro"))
         );
         assert_eq!(
             Target::parse("sqlite:data/events.db").unwrap(),
-            Target::Sqlite("data/events.db".into())
+            sqlite("data/events.db", None)
         );
     }
 
@@ -356,8 +431,12 @@ mod tests {
         assert!(text.contains("\"mysql\""), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
 
-        let err = Target::parse("events.db").unwrap_err();
-        assert!(matches!(err, Error::UnsupportedScheme { .. }), "{err}");
+        for path in ["orders.db", "./x.db", "/abs/x.db"] {
+            let err = Target::parse(path).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{path}: {err}");
+            let text = err.to_string();
+            assert!(text.contains(&format!("sqlite:{path}")), "{text}");
+        }
 
         let err = Target::parse("redis://:hunter2@[bad").unwrap_err();
         let text = err.to_string();
@@ -415,7 +494,7 @@ mod tests {
             store: Some(format!("sqlite://{}", path.display())),
             ..StoreOpt::default()
         };
-        let err = open(&opt).await.unwrap_err();
+        let err = open(&opt, Access::Inspect).await.unwrap_err();
         assert_eq!(err.exit_code(), 3, "{err}");
         assert!(err.to_string().contains("does not exist"), "{err}");
         assert!(!path.exists());

@@ -222,11 +222,17 @@ pub(crate) struct PendingView {
     pub(crate) events: u64,
     pub(crate) topic: Option<String>,
     pub(crate) event_id: Option<String>,
+    /// The ids of the events it covers (a SQL lease: at most 100).
+    pub(crate) event_ids: Vec<String>,
+    /// Time left before its lease expires, when the store knows.
+    pub(crate) expires_in_ms: Option<u64>,
 }
 
 impl From<PendingDelivery> for PendingView {
     fn from(pending: PendingDelivery) -> Self {
         Self {
+            event_ids: pending.event_ids.clone(),
+            expires_in_ms: pending.expires_in.map(millis),
             topic: pending.event.as_ref().map(|event| event.topic.clone()),
             event_id: pending
                 .event

@@ -27,6 +27,10 @@ pub(crate) struct Options {
     pub(crate) response_timeout: Duration,
     pub(crate) on_failure: FailurePolicy,
     pub(crate) remove_idle_consumers: Option<Duration>,
+    /// Build creates the stream and group when missing.
+    pub(crate) create_missing: bool,
+    /// No background writes (maintenance), nothing created; repairs refused.
+    pub(crate) read_only: bool,
 }
 
 /// What the store does with a delivery the bus reports as failed (through
@@ -81,6 +85,8 @@ pub enum FailurePolicy {
 /// | [`response_timeout`](Self::response_timeout) | 5 s | how long to wait for a (non-blocking) reply |
 /// | [`remove_idle_consumers`](Self::remove_idle_consumers) | 1 day | remove consumers with nothing pending idle for this long |
 /// | [`on_failure`](Self::on_failure) | [`FailurePolicy::DeadLetter`] | what happens to a delivery whose listeners failed |
+/// | [`create_missing`](Self::create_missing) | on | create the stream and group when missing (off: open only an existing one) |
+/// | [`read_only`](Self::read_only) | off | inspect only: no background task, nothing created, repairs refused |
 /// | [`metrics_registry`](Self::metrics_registry) | [`MetricsRegistry::global`] | where the metrics go |
 ///
 /// # Examples
@@ -145,6 +151,8 @@ impl RedisStoreBuilder {
                 response_timeout: Duration::from_secs(5),
                 on_failure: FailurePolicy::DeadLetter,
                 remove_idle_consumers: Some(DAY),
+                create_missing: true,
+                read_only: false,
             },
             consumer: None,
             instance_id: "0".to_owned(),
@@ -291,6 +299,28 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Whether [`build`](Self::build) creates the events stream and the
+    /// consumer group when they do not exist (default `true`). With
+    /// `false` it opens only an existing store and group: it fails with
+    /// [`Error::NotAStore`] (naming the prefixes that hold a store) or
+    /// [`Error::NoSuchGroup`] (naming the groups that exist). For tools that
+    /// operate a store (replay, purge) without consuming from it.
+    pub fn create_missing(mut self, create: bool) -> Self {
+        self.options.create_missing = create;
+        self
+    }
+
+    /// Opens the store for inspection only (default `false`): as
+    /// `create_missing(false)`, with no background task (no trimming, no
+    /// removal of idle consumers), and repairs through
+    /// [`soiree::Inspect`] (replay, purge) are refused. The commands it
+    /// sends are read commands (see the CLI's README for the ACL they need).
+    /// Do not consume from such a store.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.options.read_only = read_only;
+        self
+    }
+
     /// Trusts the root certificate(s) in `pem` for a `rediss://` URL
     /// instead of the system's roots (a private CA). Needs the `tls`
     /// feature.
@@ -307,13 +337,17 @@ impl RedisStoreBuilder {
     }
 
     /// Connects to Redis and creates the consumer group (and the stream)
-    /// if they do not exist.
+    /// if they do not exist (unless [`create_missing`](Self::create_missing)
+    /// is off or the store is [`read_only`](Self::read_only): then checks
+    /// that they exist).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] for a bad URL, prefix or option (the message
     /// never shows the URL's password), [`Error::Auth`] when Redis refuses
-    /// the credentials, [`Error::Redis`] when Redis cannot be reached.
+    /// the credentials, [`Error::Redis`] when Redis cannot be reached,
+    /// [`Error::NotAStore`] and [`Error::NoSuchGroup`] when the store or
+    /// group does not exist and may not be created.
     ///
     /// # Cancel safety
     ///

@@ -69,6 +69,35 @@ pub enum Error {
     /// A page cursor (or dead-letter id) is not a stream entry id.
     #[error("invalid cursor {0:?}: expected a stream entry id such as 1700000000000-0")]
     InvalidCursor(String),
+    /// There is no soiree store under the prefix (its events stream does
+    /// not exist, or is not a stream), and the builder was told not to
+    /// create one.
+    #[error("no soiree store under prefix {prefix:?}: {reason}")]
+    NotAStore {
+        /// The prefix asked for.
+        prefix: String,
+        /// What is missing, and which prefixes hold a store instead.
+        reason: String,
+    },
+    /// The consumer group does not exist on the events stream, and the
+    /// builder was told not to create it.
+    #[error("no consumer group {group:?}; groups: {}", list_or_none(.groups))]
+    NoSuchGroup {
+        /// The group asked for.
+        group: String,
+        /// The groups of the events stream.
+        groups: Vec<String>,
+    },
+    /// Redis refused a command for lack of an ACL permission (`NOPERM`).
+    #[error("{operation} needs {needs}; {lacking}")]
+    PermissionDenied {
+        /// What was attempted: `replay`, `purge dead letters`.
+        operation: &'static str,
+        /// The commands and keys the operation needs.
+        needs: String,
+        /// What Redis refused.
+        lacking: String,
+    },
     /// No stored event has the given event id.
     #[error("event not found: {0:?}")]
     NotFound(String),
@@ -99,6 +128,19 @@ impl Error {
             Self::Redis(err) => err.code(),
             _ => None,
         }
+    }
+}
+
+/// `"a", "b"`, or `none` for an empty list.
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names
+            .iter()
+            .map(|name| format!("{name:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

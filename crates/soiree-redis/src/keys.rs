@@ -72,6 +72,11 @@ impl Keys {
         }
     }
 
+    /// `{<prefix>}`, as keys start, for messages.
+    pub(crate) fn prefix_braced(&self) -> String {
+        self.base.trim_end_matches(':').to_owned()
+    }
+
     /// The set of handler ids that succeeded for an event id in the store's
     /// group: `{<prefix>}:dedup:<event id>` for the default group `soiree`
     /// (the key every group used before dedup was per group, so that its

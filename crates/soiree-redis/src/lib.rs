@@ -71,6 +71,7 @@ mod dead_letter;
 mod dedup_cache;
 mod entry;
 mod error;
+mod existing;
 mod inspect;
 mod keys;
 mod metrics;

@@ -225,12 +225,19 @@ impl RedisStore {
                 _name_lease: name_lease,
             })),
         };
-        store.ensure_group().await?;
-        // Inside a runtime: the writers above were spawned on it.
-        tokio::spawn(maintenance(
-            Arc::downgrade(&store.inner),
-            maintenance_stopped,
-        ));
+        let options = &store.inner.options;
+        if options.create_missing && !options.read_only {
+            store.ensure_group().await?;
+        } else {
+            store.check_existing().await?;
+        }
+        if !options.read_only {
+            // Inside a runtime: the writers above were spawned on it.
+            tokio::spawn(maintenance(
+                Arc::downgrade(&store.inner),
+                maintenance_stopped,
+            ));
+        }
         Ok(store)
     }
 

@@ -327,6 +327,10 @@ pub(crate) struct PendingRow {
     pub(crate) events: i64,
     /// The event of a retry row.
     pub(crate) event: Option<RawEvent>,
+    /// Milliseconds before its lease (or claim) expires.
+    pub(crate) expires_ms: Option<i64>,
+    /// The ids of the events it covers (at most 100), as a JSON array.
+    pub(crate) event_ids: Option<String>,
 }
 
 /// A consumer holding deliveries: its name, how many events its live
@@ -342,7 +346,9 @@ pub(crate) struct ConsumerRow {
 /// Counts of the store for `Inspect::stats`, read in one statement.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Counts {
-    /// The last id the log handed out (monotonic: retention does not lower it).
+    /// The last id the log handed out (monotonic: retention does not lower
+    /// it; on PostgreSQL, for a role that may not read the log's sequence,
+    /// the highest id kept).
     pub(crate) emitted: i64,
     pub(crate) events: i64,
     pub(crate) results: i64,
@@ -354,7 +360,8 @@ pub(crate) struct Counts {
     pub(crate) oldest_ms: Option<i64>,
     /// Events covered by the group's live leases, plus its claimed retry rows.
     pub(crate) in_flight: i64,
-    /// Distinct consumers holding live leases or claimed retry rows.
+    /// Distinct consumers holding live leases or claimed retry rows, or
+    /// with a live heartbeat.
     pub(crate) consumers: i64,
 }
 
@@ -440,7 +447,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
         newest_first: bool,
         limit: usize,
     ) -> Result<Vec<PendingRow>>;
-    /// The consumers holding the group's live leases or claimed retry rows.
+    /// The consumers of the group: those holding live leases or claimed
+    /// retry rows, and those whose heartbeat is live.
     async fn consumers(&self) -> Result<Vec<ConsumerRow>>;
     /// Copies row `id` of the log into the retry table, due at once, for
     /// the group; returns how many (0 when the row is gone).
@@ -487,6 +495,12 @@ pub(crate) trait Backend: Send + Sync + 'static {
         own_leases: &[(i64, i64)],
         own_retries: &[(i64, i64)],
     ) -> Result<Vec<(String, Pos)>>;
+    /// Records this consumer as live for `live_ms` (its heartbeat), and
+    /// deletes the group's consumers expired for a day.
+    async fn beat(&self, live_ms: i64) -> Result<()>;
+    /// After a write was refused for lack of a privilege: which of these
+    /// `(privilege, table)` grants the store lacks, in words.
+    async fn lacking(&self, grants: &[(&'static str, &'static str)]) -> Result<String>;
     /// Wakes consumers in other processes (throttled by the caller).
     async fn notify_others(&self) -> Result<()>;
 }

@@ -12,7 +12,7 @@
 //! and one more delivery.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -61,6 +61,10 @@ pub(crate) struct Core<B: Backend> {
     recorder: Recorder<StoredResult>,
     dedup: DedupCache,
     heartbeat: AtomicBool,
+    /// Dequeues running now, and when one last started or ended: the
+    /// heartbeat records this consumer only while it consumes.
+    dequeuing: AtomicUsize,
+    last_dequeue: Mutex<Instant>,
     /// Set when rows were put in the retry table: look at it on the next fill.
     retry_due: AtomicBool,
 }
@@ -203,6 +207,8 @@ impl<B: Backend> Core<B> {
             recorder,
             dedup: DedupCache::default(),
             heartbeat: AtomicBool::new(false),
+            dequeuing: AtomicUsize::new(0),
+            last_dequeue: Mutex::new(Instant::now()),
             retry_due: AtomicBool::new(false),
         });
         if let (Some(poke), Some(interval)) = (poke, notify_interval) {
@@ -288,6 +294,7 @@ impl<B: Backend> Core<B> {
         wait: Duration,
     ) -> Result<Vec<Delivery>> {
         self.start_heartbeat();
+        let _active = Dequeuing::start(self);
         let max = max.max(1);
         let deadline = Instant::now()
             .checked_add(wait)
@@ -1275,12 +1282,53 @@ impl<B: Backend> Core<B> {
     }
 }
 
-/// Extends held leases every third of the lease timeout, while the store lives.
+/// A dequeue running, for [`Core::consuming`].
+struct Dequeuing<'a, B: Backend>(&'a Core<B>);
+
+impl<'a, B: Backend> Dequeuing<'a, B> {
+    fn start(core: &'a Core<B>) -> Self {
+        core.dequeuing.fetch_add(1, Ordering::AcqRel);
+        *lock_instant(&core.last_dequeue) = Instant::now();
+        Self(core)
+    }
+}
+
+impl<B: Backend> Drop for Dequeuing<'_, B> {
+    fn drop(&mut self) {
+        *lock_instant(&self.0.last_dequeue) = Instant::now();
+        self.0.dequeuing.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn lock_instant(instant: &Mutex<Instant>) -> MutexGuard<'_, Instant> {
+    instant
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<B: Backend> Core<B> {
+    /// Whether this store consumes: a dequeue runs, or one ran within a
+    /// lease timeout (a bus asks again every poll wait).
+    fn consuming(&self) -> bool {
+        self.dequeuing.load(Ordering::Acquire) > 0
+            || lock_instant(&self.last_dequeue).elapsed() < self.options.lease_timeout
+    }
+}
+
+/// Every third of the lease timeout, while the store lives: records this
+/// consumer as live for a lease timeout while it consumes (so that
+/// inspection lists it whether or not it holds a lease, and stops listing
+/// it a lease timeout after it stopped), and extends its held leases.
 async fn heartbeat<B: Backend>(core: Weak<Core<B>>) {
     loop {
-        let Some(period) = core.upgrade().map(|core| core.options.lease_timeout / 3) else {
-            return;
-        };
+        let Some(strong) = core.upgrade() else { return };
+        let period = strong.options.lease_timeout / 3;
+        if strong.consuming()
+            && let Err(err) = strong.backend.beat(strong.options.lease_ms()).await
+        {
+            tracing::debug!(%err, "cannot record this consumer's heartbeat");
+        }
+        drop(strong);
         tokio::time::sleep(period).await;
         let Some(core) = core.upgrade() else { return };
         core.extend_leases().await;

@@ -25,6 +25,16 @@ pub enum Error {
     /// The database returned an error, or the connection failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// No connection could be made to the database server (refused,
+    /// unreachable, timed out, or its TLS certificate not trusted). Names
+    /// the server (host and port, never a password).
+    #[error("cannot connect to postgres at {server}: {source}")]
+    Connect {
+        /// The server's `host:port`.
+        server: String,
+        /// What the connection attempt said.
+        source: sqlx::Error,
+    },
     /// The store's migrations could not be applied.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -98,6 +108,38 @@ pub enum Error {
     /// database is unreachable); the acknowledgement waiting for them failed.
     #[error("results were not written within {0:?}")]
     FlushTimeout(std::time::Duration),
+    /// The database holds no soiree store where the builder looked (its
+    /// tables do not exist): the wrong database, schema or file, or one
+    /// whose application has not applied the store's migrations. A store
+    /// built with [`read_only`](crate::SqliteStoreBuilder::read_only) or
+    /// `create_missing(false)` creates nothing, so it says so instead.
+    #[error("{location} holds no soiree store ({reason})")]
+    NotAStore {
+        /// Where the builder looked: `host:port/database (schema s)`, a file.
+        location: String,
+        /// What is missing, and what exists instead when the store can tell.
+        reason: String,
+    },
+    /// The consumer group has no cursor in the store (no consumer of it ever
+    /// started), and the builder was told not to create it.
+    #[error("no consumer group {group:?}; groups: {}", list_or_none(.groups))]
+    NoSuchGroup {
+        /// The group asked for.
+        group: String,
+        /// The groups the store has (at most 100).
+        groups: Vec<String>,
+    },
+    /// A write refused for lack of a privilege: the role, ACL user or file
+    /// lets this store read but not do `operation`.
+    #[error("{operation} needs {needs}; {lacking}")]
+    PermissionDenied {
+        /// What was attempted: `replay`, `purge dead letters`.
+        operation: &'static str,
+        /// The privileges the operation needs.
+        needs: String,
+        /// Which of them are lacking, as the database tells.
+        lacking: String,
+    },
     /// A batched write that this call was part of failed; the error is
     /// this call's own (a batch failing for good is split until each item
     /// fails alone).
@@ -152,6 +194,19 @@ fn refuses_data(db: &dyn sqlx::error::DatabaseError) -> bool {
         return matches!(primary, Some(18 | 19 | 20 | 25));
     }
     false
+}
+
+/// `a, b, c`, or `none` for an empty list.
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names
+            .iter()
+            .map(|name| format!("{name:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 impl From<Error> for soiree::Error {

@@ -10,7 +10,12 @@
 //! - Pending deliveries are the group's live leases (ids `<lease id>`, each
 //!   covering a range of the log) then its claimed retry rows (ids
 //!   `r<row id>`); a lease's idle time counts from when it was taken or last
-//!   extended (its expiry less the lease timeout of this store).
+//!   extended (its expiry less the lease timeout of this store); each lists
+//!   the ids of the events it covers (at most 100) and the time left before
+//!   it expires.
+//! - Consumers are those whose heartbeat is live (a consuming store records
+//!   itself every third of its lease timeout, live for one lease timeout,
+//!   whether or not it holds a lease), and those holding deliveries.
 //! - Replays go through the group's retry table: only this store's group
 //!   gets the event again, with its event id, and the log is not copied.
 
@@ -176,15 +181,27 @@ impl<B: Backend> Core<B> {
                 let id = pending_id(&row);
                 let idle = Duration::from_millis(u64::try_from(row.idle_ms).unwrap_or(0));
                 let deliveries = u32::try_from(row.deliveries).unwrap_or(0);
+                let event_ids: Vec<Option<String>> = row
+                    .event_ids
+                    .as_deref()
+                    .and_then(|ids| serde_json::from_str(ids).ok())
+                    .unwrap_or_default();
+                let expires_in = row
+                    .expires_ms
+                    .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
                 PendingDelivery::new(id, row.consumer, idle, deliveries)
                     .events(u64::try_from(row.events).unwrap_or(0))
+                    .event_ids(event_ids.into_iter().flatten().collect())
+                    .expires_in(expires_in)
                     .event(row.event.map(|raw| raw.parse_lossy()))
             })
             .collect();
         Ok(Page { items, next })
     }
 
-    /// The consumers holding the group's live leases or claimed retry rows.
+    /// The consumers of the group: holding live leases or claimed retry
+    /// rows, or with a live heartbeat; idle since their last heartbeat or
+    /// lease extension.
     pub(crate) async fn consumer_infos(&self) -> Result<Vec<ConsumerInfo>> {
         Ok(self
             .backend
@@ -476,7 +493,9 @@ macro_rules! inspect_trait {
         /// (`<lease id>`, covering a range of the log) and its claimed retry
         /// rows (`r<id>`); `stats().in_flight` counts the events they cover
         /// (less those this process acknowledged) and `stats().consumers`
-        /// the distinct consumers holding them; `stats().emitted` is the
+        /// the distinct consumers holding them or with a live heartbeat
+        /// (recorded every third of their lease timeout while they consume,
+        /// live for one lease timeout); `stats().emitted` is the
         /// last id the log handed out, and `stats()` counts rows exactly
         /// (on a large PostgreSQL log, a scan of it). A delivery's idle time
         /// counts from when its lease was taken or last extended (its expiry
@@ -539,18 +558,28 @@ macro_rules! inspect_trait {
                 &self,
                 selection: &soiree::DeadLetterSelection,
             ) -> soiree::Result<u64> {
-                Ok(self.core().replay_selection(selection).await?)
+                let core = self.core();
+                Ok(core
+                    .privileged(crate::privileges::REPLAY, core.replay_selection(selection))
+                    .await?)
             }
 
             async fn purge_dead_letters(
                 &self,
                 selection: &soiree::DeadLetterSelection,
             ) -> soiree::Result<u64> {
-                Ok(self.core().purge_selection(selection).await?)
+                let core = self.core();
+                Ok(core
+                    .privileged(crate::privileges::PURGE, core.purge_selection(selection))
+                    .await?)
             }
 
             async fn replay(&self, event_id: &str) -> soiree::Result<()> {
-                if self.core().replay_event(event_id).await? {
+                let core = self.core();
+                if core
+                    .privileged(crate::privileges::REPLAY, core.replay_event(event_id))
+                    .await?
+                {
                     Ok(())
                 } else {
                     Err(soiree::Error::NotFound {

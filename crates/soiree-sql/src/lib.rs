@@ -43,7 +43,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `postgres` | on | [`PostgresStore`] |
+//! | `postgres` | on | [`PostgresStore`], with TLS (rustls, the system's roots): `?sslmode=verify-full&sslrootcert=ca.pem` in the URL |
 //! | `sqlite` | on | [`SqliteStore`] |
 //!
 //! # Example
@@ -80,6 +80,7 @@ mod dead_letters;
 mod dedup_cache;
 mod emit;
 mod error;
+mod existing;
 mod identity;
 mod inspect;
 mod metrics;
@@ -89,6 +90,7 @@ mod ordering;
 pub mod outbox;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod privileges;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod rows;
 #[cfg(feature = "sqlite")]

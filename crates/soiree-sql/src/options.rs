@@ -29,6 +29,10 @@ pub(crate) struct Options {
     pub(crate) max_handler_time: Duration,
     pub(crate) retention: Option<Duration>,
     pub(crate) ordered_by_key: bool,
+    /// Build creates what is missing (file, tables, group cursor).
+    pub(crate) create_missing: bool,
+    /// Read-only connections; implies `!create_missing`.
+    pub(crate) read_only: bool,
 }
 
 /// What the store does with a delivery whose listeners still failed after
@@ -83,6 +87,8 @@ impl Options {
             max_handler_time: Duration::from_secs(3600),
             retention: None,
             ordered_by_key: false,
+            create_missing: true,
+            read_only: false,
         }
     }
 
@@ -126,6 +132,11 @@ impl Options {
         let doublings = u32::try_from(deliveries.saturating_sub(1).clamp(0, 30)).unwrap_or(0);
         let base = i64::try_from(self.retry_backoff.as_millis()).unwrap_or(i64::MAX);
         base.saturating_mul(1i64 << doublings).min(3_600_000)
+    }
+
+    /// Whether `build` may create the file, tables and group cursor.
+    pub(crate) fn creates(&self) -> bool {
+        self.create_missing && !self.read_only
     }
 
     /// The lease timeout in whole milliseconds, for SQL.
@@ -314,6 +325,34 @@ macro_rules! common_builder_methods {
         /// a check against the group's leases and retry rows.
         pub fn ordered_by_key(mut self, ordered: bool) -> Self {
             self.options.ordered_by_key = ordered;
+            self
+        }
+
+        /// Whether `build` creates what is missing (default `true`): the
+        /// database file (SQLite), the tables (by the migrations, see
+        /// `migrate`) and the consumer group's cursor. With `false` it
+        /// opens only an existing store and group, and changes nothing on
+        /// opening: it fails with [`Error::NotAStore`](crate::Error::NotAStore)
+        /// when the tables do not exist and with
+        /// [`Error::NoSuchGroup`](crate::Error::NoSuchGroup) (naming the
+        /// groups that exist) when the group has no cursor. For tools that
+        /// operate a store (replay, purge) without consuming from it.
+        pub fn create_missing(mut self, create: bool) -> Self {
+            self.options.create_missing = create;
+            self
+        }
+
+        /// Opens the store for inspection only (default `false`): as
+        /// `create_missing(false)`, and every connection is read-only
+        /// (SQLite: the file is opened `mode=ro` and no PRAGMA that changes
+        /// it is run, the journal mode included; PostgreSQL:
+        /// `default_transaction_read_only`), so that nothing the store does
+        /// can write. Listings and stats work with a role that may only
+        /// `SELECT` (or a file that may only be read); writes fail with
+        /// [`Error::PermissionDenied`](crate::Error::PermissionDenied). Do
+        /// not consume from such a store.
+        pub fn read_only(mut self, read_only: bool) -> Self {
+            self.options.read_only = read_only;
             self
         }
 

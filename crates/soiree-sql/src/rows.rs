@@ -156,7 +156,9 @@ where
 
     /// A pending delivery: `kind, id, consumer, idle_ms, deliveries,
     /// events, topic, payload, properties` (`kind` 1 for a retry row, whose
-    /// event the last three columns hold).
+    /// event the last three columns hold), then `lo_tx, lo_id, hi_tx,
+    /// hi_id, expires_ms, event_id, event_ids` (the lease's range, the time
+    /// left, a retry row's event id, the ids of the events covered).
     fn pending_row(&self) -> Result<PendingRow> {
         let kind: Self::Counter = self.try_get(0)?;
         let id: i64 = self.try_get(1)?;
@@ -173,6 +175,8 @@ where
             } else {
                 None
             },
+            expires_ms: self.try_get(13)?,
+            event_ids: self.try_get(15)?,
         })
     }
 

@@ -185,12 +185,15 @@ macro_rules! store_traits {
             /// [`Error::NotFound`](crate::Error::NotFound) when no dead letter
             /// of the group has this id,
             /// [`Error::NulCharacter`](crate::Error::NulCharacter) for an id
-            /// with a NUL, [`Error::Database`](crate::Error::Database) when the
-            /// write fails (nothing was replayed).
+            /// with a NUL, [`Error::PermissionDenied`](crate::Error::PermissionDenied)
+            /// when the role or file may not write,
+            /// [`Error::Database`](crate::Error::Database) when the write fails
+            /// (nothing was replayed).
             pub async fn replay(&self, event_id: &str) -> crate::Result<u64> {
-                match self
-                    .core()
-                    .replay_dead_letters(&crate::DeadLetterFilter::all().event_id(event_id))
+                let core = self.core();
+                let filter = crate::DeadLetterFilter::all().event_id(event_id);
+                match core
+                    .privileged(crate::privileges::REPLAY, core.replay_dead_letters(&filter))
                     .await?
                 {
                     0 => Err(crate::Error::NotFound(event_id.to_owned())),
@@ -222,7 +225,9 @@ macro_rules! store_traits {
                 &self,
                 filter: &crate::DeadLetterFilter,
             ) -> crate::Result<u64> {
-                self.core().replay_dead_letters(filter).await
+                let core = self.core();
+                core.privileged(crate::privileges::REPLAY, core.replay_dead_letters(filter))
+                    .await
             }
         }
 

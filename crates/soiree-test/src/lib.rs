@@ -7,3 +7,4 @@ pub mod conformance;
 pub mod inspect;
 pub mod postgres;
 pub mod redis;
+pub mod tls;

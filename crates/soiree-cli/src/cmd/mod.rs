@@ -38,7 +38,8 @@ pub(crate) fn run(store: &StoreOpt, command: Command) -> Result<()> {
         .enable_all()
         .build()?;
     let result = runtime.block_on(async {
-        let store = crate::store::open(store).await?;
+        let access = crate::store::Access::of(&command);
+        let store = crate::store::open(store, access).await?;
         let mut console = Console::stdio();
         let ctrl_c = async {
             // Without a signal handler there is no ctrl-c to wait for.

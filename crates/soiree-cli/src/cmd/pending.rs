@@ -5,7 +5,7 @@ use soiree::{Inspect, Query};
 
 use super::console::Console;
 use super::list::say_none;
-use super::output::{cell, or_dash, print_json, print_next, print_table, table};
+use super::output::{cell, cut, or_dash, print_json, print_next, print_table, table};
 use super::store_error;
 use crate::error::Result;
 use crate::opt::PendingOpt;
@@ -31,26 +31,43 @@ pub(super) async fn run(
             "CONSUMER",
             "IDLE",
             "DELIVERIES",
+            "EXPIRES IN",
             "EVENTS",
             "TOPIC",
-            "EVENT ID",
+            "EVENT IDS",
         ]);
         for pending in page.items {
-            let event_id = pending
-                .event
-                .as_ref()
-                .and_then(soiree::inspect::event_id_text);
             rows.add_row(vec![
                 cell(&pending.id),
                 cell(&pending.consumer),
                 Cell::new(format_duration(pending.idle)),
                 Cell::new(pending.deliveries),
+                Cell::new(or_dash(pending.expires_in.map(format_duration))),
                 Cell::new(pending.events),
                 cell(&or_dash(pending.event.as_ref().map(|e| e.topic.as_str()))),
-                cell(&or_dash(event_id)),
+                cell(&or_dash(event_ids(&pending).map(|ids| cut(&ids, 80)))),
             ]);
         }
         print_table(console, &rows)?;
     }
     print_next(console, page.next.as_deref())
+}
+
+/// The first event ids of a delivery, `…` when it covers more.
+fn event_ids(pending: &soiree::PendingDelivery) -> Option<String> {
+    const SHOWN: usize = 3;
+    if pending.event_ids.is_empty() {
+        return None;
+    }
+    let mut text = pending
+        .event_ids
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if pending.events > SHOWN as u64 || pending.event_ids.len() > SHOWN {
+        text.push_str(&format!(", … ({} events)", pending.events));
+    }
+    Some(text)
 }

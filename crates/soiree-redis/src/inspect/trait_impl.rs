@@ -74,6 +74,9 @@ impl Inspect for RedisStore {
         Ok(self.pending_deliveries(query).await?)
     }
 
+    /// The group's consumers (`XINFO CONSUMERS`), leaving out those with
+    /// nothing pending that have not read for the claim timeout (see
+    /// `is_live`): gone, though still in the group.
     async fn consumers(&self) -> soiree::Result<Vec<ConsumerInfo>> {
         let inner = &self.inner;
         let reply = self
@@ -88,9 +91,11 @@ impl Inspect for RedisStore {
             Err(err) => return Err(err.into()),
         };
         let reply: redis::streams::StreamInfoConsumersReply = decode(reply)?;
+        let bound = inner.options.claim_timeout;
         Ok(reply
             .consumers
             .into_iter()
+            .filter(|consumer| is_live(consumer, bound))
             .map(|consumer| {
                 ConsumerInfo::new(
                     consumer.name,
@@ -122,23 +127,30 @@ impl Inspect for RedisStore {
 
     async fn replay_dead_letters(&self, selection: &DeadLetterSelection) -> soiree::Result<u64> {
         let letters = self.select_letters(selection).await?;
-        Ok(self.replay_letters(letters).await? as u64)
+        let replay = self.replay_letters(letters);
+        Ok(self.privileged(crate::existing::REPLAY, replay).await? as u64)
     }
 
     async fn purge_dead_letters(&self, selection: &DeadLetterSelection) -> soiree::Result<u64> {
         let letters = self.select_letters(selection).await?;
-        let ids: Vec<String> = letters.into_iter().map(|letter| letter.id).collect();
-        let mut deleted = 0;
-        for ids in ids.chunks(DELETE_BATCH) {
-            deleted += self
-                .query::<u64>(&redis::Cmd::xdel(&self.inner.keys.dead, ids))
-                .await?;
-        }
-        Ok(deleted)
+        let purge = async {
+            let ids: Vec<String> = letters.into_iter().map(|letter| letter.id).collect();
+            let mut deleted = 0;
+            for ids in ids.chunks(DELETE_BATCH) {
+                deleted += self
+                    .query::<u64>(&redis::Cmd::xdel(&self.inner.keys.dead, ids))
+                    .await?;
+            }
+            Ok(deleted)
+        };
+        Ok(self.privileged(crate::existing::PURGE, purge).await?)
     }
 
     async fn replay(&self, event_id: &str) -> soiree::Result<()> {
-        match RedisStore::replay(self, event_id).await {
+        match self
+            .privileged(crate::existing::REPLAY, RedisStore::replay(self, event_id))
+            .await
+        {
             Err(Error::NotFound(id)) => Err(soiree::Error::NotFound { what: "event", id }),
             other => Ok(other?),
         }
@@ -195,7 +207,9 @@ impl RedisStore {
         stats.consumers = match consumers {
             Ok(reply) => decode::<redis::streams::StreamInfoConsumersReply>(reply)?
                 .consumers
-                .len() as u64,
+                .iter()
+                .filter(|consumer| is_live(consumer, inner.options.claim_timeout))
+                .count() as u64,
             Err(err) if no_group(&err) => 0,
             Err(err) => return Err(err),
         };
@@ -360,6 +374,15 @@ fn letter_matches(letter: &DeadLetter, filter: &Filter, at: SystemTime) -> bool 
         Some(event) => filter.matches_event(event, Some(at)),
         None => filter.matches("", None, Some(at)),
     }
+}
+
+/// Whether a consumer counts as one of the group: it holds pending entries,
+/// or it read within `bound` (the claim timeout). A consumer of a running
+/// bus reads every poll wait (1 s by default); one that stopped without
+/// being removed from the group stays in `XINFO CONSUMERS` until the idle
+/// cleanup (`remove_idle_consumers`), and is not shown meanwhile.
+fn is_live(consumer: &redis::streams::StreamInfoConsumer, bound: Duration) -> bool {
+    consumer.pending > 0 || u128::try_from(consumer.idle).unwrap_or(0) < bound.as_millis()
 }
 
 /// Whether Redis said the group (or its stream) does not exist.

@@ -26,6 +26,7 @@ pub(crate) struct Statements {
     pending_desc: SqlStr,
     consumers: SqlStr,
     topic_counts: SqlStr,
+    beat: SqlStr,
     retry_event: SqlStr,
     retry_dead_copy: SqlStr,
     replay_dead_ids: SqlStr,
@@ -109,18 +110,43 @@ const DEAD_LETTERS: Listing = rows::dead_letters(AT_US);
 /// The deliveries group `$1` holds: its live leases (kind 0) and its claimed
 /// retry rows (kind 1), idle since taken or extended (`$2`: the lease
 /// timeout in milliseconds, by which an extension pushes the expiry).
+/// Then the lease's range (NULL for retry rows), the milliseconds left
+/// before it expires, and a retry row's event id.
 const PENDING: &str = "SELECT 0 AS kind, id, consumer, \
        greatest(0, (extract(epoch FROM clock_timestamp() - expires_at) * 1000)::bigint + $2) \
          AS idle_ms, \
        deliveries::bigint AS deliveries, events::bigint AS events, \
-       NULL::text AS topic, NULL::text AS payload, NULL::text AS properties \
+       NULL::text AS topic, NULL::text AS payload, NULL::text AS properties, \
+       lo_tx::text::bigint AS lo_tx, lo_id, hi_tx::text::bigint AS hi_tx, hi_id, \
+       (extract(epoch FROM expires_at - clock_timestamp()) * 1000)::bigint AS expires_ms, \
+       NULL::text AS event_id \
      FROM soiree_leases WHERE group_name = $1 AND expires_at > clock_timestamp() \
      UNION ALL \
      SELECT 1, id, consumer, \
        greatest(0, (extract(epoch FROM clock_timestamp() - run_at) * 1000)::bigint + $2), \
-       deliveries::bigint, 1, topic, payload, properties \
+       deliveries::bigint, 1, topic, payload, properties, NULL, NULL, NULL, NULL, \
+       (extract(epoch FROM run_at - clock_timestamp()) * 1000)::bigint, event_id \
      FROM soiree_retries \
      WHERE group_name = $1 AND consumer IS NOT NULL AND run_at > clock_timestamp()";
+
+/// A page `q` of [`PENDING`] with the ids of the events each delivery
+/// covers, as a JSON array (at most 100 per lease), computed for the page
+/// only.
+const PENDING_IDS: &str = "CASE WHEN q.kind = 0 THEN \
+       (SELECT coalesce(json_agg(r.event_id ORDER BY r.tx, r.id), '[]')::text FROM ( \
+          SELECT e.tx, e.id, e.event_id FROM soiree_events e \
+          WHERE (e.tx, e.id) >= (q.lo_tx::text::xid8, q.lo_id) \
+            AND (e.tx, e.id) <= (q.hi_tx::text::xid8, q.hi_id) \
+          ORDER BY e.tx, e.id LIMIT 100) r) \
+     ELSE json_build_array(q.event_id)::text END";
+
+/// The consumers of group `$1`: those holding deliveries, and those whose
+/// heartbeat is live (`$2`: the lease timeout, as for [`PENDING`]).
+const CONSUMERS: &str = "SELECT consumer, events, idle_ms FROM ({PENDING}) p \
+     UNION ALL \
+     SELECT consumer, 0, \
+       greatest(0, (extract(epoch FROM clock_timestamp() - last_seen) * 1000)::bigint) \
+     FROM soiree_consumers WHERE group_name = $1 AND expires_at > clock_timestamp()";
 
 /// The columns of a retry row made from a dead letter, but its key. The
 /// key is read from the properties in Rust ([`dead_key`]): evaluating the
@@ -181,36 +207,58 @@ fn qualify(schema: &str, sql: &str) -> SqlStr {
 }
 
 impl Statements {
+    /// The schema of the store's tables.
+    pub(crate) fn schema(&self) -> &str {
+        &self.schema
+    }
+
     pub(crate) fn new(schema: &str) -> Self {
         let q = |sql: &str| qualify(schema, sql);
         Self {
             schema: schema.to_owned(),
             counts: q(&format!(
                 "WITH p AS ({PENDING}) SELECT \
-                   (SELECT CASE WHEN is_called THEN last_value ELSE 0 END \
-                    FROM soiree_events_id_seq), \
+                   CASE WHEN has_sequence_privilege('soiree_events_id_seq', 'SELECT') \
+                     THEN coalesce(pg_sequence_last_value('soiree_events_id_seq'), 0) \
+                     ELSE (SELECT coalesce(max(id), 0) FROM soiree_events) END, \
                    (SELECT count(*) FROM soiree_events), \
                    (SELECT count(*) FROM soiree_results), \
                    (SELECT count(*) FROM soiree_dead_letters WHERE group_name = $1), \
                    ({BACKLOG}), ({OLDEST}), \
                    (SELECT coalesce(sum(events), 0)::bigint FROM p), \
-                   (SELECT count(DISTINCT consumer) FROM p)"
+                   (SELECT count(DISTINCT consumer) FROM ( \
+                      SELECT consumer FROM p UNION ALL \
+                      SELECT consumer FROM soiree_consumers \
+                      WHERE group_name = $1 AND expires_at > clock_timestamp()) c)"
             )),
             pending_asc: q(&format!(
-                "SELECT * FROM ({PENDING}) p WHERE (kind, id) > ($3, $4) \
-                 ORDER BY kind, id LIMIT $5"
+                "SELECT q.*, {PENDING_IDS} FROM ( \
+                   SELECT * FROM ({PENDING}) p WHERE (kind, id) > ($3, $4) \
+                   ORDER BY kind, id LIMIT $5) q \
+                 ORDER BY kind, id"
             )),
             pending_desc: q(&format!(
-                "SELECT * FROM ({PENDING}) p WHERE (kind, id) < ($3, $4) \
-                 ORDER BY kind DESC, id DESC LIMIT $5"
+                "SELECT q.*, {PENDING_IDS} FROM ( \
+                   SELECT * FROM ({PENDING}) p WHERE (kind, id) < ($3, $4) \
+                   ORDER BY kind DESC, id DESC LIMIT $5) q \
+                 ORDER BY kind DESC, id DESC"
             )),
             topic_counts: q("SELECT topic, count(*) FROM \
                  (SELECT topic FROM soiree_events ORDER BY id DESC LIMIT $1) AS newest \
                  GROUP BY topic"),
             consumers: q(&format!(
-                "SELECT consumer, sum(events)::bigint, min(idle_ms) FROM ({PENDING}) p \
-                 GROUP BY consumer ORDER BY consumer"
+                "SELECT consumer, sum(events)::bigint, min(idle_ms) FROM ({}) c \
+                 GROUP BY consumer ORDER BY consumer",
+                CONSUMERS.replace("{PENDING}", PENDING)
             )),
+            beat: q("WITH gone AS ( \
+                   DELETE FROM soiree_consumers WHERE group_name = $1 \
+                     AND expires_at < clock_timestamp() - interval '1 day') \
+                 INSERT INTO soiree_consumers (group_name, consumer, last_seen, expires_at) \
+                 VALUES ($1, $2, clock_timestamp(), \
+                   clock_timestamp() + $3 * interval '1 millisecond') \
+                 ON CONFLICT (group_name, consumer) DO UPDATE \
+                   SET last_seen = excluded.last_seen, expires_at = excluded.expires_at"),
             retry_event: q(
                 "INSERT INTO soiree_retries (group_name, event_tx, event_row, topic, \
                    event_id, payload, properties, deliveries, run_at, key) \
@@ -1119,6 +1167,39 @@ impl Backend for PgBackend {
                 ))
             })
             .collect()
+    }
+
+    async fn beat(&self, live_ms: i64) -> Result<()> {
+        sqlx::query(self.sql.beat.clone())
+            .bind(&self.group)
+            .bind(&self.consumer)
+            .bind(live_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn lacking(&self, grants: &[(&'static str, &'static str)]) -> Result<String> {
+        let (privileges, tables): (Vec<&str>, Vec<&str>) = grants.iter().copied().unzip();
+        let (role, read_only, lacking): (String, bool, Vec<String>) = sqlx::query_as(
+            "SELECT current_user::text, current_setting('transaction_read_only') = 'on', \
+               coalesce(array_agg(p || ' on ' || format('%I.%I', $3::text, t) ORDER BY n) \
+                 FILTER (WHERE NOT has_table_privilege(format('%I.%I', $3::text, t), p)), \
+                 '{}') \
+             FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(p, t, n)",
+        )
+        .bind(&privileges)
+        .bind(&tables)
+        .bind(self.sql.schema())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(if !lacking.is_empty() {
+            format!("role {role:?} lacks {}", lacking.join(", "))
+        } else if read_only {
+            "the store was opened read-only (default_transaction_read_only)".to_owned()
+        } else {
+            format!("role {role:?} lacks a privilege PostgreSQL did not name")
+        })
     }
 
     async fn notify_others(&self) -> Result<()> {

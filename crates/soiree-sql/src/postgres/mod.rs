@@ -395,6 +395,8 @@ async fn listen(core: Weak<Core<PgBackend>>, pool: PgPool, channel: String) {
 /// | [`max_connections`](Self::max_connections) | 10 | size of the connection pool |
 /// | [`acquire_timeout`](Self::acquire_timeout) | 10 s | how long to wait for a pooled connection |
 /// | [`migrate`](Self::migrate) | on | apply the migrations in `build` |
+/// | [`create_missing`](Self::create_missing) | on | create the store and group when missing (off: open only an existing one) |
+/// | [`read_only`](Self::read_only) | off | inspect only: read-only connections, nothing created |
 /// | [`ordered_by_key`](Self::ordered_by_key) | off | one event at a time per `soiree.key`, in log order |
 /// | [`retention`](Self::retention) | none | remove consumed events older than this (whole partitions) |
 /// | [`partition_size`](Self::partition_size) | 1,000,000 | event ids per partition of the log |
@@ -500,8 +502,10 @@ impl PostgresStoreBuilder {
     /// [`Error::Database`] when the database cannot be reached,
     /// [`Error::Migrate`] when the migrations fail,
     /// [`Error::MigrationLocked`] when another process has been migrating
-    /// the schema for more than 10 minutes. No message contains the URL's
-    /// password.
+    /// the schema for more than 10 minutes, [`Error::NotAStore`] and
+    /// [`Error::NoSuchGroup`] when the store or group does not exist and may
+    /// not be created (`create_missing(false)`, `read_only`). No message
+    /// contains the URL's password.
     ///
     /// # Cancel safety
     ///
@@ -537,6 +541,13 @@ impl PostgresStoreBuilder {
             location.push_str(&format!(" (schema {})", self.schema));
         }
         let own_name = self.options.resolve_consumer(&location);
+        // Every transaction read-only: nothing this store does can write.
+        let connect = if self.options.read_only {
+            connect.options([("default_transaction_read_only", "on")])
+        } else {
+            connect
+        };
+        let creates = self.options.creates();
         let pool = PgPoolOptions::new()
             .max_connections(self.options.max_connections)
             .acquire_timeout(self.options.acquire_timeout)
@@ -545,17 +556,22 @@ impl PostgresStoreBuilder {
             // next statement and is replaced; callers retry.
             .test_before_acquire(false)
             .connect_with(connect.clone())
-            .await?;
-        if self.options.migrate {
+            .await
+            .map_err(|err| connect_error(&connect, err))?;
+        if creates && self.options.migrate {
             migrate(&connect, &self.schema).await?;
         }
         let sql = Arc::new(Statements::new(&self.schema));
-        sqlx::query(sql.ensure_cursor.clone())
-            .bind(&self.options.group)
-            .execute(&pool)
-            .await?;
-        if own_name {
-            take_over_leases(&pool, &self.schema, &self.options).await?;
+        if creates {
+            sqlx::query(sql.ensure_cursor.clone())
+                .bind(&self.options.group)
+                .execute(&pool)
+                .await?;
+            if own_name {
+                take_over_leases(&pool, &self.schema, &self.options).await?;
+            }
+        } else {
+            check_existing(&pool, &self.schema, &self.options.group, &location).await?;
         }
         let registry = self
             .registry
@@ -570,13 +586,13 @@ impl PostgresStoreBuilder {
             channel: format!("soiree_{}", self.schema),
             partitions: Partitions::new(&self.schema, self.partition_size),
         };
-        if self.options.retention.is_some() {
+        if creates && self.options.retention.is_some() {
             // Before the first append, so that events start in a partition.
             if let Err(err) = backend.partitions.ensure_ahead(&backend.pool).await {
                 tracing::warn!(%err, "cannot create log partitions ahead; retrying later");
             }
         }
-        let notify = self.listen.then_some(self.notify_interval);
+        let notify = (self.listen && !self.options.read_only).then_some(self.notify_interval);
         Ok(PostgresStore {
             location: Arc::from(location),
             core: Core::new(backend, self.options, metrics, notify),
@@ -620,6 +636,60 @@ async fn take_over_leases(pool: &PgPool, schema: &str, options: &Options) -> Res
         );
     }
     Ok(())
+}
+
+/// Checks that `schema` holds a store with the cursor of `group`; else
+/// names the groups there, or the schemas that hold a store.
+async fn check_existing(pool: &PgPool, schema: &str, group: &str, location: &str) -> Result<()> {
+    let groups = sqlx::query_scalar::<_, String>(AssertSqlSafe(format!(
+        "SELECT group_name FROM \"{schema}\".soiree_cursors ORDER BY group_name LIMIT $1"
+    )))
+    .bind(i64::try_from(crate::existing::LISTED_GROUPS + 1).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await;
+    let missing = groups
+        .as_ref()
+        .err()
+        .is_some_and(crate::existing::is_missing_table);
+    // Only when the table is missing: where else a store is.
+    let elsewhere = if missing {
+        sqlx::query_scalar::<_, String>(
+            "SELECT DISTINCT table_schema::text FROM information_schema.tables \
+             WHERE table_name = 'soiree_cursors' ORDER BY 1 LIMIT 20",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    crate::existing::check_group(groups, group, || Error::NotAStore {
+        location: location.to_owned(),
+        reason: if elsewhere.is_empty() {
+            format!("schema {schema:?} has no soiree_cursors table, nor does any other schema")
+        } else {
+            format!(
+                "schema {schema:?} has no soiree_cursors table; schemas with a store: {}",
+                elsewhere
+                    .iter()
+                    .map(|name| format!("{name:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
+    })
+}
+
+/// A failed first connection: [`Error::Connect`] naming the server when
+/// it could not be reached or its TLS handshake failed.
+fn connect_error(connect: &PgConnectOptions, err: sqlx::Error) -> Error {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => Error::Connect {
+            server: format!("{}:{}", connect.get_host(), connect.get_port()),
+            source: err,
+        },
+        other => other.into(),
+    }
 }
 
 fn validate_schema(schema: &str) -> Result<()> {

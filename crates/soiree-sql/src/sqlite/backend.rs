@@ -71,12 +71,32 @@ const DEAD_LETTERS: Listing = rows::dead_letters(AT_US);
 /// 0) and its claimed retry rows (kind 1), idle since taken or extended
 /// (`?3`: the lease timeout in milliseconds, by which an extension pushes
 /// the expiry).
+/// Then the lease's range (NULL for retry rows), the milliseconds left
+/// before it expires, and a retry row's event id.
 const PENDING: &str = "SELECT 0 AS kind, id, consumer, max(0, ?2 - expires_at + ?3) AS idle_ms, \
-       deliveries, events, NULL AS topic, NULL AS payload, NULL AS properties \
+       deliveries, events, NULL AS topic, NULL AS payload, NULL AS properties, \
+       0 AS lo_tx, lo_id, 0 AS hi_tx, hi_id, expires_at - ?2 AS expires_ms, NULL AS event_id \
      FROM soiree_leases WHERE group_name = ?1 AND expires_at > ?2 \
      UNION ALL \
-     SELECT 1, id, consumer, max(0, ?2 - run_at + ?3), deliveries, 1, topic, payload, properties \
+     SELECT 1, id, consumer, max(0, ?2 - run_at + ?3), deliveries, 1, topic, payload, properties, \
+       NULL, NULL, NULL, NULL, run_at - ?2, event_id \
      FROM soiree_retries WHERE group_name = ?1 AND consumer IS NOT NULL AND run_at > ?2";
+
+/// A page `q` of [`PENDING`] with the ids of the events each delivery
+/// covers, as a JSON array (at most 100 per lease), computed for the page
+/// only.
+const PENDING_IDS: &str = "CASE WHEN q.kind = 0 THEN \
+       (SELECT json_group_array(event_id) FROM ( \
+          SELECT event_id FROM soiree_events \
+          WHERE id BETWEEN q.lo_id AND q.hi_id ORDER BY id LIMIT 100)) \
+     ELSE json_array(q.event_id) END";
+
+/// The consumers of group `?1` at `?2`: those holding deliveries, and
+/// those whose heartbeat is live.
+const CONSUMERS: &str = "SELECT consumer, events, idle_ms FROM (PENDING) \
+     UNION ALL \
+     SELECT consumer, 0, max(0, ?2 - last_seen) \
+     FROM soiree_consumers WHERE group_name = ?1 AND expires_at > ?2";
 
 /// `?n` in SQLite.
 fn placeholder(n: usize) -> String {
@@ -739,7 +759,10 @@ impl Backend for SqliteBackend {
                ({BACKLOG}), \
                CAST(round(max(0, ({OLDEST}))) AS INTEGER), \
                (SELECT coalesce(sum(events), 0) FROM p), \
-               (SELECT count(DISTINCT consumer) FROM p)"
+               (SELECT count(DISTINCT consumer) FROM ( \
+                  SELECT consumer FROM p UNION ALL \
+                  SELECT consumer FROM soiree_consumers \
+                  WHERE group_name = ?1 AND expires_at > ?2))"
         );
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(&self.group)
@@ -759,16 +782,20 @@ impl Backend for SqliteBackend {
         let (sql, start) = if newest_first {
             (
                 format!(
-                    "SELECT * FROM ({PENDING}) WHERE (kind, id) < (?4, ?5) \
-                     ORDER BY kind DESC, id DESC LIMIT ?6"
+                    "SELECT q.*, {PENDING_IDS} FROM ( \
+                       SELECT * FROM ({PENDING}) WHERE (kind, id) < (?4, ?5) \
+                       ORDER BY kind DESC, id DESC LIMIT ?6) q \
+                     ORDER BY kind DESC, id DESC"
                 ),
                 (2, 0),
             )
         } else {
             (
                 format!(
-                    "SELECT * FROM ({PENDING}) WHERE (kind, id) > (?4, ?5) \
-                     ORDER BY kind, id LIMIT ?6"
+                    "SELECT q.*, {PENDING_IDS} FROM ( \
+                       SELECT * FROM ({PENDING}) WHERE (kind, id) > (?4, ?5) \
+                       ORDER BY kind, id LIMIT ?6) q \
+                     ORDER BY kind, id"
                 ),
                 (-1, 0),
             )
@@ -799,8 +826,9 @@ impl Backend for SqliteBackend {
 
     async fn consumers(&self) -> Result<Vec<ConsumerRow>> {
         let sql = format!(
-            "SELECT consumer, sum(events), min(idle_ms) FROM ({PENDING}) \
-             GROUP BY consumer ORDER BY consumer"
+            "SELECT consumer, sum(events), min(idle_ms) FROM ({}) \
+             GROUP BY consumer ORDER BY consumer",
+            CONSUMERS.replace("PENDING", PENDING)
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(&self.group)
@@ -933,6 +961,38 @@ impl Backend for SqliteBackend {
 
     async fn notify_others(&self) -> Result<()> {
         Ok(())
+    }
+
+    async fn beat(&self, live_ms: i64) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("DELETE FROM soiree_consumers WHERE group_name = ?1 AND expires_at < ?2")
+            .bind(&self.group)
+            .bind(now.saturating_sub(86_400_000))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO soiree_consumers (group_name, consumer, last_seen, expires_at) \
+             VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (group_name, consumer) DO UPDATE \
+               SET last_seen = excluded.last_seen, expires_at = excluded.expires_at",
+        )
+        .bind(&self.group)
+        .bind(&self.consumer)
+        .bind(now)
+        .bind(now.saturating_add(live_ms))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn lacking(&self, _grants: &[(&'static str, &'static str)]) -> Result<String> {
+        Ok(
+            "the database file is read-only to this store: opened with mode=ro (or read_only), \
+            or this user may not write the file or its directory"
+                .to_owned(),
+        )
     }
 }
 

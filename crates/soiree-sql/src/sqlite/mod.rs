@@ -264,6 +264,8 @@ crate::inspect::inspect_trait!(SqliteStore, "sqlite");
 /// | [`max_connections`](Self::max_connections) | 4 | reader connections (writes use one connection) |
 /// | [`acquire_timeout`](Self::acquire_timeout) | 10 s | how long to wait for a pooled connection |
 /// | [`migrate`](Self::migrate) | on | apply the migrations in `build` |
+/// | [`create_missing`](Self::create_missing) | on | create the store and group when missing (off: open only an existing one) |
+/// | [`read_only`](Self::read_only) | off | inspect only: read-only connections, nothing created |
 /// | [`ordered_by_key`](Self::ordered_by_key) | off | one event at a time per `soiree.key`, in log order |
 /// | [`metrics_registry`](Self::metrics_registry) | [`MetricsRegistry::global`] | where the metrics go |
 ///
@@ -332,7 +334,9 @@ impl SqliteStoreBuilder {
     ///
     /// [`Error::InvalidConfig`] for a bad path or option,
     /// [`Error::Database`] when the file cannot be opened,
-    /// [`Error::Migrate`] when the migrations fail.
+    /// [`Error::Migrate`] when the migrations fail, [`Error::NotAStore`]
+    /// and [`Error::NoSuchGroup`] when the store or group does not exist
+    /// and may not be created (`create_missing(false)`, `read_only`).
     ///
     /// # Cancel safety
     ///
@@ -355,11 +359,28 @@ impl SqliteStoreBuilder {
             SqliteConnectOptions::new().filename(&self.path)
         };
         let location: Arc<str> = Arc::from(base.get_filename().display().to_string());
-        let connect = base
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(self.synchronous)
-            .busy_timeout(self.busy_timeout);
+        let creates = self.options.creates();
+        let connect = if creates {
+            base.create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(self.synchronous)
+        } else {
+            // Nothing that changes the file: no journal mode (WAL stays
+            // WAL, a file that is not a store stays as it is).
+            if !base.get_filename().is_file() {
+                return Err(Error::NotAStore {
+                    location: location.to_string(),
+                    reason: "the file does not exist".to_owned(),
+                });
+            }
+            let base = base.create_if_missing(false);
+            if self.options.read_only {
+                base.read_only(true)
+            } else {
+                base.synchronous(self.synchronous)
+            }
+        }
+        .busy_timeout(self.busy_timeout);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             // No ping (a round trip to the connection's thread) before
@@ -369,7 +390,7 @@ impl SqliteStoreBuilder {
             .acquire_timeout(self.options.acquire_timeout)
             .connect_with(connect.clone())
             .await?;
-        if self.options.migrate {
+        if creates && self.options.migrate {
             let mut migrator =
                 sqlx::migrate::Migrator::with_migrations(MIGRATOR.iter().cloned().collect());
             migrator.dangerous_set_table_name(crate::MIGRATIONS_TABLE);
@@ -383,16 +404,30 @@ impl SqliteStoreBuilder {
             .acquire_timeout(self.options.acquire_timeout)
             .connect_with(connect)
             .await?;
-        sqlx::query("INSERT OR IGNORE INTO soiree_cursors (group_name) VALUES (?1)")
-            .bind(&self.options.group)
-            .execute(&writer)
-            .await?;
         // The file exists now: its canonical path names the database
         // whichever way it was reached.
         let database = std::fs::canonicalize(&*location)
             .map_or_else(|_| location.to_string(), |path| path.display().to_string());
-        if self.options.resolve_consumer(&database) {
-            take_over_leases(&writer, &self.options).await?;
+        let own_name = self.options.resolve_consumer(&database);
+        if creates {
+            sqlx::query("INSERT OR IGNORE INTO soiree_cursors (group_name) VALUES (?1)")
+                .bind(&self.options.group)
+                .execute(&writer)
+                .await?;
+            if own_name {
+                take_over_leases(&writer, &self.options).await?;
+            }
+        } else {
+            let groups = sqlx::query_scalar::<_, String>(
+                "SELECT group_name FROM soiree_cursors ORDER BY group_name LIMIT ?1",
+            )
+            .bind(i64::try_from(crate::existing::LISTED_GROUPS + 1).unwrap_or(i64::MAX))
+            .fetch_all(&readers)
+            .await;
+            crate::existing::check_group(groups, &self.options.group, || Error::NotAStore {
+                location: location.to_string(),
+                reason: "it has no soiree_cursors table".to_owned(),
+            })?;
         }
         let registry = self
             .registry

@@ -164,6 +164,13 @@ pub struct PendingDelivery {
     pub events: u64,
     /// Its event, when the store can tell cheaply.
     pub event: Option<StoredEvent>,
+    /// The ids of the events it covers, in order, when the store can tell
+    /// (a SQL lease lists at most [`PendingDelivery::LISTED_EVENT_IDS`];
+    /// `events` says how many it covers).
+    pub event_ids: Vec<String>,
+    /// Time left before its lease expires and another consumer may take
+    /// it, when the store knows (SQL; zero once expired).
+    pub expires_in: Option<Duration>,
 }
 
 impl PendingDelivery {
@@ -181,7 +188,26 @@ impl PendingDelivery {
             deliveries,
             events: 1,
             event: None,
+            event_ids: Vec::new(),
+            expires_in: None,
         }
+    }
+
+    /// How many event ids a store lists per delivery, at most.
+    pub const LISTED_EVENT_IDS: usize = 100;
+
+    /// Sets the ids of the events it covers.
+    #[must_use]
+    pub fn event_ids(mut self, ids: Vec<String>) -> Self {
+        self.event_ids = ids;
+        self
+    }
+
+    /// Sets the time left before its lease expires.
+    #[must_use]
+    pub fn expires_in(mut self, left: Option<Duration>) -> Self {
+        self.expires_in = left;
+        self
     }
 
     /// Sets how many events it covers.
@@ -191,9 +217,15 @@ impl PendingDelivery {
         self
     }
 
-    /// Sets its event.
+    /// Sets its event, and its [`event_ids`](Self::event_ids) to the
+    /// event's id when none were set.
     #[must_use]
     pub fn event(mut self, event: Option<StoredEvent>) -> Self {
+        if self.event_ids.is_empty()
+            && let Some(id) = event.as_ref().and_then(super::event_id_text)
+        {
+            self.event_ids = vec![id];
+        }
         self.event = event;
         self
     }
