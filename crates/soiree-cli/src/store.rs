@@ -182,10 +182,10 @@ async fn open_redis(url: &str, opt: &StoreOpt) -> Result<Arc<dyn Inspect>> {
 fn redis_error(url: &str, err: soiree_redis::Error) -> Error {
     use soiree_redis::Error as E;
     match err {
-        E::Connect { server, source } => Error::Unreachable {
+        E::Connect { server, cause } => Error::Unreachable {
             kind: "redis",
             server,
-            reason: scrub(&source.to_string(), url),
+            reason: scrub(&cause.to_string(), url),
         },
         E::Timeout(after) => Error::Unreachable {
             kind: "redis",
@@ -291,6 +291,11 @@ fn sql_error(kind: &'static str, url: &str, err: soiree_sql::Error) -> Error {
                 reason,
             }
         }
+        E::Connect { server, reason } => Error::Unreachable {
+            kind,
+            server,
+            reason: scrub(&reason, url),
+        },
         E::InvalidConfig(reason) => Error::BadUrl {
             scheme: kind.to_owned(),
             reason: scrub(&reason, url),

@@ -174,7 +174,7 @@ impl RedisStore {
             {
                 Error::Connect {
                     server: server.clone(),
-                    source,
+                    cause: source,
                 }
             }
             other => other,

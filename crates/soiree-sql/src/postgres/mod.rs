@@ -495,9 +495,12 @@ impl PostgresStoreBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] for a bad URL, schema or option,
-    /// [`Error::Database`] when the database cannot be reached,
-    /// [`Error::Migrate`] when the migrations fail. No message contains the
-    /// URL's password.
+    /// [`Error::Connect`] when the server cannot be reached (within the
+    /// [`acquire_timeout`](Self::acquire_timeout); a refused connection
+    /// fails at once), [`Error::Database`] when the server refuses the
+    /// connection or a statement (a database that does not exist, a wrong
+    /// password), [`Error::Migrate`] when the migrations fail. No message
+    /// contains the URL's password.
     ///
     /// # Cancel safety
     ///
@@ -521,6 +524,7 @@ impl PostgresStoreBuilder {
             .application_name("soiree")
             // A generic plan made while the log was small would scan it whole.
             .options([("plan_cache_mode", "force_custom_plan")]);
+        connect_once(&connect, self.options.acquire_timeout).await?;
         let pool = PgPoolOptions::new()
             .max_connections(self.options.max_connections)
             .acquire_timeout(self.options.acquire_timeout)
@@ -575,6 +579,34 @@ impl PostgresStoreBuilder {
             schema: Arc::from(self.schema),
         })
     }
+}
+
+/// Connects once, before the pool is made: the pool reports a refused or
+/// unreachable server only as a timeout after its `acquire_timeout`, without
+/// the address; one connection says at once which server, and why.
+async fn connect_once(connect: &PgConnectOptions, within: Duration) -> Result<()> {
+    use sqlx::Connection as _;
+    let server = format!("{}:{}", connect.get_host(), connect.get_port());
+    let connection = match tokio::time::timeout(within, PgConnection::connect_with(connect)).await {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(err @ (sqlx::Error::Io(_) | sqlx::Error::Tls(_)))) => {
+            let reason = match err {
+                sqlx::Error::Io(io) => io.to_string(),
+                other => other.to_string(),
+            };
+            return Err(Error::Connect { server, reason });
+        }
+        Ok(Err(err)) => return Err(err.into()),
+        Err(_) => {
+            return Err(Error::Connect {
+                server,
+                reason: format!("no answer within {within:?} (the acquire timeout)"),
+            });
+        }
+    };
+    // Closing politely is a courtesy: the pool opens its own connections.
+    let _ = tokio::time::timeout(within, connection.close()).await;
+    Ok(())
 }
 
 fn validate_schema(schema: &str) -> Result<()> {

@@ -330,7 +330,8 @@ impl SqliteStoreBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] for a bad path or option,
-    /// [`Error::Database`] when the file cannot be opened,
+    /// [`Error::Open`] when the file cannot be opened or created (naming
+    /// the file, and a missing directory),
     /// [`Error::Migrate`] when the migrations fail.
     ///
     /// # Cancel safety
@@ -353,7 +354,9 @@ impl SqliteStoreBuilder {
         } else {
             SqliteConnectOptions::new().filename(&self.path)
         };
-        let location = Arc::from(base.get_filename().display().to_string());
+        let file = base.get_filename().to_path_buf();
+        check_directory(&file)?;
+        let location = Arc::from(file.display().to_string());
         let connect = base
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -367,7 +370,8 @@ impl SqliteStoreBuilder {
             .min_connections(1)
             .acquire_timeout(self.options.acquire_timeout)
             .connect_with(connect.clone())
-            .await?;
+            .await
+            .map_err(|err| open_error(&file, err))?;
         if self.options.migrate {
             let mut migrator =
                 sqlx::migrate::Migrator::with_migrations(MIGRATOR.iter().cloned().collect());
@@ -381,7 +385,8 @@ impl SqliteStoreBuilder {
             .test_before_acquire(false)
             .acquire_timeout(self.options.acquire_timeout)
             .connect_with(connect)
-            .await?;
+            .await
+            .map_err(|err| open_error(&file, err))?;
         sqlx::query("INSERT OR IGNORE INTO soiree_cursors (group_name) VALUES (?1)")
             .bind(&self.options.group)
             .execute(&writer)
@@ -401,5 +406,44 @@ impl SqliteStoreBuilder {
             core: Core::new(backend, self.options, metrics, None),
             location,
         })
+    }
+}
+
+/// Refuses a database file whose directory does not exist, by name: SQLite
+/// creates the file but not its directories, and says only "unable to open
+/// database file".
+fn check_directory(file: &Path) -> Result<()> {
+    let Some(directory) = file.parent().filter(|dir| !dir.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if directory.is_dir() {
+        return Ok(());
+    }
+    let reason = if directory.exists() {
+        format!("{} is not a directory", directory.display())
+    } else {
+        format!(
+            "directory {} does not exist; create it first (the store creates the database file, not its directories)",
+            directory.display()
+        )
+    };
+    Err(Error::Open {
+        path: file.display().to_string(),
+        reason,
+    })
+}
+
+/// A failure to open the database file, naming the file.
+fn open_error(file: &Path, err: sqlx::Error) -> Error {
+    let reason = match err {
+        sqlx::Error::Database(db) => format!(
+            "{}; check that the file and its directory are readable and writable by this process",
+            db.message()
+        ),
+        other => other.to_string(),
+    };
+    Error::Open {
+        path: file.display().to_string(),
+        reason,
     }
 }
