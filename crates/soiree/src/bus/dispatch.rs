@@ -133,7 +133,7 @@ fn log_dead_letter(
         attempts = delivered.delivery_count,
         reason,
         replay = %format_args!("soiree dead-letters replay --store <url> --event-id {event_id:?}"),
-        "delivery failed and was dead-lettered; replay it once the listener is fixed"
+        "delivery failed and is dead-lettered; replay it once the listener is fixed"
     );
 }
 
