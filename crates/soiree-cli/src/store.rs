@@ -231,10 +231,10 @@ async fn open_redis(url: &str, opt: &StoreOpt, access: Access) -> Result<Arc<dyn
 fn redis_error(url: &str, err: soiree_redis::Error) -> Error {
     use soiree_redis::Error as E;
     match err {
-        E::Connect { server, source } => Error::Unreachable {
+        E::Connect { server, cause } => Error::Unreachable {
             kind: "redis",
             server,
-            reason: scrub(&source.to_string(), url),
+            reason: scrub(&cause.to_string(), url),
         },
         E::Timeout(after) => Error::Unreachable {
             kind: "redis",
@@ -356,10 +356,10 @@ fn sql_error(kind: &'static str, url: &str, err: soiree_sql::Error) -> Error {
                 reason,
             }
         }
-        E::Connect { server, source } => Error::Unreachable {
+        E::Connect { server, reason } => Error::Unreachable {
             kind,
             server,
-            reason: scrub(&source.to_string(), url),
+            reason: scrub(&reason, url),
         },
         E::InvalidConfig(reason) => Error::BadUrl {
             scheme: kind.to_owned(),

@@ -9,6 +9,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// Through the [`soiree`] store traits these become [`soiree::Error::Store`]
 /// (or [`soiree::Error::Serialization`] for entries that cannot be decoded).
+/// Each message says everything once: it includes its cause, and no variant
+/// reports a [`source`](std::error::Error::source), so a reporter that walks
+/// the chain prints nothing twice.
 ///
 /// # Examples
 ///
@@ -30,12 +33,15 @@ pub enum Error {
     Auth(redis::RedisError),
     /// No connection could be made to the server (refused, unreachable,
     /// timed out). Names the server (host and port, never a password).
-    #[error("cannot connect to redis at {server}: {source}")]
+    #[error(
+        "cannot connect to redis at {server}: {cause}; check that the server runs and accepts connections there"
+    )]
     Connect {
         /// The server's address.
         server: String,
-        /// What the connection attempt said.
-        source: redis::RedisError,
+        /// What the connection attempt said (in the message, not a
+        /// `source()`).
+        cause: redis::RedisError,
     },
     /// Redis did not answer in time.
     #[error("redis did not answer within {0:?}")]
@@ -62,7 +68,7 @@ pub enum Error {
     InvalidConfig(String),
     /// An entry or value could not be encoded or decoded.
     #[error("serialization error: {0}")]
-    Serialization(#[from] serde_json::Error),
+    Serialization(serde_json::Error),
     /// Redis answered with a reply of an unexpected shape.
     #[error("unexpected reply from redis: {0}")]
     UnexpectedReply(String),
@@ -109,6 +115,12 @@ pub enum Error {
     Event(soiree::Error),
 }
 
+impl From<serde_json::Error> for Error {
+    fn from(err: serde_json::Error) -> Self {
+        Self::Serialization(err)
+    }
+}
+
 impl From<redis::RedisError> for Error {
     fn from(err: redis::RedisError) -> Self {
         let auth = err.kind() == redis::ErrorKind::AuthenticationFailed
@@ -150,6 +162,94 @@ impl From<Error> for soiree::Error {
             Error::Serialization(err) => soiree::Error::serialization(err),
             Error::Event(err) => err,
             other => soiree::Error::store(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// One value of every variant (the match keeps the list complete).
+    fn one_of_each() -> Vec<Error> {
+        let refused = || {
+            redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "connection refused",
+            ))
+        };
+        let all = vec![
+            Error::Redis(refused()),
+            Error::Auth(refused()),
+            Error::Connect {
+                server: "127.0.0.1:1".into(),
+                cause: refused(),
+            },
+            Error::Timeout(Duration::from_secs(1)),
+            Error::Unanswered {
+                server: "127.0.0.1:1".into(),
+                after: Duration::from_secs(1),
+                sent: true,
+            },
+            Error::InvalidConfig("bad".into()),
+            Error::Serialization(serde_json::from_str::<u8>("x").unwrap_err()),
+            Error::UnexpectedReply("x".into()),
+            Error::InvalidCursor("x".into()),
+            Error::NotFound("x".into()),
+            Error::NotAStore {
+                prefix: "typo".into(),
+                reason: "no events stream".into(),
+            },
+            Error::NoSuchGroup {
+                group: "typo".into(),
+                groups: vec!["soiree".into()],
+            },
+            Error::PermissionDenied {
+                operation: "replay",
+                needs: "+xadd".into(),
+                lacking: "NOPERM".into(),
+            },
+            Error::Event(soiree::Error::store(std::io::Error::other("inner"))),
+        ];
+        for err in &all {
+            match err {
+                Error::Redis(_)
+                | Error::Auth(_)
+                | Error::Connect { .. }
+                | Error::Timeout(_)
+                | Error::Unanswered { .. }
+                | Error::InvalidConfig(_)
+                | Error::Serialization(_)
+                | Error::UnexpectedReply(_)
+                | Error::InvalidCursor(_)
+                | Error::NotFound(_)
+                | Error::NotAStore { .. }
+                | Error::NoSuchGroup { .. }
+                | Error::PermissionDenied { .. }
+                | Error::Event(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn no_message_repeats_its_source() {
+        for err in one_of_each() {
+            let mut current: &dyn std::error::Error = &err;
+            let mut depth = 0;
+            while let Some(source) = current.source() {
+                let (text, cause) = (current.to_string(), source.to_string());
+                assert!(
+                    !text.contains(&cause),
+                    "{err:?}: {text:?} repeats its source {cause:?}"
+                );
+                current = source;
+                depth += 1;
+                assert!(depth < 16, "{err:?}: source chain too long");
+            }
+            // The crate's rule: the message holds the cause, no source.
+            assert!(err.source().is_none(), "{err:?} reports a source");
         }
     }
 }

@@ -525,6 +525,11 @@ impl EventQueue for RedisStore {
         Ok(())
     }
 
+    /// With the default [`FailurePolicy::DeadLetter`], every failed delivery.
+    fn dead_letters_failure(&self, _delivery_count: u32) -> bool {
+        self.inner.options.on_failure == FailurePolicy::DeadLetter
+    }
+
     /// Settles failed deliveries as the [`FailurePolicy`] says: by default
     /// moves them to the dead-letter stream with their errors (and
     /// acknowledges them), listable with [`RedisStore::dead_letters`] and

@@ -175,7 +175,7 @@ impl RedisStore {
             {
                 Error::Connect {
                     server: server.clone(),
-                    source,
+                    cause: source,
                 }
             }
             other => other,

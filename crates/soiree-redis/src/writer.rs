@@ -306,7 +306,7 @@ fn connection_error(limits: &WriteLimits, err: RedisError) -> Error {
         {
             Error::Connect {
                 server: limits.server.to_string(),
-                source,
+                cause: source,
             }
         }
         other => other,

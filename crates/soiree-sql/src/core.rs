@@ -874,6 +874,16 @@ impl<B: Backend> Core<B> {
         Ok(stale)
     }
 
+    /// Whether [`fail`](Self::fail) dead-letters a delivery that failed on
+    /// its `delivery_count`th delivery (the same rule as `fail`'s).
+    pub(crate) fn dead_letters_failure(&self, delivery_count: u32) -> bool {
+        match self.options.on_failure {
+            FailurePolicy::Acknowledge => false,
+            FailurePolicy::Redeliver => delivery_count >= self.options.max_deliveries,
+            FailurePolicy::DeadLetter => true,
+        }
+    }
+
     /// Settles failed deliveries as the [`FailurePolicy`] says: dead letters
     /// with the error, or the retry table with a backoff (dead letters once
     /// delivered `max_deliveries` times), or an acknowledgement.

@@ -9,7 +9,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// Through the [`soiree`] store traits these become [`soiree::Error::Store`]
 /// (or [`soiree::Error::Serialization`] for rows that cannot be decoded).
-/// No message ever contains a database password.
+/// No message ever contains a database password, nor a database source
+/// position. Each message says everything once: it includes its cause, and
+/// no variant reports a [`source`](std::error::Error::source), so a reporter
+/// that walks the chain prints nothing twice.
 ///
 /// # Examples
 ///
@@ -22,22 +25,35 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The database returned an error, or the connection failed.
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// No connection could be made to the database server (refused,
-    /// unreachable, timed out, or its TLS certificate not trusted). Names
-    /// the server (host and port, never a password).
-    #[error("cannot connect to postgres at {server}: {source}")]
+    /// The database returned an error, or the connection failed. The
+    /// message is the database's own (its SQLSTATE, detail and hint on
+    /// PostgreSQL), without the server's source position.
+    #[error("database error: {}", describe(.0))]
+    Database(sqlx::Error),
+    /// No connection could be made to the PostgreSQL server when the store
+    /// was built (refused, unreachable, timed out, TLS refused). Names the
+    /// server (host and port, never a password) and the system's reason.
+    #[error(
+        "cannot connect to postgres at {server}: {reason}; check that the server runs and accepts connections there"
+    )]
     Connect {
-        /// The server's `host:port`.
+        /// The server's address.
         server: String,
         /// What the connection attempt said.
-        source: sqlx::Error,
+        reason: String,
+    },
+    /// The SQLite database file could not be opened or created. Names the
+    /// file and what to do.
+    #[error("cannot open sqlite database {path}: {reason}")]
+    Open {
+        /// The database file.
+        path: String,
+        /// Why, and what to do.
+        reason: String,
     },
     /// The store's migrations could not be applied.
-    #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("migration failed: {}", describe_migrate(.0))]
+    Migrate(sqlx::migrate::MigrateError),
     /// Another process held the lock of the schema's migrations for longer
     /// than `build` waits (10 minutes): it is still migrating, or stuck.
     #[error(
@@ -55,7 +71,7 @@ pub enum Error {
     InvalidConfig(String),
     /// An event or row could not be encoded or decoded.
     #[error("serialization error: {0}")]
-    Serialization(#[from] serde_json::Error),
+    Serialization(serde_json::Error),
     /// A topic given to `emit_in` is not a valid concrete topic.
     #[error("invalid topic name {topic:?}: {reason}")]
     InvalidTopic {
@@ -153,6 +169,60 @@ pub enum Error {
     ResultsLost(std::time::Duration),
 }
 
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Database(err)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        Self::Migrate(err)
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(err: serde_json::Error) -> Self {
+        Self::Serialization(err)
+    }
+}
+
+/// A sqlx error in words, once: a database's error is rebuilt from its
+/// parts, because sqlx's text of a PostgreSQL error ends with the server's
+/// source line (`… at line 948`), which tells the reader nothing.
+fn describe(err: &sqlx::Error) -> String {
+    let sqlx::Error::Database(db) = err else {
+        return err.to_string();
+    };
+    #[cfg(feature = "postgres")]
+    if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        let mut text = format!("{} (SQLSTATE {})", pg.message(), pg.code());
+        if let Some(detail) = pg.detail() {
+            text.push_str("; ");
+            text.push_str(detail);
+        }
+        if let Some(hint) = pg.hint() {
+            text.push_str("; hint: ");
+            text.push_str(hint);
+        }
+        return text;
+    }
+    db.message().to_owned()
+}
+
+/// A migration error in words, with any database error rebuilt by
+/// [`describe`].
+fn describe_migrate(err: &sqlx::migrate::MigrateError) -> String {
+    use sqlx::migrate::MigrateError;
+    match err {
+        MigrateError::Execute(err) => format!("while executing migrations: {}", describe(err)),
+        MigrateError::ExecuteMigration(err, version) => {
+            format!("while executing migration {version}: {}", describe(err))
+        }
+        other => other.to_string(),
+    }
+}
+
 impl Error {
     /// Whether retrying the same write can never succeed: the database
     /// refused the data itself (a constraint, a value too large to index,
@@ -215,6 +285,127 @@ impl From<Error> for soiree::Error {
             Error::Serialization(err) => soiree::Error::serialization(err),
             Error::Event(err) => err,
             other => soiree::Error::store(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// One value of every variant (a new variant fails to compile here
+    /// until it is added: the match below is exhaustive within the crate).
+    fn one_of_each() -> Vec<Error> {
+        let json = serde_json::from_str::<u8>("x").unwrap_err();
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let all = vec![
+            Error::Database(sqlx::Error::Io(io)),
+            Error::Database(sqlx::Error::PoolTimedOut),
+            Error::Connect {
+                server: "127.0.0.1:1".into(),
+                reason: "Connection refused (os error 111)".into(),
+            },
+            Error::Open {
+                path: "/x/db.sqlite".into(),
+                reason: "directory /x does not exist".into(),
+            },
+            Error::Migrate(sqlx::migrate::MigrateError::Execute(
+                sqlx::Error::PoolClosed,
+            )),
+            Error::InvalidConfig("bad".into()),
+            Error::Serialization(json),
+            Error::InvalidTopic {
+                topic: "a..b".into(),
+                reason: "empty segment",
+            },
+            Error::InvalidIdentifier {
+                name: "a-b".into(),
+                reason: "not an identifier",
+            },
+            Error::Event(soiree::Error::store(std::io::Error::other("inner"))),
+            Error::NulCharacter("topic"),
+            Error::InvalidReceipt("r".into()),
+            Error::StaleLease { receipts: 2 },
+            Error::NotFound("evt".into()),
+            Error::InvalidCursor("c".into()),
+            Error::WriterStopped,
+            Error::FlushTimeout(std::time::Duration::from_secs(1)),
+            Error::Batch(Arc::new(Error::WriterStopped)),
+            Error::ResultsLost(std::time::Duration::from_secs(1)),
+            Error::MigrationLocked {
+                schema: "s".into(),
+                waited_s: 600,
+            },
+            Error::NotAStore {
+                location: "127.0.0.1:5432/db".into(),
+                reason: "no soiree_cursors table".into(),
+            },
+            Error::NoSuchGroup {
+                group: "typo".into(),
+                groups: vec!["soiree".into()],
+            },
+            Error::PermissionDenied {
+                operation: "replay",
+                needs: "INSERT on soiree_retries".into(),
+                lacking: "role lacks INSERT".into(),
+            },
+        ];
+        for err in &all {
+            match err {
+                Error::Database(_)
+                | Error::Connect { .. }
+                | Error::Open { .. }
+                | Error::Migrate(_)
+                | Error::InvalidConfig(_)
+                | Error::Serialization(_)
+                | Error::InvalidTopic { .. }
+                | Error::InvalidIdentifier { .. }
+                | Error::Event(_)
+                | Error::NulCharacter(_)
+                | Error::InvalidReceipt(_)
+                | Error::StaleLease { .. }
+                | Error::NotFound(_)
+                | Error::InvalidCursor(_)
+                | Error::WriterStopped
+                | Error::FlushTimeout(_)
+                | Error::Batch(_)
+                | Error::ResultsLost(_)
+                | Error::MigrationLocked { .. }
+                | Error::NotAStore { .. }
+                | Error::NoSuchGroup { .. }
+                | Error::PermissionDenied { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn no_message_repeats_its_source() {
+        for err in one_of_each() {
+            let mut current: &dyn std::error::Error = &err;
+            let mut depth = 0;
+            while let Some(source) = current.source() {
+                let (text, cause) = (current.to_string(), source.to_string());
+                assert!(
+                    !text.contains(&cause),
+                    "{err:?}: {text:?} repeats its source {cause:?}"
+                );
+                current = source;
+                depth += 1;
+                assert!(depth < 16, "{err:?}: source chain too long");
+            }
+            // The crate's rule: the message holds the cause, no source.
+            assert!(err.source().is_none(), "{err:?} reports a source");
+        }
+    }
+
+    #[test]
+    fn messages_are_lowercase() {
+        for err in one_of_each() {
+            let text = err.to_string();
+            let first = text.chars().next().unwrap();
+            assert!(!first.is_uppercase(), "{text}");
         }
     }
 }

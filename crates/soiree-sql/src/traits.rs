@@ -60,6 +60,11 @@ macro_rules! store_traits {
                 Ok(self.core().fail(failures).await?)
             }
 
+            /// As the store's [`FailurePolicy`](crate::FailurePolicy) says.
+            fn dead_letters_failure(&self, delivery_count: u32) -> bool {
+                self.core().dead_letters_failure(delivery_count)
+            }
+
             /// Hands back the deliveries read ahead and those the bus took but
             /// did not run, without counting a delivery.
             async fn release(&self, receipts: &[String]) -> soiree::Result<()> {

@@ -178,6 +178,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// The listener this error is about, if it is about one.
+    pub(crate) fn listener_id(&self) -> Option<&ListenerId> {
+        match self {
+            Self::Listener { listener_id, .. }
+            | Self::Panicked { listener_id, .. }
+            | Self::TimedOut { listener_id, .. }
+            | Self::Cancelled { listener_id } => Some(listener_id),
+            _ => None,
+        }
+    }
+
     /// Wraps any error as a [`Error::Store`] error.
     pub fn store(err: impl Into<BoxError>) -> Self {
         Self::Store(err.into())

@@ -499,8 +499,11 @@ impl PostgresStoreBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] for a bad URL, schema or option,
-    /// [`Error::Database`] when the database cannot be reached,
-    /// [`Error::Migrate`] when the migrations fail,
+    /// [`Error::Connect`] when the server cannot be reached (within the
+    /// [`acquire_timeout`](Self::acquire_timeout); a refused connection
+    /// fails at once), [`Error::Database`] when the server refuses the
+    /// connection or a statement (a database that does not exist, a wrong
+    /// password), [`Error::Migrate`] when the migrations fail,
     /// [`Error::MigrationLocked`] when another process has been migrating
     /// the schema for more than 10 minutes, [`Error::NotAStore`] and
     /// [`Error::NoSuchGroup`] when the store or group does not exist and may
@@ -548,6 +551,7 @@ impl PostgresStoreBuilder {
             connect
         };
         let creates = self.options.creates();
+        connect_once(&connect, self.options.acquire_timeout).await?;
         let pool = PgPoolOptions::new()
             .max_connections(self.options.max_connections)
             .acquire_timeout(self.options.acquire_timeout)
@@ -686,10 +690,41 @@ fn connect_error(connect: &PgConnectOptions, err: sqlx::Error) -> Error {
     match err {
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => Error::Connect {
             server: format!("{}:{}", connect.get_host(), connect.get_port()),
-            source: err,
+            reason: match err {
+                sqlx::Error::Io(io) => io.to_string(),
+                other => other.to_string(),
+            },
         },
         other => other.into(),
     }
+}
+
+/// Connects once, before the pool is made: the pool reports a refused or
+/// unreachable server only as a timeout after its `acquire_timeout`, without
+/// the address; one connection says at once which server, and why.
+async fn connect_once(connect: &PgConnectOptions, within: Duration) -> Result<()> {
+    use sqlx::Connection as _;
+    let server = format!("{}:{}", connect.get_host(), connect.get_port());
+    let connection = match tokio::time::timeout(within, PgConnection::connect_with(connect)).await {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(err @ (sqlx::Error::Io(_) | sqlx::Error::Tls(_)))) => {
+            let reason = match err {
+                sqlx::Error::Io(io) => io.to_string(),
+                other => other.to_string(),
+            };
+            return Err(Error::Connect { server, reason });
+        }
+        Ok(Err(err)) => return Err(err.into()),
+        Err(_) => {
+            return Err(Error::Connect {
+                server,
+                reason: format!("no answer within {within:?} (the acquire timeout)"),
+            });
+        }
+    };
+    // Closing politely is a courtesy: the pool opens its own connections.
+    let _ = tokio::time::timeout(within, connection.close()).await;
+    Ok(())
 }
 
 fn validate_schema(schema: &str) -> Result<()> {

@@ -333,7 +333,8 @@ impl SqliteStoreBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] for a bad path or option,
-    /// [`Error::Database`] when the file cannot be opened,
+    /// [`Error::Open`] when the file cannot be opened or created (naming
+    /// the file, and a missing directory),
     /// [`Error::Migrate`] when the migrations fail, [`Error::NotAStore`]
     /// and [`Error::NoSuchGroup`] when the store or group does not exist
     /// and may not be created (`create_missing(false)`, `read_only`).
@@ -358,7 +359,9 @@ impl SqliteStoreBuilder {
         } else {
             SqliteConnectOptions::new().filename(&self.path)
         };
-        let location: Arc<str> = Arc::from(base.get_filename().display().to_string());
+        let file = base.get_filename().to_path_buf();
+        check_directory(&file)?;
+        let location: Arc<str> = Arc::from(file.display().to_string());
         let creates = self.options.creates();
         let connect = if creates {
             base.create_if_missing(true)
@@ -389,7 +392,8 @@ impl SqliteStoreBuilder {
             .min_connections(1)
             .acquire_timeout(self.options.acquire_timeout)
             .connect_with(connect.clone())
-            .await?;
+            .await
+            .map_err(|err| open_error(&file, err))?;
         if creates && self.options.migrate {
             let mut migrator =
                 sqlx::migrate::Migrator::with_migrations(MIGRATOR.iter().cloned().collect());
@@ -403,7 +407,8 @@ impl SqliteStoreBuilder {
             .test_before_acquire(false)
             .acquire_timeout(self.options.acquire_timeout)
             .connect_with(connect)
-            .await?;
+            .await
+            .map_err(|err| open_error(&file, err))?;
         // The file exists now: its canonical path names the database
         // whichever way it was reached.
         let database = std::fs::canonicalize(&*location)
@@ -486,4 +491,43 @@ async fn take_over_leases(writer: &SqlitePool, options: &Options) -> Result<()> 
         );
     }
     Ok(())
+}
+
+/// Refuses a database file whose directory does not exist, by name: SQLite
+/// creates the file but not its directories, and says only "unable to open
+/// database file".
+fn check_directory(file: &Path) -> Result<()> {
+    let Some(directory) = file.parent().filter(|dir| !dir.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if directory.is_dir() {
+        return Ok(());
+    }
+    let reason = if directory.exists() {
+        format!("{} is not a directory", directory.display())
+    } else {
+        format!(
+            "directory {} does not exist; create it first (the store creates the database file, not its directories)",
+            directory.display()
+        )
+    };
+    Err(Error::Open {
+        path: file.display().to_string(),
+        reason,
+    })
+}
+
+/// A failure to open the database file, naming the file.
+fn open_error(file: &Path, err: sqlx::Error) -> Error {
+    let reason = match err {
+        sqlx::Error::Database(db) => format!(
+            "{}; check that the file and its directory are readable and writable by this process",
+            db.message()
+        ),
+        other => other.to_string(),
+    };
+    Error::Open {
+        path: file.display().to_string(),
+        reason,
+    }
 }

@@ -219,6 +219,8 @@ async fn consume_until_shutdown(
             let work = Work::Deliver(Box::new(Delivered {
                 route,
                 receipt: delivery.receipt,
+                delivery_count: delivery.delivery_count,
+                dead_letters: queue.dead_letters_failure(delivery.delivery_count),
                 acks: acks.clone(),
                 _permit: permit,
             }));

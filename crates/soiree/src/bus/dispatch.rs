@@ -26,6 +26,11 @@ pub(crate) enum Work {
 pub(crate) struct Delivered {
     pub(crate) route: SharedRoute<ListenerEntry>,
     pub(crate) receipt: String,
+    /// How many times the event has been delivered, this time included.
+    pub(crate) delivery_count: u32,
+    /// Whether the queue's `fail` dead-letters this delivery if it fails
+    /// (then logged once, as a dead letter, by [`run`]).
+    pub(crate) dead_letters: bool,
     pub(crate) acks: mpsc::UnboundedSender<Settled>,
     /// Held until the delivery's job ends: one of the consumer's in-flight slots.
     pub(crate) _permit: OwnedSemaphorePermit,
@@ -98,11 +103,38 @@ pub(crate) async fn run(bus: &Arc<BusInner>, state: Arc<EmissionState>) {
     if let Work::Deliver(delivered) = &state.work {
         // The consumer's acker is gone only when the bus is closing; the
         // entry then stays pending and is delivered again.
+        let failure = state.first_error();
+        if let Some((reason, listener)) = failure
+            && delivered.dead_letters
+        {
+            log_dead_letter(&state.event, delivered, reason, listener.as_ref());
+        }
         let _ = delivered.acks.send(Settled {
             receipt: delivered.receipt.clone(),
-            failure: state.first_error().map(str::to_owned),
+            failure: failure.map(|(reason, _)| reason.clone()),
         });
     }
+}
+
+/// The one warning of a delivery that ends in a dead letter: what failed,
+/// how often, why, and how to replay it.
+fn log_dead_letter(
+    event: &crate::Event,
+    delivered: &Delivered,
+    reason: &str,
+    listener: Option<&crate::ListenerId>,
+) {
+    let event_id = event.id();
+    let event_id = event_id.as_deref().unwrap_or("");
+    tracing::warn!(
+        event_id,
+        topic = event.topic(),
+        listener = listener.map_or("", |id| id.as_str()),
+        attempts = delivered.delivery_count,
+        reason,
+        replay = %format_args!("soiree dead-letters replay --store <url> --event-id {event_id:?}"),
+        "delivery failed and is dead-lettered; replay it once the listener is fixed"
+    );
 }
 
 async fn dispatch(dispatch: Arc<Dispatch>) {

@@ -14,7 +14,7 @@ use futures::task::AtomicWaker;
 use super::BusInner;
 use super::dispatch::Work;
 use crate::pool::{Slot, inside_job};
-use crate::{Error, Event};
+use crate::{Error, Event, ListenerId};
 
 /// The listener errors of one emission, as a [`Stream`].
 ///
@@ -302,9 +302,10 @@ pub(crate) struct EmissionState {
     dispatch: AtomicU8,
     /// `PERSIST_*`: how persisting went.
     persist: AtomicU8,
-    /// The first error that reached the emission, as text: a delivery that
-    /// failed is handed to the queue's `fail` with it.
-    first_error: std::sync::OnceLock<String>,
+    /// The first error that reached the emission, as text, and the listener
+    /// that failed: a delivery that failed is handed to the queue's `fail`
+    /// with it.
+    first_error: std::sync::OnceLock<(String, Option<ListenerId>)>,
     errors: Mutex<VecDeque<Error>>,
     waker: AtomicWaker,
     finished: AtomicBool,
@@ -342,8 +343,15 @@ impl EmissionState {
     /// the first one reserves room for `reserve` errors.
     pub(crate) fn push_error(&self, error: Error, reserve: usize) {
         // Only a queue's delivery hands its first error to the store.
-        if matches!(self.work, Work::Deliver(_)) && self.first_error.get().is_none() {
-            let _ = self.first_error.set(error.to_string());
+        if let Work::Deliver(delivered) = &self.work
+            && self.first_error.get().is_none()
+        {
+            let listener = error.listener_id().cloned();
+            let first = self.first_error.set((error.to_string(), listener)).is_ok();
+            if first && delivered.dead_letters && self.abandoned.load(Ordering::SeqCst) {
+                // Nobody reads it: the dead-letter warning says it, once.
+                return;
+            }
         }
         {
             let mut errors = self.errors();
@@ -360,8 +368,8 @@ impl EmissionState {
     }
 
     /// The first error that reached the emission, if any.
-    pub(crate) fn first_error(&self) -> Option<&str> {
-        self.first_error.get().map(String::as_str)
+    pub(crate) fn first_error(&self) -> Option<&(String, Option<ListenerId>)> {
+        self.first_error.get()
     }
 
     /// Marks the job as ready to run: from here a worker or an awaiting

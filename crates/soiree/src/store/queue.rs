@@ -104,6 +104,18 @@ pub trait EventQueue: Send + Sync {
         self.ack(&receipts).await
     }
 
+    /// Whether [`fail`](Self::fail) moves a delivery that failed on its
+    /// `delivery_count`th delivery to the dead letters (rather than
+    /// delivering it again later, or acknowledging it). The bus then logs
+    /// that dead letter once at WARN, with how to replay it, instead of a
+    /// generic listener error.
+    ///
+    /// The default is `false`, as the default `fail` acknowledges.
+    fn dead_letters_failure(&self, delivery_count: u32) -> bool {
+        let _ = delivery_count;
+        false
+    }
+
     /// Hands back deliveries this consumer took but will not run, so that
     /// other consumers get them at once and the handback does not count as a
     /// delivery. The bus calls it once when its consumer stops (at close),

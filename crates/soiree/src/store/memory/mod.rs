@@ -414,6 +414,11 @@ impl EventQueue for MemoryStore {
         Ok(())
     }
 
+    /// Every failed delivery goes to the dead letters.
+    fn dead_letters_failure(&self, _delivery_count: u32) -> bool {
+        true
+    }
+
     async fn fail(&self, failures: &[FailedDelivery]) -> Result<()> {
         let mut state = self.lock();
         let mut next_letter = state.next_letter;
