@@ -8,7 +8,7 @@ use super::table;
 use crate::error::{Error, Result};
 use crate::opt::BenchOpt;
 
-/// Runs `soiree bench`: exit code 0 when every check passed, 1 otherwise.
+/// Runs the benchmark: exit code 0 when every check passed, 1 otherwise.
 ///
 /// # Errors
 ///
