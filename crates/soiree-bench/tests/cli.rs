@@ -258,3 +258,23 @@ fn mutation_capture_reports_each_store() {
         out.stderr
     );
 }
+
+#[test]
+fn progress_goes_to_stderr_as_plain_lines_and_results_to_stdout() {
+    let out = soiree(&["--n", "100", "round-trip"]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let line = out.stdout.lines().next().expect("one line");
+    assert_eq!(parse_line(line).1["scenario"], "round-trip");
+    assert_eq!(out.stdout.lines().count(), 1, "stdout: {}", out.stdout);
+    assert!(
+        out.stderr.contains("[1/1] running round-trip"),
+        "stderr: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("round-trip done in "),
+        "stderr: {}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("scenario="), "stderr: {}", out.stderr);
+}

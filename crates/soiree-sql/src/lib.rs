@@ -78,6 +78,7 @@ mod emit;
 mod error;
 mod inspect;
 mod metrics;
+mod migration_log;
 pub mod mutation;
 mod options;
 mod ordering;

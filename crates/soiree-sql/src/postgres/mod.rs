@@ -600,7 +600,9 @@ async fn migrate(connect: &PgConnectOptions, schema: &str) -> Result<()> {
     .execute(&pool)
     .await?;
     let mut migrator = sqlx::migrate::Migrator::with_migrations(MIGRATOR.iter().cloned().collect());
-    migrator.dangerous_set_table_name(format!("\"{schema}\".{MIGRATIONS_TABLE}"));
+    let table = format!("\"{schema}\".{MIGRATIONS_TABLE}");
+    crate::migration_log::log_pending(&mut *pool.acquire().await?, &migrator, &table, schema).await;
+    migrator.dangerous_set_table_name(table);
     migrator.run(&pool).await?;
     pool.close().await;
     Ok(())
