@@ -10,8 +10,7 @@ pub(crate) const EXIT_USAGE: u8 = 2;
 /// Exit code when what was named does not exist.
 pub(crate) const EXIT_NOT_FOUND: u8 = 3;
 
-/// Why a command could not run (a benchmark whose checks fail is not an
-/// error: it still reports its figures and the process exits with 1).
+/// Why a command could not run.
 ///
 /// Messages never hold a store URL's password. Each message includes what
 /// it wraps, so no variant reports a `source()`: a reporter that walks the
@@ -19,31 +18,12 @@ pub(crate) const EXIT_NOT_FOUND: u8 = 3;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub(crate) enum Error {
-    /// The scenario is a known one that this build cannot run yet.
-    #[error("scenario {0:?} is not available in this build of soiree")]
-    NotAvailable(String),
-    /// The scenario needs a server that no option named.
-    #[error("scenario {scenario:?} needs a server: pass --{option} URL")]
-    MissingUrl {
-        /// The scenario requested.
-        scenario: &'static str,
-        /// The option that names the server.
-        option: &'static str,
-    },
     /// The tokio runtime could not be built.
     #[error("cannot start the tokio runtime: {0}")]
     Runtime(std::io::Error),
     /// The bus refused a setup step.
     #[error("bus error: {0}")]
     Bus(soiree::Error),
-    /// A scenario's task panicked or was cancelled.
-    #[error("scenario {scenario:?} did not finish: {reason}")]
-    Aborted {
-        /// The scenario that was running.
-        scenario: &'static str,
-        /// The panic message or cancellation.
-        reason: String,
-    },
 
     /// No store was named.
     #[error(
@@ -165,9 +145,7 @@ impl Error {
     /// named does not exist, 1 otherwise.
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
-            Self::NotAvailable(_)
-            | Self::MissingUrl { .. }
-            | Self::NoStore
+            Self::NoStore
             | Self::UnsupportedScheme { .. }
             | Self::BarePath { .. }
             | Self::BadUrl { .. }
@@ -179,7 +157,6 @@ impl Error {
             }
             Self::Runtime(_)
             | Self::Bus(_)
-            | Self::Aborted { .. }
             | Self::Unreachable { .. }
             | Self::Store { .. }
             | Self::Output(_) => EXIT_FAILURE,

@@ -1,9 +1,8 @@
 //! The `soiree` command: inspects and repairs stores (`soiree stats`,
-//! `events`, `dead-letters`, `replay`, `tail`, …) and runs the benchmark
-//! suite (`soiree bench`).
+//! `events`, `dead-letters`, `replay`, `tail`, …) and serves the dashboard.
+//! The benchmark suite is the `soiree-bench` binary of its own crate.
 
 mod audit;
-mod bench;
 mod cmd;
 mod error;
 mod escape;
@@ -20,23 +19,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
 
 use crate::error::Error;
-use crate::opt::{Command, Opt};
+use crate::opt::Opt;
 
 fn main() -> ExitCode {
-    // `soiree bench redis-scale-out` runs its consumers as this binary.
-    if let Some(code) = bench::consumer_process() {
-        return code;
-    }
     let opt = Opt::parse();
-    let result = match opt.command {
-        Command::Bench(bench) => bench::run(bench),
-        command => {
-            audit::init_logging();
-            cmd::run(&opt.store, command).map(|()| ExitCode::SUCCESS)
-        }
-    };
-    match result {
-        Ok(code) => code,
+    audit::init_logging();
+    match cmd::run(&opt.store, opt.command) {
+        Ok(()) => ExitCode::SUCCESS,
         // `soiree events | head`: the reader is gone, nothing to report.
         Err(Error::Output(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => {
             ExitCode::SUCCESS

@@ -2,17 +2,15 @@
 
 use std::time::{Duration, SystemTime};
 
-use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand};
 
-use crate::bench;
 use crate::time::{parse_interval, parse_time};
 
 /// What `--help` says after the options: the exit codes.
 pub(crate) const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  runtime failure: the store cannot be reached or read, a benchmark's check failed
+  1  runtime failure: the store cannot be reached or read
   2  usage error or refusal: a bad option (topic pattern, --after cursor, --listen)
      or store URL, an unconfirmed destructive command (no --yes and no terminal
      to ask on), an empty dead-letter selection
@@ -22,7 +20,8 @@ Exit codes:
 /// Soiree: an event bus for Rust services.
 ///
 /// Inspects and repairs the store of a bus (Redis, PostgreSQL, SQLite), and
-/// runs the benchmark suite.
+/// serves its dashboard. The benchmark suite is a binary of its own,
+/// soiree-bench (crate soiree-bench in the repository).
 #[derive(Debug, Parser)]
 #[command(name = "soiree", version, about, after_help = EXIT_CODES)]
 pub(crate) struct Opt {
@@ -94,9 +93,6 @@ pub(crate) enum Command {
     Tail(TailOpt),
     /// Serve the web dashboard for the store, until ctrl-c.
     Dashboard(DashboardOpt),
-    /// Run the benchmark suite: one line of figures per scenario; exits
-    /// non-zero when a scenario's result is wrong.
-    Bench(BenchOpt),
 }
 
 /// `--json`.
@@ -379,31 +375,6 @@ pub(crate) struct DashboardOpt {
     /// How often to sample the store for the throughput and backlog chart.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_interval)]
     pub(crate) sample_every: Duration,
-}
-
-/// Options of `soiree bench`.
-#[derive(Debug, Args)]
-#[command(after_help = bench::scenario_help())]
-pub(crate) struct BenchOpt {
-    /// Scenarios to run (default: every in-memory scenario).
-    #[arg(value_name = "SCENARIO", value_parser = PossibleValuesParser::new(bench::scenario_names()))]
-    pub(crate) scenarios: Vec<String>,
-
-    /// Events per scenario, instead of each scenario's default.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub(crate) n: Option<u64>,
-
-    /// Redis server for the Redis scenarios.
-    #[arg(long, value_name = "URL")]
-    pub(crate) redis: Option<String>,
-
-    /// Postgres server for the SQL scenarios.
-    #[arg(long, value_name = "URL")]
-    pub(crate) postgres: Option<String>,
-
-    /// Print one JSON object per scenario instead of key=value lines.
-    #[arg(long)]
-    pub(crate) json: bool,
 }
 
 /// A topic pattern option: the rule of `bus.on` (no empty segment, no

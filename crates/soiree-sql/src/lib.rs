@@ -84,6 +84,7 @@ mod existing;
 mod identity;
 mod inspect;
 mod metrics;
+mod migration_log;
 pub mod mutation;
 mod options;
 mod ordering;

@@ -84,9 +84,6 @@ pub(crate) async fn execute(
         Command::Replay(opt) => replay::run(store, &opt, console).await,
         Command::Tail(opt) => tail::run(store, &opt, console, stop).await,
         Command::Dashboard(opt) => dashboard::run(Arc::clone(&shared), &opt, console, stop).await,
-        Command::Bench(_) => Err(Error::Refused(
-            "soiree bench does not open a store".to_owned(),
-        )),
     }
 }
 

@@ -786,7 +786,9 @@ async fn migrate(connect: &PgConnectOptions, schema: &str) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut migrator = sqlx::migrate::Migrator::with_migrations(MIGRATOR.iter().cloned().collect());
-    migrator.dangerous_set_table_name(format!("\"{schema}\".{MIGRATIONS_TABLE}"));
+    let table = format!("\"{schema}\".{MIGRATIONS_TABLE}");
+    crate::migration_log::log_pending(&mut *pool.acquire().await?, &migrator, &table, schema).await;
+    migrator.dangerous_set_table_name(table);
     let migrated = migrator.run(&pool).await;
     // Closing the session releases the advisory lock too.
     pool.close().await;

@@ -397,6 +397,13 @@ impl SqliteStoreBuilder {
         if creates && self.options.migrate {
             let mut migrator =
                 sqlx::migrate::Migrator::with_migrations(MIGRATOR.iter().cloned().collect());
+            crate::migration_log::log_pending(
+                &mut *writer.acquire().await?,
+                &migrator,
+                crate::MIGRATIONS_TABLE,
+                &location,
+            )
+            .await;
             migrator.dangerous_set_table_name(crate::MIGRATIONS_TABLE);
             migrator.run(&writer).await?;
         }

@@ -68,7 +68,7 @@ impl<J: Send + 'static> Place<J> {
 /// Scheduler turns an idle worker looks for more work before it parks.
 /// A producer emitting in a loop refills the queue within microseconds, and
 /// a worker that is still awake spares the producer a wake-up per job
-/// (measured with `soiree bench` on 2 cores: 6 turns beat 0, 2 and 16).
+/// (measured with `soiree-bench` on 2 cores: 6 turns beat 0, 2 and 16).
 const LINGER_TURNS: usize = 6;
 
 async fn linger<J: Send + 'static>(queue: &WorkQueue<J>) -> Option<Queued<J>> {

@@ -1,4 +1,4 @@
-//! The table of scenarios. Adding one is two lines: its `mod` in `mod.rs`
+//! The table of scenarios. Adding one is two lines: its `mod` in `main.rs`
 //! and its `SCENARIO` here.
 
 use super::scenario::{Needs, Scenario};

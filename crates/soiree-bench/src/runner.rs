@@ -2,13 +2,13 @@
 
 use std::process::ExitCode;
 
-use super::progress::Progress;
+use super::progress::{self, Progress};
 use super::scenario::{Needs, Setup};
 use super::table;
 use crate::error::{Error, Result};
 use crate::opt::BenchOpt;
 
-/// Runs `soiree bench`: exit code 0 when every check passed, 1 otherwise.
+/// Runs the benchmark: exit code 0 when every check passed, 1 otherwise.
 ///
 /// # Errors
 ///
@@ -35,7 +35,7 @@ pub(crate) fn run(opt: BenchOpt) -> Result<ExitCode> {
     let mut scenarios = scenarios;
     let mut setups = setups;
     if opt.postgres.is_none() && scenarios.iter().any(|s| s.needs == Needs::Postgres) {
-        match soiree_test::postgres::PostgresServer::start() {
+        match start_postgres() {
             Ok(started) => {
                 for setup in &mut setups {
                     setup.postgres = Some(started.url());
@@ -101,4 +101,22 @@ pub(crate) fn run(opt: BenchOpt) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Starts a throwaway PostgreSQL, saying so: initdb takes seconds to tens of
+/// seconds on a busy host.
+///
+/// # Errors
+///
+/// PostgreSQL not installed, initdb or the server failing to start.
+pub(crate) fn start_postgres() -> std::io::Result<soiree_test::postgres::PostgresServer> {
+    progress::say("starting a throwaway PostgreSQL (initdb into a temporary directory) …");
+    let start = std::time::Instant::now();
+    let server = soiree_test::postgres::PostgresServer::start()?;
+    progress::say(&format!(
+        "throwaway PostgreSQL ready on 127.0.0.1:{} after {:.1} s",
+        server.port(),
+        start.elapsed().as_secs_f64()
+    ));
+    Ok(server)
 }

@@ -29,6 +29,7 @@ impl Consumers {
     /// Starts [`CONSUMERS`] processes named `consumer-N` in `name_env`, with
     /// `env` beside it, and waits until each says `ready`.
     pub(super) fn start(name_env: &str, env: &[(&str, &str)]) -> Result<Self> {
+        super::progress::say(&format!("starting {CONSUMERS} consumer processes …"));
         let mut consumers = Self(Vec::new());
         for i in 0..CONSUMERS {
             let mut child = Command::new(std::env::current_exe()?)

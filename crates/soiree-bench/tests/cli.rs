@@ -1,19 +1,60 @@
-//! Runs the built `soiree` binary: output format, checks and exit codes of
-//! `soiree bench`. Small event counts: timings are not asserted here.
-
-mod support;
+//! Runs the built `soiree-bench` binary: output format, checks, progress
+//! and exit codes. Small event counts: timings are not asserted here.
 
 use std::collections::HashMap;
-use std::time::Duration;
-
-use support::Output;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Generous for a debug build on a loaded machine; a hang fails the test.
 const DEADLINE: Duration = Duration::from_secs(180);
 
-/// Runs `soiree ARGS`, failing the test after [`DEADLINE`].
+/// How a run of the binary ended.
+#[derive(Debug)]
+struct Output {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `soiree-bench ARGS` with stdin, stdout and stderr not terminals,
+/// killing it after [`DEADLINE`] (then the test fails).
 fn soiree(args: &[&str]) -> Output {
-    support::soiree_within(args, DEADLINE)
+    let mut child = Command::new(env!("CARGO_BIN_EXE_soiree-bench"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the soiree-bench binary starts");
+    // Read both pipes on threads so that a full pipe cannot stall the child.
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    let stdout = std::thread::spawn(move || {
+        let mut text = String::new();
+        out.read_to_string(&mut text).map(|_| text)
+    });
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        err.read_to_string(&mut text).map(|_| text)
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for soiree-bench") {
+            break status;
+        }
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("soiree-bench {args:?} ran longer than {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        code: status.code(),
+        stdout: stdout.join().expect("stdout reader").expect("utf-8 stdout"),
+        stderr: stderr.join().expect("stderr reader").expect("utf-8 stderr"),
+    }
 }
 
 /// Parses `key=value …`, checking that the keys come in the documented order.
@@ -52,7 +93,7 @@ fn parse_line(line: &str) -> (Vec<String>, HashMap<String, String>) {
 
 #[test]
 fn every_in_memory_scenario_prints_one_checked_line() {
-    let out = soiree(&["bench", "--n", "2000"]);
+    let out = soiree(&["--n", "2000"]);
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     let lines: Vec<&str> = out.stdout.lines().collect();
     let names: Vec<String> = lines
@@ -99,14 +140,7 @@ fn every_in_memory_scenario_prints_one_checked_line() {
 
 #[test]
 fn json_prints_one_object_per_scenario() {
-    let out = soiree(&[
-        "bench",
-        "--json",
-        "--n",
-        "500",
-        "error-delivery",
-        "round-trip",
-    ]);
+    let out = soiree(&["--json", "--n", "500", "error-delivery", "round-trip"]);
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     let objects: Vec<serde_json::Value> = out
         .stdout
@@ -131,14 +165,14 @@ fn json_prints_one_object_per_scenario() {
 
 #[test]
 fn a_scenario_named_twice_runs_once() {
-    let out = soiree(&["bench", "--n", "100", "fanout-10", "fanout-10"]);
+    let out = soiree(&["--n", "100", "fanout-10", "fanout-10"]);
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     assert_eq!(out.stdout.lines().count(), 1, "stdout: {}", out.stdout);
 }
 
 #[test]
 fn an_unknown_scenario_exits_2() {
-    let out = soiree(&["bench", "no-such-scenario"]);
+    let out = soiree(&["no-such-scenario"]);
     assert_eq!(out.code, Some(2));
     assert!(
         out.stderr.contains("no-such-scenario"),
@@ -152,7 +186,7 @@ fn an_unknown_scenario_exits_2() {
 fn a_planned_scenario_is_refused_as_not_available() {
     // Help lists the planned scenarios that this build cannot run yet; once
     // every one is in, there is nothing left to refuse.
-    let help = soiree(&["bench", "--help"]);
+    let help = soiree(&["--help"]);
     let Some(planned) = help
         .stdout
         .lines()
@@ -162,7 +196,6 @@ fn a_planned_scenario_is_refused_as_not_available() {
         return;
     };
     let out = soiree(&[
-        "bench",
         "--redis",
         "redis://127.0.0.1:1",
         "--postgres",
@@ -181,14 +214,14 @@ fn a_planned_scenario_is_refused_as_not_available() {
 
 #[test]
 fn zero_events_is_a_usage_error() {
-    let out = soiree(&["bench", "--n", "0", "round-trip"]);
+    let out = soiree(&["--n", "0", "round-trip"]);
     assert_eq!(out.code, Some(2));
     assert!(out.stdout.is_empty(), "stdout: {}", out.stdout);
 }
 
 #[test]
 fn help_lists_the_scenarios() {
-    let out = soiree(&["bench", "--help"]);
+    let out = soiree(&["--help"]);
     assert_eq!(out.code, Some(0));
     for name in [
         "emit-throughput",
@@ -200,12 +233,16 @@ fn help_lists_the_scenarios() {
     }
     let version = soiree(&["--version"]);
     assert_eq!(version.code, Some(0));
-    assert!(version.stdout.starts_with("soiree "), "{}", version.stdout);
+    assert!(
+        version.stdout.starts_with("soiree-bench "),
+        "{}",
+        version.stdout
+    );
 }
 
 #[test]
 fn mutation_capture_reports_each_store() {
-    let out = soiree(&["bench", "--n", "300", "mutation-capture"]);
+    let out = soiree(&["--n", "300", "mutation-capture"]);
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     let line = out.stdout.lines().next().expect("one line");
     let (keys, fields) = parse_line(line);
@@ -220,4 +257,24 @@ fn mutation_capture_reports_each_store() {
         "{line} / {}",
         out.stderr
     );
+}
+
+#[test]
+fn progress_goes_to_stderr_as_plain_lines_and_results_to_stdout() {
+    let out = soiree(&["--n", "100", "round-trip"]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let line = out.stdout.lines().next().expect("one line");
+    assert_eq!(parse_line(line).1["scenario"], "round-trip");
+    assert_eq!(out.stdout.lines().count(), 1, "stdout: {}", out.stdout);
+    assert!(
+        out.stderr.contains("[1/1] running round-trip"),
+        "stderr: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("round-trip done in "),
+        "stderr: {}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("scenario="), "stderr: {}", out.stderr);
 }

@@ -207,7 +207,7 @@ async fn run_postgres(setup: &Setup) -> Result<Option<Outcome>> {
     let (url, _server) = match &setup.postgres {
         Some(url) => (url.clone(), None),
         None => {
-            let started = tokio::task::spawn_blocking(soiree_test::postgres::PostgresServer::start)
+            let started = tokio::task::spawn_blocking(super::runner::start_postgres)
                 .await
                 .map_err(|err| Error::Aborted {
                     scenario: setup.scenario,
@@ -216,7 +216,7 @@ async fn run_postgres(setup: &Setup) -> Result<Option<Outcome>> {
             match started {
                 Ok(server) => (server.url(), Some(server)),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                    eprintln!("mutation-capture: skipping PostgreSQL: {err}");
+                    super::progress::say(&format!("mutation-capture: skipping PostgreSQL: {err}"));
                     return Ok(None);
                 }
                 Err(err) => return Err(err.into()),

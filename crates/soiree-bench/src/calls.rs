@@ -7,8 +7,17 @@ use futures::future::{Ready, ready};
 use soiree::{BoxError, EventContext};
 
 /// A count of listener calls, shared by the listeners it makes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Calls(Arc<AtomicU64>);
+
+impl Default for Calls {
+    /// A count from 0, shown as the running scenario's progress.
+    fn default() -> Self {
+        let calls = Arc::new(AtomicU64::new(0));
+        super::progress::watch(&calls);
+        Self(calls)
+    }
+}
 
 impl Calls {
     /// A listener that does nothing but count its call here. The count is

@@ -1,0 +1,48 @@
+//! Command-line options.
+
+use clap::Parser;
+use clap::builder::PossibleValuesParser;
+
+use crate::table;
+
+/// What `--help` says after the options: the scenarios, then the exit codes.
+fn after_help() -> String {
+    format!(
+        "{}\n\
+Exit codes:
+  0  every scenario ran and its checks passed
+  1  a check failed, or a scenario could not run (a server, the runtime)
+  2  usage error: a bad option, an unknown or unavailable scenario, a server not named",
+        table::scenario_help()
+    )
+}
+
+/// The benchmark suite of soiree: one line of figures per scenario on
+/// stdout; exits non-zero when a scenario's result is wrong.
+///
+/// Progress (which scenario runs, the throwaway servers it starts, the
+/// events handled so far) goes to stderr.
+#[derive(Debug, Parser)]
+#[command(name = "soiree-bench", version, about, after_help = after_help())]
+pub(crate) struct BenchOpt {
+    /// Scenarios to run (default: every in-memory scenario).
+    #[arg(value_name = "SCENARIO", value_parser = PossibleValuesParser::new(table::scenario_names()))]
+    pub(crate) scenarios: Vec<String>,
+
+    /// Events per scenario, instead of each scenario's default.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) n: Option<u64>,
+
+    /// Redis server for the Redis scenarios.
+    #[arg(long, value_name = "URL")]
+    pub(crate) redis: Option<String>,
+
+    /// Postgres server for the SQL scenarios (without it they start a
+    /// throwaway one).
+    #[arg(long, value_name = "URL")]
+    pub(crate) postgres: Option<String>,
+
+    /// Print one JSON object per scenario instead of key=value lines.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
