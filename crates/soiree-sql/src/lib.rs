@@ -108,6 +108,12 @@ pub use options::FailurePolicy;
 pub use postgres::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteStore, SqliteStoreBuilder};
+/// The sqlx this crate is built with. Write your transactions with it
+/// (`soiree_sql::sqlx::query(…)`, `soiree_sql::sqlx::Transaction`) rather
+/// than a `sqlx` of your own, so that the two versions cannot drift apart:
+/// with two, `&mut tx` of one is not an executor of the other
+/// (`multiple different versions of crate sqlx_core`).
+pub use sqlx;
 
 /// The name of the table recording which of the store's migrations were
 /// applied (in the store's schema on PostgreSQL): not sqlx's default, which
