@@ -40,6 +40,13 @@ impl Entry {
 pub(crate) fn readable_event_id(json: &[u8]) -> Option<String> {
     /// The most characters of an id quoted in an error.
     const MAX_CHARS: usize = 128;
+    let id: String = event_id_of(json)?.chars().take(MAX_CHARS).collect();
+    Some(format!("{id:?}"))
+}
+
+/// The event id of an `event` field that is not a readable event, as it is
+/// stored (see [`readable_event_id`]).
+pub(crate) fn event_id_of(json: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Probe {
         properties: Option<Properties>,
@@ -49,13 +56,11 @@ pub(crate) fn readable_event_id(json: &[u8]) -> Option<String> {
         #[serde(rename = "soiree.event_id")]
         id: Option<serde_json::Value>,
     }
-    let id = match serde_json::from_slice::<Probe>(json).ok()?.properties?.id? {
-        serde_json::Value::String(id) => id,
-        serde_json::Value::Number(id) => id.to_string(),
-        _ => return None,
-    };
-    let id: String = id.chars().take(MAX_CHARS).collect();
-    Some(format!("{id:?}"))
+    match serde_json::from_slice::<Probe>(json).ok()?.properties?.id? {
+        serde_json::Value::String(id) => Some(id),
+        serde_json::Value::Number(id) => Some(id.to_string()),
+        _ => None,
+    }
 }
 
 /// A list of entries, as XRANGE and XCLAIM return them.

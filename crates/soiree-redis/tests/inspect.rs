@@ -82,7 +82,7 @@ async fn info_names_the_server_and_group_without_credentials() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn records_are_stream_entries_and_malformed_ones_are_dead_letters() {
+async fn records_are_stream_entries_and_malformed_ones_are_listed_lossily_and_dead_lettered() {
     let server = server_or_skip!();
     let store = store(&server).await;
     let inspect: Arc<dyn Inspect> = store.clone();
@@ -105,13 +105,17 @@ async fn records_are_stream_entries_and_malformed_ones_are_dead_letters() {
         .unwrap();
     store.save_event(&good).await.unwrap();
 
-    // The malformed entry is scanned (it counts against the page) but not listed.
+    // The malformed entry is listed lossily (its raw text as the payload,
+    // no topic), between the good ones.
     let events = inspect.events(&Query::oldest(10)).await.unwrap();
-    assert_eq!(events.items.len(), 2, "{events:?}");
-    assert!(events.items.iter().all(|record| record.item == good));
-    assert!(events.items.iter().all(|record| record.id != bad_id));
+    assert_eq!(events.items.len(), 3, "{events:?}");
+    assert_eq!(events.items[0].item, good);
+    assert_eq!(events.items[2].item, good);
+    assert_eq!(events.items[1].id, bad_id);
+    assert_eq!(events.items[1].item.topic, "");
+    assert_eq!(events.items[1].item.payload, serde_json::json!("{not json"));
     let first = inspect.events(&Query::oldest(2)).await.unwrap();
-    assert_eq!(first.items.len(), 1, "two entries read, one an event");
+    assert_eq!(first.items.len(), 2, "the good event and the lossy one");
     assert_eq!(first.next.as_deref(), Some(bad_id.as_str()));
     let rest = inspect
         .events(&Query::oldest(10).after(bad_id.clone()))

@@ -165,8 +165,9 @@ async fn an_unreadable_entry_is_dead_lettered_alone_with_its_event_id() {
         "kept as it was"
     );
 
-    // The listings read past them: the events page lists the readable
-    // events, the dead letters page shows the unreadable ones, raw.
+    // The listings read past them: the events page lists every entry with
+    // an event field, the unreadable ones lossily (raw text, the id when
+    // readable); the dead letters page shows them raw.
     let inspect: &dyn Inspect = &store;
     let events = tokio::time::timeout(LIMIT, inspect.events(&Query::oldest(10)))
         .await
@@ -177,7 +178,19 @@ async fn an_unreadable_entry_is_dead_lettered_alone_with_its_event_id() {
         .iter()
         .map(|r| r.item.id().map(str::to_owned))
         .collect();
-    assert_eq!(ids, [Some("good-1".to_owned()), Some("good-2".to_owned())]);
+    assert_eq!(
+        ids,
+        [
+            Some("good-1".to_owned()),
+            None,
+            Some("evt-deep".to_owned()),
+            Some("evt-shape".to_owned()),
+            Some("good-2".to_owned())
+        ]
+    );
+    let raw = &events.items[2].item;
+    assert_eq!(raw.topic, "", "no topic is made up");
+    assert_eq!(raw.payload, serde_json::Value::String(deep.clone()));
     let dead = tokio::time::timeout(LIMIT, inspect.dead_letters(&Query::oldest(10)))
         .await
         .unwrap()

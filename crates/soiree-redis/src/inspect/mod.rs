@@ -36,8 +36,9 @@ impl RedisStore {
     /// # Errors
     ///
     /// [`Error::Redis`] when Redis cannot be read, [`Error::InvalidCursor`]
-    /// when `cursor` is not an entry id. Entries that are not events are
-    /// skipped (and logged): they are in the dead-letter stream.
+    /// when `cursor` is not an entry id. An entry that is not a readable
+    /// event (it is in the dead-letter stream) is listed lossily: its raw
+    /// text as the payload, its event id when readable.
     ///
     /// # Cancel safety
     ///
@@ -47,7 +48,7 @@ impl RedisStore {
             return Ok(empty_page());
         };
         self.scan_page(&self.inner.keys.events, &query, |entry, _| {
-            parse_or_skip(entry, field::EVENT)
+            event_lossy(entry)
         })
         .await
     }
@@ -316,6 +317,30 @@ fn parse<T: serde::de::DeserializeOwned>(entry: &Entry, name: &str) -> Result<T>
         Error::UnexpectedReply(format!("entry {} has no {name:?} field", entry.id))
     })?;
     Ok(serde_json::from_slice(json)?)
+}
+
+/// An entry's event as a listing shows it: the event, or, when the entry
+/// holds an event field that is not a readable event (the consumer
+/// dead-lettered it), what can be read of it: its raw text as the payload,
+/// its event id when readable, no topic. One bad entry neither fails the
+/// page nor hides from it. `None` for an entry with no event field.
+pub(super) fn event_lossy(entry: &Entry) -> Option<StoredEvent> {
+    let json = entry.field(field::EVENT)?;
+    match serde_json::from_slice(json) {
+        Ok(event) => Some(event),
+        Err(err) => {
+            tracing::debug!(%err, id = %entry.id, "listing a malformed stream entry lossily");
+            let mut properties = serde_json::Map::new();
+            if let Some(id) = entry::event_id_of(json) {
+                properties.insert(PROPERTY_EVENT_ID.to_owned(), id.into());
+            }
+            Some(StoredEvent {
+                topic: String::new(),
+                payload: String::from_utf8_lossy(json).into_owned().into(),
+                properties,
+            })
+        }
+    }
 }
 
 /// Parses an entry, or skips it (and logs why): a malformed event is in

@@ -14,7 +14,7 @@ use soiree::{
     StoreInfo, StoreStats, StoredEvent, StoredResult,
 };
 
-use super::{Range, StreamId, parse, parse_or_skip};
+use super::{Range, StreamId, event_lossy, parse, parse_or_skip};
 use crate::entry::{self, Entry};
 use crate::keys::field;
 use crate::store::is_no_such_key;
@@ -45,7 +45,7 @@ impl Inspect for RedisStore {
     async fn events(&self, query: &Query) -> soiree::Result<Page<Record<StoredEvent>>> {
         Ok(self
             .scan_page(&self.inner.keys.events, query, |entry, at| {
-                let event: StoredEvent = parse_or_skip(entry, field::EVENT)?;
+                let event = event_lossy(entry)?;
                 query
                     .filter
                     .matches_event(&event, Some(at))
