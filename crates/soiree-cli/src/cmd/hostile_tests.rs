@@ -17,9 +17,13 @@ use crate::escape::is_unsafe;
 
 /// Changes the window title, clears the screen, writes the clipboard
 /// (OSC 52), a C1 CSI, DEL, bidi override and isolate, a right-to-left
-/// mark, a carriage return and a NUL.
+/// mark and a carriage return. (No NUL: event ids and topics refuse it at
+/// emit; payloads carry one, [`NUL`].)
 const HOSTILE: &str =
-    "\x1b]0;pwned\x07\x1b[2J\x1b]52;c;aGk=\x07\u{9b}31m\x7f\u{202e}\u{2066}\u{200f}\r\n\t\0end";
+    "\x1b]0;pwned\x07\x1b[2J\x1b]52;c;aGk=\x07\u{9b}31m\x7f\u{202e}\u{2066}\u{200f}\r\n\tend";
+
+/// A NUL, in payloads and property values (which may hold one).
+const NUL: &str = "nul\0end";
 
 /// A topic may hold none of `.`, `[`, `?`, `*`, nor surrounding spaces.
 const HOSTILE_TOPIC: &str = "evil\x1b]0;pwned\x07\u{9b}2J\x7f\u{202e}\u{2067}\u{200e}\x08.x";
@@ -34,7 +38,7 @@ fn hostile_event() -> StoredEvent {
     properties.insert(PROPERTY_EVENT_ID.to_owned(), json!(HOSTILE));
     StoredEvent {
         topic: HOSTILE_TOPIC.to_owned(),
-        payload: json!({ HOSTILE: HOSTILE }),
+        payload: json!({ HOSTILE: HOSTILE, "nul": NUL }),
         properties,
     }
 }
@@ -84,7 +88,7 @@ impl Inspect for Hostile {
 /// Emits one hostile event: hostile topic, event id, payload and
 /// properties; its hostile listener fails with a hostile error.
 async fn emit_hostile(bus: &EventBus) {
-    let event = Event::new(HOSTILE_TOPIC, json!({ HOSTILE: HOSTILE }));
+    let event = Event::new(HOSTILE_TOPIC, json!({ HOSTILE: HOSTILE, "nul": NUL }));
     event.properties().set(PROPERTY_EVENT_ID, HOSTILE);
     event.properties().set(HOSTILE, HOSTILE);
     bus.emit(HOSTILE_TOPIC, event).persisted().await.unwrap();
