@@ -17,7 +17,8 @@
 //! use soiree::MemoryStore;
 //! use soiree_test::conformance::{Conformance, hostile};
 //!
-//! # async fn demo() {
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() {
 //! let config = Conformance::default();
 //! hostile::hostile_nesting_depth(Arc::new(MemoryStore::queue()), &config).await;
 //! hostile::run_all(|| async { Arc::new(MemoryStore::new()) }, &config).await;
