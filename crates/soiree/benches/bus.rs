@@ -1,5 +1,5 @@
-//! Criterion benches for profiling the hot paths; `soiree bench` (crate
-//! soiree-cli) holds the suite's scenarios and their figures.
+//! Criterion benches for profiling the hot paths; `soiree-bench` (crate
+//! soiree-bench) holds the suite's scenarios and their figures.
 
 use std::hint::black_box;
 
