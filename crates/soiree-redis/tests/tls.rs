@@ -6,131 +6,22 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use futures::StreamExt;
 use soiree::{EventBus, EventQueue};
+use soiree_test::tls::TestCerts;
 use support::{RedisServer, builder_at, eventually};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// A CA and a server certificate for 127.0.0.1 signed by it, in a
-/// temporary directory removed on drop.
-struct Certs {
-    dir: PathBuf,
+/// The CA's certificate (PEM), as a client is given it.
+fn ca_pem(certs: &TestCerts) -> Vec<u8> {
+    std::fs::read(certs.ca()).unwrap()
 }
 
-impl Certs {
-    /// `None` (after saying why) when `openssl` is missing outside CI.
-    fn generate(name: &str) -> Option<Self> {
-        let dir = std::env::temp_dir().join(format!(
-            "soiree-tls-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let certs = Self { dir };
-        std::fs::write(
-            certs.path("server.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\n\
-             basicConstraints=CA:FALSE\n\
-             keyUsage=digitalSignature,keyEncipherment\n\
-             extendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        let steps: [&[&str]; 3] = [
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=soiree test ca",
-            ],
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=localhost",
-            ],
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.pem",
-                "-days",
-                "1",
-                "-extfile",
-                "server.ext",
-            ],
-        ];
-        for args in steps {
-            match Command::new("openssl")
-                .args(args)
-                .current_dir(&certs.dir)
-                .output()
-            {
-                Ok(out) if out.status.success() => {}
-                Ok(out) => panic!(
-                    "openssl {args:?} failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-                Err(err) if !soiree_test::redis::is_ci() => {
-                    eprintln!("skipping: openssl is not available ({err})");
-                    return None;
-                }
-                Err(err) => panic!("openssl: {err}"),
-            }
-        }
-        Some(certs)
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.dir.join(file)
-    }
-
-    fn ca_pem(&self) -> Vec<u8> {
-        std::fs::read(self.path("ca.pem")).unwrap()
-    }
-}
-
-impl Drop for Certs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn tls_server(certs: &Certs) -> Option<RedisServer> {
-    let started = RedisServer::start_tls(
-        &certs.path("server.pem"),
-        &certs.path("server.key"),
-        &certs.path("ca.pem"),
-    );
+fn tls_server(certs: &TestCerts) -> Option<RedisServer> {
+    let started = RedisServer::start_tls(&certs.cert(), &certs.key(), &certs.ca());
     match started {
         Ok(server) => Some(server),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound && !soiree_test::redis::is_ci() => {
@@ -147,7 +38,7 @@ fn tls_url(server: &RedisServer) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bus_works_over_tls() {
-    let Some(certs) = Certs::generate("ok") else {
+    let Some(certs) = TestCerts::generate_or_skip("ok") else {
         return;
     };
     let Some(server) = tls_server(&certs) else {
@@ -156,7 +47,7 @@ async fn a_bus_works_over_tls() {
     let store = tokio::time::timeout(
         LIMIT,
         builder_at(&tls_url(&server), "c1")
-            .tls_root_cert(certs.ca_pem())
+            .tls_root_cert(ca_pem(&certs))
             .build(),
     )
     .await
@@ -207,17 +98,17 @@ async fn a_bus_works_over_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_certificate_is_refused() {
-    let Some(certs) = Certs::generate("server") else {
+    let Some(certs) = TestCerts::generate_or_skip("server") else {
         return;
     };
-    let Some(other) = Certs::generate("other") else {
+    let Some(other) = TestCerts::generate_or_skip("other") else {
         return;
     };
     let Some(server) = tls_server(&certs) else {
         return;
     };
     // Another CA, and the system's roots: neither signed the server's certificate.
-    for root in [Some(other.ca_pem()), None] {
+    for root in [Some(ca_pem(&other)), None] {
         let mut builder =
             builder_at(&tls_url(&server), "c1").response_timeout(Duration::from_secs(2));
         if let Some(root) = root {
