@@ -68,7 +68,6 @@
 
 mod builder;
 mod dead_letter;
-mod dedup_cache;
 mod entry;
 mod error;
 mod existing;

@@ -18,12 +18,12 @@ use soiree::{
 use tokio::sync::{Mutex, oneshot};
 
 use crate::builder::{NameLease, Options};
-use crate::dedup_cache::DedupCache;
 use crate::keys::{Keys, field};
 use crate::metrics::RedisMetrics;
 use crate::queue::ConsumerState;
 use crate::writer::{WriteLimits, Writer};
 use crate::{Error, RedisStoreBuilder, Result};
+use soiree::kit::DedupCache;
 
 /// Removes the group's consumers other than ARGV[3] that have nothing
 /// pending and were idle for at least ARGV[2] ms; returns their names.

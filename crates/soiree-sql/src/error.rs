@@ -242,6 +242,25 @@ impl Error {
     }
 }
 
+impl soiree::kit::BatchError for Error {
+    fn is_permanent(&self) -> bool {
+        Error::is_permanent(self)
+    }
+}
+
+impl From<soiree::kit::WriteError<Error>> for Error {
+    fn from(err: soiree::kit::WriteError<Error>) -> Self {
+        use soiree::kit::WriteError;
+        match err {
+            WriteError::Failed(err) => Error::Batch(err),
+            WriteError::Timeout(limit) => Error::FlushTimeout(limit),
+            WriteError::Lost(window) => Error::ResultsLost(window),
+            // `Stopped`, and whatever the kit adds later.
+            _ => Error::WriterStopped,
+        }
+    }
+}
+
 /// Whether a database error is about the data written: SQLSTATE classes 22
 /// (data exception), 23 (integrity constraint) and 54 (program limit, such
 /// as an index row too large) on PostgreSQL; `SQLITE_TOOBIG`,

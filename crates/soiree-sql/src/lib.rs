@@ -75,20 +75,22 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod backend;
+mod consumer;
 mod core;
 mod dead_letters;
-mod dedup_cache;
 mod emit;
 mod error;
 mod existing;
 mod identity;
 mod inspect;
+mod maintenance;
 mod metrics;
 mod migration_log;
 pub mod mutation;
 mod options;
 mod ordering;
 pub mod outbox;
+mod pages;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod privileges;
@@ -99,7 +101,6 @@ mod sqlite;
 mod topic;
 mod traits;
 pub mod triggers;
-mod writer;
 
 pub use dead_letters::{DeadLetter, DeadLetterFilter, QueueStats};
 pub use error::{Error, Result};

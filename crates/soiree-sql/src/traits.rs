@@ -71,6 +71,17 @@ macro_rules! store_traits {
                 Ok(self.core().release(receipts).await?)
             }
 
+            /// A third of the lease timeout.
+            fn lease_interval(&self) -> Option<std::time::Duration> {
+                Some(self.core().lease_interval())
+            }
+
+            /// Extends the leases of the running deliveries and of those read
+            /// ahead, until a delivery has been out for `max_handler_time`.
+            async fn extend(&self, receipts: &[String]) -> soiree::Result<()> {
+                Ok(self.core().extend(receipts).await?)
+            }
+
             async fn backlog(&self) -> soiree::Result<u64> {
                 Ok(self.core().backlog().await?)
             }

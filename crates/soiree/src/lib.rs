@@ -150,7 +150,7 @@ pub use retry::{Backoff, RetryPolicy};
 pub use store::{
     ConsumerInfo, DeadLetter, DeadLetterSelection, Delivery, EventDetail, EventHistory, EventQueue,
     EventStore, FailedDelivery, Filter, HandlerDedup, Inspect, MemoryStore, Page, PendingDelivery,
-    Query, Rates, Record, StoreInfo, StoreStats, StoredResult, inspect,
+    Query, Rates, Record, StoreInfo, StoreStats, StoredResult, inspect, kit,
 };
 /// Re-exported: [`Context::with_cancellation`] takes one.
 pub use tokio_util::sync::CancellationToken;

@@ -74,12 +74,9 @@ pub(crate) struct ConsumerConfig {
     pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
     /// Permits still to take out of `in_flight` after shrinking it.
     pub(crate) in_flight_debt: std::sync::atomic::AtomicUsize,
-    /// Receipts of deliveries dispatched and not yet settled: their leases
-    /// are extended while their listeners run.
-    pub(crate) running: Mutex<std::collections::HashSet<String>>,
-    /// Set at start when the queue extends leases: only then is `running`
-    /// kept (a lock per delivery that other stores need not pay).
-    pub(crate) tracks_running: AtomicBool,
+    /// Deliveries dispatched and not yet settled: their leases are
+    /// extended while their listeners run.
+    pub(crate) leases: crate::store::kit::lease_keeper::LeaseKeeper,
     /// How deliveries no listener hears are settled.
     pub(crate) unheard: UnheardDeliveries,
     /// When an unheard delivery was last logged (ms since the epoch; 0:
@@ -100,34 +97,6 @@ impl ConsumerConfig {
 }
 
 impl ConsumerConfig {
-    fn running(&self) -> MutexGuard<'_, std::collections::HashSet<String>> {
-        self.running
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    pub(crate) fn running_insert(&self, receipt: &str) {
-        if self
-            .tracks_running
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
-            self.running().insert(receipt.to_owned());
-        }
-    }
-
-    pub(crate) fn running_remove(&self, receipt: &str) {
-        if self
-            .tracks_running
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
-            self.running().remove(receipt);
-        }
-    }
-
-    pub(crate) fn running_snapshot(&self) -> Vec<String> {
-        self.running().iter().cloned().collect()
-    }
-
     /// Follows a change of the bus's worker count.
     pub(crate) fn resize(&self, before: usize, after: usize) {
         use std::sync::atomic::Ordering;

@@ -14,6 +14,7 @@ use super::unheard::settle_unheard;
 use super::{BusInner, EmissionState};
 use crate::listener::panic_message;
 use crate::pool::Queued;
+use crate::store::kit::lease_keeper::{LeaseHolder, LeaseKeeper, keep_leases};
 use crate::topic::validate_topic;
 use crate::{Error, FailedDelivery};
 
@@ -56,12 +57,10 @@ pub(crate) fn start(core: &Arc<BusInner>) -> crate::Result<()> {
         .and_then(|q| q.lease_interval())
     {
         // Set before the consumer task starts, which is what reads it.
-        config
-            .tracks_running
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        config.leases.enable();
         // Not in `tasks`: `close` must not wait for its next tick. It ends
         // by itself once the bus is closed and nothing runs.
-        drop(runtime.spawn(extend_leases(Arc::downgrade(core), interval)));
+        drop(runtime.spawn(keep_leases(Arc::downgrade(core), interval)));
     }
     let consumer = config
         .tasks
@@ -215,7 +214,7 @@ async fn consume_until_shutdown(
                 continue;
             }
             let receipt = delivery.receipt.clone();
-            bus_config.consumer.running_insert(&receipt);
+            bus_config.consumer.leases.insert(&receipt);
             let work = Work::Deliver(Box::new(Delivered {
                 route,
                 receipt: delivery.receipt,
@@ -234,7 +233,7 @@ async fn consume_until_shutdown(
                 .await
             {
                 core.pool.cancel(slot, None);
-                bus_config.consumer.running_remove(&receipt);
+                bus_config.consumer.leases.remove(&receipt);
                 // Closing: the deliveries are handed back for another consumer.
                 tracing::debug!(err = %rejected.into_error(), "delivery left pending");
                 held.push(receipt);
@@ -270,7 +269,7 @@ async fn acknowledge(bus: Weak<BusInner>, mut settled: mpsc::UnboundedReceiver<S
             return;
         };
         for Settled { receipt, failure } in batch.drain(..) {
-            core.consumer.running_remove(&receipt);
+            core.consumer.leases.remove(&receipt);
             match failure {
                 None => receipts.push(receipt),
                 Some(error) => failures.push(FailedDelivery { receipt, error }),
@@ -295,7 +294,7 @@ async fn acknowledge(bus: Weak<BusInner>, mut settled: mpsc::UnboundedReceiver<S
         let core = bus.upgrade();
         while let Ok(Settled { receipt, failure }) = settled.try_recv() {
             if let Some(core) = &core {
-                core.consumer.running_remove(&receipt);
+                core.consumer.leases.remove(&receipt);
             }
             match failure {
                 None => unsent.acks += 1,
@@ -378,28 +377,16 @@ pub(crate) async fn finish(bus: &BusInner) {
     }
 }
 
-/// Extends the leases of the deliveries whose listeners still run, every
-/// `interval`, until the bus's handles and deliveries are gone.
-async fn extend_leases(bus: Weak<BusInner>, interval: Duration) {
-    loop {
-        tokio::time::sleep(interval).await;
-        let Some(core) = bus.upgrade() else { return };
-        let running = core.consumer.running_snapshot();
-        if running.is_empty() {
-            // Deliveries in flight at close still finish: their leases are
-            // kept until they are settled.
-            if core.closed.load(std::sync::atomic::Ordering::Acquire) {
-                return;
-            }
-            continue;
-        }
-        let Some(queue) = core.store.as_deref().and_then(|s| s.queue()) else {
-            return;
-        };
-        match tokio::time::timeout(interval, queue.extend(&running)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::warn!(%err, count = running.len(), "extending leases failed"),
-            Err(_) => tracing::warn!(count = running.len(), "extending leases timed out"),
-        }
+impl LeaseHolder for BusInner {
+    fn leased_queue(&self) -> Option<&dyn crate::EventQueue> {
+        self.store.as_deref().and_then(|s| s.queue())
+    }
+
+    fn lease_keeper(&self) -> &LeaseKeeper {
+        &self.consumer.leases
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::Acquire)
     }
 }

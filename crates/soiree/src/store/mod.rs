@@ -10,6 +10,9 @@
 //!   skipped when the event is delivered again to the same consumer group;
 //! - [`EventHistory`]: paged reads of stored events and results.
 //!
+//! [`kit`] holds what every queue store shares: lease keep-alive, the dedup
+//! cache and batched writes with per-item outcomes.
+//!
 //! Every store also implements [`Inspect`], the inspection and repair trait
 //! that the `soiree` CLI and dashboard use.
 
@@ -17,6 +20,7 @@ mod dedup;
 mod event_store;
 mod history;
 pub mod inspect;
+pub mod kit;
 mod memory;
 mod queue;
 mod result;

@@ -34,6 +34,16 @@ pub struct FailedDelivery {
 /// that is never acknowledged (its consumer died) is delivered again. Entries
 /// that cannot be parsed are the store's to set aside (a dead-letter list),
 /// never returned as deliveries and never silently dropped.
+///
+/// Each method is a primitive a store does in about one round trip: append
+/// ([`enqueue`](Self::enqueue)), claim ([`dequeue`](Self::dequeue)),
+/// settle ([`ack`](Self::ack), [`fail`](Self::fail)), hand back
+/// ([`release`](Self::release)), keep ([`extend`](Self::extend)) and count
+/// ([`backlog`](Self::backlog)). The lifecycle around them is the bus's:
+/// it batches settling calls and retries them a bounded number of times,
+/// keeps leases alive while listeners run, and bounds its last calls at
+/// close. What several stores share below the trait (a dedup cache,
+/// batched writes with per-item outcomes) is in [`kit`](crate::kit).
 #[async_trait]
 pub trait EventQueue: Send + Sync {
     /// Appends an event durably. When this returns `Ok`, the event survives a
@@ -153,7 +163,10 @@ pub trait EventQueue: Send + Sync {
 
     /// How often the bus extends the leases of deliveries whose listeners are
     /// still running ([`extend`](Self::extend)); `None` (the default): the
-    /// store needs no extension.
+    /// store needs no extension. Lease keep-alive is the bus's, one
+    /// mechanism for every store: a store runs no keep-alive task of its
+    /// own. Return well under the store's lease (a third of it), so that a
+    /// failed or late call is made up for before the lease expires.
     fn lease_interval(&self) -> Option<std::time::Duration> {
         None
     }
@@ -161,10 +174,13 @@ pub trait EventQueue: Send + Sync {
     /// Keeps the deliveries of `receipts` with this consumer: their
     /// listeners are still running, so they must not be redelivered to
     /// another consumer yet (a lease that follows the handler). The bus
-    /// calls it every [`lease_interval`](Self::lease_interval) for the
-    /// deliveries it dispatched and has not settled; a delivery nobody
-    /// extends (its consumer died or hung without a listener timeout) is
-    /// redelivered after the store's timeout as before.
+    /// calls it every [`lease_interval`](Self::lease_interval) with the
+    /// deliveries it dispatched and has not settled — with none when none
+    /// runs, so that a store that reads ahead of the bus keeps the leases of
+    /// what it holds undispatched too (one round trip for both). A delivery
+    /// nobody extends (its consumer died or hung without a listener
+    /// timeout) is redelivered after the store's timeout as before; a store
+    /// may bound how long it keeps extending one delivery.
     ///
     /// # Errors
     ///
@@ -173,7 +189,7 @@ pub trait EventQueue: Send + Sync {
     ///
     /// # Cancel safety
     ///
-    /// As [`ack`](Self::ack).
+    /// As [`ack`](Self::ack). The bus bounds each call by the interval.
     async fn extend(&self, receipts: &[String]) -> Result<()> {
         let _ = receipts;
         Ok(())

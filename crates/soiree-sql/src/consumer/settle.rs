@@ -1,0 +1,214 @@
+//! Settling deliveries: acknowledgements and failures, each after the
+//! results of the deliveries' listeners are written (results before ack).
+//! A lease is completed in the database once all its events are settled.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+
+use soiree::FailedDelivery;
+
+use super::receipts::{Pairs, Receipt, parse_receipts, split_receipts};
+use crate::backend::{Backend, FailedRetry, FailedRow};
+use crate::core::Core;
+use crate::{Error, FailurePolicy, Result};
+
+/// Failed deliveries sorted by where they go.
+#[derive(Default)]
+struct Routed {
+    /// Log events to the dead letters, and to the retry table.
+    dead_rows: Vec<FailedRow>,
+    retry_rows: Vec<FailedRow>,
+    /// Retry rows to the dead letters, and back to the retry table.
+    dead_retries: Vec<FailedRetry>,
+    again_retries: Vec<FailedRetry>,
+    /// Every receipt of the log, and of the retry table.
+    log: Vec<(i64, i64, i64)>,
+    retries: Pairs,
+}
+
+impl<B: Backend> Core<B> {
+    /// Acknowledges deliveries; a lease is dropped once all its events are.
+    pub(crate) async fn ack(&self, receipts: &[String]) -> Result<()> {
+        let parsed = parse_receipts(receipts)?;
+        // The results of these events' listeners go first: an acknowledged
+        // event's results are never lost.
+        self.flush_results().await?;
+        let (log, retries) = split_receipts(&parsed);
+        let mut stale = self.settle_log(&log).await?;
+        if !retries.is_empty() {
+            let done: HashSet<i64> = self
+                .backend
+                .ack_retries(&retries)
+                .await?
+                .into_iter()
+                .collect();
+            for &(id, token) in &retries {
+                self.retries.remove(id);
+                if done.contains(&id) {
+                    self.completions.retry(id, token);
+                } else if !self.completions.has_retry(id, token) {
+                    stale += 1;
+                }
+            }
+        }
+        self.keys_settled(&parsed, &[]);
+        self.dedup.remove(receipts);
+        self.stale(stale)
+    }
+
+    /// Fails with [`Error::StaleLease`] when receipts named leases or retry
+    /// rows this consumer no longer holds.
+    fn stale(&self, stale: usize) -> Result<()> {
+        if stale > 0 {
+            self.metrics.stale_acks.inc_by(stale as u64);
+            return Err(Error::StaleLease { receipts: stale });
+        }
+        Ok(())
+    }
+
+    /// Marks events of held leases as done (acknowledged, failed or handed
+    /// back) and drops the leases all of whose events are; returns how many
+    /// receipts named a lease this consumer no longer holds.
+    pub(super) async fn settle_log(&self, parsed: &[(i64, i64, i64)]) -> Result<usize> {
+        if parsed.is_empty() {
+            return Ok(0);
+        }
+        let settled = self.leases.settle(parsed, &self.completions);
+        if settled.complete.is_empty() {
+            return Ok(settled.stale);
+        }
+        let done: HashSet<i64> = self
+            .backend
+            .complete(&settled.complete)
+            .await?
+            .into_iter()
+            .collect();
+        Ok(settled.stale + self.leases.completed(&settled, &done, &self.completions))
+    }
+
+    /// Whether [`fail`](Self::fail) dead-letters a delivery that failed on
+    /// its `delivery_count`th delivery (the same rule as `fail`'s).
+    pub(crate) fn dead_letters_failure(&self, delivery_count: u32) -> bool {
+        match self.options.on_failure {
+            FailurePolicy::Acknowledge => false,
+            FailurePolicy::Redeliver => delivery_count >= self.options.max_deliveries,
+            FailurePolicy::DeadLetter => true,
+        }
+    }
+
+    /// Settles failed deliveries as the [`FailurePolicy`] says: dead letters
+    /// with the error, or the retry table with a backoff (dead letters once
+    /// delivered `max_deliveries` times), or an acknowledgement.
+    pub(crate) async fn fail(&self, failures: &[FailedDelivery]) -> Result<()> {
+        let receipts: Vec<String> = failures.iter().map(|f| f.receipt.clone()).collect();
+        if self.options.on_failure == FailurePolicy::Acknowledge {
+            return self.ack(&receipts).await;
+        }
+        let parsed = parse_receipts(&receipts)?;
+        self.flush_results().await?;
+        let routed = self.route(&parsed, failures);
+        let (dead, settled_retries) = self.write_failures(&routed).await?;
+        let moved: Vec<Receipt> = routed
+            .retry_rows
+            .iter()
+            .map(|r| Receipt::Log {
+                lease: r.lease,
+                token: r.token,
+                row: r.pos.id,
+            })
+            .chain(routed.again_retries.iter().map(|r| Receipt::Retry {
+                id: r.id,
+                token: r.token,
+            }))
+            .collect();
+        self.keys_settled(&parsed, &moved);
+        self.metrics.dead_lettered.inc_by(dead);
+        let mut stale = self.settle_log(&routed.log).await?;
+        if !routed.retries.is_empty() {
+            self.retries.remove_all(&routed.retries);
+            stale += routed
+                .retries
+                .len()
+                .saturating_sub(usize::try_from(settled_retries).unwrap_or(0));
+        }
+        self.dedup.remove(&receipts);
+        self.stale(stale)
+    }
+
+    /// Sorts failures by where the policy sends them: the retry table while
+    /// a delivery has deliveries left (with `Redeliver`), else the dead
+    /// letters. Receipts of events no longer held are only settled.
+    fn route(&self, parsed: &[Receipt], failures: &[FailedDelivery]) -> Routed {
+        let redeliver = self.options.on_failure == FailurePolicy::Redeliver;
+        let max = i32::try_from(self.options.max_deliveries).unwrap_or(i32::MAX);
+        let mut routed = Routed::default();
+        for (receipt, failure) in parsed.iter().zip(failures) {
+            let error = failure.error.replace('\0', "\u{fffd}");
+            match *receipt {
+                Receipt::Log { lease, token, row } => {
+                    routed.log.push((lease, token, row));
+                    let Some((pos, deliveries)) = self.leases.row(lease, token, row) else {
+                        continue;
+                    };
+                    let failed = FailedRow {
+                        lease,
+                        token,
+                        pos,
+                        error,
+                        delay_ms: self.options.retry_delay_ms(deliveries),
+                    };
+                    if redeliver && deliveries < max {
+                        routed.retry_rows.push(failed);
+                    } else {
+                        routed.dead_rows.push(failed);
+                    }
+                }
+                Receipt::Retry { id, token } => {
+                    routed.retries.push((id, token));
+                    let deliveries = self.retries.deliveries(id, token).unwrap_or(max);
+                    let failed = FailedRetry {
+                        id,
+                        token,
+                        error,
+                        delay_ms: self.options.retry_delay_ms(deliveries),
+                    };
+                    if redeliver && deliveries < max {
+                        routed.again_retries.push(failed);
+                    } else {
+                        routed.dead_retries.push(failed);
+                    }
+                }
+            }
+        }
+        routed
+    }
+
+    /// Writes routed failures; returns how many went to the dead letters
+    /// and how many retry rows were settled.
+    async fn write_failures(&self, routed: &Routed) -> Result<(u64, u64)> {
+        let mut dead = 0;
+        let mut settled_retries = 0;
+        if !routed.dead_rows.is_empty() {
+            dead += self.backend.fail_leased(&routed.dead_rows, false).await?;
+        }
+        if !routed.retry_rows.is_empty() {
+            self.backend.fail_leased(&routed.retry_rows, true).await?;
+            self.retry_due.store(true, Ordering::Release);
+        }
+        if !routed.dead_retries.is_empty() {
+            let moved = self
+                .backend
+                .fail_retries(&routed.dead_retries, false)
+                .await?;
+            dead += moved;
+            settled_retries += moved;
+        }
+        if !routed.again_retries.is_empty() {
+            settled_retries += self
+                .backend
+                .fail_retries(&routed.again_retries, true)
+                .await?;
+        }
+        Ok((dead, settled_retries))
+    }
+}
