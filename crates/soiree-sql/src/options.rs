@@ -199,12 +199,12 @@ macro_rules! common_builder_methods {
 
         /// Sets how long a claimed range of events (a lease) stays with this
         /// consumer without being extended (default 30 s; at least 100 ms).
-        /// The store extends its leases every third of this while it holds
-        /// them: while their events wait in its buffer and while listeners
-        /// run, until each event is acknowledged or failed (or has been out
-        /// for `max_handler_time`). A consumer that dies stops extending
-        /// them: they expire and their unacknowledged events are delivered
-        /// again.
+        /// The bus consuming the store extends its leases every third of
+        /// this (`EventQueue::extend`): while their events wait in the
+        /// store's buffer and while listeners run, until each event is
+        /// acknowledged or failed (or has been out for `max_handler_time`).
+        /// A consumer that dies stops extending them: they expire and their
+        /// unacknowledged events are delivered again.
         pub fn lease_timeout(mut self, timeout: std::time::Duration) -> Self {
             self.options.lease_timeout = timeout;
             self

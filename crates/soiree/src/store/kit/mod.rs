@@ -14,9 +14,11 @@
 //!   bad items fail), the second written behind and flushed before an
 //!   acknowledgement (results before ack), never retried forever.
 
+mod batch_writer;
 mod dedup_cache;
 pub(crate) mod lease_keeper;
 mod result_writer;
 
+pub use batch_writer::{BatchError, BatchWriter, WriteError, write_isolating};
 pub use dedup_cache::DedupCache;
-pub use result_writer::{BatchError, BatchWriter, ResultWriter, WriteError, write_isolating};
+pub use result_writer::ResultWriter;
