@@ -99,9 +99,12 @@ impl Buffer {
     /// Drops the entries of a lease or retry row this consumer lost; with
     /// `ordered_by_key`, the later entries of their keys (and of their
     /// deliveries still out) wait for a new check, since the lost events
-    /// are now another consumer's.
-    pub(crate) fn forget(&self, gone: impl Fn(&Receipt) -> bool) {
+    /// are now another consumer's. `unhold` drops the lease or row from
+    /// its own part under the buffer's lock, so that no dequeue hands out
+    /// (or drops without holding its key back) an entry in between.
+    pub(crate) fn forget(&self, gone: impl Fn(&Receipt) -> bool, unhold: impl FnOnce()) {
         let mut state = self.lock();
+        unhold();
         let mut lost = Vec::new();
         state.entries.retain_mut(|entry| {
             if !gone(&entry.source) {

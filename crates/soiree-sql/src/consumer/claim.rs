@@ -145,16 +145,18 @@ impl<B: Backend> Core<B> {
 
     /// Forgets a lease this consumer lost, with its buffered entries.
     pub(super) fn forget_lease(&self, lease: i64) {
-        self.leases.remove(lease);
-        self.buffer
-            .forget(|source| matches!(source, Receipt::Log { lease: l, .. } if *l == lease));
+        self.buffer.forget(
+            |source| matches!(source, Receipt::Log { lease: l, .. } if *l == lease),
+            || self.leases.remove(lease),
+        );
     }
 
     /// Forgets a retry row this consumer lost, with its buffered entry.
     pub(super) fn forget_retry(&self, id: i64) {
-        self.retries.remove(id);
-        self.buffer
-            .forget(|source| matches!(source, Receipt::Retry { id: r, .. } if *r == id));
+        self.buffer.forget(
+            |source| matches!(source, Receipt::Retry { id: r, .. } if *r == id),
+            || self.retries.remove(id),
+        );
     }
 
     /// With `ordered_by_key`, checks the keys of events being loaded against

@@ -13,6 +13,30 @@
 //!   trip with a per-item outcome (a failing batch is split until only its
 //!   bad items fail), the second written behind and flushed before an
 //!   acknowledgement (results before ack), never retried forever.
+//!
+//! # What a queue store writes
+//!
+//! Its primitives, each about one round trip:
+//!
+//! - [`EventStore::save_event`](crate::EventStore::save_event) /
+//!   [`EventQueue::enqueue`](crate::EventQueue::enqueue): append (through a
+//!   [`BatchWriter`] to batch concurrent appends);
+//! - [`EventStore::save_handler_result`](crate::EventStore::save_handler_result):
+//!   [`ResultWriter::submit`] plus [`DedupCache::record`] on success;
+//! - [`EventQueue::dequeue`](crate::EventQueue::dequeue): claim, filling a
+//!   [`DedupCache`] with the batch's successes;
+//! - [`EventQueue::ack`](crate::EventQueue::ack) and
+//!   [`EventQueue::fail`](crate::EventQueue::fail): [`ResultWriter::flush`],
+//!   then settle, then [`DedupCache::remove`];
+//! - [`EventQueue::release`](crate::EventQueue::release),
+//!   [`EventQueue::extend`](crate::EventQueue::extend) with
+//!   [`EventQueue::lease_interval`](crate::EventQueue::lease_interval), and
+//!   [`EventQueue::backlog`](crate::EventQueue::backlog);
+//! - [`HandlerDedup::handler_succeeded`](crate::HandlerDedup::handler_succeeded):
+//!   [`DedupCache::succeeded`], else a flush and a read.
+//!
+//! The bus does the rest: batching and bounded retries of settling calls,
+//! lease keep-alive, failure routing to `fail`, the hand-back at close.
 
 mod batch_writer;
 mod dedup_cache;
