@@ -23,30 +23,9 @@ impl<B: Backend> Core<B> {
     /// Reads a lease's events into the buffer; rows that are not events go
     /// to the dead letters.
     pub(super) async fn load(&self, lease: LeaseRow) -> Result<()> {
-        let rows = self.backend.read(&lease).await?;
         let count = u32::try_from(lease.deliveries.max(1)).unwrap_or(u32::MAX);
         let ordered = self.options.ordered_by_key;
-        let mut ready = Vec::with_capacity(rows.len());
-        let mut dead = Vec::new();
-        for raw in rows {
-            match raw.parse() {
-                Ok(event) => ready.push((raw.pos, event, raw.key.filter(|_| ordered))),
-                Err(error) => dead.push(DeadRow {
-                    event: raw,
-                    error,
-                    deliveries: lease.deliveries,
-                }),
-            }
-        }
-        if !dead.is_empty() {
-            // On failure the lease is not taken on: it expires and comes back.
-            self.backend.dead_letter_rows(&dead).await?;
-            tracing::warn!(
-                count = dead.len(),
-                "rows that are not events moved to the dead letters"
-            );
-            self.metrics.dead_lettered.inc_by(dead.len() as u64);
-        }
+        let ready = self.read_events(&lease).await?;
         if ready.is_empty() {
             self.backend.complete(&[(lease.id, lease.token)]).await?;
             return Ok(());
@@ -91,6 +70,39 @@ impl<B: Backend> Core<B> {
             self.metrics.redelivered.inc_by(n as u64);
         }
         Ok(())
+    }
+
+    /// Reads a lease's rows: the events, with their positions and (with
+    /// `ordered_by_key`) keys; rows that are not events are moved to the
+    /// dead letters.
+    async fn read_events(
+        &self,
+        lease: &LeaseRow,
+    ) -> Result<Vec<(Pos, StoredEvent, Option<String>)>> {
+        let rows = self.backend.read(lease).await?;
+        let ordered = self.options.ordered_by_key;
+        let mut ready = Vec::with_capacity(rows.len());
+        let mut dead = Vec::new();
+        for raw in rows {
+            match raw.parse() {
+                Ok(event) => ready.push((raw.pos, event, raw.key.filter(|_| ordered))),
+                Err(error) => dead.push(DeadRow {
+                    event: raw,
+                    error,
+                    deliveries: lease.deliveries,
+                }),
+            }
+        }
+        if !dead.is_empty() {
+            // On failure the lease is not taken on: it expires and comes back.
+            self.backend.dead_letter_rows(&dead).await?;
+            tracing::warn!(
+                count = dead.len(),
+                "rows that are not events moved to the dead letters"
+            );
+            self.metrics.dead_lettered.inc_by(dead.len() as u64);
+        }
+        Ok(ready)
     }
 
     /// Buffers claimed rows of the retry table; those delivered too often

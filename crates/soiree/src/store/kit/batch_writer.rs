@@ -36,9 +36,9 @@ pub enum WriteError<E> {
     Stopped,
     /// The write failed; shared by the items of the part that failed.
     Failed(Arc<E>),
-    /// [`ResultWriter::flush`] waited longer than its limit.
+    /// [`ResultWriter::flush`](super::ResultWriter::flush) waited longer than its limit.
     Timeout(Duration),
-    /// Items waiting when [`ResultWriter::flush`] started were given up
+    /// Items waiting when [`ResultWriter::flush`](super::ResultWriter::flush) started were given up
     /// after failing for the whole retry window (the duration).
     Lost(Duration),
 }
