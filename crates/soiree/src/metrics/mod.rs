@@ -15,6 +15,8 @@ mod noop;
 mod pool;
 #[cfg(feature = "metrics")]
 mod registry;
+#[cfg(feature = "metrics")]
+mod store;
 
 #[cfg(feature = "metrics")]
 pub(crate) use bus::{BusMetrics, ListenerCounters};
@@ -30,3 +32,5 @@ pub(crate) use pool::PoolMetrics;
 pub use registry::MetricsRegistry;
 #[cfg(feature = "metrics")]
 pub(crate) use registry::PoolLabel;
+#[cfg(feature = "metrics")]
+pub use store::StoreMetrics;
