@@ -6,10 +6,10 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::{BusInner, EmissionState};
-use crate::listener::{ListenerEntry, panic_message, run_listener};
+use crate::listener::{ListenerEntry, ListenerJob, PipelineHandle, panic_message, run_listener};
 use crate::pool::{Handler, Ran};
 use crate::topic::SharedRoute;
-use crate::{Error, Event, ListenerId};
+use crate::{Error, Event, EventBus, ListenerId};
 
 /// What a job does with its emission.
 pub(crate) enum Work {
@@ -56,6 +56,30 @@ pub(crate) struct Dispatch {
 impl Dispatch {
     pub(crate) fn bus(&self) -> &BusInner {
         &self.core
+    }
+}
+
+/// The listener layer's view of a job: the bus's pipeline handle, the
+/// event, the route, the error handler, and the bus for `EventContext::bus`.
+impl ListenerJob for Dispatch {
+    fn pipeline(&self) -> &PipelineHandle {
+        &self.core.pipeline
+    }
+
+    fn event(&self) -> &Event {
+        &self.emission.event
+    }
+
+    fn listener(&self, index: usize) -> &ListenerEntry {
+        &self.route.listeners[index]
+    }
+
+    fn report(&self, error: Error) {
+        report(self.bus(), &self.emission, error);
+    }
+
+    fn bus(&self) -> EventBus {
+        EventBus::from_inner(Arc::clone(&self.core))
     }
 }
 
@@ -138,6 +162,7 @@ fn log_dead_letter(
 }
 
 async fn dispatch(dispatch: Arc<Dispatch>) {
+    let job: Arc<dyn ListenerJob> = Arc::clone(&dispatch) as Arc<dyn ListenerJob>;
     let bus = dispatch.bus();
     let state = &*dispatch.emission;
     let event = &state.event;
@@ -173,17 +198,9 @@ async fn dispatch(dispatch: Arc<Dispatch>) {
                 Err(err) => tracing::warn!(%err, event_id, "handler dedup lookup failed"),
             }
         }
-        if let Some(err) = run_listener(&dispatch, index, event_id.as_deref()).await {
+        if let Some(err) = run_listener(&job, index, event_id.as_deref()).await {
             report(bus, state, err);
         }
-    }
-}
-
-impl Dispatch {
-    /// Passes an error through the bus's error handler to the emission (for
-    /// the listener pipeline, which saves results).
-    pub(crate) fn report(&self, error: Error) {
-        report(self.bus(), &self.emission, error);
     }
 }
 
