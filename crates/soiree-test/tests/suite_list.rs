@@ -6,7 +6,8 @@ use soiree_test::conformance::{Ability, Check, Conformance, Outcome};
 /// The checks the macro expands to, as `(kind, name)`.
 fn listed() -> Vec<(&'static str, &'static str)> {
     let mut names: Vec<(&'static str, &'static str)> = Vec::new();
-    soiree_test::__conformance_tests!((names: names));
+    let list = &mut names;
+    soiree_test::__conformance_tests!((names: list));
     names
 }
 

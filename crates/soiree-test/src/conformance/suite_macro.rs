@@ -21,17 +21,17 @@
 /// - `store: EXPR` — the store factory: an expression evaluated inside each
 ///   async test (it may `.await`) giving a fresh, isolated store (its own
 ///   instance, database, schema or key prefix), as an `Arc` of the store or
-///   an `Arc<dyn EventStore>` (see [`IntoStore`](conformance::IntoStore)).
-///   Every check of [`Check::ALL`](conformance::Check::ALL) and every
-///   [`hostile`](conformance::hostile) check runs on it.
-/// - `lacks: [Queue, …]` — the [`Ability`](conformance::Ability) variants the
+///   an `Arc<dyn EventStore>` (see [`IntoStore`](crate::conformance::IntoStore)).
+///   Every check of [`Check::ALL`](crate::conformance::Check::ALL) and every
+///   [`hostile`](crate::conformance::hostile) check runs on it.
+/// - `lacks: [Queue, …]` — the [`Ability`](crate::conformance::Ability) variants the
 ///   store does not have. A check may skip only for a declared lack (or one
 ///   the `config` leaves out); any other skip fails its test.
 /// - `groups: EXPR` — opts into the consumer-group checks
-///   ([`groups_each_run_every_event`](conformance::groups_each_run_every_event)):
+///   ([`groups_each_run_every_event`](crate::conformance::groups_each_run_every_event)):
 ///   an expression giving two handles on one fresh store, reading for two
 ///   different consumer groups, as a pair.
-/// - `config: EXPR` — the [`Conformance`](conformance::Conformance)
+/// - `config: EXPR` — the [`Conformance`](crate::conformance::Conformance)
 ///   settings (default: `Conformance::default()`), evaluated in each test.
 ///
 /// The invoking crate needs `tokio` (with the `macros` and
