@@ -47,16 +47,10 @@ pub(crate) struct Settled {
 /// One job's dispatch: the bus, the emission and its route, shared by the
 /// job's listener contexts. Allocated by whoever runs the job, so that its
 /// refcount is written by one thread only, whatever the number of listeners.
-pub(crate) struct Dispatch {
-    pub(crate) core: Arc<BusInner>,
-    pub(crate) emission: Arc<EmissionState>,
-    pub(crate) route: SharedRoute<ListenerEntry>,
-}
-
-impl Dispatch {
-    pub(crate) fn bus(&self) -> &BusInner {
-        &self.core
-    }
+struct Dispatch {
+    core: Arc<BusInner>,
+    emission: Arc<EmissionState>,
+    route: SharedRoute<ListenerEntry>,
 }
 
 /// The listener layer's view of a job: the bus's pipeline handle, the
@@ -75,7 +69,7 @@ impl ListenerJob for Dispatch {
     }
 
     fn report(&self, error: Error) {
-        report(self.bus(), &self.emission, error);
+        report(&self.core, &self.emission, error);
     }
 
     fn bus(&self) -> EventBus {
@@ -118,12 +112,13 @@ pub(crate) async fn run(bus: &Arc<BusInner>, state: Arc<EmissionState>) {
         Work::Deliver(delivered) => Arc::clone(&delivered.route),
         Work::Enqueue => return,
     };
-    dispatch(Arc::new(Dispatch {
+    let listeners = route.listeners.len();
+    let job: Arc<dyn ListenerJob> = Arc::new(Dispatch {
         core: Arc::clone(bus),
         emission: Arc::clone(&state),
         route,
-    }))
-    .await;
+    });
+    dispatch(bus, &state, &job, listeners).await;
     if let Work::Deliver(delivered) = &state.work {
         // The consumer's acker is gone only when the bus is closing; the
         // entry then stays pending and is delivered again.
@@ -161,16 +156,20 @@ fn log_dead_letter(
     );
 }
 
-async fn dispatch(dispatch: Arc<Dispatch>) {
-    let job: Arc<dyn ListenerJob> = Arc::clone(&dispatch) as Arc<dyn ListenerJob>;
-    let bus = dispatch.bus();
-    let state = &*dispatch.emission;
+/// Runs the `listeners` of `job`'s route, in order.
+async fn dispatch(
+    bus: &BusInner,
+    state: &EmissionState,
+    job: &Arc<dyn ListenerJob>,
+    listeners: usize,
+) {
     let event = &state.event;
     let store = bus.store.as_deref();
     let dedup = store.and_then(|store| store.dedup());
     // Only stores need the id; skip the property lookup on the in-memory path.
     let event_id = store.and_then(|_| event.id());
-    for (index, listener) in dispatch.route.listeners.iter().enumerate() {
+    for index in 0..listeners {
+        let listener = job.listener(index);
         if listener.is_removed() {
             continue;
         }
@@ -198,7 +197,7 @@ async fn dispatch(dispatch: Arc<Dispatch>) {
                 Err(err) => tracing::warn!(%err, event_id, "handler dedup lookup failed"),
             }
         }
-        if let Some(err) = run_listener(&job, index, event_id.as_deref()).await {
+        if let Some(err) = run_listener(job, index, event_id.as_deref()).await {
             report(bus, state, err);
         }
     }
