@@ -6,6 +6,7 @@
 mod support;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use soiree_sql::SqliteStore;
@@ -23,14 +24,14 @@ fn config() -> Conformance {
 }
 
 /// A store reading for `group` from the database at `db`.
-async fn store(db: &Path, group: &str) -> std::sync::Arc<SqliteStore> {
+async fn store(db: &Path, group: &str) -> Arc<SqliteStore> {
     let store = sqlite_builder(db, group)
         .group(group)
         .lease_timeout(LEASE)
         .max_handler_time(LEASE)
         .build()
         .await;
-    std::sync::Arc::new(store.unwrap())
+    Arc::new(store.unwrap())
 }
 
 soiree_test::conformance_suite! {
