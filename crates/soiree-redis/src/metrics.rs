@@ -1,69 +1,16 @@
-//! The store's Prometheus metrics, labelled by events stream key.
+//! The store's Prometheus metrics: soiree's store series
+//! ([`soiree::StoreMetrics`]), labelled `backend="redis"`, the events stream
+//! key and the consumer group.
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use soiree::MetricsRegistry;
+use soiree::{MetricsRegistry, StoreMetrics};
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StreamLabels {
-    stream: String,
-}
+/// The `backend` label of the Redis store's series.
+const BACKEND: &str = "redis";
 
-/// Handles on one store's series, resolved once so that the hot path only
-/// touches atomics.
-#[derive(Debug, Clone)]
-pub(crate) struct RedisMetrics {
-    pub(crate) persisted: Counter,
-    pub(crate) dequeued: Counter,
-    pub(crate) results: Counter,
-    pub(crate) queue_length: Gauge,
-    pub(crate) dead_lettered: Counter,
-    pub(crate) redelivered: Counter,
-}
+/// Handles on one store's series.
+pub(crate) type RedisMetrics = StoreMetrics;
 
-impl RedisMetrics {
-    pub(crate) fn new(registry: &MetricsRegistry, stream: &str) -> Self {
-        let labels = StreamLabels {
-            stream: stream.to_owned(),
-        };
-        let counter = |name: &str, help: &str| {
-            registry
-                .metric(name, help, Family::<StreamLabels, Counter>::default)
-                .get_or_create(&labels)
-                .clone()
-        };
-        let queue_length = registry
-            .metric(
-                "soiree_redis_queue_length",
-                "Events not yet acknowledged: undelivered plus pending",
-                Family::<StreamLabels, Gauge>::default,
-            )
-            .get_or_create(&labels)
-            .clone();
-        Self {
-            persisted: counter(
-                "soiree_redis_events_persisted",
-                "Events appended to the Redis stream",
-            ),
-            dequeued: counter(
-                "soiree_redis_events_dequeued",
-                "Events delivered to a consumer of this process",
-            ),
-            results: counter(
-                "soiree_redis_results_persisted",
-                "Handler results appended to the results stream",
-            ),
-            queue_length,
-            dead_lettered: counter(
-                "soiree_redis_dead_lettered",
-                "Entries moved to the dead-letter stream",
-            ),
-            redelivered: counter(
-                "soiree_redis_redeliveries",
-                "Entries delivered again after a consumer failed to acknowledge them",
-            ),
-        }
-    }
+/// The series of the store reading `group` from the stream at `stream`.
+pub(crate) fn store_metrics(registry: &MetricsRegistry, stream: &str, group: &str) -> RedisMetrics {
+    StoreMetrics::new(registry, BACKEND, stream, group)
 }

@@ -199,7 +199,7 @@ impl RedisStore {
         // were saved.
         let results_writer = Writer::spawn(conn.clone(), 1, limits)?;
         let keys = Keys::new(&options.prefix, &options.group);
-        let metrics = RedisMetrics::new(registry, &keys.events);
+        let metrics = crate::metrics::store_metrics(registry, &keys.events, &options.group);
         let (stop_maintenance, maintenance_stopped) = oneshot::channel();
         let store = Self {
             inner: Arc::new(Inner {

@@ -133,8 +133,8 @@ async fn a_restart_under_the_same_name_handles_in_flight_entries_at_once() {
     // All ten pending under the name were re-read (a second delivery).
     let metrics = registry.encode();
     for line in [
-        r#"soiree_redis_redeliveries_total{stream="{soiree}:events"} 10"#,
-        r#"soiree_redis_events_dequeued_total{stream="{soiree}:events"} 10"#,
+        r#"soiree_store_redeliveries_total{backend="redis",store="{soiree}:events",group="soiree"} 10"#,
+        r#"soiree_store_events_dequeued_total{backend="redis",store="{soiree}:events",group="soiree"} 10"#,
     ] {
         assert!(metrics.contains(line), "missing {line} in\n{metrics}");
     }

@@ -110,10 +110,10 @@ async fn emitted_events_are_stored_consumed_and_acknowledged() {
 
     let metrics = registry.encode();
     for line in [
-        r#"soiree_redis_events_persisted_total{stream="{e2e}:events"} 100"#,
-        r#"soiree_redis_events_dequeued_total{stream="{e2e}:events"} 100"#,
-        r#"soiree_redis_results_persisted_total{stream="{e2e}:events"} 100"#,
-        r#"soiree_redis_queue_length{stream="{e2e}:events"} 0"#,
+        r#"soiree_store_events_persisted_total{backend="redis",store="{e2e}:events",group="soiree"} 100"#,
+        r#"soiree_store_events_dequeued_total{backend="redis",store="{e2e}:events",group="soiree"} 100"#,
+        r#"soiree_store_results_persisted_total{backend="redis",store="{e2e}:events",group="soiree"} 100"#,
+        r#"soiree_store_queue_length{backend="redis",store="{e2e}:events",group="soiree"} 0"#,
     ] {
         assert!(metrics.contains(line), "missing {line} in\n{metrics}");
     }
@@ -309,9 +309,9 @@ async fn entries_of_a_dead_consumer_are_claimed_counted_and_dead_lettered() {
     assert_eq!(a.backlog().await.unwrap(), 0);
     let metrics = registry.encode();
     for line in [
-        r#"soiree_redis_redeliveries_total{stream="{soiree}:events"} 2"#,
-        r#"soiree_redis_dead_lettered_total{stream="{soiree}:events"} 1"#,
-        r#"soiree_redis_events_dequeued_total{stream="{soiree}:events"} 3"#,
+        r#"soiree_store_redeliveries_total{backend="redis",store="{soiree}:events",group="soiree"} 2"#,
+        r#"soiree_store_dead_lettered_total{backend="redis",store="{soiree}:events",group="soiree"} 1"#,
+        r#"soiree_store_events_dequeued_total{backend="redis",store="{soiree}:events",group="soiree"} 3"#,
     ] {
         assert!(metrics.contains(line), "missing {line} in\n{metrics}");
     }

@@ -153,8 +153,8 @@ impl DeadLetterFilter {
 }
 
 /// A snapshot of a store's group, from `stats` (which also sets the
-/// `soiree_sql_queue_length`, `soiree_sql_oldest_unconsumed_age_seconds` and
-/// `soiree_sql_xmin_lag_transactions` gauges).
+/// `soiree_store_queue_length`, `soiree_store_oldest_unconsumed_age_seconds`
+/// and `soiree_store_xmin_lag_transactions` gauges).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct QueueStats {

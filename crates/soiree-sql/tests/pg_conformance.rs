@@ -1,5 +1,6 @@
-//! The store conformance suite from soiree-test against PostgresStore: one
-//! test per check, each in its own schema of one server per test.
+//! The store conformance suite from soiree-test, hostile rows included,
+//! against PostgresStore: one test per check, each on its own throwaway
+//! server.
 
 #![cfg(feature = "postgres")]
 
@@ -8,9 +9,9 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use soiree::EventStore;
-use soiree_test::conformance::{self, Conformance, Outcome};
-use support::{PostgresServer, fresh_schema, pg_builder, pg_builder_in};
+use soiree_sql::PostgresStore;
+use soiree_test::conformance::Conformance;
+use support::{PostgresServer, fresh_schema, pg_builder_in};
 
 /// The lease timeout, which is also about how soon an unacknowledged
 /// delivery comes back.
@@ -24,72 +25,20 @@ fn config() -> Conformance {
     }
 }
 
-async fn store(server: &PostgresServer) -> Arc<dyn EventStore> {
-    Arc::new(
-        pg_builder(server, "conformance")
-            .lease_timeout(LEASE)
-            .max_handler_time(LEASE)
-            .build()
-            .await
-            .unwrap(),
-    )
+/// A store reading for `group` from `schema`.
+async fn store(server: &PostgresServer, schema: &str, group: &str) -> Arc<PostgresStore> {
+    let store = pg_builder_in(server, schema, group)
+        .group(group)
+        .lease_timeout(LEASE)
+        .max_handler_time(LEASE)
+        .build()
+        .await;
+    Arc::new(store.unwrap())
 }
 
-macro_rules! conformance_tests {
-    ($($check:ident)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $check() {
-            let server = pg_or_skip!();
-            let outcome = conformance::$check(store(&server).await, &config()).await;
-            assert_eq!(outcome, Outcome::Passed);
-        }
-    )*};
-}
-
-conformance_tests! {
-    saved_events_read_back_identical
-    event_history_pages_cover_all_events
-    handler_results_read_back
-    dedup_is_scoped_per_event_and_handler
-    queue_round_trip
-    queue_is_fifo_for_one_consumer
-    queue_dequeue_respects_max
-    queue_empty_dequeue_returns_nothing
-    queue_ack_removes_from_backlog
-    queue_unacked_stays_in_backlog
-    queue_redelivers_unacked
-    bus_delivers_each_event_once
-    bus_reports_listener_errors
-    unserializable_payload_persists_nothing
-    bus_skips_listeners_that_already_succeeded
-    queue_carries_events_between_buses
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn groups_each_run_every_event() {
-    let server = pg_or_skip!();
-    let schema = fresh_schema();
-    let in_group = |group: &'static str| {
-        pg_builder_in(&server, &schema, group)
-            .group(group)
-            .lease_timeout(LEASE)
-            .max_handler_time(LEASE)
-            .build()
-    };
-    let first: Arc<dyn EventStore> = Arc::new(in_group("first").await.unwrap());
-    let second: Arc<dyn EventStore> = Arc::new(in_group("second").await.unwrap());
-    let outcome = conformance::groups_each_run_every_event(first, second, &config()).await;
-    assert_eq!(outcome, Outcome::Passed);
-}
-
-/// Every check the suite has, so that a check added later is not missed here.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_whole_suite_passes() {
-    let server = pg_or_skip!();
-    // One server, so each check gets its own schema.
-    let report = config().run_all(|| store(&server)).await;
-    for (check, outcome) in &report.outcomes {
-        assert_eq!(*outcome, Outcome::Passed, "{check}");
-    }
-    assert_eq!(report.outcomes.len(), conformance::Check::ALL.len());
+soiree_test::conformance_suite! {
+    setup: { let server = pg_or_skip!(); let schema = fresh_schema(); },
+    store: store(&server, &schema, "soiree").await,
+    groups: (store(&server, &schema, "first").await, store(&server, &schema, "second").await),
+    config: config(),
 }

@@ -1,5 +1,6 @@
-//! Test support for soiree: the store conformance suite every store runs, and
-//! throwaway servers for the backends' tests.
+//! Test support for soiree: the store conformance suite every store runs
+//! (one line in the store's tests: [`conformance_suite!`]), and throwaway
+//! servers for the backends' tests.
 
 #![doc(test(attr(deny(warnings))))]
 

@@ -49,7 +49,7 @@
 //! | typed topics | [`TypedTopic`], [`bind_listener`] | listeners that take a typed payload |
 //! | retries | [`RetryPolicy`], [`Backoff`], [`Permanent`] | attempts and delays for failing listeners |
 //! | stores | [`EventStore`], [`EventQueue`], [`HandlerDedup`], [`EventHistory`] | persistence, queueing, de-duplication |
-//! | metrics | [`MetricsRegistry`] | Prometheus pool and listener metrics |
+//! | metrics | [`MetricsRegistry`], [`StoreMetrics`] | Prometheus pool, listener and store metrics |
 //! | workflows | `workflow` (feature `workflow`) | the workflow topics and payloads of the Go package |
 //!
 //! # Topics
@@ -144,7 +144,7 @@ pub use error::{BoxError, Error, Permanent, Result, permanent};
 pub use event::{Event, IntoEvent, PROPERTY_EVENT_ID, Payload, Properties, StoredEvent, event_id};
 pub use listener::{EventContext, Listener, ListenerBinding, ListenerId, ListenerPanic};
 #[cfg(feature = "metrics")]
-pub use metrics::MetricsRegistry;
+pub use metrics::{MetricsRegistry, StoreMetrics};
 pub use pool::{DEFAULT_QUEUE_CAPACITY, Pool, PoolOptions};
 pub use retry::{Backoff, RetryPolicy};
 pub use store::{

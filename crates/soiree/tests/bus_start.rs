@@ -1,7 +1,8 @@
 //! A bus with a queue store delivers nothing until `start`: listeners
 //! registered one by one, with awaits between them, all see a backlog that
 //! was waiting in the store; forgetting to start, or registering after it,
-//! is logged.
+//! is logged. (The shared check of a backlog handled by listeners registered
+//! with awaits between them runs in `store_conformance.rs`.)
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use soiree::{Error, EventBus, EventQueue, MemoryStore};
-use soiree_test::conformance::{self, Conformance, Outcome};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -38,16 +38,6 @@ async fn backlog_of(store: &Arc<MemoryStore>, count: usize) {
     }
     producer.close().await.unwrap();
     assert_eq!(store.backlog().await.unwrap(), count as u64);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listeners_registered_with_awaits_between_them_each_handle_the_whole_backlog() {
-    let outcome = conformance::listeners_registered_before_start_each_handle_the_backlog(
-        Arc::new(MemoryStore::queue()),
-        &Conformance::default(),
-    )
-    .await;
-    assert_eq!(outcome, Outcome::Passed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -583,7 +583,7 @@ impl PostgresStoreBuilder {
         let registry = self
             .registry
             .unwrap_or_else(|| MetricsRegistry::global().clone());
-        let metrics = SqlMetrics::new(&registry, "postgres", &self.options.group);
+        let metrics = SqlMetrics::new(&registry, "postgres", &location, &self.options.group);
         let backend = PgBackend {
             pool,
             sql,

@@ -444,7 +444,7 @@ impl SqliteStoreBuilder {
         let registry = self
             .registry
             .unwrap_or_else(|| MetricsRegistry::global().clone());
-        let metrics = SqlMetrics::new(&registry, "sqlite", &self.options.group);
+        let metrics = SqlMetrics::new(&registry, "sqlite", &location, &self.options.group);
         let backend = SqliteBackend {
             writer,
             readers,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use soiree::{EventStore, StoredResult};
 
 use super::support::{ok, unique_id, within};
-use super::{Conformance, Outcome};
+use super::{Ability, Conformance, Outcome};
 
 /// [`HandlerDedup::handler_succeeded`](soiree::HandlerDedup::handler_succeeded) is false until a successful result is
 /// saved for that event id and handler id, true after; a failed result does
@@ -20,7 +20,7 @@ pub async fn dedup_is_scoped_per_event_and_handler(
     config: &Conformance,
 ) -> Outcome {
     let Some(dedup) = store.dedup() else {
-        return Outcome::Skipped("the store has no handler dedup");
+        return Outcome::Skipped(Ability::Dedup.missing());
     };
     let topic = "conformance.dedup.seen";
     let event = unique_id("dedup");

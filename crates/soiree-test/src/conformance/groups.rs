@@ -9,7 +9,7 @@ use soiree::{EventBus, EventStore};
 
 use super::bus::{Shared, assert_drained_and_close, bus_on, close, settle};
 use super::support::{assert_emitted_without_errors, ok};
-use super::{Conformance, Outcome};
+use super::{Ability, Conformance, Outcome};
 
 const GROUPS_TOPIC: &str = "conformance.groups.sent";
 /// The listener name both groups use: the same name must not make one
@@ -38,7 +38,7 @@ pub async fn groups_each_run_every_event(
     config: &Conformance,
 ) -> Outcome {
     if first.queue().is_none() || second.queue().is_none() {
-        return Outcome::Skipped("the store has no queue");
+        return Outcome::Skipped(Ability::Queue.missing());
     }
     let producer = EventBus::builder()
         .shared_store(Arc::clone(&first))

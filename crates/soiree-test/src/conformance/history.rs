@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 use soiree::{EventStore, PROPERTY_EVENT_ID, StoredEvent};
 
 use super::support::{ok, read_all, stored_event, unique_id, within};
-use super::{Conformance, Outcome};
+use super::{Ability, Conformance, Outcome};
 
-const NO_HISTORY: &str = "the store has no history";
+const NO_HISTORY: &str = Ability::History.missing();
 
 /// Events saved with [`EventStore::save_event`] read back from
 /// [`EventHistory::events`](soiree::EventHistory::events) with identical

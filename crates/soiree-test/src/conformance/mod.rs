@@ -9,23 +9,22 @@
 //! [`history`](soiree::EventStore::history) returning `None`) returns
 //! [`Outcome::Skipped`] instead.
 //!
-//! Run the whole suite with [`run_all`] (or [`Conformance::run_all`] for
-//! non-default settings), or, better, run each check as its own test so that
-//! a failure names the check and the others still run:
+//! A store's tests run the whole suite with one invocation of
+//! [`conformance_suite!`](crate::conformance_suite), which expands to one
+//! test per check (so that a failure names its check and the others still
+//! run) and asserts that each passed or skipped for a lack the store
+//! declares:
 //!
-//! ```no_run
-//! # #![allow(unused_imports)] // the test below exists only under cfg(test)
-//! use std::sync::Arc;
-//! use soiree::MemoryStore;
-//! use soiree_test::conformance::{self, Conformance};
-//!
-//! // In a backend's tests/store_conformance.rs, one test per check:
-//! #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-//! async fn bus_delivers_each_event_once() {
-//!     let store = Arc::new(MemoryStore::queue());
-//!     conformance::bus_delivers_each_event_once(store, &Conformance::default()).await;
-//! }
 //! ```
+//! mod memory_queue {
+//!     soiree_test::conformance_suite!(store: std::sync::Arc::new(soiree::MemoryStore::queue()));
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! [`run_all`] (or [`Conformance::run_all`]) runs the checks of
+//! [`Check::ALL`] in sequence, and each check is a public function for a
+//! test of its own (a flawed store that one check must catch).
 //!
 //! What the checks expect beyond the trait docs: a history lists events
 //! oldest first and, for a queue store, includes the events it queued; a
@@ -33,13 +32,14 @@
 //! events; handler ids and event ids are compared as given.
 //!
 //! [`groups_each_run_every_event`] takes two handles on one store, reading
-//! for two consumer groups, so it is not in [`Check::ALL`]: a backend's tests
-//! call it beside the others.
+//! for two consumer groups, so it is not in [`Check::ALL`]: a store opts
+//! into it with the macro's `groups` argument.
 //!
 //! Checks that build an [`EventBus`](soiree::EventBus) need a multi-thread
 //! runtime when the store blocks (and are best run on one anyway); every wait
 //! is bounded by [`Conformance::timeout`].
 
+mod ability;
 mod bus;
 mod config;
 mod dedup;
@@ -53,8 +53,10 @@ mod results;
 mod serialization;
 mod start;
 mod suite;
+mod suite_macro;
 mod support;
 
+pub use ability::Ability;
 pub use bus::{bus_delivers_each_event_once, bus_reports_listener_errors};
 pub use config::Conformance;
 pub use dedup::dedup_is_scoped_per_event_and_handler;

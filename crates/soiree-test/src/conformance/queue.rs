@@ -7,12 +7,13 @@ use serde_json::json;
 use soiree::{EventQueue, EventStore};
 use tokio::time::Instant;
 
+use super::ability::REDELIVERY_NOT_SET;
 use super::support::{
     drain, events, numbered_events, ok, receipts, stored_event, unique_id, within,
 };
-use super::{Conformance, Outcome};
+use super::{Ability, Conformance, Outcome};
 
-const NO_QUEUE: &str = "the store has no queue";
+const NO_QUEUE: &str = Ability::Queue.missing();
 
 async fn backlog(queue: &dyn EventQueue, config: &Conformance) -> u64 {
     ok("backlog", within(config, "backlog", queue.backlog()).await)
@@ -287,7 +288,7 @@ pub async fn queue_redelivers_unacked(store: Arc<dyn EventStore>, config: &Confo
         return Outcome::Skipped(NO_QUEUE);
     };
     let Some(after) = config.redelivery_after else {
-        return Outcome::Skipped("redelivery_after is not set");
+        return Outcome::Skipped(REDELIVERY_NOT_SET);
     };
     let event = stored_event(
         "conformance.queue.redelivery",

@@ -8,7 +8,7 @@ use soiree::{Event, EventBus, EventStore, PROPERTY_EVENT_ID, StoredResult};
 
 use super::bus::{Shared, assert_drained_and_close, bus_on, close, settle};
 use super::support::{assert_emitted_without_errors, ok, unique_id, within};
-use super::{Conformance, Outcome};
+use super::{Ability, Conformance, Outcome};
 
 const REPLAY_TOPIC: &str = "conformance.replay.sent";
 const DONE_HANDLER: &str = "conformance-replay-done";
@@ -30,7 +30,7 @@ pub async fn bus_skips_listeners_that_already_succeeded(
     config: &Conformance,
 ) -> Outcome {
     if store.dedup().is_none() {
-        return Outcome::Skipped("the store has no handler dedup");
+        return Outcome::Skipped(Ability::Dedup.missing());
     }
     let done = unique_id("replay");
     let fresh = unique_id("replay");
@@ -101,7 +101,7 @@ pub async fn queue_carries_events_between_buses(
     config: &Conformance,
 ) -> Outcome {
     let Some(queue) = store.queue() else {
-        return Outcome::Skipped("the store has no queue");
+        return Outcome::Skipped(Ability::Queue.missing());
     };
     let producer = EventBus::builder()
         .shared_store(Arc::clone(&store))

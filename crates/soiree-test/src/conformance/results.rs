@@ -5,7 +5,7 @@ use std::sync::Arc;
 use soiree::{EventStore, StoredResult};
 
 use super::support::{ok, read_all, unique_id, within};
-use super::{Conformance, Outcome};
+use super::{Ability, Conformance, Outcome};
 
 /// Results saved with [`EventStore::save_handler_result`] read back from
 /// [`EventHistory::results`](soiree::EventHistory::results) unchanged, in
@@ -20,7 +20,7 @@ pub async fn handler_results_read_back(
     config: &Conformance,
 ) -> Outcome {
     let Some(history) = store.history() else {
-        return Outcome::Skipped("the store has no history to read results from");
+        return Outcome::Skipped(Ability::History.missing());
     };
     let event_id = unique_id("results");
     let topic = "conformance.results.done";

@@ -10,7 +10,7 @@ use soiree::{EventBus, EventStore};
 
 use super::bus::{Shared, assert_drained_and_close, bus_on, settle};
 use super::support::{assert_emitted_without_errors, ok, within};
-use super::{Conformance, Outcome};
+use super::{Ability, Conformance, Outcome};
 
 const START_TOPIC: &str = "conformance.start.backlog";
 /// The events waiting in the store before the consuming bus exists.
@@ -40,7 +40,7 @@ pub async fn listeners_registered_before_start_each_handle_the_backlog(
     config: &Conformance,
 ) -> Outcome {
     let Some(queue) = store.queue() else {
-        return Outcome::Skipped("the store has no queue");
+        return Outcome::Skipped(Ability::Queue.missing());
     };
     let producer = EventBus::builder()
         .shared_store(Arc::clone(&store))

@@ -46,11 +46,13 @@ pub enum Check {
     BusSkipsListenersThatAlreadySucceeded,
     /// [`queue_carries_events_between_buses`](super::queue_carries_events_between_buses)
     QueueCarriesEventsBetweenBuses,
+    /// [`listeners_registered_before_start_each_handle_the_backlog`](super::listeners_registered_before_start_each_handle_the_backlog)
+    ListenersRegisteredBeforeStartEachHandleTheBacklog,
 }
 
 impl Check {
     /// Every check, in the order [`run_all`] runs them.
-    pub const ALL: [Check; 16] = [
+    pub const ALL: [Check; 17] = [
         Check::SavedEventsReadBackIdentical,
         Check::EventHistoryPagesCoverAllEvents,
         Check::HandlerResultsReadBack,
@@ -67,6 +69,7 @@ impl Check {
         Check::UnserializablePayloadPersistsNothing,
         Check::BusSkipsListenersThatAlreadySucceeded,
         Check::QueueCarriesEventsBetweenBuses,
+        Check::ListenersRegisteredBeforeStartEachHandleTheBacklog,
     ];
 
     /// The check's name: the name of its function.
@@ -92,6 +95,9 @@ impl Check {
                 "bus_skips_listeners_that_already_succeeded"
             }
             Check::QueueCarriesEventsBetweenBuses => "queue_carries_events_between_buses",
+            Check::ListenersRegisteredBeforeStartEachHandleTheBacklog => {
+                "listeners_registered_before_start_each_handle_the_backlog"
+            }
         }
     }
 
@@ -149,6 +155,10 @@ impl Check {
             }
             Check::QueueCarriesEventsBetweenBuses => {
                 super::queue_carries_events_between_buses(store, config).await
+            }
+            Check::ListenersRegisteredBeforeStartEachHandleTheBacklog => {
+                super::listeners_registered_before_start_each_handle_the_backlog(store, config)
+                    .await
             }
         }
     }

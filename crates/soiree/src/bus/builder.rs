@@ -15,6 +15,7 @@ use super::unheard::UnheardDeliveries;
 use super::{BusInner, ErrorHandler, EventBus, IdGenerator, PanicHandler, live};
 #[cfg(feature = "metrics")]
 use crate::MetricsRegistry;
+use crate::listener::PipelineHandle;
 use crate::metrics::ListenerMetrics;
 use crate::pool::WorkQueue;
 use crate::topic::TopicIndex;
@@ -289,16 +290,24 @@ impl EventBusBuilder {
         let pool = WorkQueue::new(&self.pool);
         let metrics =
             crate::metrics::BusMetrics::new(&registry, pool.label(), self.listener_timing);
+        let shutdown = CancellationToken::new();
+        let pipeline = PipelineHandle {
+            store: self.store.clone(),
+            retry: self.retry,
+            listener_timeout: self.listener_timeout,
+            panic_handler: self.panic_handler,
+            shutdown: shutdown.clone(),
+            client: self.client.clone(),
+            metrics: ListenerMetrics::new(&registry),
+        };
         let inner = BusInner {
             pool,
             persister,
             index: TopicIndex::default(),
             error_handler: self.error_handler,
-            panic_handler: self.panic_handler,
             id_generator: self.id_generator,
             store: self.store,
-            retry: self.retry,
-            listener_timeout: self.listener_timeout,
+            pipeline,
             error_buffer: self.error_buffer,
             client: self.client,
             closed: AtomicBool::new(false),
@@ -306,7 +315,7 @@ impl EventBusBuilder {
                 enabled: self.consume,
                 started: AtomicBool::new(false),
                 poll_wait: self.poll_wait,
-                shutdown: CancellationToken::new(),
+                shutdown,
                 abandon: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 consumer: std::sync::Mutex::new(None),
@@ -318,7 +327,6 @@ impl EventBusBuilder {
                 unheard_since_warned: std::sync::atomic::AtomicU64::new(0),
                 warned_unstarted: AtomicBool::new(false),
             },
-            listener_metrics: ListenerMetrics::new(&registry),
             metrics,
             live_key,
             handles: std::sync::atomic::AtomicUsize::new(0),

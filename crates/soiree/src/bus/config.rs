@@ -13,10 +13,10 @@ use tokio_util::task::TaskTracker;
 use super::dispatch::Job;
 use super::persist::Persister;
 use super::unheard::UnheardDeliveries;
-use crate::listener::ListenerEntry;
+use crate::listener::{ListenerEntry, PipelineHandle};
 use crate::pool::WorkQueue;
 use crate::topic::TopicIndex;
-use crate::{Error, Event, EventStore, ListenerPanic, RetryPolicy};
+use crate::{Error, Event, EventStore, ListenerPanic};
 
 /// Sees every final listener error before it reaches the emission; returns the
 /// error to deliver (possibly transformed) or `None` to swallow it.
@@ -38,18 +38,17 @@ pub(crate) struct BusInner {
     pub(crate) persister: Option<Persister>,
     pub(crate) index: TopicIndex<ListenerEntry>,
     pub(crate) error_handler: Option<ErrorHandler>,
-    pub(crate) panic_handler: Option<PanicHandler>,
     /// `None`: ULIDs.
     pub(crate) id_generator: Option<IdGenerator>,
     pub(crate) store: Option<Arc<dyn EventStore>>,
-    pub(crate) retry: RetryPolicy,
-    /// Cancels a listener call that runs longer.
-    pub(crate) listener_timeout: Option<std::time::Duration>,
+    /// What the listener pipeline needs of the bus (retry policy, listener
+    /// timeout, panic handler, …), built once: the listener layer's only
+    /// view of the bus's configuration.
+    pub(crate) pipeline: PipelineHandle,
     pub(crate) error_buffer: usize,
     pub(crate) client: Option<Arc<dyn Any + Send + Sync>>,
     pub(crate) closed: AtomicBool,
     pub(crate) consumer: ConsumerConfig,
-    pub(crate) listener_metrics: crate::metrics::ListenerMetrics,
     pub(crate) metrics: crate::metrics::BusMetrics,
     pub(crate) live_key: u64,
     /// `EventBus` handles alive: dropping the last one shuts the bus down.
@@ -219,7 +218,7 @@ impl fmt::Debug for BusInner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventBus")
             .field("store", &self.store)
-            .field("retry", &self.retry)
+            .field("retry", &self.pipeline.retry)
             .field("closed", &self.closed)
             .finish_non_exhaustive()
     }

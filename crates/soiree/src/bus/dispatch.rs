@@ -6,10 +6,10 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::{BusInner, EmissionState};
-use crate::listener::{ListenerEntry, panic_message, run_listener};
+use crate::listener::{ListenerEntry, ListenerJob, PipelineHandle, panic_message, run_listener};
 use crate::pool::{Handler, Ran};
 use crate::topic::SharedRoute;
-use crate::{Error, Event, ListenerId};
+use crate::{Error, Event, EventBus, ListenerId};
 
 /// What a job does with its emission.
 pub(crate) enum Work {
@@ -47,15 +47,33 @@ pub(crate) struct Settled {
 /// One job's dispatch: the bus, the emission and its route, shared by the
 /// job's listener contexts. Allocated by whoever runs the job, so that its
 /// refcount is written by one thread only, whatever the number of listeners.
-pub(crate) struct Dispatch {
-    pub(crate) core: Arc<BusInner>,
-    pub(crate) emission: Arc<EmissionState>,
-    pub(crate) route: SharedRoute<ListenerEntry>,
+struct Dispatch {
+    core: Arc<BusInner>,
+    emission: Arc<EmissionState>,
+    route: SharedRoute<ListenerEntry>,
 }
 
-impl Dispatch {
-    pub(crate) fn bus(&self) -> &BusInner {
-        &self.core
+/// The listener layer's view of a job: the bus's pipeline handle, the
+/// event, the route, the error handler, and the bus for `EventContext::bus`.
+impl ListenerJob for Dispatch {
+    fn pipeline(&self) -> &PipelineHandle {
+        &self.core.pipeline
+    }
+
+    fn event(&self) -> &Event {
+        &self.emission.event
+    }
+
+    fn listener(&self, index: usize) -> &ListenerEntry {
+        &self.route.listeners[index]
+    }
+
+    fn report(&self, error: Error) {
+        report(&self.core, &self.emission, error);
+    }
+
+    fn bus(&self) -> EventBus {
+        EventBus::from_inner(Arc::clone(&self.core))
     }
 }
 
@@ -94,12 +112,13 @@ pub(crate) async fn run(bus: &Arc<BusInner>, state: Arc<EmissionState>) {
         Work::Deliver(delivered) => Arc::clone(&delivered.route),
         Work::Enqueue => return,
     };
-    dispatch(Arc::new(Dispatch {
+    let listeners = route.listeners.len();
+    let job: Arc<dyn ListenerJob> = Arc::new(Dispatch {
         core: Arc::clone(bus),
         emission: Arc::clone(&state),
         route,
-    }))
-    .await;
+    });
+    dispatch(bus, &state, &job, listeners).await;
     if let Work::Deliver(delivered) = &state.work {
         // The consumer's acker is gone only when the bus is closing; the
         // entry then stays pending and is delivered again.
@@ -137,15 +156,20 @@ fn log_dead_letter(
     );
 }
 
-async fn dispatch(dispatch: Arc<Dispatch>) {
-    let bus = dispatch.bus();
-    let state = &*dispatch.emission;
+/// Runs the `listeners` of `job`'s route, in order.
+async fn dispatch(
+    bus: &BusInner,
+    state: &EmissionState,
+    job: &Arc<dyn ListenerJob>,
+    listeners: usize,
+) {
     let event = &state.event;
     let store = bus.store.as_deref();
     let dedup = store.and_then(|store| store.dedup());
     // Only stores need the id; skip the property lookup on the in-memory path.
     let event_id = store.and_then(|_| event.id());
-    for (index, listener) in dispatch.route.listeners.iter().enumerate() {
+    for index in 0..listeners {
+        let listener = job.listener(index);
         if listener.is_removed() {
             continue;
         }
@@ -173,17 +197,9 @@ async fn dispatch(dispatch: Arc<Dispatch>) {
                 Err(err) => tracing::warn!(%err, event_id, "handler dedup lookup failed"),
             }
         }
-        if let Some(err) = run_listener(&dispatch, index, event_id.as_deref()).await {
+        if let Some(err) = run_listener(job, index, event_id.as_deref()).await {
             report(bus, state, err);
         }
-    }
-}
-
-impl Dispatch {
-    /// Passes an error through the bus's error handler to the emission (for
-    /// the listener pipeline, which saves results).
-    pub(crate) fn report(&self, error: Error) {
-        report(self.bus(), &self.emission, error);
     }
 }
 

@@ -15,7 +15,6 @@ mod unheard;
 pub use builder::EventBusBuilder;
 pub(crate) use config::BusInner;
 pub use config::{ErrorHandler, IdGenerator, PanicHandler};
-pub(crate) use dispatch::Dispatch;
 pub use emission::Emission;
 pub(crate) use emission::EmissionState;
 pub use emitter::Emitter;

@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{ListenerEntry, ListenerId};
-use crate::bus::Dispatch;
+use super::{ListenerEntry, ListenerId, ListenerJob};
 use crate::{Context, Event, EventBus, Payload, Properties};
 
 /// Everything a listener needs about the event it handles: the event, its
@@ -32,24 +31,24 @@ use crate::{Context, Event, EventBus, Payload, Properties};
 /// # }
 /// ```
 pub struct EventContext {
-    dispatch: Arc<Dispatch>,
-    /// This listener's place in the dispatch's route.
+    job: Arc<dyn ListenerJob>,
+    /// This listener's place in the job's route.
     index: usize,
     attempt: u32,
 }
 
 impl EventContext {
-    /// `index` must be a position in `dispatch.route.listeners`.
-    pub(crate) fn new(dispatch: Arc<Dispatch>, index: usize, attempt: u32) -> Self {
+    /// `index` must be a position in the job's route.
+    pub(crate) fn new(job: Arc<dyn ListenerJob>, index: usize, attempt: u32) -> Self {
         Self {
-            dispatch,
+            job,
             index,
             attempt,
         }
     }
 
     fn listener(&self) -> &ListenerEntry {
-        &self.dispatch.route.listeners[self.index]
+        self.job.listener(self.index)
     }
 
     /// The emitter's request context.
@@ -59,7 +58,7 @@ impl EventContext {
 
     /// The event being handled.
     pub fn event(&self) -> &Event {
-        &self.dispatch.emission.event
+        self.job.event()
     }
 
     /// The event's payload.
@@ -93,7 +92,7 @@ impl EventContext {
     pub fn client<T: Send + Sync + 'static>(&self) -> Option<&T> {
         self.event()
             .client_any()
-            .or(self.dispatch.bus().client.as_ref())?
+            .or(self.job.pipeline().client.as_ref())?
             .downcast_ref()
     }
 
@@ -129,13 +128,13 @@ impl EventContext {
     }
 
     pub(crate) fn listener_metrics(&self) -> &crate::metrics::ListenerMetrics {
-        &self.dispatch.bus().listener_metrics
+        &self.job.pipeline().metrics
     }
 
     /// The bus that dispatched the event, to emit follow-up events or change
     /// listeners from inside a listener.
     pub fn bus(&self) -> EventBus {
-        EventBus::from_inner(Arc::clone(&self.dispatch.core))
+        self.job.bus()
     }
 }
 

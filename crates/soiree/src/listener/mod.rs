@@ -5,6 +5,7 @@ mod binding;
 mod context;
 mod entry;
 mod id;
+mod job;
 mod panic;
 mod pipeline;
 
@@ -13,6 +14,7 @@ pub use context::EventContext;
 pub use entry::Listener;
 pub(crate) use entry::ListenerEntry;
 pub use id::ListenerId;
+pub(crate) use job::ListenerJob;
 pub use panic::ListenerPanic;
 pub(crate) use panic::panic_message;
-pub(crate) use pipeline::run_listener;
+pub(crate) use pipeline::{PipelineHandle, run_listener};

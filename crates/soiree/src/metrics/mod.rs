@@ -1,6 +1,9 @@
 //! Prometheus metrics: a registry handle and soiree's metric families.
 //!
-//! Metrics use the Go package's names so dashboards carry over. They go to a
+//! Metrics use the Go package's names so dashboards carry over, except the
+//! durable stores' series: one set for every store (`soiree_store_*`,
+//! [`StoreMetrics`](crate::StoreMetrics)) told apart by a `backend` label,
+//! where the Go package had `soiree_redis_*`. They go to a
 //! process-wide default registry ([`MetricsRegistry::global`]) unless a bus or
 //! pool is given its own. Without the `metrics` feature every handle counts
 //! nothing and `prometheus-client` is not compiled.
@@ -15,6 +18,8 @@ mod noop;
 mod pool;
 #[cfg(feature = "metrics")]
 mod registry;
+#[cfg(feature = "metrics")]
+mod store;
 
 #[cfg(feature = "metrics")]
 pub(crate) use bus::{BusMetrics, ListenerCounters};
@@ -30,3 +35,5 @@ pub(crate) use pool::PoolMetrics;
 pub use registry::MetricsRegistry;
 #[cfg(feature = "metrics")]
 pub(crate) use registry::PoolLabel;
+#[cfg(feature = "metrics")]
+pub use store::StoreMetrics;

@@ -9,8 +9,9 @@
 //! and the store's history (if any) still reads. What is refused is the
 //! same for every store: the limits are soiree's, not the store's.
 //!
-//! Run each check as its own test (as the conformance suite), or all of
-//! them with [`run_all`]:
+//! [`conformance_suite!`](crate::conformance_suite) runs each check as its
+//! own test, with the rest of the suite; a check can also be called alone,
+//! or all of them in sequence with [`run_all`]:
 //!
 //! ```no_run
 //! use std::sync::Arc;

@@ -6,8 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use futures::FutureExt;
 
-use super::Failure;
-use crate::bus::BusInner;
+use super::{Failure, PipelineHandle};
 use crate::listener::panic_message;
 use crate::{BoxError, ListenerId, ListenerPanic};
 
@@ -33,8 +32,13 @@ where
 
 /// Tells the bus's panic handler, if any, of a listener's panic. A panicking
 /// handler is caught and logged.
-pub(super) fn report_panic(bus: &BusInner, listener_id: &ListenerId, topic: &str, message: &str) {
-    let Some(handler) = &bus.panic_handler else {
+pub(super) fn report_panic(
+    pipeline: &PipelineHandle,
+    listener_id: &ListenerId,
+    topic: &str,
+    message: &str,
+) {
+    let Some(handler) = &pipeline.panic_handler else {
         return;
     };
     let report = ListenerPanic {

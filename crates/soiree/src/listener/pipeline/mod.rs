@@ -12,8 +12,13 @@
 //! use: each nested future layer costs a setup, a poll and a teardown per
 //! call, which is most of what a no-op listener costs. With no store, no
 //! subscriber and no retries a successful call allocates nothing of its own.
+//!
+//! The pipeline sees the bus only through the job's [`ListenerJob`] and the
+//! bus's [`PipelineHandle`] (store, retry policy, timeout, panic handler,
+//! shutdown), built once per bus.
 
 mod catch_panic;
+mod handle;
 mod observe;
 mod record;
 mod retry;
@@ -21,10 +26,11 @@ mod retry;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::bus::Dispatch;
+use super::ListenerJob;
 use crate::{BoxError, Error, EventContext};
 
 use catch_panic::{catch_panic, report_panic};
+pub(crate) use handle::PipelineHandle;
 use observe::{count, observe};
 use record::record;
 use retry::{Attempts, wait_to_retry};
@@ -39,23 +45,23 @@ enum Failure {
     TimedOut(std::time::Duration),
 }
 
-/// Runs listener `index` of the dispatch's route until it succeeds, panics,
-/// or uses up its attempts; returns its final error.
+/// Runs listener `index` of the job's route until it succeeds, panics, or
+/// uses up its attempts; returns its final error.
 pub(crate) async fn run_listener(
-    dispatch: &Arc<Dispatch>,
+    job: &Arc<dyn ListenerJob>,
     index: usize,
     event_id: Option<&str>,
 ) -> Option<Error> {
-    let bus = dispatch.bus();
-    let listener = &dispatch.route.listeners[index];
-    let event = &dispatch.emission.event;
-    let mut attempts = Attempts::new(&bus.retry);
+    let pipeline = job.pipeline();
+    let listener = job.listener(index);
+    let event = job.event();
+    let mut attempts = Attempts::new(&pipeline.retry);
     loop {
         let attempt = attempts.number();
-        let ctx = EventContext::new(Arc::clone(dispatch), index, attempt);
+        let ctx = EventContext::new(Arc::clone(job), index, attempt);
         let call = catch_panic(move || listener.listener.call(ctx));
         let started = listener.counters.duration.as_ref().map(|_| Instant::now());
-        let outcome = match bus.listener_timeout {
+        let outcome = match pipeline.listener_timeout {
             None if !tracing::dispatcher::has_been_set() => call.await,
             None => observe(event, &listener.id, attempt, call).await,
             // Boxed with the timer: only buses with a timeout pay for it.
@@ -73,8 +79,8 @@ pub(crate) async fn run_listener(
             }
         };
         count(&listener.counters, started, &outcome);
-        if bus.store.is_some() {
-            record(dispatch, &listener.id, event_id, attempt, &outcome).await;
+        if pipeline.store.is_some() {
+            record(&**job, &listener.id, event_id, attempt, &outcome).await;
         }
         let error = match outcome {
             Ok(()) => return None,
@@ -89,7 +95,7 @@ pub(crate) async fn run_listener(
                 after,
             },
             Err(Failure::Panic(message)) => {
-                report_panic(bus, &listener.id, event.topic(), &message);
+                report_panic(pipeline, &listener.id, event.topic(), &message);
                 Error::Panicked {
                     listener_id: listener.id.clone(),
                     message,
@@ -103,13 +109,7 @@ pub(crate) async fn run_listener(
         tracing::debug!(%error, attempt, ?delay, "retrying listener");
         // Boxed: the wait is large and rare; inline it would grow (and be
         // copied with) every listener run's future.
-        if !Box::pin(wait_to_retry(
-            delay,
-            event.context(),
-            &bus.consumer.shutdown,
-        ))
-        .await
-        {
+        if !Box::pin(wait_to_retry(delay, event.context(), &pipeline.shutdown)).await {
             return Some(error);
         }
     }

@@ -1,19 +1,19 @@
 //! Results: each attempt's outcome, saved to the bus's store.
 
 use super::Failure;
-use crate::bus::Dispatch;
+use crate::listener::ListenerJob;
 use crate::{ListenerId, StoredResult};
 
 /// Saves an attempt's [`StoredResult`] when the bus has a store; a failure to
 /// save is reported to the emission.
 pub(super) async fn record(
-    dispatch: &Dispatch,
+    job: &dyn ListenerJob,
     listener_id: &ListenerId,
     event_id: Option<&str>,
     attempt: u32,
     outcome: &Result<(), Failure>,
 ) {
-    let Some(store) = &dispatch.bus().store else {
+    let Some(store) = &job.pipeline().store else {
         return;
     };
     let error = match outcome {
@@ -23,13 +23,13 @@ pub(super) async fn record(
         Err(Failure::TimedOut(after)) => Some(format!("timed out after {after:?}")),
     };
     let result = StoredResult::new(
-        dispatch.emission.event.topic(),
+        job.event().topic(),
         event_id.unwrap_or_default(),
         listener_id.as_str(),
         attempt,
         error,
     );
     if let Err(err) = store.save_handler_result(&result).await {
-        dispatch.report(err);
+        job.report(err);
     }
 }

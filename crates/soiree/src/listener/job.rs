@@ -1,0 +1,27 @@
+//! A job's view for its listeners: the one interface through which the
+//! listener layer reaches the emission it handles and the bus behind it.
+
+use crate::{Error, Event, EventBus};
+
+use super::{ListenerEntry, PipelineHandle};
+
+/// One job of the bus (an emission or a delivery, with its route), as its
+/// listeners see it. The bus implements it; the listener pipeline and
+/// [`EventContext`](super::EventContext) know nothing else of the bus.
+pub(crate) trait ListenerJob: Send + Sync {
+    /// The bus's pipeline settings, built once per bus.
+    fn pipeline(&self) -> &PipelineHandle;
+
+    /// The event being handled.
+    fn event(&self) -> &Event;
+
+    /// Listener `index` of the job's route.
+    fn listener(&self, index: usize) -> &ListenerEntry;
+
+    /// Passes an error through the bus's error handler to the emission.
+    fn report(&self, error: Error);
+
+    /// The bus, for a listener that emits follow-up events or changes
+    /// listeners.
+    fn bus(&self) -> EventBus;
+}
