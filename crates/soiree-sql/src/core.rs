@@ -29,7 +29,7 @@ use crate::metrics::SqlMetrics;
 use crate::options::Options;
 use crate::ordering::{Blockers, Check, KeyOrder, Keyed};
 use crate::writer::{Recorder, Writer};
-use crate::{DeadLetter, DeadLetterFilter, Error, FailurePolicy, QueueStats, Result};
+use crate::{Error, FailurePolicy, QueueStats, Result, SqlDeadLetter, SqlDeadLetterFilter};
 
 /// Leases remembered after completion, so that a repeated acknowledgement
 /// (the bus retries a failed ack call) is not taken for a stale one.
@@ -1072,7 +1072,7 @@ impl<B: Backend> Core<B> {
         &self,
         cursor: Option<&str>,
         limit: usize,
-    ) -> Result<Page<DeadLetter>> {
+    ) -> Result<Page<SqlDeadLetter>> {
         let after = cursor
             .map(|c| {
                 c.parse::<i64>()
@@ -1099,7 +1099,7 @@ impl<B: Backend> Core<B> {
 
     /// Moves dead letters back to delivery (through the retry table), with
     /// their event ids; returns how many.
-    pub(crate) async fn replay_dead_letters(&self, filter: &DeadLetterFilter) -> Result<u64> {
+    pub(crate) async fn replay_dead_letters(&self, filter: &SqlDeadLetterFilter) -> Result<u64> {
         if let Some(topic) = &filter.topic {
             crate::topic::no_nul("the topic", topic)?;
         }

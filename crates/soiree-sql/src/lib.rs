@@ -129,7 +129,24 @@ mod traits;
 pub mod triggers;
 mod writer;
 
-pub use dead_letters::{DeadLetter, DeadLetterFilter, QueueStats};
+pub use dead_letters::{QueueStats, SqlDeadLetter, SqlDeadLetterFilter};
+
+/// The old name of [`SqlDeadLetter`], which sat beside
+/// [`soiree::DeadLetter`] (what [`soiree::Inspect`] lists, for every store).
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed `SqlDeadLetter`; `soiree::DeadLetter` is the store-neutral one that `soiree::Inspect` lists"
+)]
+pub type DeadLetter = SqlDeadLetter;
+
+/// The old name of [`SqlDeadLetterFilter`], which sat beside
+/// [`soiree::DeadLetterSelection`] (what [`soiree::Inspect`] replays and
+/// purges, for every store).
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed `SqlDeadLetterFilter`; `soiree::DeadLetterSelection` is the store-neutral one that `soiree::Inspect` takes"
+)]
+pub type DeadLetterFilter = SqlDeadLetterFilter;
 pub use error::{Error, Result};
 pub use options::FailurePolicy;
 #[cfg(feature = "postgres")]
