@@ -24,8 +24,8 @@
 //!
 //! **The same on PostgreSQL** is a one-line change: open the store with
 //! `PostgresStore::builder("postgres://app@127.0.0.1/app").build().await?`
-//! ([`PostgresStore::builder`]) in place of `SqliteStore::open(&path).await?`;
-//! the SQL above runs unchanged on both (`$1` placeholders).
+//! ([`PostgresStore::builder`]) in place of `SqliteStore::open(&path).await?`
+//! (both times); the SQL above runs unchanged on both (`$1` placeholders).
 //!
 //! # What the stores are
 //!
