@@ -65,6 +65,11 @@ for example in quickstart typed error-handling ordering panics pools unique-id m
   cargo run -q -p soiree --example "$example" >/dev/null || fail "example $example"
 done
 
+# The README's getting started: an order and its event in one transaction,
+# a restart, a dead letter, in a SQLite file.
+echo "example: getting-started"
+cargo run -q -p soiree-sql --example getting-started >/dev/null || fail "example getting-started"
+
 # Durable events with no server: the SQLite example.
 echo "example: durable"
 cargo run -q -p soiree-sql --example durable >/dev/null || fail "example durable"

@@ -428,7 +428,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// the lease's token matches; returns whether it did.
     async fn hand_back(&self, lease: (i64, i64), runs: &[Run]) -> Result<bool>;
     /// The group's dead letters chosen by `scan`.
-    async fn dead_letters(&self, scan: &Scan) -> Result<Vec<crate::DeadLetter>>;
+    async fn dead_letters(&self, scan: &Scan) -> Result<Vec<crate::SqlDeadLetter>>;
     /// The log's rows chosen by `scan`.
     async fn event_rows(&self, scan: &Scan) -> Result<Vec<Row<RawEvent>>>;
     /// The results chosen by `scan`.
@@ -464,7 +464,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn purge_dead(&self, ids: Option<&[i64]>) -> Result<u64>;
     /// Moves the group's dead letters chosen by `filter` to the retry
     /// table, due at once; returns how many.
-    async fn replay_dead(&self, filter: &crate::DeadLetterFilter) -> Result<u64>;
+    async fn replay_dead(&self, filter: &crate::SqlDeadLetterFilter) -> Result<u64>;
     /// Deletes at most `batch` events that every group's cursor passed, no
     /// lease covers and that are older than `older_than_ms`, oldest first;
     /// returns how many.

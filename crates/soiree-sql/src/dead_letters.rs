@@ -3,10 +3,12 @@
 /// An event set aside in `soiree_dead_letters`: its listeners failed (see
 /// [`FailurePolicy`](crate::FailurePolicy)), it was delivered more than
 /// `max_deliveries` times without acknowledgement, or its row is not an
-/// event. Listed with the stores' `dead_letters`.
+/// event. Listed with the stores' own `dead_letters(cursor, limit)`, with
+/// the columns as stored; [`soiree::Inspect::dead_letters`] lists the same
+/// letters as store-neutral [`soiree::DeadLetter`]s (`From` converts one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct DeadLetter {
+pub struct SqlDeadLetter {
     /// The dead letter's id (increasing).
     pub id: i64,
     /// The event's topic as stored (possibly invalid).
@@ -25,7 +27,7 @@ pub struct DeadLetter {
     pub at: Option<std::time::SystemTime>,
 }
 
-impl DeadLetter {
+impl SqlDeadLetter {
     /// The event, when the row holds one (a malformed row does not).
     ///
     /// # Examples
@@ -68,8 +70,8 @@ impl DeadLetter {
 /// }
 /// # Ok(()) }
 /// ```
-impl From<DeadLetter> for soiree::DeadLetter {
-    fn from(letter: DeadLetter) -> Self {
+impl From<SqlDeadLetter> for soiree::DeadLetter {
+    fn from(letter: SqlDeadLetter) -> Self {
         let converted = match letter.event() {
             Some(event) => soiree::DeadLetter::new(
                 letter.id.to_string(),
@@ -91,31 +93,34 @@ impl From<DeadLetter> for soiree::DeadLetter {
     }
 }
 
-/// Which dead letters of the store's group to replay: all by default,
-/// narrowed by topic or event id, at most `limit` of them (oldest first).
+/// Which dead letters of the store's group to replay with the stores' own
+/// `replay_dead_letters`: all by default, narrowed by topic or event id, at
+/// most `limit` of them (oldest first). [`soiree::Inspect`] takes a
+/// store-neutral [`soiree::DeadLetterSelection`] instead (topic patterns,
+/// time ranges, ids).
 ///
 /// # Examples
 ///
 /// ```
-/// use soiree_sql::DeadLetterFilter;
+/// use soiree_sql::SqlDeadLetterFilter;
 ///
-/// let filter = DeadLetterFilter::all().topic("order.paid").limit(100);
+/// let filter = SqlDeadLetterFilter::all().topic("order.paid").limit(100);
 /// assert_eq!(filter.max(), 100);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetterFilter {
+pub struct SqlDeadLetterFilter {
     pub(crate) topic: Option<String>,
     pub(crate) event_id: Option<String>,
     pub(crate) limit: usize,
 }
 
-impl Default for DeadLetterFilter {
+impl Default for SqlDeadLetterFilter {
     fn default() -> Self {
         Self::all()
     }
 }
 
-impl DeadLetterFilter {
+impl SqlDeadLetterFilter {
     /// Every dead letter of the group (up to 10,000 per call).
     pub fn all() -> Self {
         Self {

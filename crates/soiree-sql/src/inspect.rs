@@ -111,7 +111,7 @@ impl<B: Backend> Core<B> {
         scan_listing(
             query,
             move |scan| async move { backend.dead_letters(&scan).await },
-            |letter: &crate::DeadLetter| letter.id,
+            |letter: &crate::SqlDeadLetter| letter.id,
             |letter| {
                 let (topic, event_id) = (letter.topic.clone(), letter.event_id.clone());
                 let letter = soiree::DeadLetter::from(letter);

@@ -1,6 +1,34 @@
 //! A SQL outbox store for [`soiree`]: transactional emit on PostgreSQL, and
 //! SQLite as the embedded durable default.
 //!
+//! # Getting started: SQLite, no server
+//!
+//! One SQLite file holds your tables and the event log. The order row and
+//! its `order.placed` event are written in one transaction
+//! ([`SqliteStore::begin`], [`SqliteStore::emit_in`],
+//! [`SqliteStore::commit`]): both or neither. The process stops before any
+//! listener ran; after the restart a second store on the same file picks the
+//! event up. A wildcard listener ([`soiree::EventBus::on_named`]) confirms
+//! the order, a failing one sends the event to the dead letters, and the bus
+//! delivers nothing until [`soiree::EventBus::start`], called once every
+//! listener is registered. This is `examples/getting_started.rs`
+//! (`cargo run -p soiree-sql --example getting-started`):
+//!
+#![cfg_attr(
+    feature = "sqlite",
+    doc = concat!("```\n", include_str!("../examples/getting_started.rs"), "```")
+)]
+//!
+//! The dead letter, from a shell, with the `soiree` command (crate
+//! `soiree-cli`): `soiree dead-letters list --store sqlite:///tmp/shop-….db`.
+//!
+//! **The same on PostgreSQL** is a one-line change: open the store with
+//! `PostgresStore::builder("postgres://app@127.0.0.1/app").build().await?`
+//! ([`PostgresStore::builder`]) in place of `SqliteStore::open(&path).await?`
+//! (both times); the SQL above runs unchanged on both (`$1` placeholders).
+//!
+//! # What the stores are
+//!
 //! [`PostgresStore`] implements soiree's store traits
 //! ([`soiree::EventStore`], [`soiree::EventQueue`], [`soiree::HandlerDedup`],
 //! [`soiree::EventHistory`]), and [`soiree::Inspect`] for the `soiree` CLI
@@ -102,7 +130,24 @@ mod topic;
 mod traits;
 pub mod triggers;
 
-pub use dead_letters::{DeadLetter, DeadLetterFilter, QueueStats};
+pub use dead_letters::{QueueStats, SqlDeadLetter, SqlDeadLetterFilter};
+
+/// The old name of [`SqlDeadLetter`], which sat beside
+/// [`soiree::DeadLetter`] (what [`soiree::Inspect`] lists, for every store).
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed `SqlDeadLetter`; `soiree::DeadLetter` is the store-neutral one that `soiree::Inspect` lists"
+)]
+pub type DeadLetter = SqlDeadLetter;
+
+/// The old name of [`SqlDeadLetterFilter`], which sat beside
+/// [`soiree::DeadLetterSelection`] (what [`soiree::Inspect`] replays and
+/// purges, for every store).
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed `SqlDeadLetterFilter`; `soiree::DeadLetterSelection` is the store-neutral one that `soiree::Inspect` takes"
+)]
+pub type DeadLetterFilter = SqlDeadLetterFilter;
 pub use error::{Error, Result};
 pub use options::FailurePolicy;
 #[cfg(feature = "postgres")]

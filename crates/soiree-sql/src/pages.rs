@@ -6,7 +6,7 @@ use soiree::{Page, StoredEvent, StoredResult};
 
 use crate::backend::{Backend, Pos, RawEvent, Scan};
 use crate::core::Core;
-use crate::{DeadLetter, DeadLetterFilter, Error, Result};
+use crate::{Error, Result, SqlDeadLetter, SqlDeadLetterFilter};
 
 impl<B: Backend> Core<B> {
     /// The group's dead letters, a page at a time (`cursor`: the `next` of
@@ -15,7 +15,7 @@ impl<B: Backend> Core<B> {
         &self,
         cursor: Option<&str>,
         limit: usize,
-    ) -> Result<Page<DeadLetter>> {
+    ) -> Result<Page<SqlDeadLetter>> {
         let after = cursor
             .map(|c| {
                 c.parse::<i64>()
@@ -42,7 +42,7 @@ impl<B: Backend> Core<B> {
 
     /// Moves dead letters back to delivery (through the retry table), with
     /// their event ids; returns how many.
-    pub(crate) async fn replay_dead_letters(&self, filter: &DeadLetterFilter) -> Result<u64> {
+    pub(crate) async fn replay_dead_letters(&self, filter: &SqlDeadLetterFilter) -> Result<u64> {
         if let Some(topic) = &filter.topic {
             crate::topic::no_nul("the topic", topic)?;
         }

@@ -17,7 +17,7 @@ use sqlx::{ColumnIndex, Database, Decode, Row, Type};
 use crate::backend::{
     ConsumerRow, Counts, Listing, PendingRow, Pos, RawEvent, Row as ListedRow, from_us,
 };
-use crate::{DeadLetter, Result};
+use crate::{Result, SqlDeadLetter};
 
 /// A type that a column of database `DB` decodes to, whatever the row's
 /// lifetime.
@@ -112,9 +112,9 @@ where
 
     /// A dead letter: `id, at_us, topic, event_id, payload, properties,
     /// error, deliveries`; texts that are not UTF-8 read lossily.
-    fn dead_letter(&self) -> Result<DeadLetter> {
+    fn dead_letter(&self) -> Result<SqlDeadLetter> {
         let deliveries: Self::Counter = self.try_get(7)?;
-        Ok(DeadLetter {
+        Ok(SqlDeadLetter {
             id: self.try_get(0)?,
             at: self.try_get::<Option<i64>, _>(1)?.map(from_us),
             topic: self.text(2)?.0,

@@ -174,7 +174,7 @@ macro_rules! store_traits {
                 &self,
                 cursor: Option<&str>,
                 limit: usize,
-            ) -> crate::Result<soiree::Page<crate::DeadLetter>> {
+            ) -> crate::Result<soiree::Page<crate::SqlDeadLetter>> {
                 self.core().dead_letters(cursor, limit).await
             }
 
@@ -207,7 +207,7 @@ macro_rules! store_traits {
             /// (nothing was replayed).
             pub async fn replay(&self, event_id: &str) -> crate::Result<u64> {
                 let core = self.core();
-                let filter = crate::DeadLetterFilter::all().event_id(event_id);
+                let filter = crate::SqlDeadLetterFilter::all().event_id(event_id);
                 match core
                     .privileged(crate::privileges::REPLAY, core.replay_dead_letters(&filter))
                     .await?
@@ -226,9 +226,9 @@ macro_rules! store_traits {
             /// ```no_run
             /// # #[allow(dead_code)]
             #[doc = concat!("# async fn demo(store: soiree_sql::", stringify!($store), ") -> soiree_sql::Result<()> {")]
-            /// use soiree_sql::DeadLetterFilter;
+            /// use soiree_sql::SqlDeadLetterFilter;
             /// let replayed = store
-            ///     .replay_dead_letters(&DeadLetterFilter::all().topic("order.paid"))
+            ///     .replay_dead_letters(&SqlDeadLetterFilter::all().topic("order.paid"))
             ///     .await?;
             /// println!("{replayed} dead letters delivered again");
             /// # Ok(()) }
@@ -239,7 +239,7 @@ macro_rules! store_traits {
             /// As for [`replay`](Self::replay), but none matching is `Ok(0)`.
             pub async fn replay_dead_letters(
                 &self,
-                filter: &crate::DeadLetterFilter,
+                filter: &crate::SqlDeadLetterFilter,
             ) -> crate::Result<u64> {
                 let core = self.core();
                 core.privileged(crate::privileges::REPLAY, core.replay_dead_letters(filter))

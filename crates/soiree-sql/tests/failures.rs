@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use soiree::{Event, EventBus, EventQueue, EventStore, PROPERTY_EVENT_ID, StoredEvent};
-use soiree_sql::{DeadLetter, DeadLetterFilter, Error, FailurePolicy};
+use soiree_sql::{Error, FailurePolicy, SqlDeadLetter, SqlDeadLetterFilter};
 use support::{TempDir, eventually, within};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -20,7 +20,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 /// What the tests need of a store beyond the soiree traits.
 #[soiree::async_trait]
 trait Letters: EventStore + EventQueue + Clone + 'static {
-    async fn letters(&self) -> Vec<DeadLetter>;
+    async fn letters(&self) -> Vec<SqlDeadLetter>;
     async fn replay_one(&self, event_id: &str) -> soiree_sql::Result<u64>;
     async fn replay_all(&self) -> u64;
 }
@@ -29,7 +29,7 @@ macro_rules! letters {
     ($store:ty) => {
         #[soiree::async_trait]
         impl Letters for $store {
-            async fn letters(&self) -> Vec<DeadLetter> {
+            async fn letters(&self) -> Vec<SqlDeadLetter> {
                 within(LIMIT, "dead letters", self.dead_letters(None, 100))
                     .await
                     .unwrap()
@@ -42,7 +42,7 @@ macro_rules! letters {
                 within(
                     LIMIT,
                     "replay all",
-                    self.replay_dead_letters(&DeadLetterFilter::all()),
+                    self.replay_dead_letters(&SqlDeadLetterFilter::all()),
                 )
                 .await
                 .unwrap()

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use soiree::{EventBus, EventQueue, EventStore, StoredEvent};
-use soiree_sql::{DeadLetter, PROPERTY_KEY};
+use soiree_sql::{PROPERTY_KEY, SqlDeadLetter};
 use support::{eventually, within};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -23,14 +23,14 @@ const PER_KEY: u64 = 30;
 /// What the tests need of a store beyond the soiree traits.
 #[soiree::async_trait]
 trait Store: EventStore + EventQueue + Clone + 'static {
-    async fn letters(&self) -> Vec<DeadLetter>;
+    async fn letters(&self) -> Vec<SqlDeadLetter>;
 }
 
 macro_rules! store {
     ($store:ty) => {
         #[soiree::async_trait]
         impl Store for $store {
-            async fn letters(&self) -> Vec<DeadLetter> {
+            async fn letters(&self) -> Vec<SqlDeadLetter> {
                 within(LIMIT, "dead letters", self.dead_letters(None, 100))
                     .await
                     .unwrap()

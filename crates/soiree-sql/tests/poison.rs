@@ -14,7 +14,7 @@ use soiree::{
     DeadLetterSelection, Event, EventBus, EventHistory, EventQueue, EventStore, Inspect,
     PROPERTY_EVENT_ID, Query, StoredEvent, StoredResult,
 };
-use soiree_sql::{DeadLetterFilter, Error};
+use soiree_sql::{Error, SqlDeadLetterFilter};
 use support::{TempDir, eventually, within};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -273,7 +273,7 @@ mod postgres {
         let moved = within(
             LIMIT,
             "replay all",
-            store.replay_dead_letters(&DeadLetterFilter::all()),
+            store.replay_dead_letters(&SqlDeadLetterFilter::all()),
         )
         .await
         .unwrap();
@@ -385,7 +385,7 @@ mod postgres {
         let moved = within(
             LIMIT,
             "replay all",
-            store.replay_dead_letters(&DeadLetterFilter::all()),
+            store.replay_dead_letters(&SqlDeadLetterFilter::all()),
         )
         .await
         .unwrap();
@@ -517,7 +517,7 @@ mod sqlite {
     /// lease expires), the row is dead-lettered alone with its event id and
     /// an error containing `error`, and every listing shows it. Returns its
     /// dead letter.
-    async fn one_bad_row_among_twenty(insert: &str, error: &str) -> soiree_sql::DeadLetter {
+    async fn one_bad_row_among_twenty(insert: &str, error: &str) -> soiree_sql::SqlDeadLetter {
         let dir = TempDir::new();
         // Longer than the test's own bound: a claim held back until the
         // lease expires fails it.

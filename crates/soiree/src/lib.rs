@@ -159,8 +159,3 @@ pub use typed::{
     ObservabilitySpec, TypedListener, TypedTopic, bind_listener, bind_typed_listener,
     unwrap_payload,
 };
-
-/// The README's code blocks, compiled as doc tests so they cannot rot.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;

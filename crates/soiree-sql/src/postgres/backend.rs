@@ -14,7 +14,7 @@ use crate::backend::{
     Param, PendingRow, Pos, RawEvent, RetryRow, Row as ListedRow, Run, Scan,
 };
 use crate::rows::{self, ListingRow};
-use crate::{DeadLetter, DeadLetterFilter};
+use crate::{SqlDeadLetter, SqlDeadLetterFilter};
 
 /// Every statement of the store, with its tables qualified by the schema.
 #[derive(Debug)]
@@ -991,7 +991,7 @@ impl Backend for PgBackend {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn dead_letters(&self, scan: &Scan) -> Result<Vec<DeadLetter>> {
+    async fn dead_letters(&self, scan: &Scan) -> Result<Vec<SqlDeadLetter>> {
         let rows = self.listing(&DEAD_LETTERS, scan).await?;
         rows.iter().map(ListingRow::dead_letter).collect()
     }
@@ -1083,7 +1083,7 @@ impl Backend for PgBackend {
         Ok(done.rows_affected())
     }
 
-    async fn replay_dead(&self, filter: &DeadLetterFilter) -> Result<u64> {
+    async fn replay_dead(&self, filter: &SqlDeadLetterFilter) -> Result<u64> {
         let rows = sqlx::query(self.sql.replay_dead.clone())
             .bind(&self.group)
             .bind(filter.topic.as_deref())

@@ -15,7 +15,7 @@ use crate::backend::{
     Param, PendingRow, Pos, RawEvent, RetryRow, Row as ListedRow, Run, Scan,
 };
 use crate::rows::{self, ListingRow};
-use crate::{DeadLetter, DeadLetterFilter};
+use crate::{SqlDeadLetter, SqlDeadLetterFilter};
 
 /// Appends a JSON array of `[topic, event_id, payload, properties, key]`
 /// rows, in order.
@@ -712,7 +712,7 @@ impl Backend for SqliteBackend {
         Ok(true)
     }
 
-    async fn replay_dead(&self, filter: &DeadLetterFilter) -> Result<u64> {
+    async fn replay_dead(&self, filter: &SqlDeadLetterFilter) -> Result<u64> {
         let mut tx = self.write_tx().await?;
         let ids: Vec<i64> = sqlx::query_scalar(
             "SELECT id FROM soiree_dead_letters WHERE group_name = ?1 \
@@ -734,7 +734,7 @@ impl Backend for SqliteBackend {
         Ok(moved)
     }
 
-    async fn dead_letters(&self, scan: &Scan) -> Result<Vec<DeadLetter>> {
+    async fn dead_letters(&self, scan: &Scan) -> Result<Vec<SqlDeadLetter>> {
         let rows = self.listing(&DEAD_LETTERS, scan).await?;
         rows.iter().map(ListingRow::dead_letter).collect()
     }
