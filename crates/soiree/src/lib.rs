@@ -128,6 +128,7 @@ mod metrics;
 pub mod mutation;
 mod pool;
 mod retry;
+mod schedule;
 mod store;
 pub mod testing;
 mod topic;
@@ -147,10 +148,11 @@ pub use listener::{EventContext, Listener, ListenerBinding, ListenerId, Listener
 pub use metrics::MetricsRegistry;
 pub use pool::{DEFAULT_QUEUE_CAPACITY, Pool, PoolOptions};
 pub use retry::{Backoff, RetryPolicy};
+pub use schedule::{Appended, PROPERTY_DUE_AT, SNOOZED_PREFIX, Snooze};
 pub use store::{
     ConsumerInfo, DeadLetter, DeadLetterSelection, Delivery, EventDetail, EventHistory, EventQueue,
     EventStore, FailedDelivery, Filter, HandlerDedup, Inspect, MemoryStore, Page, PendingDelivery,
-    Query, Rates, Record, StoreInfo, StoreStats, StoredResult, inspect,
+    Query, Rates, Record, ScheduledEvent, StoreInfo, StoreStats, StoredResult, inspect,
 };
 /// Re-exported: [`Context::with_cancellation`] takes one.
 pub use tokio_util::sync::CancellationToken;

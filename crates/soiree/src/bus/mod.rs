@@ -10,6 +10,7 @@ mod emitter;
 mod event_bus;
 mod live;
 mod persist;
+mod timed;
 mod unheard;
 
 pub use builder::EventBusBuilder;
@@ -21,4 +22,5 @@ pub(crate) use emission::EmissionState;
 pub use emitter::Emitter;
 pub use event_bus::EventBus;
 pub use live::shutdown_all;
+pub(crate) use timed::dispatch_due;
 pub use unheard::UnheardDeliveries;

@@ -17,6 +17,7 @@ mod catch_panic;
 mod observe;
 mod record;
 mod retry;
+mod snooze;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,6 +29,7 @@ use catch_panic::{catch_panic, report_panic};
 use observe::{count, observe};
 use record::record;
 use retry::{Attempts, wait_to_retry};
+use snooze::{Snoozes, snoozed};
 
 /// How one attempt failed.
 enum Failure {
@@ -50,6 +52,7 @@ pub(crate) async fn run_listener(
     let listener = &dispatch.route.listeners[index];
     let event = &dispatch.emission.event;
     let mut attempts = Attempts::new(&bus.retry);
+    let mut snoozes = Snoozes::default();
     loop {
         let attempt = attempts.number();
         let ctx = EventContext::new(Arc::clone(dispatch), index, attempt);
@@ -76,6 +79,16 @@ pub(crate) async fn run_listener(
         if bus.store.is_some() {
             record(dispatch, &listener.id, event_id, attempt, &outcome).await;
         }
+        // A snooze waits and runs the same attempt again; past the limit,
+        // or when the wait is cut short, it is the listener's final error.
+        let snooze = snoozed(&outcome);
+        if let Some(delay) = snooze
+            && snoozes.allow()
+            && Box::pin(wait_to_retry(delay, event.context(), &bus.consumer.shutdown)).await
+        {
+            tracing::debug!(attempt, ?delay, "listener snoozed");
+            continue;
+        }
         let error = match outcome {
             Ok(()) => return None,
             Err(Failure::Error(source)) => Error::Listener {
@@ -96,6 +109,9 @@ pub(crate) async fn run_listener(
                 }
             }
         };
+        if snooze.is_some() {
+            return Some(error);
+        }
         let Some(delay) = attempts.retry_after(&error, event.context()) else {
             return Some(error);
         };
