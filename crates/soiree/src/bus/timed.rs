@@ -122,6 +122,11 @@ impl EventBus {
     pub fn scheduled(&self) -> Vec<(String, String, SystemTime)> {
         self.inner().scheduled.listed()
     }
+
+    /// Emissions accepted and not finished (for the test bus).
+    pub(crate) fn pending_work(&self) -> usize {
+        self.inner().pool.pending()
+    }
 }
 
 /// What `emit` does with an event that carries options (a due time, a
