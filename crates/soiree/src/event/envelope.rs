@@ -90,7 +90,7 @@ impl StoredEvent {
     /// use std::time::{Duration, SystemTime};
     /// use soiree::{Event, StoredEvent, PROPERTY_DUE_AT};
     ///
-    /// let when = SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_549_400_250);
+    /// let when = SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_635_800_250);
     /// let stored = StoredEvent::from_event(&Event::new("invoice.remind", 42).deliver_at(when)).unwrap();
     /// assert_eq!(stored.properties[PROPERTY_DUE_AT], "2026-12-07T09:30:00.25Z");
     /// assert_eq!(stored.due_at().unwrap(), Some(when));

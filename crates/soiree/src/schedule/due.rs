@@ -60,7 +60,7 @@ mod tests {
 
     #[test]
     fn due_times_round_trip_to_the_nanosecond() {
-        let due = SystemTime::UNIX_EPOCH + Duration::new(1_796_549_400, 123_456_789);
+        let due = SystemTime::UNIX_EPOCH + Duration::new(1_796_635_800, 123_456_789);
         let text = format_due(due).unwrap();
         assert_eq!(text, "2026-12-07T09:30:00.123456789Z");
         assert_eq!(parse_due(&Value::String(text)).unwrap(), due);
