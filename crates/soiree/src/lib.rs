@@ -48,6 +48,8 @@
 //! | context | [`Context`] | cancellation, deadline, extensions, tracing span |
 //! | typed topics | [`TypedTopic`], [`bind_listener`] | listeners that take a typed payload |
 //! | retries | [`RetryPolicy`], [`Backoff`], [`Permanent`] | attempts and delays for failing listeners |
+//! | time and flow | [`EventBus::emit_at`], [`Event::deliver_at`], [`Snooze`], [`Event::unique_key`] | delayed events, snoozes, unique keys at emit |
+//! | testing | [`testing::TestBus`], [`testing::RecordingEmitter`] | a bus run to idle under a paused clock; an emitter double |
 //! | stores | [`EventStore`], [`EventQueue`], [`HandlerDedup`], [`EventHistory`] | persistence, queueing, de-duplication |
 //! | metrics | [`MetricsRegistry`] | Prometheus pool and listener metrics |
 //! | workflows | `workflow` (feature `workflow`) | the workflow topics and payloads of the Go package |

@@ -43,7 +43,10 @@ async fn without_a_store_a_delayed_event_runs_at_its_due_time_and_never_before()
     let mut emission = bus.emit_after("invoice.remind", 42, HOUR);
     let id = emission.persisted().await.unwrap();
     assert!(!id.is_empty(), "the emission names the event");
-    assert!(emission.next().await.is_none(), "the emission ends once held");
+    assert!(
+        emission.next().await.is_none(),
+        "the emission ends once held"
+    );
     assert_eq!(bus.scheduled().len(), 1);
     assert_eq!(bus.scheduled()[0].0, id);
 
@@ -149,7 +152,11 @@ async fn a_queue_store_that_schedules_holds_the_event_and_lists_it() {
         .unwrap();
     assert!(bus.cancel_scheduled(&cancelled).await.unwrap());
     pass(&bus, HOUR * 2).await;
-    assert_eq!(count.load(Ordering::SeqCst), 1, "the cancelled one never ran");
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "the cancelled one never ran"
+    );
     bus.close().await.unwrap();
 }
 
@@ -234,5 +241,8 @@ async fn a_unique_key_without_a_store_is_refused() {
     let _count = counting(&bus, "welcome.send");
     let event = soiree::Event::new("welcome.send", "ada").unique_key("welcome:ada", HOUR);
     let errors: Vec<Error> = bus.emit_event(event).collect().await;
-    assert!(matches!(errors.as_slice(), [Error::Unsupported(_)]), "{errors:?}");
+    assert!(
+        matches!(errors.as_slice(), [Error::Unsupported(_)]),
+        "{errors:?}"
+    );
 }

@@ -89,6 +89,6 @@ pub use scheduled::{
 };
 pub use serialization::unserializable_payload_persists_nothing;
 pub use snooze::bus_reruns_snoozed_listeners;
-pub use unique::{append_unique_keeps_one_event_per_key, bus_emits_a_unique_key_once};
 pub use start::listeners_registered_before_start_each_handle_the_backlog;
 pub use suite::{Check, IntoStore, run_all};
+pub use unique::{append_unique_keeps_one_event_per_key, bus_emits_a_unique_key_once};

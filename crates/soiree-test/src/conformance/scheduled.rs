@@ -54,8 +54,14 @@ pub async fn queue_holds_delayed_events_until_due(
         &unique_id("scheduled"),
         json!(1),
     );
-    ok("enqueue", within(config, "enqueue", queue.enqueue(&later)).await);
-    ok("enqueue", within(config, "enqueue", queue.enqueue(&now)).await);
+    ok(
+        "enqueue",
+        within(config, "enqueue", queue.enqueue(&later)).await,
+    );
+    ok(
+        "enqueue",
+        within(config, "enqueue", queue.enqueue(&now)).await,
+    );
 
     let mut got = Vec::new();
     for _ in 0..2 {
@@ -73,7 +79,10 @@ pub async fn queue_holds_delayed_events_until_due(
                 );
             }
         }
-        ok("ack", within(config, "ack", queue.ack(&receipts(&batch))).await);
+        ok(
+            "ack",
+            within(config, "ack", queue.ack(&receipts(&batch))).await,
+        );
         got.extend(batch);
     }
     assert_eq!(got.len(), 2, "expected two deliveries, got {}", got.len());
@@ -107,14 +116,20 @@ pub async fn cancelled_delayed_events_are_never_delivered(
     let due = SystemTime::now() + DELAY;
     let event = delayed("conformance.scheduled.cancelled", due);
     let id = event.id().unwrap_or_default().to_owned();
-    ok("enqueue", within(config, "enqueue", queue.enqueue(&event)).await);
+    ok(
+        "enqueue",
+        within(config, "enqueue", queue.enqueue(&event)).await,
+    );
     let cancel = |id: String| async move {
         ok(
             "cancel_scheduled",
             within(config, "cancel_scheduled", queue.cancel_scheduled(&id)).await,
         )
     };
-    assert!(cancel(id.clone()).await, "cancelling a delayed event failed");
+    assert!(
+        cancel(id.clone()).await,
+        "cancelling a delayed event failed"
+    );
     assert!(!cancel(id).await, "a delayed event was cancelled twice");
     assert!(
         !cancel(unique_id("unknown")).await,
@@ -156,13 +171,17 @@ pub async fn bus_delivers_delayed_events_when_due(
     let seen = ran.clone();
     ok(
         "on_named",
-        bus.on_named("conformance-delayed", "conformance.scheduled.bus", move |_ctx| {
-            let seen = seen.clone();
-            async move {
-                seen.push(SystemTime::now());
-                Ok(())
-            }
-        }),
+        bus.on_named(
+            "conformance-delayed",
+            "conformance.scheduled.bus",
+            move |_ctx| {
+                let seen = seen.clone();
+                async move {
+                    seen.push(SystemTime::now());
+                    Ok(())
+                }
+            },
+        ),
     );
     ok("start", bus.start());
     let due = SystemTime::now() + DELAY;

@@ -54,12 +54,27 @@ pub async fn bus_reruns_snoozed_listeners(
         within(config, "the emit", emission.persisted()).await,
     );
     let errors: Vec<soiree::Error> = within(config, "the emission", emission.collect()).await;
-    assert!(errors.is_empty(), "a snooze was reported as an error: {errors:?}");
+    assert!(
+        errors.is_empty(),
+        "a snooze was reported as an error: {errors:?}"
+    );
     within(config, "the bus to go idle", bus.wait_for_idle()).await;
     let calls = calls.take();
-    assert_eq!(calls.len(), 2, "a snoozed listener ran {} times", calls.len());
-    assert!(calls[1].0 - calls[0].0 >= DELAY, "re-run before the snooze ended");
-    assert_eq!((calls[0].1, calls[1].1), (1, 1), "a snooze counted as an attempt");
+    assert_eq!(
+        calls.len(),
+        2,
+        "a snoozed listener ran {} times",
+        calls.len()
+    );
+    assert!(
+        calls[1].0 - calls[0].0 >= DELAY,
+        "re-run before the snooze ended"
+    );
+    assert_eq!(
+        (calls[0].1, calls[1].1),
+        (1, 1),
+        "a snooze counted as an attempt"
+    );
     let event_id = calls[0].2.clone().unwrap_or(id);
     if let Some(history) = store.history() {
         let page = ok(

@@ -30,7 +30,12 @@ pub async fn append_unique_keeps_one_event_per_key(
 ) -> Outcome {
     let key = unique_id("key");
     let first = stored_event("conformance.unique", &unique_id("unique"), json!(1));
-    let appended = within(config, "append_unique", store.append_unique(&first, &key, WINDOW)).await;
+    let appended = within(
+        config,
+        "append_unique",
+        store.append_unique(&first, &key, WINDOW),
+    )
+    .await;
     match appended {
         Err(Error::Unsupported(_)) => return Outcome::Skipped(NO_UNIQUE),
         Err(err) => panic!("append_unique failed: {err}"),
@@ -39,7 +44,12 @@ pub async fn append_unique_keeps_one_event_per_key(
     let second = stored_event("conformance.unique", &unique_id("unique"), json!(2));
     let again = ok(
         "append_unique",
-        within(config, "append_unique", store.append_unique(&second, &key, WINDOW)).await,
+        within(
+            config,
+            "append_unique",
+            store.append_unique(&second, &key, WINDOW),
+        )
+        .await,
     );
     assert_eq!(
         again,
@@ -51,7 +61,12 @@ pub async fn append_unique_keeps_one_event_per_key(
     assert_eq!(
         ok(
             "append_unique",
-            within(config, "append_unique", store.append_unique(&other, &other_key, WINDOW)).await,
+            within(
+                config,
+                "append_unique",
+                store.append_unique(&other, &other_key, WINDOW)
+            )
+            .await,
         ),
         Appended::New,
         "another key was refused"
@@ -64,7 +79,11 @@ pub async fn append_unique_keeps_one_event_per_key(
     let answers = within(
         config,
         "concurrent append_unique",
-        join_all(events.iter().map(|e| store.append_unique(e, &racing, WINDOW))),
+        join_all(
+            events
+                .iter()
+                .map(|e| store.append_unique(e, &racing, WINDOW)),
+        ),
     )
     .await;
     let answers: Vec<Appended> = answers
@@ -104,9 +123,8 @@ pub async fn bus_emits_a_unique_key_once(
     );
     ok("start", bus.start());
     let key = unique_id("bus-key");
-    let emit = || {
-        bus.emit_event(Event::new("conformance.unique.bus", 1).unique_key(key.clone(), WINDOW))
-    };
+    let emit =
+        || bus.emit_event(Event::new("conformance.unique.bus", 1).unique_key(key.clone(), WINDOW));
     let first = within(config, "the first emit", emit().persisted()).await;
     let first = match first {
         Err(Error::Unsupported(_)) => return Outcome::Skipped(NO_UNIQUE),

@@ -306,7 +306,11 @@ async fn persist_with_options(
 /// Records how persisting went. Returns the emission when its listeners
 /// are still to run; otherwise it is over (failed, or enqueued for the
 /// consumers) and its slot is given back.
-fn settle(bus: &Arc<BusInner>, state: Arc<EmissionState>, saved: Saved) -> Option<Arc<EmissionState>> {
+fn settle(
+    bus: &Arc<BusInner>,
+    state: Arc<EmissionState>,
+    saved: Saved,
+) -> Option<Arc<EmissionState>> {
     let dispatch = match saved {
         Err(err) => {
             // The emit's own failure: the error handler must not hide it.

@@ -97,7 +97,10 @@ impl StoredEvent {
     /// assert_eq!(stored.into_event().due_at(), Some(when));
     /// ```
     pub fn due_at(&self) -> Result<Option<std::time::SystemTime>> {
-        self.properties.get(PROPERTY_DUE_AT).map(parse_due).transpose()
+        self.properties
+            .get(PROPERTY_DUE_AT)
+            .map(parse_due)
+            .transpose()
     }
 
     /// Turns the envelope back into an event whose payload is JSON, decoded

@@ -94,7 +94,10 @@ mod tests {
         let at = deadline(due);
         assert_eq!(at - tokio::time::Instant::now(), Duration::from_secs(3600));
         tokio::time::advance(Duration::from_secs(60)).await;
-        assert_eq!(now().duration_since(start).unwrap(), Duration::from_secs(60));
+        assert_eq!(
+            now().duration_since(start).unwrap(),
+            Duration::from_secs(60)
+        );
         assert!(is_future(due));
     }
 }

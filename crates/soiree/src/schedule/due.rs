@@ -71,6 +71,9 @@ mod tests {
         assert!(parse_due(&Value::from("tomorrow")).is_err());
         assert!(parse_due(&Value::from(17)).is_err());
         let offset = parse_due(&Value::from("2026-12-07T10:30:00+01:00")).unwrap();
-        assert_eq!(offset, parse_due(&Value::from("2026-12-07T09:30:00Z")).unwrap());
+        assert_eq!(
+            offset,
+            parse_due(&Value::from("2026-12-07T09:30:00Z")).unwrap()
+        );
     }
 }

@@ -111,7 +111,11 @@ impl Scheduler {
             entry.cancel.cancel();
         }
         if !dropped.is_empty() {
-            let ids: Vec<&str> = dropped.iter().take(10).map(|e| e.event_id.as_str()).collect();
+            let ids: Vec<&str> = dropped
+                .iter()
+                .take(10)
+                .map(|e| e.event_id.as_str())
+                .collect();
             tracing::warn!(
                 count = dropped.len(),
                 first_ids = ?ids,

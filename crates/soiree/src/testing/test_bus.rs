@@ -141,7 +141,9 @@ impl TestBus {
                 return;
             }
         }
-        panic!("the test bus was still busy after {MAX_ROUNDS} rounds: does a listener emit forever?");
+        panic!(
+            "the test bus was still busy after {MAX_ROUNDS} rounds: does a listener emit forever?"
+        );
     }
 
     /// Lets `by` pass (on a paused clock: at once, running everything that

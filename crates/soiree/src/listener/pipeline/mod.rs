@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! retry            the policy: attempts per the bus's RetryPolicy, and the wait between them
+//! snooze           a listener's Snooze: wait, then the same attempt again (not counted)
 //! └─ record        saves each attempt's StoredResult (with a store)
 //!    └─ observe    the `soiree.listener` span (with a tracing subscriber)
 //!       └─ catch_panic   the listener's call, panics caught
@@ -84,7 +85,12 @@ pub(crate) async fn run_listener(
         let snooze = snoozed(&outcome);
         if let Some(delay) = snooze
             && snoozes.allow()
-            && Box::pin(wait_to_retry(delay, event.context(), &bus.consumer.shutdown)).await
+            && Box::pin(wait_to_retry(
+                delay,
+                event.context(),
+                &bus.consumer.shutdown,
+            ))
+            .await
         {
             tracing::debug!(attempt, ?delay, "listener snoozed");
             continue;

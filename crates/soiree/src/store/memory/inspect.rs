@@ -171,7 +171,11 @@ impl Inspect for MemoryStore {
                 .into_iter()
                 .map(|i| {
                     let event = listed[i].1.event.clone();
-                    let due = event.due_at().ok().flatten().unwrap_or(SystemTime::UNIX_EPOCH);
+                    let due = event
+                        .due_at()
+                        .ok()
+                        .flatten()
+                        .unwrap_or(SystemTime::UNIX_EPOCH);
                     ScheduledEvent::new(i.to_string(), due, event)
                 })
                 .collect(),

@@ -380,9 +380,10 @@ impl EventStore for MemoryStore {
         if let Some(holder) = state.unique_holder(key, now) {
             return Ok(Appended::Existing(holder));
         }
-        state
-            .unique
-            .insert(key.to_owned(), (id.to_owned(), far_future_if_none(now.checked_add(window))));
+        state.unique.insert(
+            key.to_owned(),
+            (id.to_owned(), far_future_if_none(now.checked_add(window))),
+        );
         if self.as_queue {
             state.append(event.clone());
         } else {
