@@ -140,7 +140,7 @@ pub mod workflow;
 pub use async_trait::async_trait;
 pub use bus::{
     Emission, Emitter, ErrorHandler, EventBus, EventBusBuilder, IdGenerator, PanicHandler,
-    UnheardDeliveries, shutdown_all,
+    Periodic, UnheardDeliveries, shutdown_all,
 };
 pub use context::Context;
 pub use error::{BoxError, Error, Permanent, Result, permanent};

@@ -1,4 +1,4 @@
-//! Delayed events: never delivered early, cancellable, held by the bus
+//! Delayed and periodic events: never delivered early, cancellable, held by the bus
 //! without a store (or without a queue) and by a queue store that
 //! schedules; refused by a queue store that does not. Run on a paused
 //! clock, which moves only when every task waits.
@@ -245,4 +245,40 @@ async fn a_unique_key_without_a_store_is_refused() {
         matches!(errors.as_slice(), [Error::Unsupported(_)]),
         "{errors:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_emits_once_per_interval_until_cancelled() {
+    let bus = EventBus::new();
+    let count = counting(&bus, "cache.sweep");
+    let sweeping = bus
+        .every(Duration::from_secs(60), "cache.sweep", ())
+        .unwrap();
+    pass(&bus, Duration::from_secs(59)).await;
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        0,
+        "the first tick is one interval away"
+    );
+    pass(&bus, Duration::from_secs(122)).await;
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+    sweeping.cancel();
+    pass(&bus, Duration::from_secs(600)).await;
+    assert_eq!(count.load(Ordering::SeqCst), 3, "no tick after cancel");
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_is_refused_with_a_store() {
+    let bus = EventBus::builder()
+        .store(MemoryStore::new())
+        .build()
+        .unwrap();
+    let err = bus
+        .every(Duration::from_secs(60), "cache.sweep", ())
+        .unwrap_err();
+    assert!(matches!(err, Error::Unsupported(_)), "{err}");
+    assert!(matches!(
+        EventBus::new().every(Duration::ZERO, "cache.sweep", ()),
+        Err(Error::InvalidConfig(_))
+    ));
 }

@@ -25,8 +25,13 @@ pub const SNOOZED_PREFIX: &str = "soiree.snoozed: ";
 /// ends) during the delay, the listener fails with the snooze as its error.
 ///
 /// Today the wait happens in the process that runs the listener, on every
-/// bus (with a queue store, the delivery's lease is kept meanwhile); a
-/// store-side snooze that frees the worker comes with the durable stores.
+/// bus, holding one of its workers (as a retry's backoff does). With a
+/// queue store the delivery stays in flight meanwhile: stores that keep
+/// leases alive ([`EventQueue::lease_interval`](crate::EventQueue::lease_interval))
+/// keep it, while [`MemoryStore::queue`](crate::MemoryStore::queue)
+/// delivers it again once a snooze outlasts its visibility timeout (30 s by
+/// default). A store-side snooze that frees the worker comes with the
+/// durable stores' scheduling.
 ///
 /// # Examples
 ///

@@ -343,6 +343,7 @@ impl EventStore for MemoryStore {
     async fn save_event(&self, event: &StoredEvent) -> Result<()> {
         // What this store accepts, a store that writes JSON must accept too.
         crate::limits::check_stored(event)?;
+        event.due_at()?;
         self.lock().events.push(Stamped::now(event.clone()));
         Ok(())
     }
