@@ -167,6 +167,13 @@ pub enum Error {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// The bus or its store cannot do what was asked (a delayed event on a
+    /// queue store that does not schedule, a unique key on a store without
+    /// [`append_unique`](crate::EventStore::append_unique)): refused before
+    /// anything was written, rather than done wrong (delivered early,
+    /// stored twice). The text says what and where it is supported.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
     /// An inspection or replay named something the store does not hold.
     #[error("no {what} with id {id:?}")]
     NotFound {
@@ -261,6 +268,7 @@ impl Error {
                 kind,
                 value: value.clone(),
             },
+            Self::Unsupported(what) => Self::Unsupported(what.clone()),
             Self::NotFound { what, id } => Self::NotFound {
                 what,
                 id: id.clone(),

@@ -48,6 +48,8 @@
 //! | context | [`Context`] | cancellation, deadline, extensions, tracing span |
 //! | typed topics | [`TypedTopic`], [`bind_listener`] | listeners that take a typed payload |
 //! | retries | [`RetryPolicy`], [`Backoff`], [`Permanent`] | attempts and delays for failing listeners |
+//! | time and flow | [`EventBus::emit_at`], [`Event::deliver_at`], [`Snooze`], [`Event::unique_key`] | delayed events, snoozes, unique keys at emit |
+//! | testing | [`testing::TestBus`], [`testing::RecordingEmitter`] | a bus run to idle under a paused clock; an emitter double |
 //! | stores | [`EventStore`], [`EventQueue`], [`HandlerDedup`], [`EventHistory`] | persistence, queueing, de-duplication |
 //! | metrics | [`MetricsRegistry`], [`StoreMetrics`] | Prometheus pool, listener and store metrics |
 //! | workflows | `workflow` (feature `workflow`) | the workflow topics and payloads of the Go package |
@@ -128,6 +130,7 @@ mod metrics;
 pub mod mutation;
 mod pool;
 mod retry;
+mod schedule;
 mod store;
 pub mod testing;
 mod topic;
@@ -137,7 +140,7 @@ pub mod workflow;
 pub use async_trait::async_trait;
 pub use bus::{
     Emission, Emitter, ErrorHandler, EventBus, EventBusBuilder, IdGenerator, PanicHandler,
-    UnheardDeliveries, shutdown_all,
+    Periodic, UnheardDeliveries, shutdown_all,
 };
 pub use context::Context;
 pub use error::{BoxError, Error, Permanent, Result, permanent};
@@ -147,10 +150,11 @@ pub use listener::{EventContext, Listener, ListenerBinding, ListenerId, Listener
 pub use metrics::{MetricsRegistry, StoreMetrics};
 pub use pool::{DEFAULT_QUEUE_CAPACITY, Pool, PoolOptions};
 pub use retry::{Backoff, RetryPolicy};
+pub use schedule::{Appended, PROPERTY_DUE_AT, SNOOZED_PREFIX, Snooze};
 pub use store::{
     ConsumerInfo, DeadLetter, DeadLetterSelection, Delivery, EventDetail, EventHistory, EventQueue,
     EventStore, FailedDelivery, Filter, HandlerDedup, Inspect, MemoryStore, Page, PendingDelivery,
-    Query, Rates, Record, StoreInfo, StoreStats, StoredResult, inspect, kit,
+    Query, Rates, Record, ScheduledEvent, StoreInfo, StoreStats, StoredResult, inspect, kit,
 };
 /// Re-exported: [`Context::with_cancellation`] takes one.
 pub use tokio_util::sync::CancellationToken;

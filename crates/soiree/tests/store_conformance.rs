@@ -41,7 +41,7 @@ mod memory_queue {
 mod memory {
     use super::*;
     soiree_test::conformance_suite! {
-        store: Arc::new(MemoryStore::new()), lacks: [Queue],
+        store: Arc::new(MemoryStore::new()), lacks: [Queue, Scheduling],
         groups: groups(MemoryStore::new()), config: config(),
     }
 }

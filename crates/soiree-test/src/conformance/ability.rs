@@ -20,11 +20,22 @@ pub enum Ability {
     Dedup,
     /// [`EventStore::history`](soiree::EventStore::history).
     History,
+    /// A queue that holds delayed events until due
+    /// ([`EventQueue::schedules`](soiree::EventQueue::schedules)).
+    Scheduling,
+    /// [`EventStore::append_unique`](soiree::EventStore::append_unique).
+    UniqueKeys,
 }
 
 impl Ability {
     /// Every ability.
-    pub const ALL: [Ability; 3] = [Ability::Queue, Ability::Dedup, Ability::History];
+    pub const ALL: [Ability; 5] = [
+        Ability::Queue,
+        Ability::Dedup,
+        Ability::History,
+        Ability::Scheduling,
+        Ability::UniqueKeys,
+    ];
 
     /// The reason a check gives when it skips for the lack of this ability.
     pub const fn missing(self) -> &'static str {
@@ -32,6 +43,8 @@ impl Ability {
             Ability::Queue => "the store has no queue",
             Ability::Dedup => "the store has no handler dedup",
             Ability::History => "the store has no history",
+            Ability::Scheduling => "the store's queue does not schedule delayed events",
+            Ability::UniqueKeys => "the store does not implement append_unique",
         }
     }
 }
@@ -42,6 +55,8 @@ impl fmt::Display for Ability {
             Ability::Queue => "queue",
             Ability::Dedup => "dedup",
             Ability::History => "history",
+            Ability::Scheduling => "scheduling",
+            Ability::UniqueKeys => "unique keys",
         })
     }
 }

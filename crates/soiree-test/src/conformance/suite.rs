@@ -48,11 +48,23 @@ pub enum Check {
     QueueCarriesEventsBetweenBuses,
     /// [`listeners_registered_before_start_each_handle_the_backlog`](super::listeners_registered_before_start_each_handle_the_backlog)
     ListenersRegisteredBeforeStartEachHandleTheBacklog,
+    /// [`queue_holds_delayed_events_until_due`](super::queue_holds_delayed_events_until_due)
+    QueueHoldsDelayedEventsUntilDue,
+    /// [`cancelled_delayed_events_are_never_delivered`](super::cancelled_delayed_events_are_never_delivered)
+    CancelledDelayedEventsAreNeverDelivered,
+    /// [`bus_delivers_delayed_events_when_due`](super::bus_delivers_delayed_events_when_due)
+    BusDeliversDelayedEventsWhenDue,
+    /// [`bus_reruns_snoozed_listeners`](super::bus_reruns_snoozed_listeners)
+    BusRerunsSnoozedListeners,
+    /// [`append_unique_keeps_one_event_per_key`](super::append_unique_keeps_one_event_per_key)
+    AppendUniqueKeepsOneEventPerKey,
+    /// [`bus_emits_a_unique_key_once`](super::bus_emits_a_unique_key_once)
+    BusEmitsAUniqueKeyOnce,
 }
 
 impl Check {
     /// Every check, in the order [`run_all`] runs them.
-    pub const ALL: [Check; 17] = [
+    pub const ALL: [Check; 23] = [
         Check::SavedEventsReadBackIdentical,
         Check::EventHistoryPagesCoverAllEvents,
         Check::HandlerResultsReadBack,
@@ -70,6 +82,12 @@ impl Check {
         Check::BusSkipsListenersThatAlreadySucceeded,
         Check::QueueCarriesEventsBetweenBuses,
         Check::ListenersRegisteredBeforeStartEachHandleTheBacklog,
+        Check::QueueHoldsDelayedEventsUntilDue,
+        Check::CancelledDelayedEventsAreNeverDelivered,
+        Check::BusDeliversDelayedEventsWhenDue,
+        Check::BusRerunsSnoozedListeners,
+        Check::AppendUniqueKeepsOneEventPerKey,
+        Check::BusEmitsAUniqueKeyOnce,
     ];
 
     /// The check's name: the name of its function.
@@ -98,6 +116,12 @@ impl Check {
             Check::ListenersRegisteredBeforeStartEachHandleTheBacklog => {
                 "listeners_registered_before_start_each_handle_the_backlog"
             }
+            Check::QueueHoldsDelayedEventsUntilDue => "queue_holds_delayed_events_until_due",
+            Check::CancelledDelayedEventsAreNeverDelivered => "cancelled_delayed_events_are_never_delivered",
+            Check::BusDeliversDelayedEventsWhenDue => "bus_delivers_delayed_events_when_due",
+            Check::BusRerunsSnoozedListeners => "bus_reruns_snoozed_listeners",
+            Check::AppendUniqueKeepsOneEventPerKey => "append_unique_keeps_one_event_per_key",
+            Check::BusEmitsAUniqueKeyOnce => "bus_emits_a_unique_key_once",
         }
     }
 
@@ -160,6 +184,12 @@ impl Check {
                 super::listeners_registered_before_start_each_handle_the_backlog(store, config)
                     .await
             }
+            Check::QueueHoldsDelayedEventsUntilDue => super::queue_holds_delayed_events_until_due(store, config).await,
+            Check::CancelledDelayedEventsAreNeverDelivered => super::cancelled_delayed_events_are_never_delivered(store, config).await,
+            Check::BusDeliversDelayedEventsWhenDue => super::bus_delivers_delayed_events_when_due(store, config).await,
+            Check::BusRerunsSnoozedListeners => super::bus_reruns_snoozed_listeners(store, config).await,
+            Check::AppendUniqueKeepsOneEventPerKey => super::append_unique_keeps_one_event_per_key(store, config).await,
+            Check::BusEmitsAUniqueKeyOnce => super::bus_emits_a_unique_key_once(store, config).await,
         }
     }
 }

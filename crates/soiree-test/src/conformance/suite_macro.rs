@@ -123,6 +123,12 @@ macro_rules! __conformance_tests {
             store,
             listeners_registered_before_start_each_handle_the_backlog
         );
+        $crate::__conformance_test!($args, store, queue_holds_delayed_events_until_due);
+        $crate::__conformance_test!($args, store, cancelled_delayed_events_are_never_delivered);
+        $crate::__conformance_test!($args, store, bus_delivers_delayed_events_when_due);
+        $crate::__conformance_test!($args, store, bus_reruns_snoozed_listeners);
+        $crate::__conformance_test!($args, store, append_unique_keeps_one_event_per_key);
+        $crate::__conformance_test!($args, store, bus_emits_a_unique_key_once);
         $crate::__conformance_test!($args, hostile, hostile_nesting_depth);
         $crate::__conformance_test!($args, hostile, hostile_odd_encodings);
         $crate::__conformance_test!($args, hostile, hostile_oversized_names);

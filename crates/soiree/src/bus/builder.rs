@@ -330,6 +330,7 @@ impl EventBusBuilder {
             metrics,
             live_key,
             handles: std::sync::atomic::AtomicUsize::new(0),
+            scheduled: crate::schedule::scheduler::Scheduler::default(),
         };
         let inner = Arc::new(inner);
         live::register(live_key, Arc::downgrade(&inner));

@@ -53,6 +53,8 @@ pub(crate) struct BusInner {
     pub(crate) live_key: u64,
     /// `EventBus` handles alive: dropping the last one shuts the bus down.
     pub(crate) handles: std::sync::atomic::AtomicUsize,
+    /// Delayed events held in this process (no store, or no queue).
+    pub(crate) scheduled: crate::schedule::scheduler::Scheduler,
 }
 
 /// How the bus consumes a queue store.
@@ -178,6 +180,7 @@ impl BusInner {
         }
         super::live::unregister(self.live_key);
         self.warn_if_never_started();
+        self.scheduled.close();
         let pending = self.pool.pending();
         let unpersisted = self.persister.as_ref().map_or(0, |p| p.unpersisted());
         if pending > 0 || unpersisted > 0 {

@@ -109,7 +109,7 @@ impl EventBus {
         Self { inner }
     }
 
-    fn inner(&self) -> &Arc<BusInner> {
+    pub(super) fn inner(&self) -> &Arc<BusInner> {
         &self.inner
     }
 
@@ -495,6 +495,13 @@ impl EventBus {
         if inner.store.is_some() {
             crate::event::trace_context::inject(&event);
         }
+        // A due time or a unique key: one branch for events without.
+        if event.has_options()
+            && inner.store.is_none()
+            && let Some(emission) = super::timed::intercept(inner, &event)
+        {
+            return Err(emission);
+        }
         let work = if queued {
             inner.warn_if_unstarted(&route.topic);
             Work::Enqueue
@@ -656,6 +663,7 @@ impl EventBus {
         }
         live::unregister(inner.live_key);
         inner.warn_if_never_started();
+        inner.scheduled.close();
         if inner.pool.caller_is_inside() {
             inner.shut_down_in_background();
             return Ok(());

@@ -9,7 +9,9 @@ mod emission;
 mod emitter;
 mod event_bus;
 mod live;
+mod periodic;
 mod persist;
+mod timed;
 mod unheard;
 
 pub use builder::EventBusBuilder;
@@ -20,4 +22,6 @@ pub(crate) use emission::EmissionState;
 pub use emitter::Emitter;
 pub use event_bus::EventBus;
 pub use live::shutdown_all;
+pub use periodic::Periodic;
+pub(crate) use timed::dispatch_due;
 pub use unheard::UnheardDeliveries;

@@ -237,30 +237,79 @@ async fn run(
     }
 }
 
-async fn persist(
-    bus: &BusInner,
-    state: Arc<EmissionState>,
-) -> (Arc<EmissionState>, Result<(), Error>) {
+async fn persist(bus: &BusInner, state: Arc<EmissionState>) -> (Arc<EmissionState>, Saved) {
     let Some(store) = bus.store.as_deref() else {
-        return (state, Ok(()));
+        return (state, Ok(Stored::New));
     };
-    let saved = match StoredEvent::from_event(&state.event) {
-        Ok(stored) => match (&state.work, store.queue()) {
-            (Work::Enqueue, Some(queue)) => queue.enqueue(&stored).await,
-            _ => store.save_event(&stored).await,
-        },
-        Err(err) => Err(err),
+    let stored = match StoredEvent::from_event(&state.event) {
+        Ok(stored) => stored,
+        Err(err) => return (state, Err(err)),
     };
-    (state, saved)
+    // A due time or a unique key: one branch for events without.
+    if state.event.has_options() {
+        let saved = persist_with_options(store, &state.event, &stored).await;
+        return (state, saved);
+    }
+    let saved = match (&state.work, store.queue()) {
+        (Work::Enqueue, Some(queue)) => queue.enqueue(&stored).await,
+        _ => store.save_event(&stored).await,
+    };
+    (state, saved.map(|()| Stored::New))
+}
+
+/// What persisting did.
+pub(crate) enum Stored {
+    New,
+    /// A unique key found an earlier event: nothing stored, the event now
+    /// carries that event's id.
+    Duplicate,
+}
+
+type Saved = Result<Stored, Error>;
+
+/// Persists an event with a due time or a unique key: refused where the
+/// store would get it wrong (deliver early, store twice).
+async fn persist_with_options(
+    store: &dyn crate::EventStore,
+    event: &crate::Event,
+    stored: &StoredEvent,
+) -> Saved {
+    let queue = store.queue();
+    if let Some(queue) = queue
+        && !queue.schedules()
+        && event
+            .due_at()
+            .is_some_and(crate::schedule::clock::is_future)
+    {
+        return Err(Error::Unsupported(
+            "this queue store does not schedule delayed events yet (EventQueue::schedules); \
+             emit without a due time, or use a store that schedules"
+                .into(),
+        ));
+    }
+    if let Some((key, window)) = event.unique_key_and_window() {
+        return match store.append_unique(stored, key, window).await? {
+            crate::Appended::New => Ok(Stored::New),
+            crate::Appended::Existing(id) => {
+                event.properties().set(crate::PROPERTY_EVENT_ID, id);
+                Ok(Stored::Duplicate)
+            }
+        };
+    }
+    match queue {
+        Some(queue) => queue.enqueue(stored).await,
+        None => store.save_event(stored).await,
+    }
+    .map(|()| Stored::New)
 }
 
 /// Records how persisting went. Returns the emission when its listeners
 /// are still to run; otherwise it is over (failed, or enqueued for the
 /// consumers) and its slot is given back.
 fn settle(
-    bus: &BusInner,
+    bus: &Arc<BusInner>,
     state: Arc<EmissionState>,
-    saved: Result<(), Error>,
+    saved: Saved,
 ) -> Option<Arc<EmissionState>> {
     let dispatch = match saved {
         Err(err) => {
@@ -269,9 +318,23 @@ fn settle(
             state.set_persisted(false);
             false
         }
-        Ok(()) => {
+        Ok(Stored::Duplicate) => {
             state.set_persisted(true);
-            matches!(state.work, Work::Dispatch(_))
+            false
+        }
+        Ok(Stored::New) => {
+            // Persisted, and due later: this process holds it until then.
+            let held = matches!(state.work, Work::Dispatch(_))
+                && state.event.has_options()
+                && match super::timed::hold_if_due_later(bus, &state.event) {
+                    Ok(held) => held,
+                    Err(err) => {
+                        fail_own(bus, &state, err);
+                        true
+                    }
+                };
+            state.set_persisted(true);
+            !held && matches!(state.work, Work::Dispatch(_))
         }
     };
     if dispatch {
@@ -283,7 +346,7 @@ fn settle(
 }
 
 /// After persisting: queue the listeners' job, if any.
-async fn hand_off(bus: &Arc<BusInner>, state: Arc<EmissionState>, saved: Result<(), Error>) {
+async fn hand_off(bus: &Arc<BusInner>, state: Arc<EmissionState>, saved: Saved) {
     if let Some(state) = settle(bus, state, saved) {
         queue_dispatch(bus, state).await;
     }

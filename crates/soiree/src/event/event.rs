@@ -4,10 +4,12 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
 use super::{PROPERTY_EVENT_ID, Payload, Properties};
+use crate::schedule::EventOptions;
 use crate::{Context, Error, Result};
 
 /// An event: a concrete topic, a payload, shared properties, an aborted flag,
@@ -30,6 +32,9 @@ pub struct Event {
     aborted: AtomicBool,
     context: Context,
     client: Option<Arc<dyn Any + Send + Sync>>,
+    /// A due time and a unique key, when set: boxed, so that an event
+    /// without them pays one pointer and one branch.
+    options: Option<Box<EventOptions>>,
 }
 
 impl Event {
@@ -51,6 +56,7 @@ impl Event {
             aborted: AtomicBool::new(false),
             context: Context::default(),
             client: None,
+            options: None,
         }
     }
 
@@ -123,6 +129,96 @@ impl Event {
         self.client.as_ref()
     }
 
+    /// Delays the event: it is delivered at `when`, never before (see
+    /// [`EventBus::emit_at`](crate::EventBus::emit_at) for where each bus
+    /// and store holds it meanwhile). A time already past delivers at
+    /// once. Stores keep it in the property
+    /// [`PROPERTY_DUE_AT`](crate::PROPERTY_DUE_AT).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use soiree::Event;
+    ///
+    /// let when = SystemTime::now() + Duration::from_secs(3600);
+    /// let event = Event::new("invoice.remind", 42).deliver_at(when);
+    /// assert_eq!(event.due_at(), Some(when));
+    /// ```
+    #[must_use]
+    pub fn deliver_at(mut self, when: SystemTime) -> Self {
+        self.set_due_at(Some(when));
+        self
+    }
+
+    /// Delays the event by `delay` from now (on the bus's clock, which a
+    /// paused tokio clock drives in tests): [`Event::deliver_at`].
+    #[must_use]
+    pub fn deliver_after(self, delay: Duration) -> Self {
+        let when = crate::schedule::clock::now()
+            .checked_add(delay)
+            .unwrap_or_else(|| SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX)));
+        self.deliver_at(when)
+    }
+
+    /// Sets or clears the due time ([`Event::deliver_at`]).
+    pub fn set_due_at(&mut self, when: Option<SystemTime>) {
+        self.options_mut(|options| options.due_at = when);
+    }
+
+    /// When the event is to be delivered, if it was delayed.
+    pub fn due_at(&self) -> Option<SystemTime> {
+        self.options.as_ref()?.due_at
+    }
+
+    /// Makes the emit of this event unique for `window`: a second emit of
+    /// an event with the same `key` within `window` of the first one's
+    /// stores nothing, runs no listener, and its
+    /// [`Emission::persisted`](crate::Emission::persisted) returns the
+    /// first event's id. Needs a store that implements
+    /// [`EventStore::append_unique`](crate::EventStore::append_unique)
+    /// (the [`MemoryStore`](crate::MemoryStore) does); elsewhere the emit
+    /// fails with [`Error::Unsupported`] rather than store a duplicate.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use soiree::{Event, EventBus, MemoryStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> soiree::Result<()> {
+    /// let bus = EventBus::builder().store(MemoryStore::new()).build()?;
+    /// bus.on("welcome.send", |_ctx| async { Ok(()) })?;
+    /// let once = || Event::new("welcome.send", "ada").unique_key("welcome:ada", Duration::from_secs(3600));
+    /// let first = bus.emit_event(once()).persisted().await?;
+    /// let second = bus.emit_event(once()).persisted().await?;
+    /// assert_eq!(first, second, "the second emit is the first event");
+    /// bus.close().await
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn unique_key(mut self, key: impl Into<String>, window: Duration) -> Self {
+        let key = key.into();
+        self.options_mut(|options| options.unique = Some((key, window)));
+        self
+    }
+
+    /// The unique key and its window, if set ([`Event::unique_key`]).
+    pub fn unique_key_and_window(&self) -> Option<(&str, Duration)> {
+        let (key, window) = self.options.as_ref()?.unique.as_ref()?;
+        Some((key.as_str(), *window))
+    }
+
+    pub(crate) fn has_options(&self) -> bool {
+        self.options.is_some()
+    }
+
+    fn options_mut(&mut self, change: impl FnOnce(&mut EventOptions)) {
+        let mut options = self.options.take().unwrap_or_default();
+        change(&mut options);
+        self.options = (!options.is_empty()).then_some(options);
+    }
+
     /// The event's id (the `soiree.event_id` property), if it has one: a
     /// string, or a number in its decimal form; an empty string is no id.
     pub fn id(&self) -> Option<String> {
@@ -143,6 +239,7 @@ impl Clone for Event {
             aborted: AtomicBool::new(self.is_aborted()),
             context: self.context.clone(),
             client: self.client.clone(),
+            options: self.options.clone(),
         }
     }
 }
@@ -156,6 +253,8 @@ impl fmt::Debug for Event {
             .field("aborted", &self.is_aborted())
             .field("context", &self.context)
             .field("client", &self.client.is_some())
+            .field("due_at", &self.due_at())
+            .field("unique_key", &self.unique_key_and_window())
             .finish()
     }
 }

@@ -11,5 +11,6 @@ pub use envelope::StoredEvent;
 pub use event::{Event, IntoEvent, event_id};
 pub use payload::Payload;
 pub use properties::{PROPERTY_EVENT_ID, Properties};
+
 #[cfg(feature = "otel")]
 pub(crate) mod trace_context;

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::{EventHistory, EventQueue, HandlerDedup, StoredResult};
-use crate::{Result, StoredEvent};
+use crate::{Appended, Error, Result, StoredEvent};
 
 /// Persists events and listener outcomes.
 ///
@@ -80,6 +80,44 @@ pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
     /// Implementations must tolerate cancellation: a cancelled call may or
     /// may not have taken effect, and the bus treats it as not done.
     async fn save_handler_result(&self, result: &StoredResult) -> Result<()>;
+
+    /// Appends `event` as the bus would (enqueued on a store with a
+    /// [`queue`](Self::queue), saved otherwise) unless an event appended
+    /// with the same `key` less than `window` ago holds it: then nothing is
+    /// stored and the answer is that event's id. Check and append are one
+    /// atomic step (a unique index, `SET NX`, a lock), so concurrent emits
+    /// of one key store one event. The window runs from the first append;
+    /// a duplicate does not extend it. The bus calls it for events emitted
+    /// with [`Event::unique_key`](crate::Event::unique_key).
+    ///
+    /// Replays ([`Inspect::replay`](crate::Inspect::replay), dead-letter
+    /// replays) re-deliver a stored event under its own id and do not go
+    /// through here: a replay is never refused as a duplicate and does not
+    /// renew the key's window.
+    ///
+    /// The default refuses: a store opts in by implementing it (the
+    /// [`MemoryStore`](crate::MemoryStore) does).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] from the default; otherwise as
+    /// [`save_event`](Self::save_event) and
+    /// [`EventQueue::enqueue`](crate::EventQueue::enqueue).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`save_event`](Self::save_event).
+    async fn append_unique(
+        &self,
+        event: &StoredEvent,
+        key: &str,
+        window: std::time::Duration,
+    ) -> Result<Appended> {
+        let _ = (event, key, window);
+        Err(Error::Unsupported(
+            "unique keys: this store does not implement EventStore::append_unique".into(),
+        ))
+    }
 
     /// The store's queue, when events should be enqueued rather than
     /// dispatched in the emitting process.

@@ -30,7 +30,7 @@ pub use event_store::EventStore;
 pub use history::{EventHistory, Page};
 pub use inspect::{
     ConsumerInfo, DeadLetter, DeadLetterSelection, EventDetail, Filter, Inspect, PendingDelivery,
-    Query, Rates, Record, StoreInfo, StoreStats,
+    Query, Rates, Record, ScheduledEvent, StoreInfo, StoreStats,
 };
 pub use memory::MemoryStore;
 pub use queue::{Delivery, EventQueue, FailedDelivery};

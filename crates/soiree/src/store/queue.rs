@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{Result, StoredEvent};
+use crate::{Error, Result, StoredEvent};
 
 /// One delivery of a queued event to a consumer.
 #[derive(Debug, Clone, PartialEq)]
@@ -193,6 +193,39 @@ pub trait EventQueue: Send + Sync {
     async fn extend(&self, receipts: &[String]) -> Result<()> {
         let _ = receipts;
         Ok(())
+    }
+
+    /// Whether this queue holds a delayed event until its due time (the
+    /// property [`PROPERTY_DUE_AT`](crate::PROPERTY_DUE_AT), read with
+    /// [`StoredEvent::due_at`]): [`enqueue`](Self::enqueue) keeps such an
+    /// event out of [`dequeue`](Self::dequeue) until it is due, never
+    /// before, and [`cancel_scheduled`](Self::cancel_scheduled) works.
+    /// The bus refuses to enqueue an event due later on a queue that
+    /// answers `false` (the default), rather than deliver it early.
+    fn schedules(&self) -> bool {
+        false
+    }
+
+    /// Removes a delayed event that is not due yet, by its event id, for
+    /// every consumer group; reports whether one was removed (an event
+    /// already due, delivered or unknown: `false`). The stored event's
+    /// history stays.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] from the default (a queue that does not
+    /// [`schedule`](Self::schedules)); [`Error::Store`] when the store
+    /// cannot be written.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`ack`](Self::ack).
+    async fn cancel_scheduled(&self, event_id: &str) -> Result<bool> {
+        let _ = event_id;
+        Err(Error::Unsupported(
+            "cancelling delayed events: this queue does not schedule (EventQueue::schedules)"
+                .into(),
+        ))
     }
 
     /// The number of events not yet acknowledged: queued and in flight.

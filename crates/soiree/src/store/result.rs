@@ -55,4 +55,37 @@ impl StoredResult {
     pub fn succeeded(&self) -> bool {
         self.error.is_none()
     }
+
+    /// Reports whether the listener snoozed
+    /// ([`Snooze`](crate::Snooze)): its error starts with
+    /// [`SNOOZED_PREFIX`](crate::SNOOZED_PREFIX). Not a success (a snoozed
+    /// listener has not handled the event) and not a failure.
+    pub fn is_snoozed(&self) -> bool {
+        self.error
+            .as_deref()
+            .is_some_and(|error| error.starts_with(crate::SNOOZED_PREFIX))
+    }
+
+    /// The outcome in one word: `succeeded`, `snoozed` or `failed`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use soiree::{Snooze, StoredResult};
+    ///
+    /// let snoozed = Snooze::after(Duration::from_secs(5)).to_string();
+    /// let result = StoredResult::new("report.build", "evt-1", "builder", 1, Some(snoozed));
+    /// assert_eq!(result.outcome(), "snoozed");
+    /// assert!(!result.succeeded());
+    /// ```
+    pub fn outcome(&self) -> &'static str {
+        if self.succeeded() {
+            "succeeded"
+        } else if self.is_snoozed() {
+            "snoozed"
+        } else {
+            "failed"
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! retry            the policy: attempts per the bus's RetryPolicy, and the wait between them
+//! snooze           a listener's Snooze: wait, then the same attempt again (not counted)
 //! └─ record        saves each attempt's StoredResult (with a store)
 //!    └─ observe    the `soiree.listener` span (with a tracing subscriber)
 //!       └─ catch_panic   the listener's call, panics caught
@@ -22,6 +23,7 @@ mod handle;
 mod observe;
 mod record;
 mod retry;
+mod snooze;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,6 +36,7 @@ pub(crate) use handle::PipelineHandle;
 use observe::{count, observe};
 use record::record;
 use retry::{Attempts, wait_to_retry};
+use snooze::{Snoozes, snoozed};
 
 /// How one attempt failed.
 enum Failure {
@@ -56,6 +59,7 @@ pub(crate) async fn run_listener(
     let listener = job.listener(index);
     let event = job.event();
     let mut attempts = Attempts::new(&pipeline.retry);
+    let mut snoozes = Snoozes::default();
     loop {
         let attempt = attempts.number();
         let ctx = EventContext::new(Arc::clone(job), index, attempt);
@@ -82,6 +86,21 @@ pub(crate) async fn run_listener(
         if pipeline.store.is_some() {
             record(&**job, &listener.id, event_id, attempt, &outcome).await;
         }
+        // A snooze waits and runs the same attempt again; past the limit,
+        // or when the wait is cut short, it is the listener's final error.
+        let snooze = snoozed(&outcome);
+        if let Some(delay) = snooze
+            && snoozes.allow()
+            && Box::pin(wait_to_retry(
+                delay,
+                event.context(),
+                &pipeline.shutdown,
+            ))
+            .await
+        {
+            tracing::debug!(attempt, ?delay, "listener snoozed");
+            continue;
+        }
         let error = match outcome {
             Ok(()) => return None,
             Err(Failure::Error(source)) => Error::Listener {
@@ -102,6 +121,9 @@ pub(crate) async fn run_listener(
                 }
             }
         };
+        if snooze.is_some() {
+            return Some(error);
+        }
         let Some(delay) = attempts.retry_after(&error, event.context()) else {
             return Some(error);
         };

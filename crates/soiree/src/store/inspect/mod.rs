@@ -24,8 +24,8 @@ use futures::stream::BoxStream;
 
 pub use query::{DeadLetterSelection, Filter, Query, event_id_text};
 pub use record::{
-    ConsumerInfo, DeadLetter, EventDetail, PendingDelivery, Rates, Record, RecordPage, StoreInfo,
-    StoreStats, TopicCounts,
+    ConsumerInfo, DeadLetter, EventDetail, PendingDelivery, Rates, Record, RecordPage,
+    ScheduledEvent, StoreInfo, StoreStats, TopicCounts,
 };
 
 use super::{Page, StoredResult};
@@ -203,6 +203,28 @@ pub trait Inspect: Send + Sync + std::fmt::Debug {
     ///
     /// Cancel safe: it only reads.
     async fn consumers(&self) -> Result<Vec<ConsumerInfo>>;
+
+    /// Delayed events the store holds until their due time, soonest first;
+    /// the query's cursor and limit apply, its filter too (on the event).
+    ///
+    /// The default answers [`Error::Unsupported`](crate::Error::Unsupported):
+    /// a store that [schedules](crate::EventQueue::schedules) overrides it
+    /// (the [`MemoryStore`](crate::MemoryStore)'s queue does).
+    ///
+    /// # Errors
+    ///
+    /// As for [`events`](Self::events), and
+    /// [`Error::Unsupported`](crate::Error::Unsupported) from the default.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    async fn scheduled(&self, query: &Query) -> Result<Page<ScheduledEvent>> {
+        let _ = query;
+        Err(crate::Error::Unsupported(
+            "listing delayed events: this store does not schedule".into(),
+        ))
+    }
 
     /// A page of dead letters; their ids are the cursors.
     ///

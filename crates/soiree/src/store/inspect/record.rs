@@ -148,6 +148,35 @@ impl DeadLetter {
     }
 }
 
+/// A delayed event a store holds until its due time
+/// ([`Inspect::scheduled`](super::Inspect::scheduled)).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ScheduledEvent {
+    /// The store's id for it (the cursor of the next page).
+    pub id: String,
+    /// When it is due.
+    pub due_at: SystemTime,
+    /// The event (its id: [`event_id`](Self::event_id)).
+    pub event: StoredEvent,
+}
+
+impl ScheduledEvent {
+    /// A delayed event.
+    pub fn new(id: impl Into<String>, due_at: SystemTime, event: StoredEvent) -> Self {
+        Self {
+            id: id.into(),
+            due_at,
+            event,
+        }
+    }
+
+    /// The id of its event, if it has one.
+    pub fn event_id(&self) -> Option<String> {
+        super::event_id_text(&self.event)
+    }
+}
+
 /// A delivery taken by a consumer and not yet acknowledged.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -328,6 +357,9 @@ pub struct StoreStats {
     pub results: u64,
     /// Events not yet acknowledged by the group: queued and in flight.
     pub backlog: u64,
+    /// Delayed events not yet due (not in the backlog), where the store
+    /// schedules.
+    pub scheduled: u64,
     /// Deliveries taken by consumers and not yet acknowledged.
     pub in_flight: u64,
     /// Dead letters.

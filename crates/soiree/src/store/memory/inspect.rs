@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use super::{Letter, MemoryStore, Stamped};
 use crate::store::inspect::{
     ConsumerInfo, DeadLetter, DeadLetterSelection, Filter, Inspect, PendingDelivery, Query, Record,
-    StoreInfo, StoreStats, TopicCounts, event_id_text,
+    ScheduledEvent, StoreInfo, StoreStats, TopicCounts, event_id_text,
 };
 use crate::store::{Page, StoredResult};
 use crate::{Error, Result, StoredEvent};
@@ -41,6 +41,7 @@ impl Inspect for MemoryStore {
             events: emitted,
             results,
             backlog: (group.ready.len() + group.in_flight.len()) as u64,
+            scheduled: group.scheduled.len() as u64,
             in_flight: group.in_flight.len() as u64,
             dead_letters: group.dead_letters.len() as u64,
             consumers: u64::from(self.as_queue),
@@ -149,6 +150,39 @@ impl Inspect for MemoryStore {
         })
     }
 
+    async fn scheduled(&self, query: &Query) -> Result<Page<ScheduledEvent>> {
+        self.require_queue()?;
+        let mut state = self.lock();
+        let listed: Vec<(u64, &super::Queued)> = self
+            .group_of(&mut state)
+            .scheduled
+            .iter()
+            .map(|((_, seq), queued)| (*seq, queued))
+            .collect();
+        let page = select(
+            &listed,
+            query,
+            |index, _| index as u64,
+            |(_, queued)| query.filter.matches_event(&queued.event, None),
+        )?;
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|i| {
+                    let event = listed[i].1.event.clone();
+                    let due = event
+                        .due_at()
+                        .ok()
+                        .flatten()
+                        .unwrap_or(SystemTime::UNIX_EPOCH);
+                    ScheduledEvent::new(i.to_string(), due, event)
+                })
+                .collect(),
+            next: page.next,
+        })
+    }
+
     async fn dead_letter(&self, id: &str) -> Result<Option<DeadLetter>> {
         Ok(self
             .group_of(&mut self.lock())
@@ -211,7 +245,7 @@ impl MemoryStore {
             Ok(())
         } else {
             Err(Error::store(
-                "replay needs a queue: this MemoryStore dispatches in process (use MemoryStore::queue())",
+                "replay and scheduled listings need a queue: this MemoryStore dispatches in process (use MemoryStore::queue())",
             ))
         }
     }

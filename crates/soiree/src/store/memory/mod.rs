@@ -1,6 +1,6 @@
 //! An in-memory store implementing every store ability.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -12,7 +12,8 @@ use super::{
     Delivery, EventHistory, EventQueue, EventStore, FailedDelivery, HandlerDedup, Page,
     StoredResult,
 };
-use crate::{Error, Result, StoredEvent};
+use crate::schedule::clock;
+use crate::{Appended, Error, Result, StoredEvent};
 
 /// Deliveries not acknowledged within this time are delivered again.
 const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -74,12 +75,18 @@ struct State {
     groups: HashMap<String, Group>,
     next_receipt: u64,
     next_letter: u64,
+    /// Orders delayed events with the same due time.
+    next_scheduled: u64,
+    /// Unique keys: the event id holding each, and when the hold ends.
+    unique: HashMap<String, (String, Instant)>,
 }
 
 /// What a consumer group holds of the queue.
 #[derive(Debug)]
 struct Group {
     ready: VecDeque<Queued>,
+    /// Delayed events not yet due, by due time.
+    scheduled: BTreeMap<(Instant, u64), Queued>,
     in_flight: HashMap<String, (Queued, Instant)>,
     dead_letters: Vec<Letter>,
     arrived: Arc<Notify>,
@@ -197,19 +204,15 @@ impl MemoryStore {
                 groups,
                 enqueued,
                 events,
+                next_scheduled,
                 ..
             } = &mut *guard;
-            let entry = groups.entry(group.to_owned()).or_insert_with(|| Group {
-                ready: enqueued
-                    .iter()
-                    .map(|&at| Queued {
-                        event: events[at].item.clone(),
-                        deliveries: 0,
-                    })
-                    .collect(),
-                in_flight: HashMap::new(),
-                dead_letters: Vec::new(),
-                arrived: Arc::new(Notify::new()),
+            let entry = groups.entry(group.to_owned()).or_insert_with(|| {
+                let mut new = Group::new(Arc::new(Notify::new()));
+                for &at in enqueued.iter() {
+                    new.add(events[at].item.clone(), next_scheduled);
+                }
+                new
             });
             Arc::clone(&entry.arrived)
         };
@@ -289,12 +292,7 @@ impl MemoryStore {
         state
             .groups
             .entry(self.group.to_string())
-            .or_insert_with(|| Group {
-                ready: VecDeque::new(),
-                in_flight: HashMap::new(),
-                dead_letters: Vec::new(),
-                arrived: Arc::clone(&self.arrived),
-            })
+            .or_insert_with(|| Group::new(Arc::clone(&self.arrived)))
     }
 
     fn take_ready(&self, max: usize) -> Vec<Delivery> {
@@ -313,6 +311,7 @@ impl MemoryStore {
                 group.ready.push_front(queued);
             }
         }
+        group.release_due(now);
         let mut deliveries = Vec::new();
         while deliveries.len() < max {
             let Some(mut queued) = group.ready.pop_front() else {
@@ -344,6 +343,7 @@ impl EventStore for MemoryStore {
     async fn save_event(&self, event: &StoredEvent) -> Result<()> {
         // What this store accepts, a store that writes JSON must accept too.
         crate::limits::check_stored(event)?;
+        event.due_at()?;
         self.lock().events.push(Stamped::now(event.clone()));
         Ok(())
     }
@@ -359,6 +359,38 @@ impl EventStore for MemoryStore {
         }
         state.results.push(Stamped::now(result.clone()));
         Ok(())
+    }
+
+    /// Atomic under the store's lock; windows are measured on tokio's
+    /// clock (a paused clock drives them).
+    async fn append_unique(
+        &self,
+        event: &StoredEvent,
+        key: &str,
+        window: Duration,
+    ) -> Result<Appended> {
+        crate::limits::check_stored(event)?;
+        event.due_at()?;
+        let Some(id) = event.id() else {
+            return Err(Error::store(
+                "a unique event needs an event id (soiree.event_id): the bus sets one",
+            ));
+        };
+        let now = Instant::now();
+        let mut state = self.lock();
+        if let Some(holder) = state.unique_holder(key, now) {
+            return Ok(Appended::Existing(holder));
+        }
+        state.unique.insert(
+            key.to_owned(),
+            (id.to_owned(), far_future_if_none(now.checked_add(window))),
+        );
+        if self.as_queue {
+            state.append(event.clone());
+        } else {
+            state.events.push(Stamped::now(event.clone()));
+        }
+        Ok(Appended::New)
     }
 
     fn queue(&self) -> Option<&dyn EventQueue> {
@@ -378,8 +410,37 @@ impl EventStore for MemoryStore {
 impl EventQueue for MemoryStore {
     async fn enqueue(&self, event: &StoredEvent) -> Result<()> {
         crate::limits::check_stored(event)?;
+        // A due time that does not parse is refused, never guessed.
+        event.due_at()?;
         self.lock().append(event.clone());
         Ok(())
+    }
+
+    /// Delayed events wait in each group until due (on tokio's clock, so
+    /// a paused clock drives them); they are not in the
+    /// [`backlog`](EventQueue::backlog) until then.
+    fn schedules(&self) -> bool {
+        true
+    }
+
+    async fn cancel_scheduled(&self, event_id: &str) -> Result<bool> {
+        let mut state = self.lock();
+        let mut cancelled = false;
+        for group in state.groups.values_mut() {
+            let before = group.scheduled.len();
+            group
+                .scheduled
+                .retain(|_, queued| queued.event.id() != Some(event_id));
+            cancelled |= group.scheduled.len() != before;
+        }
+        if cancelled {
+            // Groups named later must not get it either.
+            let State {
+                enqueued, events, ..
+            } = &mut *state;
+            enqueued.retain(|&at| events[at].item.id() != Some(event_id));
+        }
+        Ok(cancelled)
     }
 
     async fn dequeue(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
@@ -392,13 +453,20 @@ impl EventQueue for MemoryStore {
             }
             // Wake for new arrivals, and in time for the oldest in-flight
             // delivery to become visible again.
-            let wake = self
-                .group_of(&mut self.lock())
-                .in_flight
-                .values()
-                .map(|(_, since)| far_future_if_none(since.checked_add(self.visibility_timeout)))
-                .min()
-                .map_or(deadline, |visible| visible.min(deadline));
+            let wake = {
+                let mut state = self.lock();
+                let group = self.group_of(&mut state);
+                let due = group.scheduled.keys().next().map(|(at, _)| *at);
+                group
+                    .in_flight
+                    .values()
+                    .map(|(_, since)| {
+                        far_future_if_none(since.checked_add(self.visibility_timeout))
+                    })
+                    .chain(due)
+                    .min()
+                    .map_or(deadline, |visible| visible.min(deadline))
+            };
             if tokio::time::timeout_at(wake, arrived).await.is_err() && Instant::now() >= deadline {
                 return Ok(Vec::new());
             }
@@ -463,14 +531,67 @@ impl State {
     /// Stores an event and queues it for every group.
     fn append(&mut self, event: StoredEvent) {
         for group in self.groups.values_mut() {
-            group.ready.push_back(Queued {
-                event: event.clone(),
-                deliveries: 0,
-            });
-            group.arrived.notify_one();
+            group.add(event.clone(), &mut self.next_scheduled);
         }
         self.enqueued.push(self.events.len());
         self.events.push(Stamped::now(event));
+    }
+
+    /// The id of the event holding `key` now, if one does; forgets holds
+    /// that ended once there are many.
+    fn unique_holder(&mut self, key: &str, now: Instant) -> Option<String> {
+        if self.unique.len() >= 1024 {
+            self.unique.retain(|_, (_, until)| *until > now);
+        }
+        match self.unique.get(key) {
+            Some((id, until)) if *until > now => Some(id.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl Group {
+    fn new(arrived: Arc<Notify>) -> Self {
+        Self {
+            ready: VecDeque::new(),
+            scheduled: BTreeMap::new(),
+            in_flight: HashMap::new(),
+            dead_letters: Vec::new(),
+            arrived,
+        }
+    }
+
+    /// Queues an event: ready now, or held until its due time.
+    fn add(&mut self, event: StoredEvent, next_scheduled: &mut u64) {
+        let due = event
+            .due_at()
+            .ok()
+            .flatten()
+            .filter(|due| clock::is_future(*due));
+        let queued = Queued {
+            event,
+            deliveries: 0,
+        };
+        match due {
+            Some(due) => {
+                *next_scheduled += 1;
+                self.scheduled
+                    .insert((clock::deadline(due), *next_scheduled), queued);
+            }
+            None => self.ready.push_back(queued),
+        }
+        // Also for a delayed one: a waiting dequeue wakes in time for it.
+        self.arrived.notify_one();
+    }
+
+    /// Moves the delayed events due by `now` to the ready queue, in due order.
+    fn release_due(&mut self, now: Instant) {
+        while let Some(entry) = self.scheduled.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            self.ready.push_back(entry.remove());
+        }
     }
 }
 
@@ -479,12 +600,10 @@ impl MemoryStore {
     /// (a replay).
     fn append_for_group(&self, event: StoredEvent) {
         let mut state = self.lock();
-        let group = self.group_of(&mut state);
-        group.ready.push_back(Queued {
-            event: event.clone(),
-            deliveries: 0,
-        });
-        group.arrived.notify_one();
+        let mut next_scheduled = state.next_scheduled;
+        self.group_of(&mut state)
+            .add(event.clone(), &mut next_scheduled);
+        state.next_scheduled = next_scheduled;
         state.events.push(Stamped::now(event));
     }
 }

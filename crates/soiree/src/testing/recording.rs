@@ -1,4 +1,4 @@
-//! Test doubles for code that emits events.
+//! A test double for code that emits events.
 
 use std::sync::{Mutex, MutexGuard};
 

@@ -1,0 +1,95 @@
+//! Snoozes: a listener returning `Snooze` runs again after the delay, not
+//! as a failure and not as an attempt; results record it as snoozed.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use soiree::{Error, EventBus, MemoryStore, RetryPolicy, Snooze};
+use tokio::time::Instant;
+
+/// A listener that snoozes `times` times for `delay`, then succeeds;
+/// returns the (instant, attempt) of every call.
+fn snoozing(bus: &EventBus, times: usize, delay: Duration) -> Arc<Mutex<Vec<(Instant, u32)>>> {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&calls);
+    bus.on_named("builder", "report.build", move |ctx| {
+        let seen = Arc::clone(&seen);
+        async move {
+            let mut calls = seen.lock().unwrap();
+            calls.push((Instant::now(), ctx.attempt()));
+            if calls.len() <= times {
+                return Err(Snooze::after(delay).into());
+            }
+            Ok(())
+        }
+    })
+    .unwrap();
+    calls
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_snooze_runs_the_listener_again_after_the_delay_as_the_same_attempt() {
+    // No retries at all: a snooze must not need one.
+    let bus = EventBus::builder()
+        .retry(RetryPolicy::attempts(1).unwrap())
+        .build()
+        .unwrap();
+    let delay = Duration::from_secs(60);
+    let calls = snoozing(&bus, 2, delay);
+    let errors: Vec<Error> = bus.emit("report.build", ()).collect().await;
+    assert!(errors.is_empty(), "{errors:?}");
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 3);
+    assert!(calls.iter().all(|(_, attempt)| *attempt == 1), "{calls:?}");
+    for pair in calls.windows(2) {
+        assert!(pair[1].0 - pair[0].0 >= delay, "re-run before the delay");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn results_record_each_snooze_as_snoozed_then_the_success() {
+    let store = Arc::new(MemoryStore::new());
+    let bus = EventBus::builder()
+        .shared_store(store.clone())
+        .build()
+        .unwrap();
+    let _calls = snoozing(&bus, 1, Duration::from_secs(5));
+    let errors: Vec<Error> = bus.emit("report.build", ()).collect().await;
+    assert!(errors.is_empty(), "{errors:?}");
+    let outcomes: Vec<&str> = store.results().iter().map(|r| r.outcome()).collect();
+    assert_eq!(outcomes, ["snoozed", "succeeded"]);
+    let results = store.results();
+    assert!(results[0].is_snoozed() && !results[0].succeeded());
+    assert_eq!((results[0].attempt, results[1].attempt), (1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_listener_that_snoozes_forever_fails_after_the_limit() {
+    let bus = EventBus::new();
+    let calls = snoozing(&bus, usize::MAX, Duration::from_millis(1));
+    let errors: Vec<Error> = bus.emit("report.build", ()).collect().await;
+    let [Error::Listener { source, .. }] = errors.as_slice() else {
+        panic!("expected one listener error, got {errors:?}");
+    };
+    assert!(source.is::<Snooze>());
+    assert_eq!(
+        calls.lock().unwrap().len(),
+        Snooze::MAX_PER_RUN as usize + 1,
+        "nothing is retried forever"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_snooze_cut_short_by_close_is_the_listeners_error() {
+    let bus = EventBus::new();
+    let _calls = snoozing(&bus, usize::MAX, Duration::from_secs(3600));
+    let emission = bus.emit("report.build", ());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    bus.close().await.unwrap();
+    let errors: Vec<Error> = emission.collect().await;
+    assert!(
+        matches!(errors.as_slice(), [Error::Listener { source, .. }] if source.is::<Snooze>()),
+        "{errors:?}"
+    );
+}
