@@ -75,9 +75,11 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod backend;
+mod builder;
 mod core;
 mod dead_letters;
 mod dedup_cache;
+mod driver;
 mod emit;
 mod error;
 mod existing;
@@ -96,12 +98,15 @@ mod privileges;
 mod rows;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod store;
 mod topic;
 mod traits;
 pub mod triggers;
 mod writer;
 
+pub use builder::SqlStoreBuilder;
 pub use dead_letters::{DeadLetter, DeadLetterFilter, QueueStats};
+pub use driver::Driver;
 pub use error::{Error, Result};
 pub use options::FailurePolicy;
 #[cfg(feature = "postgres")]
@@ -114,6 +119,13 @@ pub use sqlite::{SqliteStore, SqliteStoreBuilder};
 /// with two, `&mut tx` of one is not an executor of the other
 /// (`multiple different versions of crate sqlx_core`).
 pub use sqlx;
+/// The database types a [`SqlStore`] is generic over (sqlx's own).
+#[cfg(feature = "postgres")]
+pub use sqlx::Postgres;
+/// The database types a [`SqlStore`] is generic over (sqlx's own).
+#[cfg(feature = "sqlite")]
+pub use sqlx::Sqlite;
+pub use store::SqlStore;
 
 /// The name of the table recording which of the store's migrations were
 /// applied (in the store's schema on PostgreSQL): not sqlx's default, which

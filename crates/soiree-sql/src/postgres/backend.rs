@@ -526,7 +526,7 @@ impl Statements {
 
 /// The PostgreSQL side of a store: its pool, group and statements.
 #[derive(Debug)]
-pub(crate) struct PgBackend {
+pub struct PgBackend {
     pub(crate) pool: PgPool,
     pub(crate) sql: Arc<Statements>,
     pub(crate) group: String,
@@ -534,6 +534,10 @@ pub(crate) struct PgBackend {
     pub(crate) lease_ms: i64,
     pub(crate) channel: String,
     pub(crate) partitions: Partitions,
+    /// Whether consumers `LISTEN` (the builder's `listen`).
+    pub(crate) listen: bool,
+    /// Whether this store's listening task was started.
+    pub(crate) listening: std::sync::atomic::AtomicBool,
 }
 
 fn lease(row: &PgRow) -> Result<LeaseRow> {

@@ -105,7 +105,7 @@ fn placeholder(n: usize) -> String {
 
 /// The SQLite side of a store.
 #[derive(Debug)]
-pub(crate) struct SqliteBackend {
+pub struct SqliteBackend {
     pub(crate) writer: SqlitePool,
     pub(crate) readers: SqlitePool,
     pub(crate) group: String,
