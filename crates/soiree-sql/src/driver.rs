@@ -50,6 +50,12 @@ pub trait Driver: sqlx::Database + sealed::Sealed {
         events: &[NewEvent],
     ) -> Result<()>;
 
+    /// The event `INSERT` with the store's tables in `schema`, and its
+    /// parameters as text, for data layers that run their own statements.
+    #[doc(hidden)]
+    fn outbox_statement(schema: &str, events: &[NewEvent])
+    -> Result<(String, Vec<Option<String>>)>;
+
     /// Commits, reporting a transaction a failed statement aborted
     /// (PostgreSQL would roll it back at `COMMIT` without an error).
     #[doc(hidden)]

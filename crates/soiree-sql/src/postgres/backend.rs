@@ -195,8 +195,16 @@ fn placeholder(n: usize) -> String {
     format!("${n}")
 }
 
+/// The event `INSERT`, the only one: the store's appends, `emit_in` and
+/// the outbox statement of [`outbox`](crate::outbox) run it. Five text
+/// arrays (topic, event id, payload, properties, key), in order.
+pub(crate) const APPEND: &str = "INSERT INTO soiree_events (topic, event_id, payload, properties, key) \
+     SELECT t, e, p::json, pr::json, k \
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+     WITH ORDINALITY AS u(t, e, p, pr, k, n) ORDER BY n";
+
 /// `sql` with the store's tables qualified by `schema`.
-fn qualify(schema: &str, sql: &str) -> SqlStr {
+pub(crate) fn qualify(schema: &str, sql: &str) -> SqlStr {
     let sql = sql
         .replace("soiree_", &format!("\"{schema}\".soiree_"))
         .replace("DEAD_EVENT_ID_OF(event_id)", &dead_event_id("event_id"))
@@ -285,12 +293,7 @@ impl Statements {
             )),
             purge_dead: q("DELETE FROM soiree_dead_letters WHERE group_name = $1 \
                  AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))"),
-            append: q(
-                "INSERT INTO soiree_events (topic, event_id, payload, properties, key) \
-                 SELECT t, e, p::json, pr::json, k \
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
-                 WITH ORDINALITY AS u(t, e, p, pr, k, n) ORDER BY n",
-            ),
+            append: q(APPEND),
             // Results and successes are the group's own ($6): another
             // group's listener of the same name has not run for this one.
             save_results: q("WITH r AS ( \
@@ -563,6 +566,33 @@ fn raw_event(row: &PgRow) -> Result<RawEvent> {
         id: row.try_get(1)?,
     };
     row.raw_event_at(2, pos, true)
+}
+
+/// A text array in PostgreSQL's text form (`{"a",NULL}`), for data layers
+/// that bind only text: [`APPEND`]'s `$n::text[]` reads it. Every element
+/// is quoted, `"` and `\` escaped.
+pub(crate) fn text_array<'a>(items: impl Iterator<Item = Option<&'a str>>) -> String {
+    let mut array = String::from("{");
+    for (n, item) in items.enumerate() {
+        if n > 0 {
+            array.push(',');
+        }
+        match item {
+            None => array.push_str("NULL"),
+            Some(text) => {
+                array.push('"');
+                for c in text.chars() {
+                    if c == '"' || c == '\\' {
+                        array.push('\\');
+                    }
+                    array.push(c);
+                }
+                array.push('"');
+            }
+        }
+    }
+    array.push('}');
+    array
 }
 
 /// Binds the columns of new events as arrays, for the append statement.
@@ -1242,6 +1272,22 @@ mod tests {
             sql.as_str(),
             "SELECT CASE WHEN octet_length(e.event_id) <= 1024 THEN e.event_id END, \
              CASE WHEN octet_length(event_id) <= 1024 THEN event_id END"
+        );
+    }
+
+    #[test]
+    fn text_arrays_quote_every_element_and_escape_quotes_and_backslashes() {
+        let items = [
+            Some("a\"b"),
+            None,
+            Some("x\\y"),
+            Some(""),
+            Some("NULL"),
+            Some("{,}"),
+        ];
+        assert_eq!(
+            text_array(items.into_iter()),
+            r#"{"a\"b",NULL,"x\\y","","NULL","{,}"}"#
         );
     }
 }

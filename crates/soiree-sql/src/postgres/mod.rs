@@ -16,7 +16,7 @@ use sqlx::postgres::{
 };
 use sqlx::{AssertSqlSafe, Pool, Postgres, Transaction};
 
-use self::backend::{PgBackend, Statements, bind_events};
+use self::backend::{APPEND, PgBackend, Statements, bind_events, qualify, text_array};
 use self::partitions::Partitions;
 use crate::backend::NewEvent;
 use crate::core::Core;
@@ -149,6 +149,28 @@ impl Driver for Postgres {
             .execute(conn)
             .await?;
         Ok(())
+    }
+
+    fn outbox_statement(
+        schema: &str,
+        events: &[NewEvent],
+    ) -> Result<(String, Vec<Option<String>>)> {
+        let schema = crate::triggers::identifier(schema)?;
+        let column =
+            |text: fn(&NewEvent) -> Option<&str>| Some(text_array(events.iter().map(text)));
+        let values = vec![
+            column(|e| Some(&e.topic)),
+            column(|e| e.event_id.as_deref()),
+            column(|e| Some(&e.payload)),
+            column(|e| Some(&e.properties)),
+            column(|e| e.key.as_deref()),
+        ];
+        // The arrays arrive as text, so the statement says so (`::text`
+        // first): a statement cache (sqlx's, under an ORM too) that
+        // prepared the store's own text of it for `text[]` binds must not
+        // be handed text for them.
+        let sql = qualify(schema, &APPEND.replace("::text[]", "::text::text[]"));
+        Ok((sql.as_str().to_owned(), values))
     }
 
     async fn commit(mut tx: Transaction<'_, Self>) -> Result<()> {

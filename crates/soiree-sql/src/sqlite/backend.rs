@@ -29,6 +29,10 @@ macro_rules! key_from_properties {
     };
 }
 
+/// The event `INSERT`, the only one: the store's appends, `emit_in` and
+/// the outbox statement of [`outbox`](crate::outbox) run it. One JSON
+/// array of `[topic, event id, payload, properties, key]` rows
+/// ([`append_param`]).
 pub(crate) const APPEND: &str = "INSERT INTO soiree_events (topic, event_id, payload, properties, key) \
      SELECT value->>0, value->>1, value->>2, value->>3, value->>4 \
      FROM json_each(?1) ORDER BY key";

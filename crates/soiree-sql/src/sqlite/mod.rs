@@ -122,6 +122,18 @@ impl Driver for Sqlite {
         Ok(())
     }
 
+    fn outbox_statement(
+        schema: &str,
+        events: &[NewEvent],
+    ) -> Result<(String, Vec<Option<String>>)> {
+        let table = format!(
+            "INSERT INTO {}.soiree_events",
+            crate::triggers::quote_ident(crate::triggers::identifier(schema)?)
+        );
+        let sql = APPEND.replacen("INSERT INTO soiree_events", &table, 1);
+        Ok((sql, vec![Some(append_param(events))]))
+    }
+
     async fn commit(tx: Transaction<'_, Self>) -> Result<()> {
         Ok(tx.commit().await?)
     }
