@@ -21,7 +21,9 @@ mod sealed {
 /// Write code that emits into the outbox once, generic over the database,
 /// with `DB: Driver` (see [the crate docs](crate#one-store-two-databases)).
 #[async_trait]
-pub trait Driver: sqlx::Database + sealed::Sealed {
+// `Arguments: IntoArguments` is implied wherever `DB: Driver` is: generic
+// code runs `sqlx::query(…)` without saying it.
+pub trait Driver: sqlx::Database<Arguments: sqlx::IntoArguments<Self>> + sealed::Sealed {
     /// The SQL of the queue operations on this database.
     #[doc(hidden)]
     type Backend: Backend;
