@@ -543,31 +543,6 @@ pub struct PgBackend {
     pub(crate) listening: std::sync::atomic::AtomicBool,
 }
 
-fn lease(row: &PgRow) -> Result<LeaseRow> {
-    Ok(LeaseRow {
-        id: row.try_get(0)?,
-        token: row.try_get(1)?,
-        lo: Pos {
-            tx: row.try_get(2)?,
-            id: row.try_get(3)?,
-        },
-        hi: Pos {
-            tx: row.try_get(4)?,
-            id: row.try_get(5)?,
-        },
-        events: row.try_get(6)?,
-        deliveries: row.try_get(7)?,
-    })
-}
-
-fn raw_event(row: &PgRow) -> Result<RawEvent> {
-    let pos = Pos {
-        tx: row.try_get(0)?,
-        id: row.try_get(1)?,
-    };
-    row.raw_event_at(2, pos, true)
-}
-
 /// A text array in PostgreSQL's text form (`{"a",NULL}`), for data layers
 /// that bind only text: [`APPEND`]'s `$n::text[]` reads it. Every element
 /// is quoted, `"` and `\` escaped.
@@ -765,7 +740,7 @@ impl Backend for PgBackend {
             .bind(self.lease_ms)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(lease).transpose()
+        row.as_ref().map(ListingRow::lease).transpose()
     }
 
     async fn waiting(&self) -> Result<bool> {
@@ -782,7 +757,7 @@ impl Backend for PgBackend {
             .bind(self.lease_ms)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(lease).transpose()
+        row.as_ref().map(ListingRow::lease).transpose()
     }
 
     async fn split(&self, lease_row: &LeaseRow) -> Result<Vec<LeaseRow>> {
@@ -793,7 +768,10 @@ impl Backend for PgBackend {
             .bind(self.lease_ms)
             .fetch_all(&self.pool)
             .await?;
-        let mut leases = rows.iter().map(lease).collect::<Result<Vec<_>>>()?;
+        let mut leases = rows
+            .iter()
+            .map(ListingRow::lease)
+            .collect::<Result<Vec<_>>>()?;
         leases.sort_by_key(|lease| lease.lo);
         Ok(leases)
     }
@@ -816,7 +794,7 @@ impl Backend for PgBackend {
             .bind(lease.hi.id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(raw_event).collect()
+        rows.iter().map(ListingRow::raw_event).collect()
     }
 
     async fn dead_letter_rows(&self, rows: &[DeadRow]) -> Result<()> {
@@ -887,7 +865,7 @@ impl Backend for PgBackend {
                     .await?
             }
         };
-        rows.iter().map(raw_event).collect()
+        rows.iter().map(ListingRow::raw_event).collect()
     }
 
     async fn results_page(
@@ -944,23 +922,7 @@ impl Backend for PgBackend {
             .bind(&self.consumer)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(RetryRow {
-                    id: row.try_get(0)?,
-                    token: row.try_get(1)?,
-                    deliveries: row.try_get(2)?,
-                    event: row.raw_event_at(
-                        5,
-                        Pos {
-                            tx: row.try_get(3)?,
-                            id: row.try_get(4)?,
-                        },
-                        true,
-                    )?,
-                })
-            })
-            .collect()
+        rows.iter().map(ListingRow::retry_row).collect()
     }
 
     async fn ack_retries(&self, rows: &[(i64, i64)]) -> Result<Vec<i64>> {

@@ -133,31 +133,6 @@ fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
-fn lease(row: &SqliteRow) -> Result<LeaseRow> {
-    Ok(LeaseRow {
-        id: row.try_get(0)?,
-        token: row.try_get(1)?,
-        lo: Pos {
-            tx: 0,
-            id: row.try_get(2)?,
-        },
-        hi: Pos {
-            tx: 0,
-            id: row.try_get(3)?,
-        },
-        events: row.try_get(4)?,
-        deliveries: row.try_get(5)?,
-    })
-}
-
-fn raw_event(row: &SqliteRow) -> Result<RawEvent> {
-    let pos = Pos {
-        tx: 0,
-        id: row.try_get(0)?,
-    };
-    row.raw_event_at(1, pos, true)
-}
-
 fn pairs_json(leases: &[(i64, i64)]) -> String {
     Value::Array(
         leases
@@ -205,7 +180,7 @@ impl SqliteBackend {
         .bind(now_ms() + self.lease_ms)
         .fetch_one(conn)
         .await?;
-        lease(&row)
+        row.lease()
     }
 }
 
@@ -344,7 +319,7 @@ impl Backend for SqliteBackend {
         .bind(now_ms() + self.lease_ms)
         .fetch_one(&mut *tx)
         .await?;
-        let lease = lease(&row)?;
+        let lease = row.lease()?;
         tx.commit().await?;
         Ok(Some(lease))
     }
@@ -421,7 +396,7 @@ impl Backend for SqliteBackend {
         .bind(lease.hi.id)
         .fetch_all(&self.readers)
         .await?;
-        rows.iter().map(raw_event).collect()
+        rows.iter().map(ListingRow::raw_event).collect()
     }
 
     async fn dead_letter_rows(&self, rows: &[DeadRow]) -> Result<()> {
@@ -485,7 +460,7 @@ impl Backend for SqliteBackend {
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.readers)
         .await?;
-        rows.iter().map(raw_event).collect()
+        rows.iter().map(ListingRow::raw_event).collect()
     }
 
     async fn results_page(
@@ -583,21 +558,7 @@ impl Backend for SqliteBackend {
         tx.commit().await?;
         let mut claimed = rows
             .iter()
-            .map(|row| {
-                Ok(RetryRow {
-                    id: row.try_get(0)?,
-                    token: row.try_get(1)?,
-                    deliveries: row.try_get(2)?,
-                    event: row.raw_event_at(
-                        4,
-                        Pos {
-                            tx: 0,
-                            id: row.try_get(3)?,
-                        },
-                        true,
-                    )?,
-                })
-            })
+            .map(ListingRow::retry_row)
             .collect::<Result<Vec<_>>>()?;
         claimed.sort_by_key(|row| row.id);
         Ok(claimed)
