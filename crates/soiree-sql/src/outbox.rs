@@ -55,13 +55,7 @@ pub fn outbox_insert<DB: Driver>(
     schema: &str,
     events: impl IntoIterator<Item = (impl AsRef<str>, impl IntoEvent)>,
 ) -> Result<Option<OutboxInsert>> {
-    let mut rows = Vec::new();
-    let mut ids = Vec::new();
-    for (topic, event) in events {
-        let (row, id) = crate::emit::prepare(topic.as_ref(), event)?;
-        rows.push(row);
-        ids.push(id);
-    }
+    let (rows, ids) = crate::emit::prepare_all(events)?;
     if rows.is_empty() {
         return Ok(None);
     }

@@ -182,13 +182,7 @@ impl<DB: Driver> SqlStore<DB> {
         T: AsRef<str>,
         E: IntoEvent,
     {
-        let mut rows = Vec::new();
-        let mut ids = Vec::new();
-        for (topic, event) in events {
-            let (row, id) = crate::emit::prepare(topic.as_ref(), event)?;
-            rows.push(row);
-            ids.push(id);
-        }
+        let (rows, ids) = crate::emit::prepare_all(events)?;
         if !rows.is_empty() {
             DB::insert(&self.core.backend, conn, &rows).await?;
         }
