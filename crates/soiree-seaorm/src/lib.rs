@@ -75,7 +75,7 @@ use sea_orm::{
     ModelTrait, Statement,
 };
 use soiree::mutation::{MutationPayload, Mutations, Operation};
-use soiree_sql::outbox::{Dialect, mutation_insert};
+use soiree_sql::outbox::mutation_insert;
 
 /// Changed columns by (entity type, primary key).
 type Pending = HashMap<(String, String), Vec<String>>;
@@ -141,19 +141,21 @@ impl MutationCapture {
         db: &C,
         payload: &MutationPayload,
     ) -> Result<Vec<String>, DbErr> {
-        let dialect = match db.get_database_backend() {
-            DbBackend::Postgres => Dialect::Postgres {
-                schema: self.schema.clone(),
-            },
-            DbBackend::Sqlite => Dialect::Sqlite,
+        let insert = match db.get_database_backend() {
+            DbBackend::Postgres => {
+                mutation_insert::<soiree_sql::Postgres>(&self.schema, &self.mutations, payload)
+            }
+            // The store's own database file, as SQLite names it.
+            DbBackend::Sqlite => {
+                mutation_insert::<soiree_sql::Sqlite>("main", &self.mutations, payload)
+            }
             other => {
                 return Err(DbErr::Custom(format!(
                     "soiree-seaorm: {other:?} has no soiree outbox (PostgreSQL and SQLite do)"
                 )));
             }
-        };
-        let insert = mutation_insert(&dialect, &self.mutations, payload)
-            .map_err(|err| DbErr::Custom(format!("soiree-seaorm: {err}")))?;
+        }
+        .map_err(|err| DbErr::Custom(format!("soiree-seaorm: {err}")))?;
         let Some(insert) = insert else {
             return Ok(Vec::new());
         };

@@ -8,14 +8,14 @@ use crate::{Error, Result};
 /// A position in the log: `(tx, id)` on PostgreSQL (the writing
 /// transaction's id, then the row id), `(0, id)` on SQLite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct Pos {
+pub struct Pos {
     pub(crate) tx: i64,
     pub(crate) id: i64,
 }
 
 /// A claimed range of the log, `lo..=hi`, held under a fencing token.
 #[derive(Debug, Clone)]
-pub(crate) struct LeaseRow {
+pub struct LeaseRow {
     pub(crate) id: i64,
     pub(crate) token: i64,
     pub(crate) lo: Pos,
@@ -26,7 +26,7 @@ pub(crate) struct LeaseRow {
 
 /// One row of the log as stored, not yet parsed.
 #[derive(Debug, Clone)]
-pub(crate) struct RawEvent {
+pub struct RawEvent {
     pub(crate) pos: Pos,
     pub(crate) topic: String,
     pub(crate) payload: Option<String>,
@@ -99,7 +99,7 @@ impl RawEvent {
 /// An event ready to be appended: the JSON texts and the columns derived
 /// from them.
 #[derive(Debug, Clone)]
-pub(crate) struct NewEvent {
+pub struct NewEvent {
     pub(crate) topic: String,
     pub(crate) event_id: Option<String>,
     pub(crate) payload: String,
@@ -142,7 +142,7 @@ impl NewEvent {
 
 /// A row that could not be delivered, on its way to the dead letters.
 #[derive(Debug, Clone)]
-pub(crate) struct DeadRow {
+pub struct DeadRow {
     pub(crate) event: RawEvent,
     pub(crate) error: String,
     pub(crate) deliveries: i32,
@@ -151,7 +151,7 @@ pub(crate) struct DeadRow {
 /// A failed delivery of a held lease, on its way to the dead letters or the
 /// retry table (only while the lease's token still matches).
 #[derive(Debug, Clone)]
-pub(crate) struct FailedRow {
+pub struct FailedRow {
     pub(crate) lease: i64,
     pub(crate) token: i64,
     pub(crate) pos: Pos,
@@ -162,7 +162,7 @@ pub(crate) struct FailedRow {
 
 /// A row of the retry table claimed for delivery, under a fencing token.
 #[derive(Debug, Clone)]
-pub(crate) struct RetryRow {
+pub struct RetryRow {
     pub(crate) id: i64,
     pub(crate) token: i64,
     pub(crate) deliveries: i32,
@@ -171,7 +171,7 @@ pub(crate) struct RetryRow {
 
 /// A failed delivery of a retry-table row.
 #[derive(Debug, Clone)]
-pub(crate) struct FailedRetry {
+pub struct FailedRetry {
     pub(crate) id: i64,
     pub(crate) token: i64,
     pub(crate) error: String,
@@ -180,7 +180,7 @@ pub(crate) struct FailedRetry {
 
 /// A run of consecutive events of a lease, handed back as a lease of its own.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Run {
+pub struct Run {
     pub(crate) lo: Pos,
     pub(crate) hi: Pos,
     pub(crate) events: i32,
@@ -190,7 +190,7 @@ pub(crate) struct Run {
 /// id, narrowed by what SQL tests cheaply (the caller checks every row again
 /// with [`soiree::Filter`], which also matches topic patterns).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Scan {
+pub struct Scan {
     pub(crate) cursor: Option<i64>,
     pub(crate) newest_first: bool,
     pub(crate) event_id: Option<String>,
@@ -308,7 +308,7 @@ pub(crate) fn to_us(time: std::time::SystemTime, ceil: bool) -> i64 {
 /// A row of a listing: its id, its time (microseconds since the epoch) and
 /// what it holds.
 #[derive(Debug, Clone)]
-pub(crate) struct Row<T> {
+pub struct Row<T> {
     pub(crate) id: i64,
     pub(crate) at_us: Option<i64>,
     pub(crate) item: T,
@@ -317,7 +317,7 @@ pub(crate) struct Row<T> {
 /// A delivery held by a consumer: a live lease (`retry: false`) or a
 /// claimed row of the retry table.
 #[derive(Debug, Clone)]
-pub(crate) struct PendingRow {
+pub struct PendingRow {
     pub(crate) retry: bool,
     pub(crate) id: i64,
     pub(crate) consumer: String,
@@ -337,7 +337,7 @@ pub(crate) struct PendingRow {
 /// leases and claimed retry rows cover, and since when it last took or
 /// extended one (milliseconds).
 #[derive(Debug, Clone)]
-pub(crate) struct ConsumerRow {
+pub struct ConsumerRow {
     pub(crate) name: String,
     pub(crate) pending: i64,
     pub(crate) idle_ms: i64,
@@ -345,7 +345,7 @@ pub(crate) struct ConsumerRow {
 
 /// Counts of the store for `Inspect::stats`, read in one statement.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Counts {
+pub struct Counts {
     /// The last id the log handed out (monotonic: retention does not lower
     /// it; on PostgreSQL, for a role that may not read the log's sequence,
     /// the highest id kept).
@@ -367,7 +367,7 @@ pub(crate) struct Counts {
 
 /// The SQL of one database; the queue logic above it is shared.
 #[async_trait]
-pub(crate) trait Backend: Send + Sync + 'static {
+pub trait Backend: Send + Sync + 'static {
     /// Appends events in one statement, in order.
     async fn append(&self, events: &[NewEvent]) -> Result<()>;
     /// Saves listener results, and marks successes as done, in one statement.

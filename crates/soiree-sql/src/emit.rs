@@ -24,3 +24,17 @@ pub(crate) fn prepare(topic: &str, event: impl IntoEvent) -> Result<(NewEvent, S
     let stored = StoredEvent::from_event(&event).map_err(Error::Event)?;
     Ok((NewEvent::from_stored(&stored)?, id))
 }
+
+/// [`prepare`] for each `(topic, event)`, in order: the rows and the ids.
+pub(crate) fn prepare_all(
+    events: impl IntoIterator<Item = (impl AsRef<str>, impl IntoEvent)>,
+) -> Result<(Vec<NewEvent>, Vec<String>)> {
+    let mut rows = Vec::new();
+    let mut ids = Vec::new();
+    for (topic, event) in events {
+        let (row, id) = prepare(topic.as_ref(), event)?;
+        rows.push(row);
+        ids.push(id);
+    }
+    Ok((rows, ids))
+}

@@ -483,113 +483,101 @@ where
     Ok(None)
 }
 
-/// Implements [`soiree::Inspect`] for a store type with `fn core(&self)`,
-/// `fn group(&self)` and `fn location(&self)`; `$kind` is its
-/// [`StoreInfo::kind`](soiree::StoreInfo).
-macro_rules! inspect_trait {
-    ($store:ty, $kind:literal) => {
-        /// Inspection and repair for the `soiree` CLI and dashboard. Listings
-        /// page by row id; pending deliveries are the group's live leases
-        /// (`<lease id>`, covering a range of the log) and its claimed retry
-        /// rows (`r<id>`); `stats().in_flight` counts the events they cover
-        /// (less those this process acknowledged) and `stats().consumers`
-        /// the distinct consumers holding them or with a live heartbeat
-        /// (recorded every third of their lease timeout while they consume,
-        /// live for one lease timeout); `stats().emitted` is the
-        /// last id the log handed out, and `stats()` counts rows exactly
-        /// (on a large PostgreSQL log, a scan of it). A delivery's idle time
-        /// counts from when its lease was taken or last extended (its expiry
-        /// less this store's lease timeout). Replays go through the group's
-        /// retry table: only this group gets the event again, with its id.
-        #[soiree::async_trait]
-        impl soiree::Inspect for $store {
-            fn info(&self) -> soiree::StoreInfo {
-                soiree::StoreInfo::new($kind, self.location(), Some(self.group().to_owned()))
-            }
+/// Inspection and repair for the `soiree` CLI and dashboard. Listings
+/// page by row id; pending deliveries are the group's live leases
+/// (`<lease id>`, covering a range of the log) and its claimed retry
+/// rows (`r<id>`); `stats().in_flight` counts the events they cover
+/// (less those this process acknowledged) and `stats().consumers`
+/// the distinct consumers holding them or with a live heartbeat
+/// (recorded every third of their lease timeout while they consume,
+/// live for one lease timeout); `stats().emitted` is the
+/// last id the log handed out, and `stats()` counts rows exactly
+/// (on a large PostgreSQL log, a scan of it). A delivery's idle time
+/// counts from when its lease was taken or last extended (its expiry
+/// less this store's lease timeout). Replays go through the group's
+/// retry table: only this group gets the event again, with its id.
+#[soiree::async_trait]
+impl<DB: crate::Driver> soiree::Inspect for crate::SqlStore<DB> {
+    fn info(&self) -> soiree::StoreInfo {
+        soiree::StoreInfo::new(DB::KIND, self.location(), Some(self.group().to_owned()))
+    }
 
-            async fn stats(&self) -> soiree::Result<soiree::StoreStats> {
-                Ok(self.core().inspect_stats().await?)
-            }
+    async fn stats(&self) -> soiree::Result<soiree::StoreStats> {
+        Ok(self.core().inspect_stats().await?)
+    }
 
-            async fn events(
-                &self,
-                query: &soiree::Query,
-            ) -> soiree::Result<soiree::Page<soiree::Record<soiree::StoredEvent>>> {
-                Ok(self.core().event_records(query).await?)
-            }
+    async fn events(
+        &self,
+        query: &soiree::Query,
+    ) -> soiree::Result<soiree::Page<soiree::Record<soiree::StoredEvent>>> {
+        Ok(self.core().event_records(query).await?)
+    }
 
-            async fn results(
-                &self,
-                query: &soiree::Query,
-            ) -> soiree::Result<soiree::Page<soiree::Record<soiree::StoredResult>>> {
-                Ok(self.core().result_records(query).await?)
-            }
+    async fn results(
+        &self,
+        query: &soiree::Query,
+    ) -> soiree::Result<soiree::Page<soiree::Record<soiree::StoredResult>>> {
+        Ok(self.core().result_records(query).await?)
+    }
 
-            async fn pending(
-                &self,
-                query: &soiree::Query,
-            ) -> soiree::Result<soiree::Page<soiree::PendingDelivery>> {
-                Ok(self.core().pending_deliveries(query).await?)
-            }
+    async fn pending(
+        &self,
+        query: &soiree::Query,
+    ) -> soiree::Result<soiree::Page<soiree::PendingDelivery>> {
+        Ok(self.core().pending_deliveries(query).await?)
+    }
 
-            async fn consumers(&self) -> soiree::Result<Vec<soiree::ConsumerInfo>> {
-                Ok(self.core().consumer_infos().await?)
-            }
+    async fn consumers(&self) -> soiree::Result<Vec<soiree::ConsumerInfo>> {
+        Ok(self.core().consumer_infos().await?)
+    }
 
-            async fn dead_letters(
-                &self,
-                query: &soiree::Query,
-            ) -> soiree::Result<soiree::Page<soiree::DeadLetter>> {
-                Ok(self.core().dead_letter_records(query).await?)
-            }
+    async fn dead_letters(
+        &self,
+        query: &soiree::Query,
+    ) -> soiree::Result<soiree::Page<soiree::DeadLetter>> {
+        Ok(self.core().dead_letter_records(query).await?)
+    }
 
-            async fn topic_counts(
-                &self,
-                window: usize,
-            ) -> soiree::Result<soiree::inspect::TopicCounts> {
-                Ok(self.core().topic_counts(window).await?)
-            }
+    async fn topic_counts(&self, window: usize) -> soiree::Result<soiree::inspect::TopicCounts> {
+        Ok(self.core().topic_counts(window).await?)
+    }
 
-            async fn dead_letter(&self, id: &str) -> soiree::Result<Option<soiree::DeadLetter>> {
-                Ok(self.core().dead_letter_by_id(id).await?)
-            }
+    async fn dead_letter(&self, id: &str) -> soiree::Result<Option<soiree::DeadLetter>> {
+        Ok(self.core().dead_letter_by_id(id).await?)
+    }
 
-            async fn replay_dead_letters(
-                &self,
-                selection: &soiree::DeadLetterSelection,
-            ) -> soiree::Result<u64> {
-                let core = self.core();
-                Ok(core
-                    .privileged(crate::privileges::REPLAY, core.replay_selection(selection))
-                    .await?)
-            }
+    async fn replay_dead_letters(
+        &self,
+        selection: &soiree::DeadLetterSelection,
+    ) -> soiree::Result<u64> {
+        let core = self.core();
+        Ok(core
+            .privileged(crate::privileges::REPLAY, core.replay_selection(selection))
+            .await?)
+    }
 
-            async fn purge_dead_letters(
-                &self,
-                selection: &soiree::DeadLetterSelection,
-            ) -> soiree::Result<u64> {
-                let core = self.core();
-                Ok(core
-                    .privileged(crate::privileges::PURGE, core.purge_selection(selection))
-                    .await?)
-            }
+    async fn purge_dead_letters(
+        &self,
+        selection: &soiree::DeadLetterSelection,
+    ) -> soiree::Result<u64> {
+        let core = self.core();
+        Ok(core
+            .privileged(crate::privileges::PURGE, core.purge_selection(selection))
+            .await?)
+    }
 
-            async fn replay(&self, event_id: &str) -> soiree::Result<()> {
-                let core = self.core();
-                if core
-                    .privileged(crate::privileges::REPLAY, core.replay_event(event_id))
-                    .await?
-                {
-                    Ok(())
-                } else {
-                    Err(soiree::Error::NotFound {
-                        what: "event",
-                        id: event_id.to_owned(),
-                    })
-                }
-            }
+    async fn replay(&self, event_id: &str) -> soiree::Result<()> {
+        let core = self.core();
+        if core
+            .privileged(crate::privileges::REPLAY, core.replay_event(event_id))
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(soiree::Error::NotFound {
+                what: "event",
+                id: event_id.to_owned(),
+            })
         }
-    };
+    }
 }
-
-pub(crate) use inspect_trait;

@@ -99,13 +99,61 @@
 //! bus.close().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! # One store, two databases
+//!
+//! [`SqlStore<DB>`](SqlStore) is one store over a sealed [`Driver`]:
+//! [`PostgresStore`] is `SqlStore<Postgres>` and [`SqliteStore`] is
+//! `SqlStore<Sqlite>` (sqlx's database types, re-exported here), as sqlx's
+//! `PgPool` is `Pool<Postgres>`. `begin`, `emit_in`, `emit_all_in`,
+//! `record`, `commit` and the soiree traits are the same on both; options
+//! that only one database has are on its builder (`schema`, `listen`,
+//! `partition_size` on PostgreSQL; `busy_timeout`, `durable_commits` on
+//! SQLite). An application that supports both writes its outbox code once:
+//!
+//! ```
+//! use soiree_sql::{Driver, SqlStore, sqlx};
+//!
+//! /// Inserts an order and emits `order.placed` in one transaction, on
+//! /// either database.
+//! async fn place_order<DB: Driver>(store: &SqlStore<DB>, order: i64) -> soiree_sql::Result<String>
+//! where
+//!     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+//!     i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+//! {
+//!     let mut tx = store.begin().await?;
+//!     sqlx::query("INSERT INTO orders (id) VALUES ($1)")
+//!         .bind(order)
+//!         .execute(&mut *tx)
+//!         .await?;
+//!     let id = store
+//!         .emit_in(&mut tx, "order.placed", serde_json::json!({ "order": order }))
+//!         .await?;
+//!     store.commit(tx).await?;
+//!     Ok(id)
+//! }
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = std::env::temp_dir().join(format!("soiree-doc-generic-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! let store = soiree_sql::SqliteStore::open(dir.join("shop.db")).await?;
+//! sqlx::query("CREATE TABLE orders (id INTEGER PRIMARY KEY)").execute(store.pool()).await?;
+//! place_order(&store, 42).await?;
+//! // The same function on PostgreSQL:
+//! // place_order(&soiree_sql::PostgresStore::connect(url).await?, 42).await?;
+//! # drop(store);
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(()) }
+//! ```
 
 #![doc(test(attr(deny(warnings))))]
 
 mod backend;
+mod builder;
 mod consumer;
 mod core;
 mod dead_letters;
+mod driver;
 mod emit;
 mod error;
 mod existing;
@@ -126,10 +174,12 @@ mod privileges;
 mod rows;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod store;
 mod topic;
 mod traits;
 pub mod triggers;
 
+pub use builder::SqlStoreBuilder;
 pub use dead_letters::{QueueStats, SqlDeadLetter, SqlDeadLetterFilter};
 
 /// The old name of [`SqlDeadLetter`], which sat beside
@@ -148,6 +198,7 @@ pub type DeadLetter = SqlDeadLetter;
     note = "renamed `SqlDeadLetterFilter`; `soiree::DeadLetterSelection` is the store-neutral one that `soiree::Inspect` takes"
 )]
 pub type DeadLetterFilter = SqlDeadLetterFilter;
+pub use driver::Driver;
 pub use error::{Error, Result};
 pub use options::FailurePolicy;
 #[cfg(feature = "postgres")]
@@ -160,6 +211,13 @@ pub use sqlite::{SqliteStore, SqliteStoreBuilder};
 /// with two, `&mut tx` of one is not an executor of the other
 /// (`multiple different versions of crate sqlx_core`).
 pub use sqlx;
+/// The database types a [`SqlStore`] is generic over (sqlx's own).
+#[cfg(feature = "postgres")]
+pub use sqlx::Postgres;
+/// The database types a [`SqlStore`] is generic over (sqlx's own).
+#[cfg(feature = "sqlite")]
+pub use sqlx::Sqlite;
+pub use store::SqlStore;
 
 /// The name of the table recording which of the store's migrations were
 /// applied (in the store's schema on PostgreSQL): not sqlx's default, which

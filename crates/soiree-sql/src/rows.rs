@@ -1,5 +1,7 @@
-//! The inspection listings' rows mapped to their structs, shared by the
-//! backends: their statements differ, the order of their columns does not.
+//! The rows of both backends mapped to their structs (leases, events,
+//! retry rows, the inspection listings): their statements differ, the
+//! order of their columns does not (a log position is `tx, id` on
+//! PostgreSQL, `id` on SQLite).
 //!
 //! [`ListingRow`] reads the rows of a backend ([`PgRow`](sqlx::postgres::PgRow),
 //! [`SqliteRow`](sqlx::sqlite::SqliteRow)) by column position; the
@@ -15,7 +17,8 @@ use soiree::StoredResult;
 use sqlx::{ColumnIndex, Database, Decode, Row, Type};
 
 use crate::backend::{
-    ConsumerRow, Counts, Listing, PendingRow, Pos, RawEvent, Row as ListedRow, from_us,
+    ConsumerRow, Counts, LeaseRow, Listing, PendingRow, Pos, RawEvent, RetryRow, Row as ListedRow,
+    from_us,
 };
 use crate::{Result, SqlDeadLetter};
 
@@ -49,6 +52,12 @@ pub(crate) const fn dead_letters(at_us: &'static str) -> Listing {
     }
 }
 
+/// A delivery count as the structs hold it, saturating (a count beyond
+/// `i32` is past any `max_deliveries`).
+fn counter_i32(counter: impl Into<i64>) -> i32 {
+    i32::try_from(counter.into()).unwrap_or(i32::MAX)
+}
+
 /// A row of a backend, mapped by column position to the structs of the
 /// inspection listings.
 pub(crate) trait ListingRow: Row
@@ -80,6 +89,49 @@ where
             flaws.push(name);
         }
         Ok(text)
+    }
+
+    /// A position in the log from column `index` on (`id`; PostgreSQL:
+    /// `tx, id`), and the index of the column after it.
+    fn pos_at(&self, index: usize) -> Result<(Pos, usize)> {
+        let id = self.try_get(index)?;
+        Ok((Pos { tx: 0, id }, index + 1))
+    }
+
+    /// A lease: `id, token, lo, hi, events, deliveries`, the positions as
+    /// [`pos_at`](Self::pos_at) reads them.
+    fn lease(&self) -> Result<LeaseRow> {
+        let (lo, next) = self.pos_at(2)?;
+        let (hi, next) = self.pos_at(next)?;
+        let deliveries: Self::Counter = self.try_get(next + 1)?;
+        Ok(LeaseRow {
+            id: self.try_get(0)?,
+            token: self.try_get(1)?,
+            lo,
+            hi,
+            events: self.try_get(next)?,
+            deliveries: counter_i32(deliveries),
+        })
+    }
+
+    /// An event of the log to deliver: its position, then `topic, payload,
+    /// properties, key`.
+    fn raw_event(&self) -> Result<RawEvent> {
+        let (pos, next) = self.pos_at(0)?;
+        self.raw_event_at(next, pos, true)
+    }
+
+    /// A claimed row of the retry table: `id, token, deliveries`, its
+    /// event's position, then `topic, payload, properties, key`.
+    fn retry_row(&self) -> Result<RetryRow> {
+        let (pos, next) = self.pos_at(3)?;
+        let deliveries: Self::Counter = self.try_get(2)?;
+        Ok(RetryRow {
+            id: self.try_get(0)?,
+            token: self.try_get(1)?,
+            deliveries: counter_i32(deliveries),
+            event: self.raw_event_at(next, pos, true)?,
+        })
     }
 
     /// An event's `topic, payload, properties` from column `first` on, and
@@ -208,6 +260,15 @@ where
 #[cfg(feature = "postgres")]
 impl ListingRow for sqlx::postgres::PgRow {
     type Counter = i32;
+
+    /// `tx, id`: the writing transaction's id, then the row id.
+    fn pos_at(&self, index: usize) -> Result<(Pos, usize)> {
+        let pos = Pos {
+            tx: self.try_get(index)?,
+            id: self.try_get(index + 1)?,
+        };
+        Ok((pos, index + 2))
+    }
 }
 
 #[cfg(feature = "sqlite")]

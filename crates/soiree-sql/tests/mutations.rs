@@ -116,12 +116,18 @@ impl Db {
         }
     }
 
-    fn dialect(&self) -> soiree_sql::outbox::Dialect {
+    /// The outbox statement of this database's driver, for an ORM.
+    fn mutation_insert(
+        &self,
+        mutations: &Mutations,
+        payload: &MutationPayload,
+    ) -> soiree_sql::Result<Option<soiree_sql::outbox::OutboxInsert>> {
+        use soiree_sql::outbox::mutation_insert;
         match self {
-            Db::Pg(store) => soiree_sql::outbox::Dialect::Postgres {
-                schema: store.schema().to_owned(),
-            },
-            Db::Lite(_) => soiree_sql::outbox::Dialect::Sqlite,
+            Db::Pg(store) => {
+                mutation_insert::<soiree_sql::Postgres>(store.schema(), mutations, payload)
+            }
+            Db::Lite(_) => mutation_insert::<soiree_sql::Sqlite>("main", mutations, payload),
         }
     }
 
@@ -244,17 +250,14 @@ async fn record_scenario(db: Db) {
 
     // The same events as a statement for another data layer (an ORM).
     let payload = MutationPayload::new(Operation::DeleteOne, "Invoice", "inv-1");
-    let insert = soiree_sql::outbox::mutation_insert(&db.dialect(), &mutations, &payload)
-        .unwrap()
-        .unwrap();
+    let insert = db.mutation_insert(&mutations, &payload).unwrap().unwrap();
     db.exec_insert(&insert).await;
     if let Db::Pg(store) = &db {
         store.wake();
     }
     settle(&bus, &seen, 2).await;
     assert_eq!(seen.lock().unwrap()[1], payload);
-    let ledger_insert =
-        soiree_sql::outbox::mutation_insert(&db.dialect(), &mutations, &ledger).unwrap();
+    let ledger_insert = db.mutation_insert(&mutations, &ledger).unwrap();
     assert!(ledger_insert.is_none(), "nobody listens to ledgers");
     within(LIMIT, "close", bus.close()).await.unwrap();
 }

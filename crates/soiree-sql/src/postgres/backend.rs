@@ -195,8 +195,16 @@ fn placeholder(n: usize) -> String {
     format!("${n}")
 }
 
+/// The event `INSERT`, the only one: the store's appends, `emit_in` and
+/// the outbox statement of [`outbox`](crate::outbox) run it. Five text
+/// arrays (topic, event id, payload, properties, key), in order.
+pub(crate) const APPEND: &str = "INSERT INTO soiree_events (topic, event_id, payload, properties, key) \
+     SELECT t, e, p::json, pr::json, k \
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+     WITH ORDINALITY AS u(t, e, p, pr, k, n) ORDER BY n";
+
 /// `sql` with the store's tables qualified by `schema`.
-fn qualify(schema: &str, sql: &str) -> SqlStr {
+pub(crate) fn qualify(schema: &str, sql: &str) -> SqlStr {
     let sql = sql
         .replace("soiree_", &format!("\"{schema}\".soiree_"))
         .replace("DEAD_EVENT_ID_OF(event_id)", &dead_event_id("event_id"))
@@ -285,12 +293,7 @@ impl Statements {
             )),
             purge_dead: q("DELETE FROM soiree_dead_letters WHERE group_name = $1 \
                  AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))"),
-            append: q(
-                "INSERT INTO soiree_events (topic, event_id, payload, properties, key) \
-                 SELECT t, e, p::json, pr::json, k \
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
-                 WITH ORDINALITY AS u(t, e, p, pr, k, n) ORDER BY n",
-            ),
+            append: q(APPEND),
             // Results and successes are the group's own ($6): another
             // group's listener of the same name has not run for this one.
             save_results: q("WITH r AS ( \
@@ -526,7 +529,7 @@ impl Statements {
 
 /// The PostgreSQL side of a store: its pool, group and statements.
 #[derive(Debug)]
-pub(crate) struct PgBackend {
+pub struct PgBackend {
     pub(crate) pool: PgPool,
     pub(crate) sql: Arc<Statements>,
     pub(crate) group: String,
@@ -534,31 +537,37 @@ pub(crate) struct PgBackend {
     pub(crate) lease_ms: i64,
     pub(crate) channel: String,
     pub(crate) partitions: Partitions,
+    /// Whether consumers `LISTEN` (the builder's `listen`).
+    pub(crate) listen: bool,
+    /// Whether this store's listening task was started.
+    pub(crate) listening: std::sync::atomic::AtomicBool,
 }
 
-fn lease(row: &PgRow) -> Result<LeaseRow> {
-    Ok(LeaseRow {
-        id: row.try_get(0)?,
-        token: row.try_get(1)?,
-        lo: Pos {
-            tx: row.try_get(2)?,
-            id: row.try_get(3)?,
-        },
-        hi: Pos {
-            tx: row.try_get(4)?,
-            id: row.try_get(5)?,
-        },
-        events: row.try_get(6)?,
-        deliveries: row.try_get(7)?,
-    })
-}
-
-fn raw_event(row: &PgRow) -> Result<RawEvent> {
-    let pos = Pos {
-        tx: row.try_get(0)?,
-        id: row.try_get(1)?,
-    };
-    row.raw_event_at(2, pos, true)
+/// A text array in PostgreSQL's text form (`{"a",NULL}`), for data layers
+/// that bind only text: [`APPEND`]'s `$n::text[]` reads it. Every element
+/// is quoted, `"` and `\` escaped.
+pub(crate) fn text_array<'a>(items: impl Iterator<Item = Option<&'a str>>) -> String {
+    let mut array = String::from("{");
+    for (n, item) in items.enumerate() {
+        if n > 0 {
+            array.push(',');
+        }
+        match item {
+            None => array.push_str("NULL"),
+            Some(text) => {
+                array.push('"');
+                for c in text.chars() {
+                    if c == '"' || c == '\\' {
+                        array.push('\\');
+                    }
+                    array.push(c);
+                }
+                array.push('"');
+            }
+        }
+    }
+    array.push('}');
+    array
 }
 
 /// Binds the columns of new events as arrays, for the append statement.
@@ -731,7 +740,7 @@ impl Backend for PgBackend {
             .bind(self.lease_ms)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(lease).transpose()
+        row.as_ref().map(ListingRow::lease).transpose()
     }
 
     async fn waiting(&self) -> Result<bool> {
@@ -748,7 +757,7 @@ impl Backend for PgBackend {
             .bind(self.lease_ms)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(lease).transpose()
+        row.as_ref().map(ListingRow::lease).transpose()
     }
 
     async fn split(&self, lease_row: &LeaseRow) -> Result<Vec<LeaseRow>> {
@@ -759,7 +768,10 @@ impl Backend for PgBackend {
             .bind(self.lease_ms)
             .fetch_all(&self.pool)
             .await?;
-        let mut leases = rows.iter().map(lease).collect::<Result<Vec<_>>>()?;
+        let mut leases = rows
+            .iter()
+            .map(ListingRow::lease)
+            .collect::<Result<Vec<_>>>()?;
         leases.sort_by_key(|lease| lease.lo);
         Ok(leases)
     }
@@ -782,7 +794,7 @@ impl Backend for PgBackend {
             .bind(lease.hi.id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(raw_event).collect()
+        rows.iter().map(ListingRow::raw_event).collect()
     }
 
     async fn dead_letter_rows(&self, rows: &[DeadRow]) -> Result<()> {
@@ -853,7 +865,7 @@ impl Backend for PgBackend {
                     .await?
             }
         };
-        rows.iter().map(raw_event).collect()
+        rows.iter().map(ListingRow::raw_event).collect()
     }
 
     async fn results_page(
@@ -910,23 +922,7 @@ impl Backend for PgBackend {
             .bind(&self.consumer)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(RetryRow {
-                    id: row.try_get(0)?,
-                    token: row.try_get(1)?,
-                    deliveries: row.try_get(2)?,
-                    event: row.raw_event_at(
-                        5,
-                        Pos {
-                            tx: row.try_get(3)?,
-                            id: row.try_get(4)?,
-                        },
-                        true,
-                    )?,
-                })
-            })
-            .collect()
+        rows.iter().map(ListingRow::retry_row).collect()
     }
 
     async fn ack_retries(&self, rows: &[(i64, i64)]) -> Result<Vec<i64>> {
@@ -1238,6 +1234,22 @@ mod tests {
             sql.as_str(),
             "SELECT CASE WHEN octet_length(e.event_id) <= 1024 THEN e.event_id END, \
              CASE WHEN octet_length(event_id) <= 1024 THEN event_id END"
+        );
+    }
+
+    #[test]
+    fn text_arrays_quote_every_element_and_escape_quotes_and_backslashes() {
+        let items = [
+            Some("a\"b"),
+            None,
+            Some("x\\y"),
+            Some(""),
+            Some("NULL"),
+            Some("{,}"),
+        ];
+        assert_eq!(
+            text_array(items.into_iter()),
+            r#"{"a\"b",NULL,"x\\y","","NULL","{,}"}"#
         );
     }
 }

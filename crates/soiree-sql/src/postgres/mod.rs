@@ -1,4 +1,4 @@
-//! The PostgreSQL store: builder, store type, transactional emit, wakeups.
+//! The PostgreSQL store: builder, the driver's transactional emit, wakeups.
 
 mod backend;
 mod partitions;
@@ -9,31 +9,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use soiree::{IntoEvent, MetricsRegistry};
+use async_trait::async_trait;
+use soiree::MetricsRegistry;
 use sqlx::postgres::{
     PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgSslMode,
 };
-use sqlx::{AssertSqlSafe, Postgres, Transaction};
+use sqlx::{AssertSqlSafe, Pool, Postgres, Transaction};
 
-use self::backend::{PgBackend, Statements, bind_events};
+use self::backend::{APPEND, PgBackend, Statements, bind_events, qualify, text_array};
 use self::partitions::Partitions;
+use crate::backend::NewEvent;
 use crate::core::Core;
 use crate::metrics::SqlMetrics;
-use crate::options::{Options, common_builder_methods};
-use crate::{Error, MIGRATIONS_TABLE, Result, redact};
+use crate::options::Options;
+use crate::{Driver, Error, MIGRATIONS_TABLE, Result, SqlStore, SqlStoreBuilder, redact};
 
 /// The store's migrations, applied by `build` (unless turned off).
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
-/// A soiree store on PostgreSQL: an append-only event log read through a
-/// cursor per consumer group, with leases, fencing tokens, handler results,
-/// dedup, dead letters, and transactional emit
-/// ([`emit_in`](PostgresStore::emit_in)).
-///
-/// Give it to a bus with [`EventBusBuilder::store`](soiree::EventBusBuilder::store):
-/// `emit` then appends the event to the log and the bus's consumers claim
-/// it, run the listeners and acknowledge it. The store is cheap to clone;
-/// keep a clone to emit inside your own transactions.
+/// A soiree store on PostgreSQL: [`SqlStore`] on `sqlx::Postgres`, with
+/// the builder's options that only PostgreSQL has (schema, `LISTEN`/`NOTIFY`
+/// wakeups, partitions of the log).
 ///
 /// # Examples
 ///
@@ -57,33 +53,15 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 /// bus.close().await?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
-pub struct PostgresStore {
-    core: Arc<Core<PgBackend>>,
-    listening: Arc<AtomicBool>,
-    listen: bool,
-    schema: Arc<str>,
-    /// `host:port/database`, never the password.
-    location: Arc<str>,
-}
+pub type PostgresStore = SqlStore<Postgres>;
 
-impl fmt::Debug for PostgresStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PostgresStore")
-            .field("schema", &self.schema)
-            .field("group", &self.core.options.group)
-            .field("consumer", &self.core.options.consumer_name())
-            .finish_non_exhaustive()
-    }
-}
-
-impl PostgresStore {
+impl SqlStore<Postgres> {
     /// Connects with the default options (schema `public`, group `soiree`)
     /// and applies the migrations.
     ///
     /// # Errors
     ///
-    /// As for [`PostgresStoreBuilder::build`].
+    /// As for [`SqlStoreBuilder::<Postgres>::build`](SqlStoreBuilder::build).
     ///
     /// # Cancel safety
     ///
@@ -97,200 +75,32 @@ impl PostgresStore {
     /// A builder for a store on the database at `url`
     /// (`postgres://user:password@host:port/database`).
     pub fn builder(url: &str) -> PostgresStoreBuilder {
-        PostgresStoreBuilder {
-            url: url.to_owned(),
-            options: Options::new(Duration::from_millis(250)),
-            schema: "public".to_owned(),
-            listen: true,
-            notify_interval: Duration::from_millis(2),
-            partition_size: DEFAULT_PARTITION_SIZE,
-            registry: None,
-        }
-    }
-
-    pub(crate) fn core(&self) -> &Arc<Core<PgBackend>> {
-        &self.core
-    }
-
-    /// The store's connection pool, for your own queries and transactions.
-    pub fn pool(&self) -> &PgPool {
-        &self.core.backend.pool
+        SqlStoreBuilder::new(
+            Options::new(Duration::from_millis(250)),
+            PgSettings {
+                url: url.to_owned(),
+                schema: "public".to_owned(),
+                listen: true,
+                notify_interval: Duration::from_millis(2),
+                partition_size: DEFAULT_PARTITION_SIZE,
+            },
+        )
     }
 
     /// The schema holding the store's tables.
     pub fn schema(&self) -> &str {
-        &self.schema
-    }
-
-    /// The consumer group this store reads with.
-    pub fn group(&self) -> &str {
-        &self.core.options.group
-    }
-
-    /// Where the store is, without credentials: `host:port/database`, and
-    /// the schema when it is not `public`.
-    pub fn location(&self) -> &str {
-        &self.location
-    }
-
-    /// This store's consumer name, recorded on the leases it holds.
-    pub fn consumer_name(&self) -> &str {
-        self.core.options.consumer_name()
-    }
-
-    /// Begins a transaction on the store's pool, for
-    /// [`emit_in`](Self::emit_in) and your own writes; finish it with
-    /// [`commit`](Self::commit) so that consumers are woken at once.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`] when no connection can be had.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: a transaction begun and dropped is rolled back.
-    pub async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
-        Ok(self.pool().begin().await?)
-    }
-
-    /// Writes an event into the log inside the caller's transaction (or on
-    /// any connection): it becomes visible to consumers when, and only if,
-    /// that transaction commits. Returns the event's id
-    /// (`soiree.event_id`, generated when the event has none).
-    ///
-    /// `event` is what [`EventBus::emit`](soiree::EventBus::emit) takes: an
-    /// [`Event`](soiree::Event), a [`Payload`](soiree::Payload) or any
-    /// serializable value.
-    ///
-    /// Consumers in this process are woken when the transaction is committed
-    /// through [`commit`](Self::commit) (or after [`wake`](Self::wake));
-    /// otherwise they find the event within the poll interval.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # #[allow(dead_code)]
-    /// # async fn demo(store: soiree_sql::PostgresStore) -> soiree_sql::Result<()> {
-    /// let mut tx = store.begin().await?;
-    /// let id = store
-    ///     .emit_in(&mut tx, "order.paid", serde_json::json!({ "order": 42 }))
-    ///     .await?;
-    /// store.commit(tx).await?;
-    /// println!("emitted {id}");
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidTopic`] for a topic that is not concrete,
-    /// [`Error::Event`] for a payload with no JSON form or an event whose own
-    /// topic differs, [`Error::Database`] when the insert fails (the
-    /// transaction is then aborted, as for any failed statement).
-    ///
-    /// # Cancel safety
-    ///
-    /// A cancelled call may or may not have inserted the row, in the
-    /// caller's transaction: roll it back when in doubt.
-    pub async fn emit_in(
-        &self,
-        conn: &mut PgConnection,
-        topic: &str,
-        event: impl IntoEvent,
-    ) -> Result<String> {
-        let (row, id) = crate::emit::prepare(topic, event)?;
-        bind_events(&self.core.backend.sql.append, std::slice::from_ref(&row))
-            .execute(conn)
-            .await?;
-        Ok(id)
-    }
-
-    /// Writes several events in one statement inside the caller's
-    /// transaction, in order; returns their ids. See
-    /// [`emit_in`](Self::emit_in).
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # #[allow(dead_code)]
-    /// # async fn demo(store: soiree_sql::PostgresStore) -> soiree_sql::Result<()> {
-    /// let mut tx = store.begin().await?;
-    /// let ids = store
-    ///     .emit_all_in(&mut tx, (0..100).map(|n| ("item.added", serde_json::json!({ "n": n }))))
-    ///     .await?;
-    /// store.commit(tx).await?;
-    /// assert_eq!(ids.len(), 100);
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// As for [`emit_in`](Self::emit_in); nothing is written when any
-    /// event is rejected.
-    ///
-    /// # Cancel safety
-    ///
-    /// As for [`emit_in`](Self::emit_in).
-    pub async fn emit_all_in<T, E>(
-        &self,
-        conn: &mut PgConnection,
-        events: impl IntoIterator<Item = (T, E)>,
-    ) -> Result<Vec<String>>
-    where
-        T: AsRef<str>,
-        E: IntoEvent,
-    {
-        let mut rows = Vec::new();
-        let mut ids = Vec::new();
-        for (topic, event) in events {
-            let (row, id) = crate::emit::prepare(topic.as_ref(), event)?;
-            rows.push(row);
-            ids.push(id);
-        }
-        if rows.is_empty() {
-            return Ok(ids);
-        }
-        bind_events(&self.core.backend.sql.append, &rows)
-            .execute(conn)
-            .await?;
-        Ok(ids)
-    }
-
-    /// Commits a transaction and wakes consumers: this process's at once,
-    /// other processes' through a `NOTIFY` sent after the commit (at most
-    /// one every couple of milliseconds, however many commits).
-    ///
-    /// A transaction in which a statement failed is rolled back by
-    /// PostgreSQL at `COMMIT` without an error; this checks the transaction
-    /// first (one more round trip, a statement that fails in an aborted
-    /// transaction), so that such a commit is reported.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`] when the commit fails or the transaction was
-    /// aborted by a failed statement (nothing was committed: it is rolled
-    /// back).
-    ///
-    /// # Cancel safety
-    ///
-    /// A cancelled commit may or may not have committed.
-    pub async fn commit(&self, mut tx: Transaction<'_, Postgres>) -> Result<()> {
-        // In an aborted transaction this fails (SQLSTATE 25P02); `tx` is
-        // then dropped, which rolls it back.
-        sqlx::raw_sql("SELECT").execute(&mut *tx).await?;
-        tx.commit().await?;
-        self.wake();
-        Ok(())
+        self.core.backend.sql.schema()
     }
 
     /// Creates the log's next partitions now, until they cover the next
     /// event id plus two spans of
-    /// [`partition_size`](PostgresStoreBuilder::partition_size) ids; returns
+    /// [`partition_size`](SqlStoreBuilder::partition_size) ids; returns
     /// how many it created. A store with a
-    /// [`retention`](PostgresStoreBuilder::retention) window does it by
+    /// [`retention`](SqlStoreBuilder::retention) window does it by
     /// itself (when built, and with every pruning), as does
-    /// [`prune_consumed`](Self::prune_consumed); call it from a deployment
-    /// step, or before a burst of appends, to keep events out of the
-    /// DEFAULT partition. Safe to call from several processes at once.
+    /// [`prune_consumed`](SqlStore::prune_consumed); call it from a
+    /// deployment step, or before a burst of appends, to keep events out of
+    /// the DEFAULT partition. Safe to call from several processes at once.
     ///
     /// # Examples
     ///
@@ -314,31 +124,79 @@ impl PostgresStore {
         let backend = &self.core.backend;
         backend.partitions.ensure_ahead(&backend.pool).await
     }
+}
 
-    /// Wakes consumers after you committed events written with
-    /// [`emit_in`](Self::emit_in) in a transaction of your own.
-    pub fn wake(&self) {
-        self.core.wake();
+#[async_trait]
+impl Driver for Postgres {
+    type Backend = PgBackend;
+    type Settings = PgSettings;
+    const KIND: &'static str = "postgres";
+
+    fn pool(backend: &PgBackend) -> &Pool<Self> {
+        &backend.pool
+    }
+
+    async fn begin(backend: &PgBackend) -> Result<Transaction<'static, Self>> {
+        Ok(backend.pool.begin().await?)
+    }
+
+    async fn insert(
+        backend: &PgBackend,
+        conn: &mut PgConnection,
+        events: &[NewEvent],
+    ) -> Result<()> {
+        bind_events(&backend.sql.append, events)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    fn outbox_statement(
+        schema: &str,
+        events: &[NewEvent],
+    ) -> Result<(String, Vec<Option<String>>)> {
+        let schema = crate::triggers::identifier(schema)?;
+        let column =
+            |text: fn(&NewEvent) -> Option<&str>| Some(text_array(events.iter().map(text)));
+        let values = vec![
+            column(|e| Some(&e.topic)),
+            column(|e| e.event_id.as_deref()),
+            column(|e| Some(&e.payload)),
+            column(|e| Some(&e.properties)),
+            column(|e| e.key.as_deref()),
+        ];
+        // The arrays arrive as text, so the statement says so (`::text`
+        // first): a statement cache (sqlx's, under an ORM too) that
+        // prepared the store's own text of it for `text[]` binds must not
+        // be handed text for them.
+        let sql = qualify(schema, &APPEND.replace("::text[]", "::text::text[]"));
+        Ok((sql.as_str().to_owned(), values))
+    }
+
+    async fn commit(mut tx: Transaction<'_, Self>) -> Result<()> {
+        // In an aborted transaction this fails (SQLSTATE 25P02); `tx` is
+        // then dropped, which rolls it back.
+        sqlx::raw_sql("SELECT").execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Starts listening for other processes' notifications, once.
-    pub(crate) fn before_dequeue(&self) {
-        if !self.listen
-            || self.listening.load(Ordering::Relaxed)
-            || self.listening.swap(true, Ordering::AcqRel)
+    fn before_dequeue(store: &SqlStore<Self>) {
+        let backend = &store.core.backend;
+        if !backend.listen
+            || backend.listening.load(Ordering::Relaxed)
+            || backend.listening.swap(true, Ordering::AcqRel)
         {
             return;
         }
         tokio::spawn(listen(
-            Arc::downgrade(&self.core),
-            self.pool().clone(),
-            self.core.backend.channel.clone(),
+            Arc::downgrade(&store.core),
+            backend.pool.clone(),
+            backend.channel.clone(),
         ));
     }
 }
-
-crate::traits::store_traits!(PostgresStore);
-crate::inspect::inspect_trait!(PostgresStore, "postgres");
 
 /// Wakes this process's consumers on every notification of the channel;
 /// ends when the store is dropped.
@@ -385,24 +243,24 @@ async fn listen(core: Weak<Core<PgBackend>>, pool: PgPool, channel: String) {
 ///
 /// | option | default | what it does |
 /// |---|---|---|
-/// | [`schema`](Self::schema) | `public` | the schema of the store's tables (created if missing) |
-/// | [`group`](Self::group) | `soiree` | consumer group: stores with the same group share the work |
-/// | [`consumer`](Self::consumer) | `<host>-<pid>` | this store's name on its leases |
-/// | [`lease_timeout`](Self::lease_timeout) | 30 s | how long a claimed range stays with a consumer that stopped extending it |
-/// | [`batch_size`](Self::batch_size) | 1000 | events per lease at most |
-/// | [`max_deliveries`](Self::max_deliveries) | 5 | deliveries after which events go to the dead letters |
-/// | [`poll_interval`](Self::poll_interval) | 250 ms | how often an idle consumer looks without a wakeup |
-/// | [`listen`](Self::listen) | on | `LISTEN`/`NOTIFY` wakeups across processes |
-/// | [`notify_interval`](Self::notify_interval) | 2 ms | at most one `NOTIFY` per interval |
-/// | [`max_connections`](Self::max_connections) | 10 | size of the connection pool |
-/// | [`acquire_timeout`](Self::acquire_timeout) | 10 s | how long to wait for a pooled connection |
-/// | [`migrate`](Self::migrate) | on | apply the migrations in `build` |
-/// | [`create_missing`](Self::create_missing) | on | create the store and group when missing (off: open only an existing one) |
-/// | [`read_only`](Self::read_only) | off | inspect only: read-only connections, nothing created |
-/// | [`ordered_by_key`](Self::ordered_by_key) | off | one event at a time per `soiree.key`, in log order |
-/// | [`retention`](Self::retention) | none | remove consumed events older than this (whole partitions) |
-/// | [`partition_size`](Self::partition_size) | 1,000,000 | event ids per partition of the log |
-/// | [`metrics_registry`](Self::metrics_registry) | [`MetricsRegistry::global`] | where the metrics go |
+/// | [`schema`](SqlStoreBuilder::schema) | `public` | the schema of the store's tables (created if missing) |
+/// | [`group`](SqlStoreBuilder::group) | `soiree` | consumer group: stores with the same group share the work |
+/// | [`consumer`](SqlStoreBuilder::consumer) | `<host>-<n>` | this store's name on its leases |
+/// | [`lease_timeout`](SqlStoreBuilder::lease_timeout) | 30 s | how long a claimed range stays with a consumer that stopped extending it |
+/// | [`batch_size`](SqlStoreBuilder::batch_size) | 1000 | events per lease at most |
+/// | [`max_deliveries`](SqlStoreBuilder::max_deliveries) | 5 | deliveries after which events go to the dead letters |
+/// | [`poll_interval`](SqlStoreBuilder::poll_interval) | 250 ms | how often an idle consumer looks without a wakeup |
+/// | [`listen`](SqlStoreBuilder::listen) | on | `LISTEN`/`NOTIFY` wakeups across processes |
+/// | [`notify_interval`](SqlStoreBuilder::notify_interval) | 2 ms | at most one `NOTIFY` per interval |
+/// | [`max_connections`](SqlStoreBuilder::max_connections) | 10 | size of the connection pool |
+/// | [`acquire_timeout`](SqlStoreBuilder::acquire_timeout) | 10 s | how long to wait for a pooled connection |
+/// | [`migrate`](SqlStoreBuilder::migrate) | on | apply the migrations in `build` |
+/// | [`create_missing`](SqlStoreBuilder::create_missing) | on | create the store and group when missing (off: open only an existing one) |
+/// | [`read_only`](SqlStoreBuilder::read_only) | off | inspect only: read-only connections, nothing created |
+/// | [`ordered_by_key`](SqlStoreBuilder::ordered_by_key) | off | one event at a time per `soiree.key`, in log order |
+/// | [`retention`](SqlStoreBuilder::retention) | none | remove consumed events older than this (whole partitions) |
+/// | [`partition_size`](SqlStoreBuilder::partition_size) | 1,000,000 | event ids per partition of the log |
+/// | [`metrics_registry`](SqlStoreBuilder::metrics_registry) | [`MetricsRegistry::global`] | where the metrics go |
 ///
 /// # Examples
 ///
@@ -419,40 +277,38 @@ async fn listen(core: Weak<Core<PgBackend>>, pool: PgPool, channel: String) {
 ///     .await?;
 /// # let _ = store; Ok(()) }
 /// ```
-#[must_use = "a builder does nothing until `build` is awaited"]
-pub struct PostgresStoreBuilder {
+pub type PostgresStoreBuilder = SqlStoreBuilder<Postgres>;
+
+/// The builder's options that only PostgreSQL has.
+#[doc(hidden)]
+pub struct PgSettings {
     url: String,
-    options: Options,
     schema: String,
     listen: bool,
     notify_interval: Duration,
     partition_size: u64,
-    registry: Option<MetricsRegistry>,
 }
 
 /// Event ids per partition of the log, by default.
 const DEFAULT_PARTITION_SIZE: u64 = 1_000_000;
 
-impl fmt::Debug for PostgresStoreBuilder {
+impl fmt::Debug for PgSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PostgresStoreBuilder")
+        f.debug_struct("PgSettings")
             .field("url", &redact(&self.url))
             .field("schema", &self.schema)
-            .field("options", &self.options)
             .field("listen", &self.listen)
             .field("partition_size", &self.partition_size)
             .finish_non_exhaustive()
     }
 }
 
-impl PostgresStoreBuilder {
-    common_builder_methods!();
-
+impl SqlStoreBuilder<Postgres> {
     /// Sets the schema of the store's tables (default `public`): letters,
     /// digits and `_`, not starting with a digit, at most 50 characters.
     /// It is created when missing. Stores in different schemas share nothing.
     pub fn schema(mut self, schema: impl Into<String>) -> Self {
-        self.schema = schema.into();
+        self.settings.schema = schema.into();
         self
     }
 
@@ -460,14 +316,14 @@ impl PostgresStoreBuilder {
     /// on) and this store sends one after its commits. Off, consumers in
     /// other processes find new events by polling.
     pub fn listen(mut self, listen: bool) -> Self {
-        self.listen = listen;
+        self.settings.listen = listen;
         self
     }
 
     /// Sets the least time between two `NOTIFY` this store sends (default
     /// 2 ms): commits in between share one.
     pub fn notify_interval(mut self, interval: Duration) -> Self {
-        self.notify_interval = interval;
+        self.settings.notify_interval = interval;
         self
     }
 
@@ -476,7 +332,7 @@ impl PostgresStoreBuilder {
     ///
     /// The log (`soiree_events`) is partitioned by range of id, and
     /// retention ([`retention`](Self::retention),
-    /// [`prune_consumed`](PostgresStore::prune_consumed)) truncates and
+    /// [`prune_consumed`](SqlStore::prune_consumed)) truncates and
     /// drops whole partitions once every group passed them, no lease covers
     /// them and their newest event is older than the window: no `DELETE`,
     /// no dead rows, no vacuum debt. Stores that apply retention create the
@@ -491,7 +347,7 @@ impl PostgresStoreBuilder {
     /// tens of partitions, not thousands. A new size applies to the
     /// partitions created from then on.
     pub fn partition_size(mut self, ids: u64) -> Self {
-        self.partition_size = ids;
+        self.settings.partition_size = ids;
         self
     }
 
@@ -502,7 +358,7 @@ impl PostgresStoreBuilder {
     ///
     /// [`Error::InvalidConfig`] for a bad URL, schema or option,
     /// [`Error::Connect`] when the server cannot be reached (within the
-    /// [`acquire_timeout`](Self::acquire_timeout); a refused connection
+    /// [`acquire_timeout`](SqlStoreBuilder::acquire_timeout); a refused connection
     /// fails at once), [`Error::Database`] when the server refuses the
     /// connection or a statement (a database that does not exist, a wrong
     /// password), [`Error::Migrate`] when the migrations fail,
@@ -519,32 +375,32 @@ impl PostgresStoreBuilder {
     /// `build` finishes (see the crate README's upgrade notes).
     pub async fn build(mut self) -> Result<PostgresStore> {
         self.options.validate()?;
-        validate_schema(&self.schema)?;
-        if self.partition_size == 0 || self.partition_size > 1 << 60 {
+        validate_schema(&self.settings.schema)?;
+        if self.settings.partition_size == 0 || self.settings.partition_size > 1 << 60 {
             return Err(Error::InvalidConfig(
                 "partition_size must be between 1 and 2^60".to_owned(),
             ));
         }
-        let connect = PgConnectOptions::from_str(&self.url)
+        let connect = PgConnectOptions::from_str(&self.settings.url)
             .map_err(|err| {
                 Error::InvalidConfig(format!(
                     "invalid postgres url {}: {}",
-                    redact(&self.url),
-                    crate::redact_in(&err.to_string(), &self.url)
+                    redact(&self.settings.url),
+                    crate::redact_in(&err.to_string(), &self.settings.url)
                 ))
             })?
             .application_name("soiree")
             // A generic plan made while the log was small would scan it whole.
             .options([("plan_cache_mode", "force_custom_plan")]);
-        let connect = plain_on_loopback(connect, &self.url);
+        let connect = plain_on_loopback(connect, &self.settings.url);
         let mut location = format!(
             "{}:{}/{}",
             connect.get_host(),
             connect.get_port(),
             connect.get_database().unwrap_or(connect.get_username())
         );
-        if self.schema != "public" {
-            location.push_str(&format!(" (schema {})", self.schema));
+        if self.settings.schema != "public" {
+            location.push_str(&format!(" (schema {})", self.settings.schema));
         }
         let own_name = self.options.resolve_consumer(&location);
         // Every transaction read-only: nothing this store does can write.
@@ -566,32 +422,34 @@ impl PostgresStoreBuilder {
             .await
             .map_err(|err| connect_error(&connect, err))?;
         if creates && self.options.migrate {
-            migrate(&connect, &self.schema).await?;
+            migrate(&connect, &self.settings.schema).await?;
         }
-        let sql = Arc::new(Statements::new(&self.schema));
+        let sql = Arc::new(Statements::new(&self.settings.schema));
         if creates {
             sqlx::query(sql.ensure_cursor.clone())
                 .bind(&self.options.group)
                 .execute(&pool)
                 .await?;
             if own_name {
-                take_over_leases(&pool, &self.schema, &self.options).await?;
+                take_over_leases(&pool, &self.settings.schema, &self.options).await?;
             }
         } else {
-            check_existing(&pool, &self.schema, &self.options.group, &location).await?;
+            check_existing(&pool, &self.settings.schema, &self.options.group, &location).await?;
         }
         let registry = self
             .registry
             .unwrap_or_else(|| MetricsRegistry::global().clone());
-        let metrics = SqlMetrics::new(&registry, "postgres", &location, &self.options.group);
+        let metrics = SqlMetrics::new(&registry, Postgres::KIND, &location, &self.options.group);
         let backend = PgBackend {
             pool,
             sql,
             group: self.options.group.clone(),
             consumer: self.options.consumer_name().to_owned(),
             lease_ms: self.options.lease_ms(),
-            channel: format!("soiree_{}", self.schema),
-            partitions: Partitions::new(&self.schema, self.partition_size),
+            channel: format!("soiree_{}", self.settings.schema),
+            partitions: Partitions::new(&self.settings.schema, self.settings.partition_size),
+            listen: self.settings.listen,
+            listening: AtomicBool::new(false),
         };
         if creates && self.options.retention.is_some() {
             // Before the first append, so that events start in a partition.
@@ -599,13 +457,11 @@ impl PostgresStoreBuilder {
                 tracing::warn!(%err, "cannot create log partitions ahead; retrying later");
             }
         }
-        let notify = (self.listen && !self.options.read_only).then_some(self.notify_interval);
-        Ok(PostgresStore {
+        let notify = (self.settings.listen && !self.options.read_only)
+            .then_some(self.settings.notify_interval);
+        Ok(SqlStore {
             location: Arc::from(location),
             core: Core::new(backend, self.options, metrics, notify),
-            listening: Arc::new(AtomicBool::new(false)),
-            listen: self.listen,
-            schema: Arc::from(self.schema),
         })
     }
 }

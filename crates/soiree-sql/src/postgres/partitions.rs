@@ -345,10 +345,19 @@ impl Partitions {
         )
     }
 
+    /// The remembered scans. A panic while the lock was held leaves at
+    /// worst a stale entry, which the next scan checks anyway: poison is
+    /// tolerated, as elsewhere in the workspace.
+    fn scans(&self) -> std::sync::MutexGuard<'_, HashMap<String, Scan>> {
+        self.scans
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The partition's row count and newest row, remembered while no row
     /// arrives.
     async fn scan(&self, conn: &mut PgConnection, name: &str, part: &str) -> Result<Scan> {
-        let known = self.scans.lock().expect("scans").get(name).copied();
+        let known = self.scans().get(name).copied();
         if let Some(known) = known {
             let unchanged: bool = sqlx::query_scalar(AssertSqlSafe(format!(
                 "SELECT NOT {}",
@@ -372,10 +381,7 @@ impl Partitions {
             newest_ms: row.try_get(1)?,
             xmin: row.try_get(2)?,
         };
-        self.scans
-            .lock()
-            .expect("scans")
-            .insert(name.to_owned(), scan);
+        self.scans().insert(name.to_owned(), scan);
         Ok(scan)
     }
 
@@ -462,7 +468,7 @@ impl Partitions {
         }
         let truncated = self.truncate(conn, &part, scan.xmin).await;
         // Scanned again next time, whatever happened.
-        self.scans.lock().expect("scans").remove(name);
+        self.scans().remove(name);
         Ok(truncated?.then(|| u64::try_from(scan.rows).unwrap_or(0)))
     }
 
@@ -541,7 +547,7 @@ impl Partitions {
         }
         tx.commit().await?;
         for name in names {
-            self.scans.lock().expect("scans").remove(name);
+            self.scans().remove(name);
         }
         Ok(dropped)
     }

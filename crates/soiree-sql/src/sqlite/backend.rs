@@ -29,6 +29,10 @@ macro_rules! key_from_properties {
     };
 }
 
+/// The event `INSERT`, the only one: the store's appends, `emit_in` and
+/// the outbox statement of [`outbox`](crate::outbox) run it. One JSON
+/// array of `[topic, event id, payload, properties, key]` rows
+/// ([`append_param`]).
 pub(crate) const APPEND: &str = "INSERT INTO soiree_events (topic, event_id, payload, properties, key) \
      SELECT value->>0, value->>1, value->>2, value->>3, value->>4 \
      FROM json_each(?1) ORDER BY key";
@@ -105,7 +109,7 @@ fn placeholder(n: usize) -> String {
 
 /// The SQLite side of a store.
 #[derive(Debug)]
-pub(crate) struct SqliteBackend {
+pub struct SqliteBackend {
     pub(crate) writer: SqlitePool,
     pub(crate) readers: SqlitePool,
     pub(crate) group: String,
@@ -127,31 +131,6 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or_default()
-}
-
-fn lease(row: &SqliteRow) -> Result<LeaseRow> {
-    Ok(LeaseRow {
-        id: row.try_get(0)?,
-        token: row.try_get(1)?,
-        lo: Pos {
-            tx: 0,
-            id: row.try_get(2)?,
-        },
-        hi: Pos {
-            tx: 0,
-            id: row.try_get(3)?,
-        },
-        events: row.try_get(4)?,
-        deliveries: row.try_get(5)?,
-    })
-}
-
-fn raw_event(row: &SqliteRow) -> Result<RawEvent> {
-    let pos = Pos {
-        tx: 0,
-        id: row.try_get(0)?,
-    };
-    row.raw_event_at(1, pos, true)
 }
 
 fn pairs_json(leases: &[(i64, i64)]) -> String {
@@ -201,7 +180,7 @@ impl SqliteBackend {
         .bind(now_ms() + self.lease_ms)
         .fetch_one(conn)
         .await?;
-        lease(&row)
+        row.lease()
     }
 }
 
@@ -340,7 +319,7 @@ impl Backend for SqliteBackend {
         .bind(now_ms() + self.lease_ms)
         .fetch_one(&mut *tx)
         .await?;
-        let lease = lease(&row)?;
+        let lease = row.lease()?;
         tx.commit().await?;
         Ok(Some(lease))
     }
@@ -417,7 +396,7 @@ impl Backend for SqliteBackend {
         .bind(lease.hi.id)
         .fetch_all(&self.readers)
         .await?;
-        rows.iter().map(raw_event).collect()
+        rows.iter().map(ListingRow::raw_event).collect()
     }
 
     async fn dead_letter_rows(&self, rows: &[DeadRow]) -> Result<()> {
@@ -481,7 +460,7 @@ impl Backend for SqliteBackend {
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.readers)
         .await?;
-        rows.iter().map(raw_event).collect()
+        rows.iter().map(ListingRow::raw_event).collect()
     }
 
     async fn results_page(
@@ -579,21 +558,7 @@ impl Backend for SqliteBackend {
         tx.commit().await?;
         let mut claimed = rows
             .iter()
-            .map(|row| {
-                Ok(RetryRow {
-                    id: row.try_get(0)?,
-                    token: row.try_get(1)?,
-                    deliveries: row.try_get(2)?,
-                    event: row.raw_event_at(
-                        4,
-                        Pos {
-                            tx: 0,
-                            id: row.try_get(3)?,
-                        },
-                        true,
-                    )?,
-                })
-            })
+            .map(ListingRow::retry_row)
             .collect::<Result<Vec<_>>>()?;
         claimed.sort_by_key(|row| row.id);
         Ok(claimed)

@@ -1,32 +1,35 @@
-//! The SQLite store: the embedded durable default.
+//! The SQLite store, the embedded durable default: builder and the
+//! driver's transactional emit.
 
 mod backend;
 
-use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use soiree::{IntoEvent, MetricsRegistry};
+use async_trait::async_trait;
+use soiree::MetricsRegistry;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Pool, Sqlite, Transaction};
 
 use self::backend::{APPEND, SqliteBackend, append_param};
+use crate::backend::NewEvent;
 use crate::core::Core;
 use crate::metrics::SqlMetrics;
-use crate::options::{Options, common_builder_methods};
-use crate::{Error, Result};
+use crate::options::Options;
+use crate::{Driver, Error, Result, SqlStore, SqlStoreBuilder};
 
 /// The store's migrations, applied by `build` (unless turned off).
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// A soiree store in a SQLite file: durable events with no server, the same
 /// log, leases and dedup as [`PostgresStore`](crate::PostgresStore), and
-/// transactional emit ([`emit_in`](SqliteStore::emit_in)).
+/// transactional emit ([`emit_in`](SqlStore::emit_in)): [`SqlStore`] on
+/// `sqlx::Sqlite`.
 ///
 /// The database runs in WAL mode with `synchronous=NORMAL`: a crash of the
 /// process loses nothing that was committed; a power loss or OS crash may
@@ -60,29 +63,15 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
-pub struct SqliteStore {
-    core: Arc<Core<SqliteBackend>>,
-    /// The database file.
-    location: Arc<str>,
-}
+pub type SqliteStore = SqlStore<Sqlite>;
 
-impl fmt::Debug for SqliteStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqliteStore")
-            .field("group", &self.core.options.group)
-            .field("consumer", &self.core.options.consumer_name())
-            .finish_non_exhaustive()
-    }
-}
-
-impl SqliteStore {
+impl SqlStore<Sqlite> {
     /// Opens (creating it if missing) the database file at `path` with the
     /// default options and applies the migrations.
     ///
     /// # Errors
     ///
-    /// As for [`SqliteStoreBuilder::build`].
+    /// As for [`SqlStoreBuilder::<Sqlite>::build`](SqlStoreBuilder::build).
     ///
     /// # Cancel safety
     ///
@@ -96,178 +85,79 @@ impl SqliteStore {
     pub fn builder(path: impl AsRef<Path>) -> SqliteStoreBuilder {
         let mut options = Options::new(Duration::from_millis(25));
         options.max_connections = 4;
-        SqliteStoreBuilder {
-            path: path.as_ref().to_path_buf(),
+        SqlStoreBuilder::new(
             options,
-            busy_timeout: Duration::from_secs(10),
-            synchronous: SqliteSynchronous::Normal,
-            registry: None,
-        }
-    }
-
-    pub(crate) fn core(&self) -> &Arc<Core<SqliteBackend>> {
-        &self.core
-    }
-
-    pub(crate) fn before_dequeue(&self) {}
-
-    /// The store's single writer connection, as a pool of one: for your own
-    /// writes in the same database.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.core.backend.writer
-    }
-
-    /// The consumer group this store reads with.
-    pub fn group(&self) -> &str {
-        &self.core.options.group
-    }
-
-    /// The database file's path.
-    pub fn location(&self) -> &str {
-        &self.location
-    }
-
-    /// This store's consumer name, recorded on the leases it holds.
-    pub fn consumer_name(&self) -> &str {
-        self.core.options.consumer_name()
-    }
-
-    /// Begins a write transaction (`BEGIN IMMEDIATE`) on the store's writer
-    /// connection, for [`emit_in`](Self::emit_in) and your own writes;
-    /// finish it with [`commit`](Self::commit). The store's own writes wait
-    /// while it is open: keep it short.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`] when the write lock cannot be had within the
-    /// busy timeout.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: a transaction begun and dropped is rolled back.
-    pub async fn begin(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.pool().begin_with("BEGIN IMMEDIATE").await?)
-    }
-
-    /// Writes an event into the log inside the caller's transaction (on any
-    /// connection to the same database file): it becomes visible when, and
-    /// only if, that transaction commits. Returns the event's id
-    /// (`soiree.event_id`, generated when the event has none).
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # #[allow(dead_code)]
-    /// # async fn demo(store: soiree_sql::SqliteStore) -> soiree_sql::Result<()> {
-    /// let mut tx = store.begin().await?;
-    /// let id = store.emit_in(&mut tx, "order.paid", serde_json::json!({ "order": 42 })).await?;
-    /// store.commit(tx).await?;
-    /// println!("emitted {id}");
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidTopic`] for a topic that is not concrete,
-    /// [`Error::Event`] for a payload with no JSON form or an event whose own
-    /// topic differs, [`Error::Database`] when the insert fails.
-    ///
-    /// # Cancel safety
-    ///
-    /// A cancelled call may or may not have inserted the row, in the
-    /// caller's transaction: roll it back when in doubt.
-    pub async fn emit_in(
-        &self,
-        conn: &mut SqliteConnection,
-        topic: &str,
-        event: impl IntoEvent,
-    ) -> Result<String> {
-        let mut ids = self.emit_all_in(conn, [(topic, event)]).await?;
-        Ok(ids.pop().unwrap_or_default())
-    }
-
-    /// Writes several events in one statement inside the caller's
-    /// transaction, in order; returns their ids. See
-    /// [`emit_in`](Self::emit_in).
-    ///
-    /// # Errors
-    ///
-    /// As for [`emit_in`](Self::emit_in); nothing is written when any
-    /// event is rejected.
-    ///
-    /// # Cancel safety
-    ///
-    /// As for [`emit_in`](Self::emit_in).
-    pub async fn emit_all_in<T, E>(
-        &self,
-        conn: &mut SqliteConnection,
-        events: impl IntoIterator<Item = (T, E)>,
-    ) -> Result<Vec<String>>
-    where
-        T: AsRef<str>,
-        E: IntoEvent,
-    {
-        let mut rows = Vec::new();
-        let mut ids = Vec::new();
-        for (topic, event) in events {
-            let (row, id) = crate::emit::prepare(topic.as_ref(), event)?;
-            rows.push(row);
-            ids.push(id);
-        }
-        if !rows.is_empty() {
-            sqlx::query(APPEND)
-                .bind(append_param(&rows))
-                .execute(conn)
-                .await?;
-        }
-        Ok(ids)
-    }
-
-    /// Commits a transaction and wakes this process's consumers at once
-    /// (other processes find the events by polling).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`] when the commit fails (nothing was committed).
-    ///
-    /// # Cancel safety
-    ///
-    /// A cancelled commit may or may not have committed.
-    pub async fn commit(&self, tx: Transaction<'_, Sqlite>) -> Result<()> {
-        tx.commit().await?;
-        self.wake();
-        Ok(())
-    }
-
-    /// Wakes this process's consumers after you committed events written
-    /// with [`emit_in`](Self::emit_in) in a transaction of your own.
-    pub fn wake(&self) {
-        self.core.wake();
+            SqliteSettings {
+                path: path.as_ref().to_path_buf(),
+                busy_timeout: Duration::from_secs(10),
+                synchronous: SqliteSynchronous::Normal,
+            },
+        )
     }
 }
 
-crate::traits::store_traits!(SqliteStore);
-crate::inspect::inspect_trait!(SqliteStore, "sqlite");
+#[async_trait]
+impl Driver for Sqlite {
+    type Backend = SqliteBackend;
+    type Settings = SqliteSettings;
+    const KIND: &'static str = "sqlite";
+
+    fn pool(backend: &SqliteBackend) -> &Pool<Self> {
+        &backend.writer
+    }
+
+    async fn begin(backend: &SqliteBackend) -> Result<Transaction<'static, Self>> {
+        Ok(backend.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn insert(
+        _backend: &SqliteBackend,
+        conn: &mut SqliteConnection,
+        events: &[NewEvent],
+    ) -> Result<()> {
+        sqlx::query(APPEND)
+            .bind(append_param(events))
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    fn outbox_statement(
+        schema: &str,
+        events: &[NewEvent],
+    ) -> Result<(String, Vec<Option<String>>)> {
+        let table = format!(
+            "INSERT INTO {}.soiree_events",
+            crate::triggers::quote_ident(crate::triggers::identifier(schema)?)
+        );
+        let sql = APPEND.replacen("INSERT INTO soiree_events", &table, 1);
+        Ok((sql, vec![Some(append_param(events))]))
+    }
+
+    async fn commit(tx: Transaction<'_, Self>) -> Result<()> {
+        Ok(tx.commit().await?)
+    }
+}
 
 /// Builds a [`SqliteStore`]: `SqliteStore::builder(path)…build().await`.
 ///
 /// | option | default | what it does |
 /// |---|---|---|
-/// | [`group`](Self::group) | `soiree` | consumer group: stores with the same group share the work |
-/// | [`consumer`](Self::consumer) | `<host>-<pid>` | this store's name on its leases |
-/// | [`lease_timeout`](Self::lease_timeout) | 30 s | how long a claimed range stays with a consumer that stopped extending it |
-/// | [`batch_size`](Self::batch_size) | 1000 | events per lease at most |
-/// | [`max_deliveries`](Self::max_deliveries) | 5 | deliveries after which events go to the dead letters |
-/// | [`poll_interval`](Self::poll_interval) | 25 ms | how often an idle consumer looks for new events |
-/// | [`busy_timeout`](Self::busy_timeout) | 10 s | how long a write waits for another writer |
-/// | [`durable_commits`](Self::durable_commits) | off | `synchronous=FULL` instead of `NORMAL` |
-/// | [`max_connections`](Self::max_connections) | 4 | reader connections (writes use one connection) |
-/// | [`acquire_timeout`](Self::acquire_timeout) | 10 s | how long to wait for a pooled connection |
-/// | [`migrate`](Self::migrate) | on | apply the migrations in `build` |
-/// | [`create_missing`](Self::create_missing) | on | create the store and group when missing (off: open only an existing one) |
-/// | [`read_only`](Self::read_only) | off | inspect only: read-only connections, nothing created |
-/// | [`ordered_by_key`](Self::ordered_by_key) | off | one event at a time per `soiree.key`, in log order |
-/// | [`metrics_registry`](Self::metrics_registry) | [`MetricsRegistry::global`] | where the metrics go |
+/// | [`group`](SqlStoreBuilder::group) | `soiree` | consumer group: stores with the same group share the work |
+/// | [`consumer`](SqlStoreBuilder::consumer) | `<host>-<n>` | this store's name on its leases |
+/// | [`lease_timeout`](SqlStoreBuilder::lease_timeout) | 30 s | how long a claimed range stays with a consumer that stopped extending it |
+/// | [`batch_size`](SqlStoreBuilder::batch_size) | 1000 | events per lease at most |
+/// | [`max_deliveries`](SqlStoreBuilder::max_deliveries) | 5 | deliveries after which events go to the dead letters |
+/// | [`poll_interval`](SqlStoreBuilder::poll_interval) | 25 ms | how often an idle consumer looks for new events |
+/// | [`busy_timeout`](SqlStoreBuilder::busy_timeout) | 10 s | how long a write waits for another writer |
+/// | [`durable_commits`](SqlStoreBuilder::durable_commits) | off | `synchronous=FULL` instead of `NORMAL` |
+/// | [`max_connections`](SqlStoreBuilder::max_connections) | 4 | reader connections (writes use one connection) |
+/// | [`acquire_timeout`](SqlStoreBuilder::acquire_timeout) | 10 s | how long to wait for a pooled connection |
+/// | [`migrate`](SqlStoreBuilder::migrate) | on | apply the migrations in `build` |
+/// | [`create_missing`](SqlStoreBuilder::create_missing) | on | create the store and group when missing (off: open only an existing one) |
+/// | [`read_only`](SqlStoreBuilder::read_only) | off | inspect only: read-only connections, nothing created |
+/// | [`ordered_by_key`](SqlStoreBuilder::ordered_by_key) | off | one event at a time per `soiree.key`, in log order |
+/// | [`metrics_registry`](SqlStoreBuilder::metrics_registry) | [`MetricsRegistry::global`] | where the metrics go |
 ///
 /// # Examples
 ///
@@ -283,32 +173,22 @@ crate::inspect::inspect_trait!(SqliteStore, "sqlite");
 ///     .await?;
 /// # let _ = store; Ok(()) }
 /// ```
-#[must_use = "a builder does nothing until `build` is awaited"]
-pub struct SqliteStoreBuilder {
+pub type SqliteStoreBuilder = SqlStoreBuilder<Sqlite>;
+
+/// The builder's options that only SQLite has.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct SqliteSettings {
     path: std::path::PathBuf,
-    options: Options,
     busy_timeout: Duration,
     synchronous: SqliteSynchronous,
-    registry: Option<MetricsRegistry>,
 }
 
-impl fmt::Debug for SqliteStoreBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqliteStoreBuilder")
-            .field("path", &self.path)
-            .field("options", &self.options)
-            .field("busy_timeout", &self.busy_timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SqliteStoreBuilder {
-    common_builder_methods!();
-
+impl SqlStoreBuilder<Sqlite> {
     /// Sets how long a write waits for another connection's write lock
     /// (default 10 s).
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
-        self.busy_timeout = timeout;
+        self.settings.busy_timeout = timeout;
         self
     }
 
@@ -318,7 +198,7 @@ impl SqliteStoreBuilder {
     /// nothing when the process crashes, but a power loss or OS crash may
     /// lose the last commits.
     pub fn durable_commits(mut self, durable: bool) -> Self {
-        self.synchronous = if durable {
+        self.settings.synchronous = if durable {
             SqliteSynchronous::Full
         } else {
             SqliteSynchronous::Normal
@@ -344,10 +224,10 @@ impl SqliteStoreBuilder {
     /// Cancel safe: migrations run in transactions.
     pub async fn build(mut self) -> Result<SqliteStore> {
         self.options.validate()?;
-        if self.busy_timeout.is_zero() {
+        if self.settings.busy_timeout.is_zero() {
             return Err(Error::InvalidConfig("busy_timeout must be positive".into()));
         }
-        let text = self.path.to_string_lossy();
+        let text = self.settings.path.to_string_lossy();
         if text.is_empty() || text.contains(":memory:") || text.contains("mode=memory") {
             return Err(Error::InvalidConfig(
                 "the SQLite store needs a database file (an in-memory database is not shared between its connections)".into(),
@@ -357,7 +237,7 @@ impl SqliteStoreBuilder {
             SqliteConnectOptions::from_str(&text)
                 .map_err(|err| Error::InvalidConfig(format!("sqlite url {text:?}: {err}")))?
         } else {
-            SqliteConnectOptions::new().filename(&self.path)
+            SqliteConnectOptions::new().filename(&self.settings.path)
         };
         let file = base.get_filename().to_path_buf();
         check_directory(&file)?;
@@ -366,7 +246,7 @@ impl SqliteStoreBuilder {
         let connect = if creates {
             base.create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(self.synchronous)
+                .synchronous(self.settings.synchronous)
         } else {
             // Nothing that changes the file: no journal mode (WAL stays
             // WAL, a file that is not a store stays as it is).
@@ -380,10 +260,10 @@ impl SqliteStoreBuilder {
             if self.options.read_only {
                 base.read_only(true)
             } else {
-                base.synchronous(self.synchronous)
+                base.synchronous(self.settings.synchronous)
             }
         }
-        .busy_timeout(self.busy_timeout);
+        .busy_timeout(self.settings.busy_timeout);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             // No ping (a round trip to the connection's thread) before
@@ -444,7 +324,7 @@ impl SqliteStoreBuilder {
         let registry = self
             .registry
             .unwrap_or_else(|| MetricsRegistry::global().clone());
-        let metrics = SqlMetrics::new(&registry, "sqlite", &location, &self.options.group);
+        let metrics = SqlMetrics::new(&registry, Sqlite::KIND, &location, &self.options.group);
         let backend = SqliteBackend {
             writer,
             readers,
@@ -452,7 +332,7 @@ impl SqliteStoreBuilder {
             consumer: self.options.consumer_name().to_owned(),
             lease_ms: self.options.lease_ms(),
         };
-        Ok(SqliteStore {
+        Ok(SqlStore {
             core: Core::new(backend, self.options, metrics, None),
             location,
         })
