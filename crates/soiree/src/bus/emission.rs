@@ -466,11 +466,11 @@ const PERSIST_FAILED: u8 = 2;
 /// Runs a claimed emission in the calling task, counted by the pool as a job
 /// of its own slot.
 pub(crate) async fn run_inline(bus: Arc<BusInner>, state: Arc<EmissionState>) {
-    let released = Arc::new(AtomicBool::new(false));
+    let flags = Arc::new(crate::pool::JobFlags::default());
     let slot = state.slot;
     let pool = Arc::clone(&bus.pool);
     pool.count_inline();
-    pool.run_job(slot, &released, async {
+    pool.run_job(slot, &flags, async {
         super::dispatch::run(&bus, state).await;
         crate::pool::Ran::Here
     })
