@@ -83,8 +83,10 @@ impl Emission {
         }
     }
 
-    pub(crate) fn running(state: Arc<EmissionState>, bus: &Arc<BusInner>) -> Self {
-        let bus = inside_job().then(|| Arc::clone(bus));
+    /// `inside`: whether the caller runs inside a job (`inside_job()`, which
+    /// the caller has looked up already).
+    pub(crate) fn running(state: Arc<EmissionState>, bus: &Arc<BusInner>, inside: bool) -> Self {
+        let bus = inside.then(|| Arc::clone(bus));
         Self {
             inner: Inner::Running {
                 state,
@@ -185,7 +187,7 @@ impl Emission {
             match state.persist.load(Ordering::Acquire) {
                 PERSIST_OK => return Poll::Ready(Ok(state.event.id().unwrap_or_default())),
                 PERSIST_FAILED => {
-                    let error = state.errors().pop_front();
+                    let error = state.pop_error();
                     return Poll::Ready(Err(error.unwrap_or(Error::Closed)));
                 }
                 _ => state.waker.register(cx.waker()),
@@ -219,11 +221,11 @@ impl Stream for Emission {
             *inline = None;
         }
         for _ in 0..2 {
-            if let Some(error) = state.errors().pop_front() {
+            if let Some(error) = state.pop_error() {
                 return Poll::Ready(Some(error));
             }
             if state.finished.load(Ordering::Acquire) {
-                return Poll::Ready(state.errors().pop_front());
+                return Poll::Ready(state.pop_error());
             }
             // Register, then look again: a push or finish between the first
             // look and the registration would otherwise be missed.
@@ -271,7 +273,8 @@ impl futures::stream::FusedStream for Emission {
             Inner::Failed(error) => error.is_none(),
             Inner::Done(errors) => errors.is_empty(),
             Inner::Running { state, .. } => {
-                state.finished.load(Ordering::Acquire) && state.errors().is_empty()
+                state.finished.load(Ordering::Acquire)
+                    && (!state.has_errors() || state.errors().is_empty())
             }
         }
     }
@@ -307,6 +310,9 @@ pub(crate) struct EmissionState {
     /// with it.
     first_error: std::sync::OnceLock<(String, Option<ListenerId>)>,
     errors: Mutex<VecDeque<Error>>,
+    /// Set once an error was pushed: until then (most emissions, for good)
+    /// reading the errors takes no lock.
+    errored: AtomicBool,
     waker: AtomicWaker,
     finished: AtomicBool,
     abandoned: AtomicBool,
@@ -333,6 +339,7 @@ impl EmissionState {
             }),
             first_error: std::sync::OnceLock::new(),
             errors: Mutex::new(VecDeque::new()),
+            errored: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             finished: AtomicBool::new(false),
             abandoned: AtomicBool::new(!watched),
@@ -360,6 +367,10 @@ impl EmissionState {
             }
             errors.push_back(error);
         }
+        // Set before `abandoned` is read, as `Drop for Emission` sets
+        // `abandoned` before reading this (both SeqCst): either the drop
+        // sees the error and logs it, or this sees the drop and logs it.
+        self.errored.store(true, Ordering::SeqCst);
         if self.abandoned.load(Ordering::SeqCst) {
             self.log_unread();
         } else {
@@ -404,6 +415,9 @@ impl EmissionState {
     }
 
     fn log_unread(&self) {
+        if !self.has_errors() {
+            return;
+        }
         let mut errors = self.errors();
         if errors.is_empty() {
             return;
@@ -417,6 +431,21 @@ impl EmissionState {
                 "listener error with no one to receive it"
             );
         }
+    }
+
+    /// Reports whether an error was ever pushed. Seen false, no error was
+    /// pushed before whatever the caller synchronised with (a `finished`
+    /// read with `Acquire`, or its own SeqCst store of `abandoned`).
+    fn has_errors(&self) -> bool {
+        self.errored.load(Ordering::SeqCst)
+    }
+
+    /// The next unread error, taking the lock only once there were errors.
+    fn pop_error(&self) -> Option<Error> {
+        if !self.has_errors() {
+            return None;
+        }
+        self.errors().pop_front()
     }
 
     fn errors(&self) -> MutexGuard<'_, VecDeque<Error>> {
@@ -437,11 +466,11 @@ const PERSIST_FAILED: u8 = 2;
 /// Runs a claimed emission in the calling task, counted by the pool as a job
 /// of its own slot.
 pub(crate) async fn run_inline(bus: Arc<BusInner>, state: Arc<EmissionState>) {
-    let released = Arc::new(AtomicBool::new(false));
+    let flags = Arc::new(crate::pool::JobFlags::default());
     let slot = state.slot;
     let pool = Arc::clone(&bus.pool);
     pool.count_inline();
-    pool.run_job(slot, &released, async {
+    pool.run_job(slot, &flags, async {
         super::dispatch::run(&bus, state).await;
         crate::pool::Ran::Here
     })

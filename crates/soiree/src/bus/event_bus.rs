@@ -468,11 +468,16 @@ impl EventBus {
         if self.is_closed() {
             return Err(Emission::failed(Error::Closed));
         }
-        let topic = validate_topic(topic).map_err(Emission::failed)?;
         let queued = inner.store.as_deref().is_some_and(|s| s.queue().is_some());
         // Looked up here, once: the route travels with the job, so the
-        // worker touches no lock of the route cache.
-        let route = inner.index.route(topic);
+        // worker touches no lock of the route cache. A cached route's topic
+        // was validated when it was cached: a hit skips the check.
+        let route = match inner.index.cached_route(topic) {
+            Some(route) => route,
+            None => inner
+                .index
+                .route(validate_topic(topic).map_err(Emission::failed)?),
+        };
         let mut event = event.into_event(&route.topic).map_err(Emission::failed)?;
         if route.listeners.is_empty() && inner.store.is_none() {
             // Often a mistyped topic: make it findable.
@@ -519,7 +524,7 @@ impl EventBus {
     /// Accepts a prepared emission without waiting.
     fn accept_now(&self, state: Arc<EmissionState>) -> Emission {
         match self.try_accept(&state) {
-            Ok(()) => Emission::running(state, self.inner()),
+            Ok(()) => Emission::running(state, self.inner(), inside_job()),
             Err(rejected) => self.refuse(&state, rejected),
         }
     }
@@ -547,11 +552,11 @@ impl EventBus {
         let inner = self.inner();
         if inside_job() {
             return match self.try_accept(&state) {
-                Ok(()) => Emission::running(state, inner),
+                Ok(()) => Emission::running(state, inner, true),
                 Err(Rejected::Full) => {
                     // The caller runs it: waiting could wait for itself.
                     persist_inline(inner, Arc::clone(&state)).await;
-                    Emission::running(state, inner)
+                    Emission::running(state, inner, true)
                 }
                 Err(rejected) => self.refuse(&state, rejected),
             };
@@ -572,7 +577,7 @@ impl EventBus {
         };
         unaccepted.0 = None;
         match accepted {
-            Ok(()) => Emission::running(state, inner),
+            Ok(()) => Emission::running(state, inner, false),
             Err(rejected) => self.refuse(&state, rejected),
         }
     }

@@ -25,6 +25,16 @@ impl Slot {
     pub(crate) fn other(self) -> Self {
         Self(self.0 ^ 1)
     }
+
+    /// The slot as a number (0 or 1), to keep in an atomic.
+    pub(crate) fn to_bits(self) -> u8 {
+        self.0
+    }
+
+    /// The slot of [`to_bits`](Self::to_bits).
+    pub(crate) fn from_bits(bits: u8) -> Self {
+        Self(bits & 1)
+    }
 }
 
 /// Counts of entered and finished jobs per slot.

@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 use std::panic::AssertUnwindSafe;
 
@@ -98,15 +98,24 @@ impl<J> std::fmt::Debug for WorkQueue<J> {
 }
 
 tokio::task_local! {
-    /// The job the current task runs: its pool and whether `wait_for_idle`
-    /// already counted it finished.
+    /// The job the current task runs: its pool, its slot and whether
+    /// `wait_for_idle` already counted it finished.
     static CURRENT_JOB: JobScope;
 }
 
 pub(crate) struct JobScope {
     pool: usize,
-    slot: Slot,
-    released: Arc<AtomicBool>,
+    flags: Arc<JobFlags>,
+}
+
+/// What a task that runs jobs shares with its scope: the slot of the job it
+/// runs now, and whether `wait_for_idle` already counted that job finished.
+/// Written and read by that task alone (one at a time, whichever thread it
+/// is polled on).
+#[derive(Debug, Default)]
+pub(crate) struct JobFlags {
+    slot: AtomicU8,
+    released: AtomicBool,
 }
 
 /// Counts a job finished when its run ends, however it ends.
@@ -366,25 +375,40 @@ impl<J: Send + 'static> WorkQueue<J> {
     /// Runs one job in a scope that marks the task as inside it, and counts
     /// it finished when it ends, panics or is dropped unfinished (a runtime
     /// shutting down) — unless it ran elsewhere or `wait_for_idle` counted it
-    /// already. `released` is the runner's flag for the latter, reset here.
-    pub(crate) async fn run_job<F>(&self, slot: Slot, released: &Arc<AtomicBool>, job: F) -> Ran
+    /// already. `flags` are the runner's, reset here.
+    pub(crate) async fn run_job<F>(&self, slot: Slot, flags: &Arc<JobFlags>, job: F) -> Ran
     where
         F: Future<Output = Ran>,
     {
+        self.scoped(flags, self.run_scoped(slot, flags, job)).await
+    }
+
+    /// Runs `work` in a scope of this pool that shares `flags`: a task that
+    /// runs jobs in it is inside them. A worker runs all its jobs in one,
+    /// made when it starts, so that a job costs no scope of its own (see
+    /// [`run_scoped`](Self::run_scoped)); between jobs it runs no user code.
+    pub(crate) async fn scoped<F: Future>(&self, flags: &Arc<JobFlags>, work: F) -> F::Output {
+        let scope = JobScope {
+            pool: self.address(),
+            flags: Arc::clone(flags),
+        };
+        CURRENT_JOB.scope(scope, work).await
+    }
+
+    /// [`run_job`](Self::run_job) for a task already running `scoped` with
+    /// `flags`: the job's slot is noted there.
+    pub(crate) async fn run_scoped<F>(&self, slot: Slot, flags: &JobFlags, job: F) -> Ran
+    where
+        F: Future<Output = Ran>,
+    {
+        flags.slot.store(slot.to_bits(), Ordering::Relaxed);
         let mut guard = FinishGuard {
             queue: self,
             slot,
-            released,
+            released: &flags.released,
             armed: true,
         };
-        let scope = JobScope {
-            pool: self.address(),
-            slot,
-            released: Arc::clone(released),
-        };
-        let outcome = CURRENT_JOB
-            .scope(scope, AssertUnwindSafe(job).catch_unwind())
-            .await;
+        let outcome = AssertUnwindSafe(job).catch_unwind().await;
         match outcome {
             Ok(ran) => {
                 guard.armed = ran == Ran::Here;
@@ -421,8 +445,9 @@ impl<J: Send + 'static> WorkQueue<J> {
         let _waiting = Counted(&self.idle_waiters);
         let own = CURRENT_JOB
             .try_with(|scope| {
-                (scope.pool == self.address() && !scope.released.swap(true, Ordering::SeqCst))
-                    .then_some(scope.slot)
+                let flags = &scope.flags;
+                (scope.pool == self.address() && !flags.released.swap(true, Ordering::SeqCst))
+                    .then(|| Slot::from_bits(flags.slot.load(Ordering::Relaxed)))
             })
             .ok()
             .flatten();

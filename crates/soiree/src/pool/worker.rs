@@ -2,11 +2,11 @@
 //! them, one at a time each.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use tokio::runtime::Handle;
 
-use super::queue::{Handler, Queued, WorkQueue};
+use super::queue::{Handler, JobFlags, Queued, WorkQueue};
 
 /// Starts a worker on `runtime` for a place already counted in `alive`.
 pub(super) fn spawn<J, H>(runtime: &Handle, queue: Arc<WorkQueue<J>>, handler: H)
@@ -35,8 +35,20 @@ struct Place<J: Send + 'static> {
 impl<J: Send + 'static> Place<J> {
     async fn work<H: Handler<J>>(mut self, handler: H) {
         let queue = Arc::clone(&self.queue);
-        // One flag per worker, reused by each of its jobs.
-        let released = Arc::new(AtomicBool::new(false));
+        // One scope per worker, shared by each of its jobs.
+        let flags = Arc::new(JobFlags::default());
+        queue
+            .scoped(&flags, self.take_jobs(&queue, &handler, &flags))
+            .await;
+        self.exited = true;
+    }
+
+    async fn take_jobs<H: Handler<J>>(
+        &mut self,
+        queue: &Arc<WorkQueue<J>>,
+        handler: &H,
+        flags: &JobFlags,
+    ) {
         loop {
             if queue.retire_if_over() {
                 self.counted = false;
@@ -44,7 +56,7 @@ impl<J: Send + 'static> Place<J> {
             }
             let next = match queue.pop() {
                 Some(queued) => Some(queued),
-                None => match linger(&queue).await {
+                None => match linger(queue).await {
                     Some(queued) => Some(queued),
                     None => queue.next().await,
                 },
@@ -56,12 +68,11 @@ impl<J: Send + 'static> Place<J> {
             // Pinned here, once: the job's future is large, and handing it
             // down by value would copy it at every layer.
             let job = std::pin::pin!(handler.run(job));
-            queue.run_job(slot, &released, job).await;
+            queue.run_scoped(slot, flags, job).await;
             // Let other tasks on this thread run between jobs that never
             // yield on their own.
             tokio::task::consume_budget().await;
         }
-        self.exited = true;
     }
 }
 

@@ -184,10 +184,22 @@ impl<T> TopicIndex<T> {
         Ok(removed)
     }
 
+    /// The cached route of `topic`, if there is one. Only topics that were
+    /// validated (and trimmed) are ever cached, so a hit also says that
+    /// `topic` is a valid topic as given: emitting checks the cache before it
+    /// validates.
+    pub(crate) fn cached_route(&self, topic: &str) -> Option<SharedRoute<T>> {
+        self.routes
+            .get(topic)
+            .map(|route| Arc::clone(route.value()))
+    }
+
     /// The listeners that hear `topic`, most specific pattern first.
+    /// `topic` must be valid and trimmed (`validate_topic`): it is cached
+    /// as such (see [`cached_route`](Self::cached_route)).
     pub(crate) fn route(&self, topic: &str) -> SharedRoute<T> {
-        if let Some(route) = self.routes.get(topic) {
-            return Arc::clone(route.value());
+        if let Some(route) = self.cached_route(topic) {
+            return route;
         }
         let trie = self.read();
         let mut patterns = trie.matching(topic).patterns;
