@@ -153,7 +153,7 @@ fn accepted(bus: &Arc<BusInner>, event: Event) -> Emission {
     let state = Arc::new(EmissionState::new(event, Work::Enqueue, slot, true, true));
     state.finish();
     bus.pool.cancel(slot, None);
-    Emission::running(state, bus)
+    Emission::running(state, bus, crate::pool::inside_job())
 }
 
 /// Holds a persisted event for its due time, when it has one ahead
