@@ -5,6 +5,7 @@
 
 pub mod conformance;
 pub mod inspect;
+pub mod nats;
 pub mod postgres;
 pub mod redis;
 pub mod tls;

@@ -1,0 +1,329 @@
+//! The store: connection, streams, and the base store traits.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_nats::jetstream::{self, consumer, stream};
+use async_trait::async_trait;
+use soiree::{EventHistory, EventQueue, EventStore, HandlerDedup, Page, StoredEvent, StoredResult};
+
+use crate::builder::Options;
+use crate::names::Names;
+use crate::redact::scrub;
+use crate::{Error, NatsStoreBuilder, Result};
+
+/// A soiree store on NATS JetStream: an at-least-once event queue shared
+/// by every process of a consumer group, replicated over a cluster, with
+/// handler results, de-duplication by event id, dead letters, inspection
+/// and replay.
+///
+/// Give it to a bus with [`EventBusBuilder::store`](soiree::EventBusBuilder::store):
+/// `emit` then publishes the event to the stream (the emission's
+/// `persisted()` resolves on the stream's acknowledgement) and the bus's
+/// consumers pull it through the group's durable consumer, run the
+/// listeners and acknowledge it. The store is cheap to clone.
+///
+/// # Examples
+///
+/// ```no_run
+/// use soiree::EventBus;
+/// use soiree_nats::NatsStore;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = NatsStore::builder("nats://127.0.0.1:4222")
+///     .prefix("shop")
+///     .group("mailer")
+///     .build()
+///     .await?;
+/// let bus = EventBus::builder().store(store.clone()).build()?;
+/// bus.on_named("welcome", "user.created", |_ctx| async { Ok(()) })?;
+/// bus.start()?;
+/// bus.emit("user.created", "ada").persisted().await?;
+/// bus.wait_for_idle().await;
+/// bus.close().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct NatsStore {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) client: async_nats::Client,
+    pub(crate) js: jetstream::Context,
+    pub(crate) names: Names,
+    pub(crate) options: Options,
+    pub(crate) events: stream::Stream,
+    pub(crate) dead: stream::Stream,
+    pub(crate) results: stream::Stream,
+    /// Listener successes: one subject per (group, listener, event id),
+    /// one message per subject (a key-value bucket made of a plain stream:
+    /// the client's KV layer cannot read nats-server 2.9's answers).
+    pub(crate) dedup: stream::Stream,
+    pub(crate) consumer: consumer::PullConsumer,
+    /// A pattern the server cannot filter (a `**` inside it): deliveries
+    /// are checked against it and acknowledged unseen when they miss.
+    pub(crate) client_filter: Option<String>,
+    /// The servers, without credentials.
+    pub(crate) location: String,
+    /// Secrets to scrub from error texts.
+    pub(crate) secrets: Vec<String>,
+}
+
+impl fmt::Debug for NatsStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsStore")
+            .field("servers", &self.inner.location)
+            .field("stream", &self.inner.names.events_stream)
+            .field("group", &self.inner.names.group)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NatsStore {
+    /// A builder for a store on the NATS servers at `url` (one URL or
+    /// several, comma-separated: `nats://a:4222,nats://b:4222`).
+    pub fn builder(url: &str) -> NatsStoreBuilder {
+        NatsStoreBuilder::new(url)
+    }
+
+    /// Connects with the default options (prefix and group `soiree`).
+    ///
+    /// # Errors
+    ///
+    /// As for [`NatsStoreBuilder::build`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::builder(url).build().await
+    }
+
+    /// The group this store reads for.
+    pub fn group(&self) -> &str {
+        &self.inner.names.group
+    }
+
+    /// The subject prefix.
+    pub fn prefix(&self) -> &str {
+        &self.inner.names.prefix
+    }
+
+    /// The name of the events stream.
+    pub fn stream_name(&self) -> &str {
+        &self.inner.names.events_stream
+    }
+
+    /// The NATS client the store uses (for probes and tools; publishing
+    /// under the store's prefix bypasses its limits).
+    pub fn client(&self) -> &async_nats::Client {
+        &self.inner.client
+    }
+
+    pub(crate) fn err(&self, operation: &'static str, target: &str, cause: impl fmt::Display) -> Error {
+        Error::jetstream(operation, target, scrub(&cause.to_string(), &self.inner.secrets))
+    }
+
+    pub(crate) async fn open(
+        client: async_nats::Client,
+        options: Options,
+        location: String,
+        secrets: Vec<String>,
+    ) -> Result<Self> {
+        let names = Names::new(&options.prefix, &options.group);
+        let js = jetstream::ContextBuilder::new()
+            .timeout(options.request_timeout)
+            .max_ack_inflight(options.max_in_flight.max(1))
+            .backpressure_on_inflight(true)
+            .build(client.clone());
+        let storage = if options.memory {
+            stream::StorageType::Memory
+        } else {
+            stream::StorageType::File
+        };
+        let fail = |operation: &'static str, target: &str, cause: String| {
+            Error::jetstream(operation, target, scrub(&cause, &secrets))
+        };
+        let make = |name: &str, subjects: Vec<String>, max_age: Option<std::time::Duration>| stream::Config {
+            name: name.to_owned(),
+            subjects,
+            storage,
+            num_replicas: options.replicas,
+            duplicate_window: options.duplicate_window,
+            max_age: max_age.unwrap_or_default(),
+            allow_direct: true,
+            ..Default::default()
+        };
+        let events = js
+            .get_or_create_stream(make(
+                &names.events_stream,
+                vec![names.events_subjects.clone()],
+                options.max_age,
+            ))
+            .await
+            .map_err(|err| fail("create stream", &names.events_stream, err.to_string()))?;
+        let dead = js
+            .get_or_create_stream(make(
+                &names.dead_stream,
+                vec![format!("{}_dead.>", names.prefix)],
+                None,
+            ))
+            .await
+            .map_err(|err| fail("create stream", &names.dead_stream, err.to_string()))?;
+        let results = js
+            .get_or_create_stream(make(
+                &names.results_stream,
+                vec![format!("{}_results.>", names.prefix)],
+                options.max_age,
+            ))
+            .await
+            .map_err(|err| fail("create stream", &names.results_stream, err.to_string()))?;
+        let dedup = js
+            .get_or_create_stream(stream::Config {
+                max_messages_per_subject: 1,
+                ..make(
+                    &names.dedup_bucket,
+                    vec![format!("{}_dedup.>", names.prefix)],
+                    Some(options.dedup_ttl),
+                )
+            })
+            .await
+            .map_err(|err| fail("create stream", &names.dedup_bucket, err.to_string()))?;
+        let (filter_subject, client_filter) = match &options.filter {
+            Some(pattern) => {
+                let (subject, client_side) = crate::subject::pattern_filter(&names.prefix, pattern);
+                (subject, client_side.then(|| pattern.clone()))
+            }
+            None => (names.events_subjects.clone(), None),
+        };
+        let config = consumer::pull::Config {
+            durable_name: Some(names.group.clone()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: options.claim_timeout,
+            // Deliveries are counted and dead-lettered by the store, so
+            // that the server never stops delivering one silently.
+            max_deliver: -1,
+            filter_subject,
+            max_ack_pending: 10_000,
+            deliver_policy: consumer::DeliverPolicy::All,
+            ..Default::default()
+        };
+        let consumer = match events.create_consumer(config.clone()).await {
+            Ok(consumer) => consumer,
+            // A group made earlier with other settings (nats-server 2.9
+            // cannot update a consumer in place): it is used as it is.
+            Err(first) => events
+                .get_consumer(&names.group)
+                .await
+                .map_err(|_| fail("create consumer", &names.group, first.to_string()))?,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                js,
+                names,
+                options,
+                events,
+                dead,
+                results,
+                dedup,
+                consumer,
+                client_filter,
+                location,
+                secrets,
+            }),
+        })
+    }
+}
+
+#[async_trait]
+impl EventStore for NatsStore {
+    async fn save_event(&self, event: &StoredEvent) -> soiree::Result<()> {
+        self.enqueue(event).await
+    }
+
+    async fn save_handler_result(&self, result: &StoredResult) -> soiree::Result<()> {
+        let json = serde_json::to_vec(result).map_err(soiree::Error::serialization)?;
+        let subject = self.inner.names.results_subject.clone();
+        let ack = self
+            .inner
+            .js
+            .publish(subject.clone(), json.into())
+            .await
+            .map_err(|err| self.err("publish", &subject, err))?;
+        ack.await.map_err(|err| self.err("publish", &subject, err))?;
+        if result.succeeded() && !result.event_id.is_empty() {
+            let key = self.inner.names.dedup_key(&result.handler_id, &result.event_id);
+            let bucket = &self.inner.names.dedup_bucket;
+            let ack = self
+                .inner
+                .js
+                .publish(key, bytes::Bytes::from_static(b"1"))
+                .await
+                .map_err(|err| self.err("publish", bucket, err))?;
+            ack.await.map_err(|err| self.err("publish", bucket, err))?;
+        }
+        Ok(())
+    }
+
+    fn queue(&self) -> Option<&dyn EventQueue> {
+        Some(self)
+    }
+
+    fn dedup(&self) -> Option<&dyn HandlerDedup> {
+        Some(self)
+    }
+
+    fn history(&self) -> Option<&dyn EventHistory> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl HandlerDedup for NatsStore {
+    async fn handler_succeeded(&self, event_id: &str, handler_id: &str) -> soiree::Result<bool> {
+        let key = self.inner.names.dedup_key(handler_id, event_id);
+        match self.inner.dedup.get_last_raw_message_by_subject(&key).await {
+            Ok(_) => Ok(true),
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    stream::LastRawMessageErrorKind::NoMessageFound
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(self.err("get", &self.inner.names.dedup_bucket, err).into()),
+        }
+    }
+}
+
+#[async_trait]
+impl EventHistory for NatsStore {
+    async fn events(&self, cursor: Option<&str>, limit: usize) -> soiree::Result<Page<StoredEvent>> {
+        let query = history_query(cursor, limit);
+        let page = soiree::Inspect::events(self, &query).await?;
+        Ok(Page {
+            items: page.items.into_iter().map(|r| r.item).collect(),
+            next: page.next,
+        })
+    }
+
+    async fn results(&self, cursor: Option<&str>, limit: usize) -> soiree::Result<Page<StoredResult>> {
+        let query = history_query(cursor, limit);
+        let page = soiree::Inspect::results(self, &query).await?;
+        Ok(Page {
+            items: page.items.into_iter().map(|r| r.item).collect(),
+            next: page.next,
+        })
+    }
+}
+
+fn history_query(cursor: Option<&str>, limit: usize) -> soiree::Query {
+    let query = soiree::Query::oldest(limit);
+    match cursor {
+        Some(cursor) => query.after(cursor),
+        None => query,
+    }
+}
