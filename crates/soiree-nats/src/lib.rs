@@ -46,11 +46,11 @@
 //!
 //! # Server settings
 //!
-//! Events up to soiree's limits (1 MiB payload, 64 KiB properties, 64 KiB
-//! topics) need `max_payload` of at least 2 MB and `max_control_line` of at
-//! least 256 KB on the servers (the defaults are 1 MB and 4 KB); with the
-//! defaults, larger events are refused at emit with a `Store` error naming
-//! the limit, and nothing is stored.
+//! Events up to soiree's limits (a 1 MiB payload and 64 KiB of properties)
+//! need `max_payload` of at least 2 MB on the servers (the default is 1 MB);
+//! with the default, larger events are refused at emit with a `Store` error
+//! naming the limit, and nothing is stored. Subjects stay within 3 KiB (see
+//! [`subject`]), inside the default `max_control_line`.
 //!
 //! # Example
 //!

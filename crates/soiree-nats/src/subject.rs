@@ -16,6 +16,17 @@
 //!
 //! The encoding is reversible ([`subject_to_topic`] gives back the topic)
 //! and keeps ordinary topics readable (`order.paid` is `p.order.paid`).
+//!
+//! Long topics: subjects stay within [`MAX_SUBJECT_LEN`] bytes, so that they
+//! fit the servers' default protocol line (4 KiB). A token longer than
+//! [`MAX_TOKEN_LEN`] bytes becomes `~L` and a 64-bit hash of it (the number
+//! of tokens stays, so `*` and `>` filters still match), and a subject
+//! still too long keeps its first tokens and ends in one `~R` token hashing
+//! the rest. Such subjects do not decode ([`subject_to_topic`] gives
+//! `None`); the store never needs them to: every entry carries its topic.
+//! A group whose filter is a pattern of `*` only, longer than the kept
+//! tokens, would miss such a topic; filters with a `**` are checked by the
+//! store as well.
 //! Patterns: a `*` segment is the subject wildcard `*` and a trailing `**`
 //! is `>`, so the server filters them; a `**` inside a pattern cannot be
 //! said in a subject filter: the server filters up to it (`a.>`) and the
@@ -34,6 +45,31 @@
 
 /// The escape byte.
 const ESCAPE: char = '~';
+
+/// The longest token kept as it is (encoded), in bytes.
+pub const MAX_TOKEN_LEN: usize = 128;
+
+/// The longest subject, in bytes.
+pub const MAX_SUBJECT_LEN: usize = 3 * 1024;
+
+/// 64-bit FNV-1a: stable across versions and platforms, as subjects are
+/// stored.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Appends the token of a segment, hashed when its encoding is too long.
+fn push_token(segment: &str, out: &mut String) {
+    let mut token = String::with_capacity(segment.len());
+    encode_token(segment, &mut token);
+    if token.len() > MAX_TOKEN_LEN {
+        out.push_str(&format!("~L{:016X}", fnv(&token)));
+    } else {
+        out.push_str(&token);
+    }
+}
 
 /// Whether a byte stands for itself in a token.
 fn plain(byte: u8) -> bool {
@@ -92,9 +128,19 @@ fn decode_token(token: &str) -> Option<String> {
 pub fn topic_to_subject(prefix: &str, topic: &str) -> String {
     let mut subject = String::with_capacity(prefix.len() + topic.len() + 8);
     subject.push_str(prefix);
-    for segment in topic.split('.') {
+    // Room for the `.~R<hash>` token of a subject cut short.
+    let room = MAX_SUBJECT_LEN - 19;
+    let mut segments = topic.split('.').peekable();
+    while let Some(segment) = segments.next() {
+        let mut token = String::new();
+        push_token(segment, &mut token);
+        if subject.len() + 1 + token.len() > room {
+            let rest: Vec<&str> = std::iter::once(segment).chain(segments).collect();
+            subject.push_str(&format!(".~R{:016X}", fnv(&rest.join("."))));
+            break;
+        }
         subject.push('.');
-        encode_token(segment, &mut subject);
+        subject.push_str(&token);
     }
     subject
 }
@@ -125,15 +171,23 @@ pub fn pattern_filter(prefix: &str, pattern: &str) -> (String, bool) {
     let segments: Vec<&str> = pattern.split('.').collect();
     let mut filter = String::from(prefix);
     for (i, segment) in segments.iter().enumerate() {
-        filter.push('.');
+        let mut token = String::new();
         match *segment {
-            "*" => filter.push('*'),
+            "*" => token.push('*'),
             "**" => {
-                filter.push('>');
+                filter.push_str(".>");
                 return (filter, i + 1 != segments.len());
             }
-            plain => encode_token(plain, &mut filter),
+            plain => push_token(plain, &mut token),
         }
+        if filter.len() + 1 + token.len() > MAX_SUBJECT_LEN - 19 {
+            // As a subject cut short: the server takes the prefix, the
+            // store checks the rest.
+            filter.push_str(".>");
+            return (filter, true);
+        }
+        filter.push('.');
+        filter.push_str(&token);
     }
     (filter, false)
 }
@@ -151,6 +205,24 @@ mod tests {
         assert_eq!(topic_to_subject("p", "x~y"), "p.x~7Ey");
         assert_eq!(topic_to_subject("p", ""), "p.~");
     }
+
+    #[test]
+    fn long_topics_fit_in_a_subject() {
+        let long = "t".repeat(soiree::limits::MAX_TOPIC_LEN);
+        let subject = topic_to_subject("p", &long);
+        assert!(subject.len() <= MAX_SUBJECT_LEN);
+        assert_eq!(subject.split('.').count(), 2, "one token for one segment");
+        assert_ne!(subject, topic_to_subject("p", &"t".repeat(MAX_TOPIC_LEN_MINUS_ONE)));
+        let many: Vec<String> = (0..256).map(|i| format!("{i:0>100}")).collect();
+        let subject = topic_to_subject("p", &many.join("."));
+        assert!(subject.len() <= MAX_SUBJECT_LEN, "{}", subject.len());
+        assert!(subject.starts_with("p.000"), "keeps its first tokens");
+        let (filter, client_side) = pattern_filter("p", &format!("{}.*", "x".repeat(500)));
+        assert!(!client_side);
+        assert!(subject_matches(&filter, &topic_to_subject("p", &format!("{}.y", "x".repeat(500)))));
+    }
+
+    const MAX_TOPIC_LEN_MINUS_ONE: usize = soiree::limits::MAX_TOPIC_LEN - 1;
 
     #[test]
     fn foreign_subjects_have_no_topic() {
@@ -199,7 +271,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn every_topic_round_trips(topic in "\\PC{0,40}") {
+        fn every_topic_round_trips(topic in "\\PC{0,10}(\\.\\PC{0,10}){0,4}") {
             let subject = topic_to_subject("prefix", &topic);
             prop_assert_eq!(subject_to_topic("prefix", &subject), Some(topic.clone()));
         }
@@ -207,6 +279,7 @@ mod tests {
         #[test]
         fn tokens_hold_no_forbidden_bytes(topic in any::<String>()) {
             let subject = topic_to_subject("p", &topic);
+            prop_assert!(subject.len() <= MAX_SUBJECT_LEN);
             prop_assert!(subject.bytes().all(|b| b > 0x20 && b < 0x7f));
             for token in subject.split('.') {
                 prop_assert!(!token.is_empty());

@@ -35,10 +35,6 @@ const START_ATTEMPTS: usize = 5;
 /// hostile-row suite reaches soiree's limits before the server's.
 pub const MAX_PAYLOAD: usize = 8 * 1024 * 1024;
 
-/// The longest protocol line the test servers accept: room for a subject
-/// made of soiree's longest topic (64 KiB), every byte escaped.
-pub const MAX_CONTROL_LINE: usize = 1024 * 1024;
-
 /// A nats-server child process with JetStream on a loopback port, killed
 /// (and its directory removed) on drop.
 ///
@@ -182,12 +178,11 @@ impl NatsServer {
     fn config(&self, extra: &str) -> String {
         format!(
             "server_name: {name}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{http}\n\
-             max_payload: {max}\nmax_control_line: {line}\njetstream {{\n  store_dir: {store:?}\n}}\n{extra}\n",
+             max_payload: {max}\njetstream {{\n  store_dir: {store:?}\n}}\n{extra}\n",
             name = self.name,
             port = self.port,
             http = self.http_port,
             max = MAX_PAYLOAD,
-            line = MAX_CONTROL_LINE,
             store = self.dir.join("js").to_string_lossy(),
         )
     }
