@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use soiree_nats::{NatsStore, NatsStoreBuilder};
+#[allow(unused_imports)]
 pub use soiree_test::nats::{NatsCluster, NatsServer};
 
 /// Starts a server, or skips the test (outside CI) when nats-server is missing.
