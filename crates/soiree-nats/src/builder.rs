@@ -75,6 +75,7 @@ pub(crate) struct Options {
     pub(crate) request_timeout: Duration,
     pub(crate) max_in_flight: usize,
     pub(crate) memory: bool,
+    pub(crate) create_missing: bool,
 }
 
 /// Builds a [`NatsStore`]: `NatsStore::builder(url)…build().await`.
@@ -93,6 +94,7 @@ pub(crate) struct Options {
 /// | [`max_age`](Self::max_age) | none | events older than this are removed from the stream |
 /// | [`dedup_ttl`](Self::dedup_ttl) | 7 days | how long listener successes are remembered |
 /// | [`request_timeout`](Self::request_timeout) | 10 s | every request and publish ack is answered within it or fails |
+/// | [`create_missing`](Self::create_missing) | true | create the streams and the consumer, or fail when they are missing |
 /// | credentials | none | [`user_and_password`](Self::user_and_password), [`token`](Self::token), [`nkey`](Self::nkey), [`credentials_file`](Self::credentials_file), or in the URL |
 /// | TLS | as the URL (`tls://`) | [`require_tls`](Self::require_tls), [`tls_root_certificate`](Self::tls_root_certificate), [`tls_client_certificate`](Self::tls_client_certificate) |
 ///
@@ -140,6 +142,7 @@ impl NatsStoreBuilder {
                 request_timeout: Duration::from_secs(10),
                 max_in_flight: 1024,
                 memory: false,
+                create_missing: true,
             },
             auth: Auth::None,
             require_tls: false,
@@ -251,6 +254,15 @@ impl NatsStoreBuilder {
     #[must_use]
     pub fn memory_storage(mut self, memory: bool) -> Self {
         self.options.memory = memory;
+        self
+    }
+
+    /// Whether `build` creates the streams and the group's consumer when
+    /// they are missing (the default), or fails with [`Error::Missing`]
+    /// (tools that only inspect, such as the `soiree` CLI).
+    #[must_use]
+    pub fn create_missing(mut self, create: bool) -> Self {
+        self.options.create_missing = create;
         self
     }
 

@@ -37,6 +37,17 @@ pub enum Error {
         /// The server's or client's error.
         cause: String,
     },
+    /// Opened with `create_missing(false)`, and the prefix's streams or the
+    /// group's consumer do not exist.
+    #[error("no {what} {name} on the nats servers: {hint}")]
+    Missing {
+        /// `stream` or `consumer group`.
+        what: &'static str,
+        /// Its name.
+        name: String,
+        /// What exists instead, and what to do.
+        hint: String,
+    },
     /// A credentials or certificate file cannot be read.
     #[error("cannot read {path}: {source}")]
     File {

@@ -155,41 +155,59 @@ impl NatsStore {
             allow_direct: true,
             ..Default::default()
         };
-        let events = js
-            .get_or_create_stream(make(
-                &names.events_stream,
-                vec![names.events_subjects.clone()],
-                options.max_age,
-            ))
-            .await
-            .map_err(|err| fail("create stream", &names.events_stream, err.to_string()))?;
-        let dead = js
-            .get_or_create_stream(make(
-                &names.dead_stream,
-                vec![format!("{}_dead.>", names.prefix)],
-                None,
-            ))
-            .await
-            .map_err(|err| fail("create stream", &names.dead_stream, err.to_string()))?;
-        let results = js
-            .get_or_create_stream(make(
-                &names.results_stream,
-                vec![format!("{}_results.>", names.prefix)],
-                options.max_age,
-            ))
-            .await
-            .map_err(|err| fail("create stream", &names.results_stream, err.to_string()))?;
-        let dedup = js
-            .get_or_create_stream(stream::Config {
-                max_messages_per_subject: 1,
-                ..make(
-                    &names.dedup_bucket,
-                    vec![format!("{}_dedup.>", names.prefix)],
-                    Some(options.dedup_ttl),
-                )
-            })
-            .await
-            .map_err(|err| fail("create stream", &names.dedup_bucket, err.to_string()))?;
+        let create = options.create_missing;
+        let open_stream = |config: stream::Config| {
+            let js = js.clone();
+            let fail = &fail;
+            async move {
+                let name = config.name.clone();
+                if create {
+                    return js
+                        .get_or_create_stream(config)
+                        .await
+                        .map_err(|err| fail("create stream", &name, err.to_string()));
+                }
+                js.get_stream(&name).await.map_err(|err| match err.kind() {
+                    jetstream::context::GetStreamErrorKind::JetStream(e)
+                        if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
+                    {
+                        Error::Missing {
+                            what: "stream",
+                            name: name.clone(),
+                            hint: "check --prefix; `nats stream ls` lists the SOIREE_<prefix>_EVENTS streams there are".into(),
+                        }
+                    }
+                    _ => fail("get stream", &name, err.to_string()),
+                })
+            }
+        };
+        let events = open_stream(make(
+            &names.events_stream,
+            vec![names.events_subjects.clone()],
+            options.max_age,
+        ))
+        .await?;
+        let dead = open_stream(make(
+            &names.dead_stream,
+            vec![format!("{}_dead.>", names.prefix)],
+            None,
+        ))
+        .await?;
+        let results = open_stream(make(
+            &names.results_stream,
+            vec![format!("{}_results.>", names.prefix)],
+            options.max_age,
+        ))
+        .await?;
+        let dedup = open_stream(stream::Config {
+            max_messages_per_subject: 1,
+            ..make(
+                &names.dedup_bucket,
+                vec![format!("{}_dedup.>", names.prefix)],
+                Some(options.dedup_ttl),
+            )
+        })
+        .await?;
         let (filter_subject, client_filter) = match &options.filter {
             Some(pattern) => {
                 let (subject, client_side) = crate::subject::pattern_filter(&names.prefix, pattern);
@@ -209,7 +227,26 @@ impl NatsStore {
             deliver_policy: consumer::DeliverPolicy::All,
             ..Default::default()
         };
-        let consumer = match events.create_consumer(config.clone()).await {
+        let consumer = if !create {
+            match events.get_consumer(&names.group).await {
+                Ok(consumer) => consumer,
+                Err(_) => {
+                    let mut groups = Vec::new();
+                    let mut listed = events.consumer_names();
+                    while let Some(Ok(name)) = futures::StreamExt::next(&mut listed).await {
+                        groups.push(name);
+                        if groups.len() >= 50 {
+                            break;
+                        }
+                    }
+                    return Err(Error::Missing {
+                        what: "consumer group",
+                        name: names.group.clone(),
+                        hint: format!("the groups of stream {} are: {}", names.events_stream, groups.join(", ")),
+                    });
+                }
+            }
+        } else { match events.create_consumer(config.clone()).await {
             Ok(consumer) => consumer,
             // A group made earlier with other settings (nats-server 2.9
             // cannot update a consumer in place): it is used as it is.
@@ -217,7 +254,7 @@ impl NatsStore {
                 .get_consumer(&names.group)
                 .await
                 .map_err(|_| fail("create consumer", &names.group, first.to_string()))?,
-        };
+        } };
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
