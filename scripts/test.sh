@@ -56,6 +56,9 @@ cargo test --workspace --no-fail-fast || fail "cargo test --workspace"
 # The Redis store over TLS (feature `tls`).
 cargo test -p soiree-redis --features tls --test tls || fail "soiree-redis tls"
 
+# The outbox relay to JetStream (feature `sql-relay`).
+cargo test -p soiree-nats --features sql-relay --test relay || fail "soiree-nats sql-relay"
+
 # The loom models of the pool's counters, in a target dir of their own (the
 # cfg changes every crate's build).
 RUSTFLAGS="--cfg soiree_loom" CARGO_TARGET_DIR=target/loom \

@@ -73,6 +73,12 @@
 //! # Ok(()) }
 //! ```
 
+//! # Features
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `sql-relay` | [`Relay`](relay::Relay): forwards the SQL outbox (`soiree-sql`, transactional `emit_in`) to JetStream, at least once, resumable after a crash |
+
 #![doc(test(attr(deny(warnings))))]
 
 mod builder;
@@ -83,9 +89,13 @@ mod names;
 mod queue;
 mod receipt;
 mod redact;
+#[cfg(feature = "sql-relay")]
+pub mod relay;
 mod store;
 pub mod subject;
 
 pub use builder::{FailurePolicy, NatsStoreBuilder};
 pub use error::{Error, Result};
+#[cfg(feature = "sql-relay")]
+pub use relay::Relay;
 pub use store::NatsStore;
