@@ -456,7 +456,10 @@ mod tests {
             Target::parse("nats://a:4222,nats://b:4222").unwrap(),
             Target::Nats(_)
         ));
-        assert!(matches!(Target::parse("tls://h:4222").unwrap(), Target::Nats(_)));
+        assert!(matches!(
+            Target::parse("tls://h:4222").unwrap(),
+            Target::Nats(_)
+        ));
     }
 
     #[test]

@@ -268,7 +268,11 @@ impl NatsStoreBuilder {
 
     /// Authenticates with a user name and password.
     #[must_use]
-    pub fn user_and_password(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+    pub fn user_and_password(
+        mut self,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
         self.auth = Auth::UserPassword(user.into(), password.into());
         self
     }
@@ -310,7 +314,11 @@ impl NatsStoreBuilder {
 
     /// Presents this client certificate and key (PEM files).
     #[must_use]
-    pub fn tls_client_certificate(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+    pub fn tls_client_certificate(
+        mut self,
+        cert: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Self {
         self.client_cert = Some((cert.into(), key.into()));
         self
     }
@@ -320,7 +328,8 @@ impl NatsStoreBuilder {
         let name_ok = |s: &str, extra: &[u8]| {
             !s.is_empty()
                 && s.len() <= 64
-                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || extra.contains(&b))
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || extra.contains(&b))
         };
         if !name_ok(&o.prefix, &[]) {
             return Err(Error::InvalidOption {
@@ -402,7 +411,10 @@ impl NatsStoreBuilder {
             cause: scrub(&cause, &secrets),
         };
         let mut connect = async_nats::ConnectOptions::new()
-            .name(format!("soiree-{}-{}", self.options.prefix, self.options.group))
+            .name(format!(
+                "soiree-{}-{}",
+                self.options.prefix, self.options.group
+            ))
             .connection_timeout(self.options.request_timeout)
             .request_timeout(Some(self.options.request_timeout))
             .require_tls(self.require_tls);
@@ -442,13 +454,11 @@ impl NatsStoreBuilder {
             .map(|u| u.trim().to_owned())
             .filter(|u| !u.is_empty())
             .collect();
-        let client = tokio::time::timeout(
-            self.options.request_timeout * 2,
-            connect.connect(&urls[..]),
-        )
-        .await
-        .map_err(|_| connect_error("timed out".into()))?
-        .map_err(|err| connect_error(err.to_string()))?;
+        let client =
+            tokio::time::timeout(self.options.request_timeout * 2, connect.connect(&urls[..]))
+                .await
+                .map_err(|_| connect_error("timed out".into()))?
+                .map_err(|err| connect_error(err.to_string()))?;
         NatsStore::open(client, self.options, location, secrets).await
     }
 }

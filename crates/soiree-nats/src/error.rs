@@ -97,7 +97,10 @@ mod tests {
             cause: "connection refused".into(),
         };
         let text = err.to_string();
-        assert!(text.contains("127.0.0.1:4222") && text.contains("-js"), "{text}");
+        assert!(
+            text.contains("127.0.0.1:4222") && text.contains("-js"),
+            "{text}"
+        );
         let err = Error::jetstream("publish", "shop.order", "timed out");
         assert_eq!(
             err.to_string(),

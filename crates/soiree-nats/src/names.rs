@@ -83,6 +83,9 @@ mod tests {
         let a = Names::new("p", "first").dedup_key("h", "e");
         let b = Names::new("p", "second").dedup_key("h", "e");
         assert_ne!(a, b);
-        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_'));
+        assert!(
+            a.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
+        );
     }
 }

@@ -21,7 +21,11 @@ impl NatsStore {
     /// Sends `kind` for each receipt and waits until the server confirmed
     /// each one (a request, not a bare publish: an acknowledgement that
     /// got lost is an error, not a silent redelivery later).
-    async fn ack_all(&self, receipts: &[String], kind: impl Fn(&str) -> AckKind) -> crate::Result<()> {
+    async fn ack_all(
+        &self,
+        receipts: &[String],
+        kind: impl Fn(&str) -> AckKind,
+    ) -> crate::Result<()> {
         let mut first = None;
         for chunk in receipts.chunks(ACKS_IN_FLIGHT) {
             let mut sent = Vec::with_capacity(chunk.len());
@@ -52,7 +56,11 @@ impl NatsStore {
 
     /// Pulls what is there now (up to `max`), waiting at most `wait` for
     /// the first message when `wait` is not zero.
-    async fn pull(&self, max: usize, wait: Option<Duration>) -> crate::Result<Vec<jetstream::Message>> {
+    async fn pull(
+        &self,
+        max: usize,
+        wait: Option<Duration>,
+    ) -> crate::Result<Vec<jetstream::Message>> {
         let consumer = &self.inner.consumer;
         let group = &self.inner.names.group;
         let messages = match wait {
@@ -131,8 +139,13 @@ impl NatsStore {
                 options.max_deliveries
             );
             tracing::warn!(sequence = receipt.sequence, %error, "moved to the dead letters");
-            self.move_to_dead_letters(receipt.sequence, receipt.delivered - 1, error, Some(message.payload.clone()))
-                .await?;
+            self.move_to_dead_letters(
+                receipt.sequence,
+                receipt.delivered - 1,
+                error,
+                Some(message.payload.clone()),
+            )
+            .await?;
             self.ack_all(&[reply], |_| AckKind::Term).await?;
             return Ok(None);
         }
@@ -200,18 +213,28 @@ impl EventQueue for NatsStore {
         let mut first: Option<soiree::Error> = None;
         for failure in failures {
             let Some(receipt) = receipt::parse(&failure.receipt) else {
-                first.get_or_insert(self.err("fail", &failure.receipt, "not a receipt of this store").into());
+                first.get_or_insert(
+                    self.err("fail", &failure.receipt, "not a receipt of this store")
+                        .into(),
+                );
                 continue;
             };
             let receipts = std::slice::from_ref(&failure.receipt);
             let done = match policy {
                 FailurePolicy::Acknowledge => self.ack_all(receipts, |_| AckKind::Ack).await,
-                FailurePolicy::Redeliver if receipt.delivered < self.inner.options.max_deliveries => {
+                FailurePolicy::Redeliver
+                    if receipt.delivered < self.inner.options.max_deliveries =>
+                {
                     let delay = self.retry_delay(receipt.delivered);
                     self.ack_all(receipts, |_| AckKind::Nak(Some(delay))).await
                 }
                 _ => match self
-                    .move_to_dead_letters(receipt.sequence, receipt.delivered, failure.error.clone(), None)
+                    .move_to_dead_letters(
+                        receipt.sequence,
+                        receipt.delivered,
+                        failure.error.clone(),
+                        None,
+                    )
                     .await
                 {
                     Ok(()) => self.ack_all(receipts, |_| AckKind::Term).await,

@@ -32,9 +32,21 @@ mod tests {
     #[test]
     fn both_ack_subject_forms_parse() {
         let v1 = "$JS.ACK.SOIREE_p_EVENTS.g.3.42.40.1700000000000000000.0";
-        assert_eq!(parse(v1), Some(Receipt { sequence: 42, delivered: 3 }));
+        assert_eq!(
+            parse(v1),
+            Some(Receipt {
+                sequence: 42,
+                delivered: 3
+            })
+        );
         let v2 = "$JS.ACK.dom.hash.SOIREE_p_EVENTS.g.1.7.7.1700000000000000000.5.tok";
-        assert_eq!(parse(v2), Some(Receipt { sequence: 7, delivered: 1 }));
+        assert_eq!(
+            parse(v2),
+            Some(Receipt {
+                sequence: 7,
+                delivered: 1
+            })
+        );
         assert_eq!(parse("not.a.receipt"), None);
     }
 }

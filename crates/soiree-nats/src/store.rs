@@ -121,8 +121,17 @@ impl NatsStore {
         &self.inner.client
     }
 
-    pub(crate) fn err(&self, operation: &'static str, target: &str, cause: impl fmt::Display) -> Error {
-        Error::jetstream(operation, target, scrub(&cause.to_string(), &self.inner.secrets))
+    pub(crate) fn err(
+        &self,
+        operation: &'static str,
+        target: &str,
+        cause: impl fmt::Display,
+    ) -> Error {
+        Error::jetstream(
+            operation,
+            target,
+            scrub(&cause.to_string(), &self.inner.secrets),
+        )
     }
 
     pub(crate) async fn open(
@@ -145,15 +154,17 @@ impl NatsStore {
         let fail = |operation: &'static str, target: &str, cause: String| {
             Error::jetstream(operation, target, scrub(&cause, &secrets))
         };
-        let make = |name: &str, subjects: Vec<String>, max_age: Option<std::time::Duration>| stream::Config {
-            name: name.to_owned(),
-            subjects,
-            storage,
-            num_replicas: options.replicas,
-            duplicate_window: options.duplicate_window,
-            max_age: max_age.unwrap_or_default(),
-            allow_direct: true,
-            ..Default::default()
+        let make = |name: &str, subjects: Vec<String>, max_age: Option<std::time::Duration>| {
+            stream::Config {
+                name: name.to_owned(),
+                subjects,
+                storage,
+                num_replicas: options.replicas,
+                duplicate_window: options.duplicate_window,
+                max_age: max_age.unwrap_or_default(),
+                allow_direct: true,
+                ..Default::default()
+            }
         };
         let create = options.create_missing;
         let open_stream = |config: stream::Config| {
@@ -242,19 +253,25 @@ impl NatsStore {
                     return Err(Error::Missing {
                         what: "consumer group",
                         name: names.group.clone(),
-                        hint: format!("the groups of stream {} are: {}", names.events_stream, groups.join(", ")),
+                        hint: format!(
+                            "the groups of stream {} are: {}",
+                            names.events_stream,
+                            groups.join(", ")
+                        ),
                     });
                 }
             }
-        } else { match events.create_consumer(config.clone()).await {
-            Ok(consumer) => consumer,
-            // A group made earlier with other settings (nats-server 2.9
-            // cannot update a consumer in place): it is used as it is.
-            Err(first) => events
-                .get_consumer(&names.group)
-                .await
-                .map_err(|_| fail("create consumer", &names.group, first.to_string()))?,
-        } };
+        } else {
+            match events.create_consumer(config.clone()).await {
+                Ok(consumer) => consumer,
+                // A group made earlier with other settings (nats-server 2.9
+                // cannot update a consumer in place): it is used as it is.
+                Err(first) => events
+                    .get_consumer(&names.group)
+                    .await
+                    .map_err(|_| fail("create consumer", &names.group, first.to_string()))?,
+            }
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
@@ -289,9 +306,13 @@ impl EventStore for NatsStore {
             .publish(subject.clone(), json.into())
             .await
             .map_err(|err| self.err("publish", &subject, err))?;
-        ack.await.map_err(|err| self.err("publish", &subject, err))?;
+        ack.await
+            .map_err(|err| self.err("publish", &subject, err))?;
         if result.succeeded() && !result.event_id.is_empty() {
-            let key = self.inner.names.dedup_key(&result.handler_id, &result.event_id);
+            let key = self
+                .inner
+                .names
+                .dedup_key(&result.handler_id, &result.event_id);
             let bucket = &self.inner.names.dedup_bucket;
             let ack = self
                 .inner
@@ -323,12 +344,7 @@ impl HandlerDedup for NatsStore {
         let key = self.inner.names.dedup_key(handler_id, event_id);
         match self.inner.dedup.get_last_raw_message_by_subject(&key).await {
             Ok(_) => Ok(true),
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    stream::LastRawMessageErrorKind::NoMessageFound
-                ) =>
-            {
+            Err(err) if matches!(err.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {
                 Ok(false)
             }
             Err(err) => Err(self.err("get", &self.inner.names.dedup_bucket, err).into()),
@@ -338,7 +354,11 @@ impl HandlerDedup for NatsStore {
 
 #[async_trait]
 impl EventHistory for NatsStore {
-    async fn events(&self, cursor: Option<&str>, limit: usize) -> soiree::Result<Page<StoredEvent>> {
+    async fn events(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> soiree::Result<Page<StoredEvent>> {
         let query = history_query(cursor, limit);
         let page = soiree::Inspect::events(self, &query).await?;
         Ok(Page {
@@ -347,7 +367,11 @@ impl EventHistory for NatsStore {
         })
     }
 
-    async fn results(&self, cursor: Option<&str>, limit: usize) -> soiree::Result<Page<StoredResult>> {
+    async fn results(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> soiree::Result<Page<StoredResult>> {
         let query = history_query(cursor, limit);
         let page = soiree::Inspect::results(self, &query).await?;
         Ok(Page {

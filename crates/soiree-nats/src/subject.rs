@@ -104,7 +104,10 @@ fn decode_token(token: &str) -> Option<String> {
     while i < bytes.len() {
         if bytes[i] == b'~' {
             let hex = token.get(i + 1..i + 3)?;
-            if !hex.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)) {
+            if !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+            {
                 return None;
             }
             let byte = u8::from_str_radix(hex, 16).ok()?;
@@ -212,14 +215,20 @@ mod tests {
         let subject = topic_to_subject("p", &long);
         assert!(subject.len() <= MAX_SUBJECT_LEN);
         assert_eq!(subject.split('.').count(), 2, "one token for one segment");
-        assert_ne!(subject, topic_to_subject("p", &"t".repeat(MAX_TOPIC_LEN_MINUS_ONE)));
+        assert_ne!(
+            subject,
+            topic_to_subject("p", &"t".repeat(MAX_TOPIC_LEN_MINUS_ONE))
+        );
         let many: Vec<String> = (0..256).map(|i| format!("{i:0>100}")).collect();
         let subject = topic_to_subject("p", &many.join("."));
         assert!(subject.len() <= MAX_SUBJECT_LEN, "{}", subject.len());
         assert!(subject.starts_with("p.000"), "keeps its first tokens");
         let (filter, client_side) = pattern_filter("p", &format!("{}.*", "x".repeat(500)));
         assert!(!client_side);
-        assert!(subject_matches(&filter, &topic_to_subject("p", &format!("{}.y", "x".repeat(500)))));
+        assert!(subject_matches(
+            &filter,
+            &topic_to_subject("p", &format!("{}.y", "x".repeat(500)))
+        ));
     }
 
     const MAX_TOPIC_LEN_MINUS_ONE: usize = soiree::limits::MAX_TOPIC_LEN - 1;

@@ -37,7 +37,10 @@ async fn topics_with_forbidden_characters_round_trip() {
         &"t".repeat(soiree::limits::MAX_TOPIC_LEN),
     ];
     for (i, topic) in topics.iter().enumerate() {
-        store.enqueue(&event(topic, &format!("e{i}"))).await.unwrap();
+        store
+            .enqueue(&event(topic, &format!("e{i}")))
+            .await
+            .unwrap();
     }
     let mut got = Vec::new();
     for _ in 0..20 {
@@ -77,11 +80,22 @@ async fn a_publish_retried_with_the_same_id_is_stored_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_never_see_each_other() {
     let server = server_or_skip!();
-    let a = builder(&server.url()).prefix("tenant-a").build().await.unwrap();
-    let b = builder(&server.url()).prefix("tenant-b").build().await.unwrap();
+    let a = builder(&server.url())
+        .prefix("tenant-a")
+        .build()
+        .await
+        .unwrap();
+    let b = builder(&server.url())
+        .prefix("tenant-b")
+        .build()
+        .await
+        .unwrap();
     a.enqueue(&event("x.y", "a1")).await.unwrap();
     assert!(
-        b.dequeue(10, Duration::from_millis(300)).await.unwrap().is_empty(),
+        b.dequeue(10, Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_empty(),
         "b took a's event"
     );
     assert_eq!(b.stats().await.unwrap().events, 0);
@@ -126,12 +140,21 @@ async fn failed_events_are_dead_lettered_and_replayed_with_their_id() {
     })
     .unwrap();
     bus.start().unwrap();
-    let mut e = soiree::Event::new("invoice.sent", serde_json::json!(1));
+    let e = soiree::Event::new("invoice.sent", serde_json::json!(1));
     e.properties().set(soiree::PROPERTY_EVENT_ID, "inv-1");
     bus.emit("invoice.sent", e).persisted().await.unwrap();
-    assert!(eventually(WAIT, || async { store.stats().await.unwrap().dead_letters == 1 }).await);
+    assert!(
+        eventually(WAIT, || async {
+            store.stats().await.unwrap().dead_letters == 1
+        })
+        .await
+    );
     let letters = store.dead_letters(&Query::oldest(10)).await.unwrap();
-    assert!(letters.items[0].error.contains("smtp down"), "{:?}", letters.items[0]);
+    assert!(
+        letters.items[0].error.contains("smtp down"),
+        "{:?}",
+        letters.items[0]
+    );
     assert_eq!(letters.items[0].event_id().as_deref(), Some("inv-1"));
     fail.store(false, Ordering::SeqCst);
     let replayed = store
@@ -142,7 +165,10 @@ async fn failed_events_are_dead_lettered_and_replayed_with_their_id() {
     assert!(eventually(WAIT, || async { ran.load(Ordering::SeqCst) == 2 }).await);
     assert!(eventually(WAIT, || async { store.backlog().await.unwrap() == 0 }).await);
     assert_eq!(store.stats().await.unwrap().dead_letters, 0);
-    tokio::time::timeout(WAIT, bus.close()).await.unwrap().unwrap();
+    tokio::time::timeout(WAIT, bus.close())
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,14 +184,25 @@ async fn unacknowledged_past_max_deliveries_goes_to_the_dead_letters() {
     store.enqueue(&event("a.b", "poison")).await.unwrap();
     let mut deliveries = 0;
     for _ in 0..20 {
-        deliveries += store.dequeue(1, Duration::from_millis(500)).await.unwrap().len();
+        deliveries += store
+            .dequeue(1, Duration::from_millis(500))
+            .await
+            .unwrap()
+            .len();
         if store.stats().await.unwrap().dead_letters == 1 {
             break;
         }
     }
-    assert_eq!(deliveries, 2, "delivered max_deliveries times, then set aside");
+    assert_eq!(
+        deliveries, 2,
+        "delivered max_deliveries times, then set aside"
+    );
     let letters = store.dead_letters(&Query::oldest(10)).await.unwrap();
-    assert!(letters.items[0].error.contains("max_deliveries 2"), "{:?}", letters.items[0]);
+    assert!(
+        letters.items[0].error.contains("max_deliveries 2"),
+        "{:?}",
+        letters.items[0]
+    );
     assert_eq!(letters.items[0].event_id().as_deref(), Some("poison"));
 }
 
@@ -175,7 +212,11 @@ async fn an_entry_that_is_not_an_event_is_set_aside_alone() {
     let store = builder(&server.url()).prefix("junk").build().await.unwrap();
     store.enqueue(&event("a.b", "before")).await.unwrap();
     let js = async_nats::jetstream::new(store.client().clone());
-    js.publish("junk.a.b", "not json".into()).await.unwrap().await.unwrap();
+    js.publish("junk.a.b", "not json".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     store.enqueue(&event("a.b", "after")).await.unwrap();
     let got = store.dequeue(10, WAIT).await.unwrap();
     let ids: Vec<_> = got
@@ -192,13 +233,33 @@ async fn an_entry_that_is_not_an_event_is_set_aside_alone() {
 async fn filters_run_on_the_server_and_inside_patterns_on_the_client() {
     let server = server_or_skip!();
     let url = server.url();
-    let star = builder(&url).prefix("filt").group("star").filter("order.*").build().await.unwrap();
-    let inner = builder(&url).prefix("filt").group("inner").filter("a.**.z").build().await.unwrap();
-    for (topic, id) in [("order.paid", "1"), ("order.paid.late", "2"), ("a.z", "3"), ("a.b.c.z", "4"), ("a.b", "5")] {
+    let star = builder(&url)
+        .prefix("filt")
+        .group("star")
+        .filter("order.*")
+        .build()
+        .await
+        .unwrap();
+    let inner = builder(&url)
+        .prefix("filt")
+        .group("inner")
+        .filter("a.**.z")
+        .build()
+        .await
+        .unwrap();
+    for (topic, id) in [
+        ("order.paid", "1"),
+        ("order.paid.late", "2"),
+        ("a.z", "3"),
+        ("a.b.c.z", "4"),
+        ("a.b", "5"),
+    ] {
         star.enqueue(&event(topic, id)).await.unwrap();
     }
     let ids = |ds: Vec<soiree::Delivery>| -> Vec<String> {
-        ds.iter().map(|d| soiree::inspect::event_id_text(&d.event).unwrap()).collect()
+        ds.iter()
+            .map(|d| soiree::inspect::event_id_text(&d.event).unwrap())
+            .collect()
     };
     assert_eq!(ids(star.dequeue(10, WAIT).await.unwrap()), ["1"]);
     assert_eq!(ids(inner.dequeue(10, WAIT).await.unwrap()), ["3", "4"]);
@@ -211,7 +272,10 @@ async fn secrets_stay_out_of_debug_and_errors() {
     let url = format!("nats://ada:hunter22@127.0.0.1:{}", server.port());
     let b = builder(&url).token("t0ps3cret-token");
     let debug = format!("{b:?}");
-    assert!(!debug.contains("hunter22") && !debug.contains("t0ps3cret"), "{debug}");
+    assert!(
+        !debug.contains("hunter22") && !debug.contains("t0ps3cret"),
+        "{debug}"
+    );
     // Wrong password: the error names the server, never the password.
     let wrong = format!("nats://ada:wr0ngpass@127.0.0.1:{}", server.port());
     let err = builder(&wrong)
@@ -221,7 +285,10 @@ async fn secrets_stay_out_of_debug_and_errors() {
         .unwrap_err();
     let text = format!("{err} {err:?}");
     assert!(!text.contains("wr0ngpass"), "{text}");
-    assert!(text.contains(&format!("127.0.0.1:{}", server.port())), "{text}");
+    assert!(
+        text.contains(&format!("127.0.0.1:{}", server.port())),
+        "{text}"
+    );
     // The right one works, given as an option.
     let store = builder(&format!("nats://127.0.0.1:{}", server.port()))
         .user_and_password("ada", "hunter22")
@@ -240,7 +307,11 @@ impl NatsServerWithAuth {
     fn start() -> Option<support::NatsServer> {
         match support::NatsServer::start_with("authorization { user: ada, password: hunter22 }") {
             Ok(server) => Some(server),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound && !soiree_test::nats::is_ci() => None,
+            Err(err)
+                if err.kind() == std::io::ErrorKind::NotFound && !soiree_test::nats::is_ci() =>
+            {
+                None
+            }
             Err(err) => panic!("cannot start nats-server: {err}"),
         }
     }
@@ -251,7 +322,10 @@ async fn bus_emits_and_handles_on_nats() {
     let server = server_or_skip!();
     let store = builder(&server.url()).prefix("bus").build().await.unwrap();
     let store: Arc<dyn EventStore> = Arc::new(store);
-    let bus = EventBus::builder().shared_store(store.clone()).build().unwrap();
+    let bus = EventBus::builder()
+        .shared_store(store.clone())
+        .build()
+        .unwrap();
     let n = Arc::new(AtomicUsize::new(0));
     let c = n.clone();
     bus.on_named("count", "x.*", move |_| {
@@ -267,5 +341,8 @@ async fn bus_emits_and_handles_on_nats() {
         bus.emit("x.y", i).persisted().await.unwrap();
     }
     assert!(eventually(WAIT, || async { n.load(Ordering::SeqCst) == 20 }).await);
-    tokio::time::timeout(WAIT, bus.close()).await.unwrap().unwrap();
+    tokio::time::timeout(WAIT, bus.close())
+        .await
+        .unwrap()
+        .unwrap();
 }

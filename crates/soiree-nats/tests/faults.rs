@@ -61,7 +61,12 @@ fn event(i: usize) -> (String, Event) {
 async fn emit_until_stored(bus: &EventBus, i: usize) -> bool {
     for _ in 0..10 {
         let (_, event) = event(i);
-        match tokio::time::timeout(Duration::from_secs(10), bus.emit("fault.tick", event).persisted()).await {
+        match tokio::time::timeout(
+            Duration::from_secs(10),
+            bus.emit("fault.tick", event).persisted(),
+        )
+        .await
+        {
             Ok(Ok(_)) => return true,
             _ => tokio::time::sleep(Duration::from_millis(200)).await,
         }
@@ -96,8 +101,15 @@ async fn a_cluster_server_killed_mid_run_loses_no_event() {
         }
     }
     assert_eq!(stored, N, "every emit was acknowledged after retries");
-    assert!(all_seen(&seen, N).await, "handled: {}", seen.lock().unwrap().len());
-    tokio::time::timeout(WAIT, bus.close()).await.unwrap().unwrap();
+    assert!(
+        all_seen(&seen, N).await,
+        "handled: {}",
+        seen.lock().unwrap().len()
+    );
+    tokio::time::timeout(WAIT, bus.close())
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,14 +122,23 @@ async fn a_whole_cluster_restart_keeps_every_stored_event() {
     for i in 0..N {
         assert!(emit_until_stored(&bus, i).await, "event {i} not stored");
     }
-    let restart = tokio::task::spawn_blocking(move || {
-        cluster.restart_all().map(|()| cluster)
-    });
-    let cluster = tokio::time::timeout(WAIT, restart).await.unwrap().unwrap().unwrap();
+    let restart = tokio::task::spawn_blocking(move || cluster.restart_all().map(|()| cluster));
+    let cluster = tokio::time::timeout(WAIT, restart)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     // The same store, reconnected: the stream and the group survived.
     bus.start().unwrap();
-    assert!(all_seen(&seen, N).await, "handled: {}", seen.lock().unwrap().len());
-    tokio::time::timeout(WAIT, bus.close()).await.unwrap().unwrap();
+    assert!(
+        all_seen(&seen, N).await,
+        "handled: {}",
+        seen.lock().unwrap().len()
+    );
+    tokio::time::timeout(WAIT, bus.close())
+        .await
+        .unwrap()
+        .unwrap();
     drop(cluster);
 }
 
@@ -136,7 +157,11 @@ async fn fault_child_consumer() {
     let store = store(&url, "killproc").await;
     let bus = EventBus::builder().store(store).build().unwrap();
     let log = Arc::new(Mutex::new(
-        std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap(),
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap(),
     ));
     bus.on_named("record", "fault.*", move |ctx| {
         let log = log.clone();
@@ -169,7 +194,13 @@ async fn a_consumer_process_killed_mid_run_loses_no_event() {
     let log = std::env::temp_dir().join(format!("soiree-nats-child-{}.log", std::process::id()));
     let _ = std::fs::remove_file(&log);
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "fault_child_consumer", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "fault_child_consumer",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(CHILD_URL, &url)
         .env(CHILD_LOG, &log)
         .stdout(std::process::Stdio::null())
@@ -208,6 +239,14 @@ async fn a_consumer_process_killed_mid_run_loses_no_event() {
     })
     .await;
     let _ = std::fs::remove_file(&log);
-    assert!(all, "handled here {}, by the child {}", seen.lock().unwrap().len(), by_child.len());
-    tokio::time::timeout(WAIT, bus.close()).await.unwrap().unwrap();
+    assert!(
+        all,
+        "handled here {}, by the child {}",
+        seen.lock().unwrap().len(),
+        by_child.len()
+    );
+    tokio::time::timeout(WAIT, bus.close())
+        .await
+        .unwrap()
+        .unwrap();
 }

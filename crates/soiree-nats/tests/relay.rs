@@ -44,7 +44,11 @@ async fn outbox_events_reach_the_stream_once_across_a_killed_relay() {
         let mut tx = app.begin().await.unwrap();
         for i in 0..50 {
             let n = chunk * 50 + i;
-            ids.push(app.emit_in(&mut *tx, "order.paid", serde_json::json!(n)).await.unwrap());
+            ids.push(
+                app.emit_in(&mut tx, "order.paid", serde_json::json!(n))
+                    .await
+                    .unwrap(),
+            );
         }
         app.commit(tx).await.unwrap();
     }
@@ -76,7 +80,10 @@ async fn outbox_events_reach_the_stream_once_across_a_killed_relay() {
 
     let target = nats(&url).await;
     let partial = target.stats().await.unwrap().events;
-    assert!(partial < N as u64, "the first relay finished before the kill");
+    assert!(
+        partial < N as u64,
+        "the first relay finished before the kill"
+    );
 
     // The next relay resumes: every event reaches the stream, once.
     let source = Arc::new(outbox(&db).await);
@@ -90,7 +97,10 @@ async fn outbox_events_reach_the_stream_once_across_a_killed_relay() {
     })
     .await;
     assert!(done, "relayed {}", target.stats().await.unwrap().events);
-    tokio::time::timeout(WAIT, relay.close()).await.unwrap().unwrap();
+    tokio::time::timeout(WAIT, relay.close())
+        .await
+        .unwrap()
+        .unwrap();
 
     let page = target.events(&Query::oldest(N + 10)).await.unwrap();
     let relayed: Vec<String> = page
@@ -101,6 +111,10 @@ async fn outbox_events_reach_the_stream_once_across_a_killed_relay() {
     assert_eq!(relayed.len(), N, "each event once in the stream");
     let unique: HashSet<&String> = relayed.iter().collect();
     assert_eq!(unique.len(), N);
-    assert_eq!(unique, ids.iter().collect::<HashSet<_>>(), "with the outbox's ids");
+    assert_eq!(
+        unique,
+        ids.iter().collect::<HashSet<_>>(),
+        "with the outbox's ids"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -259,12 +259,7 @@ impl NatsServer {
         {
             self.child = None;
             let log = std::fs::read_to_string(self.dir.join("nats.log")).unwrap_or_default();
-            let tail: String = log
-                .lines()
-                .rev()
-                .take(5)
-                .collect::<Vec<_>>()
-                .join(" | ");
+            let tail: String = log.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
             let kind = if tail.contains("address already in use") {
                 io::ErrorKind::AddrInUse
             } else {
@@ -474,7 +469,9 @@ fn or_skip<T>(started: io::Result<T>) -> Option<T> {
     match started {
         Ok(server) => Some(server),
         Err(err) if err.kind() == io::ErrorKind::NotFound && !is_ci() => {
-            eprintln!("skipping: nats-server is not installed ({err}); install it to run this test");
+            eprintln!(
+                "skipping: nats-server is not installed ({err}); install it to run this test"
+            );
             None
         }
         Err(err) => panic!("cannot start nats-server: {err}"),

@@ -25,7 +25,11 @@ impl NatsStore {
         let name = stream.cached_info().config.name.clone();
         let cursor = match &query.cursor {
             Some(cursor) => Some(cursor.parse::<u64>().map_err(|_| {
-                self.err("read", &name, format!("cursor {cursor:?} is not a sequence of this stream"))
+                self.err(
+                    "read",
+                    &name,
+                    format!("cursor {cursor:?} is not a sequence of this stream"),
+                )
             })?),
             None => None,
         };

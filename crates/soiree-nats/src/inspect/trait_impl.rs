@@ -33,7 +33,10 @@ impl NatsStore {
     }
 
     /// The dead letters a selection names, with their sequences.
-    async fn selected(&self, selection: &DeadLetterSelection) -> soiree::Result<Vec<(u64, DeadLetter)>> {
+    async fn selected(
+        &self,
+        selection: &DeadLetterSelection,
+    ) -> soiree::Result<Vec<(u64, DeadLetter)>> {
         let mut out = Vec::new();
         match selection {
             DeadLetterSelection::Ids(ids) => {
@@ -77,7 +80,10 @@ impl Inspect for NatsStore {
     fn info(&self) -> StoreInfo {
         StoreInfo::new(
             "nats",
-            format!("{} (stream {})", self.inner.location, self.inner.names.events_stream),
+            format!(
+                "{} (stream {})",
+                self.inner.location, self.inner.names.events_stream
+            ),
             Some(self.inner.names.group.clone()),
         )
     }
@@ -149,7 +155,10 @@ impl Inspect for NatsStore {
         // JetStream counts a consumer's unacknowledged deliveries but does
         // not list them: one summary entry for the group.
         if query.cursor.is_some() {
-            return Ok(Page { items: Vec::new(), next: None });
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
         }
         let mut consumer = self.inner.consumer.clone();
         let info = consumer
@@ -196,14 +205,19 @@ impl Inspect for NatsStore {
                 |letter, at| {
                     let topic = letter.topic().unwrap_or("");
                     let id = letter.event_id();
-                    query.filter.topic.is_none() && query.filter.event_id.is_none()
+                    query.filter.topic.is_none()
+                        && query.filter.event_id.is_none()
                         && query.filter.matches("", None, at)
                         || query.filter.matches(topic, id.as_deref(), at)
                 },
             )
             .await?;
         Ok(Page {
-            items: page.items.into_iter().map(|(_, _, letter)| letter).collect(),
+            items: page
+                .items
+                .into_iter()
+                .map(|(_, _, letter)| letter)
+                .collect(),
             next: page.next,
         })
     }
@@ -261,9 +275,8 @@ impl Inspect for NatsStore {
         let event = match Inspect::event(self, event_id).await? {
             Some(detail) => Some(detail.event.item),
             None => {
-                let selection = DeadLetterSelection::Matching(
-                    soiree::Filter::default().event_id(event_id),
-                );
+                let selection =
+                    DeadLetterSelection::Matching(soiree::Filter::default().event_id(event_id));
                 self.selected(&selection)
                     .await?
                     .into_iter()
