@@ -77,7 +77,7 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `sql-relay` | [`Relay`](relay::Relay): forwards the SQL outbox (`soiree-sql`, transactional `emit_in`) to JetStream, at least once, resumable after a crash |
+//! | `sql-relay` | `Relay` (module `relay`): forwards the SQL outbox (`soiree-sql`, transactional `emit_in`) to JetStream, at least once, resumable after a crash |
 
 #![doc(test(attr(deny(warnings))))]
 
