@@ -58,6 +58,42 @@ impl Auth {
     }
 }
 
+/// The URLs without user info, and the credentials of the first URL that
+/// had some (`user:password@`: a user and password; `token@`: a token).
+fn strip_credentials(urls: &str) -> (Vec<String>, Option<Auth>) {
+    let mut found = None;
+    let mut out = Vec::new();
+    for part in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        let with_scheme = if part.contains("://") {
+            part.to_owned()
+        } else {
+            format!("nats://{part}")
+        };
+        let Ok(mut url) = url::Url::parse(&with_scheme) else {
+            out.push(part.to_owned());
+            continue;
+        };
+        let decode = |text: &str| {
+            url::form_urlencoded::parse(format!("x={text}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        let user = decode(url.username());
+        let password = url.password().map(decode);
+        if found.is_none() && !user.is_empty() {
+            found = Some(match password {
+                Some(password) => Auth::UserPassword(user, password),
+                None => Auth::Token(user),
+            });
+        }
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        out.push(url.to_string().trim_end_matches('/').to_owned());
+    }
+    (out, found)
+}
+
 /// The options of a built store.
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
@@ -406,6 +442,12 @@ impl NatsStoreBuilder {
                 }
             }
         }
+        // And decoded (`%40` is `@`), as the client is given it.
+        if let (_, Some(Auth::UserPassword(_, secret) | Auth::Token(secret))) =
+            strip_credentials(&self.urls)
+        {
+            secrets.push(secret);
+        }
         let connect_error = |cause: String| Error::Connect {
             server: location.clone(),
             cause: scrub(&cause, &secrets),
@@ -448,12 +490,19 @@ impl NatsStoreBuilder {
         if let Some((cert, key)) = &self.client_cert {
             connect = connect.add_client_certificate(cert.clone(), key.clone());
         }
-        let urls: Vec<String> = self
-            .urls
-            .split(',')
-            .map(|u| u.trim().to_owned())
-            .filter(|u| !u.is_empty())
-            .collect();
+        // The client logs the URLs it connects to (async-nats, at DEBUG,
+        // user info included): they go to it without credentials, which
+        // go as options instead.
+        let (urls, from_url) = strip_credentials(&self.urls);
+        if matches!(self.auth, Auth::None) {
+            connect = match from_url {
+                Some(Auth::UserPassword(user, password)) => {
+                    connect.user_and_password(user, password)
+                }
+                Some(Auth::Token(token)) => connect.token(token),
+                _ => connect,
+            };
+        }
         let client =
             tokio::time::timeout(self.options.request_timeout * 2, connect.connect(&urls[..]))
                 .await

@@ -346,3 +346,54 @@ async fn bus_emits_and_handles_on_nats() {
         .unwrap()
         .unwrap();
 }
+
+/// Credentials in the URL never reach a log line, even at TRACE (the
+/// client logs the URLs it connects to).
+#[test]
+fn url_credentials_stay_out_of_the_logs() {
+    use std::io::Write;
+    #[derive(Clone, Default)]
+    struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let Some(server) = NatsServerWithAuth::start() else {
+        return;
+    };
+    let sink = Sink::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let url = format!("nats://ada:hunter22@127.0.0.1:{}", server.port());
+            let store = builder(&url).prefix("logs").build().await.unwrap();
+            store.enqueue(&event("a.b", "1")).await.unwrap();
+            // A wrong password is logged (refused) without it.
+            let wrong = format!("nats://ada:wr0ngpass@127.0.0.1:{}", server.port());
+            let _ = builder(&wrong)
+                .request_timeout(Duration::from_secs(2))
+                .build()
+                .await;
+        });
+    });
+    let logs = String::from_utf8_lossy(&sink.0.lock().unwrap()).into_owned();
+    assert!(logs.contains("127.0.0.1"), "something was logged: {logs}");
+    assert!(
+        !logs.contains("hunter22") && !logs.contains("wr0ngpass"),
+        "{logs}"
+    );
+}
