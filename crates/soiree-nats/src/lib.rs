@@ -34,6 +34,12 @@
 //! | a listener still fails after its retries | [`FailurePolicy`]: dead letter (default), redeliver with a delay, or acknowledge |
 //! | an entry is delivered `max_deliveries` times without an acknowledgement | it moves to the dead letters with that reason |
 //! | an entry is not an event | it moves to the dead letters alone; its neighbours are delivered |
+//! | a bus closes | deliveries read ahead and not run are handed back (a NAK: JetStream counts it as a delivery) |
+//!
+//! Inspection: JetStream counts a consumer's unacknowledged deliveries but
+//! does not list them, so [`soiree::Inspect::pending`] gives one summary
+//! entry per group; listings read the streams by sequence (a record's id is
+//! its stream sequence).
 //!
 //! Delivery is at least once: write listeners so that running twice does no
 //! harm, and register them with [`soiree::EventBus::on_named`].
