@@ -56,20 +56,22 @@ fn event(i: usize) -> (String, Event) {
     (id, event)
 }
 
-/// Emits event `i` until the stream acknowledged it, at most 10 tries
-/// (the same id each time: a retried publish is stored once).
+/// Emits event `i` until the stream acknowledged it, for at most 30 s
+/// (a failover elects new stream leaders meanwhile; the same id each time:
+/// a retried publish is stored once).
 async fn emit_until_stored(bus: &EventBus, i: usize) -> bool {
-    for _ in 0..10 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for _ in 0..100 {
         let (_, event) = event(i);
-        match tokio::time::timeout(
-            Duration::from_secs(10),
-            bus.emit("fault.tick", event).persisted(),
-        )
-        .await
-        {
-            Ok(Ok(_)) => return true,
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        let mut emission = bus.emit("fault.tick", event);
+        let persisted = emission.persisted();
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(10), persisted).await {
+            return true;
         }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
     false
 }
