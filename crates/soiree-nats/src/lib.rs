@@ -92,6 +92,7 @@ mod dead_letter;
 mod error;
 mod inspect;
 mod names;
+mod puller;
 mod queue;
 mod receipt;
 mod redact;

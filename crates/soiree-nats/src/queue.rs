@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind};
 use async_trait::async_trait;
-use futures::StreamExt;
 use soiree::{Delivery, EventQueue, FailedDelivery, StoredEvent, limits};
 
 use crate::builder::FailurePolicy;
@@ -54,51 +53,9 @@ impl NatsStore {
             .map_err(|err| self.err("ack", &self.inner.names.group, err))
     }
 
-    /// Pulls what is there now (up to `max`), waiting at most `wait` for
-    /// the first message when `wait` is not zero.
-    async fn pull(
-        &self,
-        max: usize,
-        wait: Option<Duration>,
-    ) -> crate::Result<Vec<jetstream::Message>> {
-        let consumer = &self.inner.consumer;
-        let group = &self.inner.names.group;
-        let messages = match wait {
-            None => consumer.fetch().max_messages(max).messages().await,
-            Some(wait) => {
-                consumer
-                    .batch()
-                    .max_messages(max)
-                    .expires(wait)
-                    .messages()
-                    .await
-            }
-        }
-        .map_err(|err| self.err("pull", group, err))?;
-        let mut messages = std::pin::pin!(messages);
-        let mut out = Vec::new();
-        // The request expires on the server; this bounds the wait should
-        // its answer be lost.
-        let limit = wait.unwrap_or_default() + self.inner.options.request_timeout;
-        let deadline = tokio::time::Instant::now() + limit;
-        while out.len() < max {
-            match tokio::time::timeout_at(deadline, messages.next()).await {
-                Ok(Some(Ok(message))) => out.push(message),
-                Ok(Some(Err(err))) => {
-                    if out.is_empty() {
-                        return Err(self.err("pull", group, err));
-                    }
-                    break;
-                }
-                Ok(None) | Err(_) => break,
-            }
-        }
-        Ok(out)
-    }
-
     /// A delivery for `message`, or `None` when the store set it aside
     /// (not an event, delivered too often, or filtered out).
-    async fn delivery(&self, message: jetstream::Message) -> crate::Result<Option<Delivery>> {
+    async fn delivery(&self, message: async_nats::Message) -> crate::Result<Option<Delivery>> {
         let Some(reply) = message.reply.as_ref().map(|r| r.to_string()) else {
             return Ok(None);
         };

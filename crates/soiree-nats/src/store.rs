@@ -61,6 +61,7 @@ pub(crate) struct Inner {
     /// the client's KV layer cannot read nats-server 2.9's answers).
     pub(crate) dedup: stream::Stream,
     pub(crate) consumer: consumer::PullConsumer,
+    pub(crate) puller: crate::puller::Puller,
     /// A pattern the server cannot filter (a `**` inside it): deliveries
     /// are checked against it and acknowledged unseen when they miss.
     pub(crate) client_filter: Option<String>,
@@ -272,8 +273,12 @@ impl NatsStore {
                     .map_err(|_| fail("create consumer", &names.group, first.to_string()))?,
             }
         };
+        let puller = crate::puller::Puller::new(&client)
+            .await
+            .map_err(|err| fail("subscribe", "the pull inbox", err.to_string()))?;
         Ok(Self {
             inner: Arc::new(Inner {
+                puller,
                 client,
                 js,
                 names,
