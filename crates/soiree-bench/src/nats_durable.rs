@@ -102,7 +102,8 @@ async fn run(setup: Setup, cluster: bool) -> Result<Report> {
 /// flight), while a durable pull consumer fetches and acks them.
 async fn probe(url: &str, replicas: usize, n: u64) -> Result<f64> {
     use async_nats::jetstream::{self, consumer, stream};
-    let client = async_nats::connect(url).await.map_err(io)?;
+    let urls: Vec<&str> = url.split(',').collect();
+    let client = async_nats::connect(&urls[..]).await.map_err(io)?;
     let js = jetstream::new(client);
     let events = js
         .create_stream(stream::Config {

@@ -162,10 +162,19 @@ impl EventQueue for NatsStore {
     }
 
     async fn ack(&self, receipts: &[String]) -> soiree::Result<()> {
+        // Results before the acknowledgement; a result that was not
+        // confirmed is logged, and its delivery acknowledged all the same
+        // (the listener ran; its record is what was lost).
+        if let Err(err) = self.flush_writes().await {
+            tracing::warn!(%err, "listener results lost");
+        }
         Ok(self.ack_all(receipts, |_| AckKind::Ack).await?)
     }
 
     async fn fail(&self, failures: &[FailedDelivery]) -> soiree::Result<()> {
+        if let Err(err) = self.flush_writes().await {
+            tracing::warn!(%err, "listener results lost");
+        }
         let policy = self.inner.options.on_failure;
         let mut first: Option<soiree::Error> = None;
         for failure in failures {

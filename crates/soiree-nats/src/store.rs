@@ -62,6 +62,14 @@ pub(crate) struct Inner {
     pub(crate) dedup: stream::Stream,
     pub(crate) consumer: consumer::PullConsumer,
     pub(crate) puller: crate::puller::Puller,
+    /// Result and dedup publishes sent and not yet confirmed: confirmed
+    /// (flushed) before any acknowledgement, so a delivery's results are in
+    /// the streams before it is acknowledged, without a round trip per
+    /// result.
+    pub(crate) pending_writes: std::sync::Mutex<Vec<jetstream::context::PublishAckFuture>>,
+    /// One flush at a time: a caller that finds the list empty while
+    /// another flush awaits its confirmations waits for that flush too.
+    pub(crate) flushing: tokio::sync::Mutex<()>,
     /// A pattern the server cannot filter (a `**` inside it): deliveries
     /// are checked against it and acknowledged unseen when they miss.
     pub(crate) client_filter: Option<String>,
@@ -278,6 +286,8 @@ impl NatsStore {
             .map_err(|err| fail("subscribe", "the pull inbox", err.to_string()))?;
         Ok(Self {
             inner: Arc::new(Inner {
+                pending_writes: std::sync::Mutex::new(Vec::new()),
+                flushing: tokio::sync::Mutex::new(()),
                 puller,
                 client,
                 js,
@@ -296,6 +306,56 @@ impl NatsStore {
     }
 }
 
+/// Result and dedup publishes awaiting confirmation before they are
+/// confirmed inline.
+const MAX_PENDING_WRITES: usize = 1024;
+
+impl NatsStore {
+    fn pending_write(&self, ack: jetstream::context::PublishAckFuture) {
+        if let Ok(mut pending) = self.inner.pending_writes.lock() {
+            pending.push(ack);
+        }
+    }
+
+    /// Waits until every result and dedup record sent so far is confirmed
+    /// by its stream.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::JetStream`] naming how many were not confirmed: those
+    /// results are lost, and with them their dedup records (a redelivery
+    /// runs those listeners again: at least once).
+    pub(crate) async fn flush_writes(&self) -> Result<()> {
+        let _one_at_a_time = self.inner.flushing.lock().await;
+        let pending = match self.inner.pending_writes.lock() {
+            Ok(mut pending) => std::mem::take(&mut *pending),
+            Err(_) => Vec::new(),
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let total = pending.len();
+        let failed = futures::future::join_all(
+            pending
+                .into_iter()
+                .map(std::future::IntoFuture::into_future),
+        )
+        .await
+        .into_iter()
+        .filter(Result::is_err)
+        .count();
+        if failed == 0 {
+            Ok(())
+        } else {
+            Err(self.err(
+                "publish",
+                &self.inner.names.results_stream,
+                format!("{failed} of {total} results were not confirmed"),
+            ))
+        }
+    }
+}
+
 #[async_trait]
 impl EventStore for NatsStore {
     async fn save_event(&self, event: &StoredEvent) -> soiree::Result<()> {
@@ -311,8 +371,7 @@ impl EventStore for NatsStore {
             .publish(subject.clone(), json.into())
             .await
             .map_err(|err| self.err("publish", &subject, err))?;
-        ack.await
-            .map_err(|err| self.err("publish", &subject, err))?;
+        self.pending_write(ack);
         if result.succeeded() && !result.event_id.is_empty() {
             let key = self
                 .inner
@@ -325,7 +384,10 @@ impl EventStore for NatsStore {
                 .publish(key, bytes::Bytes::from_static(b"1"))
                 .await
                 .map_err(|err| self.err("publish", bucket, err))?;
-            ack.await.map_err(|err| self.err("publish", bucket, err))?;
+            self.pending_write(ack);
+        }
+        if self.inner.pending_writes.lock().map_or(0, |p| p.len()) >= MAX_PENDING_WRITES {
+            self.flush_writes().await?;
         }
         Ok(())
     }
@@ -346,6 +408,8 @@ impl EventStore for NatsStore {
 #[async_trait]
 impl HandlerDedup for NatsStore {
     async fn handler_succeeded(&self, event_id: &str, handler_id: &str) -> soiree::Result<bool> {
+        // Read what this handle wrote.
+        self.flush_writes().await?;
         let key = self.inner.names.dedup_key(handler_id, event_id);
         match self.inner.dedup.get_last_raw_message_by_subject(&key).await {
             Ok(_) => Ok(true),

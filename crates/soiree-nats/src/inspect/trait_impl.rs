@@ -140,6 +140,8 @@ impl Inspect for NatsStore {
     }
 
     async fn results(&self, query: &Query) -> soiree::Result<Page<Record<StoredResult>>> {
+        // Read what this handle wrote.
+        self.flush_writes().await?;
         let page = self
             .read_page(
                 &self.inner.results,
