@@ -66,10 +66,14 @@ pub(crate) struct Inner {
     /// (flushed) before any acknowledgement, so a delivery's results are in
     /// the streams before it is acknowledged, without a round trip per
     /// result.
-    pub(crate) pending_writes: std::sync::Mutex<Vec<jetstream::context::PublishAckFuture>>,
+    pub(crate) pending_writes:
+        std::sync::Mutex<Vec<(Option<String>, jetstream::context::PublishAckFuture)>>,
     /// One flush at a time: a caller that finds the list empty while
     /// another flush awaits its confirmations waits for that flush too.
     pub(crate) flushing: tokio::sync::Mutex<()>,
+    /// Dedup keys written by this handle and not yet confirmed: a lookup
+    /// of one answers from here, without waiting for the confirmation.
+    pub(crate) pending_dedup: std::sync::Mutex<std::collections::HashSet<String>>,
     /// A pattern the server cannot filter (a `**` inside it): deliveries
     /// are checked against it and acknowledged unseen when they miss.
     pub(crate) client_filter: Option<String>,
@@ -288,6 +292,7 @@ impl NatsStore {
             inner: Arc::new(Inner {
                 pending_writes: std::sync::Mutex::new(Vec::new()),
                 flushing: tokio::sync::Mutex::new(()),
+                pending_dedup: std::sync::Mutex::new(std::collections::HashSet::new()),
                 puller,
                 client,
                 js,
@@ -311,9 +316,9 @@ impl NatsStore {
 const MAX_PENDING_WRITES: usize = 1024;
 
 impl NatsStore {
-    fn pending_write(&self, ack: jetstream::context::PublishAckFuture) {
+    fn pending_write(&self, key: Option<String>, ack: jetstream::context::PublishAckFuture) {
         if let Ok(mut pending) = self.inner.pending_writes.lock() {
-            pending.push(ack);
+            pending.push((key, ack));
         }
     }
 
@@ -335,15 +340,19 @@ impl NatsStore {
             return Ok(());
         }
         let total = pending.len();
-        let failed = futures::future::join_all(
-            pending
+        let (keys, acks): (Vec<_>, Vec<_>) = pending.into_iter().unzip();
+        let failed =
+            futures::future::join_all(acks.into_iter().map(std::future::IntoFuture::into_future))
+                .await
                 .into_iter()
-                .map(std::future::IntoFuture::into_future),
-        )
-        .await
-        .into_iter()
-        .filter(Result::is_err)
-        .count();
+                .filter(Result::is_err)
+                .count();
+        // Confirmed (or lost) from here on: lookups read the stream again.
+        if let Ok(mut written) = self.inner.pending_dedup.lock() {
+            for key in keys.into_iter().flatten() {
+                written.remove(&key);
+            }
+        }
         if failed == 0 {
             Ok(())
         } else {
@@ -371,20 +380,23 @@ impl EventStore for NatsStore {
             .publish(subject.clone(), json.into())
             .await
             .map_err(|err| self.err("publish", &subject, err))?;
-        self.pending_write(ack);
+        self.pending_write(None, ack);
         if result.succeeded() && !result.event_id.is_empty() {
             let key = self
                 .inner
                 .names
                 .dedup_key(&result.handler_id, &result.event_id);
             let bucket = &self.inner.names.dedup_bucket;
+            if let Ok(mut pending) = self.inner.pending_dedup.lock() {
+                pending.insert(key.clone());
+            }
             let ack = self
                 .inner
                 .js
-                .publish(key, bytes::Bytes::from_static(b"1"))
+                .publish(key.clone(), bytes::Bytes::from_static(b"1"))
                 .await
                 .map_err(|err| self.err("publish", bucket, err))?;
-            self.pending_write(ack);
+            self.pending_write(Some(key), ack);
         }
         if self.inner.pending_writes.lock().map_or(0, |p| p.len()) >= MAX_PENDING_WRITES {
             self.flush_writes().await?;
@@ -408,9 +420,16 @@ impl EventStore for NatsStore {
 #[async_trait]
 impl HandlerDedup for NatsStore {
     async fn handler_succeeded(&self, event_id: &str, handler_id: &str) -> soiree::Result<bool> {
-        // Read what this handle wrote.
-        self.flush_writes().await?;
         let key = self.inner.names.dedup_key(handler_id, event_id);
+        // A success this handle wrote and the stream has not confirmed yet.
+        if self
+            .inner
+            .pending_dedup
+            .lock()
+            .is_ok_and(|pending| pending.contains(&key))
+        {
+            return Ok(true);
+        }
         match self.inner.dedup.get_last_raw_message_by_subject(&key).await {
             Ok(_) => Ok(true),
             Err(err) if matches!(err.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {
