@@ -436,12 +436,13 @@ impl NatsCluster {
     }
 
     /// Kills every server (SIGKILL), then starts them all again with their
-    /// data and waits until the cluster is healthy.
+    /// data and waits until each answers. `/healthz` may stay unhealthy
+    /// for a while as streams catch up: callers bound their own waits for
+    /// what they need (as [`NatsCluster::wait_healthy`] does).
     ///
     /// # Errors
     ///
-    /// When a server cannot be started or the cluster is not healthy
-    /// within 30 s.
+    /// When a server cannot be started or does not answer within 30 s.
     pub fn restart_all(&mut self) -> io::Result<()> {
         for server in &mut self.servers {
             server.kill();
@@ -452,7 +453,7 @@ impl NatsCluster {
         for server in &mut self.servers {
             server.wait_listening()?;
         }
-        self.wait_healthy(START_TIMEOUT)
+        Ok(())
     }
 }
 
