@@ -16,6 +16,8 @@ cd "$(dirname "$0")/.." || exit 1
 
 need_install=()
 command -v redis-server >/dev/null 2>&1 || need_install+=(redis-server)
+# The NATS store's tests start their own nats-server (Debian puts it in /usr/sbin).
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_install+=(nats-server)
 command -v cc >/dev/null 2>&1 || need_install+=(gcc)
 # The Redis TLS tests make their certificates with openssl.
 command -v openssl >/dev/null 2>&1 || need_install+=(openssl)
@@ -53,6 +55,9 @@ cargo test --workspace --no-fail-fast || fail "cargo test --workspace"
 
 # The Redis store over TLS (feature `tls`).
 cargo test -p soiree-redis --features tls --test tls || fail "soiree-redis tls"
+
+# The outbox relay to JetStream (feature `sql-relay`).
+cargo test -p soiree-nats --features sql-relay --test relay || fail "soiree-nats sql-relay"
 
 # The loom models of the pool's counters, in a target dir of their own (the
 # cfg changes every crate's build).

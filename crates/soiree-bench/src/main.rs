@@ -17,6 +17,7 @@ mod emit_throughput;
 mod error_delivery;
 mod fanout;
 mod mutation_capture;
+mod nats_durable;
 mod outbox_latency;
 mod redis_durable;
 mod redis_scale_out;

@@ -31,6 +31,8 @@ pub(crate) enum Needs {
     Postgres,
     /// No server, but a database file in a temporary directory: run when named.
     File,
+    /// Throwaway nats-server processes the scenario starts: run when named.
+    Nats,
 }
 
 /// What one run of a scenario is given.
@@ -54,7 +56,7 @@ impl Setup {
     /// [`Error::MissingUrl`] when it was not.
     pub(crate) fn validate(&self, needs: Needs) -> Result<()> {
         let (url, option) = match needs {
-            Needs::Memory | Needs::File | Needs::Postgres => return Ok(()),
+            Needs::Memory | Needs::File | Needs::Postgres | Needs::Nats => return Ok(()),
             Needs::Redis => (&self.redis, "redis"),
         };
         match url {

@@ -3,8 +3,8 @@
 
 use super::scenario::{Needs, Scenario};
 use super::{
-    emit_throughput, error_delivery, fanout, mutation_capture, outbox_latency, redis_durable,
-    redis_scale_out, round_trip, slow_listener, sql_outbox, sql_scale_out, wildcard,
+    emit_throughput, error_delivery, fanout, mutation_capture, nats_durable, outbox_latency,
+    redis_durable, redis_scale_out, round_trip, slow_listener, sql_outbox, sql_scale_out, wildcard,
 };
 use crate::error::{Error, Result};
 
@@ -25,6 +25,8 @@ const SCENARIOS: &[Scenario] = &[
     outbox_latency::SCENARIO,
     sql_scale_out::SCENARIO,
     mutation_capture::SCENARIO,
+    nats_durable::NATS_DURABLE,
+    nats_durable::NATS_DURABLE_R3,
 ];
 
 /// Scenarios of `BENCHMARKS.md` that this build may not run yet: accepted on
@@ -60,6 +62,7 @@ pub(crate) fn scenario_help() -> String {
             Needs::Redis => "needs --redis",
             Needs::Postgres => "--postgres URL, else a throwaway server",
             Needs::File => "a temporary file, run when named",
+            Needs::Nats => "throwaway nats-server(s), run when named",
         };
         help.push_str(&format!(
             "  {:<16} n={} ({server})\n",

@@ -61,7 +61,7 @@ pub(crate) enum Error {
     /// The store's server could not be reached.
     #[error("cannot reach the {kind} server at {server}: {}", once(reason))]
     Unreachable {
-        /// `redis`, `postgres`.
+        /// `redis`, `postgres`, `nats`.
         kind: &'static str,
         /// Host and port, never a password.
         server: String,
@@ -81,7 +81,7 @@ pub(crate) enum Error {
     /// exists instead.
     #[error("{kind} store: {reason}")]
     Missing {
-        /// `redis`, `postgres`, `sqlite`.
+        /// `redis`, `postgres`, `sqlite`, `nats`.
         kind: &'static str,
         /// What is missing and what exists, without the URL's password.
         reason: String,

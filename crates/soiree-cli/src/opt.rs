@@ -19,7 +19,7 @@ Exit codes:
 
 /// Soiree: an event bus for Rust services.
 ///
-/// Inspects and repairs the store of a bus (Redis, PostgreSQL, SQLite), and
+/// Inspects and repairs the store of a bus (Redis, PostgreSQL, SQLite, NATS), and
 /// serves its dashboard. The benchmark suite is a binary of its own,
 /// soiree-bench (crate soiree-bench in the repository).
 #[derive(Debug, Parser)]
@@ -37,7 +37,8 @@ pub(crate) struct Opt {
 #[derive(Debug, Clone, Default, Args)]
 pub(crate) struct StoreOpt {
     /// The store: redis://HOST[:PORT][/DB], rediss://…, postgres://…,
-    /// postgresql://…, sqlite://PATH or sqlite:PATH.
+    /// postgresql://…, sqlite://PATH or sqlite:PATH, nats://HOST[:PORT]
+    /// (several, comma-separated), tls://….
     #[arg(
         long,
         global = true,
@@ -52,11 +53,12 @@ pub(crate) struct StoreOpt {
     #[arg(long, global = true, value_name = "NAME")]
     pub(crate) group: Option<String>,
 
-    /// The key prefix of a Redis store (default `soiree`).
+    /// The key prefix of a Redis store, the subject prefix of a NATS store
+    /// (default `soiree`).
     #[arg(long, global = true, value_name = "PREFIX")]
     pub(crate) prefix: Option<String>,
 
-    /// A PEM file of the root certificate(s) to trust for a rediss:// store
+    /// A PEM file of the root certificate(s) to trust for a rediss:// or tls:// store
     /// instead of the system's (a private CA).
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) tls_ca: Option<std::path::PathBuf>,

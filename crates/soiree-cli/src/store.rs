@@ -23,6 +23,8 @@ pub(crate) enum Target {
     Redis(String),
     /// `postgres://`, `postgresql://`: the URL as given.
     Postgres(String),
+    /// `nats://`, `tls://`: the server list as given (comma-separated URLs).
+    Nats(String),
     /// `sqlite://PATH`, `sqlite:PATH`: the file, and the URL's query
     /// (`mode=ro`, …) when it has one.
     Sqlite {
@@ -91,6 +93,18 @@ impl Target {
             "postgres" | "postgresql" => {
                 parse_server_url(&scheme, url)?;
                 Ok(Self::Postgres(url.to_owned()))
+            }
+            "nats" | "tls" => {
+                for part in url.split(',') {
+                    let part = part.trim();
+                    let part = if part.contains("://") {
+                        part.to_owned()
+                    } else {
+                        format!("{scheme}://{part}")
+                    };
+                    parse_server_url(&scheme, &part)?;
+                }
+                Ok(Self::Nats(url.to_owned()))
             }
             "sqlite" => {
                 let rest = &url["sqlite:".len()..];
@@ -196,6 +210,7 @@ pub(crate) async fn open(opt: &StoreOpt, access: Access) -> Result<Arc<dyn Inspe
     match Target::parse(url)? {
         Target::Redis(url) => open_redis(&url, opt, access).await,
         Target::Postgres(url) => open_postgres(&url, opt, access).await,
+        Target::Nats(url) => open_nats(&url, opt).await,
         Target::Sqlite { path, query } => open_sqlite(&path, query.as_deref(), opt, access).await,
     }
 }
@@ -251,6 +266,50 @@ fn redis_error(url: &str, err: soiree_redis::Error) -> Error {
         },
         other => Error::Store {
             kind: "redis".to_owned(),
+            reason: scrub(&other.to_string(), url),
+        },
+    }
+}
+
+/// Opens a NATS JetStream store: its streams and the group's durable
+/// consumer must exist (nothing is created); the CLI never pulls from it.
+async fn open_nats(url: &str, opt: &StoreOpt) -> Result<Arc<dyn Inspect>> {
+    let mut builder = soiree_nats::NatsStore::builder(url)
+        .create_missing(false)
+        .request_timeout(CONNECT_TIMEOUT);
+    if let Some(group) = &opt.group {
+        builder = builder.group(group);
+    }
+    if let Some(prefix) = &opt.prefix {
+        builder = builder.prefix(prefix);
+    }
+    if let Some(path) = &opt.tls_ca {
+        builder = builder.tls_root_certificate(path);
+    }
+    match builder.build().await {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(err) => Err(nats_error(url, err)),
+    }
+}
+
+fn nats_error(url: &str, err: soiree_nats::Error) -> Error {
+    use soiree_nats::Error as E;
+    match err {
+        E::Connect { server, cause } => Error::Unreachable {
+            kind: "nats",
+            server,
+            reason: scrub(&cause, url),
+        },
+        E::InvalidOption { .. } => Error::BadUrl {
+            scheme: "nats".to_owned(),
+            reason: scrub(&err.to_string(), url),
+        },
+        missing @ E::Missing { .. } => Error::Missing {
+            kind: "nats",
+            reason: missing.to_string(),
+        },
+        other => Error::Store {
+            kind: "nats".to_owned(),
             reason: scrub(&other.to_string(), url),
         },
     }
@@ -386,6 +445,22 @@ fn sql_error(kind: &'static str, url: &str, err: soiree_sql::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nats_urls_name_a_nats_store() {
+        assert_eq!(
+            Target::parse("nats://127.0.0.1:4222").unwrap(),
+            Target::Nats("nats://127.0.0.1:4222".into())
+        );
+        assert!(matches!(
+            Target::parse("nats://a:4222,nats://b:4222").unwrap(),
+            Target::Nats(_)
+        ));
+        assert!(matches!(
+            Target::parse("tls://h:4222").unwrap(),
+            Target::Nats(_)
+        ));
+    }
 
     #[test]
     fn urls_name_their_store() {

@@ -235,6 +235,35 @@ fn redis_store() {
 }
 
 #[test]
+fn nats_store() {
+    let Some(server) = soiree_test::nats::NatsServer::start_or_skip() else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = soiree_nats::NatsStore::builder(&server.url())
+            .prefix("cli-test")
+            .build()
+            .await
+            .expect("a nats store");
+        let (bus, failures) = produce(Arc::new(store)).await;
+        operate(&server.url(), &["--prefix", "cli-test"], &bus, &failures).await;
+        bus.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_missing_nats_stream_is_not_found_and_is_not_created() {
+    let Some(server) = soiree_test::nats::NatsServer::start_or_skip() else {
+        return;
+    };
+    let out = soiree(&["--store", &server.url(), "--prefix", "nobody", "stats"]);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert!(out.stderr.contains("SOIREE_nobody_EVENTS"), "{out:?}");
+    let again = soiree(&["--store", &server.url(), "--prefix", "nobody", "stats"]);
+    assert_eq!(again.code, Some(3), "still missing: {again:?}");
+}
+
+#[test]
 fn redis_unreachable_names_the_address_not_the_password() {
     // A port nobody listens on: bind one, then free it.
     let port = {

@@ -6,6 +6,7 @@
 
 pub mod conformance;
 pub mod inspect;
+pub mod nats;
 pub mod postgres;
 pub mod redis;
 pub mod tls;

@@ -1,0 +1,316 @@
+//! The [`Inspect`] trait on [`NatsStore`].
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use soiree::inspect::{LOOKUP_SCAN_LIMIT, event_id_text};
+use soiree::{
+    ConsumerInfo, DeadLetter, DeadLetterSelection, Inspect, Page, PendingDelivery, Query, Record,
+    StoreInfo, StoreStats, StoredEvent, StoredResult,
+};
+
+use crate::NatsStore;
+use crate::dead_letter::{Envelope, unreadable};
+
+impl NatsStore {
+    /// Publishes a stored event again under `msg_id` (a replay's own id, so
+    /// that the duplicate window does not drop it as the original).
+    async fn republish(&self, event: &StoredEvent, msg_id: String) -> soiree::Result<()> {
+        let json = soiree::limits::encode_event(event)?;
+        let subject = crate::subject::topic_to_subject(&self.inner.names.prefix, &event.topic);
+        let publish = async_nats::jetstream::message::PublishMessage::build()
+            .payload(json.into())
+            .message_id(msg_id);
+        let stream = &self.inner.names.events_stream;
+        let ack = self
+            .inner
+            .js
+            .send_publish(subject, publish)
+            .await
+            .map_err(|err| self.err("publish", stream, err))?;
+        ack.await.map_err(|err| self.err("publish", stream, err))?;
+        Ok(())
+    }
+
+    /// The dead letters a selection names, with their sequences.
+    async fn selected(
+        &self,
+        selection: &DeadLetterSelection,
+    ) -> soiree::Result<Vec<(u64, DeadLetter)>> {
+        let mut out = Vec::new();
+        match selection {
+            DeadLetterSelection::Ids(ids) => {
+                for id in ids {
+                    if let Some(letter) = self.dead_letter(id).await? {
+                        out.push((id.parse().unwrap_or_default(), letter));
+                    }
+                }
+            }
+            DeadLetterSelection::Matching(filter) => {
+                let mut query = Query::oldest(Query::MAX_LIMIT).filter(filter.clone());
+                let mut scanned = 0;
+                while scanned < LOOKUP_SCAN_LIMIT {
+                    let page = self.dead_letters(&query).await?;
+                    scanned += query.scan_budget();
+                    for letter in page.items {
+                        out.push((letter.id.parse().unwrap_or_default(), letter));
+                    }
+                    match page.next {
+                        Some(next) => query.cursor = Some(next),
+                        None => break,
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(out)
+    }
+}
+
+fn dead_letter_of(message: &async_nats::jetstream::message::StreamMessage) -> DeadLetter {
+    let at = Some(SystemTime::from(message.time));
+    match serde_json::from_slice::<Envelope>(&message.payload) {
+        Ok(envelope) => envelope.into_dead_letter(message.sequence, at),
+        Err(err) => unreadable(message.sequence, &message.payload, &err).at(at),
+    }
+}
+
+#[async_trait]
+impl Inspect for NatsStore {
+    fn info(&self) -> StoreInfo {
+        StoreInfo::new(
+            "nats",
+            format!(
+                "{} (stream {})",
+                self.inner.location, self.inner.names.events_stream
+            ),
+            Some(self.inner.names.group.clone()),
+        )
+    }
+
+    async fn stats(&self) -> soiree::Result<StoreStats> {
+        let names = &self.inner.names;
+        let events = self
+            .inner
+            .events
+            .get_info()
+            .await
+            .map_err(|err| self.err("stream info", &names.events_stream, err))?;
+        let results = self
+            .inner
+            .results
+            .get_info()
+            .await
+            .map_err(|err| self.err("stream info", &names.results_stream, err))?;
+        let dead = self
+            .inner
+            .dead
+            .get_info()
+            .await
+            .map_err(|err| self.err("stream info", &names.dead_stream, err))?;
+        let mut consumer = self.inner.consumer.clone();
+        let info = consumer
+            .info()
+            .await
+            .map_err(|err| self.err("consumer info", &names.group, err))?
+            .clone();
+        let mut stats = StoreStats::default();
+        stats.taken_at = Some(SystemTime::now());
+        stats.emitted = events.state.last_sequence;
+        stats.events = events.state.messages;
+        stats.results = results.state.messages;
+        stats.backlog = info.num_pending + info.num_ack_pending as u64;
+        stats.in_flight = info.num_ack_pending as u64;
+        // Dead letters of every group of the prefix: they share the stream.
+        stats.dead_letters = dead.state.messages;
+        stats.consumers = events.state.consumer_count as u64;
+        Ok(stats)
+    }
+
+    async fn events(&self, query: &Query) -> soiree::Result<Page<Record<StoredEvent>>> {
+        let page = self
+            .read_page(
+                &self.inner.events,
+                query,
+                |m| serde_json::from_slice::<StoredEvent>(&m.payload).ok(),
+                |event, at| query.filter.matches_event(event, at),
+            )
+            .await?;
+        Ok(records(page))
+    }
+
+    async fn results(&self, query: &Query) -> soiree::Result<Page<Record<StoredResult>>> {
+        // Read what this handle wrote.
+        self.flush_writes().await?;
+        let page = self
+            .read_page(
+                &self.inner.results,
+                query,
+                |m| serde_json::from_slice::<StoredResult>(&m.payload).ok(),
+                |result, at| query.filter.matches_result(result, at),
+            )
+            .await?;
+        Ok(records(page))
+    }
+
+    async fn pending(&self, query: &Query) -> soiree::Result<Page<PendingDelivery>> {
+        // JetStream counts a consumer's unacknowledged deliveries but does
+        // not list them: one summary entry for the group.
+        if query.cursor.is_some() {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        }
+        let mut consumer = self.inner.consumer.clone();
+        let info = consumer
+            .info()
+            .await
+            .map_err(|err| self.err("consumer info", &self.inner.names.group, err))?
+            .clone();
+        let items = if info.num_ack_pending == 0 {
+            Vec::new()
+        } else {
+            vec![
+                PendingDelivery::new(
+                    self.inner.names.group.clone(),
+                    self.inner.names.group.clone(),
+                    std::time::Duration::ZERO,
+                    1,
+                )
+                .events(info.num_ack_pending as u64),
+            ]
+        };
+        Ok(Page { items, next: None })
+    }
+
+    async fn consumers(&self) -> soiree::Result<Vec<ConsumerInfo>> {
+        let mut consumer = self.inner.consumer.clone();
+        let info = consumer
+            .info()
+            .await
+            .map_err(|err| self.err("consumer info", &self.inner.names.group, err))?
+            .clone();
+        Ok(vec![ConsumerInfo::new(
+            info.name.clone(),
+            info.num_ack_pending as u64,
+            None,
+        )])
+    }
+
+    async fn dead_letters(&self, query: &Query) -> soiree::Result<Page<DeadLetter>> {
+        let page = self
+            .read_page(
+                &self.inner.dead,
+                query,
+                |m| Some(dead_letter_of(m)),
+                |letter, at| {
+                    let topic = letter.topic().unwrap_or("");
+                    let id = letter.event_id();
+                    query.filter.topic.is_none()
+                        && query.filter.event_id.is_none()
+                        && query.filter.matches("", None, at)
+                        || query.filter.matches(topic, id.as_deref(), at)
+                },
+            )
+            .await?;
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|(_, _, letter)| letter)
+                .collect(),
+            next: page.next,
+        })
+    }
+
+    async fn dead_letter(&self, id: &str) -> soiree::Result<Option<DeadLetter>> {
+        let Ok(seq) = id.parse::<u64>() else {
+            return Ok(None);
+        };
+        match self.inner.dead.get_raw_message(seq).await {
+            Ok(message) => Ok(Some(dead_letter_of(&message))),
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    async_nats::jetstream::stream::RawMessageErrorKind::NoMessageFound
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(self.err("get", &self.inner.names.dead_stream, err).into()),
+        }
+    }
+
+    async fn replay_dead_letters(&self, selection: &DeadLetterSelection) -> soiree::Result<u64> {
+        let mut replayed = 0;
+        for (seq, letter) in self.selected(selection).await? {
+            let Some(event) = &letter.event else { continue };
+            // The same replay retried is stored once.
+            let msg_id = format!("~dead:{}:{seq}", self.inner.names.dead_stream);
+            self.republish(event, msg_id).await?;
+            self.inner
+                .dead
+                .delete_message(seq)
+                .await
+                .map_err(|err| self.err("delete", &self.inner.names.dead_stream, err))?;
+            replayed += 1;
+        }
+        Ok(replayed)
+    }
+
+    async fn purge_dead_letters(&self, selection: &DeadLetterSelection) -> soiree::Result<u64> {
+        let mut purged = 0;
+        for (seq, _) in self.selected(selection).await? {
+            let deleted = self
+                .inner
+                .dead
+                .delete_message(seq)
+                .await
+                .map_err(|err| self.err("delete", &self.inner.names.dead_stream, err))?;
+            purged += u64::from(deleted);
+        }
+        Ok(purged)
+    }
+
+    async fn replay(&self, event_id: &str) -> soiree::Result<()> {
+        let event = match Inspect::event(self, event_id).await? {
+            Some(detail) => Some(detail.event.item),
+            None => {
+                let selection =
+                    DeadLetterSelection::Matching(soiree::Filter::default().event_id(event_id));
+                self.selected(&selection)
+                    .await?
+                    .into_iter()
+                    .find_map(|(_, letter)| letter.event)
+            }
+        };
+        let Some(event) = event else {
+            return Err(soiree::Error::NotFound {
+                what: "event",
+                id: event_id.to_owned(),
+            });
+        };
+        debug_assert_eq!(event_id_text(&event).as_deref(), Some(event_id));
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        self.republish(&event, format!("~replay:{nanos}")).await
+    }
+}
+
+fn records<T>(page: Page<crate::inspect::page::Entry<T>>) -> Page<Record<T>> {
+    Page {
+        items: page
+            .items
+            .into_iter()
+            .map(|(seq, at, item)| Record {
+                id: seq.to_string(),
+                at,
+                item,
+            })
+            .collect(),
+        next: page.next,
+    }
+}

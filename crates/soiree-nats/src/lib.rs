@@ -1,0 +1,108 @@
+//! A durable, at-least-once, replicated event queue for [`soiree`] on NATS
+//! JetStream.
+//!
+//! [`NatsStore`] implements soiree's store traits ([`soiree::EventStore`],
+//! [`soiree::EventQueue`], [`soiree::HandlerDedup`],
+//! [`soiree::EventHistory`]) and [`soiree::Inspect`], so the bus, the
+//! `soiree` CLI (`--store nats://…`) and the dashboard work on it
+//! unchanged. Where the Redis and SQL stores live on one server, a
+//! JetStream stream with 3 replicas keeps working when one of 3 servers
+//! dies.
+//!
+//! # How soiree maps to JetStream
+//!
+//! | soiree | JetStream |
+//! |---|---|
+//! | a store (prefix `p`) | stream `SOIREE_p_EVENTS` over subjects `p.>`; dead letters in `SOIREE_p_DEAD`, results in `SOIREE_p_RESULTS`, listener successes in the KV bucket `SOIREE_p_DEDUP` |
+//! | a topic `a.b` | the subject `p.a.b` ([`subject`]: characters subjects forbid are escaped reversibly) |
+//! | emit, `persisted()` | a publish awaited until the stream acknowledges it (the replicated write); the event id is its `Nats-Msg-Id`, so a retried publish is stored once within the duplicate window |
+//! | a consumer group | a durable pull consumer named after the group |
+//! | the claim timeout | the consumer's AckWait |
+//! | a lease extended while listeners run | an in-progress ack (`+WPI`) every third of the claim timeout |
+//! | a failure, retried later | a NAK with delay ([`FailurePolicy::Redeliver`]) |
+//! | a failure, or too many deliveries | an entry of the dead-letter stream with the error, the event and its id; then `+TERM` |
+//! | [`builder filter`](NatsStoreBuilder::filter) `order.*`, `order.**` | the consumer's filter subject `p.order.*`, `p.order.>` (a `**` inside a pattern is filtered by the store) |
+//!
+//! # Durability
+//!
+//! | situation | what happens |
+//! |---|---|
+//! | `emit` | the emission's `persisted()` resolves once the stream (all its replicas' quorum) acknowledged the event, or yields a `Store` error |
+//! | a process dies mid-event | its deliveries come back to the group after the claim timeout |
+//! | one server of a 3-replica cluster dies | publishes and deliveries go on through the others (the client reconnects); acknowledgements in flight may fail and their events come back: at least once |
+//! | an event is delivered again | listeners registered with `on_named` that already succeeded for its event id in this group are skipped |
+//! | a listener still fails after its retries | [`FailurePolicy`]: dead letter (default), redeliver with a delay, or acknowledge |
+//! | an entry is delivered `max_deliveries` times without an acknowledgement | it moves to the dead letters with that reason |
+//! | an entry is not an event | it moves to the dead letters alone; its neighbours are delivered |
+//! | a bus closes | deliveries read ahead and not run are handed back (a NAK: JetStream counts it as a delivery) |
+//!
+//! Inspection: JetStream counts a consumer's unacknowledged deliveries but
+//! does not list them, so [`soiree::Inspect::pending`] gives one summary
+//! entry per group; listings read the streams by sequence (a record's id is
+//! its stream sequence).
+//!
+//! Delivery is at least once: write listeners so that running twice does no
+//! harm, and register them with [`soiree::EventBus::on_named`].
+//!
+//! Per-key ordering: a durable consumer delivers in stream order, but the
+//! bus runs deliveries concurrently; for one key's events in order, give
+//! the key its own subject prefix and group with one worker (a documented
+//! alternative to the SQL store's partitions, which this store does not
+//! have yet).
+//!
+//! # Server settings
+//!
+//! Events up to soiree's limits (a 1 MiB payload and 64 KiB of properties)
+//! need `max_payload` of at least 2 MB on the servers (the default is 1 MB);
+//! with the default, larger events are refused at emit with a `Store` error
+//! naming the limit, and nothing is stored. Subjects stay within 3 KiB (see
+//! [`subject`]), inside the default `max_control_line`.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use soiree::EventBus;
+//! use soiree_nats::NatsStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = NatsStore::builder("nats://10.0.0.1:4222,nats://10.0.0.2:4222,nats://10.0.0.3:4222")
+//!     .prefix("shop")
+//!     .group("mailer")
+//!     .replicas(3)
+//!     .build()
+//!     .await?;
+//! let bus = EventBus::builder().store(store.clone()).build()?;
+//! bus.on_named("send-receipt", "order.paid", |_ctx| async { Ok(()) })?;
+//! bus.start()?;
+//! bus.emit("order.paid", serde_json::json!({ "order": 42 })).persisted().await?;
+//! bus.close().await?;
+//! # Ok(()) }
+//! ```
+
+//! # Features
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `sql-relay` | `Relay` (module `relay`): forwards the SQL outbox (`soiree-sql`, transactional `emit_in`) to JetStream, at least once, resumable after a crash |
+
+#![doc(test(attr(deny(warnings))))]
+
+mod builder;
+mod dead_letter;
+mod error;
+mod inspect;
+mod names;
+mod puller;
+mod queue;
+mod receipt;
+mod redact;
+#[cfg(feature = "sql-relay")]
+pub mod relay;
+mod store;
+pub mod subject;
+
+pub use builder::{FailurePolicy, NatsStoreBuilder};
+pub use error::{Error, Result};
+#[cfg(feature = "sql-relay")]
+pub use relay::Relay;
+pub use store::NatsStore;

@@ -1,0 +1,91 @@
+//! The names of a store's streams, subjects and keys.
+
+/// Every name one store uses, derived from its prefix and group. Prefixes
+/// hold only letters, digits and `-`, so `<prefix>_…` names of one store
+/// are never another prefix's.
+#[derive(Debug, Clone)]
+pub(crate) struct Names {
+    pub(crate) prefix: String,
+    pub(crate) events_stream: String,
+    pub(crate) dead_stream: String,
+    pub(crate) results_stream: String,
+    pub(crate) dedup_bucket: String,
+    /// `<prefix>.>`: every event.
+    pub(crate) events_subjects: String,
+    /// `<prefix>_dead.<group>`.
+    pub(crate) dead_subject: String,
+    /// `<prefix>_results.<group>`.
+    pub(crate) results_subject: String,
+    pub(crate) group: String,
+}
+
+impl Names {
+    pub(crate) fn new(prefix: &str, group: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            events_stream: format!("SOIREE_{prefix}_EVENTS"),
+            dead_stream: format!("SOIREE_{prefix}_DEAD"),
+            results_stream: format!("SOIREE_{prefix}_RESULTS"),
+            dedup_bucket: format!("SOIREE_{prefix}_DEDUP"),
+            events_subjects: format!("{prefix}.>"),
+            dead_subject: format!("{prefix}_dead.{group}"),
+            results_subject: format!("{prefix}_results.{group}"),
+            group: group.to_owned(),
+        }
+    }
+
+    /// The dedup key of a listener's success on an event in this group:
+    /// each part hex-encoded (KV keys allow few characters), dot-separated.
+    pub(crate) fn dedup_key(&self, handler_id: &str, event_id: &str) -> String {
+        format!(
+            "{}_dedup.{}.{}.{}",
+            self.prefix,
+            hex(&self.group),
+            hex(handler_id),
+            hex(event_id)
+        )
+    }
+}
+
+fn hex(text: &str) -> String {
+    if text.is_empty() {
+        // KV keys have no empty tokens.
+        return "_".to_owned();
+    }
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `Nats-Msg-Id` of an event id: the id itself when it is printable
+/// ASCII without `~`, else `~` and its bytes in hex, so that two ids never
+/// share a message id (the client would turn CR and LF into spaces).
+pub(crate) fn message_id(event_id: &str) -> String {
+    if event_id.bytes().all(|b| b > 0x20 && b < 0x7f && b != b'~') {
+        event_id.to_owned()
+    } else {
+        format!("~{}", hex(event_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_are_distinct_for_distinct_event_ids() {
+        assert_eq!(message_id("evt-1"), "evt-1");
+        assert_ne!(message_id("a\rb"), message_id("a b"));
+        assert_ne!(message_id("~61"), message_id("a"));
+        assert!(!message_id("line\nbreak").contains('\n'));
+    }
+
+    #[test]
+    fn dedup_keys_are_per_group() {
+        let a = Names::new("p", "first").dedup_key("h", "e");
+        let b = Names::new("p", "second").dedup_key("h", "e");
+        assert_ne!(a, b);
+        assert!(
+            a.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
+        );
+    }
+}

@@ -1,0 +1,70 @@
+//! The store conformance suite and the hostile-row suite from soiree-test
+//! against NatsStore: each check on its own single server, and the whole
+//! suite on a 3-server cluster with R3 streams.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use soiree::EventStore;
+use soiree_test::conformance::{self, Ability, Conformance};
+use support::builder;
+
+/// The claim timeout (AckWait), which is also how soon an unacknowledged
+/// delivery comes back.
+const CLAIM: Duration = Duration::from_secs(1);
+
+fn config() -> Conformance {
+    Conformance {
+        redelivery_after: Some(CLAIM),
+        ..Conformance::default()
+    }
+}
+
+async fn store_in(url: &str, prefix: &str, group: &str, replicas: usize) -> Arc<dyn EventStore> {
+    Arc::new(
+        builder(url)
+            .prefix(prefix)
+            .group(group)
+            .replicas(replicas)
+            .claim_timeout(CLAIM)
+            .build()
+            .await
+            .unwrap(),
+    )
+}
+
+/// Delayed events and unique keys are not in this store yet (issue 21).
+const LACKS: [Ability; 2] = [Ability::Scheduling, Ability::UniqueKeys];
+
+soiree_test::conformance_suite! {
+    setup: { let server = server_or_skip!(); },
+    store: store_in(&server.url(), "soiree", "soiree", 1).await,
+    lacks: [Scheduling, UniqueKeys],
+    groups: (
+        store_in(&server.url(), "groups", "first", 1).await,
+        store_in(&server.url(), "groups", "second", 1).await,
+    ),
+    config: config(),
+}
+
+/// The whole suite on a 3-server cluster, every stream with 3 replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_suite_passes_on_a_cluster() {
+    let cluster = cluster_or_skip!();
+    let mut n = 0;
+    let url = cluster.url();
+    let report = config()
+        .run_all(|| {
+            n += 1;
+            let prefix = format!("r3check{n}");
+            let url = url.clone();
+            async move { store_in(&url, &prefix, "soiree", 3).await }
+        })
+        .await;
+    for (check, outcome) in &report.outcomes {
+        outcome.assert_expected(check.name(), &config(), &LACKS);
+    }
+    assert_eq!(report.outcomes.len(), conformance::Check::ALL.len());
+}

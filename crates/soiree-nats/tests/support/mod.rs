@@ -1,0 +1,55 @@
+//! Shared helpers of the NATS store tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use soiree_nats::{NatsStore, NatsStoreBuilder};
+#[allow(unused_imports)]
+pub use soiree_test::nats::{NatsCluster, NatsServer};
+
+/// Starts a server, or skips the test (outside CI) when nats-server is missing.
+#[macro_export]
+macro_rules! server_or_skip {
+    () => {
+        match $crate::support::NatsServer::start_or_skip() {
+            Some(server) => server,
+            None => return,
+        }
+    };
+}
+
+/// Starts a 3-server cluster, or skips the test (outside CI) when
+/// nats-server is missing.
+#[macro_export]
+macro_rules! cluster_or_skip {
+    () => {
+        match $crate::support::NatsCluster::start_or_skip() {
+            Some(cluster) => cluster,
+            None => return,
+        }
+    };
+}
+
+/// A builder with test-friendly settings.
+pub fn builder(url: &str) -> NatsStoreBuilder {
+    NatsStore::builder(url).request_timeout(Duration::from_secs(5))
+}
+
+/// Polls `check` every 20 ms until it returns true, at most `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
