@@ -204,7 +204,7 @@ async fn metric_help_texts_end_in_one_period() {
     let text = registry.encode();
     let helps: Vec<&str> = text
         .lines()
-        .filter(|l| l.starts_with("# HELP soiree_redis"))
+        .filter(|l| l.starts_with("# HELP soiree_store"))
         .collect();
     assert!(!helps.is_empty(), "{text}");
     for line in helps {

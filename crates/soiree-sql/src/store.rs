@@ -398,7 +398,7 @@ impl<DB: Driver> SqlStore<DB> {
     /// ```no_run
     /// # #[allow(dead_code)]
     /// # async fn demo(store: soiree_sql::SqliteStore) -> soiree_sql::Result<()> {
-    /// use soiree_sql::DeadLetterFilter;
+    /// use soiree_sql::SqlDeadLetterFilter;
     /// let replayed = store
     ///     .replay_dead_letters(&SqlDeadLetterFilter::all().topic("order.paid"))
     ///     .await?;
