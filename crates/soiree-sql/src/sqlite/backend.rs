@@ -11,27 +11,16 @@ use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 
 use super::statements::SQL;
 use crate::Result;
+use crate::SqlDeadLetterFilter;
 use crate::backend::{
     Backend, ConsumerRow, Counts, DeadRow, FailedRetry, FailedRow, LeaseRow, Listing, NewEvent,
-    Param, PendingRow, Pos, RawEvent, RetryRow, Row as ListedRow, Run, Scan,
+    Param, PendingRow, Pos, RawEvent, RetryRow, Run, Scan,
 };
-use crate::rows::{self, ListingRow};
-use crate::{SqlDeadLetter, SqlDeadLetterFilter};
+use crate::rows::{self, ListingRow, Listings};
 
 /// A row's time (stored to the millisecond) in microseconds since the epoch.
 const AT_US: &str =
     "(CAST(round((julianday(created_at) - 2440587.5) * 86400000.0) AS INTEGER) * 1000)";
-
-const EVENTS: Listing = Listing {
-    columns: "id, AT_US, topic, payload, properties",
-    table: "soiree_events",
-    at_us: AT_US,
-    grouped: false,
-    event_id_nullable: true,
-};
-
-const RESULTS: Listing = rows::results(AT_US);
-const DEAD_LETTERS: Listing = rows::dead_letters(AT_US);
 
 /// `?n` in SQLite.
 fn placeholder(n: usize) -> String {
@@ -109,6 +98,21 @@ impl SqliteBackend {
 
 #[async_trait]
 impl Backend for SqliteBackend {
+    type ListedRow = SqliteRow;
+    const LISTINGS: Listings = rows::listings(AT_US, "id, AT_US, topic, payload, properties");
+
+    async fn listing(&self, listing: &Listing, scan: &Scan) -> Result<Vec<Self::ListedRow>> {
+        let (sql, params) = scan.sql(listing, &self.group, placeholder);
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for param in params {
+            query = match param {
+                Param::Int(value) => query.bind(value),
+                Param::Text(value) => query.bind(value),
+            };
+        }
+        Ok(query.fetch_all(&self.readers).await?)
+    }
+
     async fn append(&self, events: &[NewEvent]) -> Result<()> {
         sqlx::query(SQL.append)
             .bind(append_param(events))
@@ -505,21 +509,6 @@ impl Backend for SqliteBackend {
         Ok(moved)
     }
 
-    async fn dead_letters(&self, scan: &Scan) -> Result<Vec<SqlDeadLetter>> {
-        let rows = self.listing(&DEAD_LETTERS, scan).await?;
-        rows.iter().map(ListingRow::dead_letter).collect()
-    }
-
-    async fn event_rows(&self, scan: &Scan) -> Result<Vec<ListedRow<RawEvent>>> {
-        let rows = self.listing(&EVENTS, scan).await?;
-        rows.iter().map(ListingRow::event_row).collect()
-    }
-
-    async fn result_rows(&self, scan: &Scan) -> Result<Vec<ListedRow<StoredResult>>> {
-        let rows = self.listing(&RESULTS, scan).await?;
-        rows.iter().map(ListingRow::result_row).collect()
-    }
-
     async fn counts(&self) -> Result<Counts> {
         let row = sqlx::query(SQL.counts)
             .bind(&self.group)
@@ -689,19 +678,6 @@ impl Backend for SqliteBackend {
 }
 
 impl SqliteBackend {
-    /// The rows of a listing, read through the readers.
-    async fn listing(&self, listing: &Listing, scan: &Scan) -> Result<Vec<SqliteRow>> {
-        let (sql, params) = scan.sql(listing, &self.group, placeholder);
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for param in params {
-            query = match param {
-                Param::Int(value) => query.bind(value),
-                Param::Text(value) => query.bind(value),
-            };
-        }
-        Ok(query.fetch_all(&self.readers).await?)
-    }
-
     /// Moves the group's dead letters with these ids to the retry table,
     /// due at once, inside `tx`; returns how many.
     async fn move_dead(&self, tx: &mut SqliteConnection, ids: &[i64]) -> Result<u64> {
