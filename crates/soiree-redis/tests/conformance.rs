@@ -37,5 +37,6 @@ soiree_test::conformance_suite! {
     // Delayed events and unique keys are not in this store yet (issue 21).
     lacks: [Scheduling, UniqueKeys],
     groups: (store(&server, "first").await, store(&server, "second").await),
+    inspect: store(&server, "soiree").await,
     config: config(),
 }

@@ -1,7 +1,7 @@
-//! `soiree::Inspect` for RedisStore: the shared checks of soiree-test, one
-//! test each, and what only Redis can show (entry ids as record ids,
-//! malformed entries, trimming, the undelivered backlog) — each test against
-//! its own redis-server.
+//! `soiree::Inspect` for RedisStore: what only Redis can show (entry ids as
+//! record ids, malformed entries, trimming, the undelivered backlog), each
+//! test against its own redis-server. The shared checks of soiree-test run
+//! through `conformance_suite!`'s `inspect` argument, in conformance.rs.
 
 mod support;
 
@@ -16,30 +16,6 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 async fn store(server: &RedisServer) -> Arc<RedisStore> {
     Arc::new(builder(server, "inspector").build().await.unwrap())
-}
-
-macro_rules! inspect_checks {
-    ($($check:ident)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $check() {
-            let server = server_or_skip!();
-            let store = store(&server).await;
-            tokio::time::timeout(LIMIT * 4, soiree_test::inspect::$check(store))
-                .await
-                .expect("the check ends in time");
-        }
-    )*};
-}
-
-inspect_checks! {
-    stats_count_what_a_bus_did
-    pages_join_without_gaps
-    filters_select_by_topic_event_id_and_time
-    invalid_cursor_is_a_store_error
-    replayed_dead_letter_runs_its_listener_again
-    purge_deletes_only_the_selected_letters
-    replay_of_an_unknown_event_is_not_found
-    tail_yields_events_stored_after_it_started
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

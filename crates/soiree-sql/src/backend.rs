@@ -204,7 +204,7 @@ pub struct Scan {
 
 /// The SQL of one listing of one database, for [`Scan::sql`].
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Listing {
+pub struct Listing {
     /// The selected columns, the row id first; `AT_US` stands for `at_us`.
     pub(crate) columns: &'static str,
     pub(crate) table: &'static str,
@@ -427,12 +427,27 @@ pub trait Backend: Send + Sync + 'static {
     /// (one delivery less, so that the next claim does not count), while
     /// the lease's token matches; returns whether it did.
     async fn hand_back(&self, lease: (i64, i64), runs: &[Run]) -> Result<bool>;
+    /// A row of the inspection listings.
+    type ListedRow: crate::rows::Listed;
+    /// The SQL of the inspection listings.
+    const LISTINGS: crate::rows::Listings;
+    /// The rows of `listing` chosen by `scan`, read through the readers.
+    async fn listing(&self, listing: &Listing, scan: &Scan) -> Result<Vec<Self::ListedRow>>;
     /// The group's dead letters chosen by `scan`.
-    async fn dead_letters(&self, scan: &Scan) -> Result<Vec<crate::SqlDeadLetter>>;
+    async fn dead_letters(&self, scan: &Scan) -> Result<Vec<crate::SqlDeadLetter>> {
+        let rows = self.listing(&Self::LISTINGS.dead_letters, scan).await?;
+        rows.iter().map(crate::rows::Listed::dead_letter).collect()
+    }
     /// The log's rows chosen by `scan`.
-    async fn event_rows(&self, scan: &Scan) -> Result<Vec<Row<RawEvent>>>;
+    async fn event_rows(&self, scan: &Scan) -> Result<Vec<Row<RawEvent>>> {
+        let rows = self.listing(&Self::LISTINGS.events, scan).await?;
+        rows.iter().map(crate::rows::Listed::event_row).collect()
+    }
     /// The results chosen by `scan`.
-    async fn result_rows(&self, scan: &Scan) -> Result<Vec<Row<StoredResult>>>;
+    async fn result_rows(&self, scan: &Scan) -> Result<Vec<Row<StoredResult>>> {
+        let rows = self.listing(&Self::LISTINGS.results, scan).await?;
+        rows.iter().map(crate::rows::Listed::result_row).collect()
+    }
     /// The store's counts, in one statement.
     async fn counts(&self) -> Result<Counts>;
     /// Each topic with its count among the newest `window` rows of the

@@ -28,6 +28,66 @@ pub(crate) trait Decodes<DB: Database>: for<'r> Decode<'r, DB> + Type<DB> {}
 
 impl<DB: Database, T: for<'r> Decode<'r, DB> + Type<DB>> Decodes<DB> for T {}
 
+/// The three inspection listings of one backend: their SQL differs only by
+/// the time expression and the event columns' casts.
+#[derive(Debug, Clone, Copy)]
+pub struct Listings {
+    /// The log, read by [`Listed::event_row`].
+    pub(crate) events: Listing,
+    /// The results, read by [`Listed::result_row`].
+    pub(crate) results: Listing,
+    /// The group's dead letters, read by [`Listed::dead_letter`].
+    pub(crate) dead_letters: Listing,
+}
+
+/// The listings of a backend: `at_us` as [`Listing::at_us`],
+/// `event_columns` the log's `id, AT_US, topic, payload, properties`
+/// (with the casts the database needs).
+pub(crate) const fn listings(at_us: &'static str, event_columns: &'static str) -> Listings {
+    Listings {
+        events: Listing {
+            columns: event_columns,
+            table: "soiree_events",
+            at_us,
+            grouped: false,
+            event_id_nullable: true,
+        },
+        results: results(at_us),
+        dead_letters: dead_letters(at_us),
+    }
+}
+
+/// A row of a listing, mapped to its struct: [`ListingRow`]'s mappings
+/// without its bounds on the database, so that [`Backend`](crate::backend::Backend)
+/// can name its row type.
+pub trait Listed: Send {
+    /// As [`ListingRow::dead_letter`].
+    fn dead_letter(&self) -> Result<SqlDeadLetter>;
+    /// As [`ListingRow::event_row`].
+    fn event_row(&self) -> Result<ListedRow<RawEvent>>;
+    /// As [`ListingRow::result_row`].
+    fn result_row(&self) -> Result<ListedRow<StoredResult>>;
+}
+
+impl<R: ListingRow + Send> Listed for R
+where
+    usize: ColumnIndex<R>,
+    i64: Decodes<R::Database>,
+    String: Decodes<R::Database>,
+{
+    fn dead_letter(&self) -> Result<SqlDeadLetter> {
+        ListingRow::dead_letter(self)
+    }
+
+    fn event_row(&self) -> Result<ListedRow<RawEvent>> {
+        ListingRow::event_row(self)
+    }
+
+    fn result_row(&self) -> Result<ListedRow<StoredResult>> {
+        ListingRow::result_row(self)
+    }
+}
+
 /// The listing of the results, read by [`ListingRow::result_row`];
 /// `at_us` as [`Listing::at_us`].
 pub(crate) const fn results(at_us: &'static str) -> Listing {

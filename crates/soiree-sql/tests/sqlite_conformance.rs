@@ -40,5 +40,6 @@ soiree_test::conformance_suite! {
     // Delayed events and unique keys are not in this store yet (issue 21).
     lacks: [Scheduling, UniqueKeys],
     groups: (store(&db, "first").await, store(&db, "second").await),
+    inspect: store(&db, "soiree").await,
     config: config(),
 }

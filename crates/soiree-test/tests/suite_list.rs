@@ -37,6 +37,15 @@ fn the_macro_runs_the_hostile_and_group_checks() {
             ("hostile", "hostile_numbers"),
             ("hostile", "hostile_payload_sizes"),
             ("groups", "groups_each_run_every_event"),
+            ("inspect", "stats_count_what_a_bus_did"),
+            ("inspect", "pages_join_without_gaps"),
+            ("inspect", "filters_select_by_topic_event_id_and_time"),
+            ("inspect", "invalid_cursor_is_a_store_error"),
+            ("inspect", "pending_shows_a_held_delivery"),
+            ("inspect", "replayed_dead_letter_runs_its_listener_again"),
+            ("inspect", "purge_deletes_only_the_selected_letters"),
+            ("inspect", "replay_of_an_unknown_event_is_not_found"),
+            ("inspect", "tail_yields_events_stored_after_it_started"),
         ]
     );
 }

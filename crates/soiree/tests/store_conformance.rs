@@ -34,7 +34,8 @@ fn groups(first: MemoryStore) -> (Arc<MemoryStore>, Arc<MemoryStore>) {
 mod memory_queue {
     use super::*;
     soiree_test::conformance_suite! {
-        store: Arc::new(queue()), groups: groups(queue()), config: config(),
+        store: Arc::new(queue()), groups: groups(queue()), inspect: Arc::new(queue()),
+        config: config(),
     }
 }
 

@@ -9,12 +9,12 @@ use sqlx::{AssertSqlSafe, Row, SqlSafeStr, SqlStr};
 
 use super::partitions::Partitions;
 use crate::Result;
+use crate::SqlDeadLetterFilter;
 use crate::backend::{
     Backend, ConsumerRow, Counts, DeadRow, FailedRetry, FailedRow, LeaseRow, Listing, NewEvent,
-    Param, PendingRow, Pos, RawEvent, RetryRow, Row as ListedRow, Run, Scan,
+    Param, PendingRow, Pos, RawEvent, RetryRow, Run, Scan,
 };
-use crate::rows::{self, ListingRow};
-use crate::{SqlDeadLetter, SqlDeadLetterFilter};
+use crate::rows::{self, ListingRow, Listings};
 
 /// Every statement of the store, with its tables qualified by the schema.
 #[derive(Debug)]
@@ -95,17 +95,6 @@ const OLDEST: &str = "SELECT (extract(epoch FROM clock_timestamp() - min(created
 
 /// A row's time in microseconds since the epoch.
 const AT_US: &str = "(extract(epoch FROM created_at) * 1000000)::bigint";
-
-const EVENTS: Listing = Listing {
-    columns: "id, AT_US, topic, payload::text, properties::text",
-    table: "soiree_events",
-    at_us: AT_US,
-    grouped: false,
-    event_id_nullable: true,
-};
-
-const RESULTS: Listing = rows::results(AT_US);
-const DEAD_LETTERS: Listing = rows::dead_letters(AT_US);
 
 /// The deliveries group `$1` holds: its live leases (kind 0) and its claimed
 /// retry rows (kind 1), idle since taken or extended (`$2`: the lease
@@ -596,19 +585,6 @@ pub(crate) fn bind_events<'q>(
 }
 
 impl PgBackend {
-    /// The rows of a listing.
-    async fn listing(&self, listing: &Listing, scan: &Scan) -> Result<Vec<PgRow>> {
-        let (sql, params) = scan.sql(listing, &self.group, placeholder);
-        let mut query = sqlx::query(qualify(&self.sql.schema, &sql));
-        for param in params {
-            query = match param {
-                Param::Int(value) => query.bind(value),
-                Param::Text(value) => query.bind(value),
-            };
-        }
-        Ok(query.fetch_all(&self.pool).await?)
-    }
-
     /// Runs a statement on the group and one row id; returns the rows it wrote.
     async fn by_id(&self, sql: &SqlStr, id: i64) -> Result<u64> {
         let done = sqlx::query(sql.clone())
@@ -689,6 +665,22 @@ fn pairs(leases: &[(i64, i64)]) -> (Vec<i64>, Vec<i64>) {
 
 #[async_trait]
 impl Backend for PgBackend {
+    type ListedRow = PgRow;
+    const LISTINGS: Listings =
+        rows::listings(AT_US, "id, AT_US, topic, payload::text, properties::text");
+
+    async fn listing(&self, listing: &Listing, scan: &Scan) -> Result<Vec<Self::ListedRow>> {
+        let (sql, params) = scan.sql(listing, &self.group, placeholder);
+        let mut query = sqlx::query(qualify(&self.sql.schema, &sql));
+        for param in params {
+            query = match param {
+                Param::Int(value) => query.bind(value),
+                Param::Text(value) => query.bind(value),
+            };
+        }
+        Ok(query.fetch_all(&self.pool).await?)
+    }
+
     async fn append(&self, events: &[NewEvent]) -> Result<()> {
         bind_events(&self.sql.append, events)
             .execute(&self.pool)
@@ -985,21 +977,6 @@ impl Backend for PgBackend {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
-    }
-
-    async fn dead_letters(&self, scan: &Scan) -> Result<Vec<SqlDeadLetter>> {
-        let rows = self.listing(&DEAD_LETTERS, scan).await?;
-        rows.iter().map(ListingRow::dead_letter).collect()
-    }
-
-    async fn event_rows(&self, scan: &Scan) -> Result<Vec<ListedRow<RawEvent>>> {
-        let rows = self.listing(&EVENTS, scan).await?;
-        rows.iter().map(ListingRow::event_row).collect()
-    }
-
-    async fn result_rows(&self, scan: &Scan) -> Result<Vec<ListedRow<StoredResult>>> {
-        let rows = self.listing(&RESULTS, scan).await?;
-        rows.iter().map(ListingRow::result_row).collect()
     }
 
     async fn counts(&self) -> Result<Counts> {

@@ -2,6 +2,7 @@
 //! driver's transactional emit.
 
 mod backend;
+mod statements;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -16,7 +17,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{Pool, Sqlite, Transaction};
 
-use self::backend::{APPEND, SqliteBackend, append_param};
+use self::backend::{SqliteBackend, append_param};
+use self::statements::SQL;
 use crate::backend::NewEvent;
 use crate::core::Core;
 use crate::metrics::SqlMetrics;
@@ -115,7 +117,7 @@ impl Driver for Sqlite {
         conn: &mut SqliteConnection,
         events: &[NewEvent],
     ) -> Result<()> {
-        sqlx::query(APPEND)
+        sqlx::query(SQL.append)
             .bind(append_param(events))
             .execute(conn)
             .await?;
@@ -130,7 +132,7 @@ impl Driver for Sqlite {
             "INSERT INTO {}.soiree_events",
             crate::triggers::quote_ident(crate::triggers::identifier(schema)?)
         );
-        let sql = APPEND.replacen("INSERT INTO soiree_events", &table, 1);
+        let sql = SQL.append.replacen("INSERT INTO soiree_events", &table, 1);
         Ok((sql, vec![Some(append_param(events))]))
     }
 

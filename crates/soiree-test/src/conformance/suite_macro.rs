@@ -31,6 +31,12 @@
 ///   ([`groups_each_run_every_event`](crate::conformance::groups_each_run_every_event)):
 ///   an expression giving two handles on one fresh store, reading for two
 ///   different consumer groups, as a pair.
+/// - `inspect: EXPR` — opts into the [`Inspect`](soiree::Inspect) checks
+///   of [`inspect`](crate::inspect) (those of
+///   [`check_inspect`](crate::inspect::check_inspect), one test each): an
+///   expression giving a fresh store that implements `EventStore +
+///   Inspect`, as an `Arc` of the store (usually the `store` expression
+///   again).
 /// - `config: EXPR` — the [`Conformance`](crate::conformance::Conformance)
 ///   settings (default: `Conformance::default()`), evaluated in each test.
 ///
@@ -81,6 +87,7 @@ macro_rules! conformance_suite {
         store: $store:expr
         $(, lacks: [$($lack:ident),* $(,)?])?
         $(, groups: $groups:expr)?
+        $(, inspect: $inspect:expr)?
         $(, config: $config:expr)?
         $(,)?
     ) => {
@@ -90,6 +97,7 @@ macro_rules! conformance_suite {
                 store: [$store],
                 lacks: [$($($lack)*)?],
                 groups: [$($groups)?],
+                inspect: [$($inspect)?],
                 config: [$($config)?],
             }
         }
@@ -135,6 +143,15 @@ macro_rules! __conformance_tests {
         $crate::__conformance_test!($args, hostile, hostile_numbers);
         $crate::__conformance_test!($args, hostile, hostile_payload_sizes);
         $crate::__conformance_test!($args, groups, groups_each_run_every_event);
+        $crate::__conformance_test!($args, inspect, stats_count_what_a_bus_did);
+        $crate::__conformance_test!($args, inspect, pages_join_without_gaps);
+        $crate::__conformance_test!($args, inspect, filters_select_by_topic_event_id_and_time);
+        $crate::__conformance_test!($args, inspect, invalid_cursor_is_a_store_error);
+        $crate::__conformance_test!($args, inspect, pending_shows_a_held_delivery);
+        $crate::__conformance_test!($args, inspect, replayed_dead_letter_runs_its_listener_again);
+        $crate::__conformance_test!($args, inspect, purge_deletes_only_the_selected_letters);
+        $crate::__conformance_test!($args, inspect, replay_of_an_unknown_event_is_not_found);
+        $crate::__conformance_test!($args, inspect, tail_yields_events_stored_after_it_started);
     };
 }
 
@@ -152,6 +169,7 @@ macro_rules! __conformance_test {
             store: [$store:expr],
             lacks: [$($lack:ident)*],
             groups: [$($groups:expr)?],
+            inspect: [$($inspect:expr)?],
             config: [$($config:expr)?],
         },
         store,
@@ -175,6 +193,7 @@ macro_rules! __conformance_test {
             store: [$store:expr],
             lacks: [$($lack:ident)*],
             groups: [$($groups:expr)?],
+            inspect: [$($inspect:expr)?],
             config: [$($config:expr)?],
         },
         hostile,
@@ -198,6 +217,7 @@ macro_rules! __conformance_test {
             store: [$store:expr],
             lacks: [$($lack:ident)*],
             groups: [],
+            inspect: [$($inspect:expr)?],
             config: [$($config:expr)?],
         },
         groups,
@@ -209,6 +229,7 @@ macro_rules! __conformance_test {
             store: [$store:expr],
             lacks: [$($lack:ident)*],
             groups: [$groups:expr],
+            inspect: [$($inspect:expr)?],
             config: [$($config:expr)?],
         },
         groups,
@@ -226,6 +247,43 @@ macro_rules! __conformance_test {
                 &config,
                 &[$($crate::conformance::Ability::$lack),*],
             );
+        }
+    };
+    (
+        {
+            setup: [$($setup:tt)*],
+            store: [$store:expr],
+            lacks: [$($lack:ident)*],
+            groups: [$($groups:expr)?],
+            inspect: [],
+            config: [$($config:expr)?],
+        },
+        inspect,
+        $check:ident
+    ) => {};
+    (
+        {
+            setup: [$($setup:tt)*],
+            store: [$store:expr],
+            lacks: [$($lack:ident)*],
+            groups: [$($groups:expr)?],
+            inspect: [$inspect:expr],
+            config: [$($config:expr)?],
+        },
+        inspect,
+        $check:ident
+    ) => {
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $check() {
+            $($setup)*
+            let store = $inspect;
+            // The checks bound their own waits; this bounds the whole.
+            ::tokio::time::timeout(
+                ::std::time::Duration::from_secs(120),
+                $crate::inspect::$check(store),
+            )
+            .await
+            .expect(concat!(stringify!($check), " ends within 120s"));
         }
     };
 }

@@ -4,8 +4,8 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use futures::Stream;
@@ -13,6 +13,7 @@ use futures::task::AtomicWaker;
 
 use super::BusInner;
 use super::dispatch::Work;
+use super::unread::UnreadErrors;
 use crate::pool::{Slot, inside_job};
 use crate::{Error, Event, ListenerId};
 
@@ -251,8 +252,7 @@ impl Drop for Emission {
                         ),
                     }
                 }
-                state.abandoned.store(true, Ordering::SeqCst);
-                state.log_unread();
+                state.unread.mark_abandoned(state.unread_logger());
             }
             Inner::Failed(Some(error)) => {
                 tracing::warn!(%error, "emission failed with no one to receive the error");
@@ -273,8 +273,7 @@ impl futures::stream::FusedStream for Emission {
             Inner::Failed(error) => error.is_none(),
             Inner::Done(errors) => errors.is_empty(),
             Inner::Running { state, .. } => {
-                state.finished.load(Ordering::Acquire)
-                    && (!state.has_errors() || state.errors().is_empty())
+                state.finished.load(Ordering::Acquire) && state.unread.is_empty()
             }
         }
     }
@@ -309,13 +308,11 @@ pub(crate) struct EmissionState {
     /// that failed: a delivery that failed is handed to the queue's `fail`
     /// with it.
     first_error: std::sync::OnceLock<(String, Option<ListenerId>)>,
-    errors: Mutex<VecDeque<Error>>,
-    /// Set once an error was pushed: until then (most emissions, for good)
-    /// reading the errors takes no lock.
-    errored: AtomicBool,
+    /// The errors the caller has not read, and who logs them once it is
+    /// gone.
+    unread: UnreadErrors<Error>,
     waker: AtomicWaker,
     finished: AtomicBool,
-    abandoned: AtomicBool,
 }
 
 impl EmissionState {
@@ -338,11 +335,9 @@ impl EmissionState {
                 PERSIST_PENDING
             }),
             first_error: std::sync::OnceLock::new(),
-            errors: Mutex::new(VecDeque::new()),
-            errored: AtomicBool::new(false),
+            unread: UnreadErrors::new(!watched),
             waker: AtomicWaker::new(),
             finished: AtomicBool::new(false),
-            abandoned: AtomicBool::new(!watched),
         }
     }
 
@@ -355,24 +350,13 @@ impl EmissionState {
         {
             let listener = error.listener_id().cloned();
             let first = self.first_error.set((error.to_string(), listener)).is_ok();
-            if first && delivered.dead_letters && self.abandoned.load(Ordering::SeqCst) {
+            if first && delivered.dead_letters && self.unread.is_abandoned() {
                 // Nobody reads it: the dead-letter warning says it, once.
                 return;
             }
         }
-        {
-            let mut errors = self.errors();
-            if errors.capacity() == 0 {
-                errors.reserve(reserve);
-            }
-            errors.push_back(error);
-        }
-        // Set before `abandoned` is read, as `Drop for Emission` sets
-        // `abandoned` before reading this (both SeqCst): either the drop
-        // sees the error and logs it, or this sees the drop and logs it.
-        self.errored.store(true, Ordering::SeqCst);
-        if self.abandoned.load(Ordering::SeqCst) {
-            self.log_unread();
+        if self.unread.push(error, reserve) {
+            self.unread.drain(self.unread_logger());
         } else {
             self.waker.wake();
         }
@@ -401,7 +385,7 @@ impl EmissionState {
     pub(crate) fn set_persisted(&self, ok: bool) {
         let outcome = if ok { PERSIST_OK } else { PERSIST_FAILED };
         self.persist.store(outcome, Ordering::Release);
-        if !self.abandoned.load(Ordering::Relaxed) {
+        if !self.unread.is_abandoned_hint() {
             self.waker.wake();
         }
     }
@@ -409,21 +393,16 @@ impl EmissionState {
     pub(crate) fn finish(&self) {
         self.finished.store(true, Ordering::Release);
         // A detached emission has no one to wake.
-        if !self.abandoned.load(Ordering::Relaxed) {
+        if !self.unread.is_abandoned_hint() {
             self.waker.wake();
         }
     }
 
-    fn log_unread(&self) {
-        if !self.has_errors() {
-            return;
-        }
-        let mut errors = self.errors();
-        if errors.is_empty() {
-            return;
-        }
-        let event_id = self.event.id();
-        for error in errors.drain(..) {
+    /// Logs the errors nobody will read (the event's id looked up once).
+    fn unread_logger(&self) -> impl FnMut(Error) + '_ {
+        let mut event_id = None;
+        move |error| {
+            let event_id = event_id.get_or_insert_with(|| self.event.id());
             tracing::warn!(
                 topic = self.event.topic(),
                 event_id = event_id.as_deref().unwrap_or(""),
@@ -433,25 +412,9 @@ impl EmissionState {
         }
     }
 
-    /// Reports whether an error was ever pushed. Seen false, no error was
-    /// pushed before whatever the caller synchronised with (a `finished`
-    /// read with `Acquire`, or its own SeqCst store of `abandoned`).
-    fn has_errors(&self) -> bool {
-        self.errored.load(Ordering::SeqCst)
-    }
-
     /// The next unread error, taking the lock only once there were errors.
     fn pop_error(&self) -> Option<Error> {
-        if !self.has_errors() {
-            return None;
-        }
-        self.errors().pop_front()
-    }
-
-    fn errors(&self) -> MutexGuard<'_, VecDeque<Error>> {
-        self.errors
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.unread.pop()
     }
 }
 

@@ -13,6 +13,7 @@ mod periodic;
 mod persist;
 mod timed;
 mod unheard;
+mod unread;
 
 pub use builder::EventBusBuilder;
 pub(crate) use config::BusInner;

@@ -37,6 +37,31 @@
 //!
 //! The bus does the rest: batching and bounded retries of settling calls,
 //! lease keep-alive, failure routing to `fail`, the hand-back at close.
+//!
+//! # Why the Redis store keeps its own pipelined writer
+//!
+//! `soiree-redis` batches its appends and result records with a writer of
+//! its own (`soiree-redis/src/writer.rs`), not a [`BatchWriter`], because
+//! a Redis pipeline already gives what the kit's writer has to work for,
+//! and the kit's writer would lose what the store relies on:
+//!
+//! - per-item outcomes come free: a pipeline answers each command on its
+//!   own, so one refused command fails its own request in the same round
+//!   trip. A [`BatchWriter`] write reports one outcome per batch and finds
+//!   a poison item by splitting, up to `2 n - 1` round trips;
+//! - several pipelines are in flight at once for appends, where a
+//!   [`BatchWriter`] writes one batch at a time;
+//! - each request carries its deadline (its write timeout): a request still
+//!   unsent at its deadline, or whose caller stopped waiting, is never sent,
+//!   so a caller hears within its timeout even while the connection is
+//!   being re-established;
+//! - the results writer sends one pipeline at a time, so a flush before an
+//!   `XACK` orders results before the acknowledgement with no extra round
+//!   trip, and it takes fire-and-forget commands (`write_detached`).
+//!
+//! Moving it onto [`BatchWriter`] would need per-item outcomes from the
+//! write function, deadlines and in-flight pipelines in the kit: a
+//! different writer, not this one.
 
 mod batch_writer;
 mod dedup_cache;
