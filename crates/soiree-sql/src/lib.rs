@@ -172,12 +172,14 @@ mod postgres;
 mod privileges;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod rows;
+mod scheduled;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
 mod topic;
 mod traits;
 pub mod triggers;
+mod unique;
 
 pub use builder::SqlStoreBuilder;
 pub use dead_letters::{QueueStats, SqlDeadLetter, SqlDeadLetterFilter};

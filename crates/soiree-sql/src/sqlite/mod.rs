@@ -2,6 +2,7 @@
 //! driver's transactional emit.
 
 mod backend;
+mod scheduled;
 
 use std::path::Path;
 use std::str::FromStr;
