@@ -76,6 +76,7 @@ mod keys;
 mod metrics;
 mod queue;
 mod redact;
+mod scheduled;
 mod store;
 mod writer;
 
