@@ -299,12 +299,11 @@ impl RedisStore {
                 .filter(|(m, due)| match &after {
                     None => true,
                     Some((at, last)) => {
-                        let beyond = if query.newest_first {
+                        if query.newest_first {
                             *due < *at || (*due == *at && m.as_str() < last.as_str())
                         } else {
                             *due > *at || (*due == *at && m.as_str() > last.as_str())
-                        };
-                        beyond
+                        }
                     }
                 })
                 .collect();

@@ -42,6 +42,8 @@ pub trait Schedule {
     ) -> Result<Vec<ScheduledRow>>;
     /// How many delayed events wait.
     async fn scheduled_count(&self) -> Result<u64>;
+    /// Deletes at most `max` unique keys expired at `now_ms`; returns how many.
+    async fn prune_unique(&self, now_ms: i64, max: usize) -> Result<u64>;
     /// In one transaction: claims `key` until `now_ms + window_ms` (an
     /// expired claim is replaced) and, when it did, stores the event (in
     /// the log, or delayed to `due_ms`); else returns the event id holding

@@ -12,7 +12,15 @@ use crate::core::Core;
 use crate::scheduled::{due_ms, now_ms};
 use crate::{Error, Result};
 
+/// Expired unique keys deleted per retention run at most.
+const PRUNE_BATCH: usize = 10_000;
+
 impl<B: Backend> Core<B> {
+    /// Deletes expired unique keys (a bounded batch); returns how many.
+    pub(crate) async fn prune_unique_keys(&self) -> Result<u64> {
+        self.backend.prune_unique(now_ms(), PRUNE_BATCH).await
+    }
+
     /// Appends `event` unless an event with `key` was appended within its
     /// window (then nothing is stored and the holder's id is returned).
     pub(crate) async fn append_unique(

@@ -21,3 +21,5 @@ CREATE TABLE soiree_unique_keys (
     event_id text NOT NULL,
     expires_ms bigint NOT NULL
 );
+-- Retention deletes expired keys.
+CREATE INDEX soiree_unique_keys_expiry ON soiree_unique_keys (expires_ms);

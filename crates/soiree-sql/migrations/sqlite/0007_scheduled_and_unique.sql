@@ -20,3 +20,5 @@ CREATE TABLE soiree_unique_keys (
     event_id TEXT NOT NULL,
     expires_ms INTEGER NOT NULL
 );
+-- Retention deletes expired keys.
+CREATE INDEX soiree_unique_keys_expiry ON soiree_unique_keys (expires_ms);

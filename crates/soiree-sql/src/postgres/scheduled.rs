@@ -116,6 +116,18 @@ impl Schedule for PgBackend {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    async fn prune_unique(&self, now_ms: i64, max: usize) -> Result<u64> {
+        let done = sqlx::query(self.q(
+            "DELETE FROM soiree_unique_keys WHERE key IN (SELECT key FROM soiree_unique_keys \
+             WHERE expires_ms <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        ))
+        .bind(now_ms)
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn append_unique(
         &self,
         event: &NewEvent,

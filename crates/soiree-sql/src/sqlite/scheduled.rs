@@ -135,6 +135,18 @@ impl Schedule for SqliteBackend {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    async fn prune_unique(&self, now_ms: i64, max: usize) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM soiree_unique_keys WHERE key IN (SELECT key FROM soiree_unique_keys \
+             WHERE expires_ms <= ?1 LIMIT ?2)",
+        )
+        .bind(now_ms)
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn append_unique(
         &self,
         event: &NewEvent,
