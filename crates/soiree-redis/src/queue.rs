@@ -532,7 +532,7 @@ impl EventQueue for RedisStore {
     }
 
     /// Delayed events wait in a sorted set until due; consumers move them
-    /// into the stream before reading (see the crate's delayed events).
+    /// into the stream before reading (see the crate's "Delayed events and unique keys").
     fn schedules(&self) -> bool {
         true
     }

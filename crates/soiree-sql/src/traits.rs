@@ -20,7 +20,7 @@ impl<DB: Driver> soiree::EventStore for SqlStore<DB> {
     }
 
     /// Atomic across processes: the key is claimed in the transaction that
-    /// stores the event (see the crate's unique-keys section).
+    /// stores the event (see the crate's "Delayed events and unique keys").
     async fn append_unique(
         &self,
         event: &StoredEvent,
