@@ -88,6 +88,9 @@ pub(crate) enum Command {
     /// purge.
     #[command(subcommand)]
     DeadLetters(DeadLettersCommand),
+    /// Delayed events the store holds until their due time.
+    #[command(subcommand)]
+    Scheduled(ScheduledCommand),
     /// Deliver a stored event to the group again, with the same id
     /// (listeners that already succeeded for it are skipped).
     Replay(ReplayOpt),
@@ -211,6 +214,14 @@ pub(crate) struct PendingOpt {
 
     #[command(flatten)]
     pub(crate) output: OutputOpt,
+}
+
+/// `soiree scheduled …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ScheduledCommand {
+    /// List delayed events, soonest due first (`--newest`: latest due
+    /// first); `--since`/`--until` do not apply.
+    List(ListOpt),
 }
 
 /// `soiree dead-letters …`.

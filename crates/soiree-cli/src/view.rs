@@ -56,6 +56,8 @@ pub(crate) struct StatsView {
     pub(crate) backlog: u64,
     pub(crate) in_flight: u64,
     pub(crate) dead_letters: u64,
+    /// Delayed events waiting for their due time.
+    pub(crate) scheduled: u64,
     pub(crate) consumers: u64,
     pub(crate) oldest_pending_age_ms: Option<u64>,
     /// Between the two snapshots; `null` with `--interval 0s`.
@@ -73,6 +75,7 @@ impl StatsView {
             backlog: stats.backlog,
             in_flight: stats.in_flight,
             dead_letters: stats.dead_letters,
+            scheduled: stats.scheduled,
             consumers: stats.consumers,
             oldest_pending_age_ms: stats.oldest_pending_age.map(millis),
             rates: rates.map(|rates| RatesView {

@@ -49,6 +49,10 @@ pub(crate) struct Keys {
     pub(crate) results: String,
     /// The dead-letter stream.
     pub(crate) dead: String,
+    /// Delayed events (see `scheduled.rs`): the sorted set of members by
+    /// due time, member → event JSON, member → event id, event id → JSON
+    /// array of members, and the member counter.
+    pub(crate) scheduled: [String; 5],
 }
 
 impl Keys {
@@ -67,6 +71,14 @@ impl Keys {
             events: format!("{base}events"),
             results: format!("{base}results"),
             dead: format!("{base}dead"),
+            scheduled: [
+                "scheduled",
+                "scheduled:data",
+                "scheduled:owner",
+                "scheduled:by_id",
+                "scheduled:seq",
+            ]
+            .map(|name| format!("{base}{name}")),
             dedup,
             base,
         }
@@ -91,19 +103,27 @@ impl Keys {
         format!("{}{ERROR}{event_id}", self.base)
     }
 
+    /// The key holding unique key `key` at emit (store-wide, whatever the
+    /// group): `{<prefix>}:unique:<key>`.
+    pub(crate) fn unique(&self, key: &str) -> String {
+        format!("{}{UNIQUE}{key}", self.base)
+    }
+
     /// The keys the store writes with fixed names.
-    pub(crate) fn fixed(&self) -> [&str; 3] {
-        [&self.events, &self.results, &self.dead]
+    pub(crate) fn fixed(&self) -> [&str; 8] {
+        let [a, b, c, d, e] = &self.scheduled;
+        [&self.events, &self.results, &self.dead, a, b, c, d, e]
     }
 
     /// SCAN patterns matching the per-event keys the store writes
     /// (every group's), so that a purge leaves none behind.
-    pub(crate) fn per_event_patterns(&self) -> [String; 3] {
+    pub(crate) fn per_event_patterns(&self) -> [String; 4] {
         // The prefix has no glob characters (see `validate_prefix`).
         [
             format!("{}{DEDUP}*", self.base),
             format!("{}{DEDUP_OF_GROUP}*", self.base),
             format!("{}{ERROR}*", self.base),
+            format!("{}{UNIQUE}*", self.base),
         ]
     }
 }
@@ -114,6 +134,7 @@ const DEFAULT_GROUP: &str = "soiree";
 const DEDUP: &str = "dedup:";
 const DEDUP_OF_GROUP: &str = "dedup@";
 const ERROR: &str = "error:";
+const UNIQUE: &str = "unique:";
 
 /// Field names inside stream entries.
 pub(crate) mod field {

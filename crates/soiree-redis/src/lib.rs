@@ -28,6 +28,18 @@
 //! harm, and register them with [`soiree::EventBus::on_named`] so that their
 //! successes are remembered across processes.
 //!
+//! # Delayed events and unique keys
+//!
+//! An event due later waits in the sorted set `scheduled` (scored by its due
+//! time) with its JSON in `scheduled:data`; before reading new entries a
+//! consumer runs a script that moves the due ones (at most 500) into the
+//! stream atomically, at least every 100 ms while some wait and every second
+//! otherwise, so an event is late by about that much at most. They are
+//! listed by [`soiree::Inspect::scheduled`], counted in `stats().scheduled`
+//! and cancelled by event id ([`soiree::EventQueue::cancel_scheduled`]).
+//! A unique key is `SET unique:<key> <event id> NX PX <window>` in the same
+//! script as the append: atomic across processes.
+//!
 //! # Keys
 //!
 //! Every key is `{<prefix>}:<name>` (prefix default `soiree`): `events`
@@ -35,7 +47,9 @@
 //! `dedup:<event id>` (set, with a TTL; for a group other than the default
 //! `soiree`, `dedup@<group length>:<group>:<event id>`: a group's successes
 //! are its own), `error:<event id>` (the last
-//! handler error, with a TTL). The braces delimit the prefix, so one
+//! handler error, with a TTL), `scheduled`, `scheduled:data`,
+//! `scheduled:owner`, `scheduled:by_id`, `scheduled:seq` (delayed events)
+//! and `unique:<key>` (unique keys, expiring with their window). The braces delimit the prefix, so one
 //! prefix's keys are never another's, and make it a Redis Cluster hash tag.
 //!
 //! # Example
@@ -76,6 +90,7 @@ mod keys;
 mod metrics;
 mod queue;
 mod redact;
+mod scheduled;
 mod store;
 mod writer;
 

@@ -33,6 +33,8 @@ pub(crate) struct ConsumerState {
     /// of new entries was issued (see [`read_size`]).
     read_size: usize,
     last_read: Instant,
+    /// When due delayed events are next moved into the stream.
+    next_move: Instant,
 }
 
 impl ConsumerState {
@@ -45,6 +47,7 @@ impl ConsumerState {
             buffered_at: Instant::now(),
             read_size: MIN_READ_AHEAD,
             last_read: Instant::now(),
+            next_move: Instant::now(),
         }
     }
 }
@@ -155,6 +158,7 @@ impl RedisStore {
             );
             state.read_size = size;
             state.last_read = Instant::now();
+            let wait = self.move_scheduled(&mut state, wait).await;
             self.read_new(max.max(size), wait, &mut out).await?;
         }
         self.prefetch_dedup(&out).await;
@@ -361,6 +365,27 @@ impl RedisStore {
             .collect())
     }
 
+    /// Moves due delayed events into the stream when it is time; answers
+    /// `wait` cut to the next time (a failure is logged: it holds back
+    /// delayed events only, not the stream).
+    async fn move_scheduled(&self, state: &mut ConsumerState, wait: Duration) -> Duration {
+        let now = Instant::now();
+        if now >= state.next_move {
+            let interval = match self.move_due().await {
+                Ok(Some(next)) => {
+                    next.clamp(Duration::from_millis(1), crate::scheduled::MOVE_INTERVAL)
+                }
+                Ok(None) => crate::scheduled::IDLE_MOVE_INTERVAL,
+                Err(err) => {
+                    tracing::warn!(%err, "cannot move due delayed events into the stream");
+                    crate::scheduled::IDLE_MOVE_INTERVAL
+                }
+            };
+            state.next_move = now + interval;
+        }
+        wait.min(state.next_move.saturating_duration_since(now))
+    }
+
     /// Reads entries never delivered to the group, blocking up to `wait`.
     async fn read_new(&self, max: usize, wait: Duration, out: &mut Vec<Delivery>) -> Result<()> {
         let inner = &self.inner;
@@ -504,6 +529,16 @@ impl EventQueue for RedisStore {
     async fn enqueue(&self, event: &StoredEvent) -> soiree::Result<()> {
         self.append(event).await?;
         Ok(())
+    }
+
+    /// Delayed events wait in a sorted set until due; consumers move them
+    /// into the stream before reading (see the crate's "Delayed events and unique keys").
+    fn schedules(&self) -> bool {
+        true
+    }
+
+    async fn cancel_scheduled(&self, event_id: &str) -> soiree::Result<bool> {
+        Ok(self.cancel_delayed(event_id).await?)
     }
 
     async fn dequeue(&self, max: usize, wait: Duration) -> soiree::Result<Vec<Delivery>> {

@@ -341,6 +341,12 @@ impl RedisStore {
 
     /// Appends an event to the events stream.
     pub(crate) async fn append(&self, event: &StoredEvent) -> Result<()> {
+        // The one branch of events without a due time.
+        if event.properties.contains_key(soiree::PROPERTY_DUE_AT)
+            && self.append_delayed(event).await?
+        {
+            return Ok(());
+        }
         self.inner
             .writer
             .write(vec![self.xadd_event(event)?])
@@ -352,6 +358,17 @@ impl RedisStore {
     /// Appends events to the events stream, pipelined together, each with
     /// its own outcome: one that fails fails alone.
     pub(crate) async fn append_each(&self, events: &[StoredEvent]) -> Vec<Result<()>> {
+        if events
+            .iter()
+            .any(|event| event.properties.contains_key(soiree::PROPERTY_DUE_AT))
+        {
+            // Delayed events go through their script, one at a time.
+            let mut outcomes = Vec::with_capacity(events.len());
+            for event in events {
+                outcomes.push(self.append(event).await);
+            }
+            return outcomes;
+        }
         // Every append is handed over before any is awaited, so that they
         // share pipelines.
         let pending: Vec<_> = events
@@ -671,6 +688,17 @@ impl EventStore for RedisStore {
         }
         inner.metrics.results.inc();
         Ok(())
+    }
+
+    /// `SET NX PX` on `{prefix}:unique:<key>` and the append in one script:
+    /// atomic across processes.
+    async fn append_unique(
+        &self,
+        event: &StoredEvent,
+        key: &str,
+        window: Duration,
+    ) -> soiree::Result<soiree::Appended> {
+        Ok(self.append_unique_inner(event, key, window).await?)
     }
 
     fn queue(&self) -> Option<&dyn EventQueue> {

@@ -34,8 +34,6 @@ async fn store(server: &RedisServer, group: &str) -> Arc<RedisStore> {
 soiree_test::conformance_suite! {
     setup: { let server = server_or_skip!(); },
     store: store(&server, "soiree").await,
-    // Delayed events and unique keys are not in this store yet (issue 21).
-    lacks: [Scheduling, UniqueKeys],
     groups: (store(&server, "first").await, store(&server, "second").await),
     inspect: store(&server, "soiree").await,
     config: config(),

@@ -150,6 +150,12 @@ impl<B: Backend> Core<B> {
 
     /// Appends an event through the batching writer, then wakes consumers.
     pub(crate) async fn append(&self, event: &StoredEvent) -> Result<()> {
+        // The one branch of events without a due time.
+        if event.properties.contains_key(soiree::PROPERTY_DUE_AT)
+            && self.append_delayed(event).await?
+        {
+            return Ok(());
+        }
         let new = NewEvent::from_stored(event)?;
         self.appender.write(new).await?;
         self.metrics.persisted.inc();

@@ -22,6 +22,13 @@ pub(crate) fn prepare(topic: &str, event: impl IntoEvent) -> Result<(NewEvent, S
         }
     };
     let stored = StoredEvent::from_event(&event).map_err(Error::Event)?;
+    if stored.properties.contains_key(soiree::PROPERTY_DUE_AT) {
+        // Written into the log by the caller's transaction, it would be
+        // delivered at once: refused rather than early.
+        return Err(Error::Event(soiree::Error::Unsupported(
+            "a delayed event (deliver_at) cannot be emitted in a transaction: emit it on the bus (emit_at)".into(),
+        )));
+    }
     Ok((NewEvent::from_stored(&stored)?, id))
 }
 

@@ -64,6 +64,7 @@ impl<B: Backend> Core<B> {
         stats.dead_letters = count(counts.dead_letters);
         stats.consumers = count(counts.consumers);
         stats.oldest_pending_age = oldest;
+        stats.scheduled = self.backend.scheduled_count().await?;
         Ok(stats)
     }
 
@@ -540,6 +541,13 @@ impl<DB: crate::Driver> soiree::Inspect for crate::SqlStore<DB> {
 
     async fn topic_counts(&self, window: usize) -> soiree::Result<soiree::inspect::TopicCounts> {
         Ok(self.core().topic_counts(window).await?)
+    }
+
+    async fn scheduled(
+        &self,
+        query: &soiree::Query,
+    ) -> soiree::Result<soiree::Page<soiree::ScheduledEvent>> {
+        Ok(self.core().scheduled_records(query).await?)
     }
 
     async fn dead_letter(&self, id: &str) -> soiree::Result<Option<soiree::DeadLetter>> {

@@ -67,6 +67,27 @@
 //! Delivery is at least once: write listeners so that running twice does no
 //! harm, and register them with [`soiree::EventBus::on_named`].
 //!
+//! # Delayed events and unique keys
+//!
+//! An event due later (`bus.emit_at`, `emit_after`, [`soiree::Event::deliver_at`])
+//! is stored in `soiree_scheduled`, not in the log: it never holds back a
+//! group's cursor and no group can claim it early. Consumers move due rows
+//! into the log (at most 500 per claim, every poll interval at most, `FOR
+//! UPDATE SKIP LOCKED` on PostgreSQL), where every group gets them as new
+//! events, so an event is late by about a poll interval at most. It survives
+//! restarts, is listed by [`soiree::Inspect::scheduled`] and counted in
+//! `stats().scheduled` (not in the backlog until due), and
+//! [`soiree::EventQueue::cancel_scheduled`] deletes it by event id.
+//! `emit_in` refuses a delayed event: written into the log by your
+//! transaction it would be delivered at once.
+//!
+//! A unique key ([`soiree::Event::unique_key`]) is claimed in
+//! `soiree_unique_keys` by `INSERT … ON CONFLICT` in the transaction that
+//! stores the event: concurrent emits of one key in any number of processes
+//! store one event, and the others get its id. An expired key is replaced;
+//! retention deletes expired keys. Replays and redeliveries do not go
+//! through the key.
+//!
 //! # Features
 //!
 //! | feature | default | what it adds |
@@ -172,12 +193,14 @@ mod postgres;
 mod privileges;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod rows;
+mod scheduled;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
 mod topic;
 mod traits;
 pub mod triggers;
+mod unique;
 
 pub use builder::SqlStoreBuilder;
 pub use dead_letters::{QueueStats, SqlDeadLetter, SqlDeadLetterFilter};

@@ -19,6 +19,17 @@ impl<DB: Driver> soiree::EventStore for SqlStore<DB> {
         Ok(self.core.save_result(result).await?)
     }
 
+    /// Atomic across processes: the key is claimed in the transaction that
+    /// stores the event (see the crate's "Delayed events and unique keys").
+    async fn append_unique(
+        &self,
+        event: &StoredEvent,
+        key: &str,
+        window: Duration,
+    ) -> soiree::Result<soiree::Appended> {
+        Ok(self.core.append_unique(event, key, window).await?)
+    }
+
     fn queue(&self) -> Option<&dyn soiree::EventQueue> {
         Some(self)
     }
@@ -36,6 +47,16 @@ impl<DB: Driver> soiree::EventStore for SqlStore<DB> {
 impl<DB: Driver> soiree::EventQueue for SqlStore<DB> {
     async fn enqueue(&self, event: &StoredEvent) -> soiree::Result<()> {
         Ok(self.core.append(event).await?)
+    }
+
+    /// Delayed events wait out of the log until due; consumers move them
+    /// into it (every poll interval at most), so they are never early.
+    fn schedules(&self) -> bool {
+        true
+    }
+
+    async fn cancel_scheduled(&self, event_id: &str) -> soiree::Result<bool> {
+        Ok(self.core.cancel_scheduled(event_id).await?)
     }
 
     async fn dequeue(&self, max: usize, wait: Duration) -> soiree::Result<Vec<Delivery>> {

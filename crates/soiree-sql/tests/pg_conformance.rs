@@ -39,8 +39,6 @@ async fn store(server: &PostgresServer, schema: &str, group: &str) -> Arc<Postgr
 soiree_test::conformance_suite! {
     setup: { let server = pg_or_skip!(); let schema = fresh_schema(); },
     store: store(&server, &schema, "soiree").await,
-    // Delayed events and unique keys are not in this store yet (issue 21).
-    lacks: [Scheduling, UniqueKeys],
     groups: (store(&server, &schema, "first").await, store(&server, &schema, "second").await),
     config: config(),
 }

@@ -37,8 +37,6 @@ async fn store(db: &Path, group: &str) -> Arc<SqliteStore> {
 soiree_test::conformance_suite! {
     setup: { let dir = TempDir::new(); let db = dir.db(); },
     store: store(&db, "soiree").await,
-    // Delayed events and unique keys are not in this store yet (issue 21).
-    lacks: [Scheduling, UniqueKeys],
     groups: (store(&db, "first").await, store(&db, "second").await),
     inspect: store(&db, "soiree").await,
     config: config(),

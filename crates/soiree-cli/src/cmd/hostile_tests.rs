@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use soiree::{
     ConsumerInfo, DeadLetter, DeadLetterSelection, Event, EventBus, EventDetail, Inspect,
-    MemoryStore, PROPERTY_EVENT_ID, Page, PendingDelivery, Query, Record, StoreInfo, StoreStats,
-    StoredEvent, StoredResult,
+    MemoryStore, PROPERTY_EVENT_ID, Page, PendingDelivery, Query, Record, ScheduledEvent,
+    StoreInfo, StoreStats, StoredEvent, StoredResult,
 };
 
 use super::tests::soiree;
@@ -65,6 +65,16 @@ impl Inspect for Hostile {
             .event(Some(hostile_event()));
         Ok(Page {
             items: vec![pending],
+            next: Some(HOSTILE.to_owned()),
+        })
+    }
+    async fn scheduled(&self, _query: &Query) -> soiree::Result<Page<ScheduledEvent>> {
+        Ok(Page {
+            items: vec![ScheduledEvent::new(
+                HOSTILE,
+                std::time::SystemTime::UNIX_EPOCH,
+                hostile_event(),
+            )],
             next: Some(HOSTILE.to_owned()),
         })
     }
@@ -147,6 +157,7 @@ async fn stored_strings_reach_the_terminal_escaped() {
         vec!["dead-letters", "list"],
         vec!["dead-letters", "show", &letter_id],
         vec!["pending"],
+        vec!["scheduled", "list"],
         vec!["consumers"],
         vec!["stats", "--interval", "0s"],
         vec!["dead-letters", "replay", "--all", "--dry-run"],

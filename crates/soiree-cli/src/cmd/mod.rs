@@ -12,6 +12,7 @@ mod list;
 mod output;
 mod pending;
 mod replay;
+mod scheduled;
 mod stats;
 mod tail;
 
@@ -29,7 +30,7 @@ use soiree::Inspect;
 
 pub(crate) use self::console::Console;
 use crate::error::{Error, Result};
-use crate::opt::{Command, DeadLettersCommand, StoreOpt};
+use crate::opt::{Command, DeadLettersCommand, ScheduledCommand, StoreOpt};
 
 /// Opens the store and runs an operating subcommand on the terminal.
 pub(crate) fn run(store: &StoreOpt, command: Command) -> Result<()> {
@@ -80,6 +81,9 @@ pub(crate) async fn execute(
         }
         Command::DeadLetters(DeadLettersCommand::Purge(opt)) => {
             dead_letter_repair::purge(store, &opt, console).await
+        }
+        Command::Scheduled(ScheduledCommand::List(opt)) => {
+            scheduled::list(store, &opt, console).await
         }
         Command::Replay(opt) => replay::run(store, &opt, console).await,
         Command::Tail(opt) => tail::run(store, &opt, console, stop).await,

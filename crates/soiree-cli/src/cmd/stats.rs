@@ -38,6 +38,7 @@ pub(super) async fn run(store: &dyn Inspect, opt: &StatsOpt, console: &mut Conso
         ("backlog", count(stats.backlog)),
         ("in flight", count(stats.in_flight)),
         ("dead letters", count(stats.dead_letters)),
+        ("scheduled", count(stats.scheduled)),
         ("consumers", count(stats.consumers)),
         (
             "oldest pending",

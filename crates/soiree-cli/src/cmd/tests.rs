@@ -312,6 +312,36 @@ async fn stats_count_and_rate() {
 }
 
 #[tokio::test]
+async fn scheduled_lists_delayed_events_soonest_first() {
+    use soiree::EventQueue;
+    let store = Arc::new(MemoryStore::queue());
+    let now = std::time::SystemTime::now();
+    for (id, secs) in [("later", 7200), ("sooner", 3600)] {
+        let event = soiree::Event::new("invoice.remind", json!({ "id": id }))
+            .deliver_at(now + Duration::from_secs(secs));
+        event.properties().set(soiree::PROPERTY_EVENT_ID, id);
+        store
+            .enqueue(&StoredEvent::from_event(&event).unwrap())
+            .await
+            .unwrap();
+    }
+    let inspect: Arc<dyn Inspect> = store;
+    let page = soiree(inspect.clone(), &["scheduled", "list", "--json"], None)
+        .await
+        .json();
+    let ids: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["sooner", "later"], "{page}");
+    assert!(page["items"][0]["due_at"].is_string(), "{page}");
+    let table = soiree(inspect, &["scheduled", "list"], None).await.ok();
+    assert!(table.contains("sooner") && table.contains("DUE"), "{table}");
+}
+
+#[tokio::test]
 async fn consumers_and_pending() {
     let fx = Fixture::standard().await;
     let consumers = soiree(fx.inspect(), &["consumers", "--json"], None)

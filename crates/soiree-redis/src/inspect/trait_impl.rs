@@ -115,6 +115,15 @@ impl Inspect for RedisStore {
             .await?)
     }
 
+    /// Read from the sorted set of delayed events and their JSON; the
+    /// cursor is `due_ms.member`.
+    async fn scheduled(
+        &self,
+        query: &soiree::Query,
+    ) -> soiree::Result<soiree::Page<soiree::ScheduledEvent>> {
+        Ok(self.scheduled_page(query).await?)
+    }
+
     /// One XRANGE of that id; `None` also for an id that is not a stream
     /// entry id.
     async fn dead_letter(&self, id: &str) -> soiree::Result<Option<soiree::DeadLetter>> {
@@ -204,6 +213,7 @@ impl RedisStore {
         let state = self.group_state(groups, Some(stats.events)).await?;
         stats.backlog = state.backlog;
         stats.in_flight = state.pending;
+        stats.scheduled = self.scheduled_count().await?;
         stats.consumers = match consumers {
             Ok(reply) => decode::<redis::streams::StreamInfoConsumersReply>(reply)?
                 .consumers

@@ -47,6 +47,7 @@ impl<B: Backend> Core<B> {
                 .clamp(Duration::from_millis(50), Duration::from_secs(5));
             claim.next_reclaim = Instant::now() + pause;
         }
+        self.move_scheduled(&mut claim).await?;
         if self.claim_retries(&mut claim).await? {
             return Ok(Fill::Progress);
         }

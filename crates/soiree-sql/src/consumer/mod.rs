@@ -26,6 +26,7 @@ mod load;
 mod receipts;
 mod release;
 mod retries;
+mod scheduled;
 mod settle;
 
 use std::sync::Arc;
@@ -55,6 +56,7 @@ const WAITING_PAUSE: Duration = Duration::from_millis(1);
 pub(crate) struct ClaimState {
     next_reclaim: Instant,
     next_retry: Instant,
+    next_scheduled: Instant,
 }
 
 impl Default for ClaimState {
@@ -62,6 +64,7 @@ impl Default for ClaimState {
         Self {
             next_reclaim: Instant::now(),
             next_retry: Instant::now(),
+            next_scheduled: Instant::now(),
         }
     }
 }

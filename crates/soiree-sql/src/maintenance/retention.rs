@@ -31,6 +31,11 @@ pub(crate) async fn retention<B: Backend>(core: Weak<Core<B>>) {
         if let Err(err) = core.stats().await {
             tracing::debug!(%err, "cannot refresh the queue gauges");
         }
+        match core.prune_unique_keys().await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::debug!(deleted, "retention deleted expired unique keys"),
+            Err(err) => tracing::warn!(%err, "deleting expired unique keys failed; retrying later"),
+        }
         if let Some(window) = core.options.retention {
             match core.prune_consumed(window).await {
                 Ok(0) => {}

@@ -2,6 +2,7 @@
 
 mod backend;
 mod partitions;
+mod scheduled;
 
 use std::fmt;
 use std::str::FromStr;

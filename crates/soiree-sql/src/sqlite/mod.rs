@@ -2,6 +2,7 @@
 //! driver's transactional emit.
 
 mod backend;
+mod scheduled;
 mod statements;
 
 use std::path::Path;

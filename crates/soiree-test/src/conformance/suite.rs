@@ -117,7 +117,9 @@ impl Check {
                 "listeners_registered_before_start_each_handle_the_backlog"
             }
             Check::QueueHoldsDelayedEventsUntilDue => "queue_holds_delayed_events_until_due",
-            Check::CancelledDelayedEventsAreNeverDelivered => "cancelled_delayed_events_are_never_delivered",
+            Check::CancelledDelayedEventsAreNeverDelivered => {
+                "cancelled_delayed_events_are_never_delivered"
+            }
             Check::BusDeliversDelayedEventsWhenDue => "bus_delivers_delayed_events_when_due",
             Check::BusRerunsSnoozedListeners => "bus_reruns_snoozed_listeners",
             Check::AppendUniqueKeepsOneEventPerKey => "append_unique_keeps_one_event_per_key",
@@ -184,12 +186,24 @@ impl Check {
                 super::listeners_registered_before_start_each_handle_the_backlog(store, config)
                     .await
             }
-            Check::QueueHoldsDelayedEventsUntilDue => super::queue_holds_delayed_events_until_due(store, config).await,
-            Check::CancelledDelayedEventsAreNeverDelivered => super::cancelled_delayed_events_are_never_delivered(store, config).await,
-            Check::BusDeliversDelayedEventsWhenDue => super::bus_delivers_delayed_events_when_due(store, config).await,
-            Check::BusRerunsSnoozedListeners => super::bus_reruns_snoozed_listeners(store, config).await,
-            Check::AppendUniqueKeepsOneEventPerKey => super::append_unique_keeps_one_event_per_key(store, config).await,
-            Check::BusEmitsAUniqueKeyOnce => super::bus_emits_a_unique_key_once(store, config).await,
+            Check::QueueHoldsDelayedEventsUntilDue => {
+                super::queue_holds_delayed_events_until_due(store, config).await
+            }
+            Check::CancelledDelayedEventsAreNeverDelivered => {
+                super::cancelled_delayed_events_are_never_delivered(store, config).await
+            }
+            Check::BusDeliversDelayedEventsWhenDue => {
+                super::bus_delivers_delayed_events_when_due(store, config).await
+            }
+            Check::BusRerunsSnoozedListeners => {
+                super::bus_reruns_snoozed_listeners(store, config).await
+            }
+            Check::AppendUniqueKeepsOneEventPerKey => {
+                super::append_unique_keeps_one_event_per_key(store, config).await
+            }
+            Check::BusEmitsAUniqueKeyOnce => {
+                super::bus_emits_a_unique_key_once(store, config).await
+            }
         }
     }
 }

@@ -91,12 +91,7 @@ pub(crate) async fn run_listener(
         let snooze = snoozed(&outcome);
         if let Some(delay) = snooze
             && snoozes.allow()
-            && Box::pin(wait_to_retry(
-                delay,
-                event.context(),
-                &pipeline.shutdown,
-            ))
-            .await
+            && Box::pin(wait_to_retry(delay, event.context(), &pipeline.shutdown)).await
         {
             tracing::debug!(attempt, ?delay, "listener snoozed");
             continue;

@@ -1,0 +1,154 @@
+//! Delayed events: an event whose due time (`soiree.due_at`) is later
+//! waits in `soiree_scheduled`, out of the log, so that it never blocks the
+//! groups' cursors and no group can claim it early. Consumers move due rows
+//! into the log (a bounded batch per fill, `SKIP LOCKED` on PostgreSQL),
+//! where every group gets them as newly appended events. Cancelling deletes
+//! the row: no group has seen it yet.
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use soiree::{Page, Query, ScheduledEvent, StoredEvent};
+
+use crate::backend::{Backend, NewEvent, RawEvent, to_us};
+use crate::core::Core;
+use crate::{Error, Result};
+
+/// A row of `soiree_scheduled` for a listing.
+#[derive(Debug)]
+pub struct ScheduledRow {
+    pub(crate) id: i64,
+    pub(crate) due_ms: i64,
+    pub(crate) event: RawEvent,
+}
+
+/// The statements of delayed events and unique keys, per database.
+#[async_trait]
+pub trait Schedule {
+    /// Stores an event to be appended to the log at `due_ms` (Unix ms).
+    async fn schedule(&self, event: &NewEvent, due_ms: i64) -> Result<()>;
+    /// Moves at most `max` rows due at `now_ms` into the log, soonest
+    /// first, in one transaction; returns how many.
+    async fn move_due(&self, now_ms: i64, max: usize) -> Result<u64>;
+    /// Deletes the delayed events with this event id; whether any was.
+    async fn cancel_scheduled(&self, event_id: &str) -> Result<bool>;
+    /// Delayed events after `after` (`(due_ms, id)`), soonest first (with
+    /// `newest_first`, latest first and before `after`), at most `limit`.
+    async fn scheduled_rows(
+        &self,
+        after: Option<(i64, i64)>,
+        newest_first: bool,
+        limit: usize,
+    ) -> Result<Vec<ScheduledRow>>;
+    /// How many delayed events wait.
+    async fn scheduled_count(&self) -> Result<u64>;
+    /// Deletes at most `max` unique keys expired at `now_ms`; returns how many.
+    async fn prune_unique(&self, now_ms: i64, max: usize) -> Result<u64>;
+    /// In one transaction: claims `key` until `now_ms + window_ms` (an
+    /// expired claim is replaced) and, when it did, stores the event (in
+    /// the log, or delayed to `due_ms`); else returns the event id holding
+    /// the key.
+    async fn append_unique(
+        &self,
+        event: &NewEvent,
+        due_ms: Option<i64>,
+        key: &str,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> Result<Option<String>>;
+}
+
+/// Unix milliseconds now.
+pub(crate) fn now_ms() -> i64 {
+    to_us(SystemTime::now(), false).div_euclid(1000)
+}
+
+/// The due time of an event in Unix milliseconds, rounded up (never
+/// early); `None` without one.
+pub(crate) fn due_ms(event: &StoredEvent) -> Result<Option<i64>> {
+    let due = event.due_at().map_err(Error::Event)?;
+    Ok(due.map(|due| to_us(due, true).saturating_add(999).div_euclid(1000)))
+}
+
+/// Delayed rows moved into the log per fill at most.
+pub(crate) const MOVE_BATCH: usize = 500;
+
+impl<B: Backend> Core<B> {
+    /// Stores an event whose due time is later in the scheduled table;
+    /// `false` when it is due already (the caller appends it).
+    pub(crate) async fn append_delayed(&self, event: &StoredEvent) -> Result<bool> {
+        let Some(due) = due_ms(event)? else {
+            return Ok(false);
+        };
+        if due <= now_ms() {
+            return Ok(false);
+        }
+        let new = NewEvent::from_stored(event)?;
+        self.backend.schedule(&new, due).await?;
+        self.metrics.persisted.inc();
+        Ok(true)
+    }
+
+    /// Moves due delayed events into the log; whether any moved.
+    pub(crate) async fn move_due(&self) -> Result<bool> {
+        let moved = self.backend.move_due(now_ms(), MOVE_BATCH).await?;
+        if moved > 0 {
+            self.wake();
+        }
+        Ok(moved > 0)
+    }
+
+    /// Cancels a delayed event not yet due.
+    pub(crate) async fn cancel_scheduled(&self, event_id: &str) -> Result<bool> {
+        self.backend.cancel_scheduled(event_id).await
+    }
+
+    /// A page of delayed events, soonest first; the filter applies to the
+    /// events (rows that are not events are shown lossily).
+    pub(crate) async fn scheduled_records(&self, query: &Query) -> Result<Page<ScheduledEvent>> {
+        let limit = query.limit.clamp(1, Query::MAX_LIMIT);
+        let mut after = match &query.cursor {
+            Some(cursor) => Some(parse_cursor(cursor)?),
+            None => None,
+        };
+        let mut items = Vec::new();
+        // Bounded: a filter that matches little reads at most this many pages.
+        for _ in 0..16 {
+            let rows = self
+                .backend
+                .scheduled_rows(after, query.newest_first, limit)
+                .await?;
+            let last_page = rows.len() < limit;
+            for row in rows {
+                after = Some((row.due_ms, row.id));
+                let event = row.event.parse_lossy();
+                if !query.filter.matches_event(&event, None) {
+                    continue;
+                }
+                let due = crate::backend::from_us(row.due_ms.saturating_mul(1000));
+                items.push(ScheduledEvent::new(
+                    format!("{}.{}", row.due_ms, row.id),
+                    due,
+                    event,
+                ));
+                if items.len() == limit {
+                    let next = after.map(|(due, id)| format!("{due}.{id}"));
+                    return Ok(Page { items, next });
+                }
+            }
+            if last_page {
+                return Ok(Page { items, next: None });
+            }
+        }
+        let next = after.map(|(due, id)| format!("{due}.{id}"));
+        Ok(Page { items, next })
+    }
+}
+
+/// A listing cursor `due_ms.id`.
+fn parse_cursor(cursor: &str) -> Result<(i64, i64)> {
+    cursor
+        .split_once('.')
+        .and_then(|(due, id)| Some((due.parse().ok()?, id.parse().ok()?)))
+        .ok_or_else(|| Error::InvalidCursor(cursor.chars().take(64).collect()))
+}

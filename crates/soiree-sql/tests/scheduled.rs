@@ -1,0 +1,118 @@
+//! Delayed events and unique keys on SQLite, beyond the conformance
+//! checks: a delayed event survives a restart, is listed and counted by
+//! Inspect until cancelled, and an expired unique key is replaced.
+
+#![cfg(feature = "sqlite")]
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+use soiree::{Appended, Event, EventQueue, EventStore, Inspect, Query, StoredEvent};
+use soiree_sql::SqliteStore;
+use support::{TempDir, sqlite_builder};
+
+const BOUND: Duration = Duration::from_secs(10);
+
+async fn open(db: &Path) -> SqliteStore {
+    tokio::time::timeout(BOUND, sqlite_builder(db, "soiree").build())
+        .await
+        .expect("the store opens in time")
+        .expect("the store opens")
+}
+
+fn event(topic: &str, id: &str, due: Option<SystemTime>) -> StoredEvent {
+    let mut event = Event::new(topic, json!({ "n": 1 }));
+    if let Some(due) = due {
+        event = event.deliver_at(due);
+    }
+    event.properties().set(soiree::PROPERTY_EVENT_ID, id);
+    StoredEvent::from_event(&event).unwrap()
+}
+
+#[tokio::test]
+async fn a_delayed_event_survives_a_restart_and_is_listed_until_cancelled() {
+    let dir = TempDir::new();
+    let db = dir.db();
+    let due = SystemTime::now() + Duration::from_secs(3600);
+    {
+        let store = open(&db).await;
+        store
+            .enqueue(&event("invoice.remind", "later-1", Some(due)))
+            .await
+            .unwrap();
+    }
+    let store = open(&db).await;
+    let page = tokio::time::timeout(BOUND, store.scheduled(&Query::default()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(page.items.len(), 1, "the delayed event was lost on restart");
+    assert_eq!(page.items[0].event_id().as_deref(), Some("later-1"));
+    let listed = page.items[0]
+        .due_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap();
+    let wanted = due.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+    assert!(
+        listed >= wanted && listed - wanted < Duration::from_millis(1),
+        "listed due time {listed:?}, wanted {wanted:?} rounded up to the millisecond"
+    );
+    let stats = tokio::time::timeout(BOUND, Inspect::stats(&store))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stats.scheduled, 1);
+    assert_eq!(stats.backlog, 0, "a delayed event counted as deliverable");
+    let got = tokio::time::timeout(BOUND, store.dequeue(10, Duration::from_millis(200)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(got.is_empty(), "a delayed event was delivered early");
+    assert!(store.cancel_scheduled("later-1").await.unwrap());
+    let page = store.scheduled(&Query::default()).await.unwrap();
+    assert!(page.items.is_empty(), "a cancelled event is still listed");
+    assert_eq!(Inspect::stats(&store).await.unwrap().scheduled, 0);
+}
+
+#[tokio::test]
+async fn an_expired_unique_key_is_replaced() {
+    let dir = TempDir::new();
+    let store = open(&dir.db()).await;
+    let window = Duration::from_millis(20);
+    let first = event("order.sync", "first", None);
+    assert_eq!(
+        store.append_unique(&first, "sync:1", window).await.unwrap(),
+        Appended::New
+    );
+    assert_eq!(
+        store
+            .append_unique(
+                &event("order.sync", "second", None),
+                "sync:1",
+                Duration::from_secs(3600)
+            )
+            .await
+            .unwrap(),
+        Appended::Existing("first".into()),
+    );
+    tokio::time::sleep(window * 3).await;
+    assert_eq!(
+        store
+            .append_unique(&event("order.sync", "third", None), "sync:1", window)
+            .await
+            .unwrap(),
+        Appended::New,
+        "a key past its window still held"
+    );
+    let hostile = "k\0ey";
+    assert!(
+        store
+            .append_unique(&event("order.sync", "fourth", None), hostile, window)
+            .await
+            .is_err(),
+        "a key with NUL was accepted"
+    );
+}
