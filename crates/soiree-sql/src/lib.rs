@@ -157,6 +157,7 @@ mod driver;
 mod emit;
 mod error;
 mod existing;
+mod fence;
 mod identity;
 mod inspect;
 mod maintenance;
@@ -178,6 +179,7 @@ mod store;
 mod topic;
 mod traits;
 pub mod triggers;
+mod tx_listener;
 
 pub use builder::SqlStoreBuilder;
 pub use dead_letters::{QueueStats, SqlDeadLetter, SqlDeadLetterFilter};
@@ -218,6 +220,7 @@ pub use sqlx::Postgres;
 #[cfg(feature = "sqlite")]
 pub use sqlx::Sqlite;
 pub use store::SqlStore;
+pub use tx_listener::Tx;
 
 /// The name of the table recording which of the store's migrations were
 /// applied (in the store's schema on PostgreSQL): not sqlx's default, which
