@@ -229,6 +229,7 @@ mod error;
 mod existing;
 mod fence;
 mod identity;
+mod inbox;
 mod inspect;
 mod maintenance;
 mod metrics;
@@ -272,6 +273,7 @@ pub type DeadLetter = SqlDeadLetter;
 pub type DeadLetterFilter = SqlDeadLetterFilter;
 pub use driver::Driver;
 pub use error::{Error, Result};
+pub use inbox::Inbox;
 pub use options::FailurePolicy;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresStore, PostgresStoreBuilder};
