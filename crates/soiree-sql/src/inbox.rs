@@ -81,9 +81,7 @@ impl<DB> Clone for Inbox<DB> {
 
 impl<DB> std::fmt::Debug for Inbox<DB> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inbox")
-            .field("group", &self.group)
-            .finish()
+        f.debug_struct("Inbox").field("group", &self.group).finish()
     }
 }
 

@@ -222,14 +222,10 @@ impl Error {
         let soiree::Error::Listener { source, .. } = error else {
             return false;
         };
-        let inner: &(dyn std::error::Error + 'static) = match source.downcast_ref::<Permanent>()
-        {
+        let inner: &(dyn std::error::Error + 'static) = match source.downcast_ref::<Permanent>() {
             Some(permanent) => permanent.get_ref(),
             None => &**source,
         };
-        matches!(
-            inner.downcast_ref::<Error>(),
-            Some(Error::LeaseLost { .. })
-        )
+        matches!(inner.downcast_ref::<Error>(), Some(Error::LeaseLost { .. }))
     }
 }

@@ -35,7 +35,7 @@ async fn a_redelivered_event_skips_work_its_inbox_recorded() {
         .unwrap();
     let inbox = Inbox::<sqlx::Sqlite>::new("billing").unwrap();
     inbox
-        .create_table(&mut *pool.acquire().await.unwrap())
+        .create_table(&mut pool.acquire().await.unwrap())
         .await
         .unwrap();
 

@@ -165,11 +165,8 @@ impl Delays {
 }
 
 /// What the parent needs of a store: emit, count rows, and the backlog.
-async fn crashes<DB: Driver>(
-    store: SqlStore<DB>,
-    table: &str,
-    spawn: impl Fn() -> Child,
-) where
+async fn crashes<DB: Driver>(store: SqlStore<DB>, table: &str, spawn: impl Fn() -> Child)
+where
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     i64: for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
     usize: sqlx::ColumnIndex<DB::Row>,
@@ -184,11 +181,14 @@ async fn crashes<DB: Driver>(
     drop(conn);
     let mut ids = Vec::new();
     for chunk in 0..N / PER_TX {
-        let mut tx = within(LIMIT, "begin", store.begin())
-            .await
-            .expect("begin");
+        let mut tx = within(LIMIT, "begin", store.begin()).await.expect("begin");
         let batch = (0..PER_TX).map(|n| ("crash.job", json!({ "n": chunk * PER_TX + n })));
-        ids.extend(store.emit_all_in(&mut tx, batch).await.expect("emit_all_in"));
+        ids.extend(
+            store
+                .emit_all_in(&mut tx, batch)
+                .await
+                .expect("emit_all_in"),
+        );
         within(LIMIT, "commit", store.commit(tx))
             .await
             .expect("commit");

@@ -97,8 +97,7 @@ async fn fenced_takeover<DB: Driver>(
     fast: SqlStore<DB>,
     slow_hold: Duration,
     committer: Option<&str>,
-)
-where
+) where
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     String: for<'q> sqlx::Encode<'q, DB> + for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
     usize: sqlx::ColumnIndex<DB::Row>,
@@ -160,7 +159,11 @@ where
     if let Some(committer) = committer {
         assert_eq!(effects, [committer]);
     }
-    assert_eq!(slow_fenced.load(Ordering::SeqCst), 1, "the slow run is fenced");
+    assert_eq!(
+        slow_fenced.load(Ordering::SeqCst),
+        1,
+        "the slow run is fenced"
+    );
     assert_eq!(fast_fenced.load(Ordering::SeqCst), 0);
 }
 
