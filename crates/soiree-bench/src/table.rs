@@ -4,7 +4,7 @@
 use super::scenario::{Needs, Scenario};
 use super::{
     emit_throughput, error_delivery, fanout, mutation_capture, outbox_latency, redis_durable,
-    redis_scale_out, round_trip, slow_listener, sql_outbox, sql_scale_out, wildcard,
+    redis_scale_out, round_trip, slow_listener, sql_outbox, sql_scale_out, tx_listener, wildcard,
 };
 use crate::error::{Error, Result};
 
@@ -25,6 +25,7 @@ const SCENARIOS: &[Scenario] = &[
     outbox_latency::SCENARIO,
     sql_scale_out::SCENARIO,
     mutation_capture::SCENARIO,
+    tx_listener::SCENARIO,
 ];
 
 /// Scenarios of `BENCHMARKS.md` that this build may not run yet: accepted on
