@@ -25,6 +25,7 @@ mod round_trip;
 mod slow_listener;
 mod sql_outbox;
 mod sql_scale_out;
+mod tx_listener;
 mod wildcard;
 
 use std::process::ExitCode;

@@ -63,6 +63,15 @@ pub trait Driver: sqlx::Database<Arguments: sqlx::IntoArguments<Self>> + sealed:
     #[doc(hidden)]
     async fn commit(tx: Transaction<'_, Self>) -> Result<()>;
 
+    /// A transactional listener's fence and success record, on its
+    /// transaction, before the commit (see `fence.rs`).
+    #[doc(hidden)]
+    async fn fence_in(
+        backend: &Self::Backend,
+        conn: &mut Self::Connection,
+        fence: &crate::fence::TxFence<'_>,
+    ) -> Result<crate::fence::Settle>;
+
     /// Runs before each dequeue: PostgreSQL starts listening for other
     /// processes' notifications, once.
     #[doc(hidden)]

@@ -167,6 +167,35 @@ pub enum Error {
     /// events are delivered again.
     #[error("results were given up after failing for {0:?}; their events are delivered again")]
     ResultsLost(std::time::Duration),
+    /// A transactional listener's lease was taken over before it could
+    /// commit (its lease or retry claim expired, was claimed again by
+    /// another consumer, or was split): its transaction was rolled back,
+    /// nothing of it committed, and the delivery's new owner runs it.
+    #[error(
+        "lease taken over: listener {listener} could not commit its work on event {event_id} \
+         (the lease expired or another consumer claimed it); its transaction was rolled back \
+         and the new owner delivers the event; raise lease_timeout or max_handler_time if the \
+         listener is slow"
+    )]
+    LeaseLost {
+        /// The listener.
+        listener: String,
+        /// The event's `soiree.event_id`.
+        event_id: String,
+    },
+    /// A transactional listener ran outside a delivery from its store's
+    /// queue (no receipt, or no event id): it can only run on a bus whose
+    /// store is the store it was registered through.
+    #[error(
+        "transactional listener {listener} ran outside a delivery of its store's queue ({reason}); \
+         register it on a bus built with that store"
+    )]
+    NotDelivered {
+        /// The listener.
+        listener: String,
+        /// What was missing.
+        reason: &'static str,
+    },
 }
 
 impl From<sqlx::Error> for Error {
@@ -352,6 +381,14 @@ mod tests {
             Error::FlushTimeout(std::time::Duration::from_secs(1)),
             Error::Batch(Arc::new(Error::WriterStopped)),
             Error::ResultsLost(std::time::Duration::from_secs(1)),
+            Error::LeaseLost {
+                listener: "billing".into(),
+                event_id: "evt".into(),
+            },
+            Error::NotDelivered {
+                listener: "billing".into(),
+                reason: "no receipt",
+            },
             Error::MigrationLocked {
                 schema: "s".into(),
                 waited_s: 600,
@@ -390,6 +427,8 @@ mod tests {
                 | Error::FlushTimeout(_)
                 | Error::Batch(_)
                 | Error::ResultsLost(_)
+                | Error::LeaseLost { .. }
+                | Error::NotDelivered { .. }
                 | Error::MigrationLocked { .. }
                 | Error::NotAStore { .. }
                 | Error::NoSuchGroup { .. }

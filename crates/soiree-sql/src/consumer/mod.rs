@@ -45,7 +45,7 @@ use crate::backend::Backend;
 use crate::core::Core;
 use crate::maintenance::heartbeat::Dequeuing;
 use claim::Fill;
-use receipts::Receipt;
+pub(crate) use receipts::{Receipt, parse_receipts};
 
 /// The first pause before claiming again while committed events wait
 /// behind an open transaction; doubled up to the poll interval.

@@ -182,6 +182,14 @@ impl Driver for Postgres {
         Ok(())
     }
 
+    async fn fence_in(
+        backend: &PgBackend,
+        conn: &mut PgConnection,
+        fence: &crate::fence::TxFence<'_>,
+    ) -> Result<crate::fence::Settle> {
+        crate::fence::postgres(conn, backend.sql.schema(), fence).await
+    }
+
     /// Starts listening for other processes' notifications, once.
     fn before_dequeue(store: &SqlStore<Self>) {
         let backend = &store.core.backend;

@@ -140,6 +140,14 @@ impl Driver for Sqlite {
     async fn commit(tx: Transaction<'_, Self>) -> Result<()> {
         Ok(tx.commit().await?)
     }
+
+    async fn fence_in(
+        _backend: &SqliteBackend,
+        conn: &mut SqliteConnection,
+        fence: &crate::fence::TxFence<'_>,
+    ) -> Result<crate::fence::Settle> {
+        crate::fence::sqlite(conn, fence).await
+    }
 }
 
 /// Builds a [`SqliteStore`]: `SqliteStore::builder(path)…build().await`.

@@ -75,6 +75,13 @@ impl ListenerJob for Dispatch {
     fn bus(&self) -> EventBus {
         EventBus::from_inner(Arc::clone(&self.core))
     }
+
+    fn receipt(&self) -> Option<&str> {
+        match &self.emission.work {
+            Work::Deliver(delivered) => Some(&delivered.receipt),
+            Work::Dispatch(_) | Work::Enqueue => None,
+        }
+    }
 }
 
 /// The pool's job for the bus: one emission.

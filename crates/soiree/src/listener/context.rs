@@ -127,6 +127,15 @@ impl EventContext {
         self.attempt
     }
 
+    /// The queue store's receipt of the delivery being handled (what the
+    /// bus passes to [`EventQueue::ack`](crate::EventQueue::ack)): `None`
+    /// when the listeners run in place of an emit rather than from a
+    /// store's queue. A store that fences its deliveries reads its lease
+    /// and token from it, for work committed inside the listener.
+    pub fn receipt(&self) -> Option<&str> {
+        self.job.receipt()
+    }
+
     pub(crate) fn listener_metrics(&self) -> &crate::metrics::ListenerMetrics {
         &self.job.pipeline().metrics
     }

@@ -24,4 +24,9 @@ pub(crate) trait ListenerJob: Send + Sync {
     /// The bus, for a listener that emits follow-up events or changes
     /// listeners.
     fn bus(&self) -> EventBus;
+
+    /// The queue store's receipt of the delivery this job runs, if it is one.
+    fn receipt(&self) -> Option<&str> {
+        None
+    }
 }
