@@ -272,11 +272,8 @@ mod store;
 mod topic;
 mod traits;
 pub mod triggers;
-<<<<<<< HEAD
-mod unique;
-=======
 mod tx_listener;
->>>>>>> wt-h22
+mod unique;
 
 pub use builder::SqlStoreBuilder;
 pub use dead_letters::{QueueStats, SqlDeadLetter, SqlDeadLetterFilter};
