@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::{Sqlite, SqliteConnection};
 
-use super::backend::{APPEND, SqliteBackend, append_param};
+use super::backend::{SqliteBackend, append_param};
+use super::statements::SQL;
 use crate::Result;
 use crate::backend::{NewEvent, Pos};
 use crate::rows::ListingRow;
@@ -181,7 +182,7 @@ impl Schedule for SqliteBackend {
         match due_ms {
             Some(due) => insert_scheduled(&mut tx, event, due).await?,
             None => {
-                sqlx::query(APPEND)
+                sqlx::query(SQL.append)
                     .bind(append_param(std::slice::from_ref(event)))
                     .execute(&mut *tx)
                     .await?;
