@@ -2,7 +2,10 @@
 //! multi-row `INSERT` each, from 4 concurrent tasks) into a table with
 //! soiree's mutation triggers, on SQLite and on PostgreSQL; one named
 //! mutation listener counts the events by id. Timed per store from the
-//! first insert until every row's event is handled. Without `--postgres`
+//! first insert until every row's event is handled. In the same run the
+//! same rows are inserted, the same way, into a table without triggers
+//! (`*_plain_rate=`), and `*_capture_cost=` is the insert time with the
+//! triggers over the time without them. Without `--postgres`
 //! a throwaway PostgreSQL server is started (`fsync=off`), or the
 //! PostgreSQL half is skipped when none is installed.
 
@@ -36,6 +39,8 @@ const ENTITY: &str = "Account";
 struct Outcome {
     elapsed: Duration,
     inserted: Duration,
+    /// The same rows inserted into a table without triggers.
+    plain: Duration,
     distinct: u64,
     runs: u64,
     wrong: u64,
@@ -147,25 +152,50 @@ async fn run(setup: Setup) -> Result<Report> {
         let Some(outcome) = outcome else {
             continue;
         };
-        let (rate_key, seconds_key, insert_key) = if store == "sqlite" {
-            ("sqlite_rate", "sqlite_seconds", "sqlite_insert_seconds")
+        let [
+            rate_key,
+            seconds_key,
+            insert_key,
+            plain_rate_key,
+            plain_key,
+            cost_key,
+        ] = if store == "sqlite" {
+            [
+                "sqlite_rate",
+                "sqlite_seconds",
+                "sqlite_insert_seconds",
+                "sqlite_plain_rate",
+                "sqlite_plain_seconds",
+                "sqlite_capture_cost",
+            ]
         } else {
-            (
+            [
                 "postgres_rate",
                 "postgres_seconds",
                 "postgres_insert_seconds",
-            )
+                "postgres_plain_rate",
+                "postgres_plain_seconds",
+                "postgres_capture_cost",
+            ]
         };
         let seconds = outcome.elapsed.as_secs_f64();
-        let rate = if seconds > 0.0 {
-            n as f64 / seconds
-        } else {
-            0.0
+        let per_second = |seconds: f64| {
+            if seconds > 0.0 {
+                n as f64 / seconds
+            } else {
+                0.0
+            }
         };
+        let plain = outcome.plain.as_secs_f64();
+        let inserted = outcome.inserted.as_secs_f64();
+        let cost = if plain > 0.0 { inserted / plain } else { 0.0 };
         report = report
-            .figure(rate_key, rate, 0)
+            .figure(rate_key, per_second(seconds), 0)
             .figure(seconds_key, seconds, 4)
-            .figure(insert_key, outcome.inserted.as_secs_f64(), 4)
+            .figure(insert_key, inserted, 4)
+            .figure(plain_rate_key, per_second(plain), 0)
+            .figure(plain_key, plain, 4)
+            .figure(cost_key, cost, 2)
             .check(outcome.finished, || {
                 format!(
                     "{store}: only {} of {n} mutations handled in time",
@@ -260,12 +290,26 @@ async fn measure(setup: &Setup, db: Db) -> Result<Outcome> {
             MutationTrigger::new("bench_accounts", ENTITY),
         ),
     };
-    db.exec(format!(
-        "CREATE TABLE {table} (id BIGINT PRIMARY KEY, name TEXT NOT NULL, balance BIGINT NOT NULL)"
-    ))
-    .await
-    .map_err(store_error)?;
+    let plain_table = format!("{table}_plain");
+    for table in [&table, &plain_table] {
+        db.exec(format!(
+            "CREATE TABLE {table} (id BIGINT PRIMARY KEY, name TEXT NOT NULL, balance BIGINT NOT NULL)"
+        ))
+        .await
+        .map_err(store_error)?;
+    }
     db.install(&trigger).await.map_err(store_error)?;
+
+    // The same rows, the same way, into the table without triggers: what
+    // the capture costs is the difference.
+    let start = Instant::now();
+    let writer = db.clone();
+    produce(setup, move |chunk| {
+        let (db, table) = (writer.clone(), plain_table.clone());
+        async move { db.insert(&table, &chunk).await }
+    })
+    .await?;
+    let plain = start.elapsed();
 
     let bus = EventBus::builder()
         .shared_store(db.shared())
@@ -304,6 +348,7 @@ async fn measure(setup: &Setup, db: Db) -> Result<Outcome> {
     Ok(Outcome {
         elapsed,
         inserted,
+        plain,
         distinct,
         runs,
         wrong,
