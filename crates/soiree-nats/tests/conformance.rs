@@ -38,8 +38,15 @@ async fn store_in(url: &str, prefix: &str, group: &str, replicas: usize) -> Arc<
 /// Delayed events and unique keys are not in this store yet (issue 21).
 const LACKS: [Ability; 2] = [Ability::Scheduling, Ability::UniqueKeys];
 
+/// One check at a time: each starts its own nats-server, and with thirty of
+/// them at once on two cores `queue_redelivers_unacked` once saw a delivery
+/// count of 3 where 2 was due (the server counted a redelivery that did not
+/// reach this consumer within the claim timeout; not reproduced alone, and
+/// not yet explained: see the issue's notes).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 soiree_test::conformance_suite! {
-    setup: { let server = server_or_skip!(); },
+    setup: { let _one = ONE_AT_A_TIME.lock().await; let server = server_or_skip!(); },
     store: store_in(&server.url(), "soiree", "soiree", 1).await,
     lacks: [Scheduling, UniqueKeys],
     groups: (
@@ -52,6 +59,7 @@ soiree_test::conformance_suite! {
 /// The whole suite on a 3-server cluster, every stream with 3 replicas.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_suite_passes_on_a_cluster() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let cluster = cluster_or_skip!();
     let mut n = 0;
     let url = cluster.url();
