@@ -45,8 +45,12 @@ impl<B: Backend> Core<B> {
         let acked_here = self.acked_in_held_leases();
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
         let backlog = count(counts.backlog).saturating_sub(acked_here);
+        // A lease this consumer holds until its deletion is written still
+        // names its first event in the database although every event of it
+        // is acknowledged here: with nothing left, nothing is pending.
         let oldest = counts
             .oldest_ms
+            .filter(|_| backlog > 0)
             .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
         self.metrics
             .queue_length

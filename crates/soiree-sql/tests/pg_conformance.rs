@@ -40,5 +40,6 @@ soiree_test::conformance_suite! {
     setup: { let server = pg_or_skip!(); let schema = fresh_schema(); },
     store: store(&server, &schema, "soiree").await,
     groups: (store(&server, &schema, "first").await, store(&server, &schema, "second").await),
+    inspect: store(&server, &schema, "soiree").await,
     config: config(),
 }
