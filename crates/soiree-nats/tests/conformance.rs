@@ -17,7 +17,13 @@ const CLAIM: Duration = Duration::from_secs(1);
 
 fn config() -> Conformance {
     Conformance {
-        redelivery_after: Some(CLAIM),
+        // Not CLAIM itself: the redelivery check long-polls for `redelivery_after`,
+        // and a pull request expiring at the very instant the claim timeout
+        // redelivers seems to be counted, on the R3 cluster (nats-server
+        // 2.9.10), as a delivery that never reached the consumer (a count of 3
+        // where 2 was due, twice in CI-like runs). Not yet explained: noted on
+        // issue 20 as an open defect; offset here so the check tests redelivery.
+        redelivery_after: Some(CLAIM + Duration::from_millis(500)),
         ..Conformance::default()
     }
 }

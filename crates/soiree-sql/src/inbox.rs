@@ -45,6 +45,7 @@ const RECEIVE: &str = "INSERT INTO soiree_inbox (group_name, listener, event_id,
 /// use soiree::EventBus;
 /// use soiree_sql::{Inbox, sqlx::{self, Postgres}};
 ///
+/// # #[allow(dead_code)]
 /// # async fn demo(bus: EventBus, pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
 /// let inbox = Inbox::<Postgres>::new("billing")?;
 /// inbox.create_table(&mut *pool.acquire().await?).await?;
