@@ -622,11 +622,20 @@ async fn migrate(connect: &PgConnectOptions, schema: &str) -> Result<()> {
         .max_connections(1)
         .connect_with(connect.clone().options([("search_path", schema)]))
         .await?;
-    sqlx::query(AssertSqlSafe(format!(
+    let created = sqlx::query(AssertSqlSafe(format!(
         "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
     )))
     .execute(&pool)
-    .await?;
+    .await;
+    if let Err(err) = created {
+        // `IF NOT EXISTS` is not atomic: of two stores creating the schema
+        // at once, the second fails on the catalog's unique index (23505)
+        // or as a duplicate (42P06), and the schema exists all the same.
+        let code = err.as_database_error().and_then(|db| db.code());
+        if !matches!(code.as_deref(), Some("23505" | "42P06")) {
+            return Err(err.into());
+        }
+    }
     // One store migrates a schema at a time. The lock is polled, not
     // awaited: a session blocked in pg_advisory_lock holds a snapshot, which
     // the concurrent index build of migration 0007 waits for while the lock
