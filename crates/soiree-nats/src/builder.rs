@@ -129,7 +129,7 @@ pub(crate) struct Options {
 /// | [`duplicate_window`](Self::duplicate_window) | 2 min | a publish with an event id seen within it is stored once |
 /// | [`max_age`](Self::max_age) | none | events older than this are removed from the stream |
 /// | [`dedup_ttl`](Self::dedup_ttl) | 7 days | how long listener successes are remembered |
-/// | [`request_timeout`](Self::request_timeout) | 10 s | every request and publish ack is answered within it or fails |
+/// | [`request_timeout`](Self::request_timeout) | 10 s | every request and publish ack is answered within it or fails (creating a stream, which a cluster electing leaders can take longer to place, is asked up to 3 times) |
 /// | [`create_missing`](Self::create_missing) | true | create the streams and the consumer, or fail when they are missing |
 /// | credentials | none | [`user_and_password`](Self::user_and_password), [`token`](Self::token), [`nkey`](Self::nkey), [`credentials_file`](Self::credentials_file), or in the URL |
 /// | TLS | as the URL (`tls://`) | [`require_tls`](Self::require_tls), [`tls_root_certificate`](Self::tls_root_certificate), [`tls_client_certificate`](Self::tls_client_certificate) |

@@ -186,8 +186,7 @@ impl NatsStore {
             async move {
                 let name = config.name.clone();
                 if create {
-                    return js
-                        .get_or_create_stream(config)
+                    return create_stream(&js, config)
                         .await
                         .map_err(|err| fail("create stream", &name, err.to_string()));
                 }
@@ -474,5 +473,34 @@ fn history_query(cursor: Option<&str>, limit: usize) -> soiree::Query {
     match cursor {
         Some(cursor) => query.after(cursor),
         None => query,
+    }
+}
+
+/// How many times a stream creation that timed out is asked again.
+const CREATE_ATTEMPTS: usize = 3;
+
+/// Gets or creates a stream. A cluster that has just formed, or is
+/// electing leaders, can take longer than one request to place a
+/// replicated stream: a timed-out or unavailable answer is asked again,
+/// at most [`CREATE_ATTEMPTS`] times (so within that many request
+/// timeouts). Asking again is safe: an existing stream with the same
+/// configuration is returned as it is.
+async fn create_stream(
+    js: &jetstream::Context,
+    config: stream::Config,
+) -> std::result::Result<stream::Stream, jetstream::context::CreateStreamError> {
+    use jetstream::context::CreateStreamErrorKind as Kind;
+    let mut attempt = 1;
+    loop {
+        match js.get_or_create_stream(config.clone()).await {
+            Err(err)
+                if attempt < CREATE_ATTEMPTS
+                    && matches!(err.kind(), Kind::TimedOut | Kind::JetStreamUnavailable) =>
+            {
+                attempt += 1;
+                tracing::debug!(stream = %config.name, attempt, "stream creation timed out; asking again");
+            }
+            other => return other,
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use soiree::EventStore;
 use soiree_test::conformance::{self, Ability, Conformance};
-use support::builder;
+use support::{ONE_AT_A_TIME, builder};
 
 /// The claim timeout (AckWait), which is also how soon an unacknowledged
 /// delivery comes back.
@@ -44,13 +44,12 @@ async fn store_in(url: &str, prefix: &str, group: &str, replicas: usize) -> Arc<
 /// Delayed events and unique keys are not in this store yet (issue 21).
 const LACKS: [Ability; 2] = [Ability::Scheduling, Ability::UniqueKeys];
 
-/// One check at a time: each starts its own nats-server, and with thirty of
-/// them at once on two cores `queue_redelivers_unacked` once saw a delivery
-/// count of 3 where 2 was due (the server counted a redelivery that did not
-/// reach this consumer within the claim timeout; not reproduced alone, and
-/// not yet explained: see the issue's notes).
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
+// One check at a time (`support::ONE_AT_A_TIME`): each starts its own
+// nats-server, and with thirty of them at once on two cores
+// `queue_redelivers_unacked` once saw a delivery count of 3 where 2 was
+// due (the server counted a redelivery that did not reach this consumer
+// within the claim timeout; not reproduced alone, and not yet explained:
+// see the issue's notes).
 soiree_test::conformance_suite! {
     setup: { let _one = ONE_AT_A_TIME.lock().await; let server = server_or_skip!(); },
     store: store_in(&server.url(), "soiree", "soiree", 1).await,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use soiree::{Event, EventBus, PROPERTY_EVENT_ID};
 use soiree_nats::NatsStore;
-use support::{builder, eventually};
+use support::{ONE_AT_A_TIME, builder, eventually};
 
 /// Bound of every wait.
 const WAIT: Duration = Duration::from_secs(60);
@@ -87,6 +87,7 @@ async fn all_seen(seen: &Seen, n: usize) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_server_killed_mid_run_loses_no_event() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let mut cluster = cluster_or_skip!();
     let store = store(&cluster.url(), "kill1").await;
     let seen: Seen = Arc::default();
@@ -116,6 +117,7 @@ async fn a_cluster_server_killed_mid_run_loses_no_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_cluster_restart_keeps_every_stored_event() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let mut cluster = cluster_or_skip!();
     let store = store(&cluster.url(), "restart").await;
     let seen: Seen = Arc::default();
@@ -184,6 +186,7 @@ async fn fault_child_consumer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_process_killed_mid_run_loses_no_event() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let cluster = cluster_or_skip!();
     let url = cluster.url();
     let store = store(&url, "killproc").await;

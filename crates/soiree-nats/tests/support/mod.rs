@@ -31,6 +31,11 @@ macro_rules! cluster_or_skip {
     };
 }
 
+/// One server or cluster at a time within a test binary: nine nats-servers
+/// electing leaders at once on two cores time out requests that one cluster
+/// answers at once (a whole-cluster restart's stream creation did, in CI).
+pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A builder with test-friendly settings.
 pub fn builder(url: &str) -> NatsStoreBuilder {
     NatsStore::builder(url).request_timeout(Duration::from_secs(5))
