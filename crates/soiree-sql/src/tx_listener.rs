@@ -96,8 +96,20 @@ impl<DB: Driver> SqlStore<DB> {
     /// took the event over runs it. Tell it with [`Error::is_lease_lost`].
     ///
     /// `name` is the listener's stable id, as for
-    /// [`EventBus::on_named`]. The event itself is acknowledged by the
-    /// bus after its listeners ran, as for any listener.
+    /// [`EventBus::on_named`].
+    ///
+    /// When the listener is the event's last one to run for this consumer
+    /// group ([`EventContext::settles_delivery`]: the listeners before it
+    /// succeeded, none follows), its transaction also acknowledges the
+    /// delivery: the event is recorded as done in its lease, or its retry
+    /// row is deleted. A crash between the commit and the bus's own
+    /// acknowledgement then delivers the event to nobody again (without it,
+    /// the event would be delivered again and the listener skipped). The
+    /// bus's acknowledgement that follows finds it done. The cost: the
+    /// results of the listeners before it are written first (one round trip
+    /// when any are waiting), and one more row in the transaction. Otherwise
+    /// the bus acknowledges the event after its listeners ran, as for any
+    /// listener.
     ///
     /// On SQLite the transaction is a write transaction on the store's
     /// writer connection (`BEGIN IMMEDIATE`): the store's own writes wait
@@ -176,6 +188,14 @@ where
     let Ok([receipt]) = <[_; 1]>::try_from(crate::consumer::parse_receipts(&[receipt])?) else {
         return Err(not_delivered("not one receipt"));
     };
+    // The last listener of the delivery acknowledges it in its transaction.
+    // The results of the listeners that ran before it go first, as before
+    // any acknowledgement (on SQLite they could not wait for the write lock
+    // the transaction holds).
+    let settles = ctx.settles_delivery();
+    if settles {
+        store.core.flush_results().await?;
+    }
     let tx = Tx {
         tx: store.begin().await?,
         store: store.clone(),
@@ -187,10 +207,22 @@ where
         group: store.group(),
         event_id: &event_id,
         handler_id: &handler_id,
+        settles,
     };
     match DB::fence_in(&store.core.backend, &mut tx, &fence).await? {
         Settle::Recorded => {
             store.commit(tx).await?;
+            if settles && let crate::consumer::Receipt::Retry { id, token } = receipt {
+                // The bus's acknowledgement finds the row gone: done here,
+                // not stale.
+                store.core.completions.retry(id, token);
+            }
+            tracing::debug!(
+                event_id,
+                listener = handler_id,
+                acknowledged = settles,
+                "transactional listener committed"
+            );
             Ok(())
         }
         Settle::AlreadyHandled => {
