@@ -114,7 +114,7 @@ impl<DB> Inbox<DB> {
         let Some(event_id) = ctx.event_id() else {
             return Err(Error::NotDelivered {
                 listener,
-                reason: "no event id",
+                reason: "has no event id",
             });
         };
         checked("the listener id", &listener)?;

@@ -138,7 +138,9 @@ impl<DB: Driver> SqlStore<DB> {
     ///
     /// # Errors
     ///
-    /// As for [`EventBus::on_named`] (an invalid pattern, a name in use).
+    /// [`Error::NotThisStore`] (as a store error) when `bus` was not built
+    /// with this store (or a clone of it); otherwise as for
+    /// [`EventBus::on_named`] (an invalid pattern, a name in use).
     pub fn on_tx<F, Fut>(
         &self,
         bus: &EventBus,
@@ -150,12 +152,37 @@ impl<DB: Driver> SqlStore<DB> {
         F: Fn(EventContext, Tx<DB>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<Tx<DB>, BoxError>> + Send + 'static,
     {
+        self.is_store_of(bus, name)?;
         let store = self.clone();
         let listener = Arc::new(listener);
         bus.on_named(name, pattern, move |ctx| {
             let store = store.clone();
             let listener = Arc::clone(&listener);
             async move { run(&store, &*listener, ctx).await }
+        })
+    }
+}
+
+impl<DB: Driver> SqlStore<DB> {
+    /// Whether `bus` runs on this store (a clone of it: the same consumer,
+    /// whose in-memory state the acknowledgement in the transaction
+    /// updates), else [`Error::NotThisStore`].
+    fn is_store_of(&self, bus: &EventBus, listener: &str) -> Result<()> {
+        let theirs = bus.store().and_then(|store| store.as_any());
+        let bus_store = match theirs.and_then(|any| any.downcast_ref::<SqlStore<DB>>()) {
+            Some(theirs) if Arc::ptr_eq(&theirs.core, &self.core) => return Ok(()),
+            Some(theirs) => format!(
+                "another store ({}, group {})",
+                theirs.location(),
+                theirs.group()
+            ),
+            None if bus.store().is_none() => "no store".to_owned(),
+            None => "a store of another kind".to_owned(),
+        };
+        Err(Error::NotThisStore {
+            listener: listener.to_owned(),
+            store: format!("{}, group {}", self.location(), self.group()),
+            bus_store,
         })
     }
 }
@@ -180,13 +207,13 @@ where
         })
     };
     let Some(receipt) = ctx.receipt().map(str::to_owned) else {
-        return Err(not_delivered("no receipt"));
+        return Err(not_delivered("has no receipt"));
     };
     let Some(event_id) = ctx.event_id() else {
-        return Err(not_delivered("no event id"));
+        return Err(not_delivered("has no event id"));
     };
     let Ok([receipt]) = <[_; 1]>::try_from(crate::consumer::parse_receipts(&[receipt])?) else {
-        return Err(not_delivered("not one receipt"));
+        return Err(not_delivered("has no single receipt"));
     };
     // The last listener of the delivery acknowledges it in its transaction.
     // The results of the listeners that ran before it go first, as before
