@@ -11,3 +11,15 @@ CREATE TRIGGER soiree_lease_acks_gone AFTER DELETE ON soiree_leases
 BEGIN
     DELETE FROM soiree_lease_acks WHERE lease_id = OLD.id;
 END;
+
+-- The inbox (`SqlStore::inbox`, `Inbox`): effectively-once side effects of
+-- listeners on any store's bus, keyed by that bus's consumer group, the
+-- listener and the event id; received_at in Unix milliseconds. IF NOT
+-- EXISTS: `Inbox::create_table` may have made it already.
+CREATE TABLE IF NOT EXISTS soiree_inbox (
+    group_name TEXT NOT NULL,
+    listener TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    received_at BIGINT NOT NULL,
+    PRIMARY KEY (group_name, listener, event_id)
+);
