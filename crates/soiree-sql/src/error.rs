@@ -458,6 +458,7 @@ mod tests {
                 | Error::ResultsLost(_)
                 | Error::LeaseLost { .. }
                 | Error::NotDelivered { .. }
+                | Error::NotThisStore { .. }
                 | Error::MigrationLocked { .. }
                 | Error::NotAStore { .. }
                 | Error::NoSuchGroup { .. }
