@@ -219,9 +219,13 @@ where
     // The results of the listeners that ran before it go first, as before
     // any acknowledgement (on SQLite they could not wait for the write lock
     // the transaction holds).
-    let settles = ctx.settles_delivery();
-    if settles {
-        store.core.flush_results().await?;
+    let mut settles = ctx.settles_delivery();
+    if settles && let Err(err) = store.core.flush_results().await {
+        // Not this listener's failure: the bus acknowledges after it, as
+        // for any listener (that acknowledgement writes the results first
+        // too).
+        tracing::debug!(%err, "results not written; the bus acknowledges the delivery instead");
+        settles = false;
     }
     let tx = Tx {
         tx: store.begin().await?,
