@@ -183,18 +183,42 @@ pub enum Error {
         /// The event's `soiree.event_id`.
         event_id: String,
     },
-    /// A transactional listener ran outside a delivery from its store's
-    /// queue (no receipt, or no event id): it can only run on a bus whose
-    /// store is the store it was registered through.
+    /// A listener that records its runs in the database got an event it
+    /// cannot record: a transactional listener ([`SqlStore::on_tx`]) ran
+    /// outside a delivery of its store's queue (no receipt, or no event
+    /// id), or an [`Inbox`] got an event without an id.
+    ///
+    /// [`SqlStore::on_tx`]: crate::SqlStore::on_tx
+    /// [`Inbox`]: crate::Inbox
     #[error(
-        "transactional listener {listener} ran outside a delivery of its store's queue ({reason}); \
-         register it on a bus built with that store"
+        "listener {listener} cannot record its run: the event {reason}; transactional listeners \
+         run only on deliveries of a bus built with their store, the inbox only on events with \
+         an id"
     )]
     NotDelivered {
         /// The listener.
         listener: String,
-        /// What was missing.
+        /// What the event lacks, in words (`has no event id`).
         reason: &'static str,
+    },
+    /// A transactional listener was registered on a bus whose store is not
+    /// the store it was registered through ([`SqlStore::on_tx`]): its
+    /// fence, success record and acknowledgement need the deliveries of
+    /// this very store.
+    ///
+    /// [`SqlStore::on_tx`]: crate::SqlStore::on_tx
+    #[error(
+        "transactional listener {listener} not registered: the bus's store is {bus_store}, not \
+         this store ({store}); register it through the store the bus was built with (or a clone \
+         of it)"
+    )]
+    NotThisStore {
+        /// The listener.
+        listener: String,
+        /// This store: its location (no credentials) and group.
+        store: String,
+        /// What the bus runs on instead, in words.
+        bus_store: String,
     },
 }
 
@@ -387,7 +411,12 @@ mod tests {
             },
             Error::NotDelivered {
                 listener: "billing".into(),
-                reason: "no receipt",
+                reason: "has no receipt",
+            },
+            Error::NotThisStore {
+                listener: "billing".into(),
+                store: "shop.db, group default".into(),
+                bus_store: "no store".into(),
             },
             Error::MigrationLocked {
                 schema: "s".into(),
@@ -429,6 +458,7 @@ mod tests {
                 | Error::ResultsLost(_)
                 | Error::LeaseLost { .. }
                 | Error::NotDelivered { .. }
+                | Error::NotThisStore { .. }
                 | Error::MigrationLocked { .. }
                 | Error::NotAStore { .. }
                 | Error::NoSuchGroup { .. }

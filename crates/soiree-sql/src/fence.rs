@@ -3,6 +3,13 @@
 //! delivered under and has not expired) and the listener's success record,
 //! both in the listener's transaction, just before it commits.
 //!
+//! When the listener settles its delivery (it is the event's last listener
+//! to run, [`soiree::EventContext::settles_delivery`]), the acknowledgement
+//! is written in the transaction too: the event is recorded as acknowledged
+//! in its lease (`soiree_lease_acks`, which a lease taken over after a crash
+//! leaves out) or its claimed retry row is deleted. The bus's own
+//! acknowledgement later finds it done.
+//!
 //! On PostgreSQL the lease row is locked `FOR SHARE` by the check, so that
 //! nobody takes it over between the check and the commit (a reclaim skips
 //! locked rows; an extend or completion waits for the commit). On SQLite the
@@ -32,6 +39,8 @@ pub struct TxFence<'a> {
     pub(crate) group: &'a str,
     pub(crate) event_id: &'a str,
     pub(crate) handler_id: &'a str,
+    /// Acknowledge the delivery in the transaction too.
+    pub(crate) settles: bool,
 }
 
 impl TxFence<'_> {
@@ -40,6 +49,15 @@ impl TxFence<'_> {
         match self.receipt {
             Receipt::Log { lease, token, .. } => ("soiree_leases", lease, token),
             Receipt::Retry { id, token } => ("soiree_retries", id, token),
+        }
+    }
+
+    /// The parameters of the acknowledgement: `(lease, row)` of a lease's
+    /// event, `(id, token)` of a retry row.
+    fn ack_params(&self) -> (i64, i64) {
+        match self.receipt {
+            Receipt::Log { lease, row, .. } => (lease, row),
+            Receipt::Retry { id, token } => (id, token),
         }
     }
 }
@@ -86,11 +104,27 @@ pub(crate) async fn postgres(
         .execute(&mut *conn)
         .await?
         .rows_affected();
-    Ok(if inserted == 1 {
-        Settle::Recorded
-    } else {
-        Settle::AlreadyHandled
-    })
+    if inserted != 1 {
+        return Ok(Settle::AlreadyHandled);
+    }
+    if fence.settles {
+        let ack = match fence.receipt {
+            Receipt::Log { .. } => format!(
+                "INSERT INTO \"{schema}\".soiree_lease_acks (lease_id, row_id) \
+                 VALUES ($1, $2) ON CONFLICT DO NOTHING"
+            ),
+            Receipt::Retry { .. } => {
+                format!("DELETE FROM \"{schema}\".soiree_retries WHERE id = $1 AND token = $2")
+            }
+        };
+        let (first, second) = fence.ack_params();
+        sqlx::query(AssertSqlSafe(ack))
+            .bind(first)
+            .bind(second)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(Settle::Recorded)
 }
 
 /// The fence and the success record on SQLite, on the listener's
@@ -133,9 +167,22 @@ pub(crate) async fn sqlite(
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    Ok(if inserted == 1 {
-        Settle::Recorded
-    } else {
-        Settle::AlreadyHandled
-    })
+    if inserted != 1 {
+        return Ok(Settle::AlreadyHandled);
+    }
+    if fence.settles {
+        let ack = match fence.receipt {
+            Receipt::Log { .. } => {
+                "INSERT OR IGNORE INTO soiree_lease_acks (lease_id, row_id) VALUES (?1, ?2)"
+            }
+            Receipt::Retry { .. } => "DELETE FROM soiree_retries WHERE id = ?1 AND token = ?2",
+        };
+        let (first, second) = fence.ack_params();
+        sqlx::query(ack)
+            .bind(first)
+            .bind(second)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(Settle::Recorded)
 }

@@ -11,8 +11,9 @@ use soiree::EventContext;
 use crate::topic::no_nul;
 use crate::{Error, Result};
 
-/// The inbox table's statement, on both databases.
-const CREATE: &str = "CREATE TABLE IF NOT EXISTS soiree_inbox ( \
+/// The inbox table's statement, on both databases (`INBOX_TABLE`: its name). The
+/// store's migrations create the same table.
+const CREATE: &str = "CREATE TABLE IF NOT EXISTS INBOX_TABLE ( \
      group_name TEXT NOT NULL, \
      listener TEXT NOT NULL, \
      event_id TEXT NOT NULL, \
@@ -21,8 +22,11 @@ const CREATE: &str = "CREATE TABLE IF NOT EXISTS soiree_inbox ( \
 
 /// Records the receipt once; a concurrent duplicate waits for the first
 /// one's transaction (PostgreSQL: the key's lock; SQLite: the write lock).
-const RECEIVE: &str = "INSERT INTO soiree_inbox (group_name, listener, event_id, received_at) \
+const RECEIVE: &str = "INSERT INTO INBOX_TABLE (group_name, listener, event_id, received_at) \
      VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+
+/// The table's name when the connection's search path finds it.
+const UNQUALIFIED: &str = "soiree_inbox";
 
 /// An inbox in the application's database (`DB` is `sqlx::Postgres` or
 /// `sqlx::Sqlite`): it makes a listener's writes to that database
@@ -33,11 +37,17 @@ const RECEIVE: &str = "INSERT INTO soiree_inbox (group_name, listener, event_id,
 /// together, so a redelivered event (after a crash, an expired lease, a
 /// failed acknowledgement) finds the row and skips them.
 ///
-/// The table is `soiree_inbox` (in the connection's search path on
-/// PostgreSQL), keyed by consumer group, listener id and event id; create it
-/// with [`create_table`](Self::create_table) or your own migrations. Rows
-/// are never deleted by the inbox: delete old ones by `received_at` (Unix
-/// milliseconds) once redeliveries of their events can no longer happen.
+/// The table is `soiree_inbox`, keyed by consumer group, listener id and
+/// event id. A SQL store's migrations create it in the store's database (and
+/// schema): take the inbox from the store, [`SqlStore::inbox`], when your
+/// data lives there. On a database no store migrates, make it with
+/// [`create_table`](Self::create_table) (or your own migrations) and use
+/// [`Inbox::new`], which finds it through the connection's search path on
+/// PostgreSQL. Rows are never deleted by the inbox: delete old ones by
+/// `received_at` (Unix milliseconds) once redeliveries of their events can
+/// no longer happen.
+///
+/// [`SqlStore::inbox`]: crate::SqlStore::inbox
 ///
 /// # Examples
 ///
@@ -68,6 +78,8 @@ const RECEIVE: &str = "INSERT INTO soiree_inbox (group_name, listener, event_id,
 /// ```
 pub struct Inbox<DB> {
     group: String,
+    /// The table, schema-qualified when it comes from a store.
+    table: String,
     _db: PhantomData<fn() -> DB>,
 }
 
@@ -75,6 +87,7 @@ impl<DB> Clone for Inbox<DB> {
     fn clone(&self) -> Self {
         Self {
             group: self.group.clone(),
+            table: self.table.clone(),
             _db: PhantomData,
         }
     }
@@ -82,7 +95,10 @@ impl<DB> Clone for Inbox<DB> {
 
 impl<DB> std::fmt::Debug for Inbox<DB> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inbox").field("group", &self.group).finish()
+        f.debug_struct("Inbox")
+            .field("group", &self.group)
+            .field("table", &self.table)
+            .finish()
     }
 }
 
@@ -95,12 +111,23 @@ impl<DB> Inbox<DB> {
     /// [`Error::NulCharacter`] for a group with a NUL, [`Error::Event`] for
     /// one longer than an event id may be.
     pub fn new(group: impl Into<String>) -> Result<Self> {
+        Self::on_table(group, UNQUALIFIED.to_owned())
+    }
+
+    /// An inbox for `group` on `table` (a name the caller checked).
+    pub(crate) fn on_table(group: impl Into<String>, table: String) -> Result<Self> {
         let group = group.into();
         checked("the inbox group", &group)?;
         Ok(Self {
             group,
+            table,
             _db: PhantomData,
         })
+    }
+
+    /// `sql` with `INBOX_TABLE` naming the inbox's table.
+    fn sql(&self, sql: &str) -> sqlx::AssertSqlSafe<String> {
+        sqlx::AssertSqlSafe(sql.replace("INBOX_TABLE", &self.table))
     }
 
     /// The consumer group.
@@ -114,7 +141,7 @@ impl<DB> Inbox<DB> {
         let Some(event_id) = ctx.event_id() else {
             return Err(Error::NotDelivered {
                 listener,
-                reason: "no event id",
+                reason: "has no event id",
             });
         };
         checked("the listener id", &listener)?;
@@ -148,7 +175,9 @@ macro_rules! inbox_on {
     ($feature:literal, $db:ty, $conn:ty) => {
         #[cfg(feature = $feature)]
         impl Inbox<$db> {
-            /// Creates the `soiree_inbox` table when it does not exist.
+            /// Creates the `soiree_inbox` table when it does not exist, for
+            /// a database that no store migrates (a store's migrations
+            /// create it: see [`SqlStore::inbox`](crate::SqlStore::inbox)).
             ///
             /// # Errors
             ///
@@ -158,7 +187,7 @@ macro_rules! inbox_on {
             ///
             /// Cancel safe: the statement is one.
             pub async fn create_table(&self, conn: &mut $conn) -> Result<()> {
-                sqlx::query(CREATE).execute(conn).await?;
+                sqlx::query(self.sql(CREATE)).execute(conn).await?;
                 Ok(())
             }
 
@@ -180,7 +209,7 @@ macro_rules! inbox_on {
             /// the caller's transaction: roll it back.
             pub async fn receive(&self, conn: &mut $conn, ctx: &EventContext) -> Result<bool> {
                 let (listener, event_id) = Self::key(ctx)?;
-                let inserted = sqlx::query(RECEIVE)
+                let inserted = sqlx::query(self.sql(RECEIVE))
                     .bind(&self.group)
                     .bind(listener)
                     .bind(event_id)
@@ -196,3 +225,50 @@ macro_rules! inbox_on {
 
 inbox_on!("postgres", sqlx::Postgres, sqlx::PgConnection);
 inbox_on!("sqlite", sqlx::Sqlite, sqlx::SqliteConnection);
+
+#[cfg(feature = "postgres")]
+impl crate::SqlStore<sqlx::Postgres> {
+    /// An inbox for the consumer group `group` (the group of the bus whose
+    /// deliveries it records, whichever store that bus runs on) on the
+    /// `soiree_inbox` table that this store's migrations created in its
+    /// schema: for listeners whose writes go to this store's database. See
+    /// [`Inbox`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Inbox::new`].
+    pub fn inbox(&self, group: impl Into<String>) -> Result<Inbox<sqlx::Postgres>> {
+        // The schema name is checked at build (letters, digits and `_`).
+        Inbox::on_table(group, format!("\"{}\".{UNQUALIFIED}", self.schema()))
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl crate::SqlStore<sqlx::Sqlite> {
+    /// An inbox for the consumer group `group` (the group of the bus whose
+    /// deliveries it records, whichever store that bus runs on) on the
+    /// `soiree_inbox` table that this store's migrations created in its
+    /// database: for listeners whose writes go to this store's database.
+    /// See [`Inbox`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use soiree_sql::SqliteStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = SqliteStore::open("shop.db").await?;
+    /// // The group of the bus whose listener records its runs (a Redis
+    /// // bus's, say): no `create_table`, the migrations made the table.
+    /// let inbox = store.inbox("billing")?;
+    /// assert_eq!(inbox.group(), "billing");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`Inbox::new`].
+    pub fn inbox(&self, group: impl Into<String>) -> Result<Inbox<sqlx::Sqlite>> {
+        Inbox::on_table(group, UNQUALIFIED.to_owned())
+    }
+}

@@ -178,9 +178,20 @@
 //! `lease_timeout` and `max_handler_time`) cannot commit; it rolls back and
 //! fails with [`Error::LeaseLost`], and the consumer that took the event
 //! over runs it. A redelivered event finds the success record and skips the
-//! listener, so its database writes happen once, crashes included. The
-//! event's acknowledgement stays with the bus, after the listeners ran (a
-//! crash in between redelivers the event, which the record then skips).
+//! listener, so its database writes happen once, crashes included.
+//!
+//! When the listener is the event's last one to run for the group
+//! ([`soiree::EventContext::settles_delivery`]: the listeners before it
+//! succeeded, none follows it), its transaction also acknowledges the
+//! delivery: the event is recorded as done in its lease (a lease taken over
+//! after a crash delivers only its other events) or its retry row is
+//! deleted. A crash between the commit and the bus's acknowledgement then
+//! delivers the event to nobody again; the bus's acknowledgement that
+//! follows finds it done. Otherwise (other listeners of the event run after
+//! it, or one before it failed) the bus acknowledges after the listeners
+//! ran, and a crash in between redelivers the event, which the success
+//! record then skips. [`SqlStore::on_tx`] refuses a bus that does not run
+//! on this store ([`Error::NotThisStore`]).
 //!
 //! ```
 //! use std::time::Duration;
@@ -230,12 +241,18 @@
 //! | none (in-process bus) | any | at most once: queued in memory, lost if the process dies | nothing |
 //! | any durable store (SQL, Redis, NATS) | [`on`](soiree::EventBus::on) | at least once: a crash or an expired lease runs it again | the store's append, claim and ack, batched |
 //! | any durable store | [`on_named`](soiree::EventBus::on_named) | at least once; a redelivered event skips it once its success is recorded, but a crash between its side effect and that record (written in batches, behind) runs it again | one success row per event and listener, batched with the others |
+//! | any durable store | a listener recording its runs in an [`Inbox`] (`store.inbox(group)` on a SQL store's database, [`Inbox::new`] elsewhere) | effectively once for its writes in the transaction that records the receipt; the event itself is still delivered again after a crash (and skipped) | one inbox row per event and listener, in the application's transaction; rows are kept until the application deletes them |
 //! | SQL stores | [`SqlStore::on_tx`] | effectively once for its writes to the store's database and its emits in the transaction; its other side effects (HTTP calls, mails) remain at least once | one transaction per run: `BEGIN`, the fence read (`FOR SHARE` on PostgreSQL), the success row, `COMMIT` (a synchronous commit per event instead of batched records); on SQLite the store's writes wait while the listener runs (`BEGIN IMMEDIATE` on the single writer) |
+//! | SQL stores | [`SqlStore::on_tx`], the event's last listener | the above, and the acknowledgement commits with it: a crash after the commit delivers the event to nobody again | in the same transaction one more row (an acknowledgement row in the lease, deleted with it; or the retry row's delete), and before it the results of the event's earlier listeners are written (one round trip when any wait); a lease taken over reads its events past its acknowledged ones |
 //!
 //! Tested by killing consumers with `kill -9` at random points of 1,000
-//! deliveries (`tests/tx_crash.rs`: every event's row exists exactly once)
-//! and by a listener that outlives its lease while another consumer takes
-//! the event over (`tests/tx_fencing.rs`: one commit, the slow run fenced).
+//! deliveries (`tests/tx_crash.rs`: every event's row exists exactly once),
+//! by a listener that outlives its lease while another consumer takes the
+//! event over (`tests/tx_fencing.rs`: one commit, the slow run fenced), and
+//! by a consumer killed right after its listener's commit, before the bus's
+//! acknowledgement (`tests/tx_ack.rs`: a second consumer delivers nothing,
+//! for an event of the log and for a retry row; in one process the bus's
+//! acknowledgement that follows is neither stale nor a redelivery).
 
 #![doc(test(attr(deny(warnings))))]
 

@@ -19,6 +19,10 @@ impl<DB: Driver> soiree::EventStore for SqlStore<DB> {
         Ok(self.core.save_result(result).await?)
     }
 
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     /// Atomic across processes: the key is claimed in the transaction that
     /// stores the event (see the crate's "Delayed events and unique keys").
     async fn append_unique(

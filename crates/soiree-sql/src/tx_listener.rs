@@ -96,8 +96,20 @@ impl<DB: Driver> SqlStore<DB> {
     /// took the event over runs it. Tell it with [`Error::is_lease_lost`].
     ///
     /// `name` is the listener's stable id, as for
-    /// [`EventBus::on_named`]. The event itself is acknowledged by the
-    /// bus after its listeners ran, as for any listener.
+    /// [`EventBus::on_named`].
+    ///
+    /// When the listener is the event's last one to run for this consumer
+    /// group ([`EventContext::settles_delivery`]: the listeners before it
+    /// succeeded, none follows), its transaction also acknowledges the
+    /// delivery: the event is recorded as done in its lease, or its retry
+    /// row is deleted. A crash between the commit and the bus's own
+    /// acknowledgement then delivers the event to nobody again (without it,
+    /// the event would be delivered again and the listener skipped). The
+    /// bus's acknowledgement that follows finds it done. The cost: the
+    /// results of the listeners before it are written first (one round trip
+    /// when any are waiting), and one more row in the transaction. Otherwise
+    /// the bus acknowledges the event after its listeners ran, as for any
+    /// listener.
     ///
     /// On SQLite the transaction is a write transaction on the store's
     /// writer connection (`BEGIN IMMEDIATE`): the store's own writes wait
@@ -126,7 +138,9 @@ impl<DB: Driver> SqlStore<DB> {
     ///
     /// # Errors
     ///
-    /// As for [`EventBus::on_named`] (an invalid pattern, a name in use).
+    /// [`Error::NotThisStore`] (as a store error) when `bus` was not built
+    /// with this store (or a clone of it); otherwise as for
+    /// [`EventBus::on_named`] (an invalid pattern, a name in use).
     pub fn on_tx<F, Fut>(
         &self,
         bus: &EventBus,
@@ -138,12 +152,37 @@ impl<DB: Driver> SqlStore<DB> {
         F: Fn(EventContext, Tx<DB>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<Tx<DB>, BoxError>> + Send + 'static,
     {
+        self.is_store_of(bus, name)?;
         let store = self.clone();
         let listener = Arc::new(listener);
         bus.on_named(name, pattern, move |ctx| {
             let store = store.clone();
             let listener = Arc::clone(&listener);
             async move { run(&store, &*listener, ctx).await }
+        })
+    }
+}
+
+impl<DB: Driver> SqlStore<DB> {
+    /// Whether `bus` runs on this store (a clone of it: the same consumer,
+    /// whose in-memory state the acknowledgement in the transaction
+    /// updates), else [`Error::NotThisStore`].
+    fn is_store_of(&self, bus: &EventBus, listener: &str) -> Result<()> {
+        let theirs = bus.store().and_then(|store| store.as_any());
+        let bus_store = match theirs.and_then(|any| any.downcast_ref::<SqlStore<DB>>()) {
+            Some(theirs) if Arc::ptr_eq(&theirs.core, &self.core) => return Ok(()),
+            Some(theirs) => format!(
+                "another store ({}, group {})",
+                theirs.location(),
+                theirs.group()
+            ),
+            None if bus.store().is_none() => "no store".to_owned(),
+            None => "a store of another kind".to_owned(),
+        };
+        Err(Error::NotThisStore {
+            listener: listener.to_owned(),
+            store: format!("{}, group {}", self.location(), self.group()),
+            bus_store,
         })
     }
 }
@@ -168,14 +207,26 @@ where
         })
     };
     let Some(receipt) = ctx.receipt().map(str::to_owned) else {
-        return Err(not_delivered("no receipt"));
+        return Err(not_delivered("has no receipt"));
     };
     let Some(event_id) = ctx.event_id() else {
-        return Err(not_delivered("no event id"));
+        return Err(not_delivered("has no event id"));
     };
     let Ok([receipt]) = <[_; 1]>::try_from(crate::consumer::parse_receipts(&[receipt])?) else {
-        return Err(not_delivered("not one receipt"));
+        return Err(not_delivered("has no single receipt"));
     };
+    // The last listener of the delivery acknowledges it in its transaction.
+    // The results of the listeners that ran before it go first, as before
+    // any acknowledgement (on SQLite they could not wait for the write lock
+    // the transaction holds).
+    let mut settles = ctx.settles_delivery();
+    if settles && let Err(err) = store.core.flush_results().await {
+        // Not this listener's failure: the bus acknowledges after it, as
+        // for any listener (that acknowledgement writes the results first
+        // too).
+        tracing::debug!(%err, "results not written; the bus acknowledges the delivery instead");
+        settles = false;
+    }
     let tx = Tx {
         tx: store.begin().await?,
         store: store.clone(),
@@ -187,10 +238,22 @@ where
         group: store.group(),
         event_id: &event_id,
         handler_id: &handler_id,
+        settles,
     };
     match DB::fence_in(&store.core.backend, &mut tx, &fence).await? {
         Settle::Recorded => {
             store.commit(tx).await?;
+            if settles && let crate::consumer::Receipt::Retry { id, token } = receipt {
+                // The bus's acknowledgement finds the row gone: done here,
+                // not stale.
+                store.core.completions.retry(id, token);
+            }
+            tracing::debug!(
+                event_id,
+                listener = handler_id,
+                acknowledged = settles,
+                "transactional listener committed"
+            );
             Ok(())
         }
         Settle::AlreadyHandled => {

@@ -201,3 +201,45 @@ async fn sqlite_a_listener_past_its_lease_cannot_commit() {
     // consumer (the slow one too, with a new token) delivers it again.
     fenced_takeover(slow, fast, Duration::from_millis(1500), None).await;
 }
+
+/// `on_tx` refuses a bus that does not run on the store it is called on
+/// (another store, even of the same database and group; no store at all):
+/// its fence and acknowledgement need that store's own deliveries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_tx_refuses_a_bus_of_another_store() {
+    let dir = TempDir::new();
+    let path = dir.db();
+    let build = |consumer| sqlite_builder(&path, consumer).build();
+    let ours = within(LIMIT, "store", build("ours")).await.unwrap();
+    let other = within(LIMIT, "store", build("other")).await.unwrap();
+    let noop = |_ctx, tx| async move { Ok(tx) };
+    let refused = |bus: &EventBus, expected: &str| {
+        let err = ours.on_tx(bus, "effect", "order.paid", noop).unwrap_err();
+        let soiree::Error::Store(source) = &err else {
+            panic!("not a store error: {err}");
+        };
+        assert!(
+            matches!(
+                source.downcast_ref::<Error>(),
+                Some(Error::NotThisStore { bus_store, .. }) if bus_store.starts_with(expected)
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("register it through the store the bus was built with")
+        );
+    };
+    let bus = EventBus::builder().store(other.clone()).build().unwrap();
+    refused(&bus, "another store");
+    refused(&EventBus::new(), "no store");
+    let memory = EventBus::builder()
+        .store(soiree::MemoryStore::queue())
+        .build()
+        .unwrap();
+    refused(&memory, "a store of another kind");
+    // The bus's own store, through a clone: accepted.
+    let bus = EventBus::builder().store(ours.clone()).build().unwrap();
+    ours.on_tx(&bus, "effect", "order.paid", noop).unwrap();
+    assert!(other.on_tx(&bus, "effect2", "order.paid", noop).is_err());
+}

@@ -42,6 +42,7 @@ pub(crate) struct Statements {
     split: SqlStr,
     dead_letter_lease: SqlStr,
     read: SqlStr,
+    read_unacked: SqlStr,
     dead_letter_rows: SqlStr,
     complete: SqlStr,
     extend: SqlStr,
@@ -349,6 +350,8 @@ impl Statements {
                  FROM old JOIN soiree_events e \
                    ON (e.tx, e.id) >= (old.lo_tx, old.lo_id) \
                   AND (e.tx, e.id) <= (old.hi_tx, old.hi_id) \
+                 WHERE NOT EXISTS (SELECT 1 FROM soiree_lease_acks a \
+                   WHERE a.lease_id = old.id AND a.row_id = e.id) \
                  ORDER BY e.tx, e.id \
                  RETURNING LEASE_COLUMNS"),
             dead_letter_lease: q("WITH old AS ( \
@@ -366,10 +369,20 @@ impl Statements {
                    old.deliveries \
                  FROM old JOIN soiree_events e \
                    ON (e.tx, e.id) >= (old.lo_tx, old.lo_id) \
-                  AND (e.tx, e.id) <= (old.hi_tx, old.hi_id)"),
+                  AND (e.tx, e.id) <= (old.hi_tx, old.hi_id) \
+                 WHERE NOT EXISTS (SELECT 1 FROM soiree_lease_acks a \
+                   WHERE a.lease_id = old.id AND a.row_id = e.id)"),
             read: q("SELECT EVENT_COLUMNS FROM soiree_events \
                  WHERE (tx, id) >= ($1::bigint::text::xid8, $2) \
                    AND (tx, id) <= ($3::bigint::text::xid8, $4) \
+                 ORDER BY tx, id"),
+            // A lease delivered before: without the events acknowledged in
+            // transactional listeners' transactions (`fence.rs`).
+            read_unacked: q("SELECT EVENT_COLUMNS FROM soiree_events e \
+                 WHERE (tx, id) >= ($1::bigint::text::xid8, $2) \
+                   AND (tx, id) <= ($3::bigint::text::xid8, $4) \
+                   AND NOT EXISTS (SELECT 1 FROM soiree_lease_acks a \
+                     WHERE a.lease_id = $5 AND a.row_id = e.id) \
                  ORDER BY tx, id"),
             // The event id comes from the log: the row may not parse.
             dead_letter_rows: q("INSERT INTO soiree_dead_letters (group_name, event_tx, \
@@ -779,13 +792,22 @@ impl Backend for PgBackend {
     }
 
     async fn read(&self, lease: &LeaseRow) -> Result<Vec<RawEvent>> {
-        let rows = sqlx::query(self.sql.read.clone())
+        // A first delivery has no acknowledged events: the plain read.
+        let unacked = lease.deliveries > 1;
+        let sql = if unacked {
+            &self.sql.read_unacked
+        } else {
+            &self.sql.read
+        };
+        let mut query = sqlx::query(sql.clone())
             .bind(lease.lo.tx)
             .bind(lease.lo.id)
             .bind(lease.hi.tx)
-            .bind(lease.hi.id)
-            .fetch_all(&self.pool)
-            .await?;
+            .bind(lease.hi.id);
+        if unacked {
+            query = query.bind(lease.id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(ListingRow::raw_event).collect()
     }
 

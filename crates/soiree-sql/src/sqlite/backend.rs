@@ -225,6 +225,13 @@ impl Backend for SqliteBackend {
 
     async fn split(&self, old: &LeaseRow) -> Result<Vec<LeaseRow>> {
         let mut tx = self.write_tx().await?;
+        // Read before the drop, whose trigger deletes the lease's acks.
+        let ids: Vec<i64> = sqlx::query_scalar(SQL.lease_event_rows)
+            .bind(old.lo.id)
+            .bind(old.hi.id)
+            .bind(old.id)
+            .fetch_all(&mut *tx)
+            .await?;
         let deleted = sqlx::query(SQL.drop_lease)
             .bind(old.id)
             .bind(old.token)
@@ -234,11 +241,6 @@ impl Backend for SqliteBackend {
             tx.rollback().await?;
             return Ok(Vec::new());
         }
-        let ids: Vec<i64> = sqlx::query_scalar(SQL.lease_event_rows)
-            .bind(old.lo.id)
-            .bind(old.hi.id)
-            .fetch_all(&mut *tx)
-            .await?;
         let mut leases = Vec::with_capacity(ids.len());
         for id in ids {
             leases.push(
@@ -252,6 +254,17 @@ impl Backend for SqliteBackend {
 
     async fn dead_letter_lease(&self, lease: &LeaseRow, max_deliveries: u32) -> Result<u64> {
         let mut tx = self.write_tx().await?;
+        // Copied before the drop, whose trigger deletes the lease's acks
+        // (rolled back when the lease is no longer this token's).
+        let moved = sqlx::query(SQL.dead_letter_lease)
+            .bind(&self.group)
+            .bind(lease.lo.id)
+            .bind(lease.hi.id)
+            .bind(lease.deliveries)
+            .bind(i64::from(max_deliveries))
+            .bind(lease.id)
+            .execute(&mut *tx)
+            .await?;
         let deleted = sqlx::query(SQL.drop_lease)
             .bind(lease.id)
             .bind(lease.token)
@@ -261,24 +274,26 @@ impl Backend for SqliteBackend {
             tx.rollback().await?;
             return Ok(0);
         }
-        let moved = sqlx::query(SQL.dead_letter_lease)
-            .bind(&self.group)
-            .bind(lease.lo.id)
-            .bind(lease.hi.id)
-            .bind(lease.deliveries)
-            .bind(i64::from(max_deliveries))
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(moved.rows_affected())
     }
 
     async fn read(&self, lease: &LeaseRow) -> Result<Vec<RawEvent>> {
-        let rows = sqlx::query(SQL.read)
-            .bind(lease.lo.id)
-            .bind(lease.hi.id)
-            .fetch_all(&self.readers)
-            .await?;
+        // A first delivery has no acknowledged events: the plain read.
+        let rows = if lease.deliveries > 1 {
+            sqlx::query(SQL.read_unacked)
+                .bind(lease.lo.id)
+                .bind(lease.hi.id)
+                .bind(lease.id)
+                .fetch_all(&self.readers)
+                .await?
+        } else {
+            sqlx::query(SQL.read)
+                .bind(lease.lo.id)
+                .bind(lease.hi.id)
+                .fetch_all(&self.readers)
+                .await?
+        };
         rows.iter().map(ListingRow::raw_event).collect()
     }
 

@@ -119,6 +119,7 @@ pub(crate) struct Statements {
     pub(crate) lease_event_rows: &'static str,
     pub(crate) dead_letter_lease: &'static str,
     pub(crate) read: &'static str,
+    pub(crate) read_unacked: &'static str,
     pub(crate) dead_letter_row: &'static str,
     pub(crate) complete: &'static str,
     pub(crate) extend: &'static str,
@@ -226,7 +227,10 @@ pub(crate) const SQL: Statements = Statements {
              expires_at = ?4 WHERE id = ?1 \
              RETURNING id, token, lo_id, hi_id, events, deliveries",
     drop_lease: "DELETE FROM soiree_leases WHERE id = ?1 AND token = ?2",
-    lease_event_rows: "SELECT id FROM soiree_events WHERE id BETWEEN ?1 AND ?2 ORDER BY id",
+    // Before the lease is dropped: its acknowledged events go with it.
+    lease_event_rows: "SELECT e.id FROM soiree_events e WHERE e.id BETWEEN ?1 AND ?2 \
+             AND NOT EXISTS (SELECT 1 FROM soiree_lease_acks a \
+               WHERE a.lease_id = ?3 AND a.row_id = e.id) ORDER BY e.id",
     dead_letter_lease: "INSERT INTO soiree_dead_letters (group_name, event_row, topic, event_id, payload, \
                properties, error, deliveries) \
              SELECT ?1, e.id, e.topic, e.event_id, e.payload, e.properties, \
@@ -236,9 +240,16 @@ pub(crate) const SQL: Statements = Statements {
                  WHERE r.event_id = e.event_id AND r.error IS NOT NULL \
                    AND (r.group_name = ?1 OR r.group_name IS NULL) \
                  ORDER BY r.id DESC LIMIT 1), ' without acknowledgement'), ?4 \
-             FROM soiree_events e WHERE e.id BETWEEN ?2 AND ?3",
+             FROM soiree_events e WHERE e.id BETWEEN ?2 AND ?3 \
+             AND NOT EXISTS (SELECT 1 FROM soiree_lease_acks a \
+               WHERE a.lease_id = ?6 AND a.row_id = e.id)",
     read: "SELECT id, topic, payload, properties, key FROM soiree_events \
              WHERE id BETWEEN ?1 AND ?2 ORDER BY id",
+    // A lease delivered before: without the events acknowledged in
+    // transactional listeners' transactions (`fence.rs`).
+    read_unacked: "SELECT e.id, e.topic, e.payload, e.properties, e.key FROM soiree_events e \
+             WHERE e.id BETWEEN ?1 AND ?2 AND NOT EXISTS (SELECT 1 FROM soiree_lease_acks a \
+               WHERE a.lease_id = ?3 AND a.row_id = e.id) ORDER BY e.id",
     // The event id comes from the log: the row may not parse.
     dead_letter_row: "INSERT INTO soiree_dead_letters (group_name, event_row, topic, event_id, \
                  payload, properties, error, deliveries) VALUES (?1, ?2, ?3, \

@@ -82,6 +82,20 @@ impl ListenerJob for Dispatch {
             Work::Dispatch(_) | Work::Enqueue => None,
         }
     }
+
+    fn settles_after(&self, index: usize) -> bool {
+        // Listeners of a job run one after another (`dispatch`): those
+        // after `index` have not run, and those before it either succeeded
+        // or reported an error already. An error swallowed by the error
+        // handler does not count, as at the end of `run`.
+        matches!(self.emission.work, Work::Deliver(_))
+            && self.emission.first_error().is_none()
+            && self
+                .route
+                .listeners
+                .get(index + 1..)
+                .is_some_and(|later| later.iter().all(|listener| listener.is_removed()))
+    }
 }
 
 /// The pool's job for the bus: one emission.

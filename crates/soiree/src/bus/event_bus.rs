@@ -698,6 +698,11 @@ impl EventBus {
         self.inner().closed.load(Ordering::Acquire)
     }
 
+    /// The bus's store, if it has one.
+    pub fn store(&self) -> Option<&dyn crate::EventStore> {
+        self.inner().store.as_deref()
+    }
+
     /// The most emissions dispatched at once.
     pub fn workers(&self) -> usize {
         self.inner().pool.workers()

@@ -136,6 +136,37 @@ impl EventContext {
         self.job.receipt()
     }
 
+    /// Whether this listener is the last one of a queue's delivery still
+    /// to run, with no error before it: if it succeeds, the bus then
+    /// acknowledges the delivery (the event's other listeners for this
+    /// consumer group have all succeeded, were skipped as done, or there
+    /// are none). `false` when the listeners run in place of an emit, or
+    /// when listeners after this one may still run or fail.
+    ///
+    /// A store that commits a listener's work in a transaction may then
+    /// settle the delivery in that transaction too, so that a crash between
+    /// the commit and the bus's acknowledgement delivers nothing again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use soiree::{EventBus, EventContext};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let bus = EventBus::new();
+    /// bus.on("user.created", |ctx: EventContext| async move {
+    ///     // Not a delivery from a store's queue.
+    ///     assert!(!ctx.settles_delivery());
+    ///     Ok(())
+    /// }).unwrap();
+    /// let errors: Vec<_> = futures::StreamExt::collect(bus.emit("user.created", "ada")).await;
+    /// assert!(errors.is_empty());
+    /// # }
+    /// ```
+    pub fn settles_delivery(&self) -> bool {
+        self.job.settles_after(self.index)
+    }
+
     pub(crate) fn listener_metrics(&self) -> &crate::metrics::ListenerMetrics {
         &self.job.pipeline().metrics
     }

@@ -29,4 +29,12 @@ pub(crate) trait ListenerJob: Send + Sync {
     fn receipt(&self) -> Option<&str> {
         None
     }
+
+    /// Whether the success of listener `index` ends a delivery that the bus
+    /// then acknowledges: the job is a queue's delivery, no error reached
+    /// it so far, and every listener after `index` is removed.
+    fn settles_after(&self, index: usize) -> bool {
+        let _ = index;
+        false
+    }
 }

@@ -134,4 +134,12 @@ pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
     fn history(&self) -> Option<&dyn EventHistory> {
         None
     }
+
+    /// The store itself, for code that must know which store a bus runs on
+    /// (a store that registers listeners needing its own queue checks that
+    /// [`EventBus::store`](crate::EventBus::store) is itself). `None` by
+    /// default.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }

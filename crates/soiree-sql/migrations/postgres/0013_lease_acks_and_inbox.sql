@@ -1,0 +1,21 @@
+-- Events of a lease acknowledged inside a transactional listener's
+-- transaction (the listener was the event's last one to run): a lease taken
+-- over after its consumer died delivers the rest of its events only. Rows
+-- go with their lease.
+CREATE TABLE soiree_lease_acks (
+    lease_id bigint NOT NULL REFERENCES soiree_leases (id) ON DELETE CASCADE,
+    row_id bigint NOT NULL,
+    PRIMARY KEY (lease_id, row_id)
+);
+
+-- The inbox (`SqlStore::inbox`, `Inbox`): effectively-once side effects of
+-- listeners on any store's bus, keyed by that bus's consumer group, the
+-- listener and the event id; received_at in Unix milliseconds. IF NOT
+-- EXISTS: `Inbox::create_table` may have made it already.
+CREATE TABLE IF NOT EXISTS soiree_inbox (
+    group_name TEXT NOT NULL,
+    listener TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    received_at BIGINT NOT NULL,
+    PRIMARY KEY (group_name, listener, event_id)
+);
