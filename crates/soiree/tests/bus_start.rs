@@ -120,7 +120,22 @@ impl Write for Captured {
 
 /// Runs `f` on a current-thread runtime (so every task logs on this
 /// thread) and returns the warnings it logged.
+///
+/// tracing caches whether a call site is wanted once per process, asking
+/// the subscriber of the thread that reaches it first: a test of this
+/// binary running on another thread with no subscriber would make this
+/// one's warnings vanish (seen once under load). A global subscriber that
+/// wants warnings (and writes them nowhere) keeps every call site wanted.
 fn warnings_of<F: std::future::Future<Output = ()>>(f: impl FnOnce() -> F) -> String {
+    static ANCHOR: std::sync::Once = std::sync::Once::new();
+    ANCHOR.call_once(|| {
+        let sink = tracing_subscriber::fmt()
+            .with_writer(std::io::sink)
+            .with_max_level(tracing::Level::WARN)
+            .finish();
+        tracing::subscriber::set_global_default(sink).expect("no other global subscriber");
+        tracing::callsite::rebuild_interest_cache();
+    });
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
