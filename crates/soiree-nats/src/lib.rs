@@ -89,11 +89,13 @@
 
 mod builder;
 mod dead_letter;
+mod dedup;
 mod error;
 mod inspect;
 mod names;
 mod puller;
 mod queue;
+mod read_ahead;
 mod receipt;
 mod redact;
 #[cfg(feature = "sql-relay")]

@@ -34,14 +34,14 @@ impl Names {
         }
     }
 
-    /// The dedup key of a listener's success on an event in this group:
-    /// each part hex-encoded (KV keys allow few characters), dot-separated.
-    pub(crate) fn dedup_key(&self, handler_id: &str, event_id: &str) -> String {
+    /// The dedup subject of an event in this group, on which each
+    /// listener success is one message: `<prefix>_dedup.<group>.<event
+    /// id>`, each part hex-encoded (subjects allow few characters).
+    pub(crate) fn dedup_subject(&self, event_id: &str) -> String {
         format!(
-            "{}_dedup.{}.{}.{}",
+            "{}_dedup.{}.{}",
             self.prefix,
             hex(&self.group),
-            hex(handler_id),
             hex(event_id)
         )
     }
@@ -49,7 +49,7 @@ impl Names {
 
 fn hex(text: &str) -> String {
     if text.is_empty() {
-        // KV keys have no empty tokens.
+        // Subjects have no empty tokens.
         return "_".to_owned();
     }
     text.bytes().map(|b| format!("{b:02x}")).collect()
@@ -80,8 +80,8 @@ mod tests {
 
     #[test]
     fn dedup_keys_are_per_group() {
-        let a = Names::new("p", "first").dedup_key("h", "e");
-        let b = Names::new("p", "second").dedup_key("h", "e");
+        let a = Names::new("p", "first").dedup_subject("e");
+        let b = Names::new("p", "second").dedup_subject("e");
         assert_ne!(a, b);
         assert!(
             a.bytes()

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_nats::jetstream::{self, consumer, stream};
 use async_trait::async_trait;
+use soiree::kit::DedupCache;
 use soiree::{EventHistory, EventQueue, EventStore, HandlerDedup, Page, StoredEvent, StoredResult};
 
 use crate::builder::Options;
@@ -56,27 +57,33 @@ pub(crate) struct Inner {
     pub(crate) events: stream::Stream,
     pub(crate) dead: stream::Stream,
     pub(crate) results: stream::Stream,
-    /// Listener successes: one subject per (group, listener, event id),
-    /// one message per subject (a key-value bucket made of a plain stream:
-    /// the client's KV layer cannot read nats-server 2.9's answers).
+    /// Listener successes: one subject per (group, event id), one message
+    /// per success naming the listener (see `dedup`).
     pub(crate) dedup: stream::Stream,
+    /// The successes of the events of the deliveries this handle holds,
+    /// fetched with each dequeued batch.
+    pub(crate) dedup_cache: DedupCache,
     pub(crate) consumer: consumer::PullConsumer,
     pub(crate) puller: crate::puller::Puller,
+    /// Deliveries pulled ahead of the bus's asking.
+    pub(crate) read_ahead: tokio::sync::Mutex<crate::read_ahead::ReadAhead>,
     /// Result and dedup publishes sent and not yet confirmed: confirmed
     /// (flushed) before any acknowledgement, so a delivery's results are in
     /// the streams before it is acknowledged, without a round trip per
     /// result.
-    pub(crate) pending_writes:
-        std::sync::Mutex<Vec<(Option<String>, jetstream::context::PublishAckFuture)>>,
+    pub(crate) pending_writes: std::sync::Mutex<Vec<PendingWrite>>,
     /// One flush at a time: a caller that finds the list empty while
     /// another flush awaits its confirmations waits for that flush too.
     pub(crate) flushing: tokio::sync::Mutex<()>,
-    /// Dedup keys written by this handle and not yet confirmed: a lookup
-    /// of one answers from here, without waiting for the confirmation.
-    pub(crate) pending_dedup: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Dedup records written by this handle and not yet confirmed: a
+    /// lookup of one answers from here, without waiting for the
+    /// confirmation.
+    pub(crate) unconfirmed: crate::dedup::Unconfirmed,
     /// A pattern the server cannot filter (a `**` inside it): deliveries
     /// are checked against it and acknowledged unseen when they miss.
     pub(crate) client_filter: Option<String>,
+    /// The store's series (`backend="nats"`, the events stream, the group).
+    pub(crate) metrics: soiree::StoreMetrics,
     /// The servers, without credentials.
     pub(crate) location: String,
     /// Secrets to scrub from error texts.
@@ -152,6 +159,7 @@ impl NatsStore {
         options: Options,
         location: String,
         secrets: Vec<String>,
+        registry: &soiree::MetricsRegistry,
     ) -> Result<Self> {
         let names = Names::new(&options.prefix, &options.group);
         let js = jetstream::ContextBuilder::new()
@@ -222,15 +230,29 @@ impl NatsStore {
             options.max_age,
         ))
         .await?;
-        let dedup = open_stream(stream::Config {
-            max_messages_per_subject: 1,
+        let dedup_config = stream::Config {
+            max_messages_per_subject: crate::dedup::MAX_SUCCESSES_PER_EVENT,
             ..make(
                 &names.dedup_bucket,
                 vec![format!("{}_dedup.>", names.prefix)],
                 Some(options.dedup_ttl),
             )
-        })
-        .await?;
+        };
+        let mut dedup = open_stream(dedup_config.clone()).await?;
+        if create
+            && dedup.cached_info().config.max_messages_per_subject
+                != dedup_config.max_messages_per_subject
+        {
+            // A bucket of an earlier version kept one success per subject;
+            // an event's successes now share one subject.
+            js.update_stream(&dedup_config)
+                .await
+                .map_err(|err| fail("update stream", &names.dedup_bucket, err.to_string()))?;
+            dedup = js
+                .get_stream(&names.dedup_bucket)
+                .await
+                .map_err(|err| fail("get stream", &names.dedup_bucket, err.to_string()))?;
+        }
         let (filter_subject, client_filter) = match &options.filter {
             Some(pattern) => {
                 let (subject, client_side) = crate::subject::pattern_filter(&names.prefix, pattern);
@@ -287,11 +309,20 @@ impl NatsStore {
         let puller = crate::puller::Puller::new(&client)
             .await
             .map_err(|err| fail("subscribe", "the pull inbox", err.to_string()))?;
+        let metrics = soiree::StoreMetrics::new(
+            registry,
+            METRICS_BACKEND,
+            &names.events_stream,
+            &names.group,
+        );
         Ok(Self {
             inner: Arc::new(Inner {
+                metrics,
                 pending_writes: std::sync::Mutex::new(Vec::new()),
                 flushing: tokio::sync::Mutex::new(()),
-                pending_dedup: std::sync::Mutex::new(std::collections::HashSet::new()),
+                unconfirmed: crate::dedup::Unconfirmed::default(),
+                dedup_cache: DedupCache::default(),
+                read_ahead: tokio::sync::Mutex::new(crate::read_ahead::ReadAhead::default()),
                 puller,
                 client,
                 js,
@@ -310,12 +341,26 @@ impl NatsStore {
     }
 }
 
+/// The `backend` label of the store's series.
+const METRICS_BACKEND: &str = "nats";
+
 /// Result and dedup publishes awaiting confirmation before they are
 /// confirmed inline.
 const MAX_PENDING_WRITES: usize = 1024;
 
+/// A result or dedup record sent and not yet confirmed, with the (event id,
+/// listener id) of a dedup record.
+pub(crate) type PendingWrite = (
+    Option<(String, String)>,
+    jetstream::context::PublishAckFuture,
+);
+
 impl NatsStore {
-    fn pending_write(&self, key: Option<String>, ack: jetstream::context::PublishAckFuture) {
+    fn pending_write(
+        &self,
+        key: Option<(String, String)>,
+        ack: jetstream::context::PublishAckFuture,
+    ) {
         if let Ok(mut pending) = self.inner.pending_writes.lock() {
             pending.push((key, ack));
         }
@@ -347,10 +392,8 @@ impl NatsStore {
                 .filter(Result::is_err)
                 .count();
         // Confirmed (or lost) from here on: lookups read the stream again.
-        if let Ok(mut written) = self.inner.pending_dedup.lock() {
-            for key in keys.into_iter().flatten() {
-                written.remove(&key);
-            }
+        for key in keys.into_iter().flatten() {
+            self.inner.unconfirmed.remove(&key);
         }
         if failed == 0 {
             Ok(())
@@ -380,22 +423,20 @@ impl EventStore for NatsStore {
             .await
             .map_err(|err| self.err("publish", &subject, err))?;
         self.pending_write(None, ack);
+        self.inner.metrics.results.inc();
         if result.succeeded() && !result.event_id.is_empty() {
-            let key = self
-                .inner
-                .names
-                .dedup_key(&result.handler_id, &result.event_id);
+            let (event_id, handler_id) = (&result.event_id, &result.handler_id);
+            let subject = self.inner.names.dedup_subject(event_id);
             let bucket = &self.inner.names.dedup_bucket;
-            if let Ok(mut pending) = self.inner.pending_dedup.lock() {
-                pending.insert(key.clone());
-            }
+            self.inner.unconfirmed.insert(event_id, handler_id);
+            self.inner.dedup_cache.record(event_id, handler_id);
             let ack = self
                 .inner
                 .js
-                .publish(key.clone(), bytes::Bytes::from_static(b"1"))
+                .publish(subject, bytes::Bytes::from(handler_id.clone().into_bytes()))
                 .await
                 .map_err(|err| self.err("publish", bucket, err))?;
-            self.pending_write(Some(key), ack);
+            self.pending_write(Some((event_id.clone(), handler_id.clone())), ack);
         }
         if self.inner.pending_writes.lock().map_or(0, |p| p.len()) >= MAX_PENDING_WRITES {
             self.flush_writes().await?;
@@ -413,29 +454,6 @@ impl EventStore for NatsStore {
 
     fn history(&self) -> Option<&dyn EventHistory> {
         Some(self)
-    }
-}
-
-#[async_trait]
-impl HandlerDedup for NatsStore {
-    async fn handler_succeeded(&self, event_id: &str, handler_id: &str) -> soiree::Result<bool> {
-        let key = self.inner.names.dedup_key(handler_id, event_id);
-        // A success this handle wrote and the stream has not confirmed yet.
-        if self
-            .inner
-            .pending_dedup
-            .lock()
-            .is_ok_and(|pending| pending.contains(&key))
-        {
-            return Ok(true);
-        }
-        match self.inner.dedup.get_last_raw_message_by_subject(&key).await {
-            Ok(_) => Ok(true),
-            Err(err) if matches!(err.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {
-                Ok(false)
-            }
-            Err(err) => Err(self.err("get", &self.inner.names.dedup_bucket, err).into()),
-        }
     }
 }
 
