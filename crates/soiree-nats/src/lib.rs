@@ -21,6 +21,8 @@
 //! | a lease extended while listeners run | an in-progress ack (`+WPI`) every third of the claim timeout |
 //! | a failure, retried later | a NAK with delay ([`FailurePolicy::Redeliver`]) |
 //! | a failure, or too many deliveries | an entry of the dead-letter stream with the error, the event and its id; then `+TERM` |
+//! | an event emitted with a unique key ([`soiree::Event::unique_key`]) | the key reserved by a publish to `p_dedup.unique.<key>` that the stream accepts only while the key is free (`Nats-Expected-Last-Subject-Sequence`), then the event appended; a window lasts at most [`dedup_ttl`](NatsStoreBuilder::dedup_ttl) |
+//! | the bus asking whether a listener already succeeded | the successes of a dequeued batch's events, fetched with the batch (one request per event, all in flight at once) |
 //! | [`builder filter`](NatsStoreBuilder::filter) `order.*`, `order.**` | the consumer's filter subject `p.order.*`, `p.order.>` (a `**` inside a pattern is filtered by the store) |
 //!
 //! # Durability
@@ -102,6 +104,7 @@ mod redact;
 pub mod relay;
 mod store;
 pub mod subject;
+mod unique;
 
 pub use builder::{FailurePolicy, NatsStoreBuilder};
 pub use error::{Error, Result};

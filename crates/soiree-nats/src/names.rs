@@ -34,6 +34,13 @@ impl Names {
         }
     }
 
+    /// The subject holding a unique key's reservation, in the dedup stream
+    /// and shared by every group of the prefix: `<prefix>_dedup.unique.<key
+    /// in hex>` (never a group's dedup subject: `unique` is not hex).
+    pub(crate) fn unique_subject(&self, key: &str) -> String {
+        format!("{}_dedup.unique.{}", self.prefix, hex(key))
+    }
+
     /// The dedup subject of an event in this group, on which each
     /// listener success is one message: `<prefix>_dedup.<group>.<event
     /// id>`, each part hex-encoded (subjects allow few characters).

@@ -82,6 +82,9 @@ pub(crate) struct Inner {
     /// A pattern the server cannot filter (a `**` inside it): deliveries
     /// are checked against it and acknowledged unseen when they miss.
     pub(crate) client_filter: Option<String>,
+    /// The stream sequence of the last event this handle published that
+    /// the group's consumer takes (see `EventQueue::backlog`).
+    pub(crate) last_published: std::sync::atomic::AtomicU64,
     /// The store's series (`backend="nats"`, the events stream, the group).
     pub(crate) metrics: soiree::StoreMetrics,
     /// The servers, without credentials.
@@ -334,6 +337,7 @@ impl NatsStore {
                 dedup,
                 consumer,
                 client_filter,
+                last_published: std::sync::atomic::AtomicU64::new(0),
                 location,
                 secrets,
             }),
@@ -442,6 +446,18 @@ impl EventStore for NatsStore {
             self.flush_writes().await?;
         }
         Ok(())
+    }
+
+    /// Reserves `key` in the dedup stream (a publish that only succeeds
+    /// while the key is free or its window has ended), then enqueues: see
+    /// the crate docs' unique keys.
+    async fn append_unique(
+        &self,
+        event: &StoredEvent,
+        key: &str,
+        window: std::time::Duration,
+    ) -> soiree::Result<soiree::Appended> {
+        self.append_unique_inner(event, key, window).await
     }
 
     fn queue(&self) -> Option<&dyn EventQueue> {
