@@ -13,6 +13,10 @@ use crate::{NatsStore, receipt};
 /// Acknowledgements confirmed by one request.
 const ACKS_PER_CONFIRMATION: usize = 512;
 
+/// Times [`EventQueue::backlog`] asks again when the consumer may not have
+/// seen this handle's last event yet.
+const BACKLOG_RECHECKS: usize = 20;
+
 /// The longest NAK delay under [`FailurePolicy::Redeliver`].
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 
@@ -140,6 +144,15 @@ impl NatsStore {
         }))
     }
 
+    /// Whether the group's consumer takes events of `topic`.
+    fn for_this_group(&self, topic: &str) -> bool {
+        self.inner
+            .options
+            .filter
+            .as_deref()
+            .is_none_or(|pattern| soiree::topic_matches(pattern, topic))
+    }
+
     fn retry_delay(&self, delivered: u32) -> Duration {
         let doublings = delivered.saturating_sub(1).min(16);
         self.inner
@@ -169,6 +182,11 @@ impl EventQueue for NatsStore {
         let ack = ack.await.map_err(|err| self.err("publish", stream, err))?;
         if !ack.duplicate {
             self.inner.metrics.persisted.inc();
+        }
+        if self.for_this_group(&event.topic) {
+            self.inner
+                .last_published
+                .fetch_max(ack.sequence, std::sync::atomic::Ordering::AcqRel);
         }
         Ok(())
     }
@@ -269,13 +287,35 @@ impl EventQueue for NatsStore {
         Ok(self.ack_all(receipts, |_| AckKind::Progress).await?)
     }
 
+    /// The group's unacknowledged events, as its consumer counts them. On a
+    /// cluster the consumer's count can miss an event whose publish was
+    /// just acknowledged (its replica has not applied it yet): when the
+    /// count is 0 but this handle published, for this group, an event past
+    /// the last one delivered, the count is asked again, at most
+    /// [`BACKLOG_RECHECKS`] times 10 ms, so that a bus's `wait_for_idle` does
+    /// not return before the event is delivered.
     async fn backlog(&self) -> soiree::Result<u64> {
-        let mut consumer = self.inner.consumer.clone();
-        let info = consumer
-            .info()
-            .await
-            .map_err(|err| self.err("consumer info", &self.inner.names.group, err))?;
-        let backlog = info.num_pending + info.num_ack_pending as u64;
+        let published = self
+            .inner
+            .last_published
+            .load(std::sync::atomic::Ordering::Acquire);
+        let mut checks = 0;
+        let backlog = loop {
+            let mut consumer = self.inner.consumer.clone();
+            let info = consumer
+                .info()
+                .await
+                .map_err(|err| self.err("consumer info", &self.inner.names.group, err))?;
+            let backlog = info.num_pending + info.num_ack_pending as u64;
+            if backlog > 0
+                || info.delivered.stream_sequence >= published
+                || checks >= BACKLOG_RECHECKS
+            {
+                break backlog;
+            }
+            checks += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
         self.inner
             .metrics
             .queue_length
