@@ -52,6 +52,17 @@
 //! alternative to the SQL store's partitions, which this store does not
 //! have yet).
 //!
+//! # Metrics
+//!
+//! The store reports soiree's shared store series ([`soiree::StoreMetrics`])
+//! labelled `backend="nats"`, `store=<events stream>`, `group=<group>`, to
+//! [`MetricsRegistry::global`](soiree::MetricsRegistry::global) or the
+//! registry given to [`NatsStoreBuilder::metrics_registry`]: events
+//! persisted (publishes the stream stored, not duplicates), dequeued and
+//! redelivered, results saved, dead letters, and the queue length as of
+//! the last backlog or stats. The oldest unconsumed age and the stale
+//! acknowledgements stay at 0 (not measured yet).
+//!
 //! # Server settings
 //!
 //! Events up to soiree's limits (a 1 MiB payload and 64 KiB of properties)

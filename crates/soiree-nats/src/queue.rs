@@ -291,7 +291,7 @@ impl EventQueue for NatsStore {
     /// cluster the consumer's count can miss events whose publish was just
     /// acknowledged (its replica has not applied them yet): while its view
     /// ends before the last event this handle published for this group,
-    /// the count is asked again, at most [`BACKLOG_RECHECKS`] times 10 ms,
+    /// the count is asked again, at most 20 times 10 ms apart,
     /// so that a bus's `wait_for_idle` does not return before the event is
     /// delivered. (A view that stays short, as after a purge, is asked
     /// about once: the handle then stops waiting for it.)

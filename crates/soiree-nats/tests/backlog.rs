@@ -16,7 +16,7 @@ async fn a_published_event_is_in_the_backlog_at_once_on_a_cluster() {
     let cluster = cluster_or_skip!();
     for round in 0..ROUNDS {
         let store = builder(&cluster.url())
-            .prefix(&format!("lag{round}"))
+            .prefix(format!("lag{round}"))
             .replicas(3)
             .build()
             .await
