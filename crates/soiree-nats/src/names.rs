@@ -59,7 +59,14 @@ fn hex(text: &str) -> String {
         // Subjects have no empty tokens.
         return "_".to_owned();
     }
-    text.bytes().map(|b| format!("{b:02x}")).collect()
+    // On every result and dedup lookup: no allocation per byte.
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(text.len() * 2);
+    for b in text.bytes() {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 /// The `Nats-Msg-Id` of an event id: the id itself when it is printable
@@ -83,6 +90,12 @@ mod tests {
         assert_ne!(message_id("a\rb"), message_id("a b"));
         assert_ne!(message_id("~61"), message_id("a"));
         assert!(!message_id("line\nbreak").contains('\n'));
+    }
+
+    #[test]
+    fn hex_spells_each_byte_in_two_lowercase_digits() {
+        assert_eq!(hex("a\u{ff}"), "61c3bf");
+        assert_eq!(hex(""), "_");
     }
 
     #[test]
