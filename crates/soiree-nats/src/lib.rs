@@ -116,6 +116,7 @@ pub mod relay;
 mod store;
 pub mod subject;
 mod unique;
+mod writes;
 
 pub use builder::{FailurePolicy, NatsStoreBuilder};
 pub use error::{Error, Result};

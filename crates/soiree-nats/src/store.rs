@@ -67,12 +67,9 @@ pub(crate) struct Inner {
     pub(crate) puller: crate::puller::Puller,
     /// Deliveries pulled ahead of the bus's asking.
     pub(crate) read_ahead: tokio::sync::Mutex<crate::read_ahead::ReadAhead>,
-    /// Result and dedup publishes sent and not yet confirmed: confirmed
-    /// (flushed) before any acknowledgement, so a delivery's results are in
-    /// the streams before it is acknowledged, without a round trip per
-    /// result.
-    pub(crate) pending_writes: std::sync::Mutex<Vec<PendingWrite>>,
-    /// One flush at a time: a caller that finds the list empty while
+    /// Results and dedup records written behind (see `writes`).
+    pub(crate) writes: tokio::sync::Mutex<crate::writes::Writes>,
+    /// One flush at a time: a caller that finds nothing to flush while
     /// another flush awaits its confirmations waits for that flush too.
     pub(crate) flushing: tokio::sync::Mutex<()>,
     /// Dedup records written by this handle and not yet confirmed: a
@@ -321,7 +318,7 @@ impl NatsStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 metrics,
-                pending_writes: std::sync::Mutex::new(Vec::new()),
+                writes: tokio::sync::Mutex::new(crate::writes::Writes::default()),
                 flushing: tokio::sync::Mutex::new(()),
                 unconfirmed: crate::dedup::Unconfirmed::default(),
                 dedup_cache: DedupCache::default(),
@@ -348,69 +345,6 @@ impl NatsStore {
 /// The `backend` label of the store's series.
 const METRICS_BACKEND: &str = "nats";
 
-/// Result and dedup publishes awaiting confirmation before they are
-/// confirmed inline.
-const MAX_PENDING_WRITES: usize = 1024;
-
-/// A result or dedup record sent and not yet confirmed, with the (event id,
-/// listener id) of a dedup record.
-pub(crate) type PendingWrite = (
-    Option<(String, String)>,
-    jetstream::context::PublishAckFuture,
-);
-
-impl NatsStore {
-    fn pending_write(
-        &self,
-        key: Option<(String, String)>,
-        ack: jetstream::context::PublishAckFuture,
-    ) {
-        if let Ok(mut pending) = self.inner.pending_writes.lock() {
-            pending.push((key, ack));
-        }
-    }
-
-    /// Waits until every result and dedup record sent so far is confirmed
-    /// by its stream.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::JetStream`] naming how many were not confirmed: those
-    /// results are lost, and with them their dedup records (a redelivery
-    /// runs those listeners again: at least once).
-    pub(crate) async fn flush_writes(&self) -> Result<()> {
-        let _one_at_a_time = self.inner.flushing.lock().await;
-        let pending = match self.inner.pending_writes.lock() {
-            Ok(mut pending) => std::mem::take(&mut *pending),
-            Err(_) => Vec::new(),
-        };
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let total = pending.len();
-        let (keys, acks): (Vec<_>, Vec<_>) = pending.into_iter().unzip();
-        let failed =
-            futures::future::join_all(acks.into_iter().map(std::future::IntoFuture::into_future))
-                .await
-                .into_iter()
-                .filter(Result::is_err)
-                .count();
-        // Confirmed (or lost) from here on: lookups read the stream again.
-        for key in keys.into_iter().flatten() {
-            self.inner.unconfirmed.remove(&key);
-        }
-        if failed == 0 {
-            Ok(())
-        } else {
-            Err(self.err(
-                "publish",
-                &self.inner.names.results_stream,
-                format!("{failed} of {total} results were not confirmed"),
-            ))
-        }
-    }
-}
-
 #[async_trait]
 impl EventStore for NatsStore {
     async fn save_event(&self, event: &StoredEvent) -> soiree::Result<()> {
@@ -418,32 +352,21 @@ impl EventStore for NatsStore {
     }
 
     async fn save_handler_result(&self, result: &StoredResult) -> soiree::Result<()> {
+        use crate::writes::Target;
         let json = serde_json::to_vec(result).map_err(soiree::Error::serialization)?;
         let subject = self.inner.names.results_subject.clone();
-        let ack = self
-            .inner
-            .js
-            .publish(subject.clone(), json.into())
-            .await
-            .map_err(|err| self.err("publish", &subject, err))?;
-        self.pending_write(None, ack);
+        self.write_record(Target::Results, subject, json.into(), None)
+            .await?;
         self.inner.metrics.results.inc();
         if result.succeeded() && !result.event_id.is_empty() {
             let (event_id, handler_id) = (&result.event_id, &result.handler_id);
             let subject = self.inner.names.dedup_subject(event_id);
-            let bucket = &self.inner.names.dedup_bucket;
             self.inner.unconfirmed.insert(event_id, handler_id);
             self.inner.dedup_cache.record(event_id, handler_id);
-            let ack = self
-                .inner
-                .js
-                .publish(subject, bytes::Bytes::from(handler_id.clone().into_bytes()))
-                .await
-                .map_err(|err| self.err("publish", bucket, err))?;
-            self.pending_write(Some((event_id.clone(), handler_id.clone())), ack);
-        }
-        if self.inner.pending_writes.lock().map_or(0, |p| p.len()) >= MAX_PENDING_WRITES {
-            self.flush_writes().await?;
+            let key = (event_id.clone(), handler_id.clone());
+            let payload = bytes::Bytes::from(handler_id.clone().into_bytes());
+            self.write_record(Target::Dedup, subject, payload, Some(key))
+                .await?;
         }
         Ok(())
     }
