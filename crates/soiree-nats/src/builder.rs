@@ -4,6 +4,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use soiree::MetricsRegistry;
+
 use crate::redact::{redact_urls, scrub};
 use crate::{Error, NatsStore, Result};
 
@@ -130,6 +132,7 @@ pub(crate) struct Options {
 /// | [`max_age`](Self::max_age) | none | events older than this are removed from the stream |
 /// | [`dedup_ttl`](Self::dedup_ttl) | 7 days | how long listener successes are remembered |
 /// | [`request_timeout`](Self::request_timeout) | 10 s | every request and publish ack is answered within it or fails (creating a stream, which a cluster electing leaders can take longer to place, is asked up to 3 times) |
+/// | [`metrics_registry`](Self::metrics_registry) | [`MetricsRegistry::global`] | where the store's series go (`soiree_store_*{backend="nats"}`) |
 /// | [`create_missing`](Self::create_missing) | true | create the streams and the consumer, or fail when they are missing |
 /// | credentials | none | [`user_and_password`](Self::user_and_password), [`token`](Self::token), [`nkey`](Self::nkey), [`credentials_file`](Self::credentials_file), or in the URL |
 /// | TLS | as the URL (`tls://`) | [`require_tls`](Self::require_tls), [`tls_root_certificate`](Self::tls_root_certificate), [`tls_client_certificate`](Self::tls_client_certificate) |
@@ -144,6 +147,7 @@ pub struct NatsStoreBuilder {
     require_tls: bool,
     root_cert: Option<PathBuf>,
     client_cert: Option<(PathBuf, PathBuf)>,
+    registry: Option<MetricsRegistry>,
 }
 
 impl fmt::Debug for NatsStoreBuilder {
@@ -184,6 +188,7 @@ impl NatsStoreBuilder {
             require_tls: false,
             root_cert: None,
             client_cert: None,
+            registry: None,
         }
     }
 
@@ -268,6 +273,15 @@ impl NatsStoreBuilder {
     #[must_use]
     pub fn dedup_ttl(mut self, ttl: Duration) -> Self {
         self.options.dedup_ttl = ttl;
+        self
+    }
+
+    /// Reports the store's series (`soiree_store_*{backend="nats",
+    /// store=<events stream>, group=<group>}`, see [`soiree::StoreMetrics`])
+    /// to `registry` instead of [`MetricsRegistry::global`].
+    #[must_use]
+    pub fn metrics_registry(mut self, registry: MetricsRegistry) -> Self {
+        self.registry = Some(registry);
         self
     }
 
@@ -508,6 +522,9 @@ impl NatsStoreBuilder {
                 .await
                 .map_err(|_| connect_error("timed out".into()))?
                 .map_err(|err| connect_error(err.to_string()))?;
-        NatsStore::open(client, self.options, location, secrets).await
+        let registry = self
+            .registry
+            .unwrap_or_else(|| MetricsRegistry::global().clone());
+        NatsStore::open(client, self.options, location, secrets, &registry).await
     }
 }

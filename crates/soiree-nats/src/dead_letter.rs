@@ -98,8 +98,12 @@ impl NatsStore {
             .send_publish(names.dead_subject.clone(), publish)
             .await
             .map_err(|err| self.err("publish", &names.dead_subject, err))?;
-        ack.await
+        let ack = ack
+            .await
             .map_err(|err| self.err("publish", &names.dead_subject, err))?;
+        if !ack.duplicate {
+            self.inner.metrics.dead_lettered.inc();
+        }
         Ok(())
     }
 }

@@ -21,6 +21,8 @@
 //! | a lease extended while listeners run | an in-progress ack (`+WPI`) every third of the claim timeout |
 //! | a failure, retried later | a NAK with delay ([`FailurePolicy::Redeliver`]) |
 //! | a failure, or too many deliveries | an entry of the dead-letter stream with the error, the event and its id; then `+TERM` |
+//! | an event emitted with a unique key ([`soiree::Event::unique_key`]) | the key reserved by a publish to `p_dedup.unique.<key>` that the stream accepts only while the key is free (`Nats-Expected-Last-Subject-Sequence`), then the event appended; a window lasts at most [`dedup_ttl`](NatsStoreBuilder::dedup_ttl) |
+//! | the bus asking whether a listener already succeeded | the successes of a dequeued batch's events, fetched with the batch (one request per event, all in flight at once) |
 //! | [`builder filter`](NatsStoreBuilder::filter) `order.*`, `order.**` | the consumer's filter subject `p.order.*`, `p.order.>` (a `**` inside a pattern is filtered by the store) |
 //!
 //! # Durability
@@ -49,6 +51,17 @@
 //! the key its own subject prefix and group with one worker (a documented
 //! alternative to the SQL store's partitions, which this store does not
 //! have yet).
+//!
+//! # Metrics
+//!
+//! The store reports soiree's shared store series ([`soiree::StoreMetrics`])
+//! labelled `backend="nats"`, `store=<events stream>`, `group=<group>`, to
+//! [`MetricsRegistry::global`](soiree::MetricsRegistry::global) or the
+//! registry given to [`NatsStoreBuilder::metrics_registry`]: events
+//! persisted (publishes the stream stored, not duplicates), dequeued and
+//! redelivered, results saved, dead letters, and the queue length as of
+//! the last backlog or stats. The oldest unconsumed age and the stale
+//! acknowledgements stay at 0 (not measured yet).
 //!
 //! # Server settings
 //!
@@ -89,17 +102,21 @@
 
 mod builder;
 mod dead_letter;
+mod dedup;
 mod error;
 mod inspect;
 mod names;
 mod puller;
 mod queue;
+mod read_ahead;
 mod receipt;
 mod redact;
 #[cfg(feature = "sql-relay")]
 pub mod relay;
 mod store;
 pub mod subject;
+mod unique;
+mod writes;
 
 pub use builder::{FailurePolicy, NatsStoreBuilder};
 pub use error::{Error, Result};

@@ -34,14 +34,21 @@ impl Names {
         }
     }
 
-    /// The dedup key of a listener's success on an event in this group:
-    /// each part hex-encoded (KV keys allow few characters), dot-separated.
-    pub(crate) fn dedup_key(&self, handler_id: &str, event_id: &str) -> String {
+    /// The subject holding a unique key's reservation, in the dedup stream
+    /// and shared by every group of the prefix: `<prefix>_dedup.unique.<key
+    /// in hex>` (never a group's dedup subject: `unique` is not hex).
+    pub(crate) fn unique_subject(&self, key: &str) -> String {
+        format!("{}_dedup.unique.{}", self.prefix, hex(key))
+    }
+
+    /// The dedup subject of an event in this group, on which each
+    /// listener success is one message: `<prefix>_dedup.<group>.<event
+    /// id>`, each part hex-encoded (subjects allow few characters).
+    pub(crate) fn dedup_subject(&self, event_id: &str) -> String {
         format!(
-            "{}_dedup.{}.{}.{}",
+            "{}_dedup.{}.{}",
             self.prefix,
             hex(&self.group),
-            hex(handler_id),
             hex(event_id)
         )
     }
@@ -49,10 +56,17 @@ impl Names {
 
 fn hex(text: &str) -> String {
     if text.is_empty() {
-        // KV keys have no empty tokens.
+        // Subjects have no empty tokens.
         return "_".to_owned();
     }
-    text.bytes().map(|b| format!("{b:02x}")).collect()
+    // On every result and dedup lookup: no allocation per byte.
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(text.len() * 2);
+    for b in text.bytes() {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 /// The `Nats-Msg-Id` of an event id: the id itself when it is printable
@@ -79,9 +93,15 @@ mod tests {
     }
 
     #[test]
+    fn hex_spells_each_byte_in_two_lowercase_digits() {
+        assert_eq!(hex("a\u{ff}"), "61c3bf");
+        assert_eq!(hex(""), "_");
+    }
+
+    #[test]
     fn dedup_keys_are_per_group() {
-        let a = Names::new("p", "first").dedup_key("h", "e");
-        let b = Names::new("p", "second").dedup_key("h", "e");
+        let a = Names::new("p", "first").dedup_subject("e");
+        let b = Names::new("p", "second").dedup_subject("e");
         assert_ne!(a, b);
         assert!(
             a.bytes()

@@ -10,41 +10,69 @@ use crate::builder::FailurePolicy;
 use crate::names::message_id;
 use crate::{NatsStore, receipt};
 
-/// Acknowledgements in flight at once per call.
-const ACKS_IN_FLIGHT: usize = 64;
+/// Acknowledgements confirmed by one request.
+const ACKS_PER_CONFIRMATION: usize = 512;
+
+/// Times [`EventQueue::backlog`] asks again when the consumer may not have
+/// seen this handle's last event yet.
+const BACKLOG_RECHECKS: usize = 20;
 
 /// The longest NAK delay under [`FailurePolicy::Redeliver`].
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 
 impl NatsStore {
     /// Sends `kind` for each receipt and waits until the server confirmed
-    /// each one (a request, not a bare publish: an acknowledgement that
-    /// got lost is an error, not a silent redelivery later).
-    async fn ack_all(
+    /// them: all but the last of each batch as plain messages, the last as
+    /// a request, whose answer comes once the server has processed the
+    /// ones before it (a connection's messages are processed in order). An
+    /// acknowledgement that got lost is then an error, not a silent
+    /// redelivery later, with one round trip per batch; should the
+    /// connection drop between them, those sent before the request may be
+    /// lost and their deliveries come back after the claim timeout (at
+    /// least once).
+    pub(crate) async fn ack_all(
         &self,
         receipts: &[String],
         kind: impl Fn(&str) -> AckKind,
     ) -> crate::Result<()> {
         let mut first = None;
-        for chunk in receipts.chunks(ACKS_IN_FLIGHT) {
-            let mut sent = Vec::with_capacity(chunk.len());
-            for receipt in chunk {
-                let payload: bytes::Bytes = kind(receipt).into();
-                sent.push(self.ack_one(receipt, payload));
+        let mut valid = Vec::with_capacity(receipts.len());
+        for receipt in receipts {
+            if receipt::parse(receipt).is_some() {
+                valid.push(receipt);
+            } else {
+                first.get_or_insert(self.err("ack", receipt, "not a receipt of this store"));
             }
-            for done in futures::future::join_all(sent).await {
-                if let Err(err) = done {
-                    first.get_or_insert(err);
+        }
+        for chunk in valid.chunks(ACKS_PER_CONFIRMATION) {
+            let Some((last, before)) = chunk.split_last() else {
+                continue;
+            };
+            let mut sent = Ok(());
+            for receipt in before {
+                let payload: bytes::Bytes = kind(receipt).into();
+                sent = self
+                    .inner
+                    .client
+                    .publish((*receipt).clone(), payload)
+                    .await
+                    .map_err(|err| self.err("ack", &self.inner.names.group, err));
+                if sent.is_err() {
+                    break;
                 }
+            }
+            let done = match sent {
+                Ok(()) => self.ack_one(last, kind(last).into()).await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = done {
+                first.get_or_insert(err);
             }
         }
         first.map_or(Ok(()), Err)
     }
 
     async fn ack_one(&self, receipt: &str, payload: bytes::Bytes) -> crate::Result<()> {
-        if receipt::parse(receipt).is_none() {
-            return Err(self.err("ack", receipt, "not a receipt of this store"));
-        }
         self.inner
             .client
             .request(receipt.to_owned(), payload)
@@ -55,7 +83,10 @@ impl NatsStore {
 
     /// A delivery for `message`, or `None` when the store set it aside
     /// (not an event, delivered too often, or filtered out).
-    async fn delivery(&self, message: async_nats::Message) -> crate::Result<Option<Delivery>> {
+    pub(crate) async fn delivery(
+        &self,
+        message: async_nats::Message,
+    ) -> crate::Result<Option<Delivery>> {
         let Some(reply) = message.reply.as_ref().map(|r| r.to_string()) else {
             return Ok(None);
         };
@@ -113,6 +144,15 @@ impl NatsStore {
         }))
     }
 
+    /// Whether the group's consumer takes events of `topic`.
+    fn for_this_group(&self, topic: &str) -> bool {
+        self.inner
+            .options
+            .filter
+            .as_deref()
+            .is_none_or(|pattern| soiree::topic_matches(pattern, topic))
+    }
+
     fn retry_delay(&self, delivered: u32) -> Duration {
         let doublings = delivered.saturating_sub(1).min(16);
         self.inner
@@ -139,25 +179,24 @@ impl EventQueue for NatsStore {
             .send_publish(subject, publish)
             .await
             .map_err(|err| self.err("publish", stream, err))?;
-        ack.await.map_err(|err| self.err("publish", stream, err))?;
+        let ack = ack.await.map_err(|err| self.err("publish", stream, err))?;
+        if !ack.duplicate {
+            self.inner.metrics.persisted.inc();
+        }
+        if self.for_this_group(&event.topic) {
+            self.inner
+                .last_published
+                .fetch_max(ack.sequence, std::sync::atomic::Ordering::AcqRel);
+        }
         Ok(())
     }
 
     async fn dequeue(&self, max: usize, wait: Duration) -> soiree::Result<Vec<Delivery>> {
-        let max = max.max(1);
-        let mut messages = self.pull(max, None).await?;
-        if messages.is_empty() && !wait.is_zero() {
-            messages = self.pull(1, Some(wait)).await?;
-            if !messages.is_empty() && max > 1 {
-                messages.extend(self.pull(max - 1, None).await?);
-            }
-        }
-        let mut deliveries = Vec::with_capacity(messages.len());
-        for message in messages {
-            if let Some(delivery) = self.delivery(message).await? {
-                deliveries.push(delivery);
-            }
-        }
+        let deliveries = self.dequeue_ahead(max, wait).await?;
+        let metrics = &self.inner.metrics;
+        metrics.dequeued.inc_by(deliveries.len() as u64);
+        let again = deliveries.iter().filter(|d| d.delivery_count > 1).count();
+        metrics.redelivered.inc_by(again as u64);
         Ok(deliveries)
     }
 
@@ -168,7 +207,9 @@ impl EventQueue for NatsStore {
         if let Err(err) = self.flush_writes().await {
             tracing::warn!(%err, "listener results lost");
         }
-        Ok(self.ack_all(receipts, |_| AckKind::Ack).await?)
+        let done = self.ack_all(receipts, |_| AckKind::Ack).await;
+        self.inner.dedup_cache.remove(receipts);
+        Ok(done?)
     }
 
     async fn fail(&self, failures: &[FailedDelivery]) -> soiree::Result<()> {
@@ -211,6 +252,8 @@ impl EventQueue for NatsStore {
                 first.get_or_insert(err.into());
             }
         }
+        let receipts: Vec<String> = failures.iter().map(|f| f.receipt.clone()).collect();
+        self.inner.dedup_cache.remove(&receipts);
         first.map_or(Ok(()), Err)
     }
 
@@ -222,8 +265,14 @@ impl EventQueue for NatsStore {
         }
     }
 
+    /// Hands back the deliveries read ahead of the bus and those it took
+    /// but did not run (a NAK: JetStream counts it as a delivery).
     async fn release(&self, receipts: &[String]) -> soiree::Result<()> {
-        Ok(self.ack_all(receipts, |_| AckKind::Nak(None)).await?)
+        let mut all = self.inner.read_ahead.lock().await.take_all();
+        all.extend_from_slice(receipts);
+        let done = self.ack_all(&all, |_| AckKind::Nak(None)).await;
+        self.inner.dedup_cache.remove(&all);
+        Ok(done?)
     }
 
     fn close_timeout(&self) -> Duration {
@@ -238,12 +287,53 @@ impl EventQueue for NatsStore {
         Ok(self.ack_all(receipts, |_| AckKind::Progress).await?)
     }
 
+    /// The group's unacknowledged events, as its consumer counts them. On a
+    /// cluster the consumer's count can miss events whose publish was just
+    /// acknowledged (its replica has not applied them yet): while its view
+    /// ends before the last event this handle published for this group,
+    /// the count is asked again, at most 20 times 10 ms apart,
+    /// so that a bus's `wait_for_idle` does not return before the event is
+    /// delivered. (A view that stays short, as after a purge, is asked
+    /// about once: the handle then stops waiting for it.)
     async fn backlog(&self) -> soiree::Result<u64> {
-        let mut consumer = self.inner.consumer.clone();
-        let info = consumer
-            .info()
-            .await
-            .map_err(|err| self.err("consumer info", &self.inner.names.group, err))?;
-        Ok(info.num_pending + info.num_ack_pending as u64)
+        use std::sync::atomic::Ordering;
+        let published = self.inner.last_published.load(Ordering::Acquire);
+        let mut checks = 0;
+        let backlog = loop {
+            let mut consumer = self.inner.consumer.clone();
+            let info = consumer
+                .info()
+                .await
+                .map_err(|err| self.err("consumer info", &self.inner.names.group, err))?;
+            let backlog = info.num_pending + info.num_ack_pending as u64;
+            // Without a filter every event after the last delivered one is
+            // pending; with one, only the events it takes are counted.
+            let seen = if self.inner.options.filter.is_none() {
+                info.delivered.stream_sequence + info.num_pending
+            } else if backlog > 0 {
+                u64::MAX
+            } else {
+                info.delivered.stream_sequence
+            };
+            if seen >= published {
+                break backlog;
+            }
+            if checks >= BACKLOG_RECHECKS {
+                let _ = self.inner.last_published.compare_exchange(
+                    published,
+                    0,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                break backlog;
+            }
+            checks += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        self.inner
+            .metrics
+            .queue_length
+            .set(i64::try_from(backlog).unwrap_or(i64::MAX));
+        Ok(backlog)
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_nats::jetstream::{self, consumer, stream};
 use async_trait::async_trait;
+use soiree::kit::DedupCache;
 use soiree::{EventHistory, EventQueue, EventStore, HandlerDedup, Page, StoredEvent, StoredResult};
 
 use crate::builder::Options;
@@ -56,27 +57,33 @@ pub(crate) struct Inner {
     pub(crate) events: stream::Stream,
     pub(crate) dead: stream::Stream,
     pub(crate) results: stream::Stream,
-    /// Listener successes: one subject per (group, listener, event id),
-    /// one message per subject (a key-value bucket made of a plain stream:
-    /// the client's KV layer cannot read nats-server 2.9's answers).
+    /// Listener successes: one subject per (group, event id), one message
+    /// per success naming the listener (see `dedup`).
     pub(crate) dedup: stream::Stream,
+    /// The successes of the events of the deliveries this handle holds,
+    /// fetched with each dequeued batch.
+    pub(crate) dedup_cache: DedupCache,
     pub(crate) consumer: consumer::PullConsumer,
     pub(crate) puller: crate::puller::Puller,
-    /// Result and dedup publishes sent and not yet confirmed: confirmed
-    /// (flushed) before any acknowledgement, so a delivery's results are in
-    /// the streams before it is acknowledged, without a round trip per
-    /// result.
-    pub(crate) pending_writes:
-        std::sync::Mutex<Vec<(Option<String>, jetstream::context::PublishAckFuture)>>,
-    /// One flush at a time: a caller that finds the list empty while
+    /// Deliveries pulled ahead of the bus's asking.
+    pub(crate) read_ahead: tokio::sync::Mutex<crate::read_ahead::ReadAhead>,
+    /// Results and dedup records written behind (see `writes`).
+    pub(crate) writes: tokio::sync::Mutex<crate::writes::Writes>,
+    /// One flush at a time: a caller that finds nothing to flush while
     /// another flush awaits its confirmations waits for that flush too.
     pub(crate) flushing: tokio::sync::Mutex<()>,
-    /// Dedup keys written by this handle and not yet confirmed: a lookup
-    /// of one answers from here, without waiting for the confirmation.
-    pub(crate) pending_dedup: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Dedup records written by this handle and not yet confirmed: a
+    /// lookup of one answers from here, without waiting for the
+    /// confirmation.
+    pub(crate) unconfirmed: crate::dedup::Unconfirmed,
     /// A pattern the server cannot filter (a `**` inside it): deliveries
     /// are checked against it and acknowledged unseen when they miss.
     pub(crate) client_filter: Option<String>,
+    /// The stream sequence of the last event this handle published that
+    /// the group's consumer takes (see `EventQueue::backlog`).
+    pub(crate) last_published: std::sync::atomic::AtomicU64,
+    /// The store's series (`backend="nats"`, the events stream, the group).
+    pub(crate) metrics: soiree::StoreMetrics,
     /// The servers, without credentials.
     pub(crate) location: String,
     /// Secrets to scrub from error texts.
@@ -152,6 +159,7 @@ impl NatsStore {
         options: Options,
         location: String,
         secrets: Vec<String>,
+        registry: &soiree::MetricsRegistry,
     ) -> Result<Self> {
         let names = Names::new(&options.prefix, &options.group);
         let js = jetstream::ContextBuilder::new()
@@ -222,15 +230,29 @@ impl NatsStore {
             options.max_age,
         ))
         .await?;
-        let dedup = open_stream(stream::Config {
-            max_messages_per_subject: 1,
+        let dedup_config = stream::Config {
+            max_messages_per_subject: crate::dedup::MAX_SUCCESSES_PER_EVENT,
             ..make(
                 &names.dedup_bucket,
                 vec![format!("{}_dedup.>", names.prefix)],
                 Some(options.dedup_ttl),
             )
-        })
-        .await?;
+        };
+        let mut dedup = open_stream(dedup_config.clone()).await?;
+        if create
+            && dedup.cached_info().config.max_messages_per_subject
+                != dedup_config.max_messages_per_subject
+        {
+            // A bucket of an earlier version kept one success per subject;
+            // an event's successes now share one subject.
+            js.update_stream(&dedup_config)
+                .await
+                .map_err(|err| fail("update stream", &names.dedup_bucket, err.to_string()))?;
+            dedup = js
+                .get_stream(&names.dedup_bucket)
+                .await
+                .map_err(|err| fail("get stream", &names.dedup_bucket, err.to_string()))?;
+        }
         let (filter_subject, client_filter) = match &options.filter {
             Some(pattern) => {
                 let (subject, client_side) = crate::subject::pattern_filter(&names.prefix, pattern);
@@ -287,11 +309,20 @@ impl NatsStore {
         let puller = crate::puller::Puller::new(&client)
             .await
             .map_err(|err| fail("subscribe", "the pull inbox", err.to_string()))?;
+        let metrics = soiree::StoreMetrics::new(
+            registry,
+            METRICS_BACKEND,
+            &names.events_stream,
+            &names.group,
+        );
         Ok(Self {
             inner: Arc::new(Inner {
-                pending_writes: std::sync::Mutex::new(Vec::new()),
+                metrics,
+                writes: tokio::sync::Mutex::new(crate::writes::Writes::default()),
                 flushing: tokio::sync::Mutex::new(()),
-                pending_dedup: std::sync::Mutex::new(std::collections::HashSet::new()),
+                unconfirmed: crate::dedup::Unconfirmed::default(),
+                dedup_cache: DedupCache::default(),
+                read_ahead: tokio::sync::Mutex::new(crate::read_ahead::ReadAhead::default()),
                 puller,
                 client,
                 js,
@@ -303,6 +334,7 @@ impl NatsStore {
                 dedup,
                 consumer,
                 client_filter,
+                last_published: std::sync::atomic::AtomicU64::new(0),
                 location,
                 secrets,
             }),
@@ -310,59 +342,8 @@ impl NatsStore {
     }
 }
 
-/// Result and dedup publishes awaiting confirmation before they are
-/// confirmed inline.
-const MAX_PENDING_WRITES: usize = 1024;
-
-impl NatsStore {
-    fn pending_write(&self, key: Option<String>, ack: jetstream::context::PublishAckFuture) {
-        if let Ok(mut pending) = self.inner.pending_writes.lock() {
-            pending.push((key, ack));
-        }
-    }
-
-    /// Waits until every result and dedup record sent so far is confirmed
-    /// by its stream.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::JetStream`] naming how many were not confirmed: those
-    /// results are lost, and with them their dedup records (a redelivery
-    /// runs those listeners again: at least once).
-    pub(crate) async fn flush_writes(&self) -> Result<()> {
-        let _one_at_a_time = self.inner.flushing.lock().await;
-        let pending = match self.inner.pending_writes.lock() {
-            Ok(mut pending) => std::mem::take(&mut *pending),
-            Err(_) => Vec::new(),
-        };
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let total = pending.len();
-        let (keys, acks): (Vec<_>, Vec<_>) = pending.into_iter().unzip();
-        let failed =
-            futures::future::join_all(acks.into_iter().map(std::future::IntoFuture::into_future))
-                .await
-                .into_iter()
-                .filter(Result::is_err)
-                .count();
-        // Confirmed (or lost) from here on: lookups read the stream again.
-        if let Ok(mut written) = self.inner.pending_dedup.lock() {
-            for key in keys.into_iter().flatten() {
-                written.remove(&key);
-            }
-        }
-        if failed == 0 {
-            Ok(())
-        } else {
-            Err(self.err(
-                "publish",
-                &self.inner.names.results_stream,
-                format!("{failed} of {total} results were not confirmed"),
-            ))
-        }
-    }
-}
+/// The `backend` label of the store's series.
+const METRICS_BACKEND: &str = "nats";
 
 #[async_trait]
 impl EventStore for NatsStore {
@@ -371,36 +352,35 @@ impl EventStore for NatsStore {
     }
 
     async fn save_handler_result(&self, result: &StoredResult) -> soiree::Result<()> {
+        use crate::writes::Target;
         let json = serde_json::to_vec(result).map_err(soiree::Error::serialization)?;
         let subject = self.inner.names.results_subject.clone();
-        let ack = self
-            .inner
-            .js
-            .publish(subject.clone(), json.into())
-            .await
-            .map_err(|err| self.err("publish", &subject, err))?;
-        self.pending_write(None, ack);
+        self.write_record(Target::Results, subject, json.into(), None)
+            .await?;
+        self.inner.metrics.results.inc();
         if result.succeeded() && !result.event_id.is_empty() {
-            let key = self
-                .inner
-                .names
-                .dedup_key(&result.handler_id, &result.event_id);
-            let bucket = &self.inner.names.dedup_bucket;
-            if let Ok(mut pending) = self.inner.pending_dedup.lock() {
-                pending.insert(key.clone());
-            }
-            let ack = self
-                .inner
-                .js
-                .publish(key.clone(), bytes::Bytes::from_static(b"1"))
-                .await
-                .map_err(|err| self.err("publish", bucket, err))?;
-            self.pending_write(Some(key), ack);
-        }
-        if self.inner.pending_writes.lock().map_or(0, |p| p.len()) >= MAX_PENDING_WRITES {
-            self.flush_writes().await?;
+            let (event_id, handler_id) = (&result.event_id, &result.handler_id);
+            let subject = self.inner.names.dedup_subject(event_id);
+            self.inner.unconfirmed.insert(event_id, handler_id);
+            self.inner.dedup_cache.record(event_id, handler_id);
+            let key = (event_id.clone(), handler_id.clone());
+            let payload = bytes::Bytes::from(handler_id.clone().into_bytes());
+            self.write_record(Target::Dedup, subject, payload, Some(key))
+                .await?;
         }
         Ok(())
+    }
+
+    /// Reserves `key` in the dedup stream (a publish that only succeeds
+    /// while the key is free or its window has ended), then enqueues: see
+    /// the crate docs' unique keys.
+    async fn append_unique(
+        &self,
+        event: &StoredEvent,
+        key: &str,
+        window: std::time::Duration,
+    ) -> soiree::Result<soiree::Appended> {
+        self.append_unique_inner(event, key, window).await
     }
 
     fn queue(&self) -> Option<&dyn EventQueue> {
@@ -413,29 +393,6 @@ impl EventStore for NatsStore {
 
     fn history(&self) -> Option<&dyn EventHistory> {
         Some(self)
-    }
-}
-
-#[async_trait]
-impl HandlerDedup for NatsStore {
-    async fn handler_succeeded(&self, event_id: &str, handler_id: &str) -> soiree::Result<bool> {
-        let key = self.inner.names.dedup_key(handler_id, event_id);
-        // A success this handle wrote and the stream has not confirmed yet.
-        if self
-            .inner
-            .pending_dedup
-            .lock()
-            .is_ok_and(|pending| pending.contains(&key))
-        {
-            return Ok(true);
-        }
-        match self.inner.dedup.get_last_raw_message_by_subject(&key).await {
-            Ok(_) => Ok(true),
-            Err(err) if matches!(err.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {
-                Ok(false)
-            }
-            Err(err) => Err(self.err("get", &self.inner.names.dedup_bucket, err).into()),
-        }
     }
 }
 

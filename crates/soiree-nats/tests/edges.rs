@@ -397,3 +397,41 @@ fn url_credentials_stay_out_of_the_logs() {
         "{logs}"
     );
 }
+
+/// A unique key is held for its window only: an append after it ends is
+/// stored (its reservation replaces the ended one), and holds the key in
+/// turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unique_key_is_free_again_after_its_window() {
+    let server = server_or_skip!();
+    let store = builder(&server.url()).prefix("uniq").build().await.unwrap();
+    let window = Duration::from_millis(300);
+    let append = |id: &'static str| {
+        let store = store.clone();
+        async move {
+            tokio::time::timeout(
+                WAIT,
+                store.append_unique(&event("order.paid", id), "order-42", window),
+            )
+            .await
+            .expect("append in time")
+            .unwrap()
+        }
+    };
+    assert_eq!(append("u-1").await, soiree::Appended::New);
+    assert_eq!(
+        append("u-2").await,
+        soiree::Appended::Existing("u-1".into())
+    );
+    tokio::time::sleep(window + Duration::from_millis(100)).await;
+    assert_eq!(append("u-3").await, soiree::Appended::New);
+    assert_eq!(
+        append("u-4").await,
+        soiree::Appended::Existing("u-3".into())
+    );
+    assert_eq!(
+        store.backlog().await.unwrap(),
+        2,
+        "two events stored: u-1 and u-3"
+    );
+}

@@ -125,6 +125,36 @@ impl NatsServer {
         &self.name
     }
 
+    /// The server's monitoring (HTTP) port.
+    pub fn http_port(&self) -> u16 {
+        self.http_port
+    }
+
+    /// The body of `GET <path>` on the monitoring port (`/varz`,
+    /// `/connz`, `/jsz`…): JSON, read within a few seconds. Tests count a
+    /// client's messages with it (`/connz`'s `in_msgs`, `out_msgs`).
+    ///
+    /// # Errors
+    ///
+    /// When the server does not answer, or not with 200.
+    pub fn monitor(&self, path: &str) -> io::Result<String> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.http_port));
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())?;
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply)?;
+        let reply = String::from_utf8_lossy(&reply).into_owned();
+        if !(reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.0 200")) {
+            let status = reply.lines().next().unwrap_or("").to_owned();
+            return Err(io::Error::other(format!("GET {path}: {status}")));
+        }
+        match reply.split_once("\r\n\r\n") {
+            Some((_, body)) => Ok(body.to_owned()),
+            None => Err(io::Error::other(format!("GET {path}: no body"))),
+        }
+    }
+
     /// The directory holding the configuration and the JetStream data.
     pub fn dir(&self) -> &Path {
         &self.dir

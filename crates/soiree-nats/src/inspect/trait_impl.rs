@@ -124,6 +124,10 @@ impl Inspect for NatsStore {
         // Dead letters of every group of the prefix: they share the stream.
         stats.dead_letters = dead.state.messages;
         stats.consumers = events.state.consumer_count as u64;
+        self.inner
+            .metrics
+            .queue_length
+            .set(i64::try_from(stats.backlog).unwrap_or(i64::MAX));
         Ok(stats)
     }
 

@@ -1,0 +1,130 @@
+//! Listener successes (handler dedup), fetched with each dequeued batch.
+//!
+//! The dedup stream holds one subject per (group, event id), and on it one
+//! message per listener success naming the listener. A dequeue looks up
+//! the subjects of its whole batch at once (one request per event, all in
+//! flight together) into a [`DedupCache`](soiree::kit::DedupCache), so that
+//! the bus's question for each listener of each event is answered without
+//! a round trip; a question about an event the store does not hold reads
+//! the stream.
+
+use std::collections::HashSet;
+
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
+use async_trait::async_trait;
+use soiree::{Delivery, HandlerDedup};
+
+use crate::NatsStore;
+
+/// Successes kept per event and group (the stream's per-subject limit): a
+/// lookup reads at most that many messages.
+pub(crate) const MAX_SUCCESSES_PER_EVENT: i64 = 256;
+
+/// Dedup records this handle sent and the stream has not confirmed yet, as
+/// (event id, listener id): a lookup answers them without the stream.
+#[derive(Debug, Default)]
+pub(crate) struct Unconfirmed(std::sync::Mutex<HashSet<(String, String)>>);
+
+impl Unconfirmed {
+    pub(crate) fn insert(&self, event_id: &str, handler_id: &str) {
+        self.lock()
+            .insert((event_id.to_owned(), handler_id.to_owned()));
+    }
+
+    pub(crate) fn remove(&self, key: &(String, String)) {
+        self.lock().remove(key);
+    }
+
+    fn contains(&self, event_id: &str, handler_id: &str) -> bool {
+        self.lock()
+            .contains(&(event_id.to_owned(), handler_id.to_owned()))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<(String, String)>> {
+        // Every update is one insert or remove: a panic elsewhere leaves
+        // the set consistent.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl NatsStore {
+    /// The listeners the dedup stream records as succeeded for `event_id`
+    /// in this group: one request when there are none (the usual case),
+    /// else one more per success.
+    pub(crate) async fn stored_successes(&self, event_id: &str) -> crate::Result<Vec<String>> {
+        let stream = &self.inner.dedup;
+        let bucket = &self.inner.names.dedup_bucket;
+        let subject = self.inner.names.dedup_subject(event_id);
+        let last = match stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(last) => last,
+            Err(err) if matches!(err.kind(), LastRawMessageErrorKind::NoMessageFound) => {
+                return Ok(Vec::new());
+            }
+            Err(err) => return Err(self.err("get", bucket, err)),
+        };
+        let mut handlers = Vec::new();
+        let mut from = 1;
+        for _ in 0..MAX_SUCCESSES_PER_EVENT {
+            let message = match stream
+                .get_first_raw_message_by_subject(&subject, from)
+                .await
+            {
+                Ok(message) => message,
+                Err(err) if matches!(err.kind(), LastRawMessageErrorKind::NoMessageFound) => break,
+                Err(err) => return Err(self.err("get", bucket, err)),
+            };
+            handlers.push(String::from_utf8_lossy(&message.payload).into_owned());
+            if message.sequence >= last.sequence {
+                break;
+            }
+            from = message.sequence + 1;
+        }
+        Ok(handlers)
+    }
+
+    /// Fills the dedup cache with the successes of `deliveries`' events,
+    /// all looked up at once. A lookup that fails leaves its event out:
+    /// the bus's questions about it then read the stream.
+    pub(crate) async fn prefetch_successes(&self, deliveries: &[Delivery]) {
+        let lookups = deliveries.iter().filter_map(|delivery| {
+            let event_id = delivery.event.id()?;
+            Some(async move {
+                (
+                    delivery.receipt.clone(),
+                    event_id.to_owned(),
+                    self.stored_successes(event_id).await,
+                )
+            })
+        });
+        let found = futures::future::join_all(lookups).await;
+        let cache = &self.inner.dedup_cache;
+        cache.insert_many(
+            found
+                .into_iter()
+                .filter_map(|(receipt, event_id, handlers)| match handlers {
+                    Ok(handlers) => Some((receipt, event_id, handlers)),
+                    Err(err) => {
+                        tracing::debug!(%err, "cannot prefetch listener successes");
+                        None
+                    }
+                }),
+        );
+    }
+}
+
+#[async_trait]
+impl HandlerDedup for NatsStore {
+    async fn handler_succeeded(&self, event_id: &str, handler_id: &str) -> soiree::Result<bool> {
+        // A success this handle wrote and the stream has not confirmed yet.
+        if self.inner.unconfirmed.contains(event_id, handler_id) {
+            return Ok(true);
+        }
+        if let Some(answer) = self.inner.dedup_cache.succeeded(event_id, handler_id) {
+            return Ok(answer);
+        }
+        let handlers = self.stored_successes(event_id).await?;
+        Ok(handlers.iter().any(|handler| handler == handler_id))
+    }
+}
