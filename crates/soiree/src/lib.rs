@@ -44,6 +44,7 @@
 //! | bus | [`EventBus`] | owns topics and listeners, dispatches on a [`Pool`] |
 //! | topics | [`topic_matches`] | `*` is one segment, `**` zero or more |
 //! | listeners | [`Listener`], [`EventContext`] | async functions of an event context |
+//! | batch listeners | [`EventBus::on_batch`], [`Batch`], [`BatchOutcome`] | one call for up to N events, an outcome per event |
 //! | emissions | [`Emission`] | a stream of one emission's errors |
 //! | context | [`Context`] | cancellation, deadline, extensions, tracing span |
 //! | typed topics | [`TypedTopic`], [`bind_listener`] | listeners that take a typed payload |
@@ -145,7 +146,9 @@ pub use bus::{
 pub use context::Context;
 pub use error::{BoxError, Error, Permanent, Result, permanent};
 pub use event::{Event, IntoEvent, PROPERTY_EVENT_ID, Payload, Properties, StoredEvent, event_id};
-pub use listener::{EventContext, Listener, ListenerBinding, ListenerId, ListenerPanic};
+pub use listener::{
+    Batch, BatchOutcome, EventContext, Listener, ListenerBinding, ListenerId, ListenerPanic,
+};
 #[cfg(feature = "metrics")]
 pub use metrics::{MetricsRegistry, StoreMetrics};
 pub use pool::{DEFAULT_QUEUE_CAPACITY, Pool, PoolOptions};
