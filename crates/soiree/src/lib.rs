@@ -69,6 +69,32 @@
 //! Matching an emitted topic costs time linear in its segments, whatever the
 //! patterns, and the per-topic route cache is bounded in bytes.
 //!
+//! # Batch listeners
+//!
+//! A listener that is cheaper per event when it handles many at once (a
+//! bulk insert, one request to a remote API) registers with
+//! [`EventBus::on_batch`]: it gets a [`Batch`] of up to `max_items` events,
+//! gathered for at most `max_wait`, and returns a [`BatchOutcome`] with an
+//! outcome per event. Each event keeps its own delivery: only the failed
+//! ones are retried or dead-lettered, and a store records a result per
+//! event, so a redelivery skips the events already handled.
+//!
+//! ```
+//! use std::time::Duration;
+//! use futures::StreamExt;
+//! use soiree::{Batch, EventBus};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! let bus = EventBus::new();
+//! bus.on_batch("count", "tick", 5, Duration::from_millis(10), |batch: Batch| async move {
+//!     assert!(batch.len() <= 5);
+//!     Ok(batch.succeeded())
+//! }).unwrap();
+//! let errors: Vec<_> = bus.emit("tick", ()).collect().await;
+//! assert!(errors.is_empty());
+//! # }
+//! ```
+//!
 //! # Limits
 //!
 //! What one entry point accepts, every store keeps and every consumer reads

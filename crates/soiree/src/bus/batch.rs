@@ -60,17 +60,17 @@ impl EventBus {
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     /// use std::time::Duration;
     /// use futures::StreamExt;
-    /// use soiree::{Batch, BoxError, Error, EventBus};
+    /// use soiree::{Batch, BatchOutcome, BoxError, Error, EventBus};
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-    /// let bus = EventBus::new();
+    /// let bus = EventBus::new(); // 10 workers: batches of up to 10
     /// let batches = Arc::new(AtomicUsize::new(0));
     /// let counted = batches.clone();
     /// bus.on_batch("bulk-insert", "order.placed", 10, Duration::from_millis(50), move |batch: Batch| {
     ///     counted.fetch_add(1, Ordering::SeqCst);
     ///     async move {
     ///         // One statement for the whole batch; one outcome per order.
-    ///         let outcome = batch
+    ///         let outcome: BatchOutcome = batch
     ///             .iter()
     ///             .map(|ctx| match ctx.payload_as::<u32>() {
     ///                 Some(0) => Err::<(), BoxError>("order 0 is not valid".into()),
