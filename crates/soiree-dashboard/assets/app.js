@@ -725,7 +725,7 @@
                 h("td", { class: "mono" }, r.listener),
                 h("td", { class: "num" }, String(r.attempt)),
                 h("td", { dataset: { outcome: outcomeOf(r) } }, outcomeBadge(r)),
-                h("td", {}, r.error ? h("div", { class: "error-text" }, r.error) : h("span", { class: "muted" }, "–")),
+                h("td", {}, r.error ? h("div", { class: outcomeOf(r) === "snoozed" ? "muted" : "error-text" }, r.error) : h("span", { class: "muted" }, "–")),
                 timeCell(r.at)
               )
             )
