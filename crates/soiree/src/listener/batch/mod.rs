@@ -1,7 +1,8 @@
 //! Batch listeners: one call for several events, an outcome per event.
 //!
 //! ```text
-//! batch      Batch and BatchOutcome: what a batch listener gets and returns
+//! events     Batch: what a batch listener gets
+//! outcome    BatchOutcome: what it returns, an outcome per event
 //! collect    the per-event listener: gathers events into batches, waits for its own outcome
 //! run        runs one batch (panics caught) and hands each event its outcome
 //! ```
@@ -13,9 +14,11 @@
 //! succeeded for it, and only the events that failed are retried or
 //! dead-lettered.
 
-mod batch;
 mod collect;
+mod events;
+mod outcome;
 mod run;
 
-pub use batch::{Batch, BatchOutcome};
 pub(crate) use collect::BatchListener;
+pub use events::Batch;
+pub use outcome::BatchOutcome;
