@@ -21,7 +21,7 @@ const FLAKY: usize = 1;
 const MAX_ITEMS: usize = 4;
 const MAX_WAIT: Duration = Duration::from_millis(300);
 
-/// A batch listener on the store (at most [`MAX_ITEMS`] events a call)
+/// A batch listener on the store (at most 4 events a call)
 /// whose outcome fails one event's first attempt: only that event runs
 /// again (as attempt 2), every emission ends without error, the store
 /// holds a result per event under the listener's name (a failure then a

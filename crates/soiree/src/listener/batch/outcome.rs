@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::BoxError;
 
-/// A batch listener's answer: one outcome per event of its [`Batch`], in
+/// A batch listener's answer: one outcome per event of its [`Batch`](crate::Batch), in
 /// batch order. An event whose outcome is an error is handled as if a
 /// listener of its own had returned that error: retried per the bus's
 /// [`RetryPolicy`](crate::RetryPolicy) (in a later batch), recorded, then
@@ -36,7 +36,7 @@ pub struct BatchOutcome {
 
 impl BatchOutcome {
     /// Marks event `index` of the batch (its place in
-    /// [`Batch::contexts`]) failed with `error`.
+    /// [`Batch::contexts`](crate::Batch::contexts)) failed with `error`.
     ///
     /// # Panics
     ///
