@@ -15,7 +15,7 @@ use crate::Event;
 ///
 /// ```
 /// use std::time::Duration;
-/// use soiree::{Batch, BatchOutcome, EventBus};
+/// use soiree::{Batch, EventBus};
 ///
 /// let bus = EventBus::new();
 /// bus.on_batch("bulk-insert", "order.placed", 100, Duration::from_millis(50), |batch: Batch| async move {
