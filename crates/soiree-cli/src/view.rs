@@ -129,6 +129,8 @@ pub(crate) struct ResultView {
     pub(crate) listener: String,
     pub(crate) attempt: u32,
     pub(crate) succeeded: bool,
+    /// `succeeded`, `snoozed` or `failed` ([`StoredResult::outcome`]).
+    pub(crate) outcome: &'static str,
     pub(crate) error: Option<String>,
 }
 
@@ -139,6 +141,7 @@ impl From<Record<StoredResult>> for ResultView {
             id: record.id,
             at: record.at.map(format_time),
             succeeded: result.succeeded(),
+            outcome: result.outcome(),
             topic: result.topic,
             event_id: result.event_id,
             listener: result.handler_id,

@@ -660,13 +660,26 @@
 
   // ------------------------------------------------------------ events
 
+  /** A result's outcome: succeeded, snoozed (a Snooze: not a failure) or failed. */
+  function outcomeOf(r) {
+    return r.outcome || (r.ok ? "succeeded" : "failed");
+  }
+  function outcomeBadge(r) {
+    const outcome = outcomeOf(r);
+    if (outcome === "succeeded") return h("span", { class: "badge ok" }, "ok");
+    if (outcome === "snoozed") return h("span", { class: "badge neutral" }, "snoozed");
+    return h("span", { class: "badge bad" }, "failed");
+  }
+
   function resultStatus(results, deadLetters) {
     if (deadLetters.length > 0) return h("span", { class: "badge bad" }, "dead-lettered");
     if (results.length === 0) return h("span", { class: "badge neutral" }, "no results yet");
     const latest = new Map();
     for (const r of results) latest.set(r.listener, r);
-    const failedCount = [...latest.values()].filter((r) => !r.ok).length;
+    const failedCount = [...latest.values()].filter((r) => outcomeOf(r) === "failed").length;
     if (failedCount > 0) return h("span", { class: "badge warn" }, failedCount + " listener" + (failedCount === 1 ? "" : "s") + " failing");
+    const snoozedCount = [...latest.values()].filter((r) => outcomeOf(r) === "snoozed").length;
+    if (snoozedCount > 0) return h("span", { class: "badge neutral" }, snoozedCount + " listener" + (snoozedCount === 1 ? "" : "s") + " snoozed");
     return h("span", { class: "badge ok" }, "handled");
   }
 
@@ -711,8 +724,8 @@
                 { dataset: { result: r.listener } },
                 h("td", { class: "mono" }, r.listener),
                 h("td", { class: "num" }, String(r.attempt)),
-                h("td", {}, r.ok ? h("span", { class: "badge ok" }, "ok") : h("span", { class: "badge bad" }, "failed")),
-                h("td", {}, r.error ? h("div", { class: "error-text" }, r.error) : h("span", { class: "muted" }, "–")),
+                h("td", { dataset: { outcome: outcomeOf(r) } }, outcomeBadge(r)),
+                h("td", {}, r.error ? h("div", { class: outcomeOf(r) === "snoozed" ? "muted" : "error-text" }, r.error) : h("span", { class: "muted" }, "–")),
                 timeCell(r.at)
               )
             )
@@ -957,6 +970,48 @@
       }
     });
 
-  const pages = { overview, "dead-letters": deadLetters, events, tail, pending };
+  // ------------------------------------------------------------ scheduled
+
+  async function scheduled() {
+    const list = h("div", {});
+    const pager = h("div", { class: "pager" });
+    const cursors = [null];
+    append(content, [panel("Scheduled events", h("div", {}, list, pager), h("span", { class: "muted" }, "delayed events held until they are due, soonest first"))]);
+    async function load() {
+      try {
+        const [stats, page] = await Promise.all([api("api/stats"), api("api/scheduled" + query({ cursor: cursors[cursors.length - 1], limit: 100 }))]);
+        showStore(stats.store);
+        clear(list);
+        if (!page.supported) list.appendChild(empty("Not scheduled here", "This store does not hold delayed events.", true));
+        else if (page.items.length === 0) list.appendChild(empty("Nothing scheduled", "No delayed event waits for its due time.", true));
+        else
+          list.appendChild(
+            table(
+              ["Id", "Due", "Topic", "Event id", "Payload"],
+              page.items.map((e) =>
+                h(
+                  "tr",
+                  { dataset: { scheduled: e.id } },
+                  h("td", { class: "mono" }, e.id),
+                  h("td", { class: "nowrap", title: fmtTime(e.due_at) }, fmtTime(e.due_at)),
+                  h("td", {}, topicTag(e.topic)),
+                  h("td", { class: "mono" }, e.event_id || "–"),
+                  h("td", {}, payloadPreview(e.payload, null, e.payload_bytes, null))
+                )
+              )
+            )
+          );
+        fillPager(pager, cursors, page.next, load, true);
+        ok();
+        content.dataset.loaded = "true";
+      } catch (err) {
+        failed(err);
+      }
+    }
+    await load();
+    setInterval(load, 5000);
+  }
+
+  const pages = { overview, "dead-letters": deadLetters, events, tail, pending, scheduled };
   (pages[PAGE] || overview)().catch(failed);
 })();

@@ -27,8 +27,8 @@ use crate::{
 /// How long one store call may take before the request fails.
 const STORE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default and largest page sizes.
-const DEFAULT_LIMIT: usize = 50;
-const MAX_LIMIT: usize = 500;
+pub(crate) const DEFAULT_LIMIT: usize = 50;
+pub(crate) const MAX_LIMIT: usize = 500;
 /// How often a live tail polls the store.
 const TAIL_EVERY: Duration = Duration::from_millis(500);
 
@@ -243,6 +243,9 @@ pub(crate) struct ResultDto {
     listener: String,
     attempt: u32,
     ok: bool,
+    /// `succeeded`, `snoozed` (a [`Snooze`](soiree::Snooze): not a
+    /// failure) or `failed`.
+    outcome: &'static str,
     error: Option<String>,
 }
 
@@ -252,6 +255,7 @@ impl From<Record<StoredResult>> for ResultDto {
             id: record.id,
             at: record.at.map(millis),
             ok: record.item.error.is_none(),
+            outcome: record.item.outcome(),
             topic: record.item.topic,
             event_id: record.item.event_id,
             listener: record.item.handler_id,
@@ -411,7 +415,7 @@ const MAX_INPUT: usize = 1_024;
 
 /// A filter value as given, trimmed: `None` when blank, 400 when it holds
 /// control characters (a NUL would reach the database) or is too long.
-fn input(what: &str, text: Option<&String>) -> Result<Option<String>, ApiError> {
+pub(crate) fn input(what: &str, text: Option<&String>) -> Result<Option<String>, ApiError> {
     let Some(text) = non_empty(text) else {
         return Ok(None);
     };

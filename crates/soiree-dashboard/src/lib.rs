@@ -11,7 +11,7 @@
 //!
 //! It is an [`axum::Router`] ([`router`]) that an application nests under a
 //! path of its own, or a server of its own ([`serve`], [`bind`]). Its pages
-//! (Overview, Events, Dead letters, Live tail, Pending) are plain HTML,
+//! (Overview, Events, Dead letters, Live tail, Pending, Scheduled) are plain HTML,
 //! CSS and JavaScript embedded in the binary: nothing is fetched from
 //! elsewhere, so it works offline. The pages read a JSON API under `api/`
 //! that scripts can use as well:
@@ -20,7 +20,7 @@
 //! | --- | --- |
 //! | `GET api/stats` | store info, counts, rates and the sampled history |
 //! | `GET api/events?topic=&event_id=&cursor=&limit=&order=` | a page of events, newest first |
-//! | `GET api/event/{id}?full=` | one event with its results per listener and dead letters |
+//! | `GET api/event/{id}?full=` | one event with its results per listener (each with its `outcome`: `succeeded`, `snoozed` or `failed`) and dead letters |
 //! | `GET api/dead-letters?topic=&event_id=&cursor=&limit=` | a page of dead letters |
 //! | `GET api/dead-letters/{id}` | one dead letter |
 //! | `GET api/dead-letter-count?topic=&event_id=` | how many dead letters a filter selects |
@@ -38,6 +38,7 @@
 //! 500 whose cause goes to the log, never to the client.
 //! | `GET api/pending?cursor=&limit=` | deliveries not yet acknowledged |
 //! | `GET api/consumers` | the consumers of the group |
+//! | `GET api/scheduled?topic=&event_id=&cursor=&limit=` | delayed events held until due, soonest first (`"supported": false` from a store that does not schedule) |
 //! | `GET api/topics?window=` | per-topic counts over the newest events |
 //! | `GET api/tail?topic=` | new events as Server-Sent Events |
 //! | `POST login`, `POST logout` | open and end a browser session (with a token) |
@@ -138,6 +139,7 @@ mod api;
 mod budget;
 mod pages;
 mod sampler;
+mod scheduled;
 mod security;
 mod server;
 mod throttle;
@@ -402,6 +404,7 @@ pub fn router(store: Arc<dyn Inspect>, options: DashboardOptions) -> Router {
         .route("/dead-letters", get(pages::page))
         .route("/tail", get(pages::page))
         .route("/pending", get(pages::page))
+        .route("/scheduled", get(pages::page))
         .route("/assets/{*path}", get(pages::asset))
         .route("/api/stats", get(api::stats))
         .route("/api/events", get(api::events))
@@ -413,6 +416,7 @@ pub fn router(store: Arc<dyn Inspect>, options: DashboardOptions) -> Router {
         .route("/api/replay", post(actions::replay))
         .route("/api/purge", post(actions::purge))
         .route("/api/pending", get(api::pending))
+        .route("/api/scheduled", get(scheduled::scheduled))
         .route("/api/consumers", get(api::consumers))
         .route("/api/topics", get(api::topics))
         .route("/api/tail", get(api::tail))

@@ -21,6 +21,7 @@ const PAGES: &[(&str, &str, &str)] = &[
     ("/dead-letters", "dead-letters", "Dead letters"),
     ("/tail", "tail", "Live tail"),
     ("/pending", "pending", "Pending"),
+    ("/scheduled", "scheduled", "Scheduled"),
 ];
 
 /// Escapes text for HTML content and attribute values.

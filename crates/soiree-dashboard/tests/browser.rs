@@ -920,3 +920,145 @@ async fn destructive_actions_act_on_what_was_shown() {
         .expect("bus closes");
     drop(driver);
 }
+
+/// The scheduled page lists the delayed events a store holds (soonest
+/// first, stored strings as text), and an event's page shows a snoozed
+/// attempt as "snoozed", not as a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_events_and_snoozes_show_as_text() {
+    let Some((driver, chromium)) = ChromeDriver::start_or_skip() else {
+        return;
+    };
+    let store = Arc::new(MemoryStore::queue());
+    let bus = soiree::EventBus::builder()
+        .shared_store(store.clone())
+        .build()
+        .expect("bus builds");
+    let snoozed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    bus.on_named("report-builder", "report.ready", move |_ctx| {
+        let first = !snoozed.swap(true, Ordering::SeqCst);
+        async move {
+            if first {
+                return Err(soiree::Snooze::after(Duration::from_millis(50)).into());
+            }
+            Ok(())
+        }
+    })
+    .expect("listener registers");
+    bus.start().expect("the bus starts");
+
+    // Two delayed events, the later one first; one with markup in its
+    // event id and payload.
+    let hostile_id = format!("later-{HOSTILE}");
+    for (topic, id, delay) in [
+        ("digest.weekly", hostile_id.as_str(), 7_200),
+        ("report.ready", "sooner", 3_600),
+    ] {
+        let event = soiree::Event::new(topic, json!({ "note": HOSTILE }));
+        event.properties().set(soiree::PROPERTY_EVENT_ID, id);
+        let mut emission = bus.emit_after(topic, event, Duration::from_secs(delay));
+        within("the delayed event is stored", emission.persisted())
+            .await
+            .expect("persisted");
+    }
+    // One event whose listener snoozes once, then succeeds.
+    let event = soiree::Event::new("report.ready", json!({ "report": 7 }));
+    event
+        .properties()
+        .set(soiree::PROPERTY_EVENT_ID, "report-7");
+    let mut emission = bus.emit_event(event);
+    within("the event is stored", emission.persisted())
+        .await
+        .expect("persisted");
+    within("the snoozed listener succeeds", async {
+        while !results_of(store.as_ref(), "report-7")
+            .await
+            .iter()
+            .any(soiree::StoredResult::succeeded)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    let server = soiree_dashboard::bind(
+        store.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        DashboardOptions::default(),
+    )
+    .await
+    .expect("the dashboard binds");
+    let base = format!("http://{}/", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.run_until(async {
+        let _ = stopped.await;
+    }));
+    let client = browser(&driver, &chromium).await;
+
+    // ---- Scheduled: both delayed events, soonest first, as text.
+    open(&client, &format!("{base}scheduled")).await;
+    let rows = until(
+        &client,
+        "the scheduled rows",
+        "const rows = [...document.querySelectorAll('tr[data-scheduled]')];\
+         return rows.length === 2 && rows.map(r => [...r.cells].map(c => c.textContent))",
+    )
+    .await;
+    assert_eq!(rows[0][2], json!("report.ready"), "soonest first: {rows}");
+    assert_eq!(rows[0][3], json!("sooner"), "{rows}");
+    assert_eq!(rows[1][2], json!("digest.weekly"), "{rows}");
+    assert_eq!(
+        rows[1][3],
+        json!(hostile_id),
+        "the event id as text: {rows}"
+    );
+    // The payload is shown as JSON: the markup's quotes escaped.
+    assert!(
+        rows[1][4]
+            .as_str()
+            .unwrap()
+            .contains("<script>window.__pwned = true</script><img src=x onerror="),
+        "the payload as text: {rows}"
+    );
+    no_injection(&client).await;
+    let current = within(
+        "the nav",
+        client.execute(
+            "return document.querySelector('nav a[aria-current]').dataset.nav",
+            vec![],
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(current, json!("scheduled"));
+    screenshot(&client, "memory-scheduled").await;
+
+    // ---- The snoozed event's results: a snooze, then a success.
+    open(&client, &format!("{base}events?id=report-7")).await;
+    let outcomes = until(
+        &client,
+        "the results per listener",
+        "const cells = [...document.querySelectorAll('#event-results td[data-outcome]')];\
+         return cells.length === 2 && cells.map(c => [c.dataset.outcome, c.textContent])",
+    )
+    .await;
+    assert_eq!(
+        outcomes,
+        json!([["snoozed", "snoozed"], ["succeeded", "ok"]]),
+        "a snooze is shown as snoozed, not failed"
+    );
+    screenshot(&client, "memory-snoozed").await;
+
+    within("the browser closes", client.close())
+        .await
+        .expect("close");
+    let _ = stop.send(());
+    within("the server stops", serving)
+        .await
+        .expect("server task")
+        .expect("server");
+    within("the bus closes", bus.close())
+        .await
+        .expect("bus closes");
+    drop(driver);
+}

@@ -630,3 +630,70 @@ async fn a_selection_by_filter_acts_only_on_what_was_confirmed() {
     assert_eq!(fixture.store.stats().await.unwrap().dead_letters, 0);
     fixture.bus.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_api_pages_delayed_events_soonest_first() {
+    let store = Arc::new(MemoryStore::queue());
+    let bus = soiree::EventBus::builder()
+        .shared_store(store.clone())
+        .build()
+        .unwrap();
+    bus.on_named("later", "digest.*", |_ctx| async { Ok(()) })
+        .unwrap();
+    bus.start().unwrap();
+    for (topic, hours) in [("digest.weekly", 2), ("digest.daily", 1)] {
+        let mut emission = bus.emit_after(
+            topic,
+            serde_json::json!({ "note": HOSTILE }),
+            std::time::Duration::from_secs(hours * 3600),
+        );
+        within("the delayed event is stored", emission.persisted())
+            .await
+            .unwrap();
+    }
+    let router = soiree_dashboard::router(store.clone(), DashboardOptions::default());
+
+    let first = send(
+        &router,
+        get("/api/scheduled?limit=1").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(first.header(header::CONTENT_TYPE), "application/json");
+    let first = first.json();
+    assert_eq!(first["supported"], true);
+    assert_eq!(first["items"][0]["topic"], "digest.daily", "soonest first");
+    assert_eq!(first["items"][0]["payload"]["note"], HOSTILE);
+    let next = first["next"].as_str().expect("a next page").to_owned();
+    let second = send(
+        &router,
+        get(&format!("/api/scheduled?limit=1&cursor={next}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+    .json();
+    assert_eq!(second["items"][0]["topic"], "digest.weekly");
+    assert!(
+        second["items"][0]["due_at"].as_u64() > first["items"][0]["due_at"].as_u64(),
+        "{first} {second}"
+    );
+    let filtered = send(
+        &router,
+        get("/api/scheduled?topic=digest.weekly")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+    .json();
+    assert_eq!(filtered["items"].as_array().unwrap().len(), 1, "{filtered}");
+    let refused = send(
+        &router,
+        get("/api/scheduled?cursor=%07")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    bus.close().await.unwrap();
+}

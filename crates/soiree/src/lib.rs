@@ -44,6 +44,7 @@
 //! | bus | [`EventBus`] | owns topics and listeners, dispatches on a [`Pool`] |
 //! | topics | [`topic_matches`] | `*` is one segment, `**` zero or more |
 //! | listeners | [`Listener`], [`EventContext`] | async functions of an event context |
+//! | batch listeners | [`EventBus::on_batch`], [`Batch`], [`BatchOutcome`] | one call for up to N events, an outcome per event |
 //! | emissions | [`Emission`] | a stream of one emission's errors |
 //! | context | [`Context`] | cancellation, deadline, extensions, tracing span |
 //! | typed topics | [`TypedTopic`], [`bind_listener`] | listeners that take a typed payload |
@@ -67,6 +68,32 @@
 //! the first 64 characters), and [`topic_matches`] reports no match.
 //! Matching an emitted topic costs time linear in its segments, whatever the
 //! patterns, and the per-topic route cache is bounded in bytes.
+//!
+//! # Batch listeners
+//!
+//! A listener that is cheaper per event when it handles many at once (a
+//! bulk insert, one request to a remote API) registers with
+//! [`EventBus::on_batch`]: it gets a [`Batch`] of up to `max_items` events,
+//! gathered for at most `max_wait`, and returns a [`BatchOutcome`] with an
+//! outcome per event. Each event keeps its own delivery: only the failed
+//! ones are retried or dead-lettered, and a store records a result per
+//! event, so a redelivery skips the events already handled.
+//!
+//! ```
+//! use std::time::Duration;
+//! use futures::StreamExt;
+//! use soiree::{Batch, EventBus};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! let bus = EventBus::new();
+//! bus.on_batch("count", "tick", 5, Duration::from_millis(10), |batch: Batch| async move {
+//!     assert!(batch.len() <= 5);
+//!     Ok(batch.succeeded())
+//! }).unwrap();
+//! let errors: Vec<_> = bus.emit("tick", ()).collect().await;
+//! assert!(errors.is_empty());
+//! # }
+//! ```
 //!
 //! # Limits
 //!
@@ -145,7 +172,9 @@ pub use bus::{
 pub use context::Context;
 pub use error::{BoxError, Error, Permanent, Result, permanent};
 pub use event::{Event, IntoEvent, PROPERTY_EVENT_ID, Payload, Properties, StoredEvent, event_id};
-pub use listener::{EventContext, Listener, ListenerBinding, ListenerId, ListenerPanic};
+pub use listener::{
+    Batch, BatchOutcome, EventContext, Listener, ListenerBinding, ListenerId, ListenerPanic,
+};
 #[cfg(feature = "metrics")]
 pub use metrics::{MetricsRegistry, StoreMetrics};
 pub use pool::{DEFAULT_QUEUE_CAPACITY, Pool, PoolOptions};

@@ -93,3 +93,34 @@ async fn a_snooze_cut_short_by_close_is_the_listeners_error() {
         "{errors:?}"
     );
 }
+
+/// The `soiree_listener_calls_total` count of the `builder` listener with
+/// this outcome (0 when the series is absent).
+fn calls_with_outcome(registry: &soiree::MetricsRegistry, outcome: &str) -> u64 {
+    let outcome = format!(r#"outcome="{outcome}""#);
+    registry
+        .encode()
+        .lines()
+        .find(|line| {
+            line.starts_with("soiree_listener_calls_total")
+                && line.contains(r#"listener="builder""#)
+                && line.contains(&outcome)
+        })
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_listener_metrics_count_a_snooze_as_snoozed_not_as_an_error() {
+    let registry = soiree::MetricsRegistry::new();
+    let bus = EventBus::builder()
+        .metrics_registry(registry.clone())
+        .build()
+        .unwrap();
+    let _calls = snoozing(&bus, 2, Duration::from_secs(1));
+    let errors: Vec<Error> = bus.emit("report.build", ()).collect().await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(calls_with_outcome(&registry, "snoozed"), 2);
+    assert_eq!(calls_with_outcome(&registry, "error"), 0);
+    assert_eq!(calls_with_outcome(&registry, "ok"), 1);
+}

@@ -112,11 +112,15 @@ pub(super) async fn results(
     print_next(console, page.next.as_deref())
 }
 
-/// `ok`, or the error cut to a cell.
+/// `ok`, `snoozed: …` (a [`Snooze`](soiree::Snooze): neither a success nor
+/// a failure) or `failed: …`, the error escaped and cut to a cell.
 pub(super) fn outcome(error: Option<&str>) -> String {
     match error {
         None => "ok".to_owned(),
-        Some(error) => format!("failed: {}", cut(error, CELL_WIDTH)),
+        Some(error) => match error.strip_prefix(soiree::SNOOZED_PREFIX) {
+            Some(snooze) => format!("snoozed: {}", cut(snooze, CELL_WIDTH)),
+            None => format!("failed: {}", cut(error, CELL_WIDTH)),
+        },
     }
 }
 

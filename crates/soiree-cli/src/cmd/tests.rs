@@ -280,6 +280,40 @@ async fn results_show_outcomes() {
 }
 
 #[tokio::test]
+async fn results_show_a_snooze_as_snoozed_escaped() {
+    let fx = Fixture::new().await;
+    let snoozed = soiree::StoredResult::new(
+        "report.build",
+        "evt-snoozed",
+        "builder",
+        1,
+        Some(format!(
+            "{}re-run after 5s\x1b]0;pwned\x07",
+            soiree::SNOOZED_PREFIX
+        )),
+    );
+    soiree::EventStore::save_handler_result(&*fx.store, &snoozed)
+        .await
+        .unwrap();
+    let results = soiree(fx.inspect(), &["results", "--json"], None)
+        .await
+        .json();
+    let items = results["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{results}");
+    assert_eq!(items[0]["outcome"], "snoozed");
+    assert_eq!(items[0]["succeeded"], false);
+
+    let table = soiree(fx.inspect(), &["results"], None).await.ok();
+    assert!(table.contains("snoozed: re-run after 5s"), "{table}");
+    assert!(!table.contains("failed"), "{table}");
+    assert!(
+        !table.contains('\x1b'),
+        "a stored string reached the terminal raw: {table}"
+    );
+    fx.bus.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn stats_count_and_rate() {
     let fx = Fixture::standard().await;
     let stats = soiree(

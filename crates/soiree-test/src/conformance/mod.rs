@@ -40,8 +40,8 @@
 //! [`bus_emits_a_unique_key_once`] skip a store whose
 //! [`append_unique`](soiree::EventStore::append_unique) answers
 //! `Unsupported`; [`bus_reruns_snoozed_listeners`] runs everywhere (the bus
-//! does the snoozing). They are not in [`Check::ALL`] yet: a backend's tests
-//! call them beside the others.
+//! does the snoozing), as does [`bus_batch_listener_settles_each_event_alone`]
+//! (the bus does the batching).
 //!
 //! [`groups_each_run_every_event`] takes two handles on one store, reading
 //! for two consumer groups, so it is not in [`Check::ALL`]: a store opts
@@ -52,6 +52,7 @@
 //! is bounded by [`Conformance::timeout`].
 
 mod ability;
+mod batch;
 mod bus;
 mod config;
 mod dedup;
@@ -72,6 +73,7 @@ mod support;
 mod unique;
 
 pub use ability::Ability;
+pub use batch::bus_batch_listener_settles_each_event_alone;
 pub use bus::{bus_delivers_each_event_once, bus_reports_listener_errors};
 pub use config::Conformance;
 pub use dedup::dedup_is_scoped_per_event_and_handler;

@@ -60,11 +60,13 @@ pub enum Check {
     AppendUniqueKeepsOneEventPerKey,
     /// [`bus_emits_a_unique_key_once`](super::bus_emits_a_unique_key_once)
     BusEmitsAUniqueKeyOnce,
+    /// [`bus_batch_listener_settles_each_event_alone`](super::bus_batch_listener_settles_each_event_alone)
+    BusBatchListenerSettlesEachEventAlone,
 }
 
 impl Check {
     /// Every check, in the order [`run_all`] runs them.
-    pub const ALL: [Check; 23] = [
+    pub const ALL: [Check; 24] = [
         Check::SavedEventsReadBackIdentical,
         Check::EventHistoryPagesCoverAllEvents,
         Check::HandlerResultsReadBack,
@@ -88,6 +90,7 @@ impl Check {
         Check::BusRerunsSnoozedListeners,
         Check::AppendUniqueKeepsOneEventPerKey,
         Check::BusEmitsAUniqueKeyOnce,
+        Check::BusBatchListenerSettlesEachEventAlone,
     ];
 
     /// The check's name: the name of its function.
@@ -124,6 +127,9 @@ impl Check {
             Check::BusRerunsSnoozedListeners => "bus_reruns_snoozed_listeners",
             Check::AppendUniqueKeepsOneEventPerKey => "append_unique_keeps_one_event_per_key",
             Check::BusEmitsAUniqueKeyOnce => "bus_emits_a_unique_key_once",
+            Check::BusBatchListenerSettlesEachEventAlone => {
+                "bus_batch_listener_settles_each_event_alone"
+            }
         }
     }
 
@@ -203,6 +209,9 @@ impl Check {
             }
             Check::BusEmitsAUniqueKeyOnce => {
                 super::bus_emits_a_unique_key_once(store, config).await
+            }
+            Check::BusBatchListenerSettlesEachEventAlone => {
+                super::bus_batch_listener_settles_each_event_alone(store, config).await
             }
         }
     }

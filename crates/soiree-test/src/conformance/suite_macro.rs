@@ -137,6 +137,7 @@ macro_rules! __conformance_tests {
         $crate::__conformance_test!($args, store, bus_reruns_snoozed_listeners);
         $crate::__conformance_test!($args, store, append_unique_keeps_one_event_per_key);
         $crate::__conformance_test!($args, store, bus_emits_a_unique_key_once);
+        $crate::__conformance_test!($args, store, bus_batch_listener_settles_each_event_alone);
         $crate::__conformance_test!($args, hostile, hostile_nesting_depth);
         $crate::__conformance_test!($args, hostile, hostile_odd_encodings);
         $crate::__conformance_test!($args, hostile, hostile_oversized_names);

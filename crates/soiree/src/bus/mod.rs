@@ -1,6 +1,7 @@
 //! The event bus: registration, emission, dispatch on the worker pool, and
 //! the consumers of queue stores.
 
+mod batch;
 mod builder;
 mod config;
 mod consumer;

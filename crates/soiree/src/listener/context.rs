@@ -167,6 +167,12 @@ impl EventContext {
         self.job.settles_after(self.index)
     }
 
+    /// Cancelled when the bus closes (a batch listener then stops
+    /// gathering).
+    pub(crate) fn shutdown(&self) -> &tokio_util::sync::CancellationToken {
+        &self.job.pipeline().shutdown
+    }
+
     pub(crate) fn listener_metrics(&self) -> &crate::metrics::ListenerMetrics {
         &self.job.pipeline().metrics
     }

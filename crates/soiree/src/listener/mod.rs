@@ -1,6 +1,7 @@
 //! Listeners: the async functions that handle events, their ids, and the
 //! context they receive.
 
+mod batch;
 mod binding;
 mod context;
 mod entry;
@@ -9,6 +10,8 @@ mod job;
 mod panic;
 mod pipeline;
 
+pub(crate) use batch::BatchListener;
+pub use batch::{Batch, BatchOutcome};
 pub use binding::ListenerBinding;
 pub use context::EventContext;
 pub use entry::Listener;

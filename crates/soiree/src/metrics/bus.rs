@@ -115,7 +115,7 @@ impl BusMetrics {
             ),
             outcomes: registry.metric(
                 "soiree_listener_calls",
-                "Listener calls by pattern, listener and outcome (ok, error, panic)",
+                "Listener calls by pattern, listener and outcome (ok, error, panic, snoozed)",
                 OutcomeFamily::default,
             ),
             retries: registry.metric(
@@ -155,6 +155,7 @@ impl BusMetrics {
             ok: outcome("ok"),
             error: outcome("error"),
             panic: outcome("panic"),
+            snoozed: outcome("snoozed"),
             retried: self.retries.get_or_create(&labels).clone(),
             duration: self
                 .durations
@@ -170,6 +171,8 @@ pub(crate) struct ListenerCounters {
     pub(crate) ok: SpreadCounter,
     pub(crate) error: SpreadCounter,
     pub(crate) panic: SpreadCounter,
+    /// Calls that returned a [`Snooze`](crate::Snooze): not errors.
+    pub(crate) snoozed: SpreadCounter,
     pub(crate) retried: SpreadCounter,
     /// With listener timing on.
     pub(crate) duration: Option<Histogram>,

@@ -74,6 +74,7 @@ pub(crate) struct ListenerCounters {
     pub(crate) ok: Noop,
     pub(crate) error: Noop,
     pub(crate) panic: Noop,
+    pub(crate) snoozed: Noop,
     pub(crate) retried: Noop,
     pub(crate) duration: Option<Noop>,
 }

@@ -16,6 +16,8 @@ pub const SNOOZED_PREFIX: &str = "soiree.snoozed: ";
 ///
 /// The bus runs the listener again after the delay with the same attempt
 /// number ([`EventContext::attempt`](crate::EventContext::attempt)).
+/// The listener metrics count a snoozed call under the outcome `snoozed`
+/// of `soiree_listener_calls_total`, not as an error.
 /// Listeners of one event run in order, so the ones after it wait for it,
 /// as they wait for a retry's backoff.
 /// With a store, each snoozed call is recorded as a result whose error

@@ -7,7 +7,7 @@ use tracing::Instrument;
 
 use super::Failure;
 use crate::metrics::ListenerCounters;
-use crate::{Event, ListenerId};
+use crate::{Event, ListenerId, Snooze};
 
 /// Runs `call` in a `soiree.listener` span (child of the event context's
 /// span, with the topic, listener id and attempt). Without any tracing
@@ -28,7 +28,8 @@ pub(super) async fn observe<F: Future>(
     call.instrument(span).await
 }
 
-/// Counts one call's outcome in the listener's metrics, and its duration
+/// Counts one call's outcome in the listener's metrics (a snooze under
+/// `snoozed`, not `error`), and its duration
 /// when listener timing is on (`started` is then the call's start).
 pub(super) fn count(
     counters: &ListenerCounters,
@@ -37,6 +38,8 @@ pub(super) fn count(
 ) {
     let counter = match outcome {
         Ok(()) => &counters.ok,
+        // A snooze is the listener's "later", not a failure.
+        Err(Failure::Error(source)) if source.is::<Snooze>() => &counters.snoozed,
         Err(Failure::Error(_) | Failure::TimedOut(_)) => &counters.error,
         Err(Failure::Panic(_)) => &counters.panic,
     };
