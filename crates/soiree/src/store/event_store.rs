@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{EventHistory, EventQueue, HandlerDedup, StoredResult};
+use super::{EventHistory, EventQueue, HandlerDedup, LeaderLease, StoredResult};
 use crate::{Appended, Error, Result, StoredEvent};
 
 /// Persists events and listener outcomes.
@@ -132,6 +132,12 @@ pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Paged reads of what the store holds.
     fn history(&self) -> Option<&dyn EventHistory> {
+        None
+    }
+
+    /// The store's leader leases, through which the processes of a bus
+    /// elect the one that fires periodic events.
+    fn leases(&self) -> Option<&dyn LeaderLease> {
         None
     }
 }
