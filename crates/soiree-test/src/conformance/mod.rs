@@ -40,7 +40,10 @@
 //! [`bus_emits_a_unique_key_once`] skip a store whose
 //! [`append_unique`](soiree::EventStore::append_unique) answers
 //! `Unsupported`; [`bus_reruns_snoozed_listeners`] runs everywhere (the bus
-//! does the snoozing). They are not in [`Check::ALL`] yet: a backend's tests
+//! does the snoozing); [`lease_has_one_holder_at_a_time`],
+//! [`lease_is_taken_over_only_after_expiry`] and
+//! [`lease_renew_and_release_only_by_the_holder`] skip a store without
+//! [`leases`](soiree::EventStore::leases). They are not in [`Check::ALL`] yet: a backend's tests
 //! call them beside the others.
 //!
 //! [`groups_each_run_every_event`] takes two handles on one store, reading
@@ -58,6 +61,7 @@ mod dedup;
 mod groups;
 mod history;
 pub mod hostile;
+mod leases;
 mod outcome;
 mod queue;
 mod replay;
@@ -77,6 +81,10 @@ pub use config::Conformance;
 pub use dedup::dedup_is_scoped_per_event_and_handler;
 pub use groups::groups_each_run_every_event;
 pub use history::{event_history_pages_cover_all_events, saved_events_read_back_identical};
+pub use leases::{
+    lease_has_one_holder_at_a_time, lease_is_taken_over_only_after_expiry,
+    lease_renew_and_release_only_by_the_holder,
+};
 pub use outcome::{Outcome, Report};
 pub use queue::{
     queue_ack_removes_from_backlog, queue_dequeue_respects_max,

@@ -60,11 +60,17 @@ pub enum Check {
     AppendUniqueKeepsOneEventPerKey,
     /// [`bus_emits_a_unique_key_once`](super::bus_emits_a_unique_key_once)
     BusEmitsAUniqueKeyOnce,
+    /// [`lease_has_one_holder_at_a_time`](super::lease_has_one_holder_at_a_time)
+    LeaseHasOneHolderAtATime,
+    /// [`lease_is_taken_over_only_after_expiry`](super::lease_is_taken_over_only_after_expiry)
+    LeaseIsTakenOverOnlyAfterExpiry,
+    /// [`lease_renew_and_release_only_by_the_holder`](super::lease_renew_and_release_only_by_the_holder)
+    LeaseRenewAndReleaseOnlyByTheHolder,
 }
 
 impl Check {
     /// Every check, in the order [`run_all`] runs them.
-    pub const ALL: [Check; 23] = [
+    pub const ALL: [Check; 26] = [
         Check::SavedEventsReadBackIdentical,
         Check::EventHistoryPagesCoverAllEvents,
         Check::HandlerResultsReadBack,
@@ -88,6 +94,9 @@ impl Check {
         Check::BusRerunsSnoozedListeners,
         Check::AppendUniqueKeepsOneEventPerKey,
         Check::BusEmitsAUniqueKeyOnce,
+        Check::LeaseHasOneHolderAtATime,
+        Check::LeaseIsTakenOverOnlyAfterExpiry,
+        Check::LeaseRenewAndReleaseOnlyByTheHolder,
     ];
 
     /// The check's name: the name of its function.
@@ -124,6 +133,11 @@ impl Check {
             Check::BusRerunsSnoozedListeners => "bus_reruns_snoozed_listeners",
             Check::AppendUniqueKeepsOneEventPerKey => "append_unique_keeps_one_event_per_key",
             Check::BusEmitsAUniqueKeyOnce => "bus_emits_a_unique_key_once",
+            Check::LeaseHasOneHolderAtATime => "lease_has_one_holder_at_a_time",
+            Check::LeaseIsTakenOverOnlyAfterExpiry => "lease_is_taken_over_only_after_expiry",
+            Check::LeaseRenewAndReleaseOnlyByTheHolder => {
+                "lease_renew_and_release_only_by_the_holder"
+            }
         }
     }
 
@@ -203,6 +217,15 @@ impl Check {
             }
             Check::BusEmitsAUniqueKeyOnce => {
                 super::bus_emits_a_unique_key_once(store, config).await
+            }
+            Check::LeaseHasOneHolderAtATime => {
+                super::lease_has_one_holder_at_a_time(store, config).await
+            }
+            Check::LeaseIsTakenOverOnlyAfterExpiry => {
+                super::lease_is_taken_over_only_after_expiry(store, config).await
+            }
+            Check::LeaseRenewAndReleaseOnlyByTheHolder => {
+                super::lease_renew_and_release_only_by_the_holder(store, config).await
             }
         }
     }
