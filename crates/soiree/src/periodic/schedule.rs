@@ -120,7 +120,16 @@ impl Schedule {
 
     /// The checked parts, for the runner.
     pub(crate) fn checked(&self) -> Result<Timing> {
-        crate::store::kit::check_lease_args(&self.name, "holder", self.lease_ttl)?;
+        let name = &self.name;
+        if name.is_empty() || name.len() > crate::MAX_LEASE_NAME_LEN || name.contains('\0') {
+            return Err(Error::InvalidConfig(format!(
+                "a schedule's name must be 1 to {} bytes without NUL (got {} bytes; \
+                 `every` and `cron` name a schedule after its topic: for a long topic, \
+                 name it with `EventBus::schedule`)",
+                crate::MAX_LEASE_NAME_LEN,
+                name.len()
+            )));
+        }
         if self.lease_ttl < MIN_LEASE_TTL {
             return Err(Error::InvalidConfig(format!(
                 "a schedule's lease time to live must be at least {MIN_LEASE_TTL:?}"
