@@ -166,9 +166,9 @@ impl EventBus {
     /// With a store, once per tick across every process that starts a
     /// schedule of the same name on a bus over the same store: the process
     /// holding the schedule's lease ([`LeaderLease`](crate::LeaderLease))
-    /// fires, and the others wait to take over (see [`Schedule`] for the
-    /// waits, and [`crate::periodic`]'s docs through [`MissedTicks`](crate::MissedTicks)
-    /// for missed ticks). Each tick's event has the id
+    /// fires, and the others wait to take over (see [`Schedule`] for how,
+    /// and for the waits; [`MissedTicks`](crate::MissedTicks) for missed
+    /// ticks). Each tick's event has the id
     /// `"{name}@{tick in Unix ms}"`, the properties
     /// [`PROPERTY_SCHEDULE`](crate::PROPERTY_SCHEDULE) and
     /// [`PROPERTY_TICK`](crate::PROPERTY_TICK), and a unique key made of

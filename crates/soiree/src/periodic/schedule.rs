@@ -22,6 +22,19 @@ pub const MIN_LEASE_TTL: Duration = Duration::from_millis(100);
 /// process may start the same schedule (same name): the one holding the
 /// lease named after it fires each tick, once.
 ///
+/// # Once per tick
+///
+/// The process holding the lease fires each due tick: it emits the tick's
+/// event, whose id and unique key are made of the schedule's name and the
+/// tick's time ([`PROPERTY_TICK`](crate::PROPERTY_TICK)), waits until it
+/// is stored, and records the tick with the lease
+/// ([`Lease::progress`](crate::Lease::progress)). When the leader dies,
+/// its lease expires and another process takes it over; it goes on from
+/// the last tick recorded, firing the ticks missed meanwhile as
+/// [`MissedTicks`] says. A tick the dead leader stored but had not yet
+/// recorded is fired again, and its unique key (held for a day at least)
+/// stores nothing the second time: each tick is stored once.
+///
 /// # Waits
 ///
 /// The leader renews its lease every third of the lease's time to live
