@@ -77,7 +77,8 @@ impl Schedule {
         Self::with(name.into(), Timing::every(interval).map_err(message))
     }
 
-    /// Ticks at the times of a cron expression, in UTC: five fields
+    /// Ticks at the times of a cron expression, in UTC (or the zone of
+    /// [`time_zone`](Self::time_zone)): five fields
     /// (minute, hour, day of month, month, day of week) or six with
     /// seconds first, with the OCPS extensions (`L`, `W`, `#`, `@hourly`,
     /// …) of the `croner` crate.
@@ -113,6 +114,33 @@ impl Schedule {
     #[must_use]
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
         self.lease_ttl = ttl;
+        self
+    }
+
+    /// The time zone of a cron schedule's expression (UTC by default): an
+    /// expression of "9:00 on weekdays" fires at 9:00 there, through
+    /// daylight saving changes as the `croner` crate resolves them. Make
+    /// the zone with `jiff` (0.2): `jiff::tz::TimeZone::get("Europe/Paris")`
+    /// with its time zone database features, or a fixed offset. No effect
+    /// on an interval schedule, whose ticks are in no zone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jiff::tz::{Offset, TimeZone};
+    /// use soiree::Schedule;
+    ///
+    /// # fn main() -> soiree::Result<()> {
+    /// let zone = TimeZone::fixed(Offset::from_hours(2).expect("an offset"));
+    /// let morning = Schedule::cron("morning-digest", "0 9 * * MON-FRI")?.time_zone(zone);
+    /// assert_eq!(morning.name(), "morning-digest");
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn time_zone(mut self, zone: jiff::tz::TimeZone) -> Self {
+        if let Ok(Timing::Cron { zone: current, .. }) = &mut self.timing {
+            *current = zone;
+        }
         self
     }
 

@@ -155,4 +155,16 @@ mod tests {
         assert_eq!(cron.period(0), Duration::from_secs(60));
         assert!(Timing::cron("not a cron").is_err());
     }
+
+    #[test]
+    fn cron_ticks_fall_in_their_time_zone() {
+        let Timing::Cron { cron, .. } = Timing::cron("0 9 * * *").unwrap() else {
+            unreachable!()
+        };
+        let zone = TimeZone::fixed(jiff::tz::Offset::from_hours(2).unwrap());
+        let paris = Timing::Cron { cron, zone };
+        let hour = 3_600_000;
+        // 09:00 at +02:00 is 07:00 UTC.
+        assert_eq!(paris.next_after(0), Some(7 * hour));
+    }
 }
