@@ -109,6 +109,11 @@ impl Keys {
         format!("{}{UNIQUE}{key}", self.base)
     }
 
+    /// The leader lease `name`: `{<prefix>}:lease:<name>`.
+    pub(crate) fn lease(&self, name: &str) -> String {
+        format!("{}{LEASE}{name}", self.base)
+    }
+
     /// The keys the store writes with fixed names.
     pub(crate) fn fixed(&self) -> [&str; 8] {
         let [a, b, c, d, e] = &self.scheduled;
@@ -117,13 +122,14 @@ impl Keys {
 
     /// SCAN patterns matching the per-event keys the store writes
     /// (every group's), so that a purge leaves none behind.
-    pub(crate) fn per_event_patterns(&self) -> [String; 4] {
+    pub(crate) fn per_event_patterns(&self) -> [String; 5] {
         // The prefix has no glob characters (see `validate_prefix`).
         [
             format!("{}{DEDUP}*", self.base),
             format!("{}{DEDUP_OF_GROUP}*", self.base),
             format!("{}{ERROR}*", self.base),
             format!("{}{UNIQUE}*", self.base),
+            format!("{}{LEASE}*", self.base),
         ]
     }
 }
@@ -135,6 +141,7 @@ const DEDUP: &str = "dedup:";
 const DEDUP_OF_GROUP: &str = "dedup@";
 const ERROR: &str = "error:";
 const UNIQUE: &str = "unique:";
+const LEASE: &str = "lease:";
 
 /// Field names inside stream entries.
 pub(crate) mod field {

@@ -40,6 +40,17 @@
 //! A unique key is `SET unique:<key> <event id> NX PX <window>` in the same
 //! script as the append: atomic across processes.
 //!
+//! # Periodic events
+//!
+//! The store's [`soiree::LeaderLease`] is a hash per lease name,
+//! `lease:<name>` (holder, fencing token, expiry in Unix ms, the last tick
+//! fired), each operation one script that checks the holder and token and
+//! measures expiry on the server's clock (`TIME`): on a bus over the store,
+//! `bus.every`, `bus.cron` and `bus.schedule` fire each tick once across
+//! processes (see [`soiree::Schedule`]). A hash that stays rather than a
+//! `SET NX PX` key that expires: the next leader goes on from the token
+//! count and the last tick fired, which an expired key would take with it.
+//!
 //! # Keys
 //!
 //! Every key is `{<prefix>}:<name>` (prefix default `soiree`): `events`
@@ -49,7 +60,8 @@
 //! are its own), `error:<event id>` (the last
 //! handler error, with a TTL), `scheduled`, `scheduled:data`,
 //! `scheduled:owner`, `scheduled:by_id`, `scheduled:seq` (delayed events)
-//! and `unique:<key>` (unique keys, expiring with their window). The braces delimit the prefix, so one
+//! `unique:<key>` (unique keys, expiring with their window) and
+//! `lease:<name>` (leader leases, kept). The braces delimit the prefix, so one
 //! prefix's keys are never another's, and make it a Redis Cluster hash tag.
 //!
 //! # Example
@@ -87,6 +99,7 @@ mod error;
 mod existing;
 mod inspect;
 mod keys;
+mod leader;
 mod metrics;
 mod queue;
 mod redact;

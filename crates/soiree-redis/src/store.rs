@@ -712,6 +712,11 @@ impl EventStore for RedisStore {
     fn history(&self) -> Option<&dyn EventHistory> {
         Some(self)
     }
+
+    /// A hash per lease name, each operation one script (see `leader`).
+    fn leases(&self) -> Option<&dyn soiree::LeaderLease> {
+        Some(self)
+    }
 }
 
 #[async_trait]

@@ -88,6 +88,22 @@
 //! retention deletes expired keys. Replays and redeliveries do not go
 //! through the key.
 //!
+//! # Periodic events
+//!
+//! The store's [`soiree::LeaderLease`] is a row per lease name in
+//! `soiree_leader_leases` (holder, fencing token, expiry in Unix ms, the
+//! last tick fired), granted, renewed and released by one statement each:
+//! on a bus over the store, `bus.every`, `bus.cron` and `bus.schedule` fire
+//! each tick once across processes (see [`soiree::Schedule`]). PostgreSQL
+//! measures expiry on the server's clock (`clock_timestamp()`), SQLite on
+//! the clock of the process that writes (the processes of one machine).
+//! A row rather than a PostgreSQL advisory lock: an advisory lock belongs
+//! to one connection, so the leader would pin a pooled connection (and
+//! lose the lock when the pool recycles it, or be unable to take it
+//! behind a transaction-pooling proxy), a hung holder would keep it
+//! forever, and it carries neither a fencing token nor the last tick
+//! fired.
+//!
 //! # Features
 //!
 //! | feature | default | what it adds |
@@ -269,6 +285,7 @@ mod fence;
 mod identity;
 mod inbox;
 mod inspect;
+mod leader;
 mod maintenance;
 mod metrics;
 mod migration_log;

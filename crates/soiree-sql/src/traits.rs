@@ -45,6 +45,37 @@ impl<DB: Driver> soiree::EventStore for SqlStore<DB> {
     fn history(&self) -> Option<&dyn soiree::EventHistory> {
         Some(self)
     }
+
+    fn leases(&self) -> Option<&dyn soiree::LeaderLease> {
+        Some(self)
+    }
+}
+
+/// A row per lease name (see the crate's "Periodic events"): one statement
+/// per call, expiry on PostgreSQL's clock or SQLite's process clock.
+#[soiree::async_trait]
+impl<DB: Driver> soiree::LeaderLease for SqlStore<DB> {
+    async fn acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> soiree::Result<Option<soiree::Lease>> {
+        self.core.acquire_lease(name, holder, ttl).await
+    }
+
+    async fn renew(
+        &self,
+        lease: &soiree::Lease,
+        ttl: Duration,
+        progress: Option<i64>,
+    ) -> soiree::Result<bool> {
+        self.core.renew_lease(lease, ttl, progress).await
+    }
+
+    async fn release(&self, lease: &soiree::Lease) -> soiree::Result<bool> {
+        self.core.release_lease(lease).await
+    }
 }
 
 #[soiree::async_trait]

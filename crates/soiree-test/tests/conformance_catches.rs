@@ -246,12 +246,13 @@ async fn catches_lost_failures() {
 async fn a_faithful_wrapper_passes_everything_it_can() {
     // Without a flaw the wrapper is a MemoryStore queue and passes: the
     // flaws above are what the checks catch.
-    // It does not forward the optional scheduling and unique-key
+    // It does not forward the optional scheduling, unique-key and lease
     // primitives, so those checks skip for that declared lack.
     let report = config().run_all(|| async { flawed(Flaw::None) }).await;
     let lacks = [
         conformance::Ability::Scheduling,
         conformance::Ability::UniqueKeys,
+        conformance::Ability::Leases,
     ];
     let skipped = report.skipped();
     assert!(

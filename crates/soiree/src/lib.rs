@@ -49,9 +49,9 @@
 //! | context | [`Context`] | cancellation, deadline, extensions, tracing span |
 //! | typed topics | [`TypedTopic`], [`bind_listener`] | listeners that take a typed payload |
 //! | retries | [`RetryPolicy`], [`Backoff`], [`Permanent`] | attempts and delays for failing listeners |
-//! | time and flow | [`EventBus::emit_at`], [`Event::deliver_at`], [`Snooze`], [`Event::unique_key`] | delayed events, snoozes, unique keys at emit |
+//! | time and flow | [`EventBus::emit_at`], [`Event::deliver_at`], [`Snooze`], [`Event::unique_key`], [`EventBus::schedule`], [`Schedule`] | delayed events, snoozes, unique keys at emit, periodic and cron events fired once across processes |
 //! | testing | [`testing::TestBus`], [`testing::RecordingEmitter`] | a bus run to idle under a paused clock; an emitter double |
-//! | stores | [`EventStore`], [`EventQueue`], [`HandlerDedup`], [`EventHistory`] | persistence, queueing, de-duplication |
+//! | stores | [`EventStore`], [`EventQueue`], [`HandlerDedup`], [`EventHistory`], [`LeaderLease`] | persistence, queueing, de-duplication, leader election |
 //! | metrics | [`MetricsRegistry`], [`StoreMetrics`] | Prometheus pool, listener and store metrics |
 //! | workflows | `workflow` (feature `workflow`) | the workflow topics and payloads of the Go package |
 //!
@@ -155,6 +155,7 @@ pub mod limits;
 mod listener;
 mod metrics;
 pub mod mutation;
+mod periodic;
 mod pool;
 mod retry;
 mod schedule;
@@ -177,13 +178,17 @@ pub use listener::{
 };
 #[cfg(feature = "metrics")]
 pub use metrics::{MetricsRegistry, StoreMetrics};
+pub use periodic::{
+    DEFAULT_LEASE_TTL, MIN_LEASE_TTL, MissedTicks, PROPERTY_SCHEDULE, PROPERTY_TICK, Schedule,
+};
 pub use pool::{DEFAULT_QUEUE_CAPACITY, Pool, PoolOptions};
 pub use retry::{Backoff, RetryPolicy};
 pub use schedule::{Appended, PROPERTY_DUE_AT, SNOOZED_PREFIX, Snooze};
 pub use store::{
     ConsumerInfo, DeadLetter, DeadLetterSelection, Delivery, EventDetail, EventHistory, EventQueue,
-    EventStore, FailedDelivery, Filter, HandlerDedup, Inspect, MemoryStore, Page, PendingDelivery,
-    Query, Rates, Record, ScheduledEvent, StoreInfo, StoreStats, StoredResult, inspect, kit,
+    EventStore, FailedDelivery, Filter, HandlerDedup, Inspect, LeaderLease, Lease,
+    MAX_LEASE_NAME_LEN, MemoryStore, Page, PendingDelivery, Query, Rates, Record, ScheduledEvent,
+    StoreInfo, StoreStats, StoredResult, inspect, kit,
 };
 /// Re-exported: [`Context::with_cancellation`] takes one.
 pub use tokio_util::sync::CancellationToken;

@@ -268,15 +268,36 @@ async fn every_emits_once_per_interval_until_cancelled() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn every_is_refused_with_a_store() {
+async fn every_with_a_store_fires_each_tick_through_the_lease() {
+    let store = Arc::new(MemoryStore::new());
     let bus = EventBus::builder()
-        .store(MemoryStore::new())
+        .shared_store(Arc::clone(&store) as Arc<dyn soiree::EventStore>)
         .build()
         .unwrap();
-    let err = bus
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&count);
+    bus.on("cache.sweep", move |_ctx| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        async { Ok(()) }
+    })
+    .unwrap();
+    let sweeping = bus
         .every(Duration::from_secs(60), "cache.sweep", ())
-        .unwrap_err();
-    assert!(matches!(err, Error::Unsupported(_)), "{err}");
+        .unwrap();
+    pass(&bus, Duration::from_secs(181)).await;
+    let ids: std::collections::HashSet<_> = store
+        .events()
+        .iter()
+        .map(|event| event.id().unwrap_or_default().to_owned())
+        .collect();
+    // Ticks fall on whole minutes: three or four in 181 s.
+    assert!((3..=4).contains(&ids.len()), "{ids:?}");
+    assert!(
+        ids.iter()
+            .all(|id| id.starts_with("cache.sweep@every:60000ms@"))
+    );
+    assert_eq!(count.load(Ordering::SeqCst), ids.len(), "once per tick");
+    sweeping.cancel();
     assert!(matches!(
         EventBus::new().every(Duration::ZERO, "cache.sweep", ()),
         Err(Error::InvalidConfig(_))

@@ -25,16 +25,20 @@ pub enum Ability {
     Scheduling,
     /// [`EventStore::append_unique`](soiree::EventStore::append_unique).
     UniqueKeys,
+    /// [`EventStore::leases`](soiree::EventStore::leases): leader leases,
+    /// for periodic events fired once across processes.
+    Leases,
 }
 
 impl Ability {
     /// Every ability.
-    pub const ALL: [Ability; 5] = [
+    pub const ALL: [Ability; 6] = [
         Ability::Queue,
         Ability::Dedup,
         Ability::History,
         Ability::Scheduling,
         Ability::UniqueKeys,
+        Ability::Leases,
     ];
 
     /// The reason a check gives when it skips for the lack of this ability.
@@ -45,6 +49,7 @@ impl Ability {
             Ability::History => "the store has no history",
             Ability::Scheduling => "the store's queue does not schedule delayed events",
             Ability::UniqueKeys => "the store does not implement append_unique",
+            Ability::Leases => "the store has no leader leases",
         }
     }
 }
@@ -57,6 +62,7 @@ impl fmt::Display for Ability {
             Ability::History => "history",
             Ability::Scheduling => "scheduling",
             Ability::UniqueKeys => "unique keys",
+            Ability::Leases => "leader leases",
         })
     }
 }

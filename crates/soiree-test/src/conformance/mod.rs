@@ -41,7 +41,10 @@
 //! [`append_unique`](soiree::EventStore::append_unique) answers
 //! `Unsupported`; [`bus_reruns_snoozed_listeners`] runs everywhere (the bus
 //! does the snoozing), as does [`bus_batch_listener_settles_each_event_alone`]
-//! (the bus does the batching).
+//! (the bus does the batching); [`lease_has_one_holder_at_a_time`],
+//! [`lease_is_taken_over_only_after_expiry`] and
+//! [`lease_renew_and_release_only_by_the_holder`] skip a store without
+//! [`leases`](soiree::EventStore::leases) (declared as [`Ability::Leases`]).
 //!
 //! [`groups_each_run_every_event`] takes two handles on one store, reading
 //! for two consumer groups, so it is not in [`Check::ALL`]: a store opts
@@ -59,6 +62,7 @@ mod dedup;
 mod groups;
 mod history;
 pub mod hostile;
+mod leases;
 mod outcome;
 mod queue;
 mod replay;
@@ -79,6 +83,10 @@ pub use config::Conformance;
 pub use dedup::dedup_is_scoped_per_event_and_handler;
 pub use groups::groups_each_run_every_event;
 pub use history::{event_history_pages_cover_all_events, saved_events_read_back_identical};
+pub use leases::{
+    lease_has_one_holder_at_a_time, lease_is_taken_over_only_after_expiry,
+    lease_renew_and_release_only_by_the_holder,
+};
 pub use outcome::{Outcome, Report};
 pub use queue::{
     queue_ack_removes_from_backlog, queue_dequeue_respects_max,

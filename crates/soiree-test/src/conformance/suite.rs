@@ -62,11 +62,17 @@ pub enum Check {
     BusEmitsAUniqueKeyOnce,
     /// [`bus_batch_listener_settles_each_event_alone`](super::bus_batch_listener_settles_each_event_alone)
     BusBatchListenerSettlesEachEventAlone,
+    /// [`lease_has_one_holder_at_a_time`](super::lease_has_one_holder_at_a_time)
+    LeaseHasOneHolderAtATime,
+    /// [`lease_is_taken_over_only_after_expiry`](super::lease_is_taken_over_only_after_expiry)
+    LeaseIsTakenOverOnlyAfterExpiry,
+    /// [`lease_renew_and_release_only_by_the_holder`](super::lease_renew_and_release_only_by_the_holder)
+    LeaseRenewAndReleaseOnlyByTheHolder,
 }
 
 impl Check {
     /// Every check, in the order [`run_all`] runs them.
-    pub const ALL: [Check; 24] = [
+    pub const ALL: [Check; 27] = [
         Check::SavedEventsReadBackIdentical,
         Check::EventHistoryPagesCoverAllEvents,
         Check::HandlerResultsReadBack,
@@ -91,6 +97,9 @@ impl Check {
         Check::AppendUniqueKeepsOneEventPerKey,
         Check::BusEmitsAUniqueKeyOnce,
         Check::BusBatchListenerSettlesEachEventAlone,
+        Check::LeaseHasOneHolderAtATime,
+        Check::LeaseIsTakenOverOnlyAfterExpiry,
+        Check::LeaseRenewAndReleaseOnlyByTheHolder,
     ];
 
     /// The check's name: the name of its function.
@@ -129,6 +138,11 @@ impl Check {
             Check::BusEmitsAUniqueKeyOnce => "bus_emits_a_unique_key_once",
             Check::BusBatchListenerSettlesEachEventAlone => {
                 "bus_batch_listener_settles_each_event_alone"
+            }
+            Check::LeaseHasOneHolderAtATime => "lease_has_one_holder_at_a_time",
+            Check::LeaseIsTakenOverOnlyAfterExpiry => "lease_is_taken_over_only_after_expiry",
+            Check::LeaseRenewAndReleaseOnlyByTheHolder => {
+                "lease_renew_and_release_only_by_the_holder"
             }
         }
     }
@@ -212,6 +226,15 @@ impl Check {
             }
             Check::BusBatchListenerSettlesEachEventAlone => {
                 super::bus_batch_listener_settles_each_event_alone(store, config).await
+            }
+            Check::LeaseHasOneHolderAtATime => {
+                super::lease_has_one_holder_at_a_time(store, config).await
+            }
+            Check::LeaseIsTakenOverOnlyAfterExpiry => {
+                super::lease_is_taken_over_only_after_expiry(store, config).await
+            }
+            Check::LeaseRenewAndReleaseOnlyByTheHolder => {
+                super::lease_renew_and_release_only_by_the_holder(store, config).await
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{EventHistory, EventQueue, HandlerDedup, StoredResult};
+use super::{EventHistory, EventQueue, HandlerDedup, LeaderLease, StoredResult};
 use crate::{Appended, Error, Result, StoredEvent};
 
 /// Persists events and listener outcomes.
@@ -140,6 +140,12 @@ pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
     /// [`EventBus::store`](crate::EventBus::store) is itself). `None` by
     /// default.
     fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
+
+    /// The store's leader leases, through which the processes of a bus
+    /// elect the one that fires periodic events.
+    fn leases(&self) -> Option<&dyn LeaderLease> {
         None
     }
 }

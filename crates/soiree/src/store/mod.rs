@@ -2,13 +2,16 @@
 //!
 //! A store is an [`EventStore`]: it persists events before dispatch and the
 //! outcome of every listener attempt. Optional abilities are separate traits,
-//! discovered through [`EventStore::queue`] and [`EventStore::dedup`]:
+//! discovered through [`EventStore::queue`], [`EventStore::dedup`],
+//! [`EventStore::history`] and [`EventStore::leases`]:
 //!
 //! - [`EventQueue`]: `emit` enqueues and the bus's consumers dequeue, dispatch
 //!   and acknowledge, so events survive a crash and spread over processes;
 //! - [`HandlerDedup`]: a listener that already succeeded for an event id is
 //!   skipped when the event is delivered again to the same consumer group;
-//! - [`EventHistory`]: paged reads of stored events and results.
+//! - [`EventHistory`]: paged reads of stored events and results;
+//! - [`LeaderLease`]: named leases with a time to live and a fencing token,
+//!   through which processes elect the one that fires periodic events.
 //!
 //! [`kit`] holds what every queue store shares: lease keep-alive, the dedup
 //! cache and batched writes with per-item outcomes.
@@ -21,6 +24,7 @@ mod event_store;
 mod history;
 pub mod inspect;
 pub mod kit;
+mod lease;
 mod memory;
 mod queue;
 mod result;
@@ -32,6 +36,7 @@ pub use inspect::{
     ConsumerInfo, DeadLetter, DeadLetterSelection, EventDetail, Filter, Inspect, PendingDelivery,
     Query, Rates, Record, ScheduledEvent, StoreInfo, StoreStats,
 };
+pub use lease::{LeaderLease, Lease, MAX_LEASE_NAME_LEN};
 pub use memory::MemoryStore;
 pub use queue::{Delivery, EventQueue, FailedDelivery};
 pub use result::StoredResult;

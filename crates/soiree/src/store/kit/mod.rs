@@ -68,6 +68,8 @@ mod dedup_cache;
 pub(crate) mod lease_keeper;
 mod result_writer;
 
+/// What every store's [`LeaderLease`](crate::LeaderLease) checks and converts.
+pub use super::lease::{check_lease_args, ttl_ms};
 pub use batch_writer::{BatchError, BatchWriter, WriteError, write_isolating};
 pub use dedup_cache::DedupCache;
 pub use result_writer::ResultWriter;

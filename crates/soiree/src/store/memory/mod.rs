@@ -61,6 +61,7 @@ pub struct MemoryStore {
 }
 
 mod inspect;
+mod lease;
 
 #[derive(Debug, Default)]
 struct State {
@@ -79,6 +80,8 @@ struct State {
     next_scheduled: u64,
     /// Unique keys: the event id holding each, and when the hold ends.
     unique: HashMap<String, (String, Instant)>,
+    /// Leader leases, by name.
+    leases: HashMap<String, lease::Held>,
 }
 
 /// What a consumer group holds of the queue.
@@ -402,6 +405,10 @@ impl EventStore for MemoryStore {
     }
 
     fn history(&self) -> Option<&dyn EventHistory> {
+        Some(self)
+    }
+
+    fn leases(&self) -> Option<&dyn crate::LeaderLease> {
         Some(self)
     }
 }
