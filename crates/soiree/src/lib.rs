@@ -145,7 +145,9 @@ pub use bus::{
 pub use context::Context;
 pub use error::{BoxError, Error, Permanent, Result, permanent};
 pub use event::{Event, IntoEvent, PROPERTY_EVENT_ID, Payload, Properties, StoredEvent, event_id};
-pub use listener::{EventContext, Listener, ListenerBinding, ListenerId, ListenerPanic};
+pub use listener::{
+    EventContext, Listener, ListenerBinding, ListenerId, ListenerLimits, ListenerPanic,
+};
 #[cfg(feature = "metrics")]
 pub use metrics::{MetricsRegistry, StoreMetrics};
 pub use pool::{DEFAULT_QUEUE_CAPACITY, Pool, PoolOptions};
@@ -154,7 +156,8 @@ pub use schedule::{Appended, PROPERTY_DUE_AT, SNOOZED_PREFIX, Snooze};
 pub use store::{
     ConsumerInfo, DeadLetter, DeadLetterSelection, Delivery, EventDetail, EventHistory, EventQueue,
     EventStore, FailedDelivery, Filter, HandlerDedup, Inspect, MemoryStore, Page, PendingDelivery,
-    Query, Rates, Record, ScheduledEvent, StoreInfo, StoreStats, StoredResult, inspect, kit,
+    Query, Rates, Record, ScheduledEvent, SharedLimits, SlotHold, StoreInfo, StoreStats, StoredResult,
+    inspect, kit,
 };
 /// Re-exported: [`Context::with_cancellation`] takes one.
 pub use tokio_util::sync::CancellationToken;

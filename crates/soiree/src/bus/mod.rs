@@ -9,6 +9,7 @@ mod emission;
 mod emitter;
 mod event_bus;
 mod live;
+mod park;
 mod periodic;
 mod persist;
 mod timed;

@@ -6,6 +6,7 @@ mod context;
 mod entry;
 mod id;
 mod job;
+mod limit;
 mod panic;
 mod pipeline;
 
@@ -14,6 +15,8 @@ pub use context::EventContext;
 pub use entry::Listener;
 pub(crate) use entry::ListenerEntry;
 pub use id::ListenerId;
+pub(crate) use limit::{LimitPermit, Limiter, Try};
+pub use limit::ListenerLimits;
 pub(crate) use job::ListenerJob;
 pub use panic::ListenerPanic;
 pub(crate) use panic::panic_message;

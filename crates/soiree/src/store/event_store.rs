@@ -134,4 +134,11 @@ pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
     fn history(&self) -> Option<&dyn EventHistory> {
         None
     }
+
+    /// Listener limits shared by every process of the store (see
+    /// [`SharedLimits`](crate::SharedLimits)); `None`: each process
+    /// enforces its listeners' limits on its own.
+    fn limits(&self) -> Option<&dyn crate::SharedLimits> {
+        None
+    }
 }

@@ -8,7 +8,9 @@
 //!   and acknowledge, so events survive a crash and spread over processes;
 //! - [`HandlerDedup`]: a listener that already succeeded for an event id is
 //!   skipped when the event is delivered again to the same consumer group;
-//! - [`EventHistory`]: paged reads of stored events and results.
+//! - [`EventHistory`]: paged reads of stored events and results;
+//! - [`SharedLimits`]: listener concurrency slots and rates shared by every
+//!   process of the store.
 //!
 //! [`kit`] holds what every queue store shares: lease keep-alive, the dedup
 //! cache and batched writes with per-item outcomes.
@@ -24,6 +26,7 @@ pub mod kit;
 mod memory;
 mod queue;
 mod result;
+pub(crate) mod shared_limits;
 
 pub use dedup::HandlerDedup;
 pub use event_store::EventStore;
@@ -35,3 +38,4 @@ pub use inspect::{
 pub use memory::MemoryStore;
 pub use queue::{Delivery, EventQueue, FailedDelivery};
 pub use result::StoredResult;
+pub use shared_limits::{SharedLimits, SlotHold};

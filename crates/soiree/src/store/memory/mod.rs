@@ -61,6 +61,7 @@ pub struct MemoryStore {
 }
 
 mod inspect;
+mod limits;
 
 #[derive(Debug, Default)]
 struct State {
@@ -79,6 +80,8 @@ struct State {
     next_scheduled: u64,
     /// Unique keys: the event id holding each, and when the hold ends.
     unique: HashMap<String, (String, Instant)>,
+    /// Shared listener limits: slots and rates.
+    limits: limits::LimitState,
 }
 
 /// What a consumer group holds of the queue.
@@ -402,6 +405,10 @@ impl EventStore for MemoryStore {
     }
 
     fn history(&self) -> Option<&dyn EventHistory> {
+        Some(self)
+    }
+
+    fn limits(&self) -> Option<&dyn super::SharedLimits> {
         Some(self)
     }
 }
