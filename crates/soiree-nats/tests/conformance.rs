@@ -53,7 +53,7 @@ const LACKS: [Ability; 2] = [Ability::Scheduling, Ability::UniqueKeys];
 soiree_test::conformance_suite! {
     setup: { let _one = ONE_AT_A_TIME.lock().await; let server = server_or_skip!(); },
     store: store_in(&server.url(), "soiree", "soiree", 1).await,
-    lacks: [Scheduling, UniqueKeys],
+    lacks: [Scheduling, UniqueKeys, SharedLimits],
     groups: (
         store_in(&server.url(), "groups", "first", 1).await,
         store_in(&server.url(), "groups", "second", 1).await,

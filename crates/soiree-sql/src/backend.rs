@@ -367,7 +367,9 @@ pub struct Counts {
 
 /// The SQL of one database; the queue logic above it is shared.
 #[async_trait]
-pub trait Backend: crate::scheduled::Schedule + Send + Sync + 'static {
+pub trait Backend:
+    crate::scheduled::Schedule + crate::limits::LimitStatements + Send + Sync + 'static
+{
     /// Appends events in one statement, in order.
     async fn append(&self, events: &[NewEvent]) -> Result<()>;
     /// Saves listener results, and marks successes as done, in one statement.

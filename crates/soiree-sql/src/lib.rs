@@ -252,6 +252,7 @@ mod fence;
 mod identity;
 mod inbox;
 mod inspect;
+mod limits;
 mod maintenance;
 mod metrics;
 mod migration_log;

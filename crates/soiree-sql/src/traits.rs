@@ -41,6 +41,12 @@ impl<DB: Driver> soiree::EventStore for SqlStore<DB> {
     fn history(&self) -> Option<&dyn soiree::EventHistory> {
         Some(self)
     }
+
+    /// Listener limits hold across every process of the store (see the
+    /// crate's "Listener limits").
+    fn limits(&self) -> Option<&dyn soiree::SharedLimits> {
+        Some(self)
+    }
 }
 
 #[soiree::async_trait]

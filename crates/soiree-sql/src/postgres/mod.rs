@@ -1,6 +1,7 @@
 //! The PostgreSQL store: builder, the driver's transactional emit, wakeups.
 
 mod backend;
+mod limits;
 mod partitions;
 mod scheduled;
 

@@ -18,7 +18,7 @@ const SCHEDULE: &str = "INSERT INTO soiree_scheduled (topic, event_id, payload, 
      VALUES ($1, $2, $3, $4, $5, $6)";
 
 impl PgBackend {
-    fn q(&self, sql: &str) -> sqlx::SqlStr {
+    pub(super) fn q(&self, sql: &str) -> sqlx::SqlStr {
         qualify(self.sql.schema(), sql)
     }
 

@@ -2,6 +2,7 @@
 //! driver's transactional emit.
 
 mod backend;
+mod limits;
 mod scheduled;
 mod statements;
 

@@ -25,16 +25,20 @@ pub enum Ability {
     Scheduling,
     /// [`EventStore::append_unique`](soiree::EventStore::append_unique).
     UniqueKeys,
+    /// [`EventStore::limits`](soiree::EventStore::limits): listener limits
+    /// shared by the store's processes (without, each process enforces its own).
+    SharedLimits,
 }
 
 impl Ability {
     /// Every ability.
-    pub const ALL: [Ability; 5] = [
+    pub const ALL: [Ability; 6] = [
         Ability::Queue,
         Ability::Dedup,
         Ability::History,
         Ability::Scheduling,
         Ability::UniqueKeys,
+        Ability::SharedLimits,
     ];
 
     /// The reason a check gives when it skips for the lack of this ability.
@@ -45,6 +49,7 @@ impl Ability {
             Ability::History => "the store has no history",
             Ability::Scheduling => "the store's queue does not schedule delayed events",
             Ability::UniqueKeys => "the store does not implement append_unique",
+            Ability::SharedLimits => "the store does not share listener limits",
         }
     }
 }
@@ -57,6 +62,7 @@ impl fmt::Display for Ability {
             Ability::History => "history",
             Ability::Scheduling => "scheduling",
             Ability::UniqueKeys => "unique keys",
+            Ability::SharedLimits => "shared limits",
         })
     }
 }

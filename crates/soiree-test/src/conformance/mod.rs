@@ -39,7 +39,10 @@
 //! [`append_unique_keeps_one_event_per_key`] and
 //! [`bus_emits_a_unique_key_once`] skip a store whose
 //! [`append_unique`](soiree::EventStore::append_unique) answers
-//! `Unsupported`; [`bus_reruns_snoozed_listeners`] runs everywhere (the bus
+//! `Unsupported`; [`shared_limits_bound_slots_and_rates`] and
+//! [`buses_share_a_listener_limit`] skip a store without
+//! [`limits`](soiree::EventStore::limits);
+//! [`bus_reruns_snoozed_listeners`] runs everywhere (the bus
 //! does the snoozing). They are not in [`Check::ALL`] yet: a backend's tests
 //! call them beside the others.
 //!
@@ -57,6 +60,7 @@ mod config;
 mod dedup;
 mod groups;
 mod history;
+mod limits;
 pub mod hostile;
 mod outcome;
 mod queue;
@@ -77,6 +81,7 @@ pub use config::Conformance;
 pub use dedup::dedup_is_scoped_per_event_and_handler;
 pub use groups::groups_each_run_every_event;
 pub use history::{event_history_pages_cover_all_events, saved_events_read_back_identical};
+pub use limits::{buses_share_a_listener_limit, shared_limits_bound_slots_and_rates};
 pub use outcome::{Outcome, Report};
 pub use queue::{
     queue_ack_removes_from_backlog, queue_dequeue_respects_max,

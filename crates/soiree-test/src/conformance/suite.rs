@@ -60,11 +60,15 @@ pub enum Check {
     AppendUniqueKeepsOneEventPerKey,
     /// [`bus_emits_a_unique_key_once`](super::bus_emits_a_unique_key_once)
     BusEmitsAUniqueKeyOnce,
+    /// [`shared_limits_bound_slots_and_rates`](super::shared_limits_bound_slots_and_rates)
+    SharedLimitsBoundSlotsAndRates,
+    /// [`buses_share_a_listener_limit`](super::buses_share_a_listener_limit)
+    BusesShareAListenerLimit,
 }
 
 impl Check {
     /// Every check, in the order [`run_all`] runs them.
-    pub const ALL: [Check; 23] = [
+    pub const ALL: [Check; 25] = [
         Check::SavedEventsReadBackIdentical,
         Check::EventHistoryPagesCoverAllEvents,
         Check::HandlerResultsReadBack,
@@ -88,6 +92,8 @@ impl Check {
         Check::BusRerunsSnoozedListeners,
         Check::AppendUniqueKeepsOneEventPerKey,
         Check::BusEmitsAUniqueKeyOnce,
+        Check::SharedLimitsBoundSlotsAndRates,
+        Check::BusesShareAListenerLimit,
     ];
 
     /// The check's name: the name of its function.
@@ -124,6 +130,8 @@ impl Check {
             Check::BusRerunsSnoozedListeners => "bus_reruns_snoozed_listeners",
             Check::AppendUniqueKeepsOneEventPerKey => "append_unique_keeps_one_event_per_key",
             Check::BusEmitsAUniqueKeyOnce => "bus_emits_a_unique_key_once",
+            Check::SharedLimitsBoundSlotsAndRates => "shared_limits_bound_slots_and_rates",
+            Check::BusesShareAListenerLimit => "buses_share_a_listener_limit",
         }
     }
 
@@ -203,6 +211,12 @@ impl Check {
             }
             Check::BusEmitsAUniqueKeyOnce => {
                 super::bus_emits_a_unique_key_once(store, config).await
+            }
+            Check::SharedLimitsBoundSlotsAndRates => {
+                super::shared_limits_bound_slots_and_rates(store, config).await
+            }
+            Check::BusesShareAListenerLimit => {
+                super::buses_share_a_listener_limit(store, config).await
             }
         }
     }

@@ -137,6 +137,8 @@ macro_rules! __conformance_tests {
         $crate::__conformance_test!($args, store, bus_reruns_snoozed_listeners);
         $crate::__conformance_test!($args, store, append_unique_keeps_one_event_per_key);
         $crate::__conformance_test!($args, store, bus_emits_a_unique_key_once);
+        $crate::__conformance_test!($args, store, shared_limits_bound_slots_and_rates);
+        $crate::__conformance_test!($args, store, buses_share_a_listener_limit);
         $crate::__conformance_test!($args, hostile, hostile_nesting_depth);
         $crate::__conformance_test!($args, hostile, hostile_odd_encodings);
         $crate::__conformance_test!($args, hostile, hostile_oversized_names);
