@@ -87,6 +87,7 @@ mod error;
 mod existing;
 mod inspect;
 mod keys;
+mod limits;
 mod metrics;
 mod queue;
 mod redact;

@@ -712,6 +712,12 @@ impl EventStore for RedisStore {
     fn history(&self) -> Option<&dyn EventHistory> {
         Some(self)
     }
+
+    /// Listener limits hold across every process of the store (Lua
+    /// scripts on `{<prefix>}:limit:…` keys).
+    fn limits(&self) -> Option<&dyn soiree::SharedLimits> {
+        Some(self)
+    }
 }
 
 #[async_trait]
