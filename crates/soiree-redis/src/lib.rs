@@ -40,6 +40,16 @@
 //! A unique key is `SET unique:<key> <event id> NX PX <window>` in the same
 //! script as the append: atomic across processes.
 //!
+//! # Listener limits
+//!
+//! The store shares listener limits ([`soiree::SharedLimits`]) between
+//! every process on it, for named listeners: a key's concurrency slots are
+//! the sorted set `limit:slot:<key>` of holders scored by expiry (expired
+//! holders removed, the rest counted and one added in one script; renewed
+//! while the listener runs, so a killed process's slot frees at its
+//! expiry), and a rate is the string `limit:rate:<key>` holding the
+//! earliest next start. Both expire once unused.
+//!
 //! # Keys
 //!
 //! Every key is `{<prefix>}:<name>` (prefix default `soiree`): `events`
@@ -49,7 +59,8 @@
 //! are its own), `error:<event id>` (the last
 //! handler error, with a TTL), `scheduled`, `scheduled:data`,
 //! `scheduled:owner`, `scheduled:by_id`, `scheduled:seq` (delayed events)
-//! and `unique:<key>` (unique keys, expiring with their window). The braces delimit the prefix, so one
+//! and `unique:<key>` (unique keys, expiring with their window),
+//! `limit:slot:<key>` and `limit:rate:<key>` (listener limits). The braces delimit the prefix, so one
 //! prefix's keys are never another's, and make it a Redis Cluster hash tag.
 //!
 //! # Example

@@ -65,7 +65,9 @@ fn now_ms() -> i64 {
 }
 
 fn ms(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX).max(1)
+    i64::try_from(duration.as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1)
 }
 
 /// Shared across every process of the store; times on the calling

@@ -208,11 +208,24 @@ async fn limits(server: &RedisServer) {
         .expect("connect");
     let done = |name: &str| format!("{prefix}:done:{name}");
     let finished = eventually(LIMIT, || {
-        let (mut conn, all, key, rated) = (conn.clone(), done("all"), done("per-key"), done("rated"));
+        let (mut conn, all, key, rated) =
+            (conn.clone(), done("all"), done("per-key"), done("rated"));
         async move {
-            let all: i64 = redis::cmd("LLEN").arg(all).query_async(&mut conn).await.unwrap_or(0);
-            let key: i64 = redis::cmd("LLEN").arg(key).query_async(&mut conn).await.unwrap_or(0);
-            let rated: i64 = redis::cmd("LLEN").arg(rated).query_async(&mut conn).await.unwrap_or(0);
+            let all: i64 = redis::cmd("LLEN")
+                .arg(all)
+                .query_async(&mut conn)
+                .await
+                .unwrap_or(0);
+            let key: i64 = redis::cmd("LLEN")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .unwrap_or(0);
+            let rated: i64 = redis::cmd("LLEN")
+                .arg(rated)
+                .query_async(&mut conn)
+                .await
+                .unwrap_or(0);
             all >= ALL_EVENTS as i64 && key >= KEY_EVENTS as i64 && rated >= RATED_EVENTS as i64
         }
     })
@@ -232,7 +245,10 @@ async fn limits(server: &RedisServer) {
             .expect("most");
         println!("{id}: in flight now {now}, most {most} (limit {bound})");
         assert_eq!(now, 0, "{id}: runs still counted in flight");
-        assert!(most <= bound, "{id}: {most} runs at once across processes, limit {bound}");
+        assert!(
+            most <= bound,
+            "{id}: {most} runs at once across processes, limit {bound}"
+        );
     }
     let mut starts: Vec<i64> = redis::cmd("LRANGE")
         .arg(done("rated"))
@@ -242,7 +258,10 @@ async fn limits(server: &RedisServer) {
         .await
         .expect("starts");
     starts.sort_unstable();
-    println!("rated starts after t0: {:?}", starts.iter().map(|at| at - t0).collect::<Vec<_>>());
+    println!(
+        "rated starts after t0: {:?}",
+        starts.iter().map(|at| at - t0).collect::<Vec<_>>()
+    );
     for (k, at) in starts.iter().enumerate() {
         let earliest = t0 + i64::try_from(k).unwrap() * RATE_INTERVAL_MS;
         assert!(

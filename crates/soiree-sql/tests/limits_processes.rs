@@ -114,7 +114,11 @@ async fn child(kind: &str) {
 }
 
 /// Runs `sql` with the binds on the store's pool.
-async fn exec<DB: Driver>(store: &SqlStore<DB>, sql: String, binds: Vec<String>) -> soiree_sql::sqlx::Result<()>
+async fn exec<DB: Driver>(
+    store: &SqlStore<DB>,
+    sql: String,
+    binds: Vec<String>,
+) -> soiree_sql::sqlx::Result<()>
 where
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
@@ -149,8 +153,13 @@ where
          WHERE id = $1"
     );
     let leave = format!("UPDATE {flight} SET now = now - 1 WHERE id = $1");
-    let record = format!("INSERT INTO {done} (event_id, listener, at_ms) VALUES ($1, $2, CAST($3 AS BIGINT))");
-    for (name, topic, row) in [("all", "limit.all", None), ("per-key", "limit.key", Some("tenant"))] {
+    let record = format!(
+        "INSERT INTO {done} (event_id, listener, at_ms) VALUES ($1, $2, CAST($3 AS BIGINT))"
+    );
+    for (name, topic, row) in [
+        ("all", "limit.all", None),
+        ("per-key", "limit.key", Some("tenant")),
+    ] {
         let (store, enter, leave, record) =
             (store.clone(), enter.clone(), leave.clone(), record.clone());
         let binding = ListenerBinding::new(topic, move |ctx: EventContext| {
@@ -165,7 +174,12 @@ where
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 exec(&store, leave, vec![id]).await?;
                 let at = now_ms().to_string();
-                exec(&store, record, vec![ctx.event_id().unwrap_or_default(), name.to_owned(), at]).await?;
+                exec(
+                    &store,
+                    record,
+                    vec![ctx.event_id().unwrap_or_default(), name.to_owned(), at],
+                )
+                .await?;
                 Ok(())
             }
         })
@@ -182,7 +196,12 @@ where
         let (store, record) = (rated_store.clone(), rated_record.clone());
         async move {
             let at = now_ms().to_string();
-            exec(&store, record, vec![ctx.event_id().unwrap_or_default(), "rated".into(), at]).await?;
+            exec(
+                &store,
+                record,
+                vec![ctx.event_id().unwrap_or_default(), "rated".into(), at],
+            )
+            .await?;
             Ok(())
         }
     })
@@ -200,7 +219,12 @@ where
                 std::future::pending::<()>().await;
             }
             let at = now_ms().to_string();
-            exec(&store, record, vec![ctx.event_id().unwrap_or_default(), "hold".into(), at]).await?;
+            exec(
+                &store,
+                record,
+                vec![ctx.event_id().unwrap_or_default(), "hold".into(), at],
+            )
+            .await?;
             Ok(())
         }
     })
@@ -235,15 +259,23 @@ where
 {
     let (flight, done) = (format!("{prefix}flight"), format!("{prefix}done"));
     for sql in [
-        format!("CREATE TABLE {flight} (id TEXT PRIMARY KEY, now BIGINT NOT NULL, most BIGINT NOT NULL)"),
-        format!("CREATE TABLE {done} (event_id TEXT NOT NULL, listener TEXT NOT NULL, at_ms BIGINT NOT NULL)"),
+        format!(
+            "CREATE TABLE {flight} (id TEXT PRIMARY KEY, now BIGINT NOT NULL, most BIGINT NOT NULL)"
+        ),
+        format!(
+            "CREATE TABLE {done} (event_id TEXT NOT NULL, listener TEXT NOT NULL, at_ms BIGINT NOT NULL)"
+        ),
     ] {
         exec(&store, sql, vec![]).await.expect("table");
     }
     for id in ["all", "a", "b", "c"] {
-        exec(&store, format!("INSERT INTO {flight} (id, now, most) VALUES ($1, 0, 0)"), vec![id.into()])
-            .await
-            .expect("row");
+        exec(
+            &store,
+            format!("INSERT INTO {flight} (id, now, most) VALUES ($1, 0, 0)"),
+            vec![id.into()],
+        )
+        .await
+        .expect("row");
     }
     let emitter = EventBus::builder()
         .store(store.clone())
@@ -251,15 +283,21 @@ where
         .build()
         .expect("emitter");
     for n in 0..ALL_EVENTS {
-        within(LIMIT, "emit", emitter.emit("limit.all", n).persisted()).await.expect("emit");
+        within(LIMIT, "emit", emitter.emit("limit.all", n).persisted())
+            .await
+            .expect("emit");
     }
     for n in 0..KEY_EVENTS {
         let event = soiree::Event::new("limit.key", n);
         event.properties().set("tenant", ["a", "b", "c"][n % 3]);
-        within(LIMIT, "emit", emitter.emit("limit.key", event).persisted()).await.expect("emit");
+        within(LIMIT, "emit", emitter.emit("limit.key", event).persisted())
+            .await
+            .expect("emit");
     }
     for n in 0..RATED_EVENTS {
-        within(LIMIT, "emit", emitter.emit("limit.rate", n).persisted()).await.expect("emit");
+        within(LIMIT, "emit", emitter.emit("limit.rate", n).persisted())
+            .await
+            .expect("emit");
     }
     let t0 = now_ms();
     let children = Children((0..PROCESSES).map(|_| spawn(false)).collect());
@@ -298,11 +336,17 @@ where
     .expect("starts");
     drop(conn);
     starts.sort_unstable();
-    println!("in flight (id, now, most): {rows:?}; rated starts after t0: {:?}", starts.iter().map(|at| at - t0).collect::<Vec<_>>());
+    println!(
+        "in flight (id, now, most): {rows:?}; rated starts after t0: {:?}",
+        starts.iter().map(|at| at - t0).collect::<Vec<_>>()
+    );
     for (id, now, most) in &rows {
         assert_eq!(*now, 0, "{id}: runs still counted in flight");
         let bound = if id == "all" { CONCURRENT } else { 1 };
-        assert!(*most <= bound, "{id}: {most} runs at once across processes, limit {bound}");
+        assert!(
+            *most <= bound,
+            "{id}: {most} runs at once across processes, limit {bound}"
+        );
         assert!(*most >= 1, "{id}: never ran");
     }
     for (k, at) in starts.iter().enumerate() {

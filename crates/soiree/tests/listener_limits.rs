@@ -55,7 +55,11 @@ async fn max_concurrent_bounds_the_runs_at_once() {
     }
     timeout(BOUND, bus.wait_for_idle()).await.expect("idle");
     assert_eq!(flight.done.load(Ordering::SeqCst), 20, "every run ran");
-    assert_eq!(flight.max.load(Ordering::SeqCst), 2, "at most 2 at once, and 2 reached");
+    assert_eq!(
+        flight.max.load(Ordering::SeqCst),
+        2,
+        "at most 2 at once, and 2 reached"
+    );
     bus.close().await.unwrap();
 }
 
@@ -94,8 +98,15 @@ async fn max_concurrent_per_key_bounds_each_key_alone() {
     assert_eq!(all.done.load(Ordering::SeqCst), 30);
     let keys = per_key.lock().unwrap();
     assert_eq!(keys.len(), 3);
-    assert!(keys.values().all(|(_, max)| *max == 1), "one run per key at once: {keys:?}");
-    assert_eq!(all.max.load(Ordering::SeqCst), 3, "the keys ran side by side");
+    assert!(
+        keys.values().all(|(_, max)| *max == 1),
+        "one run per key at once: {keys:?}"
+    );
+    assert_eq!(
+        all.max.load(Ordering::SeqCst),
+        3,
+        "the keys ran side by side"
+    );
     drop(keys);
     bus.close().await.unwrap();
 }
@@ -125,7 +136,9 @@ async fn rate_spaces_the_runs_so_no_period_holds_more_than_count() {
     let starts = starts.lock().unwrap().clone();
     assert_eq!(starts.len(), 10, "every run ran");
     assert!(
-        starts.windows(5).all(|w| w[4] - w[0] >= Duration::from_secs(1)),
+        starts
+            .windows(5)
+            .all(|w| w[4] - w[0] >= Duration::from_secs(1)),
         "5 starts within a second: {:?}",
         starts.iter().map(|t| *t - begun).collect::<Vec<_>>()
     );
@@ -187,12 +200,18 @@ async fn limited_listener_starves_nobody(bus: EventBus) {
     bus.start().unwrap();
     for n in 0..50 {
         let mut emission = bus.emit("order.placed", n);
-        timeout(BOUND, emission.persisted()).await.expect("emit").unwrap();
+        timeout(BOUND, emission.persisted())
+            .await
+            .expect("emit")
+            .unwrap();
         emission.detach();
     }
     for n in 0..20 {
         let mut emission = bus.emit("user.created", n);
-        timeout(BOUND, emission.persisted()).await.expect("emit").unwrap();
+        timeout(BOUND, emission.persisted())
+            .await
+            .expect("emit")
+            .unwrap();
         emission.detach();
     }
     let all_handled = async {
@@ -203,15 +222,25 @@ async fn limited_listener_starves_nobody(bus: EventBus) {
     timeout(BOUND, all_handled)
         .await
         .expect("the other listeners handled every event while the limited one hung");
-    assert_eq!(limited.load(Ordering::SeqCst), 1, "the limited listener ran once (it hangs)");
-    assert_eq!(same.load(Ordering::SeqCst), 49, "the hung event's next listener waits");
+    assert_eq!(
+        limited.load(Ordering::SeqCst),
+        1,
+        "the limited listener ran once (it hangs)"
+    );
+    assert_eq!(
+        same.load(Ordering::SeqCst),
+        49,
+        "the hung event's next listener waits"
+    );
     gate.notify_one();
     let drained = async {
         while limited.load(Ordering::SeqCst) < 50 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
-    timeout(BOUND, drained).await.expect("the backlog drains once the run returns");
+    timeout(BOUND, drained)
+        .await
+        .expect("the backlog drains once the run returns");
     assert_eq!(same.load(Ordering::SeqCst), 50);
     timeout(BOUND, bus.wait_for_idle()).await.expect("idle");
     timeout(BOUND, bus.close()).await.expect("close").unwrap();
@@ -264,7 +293,10 @@ async fn buses_sharing_a_store_share_the_limit() {
     }
     for n in 0..30 {
         let mut emission = buses[n % 2].emit("job.run", n);
-        timeout(BOUND, emission.persisted()).await.expect("emit").unwrap();
+        timeout(BOUND, emission.persisted())
+            .await
+            .expect("emit")
+            .unwrap();
         emission.detach();
     }
     let drained = async {
@@ -273,7 +305,11 @@ async fn buses_sharing_a_store_share_the_limit() {
         }
     };
     timeout(BOUND, drained).await.expect("every run ran");
-    assert_eq!(flight.max.load(Ordering::SeqCst), 1, "one run at once over both buses");
+    assert_eq!(
+        flight.max.load(Ordering::SeqCst),
+        1,
+        "one run at once over both buses"
+    );
     for bus in buses {
         timeout(BOUND, bus.close()).await.expect("close").unwrap();
     }
@@ -292,4 +328,51 @@ async fn a_limit_of_zero_is_refused() {
         .register(&bus)
         .unwrap_err();
     assert!(err.to_string().contains("at least 1"), "{err}");
+}
+
+/// The time parked runs waited is in `soiree_listener_limit_wait_seconds`:
+/// with `max_concurrent(1)` and 3 runs of 1 s each (paused clock), two
+/// runs were parked, for 1 s and 2 s.
+#[tokio::test(start_paused = true)]
+async fn waits_on_a_limit_are_measured() {
+    let registry = soiree::MetricsRegistry::new();
+    let bus = EventBus::builder()
+        .workers(4)
+        .pool_name("limited")
+        .metrics_registry(registry.clone())
+        .build()
+        .unwrap();
+    ListenerBinding::new("job.run", |_ctx: EventContext| async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok(())
+    })
+    .named("one-at-a-time")
+    .max_concurrent(1)
+    .register(&bus)
+    .unwrap();
+    for n in 0..3 {
+        bus.emit("job.run", n).detach();
+    }
+    timeout(BOUND, bus.wait_for_idle()).await.expect("idle");
+    let text = registry.encode();
+    let line = |suffix: &str| {
+        text.lines()
+            .find(|line| {
+                line.starts_with(&format!("soiree_listener_limit_wait_seconds_{suffix}"))
+                    && line.contains("listener=\"one-at-a-time\"")
+            })
+            .unwrap_or_else(|| panic!("no {suffix} line in:\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+    };
+    assert_eq!(line("count"), 2.0, "two runs were parked");
+    let waited = line("sum");
+    assert!(
+        (2.9..=3.1).contains(&waited),
+        "they waited 1 s + 2 s, not {waited}"
+    );
+    bus.close().await.unwrap();
 }

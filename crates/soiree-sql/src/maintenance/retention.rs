@@ -38,7 +38,9 @@ pub(crate) async fn retention<B: Backend>(core: Weak<Core<B>>) {
         }
         match core.prune_limits().await {
             Ok(0) => {}
-            Ok(deleted) => tracing::debug!(deleted, "retention deleted expired limit slots and rates"),
+            Ok(deleted) => {
+                tracing::debug!(deleted, "retention deleted expired limit slots and rates")
+            }
             Err(err) => tracing::warn!(%err, "deleting expired limit slots failed; retrying later"),
         }
         if let Some(window) = core.options.retention {

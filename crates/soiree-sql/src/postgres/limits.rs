@@ -28,13 +28,11 @@ impl LimitStatements for PgBackend {
             .bind(key)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(self.q(
-            "DELETE FROM soiree_limit_slots WHERE key = $1 AND expires_ms <= $2",
-        ))
-        .bind(key)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(self.q("DELETE FROM soiree_limit_slots WHERE key = $1 AND expires_ms <= $2"))
+            .bind(key)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
         let taken = sqlx::query(self.q(
             "INSERT INTO soiree_limit_slots (key, holder, expires_ms) SELECT $1, $2, $3 \
              WHERE (SELECT count(*) FROM soiree_limit_slots WHERE key = $1) < $4",
@@ -54,11 +52,9 @@ impl LimitStatements for PgBackend {
     async fn renew_slots(&self, held: &[SlotHold], now_ms: i64, expires_ms: i64) -> Result<()> {
         let keys: Vec<&str> = held.iter().map(|hold| hold.key.as_str()).collect();
         let holders: Vec<&str> = held.iter().map(|hold| hold.holder.as_str()).collect();
-        sqlx::query(self.q(
-            "UPDATE soiree_limit_slots AS s SET expires_ms = $3 \
+        sqlx::query(self.q("UPDATE soiree_limit_slots AS s SET expires_ms = $3 \
              FROM unnest($1::text[], $2::text[]) AS h(key, holder) \
-             WHERE s.key = h.key AND s.holder = h.holder AND s.expires_ms > $4",
-        ))
+             WHERE s.key = h.key AND s.holder = h.holder AND s.expires_ms > $4"))
         .bind(&keys)
         .bind(&holders)
         .bind(expires_ms)
@@ -69,13 +65,11 @@ impl LimitStatements for PgBackend {
     }
 
     async fn release_slot(&self, held: &SlotHold) -> Result<()> {
-        sqlx::query(self.q(
-            "DELETE FROM soiree_limit_slots WHERE key = $1 AND holder = $2",
-        ))
-        .bind(&held.key)
-        .bind(&held.holder)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(self.q("DELETE FROM soiree_limit_slots WHERE key = $1 AND holder = $2"))
+            .bind(&held.key)
+            .bind(&held.holder)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -39,13 +39,27 @@ pub async fn shared_limits_bound_slots_and_rates(
         async move {
             ok(
                 "acquire_slot",
-                within(config, "acquire_slot", limits.acquire_slot(&key, 2, &holder, ttl)).await,
+                within(
+                    config,
+                    "acquire_slot",
+                    limits.acquire_slot(&key, 2, &holder, ttl),
+                )
+                .await,
             )
         }
     };
-    assert!(take(&key, "a", LONG).await, "the first of 2 slots was refused");
-    assert!(take(&key, "b", LONG).await, "the second of 2 slots was refused");
-    assert!(!take(&key, "c", LONG).await, "a third holder took one of 2 slots");
+    assert!(
+        take(&key, "a", LONG).await,
+        "the first of 2 slots was refused"
+    );
+    assert!(
+        take(&key, "b", LONG).await,
+        "the second of 2 slots was refused"
+    );
+    assert!(
+        !take(&key, "c", LONG).await,
+        "a third holder took one of 2 slots"
+    );
     let a = SlotHold {
         key: key.clone(),
         holder: "a".into(),
@@ -134,7 +148,10 @@ pub async fn shared_limits_bound_slots_and_rates(
         .map(|answer| ok("take_rate", answer))
         .filter(Option::is_none)
         .count();
-    assert_eq!(admitted, 1, "concurrent takers of a rate of 1: {admitted} admitted");
+    assert_eq!(
+        admitted, 1,
+        "concurrent takers of a rate of 1: {admitted} admitted"
+    );
     Outcome::Passed
 }
 

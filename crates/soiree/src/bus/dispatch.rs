@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
-use super::{BusInner, EmissionState};
 use super::park::Resume;
+use super::{BusInner, EmissionState};
 use crate::listener::{
     ListenerEntry, ListenerJob, PipelineHandle, Try, panic_message, run_listener,
 };

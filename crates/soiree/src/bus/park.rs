@@ -28,9 +28,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::dispatch::{Dispatcher, Job, Work, report, settle};
 use super::{BusInner, EmissionState};
+use crate::Error;
 use crate::listener::{LimitPermit, ListenerJob, Try, run_listener};
 use crate::pool::Queued;
-use crate::Error;
 
 /// The default of [`EventBusBuilder::max_parked`](crate::EventBusBuilder::max_parked).
 pub(crate) const DEFAULT_MAX_PARKED: usize = 4096;

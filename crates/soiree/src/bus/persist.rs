@@ -361,10 +361,13 @@ pub(crate) async fn queue_dispatch(bus: &Arc<BusInner>, state: Arc<EmissionState
         job: Job::Emission(state),
         slot,
     };
-    if let Err((rejected, Queued {
-        job: Job::Emission(state),
-        ..
-    })) = bus.pool.push(queued, || Dispatcher(Arc::clone(bus))).await
+    if let Err((
+        rejected,
+        Queued {
+            job: Job::Emission(state),
+            ..
+        },
+    )) = bus.pool.push(queued, || Dispatcher(Arc::clone(bus))).await
         && state.claim()
     {
         fail_own(bus, &state, rejected.into_error());

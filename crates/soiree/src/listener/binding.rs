@@ -68,6 +68,9 @@ impl ListenerBinding {
     /// listener registered under a stable name ([`named`](Self::named));
     /// else, or without a name, it holds per process.
     ///
+    /// A run that awaits an emission needing a place in its own full limit
+    /// waits for itself: until the emit's context ends or the bus closes.
+    ///
     /// # Examples
     ///
     /// ```

@@ -57,8 +57,13 @@ pub trait SharedLimits: Send + Sync {
     ///
     /// [`Error::Store`](crate::Error::Store) when the store cannot answer;
     /// the bus then waits and asks again.
-    async fn acquire_slot(&self, key: &str, limit: u32, holder: &str, ttl: Duration)
-    -> Result<bool>;
+    async fn acquire_slot(
+        &self,
+        key: &str,
+        limit: u32,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool>;
 
     /// Extends the slots `held` to `ttl` from now (slots expired and taken
     /// by others meanwhile are not taken back).

@@ -57,7 +57,13 @@ mod tests {
         event.properties().set("tenant", "x".repeat(5000));
         let long = key_of(&event, "tenant");
         assert!(long.len() <= MAX_KEY_LEN);
-        event.properties().set("tenant", format!("{}y", "x".repeat(4999)));
-        assert_ne!(key_of(&event, "tenant"), long, "the hash tells long keys apart");
+        event
+            .properties()
+            .set("tenant", format!("{}y", "x".repeat(4999)));
+        assert_ne!(
+            key_of(&event, "tenant"),
+            long,
+            "the hash tells long keys apart"
+        );
     }
 }

@@ -39,7 +39,9 @@ pub(crate) struct Taken {
 }
 
 fn permits(n: u32) -> usize {
-    usize::try_from(n).unwrap_or(Semaphore::MAX_PERMITS).min(Semaphore::MAX_PERMITS)
+    usize::try_from(n)
+        .unwrap_or(Semaphore::MAX_PERMITS)
+        .min(Semaphore::MAX_PERMITS)
 }
 
 impl Local {
@@ -72,9 +74,10 @@ impl Local {
             // Nobody holds or waits on a key whose only handle is the map's.
             map.retain(|_, semaphore| Arc::strong_count(semaphore) > 1);
         }
-        Some(Arc::clone(map.entry(key.to_owned()).or_insert_with(|| {
-            Arc::new(Semaphore::new(keys.limit))
-        })))
+        Some(Arc::clone(
+            map.entry(key.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(keys.limit))),
+        ))
     }
 
     /// The permits, if every concurrency limit has room now.
@@ -87,7 +90,10 @@ impl Local {
             Some(semaphore) => Some(semaphore.try_acquire_owned().ok()?),
             None => None,
         };
-        Some(Taken { _all: all, _key: key })
+        Some(Taken {
+            _all: all,
+            _key: key,
+        })
     }
 
     /// Waits for the permits, in turn (listener, then key), first come
@@ -106,7 +112,10 @@ impl Local {
             Some(semaphore) => semaphore.acquire_owned().await.ok(),
             None => None,
         };
-        Taken { _all: all, _key: key }
+        Taken {
+            _all: all,
+            _key: key,
+        }
     }
 
     /// Counts a run under the rate, or says how long until one is allowed.

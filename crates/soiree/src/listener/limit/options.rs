@@ -63,8 +63,7 @@ impl ListenerLimits {
         }
         if self.slot_ttl < Duration::from_millis(30) {
             return Err(crate::Error::InvalidConfig(
-                "limit_slot_ttl must be at least 30 ms: slots are renewed every third of it"
-                    .into(),
+                "limit_slot_ttl must be at least 30 ms: slots are renewed every third of it".into(),
             ));
         }
         Ok(())

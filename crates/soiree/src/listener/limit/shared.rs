@@ -84,7 +84,11 @@ impl Shared {
     }
 
     /// Counts a run under the listener's rate.
-    pub(super) async fn take_rate(&self, count: u32, period: Duration) -> Result<(), Option<Duration>> {
+    pub(super) async fn take_rate(
+        &self,
+        count: u32,
+        period: Duration,
+    ) -> Result<(), Option<Duration>> {
         match self.limits().take_rate(&self.scope, count, period).await {
             Ok(None) => Ok(()),
             Ok(Some(wait)) => Err(Some(wait)),
@@ -127,9 +131,13 @@ pub(super) fn release(shared: Arc<Shared>, holds: Vec<SlotHold>) {
     };
     drop(runtime.spawn(async move {
         for hold in &holds {
-            let released = tokio::time::timeout(shared.ttl, shared.limits().release_slot(hold)).await;
+            let released =
+                tokio::time::timeout(shared.ttl, shared.limits().release_slot(hold)).await;
             if !matches!(released, Ok(Ok(()))) {
-                tracing::warn!(key = hold.key, "releasing a listener limit's slot failed: it expires on its own");
+                tracing::warn!(
+                    key = hold.key,
+                    "releasing a listener limit's slot failed: it expires on its own"
+                );
             }
         }
     }));
@@ -139,11 +147,15 @@ pub(super) fn release(shared: Arc<Shared>, holds: Vec<SlotHold>) {
 /// held (then the task ends; the next hold starts another).
 async fn renew(shared: Weak<Shared>) {
     loop {
-        let Some(strong) = shared.upgrade() else { return };
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
         let every = strong.ttl / 3;
         drop(strong);
         tokio::time::sleep(every).await;
-        let Some(strong) = shared.upgrade() else { return };
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
         let holds: Vec<SlotHold> = {
             let mut held = strong.held.lock().unwrap_or_else(PoisonError::into_inner);
             if held.0.is_empty() {
@@ -152,11 +164,17 @@ async fn renew(shared: Weak<Shared>) {
             }
             held.0.iter().cloned().collect()
         };
-        let renewed = tokio::time::timeout(every, strong.limits().renew_slots(&holds, strong.ttl)).await;
+        let renewed =
+            tokio::time::timeout(every, strong.limits().renew_slots(&holds, strong.ttl)).await;
         match renewed {
             Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::warn!(%err, count = holds.len(), "renewing listener limit slots failed"),
-            Err(_) => tracing::warn!(count = holds.len(), "renewing listener limit slots timed out"),
+            Ok(Err(err)) => {
+                tracing::warn!(%err, count = holds.len(), "renewing listener limit slots failed")
+            }
+            Err(_) => tracing::warn!(
+                count = holds.len(),
+                "renewing listener limit slots timed out"
+            ),
         }
     }
 }

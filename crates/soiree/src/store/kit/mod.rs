@@ -68,8 +68,8 @@ mod dedup_cache;
 pub(crate) mod lease_keeper;
 mod result_writer;
 
+/// GCRA arithmetic for stores that keep rates ([`SharedLimits::take_rate`](crate::SharedLimits::take_rate)).
+pub use super::shared_limits::{gcra, gcra_interval};
 pub use batch_writer::{BatchError, BatchWriter, WriteError, write_isolating};
 pub use dedup_cache::DedupCache;
 pub use result_writer::ResultWriter;
-/// GCRA arithmetic for stores that keep rates ([`SharedLimits::take_rate`](crate::SharedLimits::take_rate)).
-pub use super::shared_limits::{gcra, gcra_interval};
