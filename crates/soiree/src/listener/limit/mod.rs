@@ -127,10 +127,10 @@ impl Limiter {
                 Ok(holds) => permit.hold(Arc::clone(shared), holds),
                 Err(wait) => return Try::Busy(wait),
             }
-            if let Some((count, period)) = self.options.rate {
-                if let Err(wait) = shared.take_rate(count, period).await {
-                    return Try::Busy(wait);
-                }
+            if let Some((count, period)) = self.options.rate
+                && let Err(wait) = shared.take_rate(count, period).await
+            {
+                return Try::Busy(wait);
             }
             return Try::Acquired(permit);
         }

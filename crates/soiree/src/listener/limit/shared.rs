@@ -103,11 +103,11 @@ impl Shared {
     fn keep(self: &Arc<Self>, holds: &[SlotHold]) {
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         held.0.extend(holds.iter().cloned());
-        if !held.1 {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                held.1 = true;
-                drop(runtime.spawn(renew(Arc::downgrade(self))));
-            }
+        if !held.1
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            held.1 = true;
+            drop(runtime.spawn(renew(Arc::downgrade(self))));
         }
     }
 
