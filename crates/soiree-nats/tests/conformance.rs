@@ -42,7 +42,11 @@ async fn store_in(url: &str, prefix: &str, group: &str, replicas: usize) -> Arc<
 }
 
 /// Delayed events and unique keys are not in this store yet (issue 21).
-const LACKS: [Ability; 2] = [Ability::Scheduling, Ability::UniqueKeys];
+const LACKS: [Ability; 3] = [
+    Ability::Scheduling,
+    Ability::UniqueKeys,
+    Ability::SharedLimits,
+];
 
 // One check at a time (`support::ONE_AT_A_TIME`): each starts its own
 // nats-server, and with thirty of them at once on two cores
