@@ -114,6 +114,18 @@ impl Keys {
         format!("{}{LEASE}{name}", self.base)
     }
 
+    /// A listener limit's slots (a sorted set of holders by expiry,
+    /// store-wide): `{<prefix>}:limit:slot:<key>`.
+    pub(crate) fn limit_slot(&self, key: &str) -> String {
+        format!("{}{LIMIT}slot:{key}", self.base)
+    }
+
+    /// A listener rate's next start (Unix ms, store-wide):
+    /// `{<prefix>}:limit:rate:<key>`.
+    pub(crate) fn limit_rate(&self, key: &str) -> String {
+        format!("{}{LIMIT}rate:{key}", self.base)
+    }
+
     /// The keys the store writes with fixed names.
     pub(crate) fn fixed(&self) -> [&str; 8] {
         let [a, b, c, d, e] = &self.scheduled;
@@ -122,7 +134,7 @@ impl Keys {
 
     /// SCAN patterns matching the per-event keys the store writes
     /// (every group's), so that a purge leaves none behind.
-    pub(crate) fn per_event_patterns(&self) -> [String; 5] {
+    pub(crate) fn per_event_patterns(&self) -> [String; 6] {
         // The prefix has no glob characters (see `validate_prefix`).
         [
             format!("{}{DEDUP}*", self.base),
@@ -130,6 +142,7 @@ impl Keys {
             format!("{}{ERROR}*", self.base),
             format!("{}{UNIQUE}*", self.base),
             format!("{}{LEASE}*", self.base),
+            format!("{}{LIMIT}*", self.base),
         ]
     }
 }
@@ -142,6 +155,7 @@ const DEDUP_OF_GROUP: &str = "dedup@";
 const ERROR: &str = "error:";
 const UNIQUE: &str = "unique:";
 const LEASE: &str = "lease:";
+const LIMIT: &str = "limit:";
 
 /// Field names inside stream entries.
 pub(crate) mod field {

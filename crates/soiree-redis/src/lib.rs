@@ -51,6 +51,16 @@
 //! `SET NX PX` key that expires: the next leader goes on from the token
 //! count and the last tick fired, which an expired key would take with it.
 //!
+//! # Listener limits
+//!
+//! The store shares listener limits ([`soiree::SharedLimits`]) between
+//! every process on it, for named listeners: a key's concurrency slots are
+//! the sorted set `limit:slot:<key>` of holders scored by expiry (expired
+//! holders removed, the rest counted and one added in one script; renewed
+//! while the listener runs, so a killed process's slot frees at its
+//! expiry), and a rate is the string `limit:rate:<key>` holding the
+//! earliest next start. Both expire once unused.
+//!
 //! # Keys
 //!
 //! Every key is `{<prefix>}:<name>` (prefix default `soiree`): `events`
@@ -60,8 +70,9 @@
 //! are its own), `error:<event id>` (the last
 //! handler error, with a TTL), `scheduled`, `scheduled:data`,
 //! `scheduled:owner`, `scheduled:by_id`, `scheduled:seq` (delayed events)
-//! `unique:<key>` (unique keys, expiring with their window) and
-//! `lease:<name>` (leader leases, kept). The braces delimit the prefix, so one
+//! `unique:<key>` (unique keys, expiring with their window),
+//! `lease:<name>` (leader leases, kept), `limit:slot:<key>` and
+//! `limit:rate:<key>` (listener limits). The braces delimit the prefix, so one
 //! prefix's keys are never another's, and make it a Redis Cluster hash tag.
 //!
 //! # Example
@@ -100,6 +111,7 @@ mod existing;
 mod inspect;
 mod keys;
 mod leader;
+mod limits;
 mod metrics;
 mod queue;
 mod redact;

@@ -717,6 +717,12 @@ impl EventStore for RedisStore {
     fn leases(&self) -> Option<&dyn soiree::LeaderLease> {
         Some(self)
     }
+
+    /// Listener limits hold across every process of the store (Lua
+    /// scripts on `{<prefix>}:limit:…` keys).
+    fn limits(&self) -> Option<&dyn soiree::SharedLimits> {
+        Some(self)
+    }
 }
 
 #[async_trait]

@@ -368,7 +368,12 @@ pub struct Counts {
 /// The SQL of one database; the queue logic above it is shared.
 #[async_trait]
 pub trait Backend:
-    crate::scheduled::Schedule + crate::leader::Leases + Send + Sync + 'static
+    crate::scheduled::Schedule
+        + crate::leader::Leases
+        + crate::limits::LimitStatements
+        + Send
+        + Sync
+        + 'static
 {
     /// Appends events in one statement, in order.
     async fn append(&self, events: &[NewEvent]) -> Result<()>;

@@ -104,6 +104,43 @@
 //! forever, and it carries neither a fencing token nor the last tick
 //! fired.
 //!
+//! # Listener limits
+//!
+//! The store shares listener limits ([`soiree::SharedLimits`]) between
+//! every process on its database: a named listener's
+//! [`max_concurrent`](soiree::ListenerBinding::max_concurrent),
+//! [`max_concurrent_per_key`](soiree::ListenerBinding::max_concurrent_per_key)
+//! and [`rate`](soiree::ListenerBinding::rate) hold over all of them. A
+//! running listener holds a row of `soiree_limit_slots` (key, holder,
+//! expiry), renewed while it runs and deleted when it returns; a process
+//! killed with one in flight frees it at its expiry
+//! ([`limit_slot_ttl`](soiree::ListenerBinding::limit_slot_ttl), 30 s by
+//! default). A slot is counted and taken in one serialized step (SQLite's
+//! one writer under `BEGIN IMMEDIATE`; a transaction-scoped advisory lock
+//! of the key on PostgreSQL), so concurrent takers never pass the limit. A
+//! rate is one row of `soiree_limit_rates` with the earliest next start,
+//! moved by one conditional `INSERT … ON CONFLICT`. Retention deletes
+//! expired slots and past rates.
+//!
+//! ```
+//! use soiree::{EventBus, ListenerBinding};
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = std::env::temp_dir().join(format!("soiree-doc-limits-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! let store = soiree_sql::SqliteStore::open(dir.join("shop.db")).await?;
+//! let bus = EventBus::builder().store(store).build()?;
+//! // At most 2 at once over every process on this database.
+//! ListenerBinding::new("report.requested", |_ctx| async { Ok(()) })
+//!     .named("render-report")
+//!     .max_concurrent(2)
+//!     .register(&bus)?;
+//! bus.start()?;
+//! bus.close().await?;
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Features
 //!
 //! | feature | default | what it adds |
@@ -286,6 +323,7 @@ mod identity;
 mod inbox;
 mod inspect;
 mod leader;
+mod limits;
 mod maintenance;
 mod metrics;
 mod migration_log;

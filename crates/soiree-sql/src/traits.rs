@@ -46,6 +46,12 @@ impl<DB: Driver> soiree::EventStore for SqlStore<DB> {
         Some(self)
     }
 
+    /// Listener limits hold across every process of the store (see the
+    /// crate's "Listener limits").
+    fn limits(&self) -> Option<&dyn soiree::SharedLimits> {
+        Some(self)
+    }
+
     fn leases(&self) -> Option<&dyn soiree::LeaderLease> {
         Some(self)
     }

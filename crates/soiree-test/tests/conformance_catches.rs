@@ -33,6 +33,8 @@ enum Flaw {
     BacklogIgnoresInFlight,
     /// Returns one more delivery than asked for.
     ExceedsMax,
+    /// Gives a limit's slots one holder more than the limit.
+    SlotsPastTheLimit,
 }
 
 /// A [`MemoryStore`] queue with one flaw.
@@ -94,6 +96,40 @@ impl EventStore for Flawed {
 
     fn history(&self) -> Option<&dyn EventHistory> {
         Some(self)
+    }
+
+    fn limits(&self) -> Option<&dyn soiree::SharedLimits> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl soiree::SharedLimits for Flawed {
+    async fn acquire_slot(
+        &self,
+        key: &str,
+        limit: u32,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let limit = if self.flaw == Flaw::SlotsPastTheLimit {
+            limit + 1
+        } else {
+            limit
+        };
+        self.inner.acquire_slot(key, limit, holder, ttl).await
+    }
+
+    async fn renew_slots(&self, held: &[soiree::SlotHold], ttl: Duration) -> Result<()> {
+        self.inner.renew_slots(held, ttl).await
+    }
+
+    async fn release_slot(&self, held: &soiree::SlotHold) -> Result<()> {
+        self.inner.release_slot(held).await
+    }
+
+    async fn take_rate(&self, key: &str, count: u32, period: Duration) -> Result<Option<Duration>> {
+        self.inner.take_rate(key, count, period).await
     }
 }
 
@@ -240,6 +276,13 @@ async fn catches_a_dequeue_past_max() {
 #[should_panic(expected = "for one failed attempt")]
 async fn catches_lost_failures() {
     conformance::bus_reports_listener_errors(flawed(Flaw::DropsFailures), &config()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[should_panic(expected = "a third holder took one of 2 slots")]
+async fn catches_slots_past_the_limit() {
+    conformance::shared_limits_bound_slots_and_rates(flawed(Flaw::SlotsPastTheLimit), &config())
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,6 +50,7 @@
 //! | typed topics | [`TypedTopic`], [`bind_listener`] | listeners that take a typed payload |
 //! | retries | [`RetryPolicy`], [`Backoff`], [`Permanent`] | attempts and delays for failing listeners |
 //! | time and flow | [`EventBus::emit_at`], [`Event::deliver_at`], [`Snooze`], [`Event::unique_key`], [`EventBus::schedule`], [`Schedule`] | delayed events, snoozes, unique keys at emit, periodic and cron events fired once across processes |
+//! | listener limits | [`ListenerBinding::max_concurrent`], [`ListenerBinding::max_concurrent_per_key`], [`ListenerBinding::rate`], [`SharedLimits`] | concurrency and rate limits per listener, across processes on durable stores |
 //! | testing | [`testing::TestBus`], [`testing::RecordingEmitter`] | a bus run to idle under a paused clock; an emitter double |
 //! | stores | [`EventStore`], [`EventQueue`], [`HandlerDedup`], [`EventHistory`], [`LeaderLease`] | persistence, queueing, de-duplication, leader election |
 //! | metrics | [`MetricsRegistry`], [`StoreMetrics`] | Prometheus pool, listener and store metrics |
@@ -118,6 +119,61 @@
 //! store writes: no event is parsed twice. Without a store the bus makes no
 //! JSON and checks only the topic.
 //!
+//! # Listener limits
+//!
+//! A listener may be limited to `n` runs at once
+//! ([`ListenerBinding::max_concurrent`]), to `n` runs at once per value of
+//! an event property ([`ListenerBinding::max_concurrent_per_key`]: a tenant,
+//! an account), and to `count` starts per period, evenly spaced
+//! ([`ListenerBinding::rate`]). A run whose limit has no room is *parked*:
+//! it leaves its worker and waits in a small task of its own, the event's
+//! other listeners run meanwhile, and with a queue store the delivery
+//! leaves the consumer's count of deliveries in flight (its lease is kept),
+//! so other events go on. When room frees, the run goes back to the pool
+//! holding its permit; the emission ends (and a delivery is acknowledged)
+//! when its last parked run ends. A parked run waits until its limit has
+//! room, the emit's [`Context`] ends or the bus closes (then it is reported
+//! as [`Error::Cancelled`], and a delivery is handed back to be delivered
+//! again). At most [`EventBusBuilder::max_parked`] runs (4096) wait parked;
+//! past that a run waits on its worker. The time parked runs wait is the
+//! histogram `soiree_listener_limit_wait_seconds{pool, pattern, listener}`.
+//!
+//! With a store that has [`SharedLimits`] ([`EventStore::limits`]: the SQL
+//! and Redis stores, and the [`MemoryStore`] between the buses sharing it),
+//! the limits of a listener registered under a stable name hold across
+//! every process of the store: concurrency slots live in the store with an
+//! expiry that the bus renews while the run goes on (a process killed
+//! holding one frees it after [`ListenerBinding::limit_slot_ttl`], 30 s by
+//! default), rates are a timestamp per listener. Without such a store, or
+//! for an unnamed listener, each process enforces the limits alone: `n`
+//! processes run up to `n` times the limit.
+//!
+//! ```
+//! use std::time::Duration;
+//! use soiree::{EventBus, ListenerBinding, MemoryStore};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> soiree::Result<()> {
+//! let bus = EventBus::builder().store(MemoryStore::queue()).build()?;
+//! // At most 2 reports rendered at once, in every process of the store.
+//! ListenerBinding::new("report.requested", |_ctx| async { Ok(()) })
+//!     .named("render-report")
+//!     .max_concurrent(2)
+//!     .register(&bus)?;
+//! // One sync per tenant at a time; other tenants go on.
+//! ListenerBinding::new("invoice.issued", |_ctx| async { Ok(()) })
+//!     .named("sync-ledger")
+//!     .max_concurrent_per_key("tenant", 1)
+//!     .register(&bus)?;
+//! // At most 10 messages a second to the gateway.
+//! ListenerBinding::new("sms.send", |_ctx| async { Ok(()) })
+//!     .named("sms-gateway")
+//!     .rate(10, Duration::from_secs(1))
+//!     .register(&bus)?;
+//! bus.start()?;
+//! bus.close().await
+//! # }
+//! ```
+//!
 //! # Features of the design
 //!
 //! | | Go package | Soiree for Rust |
@@ -174,7 +230,8 @@ pub use context::Context;
 pub use error::{BoxError, Error, Permanent, Result, permanent};
 pub use event::{Event, IntoEvent, PROPERTY_EVENT_ID, Payload, Properties, StoredEvent, event_id};
 pub use listener::{
-    Batch, BatchOutcome, EventContext, Listener, ListenerBinding, ListenerId, ListenerPanic,
+    Batch, BatchOutcome, EventContext, Listener, ListenerBinding, ListenerId, ListenerLimits,
+    ListenerPanic,
 };
 #[cfg(feature = "metrics")]
 pub use metrics::{MetricsRegistry, StoreMetrics};
@@ -188,7 +245,7 @@ pub use store::{
     ConsumerInfo, DeadLetter, DeadLetterSelection, Delivery, EventDetail, EventHistory, EventQueue,
     EventStore, FailedDelivery, Filter, HandlerDedup, Inspect, LeaderLease, Lease,
     MAX_LEASE_NAME_LEN, MemoryStore, Page, PendingDelivery, Query, Rates, Record, ScheduledEvent,
-    StoreInfo, StoreStats, StoredResult, inspect, kit,
+    SharedLimits, SlotHold, StoreInfo, StoreStats, StoredResult, inspect, kit,
 };
 /// Re-exported: [`Context::with_cancellation`] takes one.
 pub use tokio_util::sync::CancellationToken;

@@ -36,6 +36,13 @@ pub(crate) async fn retention<B: Backend>(core: Weak<Core<B>>) {
             Ok(deleted) => tracing::debug!(deleted, "retention deleted expired unique keys"),
             Err(err) => tracing::warn!(%err, "deleting expired unique keys failed; retrying later"),
         }
+        match core.prune_limits().await {
+            Ok(0) => {}
+            Ok(deleted) => {
+                tracing::debug!(deleted, "retention deleted expired limit slots and rates")
+            }
+            Err(err) => tracing::warn!(%err, "deleting expired limit slots failed; retrying later"),
+        }
         if let Some(window) = core.options.retention {
             match core.prune_consumed(window).await {
                 Ok(0) => {}

@@ -2,6 +2,7 @@
 
 mod backend;
 mod leader;
+mod limits;
 mod partitions;
 mod scheduled;
 

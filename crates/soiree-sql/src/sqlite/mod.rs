@@ -3,6 +3,7 @@
 
 mod backend;
 mod leader;
+mod limits;
 mod scheduled;
 mod statements;
 

@@ -28,6 +28,9 @@ pub enum Ability {
     /// [`EventStore::leases`](soiree::EventStore::leases): leader leases,
     /// for periodic events fired once across processes.
     Leases,
+    /// [`EventStore::limits`](soiree::EventStore::limits): listener limits
+    /// shared by the store's processes (without, each process enforces its own).
+    SharedLimits,
 }
 
 impl Ability {
@@ -39,6 +42,7 @@ impl Ability {
         Ability::Scheduling,
         Ability::UniqueKeys,
         Ability::Leases,
+        Ability::SharedLimits,
     ];
 
     /// The reason a check gives when it skips for the lack of this ability.
@@ -50,6 +54,7 @@ impl Ability {
             Ability::Scheduling => "the store's queue does not schedule delayed events",
             Ability::UniqueKeys => "the store does not implement append_unique",
             Ability::Leases => "the store has no leader leases",
+            Ability::SharedLimits => "the store does not share listener limits",
         }
     }
 }
@@ -63,6 +68,7 @@ impl fmt::Display for Ability {
             Ability::Scheduling => "scheduling",
             Ability::UniqueKeys => "unique keys",
             Ability::Leases => "leader leases",
+            Ability::SharedLimits => "shared limits",
         })
     }
 }

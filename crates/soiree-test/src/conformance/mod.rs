@@ -45,6 +45,9 @@
 //! [`lease_is_taken_over_only_after_expiry`] and
 //! [`lease_renew_and_release_only_by_the_holder`] skip a store without
 //! [`leases`](soiree::EventStore::leases) (declared as [`Ability::Leases`]).
+//! [`shared_limits_bound_slots_and_rates`] and
+//! [`buses_share_a_listener_limit`] skip a store without
+//! [`limits`](soiree::EventStore::limits) (declared as [`Ability::SharedLimits`]).
 //!
 //! [`groups_each_run_every_event`] takes two handles on one store, reading
 //! for two consumer groups, so it is not in [`Check::ALL`]: a store opts
@@ -63,6 +66,7 @@ mod groups;
 mod history;
 pub mod hostile;
 mod leases;
+mod limits;
 mod outcome;
 mod queue;
 mod replay;
@@ -87,6 +91,7 @@ pub use leases::{
     lease_has_one_holder_at_a_time, lease_is_taken_over_only_after_expiry,
     lease_renew_and_release_only_by_the_holder,
 };
+pub use limits::{buses_share_a_listener_limit, shared_limits_bound_slots_and_rates};
 pub use outcome::{Outcome, Report};
 pub use queue::{
     queue_ack_removes_from_backlog, queue_dequeue_respects_max,

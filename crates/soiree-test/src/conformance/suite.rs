@@ -68,11 +68,15 @@ pub enum Check {
     LeaseIsTakenOverOnlyAfterExpiry,
     /// [`lease_renew_and_release_only_by_the_holder`](super::lease_renew_and_release_only_by_the_holder)
     LeaseRenewAndReleaseOnlyByTheHolder,
+    /// [`shared_limits_bound_slots_and_rates`](super::shared_limits_bound_slots_and_rates)
+    SharedLimitsBoundSlotsAndRates,
+    /// [`buses_share_a_listener_limit`](super::buses_share_a_listener_limit)
+    BusesShareAListenerLimit,
 }
 
 impl Check {
     /// Every check, in the order [`run_all`] runs them.
-    pub const ALL: [Check; 27] = [
+    pub const ALL: [Check; 29] = [
         Check::SavedEventsReadBackIdentical,
         Check::EventHistoryPagesCoverAllEvents,
         Check::HandlerResultsReadBack,
@@ -100,6 +104,8 @@ impl Check {
         Check::LeaseHasOneHolderAtATime,
         Check::LeaseIsTakenOverOnlyAfterExpiry,
         Check::LeaseRenewAndReleaseOnlyByTheHolder,
+        Check::SharedLimitsBoundSlotsAndRates,
+        Check::BusesShareAListenerLimit,
     ];
 
     /// The check's name: the name of its function.
@@ -144,6 +150,8 @@ impl Check {
             Check::LeaseRenewAndReleaseOnlyByTheHolder => {
                 "lease_renew_and_release_only_by_the_holder"
             }
+            Check::SharedLimitsBoundSlotsAndRates => "shared_limits_bound_slots_and_rates",
+            Check::BusesShareAListenerLimit => "buses_share_a_listener_limit",
         }
     }
 
@@ -235,6 +243,12 @@ impl Check {
             }
             Check::LeaseRenewAndReleaseOnlyByTheHolder => {
                 super::lease_renew_and_release_only_by_the_holder(store, config).await
+            }
+            Check::SharedLimitsBoundSlotsAndRates => {
+                super::shared_limits_bound_slots_and_rates(store, config).await
+            }
+            Check::BusesShareAListenerLimit => {
+                super::buses_share_a_listener_limit(store, config).await
             }
         }
     }

@@ -141,6 +141,8 @@ macro_rules! __conformance_tests {
         $crate::__conformance_test!($args, store, lease_has_one_holder_at_a_time);
         $crate::__conformance_test!($args, store, lease_is_taken_over_only_after_expiry);
         $crate::__conformance_test!($args, store, lease_renew_and_release_only_by_the_holder);
+        $crate::__conformance_test!($args, store, shared_limits_bound_slots_and_rates);
+        $crate::__conformance_test!($args, store, buses_share_a_listener_limit);
         $crate::__conformance_test!($args, hostile, hostile_nesting_depth);
         $crate::__conformance_test!($args, hostile, hostile_odd_encodings);
         $crate::__conformance_test!($args, hostile, hostile_oversized_names);

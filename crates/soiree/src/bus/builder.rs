@@ -60,6 +60,7 @@ pub struct EventBusBuilder {
     poll_wait: Duration,
     listener_timing: bool,
     listener_timeout: Option<Duration>,
+    max_parked: usize,
 }
 
 impl Default for EventBusBuilder {
@@ -77,6 +78,7 @@ impl Default for EventBusBuilder {
             unheard: UnheardDeliveries::Acknowledge,
             poll_wait: DEFAULT_POLL_WAIT,
             listener_timing: false,
+            max_parked: super::park::DEFAULT_MAX_PARKED,
             listener_timeout: None,
         }
     }
@@ -98,6 +100,25 @@ impl EventBusBuilder {
     /// ```
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.pool = self.pool.queue_capacity(capacity);
+        self
+    }
+
+    /// The most listener runs that wait on a limit off the workers at once
+    /// (default 4096; see [`ListenerBinding::max_concurrent`](crate::ListenerBinding::max_concurrent)).
+    /// A run whose limit has no room is parked: it leaves its worker and
+    /// waits in a task of its own, and with a queue store its delivery
+    /// leaves the consumer's count of deliveries in flight, so other events
+    /// go on. Past this many, a run waits for its limit on its worker: the
+    /// bound on what parked runs hold in memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bus = soiree::EventBus::builder().max_parked(100).build().unwrap();
+    /// # drop(bus);
+    /// ```
+    pub fn max_parked(mut self, runs: usize) -> Self {
+        self.max_parked = runs;
         self
     }
 
@@ -328,6 +349,9 @@ impl EventBusBuilder {
                 warned_unstarted: AtomicBool::new(false),
             },
             metrics,
+            parking: Arc::new(tokio::sync::Semaphore::new(
+                self.max_parked.min(tokio::sync::Semaphore::MAX_PERMITS),
+            )),
             live_key,
             handles: std::sync::atomic::AtomicUsize::new(0),
             scheduled: crate::schedule::scheduler::Scheduler::default(),

@@ -55,6 +55,8 @@ pub(crate) struct BusInner {
     pub(crate) handles: std::sync::atomic::AtomicUsize,
     /// Delayed events held in this process (no store, or no queue).
     pub(crate) scheduled: crate::schedule::scheduler::Scheduler,
+    /// The waiting room of listener runs parked on a limit.
+    pub(crate) parking: Arc<tokio::sync::Semaphore>,
 }
 
 /// How the bus consumes a queue store.

@@ -9,7 +9,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::dispatch::{Delivered, Dispatcher, Settled, Work, handle_error};
+use super::dispatch::{Delivered, Dispatcher, Job, Settled, Work, handle_error};
 use super::unheard::settle_unheard;
 use super::{BusInner, EmissionState};
 use crate::listener::panic_message;
@@ -201,6 +201,7 @@ async fn consume_until_shutdown(
                     let _ = acks.send(Settled {
                         receipt: delivery.receipt,
                         failure: Some(failure),
+                        release: false,
                     });
                     continue;
                 }
@@ -210,6 +211,7 @@ async fn consume_until_shutdown(
                 let _ = acks.send(Settled {
                     receipt: delivery.receipt,
                     failure,
+                    release: false,
                 });
                 continue;
             }
@@ -221,12 +223,15 @@ async fn consume_until_shutdown(
                 delivery_count: delivery.delivery_count,
                 dead_letters: queue.dead_letters_failure(delivery.delivery_count),
                 acks: acks.clone(),
-                _permit: permit,
+                permit: std::sync::Mutex::new(Some(permit)),
             }));
             let slot = core.pool.enter();
             let state = Arc::new(EmissionState::new(event, work, slot, false, true));
             state.make_claimable();
-            let queued = Queued { job: state, slot };
+            let queued = Queued {
+                job: Job::Emission(state),
+                slot,
+            };
             if let Err((rejected, _)) = core
                 .pool
                 .push(queued, || Dispatcher(Arc::clone(&core)))
@@ -254,6 +259,7 @@ async fn acknowledge(bus: Weak<BusInner>, mut settled: mpsc::UnboundedReceiver<S
     let mut batch = Vec::with_capacity(ACK_BATCH);
     let mut receipts = Vec::with_capacity(ACK_BATCH);
     let mut failures = Vec::new();
+    let mut released = Vec::new();
     let mut unsent = Unsent::default();
     loop {
         let received = tokio::select! {
@@ -268,12 +274,29 @@ async fn acknowledge(bus: Weak<BusInner>, mut settled: mpsc::UnboundedReceiver<S
         let Some(queue) = core.store.as_deref().and_then(|s| s.queue()) else {
             return;
         };
-        for Settled { receipt, failure } in batch.drain(..) {
+        for Settled {
+            receipt,
+            failure,
+            release,
+        } in batch.drain(..)
+        {
             core.consumer.leases.remove(&receipt);
             match failure {
+                _ if release => released.push(receipt),
                 None => receipts.push(receipt),
                 Some(error) => failures.push(FailedDelivery { receipt, error }),
             }
+        }
+        if !released.is_empty() {
+            // Runs parked on a limit when the bus closed: delivered again.
+            if !with_retry(&abandon, "release", released.len(), || {
+                queue.release(&released)
+            })
+            .await
+            {
+                unsent.acks += released.len();
+            }
+            released.clear();
         }
         if !receipts.is_empty() {
             if !with_retry(&abandon, "ack", receipts.len(), || queue.ack(&receipts)).await {
@@ -292,7 +315,10 @@ async fn acknowledge(bus: Weak<BusInner>, mut settled: mpsc::UnboundedReceiver<S
         // Deliveries settled after the deadline: never sent at all. They
         // leave the running set, or their leases would be kept.
         let core = bus.upgrade();
-        while let Ok(Settled { receipt, failure }) = settled.try_recv() {
+        while let Ok(Settled {
+            receipt, failure, ..
+        }) = settled.try_recv()
+        {
             if let Some(core) = &core {
                 core.consumer.leases.remove(&receipt);
             }

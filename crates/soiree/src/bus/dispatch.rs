@@ -5,8 +5,11 @@ use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
+use super::park::Resume;
 use super::{BusInner, EmissionState};
-use crate::listener::{ListenerEntry, ListenerJob, PipelineHandle, panic_message, run_listener};
+use crate::listener::{
+    ListenerEntry, ListenerJob, PipelineHandle, Try, panic_message, run_listener,
+};
 use crate::pool::{Handler, Ran};
 use crate::topic::SharedRoute;
 use crate::{Error, Event, EventBus, ListenerId};
@@ -32,8 +35,9 @@ pub(crate) struct Delivered {
     /// (then logged once, as a dead letter, by [`run`]).
     pub(crate) dead_letters: bool,
     pub(crate) acks: mpsc::UnboundedSender<Settled>,
-    /// Held until the delivery's job ends: one of the consumer's in-flight slots.
-    pub(crate) _permit: OwnedSemaphorePermit,
+    /// Held until the delivery's job ends (or its parked runs wait off the
+    /// consumer's count): one of the consumer's in-flight slots.
+    pub(crate) permit: std::sync::Mutex<Option<OwnedSemaphorePermit>>,
 }
 
 /// How a delivery ended, for the consumer's acknowledger: acknowledged, or
@@ -42,6 +46,8 @@ pub(crate) struct Delivered {
 pub(crate) struct Settled {
     pub(crate) receipt: String,
     pub(crate) failure: Option<String>,
+    /// Not run to the end (the bus closed): hand it back to the queue.
+    pub(crate) release: bool,
 }
 
 /// One job's dispatch: the bus, the emission and its route, shared by the
@@ -98,36 +104,48 @@ impl ListenerJob for Dispatch {
     }
 }
 
-/// The pool's job for the bus: one emission.
-pub(crate) type Job = Arc<EmissionState>;
+/// The pool's job for the bus: one emission, or the parked listener runs
+/// of one (see [`park`](super::park)).
+pub(crate) enum Job {
+    Emission(Arc<EmissionState>),
+    Resume(Box<Resume>),
+}
 
 /// Runs the bus's jobs on its pool's workers.
 pub(crate) struct Dispatcher(pub(crate) Arc<BusInner>);
 
 impl Handler<Job> for Dispatcher {
-    async fn run(&self, state: Job) -> Ran {
-        // A task awaiting the emission from inside a job may have taken it.
-        if !state.claim() {
-            return Ran::Elsewhere;
+    async fn run(&self, job: Job) -> Ran {
+        match job {
+            Job::Emission(state) => {
+                // A task awaiting the emission from inside a job may have taken it.
+                if !state.claim() {
+                    return Ran::Elsewhere;
+                }
+                run(&self.0, state).await;
+            }
+            Job::Resume(resume) => Box::pin(super::park::resume(&self.0, *resume)).await,
         }
-        run(&self.0, state).await;
         Ran::Here
     }
 }
 
 /// Ends the emission when the job ends, even by a panic out of a user's error
-/// or panic handler, so that the caller's stream never waits forever.
-struct FinishOnDrop<'a>(&'a EmissionState);
+/// or panic handler, so that the caller's stream never waits forever —
+/// unless some of its listener runs were parked: the last of those ends it.
+struct FinishOnDrop<'a>(&'a EmissionState, bool);
 
 impl Drop for FinishOnDrop<'_> {
     fn drop(&mut self) {
-        self.0.finish();
+        if self.1 {
+            self.0.finish();
+        }
     }
 }
 
 /// Runs one claimed emission's listeners (or a delivery's, then acknowledges it).
 pub(crate) async fn run(bus: &Arc<BusInner>, state: Arc<EmissionState>) {
-    let _finish = FinishOnDrop(&state);
+    let mut finish = FinishOnDrop(&state, true);
     let route = match &state.work {
         Work::Dispatch(route) => Arc::clone(route),
         Work::Deliver(delivered) => Arc::clone(&delivered.route),
@@ -139,11 +157,31 @@ pub(crate) async fn run(bus: &Arc<BusInner>, state: Arc<EmissionState>) {
         emission: Arc::clone(&state),
         route,
     });
-    dispatch(bus, &state, &job, listeners).await;
+    let parked = dispatch(bus, &state, &job, listeners).await;
+    if !parked.is_empty() {
+        finish.1 = false;
+        super::park::park(bus, Arc::clone(&state), job, parked).await;
+        return;
+    }
+    settle(&state, false);
+}
+
+/// Acknowledges a delivery (or hands it to the queue's `fail` with its
+/// first error); `unrun`: a listener did not run (the bus closed while it
+/// waited on a limit), so the delivery is handed back to be delivered again.
+pub(crate) fn settle(state: &EmissionState, unrun: bool) {
     if let Work::Deliver(delivered) = &state.work {
         // The consumer's acker is gone only when the bus is closing; the
         // entry then stays pending and is delivered again.
         let failure = state.first_error();
+        if unrun {
+            let _ = delivered.acks.send(Settled {
+                receipt: delivered.receipt.clone(),
+                failure: None,
+                release: true,
+            });
+            return;
+        }
         if let Some((reason, listener)) = failure
             && delivered.dead_letters
         {
@@ -152,6 +190,7 @@ pub(crate) async fn run(bus: &Arc<BusInner>, state: Arc<EmissionState>) {
         let _ = delivered.acks.send(Settled {
             receipt: delivered.receipt.clone(),
             failure: failure.map(|(reason, _)| reason.clone()),
+            release: false,
         });
     }
 }
@@ -177,18 +216,20 @@ fn log_dead_letter(
     );
 }
 
-/// Runs the `listeners` of `job`'s route, in order.
+/// Runs the `listeners` of `job`'s route, in order; returns those whose
+/// limits had no room (to park), in order.
 async fn dispatch(
     bus: &BusInner,
     state: &EmissionState,
     job: &Arc<dyn ListenerJob>,
     listeners: usize,
-) {
+) -> Vec<usize> {
     let event = &state.event;
     let store = bus.store.as_deref();
     let dedup = store.and_then(|store| store.dedup());
     // Only stores need the id; skip the property lookup on the in-memory path.
     let event_id = store.and_then(|_| event.id());
+    let mut parked = Vec::new();
     for index in 0..listeners {
         let listener = job.listener(index);
         if listener.is_removed() {
@@ -218,10 +259,22 @@ async fn dispatch(
                 Err(err) => tracing::warn!(%err, event_id, "handler dedup lookup failed"),
             }
         }
+        // A limit with no room: the run is parked, the others go on.
+        let _permit = match &listener.limiter {
+            None => None,
+            Some(limiter) => match limiter.try_acquire(event).await {
+                Try::Acquired(permit) => Some(permit),
+                Try::Busy(_) => {
+                    parked.push(index);
+                    continue;
+                }
+            },
+        };
         if let Some(err) = run_listener(job, index, event_id.as_deref()).await {
             report(bus, state, err);
         }
     }
+    parked
 }
 
 /// Passes an error through the bus's error handler to the emission.

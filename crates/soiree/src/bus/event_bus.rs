@@ -7,12 +7,12 @@ use std::sync::atomic::Ordering;
 use super::dispatch::{Dispatcher, Work, show_handler};
 use super::persist::{NotAccepted, persist_inline};
 use super::{BusInner, Emission, EmissionState, EventBusBuilder, consumer, live};
-use crate::listener::ListenerEntry;
+use crate::listener::{Limiter, ListenerEntry};
 use crate::pool::{Queued, Rejected, inside_job};
 use crate::topic::{validate_pattern, validate_topic};
 use crate::{
     BoxError, Context, Error, EventContext, IntoEvent, Listener, ListenerBinding, ListenerId,
-    Result,
+    ListenerLimits, Result,
 };
 
 /// An in-process event bus: listeners register on topic patterns, and each
@@ -160,7 +160,14 @@ impl EventBus {
             Some(name) => ListenerId::new(name.as_str()),
             None => ListenerId::new(self.inner().next_id()),
         };
-        self.insert_entry(id, &binding.pattern, Arc::clone(&binding.listener))
+        self.insert_entry(
+            id,
+            &binding.pattern,
+            Arc::clone(&binding.listener),
+            &binding.limits,
+            // Only a stable name is the same in every process.
+            binding.name.is_some(),
+        )
     }
 
     fn insert(
@@ -169,7 +176,7 @@ impl EventBus {
         pattern: &str,
         listener: Arc<dyn Listener>,
     ) -> Result<ListenerId> {
-        let entry = self.insert_entry(id, pattern, listener)?;
+        let entry = self.insert_entry(id, pattern, listener, &ListenerLimits::default(), false)?;
         Ok(entry.id.clone())
     }
 
@@ -178,13 +185,21 @@ impl EventBus {
         id: ListenerId,
         pattern: &str,
         listener: Arc<dyn Listener>,
+        limits: &ListenerLimits,
+        shared: bool,
     ) -> Result<Arc<ListenerEntry>> {
         if self.is_closed() {
             return Err(Error::Closed);
         }
         let pattern = validate_pattern(pattern)?;
+        limits.validate()?;
         let counters = self.inner().metrics.listener(pattern, id.as_str());
-        let entry = Arc::new(ListenerEntry::new(id, pattern, listener, counters));
+        let limiter = limits.is_limited().then(|| {
+            let waited = self.inner().metrics.limit_wait(pattern, id.as_str());
+            let store = self.inner().store.as_ref().filter(|_| shared);
+            Limiter::new(limits.clone(), id.as_str(), store, waited)
+        });
+        let entry = Arc::new(ListenerEntry::new(id, pattern, listener, counters, limiter));
         self.inner()
             .index
             .insert(pattern, Arc::clone(&entry), |other| other.id == entry.id)
@@ -742,7 +757,7 @@ impl EventBus {
 fn claimable(state: &Arc<EmissionState>) -> Queued<super::dispatch::Job> {
     state.make_claimable();
     Queued {
-        job: Arc::clone(state),
+        job: super::dispatch::Job::Emission(Arc::clone(state)),
         slot: state.slot,
     }
 }

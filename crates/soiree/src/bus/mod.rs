@@ -10,6 +10,7 @@ mod emission;
 mod emitter;
 mod event_bus;
 mod live;
+mod park;
 mod periodic;
 mod persist;
 mod timed;

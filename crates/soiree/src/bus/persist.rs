@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::dispatch::{Dispatcher, Work, fail_own};
+use super::dispatch::{Dispatcher, Job, Work, fail_own};
 use super::{BusInner, EmissionState};
 use crate::pool::Queued;
 use crate::{Error, StoredEvent};
@@ -357,9 +357,17 @@ async fn hand_off(bus: &Arc<BusInner>, state: Arc<EmissionState>, saved: Saved) 
 pub(crate) async fn queue_dispatch(bus: &Arc<BusInner>, state: Arc<EmissionState>) {
     state.make_claimable();
     let slot = state.slot;
-    let queued = Queued { job: state, slot };
-    if let Err((rejected, Queued { job: state, .. })) =
-        bus.pool.push(queued, || Dispatcher(Arc::clone(bus))).await
+    let queued = Queued {
+        job: Job::Emission(state),
+        slot,
+    };
+    if let Err((
+        rejected,
+        Queued {
+            job: Job::Emission(state),
+            ..
+        },
+    )) = bus.pool.push(queued, || Dispatcher(Arc::clone(bus))).await
         && state.claim()
     {
         fail_own(bus, &state, rejected.into_error());

@@ -28,6 +28,7 @@ pub struct ListenerBinding {
     pub(crate) pattern: String,
     pub(crate) name: Option<String>,
     pub(crate) listener: Arc<dyn Listener>,
+    pub(crate) limits: super::ListenerLimits,
 }
 
 impl ListenerBinding {
@@ -46,6 +47,7 @@ impl ListenerBinding {
             pattern: pattern.into(),
             name: None,
             listener: Arc::new(listener),
+            limits: super::ListenerLimits::default(),
         }
     }
 
@@ -53,6 +55,100 @@ impl ListenerBinding {
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
+    }
+
+    /// Runs at most `n` of this listener's calls at once (retries and
+    /// snoozes of a run hold its place). A run past the limit waits off the
+    /// bus's workers, and the event's other listeners run meanwhile (see
+    /// [`EventBusBuilder::max_parked`](crate::EventBusBuilder::max_parked)).
+    ///
+    /// With a store that shares limits ([`EventStore::limits`](crate::EventStore::limits):
+    /// the SQL and Redis stores, the memory store between the buses sharing
+    /// it) the limit holds across every process of the store, for a
+    /// listener registered under a stable name ([`named`](Self::named));
+    /// else, or without a name, it holds per process.
+    ///
+    /// A run that awaits an emission needing a place in its own full limit
+    /// waits for itself: until the emit's context ends or the bus closes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use soiree::{EventBus, ListenerBinding};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> soiree::Result<()> {
+    /// let bus = EventBus::new();
+    /// ListenerBinding::new("report.requested", |_ctx| async { Ok(()) })
+    ///     .named("render-report")
+    ///     .max_concurrent(2)
+    ///     .register(&bus)?;
+    /// bus.close().await
+    /// # }
+    /// ```
+    pub fn max_concurrent(mut self, n: u32) -> Self {
+        self.limits.max_concurrent = Some(n);
+        self
+    }
+
+    /// Runs at most `n` calls at once per value of the event property
+    /// `property` (say a tenant or an account id): events of one key wait
+    /// for each other, other keys go on. Events without the property share
+    /// the key `""`; a value that is not a string is keyed by its JSON text.
+    /// Shared across processes as [`max_concurrent`](Self::max_concurrent).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use soiree::{EventBus, ListenerBinding};
+    ///
+    /// let bus = EventBus::new();
+    /// ListenerBinding::new("invoice.issued", |_ctx| async { Ok(()) })
+    ///     .named("sync-ledger")
+    ///     .max_concurrent_per_key("tenant", 1)
+    ///     .register(&bus)
+    ///     .unwrap();
+    /// ```
+    pub fn max_concurrent_per_key(mut self, property: impl Into<String>, n: u32) -> Self {
+        self.limits.per_key = Some((property.into(), n));
+        self
+    }
+
+    /// Starts at most `count` calls per `period`, evenly spaced: one every
+    /// `period / count` (rounded up to a millisecond), so that no window of
+    /// `period` holds more than `count` starts. A run past the rate waits off the
+    /// workers, as with [`max_concurrent`](Self::max_concurrent); retries of
+    /// a run are not counted again. Shared across processes as
+    /// `max_concurrent`, on the processes' clocks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use soiree::{EventBus, ListenerBinding};
+    ///
+    /// let bus = EventBus::new();
+    /// ListenerBinding::new("sms.send", |_ctx| async { Ok(()) })
+    ///     .named("sms-gateway")
+    ///     .rate(10, Duration::from_secs(1))
+    ///     .register(&bus)
+    ///     .unwrap();
+    /// ```
+    pub fn rate(mut self, count: u32, period: std::time::Duration) -> Self {
+        self.limits.rate = Some((count, period));
+        self
+    }
+
+    /// How long a slot of a shared store is held without renewal (default
+    /// 30 s): the bus renews a running call's slots every third of it, and
+    /// a process that dies holding one frees it this long after.
+    pub fn limit_slot_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.limits.slot_ttl = ttl;
+        self
+    }
+
+    /// The limits set.
+    pub fn limits(&self) -> &super::ListenerLimits {
+        &self.limits
     }
 
     /// The pattern.
@@ -64,7 +160,8 @@ impl ListenerBinding {
     ///
     /// # Errors
     ///
-    /// As [`EventBus::on`].
+    /// As [`EventBus::on`]; [`Error::InvalidConfig`](crate::Error::InvalidConfig)
+    /// for a limit of 0.
     pub fn register(&self, bus: &EventBus) -> Result<ListenerId> {
         bus.register_binding(self)
     }
@@ -75,6 +172,7 @@ impl fmt::Debug for ListenerBinding {
         f.debug_struct("ListenerBinding")
             .field("pattern", &self.pattern)
             .field("name", &self.name)
+            .field("limits", &self.limits)
             .finish()
     }
 }

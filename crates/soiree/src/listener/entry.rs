@@ -53,6 +53,8 @@ pub(crate) struct ListenerEntry {
     pub(crate) pattern: std::sync::Arc<str>,
     pub(crate) listener: std::sync::Arc<dyn Listener>,
     pub(crate) counters: crate::metrics::ListenerCounters,
+    /// With limits set: what a run takes before it starts.
+    pub(crate) limiter: Option<Box<super::limit::Limiter>>,
     removed: AtomicBool,
 }
 
@@ -62,12 +64,14 @@ impl ListenerEntry {
         pattern: &str,
         listener: std::sync::Arc<dyn Listener>,
         counters: crate::metrics::ListenerCounters,
+        limiter: Option<super::limit::Limiter>,
     ) -> Self {
         Self {
             id,
             pattern: pattern.into(),
             listener,
             counters,
+            limiter: limiter.map(Box::new),
             removed: AtomicBool::new(false),
         }
     }
@@ -87,6 +91,7 @@ impl std::fmt::Debug for ListenerEntry {
         f.debug_struct("ListenerEntry")
             .field("id", &self.id)
             .field("pattern", &self.pattern)
+            .field("limiter", &self.limiter)
             .field("removed", &self.is_removed())
             .finish()
     }

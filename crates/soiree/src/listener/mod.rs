@@ -7,6 +7,7 @@ mod context;
 mod entry;
 mod id;
 mod job;
+mod limit;
 mod panic;
 mod pipeline;
 
@@ -18,6 +19,8 @@ pub use entry::Listener;
 pub(crate) use entry::ListenerEntry;
 pub use id::ListenerId;
 pub(crate) use job::ListenerJob;
+pub use limit::ListenerLimits;
+pub(crate) use limit::{LimitPermit, Limiter, Try};
 pub use panic::ListenerPanic;
 pub(crate) use panic::panic_message;
 pub(crate) use pipeline::{PipelineHandle, run_listener};

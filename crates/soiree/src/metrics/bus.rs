@@ -70,6 +70,15 @@ type BusFamily = Family<BusLabels, SpreadCounter>;
 type OutcomeFamily = Family<OutcomeLabels, SpreadCounter>;
 type RetryFamily = Family<ListenerLabels, SpreadCounter>;
 type DurationFamily = Family<ListenerLabels, Histogram, fn() -> Histogram>;
+type WaitFamily = Family<ListenerLabels, Histogram, fn() -> Histogram>;
+
+/// The time one limited listener's parked runs waited for their limit.
+pub(crate) type LimitWait = Histogram;
+
+fn new_wait_histogram() -> Histogram {
+    // 1 ms to about 4.5 hours.
+    Histogram::new(exponential_buckets(0.001, 4.0, 13))
+}
 
 fn new_histogram() -> Histogram {
     // 1 µs to about 17 s.
@@ -85,6 +94,7 @@ pub(crate) struct BusMetrics {
     outcomes: OutcomeFamily,
     retries: RetryFamily,
     durations: Option<DurationFamily>,
+    limit_waits: WaitFamily,
     pool: String,
 }
 
@@ -130,8 +140,25 @@ impl BusMetrics {
                     || DurationFamily::new_with_constructor(new_histogram),
                 )
             }),
+            limit_waits: registry.metric(
+                "soiree_listener_limit_wait_seconds",
+                "Time listener runs waited for room in their concurrency or rate limits \
+                 (parked off the workers), by pattern and listener",
+                || WaitFamily::new_with_constructor(new_wait_histogram),
+            ),
             pool: pool.to_owned(),
         }
+    }
+
+    /// The wait histogram of one limited listener, made at registration.
+    pub(crate) fn limit_wait(&self, pattern: &str, listener: &str) -> LimitWait {
+        self.limit_waits
+            .get_or_create(&ListenerLabels {
+                pool: self.pool.clone(),
+                pattern: pattern.to_owned(),
+                listener: listener.to_owned(),
+            })
+            .clone()
     }
 
     /// The counters of one registered listener, made once at registration.

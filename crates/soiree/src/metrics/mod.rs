@@ -22,12 +22,13 @@ mod registry;
 mod store;
 
 #[cfg(feature = "metrics")]
-pub(crate) use bus::{BusMetrics, ListenerCounters};
+pub(crate) use bus::{BusMetrics, LimitWait, ListenerCounters};
 #[cfg(feature = "metrics")]
 pub(crate) use listener::ListenerMetrics;
 #[cfg(not(feature = "metrics"))]
 pub(crate) use noop::{
-    BusMetrics, ListenerCounters, ListenerMetrics, MetricsRegistry, PoolLabel, PoolMetrics,
+    BusMetrics, LimitWait, ListenerCounters, ListenerMetrics, MetricsRegistry, PoolLabel,
+    PoolMetrics,
 };
 #[cfg(feature = "metrics")]
 pub(crate) use pool::PoolMetrics;

@@ -67,7 +67,13 @@ impl BusMetrics {
     pub(crate) fn listener(&self, _: &str, _: &str) -> ListenerCounters {
         ListenerCounters::default()
     }
+
+    pub(crate) fn limit_wait(&self, _: &str, _: &str) -> LimitWait {
+        Noop
+    }
 }
+
+pub(crate) type LimitWait = Noop;
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ListenerCounters {

@@ -73,6 +73,13 @@ impl IdleCounts {
         Slot(slot as u8)
     }
 
+    /// Counts a new job in `slot`: the continuation of a job of that slot
+    /// still running (entered before that job finishes, so the slot never
+    /// looks drained between them).
+    pub(crate) fn enter_in(&self, slot: Slot) {
+        self.entered[usize::from(slot.0)].fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Counts a job of `slot` as finished.
     pub(crate) fn finish(&self, slot: Slot) {
         self.finished[usize::from(slot.0)].fetch_add(1, Ordering::SeqCst);

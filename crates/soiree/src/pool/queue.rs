@@ -210,6 +210,13 @@ impl<J: Send + 'static> WorkQueue<J> {
         self.counts.enter()
     }
 
+    /// Counts a continuation of a running job of `slot` as submitted, in
+    /// that job's slot: `wait_for_idle` calls that wait for the job wait
+    /// for it too. Called before the running job finishes.
+    pub(crate) fn enter_in(&self, slot: Slot) {
+        self.counts.enter_in(slot);
+    }
+
     /// Queues a job without waiting: [`Rejected::Full`] when there is no room.
     /// `handler` makes the handler of a worker that has to be started. A
     /// rejected job's slot is still entered: the caller cancels it.

@@ -148,4 +148,11 @@ pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
     fn leases(&self) -> Option<&dyn LeaderLease> {
         None
     }
+
+    /// Listener limits shared by every process of the store (see
+    /// [`SharedLimits`](crate::SharedLimits)); `None`: each process
+    /// enforces its listeners' limits on its own.
+    fn limits(&self) -> Option<&dyn crate::SharedLimits> {
+        None
+    }
 }

@@ -12,6 +12,8 @@
 //! - [`EventHistory`]: paged reads of stored events and results;
 //! - [`LeaderLease`]: named leases with a time to live and a fencing token,
 //!   through which processes elect the one that fires periodic events.
+//! - [`SharedLimits`]: listener concurrency slots and rates shared by every
+//!   process of the store.
 //!
 //! [`kit`] holds what every queue store shares: lease keep-alive, the dedup
 //! cache and batched writes with per-item outcomes.
@@ -28,6 +30,7 @@ mod lease;
 mod memory;
 mod queue;
 mod result;
+pub(crate) mod shared_limits;
 
 pub use dedup::HandlerDedup;
 pub use event_store::EventStore;
@@ -40,3 +43,4 @@ pub use lease::{LeaderLease, Lease, MAX_LEASE_NAME_LEN};
 pub use memory::MemoryStore;
 pub use queue::{Delivery, EventQueue, FailedDelivery};
 pub use result::StoredResult;
+pub use shared_limits::{SharedLimits, SlotHold};

@@ -70,6 +70,9 @@ mod result_writer;
 
 /// What every store's [`LeaderLease`](crate::LeaderLease) checks and converts.
 pub use super::lease::{check_lease_args, ttl_ms};
+
+/// GCRA arithmetic for stores that keep rates ([`SharedLimits::take_rate`](crate::SharedLimits::take_rate)).
+pub use super::shared_limits::{gcra, gcra_interval};
 pub use batch_writer::{BatchError, BatchWriter, WriteError, write_isolating};
 pub use dedup_cache::DedupCache;
 pub use result_writer::ResultWriter;

@@ -62,6 +62,7 @@ pub struct MemoryStore {
 
 mod inspect;
 mod lease;
+mod limits;
 
 #[derive(Debug, Default)]
 struct State {
@@ -82,6 +83,8 @@ struct State {
     unique: HashMap<String, (String, Instant)>,
     /// Leader leases, by name.
     leases: HashMap<String, lease::Held>,
+    /// Shared listener limits: slots and rates.
+    limits: limits::LimitState,
 }
 
 /// What a consumer group holds of the queue.
@@ -409,6 +412,10 @@ impl EventStore for MemoryStore {
     }
 
     fn leases(&self) -> Option<&dyn crate::LeaderLease> {
+        Some(self)
+    }
+
+    fn limits(&self) -> Option<&dyn super::SharedLimits> {
         Some(self)
     }
 }

@@ -1,0 +1,277 @@
+//! Listener limits hold across processes on Redis: three consumer
+//! processes on one store run a listener with `max_concurrent(2)` and one
+//! with `max_concurrent_per_key("tenant", 1)`; each run counts itself in
+//! flight with `INCR`/`DECR` and records the most seen (a Lua `max`), which
+//! never passes the limit. A listener with `rate(4, 1 s)` records its
+//! starts: by `t0 + k × 250 ms` (`t0` taken before any consumer started) at
+//! most `k` runs had started — slowness only makes that easier.
+//!
+//! This binary is its own consumer (started with `SOIREE_LIMITS_CHILD` set).
+
+mod support;
+
+use std::process::{Child, Command};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use soiree::{EventBus, EventContext, ListenerBinding};
+use soiree_redis::RedisStore;
+use support::{RedisServer, eventually};
+
+const CHILD_ENV: &str = "SOIREE_LIMITS_CHILD";
+const LIMIT: Duration = Duration::from_secs(120);
+const CONCURRENT: i64 = 2;
+const ALL_EVENTS: usize = 40;
+const KEY_EVENTS: usize = 30;
+const RATED_EVENTS: usize = 12;
+const RATE_INTERVAL_MS: i64 = 250;
+const PROCESSES: usize = 3;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|arg| arg == "--list") {
+        println!("limits_processes: test");
+        return;
+    }
+    if let Some(filter) = args.iter().find(|arg| !arg.starts_with('-'))
+        && !"limits_processes".contains(filter.as_str())
+    {
+        println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if std::env::var(CHILD_ENV).is_ok() {
+        runtime.block_on(child());
+        return;
+    }
+    let Some(server) = RedisServer::start_or_skip() else {
+        return;
+    };
+    println!("test limits_processes::redis ...");
+    runtime.block_on(limits(&server));
+    println!("test result: ok. 1 passed; 0 failed");
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// In: INCR now, and the most seen. Out: DECR now. Then the run is recorded.
+const ENTER: &str = "local now = redis.call('INCR', KEYS[1])
+if now > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], now) end
+return now";
+
+async fn child() {
+    let url = std::env::var("SOIREE_REDIS_URL").expect("url");
+    let prefix = std::env::var("SOIREE_PREFIX").expect("prefix");
+    let store = RedisStore::builder(&url)
+        .prefix(prefix.clone())
+        .consumer(format!("consumer-{}", std::process::id()))
+        .build()
+        .await
+        .expect("store");
+    let conn = redis::Client::open(url)
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let bus = EventBus::builder()
+        .store(store)
+        .workers(4)
+        .poll_wait(Duration::from_millis(100))
+        .build()
+        .expect("bus");
+    let enter = redis::Script::new(ENTER);
+    for (name, topic, per_key) in [("all", "limit.all", false), ("per-key", "limit.key", true)] {
+        let (conn, enter, prefix) = (conn.clone(), enter.clone(), prefix.clone());
+        let binding = ListenerBinding::new(topic, move |ctx: EventContext| {
+            let (mut conn, enter, prefix) = (conn.clone(), enter.clone(), prefix.clone());
+            async move {
+                let id = if per_key {
+                    ctx.property_str("tenant").unwrap_or_default()
+                } else {
+                    "all".to_owned()
+                };
+                let now = format!("{prefix}:now:{id}");
+                let _: i64 = enter
+                    .key(&now)
+                    .key(format!("{prefix}:most:{id}"))
+                    .invoke_async(&mut conn)
+                    .await?;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let _: i64 = redis::cmd("DECR").arg(&now).query_async(&mut conn).await?;
+                let _: i64 = redis::cmd("RPUSH")
+                    .arg(format!("{prefix}:done:{name}"))
+                    .arg(now_ms())
+                    .query_async(&mut conn)
+                    .await?;
+                Ok(())
+            }
+        })
+        .named(name);
+        let binding = if per_key {
+            binding.max_concurrent_per_key("tenant", 1)
+        } else {
+            binding.max_concurrent(u32::try_from(CONCURRENT).unwrap())
+        };
+        binding.register(&bus).expect("register");
+    }
+    let (rated, rated_prefix) = (conn.clone(), prefix.clone());
+    ListenerBinding::new("limit.rate", move |_ctx: EventContext| {
+        let (mut conn, prefix) = (rated.clone(), rated_prefix.clone());
+        async move {
+            let _: i64 = redis::cmd("RPUSH")
+                .arg(format!("{prefix}:done:rated"))
+                .arg(now_ms())
+                .query_async(&mut conn)
+                .await?;
+            Ok(())
+        }
+    })
+    .named("rated")
+    .rate(4, Duration::from_secs(1))
+    .register(&bus)
+    .expect("register");
+    bus.start().expect("start");
+    // Killed by the parent; the bound only guards against an orphan.
+    tokio::time::sleep(LIMIT * 2).await;
+}
+
+/// Kills its children when dropped, however the test ends.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn limits(server: &RedisServer) {
+    let prefix = format!("limits-{}", std::process::id());
+    let store = RedisStore::builder(&server.url())
+        .prefix(prefix.clone())
+        .consumer("producer")
+        .build()
+        .await
+        .expect("store");
+    let emitter = EventBus::builder()
+        .store(store)
+        .consume(false)
+        .build()
+        .expect("emitter");
+    for n in 0..ALL_EVENTS {
+        tokio::time::timeout(LIMIT, emitter.emit("limit.all", n).persisted())
+            .await
+            .expect("emit in time")
+            .expect("emit");
+    }
+    for n in 0..KEY_EVENTS {
+        let event = soiree::Event::new("limit.key", n);
+        event.properties().set("tenant", ["a", "b", "c"][n % 3]);
+        tokio::time::timeout(LIMIT, emitter.emit("limit.key", event).persisted())
+            .await
+            .expect("emit in time")
+            .expect("emit");
+    }
+    for n in 0..RATED_EVENTS {
+        tokio::time::timeout(LIMIT, emitter.emit("limit.rate", n).persisted())
+            .await
+            .expect("emit in time")
+            .expect("emit");
+    }
+    let t0 = now_ms();
+    let url = server.url();
+    let children = Children(
+        (0..PROCESSES)
+            .map(|_| {
+                Command::new(std::env::current_exe().expect("own path"))
+                    .env(CHILD_ENV, "1")
+                    .env("SOIREE_REDIS_URL", &url)
+                    .env("SOIREE_PREFIX", &prefix)
+                    .spawn()
+                    .expect("spawn a consumer")
+            })
+            .collect(),
+    );
+    let mut conn = redis::Client::open(url.as_str())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let done = |name: &str| format!("{prefix}:done:{name}");
+    let finished = eventually(LIMIT, || {
+        let (mut conn, all, key, rated) =
+            (conn.clone(), done("all"), done("per-key"), done("rated"));
+        async move {
+            let all: i64 = redis::cmd("LLEN")
+                .arg(all)
+                .query_async(&mut conn)
+                .await
+                .unwrap_or(0);
+            let key: i64 = redis::cmd("LLEN")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .unwrap_or(0);
+            let rated: i64 = redis::cmd("LLEN")
+                .arg(rated)
+                .query_async(&mut conn)
+                .await
+                .unwrap_or(0);
+            all >= ALL_EVENTS as i64 && key >= KEY_EVENTS as i64 && rated >= RATED_EVENTS as i64
+        }
+    })
+    .await;
+    drop(children);
+    assert!(finished, "the limited listeners did not handle every event");
+    for (id, bound) in [("all", CONCURRENT), ("a", 1), ("b", 1), ("c", 1)] {
+        let now: i64 = redis::cmd("GET")
+            .arg(format!("{prefix}:now:{id}"))
+            .query_async(&mut conn)
+            .await
+            .expect("now");
+        let most: i64 = redis::cmd("GET")
+            .arg(format!("{prefix}:most:{id}"))
+            .query_async(&mut conn)
+            .await
+            .expect("most");
+        println!("{id}: in flight now {now}, most {most} (limit {bound})");
+        assert_eq!(now, 0, "{id}: runs still counted in flight");
+        assert!(
+            most <= bound,
+            "{id}: {most} runs at once across processes, limit {bound}"
+        );
+    }
+    let mut starts: Vec<i64> = redis::cmd("LRANGE")
+        .arg(done("rated"))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .expect("starts");
+    starts.sort_unstable();
+    println!(
+        "rated starts after t0: {:?}",
+        starts.iter().map(|at| at - t0).collect::<Vec<_>>()
+    );
+    for (k, at) in starts.iter().enumerate() {
+        let earliest = t0 + i64::try_from(k).unwrap() * RATE_INTERVAL_MS;
+        assert!(
+            *at >= earliest,
+            "rated run {k} started {} ms after t0: before t0 + {k} × {RATE_INTERVAL_MS} ms",
+            at - t0
+        );
+    }
+    tokio::time::timeout(LIMIT, emitter.close())
+        .await
+        .expect("close in time")
+        .expect("close");
+}
