@@ -35,7 +35,7 @@ pub enum Ability {
 
 impl Ability {
     /// Every ability.
-    pub const ALL: [Ability; 6] = [
+    pub const ALL: [Ability; 7] = [
         Ability::Queue,
         Ability::Dedup,
         Ability::History,
