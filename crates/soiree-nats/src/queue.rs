@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, AckKind};
+use async_nats::jetstream::AckKind;
 use async_trait::async_trait;
-use soiree::{Delivery, EventQueue, FailedDelivery, StoredEvent, limits};
+use soiree::{Delivery, EventQueue, FailedDelivery, StoredEvent};
 
 use crate::builder::FailurePolicy;
 use crate::names::message_id;
@@ -126,21 +126,8 @@ impl NatsStore {
 #[async_trait]
 impl EventQueue for NatsStore {
     async fn enqueue(&self, event: &StoredEvent) -> soiree::Result<()> {
-        let json = limits::encode_event(event)?;
-        let subject = crate::subject::topic_to_subject(&self.inner.names.prefix, &event.topic);
-        let mut publish = jetstream::message::PublishMessage::build().payload(json.into());
-        if let Some(id) = soiree::inspect::event_id_text(event) {
-            publish = publish.message_id(message_id(&id));
-        }
-        let stream = &self.inner.names.events_stream;
-        let ack = self
-            .inner
-            .js
-            .send_publish(subject, publish)
-            .await
-            .map_err(|err| self.err("publish", stream, err))?;
-        ack.await.map_err(|err| self.err("publish", stream, err))?;
-        Ok(())
+        let msg_id = soiree::inspect::event_id_text(event).map(|id| message_id(&id));
+        self.publish(event, msg_id).await
     }
 
     async fn dequeue(&self, max: usize, wait: Duration) -> soiree::Result<Vec<Delivery>> {
