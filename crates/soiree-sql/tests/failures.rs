@@ -30,19 +30,19 @@ macro_rules! letters {
         #[soiree::async_trait]
         impl Letters for $store {
             async fn letters(&self) -> Vec<SqlDeadLetter> {
-                within(LIMIT, "dead letters", self.dead_letters(None, 100))
+                within(LIMIT, "dead letters", self.sql_dead_letters(None, 100))
                     .await
                     .unwrap()
                     .items
             }
             async fn replay_one(&self, event_id: &str) -> soiree_sql::Result<u64> {
-                within(LIMIT, "replay", self.replay(event_id)).await
+                within(LIMIT, "replay", self.replay_dead_letters_of(event_id)).await
             }
             async fn replay_all(&self) -> u64 {
                 within(
                     LIMIT,
                     "replay all",
-                    self.replay_dead_letters(&SqlDeadLetterFilter::all()),
+                    self.replay_sql_dead_letters(&SqlDeadLetterFilter::all()),
                 )
                 .await
                 .unwrap()

@@ -250,7 +250,7 @@ where
         started.elapsed()
     );
     assert!(drained, "the backlog did not drain: {total} rows of {N}");
-    let dead = within(LIMIT, "dead letters", store.dead_letters(None, 10))
+    let dead = within(LIMIT, "dead letters", store.sql_dead_letters(None, 10))
         .await
         .expect("dead letters");
     assert!(dead.items.is_empty(), "dead letters: {:?}", dead.items);
