@@ -414,7 +414,13 @@ async fn an_empty_extend_sends_nothing_to_the_server() {
         .unwrap()
         .unwrap();
     assert_eq!(held.len(), 1, "the event is delivered");
-    let sent = || store.client().statistics().out_messages.load(Ordering::Relaxed);
+    let sent = || {
+        store
+            .client()
+            .statistics()
+            .out_messages
+            .load(Ordering::Relaxed)
+    };
     let before = sent();
     for _ in 0..5 {
         tokio::time::timeout(WAIT, store.extend(&[]))

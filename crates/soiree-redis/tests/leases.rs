@@ -153,7 +153,14 @@ async fn script_calls(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
         .unwrap();
     info.lines()
         .filter(|line| line.starts_with("cmdstat_eval") || line.starts_with("cmdstat_script"))
-        .filter_map(|line| line.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .filter_map(|line| {
+            line.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
         .sum()
 }
 
@@ -186,7 +193,11 @@ async fn an_empty_extend_sends_no_command() {
             .unwrap()
             .unwrap();
     }
-    assert_eq!(script_calls(&mut raw).await, before, "an empty extend ran a script");
+    assert_eq!(
+        script_calls(&mut raw).await,
+        before,
+        "an empty extend ran a script"
+    );
     // The count does see an extend with work.
     tokio::time::timeout(LIMIT, store.extend(&[held[0].receipt.clone()]))
         .await

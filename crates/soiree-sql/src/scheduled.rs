@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use soiree::{Page, Query, ScheduledEvent, StoredEvent};
 
 use crate::backend::{Backend, NewEvent, Param, RawEvent, to_us};
-use crate::rows::Listed;
 use crate::core::Core;
+use crate::rows::Listed;
 use crate::{Error, Result};
 
 /// A row of `soiree_scheduled` for a listing.

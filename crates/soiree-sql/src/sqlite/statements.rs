@@ -309,10 +309,7 @@ pub(crate) const SQL: Statements = Statements {
                properties, deliveries, run_at, key) \
              SELECT ?1, id, topic, event_id, payload, properties, 0, ?3, key \
              FROM soiree_events WHERE id = ?2",
-    retry_dead_copy: concat!(
-        retry_from_dead!("?3"),
-        " WHERE group_name = ?1 AND id = ?2"
-    ),
+    retry_dead_copy: concat!(retry_from_dead!("?3"), " WHERE group_name = ?1 AND id = ?2"),
     purge_dead: "DELETE FROM soiree_dead_letters WHERE group_name = ?1 \
                AND (?2 IS NULL OR id IN (SELECT value FROM json_each(?2)))",
     prune: "DELETE FROM soiree_events WHERE id IN ( \
