@@ -341,6 +341,22 @@ mod sqlite {
             .unwrap();
         long_handler_runs_once(first, second).await;
     }
+
+    /// The deprecated names (they hid `soiree::Inspect`'s) still answer as
+    /// the new ones do.
+    #[tokio::test]
+    #[allow(deprecated)]
+    async fn the_old_dead_letter_names_still_work() {
+        let dir = TempDir::new();
+        let store = sqlite_builder(&dir.db(), "c1").build().await.unwrap();
+        let page = within(LIMIT, "list", store.dead_letters(None, 10)).await;
+        assert!(page.unwrap().items.is_empty());
+        let missing = within(LIMIT, "replay", store.replay("nobody")).await;
+        assert!(matches!(missing, Err(Error::NotFound(id)) if id == "nobody"));
+        let all = SqlDeadLetterFilter::all();
+        let none = within(LIMIT, "replay all", store.replay_dead_letters(&all)).await;
+        assert_eq!(none.unwrap(), 0);
+    }
 }
 
 #[cfg(feature = "postgres")]
