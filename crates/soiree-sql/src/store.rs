@@ -110,6 +110,11 @@ impl<DB: Driver> SqlStore<DB> {
     /// through [`commit`](Self::commit) (or after [`wake`](Self::wake));
     /// otherwise they find the event within the poll interval.
     ///
+    /// An event due later ([`Event::deliver_at`](soiree::Event::deliver_at))
+    /// is written into `soiree_scheduled` instead, in the same transaction:
+    /// it is delivered at its due time, never before, and only if the
+    /// transaction commits (see [Delayed events](crate#delayed-events-and-unique-keys)).
+    ///
     /// # Examples
     ///
     /// ```no_run
@@ -142,9 +147,13 @@ impl<DB: Driver> SqlStore<DB> {
         topic: &str,
         event: impl IntoEvent,
     ) -> Result<String> {
-        let (row, id) = crate::emit::prepare(topic, event)?;
-        DB::insert(&self.core.backend, conn, std::slice::from_ref(&row)).await?;
-        Ok(id)
+        let prepared = crate::emit::prepare(topic, event)?;
+        let backend = &self.core.backend;
+        match prepared.due_ms {
+            Some(due) => DB::schedule_in(backend, conn, &[(prepared.row, due)]).await?,
+            None => DB::insert(backend, conn, std::slice::from_ref(&prepared.row)).await?,
+        }
+        Ok(prepared.id)
     }
 
     /// Writes several events in one statement inside the caller's
@@ -182,9 +191,22 @@ impl<DB: Driver> SqlStore<DB> {
         T: AsRef<str>,
         E: IntoEvent,
     {
-        let (rows, ids) = crate::emit::prepare_all(events)?;
+        let mut rows = Vec::new();
+        let mut delayed = Vec::new();
+        let mut ids = Vec::new();
+        for prepared in crate::emit::prepare_all(events)? {
+            ids.push(prepared.id);
+            match prepared.due_ms {
+                Some(due) => delayed.push((prepared.row, due)),
+                None => rows.push(prepared.row),
+            }
+        }
+        let backend = &self.core.backend;
         if !rows.is_empty() {
-            DB::insert(&self.core.backend, conn, &rows).await?;
+            DB::insert(backend, conn, &rows).await?;
+        }
+        if !delayed.is_empty() {
+            DB::schedule_in(backend, conn, &delayed).await?;
         }
         Ok(ids)
     }

@@ -21,7 +21,7 @@ impl PgBackend {
         qualify(self.sql.schema(), sql)
     }
 
-    async fn insert_scheduled(
+    pub(crate) async fn insert_scheduled(
         &self,
         conn: &mut PgConnection,
         event: &NewEvent,

@@ -16,7 +16,7 @@ use crate::scheduled::Schedule;
 const SCHEDULE: &str = "INSERT INTO soiree_scheduled (topic, event_id, payload, properties, key, due_ms) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
-async fn insert_scheduled(
+pub(super) async fn insert_scheduled(
     conn: &mut SqliteConnection,
     event: &NewEvent,
     due_ms: i64,
