@@ -22,7 +22,7 @@ use sqlx::AssertSqlSafe;
 
 use super::report::Report;
 use super::scenario::{Needs, Scenario, Setup};
-use super::sql_outbox::{Handled, produce, store_error};
+use super::sql_outbox::{Handled, in_bench_schema, in_temp_sqlite, produce, store_error};
 use crate::error::{Error, Result};
 
 pub(super) const SCENARIO: Scenario = Scenario {
@@ -220,17 +220,7 @@ async fn run(setup: Setup) -> Result<Report> {
 }
 
 async fn run_sqlite(setup: &Setup) -> Result<Outcome> {
-    let dir = std::env::temp_dir().join(format!("soiree-bench-mutations-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let store = SqliteStore::builder(dir.join("app.db"))
-        .metrics_registry(MetricsRegistry::new())
-        .build()
-        .await
-        .map_err(store_error)?;
-    let outcome = measure(setup, Db::Sqlite(store.clone())).await;
-    drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
-    outcome
+    in_temp_sqlite("mutations", |store| measure(setup, Db::Sqlite(store))).await
 }
 
 async fn run_postgres(setup: &Setup) -> Result<Option<Outcome>> {
@@ -253,28 +243,11 @@ async fn run_postgres(setup: &Setup) -> Result<Option<Outcome>> {
             }
         }
     };
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or_default();
     // A schema of its own for the store and the table, dropped after the
     // run: a shared server is never disturbed.
-    let schema = format!("soiree_bench_{}_{millis}", std::process::id());
-    let store = PostgresStore::builder(&url)
-        .schema(&schema)
-        .metrics_registry(MetricsRegistry::new())
-        .build()
+    in_bench_schema(&url, |store| measure(setup, Db::Postgres(store)))
         .await
-        .map_err(store_error)?;
-    let db = Db::Postgres(store.clone());
-    let outcome = measure(setup, db).await;
-    let dropped = sqlx::query(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
-        .execute(store.pool())
-        .await;
-    if let Err(err) = dropped {
-        eprintln!("could not drop the bench schema {schema}: {err}");
-    }
-    outcome.map(Some)
+        .map(Some)
 }
 
 /// Runs the scenario on one store.

@@ -7,12 +7,11 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use soiree::{EventBus, MetricsRegistry};
-use soiree_sql::{PostgresStore, SqliteStore};
 use tokio::sync::mpsc;
 
 use super::report::Report;
 use super::scenario::{Needs, Scenario, Setup};
-use super::sql_outbox::{Outbox, bench_schema, drop_schema, store_error};
+use super::sql_outbox::{Outbox, in_bench_schema, in_temp_sqlite, store_error};
 use crate::error::{Error, Result};
 
 pub(super) const SCENARIO: Scenario = Scenario {
@@ -29,28 +28,11 @@ const LIMIT: Duration = Duration::from_secs(30);
 async fn run(setup: Setup) -> Result<Report> {
     let start = Instant::now();
     let url = setup.postgres.clone().unwrap_or_default();
-    let schema = bench_schema();
-    let pg = PostgresStore::builder(&url)
-        .schema(&schema)
-        .metrics_registry(MetricsRegistry::new())
-        .build()
-        .await
-        .map_err(store_error)?;
-    let pg_latencies = latencies(&setup, Outbox::Postgres(pg.clone())).await;
-    drop_schema(&pg, &schema).await;
-    let pg_latencies = pg_latencies?;
-
-    let dir = std::env::temp_dir().join(format!("soiree-bench-latency-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let sqlite = SqliteStore::builder(dir.join("events.db"))
-        .metrics_registry(MetricsRegistry::new())
-        .build()
-        .await
-        .map_err(store_error)?;
-    let sqlite_latencies = latencies(&setup, Outbox::Sqlite(sqlite.clone())).await;
-    drop(sqlite);
-    let _ = std::fs::remove_dir_all(&dir);
-    let sqlite_latencies = sqlite_latencies?;
+    let pg_latencies = in_bench_schema(&url, |pg| latencies(&setup, Outbox::Postgres(pg))).await?;
+    let sqlite_latencies = in_temp_sqlite("latency", |sqlite| {
+        latencies(&setup, Outbox::Sqlite(sqlite))
+    })
+    .await?;
 
     let n = setup.n;
     Ok(Report::new(&setup, start.elapsed(), 2 * n)

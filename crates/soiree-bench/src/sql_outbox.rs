@@ -30,7 +30,8 @@ pub(super) const SQLITE_DURABLE: Scenario = Scenario {
     run: |setup| run_sqlite(setup).boxed(),
 };
 
-const TOPIC: &str = "order.paid";
+/// The topic of the SQL scenarios' events.
+pub(super) const TOPIC: &str = "order.paid";
 const PRODUCERS: u64 = 4;
 const PER_TX: u64 = 100;
 /// The longest a run may take before it is reported as failed.
@@ -213,32 +214,96 @@ pub(super) async fn drop_schema(store: &PostgresStore, schema: &str) {
     }
 }
 
-async fn run_postgres(setup: Setup) -> Result<Report> {
-    let url = setup.postgres.clone().unwrap_or_default();
+/// Runs `measure` on a PostgreSQL store at `url` in a schema of its own
+/// ([`bench_schema`]), dropped after the run whatever its outcome.
+pub(super) async fn in_bench_schema<T, F, Fut>(url: &str, measure: F) -> Result<T>
+where
+    F: FnOnce(PostgresStore) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
     let schema = bench_schema();
-    let store = PostgresStore::builder(&url)
+    let store = PostgresStore::builder(url)
         .schema(&schema)
         .metrics_registry(MetricsRegistry::new())
         .build()
         .await
         .map_err(store_error)?;
-    let report = measure(&setup, Outbox::Postgres(store.clone())).await;
+    let outcome = measure(store.clone()).await;
     drop_schema(&store, &schema).await;
-    report
+    outcome
 }
 
-async fn run_sqlite(setup: Setup) -> Result<Report> {
-    let dir = std::env::temp_dir().join(format!("soiree-bench-{}", std::process::id()));
+/// Runs `measure` on a SQLite store in a temporary directory of its own
+/// (`name` and the process id tell it apart), removed after the run.
+pub(super) async fn in_temp_sqlite<T, F, Fut>(name: &str, measure: F) -> Result<T>
+where
+    F: FnOnce(SqliteStore) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let dir = std::env::temp_dir().join(format!("soiree-bench-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let store = SqliteStore::builder(dir.join("events.db"))
         .metrics_registry(MetricsRegistry::new())
         .build()
         .await
         .map_err(store_error)?;
-    let report = measure(&setup, Outbox::Sqlite(store.clone())).await;
-    drop(store);
+    let outcome = measure(store).await;
     let _ = std::fs::remove_dir_all(&dir);
-    report
+    outcome
+}
+
+async fn run_postgres(setup: Setup) -> Result<Report> {
+    let url = setup.postgres.clone().unwrap_or_default();
+    in_bench_schema(&url, |store| measure(&setup, Outbox::Postgres(store))).await
+}
+
+async fn run_sqlite(setup: Setup) -> Result<Report> {
+    in_temp_sqlite("outbox", |store| measure(&setup, Outbox::Sqlite(store))).await
+}
+
+/// Emits the run's events of [`TOPIC`] through `outbox` (see [`produce`]).
+pub(super) async fn emit_all(setup: &Setup, outbox: Outbox) -> Result<()> {
+    produce(setup, move |chunk| {
+        let outbox = outbox.clone();
+        async move {
+            let batch = chunk.into_iter().map(|i| (TOPIC, i)).collect();
+            outbox.emit_batch(batch).await
+        }
+    })
+    .await
+}
+
+/// How a run's events went, timed from the first emit.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Drained {
+    /// Until every event was emitted.
+    pub(super) emitted: Duration,
+    /// Whether every event was handled in time.
+    pub(super) finished: bool,
+    /// Until every event was handled (or the wait gave up).
+    pub(super) elapsed: Duration,
+}
+
+/// Emits the run's events through `outbox` ([`emit_all`]), waits until
+/// `handled` has them all (at most [`LIMIT`]), then closes `bus` once idle.
+pub(super) async fn emit_and_drain(
+    setup: &Setup,
+    outbox: Outbox,
+    bus: &EventBus,
+    handled: &Handled,
+) -> Result<Drained> {
+    let start = Instant::now();
+    emit_all(setup, outbox).await?;
+    let emitted = start.elapsed();
+    let finished = handled.wait_for_all().await;
+    let elapsed = start.elapsed();
+    bus.wait_for_idle().await;
+    bus.close().await?;
+    Ok(Drained {
+        emitted,
+        finished,
+        elapsed,
+    })
 }
 
 /// Runs the scenario on `store`.
@@ -256,27 +321,13 @@ async fn measure(setup: &Setup, store: Outbox) -> Result<Report> {
         futures::future::ready(Ok(()))
     })?;
     bus.start()?;
-
-    let start = Instant::now();
-    let outbox = store.clone();
-    produce(setup, move |chunk| {
-        let outbox = outbox.clone();
-        async move {
-            let batch = chunk.into_iter().map(|i| (TOPIC, i)).collect();
-            outbox.emit_batch(batch).await
-        }
-    })
-    .await?;
-    let emitted = start.elapsed();
-    let finished = handled.wait_for_all().await;
-    let elapsed = start.elapsed();
-    bus.wait_for_idle().await;
-    bus.close().await?;
+    let drained = emit_and_drain(setup, store.clone(), &bus, &handled).await?;
+    let finished = drained.finished;
 
     let (distinct, runs) = handled.counts();
     let backlog = store.queue().backlog().await?;
-    Ok(Report::new(setup, elapsed, n)
-        .figure("emit_seconds", emitted.as_secs_f64(), 4)
+    Ok(Report::new(setup, drained.elapsed, n)
+        .figure("emit_seconds", drained.emitted.as_secs_f64(), 4)
         .count("handled", distinct)
         .count("duplicates", runs - distinct)
         .count("backlog", backlog)

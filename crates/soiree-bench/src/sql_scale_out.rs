@@ -18,7 +18,7 @@ use soiree_sql::PostgresStore;
 use super::consumers::{self, Consumers, failed};
 use super::report::Report;
 use super::scenario::{Needs, Scenario, Setup};
-use super::sql_outbox::{Outbox, bench_schema, drop_schema, produce, store_error};
+use super::sql_outbox::{Outbox, TOPIC, emit_all, in_bench_schema, store_error};
 use crate::error::Result;
 
 pub(super) const SCENARIO: Scenario = Scenario {
@@ -28,7 +28,6 @@ pub(super) const SCENARIO: Scenario = Scenario {
     run: |setup| run(setup).boxed(),
 };
 
-const TOPIC: &str = "order.paid";
 const CONSUMER_ENV: &str = "SOIREE_BENCH_SQL_CONSUMER";
 const URL_ENV: &str = "SOIREE_BENCH_POSTGRES";
 const SCHEMA_ENV: &str = "SOIREE_BENCH_SCHEMA";
@@ -36,32 +35,17 @@ const LIMIT: Duration = Duration::from_secs(600);
 
 async fn run(setup: Setup) -> Result<Report> {
     let url = setup.postgres.clone().unwrap_or_default();
-    let schema = bench_schema();
-    let store = PostgresStore::builder(&url)
-        .schema(&schema)
-        .metrics_registry(MetricsRegistry::new())
-        .build()
-        .await
-        .map_err(store_error)?;
-    let report = measure(&setup, &store, &url, &schema).await;
-    drop_schema(&store, &schema).await;
-    report
+    in_bench_schema(&url, |store| measure(&setup, store, &url)).await
 }
 
-async fn measure(setup: &Setup, store: &PostgresStore, url: &str, schema: &str) -> Result<Report> {
+async fn measure(setup: &Setup, store: PostgresStore, url: &str) -> Result<Report> {
+    let schema = store.schema();
     let mut consumers = Consumers::start(CONSUMER_ENV, &[(URL_ENV, url), (SCHEMA_ENV, schema)])?;
 
     let n = setup.n;
     let outbox = Outbox::Postgres(store.clone());
     let start = Instant::now();
-    produce(setup, move |chunk| {
-        let outbox = outbox.clone();
-        async move {
-            let batch = chunk.into_iter().map(|i| (TOPIC, i)).collect();
-            outbox.emit_batch(batch).await
-        }
-    })
-    .await?;
+    emit_all(setup, outbox).await?;
     let emitted = start.elapsed();
     let deadline = start + LIMIT;
     while store.backlog().await? > 0 && Instant::now() < deadline {

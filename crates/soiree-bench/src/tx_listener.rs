@@ -5,7 +5,6 @@
 //! handled; the difference from sql-outbox is the cost of effectively once.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures::FutureExt;
 use soiree::{EventBus, EventQueue, MetricsRegistry};
@@ -14,7 +13,7 @@ use sqlx::AssertSqlSafe;
 
 use super::report::Report;
 use super::scenario::{Needs, Scenario, Setup};
-use super::sql_outbox::{Handled, Outbox, bench_schema, drop_schema, produce, store_error};
+use super::sql_outbox::{Handled, Outbox, TOPIC, emit_and_drain, in_bench_schema, store_error};
 use crate::error::Result;
 
 pub(super) const SCENARIO: Scenario = Scenario {
@@ -24,25 +23,14 @@ pub(super) const SCENARIO: Scenario = Scenario {
     run: |setup| run(setup).boxed(),
 };
 
-const TOPIC: &str = "order.paid";
-
 async fn run(setup: Setup) -> Result<Report> {
     let url = setup.postgres.clone().unwrap_or_default();
-    let schema = bench_schema();
-    let store = PostgresStore::builder(&url)
-        .schema(&schema)
-        .metrics_registry(MetricsRegistry::new())
-        .build()
-        .await
-        .map_err(store_error)?;
-    let report = measure(&setup, &store, &schema).await;
-    drop_schema(&store, &schema).await;
-    report
+    in_bench_schema(&url, |store| measure(&setup, store)).await
 }
 
-async fn measure(setup: &Setup, store: &PostgresStore, schema: &str) -> Result<Report> {
+async fn measure(setup: &Setup, store: PostgresStore) -> Result<Report> {
     let n = setup.n;
-    let table = format!("\"{schema}\".bench_effects");
+    let table = format!("\"{}\".bench_effects", store.schema());
     sqlx::query(AssertSqlSafe(format!(
         "CREATE TABLE {table} (event_id text NOT NULL)"
     )))
@@ -70,22 +58,9 @@ async fn measure(setup: &Setup, store: &PostgresStore, schema: &str) -> Result<R
         }
     })?;
     bus.start()?;
-
-    let start = Instant::now();
     let outbox = Outbox::Postgres(store.clone());
-    produce(setup, move |chunk| {
-        let outbox = outbox.clone();
-        async move {
-            let batch = chunk.into_iter().map(|i| (TOPIC, i)).collect();
-            outbox.emit_batch(batch).await
-        }
-    })
-    .await?;
-    let emitted = start.elapsed();
-    let finished = handled.wait_for_all().await;
-    let elapsed = start.elapsed();
-    bus.wait_for_idle().await;
-    bus.close().await?;
+    let drained = emit_and_drain(setup, outbox, &bus, &handled).await?;
+    let finished = drained.finished;
 
     let (distinct, runs) = handled.counts();
     let backlog = store.backlog().await?;
@@ -94,8 +69,8 @@ async fn measure(setup: &Setup, store: &PostgresStore, schema: &str) -> Result<R
         .await
         .map_err(|err| store_error(err.into()))?;
     let rows = u64::try_from(rows).unwrap_or_default();
-    Ok(Report::new(setup, elapsed, n)
-        .figure("emit_seconds", emitted.as_secs_f64(), 4)
+    Ok(Report::new(setup, drained.elapsed, n)
+        .figure("emit_seconds", drained.emitted.as_secs_f64(), 4)
         .count("handled", distinct)
         .count("runs", runs)
         .count("rows", rows)

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, AckKind};
+use async_nats::jetstream::AckKind;
 use async_trait::async_trait;
-use soiree::{Delivery, EventQueue, FailedDelivery, StoredEvent, limits};
+use soiree::{Delivery, EventQueue, FailedDelivery, StoredEvent};
 
 use crate::builder::FailurePolicy;
 use crate::names::message_id;
@@ -166,29 +166,8 @@ impl NatsStore {
 #[async_trait]
 impl EventQueue for NatsStore {
     async fn enqueue(&self, event: &StoredEvent) -> soiree::Result<()> {
-        let json = limits::encode_event(event)?;
-        let subject = crate::subject::topic_to_subject(&self.inner.names.prefix, &event.topic);
-        let mut publish = jetstream::message::PublishMessage::build().payload(json.into());
-        if let Some(id) = soiree::inspect::event_id_text(event) {
-            publish = publish.message_id(message_id(&id));
-        }
-        let stream = &self.inner.names.events_stream;
-        let ack = self
-            .inner
-            .js
-            .send_publish(subject, publish)
-            .await
-            .map_err(|err| self.err("publish", stream, err))?;
-        let ack = ack.await.map_err(|err| self.err("publish", stream, err))?;
-        if !ack.duplicate {
-            self.inner.metrics.persisted.inc();
-        }
-        if self.for_this_group(&event.topic) {
-            self.inner
-                .last_published
-                .fetch_max(ack.sequence, std::sync::atomic::Ordering::AcqRel);
-        }
-        Ok(())
+        let msg_id = soiree::inspect::event_id_text(event).map(|id| message_id(&id));
+        self.publish(event, msg_id).await
     }
 
     async fn dequeue(&self, max: usize, wait: Duration) -> soiree::Result<Vec<Delivery>> {
@@ -283,7 +262,14 @@ impl EventQueue for NatsStore {
         Some(self.inner.options.claim_timeout / 3)
     }
 
+    /// Sends a progress acknowledgement for each running delivery (its
+    /// AckWait starts again). With no receipts it returns at once: the
+    /// deliveries read ahead of the bus are kept by the next dequeue
+    /// (`read_ahead.rs`), not here.
     async fn extend(&self, receipts: &[String]) -> soiree::Result<()> {
+        if receipts.is_empty() {
+            return Ok(());
+        }
         Ok(self.ack_all(receipts, |_| AckKind::Progress).await?)
     }
 

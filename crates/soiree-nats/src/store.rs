@@ -154,6 +154,53 @@ impl NatsStore {
         )
     }
 
+    /// The state of one of the store's streams; `name` names it in the
+    /// error.
+    pub(crate) async fn stream_info(
+        &self,
+        stream: &stream::Stream,
+        name: &str,
+    ) -> Result<stream::Info> {
+        stream
+            .get_info()
+            .await
+            .map_err(|err| self.err("stream info", name, err))
+    }
+
+    /// Publishes a stored event to the events stream, under `msg_id` when
+    /// given (the stream drops a second message of an id within its
+    /// duplicate window), and waits for the stream's acknowledgement.
+    pub(crate) async fn publish(
+        &self,
+        event: &StoredEvent,
+        msg_id: Option<String>,
+    ) -> soiree::Result<()> {
+        let json = soiree::limits::encode_event(event)?;
+        let subject = crate::subject::topic_to_subject(&self.inner.names.prefix, &event.topic);
+        let mut publish = jetstream::message::PublishMessage::build().payload(json.into());
+        if let Some(id) = msg_id {
+            publish = publish.message_id(id);
+        }
+        let stream = &self.inner.names.events_stream;
+        let ack = self
+            .inner
+            .js
+            .send_publish(subject, publish)
+            .await
+            .map_err(|err| self.err("publish", stream, err))?;
+        let ack = ack.await.map_err(|err| self.err("publish", stream, err))?;
+        if !ack.duplicate {
+            self.inner.metrics.persisted.inc();
+        }
+        if self.for_this_group(&event.topic) {
+            // The backlog counts it from now on (see `backlog`).
+            self.inner
+                .last_published
+                .fetch_max(ack.sequence, std::sync::atomic::Ordering::AcqRel);
+        }
+        Ok(())
+    }
+
     pub(crate) async fn open(
         client: async_nats::Client,
         options: Options,

@@ -435,3 +435,42 @@ async fn a_unique_key_is_free_again_after_its_window() {
         "two events stored: u-1 and u-3"
     );
 }
+
+/// The bus calls `extend` every lease interval, with no receipts while
+/// nothing runs: this store reads nothing ahead, so an empty extend sends
+/// nothing to the server (the client's count of messages sent stays).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_extend_sends_nothing_to_the_server() {
+    let server = server_or_skip!();
+    let store = builder(&server.url()).prefix("idle").build().await.unwrap();
+    tokio::time::timeout(WAIT, store.enqueue(&event("idle.job", "idle-1")))
+        .await
+        .unwrap()
+        .unwrap();
+    let held = tokio::time::timeout(WAIT, store.dequeue(1, Duration::from_secs(5)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.len(), 1, "the event is delivered");
+    let sent = || {
+        store
+            .client()
+            .statistics()
+            .out_messages
+            .load(Ordering::Relaxed)
+    };
+    let before = sent();
+    for _ in 0..5 {
+        tokio::time::timeout(WAIT, store.extend(&[]))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(sent(), before, "an empty extend sent a message");
+    // The count does see an extend with work: one progress ack.
+    tokio::time::timeout(WAIT, store.extend(&[held[0].receipt.clone()]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sent(), before + 1, "one progress ack for one receipt");
+}

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use soiree::{Event, EventBus, PROPERTY_EVENT_ID};
 use soiree_nats::NatsStore;
+use soiree_test::process::ChildProcess;
 use support::{ONE_AT_A_TIME, builder, eventually};
 
 /// Bound of every wait.
@@ -85,6 +86,19 @@ async fn all_seen(seen: &Seen, n: usize) -> bool {
     .await
 }
 
+/// Asserts that the `n` events were all handled, then closes the bus.
+async fn all_handled_then_close(bus: &EventBus, seen: &Seen, n: usize) {
+    assert!(
+        all_seen(seen, n).await,
+        "handled: {}",
+        seen.lock().unwrap().len()
+    );
+    tokio::time::timeout(WAIT, bus.close())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_server_killed_mid_run_loses_no_event() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -104,15 +118,7 @@ async fn a_cluster_server_killed_mid_run_loses_no_event() {
         }
     }
     assert_eq!(stored, N, "every emit was acknowledged after retries");
-    assert!(
-        all_seen(&seen, N).await,
-        "handled: {}",
-        seen.lock().unwrap().len()
-    );
-    tokio::time::timeout(WAIT, bus.close())
-        .await
-        .unwrap()
-        .unwrap();
+    all_handled_then_close(&bus, &seen, N).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,15 +140,7 @@ async fn a_whole_cluster_restart_keeps_every_stored_event() {
         .unwrap();
     // The same store, reconnected: the stream and the group survived.
     bus.start().unwrap();
-    assert!(
-        all_seen(&seen, N).await,
-        "handled: {}",
-        seen.lock().unwrap().len()
-    );
-    tokio::time::timeout(WAIT, bus.close())
-        .await
-        .unwrap()
-        .unwrap();
+    all_handled_then_close(&bus, &seen, N).await;
     drop(cluster);
 }
 
@@ -198,19 +196,19 @@ async fn a_consumer_process_killed_mid_run_loses_no_event() {
     }
     let log = std::env::temp_dir().join(format!("soiree-nats-child-{}.log", std::process::id()));
     let _ = std::fs::remove_file(&log);
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "fault_child_consumer",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env(CHILD_URL, &url)
-        .env(CHILD_LOG, &log)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = ChildProcess::start(
+        ChildProcess::command()
+            .args([
+                "--exact",
+                "fault_child_consumer",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(CHILD_URL, &url)
+            .env(CHILD_LOG, &log)
+            .stdout(std::process::Stdio::null()),
+    );
     let read_log = |log: &std::path::Path| -> Vec<String> {
         std::fs::read_to_string(log)
             .unwrap_or_default()
@@ -223,8 +221,7 @@ async fn a_consumer_process_killed_mid_run_loses_no_event() {
         async move { n >= 20 }
     })
     .await;
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.kill(); // SIGKILL, reaped
     assert!(started, "the child consumer handled nothing");
     let by_child: HashSet<String> = read_log(&log).into_iter().collect();
     assert!(by_child.len() < N, "the child finished before the kill");

@@ -636,8 +636,12 @@ impl EventQueue for RedisStore {
 
     /// Keeps running deliveries with this consumer (see
     /// [`EventQueue::extend`]); a hung listener is bounded by the bus's
-    /// `listener_timeout`.
+    /// `listener_timeout`. With no receipts it returns at once: this store
+    /// reads nothing ahead, so there is no lease to keep.
     async fn extend(&self, receipts: &[String]) -> soiree::Result<()> {
+        if receipts.is_empty() {
+            return Ok(());
+        }
         let kept = self.extend_ids(receipts).await?;
         if (kept as usize) < receipts.len() {
             tracing::debug!(

@@ -134,3 +134,77 @@ async fn a_hung_handler_is_timed_out_and_the_others_flow() {
         .unwrap()
         .unwrap();
 }
+
+fn idle_event() -> soiree::StoredEvent {
+    soiree::StoredEvent {
+        topic: "idle.job".into(),
+        payload: serde_json::json!(1),
+        properties: serde_json::Map::new(),
+    }
+}
+
+/// The calls of the scripts the queue runs (`EVAL`, `EVALSHA`, `SCRIPT`)
+/// the server has counted, from `INFO commandstats`.
+async fn script_calls(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .filter(|line| line.starts_with("cmdstat_eval") || line.starts_with("cmdstat_script"))
+        .filter_map(|line| {
+            line.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// The bus calls `extend` every lease interval, with no receipts while
+/// nothing runs: this store reads nothing ahead, so an empty extend sends
+/// no command (its extension is a script; the server counts none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_extend_sends_no_command() {
+    let server = server_or_skip!();
+    // No idle-consumer cleanup: its script would run in the background.
+    let store = builder(&server, "idle")
+        .remove_idle_consumers(None)
+        .build()
+        .await
+        .unwrap();
+    tokio::time::timeout(LIMIT, store.enqueue(&idle_event()))
+        .await
+        .unwrap()
+        .unwrap();
+    let held = tokio::time::timeout(LIMIT, store.dequeue(1, Duration::from_secs(5)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.len(), 1, "the event is delivered");
+    let mut raw = support::raw(&server).await;
+    let before = script_calls(&mut raw).await;
+    for _ in 0..5 {
+        tokio::time::timeout(LIMIT, store.extend(&[]))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(
+        script_calls(&mut raw).await,
+        before,
+        "an empty extend ran a script"
+    );
+    // The count does see an extend with work.
+    tokio::time::timeout(LIMIT, store.extend(&[held[0].receipt.clone()]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        script_calls(&mut raw).await > before,
+        "an extend with a receipt runs its script"
+    );
+}

@@ -10,12 +10,12 @@
 mod support;
 
 use std::collections::HashMap;
-use std::process::{Child, Command};
 use std::time::Duration;
 
 use futures::StreamExt;
 use soiree::{EventBus, EventQueue};
 use soiree_redis::RedisStore;
+use soiree_test::process::{ChildProcess, plain_main};
 use support::{RedisServer, eventually};
 
 const CHILD_ENV: &str = "SOIREE_SCALE_CHILD";
@@ -24,23 +24,9 @@ const CONSUMERS: usize = 3;
 const LIMIT: Duration = Duration::from_secs(90);
 
 fn main() {
-    // Answer the test harness's questions without running anything.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|arg| arg == "--list") {
-        println!("scale_out: test");
+    let Some(runtime) = plain_main("scale_out") else {
         return;
-    }
-    if let Some(filter) = args.iter().find(|arg| !arg.starts_with('-'))
-        && !"scale_out".contains(filter.as_str())
-    {
-        println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    };
     if let Ok(name) = std::env::var(CHILD_ENV) {
         runtime.block_on(child(name));
         return;
@@ -131,28 +117,22 @@ async fn child(name: String) {
     tokio::time::sleep(LIMIT * 2).await;
 }
 
-/// Starts a consumer process; `claim` is its claim timeout: long in the clean
-/// run (so that a loaded machine cannot make a slow entry look abandoned),
-/// short in the crash run (so that the dead consumer's entries come back soon).
-fn spawn(server: &RedisServer, prefix: &str, name: &str, claim: Duration) -> Child {
-    Command::new(std::env::current_exe().expect("own path"))
-        .env(CHILD_ENV, name)
-        .env("SOIREE_CLAIM_MS", claim.as_millis().to_string())
-        .env("SOIREE_REDIS_URL", server.url())
-        .env("SOIREE_PREFIX", prefix)
-        .spawn()
-        .expect("spawn consumer")
-}
-
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// Starts the consumer processes; `claim` is their claim timeout: long in
+/// the clean run (so that a loaded machine cannot make a slow entry look
+/// abandoned), short in the crash run (so that the dead consumer's entries
+/// come back soon). Killed when dropped.
+fn consumers(server: &RedisServer, prefix: &str, claim: Duration) -> Vec<ChildProcess> {
+    (0..CONSUMERS)
+        .map(|i| {
+            ChildProcess::start(
+                ChildProcess::command()
+                    .env(CHILD_ENV, format!("consumer-{i}"))
+                    .env("SOIREE_CLAIM_MS", claim.as_millis().to_string())
+                    .env("SOIREE_REDIS_URL", server.url())
+                    .env("SOIREE_PREFIX", prefix),
+            )
+        })
+        .collect()
 }
 
 /// Waits until every consumer process has registered its listeners (and so
@@ -215,18 +195,7 @@ async fn wait_all_handled(server: &RedisServer, prefix: &str, store: &RedisStore
 
 async fn clean_run(server: &RedisServer) {
     let prefix = "clean";
-    let _children = Children(
-        (0..CONSUMERS)
-            .map(|i| {
-                spawn(
-                    server,
-                    prefix,
-                    &format!("consumer-{i}"),
-                    Duration::from_secs(60),
-                )
-            })
-            .collect(),
-    );
+    let _children = consumers(server, prefix, Duration::from_secs(60));
     let (store, emitted) = emit_all(server, prefix).await;
     let done = wait_all_handled(server, prefix, &store).await;
     let (first, second) = (
@@ -253,18 +222,7 @@ async fn clean_run(server: &RedisServer) {
 
 async fn kill_one_consumer(server: &RedisServer) {
     let prefix = "crash";
-    let mut children = Children(
-        (0..CONSUMERS)
-            .map(|i| {
-                spawn(
-                    server,
-                    prefix,
-                    &format!("consumer-{i}"),
-                    Duration::from_secs(1),
-                )
-            })
-            .collect(),
-    );
+    let mut children = consumers(server, prefix, Duration::from_secs(1));
     let (store, emitted) = emit_all(server, prefix).await;
     let started = eventually(LIMIT, || async {
         runs(server, prefix, "first").await.len() >= N / 4
@@ -272,9 +230,7 @@ async fn kill_one_consumer(server: &RedisServer) {
     .await;
     assert!(started, "consumers started");
     // kill -9 one consumer mid-run.
-    let victim = &mut children.0[0];
-    victim.kill().expect("kill -9");
-    victim.wait().expect("reap");
+    children[0].kill();
     let stranded = store
         .pending(None, 10_000)
         .await

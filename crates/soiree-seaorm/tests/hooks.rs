@@ -18,22 +18,9 @@ use soiree_test::postgres::PostgresServer;
 const LIMIT: Duration = Duration::from_secs(120);
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|arg| arg == "--list") {
-        println!("hooks: test");
+    let Some(runtime) = soiree_test::process::plain_main("hooks") else {
         return;
-    }
-    if let Some(filter) = args.iter().find(|arg| !arg.starts_with('-'))
-        && !"hooks".contains(filter.as_str())
-    {
-        println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    };
     println!("test hooks::sqlite ...");
     runtime.block_on(async {
         tokio::time::timeout(LIMIT, sqlite())

@@ -82,7 +82,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // What failed, and why; from a shell:
     // soiree dead-letters list --store sqlite://<the file>
-    let dead = store.dead_letters(None, 10).await?;
+    let dead = store.sql_dead_letters(None, 10).await?;
     for letter in &dead.items {
         println!("dead letter: {:?} {}", letter.topic, letter.error);
     }

@@ -217,11 +217,30 @@ pub struct Listing {
     pub(crate) event_id_nullable: bool,
 }
 
-/// A parameter of a listing's statement.
+/// A parameter of a statement run through [`Backend::fetch`] or
+/// [`Backend::execute`] (a listing's, a delayed event's).
 #[derive(Debug, Clone)]
-pub(crate) enum Param {
+pub enum Param {
     Int(i64),
     Text(String),
+}
+
+/// Binds `params` to `query`, in order.
+pub(crate) fn bind_params<'q, DB: sqlx::Database>(
+    mut query: sqlx::query::Query<'q, DB, DB::Arguments>,
+    params: Vec<Param>,
+) -> sqlx::query::Query<'q, DB, DB::Arguments>
+where
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    for param in params {
+        query = match param {
+            Param::Int(value) => query.bind(value),
+            Param::Text(value) => query.bind(value),
+        };
+    }
+    query
 }
 
 impl Scan {
@@ -438,8 +457,21 @@ pub trait Backend:
     type ListedRow: crate::rows::Listed;
     /// The SQL of the inspection listings.
     const LISTINGS: crate::rows::Listings;
+    /// The `n`-th parameter (from 1) of this database's statements.
+    fn placeholder(n: usize) -> String;
+    /// The store's consumer group.
+    fn group(&self) -> &str;
+    /// Runs `sql` (with [`placeholder`](Self::placeholder)s, the store's
+    /// tables unqualified) and `params` through the readers; its rows.
+    async fn fetch(&self, sql: String, params: Vec<Param>) -> Result<Vec<Self::ListedRow>>;
+    /// Runs `sql` (as for [`fetch`](Self::fetch)) on the writer; how many
+    /// rows it changed.
+    async fn execute(&self, sql: String, params: Vec<Param>) -> Result<u64>;
     /// The rows of `listing` chosen by `scan`, read through the readers.
-    async fn listing(&self, listing: &Listing, scan: &Scan) -> Result<Vec<Self::ListedRow>>;
+    async fn listing(&self, listing: &Listing, scan: &Scan) -> Result<Vec<Self::ListedRow>> {
+        let (sql, params) = scan.sql(listing, self.group(), Self::placeholder);
+        self.fetch(sql, params).await
+    }
     /// The group's dead letters chosen by `scan`.
     async fn dead_letters(&self, scan: &Scan) -> Result<Vec<crate::SqlDeadLetter>> {
         let rows = self.listing(&Self::LISTINGS.dead_letters, scan).await?;

@@ -3,7 +3,7 @@
 /// An event set aside in `soiree_dead_letters`: its listeners failed (see
 /// [`FailurePolicy`](crate::FailurePolicy)), it was delivered more than
 /// `max_deliveries` times without acknowledgement, or its row is not an
-/// event. Listed with the stores' own `dead_letters(cursor, limit)`, with
+/// event. Listed with the stores' own `sql_dead_letters(cursor, limit)`, with
 /// the columns as stored; [`soiree::Inspect::dead_letters`] lists the same
 /// letters as store-neutral [`soiree::DeadLetter`]s (`From` converts one).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +35,7 @@ impl SqlDeadLetter {
     /// ```no_run
     /// # #[allow(dead_code)]
     /// # async fn demo(store: soiree_sql::SqliteStore) -> soiree_sql::Result<()> {
-    /// for dead in store.dead_letters(None, 10).await?.items {
+    /// for dead in store.sql_dead_letters(None, 10).await?.items {
     ///     if let Some(event) = dead.event() {
     ///         println!("{} {}", event.topic, event.payload);
     ///     }
@@ -64,7 +64,7 @@ impl SqlDeadLetter {
 /// ```no_run
 /// # #[allow(dead_code)]
 /// # async fn demo(store: soiree_sql::SqliteStore) -> soiree_sql::Result<()> {
-/// for dead in store.dead_letters(None, 10).await?.items {
+/// for dead in store.sql_dead_letters(None, 10).await?.items {
 ///     let letter = soiree::DeadLetter::from(dead);
 ///     println!("{} {:?} {}", letter.id, letter.topic(), letter.error);
 /// }
@@ -94,7 +94,7 @@ impl From<SqlDeadLetter> for soiree::DeadLetter {
 }
 
 /// Which dead letters of the store's group to replay with the stores' own
-/// `replay_dead_letters`: all by default, narrowed by topic or event id, at
+/// `replay_sql_dead_letters`: all by default, narrowed by topic or event id, at
 /// most `limit` of them (oldest first). [`soiree::Inspect`] takes a
 /// store-neutral [`soiree::DeadLetterSelection`] instead (topic patterns,
 /// time ranges, ids).

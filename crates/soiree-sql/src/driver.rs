@@ -52,6 +52,15 @@ pub trait Driver: sqlx::Database<Arguments: sqlx::IntoArguments<Self>> + sealed:
         events: &[NewEvent],
     ) -> Result<()>;
 
+    /// Stores delayed events, each with its due time (Unix ms), in
+    /// `soiree_scheduled` on the caller's connection.
+    #[doc(hidden)]
+    async fn schedule_in(
+        backend: &Self::Backend,
+        conn: &mut Self::Connection,
+        events: &[(NewEvent, i64)],
+    ) -> Result<()>;
+
     /// The event `INSERT` with the store's tables in `schema`, and its
     /// parameters as text, for data layers that run their own statements.
     #[doc(hidden)]

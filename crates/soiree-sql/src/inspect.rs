@@ -68,7 +68,7 @@ impl<B: Backend> Core<B> {
         stats.dead_letters = count(counts.dead_letters);
         stats.consumers = count(counts.consumers);
         stats.oldest_pending_age = oldest;
-        stats.scheduled = self.backend.scheduled_count().await?;
+        stats.scheduled = self.scheduled_count().await?;
         Ok(stats)
     }
 

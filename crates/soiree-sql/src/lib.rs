@@ -78,8 +78,11 @@
 //! restarts, is listed by [`soiree::Inspect::scheduled`] and counted in
 //! `stats().scheduled` (not in the backlog until due), and
 //! [`soiree::EventQueue::cancel_scheduled`] deletes it by event id.
-//! `emit_in` refuses a delayed event: written into the log by your
-//! transaction it would be delivered at once.
+//! `emit_in` and `emit_all_in` write a delayed event into
+//! `soiree_scheduled` in your transaction: it waits there once committed,
+//! and is gone with a rollback. The outbox statements of
+//! [`outbox`] (for data layers that run their own SQL) write into the log
+//! only, and refuse a delayed event.
 //!
 //! A unique key ([`soiree::Event::unique_key`]) is claimed in
 //! `soiree_unique_keys` by `INSERT … ON CONFLICT` in the transaction that

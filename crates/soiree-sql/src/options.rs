@@ -55,8 +55,8 @@ pub(crate) struct Options {
 #[non_exhaustive]
 pub enum FailurePolicy {
     /// Move it to `soiree_dead_letters` with the error, at once (the
-    /// default): listable with `dead_letters`, replayable with `replay` and
-    /// `replay_dead_letters`.
+    /// default): listable with `sql_dead_letters` (or `Inspect`),
+    /// replayable with `replay_dead_letters_of` and `replay_sql_dead_letters`.
     #[default]
     DeadLetter,
     /// Move it to the retry table (`soiree_retries`), to be delivered again

@@ -55,7 +55,7 @@ pub fn outbox_insert<DB: Driver>(
     schema: &str,
     events: impl IntoIterator<Item = (impl AsRef<str>, impl IntoEvent)>,
 ) -> Result<Option<OutboxInsert>> {
-    let (rows, ids) = crate::emit::prepare_all(events)?;
+    let (rows, ids) = crate::emit::prepare_for_log(events)?;
     if rows.is_empty() {
         return Ok(None);
     }

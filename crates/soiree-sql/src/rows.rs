@@ -20,6 +20,7 @@ use crate::backend::{
     ConsumerRow, Counts, LeaseRow, Listing, PendingRow, Pos, RawEvent, RetryRow, Row as ListedRow,
     from_us,
 };
+use crate::scheduled::ScheduledRow;
 use crate::{Result, SqlDeadLetter};
 
 /// A type that a column of database `DB` decodes to, whatever the row's
@@ -67,6 +68,10 @@ pub trait Listed: Send {
     fn event_row(&self) -> Result<ListedRow<RawEvent>>;
     /// As [`ListingRow::result_row`].
     fn result_row(&self) -> Result<ListedRow<StoredResult>>;
+    /// As [`ListingRow::scheduled_row`].
+    fn scheduled_row(&self) -> Result<ScheduledRow>;
+    /// Integer column `index` (a count).
+    fn int(&self, index: usize) -> Result<i64>;
 }
 
 impl<R: ListingRow + Send> Listed for R
@@ -85,6 +90,14 @@ where
 
     fn result_row(&self) -> Result<ListedRow<StoredResult>> {
         ListingRow::result_row(self)
+    }
+
+    fn scheduled_row(&self) -> Result<ScheduledRow> {
+        ListingRow::scheduled_row(self)
+    }
+
+    fn int(&self, index: usize) -> Result<i64> {
+        Ok(self.try_get(index)?)
     }
 }
 
@@ -263,6 +276,16 @@ where
                 error: self.text(5)?.0,
                 attempt: u32::try_from(attempt.into()).unwrap_or(0),
             },
+        })
+    }
+
+    /// A delayed event: `id, due_ms, topic, payload, properties`.
+    fn scheduled_row(&self) -> Result<ScheduledRow> {
+        let id = self.try_get(0)?;
+        Ok(ScheduledRow {
+            id,
+            due_ms: self.try_get(1)?,
+            event: self.raw_event_at(2, Pos { tx: 0, id }, false)?,
         })
     }
 

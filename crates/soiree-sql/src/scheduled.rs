@@ -10,8 +10,9 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use soiree::{Page, Query, ScheduledEvent, StoredEvent};
 
-use crate::backend::{Backend, NewEvent, RawEvent, to_us};
+use crate::backend::{Backend, NewEvent, Param, RawEvent, to_us};
 use crate::core::Core;
+use crate::rows::Listed;
 use crate::{Error, Result};
 
 /// A row of `soiree_scheduled` for a listing.
@@ -22,7 +23,10 @@ pub struct ScheduledRow {
     pub(crate) event: RawEvent,
 }
 
-/// The statements of delayed events and unique keys, per database.
+/// The statements of delayed events and unique keys that differ per
+/// database (locking, transactions); those that differ only by their
+/// placeholders are written once below, run through [`Backend::fetch`] and
+/// [`Backend::execute`].
 #[async_trait]
 pub trait Schedule {
     /// Stores an event to be appended to the log at `due_ms` (Unix ms).
@@ -30,18 +34,6 @@ pub trait Schedule {
     /// Moves at most `max` rows due at `now_ms` into the log, soonest
     /// first, in one transaction; returns how many.
     async fn move_due(&self, now_ms: i64, max: usize) -> Result<u64>;
-    /// Deletes the delayed events with this event id; whether any was.
-    async fn cancel_scheduled(&self, event_id: &str) -> Result<bool>;
-    /// Delayed events after `after` (`(due_ms, id)`), soonest first (with
-    /// `newest_first`, latest first and before `after`), at most `limit`.
-    async fn scheduled_rows(
-        &self,
-        after: Option<(i64, i64)>,
-        newest_first: bool,
-        limit: usize,
-    ) -> Result<Vec<ScheduledRow>>;
-    /// How many delayed events wait.
-    async fn scheduled_count(&self) -> Result<u64>;
     /// Deletes at most `max` unique keys expired at `now_ms`; returns how many.
     async fn prune_unique(&self, now_ms: i64, max: usize) -> Result<u64>;
     /// In one transaction: claims `key` until `now_ms + window_ms` (an
@@ -98,9 +90,56 @@ impl<B: Backend> Core<B> {
         Ok(moved > 0)
     }
 
-    /// Cancels a delayed event not yet due.
+    /// Cancels a delayed event not yet due (deletes the delayed events
+    /// with this event id); whether there was one.
     pub(crate) async fn cancel_scheduled(&self, event_id: &str) -> Result<bool> {
-        self.backend.cancel_scheduled(event_id).await
+        let sql = format!(
+            "DELETE FROM soiree_scheduled WHERE event_id = {}",
+            B::placeholder(1)
+        );
+        let params = vec![Param::Text(event_id.to_owned())];
+        Ok(self.backend.execute(sql, params).await? > 0)
+    }
+
+    /// How many delayed events wait.
+    pub(crate) async fn scheduled_count(&self) -> Result<u64> {
+        let sql = "SELECT count(*) FROM soiree_scheduled".to_owned();
+        let rows = self.backend.fetch(sql, Vec::new()).await?;
+        let n = match rows.first() {
+            Some(row) => row.int(0)?,
+            None => 0,
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Delayed events after `after` (`(due_ms, id)`), soonest first (with
+    /// `newest_first`, latest first and before `after`), at most `limit`.
+    async fn scheduled_rows(
+        &self,
+        after: Option<(i64, i64)>,
+        newest_first: bool,
+        limit: usize,
+    ) -> Result<Vec<ScheduledRow>> {
+        let (cmp, order) = if newest_first {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        let p = B::placeholder;
+        let sql = format!(
+            "SELECT id, due_ms, topic, payload, properties FROM soiree_scheduled \
+             WHERE (due_ms, id) {cmp} ({}, {}) ORDER BY due_ms {order}, id {order} LIMIT {}",
+            p(1),
+            p(2),
+            p(3)
+        );
+        // Past every row when there is no cursor.
+        let edge = if newest_first { i64::MAX } else { i64::MIN };
+        let (due, id) = after.unwrap_or((edge, edge));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let params = vec![Param::Int(due), Param::Int(id), Param::Int(limit)];
+        let rows = self.backend.fetch(sql, params).await?;
+        rows.iter().map(Listed::scheduled_row).collect()
     }
 
     /// A page of delayed events, soonest first; the filter applies to the
@@ -115,7 +154,6 @@ impl<B: Backend> Core<B> {
         // Bounded: a filter that matches little reads at most this many pages.
         for _ in 0..16 {
             let rows = self
-                .backend
                 .scheduled_rows(after, query.newest_first, limit)
                 .await?;
             let last_page = rows.len() < limit;

@@ -110,6 +110,11 @@ impl<DB: Driver> SqlStore<DB> {
     /// through [`commit`](Self::commit) (or after [`wake`](Self::wake));
     /// otherwise they find the event within the poll interval.
     ///
+    /// An event due later ([`Event::deliver_at`](soiree::Event::deliver_at))
+    /// is written into `soiree_scheduled` instead, in the same transaction:
+    /// it is delivered at its due time, never before, and only if the
+    /// transaction commits (see [Delayed events](crate#delayed-events-and-unique-keys)).
+    ///
     /// # Examples
     ///
     /// ```no_run
@@ -142,9 +147,13 @@ impl<DB: Driver> SqlStore<DB> {
         topic: &str,
         event: impl IntoEvent,
     ) -> Result<String> {
-        let (row, id) = crate::emit::prepare(topic, event)?;
-        DB::insert(&self.core.backend, conn, std::slice::from_ref(&row)).await?;
-        Ok(id)
+        let prepared = crate::emit::prepare(topic, event)?;
+        let backend = &self.core.backend;
+        match prepared.due_ms {
+            Some(due) => DB::schedule_in(backend, conn, &[(prepared.row, due)]).await?,
+            None => DB::insert(backend, conn, std::slice::from_ref(&prepared.row)).await?,
+        }
+        Ok(prepared.id)
     }
 
     /// Writes several events in one statement inside the caller's
@@ -182,9 +191,22 @@ impl<DB: Driver> SqlStore<DB> {
         T: AsRef<str>,
         E: IntoEvent,
     {
-        let (rows, ids) = crate::emit::prepare_all(events)?;
+        let mut rows = Vec::new();
+        let mut delayed = Vec::new();
+        let mut ids = Vec::new();
+        for prepared in crate::emit::prepare_all(events)? {
+            ids.push(prepared.id);
+            match prepared.due_ms {
+                Some(due) => delayed.push((prepared.row, due)),
+                None => rows.push(prepared.row),
+            }
+        }
+        let backend = &self.core.backend;
         if !rows.is_empty() {
-            DB::insert(&self.core.backend, conn, &rows).await?;
+            DB::insert(backend, conn, &rows).await?;
+        }
+        if !delayed.is_empty() {
+            DB::schedule_in(backend, conn, &delayed).await?;
         }
         Ok(ids)
     }
@@ -321,8 +343,11 @@ impl<DB: Driver> SqlStore<DB> {
         self.core.stats().await
     }
 
-    /// A page of the group's dead letters, oldest first; pass the page's
-    /// `next` to get the following one.
+    /// A page of the group's dead letters as stored ([`SqlDeadLetter`]:
+    /// the columns as they are, even of a row that holds no event), oldest
+    /// first; pass the page's `next` to get the following one.
+    /// [`soiree::Inspect::dead_letters`] lists the same letters
+    /// store-neutrally, with filters.
     ///
     /// # Examples
     ///
@@ -331,7 +356,7 @@ impl<DB: Driver> SqlStore<DB> {
     /// # async fn demo(store: soiree_sql::SqliteStore) -> soiree_sql::Result<()> {
     /// let mut cursor = None;
     /// loop {
-    ///     let page = store.dead_letters(cursor.as_deref(), 100).await?;
+    ///     let page = store.sql_dead_letters(cursor.as_deref(), 100).await?;
     ///     for dead in &page.items {
     ///         println!("{:?} {:?}: {}", dead.event_id, dead.topic, dead.error);
     ///     }
@@ -351,12 +376,31 @@ impl<DB: Driver> SqlStore<DB> {
     /// # Cancel safety
     ///
     /// Cancel safe: it only reads.
-    pub async fn dead_letters(
+    pub async fn sql_dead_letters(
         &self,
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<soiree::Page<SqlDeadLetter>> {
         self.core.dead_letters(cursor, limit).await
+    }
+
+    /// The old name of [`sql_dead_letters`](Self::sql_dead_letters). It
+    /// hid [`soiree::Inspect::dead_letters`] (which takes a
+    /// [`soiree::Query`]) on this type.
+    ///
+    /// # Errors
+    ///
+    /// As [`sql_dead_letters`](Self::sql_dead_letters).
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `sql_dead_letters`: this name hid `soiree::Inspect::dead_letters`"
+    )]
+    pub async fn dead_letters(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<soiree::Page<SqlDeadLetter>> {
+        self.sql_dead_letters(cursor, limit).await
     }
 
     /// Replays the dead letters of one event (by its `soiree.event_id`):
@@ -371,7 +415,9 @@ impl<DB: Driver> SqlStore<DB> {
     /// ```no_run
     /// # #[allow(dead_code)]
     /// # async fn demo(store: soiree_sql::SqliteStore) -> soiree_sql::Result<()> {
-    /// let replayed = store.replay("01J9ZQ0V6Y8P3N5Q7R2S4T6V8X").await?;
+    /// let replayed = store
+    ///     .replay_dead_letters_of("01J9ZQ0V6Y8P3N5Q7R2S4T6V8X")
+    ///     .await?;
     /// println!("{replayed} dead letters delivered again");
     /// # Ok(()) }
     /// ```
@@ -382,16 +428,33 @@ impl<DB: Driver> SqlStore<DB> {
     /// [`Error::NulCharacter`] for an id with a NUL,
     /// [`Error::PermissionDenied`] when the role or file may not write,
     /// [`Error::Database`] when the write fails (nothing was replayed).
-    pub async fn replay(&self, event_id: &str) -> Result<u64> {
+    pub async fn replay_dead_letters_of(&self, event_id: &str) -> Result<u64> {
         let filter = SqlDeadLetterFilter::all().event_id(event_id);
-        match self.replay_dead_letters(&filter).await? {
+        match self.replay_sql_dead_letters(&filter).await? {
             0 => Err(Error::NotFound(event_id.to_owned())),
             n => Ok(n),
         }
     }
 
+    /// The old name of [`replay_dead_letters_of`](Self::replay_dead_letters_of).
+    /// It hid [`soiree::Inspect::replay`], which replays an event from the
+    /// log, not its dead letters.
+    ///
+    /// # Errors
+    ///
+    /// As [`replay_dead_letters_of`](Self::replay_dead_letters_of).
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `replay_dead_letters_of`: this name hid `soiree::Inspect::replay`, which replays from the log"
+    )]
+    pub async fn replay(&self, event_id: &str) -> Result<u64> {
+        self.replay_dead_letters_of(event_id).await
+    }
+
     /// Replays the dead letters chosen by `filter` (oldest first): they are
     /// delivered to the group again with their event ids. Returns how many.
+    /// [`soiree::Inspect::replay_dead_letters`] does the same with a
+    /// store-neutral selection (topic patterns, time ranges, ids).
     ///
     /// # Examples
     ///
@@ -400,7 +463,7 @@ impl<DB: Driver> SqlStore<DB> {
     /// # async fn demo(store: soiree_sql::SqliteStore) -> soiree_sql::Result<()> {
     /// use soiree_sql::SqlDeadLetterFilter;
     /// let replayed = store
-    ///     .replay_dead_letters(&SqlDeadLetterFilter::all().topic("order.paid"))
+    ///     .replay_sql_dead_letters(&SqlDeadLetterFilter::all().topic("order.paid"))
     ///     .await?;
     /// println!("{replayed} dead letters delivered again");
     /// # Ok(()) }
@@ -408,10 +471,26 @@ impl<DB: Driver> SqlStore<DB> {
     ///
     /// # Errors
     ///
-    /// As for [`replay`](Self::replay), but none matching is `Ok(0)`.
-    pub async fn replay_dead_letters(&self, filter: &SqlDeadLetterFilter) -> Result<u64> {
+    /// As for [`replay_dead_letters_of`](Self::replay_dead_letters_of), but
+    /// none matching is `Ok(0)`.
+    pub async fn replay_sql_dead_letters(&self, filter: &SqlDeadLetterFilter) -> Result<u64> {
         let core = &self.core;
         core.privileged(crate::privileges::REPLAY, core.replay_dead_letters(filter))
             .await
+    }
+
+    /// The old name of [`replay_sql_dead_letters`](Self::replay_sql_dead_letters).
+    /// It hid [`soiree::Inspect::replay_dead_letters`] (which takes a
+    /// [`soiree::DeadLetterSelection`]) on this type.
+    ///
+    /// # Errors
+    ///
+    /// As [`replay_sql_dead_letters`](Self::replay_sql_dead_letters).
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `replay_sql_dead_letters`: this name hid `soiree::Inspect::replay_dead_letters`"
+    )]
+    pub async fn replay_dead_letters(&self, filter: &SqlDeadLetterFilter) -> Result<u64> {
+        self.replay_sql_dead_letters(filter).await
     }
 }

@@ -71,7 +71,12 @@ fn the_last_failure_before_the_dead_letters_is_logged_as_a_dead_letter() {
                 .await
                 .unwrap();
             let dead = eventually(LIMIT, || async {
-                !store.dead_letters(None, 10).await.unwrap().items.is_empty()
+                !store
+                    .sql_dead_letters(None, 10)
+                    .await
+                    .unwrap()
+                    .items
+                    .is_empty()
             })
             .await;
             assert!(dead, "dead-lettered after max_deliveries");

@@ -30,19 +30,19 @@ macro_rules! letters {
         #[soiree::async_trait]
         impl Letters for $store {
             async fn letters(&self) -> Vec<SqlDeadLetter> {
-                within(LIMIT, "dead letters", self.dead_letters(None, 100))
+                within(LIMIT, "dead letters", self.sql_dead_letters(None, 100))
                     .await
                     .unwrap()
                     .items
             }
             async fn replay_one(&self, event_id: &str) -> soiree_sql::Result<u64> {
-                within(LIMIT, "replay", self.replay(event_id)).await
+                within(LIMIT, "replay", self.replay_dead_letters_of(event_id)).await
             }
             async fn replay_all(&self) -> u64 {
                 within(
                     LIMIT,
                     "replay all",
-                    self.replay_dead_letters(&SqlDeadLetterFilter::all()),
+                    self.replay_sql_dead_letters(&SqlDeadLetterFilter::all()),
                 )
                 .await
                 .unwrap()
@@ -340,6 +340,22 @@ mod sqlite {
             .await
             .unwrap();
         long_handler_runs_once(first, second).await;
+    }
+
+    /// The deprecated names (they hid `soiree::Inspect`'s) still answer as
+    /// the new ones do.
+    #[tokio::test]
+    #[allow(deprecated)]
+    async fn the_old_dead_letter_names_still_work() {
+        let dir = TempDir::new();
+        let store = sqlite_builder(&dir.db(), "c1").build().await.unwrap();
+        let page = within(LIMIT, "list", store.dead_letters(None, 10)).await;
+        assert!(page.unwrap().items.is_empty());
+        let missing = within(LIMIT, "replay", store.replay("nobody")).await;
+        assert!(matches!(missing, Err(Error::NotFound(id)) if id == "nobody"));
+        let all = SqlDeadLetterFilter::all();
+        let none = within(LIMIT, "replay all", store.replay_dead_letters(&all)).await;
+        assert_eq!(none.unwrap(), 0);
     }
 }
 

@@ -214,11 +214,11 @@ mod postgres {
             "the rows around the poison one were delivered, the huge numeric too: {seen:?}"
         );
         let dead = eventually(limit, || async {
-            let letters = store.dead_letters(None, 100).await.unwrap().items;
+            let letters = store.sql_dead_letters(None, 100).await.unwrap().items;
             letters.len() == 1 && letters.iter().all(|dead| dead.event_id.is_some())
         })
         .await;
-        let letters = store.dead_letters(None, 100).await.unwrap().items;
+        let letters = store.sql_dead_letters(None, 100).await.unwrap().items;
         assert!(
             dead,
             "the poison row is a dead letter with its id: {letters:?}"

@@ -31,7 +31,7 @@ macro_rules! store {
         #[soiree::async_trait]
         impl Store for $store {
             async fn letters(&self) -> Vec<SqlDeadLetter> {
-                within(LIMIT, "dead letters", self.dead_letters(None, 100))
+                within(LIMIT, "dead letters", self.sql_dead_letters(None, 100))
                     .await
                     .unwrap()
                     .items

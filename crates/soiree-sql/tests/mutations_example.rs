@@ -15,16 +15,7 @@ fn main() {
         }
         return;
     }
-    // Answer the test harness's questions without running anything.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|arg| arg == "--list") {
-        println!("mutations_example: test");
-        return;
-    }
-    if let Some(filter) = args.iter().find(|arg| !arg.starts_with('-'))
-        && !"mutations_example".contains(filter.as_str())
-    {
-        println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
+    if soiree_test::process::harness_question("mutations_example") {
         return;
     }
     println!("test mutations_example::billed_once_across_kill_9 ...");

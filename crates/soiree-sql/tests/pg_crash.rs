@@ -9,12 +9,12 @@
 
 mod support;
 
-use std::process::{Child, Command};
 use std::time::Duration;
 
 use serde_json::json;
 use soiree::{EventBus, EventQueue};
 use soiree_sql::PostgresStore;
+use soiree_test::process::ChildProcess;
 use sqlx::AssertSqlSafe;
 use support::{PostgresServer, eventually, fresh_schema, within};
 
@@ -80,13 +80,13 @@ async fn child() {
     std::future::pending::<()>().await;
 }
 
-fn spawn_child(server: &PostgresServer, schema: &str, name: &str) -> Child {
-    Command::new(std::env::current_exe().expect("exe"))
-        .env(CHILD_ENV, name)
-        .env("SOIREE_PG_URL", server.url())
-        .env("SOIREE_SCHEMA", schema)
-        .spawn()
-        .expect("spawn a consumer")
+fn spawn_child(server: &PostgresServer, schema: &str, name: &str) -> ChildProcess {
+    ChildProcess::start(
+        ChildProcess::command()
+            .env(CHILD_ENV, name)
+            .env("SOIREE_PG_URL", server.url())
+            .env("SOIREE_SCHEMA", schema),
+    )
 }
 
 async fn handled(store: &PostgresStore) -> (i64, i64) {
@@ -124,16 +124,14 @@ async fn consumer_killed_right_after_commit(server: &PostgresServer) {
             .expect("commit");
     }
     // Killed right after the last commit, with events leased and in flight.
-    first.kill().expect("kill -9");
-    first.wait().expect("reap");
+    first.kill(); // kill -9, reaped
     let (before, _) = handled(&producer).await;
 
     let mut second = spawn_child(server, &schema, "second");
     let all = eventually(LIMIT, || async { handled(&producer).await.0 >= N as i64 }).await;
     let backlog_clear =
         all && eventually(LIMIT, || async { producer.backlog().await.ok() == Some(0) }).await;
-    second.kill().expect("kill");
-    second.wait().expect("reap");
+    second.kill();
     let (distinct, rows) = handled(&producer).await;
     println!(
         "emitted={N} handled_before_kill={before} handled={distinct} handler_runs={rows} duplicates={}",

@@ -12,12 +12,12 @@
 
 mod support;
 
-use std::process::{Child, Command};
 use std::time::Duration;
 
 use serde_json::json;
 use soiree::EventBus;
 use soiree_sql::PostgresStore;
+use soiree_test::process::ChildProcess;
 use sqlx::AssertSqlSafe;
 use support::{PostgresServer, eventually, fresh_schema, within};
 
@@ -88,13 +88,13 @@ async fn child() {
     std::future::pending::<()>().await;
 }
 
-fn spawn_child(server: &PostgresServer, schema: &str) -> Child {
-    Command::new(std::env::current_exe().expect("exe"))
-        .env(CHILD_ENV, "1")
-        .env("SOIREE_PG_URL", server.url())
-        .env("SOIREE_SCHEMA", schema)
-        .spawn()
-        .expect("spawn a consumer")
+fn spawn_child(server: &PostgresServer, schema: &str) -> ChildProcess {
+    ChildProcess::start(
+        ChildProcess::command()
+            .env(CHILD_ENV, "1")
+            .env("SOIREE_PG_URL", server.url())
+            .env("SOIREE_SCHEMA", schema),
+    )
 }
 
 async fn handled(producer: &PostgresStore) -> i64 {
@@ -135,8 +135,7 @@ async fn restarted_consumer_takes_its_leases_back_at_once(server: &PostgresServe
     let mut first = spawn_child(server, &schema);
     let started = eventually(LIMIT, || async { handled(&producer).await >= 10 }).await;
     // Killed with events leased and unhandled.
-    first.kill().expect("kill -9");
-    first.wait().expect("reap");
+    first.kill(); // kill -9, reaped
     assert!(started, "the first consumer handled nothing");
     let before = handled(&producer).await;
     let leased: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
@@ -152,8 +151,7 @@ async fn restarted_consumer_takes_its_leases_back_at_once(server: &PostgresServe
 
     let mut second = spawn_child(server, &schema);
     let all = eventually(LIMIT, || async { handled(&producer).await >= N as i64 }).await;
-    second.kill().expect("kill");
-    second.wait().expect("reap");
+    second.kill();
     let names: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
         "SELECT DISTINCT consumer FROM \"{schema}\".handled"
     )))

@@ -12,7 +12,7 @@
 mod support;
 
 use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
@@ -107,7 +107,7 @@ impl Consumers {
         Self(
             (0..CONSUMERS)
                 .map(|i| {
-                    Command::new(std::env::current_exe().expect("exe"))
+                    soiree_test::process::ChildProcess::command()
                         .env(CHILD_ENV, format!("consumer-{i}"))
                         .env("SOIREE_PG_URL", server.url())
                         .env("SOIREE_SCHEMA", schema)

@@ -262,7 +262,7 @@ mod postgres {
             emit(&bus, "order.paid", event).await;
         }
         let letters = || async {
-            within(LIMIT, "dead letters", store.dead_letters(None, 100))
+            within(LIMIT, "dead letters", store.sql_dead_letters(None, 100))
                 .await
                 .unwrap()
                 .items
@@ -273,7 +273,7 @@ mod postgres {
         let moved = within(
             LIMIT,
             "replay all",
-            store.replay_dead_letters(&SqlDeadLetterFilter::all()),
+            store.replay_sql_dead_letters(&SqlDeadLetterFilter::all()),
         )
         .await
         .unwrap();
@@ -294,7 +294,7 @@ mod postgres {
         assert!(eventually(LIMIT, || async { letters().await.len() == 3 }).await);
         // One letter by event id (a copy, the letter stays).
         assert_eq!(
-            within(LIMIT, "replay one", store.replay("nul"))
+            within(LIMIT, "replay one", store.replay_dead_letters_of("nul"))
                 .await
                 .unwrap(),
             1
@@ -354,7 +354,7 @@ mod postgres {
             emit(&bus, "order.paid", event).await;
         }
         let letters = || async {
-            within(LIMIT, "dead letters", store.dead_letters(None, 100))
+            within(LIMIT, "dead letters", store.sql_dead_letters(None, 100))
                 .await
                 .unwrap()
                 .items
@@ -372,7 +372,7 @@ mod postgres {
             .expect("the long id's letter");
         assert_eq!(long.event_id, None, "too long for the column's index");
         assert_eq!(
-            within(LIMIT, "replay", store.replay(&long_id))
+            within(LIMIT, "replay", store.replay_dead_letters_of(&long_id))
                 .await
                 .unwrap(),
             1
@@ -385,7 +385,7 @@ mod postgres {
         let moved = within(
             LIMIT,
             "replay all",
-            store.replay_dead_letters(&SqlDeadLetterFilter::all()),
+            store.replay_sql_dead_letters(&SqlDeadLetterFilter::all()),
         )
         .await
         .unwrap();
@@ -499,7 +499,7 @@ mod postgres {
             "12345678901234567890.123456789"
         );
         assert!(backlog_drains(&store).await);
-        let letters = within(LIMIT, "dead letters", store.dead_letters(None, 10))
+        let letters = within(LIMIT, "dead letters", store.sql_dead_letters(None, 10))
             .await
             .unwrap();
         assert!(letters.items.is_empty(), "{:?}", letters.items);
@@ -550,7 +550,7 @@ mod sqlite {
         );
         assert!(backlog_drains(&store).await);
         assert_eq!(ran(&runs, "bad"), 0);
-        let letters = within(LIMIT, "dead letters", store.dead_letters(None, 100))
+        let letters = within(LIMIT, "dead letters", store.sql_dead_letters(None, 100))
             .await
             .unwrap()
             .items;
@@ -644,7 +644,7 @@ mod sqlite {
         .await
         .unwrap();
         assert_eq!(results.items.len(), 1);
-        let letters = within(LIMIT, "dead letters", store.dead_letters(None, 10))
+        let letters = within(LIMIT, "dead letters", store.sql_dead_letters(None, 10))
             .await
             .unwrap()
             .items;

@@ -12,12 +12,12 @@
 
 mod support;
 
-use std::process::{Child, Command};
 use std::time::Duration;
 
 use serde_json::json;
 use soiree::{EventBus, EventQueue};
 use soiree_sql::{Driver, PostgresStore, SqlStore, SqliteStore, sqlx};
+use soiree_test::process::{ChildProcess, plain_main};
 use sqlx::AssertSqlSafe;
 use support::{PostgresServer, TempDir, fresh_schema, within};
 
@@ -33,22 +33,9 @@ const MAX_DELIVERIES: u32 = 100;
 const KILLS: usize = 15;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|arg| arg == "--list") {
-        println!("tx_crash: test");
+    let Some(runtime) = plain_main("tx_crash") else {
         return;
-    }
-    if let Some(filter) = args.iter().find(|arg| !arg.starts_with('-'))
-        && !"tx_crash".contains(filter.as_str())
-    {
-        println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    };
     if let Ok(kind) = std::env::var(CHILD_ENV) {
         if std::env::var_os("SOIREE_TX_CRASH_LOG").is_some() {
             tracing_subscriber::fmt()
@@ -165,7 +152,7 @@ impl Delays {
 }
 
 /// What the parent needs of a store: emit, count rows, and the backlog.
-async fn crashes<DB: Driver>(store: SqlStore<DB>, table: &str, spawn: impl Fn() -> Child)
+async fn crashes<DB: Driver>(store: SqlStore<DB>, table: &str, spawn: impl Fn() -> ChildProcess)
 where
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     i64: for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
@@ -213,8 +200,7 @@ where
     while kills < KILLS {
         let mut consumer = spawn();
         tokio::time::sleep(delays.next()).await;
-        consumer.kill().expect("kill -9");
-        consumer.wait().expect("reap");
+        consumer.kill(); // kill -9, reaped
         kills += 1;
         let done = within(LIMIT, "count", rows()).await;
         progress.push(done);
@@ -235,8 +221,7 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    last.kill().expect("kill");
-    last.wait().expect("reap");
+    last.kill();
     let total = within(LIMIT, "count", rows()).await;
     let distinct = within(
         LIMIT,
@@ -250,7 +235,7 @@ where
         started.elapsed()
     );
     assert!(drained, "the backlog did not drain: {total} rows of {N}");
-    let dead = within(LIMIT, "dead letters", store.dead_letters(None, 10))
+    let dead = within(LIMIT, "dead letters", store.sql_dead_letters(None, 10))
         .await
         .expect("dead letters");
     assert!(dead.items.is_empty(), "dead letters: {:?}", dead.items);
@@ -280,12 +265,12 @@ async fn sqlite_crashes() {
     let at = path.to_str().expect("utf-8 path").to_owned();
     let store = sqlite_store(&at, "producer").await;
     let spawn = || {
-        Command::new(std::env::current_exe().expect("exe"))
-            .env(CHILD_ENV, "sqlite")
-            .env("SOIREE_TX_AT", &at)
-            .env("SOIREE_TX_TABLE", "effects")
-            .spawn()
-            .expect("spawn a consumer")
+        ChildProcess::start(
+            ChildProcess::command()
+                .env(CHILD_ENV, "sqlite")
+                .env("SOIREE_TX_AT", &at)
+                .env("SOIREE_TX_TABLE", "effects"),
+        )
     };
     crashes(store, "effects", spawn).await;
 }
@@ -296,13 +281,13 @@ async fn postgres_crashes(server: &PostgresServer) {
     let store = pg_store(&url, &schema, "producer").await;
     let table = format!("\"{schema}\".effects");
     let spawn = || {
-        Command::new(std::env::current_exe().expect("exe"))
-            .env(CHILD_ENV, "postgres")
-            .env("SOIREE_TX_AT", &url)
-            .env("SOIREE_SCHEMA", &schema)
-            .env("SOIREE_TX_TABLE", &table)
-            .spawn()
-            .expect("spawn a consumer")
+        ChildProcess::start(
+            ChildProcess::command()
+                .env(CHILD_ENV, "postgres")
+                .env("SOIREE_TX_AT", &url)
+                .env("SOIREE_SCHEMA", &schema)
+                .env("SOIREE_TX_TABLE", &table),
+        )
     };
     crashes(store, &table, spawn).await;
 }

@@ -1,6 +1,8 @@
 //! Test support for soiree: the store conformance suite every store runs
-//! (one line in the store's tests: [`conformance_suite!`]), and throwaway
-//! servers for the backends' tests.
+//! (one line in the store's tests: [`conformance_suite!`]), throwaway
+//! servers for the backends' tests, test binaries that are their own
+//! child processes ([`process`], for `kill -9` fault tests) and bounded
+//! waits ([`wait`]).
 
 #![doc(test(attr(deny(warnings))))]
 
@@ -8,5 +10,7 @@ pub mod conformance;
 pub mod inspect;
 pub mod nats;
 pub mod postgres;
+pub mod process;
 pub mod redis;
 pub mod tls;
+pub mod wait;

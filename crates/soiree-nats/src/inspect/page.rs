@@ -45,10 +45,7 @@ impl NatsStore {
             }
         };
         if query.newest_first {
-            let info = stream
-                .get_info()
-                .await
-                .map_err(|err| self.err("stream info", &name, err))?;
+            let info = self.stream_info(stream, &name).await?;
             let first = info.state.first_sequence.max(1);
             let mut seq = match cursor {
                 Some(cursor) => cursor.saturating_sub(1),

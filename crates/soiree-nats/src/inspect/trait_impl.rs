@@ -13,25 +13,6 @@ use crate::NatsStore;
 use crate::dead_letter::{Envelope, unreadable};
 
 impl NatsStore {
-    /// Publishes a stored event again under `msg_id` (a replay's own id, so
-    /// that the duplicate window does not drop it as the original).
-    async fn republish(&self, event: &StoredEvent, msg_id: String) -> soiree::Result<()> {
-        let json = soiree::limits::encode_event(event)?;
-        let subject = crate::subject::topic_to_subject(&self.inner.names.prefix, &event.topic);
-        let publish = async_nats::jetstream::message::PublishMessage::build()
-            .payload(json.into())
-            .message_id(msg_id);
-        let stream = &self.inner.names.events_stream;
-        let ack = self
-            .inner
-            .js
-            .send_publish(subject, publish)
-            .await
-            .map_err(|err| self.err("publish", stream, err))?;
-        ack.await.map_err(|err| self.err("publish", stream, err))?;
-        Ok(())
-    }
-
     /// The dead letters a selection names, with their sequences.
     async fn selected(
         &self,
@@ -90,24 +71,14 @@ impl Inspect for NatsStore {
 
     async fn stats(&self) -> soiree::Result<StoreStats> {
         let names = &self.inner.names;
+        let inner = &self.inner;
         let events = self
-            .inner
-            .events
-            .get_info()
-            .await
-            .map_err(|err| self.err("stream info", &names.events_stream, err))?;
+            .stream_info(&inner.events, &names.events_stream)
+            .await?;
         let results = self
-            .inner
-            .results
-            .get_info()
-            .await
-            .map_err(|err| self.err("stream info", &names.results_stream, err))?;
-        let dead = self
-            .inner
-            .dead
-            .get_info()
-            .await
-            .map_err(|err| self.err("stream info", &names.dead_stream, err))?;
+            .stream_info(&inner.results, &names.results_stream)
+            .await?;
+        let dead = self.stream_info(&inner.dead, &names.dead_stream).await?;
         let mut consumer = self.inner.consumer.clone();
         let info = consumer
             .info()
@@ -252,7 +223,7 @@ impl Inspect for NatsStore {
             let Some(event) = &letter.event else { continue };
             // The same replay retried is stored once.
             let msg_id = format!("~dead:{}:{seq}", self.inner.names.dead_stream);
-            self.republish(event, msg_id).await?;
+            self.publish(event, Some(msg_id)).await?;
             self.inner
                 .dead
                 .delete_message(seq)
@@ -300,7 +271,7 @@ impl Inspect for NatsStore {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        self.republish(&event, format!("~replay:{nanos}")).await
+        self.publish(&event, Some(format!("~replay:{nanos}"))).await
     }
 }
 

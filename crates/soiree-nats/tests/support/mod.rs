@@ -1,12 +1,13 @@
 //! Shared helpers of the NATS store tests.
 #![allow(dead_code, unreachable_pub)]
 
-use std::future::Future;
 use std::time::Duration;
 
 use soiree_nats::{NatsStore, NatsStoreBuilder};
 #[allow(unused_imports)]
 pub use soiree_test::nats::{NatsCluster, NatsServer};
+#[allow(unused_imports)]
+pub use soiree_test::wait::eventually;
 
 /// Starts a server, or skips the test (outside CI) when nats-server is missing.
 #[macro_export]
@@ -39,22 +40,4 @@ pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new
 /// A builder with test-friendly settings.
 pub fn builder(url: &str) -> NatsStoreBuilder {
     NatsStore::builder(url).request_timeout(Duration::from_secs(5))
-}
-
-/// Polls `check` every 20 ms until it returns true, at most `limit`.
-pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if check().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

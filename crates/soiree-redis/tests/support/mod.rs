@@ -1,12 +1,11 @@
 //! Shared helpers of the Redis store tests.
 #![allow(dead_code, unreachable_pub)]
 
-use std::future::Future;
-use std::time::Duration;
-
 use soiree::MetricsRegistry;
 use soiree_redis::{RedisStore, RedisStoreBuilder};
 pub use soiree_test::redis::RedisServer;
+#[allow(unused_imports)]
+pub use soiree_test::wait::eventually;
 
 /// Starts a server, or skips the test (outside CI) when redis-server is missing.
 #[macro_export]
@@ -29,24 +28,6 @@ pub fn builder_at(url: &str, consumer: &str) -> RedisStoreBuilder {
     RedisStore::builder(url)
         .consumer(consumer)
         .metrics_registry(MetricsRegistry::new())
-}
-
-/// Polls `check` every 20 ms until it returns true, at most `limit`.
-pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if check().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A plain connection to the server, for setting up and checking raw keys.

@@ -11,8 +11,8 @@ use super::partitions::Partitions;
 use crate::Result;
 use crate::SqlDeadLetterFilter;
 use crate::backend::{
-    Backend, ConsumerRow, Counts, DeadRow, FailedRetry, FailedRow, LeaseRow, Listing, NewEvent,
-    Param, PendingRow, Pos, RawEvent, RetryRow, Run, Scan,
+    Backend, ConsumerRow, Counts, DeadRow, FailedRetry, FailedRow, LeaseRow, NewEvent, Param,
+    PendingRow, Pos, RawEvent, RetryRow, Run, bind_params,
 };
 use crate::rows::{self, ListingRow, Listings};
 
@@ -178,11 +178,6 @@ const DEAD_EVENT_ID_BYTES: usize = 1024;
 /// [`DEAD_EVENT_ID_BYTES`]).
 fn dead_event_id(column: &str) -> String {
     format!("CASE WHEN octet_length({column}) <= {DEAD_EVENT_ID_BYTES} THEN {column} END")
-}
-
-/// `$n` in PostgreSQL.
-fn placeholder(n: usize) -> String {
-    format!("${n}")
 }
 
 /// The event `INSERT`, the only one: the store's appends, `emit_in` and
@@ -682,16 +677,23 @@ impl Backend for PgBackend {
     const LISTINGS: Listings =
         rows::listings(AT_US, "id, AT_US, topic, payload::text, properties::text");
 
-    async fn listing(&self, listing: &Listing, scan: &Scan) -> Result<Vec<Self::ListedRow>> {
-        let (sql, params) = scan.sql(listing, &self.group, placeholder);
-        let mut query = sqlx::query(qualify(&self.sql.schema, &sql));
-        for param in params {
-            query = match param {
-                Param::Int(value) => query.bind(value),
-                Param::Text(value) => query.bind(value),
-            };
-        }
-        Ok(query.fetch_all(&self.pool).await?)
+    fn placeholder(n: usize) -> String {
+        format!("${n}")
+    }
+
+    fn group(&self) -> &str {
+        &self.group
+    }
+
+    async fn fetch(&self, sql: String, params: Vec<Param>) -> Result<Vec<Self::ListedRow>> {
+        let query = sqlx::query(qualify(&self.sql.schema, &sql));
+        Ok(bind_params(query, params).fetch_all(&self.pool).await?)
+    }
+
+    async fn execute(&self, sql: String, params: Vec<Param>) -> Result<u64> {
+        let query = sqlx::query(qualify(&self.sql.schema, &sql));
+        let done = bind_params(query, params).execute(&self.pool).await?;
+        Ok(done.rows_affected())
     }
 
     async fn append(&self, events: &[NewEvent]) -> Result<()> {

@@ -154,6 +154,17 @@ impl Driver for Postgres {
         Ok(())
     }
 
+    async fn schedule_in(
+        backend: &PgBackend,
+        conn: &mut PgConnection,
+        events: &[(NewEvent, i64)],
+    ) -> Result<()> {
+        for (event, due_ms) in events {
+            backend.insert_scheduled(conn, event, *due_ms).await?;
+        }
+        Ok(())
+    }
+
     fn outbox_statement(
         schema: &str,
         events: &[NewEvent],

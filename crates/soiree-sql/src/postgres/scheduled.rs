@@ -6,13 +6,12 @@
 //! for it, then sees the key taken).
 
 use async_trait::async_trait;
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 
 use super::backend::{APPEND, PgBackend, bind_events, qualify};
 use crate::Result;
-use crate::backend::{NewEvent, Pos};
-use crate::rows::ListingRow;
-use crate::scheduled::{Schedule, ScheduledRow};
+use crate::backend::NewEvent;
+use crate::scheduled::Schedule;
 
 const SCHEDULE: &str = "INSERT INTO soiree_scheduled (topic, event_id, payload, properties, key, due_ms) \
      VALUES ($1, $2, $3, $4, $5, $6)";
@@ -22,7 +21,7 @@ impl PgBackend {
         qualify(self.sql.schema(), sql)
     }
 
-    async fn insert_scheduled(
+    pub(crate) async fn insert_scheduled(
         &self,
         conn: &mut PgConnection,
         event: &NewEvent,
@@ -63,57 +62,6 @@ impl Schedule for PgBackend {
         .execute(&self.pool)
         .await?;
         Ok(moved.rows_affected())
-    }
-
-    async fn cancel_scheduled(&self, event_id: &str) -> Result<bool> {
-        let done = sqlx::query(self.q("DELETE FROM soiree_scheduled WHERE event_id = $1"))
-            .bind(event_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn scheduled_rows(
-        &self,
-        after: Option<(i64, i64)>,
-        newest_first: bool,
-        limit: usize,
-    ) -> Result<Vec<ScheduledRow>> {
-        let (cmp, order) = if newest_first {
-            ("<", "DESC")
-        } else {
-            (">", "ASC")
-        };
-        let sql = format!(
-            "SELECT id, due_ms, topic, payload, properties FROM soiree_scheduled WHERE (due_ms, id) {cmp} ($1, $2) \
-             ORDER BY due_ms {order}, id {order} LIMIT $3"
-        );
-        // Past every row when there is no cursor.
-        let edge = if newest_first { i64::MAX } else { i64::MIN };
-        let (due, id) = after.unwrap_or((edge, edge));
-        let rows = sqlx::query(self.q(&sql))
-            .bind(due)
-            .bind(id)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let id: i64 = row.try_get(0)?;
-                Ok(ScheduledRow {
-                    id,
-                    due_ms: row.try_get(1)?,
-                    event: row.raw_event_at(2, Pos { tx: 0, id }, false)?,
-                })
-            })
-            .collect()
-    }
-
-    async fn scheduled_count(&self) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar(self.q("SELECT count(*) FROM soiree_scheduled"))
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn prune_unique(&self, now_ms: i64, max: usize) -> Result<u64> {

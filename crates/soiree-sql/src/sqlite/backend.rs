@@ -13,19 +13,14 @@ use super::statements::SQL;
 use crate::Result;
 use crate::SqlDeadLetterFilter;
 use crate::backend::{
-    Backend, ConsumerRow, Counts, DeadRow, FailedRetry, FailedRow, LeaseRow, Listing, NewEvent,
-    Param, PendingRow, Pos, RawEvent, RetryRow, Run, Scan,
+    Backend, ConsumerRow, Counts, DeadRow, FailedRetry, FailedRow, LeaseRow, NewEvent, Param,
+    PendingRow, Pos, RawEvent, RetryRow, Run, bind_params,
 };
 use crate::rows::{self, ListingRow, Listings};
 
 /// A row's time (stored to the millisecond) in microseconds since the epoch.
 const AT_US: &str =
     "(CAST(round((julianday(created_at) - 2440587.5) * 86400000.0) AS INTEGER) * 1000)";
-
-/// `?n` in SQLite.
-fn placeholder(n: usize) -> String {
-    format!("?{n}")
-}
 
 /// The SQLite side of a store.
 #[derive(Debug)]
@@ -101,16 +96,22 @@ impl Backend for SqliteBackend {
     type ListedRow = SqliteRow;
     const LISTINGS: Listings = rows::listings(AT_US, "id, AT_US, topic, payload, properties");
 
-    async fn listing(&self, listing: &Listing, scan: &Scan) -> Result<Vec<Self::ListedRow>> {
-        let (sql, params) = scan.sql(listing, &self.group, placeholder);
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for param in params {
-            query = match param {
-                Param::Int(value) => query.bind(value),
-                Param::Text(value) => query.bind(value),
-            };
-        }
+    fn placeholder(n: usize) -> String {
+        format!("?{n}")
+    }
+
+    fn group(&self) -> &str {
+        &self.group
+    }
+
+    async fn fetch(&self, sql: String, params: Vec<Param>) -> Result<Vec<Self::ListedRow>> {
+        let query = bind_params(sqlx::query(AssertSqlSafe(sql)), params);
         Ok(query.fetch_all(&self.readers).await?)
+    }
+
+    async fn execute(&self, sql: String, params: Vec<Param>) -> Result<u64> {
+        let query = bind_params(sqlx::query(AssertSqlSafe(sql)), params);
+        Ok(query.execute(&self.writer).await?.rows_affected())
     }
 
     async fn append(&self, events: &[NewEvent]) -> Result<()> {

@@ -127,6 +127,17 @@ impl Driver for Sqlite {
         Ok(())
     }
 
+    async fn schedule_in(
+        _backend: &SqliteBackend,
+        conn: &mut SqliteConnection,
+        events: &[(NewEvent, i64)],
+    ) -> Result<()> {
+        for (event, due_ms) in events {
+            scheduled::insert_scheduled(conn, event, *due_ms).await?;
+        }
+        Ok(())
+    }
+
     fn outbox_statement(
         schema: &str,
         events: &[NewEvent],

@@ -12,6 +12,24 @@ macro_rules! key_from_properties {
     };
 }
 
+/// Copies dead letters into the retry table, due at `$run_at`, their
+/// delivery count reset; the statement goes on with the `WHERE` that
+/// chooses the letters.
+macro_rules! retry_from_dead {
+    ($run_at:literal) => {
+        concat!(
+            "INSERT INTO soiree_retries (group_name, event_row, topic, event_id, payload, \
+               properties, deliveries, error, run_at, key) \
+             SELECT group_name, event_row, coalesce(topic, ''), event_id, payload, \
+               properties, 0, error, ",
+            $run_at,
+            ", ",
+            key_from_properties!(),
+            " FROM soiree_dead_letters"
+        )
+    };
+}
+
 /// The event `INSERT`, the only one: the store's appends, `emit_in` and
 /// the outbox statement of [`outbox`](crate::outbox) run it. One JSON
 /// array of `[topic, event id, payload, properties, key]` rows
@@ -302,14 +320,7 @@ pub(crate) const SQL: Statements = Statements {
                properties, deliveries, run_at, key) \
              SELECT ?1, id, topic, event_id, payload, properties, 0, ?3, key \
              FROM soiree_events WHERE id = ?2",
-    retry_dead_copy: concat!(
-        "INSERT INTO soiree_retries (group_name, event_row, topic, event_id, payload, \
-                   properties, deliveries, error, run_at, key) \
-                 SELECT group_name, event_row, coalesce(topic, ''), event_id, payload, \
-                   properties, 0, error, ?3, ",
-        key_from_properties!(),
-        " FROM soiree_dead_letters WHERE group_name = ?1 AND id = ?2"
-    ),
+    retry_dead_copy: concat!(retry_from_dead!("?3"), " WHERE group_name = ?1 AND id = ?2"),
     purge_dead: "DELETE FROM soiree_dead_letters WHERE group_name = ?1 \
                AND (?2 IS NULL OR id IN (SELECT value FROM json_each(?2)))",
     prune: "DELETE FROM soiree_events WHERE id IN ( \
@@ -336,13 +347,8 @@ pub(crate) const SQL: Statements = Statements {
              ON CONFLICT (group_name, consumer) DO UPDATE \
                SET last_seen = excluded.last_seen, expires_at = excluded.expires_at",
     move_dead: concat!(
-        "INSERT INTO soiree_retries (group_name, event_row, topic, event_id, payload, \
-                   properties, deliveries, error, run_at, key) \
-                 SELECT group_name, event_row, coalesce(topic, ''), event_id, payload, \
-                   properties, 0, error, ?2, ",
-        key_from_properties!(),
-        " FROM soiree_dead_letters \
-                 WHERE group_name = ?3 AND id IN (SELECT value FROM json_each(?1)) ORDER BY id"
+        retry_from_dead!("?2"),
+        " WHERE group_name = ?3 AND id IN (SELECT value FROM json_each(?1)) ORDER BY id"
     ),
     delete_dead: "DELETE FROM soiree_dead_letters \
              WHERE group_name = ?2 AND id IN (SELECT value FROM json_each(?1))",

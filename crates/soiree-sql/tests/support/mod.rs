@@ -10,6 +10,8 @@ use soiree::MetricsRegistry;
 use soiree_sql::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "postgres")]
 pub use soiree_test::postgres::PostgresServer;
+#[allow(unused_imports)]
+pub use soiree_test::wait::{eventually, within};
 
 /// Starts a server, or skips the test (outside CI) when PostgreSQL is missing.
 #[macro_export]
@@ -47,32 +49,6 @@ pub fn pg_builder_in(
         .consumer(consumer)
         .poll_interval(Duration::from_millis(50))
         .metrics_registry(MetricsRegistry::new())
-}
-
-/// Bounds a wait in a test: panics with `what` when it takes over `limit`.
-pub async fn within<T>(limit: Duration, what: &str, future: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(limit, future).await {
-        Ok(value) => value,
-        Err(_) => panic!("{what} took longer than {limit:?}"),
-    }
-}
-
-/// Polls `check` every 20 ms until it returns true, at most `limit`.
-pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if check().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A temporary directory for SQLite files, removed on drop.
@@ -134,22 +110,9 @@ pub fn process_test_main<C>(
 ) where
     C: Future<Output = ()>,
 {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|arg| arg == "--list") {
-        println!("{binary}: test");
+    let Some(runtime) = soiree_test::process::plain_main(binary) else {
         return;
-    }
-    if let Some(filter) = args.iter().find(|arg| !arg.starts_with('-'))
-        && !binary.contains(filter.as_str())
-    {
-        println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    };
     if std::env::var(child_env).is_ok() {
         runtime.block_on(child());
         return;

@@ -177,8 +177,10 @@ pub trait EventQueue: Send + Sync {
     /// calls it every [`lease_interval`](Self::lease_interval) with the
     /// deliveries it dispatched and has not settled — with none when none
     /// runs, so that a store that reads ahead of the bus keeps the leases of
-    /// what it holds undispatched too (one round trip for both). A delivery
-    /// nobody extends (its consumer died or hung without a listener
+    /// what it holds undispatched too (one round trip for both). A store
+    /// that holds nothing undispatched returns at once from a call with no
+    /// receipts, without a round trip (the bus makes one every interval
+    /// while idle). A delivery nobody extends (its consumer died or hung without a listener
     /// timeout) is redelivered after the store's timeout as before; a store
     /// may bound how long it keeps extending one delivery.
     ///
