@@ -81,10 +81,13 @@ async fn a_delayed_event_survives_a_restart_and_is_listed_until_cancelled() {
 async fn an_expired_unique_key_is_replaced() {
     let dir = TempDir::new();
     let store = open(&dir.db()).await;
-    let window = Duration::from_millis(20);
+    // Held within its window: an hour, so that no slow host ends it early.
     let first = event("order.sync", "first", None);
     assert_eq!(
-        store.append_unique(&first, "sync:1", window).await.unwrap(),
+        store
+            .append_unique(&first, "sync:1", Duration::from_secs(3600))
+            .await
+            .unwrap(),
         Appended::New
     );
     assert_eq!(
@@ -98,10 +101,19 @@ async fn an_expired_unique_key_is_replaced() {
             .unwrap(),
         Appended::Existing("first".into()),
     );
+    // Replaced once its window has passed.
+    let window = Duration::from_millis(20);
+    assert_eq!(
+        store
+            .append_unique(&event("order.sync", "short", None), "sync:2", window)
+            .await
+            .unwrap(),
+        Appended::New
+    );
     tokio::time::sleep(window * 3).await;
     assert_eq!(
         store
-            .append_unique(&event("order.sync", "third", None), "sync:1", window)
+            .append_unique(&event("order.sync", "third", None), "sync:2", window)
             .await
             .unwrap(),
         Appended::New,
