@@ -388,11 +388,11 @@ pub struct Counts {
 #[async_trait]
 pub trait Backend:
     crate::scheduled::Schedule
-        + crate::leader::Leases
-        + crate::limits::LimitStatements
-        + Send
-        + Sync
-        + 'static
+    + crate::leader::Leases
+    + crate::limits::LimitStatements
+    + Send
+    + Sync
+    + 'static
 {
     /// Appends events in one statement, in order.
     async fn append(&self, events: &[NewEvent]) -> Result<()>;

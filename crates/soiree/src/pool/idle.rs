@@ -170,6 +170,35 @@ mod loom_tests {
         });
     }
 
+    /// A parked listener's continuation, entered in its job's slot before
+    /// that job finishes, keeps the slot from looking drained until the
+    /// continuation has finished too.
+    #[test]
+    fn loom_a_continuation_keeps_its_slot_busy() {
+        loom::model(|| {
+            let counts = Arc::new(IdleCounts::default());
+            let slot = counts.enter();
+            let continued = Arc::new(AtomicBool::new(false));
+            let worker = {
+                let (counts, continued) = (counts.clone(), continued.clone());
+                loom::thread::spawn(move || {
+                    counts.enter_in(slot);
+                    counts.finish(slot);
+                    continued.store(true, Ordering::SeqCst);
+                    counts.finish(slot);
+                })
+            };
+            if counts.drained(slot) {
+                assert!(
+                    continued.load(Ordering::SeqCst),
+                    "reported idle while the continuation ran"
+                );
+            }
+            worker.join().unwrap();
+            assert!(counts.drained(slot));
+        });
+    }
+
     /// Jobs entered after the epoch moved on do not hold up the waiter.
     #[test]
     fn loom_later_jobs_go_to_the_other_slot() {
