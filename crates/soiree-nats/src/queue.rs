@@ -145,7 +145,7 @@ impl NatsStore {
     }
 
     /// Whether the group's consumer takes events of `topic`.
-    fn for_this_group(&self, topic: &str) -> bool {
+    pub(crate) fn for_this_group(&self, topic: &str) -> bool {
         self.inner
             .options
             .filter
