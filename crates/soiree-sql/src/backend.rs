@@ -222,6 +222,8 @@ pub struct Listing {
 #[derive(Debug, Clone)]
 pub enum Param {
     Int(i64),
+    /// An integer or NULL.
+    MaybeInt(Option<i64>),
     Text(String),
 }
 
@@ -232,11 +234,13 @@ pub(crate) fn bind_params<'q, DB: sqlx::Database>(
 ) -> sqlx::query::Query<'q, DB, DB::Arguments>
 where
     i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    Option<i64>: for<'t> sqlx::Encode<'t, DB>,
     String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
 {
     for param in params {
         query = match param {
             Param::Int(value) => query.bind(value),
+            Param::MaybeInt(value) => query.bind(value),
             Param::Text(value) => query.bind(value),
         };
     }
@@ -467,6 +471,10 @@ pub trait Backend:
     /// Runs `sql` (as for [`fetch`](Self::fetch)) on the writer; how many
     /// rows it changed.
     async fn execute(&self, sql: String, params: Vec<Param>) -> Result<u64>;
+    /// Runs a writing `sql` that returns rows (as for [`fetch`](Self::fetch))
+    /// on the writer; its rows.
+    async fn fetch_written(&self, sql: String, params: Vec<Param>)
+    -> Result<Vec<Self::ListedRow>>;
     /// The rows of `listing` chosen by `scan`, read through the readers.
     async fn listing(&self, listing: &Listing, scan: &Scan) -> Result<Vec<Self::ListedRow>> {
         let (sql, params) = scan.sql(listing, self.group(), Self::placeholder);

@@ -14,38 +14,57 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use soiree::Lease;
 use soiree::kit::{check_lease_args, ttl_ms};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Param};
 use crate::core::Core;
+use crate::rows::Listed;
+use crate::scheduled::now_ms;
 use crate::{Error, Result};
 
-/// The statements of leader leases, per database.
-#[async_trait]
+/// Whose clock measures a lease's expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseClock {
+    /// The database server's, read in the statements: `UNTIL` parameters
+    /// are a time to live, and no `NOW` parameter is bound.
+    Server,
+    /// The calling process's: `UNTIL` parameters are an expiry in Unix ms,
+    /// and `NOW` (Unix ms) is bound last.
+    Process,
+}
+
+/// The statements of leader leases, per database: only their SQL (and
+/// whose clock they read); the binding and the rows are shared below.
 pub trait Leases {
-    /// Grants `name` to `holder` until `ttl_ms` from now when free, expired
-    /// or held by `holder`: the new token and the recorded progress.
-    async fn acquire_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        ttl_ms: i64,
-    ) -> Result<Option<(i64, Option<i64>)>>;
-    /// Extends the grant `(name, holder, token)` while unexpired, recording
-    /// `progress` when given; whether it did.
-    async fn renew_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        token: i64,
-        ttl_ms: i64,
-        progress: Option<i64>,
-    ) -> Result<bool>;
-    /// Expires the grant `(name, holder, token)` now, while unexpired;
-    /// whether it did.
-    async fn release_lease(&self, name: &str, holder: &str, token: i64) -> Result<bool>;
+    /// Whose clock the statements read.
+    const LEASE_CLOCK: LeaseClock;
+    /// Grants the lease when free, expired or held by the holder; returns
+    /// `token, progress`. Parameters: name, holder, UNTIL, NOW.
+    const ACQUIRE_LEASE: &'static str;
+    /// Extends a grant while unexpired, recording the progress when not
+    /// NULL. Parameters: UNTIL, progress, name, holder, token, NOW.
+    const RENEW_LEASE: &'static str;
+    /// Expires a grant now, while unexpired. Parameters: name, holder,
+    /// token, NOW.
+    const RELEASE_LEASE: &'static str;
+}
+
+/// `params` with the clock's: UNTIL (`ttl_ms` from now) put at `until`
+/// (when given), NOW pushed last on the process's clock.
+fn clocked<B: Backend>(mut params: Vec<Param>, until: Option<(usize, i64)>) -> Vec<Param> {
+    let now = now_ms();
+    if let Some((at, ttl_ms)) = until {
+        let until = match B::LEASE_CLOCK {
+            LeaseClock::Server => ttl_ms,
+            LeaseClock::Process => now.saturating_add(ttl_ms),
+        };
+        params.insert(at, Param::Int(until));
+    }
+    if B::LEASE_CLOCK == LeaseClock::Process {
+        params.push(Param::Int(now));
+    }
+    params
 }
 
 fn token_of(lease: &Lease) -> Result<i64> {
@@ -64,13 +83,24 @@ impl<B: Backend> Core<B> {
         ttl: Duration,
     ) -> soiree::Result<Option<Lease>> {
         check_lease_args(name, holder, ttl)?;
-        let granted = self
+        let params = clocked::<B>(
+            vec![Param::Text(name.to_owned()), Param::Text(holder.to_owned())],
+            Some((2, ttl_ms(ttl))),
+        );
+        let rows = self
             .backend
-            .acquire_lease(name, holder, ttl_ms(ttl))
+            .fetch_written(B::ACQUIRE_LEASE.to_owned(), params)
             .await?;
-        Ok(granted.map(|(token, progress)| {
-            Lease::new(name, holder, u64::try_from(token).unwrap_or(0), progress)
-        }))
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let token = row.int(0)?;
+        Ok(Some(Lease::new(
+            name,
+            holder,
+            u64::try_from(token).unwrap_or(0),
+            row.maybe_int(1)?,
+        )))
     }
 
     pub(crate) async fn renew_lease(
@@ -80,23 +110,36 @@ impl<B: Backend> Core<B> {
         progress: Option<i64>,
     ) -> soiree::Result<bool> {
         check_lease_args(&lease.name, &lease.holder, ttl)?;
-        Ok(self
+        let params = clocked::<B>(
+            vec![
+                Param::MaybeInt(progress),
+                Param::Text(lease.name.clone()),
+                Param::Text(lease.holder.clone()),
+                Param::Int(token_of(lease)?),
+            ],
+            Some((0, ttl_ms(ttl))),
+        );
+        let done = self
             .backend
-            .renew_lease(
-                &lease.name,
-                &lease.holder,
-                token_of(lease)?,
-                ttl_ms(ttl),
-                progress,
-            )
-            .await?)
+            .execute(B::RENEW_LEASE.to_owned(), params)
+            .await?;
+        Ok(done > 0)
     }
 
     pub(crate) async fn release_lease(&self, lease: &Lease) -> soiree::Result<bool> {
         check_lease_args(&lease.name, &lease.holder, Duration::from_millis(1))?;
-        Ok(self
+        let params = clocked::<B>(
+            vec![
+                Param::Text(lease.name.clone()),
+                Param::Text(lease.holder.clone()),
+                Param::Int(token_of(lease)?),
+            ],
+            None,
+        );
+        let done = self
             .backend
-            .release_lease(&lease.name, &lease.holder, token_of(lease)?)
-            .await?)
+            .execute(B::RELEASE_LEASE.to_owned(), params)
+            .await?;
+        Ok(done > 0)
     }
 }

@@ -72,6 +72,8 @@ pub trait Listed: Send {
     fn scheduled_row(&self) -> Result<ScheduledRow>;
     /// Integer column `index` (a count).
     fn int(&self, index: usize) -> Result<i64>;
+    /// Integer column `index`, or NULL.
+    fn maybe_int(&self, index: usize) -> Result<Option<i64>>;
 }
 
 impl<R: ListingRow + Send> Listed for R
@@ -97,6 +99,10 @@ where
     }
 
     fn int(&self, index: usize) -> Result<i64> {
+        Ok(self.try_get(index)?)
+    }
+
+    fn maybe_int(&self, index: usize) -> Result<Option<i64>> {
         Ok(self.try_get(index)?)
     }
 }

@@ -690,6 +690,14 @@ impl Backend for PgBackend {
         Ok(bind_params(query, params).fetch_all(&self.pool).await?)
     }
 
+    async fn fetch_written(
+        &self,
+        sql: String,
+        params: Vec<Param>,
+    ) -> Result<Vec<Self::ListedRow>> {
+        self.fetch(sql, params).await
+    }
+
     async fn execute(&self, sql: String, params: Vec<Param>) -> Result<u64> {
         let query = sqlx::query(qualify(&self.sql.schema, &sql));
         let done = bind_params(query, params).execute(&self.pool).await?;
