@@ -12,14 +12,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use soiree::SlotHold;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Param};
 use crate::scheduled::now_ms;
 use crate::{Driver, Result, SqlStore};
 
 /// Expired slots and past rates deleted per retention run at most.
 const PRUNE_BATCH: usize = 10_000;
 
-/// The statements of shared limits, per database.
+/// The statements of shared limits that differ per database (locking,
+/// transactions); those that differ only by their placeholders are written
+/// once below, run through [`Backend::execute`].
 #[async_trait]
 pub trait LimitStatements {
     /// Frees `key`'s slots expired at `now_ms`, then takes one for `holder`
@@ -34,8 +36,6 @@ pub trait LimitStatements {
     ) -> Result<bool>;
     /// Moves the unexpired slots `held` to `expires_ms`.
     async fn renew_slots(&self, held: &[SlotHold], now_ms: i64, expires_ms: i64) -> Result<()>;
-    /// Deletes a slot.
-    async fn release_slot(&self, held: &SlotHold) -> Result<()>;
     /// Admits a run of `key` if its next start is not after `now_ms`
     /// (then the next start becomes `now_ms + interval_ms`); else returns
     /// the next start.
@@ -100,7 +100,15 @@ impl<DB: Driver> soiree::SharedLimits for SqlStore<DB> {
     }
 
     async fn release_slot(&self, held: &SlotHold) -> soiree::Result<()> {
-        Ok(self.core.backend.release_slot(held).await?)
+        let p = DB::Backend::placeholder;
+        let sql = format!(
+            "DELETE FROM soiree_limit_slots WHERE key = {} AND holder = {}",
+            p(1),
+            p(2)
+        );
+        let params = vec![Param::Text(held.key.clone()), Param::Text(held.holder.clone())];
+        self.core.backend.execute(sql, params).await?;
+        Ok(())
     }
 
     async fn take_rate(

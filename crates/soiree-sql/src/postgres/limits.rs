@@ -64,15 +64,6 @@ impl LimitStatements for PgBackend {
         Ok(())
     }
 
-    async fn release_slot(&self, held: &SlotHold) -> Result<()> {
-        sqlx::query(self.q("DELETE FROM soiree_limit_slots WHERE key = $1 AND holder = $2"))
-            .bind(&held.key)
-            .bind(&held.holder)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     async fn take_rate(&self, key: &str, now_ms: i64, interval_ms: i64) -> Result<Option<i64>> {
         let mut tx = self.pool.begin().await?;
         let admitted: Option<i64> = sqlx::query_scalar(self.q(

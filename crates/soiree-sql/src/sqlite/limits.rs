@@ -59,15 +59,6 @@ impl LimitStatements for SqliteBackend {
         Ok(())
     }
 
-    async fn release_slot(&self, held: &SlotHold) -> Result<()> {
-        sqlx::query("DELETE FROM soiree_limit_slots WHERE key = ?1 AND holder = ?2")
-            .bind(&held.key)
-            .bind(&held.holder)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
     async fn take_rate(&self, key: &str, now_ms: i64, interval_ms: i64) -> Result<Option<i64>> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let admitted: Option<i64> = sqlx::query_scalar(
