@@ -10,11 +10,11 @@
 
 mod support;
 
-use std::process::{Child, Command};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use soiree::{EventBus, EventContext, ListenerBinding};
 use soiree_redis::RedisStore;
+use soiree_test::process::{ChildProcess, plain_main};
 use support::{RedisServer, eventually};
 
 const CHILD_ENV: &str = "SOIREE_LIMITS_CHILD";
@@ -27,22 +27,9 @@ const RATE_INTERVAL_MS: i64 = 250;
 const PROCESSES: usize = 3;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|arg| arg == "--list") {
-        println!("limits_processes: test");
+    let Some(runtime) = plain_main("limits_processes") else {
         return;
-    }
-    if let Some(filter) = args.iter().find(|arg| !arg.starts_with('-'))
-        && !"limits_processes".contains(filter.as_str())
-    {
-        println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    };
     if std::env::var(CHILD_ENV).is_ok() {
         runtime.block_on(child());
         return;
@@ -142,18 +129,6 @@ async fn child() {
     tokio::time::sleep(LIMIT * 2).await;
 }
 
-/// Kills its children when dropped, however the test ends.
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 async fn limits(server: &RedisServer) {
     let prefix = format!("limits-{}", std::process::id());
     let store = RedisStore::builder(&server.url())
@@ -189,18 +164,16 @@ async fn limits(server: &RedisServer) {
     }
     let t0 = now_ms();
     let url = server.url();
-    let children = Children(
-        (0..PROCESSES)
-            .map(|_| {
-                Command::new(std::env::current_exe().expect("own path"))
+    let children: Vec<ChildProcess> = (0..PROCESSES)
+        .map(|_| {
+            ChildProcess::start(
+                ChildProcess::command()
                     .env(CHILD_ENV, "1")
                     .env("SOIREE_REDIS_URL", &url)
-                    .env("SOIREE_PREFIX", &prefix)
-                    .spawn()
-                    .expect("spawn a consumer")
-            })
-            .collect(),
-    );
+                    .env("SOIREE_PREFIX", &prefix),
+            )
+        })
+        .collect();
     let mut conn = redis::Client::open(url.as_str())
         .expect("url")
         .get_multiplexed_async_connection()

@@ -11,11 +11,12 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command};
 use std::time::Duration;
 
 use soiree::{EventBus, MissedTicks, PROPERTY_TICK, Schedule};
 use soiree_redis::RedisStore;
+use soiree_test::process::{ChildProcess, plain_main};
+use soiree_test::wait::within;
 use support::RedisServer;
 
 const CHILD_ENV: &str = "SOIREE_PERIODIC_CHILD";
@@ -31,22 +32,9 @@ const KILLS: usize = 2;
 const TICKS_BETWEEN: usize = 4;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|arg| arg == "--list") {
-        println!("periodic_failover: test");
+    let Some(runtime) = plain_main("periodic_failover") else {
         return;
-    }
-    if let Some(filter) = args.iter().find(|arg| !arg.starts_with('-'))
-        && !"periodic_failover".contains(filter.as_str())
-    {
-        println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    };
     if std::env::var(CHILD_ENV).is_ok() {
         runtime.block_on(child());
         return;
@@ -81,13 +69,6 @@ async fn child() {
     std::future::pending::<()>().await;
 }
 
-async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    match tokio::time::timeout(LIMIT, future).await {
-        Ok(value) => value,
-        Err(_) => panic!("{what} took longer than {LIMIT:?}"),
-    }
-}
-
 /// Every stored tick (Unix ms, from the event ids) with how many events it
 /// has.
 async fn stored_ticks(store: &RedisStore) -> BTreeMap<i64, usize> {
@@ -95,9 +76,13 @@ async fn stored_ticks(store: &RedisStore) -> BTreeMap<i64, usize> {
     let mut cursor: Option<String> = None;
     // Bounded: far more pages than a run stores.
     for _ in 0..1000 {
-        let page = within("a page of events", store.events(cursor.as_deref(), 500))
-            .await
-            .expect("events");
+        let page = within(
+            LIMIT,
+            "a page of events",
+            store.events(cursor.as_deref(), 500),
+        )
+        .await
+        .expect("events");
         for event in page.items.iter().filter(|event| event.topic == TOPIC) {
             assert!(
                 event.properties.get(PROPERTY_TICK).is_some(),
@@ -150,7 +135,7 @@ async fn wait_for_ticks(
     let deadline = tokio::time::Instant::now() + LIMIT;
     loop {
         let count = stored_ticks(store).await.len();
-        let leader = within("the leader", leader_pid(conn)).await;
+        let leader = within(LIMIT, "the leader", leader_pid(conn)).await;
         if count >= after + more
             && let Some(pid) = leader
         {
@@ -168,23 +153,25 @@ async fn failover(server: &RedisServer) {
     let url = server.url();
     let store = store(&url, "observer").await;
     let mut conn = support::raw(server).await;
-    let spawn = || -> Child {
-        Command::new(std::env::current_exe().expect("exe"))
-            .env(CHILD_ENV, "1")
-            .env("SOIREE_REDIS_URL", &url)
-            .spawn()
-            .expect("spawn a scheduler")
+    let spawn = || {
+        ChildProcess::start(
+            ChildProcess::command()
+                .env(CHILD_ENV, "1")
+                .env("SOIREE_REDIS_URL", &url),
+        )
     };
-    let mut children: Vec<Child> = (0..PROCESSES).map(|_| spawn()).collect();
+    let mut children: Vec<ChildProcess> = (0..PROCESSES).map(|_| spawn()).collect();
     let (mut count, mut leader) = wait_for_ticks(&store, &mut conn, 0, TICKS_BETWEEN).await;
     let mut killed = Vec::new();
     for _ in 0..KILLS {
-        let Some(at) = children.iter().position(|child| child.id() == leader) else {
+        let Some(at) = children
+            .iter_mut()
+            .position(|child| child.child().id() == leader)
+        else {
             panic!("the lease is held by pid {leader}, none of the children");
         };
         let mut dead = children.swap_remove(at);
-        dead.kill().expect("kill -9 the leader");
-        dead.wait().expect("reap");
+        dead.kill();
         killed.push(leader);
         children.push(spawn());
         let (now, next) = wait_for_ticks(&store, &mut conn, count, TICKS_BETWEEN).await;
@@ -196,8 +183,7 @@ async fn failover(server: &RedisServer) {
         leader = next;
     }
     for child in &mut children {
-        child.kill().expect("kill");
-        child.wait().expect("reap");
+        child.kill();
     }
     let ticks = stored_ticks(&store).await;
     let twice: Vec<_> = ticks.iter().filter(|(_, n)| **n > 1).collect();

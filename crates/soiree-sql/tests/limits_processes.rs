@@ -17,11 +17,11 @@
 
 mod support;
 
-use std::process::{Child, Command};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use soiree::{EventBus, EventContext, ListenerBinding};
 use soiree_sql::{Driver, PostgresStore, SqlStore, SqliteStore, sqlx};
+use soiree_test::process::{ChildProcess, plain_main};
 use sqlx::AssertSqlSafe;
 use support::{PostgresServer, TempDir, fresh_schema, within};
 
@@ -39,22 +39,9 @@ const PROCESSES: usize = 3;
 const LEASE: Duration = Duration::from_secs(2);
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|arg| arg == "--list") {
-        println!("limits_processes: test");
+    let Some(runtime) = plain_main("limits_processes") else {
         return;
-    }
-    if let Some(filter) = args.iter().find(|arg| !arg.starts_with('-'))
-        && !"limits_processes".contains(filter.as_str())
-    {
-        println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    };
     if let Ok(kind) = std::env::var(CHILD_ENV) {
         runtime.block_on(child(&kind));
         return;
@@ -237,19 +224,7 @@ where
     std::future::pending::<()>().await;
 }
 
-/// Kills its children when dropped, however the test ends.
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-async fn limits<DB: Driver>(store: SqlStore<DB>, prefix: &str, spawn: impl Fn(bool) -> Child)
+async fn limits<DB: Driver>(store: SqlStore<DB>, prefix: &str, spawn: impl Fn(bool) -> ChildProcess)
 where
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
@@ -300,7 +275,7 @@ where
             .expect("emit");
     }
     let t0 = now_ms();
-    let children = Children((0..PROCESSES).map(|_| spawn(false)).collect());
+    let children: Vec<ChildProcess> = (0..PROCESSES).map(|_| spawn(false)).collect();
 
     let count = |listener: &'static str| {
         let store = store.clone();
@@ -363,7 +338,7 @@ where
     // The kill: a lone consumer's "hold" run hangs holding the one slot;
     // killed with -9, its slot expires and two fresh consumers run the rest
     // (event 0 too, once its lease expires).
-    let mut hanging = Children(vec![spawn(true)]);
+    let mut hanging = spawn(true);
     within(LIMIT, "emit", emitter.emit("limit.hold", 0).persisted())
         .await
         .expect("emit");
@@ -381,11 +356,8 @@ where
     })
     .await;
     assert!(held, "the hanging run never took its slot");
-    if let Some(mut child) = hanging.0.pop() {
-        child.kill().expect("kill -9");
-        child.wait().expect("reap");
-    }
-    let _survivors = Children((0..2).map(|_| spawn(false)).collect());
+    hanging.kill();
+    let _survivors: Vec<ChildProcess> = (0..2).map(|_| spawn(false)).collect();
     for n in 1..4 {
         within(LIMIT, "emit", emitter.emit("limit.hold", n).persisted())
             .await
@@ -402,7 +374,7 @@ async fn sqlite_limits() {
     let at = path.to_str().expect("utf-8 path").to_owned();
     let store = sqlite_store(&at, "producer").await;
     let spawn = |hang: bool| {
-        let mut command = Command::new(std::env::current_exe().expect("exe"));
+        let mut command = ChildProcess::command();
         command
             .env(CHILD_ENV, "sqlite")
             .env("SOIREE_LIMITS_AT", &at)
@@ -410,7 +382,7 @@ async fn sqlite_limits() {
         if hang {
             command.env("SOIREE_LIMITS_HANG", "1");
         }
-        command.spawn().expect("spawn a consumer")
+        ChildProcess::start(&mut command)
     };
     limits(store, "lim_", spawn).await;
 }
@@ -421,7 +393,7 @@ async fn postgres_limits(server: &PostgresServer) {
     let store = pg_store(&url, &schema, "producer").await;
     let prefix = format!("\"{schema}\".lim_");
     let spawn = |hang: bool| {
-        let mut command = Command::new(std::env::current_exe().expect("exe"));
+        let mut command = ChildProcess::command();
         command
             .env(CHILD_ENV, "postgres")
             .env("SOIREE_LIMITS_AT", &url)
@@ -430,7 +402,7 @@ async fn postgres_limits(server: &PostgresServer) {
         if hang {
             command.env("SOIREE_LIMITS_HANG", "1");
         }
-        command.spawn().expect("spawn a consumer")
+        ChildProcess::start(&mut command)
     };
     limits(store, &prefix, spawn).await;
 }

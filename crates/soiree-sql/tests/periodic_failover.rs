@@ -13,11 +13,11 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command};
 use std::time::Duration;
 
 use soiree::{EventBus, EventHistory, MissedTicks, PROPERTY_TICK, Schedule};
 use soiree_sql::{Driver, PostgresStore, SqlStore, SqliteStore, sqlx};
+use soiree_test::process::{ChildProcess, plain_main};
 use sqlx::AssertSqlSafe;
 use support::{PostgresServer, TempDir, fresh_schema, within};
 
@@ -33,22 +33,9 @@ const KILLS: usize = 2;
 const TICKS_BETWEEN: usize = 4;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|arg| arg == "--list") {
-        println!("periodic_failover: test");
+    let Some(runtime) = plain_main("periodic_failover") else {
         return;
-    }
-    if let Some(filter) = args.iter().find(|arg| !arg.starts_with('-'))
-        && !"periodic_failover".contains(filter.as_str())
-    {
-        println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    };
     if let Ok(kind) = std::env::var(CHILD_ENV) {
         runtime.block_on(child(&kind));
         return;
@@ -193,22 +180,27 @@ where
     }
 }
 
-async fn failover<DB: Driver>(store: SqlStore<DB>, lease_sql: &str, spawn: impl Fn() -> Child)
-where
+async fn failover<DB: Driver>(
+    store: SqlStore<DB>,
+    lease_sql: &str,
+    spawn: impl Fn() -> ChildProcess,
+) where
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     String: for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
     usize: sqlx::ColumnIndex<DB::Row>,
 {
-    let mut children: Vec<Child> = (0..PROCESSES).map(|_| spawn()).collect();
+    let mut children: Vec<ChildProcess> = (0..PROCESSES).map(|_| spawn()).collect();
     let (mut count, mut leader) = wait_for_ticks(&store, lease_sql, 0, TICKS_BETWEEN).await;
     let mut killed = Vec::new();
     for _ in 0..KILLS {
-        let Some(at) = children.iter().position(|child| child.id() == leader) else {
+        let Some(at) = children
+            .iter_mut()
+            .position(|child| child.child().id() == leader)
+        else {
             panic!("the lease is held by pid {leader}, none of the children");
         };
         let mut dead = children.swap_remove(at);
-        dead.kill().expect("kill -9 the leader");
-        dead.wait().expect("reap");
+        dead.kill();
         killed.push(leader);
         children.push(spawn());
         let (now, next) = wait_for_ticks(&store, lease_sql, count, TICKS_BETWEEN).await;
@@ -220,8 +212,7 @@ where
         leader = next;
     }
     for child in &mut children {
-        child.kill().expect("kill");
-        child.wait().expect("reap");
+        child.kill();
     }
     let ticks = stored_ticks(&store).await;
     let twice: Vec<_> = ticks.iter().filter(|(_, n)| **n > 1).collect();
@@ -256,11 +247,11 @@ async fn sqlite_failover() {
     let at = path.to_str().expect("utf-8 path").to_owned();
     let store = sqlite_store(&at, "observer").await;
     let spawn = || {
-        Command::new(std::env::current_exe().expect("exe"))
-            .env(CHILD_ENV, "sqlite")
-            .env("SOIREE_PERIODIC_AT", &at)
-            .spawn()
-            .expect("spawn a scheduler")
+        ChildProcess::start(
+            ChildProcess::command()
+                .env(CHILD_ENV, "sqlite")
+                .env("SOIREE_PERIODIC_AT", &at),
+        )
     };
     let sql = format!(
         "SELECT holder FROM soiree_leader_leases WHERE name = '{NAME}' \
@@ -274,12 +265,12 @@ async fn postgres_failover(server: &PostgresServer) {
     let url = server.url();
     let store = pg_store(&url, &schema, "observer").await;
     let spawn = || {
-        Command::new(std::env::current_exe().expect("exe"))
-            .env(CHILD_ENV, "postgres")
-            .env("SOIREE_PERIODIC_AT", &url)
-            .env("SOIREE_SCHEMA", &schema)
-            .spawn()
-            .expect("spawn a scheduler")
+        ChildProcess::start(
+            ChildProcess::command()
+                .env(CHILD_ENV, "postgres")
+                .env("SOIREE_PERIODIC_AT", &url)
+                .env("SOIREE_SCHEMA", &schema),
+        )
     };
     let sql = format!(
         "SELECT holder FROM \"{schema}\".soiree_leader_leases WHERE name = '{NAME}' \

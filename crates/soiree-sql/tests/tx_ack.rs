@@ -26,6 +26,7 @@ use std::time::Duration;
 use serde_json::json;
 use soiree::{EventBus, EventQueue, MetricsRegistry};
 use soiree_sql::{Driver, PostgresStore, SqlStore, SqliteStore, sqlx};
+use soiree_test::process::{ChildProcess, plain_main};
 use sqlx::AssertSqlSafe;
 use support::{PostgresServer, TempDir, eventually, fresh_schema, within};
 use tracing_subscriber::layer::SubscriberExt;
@@ -37,22 +38,9 @@ const LIMIT: Duration = Duration::from_secs(30);
 const COMMITTED: &str = "COMMITTED";
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|arg| arg == "--list") {
-        println!("tx_ack: test");
+    let Some(runtime) = plain_main("tx_ack") else {
         return;
-    }
-    if let Some(filter) = args.iter().find(|arg| !arg.starts_with('-'))
-        && !"tx_ack".contains(filter.as_str())
-    {
-        println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    };
     if let Ok(kind) = std::env::var(CHILD_ENV) {
         let subscriber = tracing_subscriber::registry().with(Trap);
         tracing::subscriber::set_global_default(subscriber).expect("subscriber");
@@ -281,11 +269,8 @@ where
 
 /// Runs the child until it says it committed, then kills it (`kill -9`).
 fn run_child_until_commit(mut command: Command) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn the consumer");
-    let stdout = child.stdout.take().expect("stdout");
+    let mut child = ChildProcess::start(command.stdout(Stdio::piped()));
+    let stdout = child.child().stdout.take().expect("stdout");
     let (said, heard) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
@@ -297,8 +282,7 @@ fn run_child_until_commit(mut command: Command) {
         }
     });
     let committed = heard.recv_timeout(LIMIT);
-    child.kill().expect("kill -9");
-    child.wait().expect("reap");
+    child.kill();
     assert!(
         committed.is_ok(),
         "the consumer did not commit within {LIMIT:?}"
@@ -374,7 +358,7 @@ async fn sqlite_crash(first_fails: bool) {
     let at = path.to_str().expect("utf-8 path").to_owned();
     let store = sqlite_store(&at, "producer", MetricsRegistry::new()).await;
     prepare(&store, "effects", first_fails).await;
-    let mut command = Command::new(std::env::current_exe().expect("exe"));
+    let mut command = ChildProcess::command();
     command
         .env(CHILD_ENV, "sqlite")
         .env("SOIREE_TX_AT", &at)
@@ -390,7 +374,7 @@ async fn postgres_crash(server: &PostgresServer, first_fails: bool) {
     let store = pg_store(&url, &schema, "producer", MetricsRegistry::new()).await;
     let table = format!("\"{schema}\".effects");
     prepare(&store, &table, first_fails).await;
-    let mut command = Command::new(std::env::current_exe().expect("exe"));
+    let mut command = ChildProcess::command();
     command
         .env(CHILD_ENV, "postgres")
         .env("SOIREE_TX_AT", &url)
