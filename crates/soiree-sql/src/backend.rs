@@ -473,8 +473,7 @@ pub trait Backend:
     async fn execute(&self, sql: String, params: Vec<Param>) -> Result<u64>;
     /// Runs a writing `sql` that returns rows (as for [`fetch`](Self::fetch))
     /// on the writer; its rows.
-    async fn fetch_written(&self, sql: String, params: Vec<Param>)
-    -> Result<Vec<Self::ListedRow>>;
+    async fn fetch_written(&self, sql: String, params: Vec<Param>) -> Result<Vec<Self::ListedRow>>;
     /// The rows of `listing` chosen by `scan`, read through the readers.
     async fn listing(&self, listing: &Listing, scan: &Scan) -> Result<Vec<Self::ListedRow>> {
         let (sql, params) = scan.sql(listing, self.group(), Self::placeholder);

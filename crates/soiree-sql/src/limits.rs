@@ -106,7 +106,10 @@ impl<DB: Driver> soiree::SharedLimits for SqlStore<DB> {
             p(1),
             p(2)
         );
-        let params = vec![Param::Text(held.key.clone()), Param::Text(held.holder.clone())];
+        let params = vec![
+            Param::Text(held.key.clone()),
+            Param::Text(held.holder.clone()),
+        ];
         self.core.backend.execute(sql, params).await?;
         Ok(())
     }

@@ -690,11 +690,7 @@ impl Backend for PgBackend {
         Ok(bind_params(query, params).fetch_all(&self.pool).await?)
     }
 
-    async fn fetch_written(
-        &self,
-        sql: String,
-        params: Vec<Param>,
-    ) -> Result<Vec<Self::ListedRow>> {
+    async fn fetch_written(&self, sql: String, params: Vec<Param>) -> Result<Vec<Self::ListedRow>> {
         self.fetch(sql, params).await
     }
 

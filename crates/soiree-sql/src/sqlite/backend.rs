@@ -109,11 +109,7 @@ impl Backend for SqliteBackend {
         Ok(query.fetch_all(&self.readers).await?)
     }
 
-    async fn fetch_written(
-        &self,
-        sql: String,
-        params: Vec<Param>,
-    ) -> Result<Vec<Self::ListedRow>> {
+    async fn fetch_written(&self, sql: String, params: Vec<Param>) -> Result<Vec<Self::ListedRow>> {
         let query = bind_params(sqlx::query(AssertSqlSafe(sql)), params);
         Ok(query.fetch_all(&self.writer).await?)
     }
