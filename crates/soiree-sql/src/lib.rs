@@ -22,10 +22,11 @@
 //! The dead letter, from a shell, with the `soiree` command (crate
 //! `soiree-cli`): `soiree dead-letters list --store sqlite:///tmp/shop-….db`.
 //!
-//! **The same on PostgreSQL** is a one-line change: open the store with
+//! **The same on PostgreSQL** changes only how the store is opened:
 //! `PostgresStore::builder("postgres://app@127.0.0.1/app").build().await?`
 //! ([`PostgresStore::builder`]) in place of `SqliteStore::open(&path).await?`
-//! (both times); the SQL above runs unchanged on both (`$1` placeholders).
+//! (both times), and `PostgresStore` in the `use soiree_sql::…` line; the
+//! SQL above runs unchanged on both (`$1` placeholders).
 //!
 //! # What the stores are
 //!
