@@ -354,12 +354,20 @@ impl NatsStoreBuilder {
     /// Every store handle that emits keyed events, and every process of
     /// the group, must use the same `partitions` (a handle without the
     /// option publishes keyed events unpartitioned, and they are not
-    /// ordered). Groups without the option read both layouts (their
-    /// consumer's filter is `*.<filter>`, which the events stream only
-    /// matches under its own prefix); a group created by an earlier version
-    /// (filter `<prefix>.<filter>`, which nats-server 2.9 cannot change)
-    /// does not see keyed events: delete its consumer to have it made
-    /// anew. Inspection's pending and stats count the group's own
+    /// ordered). Groups without the option read both layouts: without a
+    /// filter their consumer takes the whole stream; with one, a group
+    /// created once the stream has partition subjects takes the whole
+    /// stream and the store filters (nats-server 2.9 has one filter subject
+    /// per consumer, and none matches both layouts). A group created
+    /// before (with a filter, or by an earlier version, whose filter
+    /// `<prefix>.…` nats-server 2.9 cannot change) does not see keyed
+    /// events: build a store with this option first, or delete such a
+    /// group's consumer to have it made anew.
+    ///
+    /// A process that stops (its bus closed, or killed) may still be
+    /// handed a keyed event by a pull request it left open: that event
+    /// comes back after the claim timeout, and holds back its partition
+    /// meanwhile. Inspection's pending and stats count the group's own
     /// consumer, not its partitions; [`EventQueue::backlog`](soiree::EventQueue::backlog)
     /// counts both.
     #[must_use]

@@ -53,6 +53,16 @@ pub(crate) fn key_of(event: &StoredEvent) -> Option<&str> {
 
 /// The partition of `key` among `partitions` (at least 1): FNV-1a, stable
 /// across versions and platforms, as every process must agree on it.
+///
+/// # Examples
+///
+/// ```
+/// use soiree_nats::partition_of;
+///
+/// let p = partition_of("order-42", 8);
+/// assert!(p < 8);
+/// assert_eq!(p, partition_of("order-42", 8));
+/// ```
 pub fn partition_of(key: &str, partitions: u16) -> u16 {
     let hash = crate::subject::fnv(key);
     u16::try_from(hash % u64::from(partitions.max(1))).unwrap_or(0)
