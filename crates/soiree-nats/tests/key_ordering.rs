@@ -1,7 +1,8 @@
 //! Per-key ordering (`ordered_by_key`): events with the same `soiree.key`
 //! run one at a time, in stream order, with one bus of many workers and
 //! with two store handles of the group, through redeliveries and past a
-//! dead letter; unkeyed events and other keys are not held back. Without
+//! dead letter, on one server and on a 3-server cluster; unkeyed events
+//! and other keys are not held back. Without
 //! the option the same load runs keys' events at once, which shows the
 //! checks can fail.
 
@@ -280,6 +281,45 @@ async fn one_bus_runs_each_keys_events_one_at_a_time_in_order() {
     assert_eq!(journal.out_of_order(in_order), vec![]);
     assert_eq!(journal.unkeyed(), (0..UNKEYED).collect::<Vec<_>>());
     assert_eq!(journal.runs().len(), ALL_RUNS, "each event ran once");
+}
+
+/// The same on a 3-server cluster, every stream with 3 replicas, two
+/// handles connected to the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_each_keys_events_run_one_at_a_time_in_order() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let cluster = cluster_or_skip!();
+    let open = || {
+        within(
+            LIMIT,
+            "build",
+            builder(&cluster.url())
+                .prefix("cluster")
+                .group("ordered")
+                .replicas(3)
+                .claim_timeout(Duration::from_secs(5))
+                .ordered_by_key(PARTITIONS)
+                .build(),
+        )
+    };
+    let first = open().await.unwrap();
+    let second = open().await.unwrap();
+    enqueue_all(&first).await;
+    let journal = Arc::new(Journal::default());
+    let buses = vec![bus_over(&first, 4), bus_over(&second, 4)];
+    for bus in &buses {
+        record(bus, &journal, |_, _, _| false);
+        bus.start().unwrap();
+    }
+    until_done(&journal, ALL_RUNS).await;
+    close(buses, &first).await;
+    assert_eq!(
+        journal.overlaps.load(Ordering::SeqCst),
+        0,
+        "a key ran twice at once"
+    );
+    assert_eq!(journal.out_of_order(in_order), vec![]);
+    assert_eq!(journal.unkeyed(), (0..UNKEYED).collect::<Vec<_>>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
