@@ -1,8 +1,8 @@
 //! Consumer processes of the scale-out scenarios (redis-scale-out,
-//! sql-scale-out): this binary started again with a scenario's environment
-//! variable set to the consumer's name. Each says `ready` on stdout once its
-//! listener is registered; when its stdin closes it stops and prints the
-//! event ids it handled, one per line.
+//! sql-scale-out, nats-scale-out): this binary started again with a
+//! scenario's environment variable set to the consumer's name. Each says
+//! `ready` on stdout once its listener is registered; when its stdin closes
+//! it stops and prints the event ids it handled, one per line.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};

@@ -18,6 +18,7 @@ mod error_delivery;
 mod fanout;
 mod mutation_capture;
 mod nats_durable;
+mod nats_scale_out;
 mod outbox_latency;
 mod redis_durable;
 mod redis_scale_out;
@@ -38,7 +39,7 @@ use crate::opt::BenchOpt;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    // redis-scale-out and sql-scale-out run their consumers as this binary.
+    // redis-scale-out, sql-scale-out and nats-scale-out run their consumers as this binary.
     if let Some(code) = consumer_process() {
         return code;
     }
@@ -52,9 +53,11 @@ fn main() -> ExitCode {
 }
 
 /// Runs this process as a scale-out consumer when started as one (by
-/// redis-scale-out or sql-scale-out); `None` otherwise.
+/// redis-scale-out, sql-scale-out or nats-scale-out); `None` otherwise.
 fn consumer_process() -> Option<ExitCode> {
-    redis_scale_out::consumer_process().or_else(sql_scale_out::consumer_process)
+    redis_scale_out::consumer_process()
+        .or_else(sql_scale_out::consumer_process)
+        .or_else(nats_scale_out::consumer_process)
 }
 
 /// `text` with control and bidi characters escaped: an error may quote what

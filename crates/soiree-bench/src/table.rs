@@ -3,9 +3,9 @@
 
 use super::scenario::{Needs, Scenario};
 use super::{
-    emit_throughput, error_delivery, fanout, mutation_capture, nats_durable, outbox_latency,
-    redis_durable, redis_scale_out, round_trip, slow_listener, sql_outbox, sql_scale_out,
-    tx_listener, wildcard,
+    emit_throughput, error_delivery, fanout, mutation_capture, nats_durable, nats_scale_out,
+    outbox_latency, redis_durable, redis_scale_out, round_trip, slow_listener, sql_outbox,
+    sql_scale_out, tx_listener, wildcard,
 };
 use crate::error::{Error, Result};
 
@@ -29,6 +29,7 @@ const SCENARIOS: &[Scenario] = &[
     tx_listener::SCENARIO,
     nats_durable::NATS_DURABLE,
     nats_durable::NATS_DURABLE_R3,
+    nats_scale_out::SCENARIO,
 ];
 
 /// Scenarios of `BENCHMARKS.md` that this build may not run yet: accepted on

@@ -114,6 +114,8 @@ pub(crate) struct Options {
     pub(crate) max_in_flight: usize,
     pub(crate) memory: bool,
     pub(crate) create_missing: bool,
+    /// Partitions of keyed events; 0: not ordered by key.
+    pub(crate) partitions: u16,
 }
 
 /// Builds a [`NatsStore`]: `NatsStore::builder(url)…build().await`.
@@ -133,6 +135,7 @@ pub(crate) struct Options {
 /// | [`dedup_ttl`](Self::dedup_ttl) | 7 days | how long listener successes are remembered |
 /// | [`request_timeout`](Self::request_timeout) | 10 s | every request and publish ack is answered within it or fails (creating a stream, which a cluster electing leaders can take longer to place, is asked up to 3 times) |
 /// | [`metrics_registry`](Self::metrics_registry) | [`MetricsRegistry::global`] | where the store's series go (`soiree_store_*{backend="nats"}`) |
+/// | [`ordered_by_key`](Self::ordered_by_key) | off | events with the same ordering key run one at a time, in stream order, across the group |
 /// | [`create_missing`](Self::create_missing) | true | create the streams and the consumer, or fail when they are missing |
 /// | credentials | none | [`user_and_password`](Self::user_and_password), [`token`](Self::token), [`nkey`](Self::nkey), [`credentials_file`](Self::credentials_file), or in the URL |
 /// | TLS | as the URL (`tls://`) | [`require_tls`](Self::require_tls), [`tls_root_certificate`](Self::tls_root_certificate), [`tls_client_certificate`](Self::tls_client_certificate) |
@@ -183,6 +186,7 @@ impl NatsStoreBuilder {
                 max_in_flight: 1024,
                 memory: false,
                 create_missing: true,
+                partitions: 0,
             },
             auth: Auth::None,
             require_tls: false,
@@ -316,6 +320,62 @@ impl NatsStoreBuilder {
         self
     }
 
+    /// Hands events with the same ordering key (the
+    /// [`PROPERTY_KEY`](crate::PROPERTY_KEY) property, `soiree.key`, a
+    /// string) to the group one at a time, in stream order, across every
+    /// process of the group; `partitions` (1 to
+    /// [`MAX_PARTITIONS`](crate::MAX_PARTITIONS)) is how many keys' events
+    /// may run at once. 0 turns it off (the default).
+    ///
+    /// How: a keyed event is published to partition `i` (a stable hash of
+    /// the key, [`partition_of`](crate::partition_of)), the subject
+    /// `<prefix>_p<i>.<topic>` (unkeyed events stay at `<prefix>.<topic>`),
+    /// and the group reads each partition through a durable consumer of its
+    /// own, `<group>~p<i>`, with `max_ack_pending = 1`: JetStream hands out
+    /// a partition's next event only once the one before is acknowledged
+    /// or terminated, to whichever process asks. Every process asks every
+    /// partition, one event each, as far as its bus has free workers.
+    ///
+    /// Trade-off: each partition runs one event at a time group-wide, so
+    /// keyed throughput is at most `partitions` events per listener run
+    /// time (plus a round trip each); keys sharing a partition wait for
+    /// each other. Unkeyed events take the group's consumer at the usual
+    /// speed.
+    ///
+    /// Failures: a delivery that fails and is redelivered
+    /// ([`FailurePolicy::Redeliver`], a NAK with delay), or that a process
+    /// stops acknowledging (it died: after the claim timeout), stays in
+    /// front of its partition and holds back the events after it until it
+    /// succeeds or is dead-lettered; a dead-lettered (terminated) or
+    /// acknowledged-on-failure event lets the next through. Delivery stays
+    /// at least once: a delivery whose claim timeout passed while its
+    /// listener still ran is delivered again and may overlap the next one.
+    ///
+    /// Every store handle that emits keyed events, and every process of
+    /// the group, must use the same `partitions` (a handle without the
+    /// option publishes keyed events unpartitioned, and they are not
+    /// ordered). Groups without the option read both layouts: without a
+    /// filter their consumer takes the whole stream; with one, a group
+    /// created once the stream has partition subjects takes the whole
+    /// stream and the store filters (nats-server 2.9 has one filter subject
+    /// per consumer, and none matches both layouts). A group created
+    /// before (with a filter, or by an earlier version, whose filter
+    /// `<prefix>.…` nats-server 2.9 cannot change) does not see keyed
+    /// events: build a store with this option first, or delete such a
+    /// group's consumer to have it made anew.
+    ///
+    /// A process that stops (its bus closed, or killed) may still be
+    /// handed a keyed event by a pull request it left open: that event
+    /// comes back after the claim timeout, and holds back its partition
+    /// meanwhile. Inspection's pending and stats count the group's own
+    /// consumer, not its partitions; [`EventQueue::backlog`](soiree::EventQueue::backlog)
+    /// counts both.
+    #[must_use]
+    pub fn ordered_by_key(mut self, partitions: u16) -> Self {
+        self.options.partitions = partitions;
+        self
+    }
+
     /// Authenticates with a user name and password.
     #[must_use]
     pub fn user_and_password(
@@ -397,6 +457,16 @@ impl NatsStoreBuilder {
             return Err(Error::InvalidOption {
                 option: "replicas",
                 reason: format!("{} is not 1 to 5", o.replicas),
+            });
+        }
+        if o.partitions > crate::MAX_PARTITIONS {
+            return Err(Error::InvalidOption {
+                option: "ordered_by_key",
+                reason: format!(
+                    "{} partitions: at most {}",
+                    o.partitions,
+                    crate::MAX_PARTITIONS
+                ),
             });
         }
         if o.max_deliveries == 0 {

@@ -23,6 +23,7 @@
 //! | a failure, or too many deliveries | an entry of the dead-letter stream with the error, the event and its id; then `+TERM` |
 //! | an event emitted with a unique key ([`soiree::Event::unique_key`]) | the key reserved by a publish to `p_dedup.unique.<key>` that the stream accepts only while the key is free (`Nats-Expected-Last-Subject-Sequence`), then the event appended; a window lasts at most [`dedup_ttl`](NatsStoreBuilder::dedup_ttl) |
 //! | the bus asking whether a listener already succeeded | the successes of a dequeued batch's events, fetched with the batch (one request per event, all in flight at once) |
+//! | events with an ordering key, [`ordered_by_key`](NatsStoreBuilder::ordered_by_key)`(n)` | subjects `p_p<i>.<topic>`, `i` < `n` a hash of the key; one consumer `<group>~p<i>` per partition with `max_ack_pending = 1` |
 //! | [`builder filter`](NatsStoreBuilder::filter) `order.*`, `order.**` | the consumer's filter subject `p.order.*`, `p.order.>` (a `**` inside a pattern is filtered by the store) |
 //!
 //! # Durability
@@ -47,10 +48,15 @@
 //! harm, and register them with [`soiree::EventBus::on_named`].
 //!
 //! Per-key ordering: a durable consumer delivers in stream order, but the
-//! bus runs deliveries concurrently; for one key's events in order, give
-//! the key its own subject prefix and group with one worker (a documented
-//! alternative to the SQL store's partitions, which this store does not
-//! have yet).
+//! bus runs deliveries concurrently. With
+//! [`NatsStoreBuilder::ordered_by_key`]`(partitions)` events with the same
+//! ordering key ([`PROPERTY_KEY`], `soiree.key`, as in `soiree-sql`) run one
+//! at a time, in stream order, across every process of the group: keyed
+//! events are published to `<prefix>_p<i>.<topic>` (partition `i` a stable
+//! hash of the key), and each partition is read through a consumer of its
+//! own with `max_ack_pending = 1`, so JetStream hands out its next event
+//! only once the one before is settled; a redelivered event stays in front,
+//! a dead-lettered one lets the next through.
 //!
 //! # Metrics
 //!
@@ -106,6 +112,7 @@ mod dedup;
 mod error;
 mod inspect;
 mod names;
+mod partitions;
 mod puller;
 mod queue;
 mod read_ahead;
@@ -120,6 +127,7 @@ mod writes;
 
 pub use builder::{FailurePolicy, NatsStoreBuilder};
 pub use error::{Error, Result};
+pub use partitions::{MAX_PARTITIONS, PROPERTY_KEY, partition_of};
 #[cfg(feature = "sql-relay")]
 pub use relay::Relay;
 pub use store::NatsStore;

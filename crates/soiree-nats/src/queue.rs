@@ -171,7 +171,11 @@ impl EventQueue for NatsStore {
     }
 
     async fn dequeue(&self, max: usize, wait: Duration) -> soiree::Result<Vec<Delivery>> {
-        let deliveries = self.dequeue_ahead(max, wait).await?;
+        let deliveries = if self.inner.partitions.is_some() {
+            self.dequeue_partitioned(max, wait).await?
+        } else {
+            self.dequeue_ahead(max, wait).await?
+        };
         let metrics = &self.inner.metrics;
         metrics.dequeued.inc_by(deliveries.len() as u64);
         let again = deliveries.iter().filter(|d| d.delivery_count > 1).count();
@@ -248,6 +252,7 @@ impl EventQueue for NatsStore {
     /// but did not run (a NAK: JetStream counts it as a delivery).
     async fn release(&self, receipts: &[String]) -> soiree::Result<()> {
         let mut all = self.inner.read_ahead.lock().await.take_all();
+        all.extend(self.take_held_keyed().await);
         all.extend_from_slice(receipts);
         let done = self.ack_all(&all, |_| AckKind::Nak(None)).await;
         self.inner.dedup_cache.remove(&all);
@@ -294,7 +299,7 @@ impl EventQueue for NatsStore {
             let backlog = info.num_pending + info.num_ack_pending as u64;
             // Without a filter every event after the last delivered one is
             // pending; with one, only the events it takes are counted.
-            let seen = if self.inner.options.filter.is_none() {
+            let seen = if self.inner.options.filter.is_none() && self.inner.partitions.is_none() {
                 info.delivered.stream_sequence + info.num_pending
             } else if backlog > 0 {
                 u64::MAX
@@ -316,6 +321,7 @@ impl EventQueue for NatsStore {
             checks += 1;
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
+        let backlog = backlog + self.keyed_backlog().await?;
         self.inner
             .metrics
             .queue_length

@@ -79,6 +79,8 @@ pub(crate) struct Inner {
     /// A pattern the server cannot filter (a `**` inside it): deliveries
     /// are checked against it and acknowledged unseen when they miss.
     pub(crate) client_filter: Option<String>,
+    /// The partitions of keyed events (`ordered_by_key`), when on.
+    pub(crate) partitions: Option<crate::partitions::Partitions>,
     /// The stream sequence of the last event this handle published that
     /// the group's consumer takes (see `EventQueue::backlog`).
     pub(crate) last_published: std::sync::atomic::AtomicU64,
@@ -176,7 +178,8 @@ impl NatsStore {
         msg_id: Option<String>,
     ) -> soiree::Result<()> {
         let json = soiree::limits::encode_event(event)?;
-        let subject = crate::subject::topic_to_subject(&self.inner.names.prefix, &event.topic);
+        let (prefix, partition) = self.partition_for(event);
+        let subject = crate::subject::topic_to_subject(&prefix, &event.topic);
         let mut publish = jetstream::message::PublishMessage::build().payload(json.into());
         if let Some(id) = msg_id {
             publish = publish.message_id(id);
@@ -192,7 +195,9 @@ impl NatsStore {
         if !ack.duplicate {
             self.inner.metrics.persisted.inc();
         }
-        if self.for_this_group(&event.topic) {
+        if let Some(i) = partition {
+            self.published_to(i, ack.sequence);
+        } else if self.for_this_group(&event.topic) {
             // The backlog counts it from now on (see `backlog`).
             self.inner
                 .last_published
@@ -261,10 +266,22 @@ impl NatsStore {
         };
         let events = open_stream(make(
             &names.events_stream,
-            vec![names.events_subjects.clone()],
+            crate::partitions::stream_subjects(&names, options.partitions),
             options.max_age,
         ))
         .await?;
+        let events = if options.partitions > 0 {
+            crate::partitions::add_subjects(
+                &js,
+                events,
+                crate::partitions::stream_subjects(&names, options.partitions),
+                create,
+                &fail,
+            )
+            .await?
+        } else {
+            events
+        };
         let dead = open_stream(make(
             &names.dead_stream,
             vec![format!("{}_dead.>", names.prefix)],
@@ -300,11 +317,27 @@ impl NatsStore {
                 .await
                 .map_err(|err| fail("get stream", &names.dedup_bucket, err.to_string()))?;
         }
+        // A group ordered by key takes the unkeyed events here (its
+        // partitions the keyed ones). Any other group takes every event:
+        // without a filter, the whole stream; with one, on a stream that
+        // has partitions, the whole stream too (nats-server 2.9 has one
+        // filter subject per consumer, and no subject matches both
+        // layouts), checked by the store (see `partitions`).
+        let partitioned = events
+            .cached_info()
+            .config
+            .subjects
+            .iter()
+            .any(|subject| subject != &names.events_subjects);
         let (filter_subject, client_filter) = match &options.filter {
+            Some(pattern) if options.partitions == 0 && partitioned => {
+                (String::new(), Some(pattern.clone()))
+            }
             Some(pattern) => {
                 let (subject, client_side) = crate::subject::pattern_filter(&names.prefix, pattern);
                 (subject, client_side.then(|| pattern.clone()))
             }
+            None if options.partitions == 0 => (String::new(), None),
             None => (names.events_subjects.clone(), None),
         };
         let config = consumer::pull::Config {
@@ -353,6 +386,14 @@ impl NatsStore {
                     .map_err(|_| fail("create consumer", &names.group, first.to_string()))?,
             }
         };
+        let partitions = if options.partitions > 0 {
+            Some(
+                crate::partitions::Partitions::open(&client, &events, &names, &options, &fail)
+                    .await?,
+            )
+        } else {
+            None
+        };
         let puller = crate::puller::Puller::new(&client)
             .await
             .map_err(|err| fail("subscribe", "the pull inbox", err.to_string()))?;
@@ -381,6 +422,7 @@ impl NatsStore {
                 dedup,
                 consumer,
                 client_filter,
+                partitions,
                 last_published: std::sync::atomic::AtomicU64::new(0),
                 location,
                 secrets,

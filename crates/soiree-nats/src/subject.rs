@@ -54,7 +54,7 @@ pub const MAX_SUBJECT_LEN: usize = 3 * 1024;
 
 /// 64-bit FNV-1a: stable across versions and platforms, as subjects are
 /// stored.
-fn fnv(text: &str) -> u64 {
+pub(crate) fn fnv(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
     })

@@ -76,3 +76,38 @@ async fn the_whole_suite_passes_on_a_cluster() {
     }
     assert_eq!(report.outcomes.len(), conformance::Check::ALL.len());
 }
+
+/// The whole suite on one server with every store ordered by key (4
+/// partitions): its events have no key, so they take the group's own
+/// consumer, and what the option adds to dequeue, release and backlog
+/// must change nothing for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_suite_passes_ordered_by_key() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let server = server_or_skip!();
+    let mut n = 0;
+    let url = server.url();
+    let report = config()
+        .run_all(|| {
+            n += 1;
+            let prefix = format!("ordered{n}");
+            let url = url.clone();
+            async move {
+                let store: Arc<dyn EventStore> = Arc::new(
+                    builder(&url)
+                        .prefix(prefix)
+                        .claim_timeout(CLAIM)
+                        .ordered_by_key(4)
+                        .build()
+                        .await
+                        .unwrap(),
+                );
+                store
+            }
+        })
+        .await;
+    for (check, outcome) in &report.outcomes {
+        outcome.assert_expected(check.name(), &config(), &LACKS);
+    }
+    assert_eq!(report.outcomes.len(), conformance::Check::ALL.len());
+}
