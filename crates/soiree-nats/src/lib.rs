@@ -108,7 +108,6 @@ mod inspect;
 mod names;
 mod puller;
 mod queue;
-mod read_ahead;
 mod receipt;
 mod redact;
 #[cfg(feature = "sql-relay")]

@@ -17,6 +17,11 @@ const ACKS_PER_CONFIRMATION: usize = 512;
 /// seen this handle's last event yet.
 const BACKLOG_RECHECKS: usize = 20;
 
+/// Deliveries the bus takes per dequeue at least while it keeps asking
+/// ([`EventQueue::read_ahead`]): a pull request per dequeue of one or two
+/// would cost a round trip per event or two.
+const READ_AHEAD: usize = 64;
+
 /// The longest NAK delay under [`FailurePolicy::Redeliver`].
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 
@@ -170,8 +175,11 @@ impl EventQueue for NatsStore {
         self.publish(event, msg_id).await
     }
 
+    /// One pull of up to `max` (a long poll for the first when none is
+    /// there, see `puller`), with the successes of their events.
     async fn dequeue(&self, max: usize, wait: Duration) -> soiree::Result<Vec<Delivery>> {
-        let deliveries = self.dequeue_ahead(max, wait).await?;
+        let deliveries = self.take(max.max(1), wait).await?;
+        self.prefetch_successes(&deliveries).await;
         let metrics = &self.inner.metrics;
         metrics.dequeued.inc_by(deliveries.len() as u64);
         let again = deliveries.iter().filter(|d| d.delivery_count > 1).count();
@@ -244,14 +252,19 @@ impl EventQueue for NatsStore {
         }
     }
 
-    /// Hands back the deliveries read ahead of the bus and those it took
-    /// but did not run (a NAK: JetStream counts it as a delivery).
+    /// Hands back the deliveries the bus took but did not run, those it
+    /// read ahead included (a NAK: JetStream counts it as a delivery).
     async fn release(&self, receipts: &[String]) -> soiree::Result<()> {
-        let mut all = self.inner.read_ahead.lock().await.take_all();
-        all.extend_from_slice(receipts);
-        let done = self.ack_all(&all, |_| AckKind::Nak(None)).await;
-        self.inner.dedup_cache.remove(&all);
+        let done = self.ack_all(receipts, |_| AckKind::Nak(None)).await;
+        self.inner.dedup_cache.remove(receipts);
         Ok(done?)
+    }
+
+    /// The bus reads ahead 64 deliveries per pull while it keeps asking,
+    /// and keeps their AckWait with the running ones' (see
+    /// [`EventQueue::read_ahead`]).
+    fn read_ahead(&self) -> usize {
+        READ_AHEAD
     }
 
     fn close_timeout(&self) -> Duration {
@@ -262,10 +275,9 @@ impl EventQueue for NatsStore {
         Some(self.inner.options.claim_timeout / 3)
     }
 
-    /// Sends a progress acknowledgement for each running delivery (its
-    /// AckWait starts again). With no receipts it returns at once: the
-    /// deliveries read ahead of the bus are kept by the next dequeue
-    /// (`read_ahead.rs`), not here.
+    /// Sends a progress acknowledgement for each delivery the bus runs or
+    /// holds read ahead (its AckWait starts again). With no receipts it
+    /// returns at once: the store holds no delivery of its own.
     async fn extend(&self, receipts: &[String]) -> soiree::Result<()> {
         if receipts.is_empty() {
             return Ok(());
