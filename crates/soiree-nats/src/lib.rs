@@ -115,7 +115,6 @@ mod names;
 mod partitions;
 mod puller;
 mod queue;
-mod read_ahead;
 mod receipt;
 mod redact;
 #[cfg(feature = "sql-relay")]

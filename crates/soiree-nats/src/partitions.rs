@@ -221,7 +221,7 @@ pub(crate) async fn add_subjects(
 
 /// How long a partition's pull request lasts on the server: the bus's
 /// wait, at most 0.382 of the claim timeout (as the group's long polls,
-/// see `read_ahead::long_poll`: nats-server 2.9 can lose a redelivery
+/// see `puller::long_poll`: nats-server 2.9 can lose a redelivery
 /// handed to a request that expires at that instant).
 fn request_expiry(wait: Duration, claim: Duration) -> Duration {
     wait.min(claim.mul_f64(0.382)).max(Duration::from_millis(1))
@@ -263,13 +263,16 @@ impl NatsStore {
         wait: Duration,
     ) -> crate::Result<Vec<Delivery>> {
         let Some(parts) = &self.inner.partitions else {
-            return self.dequeue_ahead(max, wait).await;
+            return self.dequeue_unkeyed(max, wait).await;
         };
         let max = max.max(1);
         let mut messages = self.keyed_messages(parts, max, wait).await?;
         let mut out = self.deliveries(messages.drain(..)).await?;
         if out.len() < max {
-            out.extend(self.dequeue_ahead(max - out.len(), Duration::ZERO).await?);
+            out.extend(
+                self.dequeue_unkeyed(max - out.len(), Duration::ZERO)
+                    .await?,
+            );
         }
         if out.is_empty() && !wait.is_zero() {
             let claim = self.inner.options.claim_timeout;

@@ -17,6 +17,11 @@ const ACKS_PER_CONFIRMATION: usize = 512;
 /// seen this handle's last event yet.
 const BACKLOG_RECHECKS: usize = 20;
 
+/// Deliveries the bus takes per dequeue at least while it keeps asking
+/// ([`EventQueue::read_ahead`]): a pull request per dequeue of one or two
+/// would cost a round trip per event or two.
+const READ_AHEAD: usize = 64;
+
 /// The longest NAK delay under [`FailurePolicy::Redeliver`].
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 
@@ -170,11 +175,13 @@ impl EventQueue for NatsStore {
         self.publish(event, msg_id).await
     }
 
+    /// One pull of up to `max` (a long poll for the first when none is
+    /// there, see `puller`), with the successes of their events.
     async fn dequeue(&self, max: usize, wait: Duration) -> soiree::Result<Vec<Delivery>> {
         let deliveries = if self.inner.partitions.is_some() {
             self.dequeue_partitioned(max, wait).await?
         } else {
-            self.dequeue_ahead(max, wait).await?
+            self.dequeue_unkeyed(max, wait).await?
         };
         let metrics = &self.inner.metrics;
         metrics.dequeued.inc_by(deliveries.len() as u64);
@@ -248,15 +255,29 @@ impl EventQueue for NatsStore {
         }
     }
 
-    /// Hands back the deliveries read ahead of the bus and those it took
-    /// but did not run (a NAK: JetStream counts it as a delivery).
+    /// Hands back the deliveries the bus took but did not run, those it
+    /// read ahead included (a NAK: JetStream counts it as a delivery).
     async fn release(&self, receipts: &[String]) -> soiree::Result<()> {
-        let mut all = self.inner.read_ahead.lock().await.take_all();
-        all.extend(self.take_held_keyed().await);
+        let mut all = self.take_held_keyed().await;
         all.extend_from_slice(receipts);
         let done = self.ack_all(&all, |_| AckKind::Nak(None)).await;
         self.inner.dedup_cache.remove(&all);
         Ok(done?)
+    }
+
+    /// The bus reads ahead 64 deliveries per pull while it keeps asking,
+    /// and keeps their AckWait with the running ones' (see
+    /// [`EventQueue::read_ahead`]). Not with partitions
+    /// ([`ordered_by_key`](crate::NatsStoreBuilder::ordered_by_key)): a
+    /// partition hands out one event at a time to the whole group, so
+    /// one held ahead of a busy bus would stall its partition for every
+    /// process.
+    fn read_ahead(&self) -> usize {
+        if self.inner.partitions.is_some() {
+            0
+        } else {
+            READ_AHEAD
+        }
     }
 
     fn close_timeout(&self) -> Duration {
@@ -267,10 +288,9 @@ impl EventQueue for NatsStore {
         Some(self.inner.options.claim_timeout / 3)
     }
 
-    /// Sends a progress acknowledgement for each running delivery (its
-    /// AckWait starts again). With no receipts it returns at once: the
-    /// deliveries read ahead of the bus are kept by the next dequeue
-    /// (`read_ahead.rs`), not here.
+    /// Sends a progress acknowledgement for each delivery the bus runs or
+    /// holds read ahead (its AckWait starts again). With no receipts it
+    /// returns at once: the store holds no delivery of its own.
     async fn extend(&self, receipts: &[String]) -> soiree::Result<()> {
         if receipts.is_empty() {
             return Ok(());

@@ -65,8 +65,6 @@ pub(crate) struct Inner {
     pub(crate) dedup_cache: DedupCache,
     pub(crate) consumer: consumer::PullConsumer,
     pub(crate) puller: crate::puller::Puller,
-    /// Deliveries pulled ahead of the bus's asking.
-    pub(crate) read_ahead: tokio::sync::Mutex<crate::read_ahead::ReadAhead>,
     /// Results and dedup records written behind (see `writes`).
     pub(crate) writes: tokio::sync::Mutex<crate::writes::Writes>,
     /// One flush at a time: a caller that finds nothing to flush while
@@ -410,7 +408,6 @@ impl NatsStore {
                 flushing: tokio::sync::Mutex::new(()),
                 unconfirmed: crate::dedup::Unconfirmed::default(),
                 dedup_cache: DedupCache::default(),
-                read_ahead: tokio::sync::Mutex::new(crate::read_ahead::ReadAhead::default()),
                 puller,
                 client,
                 js,

@@ -20,7 +20,7 @@ fn config() -> Conformance {
         // The redelivery check long-polls for as long as the claim timeout:
         // the store's long polls are shorter on the server (nats-server 2.9
         // miscounts a redelivery that meets a request as it expires; see
-        // `read_ahead::long_poll` and tests/redelivery_count.rs).
+        // `puller::long_poll` and tests/redelivery_count.rs).
         redelivery_after: Some(CLAIM),
         ..Conformance::default()
     }

@@ -437,7 +437,8 @@ async fn a_unique_key_is_free_again_after_its_window() {
 }
 
 /// The bus calls `extend` every lease interval, with no receipts while
-/// nothing runs: this store reads nothing ahead, so an empty extend sends
+/// nothing runs: this store holds no delivery of its own (the bus holds
+/// what it reads ahead and passes it to extend), so an empty extend sends
 /// nothing to the server (the client's count of messages sent stays).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_extend_sends_nothing_to_the_server() {

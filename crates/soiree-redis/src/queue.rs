@@ -636,8 +636,10 @@ impl EventQueue for RedisStore {
 
     /// Keeps running deliveries with this consumer (see
     /// [`EventQueue::extend`]); a hung listener is bounded by the bus's
-    /// `listener_timeout`. With no receipts it returns at once: this store
-    /// reads nothing ahead, so there is no lease to keep.
+    /// `listener_timeout`. With no receipts it returns at once: the entries
+    /// this store reads ahead of the bus (its own adaptive read-ahead, not
+    /// the bus's [`EventQueue::read_ahead`]) are not extended; they are
+    /// handed back once they waited half the claim timeout.
     async fn extend(&self, receipts: &[String]) -> soiree::Result<()> {
         if receipts.is_empty() {
             return Ok(());

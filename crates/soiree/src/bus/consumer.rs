@@ -1,5 +1,7 @@
-//! Consumers of a queue store: dequeue, dispatch on the pool, acknowledge.
+//! Consumers of a queue store: dequeue (reading ahead when the queue asks
+//! for it), dispatch on the pool, acknowledge.
 
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -7,6 +9,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::dispatch::{Delivered, Dispatcher, Job, Settled, Work, handle_error};
@@ -16,7 +19,7 @@ use crate::listener::panic_message;
 use crate::pool::Queued;
 use crate::store::kit::lease_keeper::{LeaseHolder, LeaseKeeper, keep_leases};
 use crate::topic::validate_topic;
-use crate::{Error, FailedDelivery};
+use crate::{Delivery, Error, EventQueue, FailedDelivery};
 
 /// The most receipts acknowledged in one call.
 const ACK_BATCH: usize = 512;
@@ -70,17 +73,59 @@ pub(crate) fn start(core: &Arc<BusInner>) -> crate::Result<()> {
 }
 
 /// Runs the consumer until shutdown, then hands back to the queue what it
-/// took and will not run, in a task of its own: the hand-back runs while
-/// the deliveries in flight finish, and `close` bounds both.
+/// took and will not run (read ahead, or refused by the closing pool), in a
+/// task of its own: the hand-back runs while the deliveries in flight
+/// finish, and `close` bounds both.
 async fn consume(bus: Weak<BusInner>, acks: mpsc::UnboundedSender<Settled>) {
     let mut held = Vec::new();
-    consume_until_shutdown(&bus, acks, &mut held).await;
+    let mut ahead = VecDeque::new();
+    consume_until_shutdown(&bus, acks, &mut ahead, &mut held).await;
+    held.extend(ahead.into_iter().map(|delivery| delivery.receipt));
     let Some(core) = bus.upgrade() else { return };
     core.consumer.tasks.spawn(release(bus, held));
 }
 
+/// How the consumer reads ahead of its workers (see
+/// [`EventQueue::read_ahead`]).
+#[derive(Debug, Clone, Copy)]
+struct ReadAhead {
+    /// Deliveries asked for at least while the bus keeps asking; 0: none.
+    size: usize,
+    /// How long all workers may stay busy before the bus counts as slow.
+    slow: Duration,
+}
+
+impl ReadAhead {
+    /// Only for a queue whose leases the bus keeps: a held delivery must be
+    /// extended like a running one.
+    fn of(queue: &dyn EventQueue) -> Self {
+        match queue.lease_interval() {
+            Some(interval) if queue.read_ahead() > 0 => Self {
+                size: queue.read_ahead(),
+                // A quarter of the lease, which is three intervals.
+                slow: interval.mul_f64(0.75),
+            },
+            _ => Self {
+                size: 0,
+                slow: Duration::MAX,
+            },
+        }
+    }
+
+    /// How many deliveries to ask for with `free` workers, `since` the
+    /// consumer last took deliveries.
+    fn ask(self, free: usize, since: Duration) -> usize {
+        if since < self.slow {
+            free.max(self.size)
+        } else {
+            free
+        }
+    }
+}
+
 /// Hands back deliveries taken and not dispatched, within the queue's close
-/// timeout (and before `close` abandons it).
+/// timeout (and before `close` abandons it); their leases are no longer
+/// kept after that.
 async fn release(bus: Weak<BusInner>, held: Vec<String>) {
     let Some(core) = bus.upgrade() else { return };
     let abandon = core.consumer.abandon.clone();
@@ -109,12 +154,20 @@ async fn release(bus: Weak<BusInner>, held: Vec<String>) {
             "the close deadline passed before undispatched deliveries were handed back: they are delivered again after the store's redelivery timeout"
         ),
     }
+    for receipt in &held {
+        core.consumer.leases.remove(receipt);
+    }
 }
 
-/// `held` collects the receipts of deliveries taken and not dispatched.
+/// `ahead` holds the deliveries taken and not dispatched yet, in order
+/// (read ahead, or more than a store was asked for); `held` collects the
+/// receipt of one the closing pool refused. Every delivery taken is in the
+/// lease keeper from the moment it is taken until it is settled or handed
+/// back.
 async fn consume_until_shutdown(
     bus: &Weak<BusInner>,
     acks: mpsc::UnboundedSender<Settled>,
+    ahead: &mut VecDeque<Delivery>,
     held: &mut Vec<String>,
 ) {
     let Some(strong) = bus.upgrade() else { return };
@@ -123,8 +176,20 @@ async fn consume_until_shutdown(
     // One permit per event in flight: at most `workers` dispatch at once
     // (the bus's `resize` changes the permits).
     let in_flight = Arc::clone(&strong.consumer.in_flight);
+    let Some(read_ahead) = strong
+        .store
+        .as_deref()
+        .and_then(|s| s.queue())
+        .map(ReadAhead::of)
+    else {
+        return;
+    };
     drop(strong);
     let mut pause = RETRY_PAUSE;
+    // When the consumer last took deliveries (from the queue or from those
+    // it holds): the time since, when it asks again, is how long all its
+    // workers were busy.
+    let mut took_at = Instant::now();
     loop {
         let first = tokio::select! {
             biased;
@@ -153,35 +218,42 @@ async fn consume_until_shutdown(
         let Some(queue) = bus_config.store.as_deref().and_then(|s| s.queue()) else {
             return;
         };
-        // A panicking store must not end consuming for good: report it and
-        // carry on like any other failed dequeue.
-        let dequeue = AssertUnwindSafe(queue.dequeue(permits.len(), poll_wait)).catch_unwind();
-        let deliveries = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => return,
-            deliveries = dequeue => deliveries.unwrap_or_else(|panic| {
-                Err(Error::store(format!("dequeue panicked: {}", panic_message(&*panic))))
-            }),
-        };
-        let deliveries = match deliveries {
-            Ok(deliveries) => {
-                pause = RETRY_PAUSE;
-                deliveries
-            }
-            Err(err) => {
-                tracing::warn!(%err, ?pause, "dequeue failed; retrying");
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(pause) => {}
+        if ahead.is_empty() {
+            let max = read_ahead.ask(permits.len(), took_at.elapsed());
+            // A panicking store must not end consuming for good: report it and
+            // carry on like any other failed dequeue.
+            let dequeue = AssertUnwindSafe(queue.dequeue(max, poll_wait)).catch_unwind();
+            let deliveries = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return,
+                deliveries = dequeue => deliveries.unwrap_or_else(|panic| {
+                    Err(Error::store(format!("dequeue panicked: {}", panic_message(&*panic))))
+                }),
+            };
+            match deliveries {
+                Ok(deliveries) => {
+                    pause = RETRY_PAUSE;
+                    for delivery in &deliveries {
+                        bus_config.consumer.leases.insert(&delivery.receipt);
+                    }
+                    // Beyond the free workers (read ahead, or a store that
+                    // returned more than asked for): held here, in order.
+                    ahead.extend(deliveries);
                 }
-                pause = (pause * 2).min(MAX_RETRY_PAUSE);
-                continue;
+                Err(err) => {
+                    tracing::warn!(%err, ?pause, "dequeue failed; retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                    continue;
+                }
             }
-        };
-        let mut deliveries = deliveries.into_iter();
-        while let Some(delivery) = deliveries.next() {
-            let Some(permit) = permits.pop() else {
-                // A store returned more than asked for: leave the rest pending.
+        }
+        took_at = Instant::now();
+        while let Some(permit) = permits.pop() {
+            let Some(delivery) = ahead.pop_front() else {
                 break;
             };
             #[allow(unused_mut)]
@@ -216,7 +288,6 @@ async fn consume_until_shutdown(
                 continue;
             }
             let receipt = delivery.receipt.clone();
-            bus_config.consumer.leases.insert(&receipt);
             let work = Work::Deliver(Box::new(Delivered {
                 route,
                 receipt: delivery.receipt,
@@ -238,11 +309,10 @@ async fn consume_until_shutdown(
                 .await
             {
                 core.pool.cancel(slot, None);
-                bus_config.consumer.leases.remove(&receipt);
-                // Closing: the deliveries are handed back for another consumer.
+                // Closing: the delivery and those held are handed back for
+                // another consumer (their leases are kept until then).
                 tracing::debug!(err = %rejected.into_error(), "delivery left pending");
                 held.push(receipt);
-                held.extend(deliveries.map(|d| d.receipt));
                 return;
             }
         }

@@ -129,10 +129,11 @@ pub trait EventQueue: Send + Sync {
     /// Hands back deliveries this consumer took but will not run, so that
     /// other consumers get them at once and the handback does not count as a
     /// delivery. The bus calls it once when its consumer stops (at close),
-    /// with the receipts of deliveries it had taken but not dispatched (often
-    /// none); a store that reads ahead of the bus hands back what it holds
-    /// too. Deliveries already dispatched are still acknowledged or failed
-    /// afterwards.
+    /// with the receipts of deliveries it had taken but not dispatched
+    /// (often none; those it read ahead, see [`read_ahead`](Self::read_ahead));
+    /// a store that holds deliveries of its own below the trait hands them
+    /// back too. Deliveries already dispatched are still acknowledged or
+    /// failed afterwards.
     ///
     /// The default does nothing: the deliveries come back after the store's
     /// redelivery timeout, counted as delivered once more.
@@ -171,18 +172,49 @@ pub trait EventQueue: Send + Sync {
         None
     }
 
+    /// How many deliveries the bus's consumer may take per
+    /// [`dequeue`](Self::dequeue) beyond its free workers (read-ahead), so
+    /// that a bus that asks for one or two at a time does not pay a round
+    /// trip per event. The default, 0, makes the bus ask for exactly as
+    /// many deliveries as it has free workers.
+    ///
+    /// With a non-zero hint and a [`lease_interval`](Self::lease_interval)
+    /// (without one the hint is ignored: what is held could not be kept),
+    /// the bus's consumer guarantees:
+    ///
+    /// - while it keeps asking, it calls `dequeue(max(free workers,
+    ///   read_ahead))` once what it holds is dispatched, and holds the
+    ///   surplus itself, dispatching it as workers free up (in order);
+    /// - the held deliveries' receipts are in its [`extend`](Self::extend)
+    ///   calls every `lease_interval`, with the running ones, so a held
+    ///   delivery is never redelivered to another consumer while held;
+    /// - at close it hands them back with one [`release`](Self::release),
+    ///   with the deliveries it took but did not dispatch;
+    /// - when it comes back slowly (all its workers were busy for a quarter
+    ///   of the lease, taken as three quarters of `lease_interval`), its
+    ///   next `dequeue` asks for its free workers only, so that a slow
+    ///   process does not sit on events other consumers could run.
+    ///
+    /// A store whose claim is not per delivery (a lease over several
+    /// deliveries that must run in order) keeps its own buffer and returns 0.
+    fn read_ahead(&self) -> usize {
+        0
+    }
+
     /// Keeps the deliveries of `receipts` with this consumer: their
-    /// listeners are still running, so they must not be redelivered to
-    /// another consumer yet (a lease that follows the handler). The bus
+    /// listeners are still running, or the bus holds them read ahead
+    /// ([`read_ahead`](Self::read_ahead)), so they must not be redelivered
+    /// to another consumer yet (a lease that follows the handler). The bus
     /// calls it every [`lease_interval`](Self::lease_interval) with the
-    /// deliveries it dispatched and has not settled — with none when none
-    /// runs, so that a store that reads ahead of the bus keeps the leases of
-    /// what it holds undispatched too (one round trip for both). A store
-    /// that holds nothing undispatched returns at once from a call with no
-    /// receipts, without a round trip (the bus makes one every interval
-    /// while idle). A delivery nobody extends (its consumer died or hung without a listener
-    /// timeout) is redelivered after the store's timeout as before; a store
-    /// may bound how long it keeps extending one delivery.
+    /// deliveries it took and has not settled or handed back — with none
+    /// when it holds none, so that a store that holds deliveries of its own
+    /// (a buffer below the trait) keeps their leases too (one round trip
+    /// for both). A store that holds nothing undispatched returns at once
+    /// from a call with no receipts, without a round trip (the bus makes
+    /// one every interval while idle). A delivery nobody extends (its
+    /// consumer died or hung without a listener timeout) is redelivered
+    /// after the store's timeout as before; a store may bound how long it
+    /// keeps extending one delivery.
     ///
     /// # Errors
     ///

@@ -1,8 +1,9 @@
 //! Lease keep-alive, one mechanism for every store: the bus's consumer
-//! tracks the deliveries whose listeners run, and every
-//! [`EventQueue::lease_interval`] extends their leases through
-//! [`EventQueue::extend`], so that no other consumer takes a delivery that
-//! is still being handled. A store only says how to extend a lease.
+//! tracks the deliveries whose listeners run and those it holds read ahead
+//! ([`EventQueue::read_ahead`]), and every [`EventQueue::lease_interval`]
+//! extends their leases through [`EventQueue::extend`], so that no other
+//! consumer takes a delivery that is still being handled or held. A store
+//! only says how to extend a lease.
 
 use std::sync::Weak;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +14,8 @@ use foldhash::fast::RandomState;
 
 use crate::EventQueue;
 
-/// The receipts of deliveries dispatched and not yet settled.
+/// The receipts of deliveries taken and not yet settled or handed back:
+/// running, or held read ahead by the consumer.
 ///
 /// Sharded (a `DashSet`): dispatching and settling a delivery takes no
 /// lock shared by every event. Kept only for queues that extend leases.
@@ -31,14 +33,14 @@ impl LeaseKeeper {
         self.on.store(true, Ordering::Relaxed);
     }
 
-    /// A delivery's listeners start.
+    /// A delivery is taken (to run now, or held read ahead).
     pub(crate) fn insert(&self, receipt: &str) {
         if self.on.load(Ordering::Relaxed) {
             self.running.insert(receipt.to_owned());
         }
     }
 
-    /// A delivery is settled (or was not dispatched after all).
+    /// A delivery is settled, or handed back.
     pub(crate) fn remove(&self, receipt: &str) {
         if self.on.load(Ordering::Relaxed) {
             self.running.remove(receipt);
@@ -63,9 +65,10 @@ pub(crate) trait LeaseHolder: Send + Sync + 'static {
 /// Extends, every `interval`, the leases of the deliveries whose listeners
 /// still run, until the holder is gone, or closed with nothing running.
 ///
-/// `extend` is called at every interval, with no receipts when nothing
-/// runs: a store that reads ahead keeps the leases of what it holds in its
-/// buffer too. A call is bounded by `interval`; a failure is logged and
+/// `extend` is called at every interval with the deliveries dispatched and
+/// those the consumer holds read ahead, and with no receipts when it holds
+/// none: a store with a buffer of its own keeps the leases of what it
+/// holds there too. A call is bounded by `interval`; a failure is logged and
 /// the next interval tries again (a lease outlives several intervals).
 pub(crate) async fn keep_leases<H: LeaseHolder>(holder: Weak<H>, interval: Duration) {
     loop {

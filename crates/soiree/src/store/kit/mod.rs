@@ -7,6 +7,11 @@
 //!   [`EventQueue::extend`](crate::EventQueue::extend) every
 //!   [`EventQueue::lease_interval`](crate::EventQueue::lease_interval); a
 //!   store writes no keep-alive task of its own;
+//! - read-ahead: the bus's consumer takes up to
+//!   [`EventQueue::read_ahead`](crate::EventQueue::read_ahead) deliveries
+//!   per dequeue while it keeps asking, holds the surplus, keeps its leases
+//!   with the running ones and hands it back at close; a store's dequeue
+//!   takes what it is asked for;
 //! - [`DedupCache`]: the listener successes of the deliveries a consumer
 //!   holds, so that dedup lookups need no round trip;
 //! - [`BatchWriter`] and [`ResultWriter`]: writes batched into one round
@@ -30,13 +35,15 @@
 //!   then settle, then [`DedupCache::remove`];
 //! - [`EventQueue::release`](crate::EventQueue::release),
 //!   [`EventQueue::extend`](crate::EventQueue::extend) with
-//!   [`EventQueue::lease_interval`](crate::EventQueue::lease_interval), and
+//!   [`EventQueue::lease_interval`](crate::EventQueue::lease_interval),
+//!   [`EventQueue::read_ahead`](crate::EventQueue::read_ahead) and
 //!   [`EventQueue::backlog`](crate::EventQueue::backlog);
 //! - [`HandlerDedup::handler_succeeded`](crate::HandlerDedup::handler_succeeded):
 //!   [`DedupCache::succeeded`], else a flush and a read.
 //!
-//! The bus does the rest: batching and bounded retries of settling calls,
-//! lease keep-alive, failure routing to `fail`, the hand-back at close.
+//! The bus does the rest: read-ahead, batching and bounded retries of
+//! settling calls, lease keep-alive, failure routing to `fail`, the
+//! hand-back at close.
 //!
 //! # Why the Redis store keeps its own pipelined writer
 //!
