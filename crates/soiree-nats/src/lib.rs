@@ -105,6 +105,7 @@ mod dead_letter;
 mod dedup;
 mod error;
 mod inspect;
+mod lease;
 mod names;
 mod puller;
 mod queue;
@@ -113,6 +114,7 @@ mod receipt;
 mod redact;
 #[cfg(feature = "sql-relay")]
 pub mod relay;
+mod scheduled;
 mod store;
 pub mod subject;
 mod unique;

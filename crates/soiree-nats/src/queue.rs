@@ -166,11 +166,16 @@ impl NatsStore {
 #[async_trait]
 impl EventQueue for NatsStore {
     async fn enqueue(&self, event: &StoredEvent) -> soiree::Result<()> {
+        if self.schedule_if_later(event).await? {
+            return Ok(());
+        }
         let msg_id = soiree::inspect::event_id_text(event).map(|id| message_id(&id));
         self.publish(event, msg_id).await
     }
 
     async fn dequeue(&self, max: usize, wait: Duration) -> soiree::Result<Vec<Delivery>> {
+        // A consuming handle runs a candidate mover of delayed events.
+        self.start_mover();
         let deliveries = self.dequeue_ahead(max, wait).await?;
         let metrics = &self.inner.metrics;
         metrics.dequeued.inc_by(deliveries.len() as u64);
@@ -252,6 +257,18 @@ impl EventQueue for NatsStore {
         let done = self.ack_all(&all, |_| AckKind::Nak(None)).await;
         self.inner.dedup_cache.remove(&all);
         Ok(done?)
+    }
+
+    /// Delayed events wait in the stream `SOIREE_<prefix>_SCHEDULED` until a
+    /// mover (one per prefix, under a leader lease) moves them into the
+    /// events stream once due: see the crate docs.
+    fn schedules(&self) -> bool {
+        self.can_schedule()
+    }
+
+    /// Purges the event's subject of the scheduled stream, for every group.
+    async fn cancel_scheduled(&self, event_id: &str) -> soiree::Result<bool> {
+        self.cancel_delayed(event_id).await
     }
 
     fn close_timeout(&self) -> Duration {
