@@ -186,3 +186,80 @@ async fn delayed_events_survive_a_restart_are_listed_cancelled_and_never_early()
     assert!(extra.is_empty(), "a cancelled delayed event was delivered");
     assert_eq!(within("stats", second.stats()).await.unwrap().scheduled, 0);
 }
+
+/// Whether a live grant of the delayed-event mover's lease exists.
+async fn mover_lease_held(store: &NatsStore) -> bool {
+    let js = async_nats::jetstream::new(store.client().clone());
+    let Ok(kv) = js.get_key_value("SOIREE_time_LEASES").await else {
+        return false;
+    };
+    let key: String = "soiree.scheduled-mover"
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let Ok(Some(entry)) = kv.entry(key).await else {
+        return false;
+    };
+    let Ok(grant) = serde_json::from_slice::<serde_json::Value>(&entry.value) else {
+        return false;
+    };
+    let ttl = Duration::from_millis(grant["ttl_ms"].as_u64().unwrap_or(0));
+    !grant["released"].as_bool().unwrap_or(true)
+        && SystemTime::from(entry.created) + ttl > SystemTime::now()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_mover_is_replaced_and_its_delayed_events_still_come() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let server = server_or_skip!();
+    let url = server.url();
+    let due = SystemTime::now() + Duration::from_secs(2);
+    // The first mover runs in a runtime of its own, shut down without
+    // releasing its lease: a process that died.
+    let dying = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let first = runtime.block_on(async {
+            let first = store(&url, "mailer").await;
+            first.enqueue(&delayed("orphan", due)).await.unwrap();
+            first.dequeue(1, Duration::from_millis(50)).await.unwrap();
+            let started = Instant::now();
+            while !mover_lease_held(&first).await {
+                assert!(started.elapsed() < LIMIT, "no mover took the lease");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            first
+        });
+        // Its tasks end with the runtime, the mover's release unsent.
+        runtime.shutdown_background();
+        drop(first);
+    });
+    within(
+        "the first mover",
+        tokio::task::spawn_blocking(move || dying.join()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let second = store(&server.url(), "mailer").await;
+    let started = Instant::now();
+    let delivery = loop {
+        assert!(
+            started.elapsed() < LIMIT,
+            "the delayed event of a dead mover never came"
+        );
+        let batch = within("dequeue", second.dequeue(1, Duration::from_millis(500)))
+            .await
+            .unwrap();
+        if let Some(delivery) = batch.into_iter().next() {
+            break delivery;
+        }
+    };
+    assert!(SystemTime::now() >= due, "delivered before its due time");
+    assert_eq!(delivery.event.id(), Some("orphan"));
+    within("ack", second.ack(&[delivery.receipt]))
+        .await
+        .unwrap();
+}
