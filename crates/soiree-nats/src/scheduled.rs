@@ -523,6 +523,7 @@ async fn run_mover(
         index: BTreeSet::new(),
         next_seq: 1,
     };
+    let mut failing = false;
     loop {
         let wait = {
             let Some(inner) = store.upgrade() else {
@@ -530,9 +531,16 @@ async fn run_mover(
             };
             let handle = NatsStore { inner };
             match handle.mover_round(&leases, &mut mover).await {
-                Ok(wait) => wait,
+                Ok(wait) => {
+                    failing = false;
+                    wait
+                }
                 Err(err) => {
-                    tracing::debug!(%err, "the delayed-event mover will try again");
+                    // Once per run of failures: a server down fails every round.
+                    if !failing {
+                        tracing::warn!(%err, "delayed events not moved; trying again every 200 ms");
+                    }
+                    failing = true;
                     POLL
                 }
             }
