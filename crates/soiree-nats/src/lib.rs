@@ -3,7 +3,8 @@
 //!
 //! [`NatsStore`] implements soiree's store traits ([`soiree::EventStore`],
 //! [`soiree::EventQueue`], [`soiree::HandlerDedup`],
-//! [`soiree::EventHistory`]) and [`soiree::Inspect`], so the bus, the
+//! [`soiree::EventHistory`], [`soiree::LeaderLease`]) and
+//! [`soiree::Inspect`], so the bus, the
 //! `soiree` CLI (`--store nats://…`) and the dashboard work on it
 //! unchanged. Where the Redis and SQL stores live on one server, a
 //! JetStream stream with 3 replicas keeps working when one of 3 servers
@@ -25,6 +26,10 @@
 //! | the bus asking whether a listener already succeeded | the successes of a dequeued batch's events, fetched with the batch (one request per event, all in flight at once) |
 //! | events with an ordering key, [`ordered_by_key`](NatsStoreBuilder::ordered_by_key)`(n)` | subjects `p_p<i>.<topic>`, `i` < `n` a hash of the key; one consumer `<group>~p<i>` per partition with `max_ack_pending = 1` |
 //! | [`builder filter`](NatsStoreBuilder::filter) `order.*`, `order.**` | the consumer's filter subject `p.order.*`, `p.order.>` (a `**` inside a pattern is filtered by the store) |
+//! | a delayed event (`emit_at`, `emit_after`, [`soiree::Event::deliver_at`]) | a message of the stream `SOIREE_p_SCHEDULED` on `p_sched.<event id in hex>` with its due time in the header `Soiree-Due`, moved into the events stream once due by one process (see [Time](#time)) |
+//! | [`cancel_scheduled(id)`](soiree::EventQueue::cancel_scheduled) | a purge of the subject `p_sched.<id in hex>` |
+//! | [`Inspect::scheduled`](soiree::Inspect::scheduled), `StoreStats::scheduled` | the scheduled stream read back, sorted by due time (the first 10,000 entries); its message count |
+//! | a leader lease ([`soiree::LeaderLease`]: periodic events, the mover of delayed events) | a key of the KV bucket `SOIREE_p_LEASES` (the name in hex), whose JSON value is the grant; written only by compare-and-set on the key's revision |
 //!
 //! # Durability
 //!
@@ -38,6 +43,44 @@
 //! | an entry is delivered `max_deliveries` times without an acknowledgement | it moves to the dead letters with that reason |
 //! | an entry is not an event | it moves to the dead letters alone; its neighbours are delivered |
 //! | a bus closes | deliveries read ahead and not run are handed back (a NAK: JetStream counts it as a delivery) |
+//!
+//! # Time
+//!
+//! **Leader leases** ([`soiree::LeaderLease`], which
+//! [`EventBus::schedule`](soiree::EventBus::schedule), `every` and `cron`
+//! use so that one process fires each tick): every write of a lease's key
+//! is a KV `update` that JetStream stores only while the key is still at
+//! the revision read before it, so of two processes racing for a lease
+//! one wins and the other reads the winner's grant: two holders are never
+//! granted at once. A grant lasts its time to live from the **server's
+//! timestamp** of its write (the stream leader's clock), compared with the
+//! process's clock: keep the processes' and servers' clocks in step (NTP).
+//! A process whose clock runs `d` ahead of the servers' may take an
+//! unrenewed lease over up to `d` early; one whose clock is behind also
+//! takes it over once it has seen the same grant unchanged for the time
+//! to live on its own monotonic clock. Tokens are revisions (they only
+//! grow); a released grant keeps its progress for the next holder.
+//!
+//! **Delayed events** wait in the stream `SOIREE_p_SCHEDULED`, which no
+//! group reads, so none is delivered early. A *mover* republishes each one
+//! into the events stream once due (its event id as `Nats-Msg-Id`, so a
+//! repeated move within the duplicate window is stored once), then deletes
+//! it from the scheduled stream (a crash between the two moves it again: at
+//! least once). One mover runs per prefix, in the process holding the lease
+//! `soiree.scheduled-mover`; every store handle that dequeues is a
+//! candidate. Delayed events survive restarts of processes and servers (the
+//! stream is replicated and on disk like the others).
+//!
+//! | delayed events | |
+//! |---|---|
+//! | delivered early | never, on the mover's clock (due times are the emitter's: keep clocks in step) |
+//! | late | by at most 200 ms while a mover runs (it reads new entries every 200 ms and sleeps until the next due time); up to 6 s more after the mover's process dies, until another process takes its lease |
+//! | cancelled ([`cancel_scheduled`](soiree::EventQueue::cancel_scheduled)) | by event id, for every group; a cancel that meets the move at the due time removes the moved event too unless a group already took it |
+//!
+//! Why not a NAK with the remaining delay (nats-server 2.9 has no
+//! per-message TTL or scheduled messages): JetStream counts every NAK as a
+//! delivery, so a long delay would use up `max_deliveries`, every group
+//! would hold the event in flight, and nothing could list or cancel it.
 //!
 //! Inspection: JetStream counts a consumer's unacknowledged deliveries but
 //! does not list them, so [`soiree::Inspect::pending`] gives one summary
@@ -111,6 +154,7 @@ mod dead_letter;
 mod dedup;
 mod error;
 mod inspect;
+mod lease;
 mod names;
 mod partitions;
 mod puller;
@@ -119,6 +163,7 @@ mod receipt;
 mod redact;
 #[cfg(feature = "sql-relay")]
 pub mod relay;
+mod scheduled;
 mod store;
 pub mod subject;
 mod unique;

@@ -54,7 +54,7 @@ impl Names {
     }
 }
 
-fn hex(text: &str) -> String {
+pub(crate) fn hex(text: &str) -> String {
     if text.is_empty() {
         // Subjects have no empty tokens.
         return "_".to_owned();

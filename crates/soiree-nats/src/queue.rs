@@ -171,6 +171,9 @@ impl NatsStore {
 #[async_trait]
 impl EventQueue for NatsStore {
     async fn enqueue(&self, event: &StoredEvent) -> soiree::Result<()> {
+        if self.schedule_if_later(event).await? {
+            return Ok(());
+        }
         let msg_id = soiree::inspect::event_id_text(event).map(|id| message_id(&id));
         self.publish(event, msg_id).await
     }
@@ -178,6 +181,8 @@ impl EventQueue for NatsStore {
     /// One pull of up to `max` (a long poll for the first when none is
     /// there, see `puller`), with the successes of their events.
     async fn dequeue(&self, max: usize, wait: Duration) -> soiree::Result<Vec<Delivery>> {
+        // A consuming handle runs a candidate mover of delayed events.
+        self.start_mover();
         let deliveries = if self.inner.partitions.is_some() {
             self.dequeue_partitioned(max, wait).await?
         } else {
@@ -278,6 +283,18 @@ impl EventQueue for NatsStore {
         } else {
             READ_AHEAD
         }
+    }
+
+    /// Delayed events wait in the stream `SOIREE_<prefix>_SCHEDULED` until a
+    /// mover (one per prefix, under a leader lease) moves them into the
+    /// events stream once due: see the crate docs.
+    fn schedules(&self) -> bool {
+        self.can_schedule()
+    }
+
+    /// Purges the event's subject of the scheduled stream, for every group.
+    async fn cancel_scheduled(&self, event_id: &str) -> soiree::Result<bool> {
+        self.cancel_delayed(event_id).await
     }
 
     fn close_timeout(&self) -> Duration {

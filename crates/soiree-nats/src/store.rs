@@ -64,6 +64,12 @@ pub(crate) struct Inner {
     /// fetched with each dequeued batch.
     pub(crate) dedup_cache: DedupCache,
     pub(crate) consumer: consumer::PullConsumer,
+    /// The prefix's leader leases (`lease`); `None` when the bucket is
+    /// missing and was not created.
+    pub(crate) leases: Option<Arc<crate::lease::Leases>>,
+    /// The prefix's delayed events (`scheduled`); `None` when the stream
+    /// is missing and was not created.
+    pub(crate) scheduled: Option<crate::scheduled::Scheduled>,
     pub(crate) puller: crate::puller::Puller,
     /// Results and dedup records written behind (see `writes`).
     pub(crate) writes: tokio::sync::Mutex<crate::writes::Writes>,
@@ -327,6 +333,28 @@ impl NatsStore {
             .subjects
             .iter()
             .any(|subject| subject != &names.events_subjects);
+        let scheduled = crate::scheduled::open(
+            &js,
+            make(
+                &crate::scheduled::stream_name(&names.prefix),
+                vec![crate::scheduled::Scheduled::subjects(&names.prefix)],
+                None,
+            ),
+            create,
+            &secrets,
+        )
+        .await?
+        .map(|stream| crate::scheduled::Scheduled::new(stream, &names.prefix));
+        let leases = crate::lease::open(
+            &js,
+            &names.prefix,
+            storage,
+            options.replicas,
+            create,
+            &secrets,
+        )
+        .await?
+        .map(Arc::new);
         let (filter_subject, client_filter) = match &options.filter {
             Some(pattern) if options.partitions == 0 && partitioned => {
                 (String::new(), Some(pattern.clone()))
@@ -418,6 +446,8 @@ impl NatsStore {
                 results,
                 dedup,
                 consumer,
+                leases,
+                scheduled,
                 client_filter,
                 partitions,
                 last_published: std::sync::atomic::AtomicU64::new(0),
@@ -480,6 +510,17 @@ impl EventStore for NatsStore {
     fn history(&self) -> Option<&dyn EventHistory> {
         Some(self)
     }
+
+    /// Leases in the KV bucket `SOIREE_<prefix>_LEASES` (see the crate
+    /// docs); `None` on a store opened without
+    /// [`create_missing`](NatsStoreBuilder::create_missing) on a prefix
+    /// that has no such bucket.
+    fn leases(&self) -> Option<&dyn soiree::LeaderLease> {
+        self.inner
+            .leases
+            .is_some()
+            .then_some(self as &dyn soiree::LeaderLease)
+    }
 }
 
 #[async_trait]
@@ -528,7 +569,7 @@ const CREATE_ATTEMPTS: usize = 3;
 /// at most [`CREATE_ATTEMPTS`] times (so within that many request
 /// timeouts). Asking again is safe: an existing stream with the same
 /// configuration is returned as it is.
-async fn create_stream(
+pub(crate) async fn create_stream(
     js: &jetstream::Context,
     config: stream::Config,
 ) -> std::result::Result<stream::Stream, jetstream::context::CreateStreamError> {

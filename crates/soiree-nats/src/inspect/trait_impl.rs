@@ -94,6 +94,7 @@ impl Inspect for NatsStore {
         stats.in_flight = info.num_ack_pending as u64;
         // Dead letters of every group of the prefix: they share the stream.
         stats.dead_letters = dead.state.messages;
+        stats.scheduled = self.scheduled_count().await?;
         stats.consumers = events.state.consumer_count as u64;
         self.inner
             .metrics
@@ -171,6 +172,12 @@ impl Inspect for NatsStore {
             info.num_ack_pending as u64,
             None,
         )])
+    }
+
+    /// The delayed events of the scheduled stream, sorted by due time
+    /// (of its first 10,000 entries).
+    async fn scheduled(&self, query: &Query) -> soiree::Result<Page<soiree::ScheduledEvent>> {
+        self.scheduled_page(query).await
     }
 
     async fn dead_letters(&self, query: &Query) -> soiree::Result<Page<DeadLetter>> {

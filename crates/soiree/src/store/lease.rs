@@ -60,7 +60,9 @@ impl Lease {
 /// current grant expired (its time to live passed without a renewal).
 /// Expiry is measured on the store's clock where it has one (PostgreSQL,
 /// Redis), on the process's clock otherwise (SQLite: the processes of one
-/// machine; memory: tokio's clock, so a paused clock drives it).
+/// machine; memory: tokio's clock, so a paused clock drives it); NATS
+/// starts a grant at the server's timestamp of its write and ends it on
+/// the process's clock (keep clocks in step).
 /// A released lease keeps its token count and progress: the next grant
 /// goes on from them.
 ///
