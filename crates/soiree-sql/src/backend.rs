@@ -225,6 +225,44 @@ pub enum Param {
     /// An integer or NULL.
     MaybeInt(Option<i64>),
     Text(String),
+    /// A text or NULL.
+    MaybeText(Option<String>),
+}
+
+/// The statements whose logic is written once over both databases (delayed
+/// events, unique keys and shared limits: `crate::scheduled`,
+/// `crate::unique`, `crate::limits`), as one database spells them. Each
+/// takes the same parameters, in the same order, on both; the store's
+/// tables unqualified, as for [`Backend::execute`].
+#[derive(Debug)]
+pub struct CommonSql {
+    /// Stores a delayed event: topic, event id, payload, properties, key,
+    /// due time (Unix ms).
+    pub(crate) schedule: &'static str,
+    /// Claims a unique key (key, event id, expiry, now), replacing an
+    /// expired claim; returns the event id when it did.
+    pub(crate) claim_unique: &'static str,
+    /// The event id holding a unique key (key).
+    pub(crate) unique_holder: &'static str,
+    /// Deletes at most `$2` unique keys expired at `$1`.
+    pub(crate) prune_unique: &'static str,
+    /// Holds a limit key (scope, key) until the transaction ends, where
+    /// the transaction alone does not serialize takers (PostgreSQL).
+    pub(crate) lock_limit_key: Option<&'static str>,
+    /// Frees a key's slots (key) expired at `$2`.
+    pub(crate) free_slots: &'static str,
+    /// Takes a slot (key, holder, expiry) while the key has fewer than
+    /// `$4` slots.
+    pub(crate) take_slot: &'static str,
+    /// Admits a run of a rate (key, now, interval) when its next start is
+    /// not after now; returns the new next start when it did.
+    pub(crate) take_rate: &'static str,
+    /// A rate's next start (key).
+    pub(crate) rate_next: &'static str,
+    /// Deletes at most `$2` slots expired at `$1`…
+    pub(crate) prune_slots: &'static str,
+    /// …and rates whose next start is not after `$1`.
+    pub(crate) prune_rates: &'static str,
 }
 
 /// Binds `params` to `query`, in order.
@@ -236,12 +274,14 @@ where
     i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     Option<i64>: for<'t> sqlx::Encode<'t, DB>,
     String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    Option<String>: for<'t> sqlx::Encode<'t, DB>,
 {
     for param in params {
         query = match param {
             Param::Int(value) => query.bind(value),
             Param::MaybeInt(value) => query.bind(value),
             Param::Text(value) => query.bind(value),
+            Param::MaybeText(value) => query.bind(value),
         };
     }
     query
@@ -461,6 +501,12 @@ pub trait Backend:
     type ListedRow: crate::rows::Listed;
     /// The SQL of the inspection listings.
     const LISTINGS: crate::rows::Listings;
+    /// The statements whose logic is written once over both databases.
+    const COMMON: CommonSql;
+    /// What a lock of a limit key is scoped by (PostgreSQL: the schema,
+    /// so that stores in two schemas of one database do not wait for each
+    /// other).
+    fn lock_scope(&self) -> &str;
     /// The `n`-th parameter (from 1) of this database's statements.
     fn placeholder(n: usize) -> String;
     /// The store's consumer group.

@@ -27,6 +27,9 @@ const FLUSH_LIMIT: Duration = Duration::from_secs(10);
 /// before its items are given up (and the acknowledgements waiting for them
 /// fail).
 const TRANSIENT_RETRY_WINDOW: Duration = Duration::from_secs(60);
+/// How many times a count is read while leases complete under it (see
+/// [`Core::read_less_acked`]).
+const READ_ATTEMPTS: u32 = 5;
 
 /// The shared state of a store: cheap to reach through an `Arc`.
 pub(crate) struct Core<B: Backend> {
@@ -50,6 +53,9 @@ pub(crate) struct Core<B: Backend> {
     pub(crate) liveness: Liveness,
     /// Set when rows were put in the retry table: look at it on the next fill.
     pub(crate) retry_due: AtomicBool,
+    /// Where a test holds a count read in `read_less_acked`.
+    #[cfg(test)]
+    pub(crate) after_count: tests::Pause,
 }
 
 impl<B: Backend> std::fmt::Debug for Core<B> {
@@ -114,6 +120,8 @@ impl<B: Backend> Core<B> {
             maintenance: AtomicBool::new(false),
             liveness: Liveness::default(),
             retry_due: AtomicBool::new(false),
+            #[cfg(test)]
+            after_count: tests::Pause::default(),
         });
         if let (Some(poke), Some(interval)) = (poke, notify_interval) {
             tokio::spawn(notifier(Arc::downgrade(&core), poke, interval));
@@ -209,17 +217,38 @@ impl<B: Backend> Core<B> {
         self.wake();
     }
 
-    /// Events of leases held here that this consumer acknowledged: the
-    /// database counts them in the backlog until their lease completes.
-    pub(crate) fn acked_in_held_leases(&self) -> u64 {
-        self.leases.acked()
+    /// Reads counts from the database with the events of leases held here
+    /// that this consumer acknowledged, which the database counts as
+    /// unacknowledged until their lease completes: returns the counts and
+    /// how many to take off them.
+    ///
+    /// The acknowledged events are taken before the counts are read and
+    /// checked after: when a lease completed in between, the database may
+    /// or may not have counted it, and the counts are read again (at most
+    /// [`READ_ATTEMPTS`] times; the last answer can only read too much).
+    pub(crate) async fn read_less_acked<T, F>(&self, read: impl Fn() -> F) -> Result<(T, u64)>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        let mut attempt = 1;
+        loop {
+            let before = self.leases.acked_view();
+            let counts = read().await?;
+            #[cfg(test)]
+            self.after_count.reached().await;
+            let (acked, exact) = self.leases.acked_since(&before);
+            if exact || attempt == READ_ATTEMPTS {
+                return Ok((counts, acked));
+            }
+            attempt += 1;
+        }
     }
 
     /// Events not yet acknowledged: the database's count less what this
     /// consumer acknowledged in leases not yet complete.
     pub(crate) async fn backlog(&self) -> Result<u64> {
-        let total = self.backend.backlog().await?;
-        let backlog = total.saturating_sub(self.acked_in_held_leases());
+        let (total, acked) = self.read_less_acked(|| self.backend.backlog()).await?;
+        let backlog = total.saturating_sub(acked);
         self.metrics
             .queue_length
             .set(i64::try_from(backlog).unwrap_or(i64::MAX));
@@ -247,5 +276,86 @@ impl<B: Backend> Core<B> {
             oldest_unconsumed_age: oldest,
             xmin_lag: xmin_lag.map(|lag| u64::try_from(lag).unwrap_or(0)),
         })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Mutex;
+
+    use tokio::sync::oneshot;
+
+    /// Holds the next count read in `Core::read_less_acked`, once armed,
+    /// until the test lets it go.
+    #[derive(Debug, Default)]
+    pub(crate) struct Pause(Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>);
+
+    impl Pause {
+        /// Arms the pause: the first receiver fires when a count was read,
+        /// which then waits for the sender.
+        fn arm(&self) -> (oneshot::Receiver<()>, oneshot::Sender<()>) {
+            let (reached, on_reached) = oneshot::channel();
+            let (resume, on_resume) = oneshot::channel();
+            *self.0.lock().unwrap() = Some((reached, on_resume));
+            (on_reached, resume)
+        }
+
+        pub(crate) async fn reached(&self) {
+            let armed = self.0.lock().unwrap().take();
+            if let Some((reached, resume)) = armed {
+                let _ = reached.send(());
+                let _ = resume.await;
+            }
+        }
+    }
+
+    /// A lease that completes (deleted in the database, then dropped here)
+    /// after the database's count was read and before what this consumer
+    /// acknowledged is taken off it: its acknowledged event is not backlog.
+    /// Reading the acknowledged events after the count, as the store once
+    /// did, read 1 here.
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn a_lease_completed_while_the_backlog_is_read_is_not_counted() {
+        use std::time::Duration;
+
+        use soiree::{EventQueue, EventStore};
+
+        const LIMIT: Duration = Duration::from_secs(10);
+        let dir = std::env::temp_dir().join(format!("soiree-backlog-{}", ulid::Ulid::generate()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = crate::SqliteStore::open(dir.join("queue.db"))
+            .await
+            .unwrap();
+        let event =
+            soiree::StoredEvent::from_event(&soiree::Event::new("backlog.read", 1)).unwrap();
+        store.save_event(&event).await.unwrap();
+        let deliveries = store.dequeue(1, LIMIT).await.unwrap();
+        assert_eq!(deliveries.len(), 1);
+        assert_eq!(store.backlog().await.unwrap(), 1);
+
+        let (on_count, resume) = store.core.after_count.arm();
+        let reading = tokio::spawn({
+            let store = store.clone();
+            async move { store.backlog().await }
+        });
+        tokio::time::timeout(LIMIT, on_count)
+            .await
+            .unwrap()
+            .unwrap();
+        store.ack(&[deliveries[0].receipt.clone()]).await.unwrap();
+        resume.send(()).unwrap();
+        let backlog = tokio::time::timeout(LIMIT, reading)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            backlog, 0,
+            "a lease completed while the backlog was read is counted"
+        );
+        assert_eq!(store.backlog().await.unwrap(), 0);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

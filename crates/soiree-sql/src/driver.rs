@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use sqlx::{Pool, Transaction};
 
-use crate::backend::{Backend, NewEvent};
+use crate::backend::{Backend, NewEvent, Param};
 use crate::{Result, SqlStore};
 
 mod sealed {
@@ -59,7 +59,34 @@ pub trait Driver: sqlx::Database<Arguments: sqlx::IntoArguments<Self>> + sealed:
         backend: &Self::Backend,
         conn: &mut Self::Connection,
         events: &[(NewEvent, i64)],
-    ) -> Result<()>;
+    ) -> Result<()> {
+        for (event, due_ms) in events {
+            let params = crate::scheduled::schedule_params(event, *due_ms);
+            Self::execute_in(backend, conn, Self::Backend::COMMON.schedule, params).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `sql` (the store's tables unqualified, as for
+    /// `Backend::execute`) with `params` on the caller's connection; how
+    /// many rows it changed.
+    #[doc(hidden)]
+    async fn execute_in(
+        backend: &Self::Backend,
+        conn: &mut Self::Connection,
+        sql: &str,
+        params: Vec<Param>,
+    ) -> Result<u64>;
+
+    /// Runs `sql` (as for [`execute_in`](Self::execute_in)) on the
+    /// caller's connection; its rows.
+    #[doc(hidden)]
+    async fn fetch_in(
+        backend: &Self::Backend,
+        conn: &mut Self::Connection,
+        sql: &str,
+        params: Vec<Param>,
+    ) -> Result<Vec<<Self::Backend as Backend>::ListedRow>>;
 
     /// The event `INSERT` with the store's tables in `schema`, and its
     /// parameters as text, for data layers that run their own statements.

@@ -41,8 +41,7 @@ impl<B: Backend> Core<B> {
     /// consumer acknowledged in leases it still holds; sets the gauges.
     pub(crate) async fn inspect_stats(&self) -> Result<StoreStats> {
         self.flush_results().await?;
-        let counts = self.backend.counts().await?;
-        let acked_here = self.acked_in_held_leases();
+        let (counts, acked_here) = self.read_less_acked(|| self.backend.counts()).await?;
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
         let backlog = count(counts.backlog).saturating_sub(acked_here);
         // A lease this consumer holds until its deletion is written still

@@ -77,7 +77,7 @@
 //! UPDATE SKIP LOCKED` on PostgreSQL), where every group gets them as new
 //! events, so an event is late by about a poll interval at most. It survives
 //! restarts, is listed by [`soiree::Inspect::scheduled`] and counted in
-//! `stats().scheduled` (not in the backlog until due), and
+//! [`soiree::Inspect::stats`]`.scheduled` (not in the backlog until due), and
 //! [`soiree::EventQueue::cancel_scheduled`] deletes it by event id.
 //! `emit_in` and `emit_all_in` write a delayed event into
 //! `soiree_scheduled` in your transaction: it waits there once committed,

@@ -13,35 +13,20 @@ use async_trait::async_trait;
 use soiree::SlotHold;
 
 use crate::backend::{Backend, Param};
+use crate::rows::Listed;
 use crate::scheduled::now_ms;
 use crate::{Driver, Result, SqlStore};
 
 /// Expired slots and past rates deleted per retention run at most.
 const PRUNE_BATCH: usize = 10_000;
 
-/// The statements of shared limits that differ per database (locking,
-/// transactions); those that differ only by their placeholders are written
-/// once below, run through [`Backend::execute`].
+/// The statement of shared limits whose logic differs per database; the
+/// others are written once below, on each database's
+/// [`CommonSql`](crate::backend::CommonSql).
 #[async_trait]
 pub trait LimitStatements {
-    /// Frees `key`'s slots expired at `now_ms`, then takes one for `holder`
-    /// until `expires_ms` if fewer than `limit` remain; whether it did.
-    async fn acquire_slot(
-        &self,
-        key: &str,
-        limit: i64,
-        holder: &str,
-        now_ms: i64,
-        expires_ms: i64,
-    ) -> Result<bool>;
     /// Moves the unexpired slots `held` to `expires_ms`.
     async fn renew_slots(&self, held: &[SlotHold], now_ms: i64, expires_ms: i64) -> Result<()>;
-    /// Admits a run of `key` if its next start is not after `now_ms`
-    /// (then the next start becomes `now_ms + interval_ms`); else returns
-    /// the next start.
-    async fn take_rate(&self, key: &str, now_ms: i64, interval_ms: i64) -> Result<Option<i64>>;
-    /// Deletes at most `max` expired slots and past rates; returns how many.
-    async fn prune_limits(&self, now_ms: i64, max: usize) -> Result<u64>;
 }
 
 fn ms(duration: Duration) -> i64 {
@@ -58,8 +43,91 @@ fn checked(key: &str) -> soiree::Result<&str> {
 impl<B: Backend> crate::core::Core<B> {
     /// Deletes expired limit slots and past rates (a bounded batch).
     pub(crate) async fn prune_limits(&self) -> Result<u64> {
-        self.backend.prune_limits(now_ms(), PRUNE_BATCH).await
+        let max = i64::try_from(PRUNE_BATCH).unwrap_or(i64::MAX);
+        let params = vec![Param::Int(now_ms()), Param::Int(max)];
+        let sql = &B::COMMON;
+        let slots = self
+            .backend
+            .execute(sql.prune_slots.to_owned(), params.clone())
+            .await?;
+        let rates = self
+            .backend
+            .execute(sql.prune_rates.to_owned(), params)
+            .await?;
+        Ok(slots + rates)
     }
+}
+
+/// Frees `key`'s slots expired at `now_ms`, then takes one for `holder`
+/// until `expires_ms` if fewer than `limit` remain, in one transaction
+/// (serialized per key: see [`CommonSql::lock_limit_key`](crate::backend::CommonSql));
+/// whether it did.
+async fn acquire_slot<DB: Driver>(
+    backend: &DB::Backend,
+    key: &str,
+    limit: i64,
+    holder: &str,
+    now_ms: i64,
+    expires_ms: i64,
+) -> Result<bool> {
+    let sql = &<DB::Backend as Backend>::COMMON;
+    let key = || Param::Text(key.to_owned());
+    let mut tx = DB::begin(backend).await?;
+    if let Some(lock) = sql.lock_limit_key {
+        let scope = Param::Text(backend.lock_scope().to_owned());
+        DB::execute_in(backend, &mut tx, lock, vec![scope, key()]).await?;
+    }
+    DB::execute_in(
+        backend,
+        &mut tx,
+        sql.free_slots,
+        vec![key(), Param::Int(now_ms)],
+    )
+    .await?;
+    let take = vec![
+        key(),
+        Param::Text(holder.to_owned()),
+        Param::Int(expires_ms),
+        Param::Int(limit),
+    ];
+    let taken = DB::execute_in(backend, &mut tx, sql.take_slot, take).await? == 1;
+    tx.commit().await?;
+    Ok(taken)
+}
+
+/// Admits a run of `key` if its next start is not after `now_ms` (then the
+/// next start becomes `now_ms + interval_ms`); else returns the next start.
+async fn take_rate<DB: Driver>(
+    backend: &DB::Backend,
+    key: &str,
+    now_ms: i64,
+    interval_ms: i64,
+) -> Result<Option<i64>> {
+    let sql = &<DB::Backend as Backend>::COMMON;
+    let mut tx = DB::begin(backend).await?;
+    let take = vec![
+        Param::Text(key.to_owned()),
+        Param::Int(now_ms),
+        Param::Int(interval_ms),
+    ];
+    let admitted = DB::fetch_in(backend, &mut tx, sql.take_rate, take).await?;
+    let next = if admitted.is_empty() {
+        let rows = DB::fetch_in(
+            backend,
+            &mut tx,
+            sql.rate_next,
+            vec![Param::Text(key.to_owned())],
+        )
+        .await?;
+        match rows.first() {
+            Some(row) => Some(row.int(0)?),
+            None => return Err(sqlx::Error::RowNotFound.into()),
+        }
+    } else {
+        None
+    };
+    tx.commit().await?;
+    Ok(next)
 }
 
 /// Shared across every process of the store; times on the calling
@@ -74,17 +142,15 @@ impl<DB: Driver> soiree::SharedLimits for SqlStore<DB> {
         ttl: Duration,
     ) -> soiree::Result<bool> {
         let now = now_ms();
-        Ok(self
-            .core
-            .backend
-            .acquire_slot(
-                checked(key)?,
-                i64::from(limit),
-                checked(holder)?,
-                now,
-                now.saturating_add(ms(ttl)),
-            )
-            .await?)
+        Ok(acquire_slot::<DB>(
+            &self.core.backend,
+            checked(key)?,
+            i64::from(limit),
+            checked(holder)?,
+            now,
+            now.saturating_add(ms(ttl)),
+        )
+        .await?)
     }
 
     async fn renew_slots(&self, held: &[SlotHold], ttl: Duration) -> soiree::Result<()> {
@@ -122,11 +188,7 @@ impl<DB: Driver> soiree::SharedLimits for SqlStore<DB> {
     ) -> soiree::Result<Option<Duration>> {
         let now = now_ms();
         let interval = soiree::kit::gcra_interval(count, period);
-        let next = self
-            .core
-            .backend
-            .take_rate(checked(key)?, now, interval)
-            .await?;
+        let next = take_rate::<DB>(&self.core.backend, checked(key)?, now, interval).await?;
         Ok(next.map(|next| {
             Duration::from_millis(u64::try_from(next.saturating_sub(now)).unwrap_or(0).max(1))
         }))

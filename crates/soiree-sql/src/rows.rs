@@ -74,6 +74,8 @@ pub trait Listed: Send {
     fn int(&self, index: usize) -> Result<i64>;
     /// Integer column `index`, or NULL.
     fn maybe_int(&self, index: usize) -> Result<Option<i64>>;
+    /// Text column `index`.
+    fn string(&self, index: usize) -> Result<String>;
 }
 
 impl<R: ListingRow + Send> Listed for R
@@ -103,6 +105,10 @@ where
     }
 
     fn maybe_int(&self, index: usize) -> Result<Option<i64>> {
+        Ok(self.try_get(index)?)
+    }
+
+    fn string(&self, index: usize) -> Result<String> {
         Ok(self.try_get(index)?)
     }
 }

@@ -23,31 +23,26 @@ pub struct ScheduledRow {
     pub(crate) event: RawEvent,
 }
 
-/// The statements of delayed events and unique keys that differ per
-/// database (locking, transactions); those that differ only by their
-/// placeholders are written once below, run through [`Backend::fetch`] and
-/// [`Backend::execute`].
+/// The statement of delayed events whose logic differs per database
+/// (locking, transactions); the others are written once, on each
+/// database's [`CommonSql`](crate::backend::CommonSql).
 #[async_trait]
 pub trait Schedule {
-    /// Stores an event to be appended to the log at `due_ms` (Unix ms).
-    async fn schedule(&self, event: &NewEvent, due_ms: i64) -> Result<()>;
     /// Moves at most `max` rows due at `now_ms` into the log, soonest
     /// first, in one transaction; returns how many.
     async fn move_due(&self, now_ms: i64, max: usize) -> Result<u64>;
-    /// Deletes at most `max` unique keys expired at `now_ms`; returns how many.
-    async fn prune_unique(&self, now_ms: i64, max: usize) -> Result<u64>;
-    /// In one transaction: claims `key` until `now_ms + window_ms` (an
-    /// expired claim is replaced) and, when it did, stores the event (in
-    /// the log, or delayed to `due_ms`); else returns the event id holding
-    /// the key.
-    async fn append_unique(
-        &self,
-        event: &NewEvent,
-        due_ms: Option<i64>,
-        key: &str,
-        now_ms: i64,
-        window_ms: i64,
-    ) -> Result<Option<String>>;
+}
+
+/// The parameters of [`CommonSql::schedule`](crate::backend::CommonSql).
+pub(crate) fn schedule_params(event: &NewEvent, due_ms: i64) -> Vec<Param> {
+    vec![
+        Param::Text(event.topic.clone()),
+        Param::MaybeText(event.event_id.clone()),
+        Param::Text(event.payload.clone()),
+        Param::Text(event.properties.clone()),
+        Param::MaybeText(event.key.clone()),
+        Param::Int(due_ms),
+    ]
 }
 
 /// Unix milliseconds now.
@@ -76,7 +71,10 @@ impl<B: Backend> Core<B> {
             return Ok(false);
         }
         let new = NewEvent::from_stored(event)?;
-        self.backend.schedule(&new, due).await?;
+        let sql = B::COMMON.schedule.to_owned();
+        self.backend
+            .execute(sql, schedule_params(&new, due))
+            .await?;
         self.metrics.persisted.inc();
         Ok(true)
     }

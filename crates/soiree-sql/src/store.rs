@@ -327,10 +327,13 @@ impl<DB: Driver> SqlStore<DB> {
     /// ```no_run
     /// # #[allow(dead_code)]
     /// # async fn demo(store: soiree_sql::SqliteStore) -> soiree_sql::Result<()> {
-    /// let stats = store.stats().await?;
+    /// let stats = store.queue_stats().await?;
     /// println!("{} waiting, oldest {:?}", stats.backlog, stats.oldest_unconsumed_age);
     /// # Ok(()) }
     /// ```
+    ///
+    /// For the store's counts (events, results, dead letters, consumers,
+    /// delayed events) see [`soiree::Inspect::stats`].
     ///
     /// # Errors
     ///
@@ -339,8 +342,28 @@ impl<DB: Driver> SqlStore<DB> {
     /// # Cancel safety
     ///
     /// Cancel safe: it only reads (and sets gauges).
-    pub async fn stats(&self) -> Result<QueueStats> {
+    pub async fn queue_stats(&self) -> Result<QueueStats> {
         self.core.stats().await
+    }
+
+    /// The former name of [`queue_stats`](Self::queue_stats). As an
+    /// inherent method it hid [`soiree::Inspect::stats`] on a concrete
+    /// store: call `queue_stats` for these gauges, or
+    /// `soiree::Inspect::stats(&store)` for the store's counts.
+    ///
+    /// # Errors
+    ///
+    /// As for [`queue_stats`](Self::queue_stats).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads (and sets gauges).
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `queue_stats`: this name hides `soiree::Inspect::stats` on a concrete store"
+    )]
+    pub async fn stats(&self) -> Result<QueueStats> {
+        self.queue_stats().await
     }
 
     /// A page of the group's dead letters as stored ([`SqlDeadLetter`]:

@@ -31,7 +31,7 @@ impl<DB: Driver> soiree::EventStore for SqlStore<DB> {
         key: &str,
         window: Duration,
     ) -> soiree::Result<soiree::Appended> {
-        Ok(self.core.append_unique(event, key, window).await?)
+        Ok(self.core.append_unique::<DB>(event, key, window).await?)
     }
 
     fn queue(&self) -> Option<&dyn soiree::EventQueue> {

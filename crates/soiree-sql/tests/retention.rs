@@ -41,7 +41,7 @@ macro_rules! prunable {
                     .unwrap()
             }
             async fn snapshot(&self) -> QueueStats {
-                within(LIMIT, "stats", self.stats()).await.unwrap()
+                within(LIMIT, "stats", self.queue_stats()).await.unwrap()
             }
         }
     };

@@ -53,6 +53,7 @@ impl<B: Backend> Core<B> {
                 rows: ready.iter().map(|(pos, _, _)| *pos).collect(),
                 out_count: 0,
                 out_since: None,
+                completing: 0,
             },
         );
         let incoming = ready.into_iter().map(|(pos, event, key)| {

@@ -77,13 +77,16 @@ impl<B: Backend> Core<B> {
         if settled.complete.is_empty() {
             return Ok(settled.stale);
         }
+        // Counted as begun before the database deletes them, and as ended
+        // once dropped here: a backlog read in between is read again.
+        let completing = self.leases.begin_completing(&settled.complete);
         let done: HashSet<i64> = self
             .backend
             .complete(&settled.complete)
             .await?
             .into_iter()
             .collect();
-        Ok(settled.stale + self.leases.completed(&settled, &done, &self.completions))
+        Ok(settled.stale + completing.completed(&settled, &done, &self.completions))
     }
 
     /// Whether [`fail`](Self::fail) dead-letters a delivery that failed on

@@ -11,8 +11,8 @@ use super::partitions::Partitions;
 use crate::Result;
 use crate::SqlDeadLetterFilter;
 use crate::backend::{
-    Backend, ConsumerRow, Counts, DeadRow, FailedRetry, FailedRow, LeaseRow, NewEvent, Param,
-    PendingRow, Pos, RawEvent, RetryRow, Run, bind_params,
+    Backend, CommonSql, ConsumerRow, Counts, DeadRow, FailedRetry, FailedRow, LeaseRow, NewEvent,
+    Param, PendingRow, Pos, RawEvent, RetryRow, Run, bind_params,
 };
 use crate::rows::{self, ListingRow, Listings};
 
@@ -676,6 +676,11 @@ impl Backend for PgBackend {
     type ListedRow = PgRow;
     const LISTINGS: Listings =
         rows::listings(AT_US, "id, AT_US, topic, payload::text, properties::text");
+    const COMMON: CommonSql = super::common::COMMON;
+
+    fn lock_scope(&self) -> &str {
+        self.sql.schema()
+    }
 
     fn placeholder(n: usize) -> String {
         format!("${n}")

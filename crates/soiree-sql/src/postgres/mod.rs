@@ -1,6 +1,7 @@
 //! The PostgreSQL store: builder, the driver's transactional emit, wakeups.
 
 mod backend;
+mod common;
 mod leader;
 mod limits;
 mod partitions;
@@ -15,13 +16,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use soiree::MetricsRegistry;
 use sqlx::postgres::{
-    PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgSslMode,
+    PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow, PgSslMode,
 };
 use sqlx::{AssertSqlSafe, Pool, Postgres, Transaction};
 
 use self::backend::{APPEND, PgBackend, Statements, bind_events, qualify, text_array};
 use self::partitions::Partitions;
-use crate::backend::NewEvent;
+use crate::backend::{NewEvent, Param, bind_params};
 use crate::core::Core;
 use crate::metrics::SqlMetrics;
 use crate::options::Options;
@@ -154,15 +155,27 @@ impl Driver for Postgres {
         Ok(())
     }
 
-    async fn schedule_in(
+    async fn execute_in(
         backend: &PgBackend,
         conn: &mut PgConnection,
-        events: &[(NewEvent, i64)],
-    ) -> Result<()> {
-        for (event, due_ms) in events {
-            backend.insert_scheduled(conn, event, *due_ms).await?;
-        }
-        Ok(())
+        sql: &str,
+        params: Vec<Param>,
+    ) -> Result<u64> {
+        let query = sqlx::query(backend.q(sql));
+        Ok(bind_params(query, params)
+            .execute(conn)
+            .await?
+            .rows_affected())
+    }
+
+    async fn fetch_in(
+        backend: &PgBackend,
+        conn: &mut PgConnection,
+        sql: &str,
+        params: Vec<Param>,
+    ) -> Result<Vec<PgRow>> {
+        let query = sqlx::query(backend.q(sql));
+        Ok(bind_params(query, params).fetch_all(conn).await?)
     }
 
     fn outbox_statement(

@@ -13,8 +13,8 @@ use super::statements::SQL;
 use crate::Result;
 use crate::SqlDeadLetterFilter;
 use crate::backend::{
-    Backend, ConsumerRow, Counts, DeadRow, FailedRetry, FailedRow, LeaseRow, NewEvent, Param,
-    PendingRow, Pos, RawEvent, RetryRow, Run, bind_params,
+    Backend, CommonSql, ConsumerRow, Counts, DeadRow, FailedRetry, FailedRow, LeaseRow, NewEvent,
+    Param, PendingRow, Pos, RawEvent, RetryRow, Run, bind_params,
 };
 use crate::rows::{self, ListingRow, Listings};
 
@@ -95,6 +95,11 @@ impl SqliteBackend {
 impl Backend for SqliteBackend {
     type ListedRow = SqliteRow;
     const LISTINGS: Listings = rows::listings(AT_US, "id, AT_US, topic, payload, properties");
+    const COMMON: CommonSql = super::common::COMMON;
+
+    fn lock_scope(&self) -> &str {
+        ""
+    }
 
     fn placeholder(n: usize) -> String {
         format!("?{n}")

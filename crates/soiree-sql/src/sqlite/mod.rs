@@ -2,6 +2,7 @@
 //! driver's transactional emit.
 
 mod backend;
+mod common;
 mod leader;
 mod limits;
 mod scheduled;
@@ -16,13 +17,13 @@ use async_trait::async_trait;
 use soiree::MetricsRegistry;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Pool, Sqlite, Transaction};
+use sqlx::{AssertSqlSafe, Pool, Sqlite, Transaction};
 
 use self::backend::{SqliteBackend, append_param};
 use self::statements::SQL;
-use crate::backend::NewEvent;
+use crate::backend::{NewEvent, Param, bind_params};
 use crate::core::Core;
 use crate::metrics::SqlMetrics;
 use crate::options::Options;
@@ -127,15 +128,27 @@ impl Driver for Sqlite {
         Ok(())
     }
 
-    async fn schedule_in(
+    async fn execute_in(
         _backend: &SqliteBackend,
         conn: &mut SqliteConnection,
-        events: &[(NewEvent, i64)],
-    ) -> Result<()> {
-        for (event, due_ms) in events {
-            scheduled::insert_scheduled(conn, event, *due_ms).await?;
-        }
-        Ok(())
+        sql: &str,
+        params: Vec<Param>,
+    ) -> Result<u64> {
+        let query = sqlx::query(AssertSqlSafe(sql.to_owned()));
+        Ok(bind_params(query, params)
+            .execute(conn)
+            .await?
+            .rows_affected())
+    }
+
+    async fn fetch_in(
+        _backend: &SqliteBackend,
+        conn: &mut SqliteConnection,
+        sql: &str,
+        params: Vec<Param>,
+    ) -> Result<Vec<SqliteRow>> {
+        let query = sqlx::query(AssertSqlSafe(sql.to_owned()));
+        Ok(bind_params(query, params).fetch_all(conn).await?)
     }
 
     fn outbox_statement(
