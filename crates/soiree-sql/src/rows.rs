@@ -74,6 +74,8 @@ pub trait Listed: Send {
     fn int(&self, index: usize) -> Result<i64>;
     /// Integer column `index`, or NULL.
     fn maybe_int(&self, index: usize) -> Result<Option<i64>>;
+    /// Text column `index`, lossily (NULL reads as empty).
+    fn text_lossy(&self, index: usize) -> Result<String>;
 }
 
 impl<R: ListingRow + Send> Listed for R
@@ -104,6 +106,10 @@ where
 
     fn maybe_int(&self, index: usize) -> Result<Option<i64>> {
         Ok(self.try_get(index)?)
+    }
+
+    fn text_lossy(&self, index: usize) -> Result<String> {
+        Ok(ListingRow::text(self, index)?.0.unwrap_or_default())
     }
 }
 

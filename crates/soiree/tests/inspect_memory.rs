@@ -161,7 +161,7 @@ async fn leases_and_limit_slots_are_listed() {
     );
     limits.release_slot(&gone).await.unwrap();
 
-    let listed = timeout(LIMIT, admin(&store).leases(100))
+    let listed = timeout(LIMIT, admin(&store).leader_leases(100))
         .await
         .unwrap()
         .unwrap();
@@ -179,7 +179,7 @@ async fn leases_and_limit_slots_are_listed() {
     assert_eq!(listed[1].token, held.token);
     assert_eq!(listed[1].progress, Some(1_700_000_000_000));
     assert!(listed[1].expires_at > std::time::SystemTime::now());
-    assert_eq!(admin(&store).leases(1).await.unwrap().len(), 1);
+    assert_eq!(admin(&store).leader_leases(1).await.unwrap().len(), 1);
 
     let slots = admin(&store).limit_slots(100).await.unwrap();
     let taken: Vec<_> = slots

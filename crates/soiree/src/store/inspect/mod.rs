@@ -243,7 +243,7 @@ pub trait Inspect: Send + Sync + std::fmt::Debug {
     /// # Cancel safety
     ///
     /// Cancel safe: it only reads.
-    async fn leases(&self, limit: usize) -> Result<Vec<LeaseInfo>> {
+    async fn leader_leases(&self, limit: usize) -> Result<Vec<LeaseInfo>> {
         let _ = limit;
         Err(crate::Error::Unsupported(
             "listing leader leases: this store has none".into(),
@@ -258,7 +258,7 @@ pub trait Inspect: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     ///
-    /// As for [`leases`](Self::leases).
+    /// As for [`leader_leases`](Self::leader_leases).
     ///
     /// # Cancel safety
     ///

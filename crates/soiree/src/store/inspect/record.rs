@@ -178,7 +178,7 @@ impl ScheduledEvent {
 }
 
 /// A leader lease as a store holds it
-/// ([`Inspect::leases`](super::Inspect::leases)): the current or last
+/// ([`Inspect::leader_leases`](super::Inspect::leader_leases)): the current or last
 /// grant of one name.
 ///
 /// A lease's row stays after it lapses or is released (the next grant goes

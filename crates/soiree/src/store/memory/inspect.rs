@@ -183,7 +183,7 @@ impl Inspect for MemoryStore {
         })
     }
 
-    async fn leases(&self, limit: usize) -> Result<Vec<crate::LeaseInfo>> {
+    async fn leader_leases(&self, limit: usize) -> Result<Vec<crate::LeaseInfo>> {
         Ok(self.lease_infos(limit.clamp(1, Query::MAX_LIMIT)))
     }
 
