@@ -13,6 +13,7 @@ mod runner;
 mod scenario;
 mod table;
 
+mod delayed_lateness;
 mod emit_throughput;
 mod error_delivery;
 mod fanout;

@@ -123,6 +123,8 @@ mod tests {
             n: 4,
             redis: None,
             postgres: None,
+            spread: Duration::from_secs(1),
+            stores: Vec::new(),
         }
     }
 

@@ -24,6 +24,8 @@ pub(crate) fn run(opt: BenchOpt) -> Result<ExitCode> {
                 n: opt.n.unwrap_or(scenario.default_n),
                 redis: opt.redis.clone(),
                 postgres: opt.postgres.clone(),
+                spread: opt.spread,
+                stores: opt.stores(),
             };
             setup.validate(scenario.needs).map(|()| setup)
         })

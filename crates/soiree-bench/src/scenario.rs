@@ -1,8 +1,11 @@
 //! What a scenario is, and what it is given to run.
 
+use std::time::Duration;
+
 use futures::future::BoxFuture;
 
 use super::report::Report;
+use crate::delayed_lateness::Store;
 use crate::error::{Error, Result};
 
 /// One benchmark scenario of the table.
@@ -46,6 +49,10 @@ pub(crate) struct Setup {
     pub(crate) redis: Option<String>,
     /// `--postgres`.
     pub(crate) postgres: Option<String>,
+    /// `--spread` (delayed-lateness).
+    pub(crate) spread: Duration,
+    /// `--stores` (delayed-lateness).
+    pub(crate) stores: Vec<Store>,
 }
 
 impl Setup {
@@ -80,6 +87,8 @@ mod tests {
             n: 1,
             redis: None,
             postgres: None,
+            spread: Duration::from_secs(1),
+            stores: Vec::new(),
         };
         assert!(setup.validate(Needs::Memory).is_ok());
         // Without --postgres the runner starts a throwaway server.

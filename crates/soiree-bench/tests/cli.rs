@@ -278,3 +278,64 @@ fn progress_goes_to_stderr_as_plain_lines_and_results_to_stdout() {
     );
     assert!(!out.stderr.contains("scenario="), "stderr: {}", out.stderr);
 }
+
+#[test]
+fn delayed_lateness_reports_each_store_it_ran_on() {
+    let out = soiree(&[
+        "--n",
+        "200",
+        "--spread",
+        "1",
+        "--stores",
+        "memory,sqlite",
+        "delayed-lateness",
+    ]);
+    // Exit 0: on each store no event came early, every id was handled
+    // once, and nothing was left pending or scheduled.
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "stdout: {}", out.stdout);
+    let (keys, fields) = parse_line(lines[0]);
+    assert_eq!(fields["scenario"], "delayed-lateness");
+    assert_eq!(fields["n"], "200");
+    assert_eq!(
+        keys[4..],
+        [
+            "memory_p50_ms",
+            "memory_p99_ms",
+            "memory_max_ms",
+            "memory_early",
+            "memory_emit_s",
+            "memory_stored_late",
+            "sqlite_p50_ms",
+            "sqlite_p99_ms",
+            "sqlite_max_ms",
+            "sqlite_early",
+            "sqlite_emit_s",
+            "sqlite_stored_late",
+        ],
+        "{}",
+        lines[0]
+    );
+    for store in ["memory", "sqlite"] {
+        assert_eq!(fields[&format!("{store}_early")], "0", "{}", lines[0]);
+        let ms = |figure: &str| -> f64 { fields[&format!("{store}_{figure}_ms")].parse().unwrap() };
+        assert!(
+            ms("p50") <= ms("p99") && ms("p99") <= ms("max"),
+            "{}",
+            lines[0]
+        );
+    }
+}
+
+#[test]
+fn delayed_lateness_refuses_an_unknown_store_and_a_zero_spread() {
+    for args in [
+        ["--stores", "mongo", "delayed-lateness"],
+        ["--spread", "0", "delayed-lateness"],
+    ] {
+        let out = soiree(&args);
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stdout.is_empty(), "stdout: {}", out.stdout);
+    }
+}

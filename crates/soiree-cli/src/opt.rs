@@ -91,6 +91,13 @@ pub(crate) enum Command {
     /// Delayed events the store holds until their due time.
     #[command(subcommand)]
     Scheduled(ScheduledCommand),
+    /// Leader leases (who fires each periodic schedule): holder, expiry,
+    /// last tick.
+    #[command(subcommand)]
+    Leases(LeasesCommand),
+    /// Listener limit slots in use across processes: key, holder, expiry.
+    #[command(subcommand)]
+    Limits(LimitsCommand),
     /// Deliver a stored event to the group again, with the same id
     /// (listeners that already succeeded for it are skipped).
     Replay(ReplayOpt),
@@ -222,6 +229,32 @@ pub(crate) enum ScheduledCommand {
     /// List delayed events, soonest due first (`--newest`: latest due
     /// first); `--since`/`--until` do not apply.
     List(ListOpt),
+}
+
+/// `soiree leases …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum LeasesCommand {
+    /// List the leader leases by name, lapsed and released ones too.
+    List(ViewOpt),
+}
+
+/// `soiree limits …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum LimitsCommand {
+    /// List the unexpired limit slots by key, then holder.
+    List(ViewOpt),
+}
+
+/// Options of the unpaged views (`leases list`, `limits list`).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ViewOpt {
+    /// At most this many rows (1 to 10000).
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) limit: u32,
+
+    #[command(flatten)]
+    pub(crate) output: OutputOpt,
 }
 
 /// `soiree dead-letters …`.

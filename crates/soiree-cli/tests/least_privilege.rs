@@ -22,12 +22,14 @@ use support::{Output, temp_dir};
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// The inspection commands: each must succeed with read privileges.
-const INSPECTIONS: [&[&str]; 5] = [
+const INSPECTIONS: [&[&str]; 7] = [
     &["stats", "--json", "--interval", "0s"],
     &["events", "--json"],
     &["dead-letters", "list", "--json"],
     &["pending", "--json"],
     &["consumers", "--json"],
+    &["leases", "list", "--json"],
+    &["limits", "list", "--json"],
 ];
 
 /// Runs `soiree --store URL ARGS` (off the async runtime's threads).
@@ -51,8 +53,22 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Emits a good event and one whose listener fails (a dead letter), waits
-/// until both are handled, and closes the bus.
+/// until both are handled, and closes the bus; then takes a leader lease
+/// and a limit slot, for the views to list.
 async fn produce(store: Arc<dyn EventStore>) {
+    let ttl = Duration::from_secs(600);
+    let leases = store.leases().expect("the store has leases");
+    tokio::time::timeout(DEADLINE, leases.acquire("nightly-report", "host-a", ttl))
+        .await
+        .expect("in time")
+        .expect("acquired")
+        .expect("free");
+    let limits = store.limits().expect("the store shares limits");
+    let taken = tokio::time::timeout(DEADLINE, limits.acquire_slot("mailer", 1, "run-1", ttl))
+        .await
+        .expect("in time")
+        .expect("taken");
+    assert!(taken);
     let bus = EventBus::builder()
         .shared_store(store)
         .build()
@@ -102,6 +118,15 @@ async fn inspections_succeed(url: &str, opts: &[&str]) {
         Some(1),
         "{letters}"
     );
+    let mut args = opts.to_vec();
+    args.extend(["leases", "list", "--json"]);
+    let leases = soiree(url, &args).await.json();
+    assert_eq!(leases["items"][0]["holder"], "host-a", "{leases}");
+    assert_eq!(leases["items"][0]["held"], true, "{leases}");
+    let mut args = opts.to_vec();
+    args.extend(["limits", "list", "--json"]);
+    let slots = soiree(url, &args).await.json();
+    assert_eq!(slots["items"][0]["key"], "mailer", "{slots}");
 }
 
 /// A repair (replay and purge) fails with exit 1 and a message naming the

@@ -972,15 +972,78 @@
 
   // ------------------------------------------------------------ scheduled
 
+  // An expiry relative to now: "in 12 s", "3.1 s ago".
+  function fmtUntil(ms) {
+    const diff = ms - Date.now();
+    return diff >= 0 ? "in " + fmtDuration(diff) : fmtDuration(-diff) + " ago";
+  }
+
   async function scheduled() {
     const list = h("div", {});
     const pager = h("div", { class: "pager" });
     const cursors = [null];
-    append(content, [panel("Scheduled events", h("div", {}, list, pager), h("span", { class: "muted" }, "delayed events held until they are due, soonest first"))]);
+    const leaseList = h("div", { id: "leases" });
+    const slotList = h("div", { id: "limit-slots" });
+    append(content, [
+      panel("Scheduled events", h("div", {}, list, pager), h("span", { class: "muted" }, "delayed events held until they are due, soonest first")),
+      panel("Leader leases", leaseList, h("span", { class: "muted" }, "who fires each periodic schedule, and its last tick")),
+      panel("Limit slots", slotList, h("span", { class: "muted" }, "listener limit slots in use across processes")),
+    ]);
+    // Stored strings go in as text (h appends text nodes), never markup.
+    function drawLeases(view) {
+      clear(leaseList);
+      if (!view.supported) leaseList.appendChild(empty("No leases here", "This store keeps no leader leases.", true));
+      else if (view.items.length === 0) leaseList.appendChild(empty("No leases", "No periodic schedule has elected a leader yet.", true));
+      else
+        leaseList.appendChild(
+          table(
+            ["Name", "Holder", "State", "Expires", "Token", "Last tick"],
+            view.items.map((l) =>
+              h(
+                "tr",
+                { dataset: { lease: l.name } },
+                h("td", { class: "mono" }, l.name),
+                h("td", { class: "mono" }, l.holder),
+                h("td", {}, l.held ? "held" : "expired"),
+                h("td", { class: "nowrap", title: fmtTime(l.expires_at) }, fmtUntil(l.expires_at)),
+                h("td", { class: "mono" }, String(l.token)),
+                h("td", { class: "nowrap" }, l.progress === null ? "–" : fmtTime(l.progress))
+              )
+            )
+          )
+        );
+    }
+    function drawSlots(view) {
+      clear(slotList);
+      if (!view.supported) slotList.appendChild(empty("No shared limits here", "This store does not share listener limits.", true));
+      else if (view.items.length === 0) slotList.appendChild(empty("No slots in use", "No limited listener runs now.", true));
+      else
+        slotList.appendChild(
+          table(
+            ["Key", "Holder", "Expires"],
+            view.items.map((s) =>
+              h(
+                "tr",
+                { dataset: { slot: s.key } },
+                h("td", { class: "mono" }, s.key),
+                h("td", { class: "mono" }, s.holder),
+                h("td", { class: "nowrap", title: fmtTime(s.expires_at) }, fmtUntil(s.expires_at))
+              )
+            )
+          )
+        );
+    }
     async function load() {
       try {
-        const [stats, page] = await Promise.all([api("api/stats"), api("api/scheduled" + query({ cursor: cursors[cursors.length - 1], limit: 100 }))]);
+        const [stats, page, leases, slots] = await Promise.all([
+          api("api/stats"),
+          api("api/scheduled" + query({ cursor: cursors[cursors.length - 1], limit: 100 })),
+          api("api/leases" + query({ limit: 100 })),
+          api("api/limit-slots" + query({ limit: 100 })),
+        ]);
         showStore(stats.store);
+        drawLeases(leases);
+        drawSlots(slots);
         clear(list);
         if (!page.supported) list.appendChild(empty("Not scheduled here", "This store does not hold delayed events.", true));
         else if (page.items.length === 0) list.appendChild(empty("Nothing scheduled", "No delayed event waits for its due time.", true));

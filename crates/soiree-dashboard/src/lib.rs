@@ -39,6 +39,8 @@
 //! | `GET api/pending?cursor=&limit=` | deliveries not yet acknowledged |
 //! | `GET api/consumers` | the consumers of the group |
 //! | `GET api/scheduled?topic=&event_id=&cursor=&limit=` | delayed events held until due, soonest first (`"supported": false` from a store that does not schedule) |
+//! | `GET api/leases?limit=` | the leader leases by name: `{items: [{name, holder, token, held, expires_at, progress}], supported}` (`progress`: a periodic schedule's last tick, Unix ms) |
+//! | `GET api/limit-slots?limit=` | the listener limit slots in use: `{items: [{key, holder, expires_at}], supported}` |
 //! | `GET api/topics?window=` | per-topic counts over the newest events |
 //! | `GET api/tail?topic=` | new events as Server-Sent Events |
 //! | `POST login`, `POST logout` | open and end a browser session (with a token) |
@@ -417,6 +419,8 @@ pub fn router(store: Arc<dyn Inspect>, options: DashboardOptions) -> Router {
         .route("/api/purge", post(actions::purge))
         .route("/api/pending", get(api::pending))
         .route("/api/scheduled", get(scheduled::scheduled))
+        .route("/api/leases", get(scheduled::leases))
+        .route("/api/limit-slots", get(scheduled::limit_slots))
         .route("/api/consumers", get(api::consumers))
         .route("/api/topics", get(api::topics))
         .route("/api/tail", get(api::tail))

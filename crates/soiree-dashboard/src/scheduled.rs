@@ -1,12 +1,18 @@
 //! `api/scheduled`: the delayed events a store holds until they are due
-//! ([`Inspect::scheduled`](soiree::Inspect::scheduled)), soonest first.
+//! ([`Inspect::scheduled`](soiree::Inspect::scheduled)), soonest first;
+//! `api/leases` and `api/limit-slots`: who leads each periodic schedule
+//! ([`Inspect::leader_leases`](soiree::Inspect::leader_leases)) and which
+//! listener limit slots are taken
+//! ([`Inspect::limit_slots`](soiree::Inspect::limit_slots)), drawn on the
+//! same page.
 
 use axum::{Json, extract::State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use soiree::inspect::{LeaseInfo, LimitSlot};
 use soiree::{Query, ScheduledEvent};
 
-use crate::api::{ApiQuery, ApiResult, DEFAULT_LIMIT, MAX_LIMIT, filter_of, input};
+use crate::api::{ApiQuery, ApiResult, DEFAULT_LIMIT, MAX_LIMIT, filter_of, input, store_call};
 use crate::budget::{PREVIEW_BYTES, cut_value, listing};
 use crate::sampler::millis;
 
@@ -98,4 +104,103 @@ pub(crate) async fn scheduled(
         next,
         supported: !unsupported.load(std::sync::atomic::Ordering::Relaxed),
     }))
+}
+
+/// The query string of the lease and slot views.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ViewParams {
+    limit: Option<usize>,
+}
+
+/// A leader lease.
+#[derive(Debug, Serialize)]
+pub(crate) struct LeaseDto {
+    name: String,
+    holder: String,
+    token: u64,
+    /// Whether the grant was unexpired when read.
+    held: bool,
+    /// When the grant expires (or expired), in ms since the epoch.
+    expires_at: u64,
+    /// The recorded progress (a periodic schedule's last tick, Unix ms).
+    progress: Option<i64>,
+}
+
+impl From<LeaseInfo> for LeaseDto {
+    fn from(lease: LeaseInfo) -> Self {
+        Self {
+            name: lease.name,
+            holder: lease.holder,
+            token: lease.token,
+            held: lease.held,
+            expires_at: millis(lease.expires_at),
+            progress: lease.progress,
+        }
+    }
+}
+
+/// A limit slot in use.
+#[derive(Debug, Serialize)]
+pub(crate) struct SlotDto {
+    key: String,
+    holder: String,
+    /// When it expires unless renewed, in ms since the epoch.
+    expires_at: u64,
+}
+
+impl From<LimitSlot> for SlotDto {
+    fn from(slot: LimitSlot) -> Self {
+        Self {
+            key: slot.key,
+            holder: slot.holder,
+            expires_at: millis(slot.expires_at),
+        }
+    }
+}
+
+/// A view's rows; `supported` is false for a store without them (the
+/// rows are then empty).
+#[derive(Debug, Serialize)]
+pub(crate) struct ViewDto<T> {
+    items: Vec<T>,
+    supported: bool,
+}
+
+/// The rows of a view, `supported: false` when the store answers
+/// [`Unsupported`](soiree::Error::Unsupported).
+async fn view<I, T: From<I>>(
+    call: impl std::future::Future<Output = soiree::Result<Vec<I>>>,
+) -> ApiResult<ViewDto<T>> {
+    let supported = async {
+        match call.await {
+            Err(soiree::Error::Unsupported(_)) => Ok(None),
+            other => other.map(Some),
+        }
+    };
+    Ok(Json(match store_call(supported).await? {
+        Some(items) => ViewDto {
+            items: items.into_iter().map(T::from).collect(),
+            supported: true,
+        },
+        None => ViewDto {
+            items: Vec::new(),
+            supported: false,
+        },
+    }))
+}
+
+pub(crate) async fn leases(
+    State(state): State<crate::State>,
+    ApiQuery(params): ApiQuery<ViewParams>,
+) -> ApiResult<ViewDto<LeaseDto>> {
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    view(state.store.leader_leases(limit)).await
+}
+
+pub(crate) async fn limit_slots(
+    State(state): State<crate::State>,
+    ApiQuery(params): ApiQuery<ViewParams>,
+) -> ApiResult<ViewDto<SlotDto>> {
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    view(state.store.limit_slots(limit)).await
 }

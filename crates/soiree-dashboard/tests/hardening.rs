@@ -402,6 +402,8 @@ async fn malformed_input_is_a_json_400() {
         "/api/dead-letters?cursor=1-2-3",
         "/api/pending?cursor=x",
         "/api/events?limit=many",
+        "/api/leases?limit=many",
+        "/api/limit-slots?limit=-1",
         "/api/events?topic=a%00b",
         "/api/dead-letters?event_id=%1B%5B31m",
         "/api/dead-letter-count?topic=%00",

@@ -697,3 +697,79 @@ async fn the_scheduled_api_pages_delayed_events_soonest_first() {
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
     bus.close().await.unwrap();
 }
+
+/// The lease and slot views list a held lease and a taken slot, stored
+/// strings (markup in a holder) as JSON strings, never as markup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_and_slot_apis_list_holders_and_expiries() {
+    use soiree::EventStore;
+    let store = Arc::new(MemoryStore::queue());
+    let router = soiree_dashboard::router(store.clone(), DashboardOptions::default());
+    let none = send(&router, get("/api/leases").body(Body::empty()).unwrap())
+        .await
+        .json();
+    assert_eq!(none, serde_json::json!({"items": [], "supported": true}));
+
+    let ttl = std::time::Duration::from_secs(60);
+    let holder = format!("host-{HOSTILE}");
+    let leases = store.leases().unwrap();
+    let held = leases
+        .acquire("nightly-report", &holder, ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        leases
+            .renew(&held, ttl, Some(1_700_000_000_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .limits()
+            .unwrap()
+            .acquire_slot("mailer", 1, &holder, ttl)
+            .await
+            .unwrap()
+    );
+    let listed = send(
+        &router,
+        get("/api/leases?limit=10").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    assert_eq!(listed.header(header::CONTENT_TYPE), "application/json");
+    let listed = listed.json();
+    let lease = &listed["items"][0];
+    assert_eq!(listed["supported"], true);
+    assert_eq!(lease["name"], "nightly-report", "{listed}");
+    assert_eq!(lease["holder"], holder.as_str(), "{listed}");
+    assert_eq!(lease["held"], true, "{listed}");
+    assert_eq!(lease["progress"], 1_700_000_000_000_i64, "{listed}");
+    let now_ms = now_ms();
+    assert!(lease["expires_at"].as_u64().unwrap() > now_ms, "{listed}");
+
+    let slots = send(
+        &router,
+        get("/api/limit-slots").body(Body::empty()).unwrap(),
+    )
+    .await
+    .json();
+    assert_eq!(slots["supported"], true);
+    assert_eq!(slots["items"][0]["key"], "mailer", "{slots}");
+    assert_eq!(slots["items"][0]["holder"], holder.as_str(), "{slots}");
+    assert!(slots["items"][0]["expires_at"].as_u64().unwrap() > now_ms);
+    let refused = send(
+        &router,
+        get("/api/leases?limit=x").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}

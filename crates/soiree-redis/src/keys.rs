@@ -114,6 +114,16 @@ impl Keys {
         format!("{}{LEASE}{name}", self.base)
     }
 
+    /// The start of every lease key (`lease` is this and the name).
+    pub(crate) fn lease_prefix(&self) -> String {
+        format!("{}{LEASE}", self.base)
+    }
+
+    /// The start of every limit slot key (`limit_slot` is this and the key).
+    pub(crate) fn limit_slot_prefix(&self) -> String {
+        format!("{}{LIMIT}slot:", self.base)
+    }
+
     /// A listener limit's slots (a sorted set of holders by expiry,
     /// store-wide): `{<prefix>}:limit:slot:<key>`.
     pub(crate) fn limit_slot(&self, key: &str) -> String {

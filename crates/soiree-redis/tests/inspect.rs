@@ -254,3 +254,107 @@ async fn time_ranges_and_cursors_combine() {
         .unwrap();
     assert_eq!(payloads(&after_cursor), (4..10).collect::<Vec<_>>());
 }
+
+/// A held lease, a released one and the slots taken are listed as the
+/// store holds them (another prefix's are not); a freed or expired slot
+/// is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_and_limit_slots_are_listed() {
+    let server = server_or_skip!();
+    let store = store(&server).await;
+    let other = Arc::new(
+        builder(&server, "other")
+            .prefix("elsewhere")
+            .build()
+            .await
+            .unwrap(),
+    );
+    let ttl = Duration::from_secs(60);
+    let leases = store.leases().expect("leases");
+    let held = leases
+        .acquire("nightly-report", "host-a", ttl)
+        .await
+        .unwrap()
+        .expect("free");
+    assert!(
+        leases
+            .renew(&held, ttl, Some(1_700_000_000_000))
+            .await
+            .unwrap()
+    );
+    let lapsed = leases
+        .acquire("hourly:digest*", "host-b", ttl)
+        .await
+        .unwrap()
+        .expect("free");
+    assert!(leases.release(&lapsed).await.unwrap());
+    let limits = store.limits().expect("limits");
+    for holder in ["run-1", "run-0"] {
+        assert!(limits.acquire_slot("mailer", 2, holder, ttl).await.unwrap());
+    }
+    assert!(
+        limits
+            .acquire_slot("billing", 1, "run-9", ttl)
+            .await
+            .unwrap()
+    );
+    let freed = soiree::SlotHold {
+        key: "billing".into(),
+        holder: "run-9".into(),
+    };
+    limits.release_slot(&freed).await.unwrap();
+    assert!(
+        limits
+            .acquire_slot("short", 1, "run-x", Duration::from_millis(1))
+            .await
+            .unwrap()
+    );
+    let other_leases = other.leases().expect("leases");
+    other_leases
+        .acquire("theirs", "host-z", ttl)
+        .await
+        .unwrap()
+        .expect("free");
+    assert!(
+        other
+            .limits()
+            .expect("limits")
+            .acquire_slot("theirs", 1, "run-z", ttl)
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let inspect: Arc<dyn Inspect> = store.clone();
+    let listed = tokio::time::timeout(LIMIT, inspect.leader_leases(100))
+        .await
+        .unwrap()
+        .unwrap();
+    let names: Vec<_> = listed
+        .iter()
+        .map(|l| (l.name.as_str(), l.holder.as_str(), l.held))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("hourly:digest*", "host-b", false),
+            ("nightly-report", "host-a", true)
+        ]
+    );
+    assert_eq!(listed[1].token, held.token);
+    assert_eq!(listed[1].progress, Some(1_700_000_000_000));
+    assert!(listed[1].expires_at > std::time::SystemTime::now());
+    assert_eq!(inspect.leader_leases(1).await.unwrap().len(), 1);
+
+    let slots = tokio::time::timeout(LIMIT, inspect.limit_slots(100))
+        .await
+        .unwrap()
+        .unwrap();
+    let taken: Vec<_> = slots
+        .iter()
+        .map(|s| (s.key.as_str(), s.holder.as_str()))
+        .collect();
+    assert_eq!(taken, [("mailer", "run-0"), ("mailer", "run-1")]);
+    assert!(slots[0].expires_at > std::time::SystemTime::now());
+    assert_eq!(inspect.limit_slots(1).await.unwrap().len(), 1);
+}

@@ -553,6 +553,20 @@ impl<DB: crate::Driver> soiree::Inspect for crate::SqlStore<DB> {
         Ok(self.core().scheduled_records(query).await?)
     }
 
+    async fn leader_leases(&self, limit: usize) -> soiree::Result<Vec<soiree::LeaseInfo>> {
+        Ok(self
+            .core()
+            .lease_infos(limit.clamp(1, soiree::Query::MAX_LIMIT))
+            .await?)
+    }
+
+    async fn limit_slots(&self, limit: usize) -> soiree::Result<Vec<soiree::LimitSlot>> {
+        Ok(self
+            .core()
+            .slot_infos(limit.clamp(1, soiree::Query::MAX_LIMIT))
+            .await?)
+    }
+
     async fn dead_letter(&self, id: &str) -> soiree::Result<Option<soiree::DeadLetter>> {
         Ok(self.core().dead_letter_by_id(id).await?)
     }

@@ -20,7 +20,7 @@ use soiree::kit::{check_lease_args, ttl_ms};
 use crate::backend::{Backend, Param};
 use crate::core::Core;
 use crate::rows::Listed;
-use crate::scheduled::now_ms;
+use crate::scheduled::{now_ms, system_time};
 use crate::{Error, Result};
 
 /// Whose clock measures a lease's expiry.
@@ -48,6 +48,9 @@ pub trait Leases {
     /// Expires a grant now, while unexpired. Parameters: name, holder,
     /// token, NOW.
     const RELEASE_LEASE: &'static str;
+    /// Now in Unix ms on the server, as an SQL expression, for a
+    /// [`LeaseClock::Server`] (the listing compares expiries with it).
+    const SERVER_NOW_MS: &'static str = "NULL";
 }
 
 /// `params` with the clock's: UNTIL (`ttl_ms` from now) put at `until`
@@ -141,5 +144,41 @@ impl<B: Backend> Core<B> {
             .execute(B::RELEASE_LEASE.to_owned(), params)
             .await?;
         Ok(done > 0)
+    }
+}
+
+impl<B: Backend> Core<B> {
+    /// The leases by name, at most `limit`, and whether each is unexpired
+    /// on the clock that measures it; one `SELECT` (a read-only role may
+    /// run it).
+    pub(crate) async fn lease_infos(&self, limit: usize) -> Result<Vec<soiree::LeaseInfo>> {
+        let p = B::placeholder;
+        let now = match B::LEASE_CLOCK {
+            LeaseClock::Server => B::SERVER_NOW_MS.to_owned(),
+            LeaseClock::Process => p(2),
+        };
+        let sql = format!(
+            "SELECT name, holder, token, expires_ms, progress, {now} \
+             FROM soiree_leader_leases ORDER BY name LIMIT {}",
+            p(1)
+        );
+        let mut params = vec![Param::Int(i64::try_from(limit).unwrap_or(i64::MAX))];
+        if B::LEASE_CLOCK == LeaseClock::Process {
+            params.push(Param::Int(now_ms()));
+        }
+        let rows = self.backend.fetch(sql, params).await?;
+        rows.iter()
+            .map(|row| {
+                let expires_ms = row.int(3)?;
+                Ok(soiree::LeaseInfo::new(
+                    row.text_lossy(0)?,
+                    row.text_lossy(1)?,
+                    u64::try_from(row.int(2)?).unwrap_or(0),
+                    system_time(expires_ms),
+                    expires_ms > row.int(5)?,
+                    row.maybe_int(4)?,
+                ))
+            })
+            .collect()
     }
 }

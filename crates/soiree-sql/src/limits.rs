@@ -13,8 +13,9 @@ use async_trait::async_trait;
 use soiree::SlotHold;
 
 use crate::backend::{Backend, Param};
+use crate::core::Core;
 use crate::rows::Listed;
-use crate::scheduled::now_ms;
+use crate::scheduled::{now_ms, system_time};
 use crate::{Driver, Result, SqlStore};
 
 /// Expired slots and past rates deleted per retention run at most.
@@ -192,5 +193,33 @@ impl<DB: Driver> soiree::SharedLimits for SqlStore<DB> {
         Ok(next.map(|next| {
             Duration::from_millis(u64::try_from(next.saturating_sub(now)).unwrap_or(0).max(1))
         }))
+    }
+}
+
+impl<B: Backend> Core<B> {
+    /// The unexpired slots by key then holder, at most `limit` (expiry on
+    /// this process's clock, as the limits measure it); one `SELECT`.
+    pub(crate) async fn slot_infos(&self, limit: usize) -> Result<Vec<soiree::LimitSlot>> {
+        let p = B::placeholder;
+        let sql = format!(
+            "SELECT key, holder, expires_ms FROM soiree_limit_slots \
+             WHERE expires_ms > {} ORDER BY key, holder LIMIT {}",
+            p(1),
+            p(2)
+        );
+        let params = vec![
+            Param::Int(now_ms()),
+            Param::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
+        ];
+        let rows = self.backend.fetch(sql, params).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(soiree::LimitSlot::new(
+                    row.text_lossy(0)?,
+                    row.text_lossy(1)?,
+                    system_time(row.int(2)?),
+                ))
+            })
+            .collect()
     }
 }

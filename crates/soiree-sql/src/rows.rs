@@ -76,6 +76,8 @@ pub trait Listed: Send {
     fn maybe_int(&self, index: usize) -> Result<Option<i64>>;
     /// Text column `index`.
     fn string(&self, index: usize) -> Result<String>;
+    /// Text column `index`, lossily (NULL reads as empty).
+    fn text_lossy(&self, index: usize) -> Result<String>;
 }
 
 impl<R: ListingRow + Send> Listed for R
@@ -110,6 +112,10 @@ where
 
     fn string(&self, index: usize) -> Result<String> {
         Ok(self.try_get(index)?)
+    }
+
+    fn text_lossy(&self, index: usize) -> Result<String> {
+        Ok(ListingRow::text(self, index)?.0.unwrap_or_default())
     }
 }
 

@@ -50,6 +50,14 @@ pub(crate) fn now_ms() -> i64 {
     to_us(SystemTime::now(), false).div_euclid(1000)
 }
 
+/// Unix milliseconds as a time (before the epoch: the epoch).
+pub(crate) fn system_time(ms: i64) -> SystemTime {
+    u64::try_from(ms)
+        .ok()
+        .and_then(|ms| SystemTime::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(ms)))
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
 /// The due time of an event in Unix milliseconds, rounded up (never
 /// early); `None` without one.
 pub(crate) fn due_ms(event: &StoredEvent) -> Result<Option<i64>> {

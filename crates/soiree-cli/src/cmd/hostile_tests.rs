@@ -81,6 +81,12 @@ impl Inspect for Hostile {
     async fn consumers(&self) -> soiree::Result<Vec<ConsumerInfo>> {
         Ok(vec![ConsumerInfo::new(HOSTILE, 1, None)])
     }
+    async fn leader_leases(&self, limit: usize) -> soiree::Result<Vec<soiree::LeaseInfo>> {
+        Inspect::leader_leases(&*self.0, limit).await
+    }
+    async fn limit_slots(&self, limit: usize) -> soiree::Result<Vec<soiree::LimitSlot>> {
+        Inspect::limit_slots(&*self.0, limit).await
+    }
     async fn dead_letters(&self, query: &Query) -> soiree::Result<Page<DeadLetter>> {
         Inspect::dead_letters(&*self.0, query).await
     }
@@ -136,6 +142,22 @@ async fn stored_strings_reach_the_terminal_escaped() {
         .unwrap();
     bus.start().unwrap();
     emit_hostile(&bus).await;
+    // A lease and a limit slot named and held by hostile strings (a lease
+    // name or holder may hold any character but NUL).
+    let ttl = Duration::from_secs(60);
+    soiree::EventStore::leases(&*store)
+        .unwrap()
+        .acquire(HOSTILE, HOSTILE, ttl)
+        .await
+        .unwrap()
+        .expect("free");
+    assert!(
+        soiree::EventStore::limits(&*store)
+            .unwrap()
+            .acquire_slot(HOSTILE, 1, HOSTILE, ttl)
+            .await
+            .unwrap()
+    );
     let inspect: Arc<dyn Inspect> = Arc::new(Hostile(store.clone()));
     // The store holds the hostile strings as they are.
     let letters = soiree(inspect.clone(), &["dead-letters", "list", "--json"], None)
@@ -159,6 +181,8 @@ async fn stored_strings_reach_the_terminal_escaped() {
         vec!["pending"],
         vec!["scheduled", "list"],
         vec!["consumers"],
+        vec!["leases", "list"],
+        vec!["limits", "list"],
         vec!["stats", "--interval", "0s"],
         vec!["dead-letters", "replay", "--all", "--dry-run"],
         vec!["replay", HOSTILE, "--dry-run"],

@@ -7,6 +7,7 @@ mod dashboard;
 mod dead_letter_repair;
 mod dead_letters;
 mod event;
+mod leases;
 mod letter_error;
 mod list;
 mod output;
@@ -30,7 +31,9 @@ use soiree::Inspect;
 
 pub(crate) use self::console::Console;
 use crate::error::{Error, Result};
-use crate::opt::{Command, DeadLettersCommand, ScheduledCommand, StoreOpt};
+use crate::opt::{
+    Command, DeadLettersCommand, LeasesCommand, LimitsCommand, ScheduledCommand, StoreOpt,
+};
 
 /// Opens the store and runs an operating subcommand on the terminal.
 pub(crate) fn run(store: &StoreOpt, command: Command) -> Result<()> {
@@ -85,6 +88,8 @@ pub(crate) async fn execute(
         Command::Scheduled(ScheduledCommand::List(opt)) => {
             scheduled::list(store, &opt, console).await
         }
+        Command::Leases(LeasesCommand::List(opt)) => leases::leases(store, &opt, console).await,
+        Command::Limits(LimitsCommand::List(opt)) => leases::limits(store, &opt, console).await,
         Command::Replay(opt) => replay::run(store, &opt, console).await,
         Command::Tail(opt) => tail::run(store, &opt, console, stop).await,
         Command::Dashboard(opt) => dashboard::run(Arc::clone(&shared), &opt, console, stop).await,

@@ -376,6 +376,76 @@ async fn scheduled_lists_delayed_events_soonest_first() {
 }
 
 #[tokio::test]
+async fn leases_and_limits_list_holders_and_expiries() {
+    use soiree::EventStore;
+    let store = Arc::new(MemoryStore::queue());
+    let inspect: Arc<dyn Inspect> = store.clone();
+    let empty = soiree(inspect.clone(), &["leases", "list"], None)
+        .await
+        .ok();
+    assert_eq!(empty.trim(), "no leader leases");
+    let empty = soiree(inspect.clone(), &["limits", "list"], None)
+        .await
+        .ok();
+    assert_eq!(empty.trim(), "no limit slots in use");
+
+    let ttl = Duration::from_secs(60);
+    let leases = store.leases().unwrap();
+    let held = leases
+        .acquire("nightly-report", "host-a", ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        leases
+            .renew(&held, ttl, Some(1_700_000_000_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .limits()
+            .unwrap()
+            .acquire_slot("mailer", 2, "run-1", ttl)
+            .await
+            .unwrap()
+    );
+    let listed = soiree(inspect.clone(), &["leases", "list", "--json"], None)
+        .await
+        .json();
+    let lease = &listed["items"][0];
+    assert_eq!(lease["name"], "nightly-report", "{listed}");
+    assert_eq!(lease["holder"], "host-a", "{listed}");
+    assert_eq!(lease["held"], true, "{listed}");
+    assert_eq!(lease["token"], held.token, "{listed}");
+    assert_eq!(lease["progress"], 1_700_000_000_000_i64, "{listed}");
+    assert_eq!(lease["progress_at"], "2023-11-14T22:13:20.000Z", "{listed}");
+    assert!(lease["expires_at"].is_string(), "{listed}");
+    let table = soiree(inspect.clone(), &["leases", "list"], None)
+        .await
+        .ok();
+    for text in [
+        "NAME",
+        "nightly-report",
+        "host-a",
+        "held",
+        "in ",
+        "2023-11-14T22:13:20",
+    ] {
+        assert!(table.contains(text), "{text:?} missing in\n{table}");
+    }
+
+    let slots = soiree(inspect.clone(), &["limits", "list", "--json"], None)
+        .await
+        .json();
+    assert_eq!(slots["items"][0]["key"], "mailer", "{slots}");
+    assert_eq!(slots["items"][0]["holder"], "run-1", "{slots}");
+    assert!(slots["items"][0]["expires_at"].is_string(), "{slots}");
+    let table = soiree(inspect, &["limits", "list"], None).await.ok();
+    assert!(table.contains("KEY") && table.contains("run-1"), "{table}");
+}
+
+#[tokio::test]
 async fn consumers_and_pending() {
     let fx = Fixture::standard().await;
     let consumers = soiree(fx.inspect(), &["consumers", "--json"], None)

@@ -3,6 +3,7 @@
 
 mod scan;
 mod trait_impl;
+mod views;
 
 use std::time::Duration;
 

@@ -124,6 +124,16 @@ impl Inspect for RedisStore {
         Ok(self.scheduled_page(query).await?)
     }
 
+    /// A bounded SCAN of the lease hashes, then one HMGET each.
+    async fn leader_leases(&self, limit: usize) -> soiree::Result<Vec<soiree::LeaseInfo>> {
+        Ok(self.lease_infos(limit.clamp(1, Query::MAX_LIMIT)).await?)
+    }
+
+    /// A bounded SCAN of the slot sets, then one ZRANGEBYSCORE each.
+    async fn limit_slots(&self, limit: usize) -> soiree::Result<Vec<soiree::LimitSlot>> {
+        Ok(self.slot_infos(limit.clamp(1, Query::MAX_LIMIT)).await?)
+    }
+
     /// One XRANGE of that id; `None` also for an id that is not a stream
     /// entry id.
     async fn dead_letter(&self, id: &str) -> soiree::Result<Option<soiree::DeadLetter>> {

@@ -15,6 +15,8 @@ macro_rules! now_ms {
 impl Leases for PgBackend {
     const LEASE_CLOCK: LeaseClock = LeaseClock::Server;
 
+    const SERVER_NOW_MS: &'static str = now_ms!();
+
     const ACQUIRE_LEASE: &'static str = concat!(
         "INSERT INTO soiree_leader_leases AS l (name, holder, token, expires_ms) \
          VALUES ($1, $2, 1, ",

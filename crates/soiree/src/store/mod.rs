@@ -36,8 +36,8 @@ pub use dedup::HandlerDedup;
 pub use event_store::EventStore;
 pub use history::{EventHistory, Page};
 pub use inspect::{
-    ConsumerInfo, DeadLetter, DeadLetterSelection, EventDetail, Filter, Inspect, PendingDelivery,
-    Query, Rates, Record, ScheduledEvent, StoreInfo, StoreStats,
+    ConsumerInfo, DeadLetter, DeadLetterSelection, EventDetail, Filter, Inspect, LeaseInfo,
+    LimitSlot, PendingDelivery, Query, Rates, Record, ScheduledEvent, StoreInfo, StoreStats,
 };
 pub use lease::{LeaderLease, Lease, MAX_LEASE_NAME_LEN};
 pub use memory::MemoryStore;

@@ -24,8 +24,8 @@ use futures::stream::BoxStream;
 
 pub use query::{DeadLetterSelection, Filter, Query, event_id_text};
 pub use record::{
-    ConsumerInfo, DeadLetter, EventDetail, PendingDelivery, Rates, Record, RecordPage,
-    ScheduledEvent, StoreInfo, StoreStats, TopicCounts,
+    ConsumerInfo, DeadLetter, EventDetail, LeaseInfo, LimitSlot, PendingDelivery, Rates, Record,
+    RecordPage, ScheduledEvent, StoreInfo, StoreStats, TopicCounts,
 };
 
 use super::{Page, StoredResult};
@@ -223,6 +223,50 @@ pub trait Inspect: Send + Sync + std::fmt::Debug {
         let _ = query;
         Err(crate::Error::Unsupported(
             "listing delayed events: this store does not schedule".into(),
+        ))
+    }
+
+    /// The leader leases the store holds, by name, at most `limit`
+    /// ([`Query::MAX_LIMIT`] at most): who holds each, until when, and the
+    /// progress its holders recorded (a periodic schedule's last tick).
+    /// Lapsed and released grants are listed too, not [`held`](LeaseInfo::held).
+    ///
+    /// The default answers [`Error::Unsupported`](crate::Error::Unsupported):
+    /// a store with [leases](crate::EventStore::leases) overrides it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when the store cannot be
+    /// read, and [`Error::Unsupported`](crate::Error::Unsupported) from the
+    /// default.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    async fn leader_leases(&self, limit: usize) -> Result<Vec<LeaseInfo>> {
+        let _ = limit;
+        Err(crate::Error::Unsupported(
+            "listing leader leases: this store has none".into(),
+        ))
+    }
+
+    /// The listener limit slots in use (unexpired), by key then holder, at
+    /// most `limit` ([`Query::MAX_LIMIT`] at most).
+    ///
+    /// The default answers [`Error::Unsupported`](crate::Error::Unsupported):
+    /// a store with [shared limits](crate::EventStore::limits) overrides it.
+    ///
+    /// # Errors
+    ///
+    /// As for [`leader_leases`](Self::leader_leases).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    async fn limit_slots(&self, limit: usize) -> Result<Vec<LimitSlot>> {
+        let _ = limit;
+        Err(crate::Error::Unsupported(
+            "listing limit slots: this store shares no listener limits".into(),
         ))
     }
 

@@ -177,6 +177,108 @@ impl ScheduledEvent {
     }
 }
 
+/// A leader lease as a store holds it
+/// ([`Inspect::leader_leases`](super::Inspect::leader_leases)): the current or last
+/// grant of one name.
+///
+/// A lease's row stays after it lapses or is released (the next grant goes
+/// on from its token and progress), so a listing shows expired grants too:
+/// [`held`](Self::held) tells them apart.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use soiree::inspect::LeaseInfo;
+///
+/// let expires = SystemTime::now() + Duration::from_secs(10);
+/// let lease = LeaseInfo::new("nightly-report", "host-a", 3, expires, true, Some(1_700_000_000_000));
+/// assert!(lease.held);
+/// assert!(lease.progress_time().is_some());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LeaseInfo {
+    /// The lease's name (a periodic schedule's name, for periodic events).
+    pub name: String,
+    /// Who holds it, or held it last.
+    pub holder: String,
+    /// The fencing token of the grant.
+    pub token: u64,
+    /// When the grant expires (or expired) unless renewed, on the clock
+    /// that measures it (the server's on PostgreSQL and Redis).
+    pub expires_at: SystemTime,
+    /// Whether the grant was unexpired when read, on that clock.
+    pub held: bool,
+    /// The number its holders record with it: a periodic schedule's last
+    /// fired tick, in Unix milliseconds; `None` before any.
+    pub progress: Option<i64>,
+}
+
+impl LeaseInfo {
+    /// A lease as read from a store.
+    pub fn new(
+        name: impl Into<String>,
+        holder: impl Into<String>,
+        token: u64,
+        expires_at: SystemTime,
+        held: bool,
+        progress: Option<i64>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            holder: holder.into(),
+            token,
+            expires_at,
+            held,
+            progress,
+        }
+    }
+
+    /// The progress read as Unix milliseconds (a periodic schedule's last
+    /// tick); `None` without progress or for a negative one.
+    pub fn progress_time(&self) -> Option<SystemTime> {
+        let ms = u64::try_from(self.progress?).ok()?;
+        SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(ms))
+    }
+}
+
+/// A listener limit's slot in use
+/// ([`Inspect::limit_slots`](super::Inspect::limit_slots)): one of the
+/// places of a [`SharedLimits`](crate::SharedLimits) key, held by a running
+/// listener until it returns or the slot expires.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use soiree::inspect::LimitSlot;
+///
+/// let slot = LimitSlot::new("mailer", "a1b2", SystemTime::now() + Duration::from_secs(30));
+/// assert_eq!(slot.key, "mailer");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LimitSlot {
+    /// The limit's key: a listener id, or a listener id and a key value.
+    pub key: String,
+    /// The holder's token (one per acquisition).
+    pub holder: String,
+    /// When the slot expires unless renewed.
+    pub expires_at: SystemTime,
+}
+
+impl LimitSlot {
+    /// A slot as read from a store.
+    pub fn new(key: impl Into<String>, holder: impl Into<String>, expires_at: SystemTime) -> Self {
+        Self {
+            key: key.into(),
+            holder: holder.into(),
+            expires_at,
+        }
+    }
+}
+
 /// A delivery taken by a consumer and not yet acknowledged.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]

@@ -183,6 +183,14 @@ impl Inspect for MemoryStore {
         })
     }
 
+    async fn leader_leases(&self, limit: usize) -> Result<Vec<crate::LeaseInfo>> {
+        Ok(self.lease_infos(limit.clamp(1, Query::MAX_LIMIT)))
+    }
+
+    async fn limit_slots(&self, limit: usize) -> Result<Vec<crate::LimitSlot>> {
+        Ok(self.slot_infos(limit.clamp(1, Query::MAX_LIMIT)))
+    }
+
     async fn dead_letter(&self, id: &str) -> Result<Option<DeadLetter>> {
         Ok(self
             .group_of(&mut self.lock())

@@ -76,3 +76,39 @@ impl LeaderLease for MemoryStore {
         Ok(true)
     }
 }
+
+/// `at` on the system clock: tokio's clock (which a test may pause) gives
+/// the distance from now.
+pub(super) fn system_time(at: Instant, now: Instant) -> std::time::SystemTime {
+    let wall = std::time::SystemTime::now();
+    if at >= now {
+        wall.checked_add(at - now).unwrap_or(wall)
+    } else {
+        wall.checked_sub(now - at).unwrap_or(wall)
+    }
+}
+
+impl MemoryStore {
+    /// The leases by name, at most `limit`.
+    pub(super) fn lease_infos(&self, limit: usize) -> Vec<crate::LeaseInfo> {
+        let now = Instant::now();
+        let state = self.lock();
+        let mut names: Vec<&String> = state.leases.keys().collect();
+        names.sort();
+        names
+            .into_iter()
+            .take(limit)
+            .map(|name| {
+                let held = &state.leases[name];
+                crate::LeaseInfo::new(
+                    name.clone(),
+                    held.holder.clone(),
+                    held.token,
+                    system_time(held.expires, now),
+                    held.expires > now,
+                    held.progress,
+                )
+            })
+            .collect()
+    }
+}

@@ -98,3 +98,31 @@ impl SharedLimits for MemoryStore {
         }
     }
 }
+
+impl MemoryStore {
+    /// The unexpired slots by key then holder, at most `limit`.
+    pub(super) fn slot_infos(&self, limit: usize) -> Vec<crate::LimitSlot> {
+        let now = Instant::now();
+        let state = self.lock();
+        let mut slots: Vec<crate::LimitSlot> = state
+            .limits
+            .slots
+            .iter()
+            .flat_map(|(key, holders)| {
+                holders
+                    .iter()
+                    .filter(|(_, expiry)| **expiry > now)
+                    .map(move |(holder, expiry)| {
+                        crate::LimitSlot::new(
+                            key.clone(),
+                            holder.clone(),
+                            super::lease::system_time(*expiry, now),
+                        )
+                    })
+            })
+            .collect();
+        slots.sort_by(|a, b| (&a.key, &a.holder).cmp(&(&b.key, &b.holder)));
+        slots.truncate(limit);
+        slots
+    }
+}
