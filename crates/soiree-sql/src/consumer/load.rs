@@ -175,6 +175,7 @@ impl<B: Backend> Core<B> {
                     token: row.token,
                     error,
                     delay_ms: 0,
+                    uncounted: 0,
                 });
                 continue;
             }
@@ -185,6 +186,7 @@ impl<B: Backend> Core<B> {
                     token: row.token,
                     error,
                     delay_ms: 0,
+                    uncounted: 0,
                 }),
             }
         }

@@ -16,7 +16,7 @@ use crate::listener::panic_message;
 use crate::pool::Queued;
 use crate::store::kit::lease_keeper::{LeaseHolder, LeaseKeeper, keep_leases};
 use crate::topic::validate_topic;
-use crate::{Error, FailedDelivery};
+use crate::{DeferredDelivery, Error, FailedDelivery};
 
 /// The most receipts acknowledged in one call.
 const ACK_BATCH: usize = 512;
@@ -202,6 +202,7 @@ async fn consume_until_shutdown(
                         receipt: delivery.receipt,
                         failure: Some(failure),
                         release: false,
+                        defer: None,
                     });
                     continue;
                 }
@@ -212,6 +213,7 @@ async fn consume_until_shutdown(
                     receipt: delivery.receipt,
                     failure,
                     release: false,
+                    defer: None,
                 });
                 continue;
             }
@@ -223,6 +225,8 @@ async fn consume_until_shutdown(
                 delivery_count: delivery.delivery_count,
                 dead_letters: queue.dead_letters_failure(delivery.delivery_count),
                 acks: acks.clone(),
+                defers: queue.defers(),
+                deferred: std::sync::Mutex::new(None),
                 permit: std::sync::Mutex::new(Some(permit)),
             }));
             let slot = core.pool.enter();
@@ -249,8 +253,8 @@ async fn consume_until_shutdown(
     }
 }
 
-/// Settles finished deliveries in batches — acknowledged, or handed to the
-/// queue's `fail` — and ends when the consumer and every delivery job are
+/// Settles finished deliveries in batches — acknowledged, handed to the
+/// queue's `fail`, or to its `defer` (a snooze kept by the store) — and ends when the consumer and every delivery job are
 /// gone, after a last flush, or when `close` abandons what is left.
 async fn acknowledge(bus: Weak<BusInner>, mut settled: mpsc::UnboundedReceiver<Settled>) {
     let Some(abandon) = bus.upgrade().map(|core| core.consumer.abandon.clone()) else {
@@ -260,6 +264,7 @@ async fn acknowledge(bus: Weak<BusInner>, mut settled: mpsc::UnboundedReceiver<S
     let mut receipts = Vec::with_capacity(ACK_BATCH);
     let mut failures = Vec::new();
     let mut released = Vec::new();
+    let mut deferred = Vec::new();
     let mut unsent = Unsent::default();
     loop {
         let received = tokio::select! {
@@ -278,11 +283,21 @@ async fn acknowledge(bus: Weak<BusInner>, mut settled: mpsc::UnboundedReceiver<S
             receipt,
             failure,
             release,
+            defer,
         } in batch.drain(..)
         {
             core.consumer.leases.remove(&receipt);
             match failure {
                 _ if release => released.push(receipt),
+                None if defer.is_some() => {
+                    if let Some((until, reason)) = defer {
+                        deferred.push(DeferredDelivery {
+                            receipt,
+                            until,
+                            reason,
+                        });
+                    }
+                }
                 None => receipts.push(receipt),
                 Some(error) => failures.push(FailedDelivery { receipt, error }),
             }
@@ -309,6 +324,14 @@ async fn acknowledge(bus: Weak<BusInner>, mut settled: mpsc::UnboundedReceiver<S
                 unsent.failures += failures.len();
             }
             failures.clear();
+        }
+        if !deferred.is_empty() {
+            // Snoozes kept by the store; one it could not keep comes back
+            // after its redelivery timeout, and its listener snoozes again.
+            if !with_retry(&abandon, "defer", deferred.len(), || queue.defer(&deferred)).await {
+                unsent.acks += deferred.len();
+            }
+            deferred.clear();
         }
     }
     if abandon.is_cancelled() {
