@@ -34,8 +34,6 @@ async fn store(server: &RedisServer, group: &str) -> Arc<RedisStore> {
 soiree_test::conformance_suite! {
     setup: { let server = server_or_skip!(); },
     store: store(&server, "soiree").await,
-    // Snoozes wait in the bus: the store does not defer deliveries yet.
-    lacks: [Deferral],
     groups: (store(&server, "first").await, store(&server, "second").await),
     inspect: store(&server, "soiree").await,
     config: config(),

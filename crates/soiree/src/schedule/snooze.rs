@@ -30,8 +30,8 @@ pub const SNOOZED_PREFIX: &str = "soiree.snoozed: ";
 /// Where the wait happens: in the process that runs the listener, holding
 /// one of the bus's workers (as a retry's backoff does), unless the store
 /// can hold it. For a delivery from a queue store that
-/// [`defers`](crate::EventQueue::defers) (the memory queue and the SQL
-/// stores; not yet Redis or NATS), a snooze longer than [`Snooze::IN_STORE_AFTER`] on the
+/// [`defers`](crate::EventQueue::defers) (the memory queue, the SQL and
+/// Redis stores; not NATS), a snooze longer than [`Snooze::IN_STORE_AFTER`] on the
 /// listener's first attempt is kept by the store instead: the listener
 /// returns at once, the delivery's other listeners run, and the delivery
 /// is then handed to [`EventQueue::defer`](crate::EventQueue::defer)
