@@ -53,6 +53,9 @@ pub(crate) struct Keys {
     /// due time, member → event JSON, member → event id, event id → JSON
     /// array of members, and the member counter.
     pub(crate) scheduled: [String; 5],
+    /// The group's deferred entries (snoozes kept by the store, see
+    /// `deferred.rs`): entry id by due time in Unix milliseconds.
+    pub(crate) deferred: String,
 }
 
 impl Keys {
@@ -79,6 +82,7 @@ impl Keys {
                 "scheduled:seq",
             ]
             .map(|name| format!("{base}{name}")),
+            deferred: format!("{base}{DEFERRED}{}:{group}", group.len()),
             dedup,
             base,
         }
@@ -144,7 +148,7 @@ impl Keys {
 
     /// SCAN patterns matching the per-event keys the store writes
     /// (every group's), so that a purge leaves none behind.
-    pub(crate) fn per_event_patterns(&self) -> [String; 6] {
+    pub(crate) fn per_event_patterns(&self) -> [String; 7] {
         // The prefix has no glob characters (see `validate_prefix`).
         [
             format!("{}{DEDUP}*", self.base),
@@ -153,6 +157,7 @@ impl Keys {
             format!("{}{UNIQUE}*", self.base),
             format!("{}{LEASE}*", self.base),
             format!("{}{LIMIT}*", self.base),
+            format!("{}{DEFERRED}*", self.base),
         ]
     }
 }
@@ -166,6 +171,7 @@ const ERROR: &str = "error:";
 const UNIQUE: &str = "unique:";
 const LEASE: &str = "lease:";
 const LIMIT: &str = "limit:";
+const DEFERRED: &str = "deferred@";
 
 /// Field names inside stream entries.
 pub(crate) mod field {

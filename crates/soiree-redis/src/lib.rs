@@ -61,6 +61,19 @@
 //! expiry), and a rate is the string `limit:rate:<key>` holding the
 //! earliest next start. Both expire once unused.
 //!
+//! # Deferred deliveries
+//!
+//! A listener's long [`Snooze`](soiree::Snooze) is kept by the store
+//! ([`EventQueue::defer`](soiree::EventQueue::defer)): the entry stays
+//! pending in the group under the consumer name `soiree:deferred`, which
+//! no bus reads as, with its delivery count one lower, and its due time
+//! waits in the group's sorted set `deferred@…`. Once due, a consumer
+//! makes it claimable at once and the next claim scan of any consumer of
+//! the group delivers it, with the delivery count it had. An entry a claim
+//! scan takes before it is due (deferred for longer than the claim
+//! timeout) is parked again first: never delivered early. Inspection lists
+//! it among the pending entries, under `soiree:deferred`.
+//!
 //! # Keys
 //!
 //! Every key is `{<prefix>}:<name>` (prefix default `soiree`): `events`
@@ -72,7 +85,8 @@
 //! `scheduled:owner`, `scheduled:by_id`, `scheduled:seq` (delayed events)
 //! `unique:<key>` (unique keys, expiring with their window),
 //! `lease:<name>` (leader leases, kept), `limit:slot:<key>` and
-//! `limit:rate:<key>` (listener limits). The braces delimit the prefix, so one
+//! `limit:rate:<key>` (listener limits), `deferred@<group length>:<group>`
+//! (a group's deferred deliveries). The braces delimit the prefix, so one
 //! prefix's keys are never another's, and make it a Redis Cluster hash tag.
 //!
 //! # Example
@@ -105,6 +119,7 @@
 
 mod builder;
 mod dead_letter;
+mod deferred;
 mod entry;
 mod error;
 mod existing;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::streams::{StreamAutoClaimOptions, StreamPendingCountReply, StreamReadOptions};
-use soiree::{Delivery, EventQueue, FailedDelivery, StoredEvent};
+use soiree::{DeferredDelivery, Delivery, EventQueue, FailedDelivery, StoredEvent};
 use tokio::time::Instant;
 
 use crate::entry::{self, Entry};
@@ -223,11 +223,16 @@ impl RedisStore {
             ))
             .await?,
         )?;
-        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+        let Some(last) = entries.last() else {
             state.reread_from = None;
             return Ok(());
         };
         state.reread_from = Some(last.id.clone());
+        // A deferred entry this consumer took before a crash, not due yet.
+        let entries = self.keep_deferred(entries).await?;
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            return Ok(());
+        };
         // XREADGROUP does not report delivery counts: read them back.
         let counts = self
             .delivery_counts(&first.id, &last.id, entries.len())
@@ -308,6 +313,8 @@ impl RedisStore {
             ))
             .await?;
         let (cursor, claimed, deleted) = entry::autoclaim_reply(reply)?;
+        // Deferred entries idle past the claim timeout, not due yet.
+        let claimed = self.keep_deferred(claimed).await?;
         if cursor == "0-0" {
             // A full pass: look again in a fraction of the claim timeout.
             let pause = (inner.options.claim_timeout / 4)
@@ -371,7 +378,18 @@ impl RedisStore {
     async fn move_scheduled(&self, state: &mut ConsumerState, wait: Duration) -> Duration {
         let now = Instant::now();
         if now >= state.next_move {
-            let interval = match self.move_due().await {
+            // Deferred entries come due on the same schedule.
+            let deferred = match self.wake_deferred().await {
+                Ok(next) => next,
+                Err(err) => {
+                    tracing::warn!(%err, "cannot wake due deferred deliveries");
+                    None
+                }
+            };
+            let interval = match self.move_due().await.map(|next| match (next, deferred) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }) {
                 Ok(Some(next)) => {
                     next.clamp(Duration::from_millis(1), crate::scheduled::MOVE_INTERVAL)
                 }
@@ -652,6 +670,31 @@ impl EventQueue for RedisStore {
                 "some running deliveries were claimed by another consumer"
             );
         }
+        Ok(())
+    }
+
+    /// Deferred entries stay pending in the group under a consumer no bus
+    /// reads as, with their delivery count kept, until due (see the
+    /// crate's "Deferred deliveries"): durable as the stream is, in the
+    /// backlog meanwhile, due times on the consumers' clocks. Once due,
+    /// an entry is delivered by the next claim scan of a consumer of the
+    /// group (within a fraction of the claim timeout, 5 s at most).
+    fn defers(&self) -> bool {
+        true
+    }
+
+    async fn defer(&self, deferrals: &[DeferredDelivery]) -> soiree::Result<()> {
+        // Results before the settling call, as for `ack`.
+        self.flush_results().await;
+        match self.defer_entries(deferrals).await {
+            // The group is gone (see `ack_ids`): nothing is pending.
+            Err(err) if err.code() == Some("NOGROUP") => {}
+            other => {
+                other?;
+            }
+        }
+        let receipts: Vec<String> = deferrals.iter().map(|d| d.receipt.clone()).collect();
+        self.inner.dedup_cache.remove(&receipts);
         Ok(())
     }
 

@@ -6,6 +6,13 @@
 //! starts: by `t0 + k × 250 ms` (`t0` taken before any consumer started) at
 //! most `k` runs had started — slowness only makes that easier.
 //!
+//! Then a consumer is killed with `kill -9` while a run of a
+//! `max_concurrent(1)` listener holds the slot (the run hangs): two fresh
+//! consumers go on once the slot expires (`limit_slot_ttl`, short here)
+//! and the killed consumer's delivery is claimed again (a short claim
+//! timeout), and their runs still never overlap: a dead holder never keeps
+//! a limit full, and its expiry does not let two runs in at once.
+//!
 //! This binary is its own consumer (started with `SOIREE_LIMITS_CHILD` set).
 
 mod support;
@@ -25,6 +32,11 @@ const KEY_EVENTS: usize = 30;
 const RATED_EVENTS: usize = 12;
 const RATE_INTERVAL_MS: i64 = 250;
 const PROCESSES: usize = 3;
+/// The hold listener's slot time to live: a killed holder's slot is free
+/// again this long after its last renewal.
+const SLOT_TTL: Duration = Duration::from_millis(1500);
+/// Short, so that the killed consumer's delivery is soon claimed again.
+const CLAIM: Duration = Duration::from_secs(2);
 
 fn main() {
     let Some(runtime) = plain_main("limits_processes") else {
@@ -59,6 +71,7 @@ async fn child() {
     let store = RedisStore::builder(&url)
         .prefix(prefix.clone())
         .consumer(format!("consumer-{}", std::process::id()))
+        .claim_timeout(CLAIM)
         .build()
         .await
         .expect("store");
@@ -124,6 +137,43 @@ async fn child() {
     .rate(4, Duration::from_secs(1))
     .register(&bus)
     .expect("register");
+    // The kill: in a process told to hang, a run of "hold" marks that it
+    // holds the slot and never ends; elsewhere each run counts itself in
+    // flight as above.
+    let hang = std::env::var_os("SOIREE_LIMITS_HANG").is_some();
+    let (held, held_prefix) = (conn.clone(), prefix.clone());
+    ListenerBinding::new("limit.hold", move |_ctx: EventContext| {
+        let (mut conn, enter, prefix) = (held.clone(), enter.clone(), held_prefix.clone());
+        async move {
+            if hang {
+                let _: () = redis::cmd("SET")
+                    .arg(format!("{prefix}:held"))
+                    .arg(1)
+                    .query_async(&mut conn)
+                    .await?;
+                std::future::pending::<()>().await;
+            }
+            let now = format!("{prefix}:now:hold");
+            let _: i64 = enter
+                .key(&now)
+                .key(format!("{prefix}:most:hold"))
+                .invoke_async(&mut conn)
+                .await?;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _: i64 = redis::cmd("DECR").arg(&now).query_async(&mut conn).await?;
+            let _: i64 = redis::cmd("RPUSH")
+                .arg(format!("{prefix}:done:hold"))
+                .arg(now_ms())
+                .query_async(&mut conn)
+                .await?;
+            Ok(())
+        }
+    })
+    .named("hold")
+    .max_concurrent(1)
+    .limit_slot_ttl(SLOT_TTL)
+    .register(&bus)
+    .expect("register");
     bus.start().expect("start");
     // Killed by the parent; the bound only guards against an orphan.
     tokio::time::sleep(LIMIT * 2).await;
@@ -164,16 +214,18 @@ async fn limits(server: &RedisServer) {
     }
     let t0 = now_ms();
     let url = server.url();
-    let children: Vec<ChildProcess> = (0..PROCESSES)
-        .map(|_| {
-            ChildProcess::start(
-                ChildProcess::command()
-                    .env(CHILD_ENV, "1")
-                    .env("SOIREE_REDIS_URL", &url)
-                    .env("SOIREE_PREFIX", &prefix),
-            )
-        })
-        .collect();
+    let spawn = |hang: bool| {
+        let mut command = ChildProcess::command();
+        command
+            .env(CHILD_ENV, "1")
+            .env("SOIREE_REDIS_URL", &url)
+            .env("SOIREE_PREFIX", &prefix);
+        if hang {
+            command.env("SOIREE_LIMITS_HANG", "1");
+        }
+        ChildProcess::start(&mut command)
+    };
+    let children: Vec<ChildProcess> = (0..PROCESSES).map(|_| spawn(false)).collect();
     let mut conn = redis::Client::open(url.as_str())
         .expect("url")
         .get_multiplexed_async_connection()
@@ -243,8 +295,66 @@ async fn limits(server: &RedisServer) {
             at - t0
         );
     }
+    killed_holder(&emitter, &mut conn, &prefix, spawn).await;
     tokio::time::timeout(LIMIT, emitter.close())
         .await
         .expect("close in time")
         .expect("close");
+}
+
+/// The kill: a lone consumer's "hold" run hangs holding the one slot;
+/// killed with -9, its slot expires and two fresh consumers run the rest
+/// (event 0 too, once its claim timeout passes), one at a time.
+async fn killed_holder(
+    emitter: &EventBus,
+    conn: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+    spawn: impl Fn(bool) -> ChildProcess,
+) {
+    let mut hanging = spawn(true);
+    tokio::time::timeout(LIMIT, emitter.emit("limit.hold", 0).persisted())
+        .await
+        .expect("emit in time")
+        .expect("emit");
+    let held = eventually(LIMIT, || {
+        let (mut conn, key) = (conn.clone(), format!("{prefix}:held"));
+        async move {
+            let held: Option<i64> = redis::cmd("GET")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .unwrap_or(None);
+            held == Some(1)
+        }
+    })
+    .await;
+    assert!(held, "the hanging run never started");
+    hanging.kill();
+    let _survivors: Vec<ChildProcess> = (0..2).map(|_| spawn(false)).collect();
+    for n in 1..4 {
+        tokio::time::timeout(LIMIT, emitter.emit("limit.hold", n).persisted())
+            .await
+            .expect("emit in time")
+            .expect("emit");
+    }
+    let recovered = eventually(LIMIT, || {
+        let (mut conn, key) = (conn.clone(), format!("{prefix}:done:hold"));
+        async move {
+            let done: i64 = redis::cmd("LLEN")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .unwrap_or(0);
+            done >= 4
+        }
+    })
+    .await;
+    assert!(recovered, "a killed holder kept the limit full");
+    let most: i64 = redis::cmd("GET")
+        .arg(format!("{prefix}:most:hold"))
+        .query_async(conn)
+        .await
+        .expect("most");
+    println!("hold: most {most} at once after the kill (limit 1)");
+    assert_eq!(most, 1, "hold: {most} runs at once after the kill, limit 1");
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use soiree::{
-    Event, EventBus, EventQueue, EventStore, MetricsRegistry, PROPERTY_EVENT_ID, StoredEvent,
-    StoredResult,
+    DeferredDelivery, Event, EventBus, EventQueue, EventStore, MetricsRegistry, PROPERTY_EVENT_ID,
+    StoredEvent, StoredResult,
 };
 use soiree_redis::RedisStore;
 use support::{builder, eventually, raw};
@@ -745,4 +745,76 @@ async fn entries_trimmed_before_delivery_do_not_hold_the_backlog_forever() {
         .await
         .expect("close returns")
         .unwrap();
+}
+
+/// A deferred delivery (a snooze kept by the store) outlives its consumer:
+/// another consumer of the group gets it once due, not before (though
+/// deferred for longer than the claim timeout), with the delivery count
+/// it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deferred_delivery_outlives_its_consumer_and_keeps_its_count() {
+    let server = server_or_skip!();
+    let claim = Duration::from_millis(500);
+    let first = builder(&server, "first")
+        .prefix("deferred")
+        .claim_timeout(claim)
+        .build()
+        .await
+        .unwrap();
+    let event = Event::new("report.build", 1);
+    event.properties().set(PROPERTY_EVENT_ID, "deferred-1");
+    let event = StoredEvent::from_event(&event).unwrap();
+    first.enqueue(&event).await.unwrap();
+    let taken = tokio::time::timeout(LIMIT, first.dequeue(1, LIMIT))
+        .await
+        .unwrap()
+        .unwrap()
+        .remove(0);
+    let until = std::time::SystemTime::now() + 4 * claim;
+    let deferral = DeferredDelivery {
+        receipt: taken.receipt.clone(),
+        until,
+        reason: "soiree.snoozed: re-run after 2s".into(),
+    };
+    tokio::time::timeout(LIMIT, first.defer(&[deferral]))
+        .await
+        .unwrap()
+        .unwrap();
+    drop(first);
+    let second = builder(&server, "second")
+        .prefix("deferred")
+        .claim_timeout(claim)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        second.backlog().await.unwrap(),
+        1,
+        "a deferred entry left the backlog"
+    );
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let again = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the deferred delivery never came back"
+        );
+        let mut got = tokio::time::timeout(LIMIT, second.dequeue(1, Duration::from_millis(100)))
+            .await
+            .unwrap()
+            .unwrap();
+        if let Some(delivery) = got.pop() {
+            break delivery;
+        }
+    };
+    assert!(
+        std::time::SystemTime::now() >= until,
+        "the deferred delivery came back before its due time"
+    );
+    assert_eq!(again.event.id(), Some("deferred-1"));
+    assert_eq!(
+        again.delivery_count, taken.delivery_count,
+        "deferring counted a delivery"
+    );
+    second.ack(&[again.receipt]).await.unwrap();
+    assert_eq!(second.backlog().await.unwrap(), 0);
 }

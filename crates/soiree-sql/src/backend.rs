@@ -158,6 +158,9 @@ pub struct FailedRow {
     pub(crate) error: String,
     /// Milliseconds before it is due again (retry table only).
     pub(crate) delay_ms: i64,
+    /// Deliveries taken off its count (retry table only): 1 for a
+    /// deferral, whose delivery does not count; 0 for a failure.
+    pub(crate) uncounted: i32,
 }
 
 /// A row of the retry table claimed for delivery, under a fencing token.
@@ -176,6 +179,8 @@ pub struct FailedRetry {
     pub(crate) token: i64,
     pub(crate) error: String,
     pub(crate) delay_ms: i64,
+    /// As [`FailedRow::uncounted`] (made due again only).
+    pub(crate) uncounted: i32,
 }
 
 /// A run of consecutive events of a lease, handed back as a lease of its own.

@@ -121,6 +121,17 @@ impl<DB: Driver> soiree::EventQueue for SqlStore<DB> {
         self.core.dead_letters_failure(delivery_count)
     }
 
+    /// Deferred deliveries become rows of the retry table due at their
+    /// time, with their delivery count kept: durable, claimed by any
+    /// consumer of the group once due, measured on the database's clock.
+    fn defers(&self) -> bool {
+        true
+    }
+
+    async fn defer(&self, deferrals: &[soiree::DeferredDelivery]) -> soiree::Result<()> {
+        Ok(self.core.defer(deferrals).await?)
+    }
+
     /// Hands back the deliveries read ahead and those the bus took but did
     /// not run, without counting a delivery.
     async fn release(&self, receipts: &[String]) -> soiree::Result<()> {

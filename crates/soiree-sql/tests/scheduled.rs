@@ -1,6 +1,7 @@
 //! Delayed events and unique keys on SQLite, beyond the conformance
 //! checks: a delayed event survives a restart, is listed and counted by
-//! Inspect until cancelled, and an expired unique key is replaced.
+//! Inspect until cancelled, a deferred delivery (a snooze kept by the
+//! store) survives a restart, and an expired unique key is replaced.
 
 #![cfg(feature = "sqlite")]
 
@@ -10,7 +11,9 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use serde_json::json;
-use soiree::{Appended, Event, EventQueue, EventStore, Inspect, Query, StoredEvent};
+use soiree::{
+    Appended, DeferredDelivery, Event, EventQueue, EventStore, Inspect, Query, StoredEvent,
+};
 use soiree_sql::SqliteStore;
 use support::{TempDir, sqlite_builder};
 
@@ -75,6 +78,59 @@ async fn a_delayed_event_survives_a_restart_and_is_listed_until_cancelled() {
     let page = store.scheduled(&Query::default()).await.unwrap();
     assert!(page.items.is_empty(), "a cancelled event is still listed");
     assert_eq!(Inspect::stats(&store).await.unwrap().scheduled, 0);
+}
+
+#[tokio::test]
+async fn a_deferred_delivery_survives_a_restart_with_its_delivery_count() {
+    let dir = TempDir::new();
+    let db = dir.db();
+    let until = SystemTime::now() + Duration::from_millis(1500);
+    let first = {
+        let store = open(&db).await;
+        store
+            .enqueue(&event("report.build", "snoozed-1", None))
+            .await
+            .unwrap();
+        let first = tokio::time::timeout(BOUND, store.dequeue(1, BOUND))
+            .await
+            .unwrap()
+            .unwrap()
+            .remove(0);
+        let deferral = DeferredDelivery {
+            receipt: first.receipt.clone(),
+            until,
+            reason: "soiree.snoozed: re-run after 1.5s".into(),
+        };
+        tokio::time::timeout(BOUND, store.defer(&[deferral]))
+            .await
+            .unwrap()
+            .unwrap();
+        first
+    };
+    let store = open(&db).await;
+    let deadline = tokio::time::Instant::now() + BOUND;
+    let again = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the deferred delivery was lost on restart"
+        );
+        let mut got = tokio::time::timeout(BOUND, store.dequeue(1, Duration::from_millis(200)))
+            .await
+            .unwrap()
+            .unwrap();
+        if let Some(delivery) = got.pop() {
+            break delivery;
+        }
+    };
+    assert!(
+        SystemTime::now() >= until,
+        "the deferred delivery came back before its due time"
+    );
+    assert_eq!(again.event.id(), Some("snoozed-1"));
+    assert_eq!(
+        again.delivery_count, first.delivery_count,
+        "deferring counted a delivery"
+    );
 }
 
 #[tokio::test]

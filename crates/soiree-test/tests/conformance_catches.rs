@@ -289,11 +289,12 @@ async fn catches_slots_past_the_limit() {
 async fn a_faithful_wrapper_passes_everything_it_can() {
     // Without a flaw the wrapper is a MemoryStore queue and passes: the
     // flaws above are what the checks catch.
-    // It does not forward the optional scheduling, unique-key and lease
+    // It does not forward the optional scheduling, deferral, unique-key and lease
     // primitives, so those checks skip for that declared lack.
     let report = config().run_all(|| async { flawed(Flaw::None) }).await;
     let lacks = [
         conformance::Ability::Scheduling,
+        conformance::Ability::Deferral,
         conformance::Ability::UniqueKeys,
         conformance::Ability::Leases,
     ];

@@ -242,10 +242,11 @@ pub use pool::{DEFAULT_QUEUE_CAPACITY, Pool, PoolOptions};
 pub use retry::{Backoff, RetryPolicy};
 pub use schedule::{Appended, PROPERTY_DUE_AT, SNOOZED_PREFIX, Snooze};
 pub use store::{
-    ConsumerInfo, DeadLetter, DeadLetterSelection, Delivery, EventDetail, EventHistory, EventQueue,
-    EventStore, FailedDelivery, Filter, HandlerDedup, Inspect, LeaderLease, Lease, LeaseInfo,
-    LimitSlot, MAX_LEASE_NAME_LEN, MemoryStore, Page, PendingDelivery, Query, Rates, Record,
-    ScheduledEvent, SharedLimits, SlotHold, StoreInfo, StoreStats, StoredResult, inspect, kit,
+    ConsumerInfo, DeadLetter, DeadLetterSelection, DeferredDelivery, Delivery, EventDetail,
+    EventHistory, EventQueue, EventStore, FailedDelivery, Filter, HandlerDedup, Inspect,
+    LeaderLease, Lease, LeaseInfo, LimitSlot, MAX_LEASE_NAME_LEN, MemoryStore, Page,
+    PendingDelivery, Query, Rates, Record, ScheduledEvent, SharedLimits, SlotHold, StoreInfo,
+    StoreStats, StoredResult, inspect, kit,
 };
 /// Re-exported: [`Context::with_cancellation`] takes one.
 pub use tokio_util::sync::CancellationToken;

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use soiree::{Error, EventBus, MemoryStore, RetryPolicy, Snooze};
+use soiree::{Error, EventBus, EventQueue, MemoryStore, RetryPolicy, Snooze};
 use tokio::time::Instant;
 
 /// A listener that snoozes `times` times for `delay`, then succeeds;
@@ -123,4 +123,111 @@ async fn the_listener_metrics_count_a_snooze_as_snoozed_not_as_an_error() {
     assert_eq!(calls_with_outcome(&registry, "snoozed"), 2);
     assert_eq!(calls_with_outcome(&registry, "error"), 0);
     assert_eq!(calls_with_outcome(&registry, "ok"), 1);
+}
+
+/// A counting listener named `name` on `report.build`; returns its count.
+fn counting(bus: &EventBus, name: &str, fail: bool) -> Arc<Mutex<u32>> {
+    let count = Arc::new(Mutex::new(0));
+    let seen = Arc::clone(&count);
+    bus.on_named(name, "report.build", move |_ctx| {
+        let seen = Arc::clone(&seen);
+        async move {
+            *seen.lock().unwrap() += 1;
+            if fail {
+                return Err("the printer is on fire".into());
+            }
+            Ok(())
+        }
+    })
+    .unwrap();
+    count
+}
+
+/// Polls (on the paused clock) until `done`, at most `limit`.
+async fn until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    done()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_snooze_of_a_queue_delivery_is_kept_by_the_store_and_skips_what_succeeded() {
+    let store = Arc::new(MemoryStore::queue());
+    let bus = EventBus::builder()
+        .shared_store(store.clone())
+        .workers(1)
+        .build()
+        .unwrap();
+    let before = counting(&bus, "before", false);
+    let delay = Duration::from_secs(3600);
+    let calls = snoozing(&bus, 1, delay);
+    let after = counting(&bus, "after", false);
+    bus.start().unwrap();
+    bus.emit("report.build", ()).persisted().await.unwrap();
+    // The listener after the snoozer runs at once: the snooze holds
+    // neither the worker nor the listeners after it.
+    assert!(
+        until(Duration::from_secs(60), || *after.lock().unwrap() == 1).await,
+        "the listener after a long snooze waited for it"
+    );
+    assert_eq!(calls.lock().unwrap().len(), 1);
+    assert_eq!(
+        store.backlog().await.unwrap(),
+        1,
+        "the deferred delivery left the queue"
+    );
+    assert!(
+        until(2 * delay, || calls.lock().unwrap().len() == 2).await,
+        "the snoozed listener never ran again"
+    );
+    let calls = calls.lock().unwrap().clone();
+    assert!(
+        calls[1].0 - calls[0].0 >= delay,
+        "re-run before the snooze ended"
+    );
+    assert_eq!(
+        (calls[0].1, calls[1].1),
+        (1, 1),
+        "a snooze counted as an attempt"
+    );
+    bus.wait_for_idle().await;
+    assert_eq!(
+        (*before.lock().unwrap(), *after.lock().unwrap()),
+        (1, 1),
+        "listeners that succeeded ran again when the snoozed delivery came back"
+    );
+    assert!(store.dead_letters().is_empty());
+    assert_eq!(store.backlog().await.unwrap(), 0);
+    bus.close().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_of_another_listener_wins_over_a_snooze_kept_by_the_store() {
+    let store = Arc::new(MemoryStore::queue());
+    let bus = EventBus::builder()
+        .shared_store(store.clone())
+        .retry(RetryPolicy::attempts(1).unwrap())
+        .build()
+        .unwrap();
+    let calls = snoozing(&bus, 1, Duration::from_secs(3600));
+    let failed = counting(&bus, "failing", true);
+    bus.start().unwrap();
+    bus.emit("report.build", ()).persisted().await.unwrap();
+    assert!(
+        until(Duration::from_secs(60), || store.dead_letters().len() == 1).await,
+        "the failed delivery was not failed"
+    );
+    assert_eq!(calls.lock().unwrap().len(), 1);
+    assert_eq!(*failed.lock().unwrap(), 1);
+    assert_eq!(
+        store.backlog().await.unwrap(),
+        0,
+        "the failed delivery was deferred"
+    );
+    bus.close().await.unwrap();
 }

@@ -176,6 +176,7 @@ impl<B: Backend> Core<B> {
                     token: row.token,
                     error,
                     delay_ms: 0,
+                    uncounted: 0,
                 });
                 continue;
             }
@@ -186,6 +187,7 @@ impl<B: Backend> Core<B> {
                     token: row.token,
                     error,
                     delay_ms: 0,
+                    uncounted: 0,
                 }),
             }
         }

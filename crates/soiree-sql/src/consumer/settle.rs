@@ -5,7 +5,9 @@
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
-use soiree::FailedDelivery;
+use std::time::SystemTime;
+
+use soiree::{DeferredDelivery, FailedDelivery};
 
 use super::receipts::{Pairs, Receipt, parse_receipts, split_receipts};
 use crate::backend::{Backend, FailedRetry, FailedRow};
@@ -110,7 +112,63 @@ impl<B: Backend> Core<B> {
         let parsed = parse_receipts(&receipts)?;
         self.flush_results().await?;
         let routed = self.route(&parsed, failures);
-        let (dead, settled_retries) = self.write_failures(&routed).await?;
+        self.settle_routed(&receipts, &parsed, &routed).await
+    }
+
+    /// Defers deliveries (a listener snoozed, see [`soiree::EventQueue::defer`]):
+    /// each becomes a row of the retry table due at its time, with its
+    /// delivery count less the delivery that snoozed (a retry row made due
+    /// again the same way), whatever the [`FailurePolicy`]. Durable as a
+    /// retry is; measured on the database's clock from this call.
+    pub(crate) async fn defer(&self, deferrals: &[DeferredDelivery]) -> Result<()> {
+        let receipts: Vec<String> = deferrals.iter().map(|d| d.receipt.clone()).collect();
+        let parsed = parse_receipts(&receipts)?;
+        self.flush_results().await?;
+        let now = SystemTime::now();
+        let mut routed = Routed::default();
+        for (receipt, deferral) in parsed.iter().zip(deferrals) {
+            let error = deferral.reason.replace('\0', "\u{fffd}");
+            // Rounded up: never due before `until`.
+            let delay = deferral.until.duration_since(now).unwrap_or_default();
+            let delay_ms = i64::try_from(delay.as_nanos().div_ceil(1_000_000)).unwrap_or(i64::MAX);
+            match *receipt {
+                Receipt::Log { lease, token, row } => {
+                    routed.log.push((lease, token, row));
+                    let Some((pos, _)) = self.leases.row(lease, token, row) else {
+                        continue;
+                    };
+                    routed.retry_rows.push(FailedRow {
+                        lease,
+                        token,
+                        pos,
+                        error,
+                        delay_ms,
+                        uncounted: 1,
+                    });
+                }
+                Receipt::Retry { id, token } => {
+                    routed.retries.push((id, token));
+                    routed.again_retries.push(FailedRetry {
+                        id,
+                        token,
+                        error,
+                        delay_ms,
+                        uncounted: 1,
+                    });
+                }
+            }
+        }
+        self.settle_routed(&receipts, &parsed, &routed).await
+    }
+
+    /// Writes routed failures (or deferrals) and settles their receipts.
+    async fn settle_routed(
+        &self,
+        receipts: &[String],
+        parsed: &[Receipt],
+        routed: &Routed,
+    ) -> Result<()> {
+        let (dead, settled_retries) = self.write_failures(routed).await?;
         let moved: Vec<Receipt> = routed
             .retry_rows
             .iter()
@@ -124,7 +182,7 @@ impl<B: Backend> Core<B> {
                 token: r.token,
             }))
             .collect();
-        self.keys_settled(&parsed, &moved);
+        self.keys_settled(parsed, &moved);
         self.metrics.dead_lettered.inc_by(dead);
         let mut stale = self.settle_log(&routed.log).await?;
         if !routed.retries.is_empty() {
@@ -134,7 +192,7 @@ impl<B: Backend> Core<B> {
                 .len()
                 .saturating_sub(usize::try_from(settled_retries).unwrap_or(0));
         }
-        self.dedup.remove(&receipts);
+        self.dedup.remove(receipts);
         self.stale(stale)
     }
 
@@ -159,6 +217,7 @@ impl<B: Backend> Core<B> {
                         pos,
                         error,
                         delay_ms: self.options.retry_delay_ms(deliveries),
+                        uncounted: 0,
                     };
                     if redeliver && deliveries < max {
                         routed.retry_rows.push(failed);
@@ -174,6 +233,7 @@ impl<B: Backend> Core<B> {
                         token,
                         error,
                         delay_ms: self.options.retry_delay_ms(deliveries),
+                        uncounted: 0,
                     };
                     if redeliver && deliveries < max {
                         routed.again_retries.push(failed);

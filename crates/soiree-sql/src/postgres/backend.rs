@@ -415,10 +415,10 @@ impl Statements {
                 "INSERT INTO soiree_retries (group_name, event_tx, event_row, \
                    topic, event_id, payload, properties, deliveries, error, run_at, key) \
                  SELECT $1, e.tx, e.id, e.topic, e.event_id, e.payload::text, \
-                   e.properties::text, l.deliveries, u.err, \
+                   e.properties::text, greatest(l.deliveries - u.less, 0), u.err, \
                    clock_timestamp() + u.delay * interval '1 millisecond', e.key \
                  FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], \
-                   $6::text[], $7::bigint[]) AS u(lease, token, t, i, err, delay) \
+                   $6::text[], $7::bigint[], $8::int[]) AS u(lease, token, t, i, err, delay, less) \
                  JOIN soiree_leases l ON l.id = u.lease AND l.token = u.token \
                  JOIN soiree_events e ON e.tx = u.t::text::xid8 AND e.id = u.i",
             ),
@@ -446,9 +446,10 @@ impl Statements {
                    DEAD_EVENT_ID_OF(event_id), payload, properties, err, deliveries FROM gone"),
             retries_again: q(
                 "UPDATE soiree_retries r SET error = u.err, consumer = NULL, \
-                   run_at = clock_timestamp() + u.delay * interval '1 millisecond' \
-                 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) \
-                   AS u(id, token, err, delay) \
+                   run_at = clock_timestamp() + u.delay * interval '1 millisecond', \
+                   deliveries = greatest(r.deliveries - u.less, 0) \
+                 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::int[]) \
+                   AS u(id, token, err, delay, less) \
                  WHERE r.id = u.id AND r.token = u.token",
             ),
             extend_retries: q("UPDATE soiree_retries r \
@@ -926,16 +927,18 @@ impl Backend for PgBackend {
         } else {
             &self.sql.fail_dead
         };
-        let done = sqlx::query(sql.clone())
+        let mut query = sqlx::query(sql.clone())
             .bind(&self.group)
             .bind(rows.iter().map(|r| r.lease).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.token).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.pos.tx).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.pos.id).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.error.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.delay_ms).collect::<Vec<_>>())
-            .execute(&self.pool)
-            .await?;
+            .bind(rows.iter().map(|r| r.delay_ms).collect::<Vec<_>>());
+        if retry {
+            query = query.bind(rows.iter().map(|r| r.uncounted).collect::<Vec<_>>());
+        }
+        let done = query.execute(&self.pool).await?;
         Ok(done.rows_affected())
     }
 
@@ -969,6 +972,7 @@ impl Backend for PgBackend {
                 .bind(tokens)
                 .bind(errors)
                 .bind(rows.iter().map(|r| r.delay_ms).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.uncounted).collect::<Vec<_>>())
         } else {
             sqlx::query(self.sql.retries_dead.clone())
                 .bind(ids)

@@ -388,7 +388,7 @@ impl Backend for SqliteBackend {
     async fn fail_leased(&self, rows: &[FailedRow], retry: bool) -> Result<u64> {
         let param = Value::Array(
             rows.iter()
-                .map(|r| json!([r.lease, r.token, r.pos.id, r.error, r.delay_ms]))
+                .map(|r| json!([r.lease, r.token, r.pos.id, r.error, r.delay_ms, r.uncounted]))
                 .collect(),
         )
         .to_string();
@@ -446,7 +446,7 @@ impl Backend for SqliteBackend {
     async fn fail_retries(&self, rows: &[FailedRetry], retry: bool) -> Result<u64> {
         let param = Value::Array(
             rows.iter()
-                .map(|r| json!([r.id, r.token, r.error, r.delay_ms]))
+                .map(|r| json!([r.id, r.token, r.error, r.delay_ms, r.uncounted]))
                 .collect(),
         )
         .to_string();

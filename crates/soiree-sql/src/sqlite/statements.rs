@@ -292,7 +292,9 @@ pub(crate) const SQL: Statements = Statements {
                    error = (SELECT value->>2 FROM json_each(?1) \
                      WHERE value->>0 = soiree_retries.id), \
                    run_at = ?2 + (SELECT value->>3 FROM json_each(?1) \
-                     WHERE value->>0 = soiree_retries.id) \
+                     WHERE value->>0 = soiree_retries.id), \
+                   deliveries = max(deliveries - (SELECT value->>4 FROM json_each(?1) \
+                     WHERE value->>0 = soiree_retries.id), 0) \
                  WHERE (id, token) IN (SELECT value->>0, value->>1 FROM json_each(?1))",
     retries_dead: "INSERT INTO soiree_dead_letters (group_name, event_row, topic, event_id, payload, \
                properties, error, deliveries) \
@@ -356,8 +358,8 @@ pub(crate) const SQL: Statements = Statements {
                (SELECT claimed_id FROM soiree_cursors WHERE group_name = ?1))",
     fail_leased_retry: "INSERT INTO soiree_retries (group_name, event_row, topic, event_id, payload, \
                properties, deliveries, error, run_at, key) \
-             SELECT ?1, e.id, e.topic, e.event_id, e.payload, e.properties, l.deliveries, \
-               u.value->>3, ?3 + u.value->>4, e.key \
+             SELECT ?1, e.id, e.topic, e.event_id, e.payload, e.properties, \
+               max(l.deliveries - u.value->>5, 0), u.value->>3, ?3 + u.value->>4, e.key \
              FROM json_each(?2) u \
              JOIN soiree_leases l ON l.id = u.value->>0 AND l.token = u.value->>1 \
              JOIN soiree_events e ON e.id = u.value->>2",

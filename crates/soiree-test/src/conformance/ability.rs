@@ -25,6 +25,8 @@ pub enum Ability {
     Scheduling,
     /// [`EventStore::append_unique`](soiree::EventStore::append_unique).
     UniqueKeys,
+    /// A queue that keeps snoozes ([`EventQueue::defers`](soiree::EventQueue::defers)).
+    Deferral,
     /// [`EventStore::leases`](soiree::EventStore::leases): leader leases,
     /// for periodic events fired once across processes.
     Leases,
@@ -35,12 +37,13 @@ pub enum Ability {
 
 impl Ability {
     /// Every ability.
-    pub const ALL: [Ability; 7] = [
+    pub const ALL: [Ability; 8] = [
         Ability::Queue,
         Ability::Dedup,
         Ability::History,
         Ability::Scheduling,
         Ability::UniqueKeys,
+        Ability::Deferral,
         Ability::Leases,
         Ability::SharedLimits,
     ];
@@ -53,6 +56,7 @@ impl Ability {
             Ability::History => "the store has no history",
             Ability::Scheduling => "the store's queue does not schedule delayed events",
             Ability::UniqueKeys => "the store does not implement append_unique",
+            Ability::Deferral => "the store's queue does not defer deliveries",
             Ability::Leases => "the store has no leader leases",
             Ability::SharedLimits => "the store does not share listener limits",
         }
@@ -67,6 +71,7 @@ impl fmt::Display for Ability {
             Ability::History => "history",
             Ability::Scheduling => "scheduling",
             Ability::UniqueKeys => "unique keys",
+            Ability::Deferral => "deferral",
             Ability::Leases => "leader leases",
             Ability::SharedLimits => "shared limits",
         })

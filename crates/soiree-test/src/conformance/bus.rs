@@ -42,6 +42,10 @@ impl<T> Shared<T> {
         self.lock().push(item);
     }
 
+    pub(super) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
     pub(super) fn take(&self) -> Vec<T> {
         std::mem::take(&mut *self.lock())
     }

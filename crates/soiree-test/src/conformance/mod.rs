@@ -40,7 +40,10 @@
 //! [`bus_emits_a_unique_key_once`] skip a store whose
 //! [`append_unique`](soiree::EventStore::append_unique) answers
 //! `Unsupported`; [`bus_reruns_snoozed_listeners`] runs everywhere (the bus
-//! does the snoozing), as does [`bus_batch_listener_settles_each_event_alone`]
+//! does the snoozing), while [`queue_defers_without_counting_a_delivery`]
+//! and [`bus_keeps_long_snoozes_in_the_store`] skip a queue that does not
+//! [`defer`](soiree::EventQueue::defers) (declared as [`Ability::Deferral`]);
+//! [`bus_batch_listener_settles_each_event_alone`] runs everywhere
 //! (the bus does the batching); [`lease_has_one_holder_at_a_time`],
 //! [`lease_is_taken_over_only_after_expiry`] and
 //! [`lease_renew_and_release_only_by_the_holder`] skip a store without
@@ -105,7 +108,10 @@ pub use scheduled::{
     queue_holds_delayed_events_until_due,
 };
 pub use serialization::unserializable_payload_persists_nothing;
-pub use snooze::bus_reruns_snoozed_listeners;
+pub use snooze::{
+    bus_keeps_long_snoozes_in_the_store, bus_reruns_snoozed_listeners,
+    queue_defers_without_counting_a_delivery,
+};
 pub use start::listeners_registered_before_start_each_handle_the_backlog;
 pub use suite::{Check, IntoStore, run_all};
 pub use unique::{append_unique_keeps_one_event_per_key, bus_emits_a_unique_key_once};

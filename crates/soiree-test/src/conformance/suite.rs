@@ -56,6 +56,10 @@ pub enum Check {
     BusDeliversDelayedEventsWhenDue,
     /// [`bus_reruns_snoozed_listeners`](super::bus_reruns_snoozed_listeners)
     BusRerunsSnoozedListeners,
+    /// [`queue_defers_without_counting_a_delivery`](super::queue_defers_without_counting_a_delivery)
+    QueueDefersWithoutCountingADelivery,
+    /// [`bus_keeps_long_snoozes_in_the_store`](super::bus_keeps_long_snoozes_in_the_store)
+    BusKeepsLongSnoozesInTheStore,
     /// [`append_unique_keeps_one_event_per_key`](super::append_unique_keeps_one_event_per_key)
     AppendUniqueKeepsOneEventPerKey,
     /// [`bus_emits_a_unique_key_once`](super::bus_emits_a_unique_key_once)
@@ -76,7 +80,7 @@ pub enum Check {
 
 impl Check {
     /// Every check, in the order [`run_all`] runs them.
-    pub const ALL: [Check; 29] = [
+    pub const ALL: [Check; 31] = [
         Check::SavedEventsReadBackIdentical,
         Check::EventHistoryPagesCoverAllEvents,
         Check::HandlerResultsReadBack,
@@ -98,6 +102,8 @@ impl Check {
         Check::CancelledDelayedEventsAreNeverDelivered,
         Check::BusDeliversDelayedEventsWhenDue,
         Check::BusRerunsSnoozedListeners,
+        Check::QueueDefersWithoutCountingADelivery,
+        Check::BusKeepsLongSnoozesInTheStore,
         Check::AppendUniqueKeepsOneEventPerKey,
         Check::BusEmitsAUniqueKeyOnce,
         Check::BusBatchListenerSettlesEachEventAlone,
@@ -140,6 +146,10 @@ impl Check {
             }
             Check::BusDeliversDelayedEventsWhenDue => "bus_delivers_delayed_events_when_due",
             Check::BusRerunsSnoozedListeners => "bus_reruns_snoozed_listeners",
+            Check::QueueDefersWithoutCountingADelivery => {
+                "queue_defers_without_counting_a_delivery"
+            }
+            Check::BusKeepsLongSnoozesInTheStore => "bus_keeps_long_snoozes_in_the_store",
             Check::AppendUniqueKeepsOneEventPerKey => "append_unique_keeps_one_event_per_key",
             Check::BusEmitsAUniqueKeyOnce => "bus_emits_a_unique_key_once",
             Check::BusBatchListenerSettlesEachEventAlone => {
@@ -225,6 +235,12 @@ impl Check {
             }
             Check::BusRerunsSnoozedListeners => {
                 super::bus_reruns_snoozed_listeners(store, config).await
+            }
+            Check::QueueDefersWithoutCountingADelivery => {
+                super::queue_defers_without_counting_a_delivery(store, config).await
+            }
+            Check::BusKeepsLongSnoozesInTheStore => {
+                super::bus_keeps_long_snoozes_in_the_store(store, config).await
             }
             Check::AppendUniqueKeepsOneEventPerKey => {
                 super::append_unique_keeps_one_event_per_key(store, config).await

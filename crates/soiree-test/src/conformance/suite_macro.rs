@@ -135,6 +135,8 @@ macro_rules! __conformance_tests {
         $crate::__conformance_test!($args, store, cancelled_delayed_events_are_never_delivered);
         $crate::__conformance_test!($args, store, bus_delivers_delayed_events_when_due);
         $crate::__conformance_test!($args, store, bus_reruns_snoozed_listeners);
+        $crate::__conformance_test!($args, store, queue_defers_without_counting_a_delivery);
+        $crate::__conformance_test!($args, store, bus_keeps_long_snoozes_in_the_store);
         $crate::__conformance_test!($args, store, append_unique_keeps_one_event_per_key);
         $crate::__conformance_test!($args, store, bus_emits_a_unique_key_once);
         $crate::__conformance_test!($args, store, bus_batch_listener_settles_each_event_alone);

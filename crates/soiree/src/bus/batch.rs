@@ -48,6 +48,19 @@ impl EventBus {
     /// in flight: keep `max_wait` well below the queue's redelivery timeout
     /// (stores that keep leases alive extend them meanwhile).
     ///
+    /// The bus's [`listener_timeout`](crate::EventBusBuilder::listener_timeout)
+    /// bounds each event's call, its wait for the batch included. When it
+    /// fires while the event waits for a batch that has not started, the
+    /// event is left out of that batch: the listener never sees it, and the
+    /// attempt is a timeout like any other (retried per the
+    /// [`RetryPolicy`](crate::RetryPolicy), in a later batch). When it
+    /// fires after the event's batch started, the call running the batch is
+    /// not cut short: it may still handle the event while the bus records a
+    /// timeout for it and runs it again (the retry, or a redelivery). So an
+    /// event may be handled twice — at least once, as everywhere — and a
+    /// batch listener should be idempotent per event, or be given a
+    /// timeout well above `max_wait` plus its longest batch.
+    ///
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] when `max_items` is 0; otherwise as

@@ -19,7 +19,7 @@ use crate::listener::panic_message;
 use crate::pool::Queued;
 use crate::store::kit::lease_keeper::{LeaseHolder, LeaseKeeper, keep_leases};
 use crate::topic::validate_topic;
-use crate::{Delivery, Error, EventQueue, FailedDelivery};
+use crate::{DeferredDelivery, Delivery, Error, EventQueue, FailedDelivery};
 
 /// The most receipts acknowledged in one call.
 const ACK_BATCH: usize = 512;
@@ -274,6 +274,7 @@ async fn consume_until_shutdown(
                         receipt: delivery.receipt,
                         failure: Some(failure),
                         release: false,
+                        defer: None,
                     });
                     continue;
                 }
@@ -284,6 +285,7 @@ async fn consume_until_shutdown(
                     receipt: delivery.receipt,
                     failure,
                     release: false,
+                    defer: None,
                 });
                 continue;
             }
@@ -294,6 +296,8 @@ async fn consume_until_shutdown(
                 delivery_count: delivery.delivery_count,
                 dead_letters: queue.dead_letters_failure(delivery.delivery_count),
                 acks: acks.clone(),
+                defers: queue.defers(),
+                deferred: std::sync::Mutex::new(None),
                 permit: std::sync::Mutex::new(Some(permit)),
             }));
             let slot = core.pool.enter();
@@ -319,8 +323,8 @@ async fn consume_until_shutdown(
     }
 }
 
-/// Settles finished deliveries in batches — acknowledged, or handed to the
-/// queue's `fail` — and ends when the consumer and every delivery job are
+/// Settles finished deliveries in batches — acknowledged, handed to the
+/// queue's `fail`, or to its `defer` (a snooze kept by the store) — and ends when the consumer and every delivery job are
 /// gone, after a last flush, or when `close` abandons what is left.
 async fn acknowledge(bus: Weak<BusInner>, mut settled: mpsc::UnboundedReceiver<Settled>) {
     let Some(abandon) = bus.upgrade().map(|core| core.consumer.abandon.clone()) else {
@@ -330,6 +334,7 @@ async fn acknowledge(bus: Weak<BusInner>, mut settled: mpsc::UnboundedReceiver<S
     let mut receipts = Vec::with_capacity(ACK_BATCH);
     let mut failures = Vec::new();
     let mut released = Vec::new();
+    let mut deferred = Vec::new();
     let mut unsent = Unsent::default();
     loop {
         let received = tokio::select! {
@@ -348,11 +353,21 @@ async fn acknowledge(bus: Weak<BusInner>, mut settled: mpsc::UnboundedReceiver<S
             receipt,
             failure,
             release,
+            defer,
         } in batch.drain(..)
         {
             core.consumer.leases.remove(&receipt);
             match failure {
                 _ if release => released.push(receipt),
+                None if defer.is_some() => {
+                    if let Some((until, reason)) = defer {
+                        deferred.push(DeferredDelivery {
+                            receipt,
+                            until,
+                            reason,
+                        });
+                    }
+                }
                 None => receipts.push(receipt),
                 Some(error) => failures.push(FailedDelivery { receipt, error }),
             }
@@ -379,6 +394,14 @@ async fn acknowledge(bus: Weak<BusInner>, mut settled: mpsc::UnboundedReceiver<S
                 unsent.failures += failures.len();
             }
             failures.clear();
+        }
+        if !deferred.is_empty() {
+            // Snoozes kept by the store; one it could not keep comes back
+            // after its redelivery timeout, and its listener snoozes again.
+            if !with_retry(&abandon, "defer", deferred.len(), || queue.defer(&deferred)).await {
+                unsent.acks += deferred.len();
+            }
+            deferred.clear();
         }
     }
     if abandon.is_cancelled() {

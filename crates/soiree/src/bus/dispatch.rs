@@ -2,6 +2,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
@@ -35,19 +36,37 @@ pub(crate) struct Delivered {
     /// (then logged once, as a dead letter, by [`run`]).
     pub(crate) dead_letters: bool,
     pub(crate) acks: mpsc::UnboundedSender<Settled>,
+    /// Whether the queue keeps snoozes ([`EventQueue::defers`](crate::EventQueue::defers)).
+    pub(crate) defers: bool,
+    /// The longest snooze left to the store by a listener of this
+    /// delivery: when the delivery is due again, and the snooze's delay.
+    pub(crate) deferred: std::sync::Mutex<Option<(SystemTime, Duration)>>,
     /// Held until the delivery's job ends (or its parked runs wait off the
     /// consumer's count): one of the consumer's in-flight slots.
     pub(crate) permit: std::sync::Mutex<Option<OwnedSemaphorePermit>>,
 }
 
-/// How a delivery ended, for the consumer's acknowledger: acknowledged, or
-/// handed to the queue's `fail` with its first error.
+impl Delivered {
+    /// When a snooze left to the store makes this delivery due again.
+    fn deferred(&self) -> Option<(SystemTime, Duration)> {
+        *self
+            .deferred
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// How a delivery ended, for the consumer's acknowledger: acknowledged,
+/// handed to the queue's `fail` with its first error, or to its `defer`.
 #[derive(Debug)]
 pub(crate) struct Settled {
     pub(crate) receipt: String,
     pub(crate) failure: Option<String>,
     /// Not run to the end (the bus closed): hand it back to the queue.
     pub(crate) release: bool,
+    /// A listener snoozed in the store (and none failed): due again then,
+    /// with the snooze as text.
+    pub(crate) defer: Option<(SystemTime, String)>,
 }
 
 /// One job's dispatch: the bus, the emission and its route, shared by the
@@ -89,12 +108,36 @@ impl ListenerJob for Dispatch {
         }
     }
 
+    fn defer(&self, delay: Duration) -> bool {
+        let Work::Deliver(delivered) = &self.emission.work else {
+            return false;
+        };
+        // A failure already settles the delivery as a failure: the snooze
+        // waits here then, as it always did.
+        if !delivered.defers || self.emission.first_error().is_some() {
+            return false;
+        }
+        let Some(until) = crate::schedule::clock::now().checked_add(delay) else {
+            return false;
+        };
+        let mut deferred = delivered
+            .deferred
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Several snoozes: the longest, so that none runs early.
+        if deferred.is_none_or(|(due, _)| due < until) {
+            *deferred = Some((until, delay));
+        }
+        true
+    }
+
     fn settles_after(&self, index: usize) -> bool {
         // Listeners of a job run one after another (`dispatch`): those
         // after `index` have not run, and those before it either succeeded
         // or reported an error already. An error swallowed by the error
-        // handler does not count, as at the end of `run`.
-        matches!(self.emission.work, Work::Deliver(_))
+        // handler does not count, as at the end of `run`; a snooze left to
+        // the store does (the delivery is deferred, not acknowledged).
+        matches!(&self.emission.work, Work::Deliver(delivered) if delivered.deferred().is_none())
             && self.emission.first_error().is_none()
             && self
                 .route
@@ -167,7 +210,7 @@ pub(crate) async fn run(bus: &Arc<BusInner>, state: Arc<EmissionState>) {
 }
 
 /// Acknowledges a delivery (or hands it to the queue's `fail` with its
-/// first error); `unrun`: a listener did not run (the bus closed while it
+/// first error, or to its `defer` when a listener snoozed there); `unrun`: a listener did not run (the bus closed while it
 /// waited on a limit), so the delivery is handed back to be delivered again.
 pub(crate) fn settle(state: &EmissionState, unrun: bool) {
     if let Work::Deliver(delivered) = &state.work {
@@ -179,6 +222,7 @@ pub(crate) fn settle(state: &EmissionState, unrun: bool) {
                 receipt: delivered.receipt.clone(),
                 failure: None,
                 release: true,
+                defer: None,
             });
             return;
         }
@@ -187,10 +231,18 @@ pub(crate) fn settle(state: &EmissionState, unrun: bool) {
         {
             log_dead_letter(&state.event, delivered, reason, listener.as_ref());
         }
+        // A failure wins over a snooze: the delivery is failed as before.
+        let defer = match failure {
+            None => delivered
+                .deferred()
+                .map(|(until, delay)| (until, crate::Snooze::after(delay).to_string())),
+            Some(_) => None,
+        };
         let _ = delivered.acks.send(Settled {
             receipt: delivered.receipt.clone(),
             failure: failure.map(|(reason, _)| reason.clone()),
             release: false,
+            defer,
         });
     }
 }

@@ -30,6 +30,15 @@ pub(crate) trait ListenerJob: Send + Sync {
         None
     }
 
+    /// Asks the job to have its delivery snoozed in the store for `delay`
+    /// once its other listeners have run (see [`Snooze`](crate::Snooze)):
+    /// true when it will be (a queue delivery whose store defers, no error
+    /// so far); false when the snooze must wait in the process.
+    fn defer(&self, delay: std::time::Duration) -> bool {
+        let _ = delay;
+        false
+    }
+
     /// Whether the success of listener `index` ends a delivery that the bus
     /// then acknowledges: the job is a queue's delivery, no error reached
     /// it so far, and every listener after `index` is removed.

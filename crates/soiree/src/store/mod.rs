@@ -41,6 +41,6 @@ pub use inspect::{
 };
 pub use lease::{LeaderLease, Lease, MAX_LEASE_NAME_LEN};
 pub use memory::MemoryStore;
-pub use queue::{Delivery, EventQueue, FailedDelivery};
+pub use queue::{DeferredDelivery, Delivery, EventQueue, FailedDelivery};
 pub use result::StoredResult;
 pub use shared_limits::{SharedLimits, SlotHold};

@@ -1,6 +1,6 @@
 //! Queue stores: at-least-once delivery with acknowledgement.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
@@ -26,6 +26,20 @@ pub struct FailedDelivery {
     pub receipt: String,
     /// The first error, as text (what an operator sees beside a dead letter).
     pub error: String,
+}
+
+/// A delivery to be delivered again later, not counted as a delivery: a
+/// listener of it snoozed ([`Snooze`](crate::Snooze)). Passed to
+/// [`EventQueue::defer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeferredDelivery {
+    /// The delivery's receipt.
+    pub receipt: String,
+    /// When it is due again: never delivered before.
+    pub until: SystemTime,
+    /// Why, as text (the snooze), for a store that shows it beside a
+    /// waiting delivery.
+    pub reason: String,
 }
 
 /// A durable queue of events.
@@ -149,6 +163,51 @@ pub trait EventQueue: Send + Sync {
     async fn release(&self, receipts: &[String]) -> Result<()> {
         let _ = receipts;
         Ok(())
+    }
+
+    /// Whether this queue implements [`defer`](Self::defer). The bus then
+    /// snoozes a delivery in the store, off its workers, when a listener
+    /// snoozes for longer than [`Snooze::IN_STORE_AFTER`](crate::Snooze::IN_STORE_AFTER);
+    /// otherwise (the default, `false`) the snooze waits in the process.
+    fn defers(&self) -> bool {
+        false
+    }
+
+    /// Takes deliveries off the consumer to be delivered again at their
+    /// due time, without counting a delivery: a store-side snooze. The bus
+    /// calls it, in batches, instead of [`ack`](Self::ack) for deliveries a
+    /// listener snoozed (see [`Snooze`](crate::Snooze)).
+    ///
+    /// What an implementation guarantees:
+    ///
+    /// - never delivered again before `until` (on the store's clock; a
+    ///   store whose clock is another machine's says so), but soon after,
+    ///   to any consumer of the group (this one included), and only to
+    ///   this delivery's consumer group;
+    /// - the delivery count is kept: the next delivery has the
+    ///   [`delivery_count`](Delivery::delivery_count) this one had, so a
+    ///   snooze never brings an event nearer its dead letter;
+    /// - on a durable store it survives a restart of the consumer and of
+    ///   the store, as a delayed event does;
+    /// - a receipt the consumer no longer holds (its lease expired and
+    ///   another consumer took the event) is left alone, as by `ack`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] from the default (a queue that does not
+    /// [`defer`](Self::defers)); [`Error::Store`](crate::Error::Store) when
+    /// it was not recorded: the deliveries are then delivered again after
+    /// the store's redelivery timeout (perhaps before `until`: their
+    /// listeners snooze again).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`ack`](Self::ack).
+    async fn defer(&self, deferrals: &[DeferredDelivery]) -> Result<()> {
+        let _ = deferrals;
+        Err(Error::Unsupported(
+            "deferring deliveries: this queue does not defer (EventQueue::defers)".into(),
+        ))
     }
 
     /// How long [`EventBus::close`](crate::EventBus::close) waits, after the

@@ -13,6 +13,12 @@
 //! gives it. So a redelivered event skips a batch listener that already
 //! succeeded for it, and only the events that failed are retried or
 //! dead-lettered.
+//!
+//! The bus's listener timeout bounds each per-event call, its wait for the
+//! batch included: an event whose call timed out before its batch started
+//! is left out of it (`run`); one whose batch had started may still be
+//! handled by it while the bus records the timeout and runs the event
+//! again — at least once (see [`EventBus::on_batch`](crate::EventBus::on_batch)).
 
 mod collect;
 mod events;

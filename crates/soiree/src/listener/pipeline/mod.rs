@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! retry            the policy: attempts per the bus's RetryPolicy, and the wait between them
-//! snooze           a listener's Snooze: wait, then the same attempt again (not counted)
+//! snooze           a listener's Snooze: wait, then the same attempt again (not counted),
+//!                  or a long one on a queue delivery: left to the store (EventQueue::defer)
 //! └─ record        saves each attempt's StoredResult (with a store)
 //!    └─ observe    the `soiree.listener` span (with a tracing subscriber)
 //!       └─ catch_panic   the listener's call, panics caught
@@ -36,7 +37,7 @@ pub(crate) use handle::PipelineHandle;
 use observe::{count, observe};
 use record::record;
 use retry::{Attempts, wait_to_retry};
-use snooze::{Snoozes, snoozed};
+use snooze::{Snoozes, in_store, snoozed};
 
 /// How one attempt failed.
 enum Failure {
@@ -86,9 +87,19 @@ pub(crate) async fn run_listener(
         if pipeline.store.is_some() {
             record(&**job, &listener.id, event_id, attempt, &outcome).await;
         }
+        // A long snooze of a first attempt is the store's, when the job's
+        // queue can keep it: the worker is free meanwhile. The attempt is
+        // not over: it runs again, as attempt 1, on the next delivery.
+        let snooze = snoozed(&outcome);
+        if let Some(delay) = snooze
+            && in_store(attempt, delay)
+            && job.defer(delay)
+        {
+            tracing::debug!(attempt, ?delay, "listener snoozed: deferred in the store");
+            return None;
+        }
         // A snooze waits and runs the same attempt again; past the limit,
         // or when the wait is cut short, it is the listener's final error.
-        let snooze = snoozed(&outcome);
         if let Some(delay) = snooze
             && snoozes.allow()
             && Box::pin(wait_to_retry(delay, event.context(), &pipeline.shutdown)).await

@@ -14,6 +14,13 @@ pub(super) fn snoozed(outcome: &Result<(), Failure>) -> Option<Duration> {
     }
 }
 
+/// Whether a snooze of `delay` on attempt `attempt` is long enough to be
+/// left to the store (a retry's snooze stays: the store does not keep the
+/// listener's in-process attempt count).
+pub(super) fn in_store(attempt: u32, delay: Duration) -> bool {
+    attempt == 1 && delay > Snooze::IN_STORE_AFTER
+}
+
 /// Counts one listener run's snoozes against [`Snooze::MAX_PER_RUN`].
 #[derive(Default)]
 pub(super) struct Snoozes(u32);

@@ -9,8 +9,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{
-    Delivery, EventHistory, EventQueue, EventStore, FailedDelivery, HandlerDedup, Page,
-    StoredResult,
+    DeferredDelivery, Delivery, EventHistory, EventQueue, EventStore, FailedDelivery, HandlerDedup,
+    Page, StoredResult,
 };
 use crate::schedule::clock;
 use crate::{Appended, Error, Result, StoredEvent};
@@ -93,6 +93,10 @@ struct Group {
     ready: VecDeque<Queued>,
     /// Delayed events not yet due, by due time.
     scheduled: BTreeMap<(Instant, u64), Queued>,
+    /// Deferred deliveries (snoozed in the store) not yet due, by due
+    /// time: apart from `scheduled`, as they are in the backlog and not
+    /// cancellable.
+    deferred: BTreeMap<(Instant, u64), Queued>,
     in_flight: HashMap<String, (Queued, Instant)>,
     dead_letters: Vec<Letter>,
     arrived: Arc<Notify>,
@@ -470,7 +474,10 @@ impl EventQueue for MemoryStore {
             let wake = {
                 let mut state = self.lock();
                 let group = self.group_of(&mut state);
-                let due = group.scheduled.keys().next().map(|(at, _)| *at);
+                let due = [&group.scheduled, &group.deferred]
+                    .into_iter()
+                    .filter_map(|waiting| waiting.keys().next().map(|(at, _)| *at))
+                    .min();
                 group
                     .in_flight
                     .values()
@@ -522,10 +529,37 @@ impl EventQueue for MemoryStore {
         Ok(())
     }
 
+    /// Deferred deliveries wait with the group's delayed events (on
+    /// tokio's clock, as those), counted in the
+    /// [`backlog`](EventQueue::backlog) meanwhile; gone with the process.
+    fn defers(&self) -> bool {
+        true
+    }
+
+    async fn defer(&self, deferrals: &[DeferredDelivery]) -> Result<()> {
+        let mut state = self.lock();
+        let mut next_scheduled = state.next_scheduled;
+        let group = self.group_of(&mut state);
+        for deferral in deferrals {
+            if let Some((mut queued, _)) = group.in_flight.remove(&deferral.receipt) {
+                // Not a delivery: the next one has this one's count.
+                queued.deliveries = queued.deliveries.saturating_sub(1);
+                next_scheduled += 1;
+                group
+                    .deferred
+                    .insert((clock::deadline(deferral.until), next_scheduled), queued);
+            }
+        }
+        state.next_scheduled = next_scheduled;
+        // A waiting dequeue wakes in time for them.
+        self.arrived.notify_one();
+        Ok(())
+    }
+
     async fn backlog(&self) -> Result<u64> {
         let mut state = self.lock();
         let group = self.group_of(&mut state);
-        Ok((group.ready.len() + group.in_flight.len()) as u64)
+        Ok((group.ready.len() + group.in_flight.len() + group.deferred.len()) as u64)
     }
 }
 
@@ -569,6 +603,7 @@ impl Group {
         Self {
             ready: VecDeque::new(),
             scheduled: BTreeMap::new(),
+            deferred: BTreeMap::new(),
             in_flight: HashMap::new(),
             dead_letters: Vec::new(),
             arrived,
@@ -598,13 +633,16 @@ impl Group {
         self.arrived.notify_one();
     }
 
-    /// Moves the delayed events due by `now` to the ready queue, in due order.
+    /// Moves the delayed events and deferred deliveries due by `now` to
+    /// the ready queue, in due order.
     fn release_due(&mut self, now: Instant) {
-        while let Some(entry) = self.scheduled.first_entry() {
-            if entry.key().0 > now {
-                break;
+        for waiting in [&mut self.scheduled, &mut self.deferred] {
+            while let Some(entry) = waiting.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                self.ready.push_back(entry.remove());
             }
-            self.ready.push_back(entry.remove());
         }
     }
 }
