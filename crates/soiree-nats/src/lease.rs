@@ -68,6 +68,7 @@ struct Current {
 
 /// The store's lease bucket.
 pub(crate) struct Leases {
+    js: jetstream::Context,
     kv: kv::Store,
     bucket: String,
     /// Lease name → the revision this handle last read and when it first
@@ -102,14 +103,37 @@ pub(crate) async fn open(
     secrets: &[String],
 ) -> Result<Option<Leases>> {
     let bucket = bucket_name(prefix);
+    let Some(kv) = open_bucket(js, &bucket, storage, replicas, create, secrets).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Leases {
+        js: js.clone(),
+        kv,
+        bucket,
+        seen: Mutex::new(HashMap::new()),
+        secrets: secrets.to_vec(),
+    }))
+}
+
+/// Opens a KV bucket written only by compare-and-set (the leases', the
+/// shared limits'), creating it when `create`; `None` when it is missing
+/// and not created.
+pub(crate) async fn open_bucket(
+    js: &jetstream::Context,
+    bucket: &str,
+    storage: stream::StorageType,
+    replicas: usize,
+    create: bool,
+    secrets: &[String],
+) -> Result<Option<kv::Store>> {
     let stream_name = format!("KV_{bucket}");
     let fail = |operation: &'static str, cause: String| {
-        Error::jetstream(operation, &bucket, scrub(&cause, secrets))
+        Error::jetstream(operation, bucket, scrub(&cause, secrets))
     };
     if create {
         // The layout of a KV bucket, but reads answered by the stream's
         // leader (no direct gets from a replica that may lag), so that a
-        // holder does not judge its own grant by an older revision.
+        // writer does not compute its next value from an older revision.
         let config = stream::Config {
             name: stream_name.clone(),
             subjects: vec![format!("$KV.{bucket}.>")],
@@ -127,17 +151,81 @@ pub(crate) async fn open(
             .await
             .map_err(|err| fail("create bucket", err.to_string()))?;
     }
-    let kv = match js.get_key_value(bucket.clone()).await {
-        Ok(kv) => kv,
-        Err(_) if !create => return Ok(None),
-        Err(err) => return Err(fail("open bucket", err.to_string())),
+    match js.get_key_value(bucket.to_owned()).await {
+        Ok(kv) => Ok(Some(kv)),
+        Err(_) if !create => Ok(None),
+        Err(err) => Err(fail("open bucket", err.to_string())),
+    }
+}
+
+/// A key's value as read: its revision (0: absent, which a compare-and-set
+/// with revision 0 creates), when the server wrote it, and its value
+/// (`None`: absent, deleted or purged).
+pub(crate) struct Read {
+    pub(crate) revision: u64,
+    pub(crate) created: SystemTime,
+    pub(crate) value: Option<bytes::Bytes>,
+}
+
+/// Reads `key` (from the stream's leader: the buckets have no direct gets).
+pub(crate) async fn read_key(
+    kv: &kv::Store,
+    key: &str,
+) -> std::result::Result<Read, kv::EntryError> {
+    let Some(entry) = kv.entry(key).await? else {
+        return Ok(Read {
+            revision: 0,
+            created: SystemTime::UNIX_EPOCH,
+            value: None,
+        });
     };
-    Ok(Some(Leases {
-        kv,
-        bucket,
-        seen: Mutex::new(HashMap::new()),
-        secrets: secrets.to_vec(),
-    }))
+    let value = match entry.operation {
+        kv::Operation::Put => Some(entry.value),
+        kv::Operation::Delete | kv::Operation::Purge => None,
+    };
+    Ok(Read {
+        revision: entry.revision,
+        created: SystemTime::from(entry.created),
+        value,
+    })
+}
+
+/// Writes `value` to `key` of `bucket` if the key is still at `revision`
+/// (0: still absent); `false` when another write came first.
+///
+/// A KV `update` alone is not enough on a cluster: nats-server 2.9 checks
+/// the expected last subject sequence against the stored messages only, so
+/// concurrent writers that read the same revision are all stored while the
+/// first is still being replicated (seen with 8 writers on an R3 bucket).
+/// The publish also carries the message id `<key>@<revision>`, which the
+/// stream's duplicate window holds from the moment the leader takes the
+/// write: of the writers from one revision only the first is stored, the
+/// others get a duplicate's acknowledgement. Revisions are stream
+/// sequences, never reused, so the id names one read.
+pub(crate) async fn compare_and_set(
+    js: &jetstream::Context,
+    bucket: &str,
+    key: &str,
+    value: bytes::Bytes,
+    revision: u64,
+) -> std::result::Result<bool, jetstream::context::PublishError> {
+    use jetstream::context::PublishErrorKind;
+    let publish = jetstream::message::PublishMessage::build()
+        .payload(value)
+        .expected_last_subject_sequence(revision)
+        .message_id(format!("{key}@{revision}"));
+    let ack = match js
+        .send_publish(format!("$KV.{bucket}.{key}"), publish)
+        .await
+    {
+        Ok(ack) => ack.await,
+        Err(err) => Err(err),
+    };
+    match ack {
+        Ok(ack) => Ok(!ack.duplicate),
+        Err(err) if err.kind() == PublishErrorKind::WrongLastSequence => Ok(false),
+        Err(err) => Err(err),
+    }
 }
 
 fn key(name: &str) -> String {
@@ -154,32 +242,19 @@ impl Leases {
     }
 
     async fn read(&self, name: &str) -> Result<Current> {
-        let entry = self
-            .kv
-            .entry(key(name))
+        let read = read_key(&self.kv, &key(name))
             .await
             .map_err(|err| self.err("lease read", err))?;
-        let Some(entry) = entry else {
-            return Ok(Current {
-                revision: 0,
-                created: SystemTime::UNIX_EPOCH,
-                grant: None,
-            });
-        };
-        let grant = match entry.operation {
-            kv::Operation::Put => match serde_json::from_slice::<Grant>(&entry.value) {
-                Ok(grant) => Some(grant),
-                Err(err) => {
+        let grant = read.value.and_then(|value| {
+            serde_json::from_slice::<Grant>(&value)
+                .inspect_err(|err| {
                     tracing::warn!(bucket = %self.bucket, %err, "a lease's value is not a grant: treated as free");
-                    None
-                }
-            },
-            // Deleted or purged by hand: free.
-            kv::Operation::Delete | kv::Operation::Purge => None,
-        };
+                })
+                .ok()
+        });
         Ok(Current {
-            revision: entry.revision,
-            created: SystemTime::from(entry.created),
+            revision: read.revision,
+            created: read.created,
             grant,
         })
     }
@@ -188,11 +263,9 @@ impl Leases {
     /// another write came first.
     async fn write(&self, name: &str, grant: &Grant, revision: u64) -> Result<bool> {
         let value = serde_json::to_vec(grant).map_err(|err| self.err("lease write", err))?;
-        match self.kv.update(key(name), value.into(), revision).await {
-            Ok(_) => Ok(true),
-            Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
-            Err(err) => Err(self.err("lease write", err)),
-        }
+        compare_and_set(&self.js, &self.bucket, &key(name), value.into(), revision)
+            .await
+            .map_err(|err| self.err("lease write", err))
     }
 
     /// Whether the grant read at `current` lapsed on the server's

@@ -155,6 +155,7 @@ mod dedup;
 mod error;
 mod inspect;
 mod lease;
+mod limits;
 mod names;
 mod partitions;
 mod puller;

@@ -67,6 +67,9 @@ pub(crate) struct Inner {
     /// The prefix's leader leases (`lease`); `None` when the bucket is
     /// missing and was not created.
     pub(crate) leases: Option<Arc<crate::lease::Leases>>,
+    /// The prefix's shared listener limits (`limits`); `None` when the
+    /// bucket is missing and was not created.
+    pub(crate) limits: Option<crate::limits::Limits>,
     /// The prefix's delayed events (`scheduled`); `None` when the stream
     /// is missing and was not created.
     pub(crate) scheduled: Option<crate::scheduled::Scheduled>,
@@ -355,6 +358,15 @@ impl NatsStore {
         )
         .await?
         .map(Arc::new);
+        let limits = crate::limits::open(
+            &js,
+            &names.prefix,
+            storage,
+            options.replicas,
+            create,
+            &secrets,
+        )
+        .await?;
         let (filter_subject, client_filter) = match &options.filter {
             Some(pattern) if options.partitions == 0 && partitioned => {
                 (String::new(), Some(pattern.clone()))
@@ -447,6 +459,7 @@ impl NatsStore {
                 dedup,
                 consumer,
                 leases,
+                limits,
                 scheduled,
                 client_filter,
                 partitions,
@@ -520,6 +533,17 @@ impl EventStore for NatsStore {
             .leases
             .is_some()
             .then_some(self as &dyn soiree::LeaderLease)
+    }
+
+    /// Slots and rates in the KV bucket `SOIREE_<prefix>_LIMITS` (see the
+    /// crate docs); `None` on a store opened without
+    /// [`create_missing`](NatsStoreBuilder::create_missing) on a prefix
+    /// that has no such bucket.
+    fn limits(&self) -> Option<&dyn soiree::SharedLimits> {
+        self.inner
+            .limits
+            .is_some()
+            .then_some(self as &dyn soiree::SharedLimits)
     }
 }
 

@@ -39,17 +39,16 @@ async fn store_in(url: &str, prefix: &str, group: &str, replicas: usize) -> Arc<
     )
 }
 
-/// Shared listener limits are not in this store yet (issue 21), nor
-/// store-side snoozes (a NAK with a delay would be the primitive, but
-/// JetStream counts it as a delivery).
-const LACKS: [Ability; 2] = [Ability::Deferral, Ability::SharedLimits];
+/// Store-side snoozes are not in this store yet (a NAK with a delay would
+/// be the primitive, but JetStream counts it as a delivery).
+const LACKS: [Ability; 1] = [Ability::Deferral];
 
 // One check at a time (`support::ONE_AT_A_TIME`): each starts its own
 // nats-server, and thirty of them at once on two cores time requests out.
 soiree_test::conformance_suite! {
     setup: { let _one = ONE_AT_A_TIME.lock().await; let server = server_or_skip!(); },
     store: store_in(&server.url(), "soiree", "soiree", 1).await,
-    lacks: [Deferral, SharedLimits],
+    lacks: [Deferral],
     groups: (
         store_in(&server.url(), "groups", "first", 1).await,
         store_in(&server.url(), "groups", "second", 1).await,
