@@ -3,9 +3,10 @@
 //! whose value is the current grant as JSON: `{"holder", "token",
 //! "ttl_ms", "progress", "released"}`.
 //!
-//! Every change is a compare-and-set on the key's revision (a KV `update`,
-//! which JetStream stores only while the key's last revision is the one
-//! read), so of two processes writing after reading the same grant one
+//! Every change is a compare-and-set on the key's revision (a KV write
+//! that JetStream stores only while the key's last revision is the one
+//! read, with a message id naming that revision: see [`compare_and_set`]),
+//! so of two processes writing after reading the same grant one
 //! fails, reads again and sees the other's: two holders can never both be
 //! granted. A grant is taken from its holder only once it expired or was
 //! released; renew and release check the holder and the token.

@@ -3,7 +3,8 @@
 //!
 //! [`NatsStore`] implements soiree's store traits ([`soiree::EventStore`],
 //! [`soiree::EventQueue`], [`soiree::HandlerDedup`],
-//! [`soiree::EventHistory`], [`soiree::LeaderLease`]) and
+//! [`soiree::EventHistory`], [`soiree::LeaderLease`],
+//! [`soiree::SharedLimits`]) and
 //! [`soiree::Inspect`], so the bus, the
 //! `soiree` CLI (`--store nats://…`) and the dashboard work on it
 //! unchanged. Where the Redis and SQL stores live on one server, a
@@ -30,6 +31,8 @@
 //! | [`cancel_scheduled(id)`](soiree::EventQueue::cancel_scheduled) | a purge of the subject `p_sched.<id in hex>` |
 //! | [`Inspect::scheduled`](soiree::Inspect::scheduled), `StoreStats::scheduled` | the scheduled stream read back, sorted by due time (the first 10,000 entries); its message count |
 //! | a leader lease ([`soiree::LeaderLease`]: periodic events, the mover of delayed events) | a key of the KV bucket `SOIREE_p_LEASES` (the name in hex), whose JSON value is the grant; written only by compare-and-set on the key's revision |
+//! | a listener's concurrency slots ([`soiree::SharedLimits`]: `max_concurrent`, `max_concurrent_per_key`) | a key `slot.<limit key in hex>` of the KV bucket `SOIREE_p_LIMITS`, whose JSON value maps each holder to its expiry (Unix ms); taken, renewed and released by compare-and-set on the key's revision (see [Time](#time)) |
+//! | a listener's rate (`rate(count, period)`) | a key `rate.<limit key in hex>` of `SOIREE_p_LIMITS` holding the earliest start of the next run (GCRA), moved by compare-and-set |
 //!
 //! # Durability
 //!
@@ -60,6 +63,32 @@
 //! takes it over once it has seen the same grant unchanged for the time
 //! to live on its own monotonic clock. Tokens are revisions (they only
 //! grow); a released grant keeps its progress for the next holder.
+//!
+//! **Listener limits** ([`soiree::SharedLimits`]: `max_concurrent`,
+//! `max_concurrent_per_key`, `rate` of listeners registered with a name)
+//! hold across every process of the prefix, in the KV bucket
+//! `SOIREE_p_LIMITS`, written by compare-and-set like the leases: a taker
+//! reads a key's holders, drops the expired ones, adds itself if fewer than
+//! the limit remain and writes back only if the key is still at the
+//! revision it read, else reads again (8 times at most, then it answers "no
+//! room" and the bus asks again shortly), so concurrent takers in any
+//! number of processes never exceed the limit. A rate keeps the earliest
+//! start of its next run, moved one interval (`period / count`) on each
+//! admitted run. Slot expiries and rate times are the **calling process's
+//! clock** (Unix milliseconds), as in the other stores: keep the
+//! processes' clocks in step (NTP), as the leases ask already; a process
+//! whose clock runs `d` ahead frees others' slots up to `d` early and
+//! admits a rate's runs up to `d` early. The bucket keeps one small entry
+//! per limit key used (an emptied slot set, a past rate time); nothing
+//! expires them.
+//!
+//! Compare-and-set on a cluster: nats-server 2.9 checks a KV update's
+//! expected revision against the replicated messages only, so two updates
+//! from the same revision can both be stored while the first is in flight.
+//! Every compare-and-set of the store (leases and limits) therefore also
+//! carries the message id `<key>@<revision read>`, which the stream's
+//! duplicate window (2 minutes) holds from the moment its leader takes the
+//! write: of the writers from one revision only the first is stored.
 //!
 //! **Delayed events** wait in the stream `SOIREE_p_SCHEDULED`, which no
 //! group reads, so none is delivered early. A *mover* republishes each one
