@@ -2,13 +2,14 @@
 //! spread evenly over `--spread` seconds (10 by default) from 2 s after the run
 //! starts, on each store that schedules: the memory queue, SQLite (a
 //! temporary file), PostgreSQL (`--postgres`, else a throwaway server, else
-//! skipped) and Redis (`--redis`, else a throwaway server, else skipped);
-//! `--stores` names fewer. One named listener records when each event
+//! skipped), Redis (`--redis`, else a throwaway server, else skipped) and
+//! NATS (a throwaway nats-server, as nats-durable starts; skipped when
+//! none is installed); `--stores` names fewer. One named listener records when each event
 //! reached it.
 //!
 //! Lateness is the wall-clock time the listener started less the event's
 //! due time, reported per store as `<store>_p50_ms=`, `<store>_p99_ms=`
-//! and `<store>_max_ms=` (`memory`, `sqlite`, `pg`, `redis`), with
+//! and `<store>_max_ms=` (`memory`, `sqlite`, `pg`, `redis`, `nats`), with
 //! `<store>_emit_s=`, how long scheduling the N events took, and
 //! `<store>_stored_late=`, how many were stored only after their due time
 //! (their lateness is the store's write time, not its scheduler's: the
@@ -52,12 +53,18 @@ pub(crate) enum Store {
     Sqlite,
     Postgres,
     Redis,
+    Nats,
 }
 
 impl Store {
     /// Every store, in the order they run.
-    pub(crate) const ALL: [Store; 4] =
-        [Store::Memory, Store::Sqlite, Store::Postgres, Store::Redis];
+    pub(crate) const ALL: [Store; 5] = [
+        Store::Memory,
+        Store::Sqlite,
+        Store::Postgres,
+        Store::Redis,
+        Store::Nats,
+    ];
 
     /// The name `--stores` takes.
     pub(crate) fn name(self) -> &'static str {
@@ -66,6 +73,7 @@ impl Store {
             Store::Sqlite => "sqlite",
             Store::Postgres => "postgres",
             Store::Redis => "redis",
+            Store::Nats => "nats",
         }
     }
 
@@ -104,6 +112,14 @@ impl Store {
                 "redis_emit_s",
                 "redis_stored_late",
             ],
+            Store::Nats => [
+                "nats_p50_ms",
+                "nats_p99_ms",
+                "nats_max_ms",
+                "nats_early",
+                "nats_emit_s",
+                "nats_stored_late",
+            ],
         }
     }
 }
@@ -137,6 +153,7 @@ async fn run(setup: Setup) -> Result<Report> {
             }
             Store::Postgres => run_postgres(&setup).await?,
             Store::Redis => run_redis(&setup).await?,
+            Store::Nats => run_nats(&setup).await?,
         };
         if let Some(outcome) = outcome {
             outcomes.push((store, outcome));
@@ -221,6 +238,28 @@ async fn run_redis(setup: &Setup) -> Result<Option<Outcome>> {
     let outcome = measure(&setup, Arc::new(store.clone())).await;
     let _ = store.purge().await;
     outcome.map(Some)
+}
+
+async fn run_nats(setup: &Setup) -> Result<Option<Outcome>> {
+    // A throwaway server for the run, as nats-durable's: its streams go
+    // with it.
+    let started = tokio::task::spawn_blocking(soiree_test::nats::NatsServer::start)
+        .await
+        .map_err(|err| aborted(setup, err))?;
+    let server = match started {
+        Ok(server) => server,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            super::progress::say(&format!("delayed-lateness: skipping NATS: {err}"));
+            return Ok(None);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let store = soiree_nats::NatsStore::builder(&server.url())
+        .prefix("lateness")
+        .build()
+        .await
+        .map_err(|err| Error::Bus(err.into()))?;
+    measure(setup, Arc::new(store)).await.map(Some)
 }
 
 fn aborted(setup: &Setup, err: impl std::fmt::Display) -> Error {

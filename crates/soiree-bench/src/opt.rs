@@ -71,7 +71,8 @@ pub(crate) struct BenchOpt {
     pub(crate) spread: Duration,
 
     /// delayed-lateness: the stores to run it on (default: all; PostgreSQL
-    /// and Redis are skipped when no server is named or can be started).
+    /// and Redis are skipped when no server is named or can be started,
+    /// NATS when no nats-server is installed).
     #[arg(long, value_name = "STORE", value_delimiter = ',',
           value_parser = PossibleValuesParser::new(Store::ALL.map(Store::name)))]
     pub(crate) stores: Vec<String>,
