@@ -42,6 +42,9 @@ const ATTEMPTS: usize = 8;
 /// hashed (KV keys are subjects, within the servers' protocol line).
 const MAX_HEX: usize = 1024;
 
+/// Keys of the bucket read for a listing of slots, at most.
+const LIST_SCAN: usize = 10_000;
+
 /// The value of a slot key.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Slots {
@@ -284,8 +287,50 @@ impl Limits {
     }
 }
 
+impl Limits {
+    /// The unexpired slots, by key then holder, at most `limit`: the
+    /// bucket's keys listed (the first [`LIST_SCAN`]), then the slot keys
+    /// read, 32 at a time.
+    pub(crate) async fn slot_infos(&self, limit: usize) -> Result<Vec<soiree::LimitSlot>> {
+        use futures::StreamExt;
+        let mut keys = self
+            .kv
+            .keys()
+            .await
+            .map_err(|err| self.err("limit list", err))?;
+        let mut slot_keys = Vec::new();
+        let mut scanned = 0;
+        while scanned < LIST_SCAN
+            && let Some(key) = keys.next().await
+        {
+            let key = key.map_err(|err| self.err("limit list", err))?;
+            scanned += 1;
+            if key.starts_with("slot.") {
+                slot_keys.push(key);
+            }
+        }
+        let now = now_ms();
+        let mut reads = futures::stream::iter(slot_keys)
+            .map(|kv_key| async move { self.read_slots(&kv_key, "").await })
+            .buffer_unordered(32);
+        let mut slots = Vec::new();
+        while let Some(read) = reads.next().await {
+            let (_, read) = read?;
+            for (holder, expiry) in read.holders {
+                if expiry > now {
+                    let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(expiry).unwrap_or(0));
+                    slots.push(soiree::LimitSlot::new(read.key.clone(), holder, at));
+                }
+            }
+        }
+        slots.sort_by(|a, b| (&a.key, &a.holder).cmp(&(&b.key, &b.holder)));
+        slots.truncate(limit);
+        Ok(slots)
+    }
+}
+
 impl NatsStore {
-    fn limits_bucket(&self) -> soiree::Result<&Limits> {
+    pub(crate) fn limits_bucket(&self) -> soiree::Result<&Limits> {
         self.inner.limits.as_ref().ok_or_else(|| {
             soiree::Error::Unsupported(format!(
                 "shared limits: the bucket {} is missing (open the store with create_missing)",

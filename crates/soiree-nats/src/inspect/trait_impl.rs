@@ -180,6 +180,15 @@ impl Inspect for NatsStore {
         self.scheduled_page(query).await
     }
 
+    /// The bucket's keys listed (the first 10,000), then each slot key
+    /// read.
+    async fn limit_slots(&self, limit: usize) -> soiree::Result<Vec<soiree::LimitSlot>> {
+        Ok(self
+            .limits_bucket()?
+            .slot_infos(limit.clamp(1, Query::MAX_LIMIT))
+            .await?)
+    }
+
     async fn dead_letters(&self, query: &Query) -> soiree::Result<Page<DeadLetter>> {
         let page = self
             .read_page(
