@@ -31,7 +31,7 @@
 //! | [`cancel_scheduled(id)`](soiree::EventQueue::cancel_scheduled) | a purge of the subject `p_sched.<id in hex>` |
 //! | [`Inspect::scheduled`](soiree::Inspect::scheduled), `StoreStats::scheduled` | the scheduled stream read back, sorted by due time (the first 10,000 entries); its message count |
 //! | a leader lease ([`soiree::LeaderLease`]: periodic events, the mover of delayed events) | a key of the KV bucket `SOIREE_p_LEASES` (the name in hex), whose JSON value is the grant; written only by compare-and-set on the key's revision |
-//! | a listener's concurrency slots ([`soiree::SharedLimits`]: `max_concurrent`, `max_concurrent_per_key`) | a key `slot.<limit key in hex>` of the KV bucket `SOIREE_p_LIMITS`, whose JSON value maps each holder to its expiry (Unix ms); taken, renewed and released by compare-and-set on the key's revision (see [Time](#time)) |
+//! | a listener's concurrency slots ([`soiree::SharedLimits`]: `max_concurrent`, `max_concurrent_per_key`) | a key `slot.<limit key in hex>` (a key over 512 bytes: `slot.h` and a 64-bit hash of it) of the KV bucket `SOIREE_p_LIMITS`, whose JSON value maps each holder to its expiry (Unix ms); taken, renewed and released by compare-and-set on the key's revision (see [Time](#time)) |
 //! | a listener's rate (`rate(count, period)`) | a key `rate.<limit key in hex>` of `SOIREE_p_LIMITS` holding the earliest start of the next run (GCRA), moved by compare-and-set |
 //! | [`Inspect::limit_slots`](soiree::Inspect::limit_slots) (`soiree limits list`, the dashboard) | the bucket's keys listed (the first 10,000), then each `slot.` key read |
 //!
