@@ -67,6 +67,9 @@ struct Current {
     grant: Option<Grant>,
 }
 
+/// Keys of the bucket read for a listing of leases, at most.
+const LIST_SCAN: usize = 10_000;
+
 /// The store's lease bucket.
 pub(crate) struct Leases {
     js: jetstream::Context,
@@ -383,8 +386,55 @@ impl Leases {
     }
 }
 
+impl Leases {
+    /// The leases, by name, at most `limit`: the bucket's keys listed (the
+    /// first [`LIST_SCAN`]), then each read, 32 at a time. A grant is held
+    /// while unreleased and unexpired on this process's clock.
+    pub(crate) async fn lease_infos(&self, limit: usize) -> Result<Vec<soiree::LeaseInfo>> {
+        use futures::StreamExt;
+        let mut keys = self
+            .kv
+            .keys()
+            .await
+            .map_err(|err| self.err("lease list", err))?;
+        let mut names = Vec::new();
+        let mut scanned = 0;
+        while scanned < LIST_SCAN
+            && let Some(key) = keys.next().await
+        {
+            let key = key.map_err(|err| self.err("lease list", err))?;
+            scanned += 1;
+            names.extend(crate::names::unhex(&key));
+        }
+        let mut reads = futures::stream::iter(names)
+            .map(|name| async move { self.read(&name).await.map(|current| (name, current)) })
+            .buffer_unordered(32);
+        let mut leases = Vec::new();
+        while let Some(read) = reads.next().await {
+            let (name, current) = read?;
+            let Some(grant) = &current.grant else {
+                continue;
+            };
+            let ttl = Duration::from_millis(u64::try_from(grant.ttl_ms).unwrap_or(0));
+            let expires_at = current.created.checked_add(ttl).unwrap_or(current.created);
+            let held = !grant.released && !Self::lapsed(&current, grant);
+            leases.push(soiree::LeaseInfo::new(
+                name,
+                grant.holder.clone(),
+                grant.token,
+                expires_at,
+                held,
+                grant.progress,
+            ));
+        }
+        leases.sort_by(|a, b| a.name.cmp(&b.name));
+        leases.truncate(limit);
+        Ok(leases)
+    }
+}
+
 impl NatsStore {
-    fn lease_bucket(&self) -> soiree::Result<&Leases> {
+    pub(crate) fn lease_bucket(&self) -> soiree::Result<&Leases> {
         self.inner.leases.as_deref().ok_or_else(|| {
             soiree::Error::Unsupported(format!(
                 "leader leases: the bucket {} is missing (open the store with create_missing)",

@@ -69,6 +69,22 @@ pub(crate) fn hex(text: &str) -> String {
     out
 }
 
+/// The text [`hex`] spelled, `None` when `hexed` is not such a spelling
+/// (another kind of key in the same bucket).
+pub(crate) fn unhex(hexed: &str) -> Option<String> {
+    if hexed == "_" {
+        return Some(String::new());
+    }
+    if hexed.is_empty() || !hexed.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes = (0..hexed.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(hexed.get(at..at + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
+
 /// The `Nats-Msg-Id` of an event id: the id itself when it is printable
 /// ASCII without `~`, else `~` and its bytes in hex, so that two ids never
 /// share a message id (the client would turn CR and LF into spaces).
@@ -83,6 +99,16 @@ pub(crate) fn message_id(event_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unhex_reads_back_what_hex_spelled_and_nothing_else() {
+        for text in ["", "failover-tick", "é~\n"] {
+            assert_eq!(unhex(&hex(text)).as_deref(), Some(text));
+        }
+        for other in ["slot.61", "6", "zz", "ff"] {
+            assert_eq!(unhex(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn message_ids_are_distinct_for_distinct_event_ids() {

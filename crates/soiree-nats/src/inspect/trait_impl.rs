@@ -180,6 +180,15 @@ impl Inspect for NatsStore {
         self.scheduled_page(query).await
     }
 
+    /// The lease bucket's keys listed (the first 10,000), then each read;
+    /// held: unreleased and unexpired on this process's clock.
+    async fn leader_leases(&self, limit: usize) -> soiree::Result<Vec<soiree::LeaseInfo>> {
+        Ok(self
+            .lease_bucket()?
+            .lease_infos(limit.clamp(1, Query::MAX_LIMIT))
+            .await?)
+    }
+
     /// The bucket's keys listed (the first 10,000), then each slot key
     /// read.
     async fn limit_slots(&self, limit: usize) -> soiree::Result<Vec<soiree::LimitSlot>> {
