@@ -1,14 +1,16 @@
 //! Test support for soiree: the store conformance suite every store runs
 //! (one line in the store's tests: [`conformance_suite!`]), throwaway
 //! servers for the backends' tests, test binaries that are their own
-//! child processes ([`process`], for `kill -9` fault tests) and bounded
-//! waits ([`wait`]).
+//! child processes ([`process`], for `kill -9` fault tests), the
+//! leader-failover check of periodic events any store with leases runs
+//! ([`periodic`]) and bounded waits ([`wait`]).
 
 #![doc(test(attr(deny(warnings))))]
 
 pub mod conformance;
 pub mod inspect;
 pub mod nats;
+pub mod periodic;
 pub mod postgres;
 pub mod process;
 pub mod redis;
