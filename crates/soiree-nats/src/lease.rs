@@ -67,8 +67,8 @@ struct Current {
     grant: Option<Grant>,
 }
 
-/// Keys of the bucket read for a listing of leases, at most.
-const LIST_SCAN: usize = 10_000;
+/// Keys of a bucket read for a listing (of leases, of limit slots), at most.
+pub(crate) const LIST_SCAN: usize = 10_000;
 
 /// The store's lease bucket.
 pub(crate) struct Leases {
@@ -169,6 +169,19 @@ pub(crate) struct Read {
     pub(crate) revision: u64,
     pub(crate) created: SystemTime,
     pub(crate) value: Option<bytes::Bytes>,
+}
+
+/// The bucket's keys, the first [`LIST_SCAN`] of them (a listing's bound).
+pub(crate) async fn list_keys(kv: &kv::Store) -> std::result::Result<Vec<String>, String> {
+    use futures::StreamExt;
+    let mut keys = kv.keys().await.map_err(|err| err.to_string())?;
+    let mut listed = Vec::new();
+    while listed.len() < LIST_SCAN
+        && let Some(key) = keys.next().await
+    {
+        listed.push(key.map_err(|err| err.to_string())?);
+    }
+    Ok(listed)
 }
 
 /// Reads `key` (from the stream's leader: the buckets have no direct gets).
@@ -392,20 +405,13 @@ impl Leases {
     /// while unreleased and unexpired on this process's clock.
     pub(crate) async fn lease_infos(&self, limit: usize) -> Result<Vec<soiree::LeaseInfo>> {
         use futures::StreamExt;
-        let mut keys = self
-            .kv
-            .keys()
+        let keys = list_keys(&self.kv)
             .await
             .map_err(|err| self.err("lease list", err))?;
-        let mut names = Vec::new();
-        let mut scanned = 0;
-        while scanned < LIST_SCAN
-            && let Some(key) = keys.next().await
-        {
-            let key = key.map_err(|err| self.err("lease list", err))?;
-            scanned += 1;
-            names.extend(crate::names::unhex(&key));
-        }
+        let names: Vec<String> = keys
+            .iter()
+            .filter_map(|key| crate::names::unhex(key))
+            .collect();
         let mut reads = futures::stream::iter(names)
             .map(|name| async move { self.read(&name).await.map(|current| (name, current)) })
             .buffer_unordered(32);

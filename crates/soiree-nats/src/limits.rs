@@ -30,7 +30,7 @@ use async_nats::jetstream::{self, kv, stream};
 use serde::{Deserialize, Serialize};
 use soiree::SlotHold;
 
-use crate::lease::{compare_and_set, open_bucket, read_key};
+use crate::lease::{compare_and_set, list_keys, open_bucket, read_key};
 use crate::redact::scrub;
 use crate::{Error, NatsStore, Result};
 
@@ -41,9 +41,6 @@ const ATTEMPTS: usize = 8;
 /// The longest key part kept as the hex of the limit key; longer ones are
 /// hashed (KV keys are subjects, within the servers' protocol line).
 const MAX_HEX: usize = 1024;
-
-/// Keys of the bucket read for a listing of slots, at most.
-const LIST_SCAN: usize = 10_000;
 
 /// The value of a slot key.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -289,26 +286,14 @@ impl Limits {
 
 impl Limits {
     /// The unexpired slots, by key then holder, at most `limit`: the
-    /// bucket's keys listed (the first [`LIST_SCAN`]), then the slot keys
+    /// bucket's keys listed (the first [`LIST_SCAN`](crate::lease::LIST_SCAN)), then the slot keys
     /// read, 32 at a time.
     pub(crate) async fn slot_infos(&self, limit: usize) -> Result<Vec<soiree::LimitSlot>> {
         use futures::StreamExt;
-        let mut keys = self
-            .kv
-            .keys()
+        let mut slot_keys = list_keys(&self.kv)
             .await
             .map_err(|err| self.err("limit list", err))?;
-        let mut slot_keys = Vec::new();
-        let mut scanned = 0;
-        while scanned < LIST_SCAN
-            && let Some(key) = keys.next().await
-        {
-            let key = key.map_err(|err| self.err("limit list", err))?;
-            scanned += 1;
-            if key.starts_with("slot.") {
-                slot_keys.push(key);
-            }
-        }
+        slot_keys.retain(|key| key.starts_with("slot."));
         let now = now_ms();
         let mut reads = futures::stream::iter(slot_keys)
             .map(|kv_key| async move { self.read_slots(&kv_key, "").await })
