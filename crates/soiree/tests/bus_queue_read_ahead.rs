@@ -1,8 +1,9 @@
 //! The bus's consumer reads ahead for a queue that asks for it
 //! (`EventQueue::read_ahead`): it takes more than its free workers, keeps
 //! the leases of what it holds with the running ones (`extend`), hands it
-//! back at close (`release`), and reads nothing ahead after its workers
-//! were all busy for a quarter of the lease.
+//! back at close (`release`), reads about a quarter of the lease's worth at
+//! the rate it took its last batch (up to the hint), and reads nothing
+//! ahead after its workers were all busy for a quarter of the lease.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -144,6 +145,33 @@ fn bus_on(store: &Arc<Recording>, workers: usize) -> (EventBus, Arc<AtomicUsize>
     (bus, started, gate)
 }
 
+/// A bus on `store` whose listener on `job.run` counts its runs, each
+/// taking `each`.
+fn timed_bus(
+    store: &Arc<Recording>,
+    workers: usize,
+    each: Duration,
+) -> (EventBus, Arc<AtomicUsize>) {
+    let bus = EventBus::builder()
+        .shared_store(store.clone())
+        .workers(workers)
+        .poll_wait(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let count = ran.clone();
+    bus.on("job.run", move |_ctx| {
+        let count = count.clone();
+        async move {
+            tokio::time::sleep(each).await;
+            count.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    })
+    .unwrap();
+    (bus, ran)
+}
+
 async fn emit(bus: &EventBus, n: usize) {
     for i in 0..n {
         let mut emission = bus.emit("job.run", i);
@@ -245,4 +273,51 @@ async fn without_a_lease_interval_the_hint_is_ignored() {
         .unwrap()
         .unwrap();
     assert_eq!(started.load(Ordering::SeqCst), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_bus_reads_ahead_beyond_its_free_workers_up_to_the_hint() {
+    let store = Recording::new(50, Some(LEASE_INTERVAL));
+    let (bus, ran) = timed_bus(&store, 2, Duration::ZERO);
+    emit(&bus, 40).await;
+    bus.start().unwrap();
+    until("every event ran", || ran.load(Ordering::SeqCst) == 40).await;
+    until("it asked again", || store.asks().len() >= 2).await;
+    let asks = store.asks();
+    assert_eq!(asks[0], 50, "nothing measured yet: the most");
+    // 40 taken within a few seconds: more than 2 in a quarter of the lease
+    // (150 ms).
+    assert!(asks[1] > 2, "more than the free workers: {asks:?}");
+    assert!(
+        asks.iter().all(|&ask| ask <= 50),
+        "never above the hint: {asks:?}"
+    );
+    tokio::time::timeout(BOUND, bus.close())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_listeners_shrink_the_read_ahead_to_a_quarter_of_the_lease() {
+    // A quarter of the lease is 300 ms; each listener takes 100 ms, so the
+    // one worker is never busy that long with one delivery.
+    let store = Recording::new(1000, Some(Duration::from_millis(400)));
+    let (bus, ran) = timed_bus(&store, 1, Duration::from_millis(100));
+    emit(&bus, 4).await;
+    bus.start().unwrap();
+    until("every event ran", || ran.load(Ordering::SeqCst) == 4).await;
+    until("it asked again", || store.asks().len() >= 2).await;
+    let asks = store.asks();
+    assert_eq!(asks[0], 1000, "nothing measured yet: the most");
+    assert_eq!(store.taken.lock().unwrap().len(), 4);
+    // 4 taken in at least 400 ms: at most 3 in 300 ms.
+    assert!(
+        (1..=3).contains(&asks[1]),
+        "what it runs in a quarter of the lease: {asks:?}"
+    );
+    tokio::time::timeout(BOUND, bus.close())
+        .await
+        .unwrap()
+        .unwrap();
 }

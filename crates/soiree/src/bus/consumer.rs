@@ -86,13 +86,19 @@ async fn consume(bus: Weak<BusInner>, acks: mpsc::UnboundedSender<Settled>) {
 }
 
 /// How the consumer reads ahead of its workers (see
-/// [`EventQueue::read_ahead`]).
+/// [`EventQueue::read_ahead`]): enough for about a quarter of the lease at
+/// the rate the bus took its last batch, between its free workers and the
+/// queue's hint. A fast bus then pays one round trip per up to the hint's
+/// deliveries, while a slow one (long listeners) holds no more than it
+/// starts within a quarter of the lease.
 #[derive(Debug, Clone, Copy)]
 struct ReadAhead {
-    /// Deliveries asked for at least while the bus keeps asking; 0: none.
-    size: usize,
-    /// How long all workers may stay busy before the bus counts as slow.
-    slow: Duration,
+    /// The most deliveries asked for (the queue's hint); 0: free workers only.
+    most: usize,
+    /// A quarter of the lease (three quarters of the lease interval): the
+    /// work read ahead, and how long all workers may stay busy before the
+    /// bus counts as slow.
+    quarter: Duration,
 }
 
 impl ReadAhead {
@@ -101,25 +107,34 @@ impl ReadAhead {
     fn of(queue: &dyn EventQueue) -> Self {
         match queue.lease_interval() {
             Some(interval) if queue.read_ahead() > 0 => Self {
-                size: queue.read_ahead(),
-                // A quarter of the lease, which is three intervals.
-                slow: interval.mul_f64(0.75),
+                most: queue.read_ahead(),
+                // The lease is three intervals.
+                quarter: interval.mul_f64(0.75),
             },
             _ => Self {
-                size: 0,
-                slow: Duration::MAX,
+                most: 0,
+                quarter: Duration::MAX,
             },
         }
     }
 
     /// How many deliveries to ask for with `free` workers, `since` the
-    /// consumer last took deliveries.
-    fn ask(self, free: usize, since: Duration) -> usize {
-        if since < self.slow {
-            free.max(self.size)
-        } else {
-            free
+    /// consumer last took deliveries (from the queue or from those it
+    /// held), when its last dequeue returned `batch` deliveries `taken_in`
+    /// ago. Before its first batch, and after one that came back empty
+    /// (the queue was idle: nothing to measure), it asks for the most.
+    fn ask(self, free: usize, since: Duration, batch: usize, taken_in: Duration) -> usize {
+        if self.most == 0 || since >= self.quarter {
+            return free;
         }
+        let wanted = if batch == 0 {
+            self.most
+        } else {
+            let rate = batch as f64 / taken_in.as_secs_f64().max(1e-6);
+            // `as` saturates: a huge or infinite product becomes usize::MAX.
+            (rate * self.quarter.as_secs_f64()) as usize
+        };
+        wanted.min(self.most).max(free)
     }
 }
 
@@ -176,20 +191,20 @@ async fn consume_until_shutdown(
     // One permit per event in flight: at most `workers` dispatch at once
     // (the bus's `resize` changes the permits).
     let in_flight = Arc::clone(&strong.consumer.in_flight);
-    let Some(read_ahead) = strong
-        .store
-        .as_deref()
-        .and_then(|s| s.queue())
-        .map(ReadAhead::of)
-    else {
+    let Some(queue) = strong.store.as_deref().and_then(|s| s.queue()) else {
         return;
     };
+    // Read once: the queue's answers do not change.
+    let (read_ahead, defers) = (ReadAhead::of(queue), queue.defers());
     drop(strong);
     let mut pause = RETRY_PAUSE;
     // When the consumer last took deliveries (from the queue or from those
     // it holds): the time since, when it asks again, is how long all its
     // workers were busy.
     let mut took_at = Instant::now();
+    // The size of the last batch the queue returned and when: the rate the
+    // bus takes deliveries at, when it asks again.
+    let (mut batch, mut batch_at) = (0, Instant::now());
     loop {
         let first = tokio::select! {
             biased;
@@ -219,7 +234,7 @@ async fn consume_until_shutdown(
             return;
         };
         if ahead.is_empty() {
-            let max = read_ahead.ask(permits.len(), took_at.elapsed());
+            let max = read_ahead.ask(permits.len(), took_at.elapsed(), batch, batch_at.elapsed());
             // A panicking store must not end consuming for good: report it and
             // carry on like any other failed dequeue.
             let dequeue = AssertUnwindSafe(queue.dequeue(max, poll_wait)).catch_unwind();
@@ -233,6 +248,7 @@ async fn consume_until_shutdown(
             match deliveries {
                 Ok(deliveries) => {
                     pause = RETRY_PAUSE;
+                    (batch, batch_at) = (deliveries.len(), Instant::now());
                     for delivery in &deliveries {
                         bus_config.consumer.leases.insert(&delivery.receipt);
                     }
@@ -296,7 +312,7 @@ async fn consume_until_shutdown(
                 delivery_count: delivery.delivery_count,
                 dead_letters: queue.dead_letters_failure(delivery.delivery_count),
                 acks: acks.clone(),
-                defers: queue.defers(),
+                defers,
                 deferred: std::sync::Mutex::new(None),
                 permit: std::sync::Mutex::new(Some(permit)),
             }));
@@ -507,5 +523,49 @@ impl LeaseHolder for BusInner {
 
     fn is_closed(&self) -> bool {
         self.closed.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The read-ahead of a queue with a 30 s lease and `most` as its hint.
+    fn read_ahead(most: usize) -> ReadAhead {
+        ReadAhead {
+            most,
+            quarter: Duration::from_millis(7500),
+        }
+    }
+
+    #[test]
+    fn reads_grow_with_the_rate_and_shrink_for_slow_listeners() {
+        let ahead = read_ahead(1000);
+        let quick = Duration::from_millis(1);
+        // 32 taken in a millisecond: 32,000/s, capped at the hint.
+        assert_eq!(ahead.ask(4, quick, 32, quick), 1000);
+        // 1,000 taken in 100 s (10/s): 75 last a quarter of the lease.
+        assert_eq!(ahead.ask(4, quick, 1000, Duration::from_secs(100)), 75);
+        // Slower still: never fewer than the free workers.
+        assert_eq!(ahead.ask(4, quick, 1, Duration::from_secs(3600)), 4);
+        // No time at all does not divide by zero.
+        assert_eq!(ahead.ask(4, Duration::ZERO, 32, Duration::ZERO), 1000);
+        // Nothing measured yet, or an idle queue: the most.
+        assert_eq!(ahead.ask(4, quick, 0, Duration::from_secs(3600)), 1000);
+        // All workers were busy for a quarter of the lease: free ones only.
+        assert_eq!(ahead.ask(4, Duration::from_millis(7500), 32, quick), 4);
+        // A hint below the free workers: the free workers.
+        assert_eq!(read_ahead(2).ask(4, quick, 32, quick), 4);
+    }
+
+    #[test]
+    fn without_a_hint_the_consumer_asks_for_its_free_workers() {
+        let none = ReadAhead {
+            most: 0,
+            quarter: Duration::MAX,
+        };
+        let quick = Duration::from_millis(1);
+        assert_eq!(none.ask(3, quick, 32, quick), 3);
+        assert_eq!(none.ask(3, quick, 0, quick), 3);
     }
 }

@@ -231,18 +231,23 @@ pub trait EventQueue: Send + Sync {
         None
     }
 
-    /// How many deliveries the bus's consumer may take per
+    /// The most deliveries the bus's consumer may take per
     /// [`dequeue`](Self::dequeue) beyond its free workers (read-ahead), so
     /// that a bus that asks for one or two at a time does not pay a round
     /// trip per event. The default, 0, makes the bus ask for exactly as
-    /// many deliveries as it has free workers.
+    /// many deliveries as it has free workers. A store's dequeue takes what
+    /// it is asked for: the bus sizes the reads.
     ///
     /// With a non-zero hint and a [`lease_interval`](Self::lease_interval)
     /// (without one the hint is ignored: what is held could not be kept),
     /// the bus's consumer guarantees:
     ///
-    /// - while it keeps asking, it calls `dequeue(max(free workers,
-    ///   read_ahead))` once what it holds is dispatched, and holds the
+    /// - while it keeps asking, it calls `dequeue(n)` once what it holds is
+    ///   dispatched, with `n` enough for about a quarter of the lease
+    ///   (taken as three quarters of `lease_interval`) at the rate it took
+    ///   its last batch, never fewer than its free workers nor more than
+    ///   `max(free workers, read_ahead)`; before its first batch and after
+    ///   an empty one (nothing to measure) `n` is the most. It holds the
     ///   surplus itself, dispatching it as workers free up (in order);
     /// - the held deliveries' receipts are in its [`extend`](Self::extend)
     ///   calls every `lease_interval`, with the running ones, so a held
@@ -250,9 +255,9 @@ pub trait EventQueue: Send + Sync {
     /// - at close it hands them back with one [`release`](Self::release),
     ///   with the deliveries it took but did not dispatch;
     /// - when it comes back slowly (all its workers were busy for a quarter
-    ///   of the lease, taken as three quarters of `lease_interval`), its
-    ///   next `dequeue` asks for its free workers only, so that a slow
-    ///   process does not sit on events other consumers could run.
+    ///   of the lease), its next `dequeue` asks for its free workers only,
+    ///   so that a slow process does not sit on events other consumers
+    ///   could run.
     ///
     /// A store whose claim is not per delivery (a lease over several
     /// deliveries that must run in order) keeps its own buffer and returns 0.

@@ -7,11 +7,14 @@
 //!   [`EventQueue::extend`](crate::EventQueue::extend) every
 //!   [`EventQueue::lease_interval`](crate::EventQueue::lease_interval); a
 //!   store writes no keep-alive task of its own;
-//! - read-ahead: the bus's consumer takes up to
-//!   [`EventQueue::read_ahead`](crate::EventQueue::read_ahead) deliveries
-//!   per dequeue while it keeps asking, holds the surplus, keeps its leases
-//!   with the running ones and hands it back at close; a store's dequeue
-//!   takes what it is asked for;
+//! - read-ahead: while it keeps asking, the bus's consumer takes per
+//!   dequeue about a quarter of the lease's worth of deliveries at the rate
+//!   it took its last batch, up to
+//!   [`EventQueue::read_ahead`](crate::EventQueue::read_ahead) (free
+//!   workers only after its workers were all busy that long), holds the
+//!   surplus, keeps its leases with the running ones and hands it back at
+//!   close; a store's dequeue takes what it is asked for, and a store sizes
+//!   no reads of its own;
 //! - [`DedupCache`]: the listener successes of the deliveries a consumer
 //!   holds, so that dedup lookups need no round trip;
 //! - [`BatchWriter`] and [`ResultWriter`]: writes batched into one round
