@@ -6,7 +6,7 @@
 //! other consumers (XAUTOCLAIM, every so often), and finally new entries
 //! (XREADGROUP `>`, blocking up to the poll time).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,13 +26,6 @@ pub(crate) struct ConsumerState {
     reread_from: Option<String>,
     claim_cursor: String,
     next_claim: Instant,
-    /// Deliveries read ahead of the bus's asks, and when they were read.
-    buffer: VecDeque<Delivery>,
-    buffered_at: Instant,
-    /// How many new entries the next read asks for, and when the last read
-    /// of new entries was issued (see [`read_size`]).
-    read_size: usize,
-    last_read: Instant,
     /// When due delayed events are next moved into the stream.
     next_move: Instant,
 }
@@ -43,26 +36,9 @@ impl ConsumerState {
             reread_from: Some("0".to_owned()),
             claim_cursor: "0-0".to_owned(),
             next_claim: Instant::now(),
-            buffer: VecDeque::new(),
-            buffered_at: Instant::now(),
-            read_size: MIN_READ_AHEAD,
-            last_read: Instant::now(),
             next_move: Instant::now(),
         }
     }
-}
-
-/// The size of the next read of new entries: enough for a quarter of the
-/// claim timeout at the rate the bus took the last read's entries, between
-/// [`MIN_READ_AHEAD`] and [`MAX_READ_AHEAD`]. A fast bus then pays one round
-/// trip per up to a thousand events, while a slow one (long listeners) does
-/// not hold entries it cannot start before they would be handed back.
-fn read_size(last_size: usize, since_last_read: Duration, claim_timeout: Duration) -> usize {
-    let secs = since_last_read.as_secs_f64().max(1e-6);
-    let rate = last_size as f64 / secs;
-    let wanted = rate * (claim_timeout / 4).as_secs_f64();
-    // `as` saturates: a huge or infinite rate becomes usize::MAX, clamped.
-    (wanted as usize).clamp(MIN_READ_AHEAD, MAX_READ_AHEAD)
 }
 
 /// The longest a blocking read waits before it is issued again.
@@ -111,10 +87,9 @@ end
 return kept
 ";
 
-/// Entries read per XREADGROUP at least, whatever the bus asks for.
-const MIN_READ_AHEAD: usize = 32;
-/// Entries read per XREADGROUP at most (as the bus's reads grow with its rate).
-const MAX_READ_AHEAD: usize = 1000;
+/// Entries the bus reads per dequeue at most ([`EventQueue::read_ahead`]):
+/// a fast bus pays one round trip per up to a thousand events.
+const READ_AHEAD: usize = 1000;
 
 /// Why an entry is not delivered.
 enum Verdict {
@@ -127,20 +102,6 @@ enum Verdict {
 impl RedisStore {
     async fn dequeue_inner(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
         let mut state = self.inner.consumer.lock().await;
-        if !state.buffer.is_empty() {
-            // Entries that waited here too long are handed back, for the
-            // claim scan of any consumer: another one may be about to take
-            // them, and their delivery never ran.
-            if state.buffered_at.elapsed() < self.inner.options.claim_timeout / 2 {
-                let take = max.min(state.buffer.len());
-                return Ok(state.buffer.drain(..take).collect());
-            }
-            let stale: Vec<String> = state.buffer.drain(..).map(|d| d.receipt).collect();
-            if let Err(err) = self.release_ids(&stale).await {
-                tracing::debug!(%err, "cannot hand back stale read-ahead entries");
-                self.inner.dedup_cache.remove(&stale);
-            }
-        }
         let mut out = Vec::new();
         if state.reread_from.is_some() {
             self.reread_own(&mut state, max, &mut out).await?;
@@ -149,23 +110,10 @@ impl RedisStore {
             self.claim_stale(&mut state, max, &mut out).await?;
         }
         if out.is_empty() {
-            // Read ahead: the bus asks for as many as it has free workers,
-            // often one at a time; a round trip per event would bound the rate.
-            let size = read_size(
-                state.read_size,
-                state.last_read.elapsed(),
-                self.inner.options.claim_timeout,
-            );
-            state.read_size = size;
-            state.last_read = Instant::now();
             let wait = self.move_scheduled(&mut state, wait).await;
-            self.read_new(max.max(size), wait, &mut out).await?;
+            self.read_new(max, wait, &mut out).await?;
         }
         self.prefetch_dedup(&out).await;
-        if out.len() > max {
-            state.buffer.extend(out.drain(max..));
-            state.buffered_at = Instant::now();
-        }
         Ok(out)
     }
 
@@ -621,19 +569,14 @@ impl EventQueue for RedisStore {
         Ok(())
     }
 
-    /// Hands back the entries read ahead of the bus and the deliveries it
-    /// took but did not run, without counting a delivery: any consumer of
+    /// Hands back the deliveries the bus took but did not run, those it
+    /// read ahead included, without counting a delivery: any consumer of
     /// the group claims them at once.
     async fn release(&self, receipts: &[String]) -> soiree::Result<()> {
-        let mut ids: Vec<String> = {
-            let mut state = self.inner.consumer.lock().await;
-            state.buffer.drain(..).map(|d| d.receipt).collect()
-        };
-        ids.extend_from_slice(receipts);
-        if ids.is_empty() {
+        if receipts.is_empty() {
             return Ok(());
         }
-        let released = self.release_ids(&ids).await?;
+        let released = self.release_ids(receipts).await?;
         tracing::debug!(released, consumer = %self.inner.options.consumer, "handed back undispatched entries");
         Ok(())
     }
@@ -652,12 +595,19 @@ impl EventQueue for RedisStore {
         Some(self.inner.options.claim_timeout / 3)
     }
 
+    /// Up to a thousand entries per XREADGROUP: the bus reads ahead about
+    /// a quarter of the claim timeout's worth at its rate, keeps the
+    /// entries it holds with the running ones and hands them back at close
+    /// (see [`EventQueue::read_ahead`]).
+    fn read_ahead(&self) -> usize {
+        READ_AHEAD
+    }
+
     /// Keeps running deliveries with this consumer (see
     /// [`EventQueue::extend`]); a hung listener is bounded by the bus's
-    /// `listener_timeout`. With no receipts it returns at once: the entries
-    /// this store reads ahead of the bus (its own adaptive read-ahead, not
-    /// the bus's [`EventQueue::read_ahead`]) are not extended; they are
-    /// handed back once they waited half the claim timeout.
+    /// `listener_timeout`. With no receipts it returns at once: the store
+    /// holds no entry of its own (those the bus reads ahead are among the
+    /// receipts).
     async fn extend(&self, receipts: &[String]) -> soiree::Result<()> {
         if receipts.is_empty() {
             return Ok(());
@@ -700,29 +650,5 @@ impl EventQueue for RedisStore {
 
     async fn backlog(&self) -> soiree::Result<u64> {
         Ok(self.backlog_count().await?)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_grow_with_the_rate_and_shrink_for_slow_listeners() {
-        let claim = Duration::from_secs(30);
-        // 32 entries taken in a millisecond: 32,000/s, capped.
-        assert_eq!(
-            read_size(32, Duration::from_millis(1), claim),
-            MAX_READ_AHEAD
-        );
-        // 1,000 entries taken in 100 s (10/s): 75 last a quarter of the timeout.
-        assert_eq!(read_size(1000, Duration::from_secs(100), claim), 75);
-        // Idle: a read that waited a long time asks for the least.
-        assert_eq!(
-            read_size(32, Duration::from_secs(3600), claim),
-            MIN_READ_AHEAD
-        );
-        // No time at all does not divide by zero.
-        assert_eq!(read_size(32, Duration::ZERO, claim), MAX_READ_AHEAD);
     }
 }
