@@ -17,7 +17,7 @@ const ACKS_PER_CONFIRMATION: usize = 512;
 /// seen this handle's last event yet.
 const BACKLOG_RECHECKS: usize = 20;
 
-/// Deliveries the bus takes per dequeue at least while it keeps asking
+/// Deliveries the bus takes per dequeue at most while it keeps asking
 /// ([`EventQueue::read_ahead`]): a pull request per dequeue of one or two
 /// would cost a round trip per event or two.
 const READ_AHEAD: usize = 64;
@@ -270,8 +270,8 @@ impl EventQueue for NatsStore {
         Ok(done?)
     }
 
-    /// The bus reads ahead 64 deliveries per pull while it keeps asking,
-    /// and keeps their AckWait with the running ones' (see
+    /// The bus reads ahead up to 64 deliveries per pull while it keeps
+    /// asking, and keeps their AckWait with the running ones' (see
     /// [`EventQueue::read_ahead`]). Not with partitions
     /// ([`ordered_by_key`](crate::NatsStoreBuilder::ordered_by_key)): a
     /// partition hands out one event at a time to the whole group, so
