@@ -121,9 +121,13 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
     assert!(waited.is_ok(), "timed out waiting until {what}");
 }
 
-/// A bus on `store` whose listener on `job.run` counts its runs and waits
-/// for a permit of `gate` first.
-fn bus_on(store: &Arc<Recording>, workers: usize) -> (EventBus, Arc<AtomicUsize>, Arc<Semaphore>) {
+/// A bus on `store` whose listener on `job.run` counts its runs, then takes
+/// `each` and waits for a permit of `gate`.
+fn bus_on(
+    store: &Arc<Recording>,
+    workers: usize,
+    each: Duration,
+) -> (EventBus, Arc<AtomicUsize>, Arc<Semaphore>) {
     let bus = EventBus::builder()
         .shared_store(store.clone())
         .workers(workers)
@@ -137,39 +141,13 @@ fn bus_on(store: &Arc<Recording>, workers: usize) -> (EventBus, Arc<AtomicUsize>
         let (count, wait) = (count.clone(), wait.clone());
         async move {
             count.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(each).await;
             wait.acquire().await.unwrap().forget();
             Ok(())
         }
     })
     .unwrap();
     (bus, started, gate)
-}
-
-/// A bus on `store` whose listener on `job.run` counts its runs, each
-/// taking `each`.
-fn timed_bus(
-    store: &Arc<Recording>,
-    workers: usize,
-    each: Duration,
-) -> (EventBus, Arc<AtomicUsize>) {
-    let bus = EventBus::builder()
-        .shared_store(store.clone())
-        .workers(workers)
-        .poll_wait(Duration::from_millis(20))
-        .build()
-        .unwrap();
-    let ran = Arc::new(AtomicUsize::new(0));
-    let count = ran.clone();
-    bus.on("job.run", move |_ctx| {
-        let count = count.clone();
-        async move {
-            tokio::time::sleep(each).await;
-            count.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        }
-    })
-    .unwrap();
-    (bus, ran)
 }
 
 async fn emit(bus: &EventBus, n: usize) {
@@ -182,7 +160,7 @@ async fn emit(bus: &EventBus, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consumer_reads_ahead_keeps_what_it_holds_and_hands_it_back_at_close() {
     let store = Recording::new(8, Some(LEASE_INTERVAL));
-    let (bus, started, gate) = bus_on(&store, 2);
+    let (bus, started, gate) = bus_on(&store, 2, Duration::ZERO);
     emit(&bus, 10).await;
     bus.start().unwrap();
     until("both workers run", || started.load(Ordering::SeqCst) == 2).await;
@@ -236,7 +214,7 @@ async fn the_consumer_reads_ahead_keeps_what_it_holds_and_hands_it_back_at_close
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_slow_return_the_consumer_asks_for_its_free_workers_only() {
     let store = Recording::new(4, Some(LEASE_INTERVAL));
-    let (bus, started, gate) = bus_on(&store, 1);
+    let (bus, started, gate) = bus_on(&store, 1, Duration::ZERO);
     emit(&bus, 1).await;
     bus.start().unwrap();
     until("the listener runs", || started.load(Ordering::SeqCst) == 1).await;
@@ -258,7 +236,7 @@ async fn after_a_slow_return_the_consumer_asks_for_its_free_workers_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_lease_interval_the_hint_is_ignored() {
     let store = Recording::new(8, None);
-    let (bus, started, gate) = bus_on(&store, 2);
+    let (bus, started, gate) = bus_on(&store, 2, Duration::ZERO);
     emit(&bus, 10).await;
     bus.start().unwrap();
     until("both workers run", || started.load(Ordering::SeqCst) == 2).await;
@@ -275,27 +253,42 @@ async fn without_a_lease_interval_the_hint_is_ignored() {
     assert_eq!(started.load(Ordering::SeqCst), 10);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fast_bus_reads_ahead_beyond_its_free_workers_up_to_the_hint() {
-    let store = Recording::new(50, Some(LEASE_INTERVAL));
-    let (bus, ran) = timed_bus(&store, 2, Duration::ZERO);
-    emit(&bus, 40).await;
+/// The `max` of the bus's first two dequeues on `store` with `workers`,
+/// `events` queued before it starts and listeners that take `each`: the
+/// second comes once the first batch is run.
+async fn first_two_asks(
+    store: &Arc<Recording>,
+    workers: usize,
+    events: usize,
+    each: Duration,
+) -> [usize; 2] {
+    let (bus, started, gate) = bus_on(store, workers, each);
+    gate.add_permits(events);
+    emit(&bus, events).await;
     bus.start().unwrap();
-    until("every event ran", || ran.load(Ordering::SeqCst) == 40).await;
+    until("every event started", || {
+        started.load(Ordering::SeqCst) == events
+    })
+    .await;
     until("it asked again", || store.asks().len() >= 2).await;
-    let asks = store.asks();
-    assert_eq!(asks[0], 50, "nothing measured yet: the most");
-    // 40 taken within a few seconds: more than 2 in a quarter of the lease
-    // (150 ms).
-    assert!(asks[1] > 2, "more than the free workers: {asks:?}");
-    assert!(
-        asks.iter().all(|&ask| ask <= 50),
-        "never above the hint: {asks:?}"
-    );
     tokio::time::timeout(BOUND, bus.close())
         .await
         .unwrap()
         .unwrap();
+    let asks = store.asks();
+    assert_eq!(store.taken.lock().unwrap().len(), events, "{asks:?}");
+    [asks[0], asks[1]]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_bus_reads_ahead_beyond_its_free_workers_up_to_the_hint() {
+    let store = Recording::new(50, Some(LEASE_INTERVAL));
+    let asks = first_two_asks(&store, 2, 40, Duration::ZERO).await;
+    assert_eq!(asks[0], 50, "nothing measured yet: the most");
+    // 40 run within a few seconds: more than 2 in a quarter of the lease
+    // (150 ms).
+    assert!(asks[1] > 2, "more than the free workers: {asks:?}");
+    assert!(asks[1] <= 50, "never above the hint: {asks:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,21 +296,11 @@ async fn slow_listeners_shrink_the_read_ahead_to_a_quarter_of_the_lease() {
     // A quarter of the lease is 300 ms; each listener takes 100 ms, so the
     // one worker is never busy that long with one delivery.
     let store = Recording::new(1000, Some(Duration::from_millis(400)));
-    let (bus, ran) = timed_bus(&store, 1, Duration::from_millis(100));
-    emit(&bus, 4).await;
-    bus.start().unwrap();
-    until("every event ran", || ran.load(Ordering::SeqCst) == 4).await;
-    until("it asked again", || store.asks().len() >= 2).await;
-    let asks = store.asks();
+    let asks = first_two_asks(&store, 1, 4, Duration::from_millis(100)).await;
     assert_eq!(asks[0], 1000, "nothing measured yet: the most");
-    assert_eq!(store.taken.lock().unwrap().len(), 4);
-    // 4 taken in at least 400 ms: at most 3 in 300 ms.
+    // 4 run in at least 400 ms: at most 3 in 300 ms.
     assert!(
         (1..=3).contains(&asks[1]),
         "what it runs in a quarter of the lease: {asks:?}"
     );
-    tokio::time::timeout(BOUND, bus.close())
-        .await
-        .unwrap()
-        .unwrap();
 }
