@@ -23,6 +23,9 @@ use crate::{DeferredDelivery, Delivery, Error, EventQueue, FailedDelivery};
 
 /// The most receipts acknowledged in one call.
 const ACK_BATCH: usize = 512;
+/// Deliveries asked for at most while nothing is measured (see
+/// `ReadAhead::ask`); the size then follows the rate.
+const FIRST_READ: usize = 32;
 /// Pause after a failed dequeue, doubled up to the maximum while it keeps failing.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
@@ -122,13 +125,16 @@ impl ReadAhead {
     /// consumer last took deliveries (from the queue or from those it
     /// held), when its last dequeue returned `batch` deliveries `taken_in`
     /// ago. Before its first batch, and after one that came back empty
-    /// (the queue was idle: nothing to measure), it asks for the most.
+    /// (the queue was idle: nothing to measure), it asks for
+    /// [`FIRST_READ`] at most: a bus that wakes to a burst does not take
+    /// the whole hint before it knows its pace, which other consumers of
+    /// the group could share.
     fn ask(self, free: usize, since: Duration, batch: usize, taken_in: Duration) -> usize {
         if self.most == 0 || since >= self.quarter {
             return free;
         }
         let wanted = if batch == 0 {
-            self.most
+            FIRST_READ
         } else {
             let rate = batch as f64 / taken_in.as_secs_f64().max(1e-6);
             // `as` saturates: a huge or infinite product becomes usize::MAX.
@@ -550,8 +556,13 @@ mod tests {
         assert_eq!(ahead.ask(4, quick, 1, Duration::from_secs(3600)), 4);
         // No time at all does not divide by zero.
         assert_eq!(ahead.ask(4, Duration::ZERO, 32, Duration::ZERO), 1000);
-        // Nothing measured yet, or an idle queue: the most.
-        assert_eq!(ahead.ask(4, quick, 0, Duration::from_secs(3600)), 1000);
+        // Nothing measured yet, or an idle queue: a first read, not the most.
+        assert_eq!(
+            ahead.ask(4, quick, 0, Duration::from_secs(3600)),
+            FIRST_READ
+        );
+        assert_eq!(read_ahead(8).ask(4, quick, 0, quick), 8);
+        assert_eq!(read_ahead(8).ask(40, quick, 0, quick), 40);
         // All workers were busy for a quarter of the lease: free ones only.
         assert_eq!(ahead.ask(4, Duration::from_millis(7500), 32, quick), 4);
         // A hint below the free workers: the free workers.

@@ -247,7 +247,9 @@ pub trait EventQueue: Send + Sync {
     ///   (taken as three quarters of `lease_interval`) at the rate it took
     ///   its last batch, never fewer than its free workers nor more than
     ///   `max(free workers, read_ahead)`; before its first batch and after
-    ///   an empty one (nothing to measure) `n` is the most. It holds the
+    ///   an empty one (nothing to measure) `n` is at most 32 (or its free
+    ///   workers), so that a bus waking to a burst does not take the whole
+    ///   hint before its pace is known. It holds the
     ///   surplus itself, dispatching it as workers free up (in order);
     /// - the held deliveries' receipts are in its [`extend`](Self::extend)
     ///   calls every `lease_interval`, with the running ones, so a held
