@@ -230,8 +230,11 @@ impl RedisStoreBuilder {
     }
 
     /// Sets how long an entry may stay pending with a consumer before
-    /// another consumer claims it (default 30 s; 1 ms to 365 days). Longer
-    /// than your slowest event's handling, or events are handled twice.
+    /// another consumer claims it (default 30 s; 1 ms to 365 days). The
+    /// bus extends the entries it runs or holds every third of it, so a
+    /// slow listener keeps its entry; what this bounds is how soon the
+    /// entries of a consumer that died (or hung without a listener
+    /// timeout) go to another one.
     pub fn claim_timeout(mut self, timeout: Duration) -> Self {
         self.options.claim_timeout = timeout;
         self
