@@ -60,7 +60,7 @@ pub(crate) fn batches(results: &[Vec<u8>], max_bytes: usize) -> Vec<(usize, Vec<
     let mut out: Vec<(usize, Vec<u8>)> = Vec::new();
     for result in results {
         match out.last_mut() {
-            Some((n, batch)) if batch.len() + result.len() + 1 <= max_bytes => {
+            Some((n, batch)) if batch.len() + result.len() < max_bytes => {
                 batch.pop();
                 batch.push(b',');
                 batch.extend_from_slice(result);
@@ -180,5 +180,31 @@ impl NatsStore {
             self.inner.unconfirmed.remove(key);
         }
         failed.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_json_arrays_within_the_size_and_keep_the_order() {
+        let results: Vec<Vec<u8>> = (0..10)
+            .map(|i| format!("{{\"n\":{i}}}").into_bytes())
+            .collect();
+        let batches = batches(&results, 30);
+        let mut read = Vec::new();
+        for (n, batch) in &batches {
+            let items: Vec<serde_json::Value> = serde_json::from_slice(batch).unwrap();
+            assert_eq!(items.len(), *n);
+            assert!(batch.len() <= 30 || *n == 1, "{}", batch.len());
+            read.extend(items.into_iter().map(|item| item["n"].as_u64().unwrap()));
+        }
+        assert_eq!(read, (0..10).collect::<Vec<u64>>());
+        assert!(batches.len() > 1);
+        let big = vec![vec![b'1'; 100], b"2".to_vec()];
+        let alone = super::batches(&big, 30);
+        assert_eq!(alone.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [1, 1]);
+        assert_eq!(super::batches(&[], 30).len(), 0);
     }
 }

@@ -15,7 +15,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 fn result(i: usize) -> StoredResult {
     let error = (i % 2 == 1).then(|| format!("failure {i}"));
-    StoredResult::new("order.paid", &format!("rb-{i}"), "listener", 1, error)
+    StoredResult::new("order.paid", format!("rb-{i}"), "listener", 1, error)
 }
 
 /// Every result of `query`'s pages, joined, at most 100 pages.
