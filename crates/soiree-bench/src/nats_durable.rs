@@ -46,7 +46,7 @@ fn io(err: impl std::fmt::Display) -> Error {
 
 async fn run(setup: Setup, cluster: bool) -> Result<Report> {
     // The servers live as long as the run; starting them blocks.
-    let (url, replicas, _single, _cluster) = if cluster {
+    let (url, replicas, mut single, mut cluster) = if cluster {
         let started = tokio::task::spawn_blocking(soiree_test::nats::NatsCluster::start)
             .await
             .map_err(io)?
@@ -59,7 +59,9 @@ async fn run(setup: Setup, cluster: bool) -> Result<Report> {
             .map_err(io)?;
         (started.url(), 1, Some(started), None)
     };
+    let before = server_msgs(&mut single, &mut cluster);
     let probe = probe(&url, replicas, setup.n).await?;
+    let probe_msgs = server_msgs(&mut single, &mut cluster).saturating_sub(before);
 
     let store = NatsStore::builder(&url)
         .prefix("bench")
@@ -76,6 +78,7 @@ async fn run(setup: Setup, cluster: bool) -> Result<Report> {
     let calls = Calls::default();
     bus.on(TOPIC, calls.listener())?;
     bus.start()?;
+    let before = server_msgs(&mut single, &mut cluster);
     let start = Instant::now();
     for i in 0..setup.n {
         bus.emit_async(TOPIC, i).await.detach();
@@ -83,6 +86,7 @@ async fn run(setup: Setup, cluster: bool) -> Result<Report> {
     bus.wait_for_idle().await;
     let elapsed = start.elapsed();
     bus.close().await?;
+    let msgs = server_msgs(&mut single, &mut cluster).saturating_sub(before);
     let calls = calls.get();
     let backlog = store.backlog().await?;
     let rate = setup.n as f64 / elapsed.as_secs_f64().max(f64::EPSILON);
@@ -90,11 +94,42 @@ async fn run(setup: Setup, cluster: bool) -> Result<Report> {
         .count("replicas", replicas as u64)
         .count("probe_per_sec", probe as u64)
         .figure("of_probe", rate / probe.max(f64::EPSILON), 2)
+        .figure("msgs_per_event", msgs as f64 / setup.n.max(1) as f64, 1)
+        .figure(
+            "probe_msgs_per_event",
+            probe_msgs as f64 / setup.n.max(1) as f64,
+            1,
+        )
         .count("backlog", backlog)
         .check(calls == setup.n, || {
             format!("the listener ran {calls} times for {} events", setup.n)
         })
         .check(backlog == 0, || format!("{backlog} events left pending")))
+}
+
+/// The messages the servers took in and sent out so far (`/varz`
+/// `in_msgs` + `out_msgs`, summed over the servers, routes included): the
+/// difference over a phase, per event, is what one event costs the
+/// servers. 0 when a server does not answer.
+fn server_msgs(
+    single: &mut Option<soiree_test::nats::NatsServer>,
+    cluster: &mut Option<soiree_test::nats::NatsCluster>,
+) -> u64 {
+    let varz = |server: &soiree_test::nats::NatsServer| {
+        let body = server.monitor("/varz").unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        ["in_msgs", "out_msgs"]
+            .iter()
+            .map(|key| json[key].as_u64().unwrap_or(0))
+            .sum::<u64>()
+    };
+    match (single, cluster) {
+        (Some(server), _) => varz(server),
+        (None, Some(cluster)) => (0..soiree_test::nats::CLUSTER_SIZE)
+            .map(|i| varz(cluster.server(i)))
+            .sum(),
+        (None, None) => 0,
+    }
 }
 
 /// Events per second of the minimal JetStream cycle with async-nats alone:

@@ -24,6 +24,7 @@
 //! | a failure, retried later | a NAK with delay ([`FailurePolicy::Redeliver`]) |
 //! | a failure, or too many deliveries | an entry of the dead-letter stream with the error, the event and its id; then `+TERM` |
 //! | an event emitted with a unique key ([`soiree::Event::unique_key`]) | the key reserved by a publish to `p_dedup.unique.<key>` that the stream accepts only while the key is free (`Nats-Expected-Last-Subject-Sequence`), then the event appended; a window lasts at most [`dedup_ttl`](NatsStoreBuilder::dedup_ttl) |
+//! | listener results | the results saved since the last acknowledgement, as one message of `SOIREE_p_RESULTS` (a JSON array, on `p_results.<group>.<count>`) confirmed before the deliveries are acknowledged; a success also as a message on its event's subject of `SOIREE_p_DEDUP` |
 //! | the bus asking whether a listener already succeeded | the successes of a dequeued batch's events, fetched with the batch (one request per event, all in flight at once) |
 //! | events with an ordering key, [`ordered_by_key`](NatsStoreBuilder::ordered_by_key)`(n)` | subjects `p_p<i>.<topic>`, `i` < `n` a hash of the key; one consumer `<group>~p<i>` per partition with `max_ack_pending = 1` |
 //! | [`builder filter`](NatsStoreBuilder::filter) `order.*`, `order.**` | the consumer's filter subject `p.order.*`, `p.order.>` (a `**` inside a pattern is filtered by the store) |

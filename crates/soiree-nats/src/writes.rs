@@ -1,19 +1,27 @@
 //! Listener results and dedup records, written behind and confirmed once
 //! per batch.
 //!
-//! Each record is a plain message to its stream's subject (no
-//! acknowledgement asked), except the newest of each stream, which is held
-//! back: a flush (before any acknowledgement of a delivery, and before
-//! results are read) sends it asking for the stream's acknowledgement.
-//! A stream takes one connection's messages in order, so that
-//! acknowledgement confirms every record sent to it before; results are in
-//! the streams before their deliveries are acknowledged, with one round
-//! trip per stream per flush instead of one per record.
+//! Results are held until a flush (before any acknowledgement of a
+//! delivery, and before results are read), which sends them as one
+//! message (a JSON array; more than one when they exceed
+//! [`MAX_BATCH_BYTES`]) asking for the stream's acknowledgement: one
+//! replicated write per flush instead of one per result. The message's
+//! subject ends in the number of results it holds, so that the stream's
+//! per-subject counts still count results (see `Inspect::stats`).
 //!
-//! What this gives up: a record the stream refuses (its limits) while a
-//! later one is accepted is lost without an error; a process that dies
-//! before a flush loses the records it held (their deliveries were not
-//! acknowledged: they run again).
+//! Dedup records keep one subject per event (a lookup reads an event's
+//! records by subject): each is a plain message to its subject (no
+//! acknowledgement asked), except the newest, which is held back and sent
+//! at the flush asking for the stream's acknowledgement. A stream takes one
+//! connection's messages in order, so that acknowledgement confirms every
+//! record sent to it before; results and dedup records are in the streams
+//! before their deliveries are acknowledged, with one round trip per
+//! stream per flush.
+//!
+//! What this gives up: a dedup record the stream refuses (its limits)
+//! while a later one is accepted is lost without an error; a process that
+//! dies before a flush loses the records it held (their deliveries were
+//! not acknowledged: they run again).
 
 use async_nats::jetstream::context::PublishAckFuture;
 use bytes::Bytes;
@@ -23,14 +31,11 @@ use crate::{NatsStore, Result};
 /// Records written after which a flush runs inline.
 const MAX_UNCONFIRMED: usize = 1024;
 
-/// The streams records go to.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Target {
-    Results = 0,
-    Dedup = 1,
-}
+/// The most bytes of results sent in one message (less when the server
+/// takes less); a larger result goes alone.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
 
-/// A record not sent yet.
+/// A dedup record not sent yet.
 #[derive(Debug)]
 struct Held {
     subject: String,
@@ -40,36 +45,76 @@ struct Held {
 /// Records written since the last flush.
 #[derive(Debug, Default)]
 pub(crate) struct Writes {
-    /// The newest record of each stream, sent at the flush.
-    held: [Option<Held>; 2],
+    /// The results, each as JSON, sent at the flush.
+    results: Vec<Vec<u8>>,
+    /// The newest dedup record, sent at the flush.
+    held: Option<Held>,
     /// The (event id, listener id) of the dedup records among them.
     keys: Vec<(String, String)>,
     count: usize,
 }
 
+/// The messages `results` go out as: JSON arrays of at most `max_bytes`
+/// (one result larger than that alone), each with its number of results.
+pub(crate) fn batches(results: &[Vec<u8>], max_bytes: usize) -> Vec<(usize, Vec<u8>)> {
+    let mut out: Vec<(usize, Vec<u8>)> = Vec::new();
+    for result in results {
+        match out.last_mut() {
+            Some((n, batch)) if batch.len() + result.len() < max_bytes => {
+                batch.pop();
+                batch.push(b',');
+                batch.extend_from_slice(result);
+                batch.push(b']');
+                *n += 1;
+            }
+            _ => {
+                let mut batch = Vec::with_capacity(max_bytes.min(result.len() * 64 + 2));
+                batch.push(b'[');
+                batch.extend_from_slice(result);
+                batch.push(b']');
+                out.push((1, batch));
+            }
+        }
+    }
+    out
+}
+
 impl NatsStore {
-    /// Writes a record: sends the one held for `target` and holds this
-    /// one. `key`: a dedup record's (event id, listener id).
-    pub(crate) async fn write_record(
+    /// Holds a result (JSON) until the next flush.
+    pub(crate) async fn write_result(&self, json: Vec<u8>) -> Result<()> {
+        let full = {
+            let mut writes = self.inner.writes.lock().await;
+            writes.results.push(json);
+            writes.count += 1;
+            writes.count >= MAX_UNCONFIRMED
+        };
+        if full {
+            self.flush_writes().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes a dedup record: sends the one held and holds this one.
+    /// `key`: its (event id, listener id).
+    pub(crate) async fn write_dedup(
         &self,
-        target: Target,
         subject: String,
         payload: Bytes,
-        key: Option<(String, String)>,
+        key: (String, String),
     ) -> Result<()> {
         let full = {
             // Held across the send: records reach the connection in the
             // order they are held.
             let mut writes = self.inner.writes.lock().await;
             let held = Held { subject, payload };
-            if let Some(earlier) = writes.held[target as usize].replace(held) {
+            if let Some(earlier) = writes.held.replace(held) {
                 self.inner
                     .client
                     .publish(earlier.subject.clone(), earlier.payload)
                     .await
                     .map_err(|err| self.err("publish", &earlier.subject, err))?;
             }
-            writes.keys.extend(key);
+            writes.keys.push(key);
             writes.count += 1;
             writes.count >= MAX_UNCONFIRMED
         };
@@ -94,7 +139,17 @@ impl NatsStore {
             let mut writes = self.inner.writes.lock().await;
             let mut acks: Vec<(String, std::result::Result<PublishAckFuture, _>)> =
                 Vec::with_capacity(2);
-            for held in writes.held.iter_mut().filter_map(Option::take) {
+            let results = std::mem::take(&mut writes.results);
+            if !results.is_empty() {
+                let max = MAX_BATCH_BYTES.min(self.inner.client.server_info().max_payload);
+                let base = &self.inner.names.results_subject;
+                for (n, batch) in batches(&results, max) {
+                    let subject = format!("{base}.{n}");
+                    let ack = self.inner.js.publish(subject.clone(), batch.into()).await;
+                    acks.push((subject, ack));
+                }
+            }
+            if let Some(held) = writes.held.take() {
                 let ack = self
                     .inner
                     .js
@@ -125,5 +180,31 @@ impl NatsStore {
             self.inner.unconfirmed.remove(key);
         }
         failed.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_json_arrays_within_the_size_and_keep_the_order() {
+        let results: Vec<Vec<u8>> = (0..10)
+            .map(|i| format!("{{\"n\":{i}}}").into_bytes())
+            .collect();
+        let batches = batches(&results, 30);
+        let mut read = Vec::new();
+        for (n, batch) in &batches {
+            let items: Vec<serde_json::Value> = serde_json::from_slice(batch).unwrap();
+            assert_eq!(items.len(), *n);
+            assert!(batch.len() <= 30 || *n == 1, "{}", batch.len());
+            read.extend(items.into_iter().map(|item| item["n"].as_u64().unwrap()));
+        }
+        assert_eq!(read, (0..10).collect::<Vec<u64>>());
+        assert!(batches.len() > 1);
+        let big = vec![vec![b'1'; 100], b"2".to_vec()];
+        let alone = super::batches(&big, 30);
+        assert_eq!(alone.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [1, 1]);
+        assert_eq!(super::batches(&[], 30).len(), 0);
     }
 }

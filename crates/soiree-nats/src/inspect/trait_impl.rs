@@ -11,6 +11,7 @@ use soiree::{
 
 use crate::NatsStore;
 use crate::dead_letter::{Envelope, unreadable};
+use crate::inspect::page::Decoded;
 
 impl NatsStore {
     /// The dead letters a selection names, with their sequences.
@@ -45,6 +46,49 @@ impl NatsStore {
             _ => {}
         }
         Ok(out)
+    }
+}
+
+/// The results of a message of the results stream: one (a JSON object),
+/// or a flush's batch (a JSON array, see `writes`).
+fn decode_results(payload: &[u8]) -> Decoded<StoredResult> {
+    match payload.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => serde_json::from_slice::<Vec<StoredResult>>(payload)
+            .map_or(Decoded::Nothing, Decoded::Many),
+        _ => serde_json::from_slice::<StoredResult>(payload).ok().into(),
+    }
+}
+
+impl NatsStore {
+    /// The results in the results stream of `messages` messages: a
+    /// batch's subject ends in its number of results (`writes`), a single
+    /// result's in its group.
+    async fn result_count(&self, messages: u64) -> soiree::Result<u64> {
+        use futures::TryStreamExt;
+        if messages == 0 {
+            return Ok(0);
+        }
+        let names = &self.inner.names;
+        let filter = format!("{}_results.>", names.prefix);
+        let mut subjects = self
+            .inner
+            .results
+            .info_with_subjects(&filter)
+            .await
+            .map_err(|err| self.err("stream info", &names.results_stream, err))?;
+        let mut count = 0u64;
+        while let Some((subject, messages)) = subjects
+            .try_next()
+            .await
+            .map_err(|err| self.err("stream info", &names.results_stream, err))?
+        {
+            let per_message = match subject.split('.').nth(2) {
+                Some(n) => n.parse::<u64>().unwrap_or(1),
+                None => 1,
+            };
+            count += per_message * messages as u64;
+        }
+        Ok(count)
     }
 }
 
@@ -89,7 +133,7 @@ impl Inspect for NatsStore {
         stats.taken_at = Some(SystemTime::now());
         stats.emitted = events.state.last_sequence;
         stats.events = events.state.messages;
-        stats.results = results.state.messages;
+        stats.results = self.result_count(results.state.messages).await?;
         stats.backlog = info.num_pending + info.num_ack_pending as u64;
         stats.in_flight = info.num_ack_pending as u64;
         // Dead letters of every group of the prefix: they share the stream.
@@ -122,7 +166,7 @@ impl Inspect for NatsStore {
             .read_page(
                 &self.inner.results,
                 query,
-                |m| serde_json::from_slice::<StoredResult>(&m.payload).ok(),
+                |m| decode_results(&m.payload),
                 |result, at| query.filter.matches_result(result, at),
             )
             .await?;
