@@ -179,6 +179,7 @@
 
 #![doc(test(attr(deny(warnings))))]
 
+mod bucket;
 mod builder;
 mod dead_letter;
 mod dedup;
