@@ -19,6 +19,14 @@ pub(crate) const ATTEMPTS: usize = 8;
 /// Keys of a bucket read for a listing (of leases, of limit slots), at most.
 pub(crate) const LIST_SCAN: usize = 10_000;
 
+/// The error of a feature (`leader leases`, `shared limits`) whose bucket
+/// is missing: the store was opened without creating it.
+pub(crate) fn missing(feature: &str, bucket: &str) -> soiree::Error {
+    soiree::Error::Unsupported(format!(
+        "{feature}: the bucket {bucket} is missing (open the store with create_missing)"
+    ))
+}
+
 /// An open KV bucket: its handle, its name (in errors and logs) and the
 /// secrets its errors must not show.
 pub(crate) struct Bucket {

@@ -277,10 +277,7 @@ impl Leases {
 impl NatsStore {
     pub(crate) fn lease_bucket(&self) -> soiree::Result<&Leases> {
         self.inner.leases.as_deref().ok_or_else(|| {
-            soiree::Error::Unsupported(format!(
-                "leader leases: the bucket {} is missing (open the store with create_missing)",
-                bucket_name(&self.inner.names.prefix)
-            ))
+            crate::bucket::missing("leader leases", &bucket_name(&self.inner.names.prefix))
         })
     }
 }

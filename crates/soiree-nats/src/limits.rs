@@ -279,10 +279,7 @@ impl Limits {
 impl NatsStore {
     pub(crate) fn limits_bucket(&self) -> soiree::Result<&Limits> {
         self.inner.limits.as_ref().ok_or_else(|| {
-            soiree::Error::Unsupported(format!(
-                "shared limits: the bucket {} is missing (open the store with create_missing)",
-                bucket_name(&self.inner.names.prefix)
-            ))
+            crate::bucket::missing("shared limits", &bucket_name(&self.inner.names.prefix))
         })
     }
 }
