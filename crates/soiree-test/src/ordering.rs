@@ -12,17 +12,19 @@
 //! use soiree::{EventBus, EventQueue, MemoryStore};
 //! use soiree_test::ordering::{Journal, close, event, in_order, record, until_done};
 //!
-//! # async fn example() {
-//! let store = MemoryStore::queue();
+//! # #[tokio::main(flavor = "multi_thread")]
+//! # async fn main() {
+//! let store = Arc::new(MemoryStore::queue());
 //! for seq in 0..3 {
 //!     store.enqueue(&event("soiree.key", Some("a"), seq)).await.unwrap();
 //! }
-//! let bus = EventBus::builder().store(store.clone()).workers(4).build().unwrap();
+//! // One worker: the memory store does not order by key itself.
+//! let bus = EventBus::builder().shared_store(store.clone()).workers(1).build().unwrap();
 //! let journal = Arc::new(Journal::default());
 //! record(&bus, 0, &journal, |_, _, _| false);
 //! bus.start().unwrap();
 //! until_done(&journal, 3).await;
-//! close(vec![bus], &store).await;
+//! close(vec![bus], &*store).await;
 //! assert_eq!(journal.out_of_order(in_order(3)), vec![]);
 //! # }
 //! ```
