@@ -88,6 +88,21 @@ async fn one_bus(url: &str, partitions: u16) -> Arc<Journal> {
     journal
 }
 
+/// A bus of 4 workers over each of two handles of the group: every key's
+/// events run one at a time, in order, across both.
+async fn two_handles_run_each_key_in_order(first: &NatsStore, second: &NatsStore) {
+    enqueue_all(first).await;
+    let journal = Arc::new(Journal::default());
+    let buses = vec![bus_over(first, 4), bus_over(second, 4)];
+    for (name, bus) in buses.iter().enumerate() {
+        record(bus, name, &journal, |_, _, _| false);
+        bus.start().unwrap();
+    }
+    until_done(&journal, ALL_RUNS).await;
+    close(buses, first).await;
+    assert_in_order(&journal);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_bus_runs_each_keys_events_one_at_a_time_in_order() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -118,16 +133,7 @@ async fn on_a_cluster_each_keys_events_run_one_at_a_time_in_order() {
     };
     let first = open().await.unwrap();
     let second = open().await.unwrap();
-    enqueue_all(&first).await;
-    let journal = Arc::new(Journal::default());
-    let buses = vec![bus_over(&first, 4), bus_over(&second, 4)];
-    for (name, bus) in buses.iter().enumerate() {
-        record(bus, name, &journal, |_, _, _| false);
-        bus.start().unwrap();
-    }
-    until_done(&journal, ALL_RUNS).await;
-    close(buses, &first).await;
-    assert_in_order(&journal);
+    two_handles_run_each_key_in_order(&first, &second).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,16 +153,7 @@ async fn two_handles_of_the_group_share_the_partitions_in_order() {
     let server = server_or_skip!();
     let first = store(&server.url(), "twohandles", PARTITIONS).await;
     let second = store(&server.url(), "twohandles", PARTITIONS).await;
-    enqueue_all(&first).await;
-    let journal = Arc::new(Journal::default());
-    let buses = vec![bus_over(&first, 4), bus_over(&second, 4)];
-    for (name, bus) in buses.iter().enumerate() {
-        record(bus, name, &journal, |_, _, _| false);
-        bus.start().unwrap();
-    }
-    until_done(&journal, ALL_RUNS).await;
-    close(buses, &first).await;
-    assert_in_order(&journal);
+    two_handles_run_each_key_in_order(&first, &second).await;
 }
 
 /// Under `Redeliver`, k0's seq 3 fails twice: it is delivered again (after
