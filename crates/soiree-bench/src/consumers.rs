@@ -8,14 +8,18 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdout, Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use soiree::{EventBus, EventContext};
+use soiree::{EventBus, EventContext, EventQueue, EventStore, MetricsRegistry};
 
 use super::report::Report;
 use crate::error::{Error, Result};
 
 /// How many consumer processes a scale-out scenario starts.
 pub(super) const CONSUMERS: usize = 3;
+
+/// The most time a scale-out scenario waits for the consumers.
+const LIMIT: Duration = Duration::from_secs(600);
 
 /// A scenario failure that is not the bus's own.
 pub(super) fn failed(what: impl std::fmt::Display) -> Error {
@@ -87,9 +91,61 @@ impl Drop for Consumers {
     }
 }
 
-/// The scenario's counts and checks of what the consumers handled: every
-/// one took part, every event handled exactly once.
-pub(super) fn check_handled(report: Report, handled: &[Vec<String>], n: u64) -> Report {
+/// Waits until `store`'s group has nothing undelivered or unacknowledged,
+/// at most [`LIMIT`] from `start`; the time since `start` then.
+pub(super) async fn until_drained(store: &impl EventQueue, start: Instant) -> Result<Duration> {
+    let deadline = start + LIMIT;
+    while store.backlog().await? > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(start.elapsed())
+}
+
+/// The producer of the Redis and NATS scale-out scenarios: `n` events of
+/// `topic` emitted without awaiting from a bus of `workers` over `store`
+/// that consumes nothing, timed from the first emit until the consumers
+/// drained the group ([`until_drained`]).
+pub(super) async fn emit_and_drain<S>(
+    store: &S,
+    workers: usize,
+    topic: &str,
+    n: u64,
+) -> Result<Duration>
+where
+    S: EventStore + EventQueue + Clone + 'static,
+{
+    let producer = EventBus::builder()
+        .store(store.clone())
+        .workers(workers)
+        .consume(false)
+        .metrics_registry(MetricsRegistry::new())
+        .build()?;
+    let start = Instant::now();
+    for i in 0..n {
+        producer.emit_async(topic, i).await.detach();
+    }
+    producer.wait_for_idle().await;
+    let elapsed = until_drained(store, start).await?;
+    producer.close().await?;
+    Ok(elapsed)
+}
+
+/// The scenario's counts and checks of what the consumers handled: the
+/// backlog left (none), every consumer took part, every event handled
+/// exactly once.
+pub(super) fn check_drained(
+    report: Report,
+    handled: &[Vec<String>],
+    n: u64,
+    backlog: u64,
+) -> Report {
+    check_handled(report.count("backlog", backlog), handled, n)
+        .check(backlog == 0, || format!("{backlog} events left pending"))
+}
+
+/// The counts and checks of what the consumers handled: every one took
+/// part, every event handled exactly once.
+fn check_handled(report: Report, handled: &[Vec<String>], n: u64) -> Report {
     let total = handled.iter().map(Vec::len).sum::<usize>() as u64;
     let distinct = handled.iter().flatten().collect::<HashSet<_>>().len() as u64;
     let mut report = report

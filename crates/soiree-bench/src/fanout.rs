@@ -1,11 +1,9 @@
 //! fanout-10: ten no-op listeners on one topic; N events fire-and-forget,
 //! then idle. The rate counts listener invocations.
 
-use std::time::Instant;
-
 use futures::FutureExt;
 
-use super::bus::fresh_bus;
+use super::bus::{emit_until_idle, fresh_bus};
 use super::calls::Calls;
 use super::report::Report;
 use super::scenario::{Needs, Scenario, Setup};
@@ -28,13 +26,7 @@ async fn run(setup: Setup) -> Result<Report> {
         bus.on(TOPIC, calls.listener())?;
     }
 
-    let start = Instant::now();
-    for i in 0..setup.n {
-        bus.emit_async(TOPIC, i).await.detach();
-    }
-    bus.wait_for_idle().await;
-    let elapsed = start.elapsed();
-    bus.close().await?;
+    let elapsed = emit_until_idle(bus, TOPIC, setup.n).await?;
 
     let expected = setup.n * LISTENERS;
     let calls = calls.get();

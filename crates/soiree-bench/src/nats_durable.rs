@@ -9,10 +9,10 @@
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
-use soiree::{EventBus, EventQueue, MetricsRegistry};
+use soiree::EventQueue;
 use soiree_nats::NatsStore;
 
-use super::calls::Calls;
+use super::bus::count_through;
 use super::redis_durable::REDIS_WORKERS;
 use super::report::Report;
 use super::scenario::{Needs, Scenario, Setup};
@@ -69,25 +69,9 @@ async fn run(setup: Setup, cluster: bool) -> Result<Report> {
         .build()
         .await
         .map_err(|err| Error::Bus(err.into()))?;
-    let bus = EventBus::builder()
-        .store(store.clone())
-        .workers(REDIS_WORKERS)
-        .pool_name("bench")
-        .metrics_registry(MetricsRegistry::new())
-        .build()?;
-    let calls = Calls::default();
-    bus.on(TOPIC, calls.listener())?;
-    bus.start()?;
     let before = server_msgs(&mut single, &mut cluster);
-    let start = Instant::now();
-    for i in 0..setup.n {
-        bus.emit_async(TOPIC, i).await.detach();
-    }
-    bus.wait_for_idle().await;
-    let elapsed = start.elapsed();
-    bus.close().await?;
+    let (elapsed, calls) = count_through(&store, REDIS_WORKERS, TOPIC, setup.n).await?;
     let msgs = server_msgs(&mut single, &mut cluster).saturating_sub(before);
-    let calls = calls.get();
     let backlog = store.backlog().await?;
     let rate = setup.n as f64 / elapsed.as_secs_f64().max(f64::EPSILON);
     Ok(Report::new(&setup, elapsed, setup.n)

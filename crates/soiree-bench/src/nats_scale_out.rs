@@ -9,7 +9,7 @@
 //! nothing undelivered or unacknowledged; checked: every event id handled
 //! exactly once over all consumers, nothing left pending.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::FutureExt;
 use soiree::{EventBus, EventQueue, MetricsRegistry};
@@ -34,8 +34,6 @@ const GROUP: &str = "scale-out";
 /// Set (to the consumer's name) in the consumer processes' environment.
 const CONSUMER_ENV: &str = "SOIREE_BENCH_NATS_CONSUMER";
 const URL_ENV: &str = "SOIREE_BENCH_NATS";
-/// The most time the scenario waits for the consumers.
-const LIMIT: Duration = Duration::from_secs(600);
 
 fn store_error(err: soiree_nats::Error) -> Error {
     Error::Bus(err.into())
@@ -62,32 +60,13 @@ async fn run(setup: Setup) -> Result<Report> {
     let store = open(&url).await?;
     let mut consumers = Consumers::start(CONSUMER_ENV, &[(URL_ENV, &url)])?;
 
-    let producer = EventBus::builder()
-        .store(store.clone())
-        .workers(REDIS_WORKERS)
-        .consume(false)
-        .metrics_registry(MetricsRegistry::new())
-        .build()?;
-    let start = Instant::now();
-    for i in 0..setup.n {
-        producer.emit_async(TOPIC, i).await.detach();
-    }
-    producer.wait_for_idle().await;
-    let deadline = start + LIMIT;
-    while store.backlog().await? > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let elapsed = start.elapsed();
-    producer.close().await?;
+    let elapsed = consumers::emit_and_drain(&store, REDIS_WORKERS, TOPIC, setup.n).await?;
     let backlog = store.backlog().await?;
 
     // Stop the consumers and collect what each handled.
     let handled = consumers.collect()?;
-    let report = Report::new(&setup, elapsed, setup.n)
-        .count("workers", REDIS_WORKERS as u64)
-        .count("backlog", backlog);
-    Ok(consumers::check_handled(report, &handled, setup.n)
-        .check(backlog == 0, || format!("{backlog} events left pending")))
+    let report = Report::new(&setup, elapsed, setup.n).count("workers", REDIS_WORKERS as u64);
+    Ok(consumers::check_drained(report, &handled, setup.n, backlog))
 }
 
 /// Runs this process as a nats-scale-out consumer when started as one;

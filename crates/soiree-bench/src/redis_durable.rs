@@ -2,13 +2,13 @@
 //! emitted without awaiting, timed until every one is handled and nothing is
 //! left pending.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::FutureExt;
-use soiree::{EventBus, EventQueue, MetricsRegistry};
+use soiree::{EventQueue, MetricsRegistry};
 use soiree_redis::RedisStore;
 
-use super::calls::Calls;
+use super::bus::count_through;
 use super::report::Report;
 use super::scenario::{Needs, Scenario, Setup};
 use crate::error::{Error, Result};
@@ -28,25 +28,7 @@ pub(super) const REDIS_WORKERS: usize = 10;
 
 async fn run(setup: Setup) -> Result<Report> {
     let store = connect(&setup, "durable").await?;
-    let bus = EventBus::builder()
-        .store(store.clone())
-        .workers(REDIS_WORKERS)
-        .pool_name("bench")
-        .metrics_registry(MetricsRegistry::new())
-        .build()?;
-    let calls = Calls::default();
-    bus.on(TOPIC, calls.listener())?;
-    bus.start()?;
-
-    let start = Instant::now();
-    for i in 0..setup.n {
-        bus.emit_async(TOPIC, i).await.detach();
-    }
-    bus.wait_for_idle().await;
-    let elapsed = start.elapsed();
-    bus.close().await?;
-
-    let calls = calls.get();
+    let (elapsed, calls) = count_through(&store, REDIS_WORKERS, TOPIC, setup.n).await?;
     let backlog = store.backlog().await?;
     let _ = store.purge().await;
     Ok(Report::new(&setup, elapsed, setup.n)

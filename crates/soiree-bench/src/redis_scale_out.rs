@@ -8,7 +8,7 @@
 //! the group has nothing undelivered or pending; checked: every event id
 //! handled exactly once over all consumers.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::FutureExt;
 use soiree::{EventBus, EventQueue, MetricsRegistry};
@@ -32,8 +32,6 @@ const TOPIC: &str = "user.created";
 const CONSUMER_ENV: &str = "SOIREE_BENCH_CONSUMER";
 const URL_ENV: &str = "SOIREE_BENCH_REDIS";
 const PREFIX_ENV: &str = "SOIREE_BENCH_PREFIX";
-/// The most time the scenario waits for the consumers.
-const LIMIT: Duration = Duration::from_secs(600);
 
 async fn run(setup: Setup) -> Result<Report> {
     let store = connect(&setup, "scale-out").await?;
@@ -44,33 +42,16 @@ async fn run(setup: Setup) -> Result<Report> {
     let prefix = store.prefix().to_owned();
     let mut consumers = Consumers::start(CONSUMER_ENV, &[(URL_ENV, &url), (PREFIX_ENV, &prefix)])?;
 
-    let producer = EventBus::builder()
-        .store(store.clone())
-        .workers(REDIS_WORKERS)
-        .consume(false)
-        .metrics_registry(MetricsRegistry::new())
-        .build()?;
-    let start = Instant::now();
-    for i in 0..setup.n {
-        producer.emit_async(TOPIC, i).await.detach();
-    }
-    producer.wait_for_idle().await;
-    let deadline = start + LIMIT;
-    while store.backlog().await? > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let elapsed = start.elapsed();
-    producer.close().await?;
+    let elapsed = consumers::emit_and_drain(&store, REDIS_WORKERS, TOPIC, setup.n).await?;
     let backlog = store.backlog().await?;
 
     // Stop the consumers and collect what each handled.
     let handled = consumers.collect();
     let _ = store.purge().await;
-    let report = Report::new(&setup, elapsed, setup.n)
-        .count("workers", REDIS_WORKERS as u64)
-        .count("backlog", backlog);
-    Ok(consumers::check_handled(report, &handled?, setup.n)
-        .check(backlog == 0, || format!("{backlog} events left pending")))
+    let report = Report::new(&setup, elapsed, setup.n).count("workers", REDIS_WORKERS as u64);
+    Ok(consumers::check_drained(
+        report, &handled?, setup.n, backlog,
+    ))
 }
 
 /// Runs this process as a scale-out consumer when started as one; `None`

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 
-use super::bus::fresh_bus;
+use super::bus::{emit_until_idle, fresh_bus};
 use super::report::Report;
 use super::scenario::{Needs, Scenario, Setup};
 use crate::error::Result;
@@ -40,13 +40,7 @@ async fn run(setup: Setup) -> Result<Report> {
         }
     })?;
 
-    let start = Instant::now();
-    for i in 0..setup.n {
-        bus.emit_async(TOPIC, i).await.detach();
-    }
-    bus.wait_for_idle().await;
-    let elapsed = start.elapsed();
-    bus.close().await?;
+    let elapsed = emit_until_idle(bus, TOPIC, setup.n).await?;
 
     let calls = tally.calls.load(Ordering::Relaxed);
     let slept = Duration::from_nanos(tally.nanos.load(Ordering::Relaxed));

@@ -9,7 +9,7 @@
 //! first emit until the group's backlog is empty; checked: every event id
 //! handled exactly once over all consumers.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::FutureExt;
 use soiree::{EventBus, EventQueue, MetricsRegistry};
@@ -31,7 +31,6 @@ pub(super) const SCENARIO: Scenario = Scenario {
 const CONSUMER_ENV: &str = "SOIREE_BENCH_SQL_CONSUMER";
 const URL_ENV: &str = "SOIREE_BENCH_POSTGRES";
 const SCHEMA_ENV: &str = "SOIREE_BENCH_SCHEMA";
-const LIMIT: Duration = Duration::from_secs(600);
 
 async fn run(setup: Setup) -> Result<Report> {
     let url = setup.postgres.clone().unwrap_or_default();
@@ -47,19 +46,12 @@ async fn measure(setup: &Setup, store: PostgresStore, url: &str) -> Result<Repor
     let start = Instant::now();
     emit_all(setup, outbox).await?;
     let emitted = start.elapsed();
-    let deadline = start + LIMIT;
-    while store.backlog().await? > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let elapsed = start.elapsed();
+    let elapsed = consumers::until_drained(&store, start).await?;
     let backlog = store.backlog().await?;
 
     let handled = consumers.collect()?;
-    let report = Report::new(setup, elapsed, n)
-        .figure("emit_seconds", emitted.as_secs_f64(), 4)
-        .count("backlog", backlog);
-    Ok(consumers::check_handled(report, &handled, n)
-        .check(backlog == 0, || format!("{backlog} events left pending")))
+    let report = Report::new(setup, elapsed, n).figure("emit_seconds", emitted.as_secs_f64(), 4);
+    Ok(consumers::check_drained(report, &handled, n, backlog))
 }
 
 /// Runs this process as a sql-scale-out consumer when started as one;

@@ -5,10 +5,10 @@
 //!
 //! Every change is a compare-and-set on the key's revision (a KV write
 //! that JetStream stores only while the key's last revision is the one
-//! read, with a message id naming that revision: see [`compare_and_set`]),
-//! so of two processes writing after reading the same grant one
-//! fails, reads again and sees the other's: two holders can never both be
-//! granted. A grant is taken from its holder only once it expired or was
+//! read, with a message id naming that revision: see
+//! [`Bucket::compare_and_set`]), so of two processes writing after reading
+//! the same grant one fails, reads again and sees the other's: two holders
+//! can never both be granted. A grant is taken from its holder only once it expired or was
 //! released; renew and release check the holder and the token.
 //!
 //! Expiry: a grant starts at the server's timestamp of its write (the KV
@@ -31,17 +31,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use async_nats::jetstream::{self, kv, stream};
+use async_nats::jetstream::{self, stream};
 use serde::{Deserialize, Serialize};
 use soiree::Lease;
 use soiree::kit::{check_lease_args, ttl_ms};
 
-use crate::redact::scrub;
-use crate::{Error, NatsStore, Result};
-
-/// Reads and compare-and-sets of one operation, at most, when other
-/// writers keep changing the key between them.
-const ATTEMPTS: usize = 8;
+use crate::bucket::{ATTEMPTS, Bucket};
+use crate::{NatsStore, Result};
 
 /// Lease names whose last revision a handle remembers (for the expiry on
 /// its monotonic clock); past that it forgets them all and starts again.
@@ -61,24 +57,14 @@ struct Grant {
 
 /// A lease's key as read: its revision (0: absent), when the server wrote
 /// it, and the grant it holds (`None`: none, or not readable).
-struct Current {
-    revision: u64,
-    created: SystemTime,
-    grant: Option<Grant>,
-}
-
-/// Keys of a bucket read for a listing (of leases, of limit slots), at most.
-pub(crate) const LIST_SCAN: usize = 10_000;
+type Current = crate::bucket::Read<Grant>;
 
 /// The store's lease bucket.
 pub(crate) struct Leases {
-    js: jetstream::Context,
-    kv: kv::Store,
-    bucket: String,
+    bucket: Bucket,
     /// Lease name → the revision this handle last read and when it first
     /// read it (see the module docs' expiry).
     seen: Mutex<HashMap<String, (u64, Instant)>>,
-    secrets: Vec<String>,
 }
 
 impl std::fmt::Debug for Leases {
@@ -106,143 +92,11 @@ pub(crate) async fn open(
     create: bool,
     secrets: &[String],
 ) -> Result<Option<Leases>> {
-    let bucket = bucket_name(prefix);
-    let Some(kv) = open_bucket(js, &bucket, storage, replicas, create, secrets).await? else {
-        return Ok(None);
-    };
-    Ok(Some(Leases {
-        js: js.clone(),
-        kv,
+    let bucket = Bucket::open(js, bucket_name(prefix), storage, replicas, create, secrets).await?;
+    Ok(bucket.map(|bucket| Leases {
         bucket,
         seen: Mutex::new(HashMap::new()),
-        secrets: secrets.to_vec(),
     }))
-}
-
-/// Opens a KV bucket written only by compare-and-set (the leases', the
-/// shared limits'), creating it when `create`; `None` when it is missing
-/// and not created.
-pub(crate) async fn open_bucket(
-    js: &jetstream::Context,
-    bucket: &str,
-    storage: stream::StorageType,
-    replicas: usize,
-    create: bool,
-    secrets: &[String],
-) -> Result<Option<kv::Store>> {
-    let stream_name = format!("KV_{bucket}");
-    let fail = |operation: &'static str, cause: String| {
-        Error::jetstream(operation, bucket, scrub(&cause, secrets))
-    };
-    if create {
-        // The layout of a KV bucket, but reads answered by the stream's
-        // leader (no direct gets from a replica that may lag), so that a
-        // writer does not compute its next value from an older revision.
-        let config = stream::Config {
-            name: stream_name.clone(),
-            subjects: vec![format!("$KV.{bucket}.>")],
-            max_messages_per_subject: 1,
-            storage,
-            num_replicas: replicas,
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: false,
-            discard: stream::DiscardPolicy::New,
-            duplicate_window: Duration::from_secs(120),
-            ..Default::default()
-        };
-        crate::store::create_stream(js, config)
-            .await
-            .map_err(|err| fail("create bucket", err.to_string()))?;
-    }
-    match js.get_key_value(bucket.to_owned()).await {
-        Ok(kv) => Ok(Some(kv)),
-        Err(_) if !create => Ok(None),
-        Err(err) => Err(fail("open bucket", err.to_string())),
-    }
-}
-
-/// A key's value as read: its revision (0: absent, which a compare-and-set
-/// with revision 0 creates), when the server wrote it, and its value
-/// (`None`: absent, deleted or purged).
-pub(crate) struct Read {
-    pub(crate) revision: u64,
-    pub(crate) created: SystemTime,
-    pub(crate) value: Option<bytes::Bytes>,
-}
-
-/// The bucket's keys, the first [`LIST_SCAN`] of them (a listing's bound).
-pub(crate) async fn list_keys(kv: &kv::Store) -> std::result::Result<Vec<String>, String> {
-    use futures::StreamExt;
-    let mut keys = kv.keys().await.map_err(|err| err.to_string())?;
-    let mut listed = Vec::new();
-    while listed.len() < LIST_SCAN
-        && let Some(key) = keys.next().await
-    {
-        listed.push(key.map_err(|err| err.to_string())?);
-    }
-    Ok(listed)
-}
-
-/// Reads `key` (from the stream's leader: the buckets have no direct gets).
-pub(crate) async fn read_key(
-    kv: &kv::Store,
-    key: &str,
-) -> std::result::Result<Read, kv::EntryError> {
-    let Some(entry) = kv.entry(key).await? else {
-        return Ok(Read {
-            revision: 0,
-            created: SystemTime::UNIX_EPOCH,
-            value: None,
-        });
-    };
-    let value = match entry.operation {
-        kv::Operation::Put => Some(entry.value),
-        kv::Operation::Delete | kv::Operation::Purge => None,
-    };
-    Ok(Read {
-        revision: entry.revision,
-        created: SystemTime::from(entry.created),
-        value,
-    })
-}
-
-/// Writes `value` to `key` of `bucket` if the key is still at `revision`
-/// (0: still absent); `false` when another write came first.
-///
-/// A KV `update` alone is not enough on a cluster: nats-server 2.9 checks
-/// the expected last subject sequence against the stored messages only, so
-/// concurrent writers that read the same revision are all stored while the
-/// first is still being replicated (seen with 8 writers on an R3 bucket).
-/// The publish also carries the message id `<key>@<revision>`, which the
-/// stream's duplicate window holds from the moment the leader takes the
-/// write: of the writers from one revision only the first is stored, the
-/// others get a duplicate's acknowledgement. Revisions are stream
-/// sequences, never reused, so the id names one read.
-pub(crate) async fn compare_and_set(
-    js: &jetstream::Context,
-    bucket: &str,
-    key: &str,
-    value: bytes::Bytes,
-    revision: u64,
-) -> std::result::Result<bool, jetstream::context::PublishError> {
-    use jetstream::context::PublishErrorKind;
-    let publish = jetstream::message::PublishMessage::build()
-        .payload(value)
-        .expected_last_subject_sequence(revision)
-        .message_id(format!("{key}@{revision}"));
-    let ack = match js
-        .send_publish(format!("$KV.{bucket}.{key}"), publish)
-        .await
-    {
-        Ok(ack) => ack.await,
-        Err(err) => Err(err),
-    };
-    match ack {
-        Ok(ack) => Ok(!ack.duplicate),
-        Err(err) if err.kind() == PublishErrorKind::WrongLastSequence => Ok(false),
-        Err(err) => Err(err),
-    }
 }
 
 fn key(name: &str) -> String {
@@ -250,39 +104,22 @@ fn key(name: &str) -> String {
 }
 
 impl Leases {
-    fn err(&self, operation: &'static str, cause: impl std::fmt::Display) -> Error {
-        Error::jetstream(
-            operation,
-            &self.bucket,
-            scrub(&cause.to_string(), &self.secrets),
-        )
-    }
-
     async fn read(&self, name: &str) -> Result<Current> {
-        let read = read_key(&self.kv, &key(name))
+        self.bucket
+            .read(
+                "lease read",
+                &key(name),
+                "a lease's value is not a grant: treated as free",
+            )
             .await
-            .map_err(|err| self.err("lease read", err))?;
-        let grant = read.value.and_then(|value| {
-            serde_json::from_slice::<Grant>(&value)
-                .inspect_err(|err| {
-                    tracing::warn!(bucket = %self.bucket, %err, "a lease's value is not a grant: treated as free");
-                })
-                .ok()
-        });
-        Ok(Current {
-            revision: read.revision,
-            created: read.created,
-            grant,
-        })
     }
 
     /// Writes `grant` if the key is still at `revision`; `false` when
     /// another write came first.
     async fn write(&self, name: &str, grant: &Grant, revision: u64) -> Result<bool> {
-        let value = serde_json::to_vec(grant).map_err(|err| self.err("lease write", err))?;
-        compare_and_set(&self.js, &self.bucket, &key(name), value.into(), revision)
+        self.bucket
+            .compare_and_set("lease write", &key(name), grant, revision)
             .await
-            .map_err(|err| self.err("lease write", err))
     }
 
     /// Whether the grant read at `current` lapsed on the server's
@@ -326,8 +163,8 @@ impl Leases {
         check_lease_args(name, holder, ttl)?;
         for _ in 0..ATTEMPTS {
             let current = self.read(name).await?;
-            let progress = current.grant.as_ref().and_then(|g| g.progress);
-            if let Some(grant) = &current.grant
+            let progress = current.value.as_ref().and_then(|g| g.progress);
+            if let Some(grant) = &current.value
                 && grant.holder != holder
                 && !self.expired(name, &current, grant)
             {
@@ -352,7 +189,7 @@ impl Leases {
     /// The current grant when it is `lease`'s and live.
     async fn held(&self, lease: &Lease) -> Result<Option<(Current, Grant)>> {
         let current = self.read(&lease.name).await?;
-        let Some(grant) = current.grant.clone() else {
+        let Some(grant) = current.value.clone() else {
             return Ok(None);
         };
         let ours = grant.holder == lease.holder
@@ -401,13 +238,11 @@ impl Leases {
 
 impl Leases {
     /// The leases, by name, at most `limit`: the bucket's keys listed (the
-    /// first [`LIST_SCAN`]), then each read, 32 at a time. A grant is held
+    /// first [`LIST_SCAN`](crate::bucket::LIST_SCAN)), then each read, 32 at a time. A grant is held
     /// while unreleased and unexpired on this process's clock.
     pub(crate) async fn lease_infos(&self, limit: usize) -> Result<Vec<soiree::LeaseInfo>> {
         use futures::StreamExt;
-        let keys = list_keys(&self.kv)
-            .await
-            .map_err(|err| self.err("lease list", err))?;
+        let keys = self.bucket.list_keys("lease list").await?;
         let names: Vec<String> = keys
             .iter()
             .filter_map(|key| crate::names::unhex(key))
@@ -418,7 +253,7 @@ impl Leases {
         let mut leases = Vec::new();
         while let Some(read) = reads.next().await {
             let (name, current) = read?;
-            let Some(grant) = &current.grant else {
+            let Some(grant) = &current.value else {
                 continue;
             };
             let ttl = Duration::from_millis(u64::try_from(grant.ttl_ms).unwrap_or(0));
@@ -442,10 +277,7 @@ impl Leases {
 impl NatsStore {
     pub(crate) fn lease_bucket(&self) -> soiree::Result<&Leases> {
         self.inner.leases.as_deref().ok_or_else(|| {
-            soiree::Error::Unsupported(format!(
-                "leader leases: the bucket {} is missing (open the store with create_missing)",
-                bucket_name(&self.inner.names.prefix)
-            ))
+            crate::bucket::missing("leader leases", &bucket_name(&self.inner.names.prefix))
         })
     }
 }

@@ -180,6 +180,7 @@
 
 #![doc(test(attr(deny(warnings))))]
 
+mod bucket;
 mod builder;
 mod dead_letter;
 mod dedup;

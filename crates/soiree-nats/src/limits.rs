@@ -26,17 +26,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_nats::jetstream::{self, kv, stream};
+use async_nats::jetstream::{self, stream};
 use serde::{Deserialize, Serialize};
 use soiree::SlotHold;
 
-use crate::lease::{compare_and_set, list_keys, open_bucket, read_key};
-use crate::redact::scrub;
-use crate::{Error, NatsStore, Result};
-
-/// Reads and compare-and-sets of one operation, at most, when other
-/// writers keep changing the key between them.
-const ATTEMPTS: usize = 8;
+use crate::bucket::{ATTEMPTS, Bucket};
+use crate::{NatsStore, Result};
 
 /// The longest key part kept as the hex of the limit key; longer ones are
 /// hashed (KV keys are subjects, within the servers' protocol line).
@@ -58,19 +53,9 @@ struct Rate {
 }
 
 /// The store's limits bucket.
+#[derive(Debug)]
 pub(crate) struct Limits {
-    js: jetstream::Context,
-    kv: kv::Store,
-    bucket: String,
-    secrets: Vec<String>,
-}
-
-impl std::fmt::Debug for Limits {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Limits")
-            .field("bucket", &self.bucket)
-            .finish_non_exhaustive()
-    }
+    bucket: Bucket,
 }
 
 /// The name of a prefix's limits bucket.
@@ -89,14 +74,8 @@ pub(crate) async fn open(
     create: bool,
     secrets: &[String],
 ) -> Result<Option<Limits>> {
-    let bucket = bucket_name(prefix);
-    let kv = open_bucket(js, &bucket, storage, replicas, create, secrets).await?;
-    Ok(kv.map(|kv| Limits {
-        js: js.clone(),
-        kv,
-        bucket,
-        secrets: secrets.to_vec(),
-    }))
+    let bucket = Bucket::open(js, bucket_name(prefix), storage, replicas, create, secrets).await?;
+    Ok(bucket.map(|bucket| Limits { bucket }))
 }
 
 /// The KV key of a limit key under `kind` (`slot`, `rate`): the key in hex,
@@ -120,41 +99,28 @@ fn ms(duration: Duration) -> i64 {
 }
 
 impl Limits {
-    fn err(&self, operation: &'static str, cause: impl std::fmt::Display) -> Error {
-        Error::jetstream(
-            operation,
-            &self.bucket,
-            scrub(&cause.to_string(), &self.secrets),
-        )
-    }
-
     /// A slot key's holders and revision (an unreadable value: none).
     async fn read_slots(&self, kv_key: &str, key: &str) -> Result<(u64, Slots)> {
-        let read = read_key(&self.kv, kv_key)
-            .await
-            .map_err(|err| self.err("limit read", err))?;
-        let slots = read
-            .value
-            .and_then(|value| {
-                serde_json::from_slice::<Slots>(&value)
-                    .inspect_err(|err| {
-                        tracing::warn!(bucket = %self.bucket, %err, "a limit's value is not a slot set: treated as empty");
-                    })
-                    .ok()
-            })
-            .unwrap_or_else(|| Slots {
-                key: key.to_owned(),
-                holders: BTreeMap::new(),
-            });
+        let read = self
+            .bucket
+            .read(
+                "limit read",
+                kv_key,
+                "a limit's value is not a slot set: treated as empty",
+            )
+            .await?;
+        let slots = read.value.unwrap_or_else(|| Slots {
+            key: key.to_owned(),
+            holders: BTreeMap::new(),
+        });
         Ok((read.revision, slots))
     }
 
     /// Writes `value` to `kv_key` if it is still at `revision`.
     async fn write<T: Serialize>(&self, kv_key: &str, value: &T, revision: u64) -> Result<bool> {
-        let json = serde_json::to_vec(value).map_err(|err| self.err("limit write", err))?;
-        compare_and_set(&self.js, &self.bucket, kv_key, json.into(), revision)
+        self.bucket
+            .compare_and_set("limit write", kv_key, value, revision)
             .await
-            .map_err(|err| self.err("limit write", err))
     }
 
     async fn acquire_slot(
@@ -205,7 +171,7 @@ impl Limits {
                 return Ok(());
             }
         }
-        Err(self.err(
+        Err(self.bucket.err(
             operation,
             format!("the slots kept changing over {ATTEMPTS} attempts"),
         ))
@@ -247,17 +213,15 @@ impl Limits {
         let kv_key = kv_key("rate", key);
         for _ in 0..ATTEMPTS {
             let now = now_ms();
-            let read = read_key(&self.kv, &kv_key)
-                .await
-                .map_err(|err| self.err("limit read", err))?;
-            let next = read.value.and_then(|value| {
-                serde_json::from_slice::<Rate>(&value)
-                    .inspect_err(|err| {
-                        tracing::warn!(bucket = %self.bucket, %err, "a rate's value is not a rate: treated as unused");
-                    })
-                    .ok()
-                    .map(|rate| rate.next_ms)
-            });
+            let read = self
+                .bucket
+                .read::<Rate>(
+                    "limit read",
+                    &kv_key,
+                    "a rate's value is not a rate: treated as unused",
+                )
+                .await?;
+            let next = read.value.map(|rate| rate.next_ms);
             match soiree::kit::gcra(next, now, count, period) {
                 Err(wait) => {
                     return Ok(Some(Duration::from_millis(
@@ -286,13 +250,11 @@ impl Limits {
 
 impl Limits {
     /// The unexpired slots, by key then holder, at most `limit`: the
-    /// bucket's keys listed (the first [`LIST_SCAN`](crate::lease::LIST_SCAN)), then the slot keys
+    /// bucket's keys listed (the first [`LIST_SCAN`](crate::bucket::LIST_SCAN)), then the slot keys
     /// read, 32 at a time.
     pub(crate) async fn slot_infos(&self, limit: usize) -> Result<Vec<soiree::LimitSlot>> {
         use futures::StreamExt;
-        let mut slot_keys = list_keys(&self.kv)
-            .await
-            .map_err(|err| self.err("limit list", err))?;
+        let mut slot_keys = self.bucket.list_keys("limit list").await?;
         slot_keys.retain(|key| key.starts_with("slot."));
         let now = now_ms();
         let mut reads = futures::stream::iter(slot_keys)
@@ -317,10 +279,7 @@ impl Limits {
 impl NatsStore {
     pub(crate) fn limits_bucket(&self) -> soiree::Result<&Limits> {
         self.inner.limits.as_ref().ok_or_else(|| {
-            soiree::Error::Unsupported(format!(
-                "shared limits: the bucket {} is missing (open the store with create_missing)",
-                bucket_name(&self.inner.names.prefix)
-            ))
+            crate::bucket::missing("shared limits", &bucket_name(&self.inner.names.prefix))
         })
     }
 }

@@ -19,7 +19,7 @@ use serde_json::json;
 use soiree::{EventBus, EventQueue, StoredEvent};
 use soiree_nats::{NatsStore, PROPERTY_KEY};
 use soiree_test::process::{ChildProcess, plain_main};
-use soiree_test::wait::within;
+use soiree_test::wait::{until_drained, within};
 use support::{NatsServer, builder, eventually};
 
 const CHILD_ENV: &str = "SOIREE_NATS_KEY_ORDER_CHILD";
@@ -178,13 +178,7 @@ async fn parent(server: NatsServer) {
         "{} of {total} events ran after a consumer was killed",
         ended(&path).len()
     );
-    assert!(
-        eventually(LIMIT, || async {
-            within(LIMIT, "backlog", store.backlog()).await.unwrap() == 0
-        })
-        .await,
-        "every delivery settled"
-    );
+    until_drained(LIMIT, &store).await;
     drop(children);
 
     // Per key: starts in order (an event run again right after itself),

@@ -10,6 +10,7 @@ use futures::future::join_all;
 use serde_json::json;
 use soiree::{Event, EventQueue, EventStore, Inspect, Query, StoredEvent};
 use soiree_nats::NatsStore;
+use soiree_test::inspect::leases_are_listed;
 use support::{ONE_AT_A_TIME, builder};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -276,44 +277,6 @@ async fn leader_leases_lists_each_lease_by_name_held_or_not() {
         .await
         .unwrap();
     let leases = store.leases().expect("the store has leases");
-    let long = Duration::from_secs(3600);
-    let held = within("acquire", leases.acquire("nightly-report", "host-a", long))
-        .await
-        .unwrap()
-        .expect("free");
-    let renewed = within("renew", leases.renew(&held, long, Some(1_700_000_000_000)))
-        .await
-        .unwrap();
-    assert!(renewed);
-    // A name with characters KV keys forbid; released, so listed unheld.
-    let given_up = within(
-        "acquire",
-        leases.acquire("hourly:digest* é", "host-b", long),
-    )
-    .await
-    .unwrap()
-    .expect("free");
-    assert!(within("release", leases.release(&given_up)).await.unwrap());
-
-    let listed = within("leader_leases", store.leader_leases(100))
-        .await
-        .unwrap();
-    let names: Vec<_> = listed
-        .iter()
-        .map(|l| (l.name.as_str(), l.holder.as_str(), l.held))
-        .collect();
-    assert_eq!(
-        names,
-        [
-            ("hourly:digest* é", "host-b", false),
-            ("nightly-report", "host-a", true)
-        ]
-    );
-    assert_eq!(listed[1].token, held.token);
-    assert_eq!(listed[1].progress, Some(1_700_000_000_000));
-    assert!(listed[1].expires_at > SystemTime::now());
-    let first = within("leader_leases", store.leader_leases(1))
-        .await
-        .unwrap();
-    assert_eq!(first.len(), 1);
+    // A released name with characters KV keys forbid.
+    leases_are_listed(leases, &store, "hourly:digest* é").await;
 }

@@ -293,16 +293,7 @@ impl RedisStore {
         for pattern in keys.per_event_patterns() {
             let mut cursor = 0u64;
             loop {
-                let (next, found): (u64, Vec<String>) = self
-                    .query(
-                        redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(&pattern)
-                            .arg("COUNT")
-                            .arg(1000),
-                    )
-                    .await?;
+                let (next, found) = self.scan(&pattern, cursor).await?;
                 if !found.is_empty() {
                     deleted += self.query::<u64>(&redis::Cmd::unlink(&found)).await?;
                 }
@@ -319,6 +310,20 @@ impl RedisStore {
     pub(crate) async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T> {
         let mut conn = self.inner.conn.clone();
         Ok(cmd.query_async(&mut conn).await?)
+    }
+
+    /// One `SCAN` call from `cursor` for keys matching `pattern` (about
+    /// 1000 looked at): the next cursor (0: done) and the keys found.
+    pub(crate) async fn scan(&self, pattern: &str, cursor: u64) -> Result<(u64, Vec<String>)> {
+        self.query(
+            redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000),
+        )
+        .await
     }
 
     /// Creates the consumer group (and the stream) unless it exists. The

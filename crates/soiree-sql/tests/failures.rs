@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use soiree::{Event, EventBus, EventQueue, EventStore, PROPERTY_EVENT_ID, StoredEvent};
 use soiree_sql::{Error, FailurePolicy, SqlDeadLetter, SqlDeadLetterFilter};
+use soiree_test::wait::until_drained;
 use support::{TempDir, eventually, within};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -74,13 +75,7 @@ async fn emit(bus: &EventBus, topic: &str, id: &str) {
 
 async fn settle(bus: &EventBus, store: &impl Letters) {
     within(LIMIT, "idle", bus.wait_for_idle()).await;
-    assert!(
-        eventually(LIMIT, || async {
-            within(LIMIT, "backlog", store.backlog()).await.unwrap() == 0
-        })
-        .await,
-        "every delivery settled"
-    );
+    until_drained(LIMIT, store).await;
 }
 
 /// Runs per event id, and which ids ran successfully.

@@ -16,6 +16,7 @@ use soiree::{
     DeadLetterSelection, Event, EventBus, EventQueue, EventStore, Filter, Inspect,
     PROPERTY_EVENT_ID, Query, Record, StoredEvent,
 };
+use soiree_test::inspect::{leases_are_listed, limit_slots_are_listed};
 use support::{TempDir, eventually, within};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -627,102 +628,11 @@ async fn run_all(fresh: Factory, kind: &str) {
 /// A held lease, a released one and the slots taken are listed as the
 /// store holds them; an expired or freed slot is not.
 async fn leases_and_limit_slots_are_listed(store: Arc<dyn TestStore>) {
-    let ttl = Duration::from_secs(60);
-    let leases = store.leases().expect("leases");
-    let held = within(
-        LIMIT,
-        "acquire",
-        leases.acquire("nightly-report", "host-a", ttl),
-    )
-    .await
-    .unwrap()
-    .expect("free");
-    assert!(
-        within(
-            LIMIT,
-            "renew",
-            leases.renew(&held, ttl, Some(1_700_000_000_000))
-        )
-        .await
-        .unwrap()
-    );
-    let lapsed = within(
-        LIMIT,
-        "acquire",
-        leases.acquire("hourly-digest", "host-b", ttl),
-    )
-    .await
-    .unwrap()
-    .expect("free");
-    assert!(
-        within(LIMIT, "release", leases.release(&lapsed))
-            .await
-            .unwrap()
-    );
-    let limits = store.limits().expect("limits");
-    for holder in ["run-1", "run-0"] {
-        assert!(
-            within(LIMIT, "slot", limits.acquire_slot("mailer", 2, holder, ttl))
-                .await
-                .unwrap()
-        );
-    }
-    assert!(
-        within(
-            LIMIT,
-            "slot",
-            limits.acquire_slot("billing", 1, "run-9", ttl)
-        )
-        .await
-        .unwrap()
-    );
-    let freed = soiree::SlotHold {
-        key: "billing".into(),
-        holder: "run-9".into(),
-    };
-    within(LIMIT, "release", limits.release_slot(&freed))
-        .await
-        .unwrap();
-    assert!(
-        within(
-            LIMIT,
-            "slot",
-            limits.acquire_slot("short", 1, "run-x", Duration::from_millis(1))
-        )
-        .await
-        .unwrap()
-    );
-    tokio::time::sleep(Duration::from_millis(20)).await;
-
     let inspect = inspect(&store);
-    let listed = within(LIMIT, "leases", inspect.leader_leases(100))
-        .await
-        .unwrap();
-    let names: Vec<_> = listed
-        .iter()
-        .map(|l| (l.name.as_str(), l.holder.as_str(), l.held))
-        .collect();
-    assert_eq!(
-        names,
-        [
-            ("hourly-digest", "host-b", false),
-            ("nightly-report", "host-a", true)
-        ]
-    );
-    assert_eq!(listed[1].token, held.token);
-    assert_eq!(listed[1].progress, Some(1_700_000_000_000));
-    assert!(listed[1].expires_at > SystemTime::now());
-    assert_eq!(inspect.leader_leases(1).await.unwrap().len(), 1);
-
-    let slots = within(LIMIT, "slots", inspect.limit_slots(100))
-        .await
-        .unwrap();
-    let taken: Vec<_> = slots
-        .iter()
-        .map(|s| (s.key.as_str(), s.holder.as_str()))
-        .collect();
-    assert_eq!(taken, [("mailer", "run-0"), ("mailer", "run-1")]);
-    assert!(slots[0].expires_at > SystemTime::now());
+    let leases = store.leases().expect("leases");
+    leases_are_listed(leases, &*inspect, "hourly-digest").await;
+    let limits = store.limits().expect("limits");
+    limit_slots_are_listed(limits, &*inspect).await;
 }
 
 /// Per-topic counts of the newest events, as the database counts them.

@@ -6,17 +6,15 @@
 
 mod support;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use serde_json::json;
-use soiree::{EventBus, EventQueue, EventStore, StoredEvent};
+use soiree::{EventQueue, EventStore, StoredEvent};
 use soiree_sql::{PROPERTY_KEY, SqlDeadLetter};
-use support::{eventually, within};
-
-const LIMIT: Duration = Duration::from_secs(60);
+use soiree_test::ordering::{
+    Journal, LIMIT, Run, assert_each_key_in_order, bus_over, close, in_order, record, until_done,
+};
+use support::within;
 const KEYS: usize = 10;
 const PER_KEY: u64 = 30;
 
@@ -45,15 +43,7 @@ store!(soiree_sql::PostgresStore);
 store!(soiree_sql::SqliteStore);
 
 fn event(key: Option<&str>, seq: u64) -> StoredEvent {
-    let mut properties = serde_json::Map::new();
-    if let Some(key) = key {
-        properties.insert(PROPERTY_KEY.to_owned(), key.into());
-    }
-    StoredEvent {
-        topic: "test.keyed".to_owned(),
-        payload: json!({ "key": key, "seq": seq }),
-        properties,
-    }
+    soiree_test::ordering::event(PROPERTY_KEY, key, seq)
 }
 
 /// Appends events one at a time (so that the log holds them in this order).
@@ -72,183 +62,6 @@ fn interleaved() -> Vec<StoredEvent> {
         .collect()
 }
 
-/// One run of a listener.
-#[derive(Debug, Clone)]
-struct Run {
-    /// Which bus ran it.
-    bus: usize,
-    key: Option<String>,
-    seq: u64,
-    start: Instant,
-    end: Option<Instant>,
-    ok: bool,
-}
-
-/// What the listeners saw, across every bus of a test.
-#[derive(Default)]
-struct Journal {
-    runs: Mutex<Vec<Run>>,
-    in_flight: Mutex<HashMap<String, usize>>,
-    /// Times a key had two runs at once.
-    overlaps: AtomicUsize,
-    done: AtomicUsize,
-    random: AtomicU64,
-}
-
-impl Journal {
-    /// A pseudo-random pause of 0–3 ms.
-    fn pause(&self) -> Duration {
-        let mut x = self
-            .random
-            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-            .wrapping_add(0x9E37_79B9_7F4A_7C15);
-        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        Duration::from_micros((x ^ (x >> 31)) % 3001)
-    }
-
-    /// Starts a run; returns its index.
-    fn start(&self, bus: usize, key: Option<String>, seq: u64) -> usize {
-        if let Some(key) = &key {
-            let mut in_flight = self.in_flight.lock().unwrap();
-            let n = in_flight.entry(key.clone()).or_default();
-            *n += 1;
-            if *n > 1 {
-                self.overlaps.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        let mut runs = self.runs.lock().unwrap();
-        runs.push(Run {
-            bus,
-            key,
-            seq,
-            start: Instant::now(),
-            end: None,
-            ok: false,
-        });
-        runs.len() - 1
-    }
-
-    fn end(&self, index: usize, ok: bool) {
-        let key = {
-            let mut runs = self.runs.lock().unwrap();
-            runs[index].end = Some(Instant::now());
-            runs[index].ok = ok;
-            runs[index].key.clone()
-        };
-        if let Some(key) = key {
-            *self.in_flight.lock().unwrap().get_mut(&key).unwrap() -= 1;
-        }
-        self.done.fetch_add(1, Ordering::SeqCst);
-    }
-
-    fn runs(&self) -> Vec<Run> {
-        self.runs.lock().unwrap().clone()
-    }
-
-    /// Per key, the seqs in the order their runs started.
-    fn seqs(&self) -> HashMap<String, Vec<u64>> {
-        self.seqs_by(|run| Some(run.start))
-    }
-
-    /// Per key, the seqs in the order of `when`.
-    fn seqs_by(&self, when: impl Fn(&Run) -> Option<Instant>) -> HashMap<String, Vec<u64>> {
-        let mut runs = self.runs();
-        runs.sort_by_key(|run| when(run));
-        let mut by_key: HashMap<String, Vec<u64>> = HashMap::new();
-        for run in runs {
-            if let Some(key) = run.key {
-                by_key.entry(key).or_default().push(run.seq);
-            }
-        }
-        by_key
-    }
-
-    /// Keys whose events did not start, or did not finish, exactly once
-    /// each in order.
-    fn out_of_order(&self, per_key: u64) -> Vec<(String, Vec<u64>)> {
-        let expected: Vec<u64> = (0..per_key).collect();
-        let mut bad: Vec<_> = self
-            .seqs_by(|run| Some(run.start))
-            .into_iter()
-            .chain(self.seqs_by(|run| run.end))
-            .filter(|(_, seqs)| *seqs != expected)
-            .collect();
-        bad.sort();
-        bad.dedup_by(|a, b| a.0 == b.0);
-        bad
-    }
-}
-
-fn bus_over(store: &impl Store, workers: usize) -> EventBus {
-    EventBus::builder()
-        .store(store.clone())
-        .workers(workers)
-        .poll_wait(Duration::from_millis(100))
-        .build()
-        .unwrap()
-}
-
-/// A listener recording its runs, pausing 0–3 ms; `fails(key, seq, attempt)`
-/// says which runs fail.
-fn record(
-    bus: &EventBus,
-    name: usize,
-    journal: &Arc<Journal>,
-    fails: impl Fn(Option<&str>, u64, usize) -> bool + Send + Sync + 'static,
-) {
-    let journal = Arc::clone(journal);
-    let fails = Arc::new(fails);
-    bus.on_named("record", "test.keyed", move |ctx| {
-        let payload = ctx.payload().to_json().unwrap();
-        let key = payload["key"].as_str().map(str::to_owned);
-        let seq = payload["seq"].as_u64().unwrap();
-        let attempt = journal
-            .runs()
-            .iter()
-            .filter(|run| run.key == key && run.seq == seq)
-            .count()
-            + 1;
-        let fail = fails(key.as_deref(), seq, attempt);
-        let index = journal.start(name, key, seq);
-        let pause = journal.pause();
-        let journal = Arc::clone(&journal);
-        async move {
-            tokio::time::sleep(pause).await;
-            journal.end(index, !fail);
-            if fail { Err("declined".into()) } else { Ok(()) }
-        }
-    })
-    .unwrap();
-}
-
-async fn until_done(journal: &Journal, runs: usize) {
-    assert!(
-        eventually(LIMIT, || async {
-            journal.done.load(Ordering::SeqCst) >= runs
-        })
-        .await,
-        "{} of {runs} runs done",
-        journal.done.load(Ordering::SeqCst)
-    );
-}
-
-async fn close(buses: Vec<EventBus>, store: &impl Store) {
-    for bus in &buses {
-        within(LIMIT, "idle", bus.wait_for_idle()).await;
-    }
-    assert!(
-        eventually(LIMIT, || async {
-            within(LIMIT, "backlog", store.backlog()).await.unwrap() == 0
-        })
-        .await,
-        "every delivery settled"
-    );
-    for bus in buses {
-        within(LIMIT, "close", bus.close()).await.unwrap();
-    }
-}
-
 /// Test 1: one bus with 8 workers over `store`; returns what ran.
 async fn one_bus(store: impl Store) -> Arc<Journal> {
     enqueue_all(&store, interleaved()).await;
@@ -261,16 +74,6 @@ async fn one_bus(store: impl Store) -> Arc<Journal> {
     journal
 }
 
-fn assert_in_order(journal: &Journal) {
-    assert_eq!(journal.out_of_order(PER_KEY), Vec::new());
-    assert_eq!(journal.seqs().len(), KEYS);
-    assert_eq!(
-        journal.overlaps.load(Ordering::SeqCst),
-        0,
-        "two runs of a key at once"
-    );
-}
-
 /// Without the option, the same load breaks the order (or runs a key twice
 /// at once) in at least one of a few runs: the checks above can fail.
 async fn unordered_breaks_the_order<S: Store, F: std::future::Future<Output = S>>(
@@ -279,8 +82,8 @@ async fn unordered_breaks_the_order<S: Store, F: std::future::Future<Output = S>
     let mut seen = Vec::new();
     for _ in 0..3 {
         let journal = one_bus(store().await).await;
-        let broken = journal.out_of_order(PER_KEY).len();
-        let overlaps = journal.overlaps.load(Ordering::SeqCst);
+        let broken = journal.out_of_order(in_order(PER_KEY)).len();
+        let overlaps = journal.overlaps();
         seen.push((broken, overlaps));
         if broken > 0 || overlaps > 0 {
             eprintln!("without ordered_by_key: {broken} keys out of order, {overlaps} overlaps");
@@ -301,7 +104,7 @@ async fn two_consumers(first: impl Store, second: impl Store) {
     }
     until_done(&journal, KEYS * PER_KEY as usize).await;
     close(buses, &first).await;
-    assert_in_order(&journal);
+    assert_each_key_in_order(&journal, KEYS, PER_KEY);
     let by_second = journal.runs().iter().filter(|run| run.bus == 1).count();
     assert!(
         (1..KEYS * PER_KEY as usize).contains(&by_second),
@@ -356,7 +159,7 @@ async fn redelivered_event_holds_back_its_key(store: impl Store) {
         b.iter().all(|r| r.end.unwrap() < a0_done),
         "b waited for a: {b:?}, a0 succeeded at {a0_done:?}"
     );
-    assert_eq!(journal.overlaps.load(Ordering::SeqCst), 0);
+    assert_eq!(journal.overlaps(), 0);
 }
 
 /// A dead-lettered event no longer holds back its key.
@@ -416,7 +219,7 @@ mod sqlite {
     async fn one_bus_runs_each_key_in_order() {
         let dir = TempDir::new();
         let journal = one_bus(store(&dir).await).await;
-        assert_in_order(&journal);
+        assert_each_key_in_order(&journal, KEYS, PER_KEY);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -490,7 +293,7 @@ mod postgres {
             .await
             .unwrap();
         let journal = one_bus(store).await;
-        assert_in_order(&journal);
+        assert_each_key_in_order(&journal, KEYS, PER_KEY);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,8 +23,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 use soiree::{
-    DeadLetterSelection, Error, EventBus, EventStore, Filter, Inspect, PROPERTY_EVENT_ID,
-    PendingDelivery, Query, StoredEvent,
+    DeadLetterSelection, Error, EventBus, EventStore, Filter, Inspect, LeaderLease,
+    PROPERTY_EVENT_ID, PendingDelivery, Query, SharedLimits, SlotHold, StoredEvent,
 };
 
 /// The longest any one wait of a check may take.
@@ -507,6 +507,112 @@ pub async fn tail_yields_events_stored_after_it_started<S: EventStore + Inspect 
     let (next, saved) = within("the tail", async { tokio::join!(tail.next(), later) }).await;
     let record = next.expect("the tail goes on").expect("read");
     assert_eq!(record.item, saved[0], "the event stored after the start");
+}
+
+/// The progress [`leases_are_listed`] renews its held lease with.
+pub const LEASE_PROGRESS: i64 = 1_700_000_000_000;
+
+/// [`Inspect::leader_leases`] lists a store's leases by name, held or not:
+/// `nightly-report`, taken by `host-a` and renewed with
+/// [`LEASE_PROGRESS`], is listed held, with its token, its progress and an
+/// expiry ahead; `released` (a name that sorts before it), taken by
+/// `host-b` and released, is listed not held; a limit of one lists one.
+///
+/// `leases` and `inspect` are one store's, whose prefix has no other
+/// lease.
+///
+/// # Panics
+///
+/// When a lease is not taken, renewed, released or listed so.
+pub async fn leases_are_listed(leases: &dyn LeaderLease, inspect: &dyn Inspect, released: &str) {
+    let ttl = Duration::from_secs(3600);
+    let held = within("acquire", leases.acquire("nightly-report", "host-a", ttl))
+        .await
+        .unwrap()
+        .expect("free");
+    let renewed = within("renew", leases.renew(&held, ttl, Some(LEASE_PROGRESS)))
+        .await
+        .unwrap();
+    assert!(renewed, "the holder renews its lease");
+    let given_up = within("acquire", leases.acquire(released, "host-b", ttl))
+        .await
+        .unwrap()
+        .expect("free");
+    let freed = within("release", leases.release(&given_up)).await.unwrap();
+    assert!(freed, "the holder releases its lease");
+
+    let listed = within("leader_leases", inspect.leader_leases(100))
+        .await
+        .unwrap();
+    let names: Vec<_> = listed
+        .iter()
+        .map(|l| (l.name.as_str(), l.holder.as_str(), l.held))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (released, "host-b", false),
+            ("nightly-report", "host-a", true)
+        ]
+    );
+    assert_eq!(listed[1].token, held.token);
+    assert_eq!(listed[1].progress, Some(LEASE_PROGRESS));
+    assert!(listed[1].expires_at > SystemTime::now());
+    let first = within("leader_leases", inspect.leader_leases(1))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+}
+
+/// [`Inspect::limit_slots`] lists the unexpired slots by key, then holder:
+/// the two slots of `mailer` (taken by `run-1`, then `run-0`) are listed
+/// with an expiry ahead; a freed slot (`billing`) and an expired one
+/// (`short`, 1 ms) are not; a limit of one lists one.
+///
+/// `limits` and `inspect` are one store's, whose prefix has no other slot.
+///
+/// # Panics
+///
+/// When a slot is not taken, freed or listed so.
+pub async fn limit_slots_are_listed(limits: &dyn SharedLimits, inspect: &dyn Inspect) {
+    let ttl = Duration::from_secs(3600);
+    for holder in ["run-1", "run-0"] {
+        let taken = within("slot", limits.acquire_slot("mailer", 2, holder, ttl))
+            .await
+            .unwrap();
+        assert!(taken, "{holder} takes a slot of mailer");
+    }
+    let taken = within("slot", limits.acquire_slot("billing", 1, "run-9", ttl))
+        .await
+        .unwrap();
+    assert!(taken, "run-9 takes the slot of billing");
+    let freed = SlotHold {
+        key: "billing".into(),
+        holder: "run-9".into(),
+    };
+    within("release", limits.release_slot(&freed))
+        .await
+        .unwrap();
+    let short = Duration::from_millis(1);
+    let taken = within("slot", limits.acquire_slot("short", 1, "run-x", short))
+        .await
+        .unwrap();
+    assert!(taken, "run-x takes the slot of short");
+    // Past the short slot's expiry (not a timing check: a slot listed
+    // after its expiry fails the test whatever the delay).
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let slots = within("limit_slots", inspect.limit_slots(100))
+        .await
+        .unwrap();
+    let taken: Vec<_> = slots
+        .iter()
+        .map(|s| (s.key.as_str(), s.holder.as_str()))
+        .collect();
+    assert_eq!(taken, [("mailer", "run-0"), ("mailer", "run-1")]);
+    assert!(slots.iter().all(|s| s.expires_at > SystemTime::now()));
+    let first = within("limit_slots", inspect.limit_slots(1)).await.unwrap();
+    assert_eq!(first.len(), 1);
 }
 
 fn bus<S: EventStore + 'static>(store: &Arc<S>) -> EventBus {

@@ -51,3 +51,21 @@ pub async fn within<T>(limit: Duration, what: &str, future: impl Future<Output =
         Err(_) => panic!("{what} took longer than {limit:?}"),
     }
 }
+
+/// Waits until `store`'s group has nothing undelivered or unacknowledged
+/// (its backlog is 0), for at most `limit`; every read bounded by `limit`
+/// too.
+///
+/// # Panics
+///
+/// When the backlog is not empty by then, naming it "every delivery
+/// settled", or a read fails.
+pub async fn until_drained(limit: Duration, store: &impl soiree::EventQueue) {
+    assert!(
+        eventually(limit, || async {
+            within(limit, "backlog", store.backlog()).await.unwrap() == 0
+        })
+        .await,
+        "every delivery settled"
+    );
+}

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use soiree::{DeadLetterSelection, Error, EventBus, Filter, Inspect, MemoryStore, Query};
+use soiree_test::inspect::{leases_are_listed, limit_slots_are_listed};
 use tokio::time::timeout;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -117,75 +118,8 @@ async fn replay_needs_a_queue() {
 #[tokio::test]
 async fn leases_and_limit_slots_are_listed() {
     let store = MemoryStore::queue();
-    let ttl = Duration::from_secs(30);
     let leases = soiree::EventStore::leases(&store).expect("leases");
-    let held = leases
-        .acquire("nightly-report", "host-a", ttl)
-        .await
-        .unwrap()
-        .expect("free");
-    assert!(
-        leases
-            .renew(&held, ttl, Some(1_700_000_000_000))
-            .await
-            .unwrap()
-    );
-    let lapsed = leases
-        .acquire("hourly-digest", "host-b", ttl)
-        .await
-        .unwrap()
-        .expect("free");
-    assert!(leases.release(&lapsed).await.unwrap());
+    leases_are_listed(leases, &store, "hourly-digest").await;
     let limits = soiree::EventStore::limits(&store).expect("limits");
-    assert!(
-        limits
-            .acquire_slot("mailer", 2, "run-1", ttl)
-            .await
-            .unwrap()
-    );
-    assert!(
-        limits
-            .acquire_slot("mailer", 2, "run-0", ttl)
-            .await
-            .unwrap()
-    );
-    let gone = soiree::SlotHold {
-        key: "billing".into(),
-        holder: "run-9".into(),
-    };
-    assert!(
-        limits
-            .acquire_slot("billing", 1, "run-9", ttl)
-            .await
-            .unwrap()
-    );
-    limits.release_slot(&gone).await.unwrap();
-
-    let listed = timeout(LIMIT, admin(&store).leader_leases(100))
-        .await
-        .unwrap()
-        .unwrap();
-    let names: Vec<_> = listed
-        .iter()
-        .map(|l| (l.name.as_str(), l.holder.as_str(), l.held))
-        .collect();
-    assert_eq!(
-        names,
-        [
-            ("hourly-digest", "host-b", false),
-            ("nightly-report", "host-a", true)
-        ]
-    );
-    assert_eq!(listed[1].token, held.token);
-    assert_eq!(listed[1].progress, Some(1_700_000_000_000));
-    assert!(listed[1].expires_at > std::time::SystemTime::now());
-    assert_eq!(admin(&store).leader_leases(1).await.unwrap().len(), 1);
-
-    let slots = admin(&store).limit_slots(100).await.unwrap();
-    let taken: Vec<_> = slots
-        .iter()
-        .map(|s| (s.key.as_str(), s.holder.as_str()))
-        .collect();
-    assert_eq!(taken, [("mailer", "run-0"), ("mailer", "run-1")]);
-    assert!(slots[0].expires_at > std::time::SystemTime::now());
+    limit_slots_are_listed(limits, &store).await;
 }

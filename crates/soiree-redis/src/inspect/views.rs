@@ -32,16 +32,7 @@ impl RedisStore {
         let mut keys = Vec::new();
         let mut cursor = 0u64;
         for _ in 0..SCAN_CALLS {
-            let (next, found): (u64, Vec<String>) = self
-                .query(
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000),
-                )
-                .await?;
+            let (next, found) = self.scan(&pattern, cursor).await?;
             keys.extend(found);
             if next == 0 {
                 break;
