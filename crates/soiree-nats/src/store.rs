@@ -484,8 +484,14 @@ impl EventStore for NatsStore {
         use crate::writes::Target;
         let json = serde_json::to_vec(result).map_err(soiree::Error::serialization)?;
         let subject = self.inner.names.results_subject.clone();
-        self.write_record(Target::Results, subject, json.into(), None)
-            .await?;
+        self.write_record(
+            Target::Results,
+            subject,
+            json.into(),
+            None,
+            &result.event_id,
+        )
+        .await?;
         self.inner.metrics.results.inc();
         if result.succeeded() && !result.event_id.is_empty() {
             let (event_id, handler_id) = (&result.event_id, &result.handler_id);
@@ -494,7 +500,7 @@ impl EventStore for NatsStore {
             self.inner.dedup_cache.record(event_id, handler_id);
             let key = (event_id.clone(), handler_id.clone());
             let payload = bytes::Bytes::from(handler_id.clone().into_bytes());
-            self.write_record(Target::Dedup, subject, payload, Some(key))
+            self.write_record(Target::Dedup, subject, payload, Some(key), event_id)
                 .await?;
         }
         Ok(())

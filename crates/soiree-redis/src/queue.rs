@@ -191,7 +191,13 @@ impl RedisStore {
                     inner.dedup_cache.insert(receipt, event_id, handlers);
                 }
             }
-            Err(err) => tracing::debug!(%err, "cannot prefetch handler successes"),
+            Err(err) => {
+                tracing::debug!(%err, "cannot prefetch handler successes");
+                // Still known as held: a lost result holds its delivery back.
+                for (receipt, event_id) in with_id {
+                    inner.dedup_cache.hold(receipt, event_id);
+                }
+            }
         }
     }
 
@@ -484,14 +490,31 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Acknowledges entries behind the results written so far: the XACKs
-    /// go through the results writer, which sends one pipeline at a time
-    /// in the order it was given commands, so a delivery's results reach
-    /// Redis before its acknowledgement, often in the same round trip. A
-    /// result that failed to be written is logged (as in
-    /// [`RedisStore::flush_results`]) and the entry acknowledged anyway.
+    /// Waits until the results written so far are answered (results before
+    /// ack, see [`EventQueue::ack`]) and tells, for each receipt, whether a
+    /// result of its event was lost: those deliveries are left pending
+    /// (claimed again after the claim timeout, their listeners with them).
+    /// A result Redis refused for good was counted and does not hold its
+    /// delivery back.
+    ///
+    /// # Errors
+    ///
+    /// When the writer did not answer within its timeout: nothing is known
+    /// of the results, and nothing may be settled.
+    async fn results_settled(&self, receipts: &[String]) -> Result<Vec<bool>> {
+        self.inner.results_writer.flush().await?;
+        Ok(self.inner.dedup_cache.lost(receipts))
+    }
+
+    /// Acknowledges entries, through the results writer, which sends one
+    /// pipeline at a time in the order it was given commands: results
+    /// written after [`results_settled`](Self::results_settled) still reach
+    /// Redis before the acknowledgement.
     async fn ack_after_results(&self, ids: &[String]) -> Result<()> {
         const BATCH: usize = 1000;
+        if ids.is_empty() {
+            return Ok(());
+        }
         let inner = &self.inner;
         let cmds = ids
             .chunks(BATCH)
@@ -516,6 +539,16 @@ impl RedisStore {
             other => other.map(drop),
         }
     }
+}
+
+/// The items whose results were not lost (`lost` is per item).
+fn kept<T>(items: &[T], lost: &[bool], clone: impl Fn(&T) -> T) -> Vec<T> {
+    items
+        .iter()
+        .zip(lost)
+        .filter(|(_, lost)| !**lost)
+        .map(|(item, _)| clone(item))
+        .collect()
 }
 
 fn verdict(entry: &Entry) -> Verdict {
@@ -573,9 +606,11 @@ impl EventQueue for RedisStore {
     }
 
     async fn ack(&self, receipts: &[String]) -> soiree::Result<()> {
-        self.ack_after_results(receipts).await?;
+        let lost = self.results_settled(receipts).await?;
+        let settle = kept(receipts, &lost, String::clone);
+        self.ack_after_results(&settle).await?;
         self.inner.dedup_cache.remove(receipts);
-        Ok(())
+        soiree::kit::held_back(&self.inner.metrics, receipts.len() - settle.len())
     }
 
     /// With the default [`FailurePolicy::DeadLetter`], every failed delivery.
@@ -589,9 +624,9 @@ impl EventQueue for RedisStore {
     /// replayable with [`RedisStore::replay_dead_letters`].
     async fn fail(&self, failures: &[FailedDelivery]) -> soiree::Result<()> {
         let receipts: Vec<String> = failures.iter().map(|f| f.receipt.clone()).collect();
-        if self.inner.options.on_failure != FailurePolicy::Acknowledge {
-            self.flush_results().await;
-        }
+        let lost = self.results_settled(&receipts).await?;
+        let failures = kept(failures, &lost, FailedDelivery::clone);
+        let held = receipts.len() - failures.len();
         match self.inner.options.on_failure {
             FailurePolicy::DeadLetter => {
                 let pairs: Vec<(&str, &str)> = failures
@@ -606,9 +641,12 @@ impl EventQueue for RedisStore {
                     }
                 }
             }
-            FailurePolicy::Acknowledge => self.ack_after_results(&receipts).await?,
+            FailurePolicy::Acknowledge => {
+                let settle: Vec<String> = failures.iter().map(|f| f.receipt.clone()).collect();
+                self.ack_after_results(&settle).await?;
+            }
             FailurePolicy::Redeliver => {
-                for failure in failures {
+                for failure in &failures {
                     tracing::debug!(
                         entry_id = %failure.receipt,
                         error = %failure.error,
@@ -618,7 +656,7 @@ impl EventQueue for RedisStore {
             }
         }
         self.inner.dedup_cache.remove(&receipts);
-        Ok(())
+        soiree::kit::held_back(&self.inner.metrics, held)
     }
 
     /// Hands back the entries read ahead of the bus and the deliveries it
@@ -685,17 +723,18 @@ impl EventQueue for RedisStore {
 
     async fn defer(&self, deferrals: &[DeferredDelivery]) -> soiree::Result<()> {
         // Results before the settling call, as for `ack`.
-        self.flush_results().await;
-        match self.defer_entries(deferrals).await {
+        let receipts: Vec<String> = deferrals.iter().map(|d| d.receipt.clone()).collect();
+        let lost = self.results_settled(&receipts).await?;
+        let deferrals = kept(deferrals, &lost, DeferredDelivery::clone);
+        match self.defer_entries(&deferrals).await {
             // The group is gone (see `ack_ids`): nothing is pending.
             Err(err) if err.code() == Some("NOGROUP") => {}
             other => {
                 other?;
             }
         }
-        let receipts: Vec<String> = deferrals.iter().map(|d| d.receipt.clone()).collect();
         self.inner.dedup_cache.remove(&receipts);
-        Ok(())
+        soiree::kit::held_back(&self.inner.metrics, receipts.len() - deferrals.len())
     }
 
     async fn backlog(&self) -> soiree::Result<u64> {
