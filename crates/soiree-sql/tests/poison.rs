@@ -123,7 +123,7 @@ fn of_op(seen: &Mutex<Vec<serde_json::Value>>, op: &str) -> serde_json::Value {
 /// and once its result can be written it is acknowledged.
 async fn a_lost_result_holds_back_its_own_delivery<S, F>(store: &S, heal: F)
 where
-    S: EventStore + EventQueue,
+    S: EventStore + EventQueue + EventHistory,
     F: std::future::Future<Output = ()>,
 {
     for id in ["ok-1", "lost", "ok-2"] {
