@@ -158,15 +158,15 @@ impl NatsStore {
             .is_none_or(|pattern| soiree::topic_matches(pattern, topic))
     }
 
-    /// Waits until the results written so far are confirmed, and tells for
-    /// each receipt whether a result of its event was lost (not confirmed):
-    /// its delivery is then not settled. A flush that fails has marked
-    /// the events of the records it could not confirm.
-    async fn results_settled(&self, receipts: &[String]) -> Vec<bool> {
+    /// Waits until the results written so far are confirmed, and returns
+    /// the items to settle: not those with a result of their event lost
+    /// (not confirmed). A flush that fails has marked the events of the
+    /// records it could not confirm.
+    async fn results_settled<T: Clone>(&self, items: &[T], receipt: impl Fn(&T) -> &str) -> Vec<T> {
         if let Err(err) = self.flush_writes().await {
             tracing::warn!(%err, "listener results not confirmed; their deliveries are not acknowledged");
         }
-        self.inner.dedup_cache.lost(receipts)
+        self.inner.dedup_cache.settleable(items, receipt)
     }
 
     /// The end of a settling call of `receipts` that settled `settled`:
@@ -195,16 +195,6 @@ impl NatsStore {
             .saturating_mul(1 << doublings)
             .min(MAX_RETRY_DELAY)
     }
-}
-
-/// The items whose results were not lost (`lost` is per item).
-fn kept<T: Clone>(items: &[T], lost: &[bool]) -> Vec<T> {
-    items
-        .iter()
-        .zip(lost)
-        .filter(|(_, lost)| !**lost)
-        .map(|(item, _)| item.clone())
-        .collect()
 }
 
 #[async_trait]
@@ -238,16 +228,14 @@ impl EventQueue for NatsStore {
     /// delivery with a result that was not confirmed is left
     /// unacknowledged (redelivered after the claim timeout).
     async fn ack(&self, receipts: &[String]) -> soiree::Result<()> {
-        let lost = self.results_settled(receipts).await;
-        let settle = kept(receipts, &lost);
+        let settle = self.results_settled(receipts, String::as_str).await;
         let done = self.ack_all(&settle, |_| AckKind::Ack).await;
         self.settled(receipts, &settle, done)
     }
 
     async fn fail(&self, all: &[FailedDelivery]) -> soiree::Result<()> {
         let receipts: Vec<String> = all.iter().map(|f| f.receipt.clone()).collect();
-        let lost = self.results_settled(&receipts).await;
-        let failures = kept(all, &lost);
+        let failures = self.results_settled(all, |f| &f.receipt).await;
         let policy = self.inner.options.on_failure;
         let mut first: Option<soiree::Error> = None;
         for failure in &failures {

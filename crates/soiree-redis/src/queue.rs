@@ -491,19 +491,22 @@ impl RedisStore {
     }
 
     /// Waits until the results written so far are answered (results before
-    /// ack, see [`EventQueue::ack`]) and tells, for each receipt, whether a
-    /// result of its event was lost: those deliveries are left pending
-    /// (claimed again after the claim timeout, their listeners with them).
-    /// A result Redis refused for good was counted and does not hold its
-    /// delivery back.
+    /// ack, see [`EventQueue::ack`]) and returns the items to settle: those
+    /// with a result of their event lost are left pending (claimed again
+    /// after the claim timeout, their listeners with them). A result Redis
+    /// refused for good was counted and does not hold its delivery back.
     ///
     /// # Errors
     ///
     /// When the writer did not answer within its timeout: nothing is known
     /// of the results, and nothing may be settled.
-    async fn results_settled(&self, receipts: &[String]) -> Result<Vec<bool>> {
+    async fn results_settled<T: Clone>(
+        &self,
+        items: &[T],
+        receipt: impl Fn(&T) -> &str,
+    ) -> Result<Vec<T>> {
         self.inner.results_writer.flush().await?;
-        Ok(self.inner.dedup_cache.lost(receipts))
+        Ok(self.inner.dedup_cache.settleable(items, receipt))
     }
 
     /// Acknowledges entries, through the results writer, which sends one
@@ -539,16 +542,6 @@ impl RedisStore {
             other => other.map(drop),
         }
     }
-}
-
-/// The items whose results were not lost (`lost` is per item).
-fn kept<T>(items: &[T], lost: &[bool], clone: impl Fn(&T) -> T) -> Vec<T> {
-    items
-        .iter()
-        .zip(lost)
-        .filter(|(_, lost)| !**lost)
-        .map(|(item, _)| clone(item))
-        .collect()
 }
 
 fn verdict(entry: &Entry) -> Verdict {
@@ -606,8 +599,7 @@ impl EventQueue for RedisStore {
     }
 
     async fn ack(&self, receipts: &[String]) -> soiree::Result<()> {
-        let lost = self.results_settled(receipts).await?;
-        let settle = kept(receipts, &lost, String::clone);
+        let settle = self.results_settled(receipts, String::as_str).await?;
         self.ack_after_results(&settle).await?;
         self.inner.dedup_cache.remove(receipts);
         soiree::kit::held_back(&self.inner.metrics, receipts.len() - settle.len())
@@ -624,8 +616,7 @@ impl EventQueue for RedisStore {
     /// replayable with [`RedisStore::replay_dead_letters`].
     async fn fail(&self, failures: &[FailedDelivery]) -> soiree::Result<()> {
         let receipts: Vec<String> = failures.iter().map(|f| f.receipt.clone()).collect();
-        let lost = self.results_settled(&receipts).await?;
-        let failures = kept(failures, &lost, FailedDelivery::clone);
+        let failures = self.results_settled(failures, |f| &f.receipt).await?;
         let held = receipts.len() - failures.len();
         match self.inner.options.on_failure {
             FailurePolicy::DeadLetter => {
@@ -724,8 +715,7 @@ impl EventQueue for RedisStore {
     async fn defer(&self, deferrals: &[DeferredDelivery]) -> soiree::Result<()> {
         // Results before the settling call, as for `ack`.
         let receipts: Vec<String> = deferrals.iter().map(|d| d.receipt.clone()).collect();
-        let lost = self.results_settled(&receipts).await?;
-        let deferrals = kept(deferrals, &lost, DeferredDelivery::clone);
+        let deferrals = self.results_settled(deferrals, |d| &d.receipt).await?;
         match self.defer_entries(&deferrals).await {
             // The group is gone (see `ack_ids`): nothing is pending.
             Err(err) if err.code() == Some("NOGROUP") => {}

@@ -227,7 +227,8 @@ pub trait EventQueue: Send + Sync {
     /// - on a durable store it survives a restart of the consumer and of
     ///   the store, as a delayed event does;
     /// - a receipt the consumer no longer holds (its lease expired and
-    ///   another consumer took the event) is left alone, as by `ack`.
+    ///   another consumer took the event) is left alone, as by `ack`;
+    /// - results before settling, as for [`ack`](Self::ack#results-before-ack).
     ///
     /// # Errors
     ///
@@ -236,6 +237,8 @@ pub trait EventQueue: Send + Sync {
     /// it was not recorded: the deliveries are then delivered again after
     /// the store's redelivery timeout (perhaps before `until`: their
     /// listeners snooze again).
+    /// [`Error::ResultsNotSaved`](crate::Error::ResultsNotSaved) as for
+    /// [`ack`](Self::ack).
     ///
     /// # Cancel safety
     ///

@@ -152,6 +152,24 @@ impl DedupCache {
             .collect()
     }
 
+    /// The items (deliveries, failures, deferrals) whose events had no
+    /// listener result lost, to settle now; `receipt` names an item's
+    /// receipt. The others are held back ([`lost`](Self::lost)).
+    pub fn settleable<T: Clone>(&self, items: &[T], receipt: impl Fn(&T) -> &str) -> Vec<T> {
+        let state = self.lock();
+        items
+            .iter()
+            .filter(|item| {
+                state.results_lost.is_empty()
+                    || !state
+                        .event_of_receipt
+                        .get(receipt(item))
+                        .is_some_and(|e| state.results_lost.contains(e))
+            })
+            .cloned()
+            .collect()
+    }
+
     /// `Some(answer)` when the event is held here, `None` to ask the storage.
     pub fn succeeded(&self, event_id: &str, handler_id: &str) -> Option<bool> {
         Some(self.lock().succeeded.get(event_id)?.contains(handler_id))
