@@ -148,7 +148,7 @@ pub trait EventQueue: Send + Sync {
     /// The default acknowledges them, for stores without a place for
     /// failures: the errors then reach only the bus's error handler and log.
     ///
-    /// Results before settling, as for [`ack`](Self::ack#results-before-ack).
+    /// Results before settling, as for [`ack`](Self::ack).
     ///
     /// # Errors
     ///
@@ -228,7 +228,7 @@ pub trait EventQueue: Send + Sync {
     ///   the store, as a delayed event does;
     /// - a receipt the consumer no longer holds (its lease expired and
     ///   another consumer took the event) is left alone, as by `ack`;
-    /// - results before settling, as for [`ack`](Self::ack#results-before-ack).
+    /// - results before settling, as for [`ack`](Self::ack).
     ///
     /// # Errors
     ///

@@ -18,7 +18,7 @@
 //!   trip with a per-item outcome (a failing batch is split until only its
 //!   bad items fail), the second written behind and flushed before an
 //!   acknowledgement (results before ack), never retried forever. The rule
-//!   is written once, at [`EventQueue::ack`](crate::EventQueue::ack#results-before-ack):
+//!   is written once, at [`EventQueue::ack`](crate::EventQueue::ack):
 //!   a result refused for good is logged, counted and dropped; a result
 //!   lost to a transient failure holds back its own delivery only
 //!   ([`DedupCache::results_lost`], [`held_back`]).

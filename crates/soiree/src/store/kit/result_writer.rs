@@ -273,16 +273,16 @@ mod tests {
     use super::super::batch_writer::fake::{Fake, fake};
     use super::*;
 
+    /// What the fake storage wrote, and what the writer gave up.
+    type Written = Arc<Mutex<Vec<u32>>>;
+    type Told = Arc<Mutex<Vec<(u32, GivenUp)>>>;
+
     /// A writer over the fake storage that records what it gave up.
     fn writer(
         permanent: u32,
         transient: u32,
         window: Duration,
-    ) -> (
-        ResultWriter<u32, Fake>,
-        Arc<Mutex<Vec<u32>>>,
-        Arc<Mutex<Vec<(u32, GivenUp)>>>,
-    ) {
+    ) -> (ResultWriter<u32, Fake>, Written, Told) {
         let written = Arc::new(Mutex::new(Vec::new()));
         let given_up = Arc::new(Mutex::new(Vec::new()));
         let told = Arc::clone(&given_up);
