@@ -116,6 +116,25 @@ fn of_op(seen: &Mutex<Vec<serde_json::Value>>, op: &str) -> serde_json::Value {
         .clone()
 }
 
+/// Dequeues until `n` deliveries came, at most 100 polls of 200 ms.
+async fn take(store: &impl EventQueue, n: usize) -> Vec<soiree::Delivery> {
+    let mut deliveries = Vec::new();
+    for _ in 0..100 {
+        if deliveries.len() >= n {
+            break;
+        }
+        let batch = within(
+            LIMIT,
+            "dequeue",
+            store.dequeue(10, Duration::from_millis(200)),
+        )
+        .await
+        .unwrap();
+        deliveries.extend(batch);
+    }
+    deliveries
+}
+
 /// Results before ack: three deliveries acknowledged together, the result
 /// of one of them (event `lost`) failing for a transient reason until
 /// `heal` runs. The other two are acknowledged; the call fails naming one
@@ -131,20 +150,7 @@ where
             .await
             .unwrap();
     }
-    let mut deliveries = Vec::new();
-    for _ in 0..50 {
-        if deliveries.len() >= 3 {
-            break;
-        }
-        let batch = within(
-            LIMIT,
-            "dequeue",
-            store.dequeue(10, Duration::from_millis(200)),
-        )
-        .await
-        .unwrap();
-        deliveries.extend(batch);
-    }
+    let deliveries = take(store, 3).await;
     assert_eq!(deliveries.len(), 3, "{deliveries:?}");
     let success = |event_id: &str| StoredResult {
         topic: "order.paid".into(),
@@ -166,20 +172,7 @@ where
         "{acked:?}"
     );
     // Only the held-back delivery comes back.
-    let mut again = Vec::new();
-    for _ in 0..100 {
-        let batch = within(
-            LIMIT,
-            "dequeue",
-            store.dequeue(10, Duration::from_millis(200)),
-        )
-        .await
-        .unwrap();
-        again.extend(batch);
-        if !again.is_empty() {
-            break;
-        }
-    }
+    let again = take(store, 1).await;
     let ids: Vec<&str> = again.iter().map(|d| d.event.id().unwrap()).collect();
     assert_eq!(ids, ["lost"], "only the held-back delivery comes back");
     assert_eq!(again[0].delivery_count, 2);
