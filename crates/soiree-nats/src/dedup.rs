@@ -85,8 +85,8 @@ impl NatsStore {
     }
 
     /// Fills the dedup cache with the successes of `deliveries`' events,
-    /// all looked up at once. A lookup that fails leaves its event out:
-    /// the bus's questions about it then read the stream.
+    /// all looked up at once. A lookup that fails leaves its successes
+    /// out: the bus's questions about it then read the stream.
     pub(crate) async fn prefetch_successes(&self, deliveries: &[Delivery]) {
         let lookups = deliveries.iter().filter_map(|delivery| {
             let event_id = delivery.event.id()?;
@@ -100,17 +100,19 @@ impl NatsStore {
         });
         let found = futures::future::join_all(lookups).await;
         let cache = &self.inner.dedup_cache;
-        cache.insert_many(
-            found
-                .into_iter()
-                .filter_map(|(receipt, event_id, handlers)| match handlers {
-                    Ok(handlers) => Some((receipt, event_id, handlers)),
-                    Err(err) => {
-                        tracing::debug!(%err, "cannot prefetch listener successes");
-                        None
-                    }
-                }),
-        );
+        let mut known = Vec::with_capacity(found.len());
+        for (receipt, event_id, handlers) in found {
+            match handlers {
+                Ok(handlers) => known.push((receipt, event_id, handlers)),
+                Err(err) => {
+                    tracing::debug!(%err, "cannot prefetch listener successes");
+                    // Still known as held: a lost result holds its
+                    // delivery back.
+                    cache.hold(&receipt, &event_id);
+                }
+            }
+        }
+        cache.insert_many(known);
     }
 }
 

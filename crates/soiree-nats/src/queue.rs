@@ -158,6 +158,35 @@ impl NatsStore {
             .is_none_or(|pattern| soiree::topic_matches(pattern, topic))
     }
 
+    /// Waits until the results written so far are confirmed, and returns
+    /// the items to settle: not those with a result of their event lost
+    /// (not confirmed). A flush that fails has marked the events of the
+    /// records it could not confirm.
+    async fn results_settled<T: Clone>(&self, items: &[T], receipt: impl Fn(&T) -> &str) -> Vec<T> {
+        if let Err(err) = self.flush_writes().await {
+            tracing::warn!(%err, "listener results not confirmed; their deliveries are not acknowledged");
+        }
+        self.inner.dedup_cache.settleable(items, receipt)
+    }
+
+    /// The end of a settling call of `receipts` that settled `settled`:
+    /// forgets what it settled (all of them once it succeeded; the
+    /// deliveries held back stay marked for a call tried again) and
+    /// reports those held back.
+    fn settled<E: Into<soiree::Error>>(
+        &self,
+        receipts: &[String],
+        settled: &[String],
+        done: std::result::Result<(), E>,
+    ) -> soiree::Result<()> {
+        if let Err(err) = done {
+            self.inner.dedup_cache.remove(settled);
+            return Err(err.into());
+        }
+        self.inner.dedup_cache.remove(receipts);
+        soiree::kit::held_back(&self.inner.metrics, receipts.len() - settled.len())
+    }
+
     fn retry_delay(&self, delivered: u32) -> Duration {
         let doublings = delivered.saturating_sub(1).min(16);
         self.inner
@@ -195,25 +224,21 @@ impl EventQueue for NatsStore {
         Ok(deliveries)
     }
 
+    /// Results before the acknowledgement (see [`EventQueue::ack`]): a
+    /// delivery with a result that was not confirmed is left
+    /// unacknowledged (redelivered after the claim timeout).
     async fn ack(&self, receipts: &[String]) -> soiree::Result<()> {
-        // Results before the acknowledgement; a result that was not
-        // confirmed is logged, and its delivery acknowledged all the same
-        // (the listener ran; its record is what was lost).
-        if let Err(err) = self.flush_writes().await {
-            tracing::warn!(%err, "listener results lost");
-        }
-        let done = self.ack_all(receipts, |_| AckKind::Ack).await;
-        self.inner.dedup_cache.remove(receipts);
-        Ok(done?)
+        let settle = self.results_settled(receipts, String::as_str).await;
+        let done = self.ack_all(&settle, |_| AckKind::Ack).await;
+        self.settled(receipts, &settle, done)
     }
 
-    async fn fail(&self, failures: &[FailedDelivery]) -> soiree::Result<()> {
-        if let Err(err) = self.flush_writes().await {
-            tracing::warn!(%err, "listener results lost");
-        }
+    async fn fail(&self, all: &[FailedDelivery]) -> soiree::Result<()> {
+        let receipts: Vec<String> = all.iter().map(|f| f.receipt.clone()).collect();
+        let failures = self.results_settled(all, |f| &f.receipt).await;
         let policy = self.inner.options.on_failure;
         let mut first: Option<soiree::Error> = None;
-        for failure in failures {
+        for failure in &failures {
             let Some(receipt) = receipt::parse(&failure.receipt) else {
                 first.get_or_insert(
                     self.err("fail", &failure.receipt, "not a receipt of this store")
@@ -247,9 +272,8 @@ impl EventQueue for NatsStore {
                 first.get_or_insert(err.into());
             }
         }
-        let receipts: Vec<String> = failures.iter().map(|f| f.receipt.clone()).collect();
-        self.inner.dedup_cache.remove(&receipts);
-        first.map_or(Ok(()), Err)
+        let settled: Vec<String> = failures.iter().map(|f| f.receipt.clone()).collect();
+        self.settled(&receipts, &settled, first.map_or(Ok(()), Err))
     }
 
     fn dead_letters_failure(&self, delivery_count: u32) -> bool {

@@ -482,7 +482,7 @@ impl EventStore for NatsStore {
 
     async fn save_handler_result(&self, result: &StoredResult) -> soiree::Result<()> {
         let json = serde_json::to_vec(result).map_err(soiree::Error::serialization)?;
-        self.write_result(json).await?;
+        self.write_result(json, &result.event_id).await?;
         self.inner.metrics.results.inc();
         if result.succeeded() && !result.event_id.is_empty() {
             let (event_id, handler_id) = (&result.event_id, &result.handler_id);

@@ -22,6 +22,14 @@
 //! while a later one is accepted is lost without an error; a process that
 //! dies before a flush loses the records it held (their deliveries were
 //! not acknowledged: they run again).
+//!
+//! Results before ack (see [`soiree::EventQueue::ack`]): a result larger
+//! than the server's `max_payload` is refused for good, so it is logged,
+//! counted and dropped at once (its delivery is acknowledged). When a
+//! flush is not confirmed, which of the records since the last one were
+//! lost is unknown: every held event with a record among them is marked
+//! ([`DedupCache::results_lost`](soiree::kit::DedupCache::results_lost))
+//! and its delivery is not acknowledged; the others are.
 
 use async_nats::jetstream::context::PublishAckFuture;
 use bytes::Bytes;
@@ -40,6 +48,8 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 struct Held {
     subject: String,
     payload: Bytes,
+    /// The event it is about.
+    event_id: String,
 }
 
 /// Records written since the last flush.
@@ -51,6 +61,8 @@ pub(crate) struct Writes {
     held: Option<Held>,
     /// The (event id, listener id) of the dedup records among them.
     keys: Vec<(String, String)>,
+    /// The events they are about: held back when the flush fails.
+    events: Vec<String>,
     count: usize,
 }
 
@@ -80,11 +92,26 @@ pub(crate) fn batches(results: &[Vec<u8>], max_bytes: usize) -> Vec<(usize, Vec<
 }
 
 impl NatsStore {
-    /// Holds a result (JSON) until the next flush.
-    pub(crate) async fn write_result(&self, json: Vec<u8>) -> Result<()> {
+    /// Holds a result (JSON) about `event_id` until the next flush. A
+    /// result larger than the server takes is dropped (logged, counted).
+    pub(crate) async fn write_result(&self, json: Vec<u8>, event_id: &str) -> Result<()> {
+        let max_payload = self.inner.client.server_info().max_payload;
+        if json.len() + 2 > max_payload {
+            // Sending it again cannot succeed (not even alone in its
+            // batch): it must not hold back its delivery.
+            self.inner.metrics.results_refused.inc();
+            tracing::error!(
+                event_id,
+                size = json.len(),
+                max_payload,
+                "a listener result is larger than the server takes; it is not saved"
+            );
+            return Ok(());
+        }
         let full = {
             let mut writes = self.inner.writes.lock().await;
             writes.results.push(json);
+            writes.events.push(event_id.to_owned());
             writes.count += 1;
             writes.count >= MAX_UNCONFIRMED
         };
@@ -106,13 +133,24 @@ impl NatsStore {
             // Held across the send: records reach the connection in the
             // order they are held.
             let mut writes = self.inner.writes.lock().await;
-            let held = Held { subject, payload };
+            let event_id = key.0.clone();
+            writes.events.push(event_id.clone());
+            let held = Held {
+                subject,
+                payload,
+                event_id,
+            };
             if let Some(earlier) = writes.held.replace(held) {
-                self.inner
+                let sent = self
+                    .inner
                     .client
                     .publish(earlier.subject.clone(), earlier.payload)
-                    .await
-                    .map_err(|err| self.err("publish", &earlier.subject, err))?;
+                    .await;
+                if let Err(err) = sent {
+                    // The earlier record's loss, not this one's.
+                    tracing::warn!(%err, "a listener dedup record was not written");
+                    self.inner.dedup_cache.results_lost(&earlier.event_id);
+                }
             }
             writes.keys.push(key);
             writes.count += 1;
@@ -131,11 +169,13 @@ impl NatsStore {
     ///
     /// [`Error::JetStream`](crate::Error::JetStream) when a stream did not
     /// confirm: the records written since the last flush may be lost, and
-    /// with them their dedup records (a redelivery runs those listeners
-    /// again: at least once).
+    /// with them their dedup records; their events are marked
+    /// ([`DedupCache::results_lost`](soiree::kit::DedupCache::results_lost)),
+    /// so that their deliveries are not acknowledged (a redelivery runs
+    /// those listeners again: at least once).
     pub(crate) async fn flush_writes(&self) -> Result<()> {
         let _one_at_a_time = self.inner.flushing.lock().await;
-        let (acks, keys, count) = {
+        let (acks, keys, events, count) = {
             let mut writes = self.inner.writes.lock().await;
             let mut acks: Vec<(String, std::result::Result<PublishAckFuture, _>)> =
                 Vec::with_capacity(2);
@@ -158,8 +198,9 @@ impl NatsStore {
                 acks.push((held.subject, ack));
             }
             let keys = std::mem::take(&mut writes.keys);
+            let events = std::mem::take(&mut writes.events);
             let count = std::mem::take(&mut writes.count);
-            (acks, keys, count)
+            (acks, keys, events, count)
         };
         let mut failed = None;
         for (subject, ack) in acks {
@@ -178,6 +219,11 @@ impl NatsStore {
         // Confirmed (or lost) from here on: lookups read the stream again.
         for key in &keys {
             self.inner.unconfirmed.remove(key);
+        }
+        if failed.is_some() {
+            for event_id in &events {
+                self.inner.dedup_cache.results_lost(event_id);
+            }
         }
         failed.map_or(Ok(()), Err)
     }

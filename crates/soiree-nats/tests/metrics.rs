@@ -120,3 +120,62 @@ async fn the_store_reports_the_shared_store_series() {
         ],
     );
 }
+
+/// Results before ack: a listener result larger than the server takes
+/// (its `max_payload`) is refused for good, so it is counted
+/// (`soiree_store_results_refused_total`) and dropped, and its delivery is
+/// acknowledged with the two beside it (a refusal cannot wedge it; a
+/// result lost for a transient reason would hold it back instead).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_too_large_for_the_server_is_counted_and_does_not_hold_back_acks() {
+    let server = server_or_skip!();
+    let registry = MetricsRegistry::new();
+    let store = builder(&server.url())
+        .prefix("metered")
+        .metrics_registry(registry.clone())
+        .build()
+        .await
+        .unwrap();
+    for id in ["ok-1", "big", "ok-2"] {
+        store.enqueue(&event("order.paid", id)).await.unwrap();
+    }
+    let mut deliveries = Vec::new();
+    for _ in 0..20 {
+        if deliveries.len() >= 3 {
+            break;
+        }
+        let batch = tokio::time::timeout(WAIT, store.dequeue(10, Duration::from_millis(500)))
+            .await
+            .expect("dequeued in time")
+            .unwrap();
+        deliveries.extend(batch);
+    }
+    assert_eq!(deliveries.len(), 3);
+    let max_payload = soiree_test::nats::MAX_PAYLOAD;
+    for delivery in &deliveries {
+        let id = delivery.event.id().unwrap();
+        // Failed, with an error text past the test server's max_payload.
+        let error = (id == "big").then(|| "x".repeat(2 * max_payload));
+        let result = soiree::StoredResult::new("order.paid", id, "charge", 1, error);
+        tokio::time::timeout(
+            WAIT,
+            soiree::EventStore::save_handler_result(&store, &result),
+        )
+        .await
+        .expect("saved in time")
+        .unwrap();
+    }
+    let receipts: Vec<String> = deliveries.iter().map(|d| d.receipt.clone()).collect();
+    tokio::time::timeout(WAIT, store.ack(&receipts))
+        .await
+        .expect("acknowledged in time")
+        .unwrap();
+    assert_eq!(store.backlog().await.unwrap(), 0, "all three acknowledged");
+    assert_series(
+        &registry,
+        &[
+            ("soiree_store_results_refused_total", 1),
+            ("soiree_store_acks_withheld_total", 0),
+        ],
+    );
+}

@@ -141,6 +141,19 @@ impl Error {
             _ => None,
         }
     }
+
+    /// Whether Redis refused the command itself, for good: an error reply
+    /// (`WRONGTYPE`, `NOPERM`, …) other than those that mean "not now"
+    /// (`OOM`, `LOADING`, `BUSY`, `TRYAGAIN`, `MASTERDOWN`, `READONLY`,
+    /// `CLUSTERDOWN`). No reply at all (the connection, a timeout) is not.
+    pub(crate) fn refused_for_good(&self) -> bool {
+        !matches!(
+            self.code(),
+            None | Some(
+                "OOM" | "LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN" | "READONLY" | "CLUSTERDOWN"
+            )
+        )
+    }
 }
 
 /// `"a", "b"`, or `none` for an empty list.

@@ -139,7 +139,13 @@ impl RedisStore {
                     inner.dedup_cache.insert(receipt, event_id, handlers);
                 }
             }
-            Err(err) => tracing::debug!(%err, "cannot prefetch handler successes"),
+            Err(err) => {
+                tracing::debug!(%err, "cannot prefetch handler successes");
+                // Still known as held: a lost result holds its delivery back.
+                for (receipt, event_id) in with_id {
+                    inner.dedup_cache.hold(receipt, event_id);
+                }
+            }
         }
     }
 
@@ -432,14 +438,34 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Acknowledges entries behind the results written so far: the XACKs
-    /// go through the results writer, which sends one pipeline at a time
-    /// in the order it was given commands, so a delivery's results reach
-    /// Redis before its acknowledgement, often in the same round trip. A
-    /// result that failed to be written is logged (as in
-    /// [`RedisStore::flush_results`]) and the entry acknowledged anyway.
+    /// Waits until the results written so far are answered (results before
+    /// ack, see [`EventQueue::ack`]) and returns the items to settle: those
+    /// with a result of their event lost are left pending (claimed again
+    /// after the claim timeout, their listeners with them). A result Redis
+    /// refused for good was counted and does not hold its delivery back.
+    ///
+    /// # Errors
+    ///
+    /// When the writer did not answer within its timeout: nothing is known
+    /// of the results, and nothing may be settled.
+    async fn results_settled<T: Clone>(
+        &self,
+        items: &[T],
+        receipt: impl Fn(&T) -> &str,
+    ) -> Result<Vec<T>> {
+        self.inner.results_writer.flush().await?;
+        Ok(self.inner.dedup_cache.settleable(items, receipt))
+    }
+
+    /// Acknowledges entries, through the results writer, which sends one
+    /// pipeline at a time in the order it was given commands: results
+    /// written after [`results_settled`](Self::results_settled) still reach
+    /// Redis before the acknowledgement.
     async fn ack_after_results(&self, ids: &[String]) -> Result<()> {
         const BATCH: usize = 1000;
+        if ids.is_empty() {
+            return Ok(());
+        }
         let inner = &self.inner;
         let cmds = ids
             .chunks(BATCH)
@@ -521,9 +547,10 @@ impl EventQueue for RedisStore {
     }
 
     async fn ack(&self, receipts: &[String]) -> soiree::Result<()> {
-        self.ack_after_results(receipts).await?;
+        let settle = self.results_settled(receipts, String::as_str).await?;
+        self.ack_after_results(&settle).await?;
         self.inner.dedup_cache.remove(receipts);
-        Ok(())
+        soiree::kit::held_back(&self.inner.metrics, receipts.len() - settle.len())
     }
 
     /// With the default [`FailurePolicy::DeadLetter`], every failed delivery.
@@ -537,9 +564,8 @@ impl EventQueue for RedisStore {
     /// replayable with [`RedisStore::replay_dead_letters`].
     async fn fail(&self, failures: &[FailedDelivery]) -> soiree::Result<()> {
         let receipts: Vec<String> = failures.iter().map(|f| f.receipt.clone()).collect();
-        if self.inner.options.on_failure != FailurePolicy::Acknowledge {
-            self.flush_results().await;
-        }
+        let failures = self.results_settled(failures, |f| &f.receipt).await?;
+        let held = receipts.len() - failures.len();
         match self.inner.options.on_failure {
             FailurePolicy::DeadLetter => {
                 let pairs: Vec<(&str, &str)> = failures
@@ -554,9 +580,12 @@ impl EventQueue for RedisStore {
                     }
                 }
             }
-            FailurePolicy::Acknowledge => self.ack_after_results(&receipts).await?,
+            FailurePolicy::Acknowledge => {
+                let settle: Vec<String> = failures.iter().map(|f| f.receipt.clone()).collect();
+                self.ack_after_results(&settle).await?;
+            }
             FailurePolicy::Redeliver => {
-                for failure in failures {
+                for failure in &failures {
                     tracing::debug!(
                         entry_id = %failure.receipt,
                         error = %failure.error,
@@ -566,7 +595,7 @@ impl EventQueue for RedisStore {
             }
         }
         self.inner.dedup_cache.remove(&receipts);
-        Ok(())
+        soiree::kit::held_back(&self.inner.metrics, held)
     }
 
     /// Hands back the deliveries the bus took but did not run, those it
@@ -635,17 +664,17 @@ impl EventQueue for RedisStore {
 
     async fn defer(&self, deferrals: &[DeferredDelivery]) -> soiree::Result<()> {
         // Results before the settling call, as for `ack`.
-        self.flush_results().await;
-        match self.defer_entries(deferrals).await {
+        let receipts: Vec<String> = deferrals.iter().map(|d| d.receipt.clone()).collect();
+        let deferrals = self.results_settled(deferrals, |d| &d.receipt).await?;
+        match self.defer_entries(&deferrals).await {
             // The group is gone (see `ack_ids`): nothing is pending.
             Err(err) if err.code() == Some("NOGROUP") => {}
             other => {
                 other?;
             }
         }
-        let receipts: Vec<String> = deferrals.iter().map(|d| d.receipt.clone()).collect();
         self.inner.dedup_cache.remove(&receipts);
-        Ok(())
+        soiree::kit::held_back(&self.inner.metrics, receipts.len() - deferrals.len())
     }
 
     async fn backlog(&self) -> soiree::Result<u64> {

@@ -112,7 +112,9 @@ pub(crate) struct Inner {
     /// Results and acknowledgements, one pipeline at a time: a delivery's
     /// results always reach Redis before its acknowledgement.
     pub(crate) results_writer: Writer,
-    pub(crate) dedup_cache: DedupCache,
+    /// Shared with the results writer's failure reports (results before
+    /// ack: a delivery whose result was lost is not acknowledged).
+    pub(crate) dedup_cache: Arc<DedupCache>,
     started: Instant,
     next_consumer_cleanup_ms: AtomicU64,
     pub(crate) remove_consumers_script: redis::Script,
@@ -121,6 +123,23 @@ pub(crate) struct Inner {
 }
 
 impl RedisStore {
+    /// What the results writer does with a result of `event_id` it could
+    /// not write (it logs each itself): one Redis refuses for good is
+    /// counted and dropped (its delivery is acknowledged, it cannot wedge
+    /// it); one lost for a transient reason holds its delivery back.
+    fn on_result_failure(&self, event_id: &str) -> crate::writer::OnFailure {
+        let dedup = Arc::clone(&self.inner.dedup_cache);
+        let refused = self.inner.metrics.results_refused.clone();
+        let event_id = event_id.to_owned();
+        Box::new(move |err: &Error| {
+            if err.refused_for_good() {
+                refused.inc();
+            } else {
+                dedup.results_lost(&event_id);
+            }
+        })
+    }
+
     /// Waits until every result handed to the writer so far is in Redis.
     /// A failed write is logged: the result is lost, and with it the dedup
     /// record (a replay runs that listener again: at least once).
@@ -214,7 +233,7 @@ impl RedisStore {
                 extend_script: redis::Script::new(crate::queue::EXTEND_SCRIPT),
                 writer,
                 results_writer,
-                dedup_cache: DedupCache::default(),
+                dedup_cache: Arc::default(),
                 started: Instant::now(),
                 next_consumer_cleanup_ms: AtomicU64::new(0),
                 remove_consumers_script: redis::Script::new(REMOVE_IDLE_CONSUMERS),
@@ -684,8 +703,11 @@ impl EventStore for RedisStore {
         }
         // Written behind: the listener's worker does not wait for Redis.
         // `ack` and `fail` wait for these writes first, so a result is in
-        // Redis before its delivery is settled.
-        inner.results_writer.write_detached(cmds)?;
+        // Redis before its delivery is settled, and hold back a delivery
+        // whose result was lost (see `EventQueue::ack`).
+        let on_failure =
+            (!result.event_id.is_empty()).then(|| self.on_result_failure(&result.event_id));
+        inner.results_writer.write_detached(cmds, on_failure)?;
         if result.succeeded() && !result.event_id.is_empty() {
             inner
                 .dedup_cache

@@ -31,11 +31,15 @@ const MAX_BATCH: usize = 512;
 /// Pipelines of appends in flight at once.
 pub(crate) const MAX_IN_FLIGHT: usize = 4;
 
+/// Told why commands nobody waits for were not written.
+pub(crate) type OnFailure = Box<dyn FnOnce(&Error) + Send>;
+
 struct Request {
     cmds: Vec<Cmd>,
     /// Told the outcome; `None` for commands nobody waits for (the writer
-    /// logs their failure).
+    /// logs their failure, and tells `on_failure`).
     done: Option<oneshot::Sender<Result<()>>>,
+    on_failure: Option<OnFailure>,
     /// Not sent after this; answered by then.
     deadline: Instant,
 }
@@ -104,22 +108,33 @@ impl Writer {
     /// before they were sent keeps them from being sent.
     pub(crate) fn write_behind(&self, cmds: Vec<Cmd>) -> Result<Written> {
         let (done, outcome) = oneshot::channel();
-        self.send(cmds, Some(done))?;
+        self.send(cmds, Some(done), None)?;
         Ok(Written(outcome))
     }
 
-    /// Queues commands nobody waits for: no completion handle is made, and
-    /// a failure is logged by the writer. On an ordered writer,
+    /// Queues commands nobody waits for: no completion handle is made; a
+    /// failure is logged by the writer and told to `on_failure` (before a
+    /// later [`flush`](Self::flush) returns). On an ordered writer,
     /// [`flush`](Self::flush) tells when they are written.
-    pub(crate) fn write_detached(&self, cmds: Vec<Cmd>) -> Result<()> {
-        self.send(cmds, None)
+    pub(crate) fn write_detached(
+        &self,
+        cmds: Vec<Cmd>,
+        on_failure: Option<OnFailure>,
+    ) -> Result<()> {
+        self.send(cmds, None, on_failure)
     }
 
-    fn send(&self, cmds: Vec<Cmd>, done: Option<oneshot::Sender<Result<()>>>) -> Result<()> {
+    fn send(
+        &self,
+        cmds: Vec<Cmd>,
+        done: Option<oneshot::Sender<Result<()>>>,
+        on_failure: Option<OnFailure>,
+    ) -> Result<()> {
         self.requests
             .send(Request {
                 cmds,
                 done,
+                on_failure,
                 deadline: Instant::now() + self.timeout,
             })
             .map_err(|_| gone())
@@ -197,15 +212,19 @@ async fn flush(mut conn: ConnectionManager, batch: Vec<Request>, limits: WriteLi
         }
         if request.deadline <= now {
             // Queued behind pipelines Redis did not answer: give up unsent.
+            let err = unanswered(&limits, false);
             if request.cmds.is_empty() || request.done.is_some() {
-                settle(request.done, Err(unanswered(&limits, false)));
+                settle(request.done, Err(err));
             } else {
                 expired += 1;
+                if let Some(on_failure) = request.on_failure {
+                    on_failure(&err);
+                }
             }
             continue;
         }
         deadline = Some(deadline.map_or(request.deadline, |d| d.min(request.deadline)));
-        waiting.push((request.cmds.len(), request.done));
+        waiting.push((request.cmds.len(), request.done, request.on_failure));
         for cmd in request.cmds {
             pipe.add_command(cmd);
         }
@@ -219,9 +238,9 @@ async fn flush(mut conn: ConnectionManager, batch: Vec<Request>, limits: WriteLi
         );
     }
     let Some(deadline) = deadline else { return };
-    if waiting.iter().all(|(count, _)| *count == 0) {
+    if waiting.iter().all(|(count, _, _)| *count == 0) {
         // Only flush markers: nothing to send.
-        for (_, done) in waiting {
+        for (_, done, _) in waiting {
             settle(done, Ok(()));
         }
         return;
@@ -236,11 +255,14 @@ async fn flush(mut conn: ConnectionManager, batch: Vec<Request>, limits: WriteLi
         Err(_) => {
             let detached = waiting
                 .iter()
-                .filter(|(count, done)| *count > 0 && done.is_none())
+                .filter(|(count, done, _)| *count > 0 && done.is_none())
                 .count();
-            for (_, done) in waiting {
+            for (_, done, on_failure) in waiting {
+                let err = unanswered(&limits, true);
                 if done.is_some() {
-                    settle(done, Err(unanswered(&limits, true)));
+                    settle(done, Err(err));
+                } else if let Some(on_failure) = on_failure {
+                    on_failure(&err);
                 }
             }
             if detached > 0 {
@@ -257,7 +279,7 @@ async fn flush(mut conn: ConnectionManager, batch: Vec<Request>, limits: WriteLi
     match replies {
         Ok(replies) => {
             let mut replies = replies.into_iter();
-            for (count, done) in waiting {
+            for (count, done, on_failure) in waiting {
                 let mut outcome = Ok(());
                 let mut answered = 0;
                 for reply in replies.by_ref().take(count) {
@@ -273,12 +295,15 @@ async fn flush(mut conn: ConnectionManager, batch: Vec<Request>, limits: WriteLi
                         "redis answered fewer commands than were sent".into(),
                     ));
                 }
+                tell(on_failure, &outcome);
                 settle(done, outcome);
             }
         }
         Err(err) => {
-            for (_, done) in waiting {
-                settle(done, Err(connection_error(&limits, err.clone())));
+            for (_, done, on_failure) in waiting {
+                let outcome = Err(connection_error(&limits, err.clone()));
+                tell(on_failure, &outcome);
+                settle(done, outcome);
             }
         }
     }
@@ -310,6 +335,13 @@ fn connection_error(limits: &WriteLimits, err: RedisError) -> Error {
             }
         }
         other => other,
+    }
+}
+
+/// Tells `on_failure` of a failure of commands nobody waits for.
+fn tell(on_failure: Option<OnFailure>, outcome: &Result<()>) {
+    if let (Some(on_failure), Err(err)) = (on_failure, outcome) {
+        on_failure(err);
     }
 }
 

@@ -9,7 +9,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use soiree::{Event, EventBus, EventQueue, Inspect, PROPERTY_EVENT_ID, Query, StoredEvent};
+use soiree::{
+    Event, EventBus, EventQueue, EventStore, Inspect, MetricsRegistry, PROPERTY_EVENT_ID, Query,
+    StoredEvent, StoredResult,
+};
 use support::{builder, raw};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -43,10 +46,107 @@ fn recording_bus(store: &soiree_redis::RedisStore) -> (EventBus, Arc<Mutex<HashS
     (bus, handled)
 }
 
+/// The value of the store series `name` (the only store of `registry`).
+fn series(registry: &MetricsRegistry, name: &str) -> u64 {
+    let metrics = registry.encode();
+    let line = metrics
+        .lines()
+        .find(|line| line.starts_with(&format!("{name}{{")))
+        .unwrap_or_else(|| panic!("no {name} in\n{metrics}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// Results before ack: the result of one delivery cannot be written (Redis
+/// takes no writes while it is sent, so it is given up at its deadline),
+/// those of the two others can. Acknowledging the three acknowledges the
+/// two and fails naming one, counted; that one stays pending and comes
+/// back, alone, after the claim timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_result_holds_back_its_own_delivery_only() {
+    let server = server_or_skip!();
+    let registry = MetricsRegistry::new();
+    let store = builder(&server, "c1")
+        .metrics_registry(registry.clone())
+        .response_timeout(Duration::from_millis(500))
+        .claim_timeout(Duration::from_secs(1))
+        .build()
+        .await
+        .unwrap();
+    let conn = raw(&server).await;
+    for id in ["ok-1", "lost", "ok-2"] {
+        store.enqueue(&stored(id)).await.unwrap();
+    }
+    let dequeue = || async {
+        tokio::time::timeout(LIMIT, store.dequeue(10, Duration::from_millis(200)))
+            .await
+            .expect("dequeued in time")
+            .unwrap()
+    };
+    let mut deliveries = Vec::new();
+    for _ in 0..20 {
+        if deliveries.len() >= 3 {
+            break;
+        }
+        deliveries.extend(dequeue().await);
+    }
+    assert_eq!(deliveries.len(), 3);
+    let success = |id: &str| StoredResult::new("job.run", id, "h", 1, None);
+    let pause = |arg: &'static str| {
+        let mut conn = conn.clone();
+        async move {
+            let mut cmd = redis::cmd("CLIENT");
+            match arg {
+                "on" => cmd.arg("PAUSE").arg(60_000).arg("WRITE"),
+                _ => cmd.arg("UNPAUSE"),
+            };
+            let () = cmd.query_async(&mut conn).await.unwrap();
+        }
+    };
+    pause("on").await;
+    store.save_handler_result(&success("lost")).await.unwrap();
+    // Reading the results waits for the write before it: given up at its
+    // deadline (the read itself may time out too).
+    let _ = tokio::time::timeout(LIMIT, store.results(None, 10)).await;
+    pause("off").await;
+    for id in ["ok-1", "ok-2"] {
+        store.save_handler_result(&success(id)).await.unwrap();
+    }
+    let receipts: Vec<String> = deliveries.iter().map(|d| d.receipt.clone()).collect();
+    let acked = tokio::time::timeout(LIMIT, store.ack(&receipts))
+        .await
+        .expect("answered in time");
+    assert!(
+        matches!(acked, Err(soiree::Error::ResultsNotSaved { deliveries: 1 })),
+        "{acked:?}"
+    );
+    assert_eq!(series(&registry, "soiree_store_acks_withheld_total"), 1);
+    let mut again = Vec::new();
+    for _ in 0..100 {
+        again.extend(dequeue().await);
+        if !again.is_empty() {
+            break;
+        }
+    }
+    let ids: Vec<&str> = again.iter().map(|d| d.event.id().unwrap()).collect();
+    assert_eq!(ids, ["lost"], "only the held-back delivery comes back");
+    assert_eq!(again[0].delivery_count, 2);
+    store.save_handler_result(&success("lost")).await.unwrap();
+    tokio::time::timeout(LIMIT, store.ack(&[again[0].receipt.clone()]))
+        .await
+        .expect("answered in time")
+        .unwrap();
+    assert_eq!(store.backlog().await.unwrap(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_write_that_fails_fails_alone() {
     let server = server_or_skip!();
-    let store = builder(&server, "c1").build().await.unwrap();
+    let registry = MetricsRegistry::new();
+    let store = builder(&server, "c1")
+        .metrics_registry(registry.clone())
+        .build()
+        .await
+        .unwrap();
     let mut conn = raw(&server).await;
     // The success record of evt-2 cannot be written: its key holds a string.
     let _: () = redis::cmd("SET")
@@ -88,6 +188,9 @@ async fn a_result_write_that_fails_fails_alone() {
         .unwrap();
     assert_eq!(results, 3, "every result is in the results stream");
     assert_eq!(store.backlog().await.unwrap(), 0, "all three acknowledged");
+    // Refused for good: counted, and its delivery acknowledged all the same.
+    assert_eq!(series(&registry, "soiree_store_results_refused_total"), 1);
+    assert_eq!(series(&registry, "soiree_store_acks_withheld_total"), 0);
     tokio::time::timeout(LIMIT, bus.close())
         .await
         .unwrap()

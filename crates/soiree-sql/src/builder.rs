@@ -76,7 +76,10 @@ impl<DB: Driver> SqlStoreBuilder<DB> {
     /// store's buffer and while listeners run, until each event is
     /// acknowledged or failed (or has been out for `max_handler_time`).
     /// A consumer that dies stops extending them: they expire and their
-    /// unacknowledged events are delivered again.
+    /// unacknowledged events are delivered again. Listener results that
+    /// fail for a transient reason are retried for a third of this (at
+    /// most 60 s) before their deliveries are held back (results before
+    /// ack, see `EventQueue::ack`).
     pub fn lease_timeout(mut self, timeout: Duration) -> Self {
         self.options.lease_timeout = timeout;
         self

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use soiree::kit::{BatchWriter, DedupCache, ResultWriter};
+use soiree::kit::{BatchWriter, DedupCache, GivenUp, ResultWriter};
 use soiree::{StoredEvent, StoredResult};
 use tokio::sync::Notify;
 
@@ -20,13 +20,15 @@ use crate::metrics::SqlMetrics;
 use crate::options::Options;
 use crate::{Error, QueueStats, Result};
 
-/// How long an acknowledgement (or a read) waits for earlier results to be
-/// written before it fails.
-const FLUSH_LIMIT: Duration = Duration::from_secs(10);
-/// How long a batch of results failing for a transient reason is retried
-/// before its items are given up (and the acknowledgements waiting for them
-/// fail).
+/// The longest a batch of results failing for a transient reason is
+/// retried before its items are given up (their deliveries are then not
+/// acknowledged); a third of the lease timeout when that is shorter, so
+/// that the acknowledgement waiting for them comes while the lease holds.
 const TRANSIENT_RETRY_WINDOW: Duration = Duration::from_secs(60);
+/// How long an acknowledgement (or a read) waits for earlier results beyond
+/// twice the retry window (the window, then the pass that finds which
+/// items still fail) before it fails whole.
+const FLUSH_MARGIN: Duration = Duration::from_secs(5);
 /// How many times a count is read while leases complete under it (see
 /// [`Core::read_less_acked`]).
 const READ_ATTEMPTS: u32 = 5;
@@ -47,7 +49,9 @@ pub(crate) struct Core<B: Backend> {
     pub(crate) claiming: tokio::sync::Mutex<ClaimState>,
     appender: BatchWriter<NewEvent, Error>,
     recorder: ResultWriter<StoredResult, Error>,
-    pub(crate) dedup: DedupCache,
+    /// How long a flush of the results waits (see [`FLUSH_MARGIN`]).
+    flush_limit: Duration,
+    pub(crate) dedup: Arc<DedupCache>,
     /// Set once the background services run (at the first dequeue).
     maintenance: AtomicBool,
     pub(crate) liveness: Liveness,
@@ -84,22 +88,31 @@ impl<B: Backend> Core<B> {
                 async move { backend.append(&events).await }
             })
         };
+        let dedup = Arc::new(DedupCache::default());
+        let window = TRANSIENT_RETRY_WINDOW.min(options.lease_timeout / 3);
         let recorder = {
             let backend = Arc::clone(&backend);
             let refused = metrics.results_refused.clone();
+            let dedup = Arc::clone(&dedup);
             ResultWriter::spawn(
                 move |results: Arc<[StoredResult]>| {
                     let backend = Arc::clone(&backend);
                     async move { backend.save_results(&results).await }
                 },
-                move |result: &StoredResult, err: &Error| {
-                    refused.inc();
-                    tracing::error!(
-                        %err, item = ?result,
-                        "the database refuses this result for good; it is not saved"
-                    );
+                move |result: &StoredResult, err: &Error, why| match why {
+                    GivenUp::Refused => {
+                        refused.inc();
+                        tracing::error!(
+                            %err, item = ?result,
+                            "the database refuses this result for good; it is not saved"
+                        );
+                    }
+                    // Logged by the writer; the delivery is held back.
+                    _ => {
+                        dedup.results_lost(&result.event_id);
+                    }
                 },
-                TRANSIENT_RETRY_WINDOW,
+                window,
             )
         };
         let poke = notify_interval.map(|_| Arc::new(Notify::new()));
@@ -116,7 +129,8 @@ impl<B: Backend> Core<B> {
             claiming: tokio::sync::Mutex::default(),
             appender,
             recorder,
-            dedup: DedupCache::default(),
+            flush_limit: 2 * window + FLUSH_MARGIN,
+            dedup,
             maintenance: AtomicBool::new(false),
             liveness: Liveness::default(),
             retry_due: AtomicBool::new(false),
@@ -198,7 +212,7 @@ impl<B: Backend> Core<B> {
 
     /// Waits until every result accepted so far is written.
     pub(crate) async fn flush_results(&self) -> Result<()> {
-        Ok(self.recorder.flush(FLUSH_LIMIT).await?)
+        Ok(self.recorder.flush(self.flush_limit).await?)
     }
 
     pub(crate) async fn handler_succeeded(&self, event_id: &str, handler_id: &str) -> Result<bool> {

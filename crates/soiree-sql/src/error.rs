@@ -161,12 +161,18 @@ pub enum Error {
     /// fails alone).
     #[error("batched write failed: {0}")]
     Batch(Arc<Error>),
-    /// Results accepted earlier could not be written within this window
-    /// (the database kept failing for a transient reason) and were given
-    /// up; the acknowledgement waiting for them failed, so that their
-    /// events are delivered again.
-    #[error("results were given up after failing for {0:?}; their events are delivered again")]
-    ResultsLost(std::time::Duration),
+    /// A settling call settled the other deliveries but not these: listener
+    /// results of theirs kept failing for a transient reason and were given
+    /// up, so they are delivered again after their lease (results before
+    /// ack, see [`soiree::EventQueue::ack`]). Through the store traits it
+    /// becomes [`soiree::Error::ResultsNotSaved`].
+    #[error(
+        "{deliveries} deliveries not settled: listener results of theirs could not be saved (delivered again)"
+    )]
+    ResultsNotSaved {
+        /// How many deliveries were not settled.
+        deliveries: usize,
+    },
     /// A transactional listener's lease was taken over before it could
     /// commit (its lease or retry claim expired, was claimed again by
     /// another consumer, or was split): its transaction was rolled back,
@@ -307,7 +313,6 @@ impl From<soiree::kit::WriteError<Error>> for Error {
         match err {
             WriteError::Failed(err) => Error::Batch(err),
             WriteError::Timeout(limit) => Error::FlushTimeout(limit),
-            WriteError::Lost(window) => Error::ResultsLost(window),
             // `Stopped`, and whatever the kit adds later.
             _ => Error::WriterStopped,
         }
@@ -356,6 +361,7 @@ impl From<Error> for soiree::Error {
         match err {
             Error::Serialization(err) => soiree::Error::serialization(err),
             Error::Event(err) => err,
+            Error::ResultsNotSaved { deliveries } => soiree::Error::ResultsNotSaved { deliveries },
             other => soiree::Error::store(other),
         }
     }
@@ -404,7 +410,7 @@ mod tests {
             Error::WriterStopped,
             Error::FlushTimeout(std::time::Duration::from_secs(1)),
             Error::Batch(Arc::new(Error::WriterStopped)),
-            Error::ResultsLost(std::time::Duration::from_secs(1)),
+            Error::ResultsNotSaved { deliveries: 1 },
             Error::LeaseLost {
                 listener: "billing".into(),
                 event_id: "evt".into(),
@@ -455,7 +461,7 @@ mod tests {
                 | Error::WriterStopped
                 | Error::FlushTimeout(_)
                 | Error::Batch(_)
-                | Error::ResultsLost(_)
+                | Error::ResultsNotSaved { .. }
                 | Error::LeaseLost { .. }
                 | Error::NotDelivered { .. }
                 | Error::NotThisStore { .. }

@@ -116,6 +116,82 @@ fn of_op(seen: &Mutex<Vec<serde_json::Value>>, op: &str) -> serde_json::Value {
         .clone()
 }
 
+/// Dequeues until `n` deliveries came, at most 100 polls of 200 ms.
+async fn take(store: &impl EventQueue, n: usize) -> Vec<soiree::Delivery> {
+    let mut deliveries = Vec::new();
+    for _ in 0..100 {
+        if deliveries.len() >= n {
+            break;
+        }
+        let batch = within(
+            LIMIT,
+            "dequeue",
+            store.dequeue(10, Duration::from_millis(200)),
+        )
+        .await
+        .unwrap();
+        deliveries.extend(batch);
+    }
+    deliveries
+}
+
+/// Results before ack: three deliveries acknowledged together, the result
+/// of one of them (event `lost`) failing for a transient reason until
+/// `heal` runs. The other two are acknowledged; the call fails naming one
+/// delivery not settled; only `lost` comes back (counted as a delivery),
+/// and once its result can be written it is acknowledged.
+async fn a_lost_result_holds_back_its_own_delivery<S, F>(store: &S, heal: F)
+where
+    S: EventStore + EventQueue + EventHistory,
+    F: std::future::Future<Output = ()>,
+{
+    for id in ["ok-1", "lost", "ok-2"] {
+        within(LIMIT, "save", store.save_event(&event("order.paid", id)))
+            .await
+            .unwrap();
+    }
+    let deliveries = take(store, 3).await;
+    assert_eq!(deliveries.len(), 3, "{deliveries:?}");
+    let success = |event_id: &str| StoredResult {
+        topic: "order.paid".into(),
+        event_id: event_id.to_owned(),
+        handler_id: "charge".into(),
+        error: None,
+        attempt: 1,
+    };
+    for delivery in &deliveries {
+        let id = delivery.event.id().unwrap().to_owned();
+        within(LIMIT, "result", store.save_handler_result(&success(&id)))
+            .await
+            .unwrap();
+    }
+    let receipts: Vec<String> = deliveries.iter().map(|d| d.receipt.clone()).collect();
+    let acked = within(LIMIT, "ack", store.ack(&receipts)).await;
+    assert!(
+        matches!(acked, Err(soiree::Error::ResultsNotSaved { deliveries: 1 })),
+        "{acked:?}"
+    );
+    // Only the held-back delivery comes back.
+    let again = take(store, 1).await;
+    let ids: Vec<&str> = again.iter().map(|d| d.event.id().unwrap()).collect();
+    assert_eq!(ids, ["lost"], "only the held-back delivery comes back");
+    assert_eq!(again[0].delivery_count, 2);
+    heal.await;
+    within(LIMIT, "result", store.save_handler_result(&success("lost")))
+        .await
+        .unwrap();
+    within(LIMIT, "ack", store.ack(&[again[0].receipt.clone()]))
+        .await
+        .unwrap();
+    assert!(backlog_drains(store).await);
+    let results = within(LIMIT, "results", EventHistory::results(store, None, 100))
+        .await
+        .unwrap();
+    let mut saved: Vec<&str> = results.items.iter().map(|r| r.event_id.as_str()).collect();
+    saved.sort_unstable();
+    assert_eq!(saved, ["lost", "ok-1", "ok-2"]);
+}
+
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
@@ -133,6 +209,45 @@ mod postgres {
             .execute(store.pool())
             .await
             .unwrap();
+    }
+
+    /// Results before ack on PostgreSQL: a trigger fails the result rows
+    /// of event `lost` (SQLSTATE P0001: not a refusal of the data, so
+    /// retried, then given up alone).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lost_result_holds_back_its_own_delivery_only() {
+        let server = pg_or_skip!();
+        let store = pg_builder(&server, "c1")
+            .lease_timeout(Duration::from_secs(3))
+            .retry_backoff(Duration::from_millis(100))
+            .build()
+            .await
+            .unwrap();
+        let schema = store.schema().to_owned();
+        for statement in [
+            format!(
+                "CREATE FUNCTION {schema}.soiree_lose() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                 BEGIN IF NEW.event_id = 'lost' THEN RAISE EXCEPTION 'results unavailable'; END IF; \
+                 RETURN NEW; END $$"
+            ),
+            format!(
+                "CREATE TRIGGER soiree_lose BEFORE INSERT ON {schema}.soiree_results \
+                 FOR EACH ROW EXECUTE FUNCTION {schema}.soiree_lose()"
+            ),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+        let heal = async {
+            let statement = format!("DROP TRIGGER soiree_lose ON {schema}.soiree_results");
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(store.pool())
+                .await
+                .unwrap();
+        };
+        a_lost_result_holds_back_its_own_delivery(&store, heal).await;
     }
 
     /// An event the database refuses for good (here a check constraint;
@@ -511,6 +626,34 @@ mod postgres {
 mod sqlite {
     use super::*;
     use support::sqlite_builder;
+
+    /// Results before ack on SQLite: a trigger fails the result rows of
+    /// event `lost` with a runtime error (malformed JSON: not a refusal of
+    /// the data, so retried, then given up alone).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lost_result_holds_back_its_own_delivery_only() {
+        let dir = TempDir::new();
+        let store = sqlite_builder(&dir.db(), "c1")
+            .lease_timeout(Duration::from_secs(3))
+            .retry_backoff(Duration::from_millis(100))
+            .build()
+            .await
+            .unwrap();
+        sqlx::query(
+            "CREATE TRIGGER soiree_lose BEFORE INSERT ON soiree_results \
+             WHEN NEW.event_id = 'lost' BEGIN SELECT json(NEW.topic || '{'); END",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let heal = async {
+            sqlx::query("DROP TRIGGER soiree_lose")
+                .execute(store.pool())
+                .await
+                .unwrap();
+        };
+        a_lost_result_holds_back_its_own_delivery(&store, heal).await;
+    }
 
     /// A row that is not an event (written by `insert`, event id `bad`)
     /// among 20 events: the neighbours are delivered at once (not after the

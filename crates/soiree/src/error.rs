@@ -113,6 +113,17 @@ pub enum Error {
     /// A store operation failed.
     #[error("store error: {0}")]
     Store(#[source] BoxError),
+    /// [`EventQueue::ack`](crate::EventQueue::ack) (or `fail`, `defer`)
+    /// settled the other deliveries but not these: a listener result of
+    /// theirs could not be saved (results before ack). They are delivered
+    /// again after their lease; the bus does not try the call again.
+    #[error(
+        "{deliveries} deliveries not settled: listener results of theirs could not be saved (delivered again)"
+    )]
+    ResultsNotSaved {
+        /// How many deliveries were not settled.
+        deliveries: usize,
+    },
     /// A payload or stored entry could not be (de)serialized.
     #[error("serialization error: {0}")]
     Serialization(#[source] BoxError),
@@ -257,6 +268,9 @@ impl Error {
                 after: *after,
             },
             Self::Store(source) => Self::Store(text(source)),
+            Self::ResultsNotSaved { deliveries } => Self::ResultsNotSaved {
+                deliveries: *deliveries,
+            },
             Self::Serialization(source) => Self::Serialization(text(source)),
             Self::Cancelled { listener_id } => Self::Cancelled {
                 listener_id: listener_id.clone(),

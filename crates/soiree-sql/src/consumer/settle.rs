@@ -14,6 +14,14 @@ use crate::backend::{Backend, FailedRetry, FailedRow};
 use crate::core::Core;
 use crate::{Error, FailurePolicy, Result};
 
+/// Deliveries held back for their lost results, by one settling call.
+#[derive(Default)]
+struct HeldBack {
+    count: usize,
+    /// Of them, receipts no longer held here.
+    stale: usize,
+}
+
 /// Failed deliveries sorted by where they go.
 #[derive(Default)]
 struct Routed {
@@ -28,15 +36,28 @@ struct Routed {
     retries: Pairs,
 }
 
+/// The error a delivery held back for its lost results carries to the
+/// retry table (or the dead letters, past `max_deliveries`).
+const RESULTS_LOST: &str = "listener results could not be saved: delivered again";
+
+/// Receipts of one settling call, parsed alongside.
+type Split = (Vec<String>, Vec<Receipt>);
+
 impl<B: Backend> Core<B> {
     /// Acknowledges deliveries; a lease is dropped once all its events are.
+    /// Results before ack (see [`soiree::EventQueue::ack`]): the deliveries
+    /// with a listener result lost are held back (see
+    /// [`hold_back`](Self::hold_back)) and the call fails with
+    /// [`Error::ResultsNotSaved`] after settling the others.
     pub(crate) async fn ack(&self, receipts: &[String]) -> Result<()> {
         let parsed = parse_receipts(receipts)?;
         // The results of these events' listeners go first: an acknowledged
         // event's results are never lost.
         self.flush_results().await?;
+        let ((receipts, parsed), lost) = self.split_lost(receipts, parsed);
+        let held = self.hold_back(&lost).await?;
         let (log, retries) = split_receipts(&parsed);
-        let mut stale = self.settle_log(&log).await?;
+        let mut stale = held.stale + self.settle_log(&log).await?;
         if !retries.is_empty() {
             let done: HashSet<i64> = self
                 .backend
@@ -54,7 +75,60 @@ impl<B: Backend> Core<B> {
             }
         }
         self.keys_settled(&parsed, &[]);
-        self.dedup.remove(receipts);
+        self.dedup.remove(&receipts);
+        self.settled(stale, held.count)
+    }
+
+    /// Parts the receipts into those to settle and those whose events had
+    /// a listener result lost (results before ack).
+    fn split_lost(&self, receipts: &[String], parsed: Vec<Receipt>) -> (Split, Split) {
+        let mut keep: Split = (Vec::with_capacity(receipts.len()), Vec::new());
+        let mut lost: Split = Default::default();
+        for ((receipt, parsed), lost_results) in
+            receipts.iter().zip(parsed).zip(self.dedup.lost(receipts))
+        {
+            let to = if lost_results { &mut lost } else { &mut keep };
+            to.0.push(receipt.clone());
+            to.1.push(parsed);
+        }
+        (keep, lost)
+    }
+
+    /// Holds back deliveries whose listener results were lost: each goes to
+    /// the retry table as a failure would under `Redeliver` (counted as a
+    /// delivery; to the dead letters once delivered `max_deliveries`
+    /// times), so that its lease completes and only it comes back, its
+    /// listeners with it.
+    async fn hold_back(&self, (receipts, parsed): &Split) -> Result<HeldBack> {
+        if receipts.is_empty() {
+            return Ok(HeldBack::default());
+        }
+        let failures: Vec<FailedDelivery> = receipts
+            .iter()
+            .map(|receipt| FailedDelivery {
+                receipt: receipt.clone(),
+                error: RESULTS_LOST.to_owned(),
+            })
+            .collect();
+        let routed = self.route(parsed, &failures, true);
+        let stale = self.settle_routed(receipts, parsed, &routed).await?;
+        Ok(HeldBack {
+            count: receipts.len(),
+            stale,
+        })
+    }
+
+    /// The end of a settling call: [`Error::ResultsNotSaved`] when some
+    /// deliveries were held back, else [`Error::StaleLease`] when receipts
+    /// named leases or retry rows this consumer no longer holds.
+    fn settled(&self, stale: usize, held: usize) -> Result<()> {
+        if held > 0 {
+            if stale > 0 {
+                self.metrics.stale_acks.inc_by(stale as u64);
+            }
+            return soiree::kit::held_back(&self.metrics, held)
+                .map_err(|_| Error::ResultsNotSaved { deliveries: held });
+        }
         self.stale(stale)
     }
 
@@ -111,8 +185,19 @@ impl<B: Backend> Core<B> {
         }
         let parsed = parse_receipts(&receipts)?;
         self.flush_results().await?;
-        let routed = self.route(&parsed, failures);
-        self.settle_routed(&receipts, &parsed, &routed).await
+        let lost_results = self.dedup.lost(&receipts);
+        let ((receipts, parsed), lost) = self.split_lost(&receipts, parsed);
+        let failures: Vec<FailedDelivery> = failures
+            .iter()
+            .zip(lost_results)
+            .filter(|(_, lost)| !lost)
+            .map(|(failure, _)| failure.clone())
+            .collect();
+        let held = self.hold_back(&lost).await?;
+        let redeliver = self.options.on_failure == FailurePolicy::Redeliver;
+        let routed = self.route(&parsed, &failures, redeliver);
+        let stale = self.settle_routed(&receipts, &parsed, &routed).await?;
+        self.settled(held.stale + stale, held.count)
     }
 
     /// Defers deliveries (a listener snoozed, see [`soiree::EventQueue::defer`]):
@@ -124,6 +209,15 @@ impl<B: Backend> Core<B> {
         let receipts: Vec<String> = deferrals.iter().map(|d| d.receipt.clone()).collect();
         let parsed = parse_receipts(&receipts)?;
         self.flush_results().await?;
+        let lost_results = self.dedup.lost(&receipts);
+        let ((receipts, parsed), lost) = self.split_lost(&receipts, parsed);
+        let deferrals: Vec<&DeferredDelivery> = deferrals
+            .iter()
+            .zip(lost_results)
+            .filter(|(_, lost)| !lost)
+            .map(|(deferral, _)| deferral)
+            .collect();
+        let held = self.hold_back(&lost).await?;
         let now = SystemTime::now();
         let mut routed = Routed::default();
         for (receipt, deferral) in parsed.iter().zip(deferrals) {
@@ -158,16 +252,18 @@ impl<B: Backend> Core<B> {
                 }
             }
         }
-        self.settle_routed(&receipts, &parsed, &routed).await
+        let stale = self.settle_routed(&receipts, &parsed, &routed).await?;
+        self.settled(held.stale + stale, held.count)
     }
 
-    /// Writes routed failures (or deferrals) and settles their receipts.
+    /// Writes routed failures (or deferrals) and settles their receipts;
+    /// returns how many named leases or retry rows no longer held here.
     async fn settle_routed(
         &self,
         receipts: &[String],
         parsed: &[Receipt],
         routed: &Routed,
-    ) -> Result<()> {
+    ) -> Result<usize> {
         let (dead, settled_retries) = self.write_failures(routed).await?;
         let moved: Vec<Receipt> = routed
             .retry_rows
@@ -193,14 +289,13 @@ impl<B: Backend> Core<B> {
                 .saturating_sub(usize::try_from(settled_retries).unwrap_or(0));
         }
         self.dedup.remove(receipts);
-        self.stale(stale)
+        Ok(stale)
     }
 
     /// Sorts failures by where the policy sends them: the retry table while
     /// a delivery has deliveries left (with `Redeliver`), else the dead
     /// letters. Receipts of events no longer held are only settled.
-    fn route(&self, parsed: &[Receipt], failures: &[FailedDelivery]) -> Routed {
-        let redeliver = self.options.on_failure == FailurePolicy::Redeliver;
+    fn route(&self, parsed: &[Receipt], failures: &[FailedDelivery], redeliver: bool) -> Routed {
         let max = i32::try_from(self.options.max_deliveries).unwrap_or(i32::MAX);
         let mut routed = Routed::default();
         for (receipt, failure) in parsed.iter().zip(failures) {

@@ -460,7 +460,9 @@ struct Unsent {
 }
 
 /// Retries a settling call a few times; gives up loudly (the deliveries are
-/// then delivered again: at least once). Returns `false` when `abandon`
+/// then delivered again: at least once). A call that settled all but the
+/// deliveries whose results could not be saved
+/// ([`Error::ResultsNotSaved`](crate::Error::ResultsNotSaved)) is done. Returns `false` when `abandon`
 /// cut it short: the deliveries were not settled.
 async fn with_retry<'a, F, Fut>(
     abandon: &CancellationToken,
@@ -481,6 +483,10 @@ where
         };
         match outcome {
             Ok(()) => return true,
+            // The others are settled; these come back after their lease
+            // (the store counted and logged them). Trying again would
+            // settle nothing more.
+            Err(crate::Error::ResultsNotSaved { .. }) => return true,
             Err(err) => {
                 tracing::warn!(%err, count, "{what} failed; retrying");
                 tokio::select! {

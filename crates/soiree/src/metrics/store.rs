@@ -39,6 +39,7 @@ struct StoreLabels {
 /// | `soiree_store_redeliveries_total` | counter | deliveries made again after a consumer did not acknowledge them |
 /// | `soiree_store_stale_acks_total` | counter | acknowledgements refused because their lease had expired or moved |
 /// | `soiree_store_results_refused_total` | counter | handler results the store refused for good (too large to index, invalid), not saved |
+/// | `soiree_store_acks_withheld_total` | counter | deliveries not acknowledged because a listener result of theirs could not be saved (delivered again) |
 /// | `soiree_store_oldest_unconsumed_age_seconds` | gauge | age of the oldest event the group has not acknowledged (0 when none) |
 /// | `soiree_store_xmin_lag_transactions` | gauge | PostgreSQL: transactions between the claim horizon (the oldest running one) and the next |
 ///
@@ -73,6 +74,8 @@ pub struct StoreMetrics {
     pub stale_acks: Counter,
     /// `soiree_store_results_refused_total`.
     pub results_refused: Counter,
+    /// `soiree_store_acks_withheld_total`.
+    pub acks_withheld: Counter,
     /// `soiree_store_oldest_unconsumed_age_seconds`.
     pub oldest_unconsumed: Gauge<f64, AtomicU64>,
     /// `soiree_store_xmin_lag_transactions`.
@@ -135,6 +138,10 @@ impl StoreMetrics {
             results_refused: counter(
                 "soiree_store_results_refused",
                 "Handler results the store refused for good (too large to index, invalid), not saved",
+            ),
+            acks_withheld: counter(
+                "soiree_store_acks_withheld",
+                "Deliveries not acknowledged because a listener result of theirs could not be saved (delivered again)",
             ),
             oldest_unconsumed,
             xmin_lag: gauge(

@@ -94,10 +94,43 @@ pub trait EventQueue: Send + Sync {
     /// Acknowledges deliveries: their events are done and will not be
     /// delivered again.
     ///
+    /// # Results before ack
+    ///
+    /// One rule for every store, for [`ack`](Self::ack), [`fail`](Self::fail)
+    /// and [`defer`](Self::defer): a delivery is settled only once the
+    /// listener results saved for its event
+    /// ([`EventStore::save_handler_result`](crate::EventStore::save_handler_result))
+    /// are settled, so that a settled event's results are never lost unseen:
+    ///
+    /// - a result written is durable before its delivery is settled;
+    /// - a result the store refuses for good (too large, invalid, a
+    ///   constraint) is logged, counted (`soiree_store_results_refused_total`)
+    ///   and dropped: writing it again cannot succeed, so it must not wedge
+    ///   its delivery, which is settled;
+    /// - a result that could not be written for a transient reason (the
+    ///   connection), after the store's bounded retries, holds back its own
+    ///   delivery only: the call settles the others and fails with
+    ///   [`Error::ResultsNotSaved`](crate::Error::ResultsNotSaved) naming how
+    ///   many it did not; they are counted
+    ///   (`soiree_store_acks_withheld_total`), logged, and delivered again
+    ///   after their lease, their listeners with them (at least once;
+    ///   bounded by the delivery limit like any redelivery);
+    /// - when the store cannot tell which results were written (it could
+    ///   not wait for them within its bound), the call settles nothing and
+    ///   fails with [`Error::Store`](crate::Error::Store).
+    ///
+    /// The [`kit`](crate::kit) gives the parts: a
+    /// [`ResultWriter`](crate::kit::ResultWriter) tells each result given up
+    /// and why, a [`DedupCache`](crate::kit::DedupCache) marks the held
+    /// deliveries whose results were lost, and
+    /// [`kit::held_back`](crate::kit::held_back) counts and reports them.
+    ///
     /// # Errors
     ///
     /// [`Error::Store`](crate::Error::Store) when the acknowledgement was not
     /// recorded; the events may then be delivered again.
+    /// [`Error::ResultsNotSaved`](crate::Error::ResultsNotSaved) when the
+    /// others were acknowledged but not the deliveries named: see above.
     ///
     /// # Cancel safety
     ///
@@ -115,10 +148,14 @@ pub trait EventQueue: Send + Sync {
     /// The default acknowledges them, for stores without a place for
     /// failures: the errors then reach only the bus's error handler and log.
     ///
+    /// Results before settling, as for [`ack`](Self::ack).
+    ///
     /// # Errors
     ///
     /// [`Error::Store`](crate::Error::Store) when it was not recorded; the
     /// events may then be delivered again.
+    /// [`Error::ResultsNotSaved`](crate::Error::ResultsNotSaved) as for
+    /// [`ack`](Self::ack).
     ///
     /// # Cancel safety
     ///
@@ -190,7 +227,8 @@ pub trait EventQueue: Send + Sync {
     /// - on a durable store it survives a restart of the consumer and of
     ///   the store, as a delayed event does;
     /// - a receipt the consumer no longer holds (its lease expired and
-    ///   another consumer took the event) is left alone, as by `ack`.
+    ///   another consumer took the event) is left alone, as by `ack`;
+    /// - results before settling, as for [`ack`](Self::ack).
     ///
     /// # Errors
     ///
@@ -199,6 +237,8 @@ pub trait EventQueue: Send + Sync {
     /// it was not recorded: the deliveries are then delivered again after
     /// the store's redelivery timeout (perhaps before `until`: their
     /// listeners snooze again).
+    /// [`Error::ResultsNotSaved`](crate::Error::ResultsNotSaved) as for
+    /// [`ack`](Self::ack).
     ///
     /// # Cancel safety
     ///

@@ -38,9 +38,6 @@ pub enum WriteError<E> {
     Failed(Arc<E>),
     /// [`ResultWriter::flush`](super::ResultWriter::flush) waited longer than its limit.
     Timeout(Duration),
-    /// Items waiting when [`ResultWriter::flush`](super::ResultWriter::flush) started were given up
-    /// after failing for the whole retry window (the duration).
-    Lost(Duration),
 }
 
 impl<E: fmt::Display> fmt::Display for WriteError<E> {
@@ -49,7 +46,6 @@ impl<E: fmt::Display> fmt::Display for WriteError<E> {
             Self::Stopped => f.write_str("the store's writer task stopped (its runtime shut down)"),
             Self::Failed(err) => write!(f, "{err}"),
             Self::Timeout(limit) => write!(f, "earlier writes not done within {limit:?}"),
-            Self::Lost(window) => write!(f, "earlier writes kept failing for {window:?}; given up"),
         }
     }
 }

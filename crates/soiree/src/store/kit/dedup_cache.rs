@@ -6,6 +6,32 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
+#[cfg(feature = "metrics")]
+use crate::StoreMetrics;
+
+/// The end of a settling call that left `count` deliveries unsettled for
+/// their lost results ([`DedupCache::lost`]): counts them
+/// (`soiree_store_acks_withheld_total`), logs them and returns
+/// [`Error::ResultsNotSaved`](crate::Error::ResultsNotSaved); `Ok` when
+/// there are none.
+///
+/// # Errors
+///
+/// [`Error::ResultsNotSaved`](crate::Error::ResultsNotSaved) when `count`
+/// is not 0.
+#[cfg(feature = "metrics")]
+pub fn held_back(metrics: &StoreMetrics, count: usize) -> crate::Result<()> {
+    if count == 0 {
+        return Ok(());
+    }
+    metrics.acks_withheld.inc_by(count as u64);
+    tracing::warn!(
+        count,
+        "deliveries not acknowledged: listener results of theirs could not be saved; they are delivered again after their lease"
+    );
+    Err(crate::Error::ResultsNotSaved { deliveries: count })
+}
+
 /// Succeeded listener ids by event id, for the deliveries a consumer holds
 /// and has not settled yet.
 ///
@@ -16,6 +42,12 @@ use std::sync::{Mutex, MutexGuard};
 /// not answered ([`succeeded`](Self::succeeded) returns `None`): the store
 /// then asks its storage. A store keeps one cache per consumer group, as
 /// successes count per group.
+///
+/// It also keeps which held events had a listener result lost (given up
+/// after transient failures, see [`GivenUp::Lost`](super::GivenUp::Lost)):
+/// a store's `ack` and `fail` ask [`lost`](Self::lost) and do not settle
+/// those deliveries (results before ack, see
+/// [`EventQueue::ack`](crate::EventQueue::ack)).
 ///
 /// # Examples
 ///
@@ -28,8 +60,12 @@ use std::sync::{Mutex, MutexGuard};
 /// assert_eq!(cache.succeeded("evt-1", "audit"), Some(false));
 /// cache.record("evt-1", "audit");
 /// assert_eq!(cache.succeeded("evt-1", "audit"), Some(true));
+/// // A result of evt-1 could not be saved: its delivery is held back.
+/// assert!(cache.results_lost("evt-1"));
+/// assert_eq!(cache.lost(&["receipt-1".to_owned()]), [true]);
 /// cache.remove(&["receipt-1".to_owned()]);
 /// assert_eq!(cache.succeeded("evt-1", "welcome"), None);
+/// assert!(!cache.results_lost("evt-1"), "no longer held");
 /// ```
 #[derive(Debug, Default)]
 pub struct DedupCache {
@@ -40,6 +76,8 @@ pub struct DedupCache {
 struct State {
     succeeded: HashMap<String, HashSet<String>>,
     event_of_receipt: HashMap<String, String>,
+    /// Held events with a listener result lost.
+    results_lost: HashSet<String>,
 }
 
 impl DedupCache {
@@ -71,6 +109,67 @@ impl DedupCache {
         }
     }
 
+    /// Remembers which event a delivery is, without its successes (the
+    /// storage could not be asked): dedup lookups go to the storage, and
+    /// a lost result still holds the delivery back.
+    pub fn hold(&self, receipt: &str, event_id: &str) {
+        self.lock()
+            .event_of_receipt
+            .insert(receipt.to_owned(), event_id.to_owned());
+    }
+
+    /// Marks a held event as having a listener result lost, so that its
+    /// delivery is not acknowledged ([`lost`](Self::lost)); `false` (and
+    /// nothing marked) when no delivery of the event is held here.
+    pub fn results_lost(&self, event_id: &str) -> bool {
+        let mut state = self.lock();
+        // A scan: only on a lost result, over the deliveries held.
+        let held = state.succeeded.contains_key(event_id)
+            || state.event_of_receipt.values().any(|e| e == event_id);
+        if held {
+            state.results_lost.insert(event_id.to_owned());
+        }
+        held
+    }
+
+    /// For each receipt, whether its event had a listener result lost: the
+    /// deliveries `ack` and `fail` leave unsettled. The marks stay until
+    /// [`remove`](Self::remove), so that a settling call tried again holds
+    /// them back again.
+    pub fn lost(&self, receipts: &[String]) -> Vec<bool> {
+        let state = self.lock();
+        if state.results_lost.is_empty() {
+            return vec![false; receipts.len()];
+        }
+        receipts
+            .iter()
+            .map(|r| {
+                state
+                    .event_of_receipt
+                    .get(r)
+                    .is_some_and(|e| state.results_lost.contains(e))
+            })
+            .collect()
+    }
+
+    /// The items (deliveries, failures, deferrals) whose events had no
+    /// listener result lost, to settle now; `receipt` names an item's
+    /// receipt. The others are held back ([`lost`](Self::lost)).
+    pub fn settleable<T: Clone>(&self, items: &[T], receipt: impl Fn(&T) -> &str) -> Vec<T> {
+        let state = self.lock();
+        items
+            .iter()
+            .filter(|item| {
+                state.results_lost.is_empty()
+                    || !state
+                        .event_of_receipt
+                        .get(receipt(item))
+                        .is_some_and(|e| state.results_lost.contains(e))
+            })
+            .cloned()
+            .collect()
+    }
+
     /// `Some(answer)` when the event is held here, `None` to ask the storage.
     pub fn succeeded(&self, event_id: &str, handler_id: &str) -> Option<bool> {
         Some(self.lock().succeeded.get(event_id)?.contains(handler_id))
@@ -90,6 +189,7 @@ impl DedupCache {
         for receipt in receipts {
             if let Some(event_id) = state.event_of_receipt.remove(receipt) {
                 state.succeeded.remove(&event_id);
+                state.results_lost.remove(&event_id);
             }
         }
     }

@@ -20,7 +20,11 @@
 //! - [`BatchWriter`] and [`ResultWriter`]: writes batched into one round
 //!   trip with a per-item outcome (a failing batch is split until only its
 //!   bad items fail), the second written behind and flushed before an
-//!   acknowledgement (results before ack), never retried forever.
+//!   acknowledgement (results before ack), never retried forever. The rule
+//!   is written once, at [`EventQueue::ack`](crate::EventQueue::ack):
+//!   a result refused for good is logged, counted and dropped; a result
+//!   lost to a transient failure holds back its own delivery only
+//!   ([`DedupCache::results_lost`], [`held_back`]).
 //!
 //! # What a queue store writes
 //!
@@ -34,8 +38,10 @@
 //! - [`EventQueue::dequeue`](crate::EventQueue::dequeue): claim, filling a
 //!   [`DedupCache`] with the batch's successes;
 //! - [`EventQueue::ack`](crate::EventQueue::ack) and
-//!   [`EventQueue::fail`](crate::EventQueue::fail): [`ResultWriter::flush`],
-//!   then settle, then [`DedupCache::remove`];
+//!   [`EventQueue::fail`](crate::EventQueue::fail): [`ResultWriter::flush`]
+//!   (its `given_up` marks [`DedupCache::results_lost`]), then settle the
+//!   deliveries [`DedupCache::lost`] does not hold back, then
+//!   [`DedupCache::remove`] and [`held_back`];
 //! - [`EventQueue::release`](crate::EventQueue::release),
 //!   [`EventQueue::extend`](crate::EventQueue::extend) with
 //!   [`EventQueue::lease_interval`](crate::EventQueue::lease_interval),
@@ -66,8 +72,9 @@
 //!   so a caller hears within its timeout even while the connection is
 //!   being re-established;
 //! - the results writer sends one pipeline at a time, so a flush before an
-//!   `XACK` orders results before the acknowledgement with no extra round
-//!   trip, and it takes fire-and-forget commands (`write_detached`).
+//!   `XACK` orders results before the acknowledgement, and it takes
+//!   fire-and-forget commands (`write_detached`) whose failure it tells
+//!   a callback (which marks the delivery held back, or counts a refusal).
 //!
 //! Moving it onto [`BatchWriter`] would need per-item outcomes from the
 //! write function, deadlines and in-flight pipelines in the kit: a
@@ -85,4 +92,6 @@ pub use super::lease::{check_lease_args, ttl_ms};
 pub use super::shared_limits::{gcra, gcra_interval};
 pub use batch_writer::{BatchError, BatchWriter, WriteError, write_isolating};
 pub use dedup_cache::DedupCache;
-pub use result_writer::ResultWriter;
+#[cfg(feature = "metrics")]
+pub use dedup_cache::held_back;
+pub use result_writer::{GivenUp, ResultWriter};
