@@ -10,7 +10,6 @@ use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 
 use super::statements::{APPEND_ROWS, HANDLED_ROWS, RESULT_ROWS, SQL};
-use super::values::SqliteQuery;
 use crate::Result;
 use crate::SqlDeadLetterFilter;
 use crate::backend::{
@@ -47,19 +46,14 @@ pub(crate) fn append_param(events: &[NewEvent]) -> Result<String> {
 /// inside the caller's transaction).
 pub(crate) async fn insert_events(conn: &mut SqliteConnection, events: &[NewEvent]) -> Result<()> {
     APPEND_ROWS
-        .run_atomic(
-            conn,
-            events,
-            |query| query,
-            |query, e| {
-                query
-                    .bind(&e.topic)
-                    .bind(&e.event_id)
-                    .bind(&e.payload)
-                    .bind(&e.properties)
-                    .bind(&e.key)
-            },
-        )
+        .run_atomic(conn, events, |query, e| {
+            query
+                .bind(&e.topic)
+                .bind(&e.event_id)
+                .bind(&e.payload)
+                .bind(&e.properties)
+                .bind(&e.key)
+        })
         .await
 }
 
@@ -151,27 +145,30 @@ impl Backend for SqliteBackend {
     }
 
     async fn save_results(&self, results: &[StoredResult]) -> Result<()> {
-        let group = |query: SqliteQuery| query.bind(&self.group);
-        // Successes are the group's own (?1): another group's listener of
-        // the same name has not run for this one.
+        // Results and successes are the group's own: another group's
+        // listener of the same name has not run for this one.
         let succeeded: Vec<&StoredResult> = results
             .iter()
             .filter(|r| r.error.is_none() && !r.event_id.is_empty())
             .collect();
         let mut tx = self.write_tx().await?;
         RESULT_ROWS
-            .run(&mut tx, results, group, |query, r| {
+            .run(&mut tx, results, |query, r| {
                 query
                     .bind(&r.topic)
                     .bind(&r.event_id)
                     .bind(&r.handler_id)
                     .bind(&r.error)
                     .bind(i64::from(r.attempt))
+                    .bind(&self.group)
             })
             .await?;
         HANDLED_ROWS
-            .run(&mut tx, &succeeded, group, |query, r| {
-                query.bind(&r.event_id).bind(&r.handler_id)
+            .run(&mut tx, &succeeded, |query, r| {
+                query
+                    .bind(&r.event_id)
+                    .bind(&self.group)
+                    .bind(&r.handler_id)
             })
             .await?;
         tx.commit().await?;

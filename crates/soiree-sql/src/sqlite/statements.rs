@@ -45,23 +45,20 @@ const APPEND: &str = "INSERT INTO soiree_events (topic, event_id, payload, prope
 /// The event `INSERT` of the store's appends and `emit_in`, columns bound.
 pub(crate) static APPEND_ROWS: MultiInsert = MultiInsert::new(
     "INSERT INTO soiree_events (topic, event_id, payload, properties, key) VALUES ",
-    "($, $, $, $, $)",
-    0,
+    "(?, ?, ?, ?, ?)",
 );
 
-/// Listener results of group `?1`; successes go to [`HANDLED_ROWS`] too.
+/// Listener results of a group; successes go to [`HANDLED_ROWS`] too.
 pub(crate) static RESULT_ROWS: MultiInsert = MultiInsert::new(
     "INSERT INTO soiree_results (topic, event_id, handler_id, error, attempt, group_name) \
      VALUES ",
-    "($, $, $, $, $, ?1)",
-    1,
+    "(?, ?, ?, ?, ?, ?)",
 );
 
-/// Listener successes of group `?1` (event id, handler id), for dedup.
+/// Listener successes of a group (event id, group, handler id), for dedup.
 pub(crate) static HANDLED_ROWS: MultiInsert = MultiInsert::new(
     "INSERT OR IGNORE INTO soiree_handled (event_id, group_name, handler_id) VALUES ",
-    "($, ?1, $)",
-    1,
+    "(?, ?, ?)",
 );
 
 /// Events not yet acknowledged by group `?1`: unclaimed, leased, or in the

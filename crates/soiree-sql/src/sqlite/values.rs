@@ -17,31 +17,30 @@ use sqlx::sqlite::{SqliteArguments, SqliteConnection};
 
 use crate::Result;
 
-/// Rows in the largest chunk: 512 rows of at most 5 parameters stay far
+/// Rows in the largest chunk: 512 rows of at most 6 parameters stay far
 /// below SQLite's limit on a statement's parameters (32766).
 const MAX_CHUNK_LOG2: usize = 9;
 
 /// A statement with its bound values.
 pub(crate) type SqliteQuery = Query<'static, Sqlite, SqliteArguments>;
 
-/// One multi-row insert: `head`, then a row of `row` per item, where each
-/// `$` is the item's next parameter; `?1` … `?shared` are the parameters
-/// shared by every row (bound first).
+/// One multi-row insert: `head`, then `row` once per item. Its parameters
+/// are anonymous (`?`): sqlx looks up the name of every parameter it
+/// binds, which SQLite finds by a walk through the statement's named
+/// ones (quadratic in a statement of numbered ones).
 #[derive(Debug)]
 pub(crate) struct MultiInsert {
     head: &'static str,
     row: &'static str,
-    shared: usize,
     /// The statement of `2^k` rows at `k`, written on first use.
     texts: OnceLock<Vec<String>>,
 }
 
 impl MultiInsert {
-    pub(crate) const fn new(head: &'static str, row: &'static str, shared: usize) -> Self {
+    pub(crate) const fn new(head: &'static str, row: &'static str) -> Self {
         Self {
             head,
             row,
-            shared,
             texts: OnceLock::new(),
         }
     }
@@ -51,25 +50,8 @@ impl MultiInsert {
         let texts = self.texts.get_or_init(|| {
             (0..=MAX_CHUNK_LOG2)
                 .map(|k| {
-                    let mut sql = self.head.to_owned();
-                    let mut next = self.shared;
-                    for n in 0..1usize << k {
-                        if n > 0 {
-                            sql.push_str(", ");
-                        }
-                        for part in self.row.split_inclusive('$') {
-                            match part.strip_suffix('$') {
-                                Some(text) => {
-                                    next += 1;
-                                    sql.push_str(text);
-                                    sql.push('?');
-                                    sql.push_str(&next.to_string());
-                                }
-                                None => sql.push_str(part),
-                            }
-                        }
-                    }
-                    sql
+                    let rows = vec![self.row; 1 << k];
+                    format!("{}{}", self.head, rows.join(", "))
                 })
                 .collect()
         });
@@ -82,33 +64,31 @@ impl MultiInsert {
         &'static self,
         conn: &mut SqliteConnection,
         items: &[T],
-        shared: impl Fn(SqliteQuery) -> SqliteQuery,
         bind: impl Fn(SqliteQuery, &T) -> SqliteQuery,
     ) -> Result<()> {
         if items.len().is_power_of_two() && items.len() <= 1 << MAX_CHUNK_LOG2 {
-            return self.run(conn, items, shared, bind).await;
+            return self.run(conn, items, bind).await;
         }
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        self.run(&mut tx, items, shared, bind).await?;
+        self.run(&mut tx, items, bind).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Inserts `items` in order on `conn`, a statement per chunk (the
-    /// caller's transaction makes them one write): `shared` binds the
-    /// shared parameters, `bind` one item's.
+    /// caller's transaction makes them one write): `bind` binds an item's
+    /// parameters.
     pub(crate) async fn run<T>(
         &'static self,
         conn: &mut SqliteConnection,
         items: &[T],
-        shared: impl Fn(SqliteQuery) -> SqliteQuery,
         bind: impl Fn(SqliteQuery, &T) -> SqliteQuery,
     ) -> Result<()> {
         let mut rest = items;
         while !rest.is_empty() {
             let k = rest.len().ilog2().min(MAX_CHUNK_LOG2 as u32) as usize;
             let (chunk, after) = rest.split_at(1 << k);
-            let mut query = shared(sqlx::query(self.text(k)));
+            let mut query = sqlx::query(self.text(k));
             for item in chunk {
                 query = bind(query, item);
             }
@@ -123,16 +103,12 @@ impl MultiInsert {
 mod tests {
     use super::*;
 
-    static PAIRS: MultiInsert =
-        MultiInsert::new("INSERT INTO t (a, g, b) VALUES ", "($, ?1, $)", 1);
+    static PAIRS: MultiInsert = MultiInsert::new("INSERT INTO t (a, b) VALUES ", "(?, ?)");
 
     #[test]
-    fn rows_number_their_parameters_after_the_shared_ones() {
-        assert_eq!(PAIRS.text(0), "INSERT INTO t (a, g, b) VALUES (?2, ?1, ?3)");
-        assert_eq!(
-            PAIRS.text(1),
-            "INSERT INTO t (a, g, b) VALUES (?2, ?1, ?3), (?4, ?1, ?5)"
-        );
+    fn a_statement_holds_a_power_of_two_rows() {
+        assert_eq!(PAIRS.text(0), "INSERT INTO t (a, b) VALUES (?, ?)");
+        assert_eq!(PAIRS.text(1), "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)");
         assert_eq!(PAIRS.text(MAX_CHUNK_LOG2).matches('(').count(), 513);
     }
 }
