@@ -73,11 +73,8 @@ impl MultiInsert {
             // savepoint take five for a hundred rows. Prepared once per size
             // (the connection caches its statements).
             let rows = vec![self.row; items.len()].join(", ");
-            let mut query = sqlx::query(AssertSqlSafe(format!("{}{rows}", self.head)));
-            for item in items {
-                query = bind(query, item);
-            }
-            query.execute(&mut *conn).await?;
+            let query = sqlx::query(AssertSqlSafe(format!("{}{rows}", self.head)));
+            bound(query, items, &bind).execute(&mut *conn).await?;
             return Ok(());
         }
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
@@ -99,15 +96,21 @@ impl MultiInsert {
         while !rest.is_empty() {
             let k = rest.len().ilog2().min(MAX_CHUNK_LOG2 as u32) as usize;
             let (chunk, after) = rest.split_at(1 << k);
-            let mut query = sqlx::query(self.text(k));
-            for item in chunk {
-                query = bind(query, item);
-            }
+            let query = bound(sqlx::query(self.text(k)), chunk, &bind);
             query.execute(&mut *conn).await?;
             rest = after;
         }
         Ok(())
     }
+}
+
+/// `query` with the parameters of `items`, in order.
+fn bound<T>(
+    query: SqliteQuery,
+    items: &[T],
+    bind: &impl Fn(SqliteQuery, &T) -> SqliteQuery,
+) -> SqliteQuery {
+    items.iter().fold(query, bind)
 }
 
 #[cfg(test)]
