@@ -835,6 +835,112 @@ mod sqlite {
         assert!(page.items.is_empty(), "nothing was committed");
     }
 
+    /// Makes SQLite refuse for good (a constraint error raised by a
+    /// trigger named `soiree_poison_<table>`) the rows of `table` for which
+    /// `refused` holds.
+    async fn refuse(store: &soiree_sql::SqliteStore, table: &str, refused: &str) {
+        let statement = format!(
+            "CREATE TRIGGER soiree_poison_{table} BEFORE INSERT ON {table} \
+             WHEN {refused} BEGIN SELECT RAISE(ABORT, 'soiree_poison'); END"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+
+    /// Events `e-0` … `e-{n-1}`, `e-poison` in place of the `poison`th.
+    fn events_with_poison(n: usize, poison: usize) -> Vec<StoredEvent> {
+        (0..n)
+            .map(|k| {
+                let id = if k == poison {
+                    "e-poison".to_owned()
+                } else {
+                    format!("e-{k}")
+                };
+                event("order.paid", &id)
+            })
+            .collect()
+    }
+
+    /// The event ids in the log, in log order.
+    async fn logged_ids(store: &soiree_sql::SqliteStore) -> Vec<String> {
+        sqlx::query_scalar("SELECT event_id FROM soiree_events ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+    }
+
+    /// An event SQLite refuses for good fails its own emit only, and its
+    /// batch-mates are logged once each: the batch (more rows than one
+    /// statement inserts) is written all or nothing, then split until the
+    /// poison fails alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_event_the_database_refuses_fails_alone_in_its_batch() {
+        let dir = TempDir::new();
+        let store = sqlite_builder(&dir.db(), "c1").build().await.unwrap();
+        refuse(&store, "soiree_events", "NEW.event_id = 'e-poison'").await;
+        let (n, poison) = (700, 600);
+        let events = events_with_poison(n, poison);
+        // Polled together: they queue before the writer takes a batch.
+        let outcomes = within(
+            LIMIT,
+            "emits",
+            futures::future::join_all(events.iter().map(|e| store.save_event(e))),
+        )
+        .await;
+        let failed: Vec<usize> = (0..n).filter(|&k| outcomes[k].is_err()).collect();
+        assert_eq!(failed, [poison], "{:?}", outcomes[poison]);
+        let message = outcomes[poison].as_ref().unwrap_err().to_string();
+        assert!(
+            message.contains("soiree_poison"),
+            "its own error: {message}"
+        );
+        let mut logged = logged_ids(&store).await;
+        logged.sort();
+        let mut expected: Vec<String> = (0..n)
+            .filter(|&k| k != poison)
+            .map(|k| format!("e-{k}"))
+            .collect();
+        expected.sort();
+        assert_eq!(logged, expected, "each neighbour logged once");
+    }
+
+    /// `emit_all_in` on a connection outside any transaction writes all of
+    /// its events or none, however many statements it takes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn emit_all_in_outside_a_transaction_writes_all_or_nothing() {
+        let dir = TempDir::new();
+        let store = sqlite_builder(&dir.db(), "c1").build().await.unwrap();
+        refuse(&store, "soiree_events", "NEW.event_id = 'e-poison'").await;
+        let mut conn = store.pool().acquire().await.unwrap();
+        let refused = store
+            .emit_all_in(
+                &mut conn,
+                events_with_poison(700, 600)
+                    .into_iter()
+                    .map(|e| (e.topic.clone(), e.into_event())),
+            )
+            .await;
+        assert!(refused.is_err(), "the poison is refused");
+        let written = store
+            .emit_all_in(
+                &mut conn,
+                events_with_poison(700, usize::MAX)
+                    .into_iter()
+                    .map(|e| (e.topic.clone(), e.into_event())),
+            )
+            .await
+            .unwrap();
+        drop(conn);
+        assert_eq!(written.len(), 700);
+        assert_eq!(
+            logged_ids(&store).await,
+            written,
+            "only the second call's events, in order"
+        );
+    }
+
     /// With triggers installed, text holding NUL is inserted, updated and
     /// deleted, and captured as it is.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

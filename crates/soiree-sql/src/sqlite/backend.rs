@@ -9,7 +9,7 @@ use soiree::StoredResult;
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 
-use super::statements::SQL;
+use super::statements::{APPEND_ROWS, HANDLED_ROWS, RESULT_ROWS, SQL};
 use crate::Result;
 use crate::SqlDeadLetterFilter;
 use crate::backend::{
@@ -32,13 +32,29 @@ pub struct SqliteBackend {
     pub(crate) lease_ms: i64,
 }
 
-/// The JSON parameter of [`APPEND`].
-pub(crate) fn append_param(events: &[NewEvent]) -> String {
-    let rows: Vec<Value> = events
+/// The JSON parameter of [`APPEND`]: written straight from the borrowed
+/// columns (a `Value` per row would copy every string first).
+pub(crate) fn append_param(events: &[NewEvent]) -> Result<String> {
+    let rows: Vec<_> = events
         .iter()
-        .map(|e| json!([e.topic, e.event_id, e.payload, e.properties, e.key]))
+        .map(|e| (&e.topic, &e.event_id, &e.payload, &e.properties, &e.key))
         .collect();
-    Value::Array(rows).to_string()
+    Ok(serde_json::to_string(&rows)?)
+}
+
+/// Appends `events` on `conn`, in order, as one write (all or none, also
+/// inside the caller's transaction).
+pub(crate) async fn insert_events(conn: &mut SqliteConnection, events: &[NewEvent]) -> Result<()> {
+    APPEND_ROWS
+        .run_atomic(conn, events, |query, e| {
+            query
+                .bind(&e.topic)
+                .bind(&e.event_id)
+                .bind(&e.payload)
+                .bind(&e.properties)
+                .bind(&e.key)
+        })
+        .await
 }
 
 fn now_ms() -> i64 {
@@ -125,31 +141,35 @@ impl Backend for SqliteBackend {
     }
 
     async fn append(&self, events: &[NewEvent]) -> Result<()> {
-        sqlx::query(SQL.append)
-            .bind(append_param(events))
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        insert_events(&mut *self.writer.acquire().await?, events).await
     }
 
     async fn save_results(&self, results: &[StoredResult]) -> Result<()> {
-        let rows: Vec<Value> = results
-            .iter()
-            .map(|r| json!([r.topic, r.event_id, r.handler_id, r.error, r.attempt]))
-            .collect();
-        let param = Value::Array(rows).to_string();
-        let mut tx = self.write_tx().await?;
-        // Results and successes are the group's own (?2): another group's
+        // Results and successes are the group's own: another group's
         // listener of the same name has not run for this one.
-        sqlx::query(SQL.save_results)
-            .bind(&param)
-            .bind(&self.group)
-            .execute(&mut *tx)
+        let succeeded: Vec<&StoredResult> = results
+            .iter()
+            .filter(|r| r.error.is_none() && !r.event_id.is_empty())
+            .collect();
+        let mut tx = self.write_tx().await?;
+        RESULT_ROWS
+            .run(&mut tx, results, |query, r| {
+                query
+                    .bind(&r.topic)
+                    .bind(&r.event_id)
+                    .bind(&r.handler_id)
+                    .bind(&r.error)
+                    .bind(i64::from(r.attempt))
+                    .bind(&self.group)
+            })
             .await?;
-        sqlx::query(SQL.mark_handled)
-            .bind(&param)
-            .bind(&self.group)
-            .execute(&mut *tx)
+        HANDLED_ROWS
+            .run(&mut tx, &succeeded, |query, r| {
+                query
+                    .bind(&r.event_id)
+                    .bind(&self.group)
+                    .bind(&r.handler_id)
+            })
             .await?;
         tx.commit().await?;
         Ok(())

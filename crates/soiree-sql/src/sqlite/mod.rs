@@ -7,6 +7,7 @@ mod leader;
 mod limits;
 mod scheduled;
 mod statements;
+mod values;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -121,11 +122,7 @@ impl Driver for Sqlite {
         conn: &mut SqliteConnection,
         events: &[NewEvent],
     ) -> Result<()> {
-        sqlx::query(SQL.append)
-            .bind(append_param(events))
-            .execute(conn)
-            .await?;
-        Ok(())
+        backend::insert_events(conn, events).await
     }
 
     async fn execute_in(
@@ -160,7 +157,7 @@ impl Driver for Sqlite {
             crate::triggers::quote_ident(crate::triggers::identifier(schema)?)
         );
         let sql = SQL.append.replacen("INSERT INTO soiree_events", &table, 1);
-        Ok((sql, vec![Some(append_param(events))]))
+        Ok((sql, vec![Some(append_param(events)?)]))
     }
 
     async fn commit(tx: Transaction<'_, Self>) -> Result<()> {

@@ -1,6 +1,9 @@
 //! The SQLite SQL of the store, every statement named after its operation,
 //! as PostgreSQL's `Statements`. SQLite needs no schema qualification: each
-//! is a `&'static str`, assembled at compile time.
+//! is a `&'static str`, assembled at compile time, but for the multi-row
+//! inserts ([`MultiInsert`]).
+
+use super::values::MultiInsert;
 
 /// The ordering key (`soiree.key`) of a dead letter's properties text, or
 /// NULL: dead letters keep no key column of their own.
@@ -30,13 +33,33 @@ macro_rules! retry_from_dead {
     };
 }
 
-/// The event `INSERT`, the only one: the store's appends, `emit_in` and
-/// the outbox statement of [`outbox`](crate::outbox) run it. One JSON
-/// array of `[topic, event id, payload, properties, key]` rows
-/// ([`append_param`](super::backend::append_param)).
+/// The event `INSERT` of the outbox statement of [`outbox`](crate::outbox),
+/// which is one statement with one parameter: a JSON array of `[topic,
+/// event id, payload, properties, key]` rows
+/// ([`append_param`](super::backend::append_param)). The store's appends
+/// and `emit_in` bind the columns instead ([`APPEND_ROWS`]).
 const APPEND: &str = "INSERT INTO soiree_events (topic, event_id, payload, properties, key) \
      SELECT value->>0, value->>1, value->>2, value->>3, value->>4 \
      FROM json_each(?1) ORDER BY key";
+
+/// The event `INSERT` of the store's appends and `emit_in`, columns bound.
+pub(crate) static APPEND_ROWS: MultiInsert = MultiInsert::new(
+    "INSERT INTO soiree_events (topic, event_id, payload, properties, key) VALUES ",
+    "(?, ?, ?, ?, ?)",
+);
+
+/// Listener results of a group; successes go to [`HANDLED_ROWS`] too.
+pub(crate) static RESULT_ROWS: MultiInsert = MultiInsert::new(
+    "INSERT INTO soiree_results (topic, event_id, handler_id, error, attempt, group_name) \
+     VALUES ",
+    "(?, ?, ?, ?, ?, ?)",
+);
+
+/// Listener successes of a group (event id, group, handler id), for dedup.
+pub(crate) static HANDLED_ROWS: MultiInsert = MultiInsert::new(
+    "INSERT OR IGNORE INTO soiree_handled (event_id, group_name, handler_id) VALUES ",
+    "(?, ?, ?)",
+);
 
 /// Events not yet acknowledged by group `?1`: unclaimed, leased, or in the
 /// retry table.
@@ -124,8 +147,6 @@ pub(crate) struct Statements {
     pub(crate) oldest: &'static str,
     pub(crate) next_token: &'static str,
     pub(crate) insert_lease: &'static str,
-    pub(crate) save_results: &'static str,
-    pub(crate) mark_handled: &'static str,
     pub(crate) succeeded: &'static str,
     pub(crate) claimed_position: &'static str,
     pub(crate) claim_range: &'static str,
@@ -224,13 +245,6 @@ pub(crate) const SQL: Statements = Statements {
     insert_lease: "INSERT INTO soiree_leases (group_name, token, consumer, lo_id, hi_id, events, \
              deliveries, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
              RETURNING id, token, lo_id, hi_id, events, deliveries",
-    save_results: "INSERT INTO soiree_results (topic, event_id, handler_id, error, attempt, \
-               group_name) \
-             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ?2 \
-             FROM json_each(?1) ORDER BY key",
-    mark_handled: "INSERT OR IGNORE INTO soiree_handled (event_id, group_name, handler_id) \
-             SELECT value->>1, ?2, value->>2 FROM json_each(?1) \
-             WHERE value->>3 IS NULL AND value->>1 <> ''",
     succeeded: "SELECT event_id, handler_id FROM soiree_handled \
              WHERE event_id IN (SELECT value FROM json_each(?1)) AND group_name = ?2",
     claimed_position: "SELECT claimed_id FROM soiree_cursors WHERE group_name = ?1",
