@@ -457,27 +457,16 @@ impl RedisStore {
         Ok(self.inner.dedup_cache.settleable(items, receipt))
     }
 
-    /// Acknowledges entries, through the results writer, which sends one
-    /// pipeline at a time in the order it was given commands: results
-    /// written after [`results_settled`](Self::results_settled) still reach
-    /// Redis before the acknowledgement.
+    /// Acknowledges entries whose results are settled
+    /// ([`results_settled`](Self::results_settled) waited for them): on the
+    /// connection itself, in batches, not queued behind the results that
+    /// listeners still running keep handing to the ordered results writer.
     async fn ack_after_results(&self, ids: &[String]) -> Result<()> {
         const BATCH: usize = 1000;
-        if ids.is_empty() {
-            return Ok(());
+        for chunk in ids.chunks(BATCH) {
+            self.ack_ids(chunk).await?;
         }
-        let inner = &self.inner;
-        let cmds = ids
-            .chunks(BATCH)
-            .map(|ids| redis::Cmd::xack(&inner.keys.events, &inner.options.group, ids))
-            .collect();
-        // The writer sends one pipeline at a time, in order: the results
-        // handed to it before go out before (or with) these acknowledgements.
-        match inner.results_writer.write(cmds).await {
-            // As in `ack_ids`: without the group nothing is pending.
-            Err(err) if err.code() == Some("NOGROUP") => Ok(()),
-            other => other,
-        }
+        Ok(())
     }
 
     pub(crate) async fn ack_ids(&self, ids: &[String]) -> Result<()> {
