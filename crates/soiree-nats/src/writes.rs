@@ -64,6 +64,10 @@ pub(crate) struct Writes {
     /// The events they are about: held back when the flush fails.
     events: Vec<String>,
     count: usize,
+    /// The server's `max_payload` as of the last flush (0: not read yet):
+    /// `Client::server_info` clones the whole server info, too much per
+    /// result.
+    max_payload: usize,
 }
 
 /// The messages `results` go out as: JSON arrays of at most `max_bytes`
@@ -95,21 +99,25 @@ impl NatsStore {
     /// Holds a result (JSON) about `event_id` until the next flush. A
     /// result larger than the server takes is dropped (logged, counted).
     pub(crate) async fn write_result(&self, json: Vec<u8>, event_id: &str) -> Result<()> {
-        let max_payload = self.inner.client.server_info().max_payload;
-        if json.len() + 2 > max_payload {
-            // Sending it again cannot succeed (not even alone in its
-            // batch): it must not hold back its delivery.
-            self.inner.metrics.results_refused.inc();
-            tracing::error!(
-                event_id,
-                size = json.len(),
-                max_payload,
-                "a listener result is larger than the server takes; it is not saved"
-            );
-            return Ok(());
-        }
         let full = {
             let mut writes = self.inner.writes.lock().await;
+            if writes.max_payload == 0 {
+                writes.max_payload = self.inner.client.server_info().max_payload;
+            }
+            let max_payload = writes.max_payload;
+            if json.len() + 2 > max_payload {
+                // Sending it again cannot succeed (not even alone in its
+                // batch): it must not hold back its delivery.
+                drop(writes);
+                self.inner.metrics.results_refused.inc();
+                tracing::error!(
+                    event_id,
+                    size = json.len(),
+                    max_payload,
+                    "a listener result is larger than the server takes; it is not saved"
+                );
+                return Ok(());
+            }
             writes.results.push(json);
             writes.events.push(event_id.to_owned());
             writes.count += 1;
@@ -181,7 +189,10 @@ impl NatsStore {
                 Vec::with_capacity(2);
             let results = std::mem::take(&mut writes.results);
             if !results.is_empty() {
-                let max = MAX_BATCH_BYTES.min(self.inner.client.server_info().max_payload);
+                // Read again per flush: a reconnect may reach a server
+                // that takes another size.
+                writes.max_payload = self.inner.client.server_info().max_payload;
+                let max = MAX_BATCH_BYTES.min(writes.max_payload);
                 let base = &self.inner.names.results_subject;
                 for (n, batch) in batches(&results, max) {
                     let subject = format!("{base}.{n}");

@@ -80,6 +80,15 @@ struct State {
     results_lost: HashSet<String>,
 }
 
+impl State {
+    /// Whether the event of `receipt` had a listener result lost.
+    fn lost(&self, receipt: &str) -> bool {
+        self.event_of_receipt
+            .get(receipt)
+            .is_some_and(|e| self.results_lost.contains(e))
+    }
+}
+
 impl DedupCache {
     /// Remembers what the storage said for a delivery's event: the
     /// listeners that already succeeded for it.
@@ -141,15 +150,7 @@ impl DedupCache {
         if state.results_lost.is_empty() {
             return vec![false; receipts.len()];
         }
-        receipts
-            .iter()
-            .map(|r| {
-                state
-                    .event_of_receipt
-                    .get(r)
-                    .is_some_and(|e| state.results_lost.contains(e))
-            })
-            .collect()
+        receipts.iter().map(|r| state.lost(r)).collect()
     }
 
     /// The items (deliveries, failures, deferrals) whose events had no
@@ -159,13 +160,7 @@ impl DedupCache {
         let state = self.lock();
         items
             .iter()
-            .filter(|item| {
-                state.results_lost.is_empty()
-                    || !state
-                        .event_of_receipt
-                        .get(receipt(item))
-                        .is_some_and(|e| state.results_lost.contains(e))
-            })
+            .filter(|item| state.results_lost.is_empty() || !state.lost(receipt(item)))
             .cloned()
             .collect()
     }
