@@ -105,7 +105,8 @@ pub enum Error {
     InvalidReceipt(String),
     /// Receipts of a lease this consumer no longer holds (it expired and was
     /// claimed again, or was already acknowledged): their events were not
-    /// acknowledged by this call and are delivered again.
+    /// acknowledged by this call and are delivered again. Becomes
+    /// [`soiree::Error::LeasesLost`], which the bus does not try again.
     #[error("stale lease: {receipts} receipts of expired or reassigned leases were refused")]
     StaleLease {
         /// How many receipts were refused.
@@ -362,6 +363,9 @@ impl From<Error> for soiree::Error {
             Error::Serialization(err) => soiree::Error::serialization(err),
             Error::Event(err) => err,
             Error::ResultsNotSaved { deliveries } => soiree::Error::ResultsNotSaved { deliveries },
+            Error::StaleLease { receipts } => soiree::Error::LeasesLost {
+                deliveries: receipts,
+            },
             other => soiree::Error::store(other),
         }
     }

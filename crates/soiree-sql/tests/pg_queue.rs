@@ -95,7 +95,7 @@ async fn a_stale_token_cannot_ack_and_the_event_is_redelivered() {
     assert_eq!(again.delivery_count, 2);
     let stale = first.ack(std::slice::from_ref(&taken[0].receipt)).await;
     assert!(
-        matches!(stale, Err(soiree::Error::Store(_))),
+        matches!(stale, Err(soiree::Error::LeasesLost { deliveries: 1 })),
         "a stale ack was accepted: {stale:?}"
     );
     assert_eq!(

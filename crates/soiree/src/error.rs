@@ -124,6 +124,18 @@ pub enum Error {
         /// How many deliveries were not settled.
         deliveries: usize,
     },
+    /// [`EventQueue::ack`](crate::EventQueue::ack) (or `fail`, `defer`)
+    /// settled the other deliveries but not these: their leases had expired
+    /// or been claimed again by another consumer, which now holds them. They
+    /// are delivered again (or already were); the bus does not try the call
+    /// again, which could settle nothing more.
+    #[error(
+        "{deliveries} deliveries not settled: their leases expired or were claimed again (delivered again)"
+    )]
+    LeasesLost {
+        /// How many deliveries were not settled.
+        deliveries: usize,
+    },
     /// A payload or stored entry could not be (de)serialized.
     #[error("serialization error: {0}")]
     Serialization(#[source] BoxError),
@@ -269,6 +281,9 @@ impl Error {
             },
             Self::Store(source) => Self::Store(text(source)),
             Self::ResultsNotSaved { deliveries } => Self::ResultsNotSaved {
+                deliveries: *deliveries,
+            },
+            Self::LeasesLost { deliveries } => Self::LeasesLost {
                 deliveries: *deliveries,
             },
             Self::Serialization(source) => Self::Serialization(text(source)),

@@ -1,7 +1,8 @@
-//! A settling call that settled all but the deliveries whose listener
-//! results could not be saved (`Error::ResultsNotSaved`, results before
-//! ack) is done: the bus does not call it again (a second call would settle
-//! nothing more), while any other error is tried again.
+//! A settling call that settled all but some deliveries — those whose
+//! listener results could not be saved (`Error::ResultsNotSaved`, results
+//! before ack) or whose leases were lost (`Error::LeasesLost`) — is done:
+//! the bus does not call it again (a second call would settle nothing
+//! more), while any other error is tried again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -97,4 +98,10 @@ async fn results_not_saved_is_not_tried_again() {
 async fn another_settling_error_is_tried_again() {
     let calls = ack_calls(|| Error::store("unreachable")).await;
     assert!(calls > 1, "{calls}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_lost_is_not_tried_again() {
+    let calls = ack_calls(|| Error::LeasesLost { deliveries: 1 }).await;
+    assert_eq!(calls, 1);
 }

@@ -462,7 +462,9 @@ struct Unsent {
 /// Retries a settling call a few times; gives up loudly (the deliveries are
 /// then delivered again: at least once). A call that settled all but the
 /// deliveries whose results could not be saved
-/// ([`Error::ResultsNotSaved`](crate::Error::ResultsNotSaved)) is done. Returns `false` when `abandon`
+/// ([`Error::ResultsNotSaved`](crate::Error::ResultsNotSaved)) or whose
+/// leases were lost ([`Error::LeasesLost`](crate::Error::LeasesLost)) is
+/// done. Returns `false` when `abandon`
 /// cut it short: the deliveries were not settled.
 async fn with_retry<'a, F, Fut>(
     abandon: &CancellationToken,
@@ -487,6 +489,10 @@ where
             // (the store counted and logged them). Trying again would
             // settle nothing more.
             Err(crate::Error::ResultsNotSaved { .. }) => return true,
+            Err(err @ crate::Error::LeasesLost { .. }) => {
+                tracing::warn!(%err, count, "{what}: some deliveries were not settled");
+                return true;
+            }
             Err(err) => {
                 tracing::warn!(%err, count, "{what} failed; retrying");
                 tokio::select! {

@@ -131,6 +131,10 @@ pub trait EventQueue: Send + Sync {
     /// recorded; the events may then be delivered again.
     /// [`Error::ResultsNotSaved`](crate::Error::ResultsNotSaved) when the
     /// others were acknowledged but not the deliveries named: see above.
+    /// [`Error::LeasesLost`](crate::Error::LeasesLost) when the others were
+    /// acknowledged but some receipts named leases this consumer no longer
+    /// holds (they expired, or another consumer claimed them): those events
+    /// are delivered again.
     ///
     /// # Cancel safety
     ///
