@@ -62,6 +62,55 @@ async fn a_bus_reports_to_its_own_registry_under_its_pool_name() {
     assert!(text.trim_end().ends_with("# EOF"));
 }
 
+/// An emission awaited inside a listener, whose job its awaiting task takes
+/// over from the queue, is one task: counted submitted, started and
+/// completed once (the worker that later pops the taken job drops it
+/// uncounted), so that nothing stays "running".
+#[tokio::test]
+async fn an_emission_run_by_its_awaiting_listener_counts_once() {
+    let registry = MetricsRegistry::new();
+    // One worker: it runs `outer`, so `inner` can only run in `outer`'s task.
+    let bus = EventBus::builder()
+        .workers(1)
+        .metrics_registry(registry.clone())
+        .pool_name("nested")
+        .build()
+        .unwrap();
+    bus.on("inner", |_ctx| async { Ok(()) }).unwrap();
+    bus.on("outer", |ctx| async move {
+        let errors: Vec<Error> = ctx.bus().emit("inner", ()).collect().await;
+        assert!(errors.is_empty());
+        Ok(())
+    })
+    .unwrap();
+    let errors: Vec<Error> = bus.emit("outer", ()).collect().await;
+    assert!(errors.is_empty());
+    // Behind the taken-over job in the one worker's queue: once it ran, the
+    // worker has popped that one too.
+    let errors: Vec<Error> = bus.emit("inner", ()).collect().await;
+    assert!(errors.is_empty());
+    bus.wait_for_idle().await;
+    let text = registry.encode();
+    for name in [
+        "soiree_pool_tasks_submitted_total",
+        "soiree_pool_tasks_started_total",
+        "soiree_pool_tasks_completed_total",
+    ] {
+        assert_eq!(
+            value(&text, &format!("{name}{{pool=\"nested\"}} ")),
+            Some(3),
+            "{name} in\n{text}"
+        );
+    }
+    for name in ["soiree_pool_tasks_queued", "soiree_pool_tasks_running"] {
+        assert_eq!(
+            value(&text, &format!("{name}{{pool=\"nested\"}} ")),
+            Some(0),
+            "{name} in\n{text}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn buses_and_pools_share_a_registry_by_label() {
     let registry = MetricsRegistry::new();

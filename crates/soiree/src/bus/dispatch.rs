@@ -11,7 +11,7 @@ use super::{BusInner, EmissionState};
 use crate::listener::{
     ListenerEntry, ListenerJob, PipelineHandle, Try, panic_message, run_listener,
 };
-use crate::pool::{Handler, Ran};
+use crate::pool::Handler;
 use crate::topic::SharedRoute;
 use crate::{Error, Event, EventBus, ListenerId};
 
@@ -158,18 +158,19 @@ pub(crate) enum Job {
 pub(crate) struct Dispatcher(pub(crate) Arc<BusInner>);
 
 impl Handler<Job> for Dispatcher {
-    async fn run(&self, job: Job) -> Ran {
+    fn claim(&self, job: &Job) -> bool {
         match job {
-            Job::Emission(state) => {
-                // A task awaiting the emission from inside a job may have taken it.
-                if !state.claim() {
-                    return Ran::Elsewhere;
-                }
-                run(&self.0, state).await;
-            }
+            // A task awaiting the emission from inside a job may have taken it.
+            Job::Emission(state) => state.claim(),
+            Job::Resume(_) => true,
+        }
+    }
+
+    async fn run(&self, job: Job) {
+        match job {
+            Job::Emission(state) => run(&self.0, state).await,
             Job::Resume(resume) => Box::pin(super::park::resume(&self.0, *resume)).await,
         }
-        Ran::Here
     }
 }
 

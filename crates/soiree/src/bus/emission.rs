@@ -214,7 +214,11 @@ impl Stream for Emission {
             && inside_job()
             && state.claim()
         {
-            *inline = Some(Box::pin(run_inline(Arc::clone(bus), Arc::clone(state))));
+            *inline = Some(Box::pin(run_inline(
+                Arc::clone(bus),
+                Arc::clone(state),
+                true,
+            )));
         }
         if let Some(job) = inline
             && job.as_mut().poll(cx).is_ready()
@@ -427,15 +431,13 @@ const PERSIST_OK: u8 = 1;
 const PERSIST_FAILED: u8 = 2;
 
 /// Runs a claimed emission in the calling task, counted by the pool as a job
-/// of its own slot.
-pub(crate) async fn run_inline(bus: Arc<BusInner>, state: Arc<EmissionState>) {
+/// of its own slot; `queued`: its job was pushed (and is dropped by the
+/// worker that pops it).
+pub(crate) async fn run_inline(bus: Arc<BusInner>, state: Arc<EmissionState>, queued: bool) {
     let flags = Arc::new(crate::pool::JobFlags::default());
     let slot = state.slot;
     let pool = Arc::clone(&bus.pool);
-    pool.count_inline();
-    pool.run_job(slot, &flags, async {
-        super::dispatch::run(&bus, state).await;
-        crate::pool::Ran::Here
-    })
-    .await;
+    pool.count_inline(queued);
+    pool.run_job(slot, &flags, super::dispatch::run(&bus, state))
+        .await;
 }

@@ -385,6 +385,6 @@ pub(crate) async fn persist_inline(bus: &Arc<BusInner>, state: Arc<EmissionState
     };
     state.make_claimable();
     if state.claim() {
-        super::emission::run_inline(Arc::clone(bus), state).await;
+        super::emission::run_inline(Arc::clone(bus), state, false).await;
     }
 }

@@ -16,4 +16,4 @@ mod worker;
 pub(crate) use idle::Slot;
 pub use options::{DEFAULT_QUEUE_CAPACITY, PoolOptions};
 pub use pool::Pool;
-pub(crate) use queue::{Handler, JobFlags, Queued, Ran, Rejected, WorkQueue, inside_job};
+pub(crate) use queue::{Handler, JobFlags, Queued, Rejected, WorkQueue, inside_job};

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use futures::FutureExt;
 
 use super::PoolOptions;
-use super::queue::{Handler, Queued, Ran, Rejected, WorkQueue};
+use super::queue::{Handler, Queued, Rejected, WorkQueue};
 use crate::{Error, Result};
 
 /// A boxed task. A named type rather than an alias, so that the pool's
@@ -19,9 +19,8 @@ struct Task(Pin<Box<dyn Future<Output = ()> + Send + 'static>>);
 struct RunTask;
 
 impl Handler<Task> for RunTask {
-    async fn run(&self, task: Task) -> Ran {
+    async fn run(&self, task: Task) {
         task.0.await;
-        Ran::Here
     }
 }
 

@@ -24,18 +24,16 @@ use crate::{Error, PoolOptions, Result};
 
 /// Runs the pool's jobs: the part of a pool that knows what a job is.
 pub(crate) trait Handler<J>: Send + Sync + 'static {
-    /// Runs one job. [`Ran::Elsewhere`] when another task took the job over
-    /// and counts it finished itself.
-    fn run(&self, job: J) -> impl Future<Output = Ran> + Send;
-}
+    /// Takes a popped job to run it; false when another task took it over
+    /// (and counts it started and finished itself): the worker drops it
+    /// uncounted.
+    fn claim(&self, job: &J) -> bool {
+        let _ = job;
+        true
+    }
 
-/// How a job left the worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Ran {
-    /// The worker ran it.
-    Here,
-    /// Another task ran (or runs) it.
-    Elsewhere,
+    /// Runs one claimed job.
+    fn run(&self, job: J) -> impl Future<Output = ()> + Send;
 }
 
 /// Why a job was not queued.
@@ -123,13 +121,12 @@ struct FinishGuard<'a, J: Send + 'static> {
     queue: &'a WorkQueue<J>,
     slot: Slot,
     released: &'a AtomicBool,
-    armed: bool,
 }
 
 impl<J: Send + 'static> Drop for FinishGuard<'_, J> {
     fn drop(&mut self) {
         let released = self.released.swap(false, Ordering::SeqCst);
-        if self.armed && !released {
+        if !released {
             self.queue.finish(self.slot);
         }
     }
@@ -279,9 +276,13 @@ impl<J: Send + 'static> WorkQueue<J> {
     }
 
     /// Counts a job that runs outside the queue (inline, by its caller) as
-    /// submitted and started.
-    pub(crate) fn count_inline(&self) {
-        self.metrics.submitted.inc();
+    /// started, and as submitted unless `queued`: pushed (and counted
+    /// submitted) first, then taken over; the worker that pops it drops it
+    /// uncounted ([`Handler::claim`]).
+    pub(crate) fn count_inline(&self, queued: bool) {
+        if !queued {
+            self.metrics.submitted.inc();
+        }
         self.metrics.started.inc();
     }
 
@@ -381,11 +382,11 @@ impl<J: Send + 'static> WorkQueue<J> {
 
     /// Runs one job in a scope that marks the task as inside it, and counts
     /// it finished when it ends, panics or is dropped unfinished (a runtime
-    /// shutting down) — unless it ran elsewhere or `wait_for_idle` counted it
-    /// already. `flags` are the runner's, reset here.
-    pub(crate) async fn run_job<F>(&self, slot: Slot, flags: &Arc<JobFlags>, job: F) -> Ran
+    /// shutting down) — unless `wait_for_idle` counted it already. `flags`
+    /// are the runner's, reset here.
+    pub(crate) async fn run_job<F>(&self, slot: Slot, flags: &Arc<JobFlags>, job: F)
     where
-        F: Future<Output = Ran>,
+        F: Future<Output = ()>,
     {
         self.scoped(flags, self.run_scoped(slot, flags, job)).await
     }
@@ -404,27 +405,18 @@ impl<J: Send + 'static> WorkQueue<J> {
 
     /// [`run_job`](Self::run_job) for a task already running `scoped` with
     /// `flags`: the job's slot is noted there.
-    pub(crate) async fn run_scoped<F>(&self, slot: Slot, flags: &JobFlags, job: F) -> Ran
+    pub(crate) async fn run_scoped<F>(&self, slot: Slot, flags: &JobFlags, job: F)
     where
-        F: Future<Output = Ran>,
+        F: Future<Output = ()>,
     {
         flags.slot.store(slot.to_bits(), Ordering::Relaxed);
-        let mut guard = FinishGuard {
+        let _guard = FinishGuard {
             queue: self,
             slot,
             released: &flags.released,
-            armed: true,
         };
-        let outcome = AssertUnwindSafe(job).catch_unwind().await;
-        match outcome {
-            Ok(ran) => {
-                guard.armed = ran == Ran::Here;
-                ran
-            }
-            Err(_panic) => {
-                self.metrics.panicked.inc();
-                Ran::Here
-            }
+        if AssertUnwindSafe(job).catch_unwind().await.is_err() {
+            self.metrics.panicked.inc();
         }
     }
 

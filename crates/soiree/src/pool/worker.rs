@@ -64,6 +64,10 @@ impl<J: Send + 'static> Place<J> {
             let Some(Queued { job, slot }) = next else {
                 break;
             };
+            // A task awaiting the job may have taken it over (and counts it).
+            if !handler.claim(&job) {
+                continue;
+            }
             queue.metrics.started.inc();
             // Pinned here, once: the job's future is large, and handing it
             // down by value would copy it at every layer.
