@@ -523,6 +523,132 @@ async fn oversized_rows_scenario(db: Db) {
     }
 }
 
+/// A multi-row statement writes one event per row, in the order of its
+/// rows, with the payload a single-row statement would have (a null
+/// column is no changed field), and a fresh event id each: the ids of a
+/// later statement sort after
+/// those of an earlier one (time first, as the bus's own ULIDs are made),
+/// so the log's index on `event_id` grows at its end.
+async fn row_order_and_ids_scenario(db: Db) {
+    db.exec("CREATE TABLE ledger (id BIGINT PRIMARY KEY, memo TEXT, amount BIGINT NOT NULL)")
+        .await
+        .unwrap();
+    db.install(&MutationTrigger::new("ledger", "Ledger"))
+        .await
+        .unwrap();
+    let memo = |n: i64| {
+        if n % 2 == 0 {
+            json!(null)
+        } else {
+            json!(format!("m{n}"))
+        }
+    };
+    let values: Vec<String> = (0..50)
+        .map(|n| match memo(n) {
+            serde_json::Value::String(m) => format!("({n}, '{m}', {n})"),
+            _ => format!("({n}, NULL, {n})"),
+        })
+        .collect();
+    let statements = [
+        format!(
+            "INSERT INTO ledger (id, memo, amount) VALUES {}",
+            values.join(", ")
+        ),
+        "UPDATE ledger SET amount = amount + 1 WHERE id < 10".to_owned(),
+        "DELETE FROM ledger WHERE id >= 40".to_owned(),
+    ];
+    for statement in &statements {
+        db.exec(statement).await.unwrap();
+        // Another millisecond for the next statement's ids.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+
+    let page = match &db {
+        Db::Pg(store) => store.events(None, 1000).await.unwrap(),
+        Db::Lite(store) => store.events(None, 1000).await.unwrap(),
+    };
+    let events: Vec<_> = page.items.iter().filter(|e| e.topic == "Ledger").collect();
+    assert_eq!(events.len(), 70, "one event per row");
+    let payloads: Vec<MutationPayload> = events
+        .iter()
+        .map(|e| serde_json::from_value(e.payload.clone()).unwrap())
+        .collect();
+    for (n, p) in (0_i64..).zip(&payloads[..50]) {
+        assert_eq!(p.operation, Operation::Create);
+        assert_eq!(p.entity_id, n.to_string(), "row order");
+        assert_eq!(
+            p.after,
+            Some(json!({ "amount": n, "id": n, "memo": memo(n) }))
+        );
+        let changed: &[&str] = if n % 2 == 0 {
+            &["amount", "id"]
+        } else {
+            &["amount", "id", "memo"]
+        };
+        assert_eq!(p.changed_fields, changed);
+        assert_eq!((p.before.as_ref(), p.actor_id.as_ref()), (None, None));
+    }
+    for (n, p) in (0_i64..).zip(&payloads[50..60]) {
+        assert_eq!(p.operation, Operation::UpdateOne);
+        assert_eq!(p.entity_id, n.to_string(), "row order");
+        assert_eq!(p.changed_fields, ["amount"]);
+        assert_eq!(p.before.as_ref().unwrap()["amount"], n);
+        assert_eq!(p.after.as_ref().unwrap()["amount"], n + 1);
+    }
+    for (n, p) in (40_i64..).zip(&payloads[60..]) {
+        assert_eq!(p.operation, Operation::DeleteOne);
+        assert_eq!(p.entity_id, n.to_string(), "row order");
+        assert!(p.changed_fields.is_empty());
+        assert_eq!(
+            p.before,
+            Some(json!({ "amount": n, "id": n, "memo": memo(n) }))
+        );
+        assert_eq!(p.after, None);
+    }
+
+    let ids: Vec<String> = events.iter().map(|e| e.id().unwrap().to_owned()).collect();
+    for id in &ids {
+        match &db {
+            Db::Pg(_) => {
+                assert_eq!(id.len(), 36, "a UUID: {id}");
+                assert_eq!(&id[14..15], "7", "a UUIDv7: {id}");
+                assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
+            }
+            Db::Lite(_) => {
+                assert_eq!(id.len(), 32, "{id}");
+                assert!(
+                    id.chars()
+                        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+                );
+            }
+        }
+    }
+    let mut distinct = ids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), ids.len(), "every event its own id");
+    let (created, updated, deleted) = (&ids[..50], &ids[50..60], &ids[60..]);
+    assert!(created.iter().max() < updated.iter().min(), "{ids:?}");
+    assert!(updated.iter().max() < deleted.iter().min(), "{ids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_write_rows_in_order_with_time_ordered_ids_on_postgres() {
+    let server = pg_or_skip!();
+    let store = pg_builder(&server, "row_order").build().await.unwrap();
+    row_order_and_ids_scenario(Db::Pg(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_write_rows_in_order_with_time_ordered_ids_on_sqlite() {
+    let dir = TempDir::new();
+    let store = sqlite_builder(&dir.db(), "row_order")
+        .build()
+        .await
+        .unwrap();
+    row_order_and_ids_scenario(Db::Lite(store)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn triggers_leave_out_oversized_row_images_on_postgres() {
     let server = pg_or_skip!();

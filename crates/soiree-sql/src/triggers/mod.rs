@@ -26,7 +26,11 @@
 //! With [`MutationTrigger::detected`], each row also writes a
 //! `mutation.detected` event ([`soiree::workflow::MutationDetectedPayload`]).
 //! Every row gets an event id (`soiree.event_id`), so named listeners run
-//! once per change even when an event is delivered again.
+//! once per change even when an event is delivered again. Ids start with
+//! the time, as the bus's own ULIDs: a UUIDv7 on PostgreSQL (74 random
+//! bits), 32 hex digits on SQLite (12 of milliseconds, then 80 random
+//! bits). Ids made together sort together, so the log's index on
+//! `event_id` grows at its end rather than at a random page per event.
 //!
 //! Triggers always write: unlike [`record`](crate::PostgresStore::record),
 //! they cannot ask the bus whether anyone listens. `TRUNCATE` is not

@@ -22,9 +22,6 @@ const TRIGGERS: [&str; 3] = [
     "soiree_mutation_delete",
 ];
 
-/// The function writing the events, in the store's schema `{schema}`
-/// (quoted). Arguments: entity type, id column, `true` for
-/// `mutation.detected` too.
 /// A column of a captured table, as its functions list it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Column {
@@ -37,6 +34,12 @@ struct Column {
 enum ColumnKind {
     /// As `to_json` writes them.
     Plain,
+    /// `smallint`, `integer`, `bigint` (or a domain over one): their text
+    /// is what `to_json` writes, without its per-value type lookups.
+    Integer,
+    /// `text`, `varchar`, `uuid`: as `to_json` writes them, and their text
+    /// is their JSON string's value (an id needs no JSON round trip).
+    Text,
     /// `numeric` (or a domain over it): as a JSON string of the exact
     /// decimal text; a JSON number would be rounded to an `f64` (or refused
     /// beyond its range) when the payload is read.
@@ -45,105 +48,174 @@ enum ColumnKind {
     NumericArray,
 }
 
-/// Column `column` of row `row` as it goes into a payload.
-fn payload_value(row: &str, column: &Column) -> String {
-    let value = format!("{row}.{}", quote_ident(&column.name));
-    match column.kind {
-        ColumnKind::Plain => value,
-        ColumnKind::Numeric => format!("{value}::text"),
-        ColumnKind::NumericArray => format!("{value}::text[]"),
+/// `text` as an SQL string literal, whatever `standard_conforming_strings`
+/// says (a JSON-escaped name may hold a backslash).
+fn sql_text(text: &str) -> String {
+    if text.contains('\\') {
+        format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+    } else {
+        quote_literal(text)
     }
 }
 
-/// Row `row` as a JSON object of its columns. Built with `to_json` and
-/// never evaluated: a `json` column may hold `\u0000`, which PostgreSQL
-/// stores in `json` but cannot convert to text (`->>`, `json_each`,
-/// `to_jsonb` fail on it, and with them the application's own statement).
+/// `text` as a JSON string.
+fn json_string(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+/// Column `column` of row `row` as JSON text, as `to_json` of the row
+/// writes it (`null` included).
+fn json_value(row: &str, column: &Column) -> String {
+    let value = format!("{row}.{}", quote_ident(&column.name));
+    match column.kind {
+        ColumnKind::Integer => format!("coalesce({value}::text, 'null')"),
+        // Digits, `-`, `.`, `e`, `NaN`, `Infinity`: nothing to escape.
+        ColumnKind::Numeric => format!("coalesce('\"' || {value}::text || '\"', 'null')"),
+        ColumnKind::NumericArray => format!("coalesce(to_json({value}::text[])::text, 'null')"),
+        ColumnKind::Plain | ColumnKind::Text => format!("coalesce(to_json({value})::text, 'null')"),
+    }
+}
+
+/// Row `row` as the text of a JSON object of its columns, the text
+/// `to_json` of the row would write (`{"a":1,"b":"x"}`), made by
+/// concatenation: `to_json` and `json_build_object` look each value's
+/// type up again for every row. Never evaluated as JSON: a `json` column
+/// may hold `\u0000`, which PostgreSQL keeps in `json` but cannot convert
+/// to text (`->>`, `json_each`, `to_jsonb` fail on it, and with them the
+/// application's own statement).
 fn row_json(row: &str, columns: &[Column]) -> String {
-    let values: Vec<String> = columns
+    let parts: Vec<String> = columns
         .iter()
-        .map(|c| format!("{} AS {}", payload_value(row, c), quote_ident(&c.name)))
+        .enumerate()
+        .map(|(n, c)| {
+            let key = format!(
+                "{}{}:",
+                if n == 0 { "{" } else { "," },
+                json_string(&c.name)
+            );
+            format!("{} || {}", sql_text(&key), json_value(row, c))
+        })
         .collect();
-    format!(
-        "(SELECT to_json(soiree_row.*) FROM (SELECT {}) AS soiree_row)",
-        values.join(", ")
-    )
+    format!("({} || '}}')", parts.join(" || "))
 }
 
 /// The id column of row `row` as text (as its JSON form reads: a timestamp
 /// in ISO form), `''` when null.
 fn row_id(row: &str, id: &Column) -> String {
-    format!(
-        "coalesce(to_json({}) #>> '{{}}', '')",
-        payload_value(row, id)
-    )
+    let value = format!("{row}.{}", quote_ident(&id.name));
+    match id.kind {
+        ColumnKind::Integer | ColumnKind::Text => format!("coalesce({value}::text, '')"),
+        ColumnKind::Numeric => format!("coalesce({value}::text, '')"),
+        ColumnKind::NumericArray => format!("coalesce(to_json({value}::text[]) #>> '{{}}', '')"),
+        ColumnKind::Plain => format!("coalesce(to_json({value}) #>> '{{}}', '')"),
+    }
 }
 
-/// A JSON array of the names of `columns` for which `condition` holds.
+/// The JSON string of a [`row_id`] (`id`): integers need no escaping.
+fn row_id_json(id: &str, column: &Column) -> String {
+    match column.kind {
+        ColumnKind::Integer => format!("'\"' || {id} || '\"'"),
+        _ => format!("to_json({id})::text"),
+    }
+}
+
+/// The text of a JSON array of the names of `columns` for which `condition`
+/// holds, in column order (`["a","b"]`, as `array_to_json` writes it),
+/// made with string operations only.
 fn names_where(columns: &[Column], condition: impl Fn(&str) -> String) -> String {
-    let names: Vec<String> = columns
+    let cases: Vec<String> = columns
         .iter()
         .map(|c| {
             format!(
-                "CASE WHEN {} THEN {} END",
+                "CASE WHEN {} THEN {} ELSE '' END",
                 condition(&quote_ident(&c.name)),
-                quote_literal(&c.name)
+                sql_text(&format!("{},", json_string(&c.name)))
             )
         })
         .collect();
+    format!("('[' || rtrim({}, ',') || ']')", cases.join(" || "))
+}
+
+/// The start of a new event id, once per call: a UUIDv7's time in
+/// milliseconds and version (`0190f1a2-3b4c-7`), followed per event by the
+/// last 21 characters of a random UUID (74 random bits, the variant kept):
+/// ids made together sort together, so the log's index on `event_id`
+/// grows at its end instead of at a random page per event.
+const EVENT_ID_PREFIX: &str = "(SELECT substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-7' \
+     FROM (SELECT lpad(to_hex(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') \
+     AS h) AS soiree_ms)";
+
+/// A new event id, given the [`EVENT_ID_PREFIX`] in `prefix`.
+fn new_event_id(prefix: &str) -> String {
+    format!("{prefix} || substr(gen_random_uuid()::text, 16)")
+}
+
+/// The properties of an event with id `id` (SQL text), as
+/// `json_build_object` writes them, `omitted` (SQL boolean) saying whether
+/// a row image was left out.
+fn properties(id: &str, omitted: &str) -> String {
     format!(
-        "array_to_json(array_remove(ARRAY[{}]::text[], NULL))",
-        names.join(", ")
+        "({start} || {id} || CASE WHEN {omitted} THEN {omitted_end} ELSE '\"}}' END)::json",
+        start = sql_text(&format!(
+            "{{{} : \"",
+            json_string(soiree::PROPERTY_EVENT_ID)
+        )),
+        omitted_end = sql_text(&format!(
+            "\", {} : true}}",
+            json_string(PROPERTY_ROW_OMITTED)
+        )),
     )
 }
 
 /// A table's statement function: inserts and deletes, through transition
 /// tables, with the table's columns listed (install again after adding
-/// columns).
+/// columns). Payloads and properties are written as text, the text
+/// `json_build_object` wrote, and cast to `json` once.
 fn statement_function(schema: &str, name: &str, columns: &[Column], id: &Column) -> String {
     let rows = |table: &str, fields: &str| {
         format!(
             "SELECT {j} AS j, {row_id} AS row_id, {fields} AS fields, \
-             gen_random_uuid()::text AS event_id FROM {table} AS t",
+             {event_id} AS event_id FROM {table} AS t",
             j = row_json("t", columns),
             row_id = row_id("t", id),
+            event_id = new_event_id("id_prefix"),
         )
     };
     let inserted = rows(
         "soiree_new_rows",
         &names_where(columns, |c| format!("t.{c} IS NOT NULL")),
     );
-    let deleted = rows("soiree_old_rows", "'[]'::json");
+    let deleted = rows("soiree_old_rows", "'[]'");
     // A row image too large for the payload limit is left out (the write
-    // goes on), and the event says so. `json` to text is its stored text:
-    // nothing is evaluated.
-    let fits = format!("octet_length(c.j::text) <= {MAX_ROW_IMAGE_LEN}");
+    // goes on), and the event says so.
+    let fits = format!("octet_length(c.j) <= {MAX_ROW_IMAGE_LEN}");
+    let id_json = row_id_json("c.row_id", id);
     // The mutation events of rows `c`.
     let events = |op: &str, row_key: &str| {
         format!(
             "INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties) \
-             SELECT TG_ARGV[0], c.event_id, CASE WHEN actor IS NULL \
-             THEN json_build_object('operation', '{op}', 'entity_type', TG_ARGV[0], \
-                 'entity_id', c.row_id, 'changed_fields', c.fields, \
-                 '{row_key}', CASE WHEN {fits} THEN c.j END) \
-             ELSE json_build_object('operation', '{op}', 'entity_type', TG_ARGV[0], \
-                 'entity_id', c.row_id, 'changed_fields', c.fields, \
-                 '{row_key}', CASE WHEN {fits} THEN c.j END, 'actor_id', actor) END, \
-             CASE WHEN {fits} THEN json_build_object('soiree.event_id', c.event_id) \
-             ELSE json_build_object('soiree.event_id', c.event_id, \
-                 '{PROPERTY_ROW_OMITTED}', true) END \
-             FROM c"
+             SELECT TG_ARGV[0], c.event_id, \
+             ('{{\"operation\" : \"{op}\", \"entity_type\" : ' || entity || \
+              ', \"entity_id\" : ' || {id_json} || ', \"changed_fields\" : ' || c.fields || \
+              ', \"{row_key}\" : ' || CASE WHEN {fits} THEN c.j ELSE 'null' END || \
+              actor_field || '}}')::json, \
+             {properties} \
+             FROM c",
+            properties = properties("c.event_id", &format!("NOT ({fits})")),
         )
     };
     // Their `mutation.detected` events.
     let detected = |verb: &str| {
         format!(
             "INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties) \
-             SELECT 'mutation.detected', d.id, json_build_object('SchemaType', TG_ARGV[0], \
-                 'ObjectID', c.row_id, 'Operation', '{verb}', 'ChangedFields', c.fields, \
-                 'UserID', coalesce(actor, '')), \
-             json_build_object('soiree.event_id', d.id) \
-             FROM c CROSS JOIN LATERAL (SELECT gen_random_uuid()::text AS id) AS d"
+             SELECT 'mutation.detected', d.id, \
+             ('{{\"SchemaType\" : ' || entity || ', \"ObjectID\" : ' || {id_json} || \
+              ', \"Operation\" : \"{verb}\", \"ChangedFields\" : ' || c.fields || \
+              ', \"UserID\" : ' || user_id || '}}')::json, \
+             {properties} \
+             FROM c CROSS JOIN LATERAL (SELECT {event_id} AS id) AS d",
+            event_id = new_event_id("id_prefix"),
+            properties = properties("d.id", "false"),
         )
     };
     let branch = |rows: &str, op: &str, row_key: &str, verb: &str| {
@@ -160,7 +232,13 @@ fn statement_function(schema: &str, name: &str, columns: &[Column], id: &Column)
     format!(
         "CREATE OR REPLACE FUNCTION {schema}.{name}() RETURNS trigger \
          LANGUAGE plpgsql AS $soiree$ \
-         DECLARE actor text := nullif(current_setting('soiree.actor_id', true), ''); \
+         DECLARE \
+             actor text := nullif(current_setting('soiree.actor_id', true), ''); \
+             entity text := to_json(TG_ARGV[0])::text; \
+             actor_field text := CASE WHEN actor IS NULL THEN '' \
+                 ELSE ', \"actor_id\" : ' || to_json(actor)::text END; \
+             user_id text := to_json(coalesce(actor, ''))::text; \
+             id_prefix text := {EVENT_ID_PREFIX}; \
          BEGIN \
          IF TG_OP = 'INSERT' THEN {insert} ELSE {delete} END IF; \
          RETURN NULL; \
@@ -172,64 +250,62 @@ fn statement_function(schema: &str, name: &str, columns: &[Column], id: &Column)
 
 /// A table's row function for updates, with the table's columns listed:
 /// the changed fields are the columns whose text differs (`json` has no
-/// equality), the rows are built as [`row_json`] says.
+/// equality), the rows are built as [`row_json`] says, the payload as
+/// [`statement_function`]'s.
 fn update_function(schema: &str, name: &str, columns: &[Column], id: &Column) -> String {
     let changed = names_where(columns, |c| {
         format!("OLD.{c}::text IS DISTINCT FROM NEW.{c}::text")
     });
     let (before, after) = (row_json("OLD", columns), row_json("NEW", columns));
     let row_id = row_id("NEW", id);
+    let id_json = row_id_json("row_id", id);
     format!(
         "CREATE OR REPLACE FUNCTION {schema}.{name}() RETURNS trigger \
          LANGUAGE plpgsql AS $soiree$ \
          DECLARE \
              actor text := nullif(current_setting('soiree.actor_id', true), ''); \
-             event_id text := gen_random_uuid()::text; \
+             event_id text := {event_id}; \
              row_id text; \
-             changed json; \
-             payload json; \
-             before_row json; \
-             after_row json; \
-             properties json; \
+             changed text; \
+             before_row text; \
+             after_row text; \
+             omitted boolean := false; \
          BEGIN \
              row_id := {row_id}; \
              changed := {changed}; \
              before_row := {before}; \
              after_row := {after}; \
-             properties := json_build_object('soiree.event_id', event_id); \
-             IF octet_length(before_row::text) > {MAX_ROW_IMAGE_LEN} THEN \
-                 before_row := NULL; \
-                 properties := json_build_object('soiree.event_id', event_id, \
-                     '{PROPERTY_ROW_OMITTED}', true); \
+             IF octet_length(before_row) > {MAX_ROW_IMAGE_LEN} THEN \
+                 before_row := 'null'; \
+                 omitted := true; \
              END IF; \
-             IF octet_length(after_row::text) > {MAX_ROW_IMAGE_LEN} THEN \
-                 after_row := NULL; \
-                 properties := json_build_object('soiree.event_id', event_id, \
-                     '{PROPERTY_ROW_OMITTED}', true); \
-             END IF; \
-             IF actor IS NULL THEN \
-                 payload := json_build_object('operation', 'OpUpdateOne', \
-                     'entity_type', TG_ARGV[0], 'entity_id', row_id, \
-                     'changed_fields', changed, 'before', before_row, 'after', after_row); \
-             ELSE \
-                 payload := json_build_object('operation', 'OpUpdateOne', \
-                     'entity_type', TG_ARGV[0], 'entity_id', row_id, \
-                     'changed_fields', changed, 'before', before_row, 'after', after_row, \
-                     'actor_id', actor); \
+             IF octet_length(after_row) > {MAX_ROW_IMAGE_LEN} THEN \
+                 after_row := 'null'; \
+                 omitted := true; \
              END IF; \
              INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties) \
-             VALUES (TG_ARGV[0], event_id, payload, properties); \
+             VALUES (TG_ARGV[0], event_id, \
+                 ('{{\"operation\" : \"OpUpdateOne\", \"entity_type\" : ' || to_json(TG_ARGV[0])::text || \
+                  ', \"entity_id\" : ' || {id_json} || ', \"changed_fields\" : ' || changed || \
+                  ', \"before\" : ' || before_row || ', \"after\" : ' || after_row || \
+                  CASE WHEN actor IS NULL THEN '' \
+                      ELSE ', \"actor_id\" : ' || to_json(actor)::text END || '}}')::json, \
+                 {properties}); \
              IF TG_ARGV[2] = 'true' THEN \
-                 event_id := gen_random_uuid()::text; \
+                 event_id := {event_id}; \
                  INSERT INTO {schema}.soiree_events (topic, event_id, payload, properties) \
                  VALUES ('mutation.detected', event_id, \
-                     json_build_object('SchemaType', TG_ARGV[0], 'ObjectID', row_id, \
-                         'Operation', 'update', 'ChangedFields', changed, \
-                         'UserID', coalesce(actor, '')), \
-                     json_build_object('soiree.event_id', event_id)); \
+                     ('{{\"SchemaType\" : ' || to_json(TG_ARGV[0])::text || \
+                      ', \"ObjectID\" : ' || {id_json} || \
+                      ', \"Operation\" : \"update\", \"ChangedFields\" : ' || changed || \
+                      ', \"UserID\" : ' || to_json(coalesce(actor, ''))::text || '}}')::json, \
+                     {detected_properties}); \
              END IF; \
              RETURN NULL; \
-         END $soiree$"
+         END $soiree$",
+        event_id = new_event_id(EVENT_ID_PREFIX),
+        properties = properties("event_id", "omitted"),
+        detected_properties = properties("event_id", "false"),
     )
 }
 
@@ -286,7 +362,10 @@ impl PostgresStore {
         let columns: Vec<Column> = sqlx::query_as::<_, (String, i32)>(
             "SELECT a.attname::text, \
                CASE coalesce(nullif(t.typbasetype, 0), t.oid) \
-                 WHEN 'numeric'::regtype THEN 1 WHEN 'numeric[]'::regtype THEN 2 ELSE 0 END \
+                 WHEN 'numeric'::regtype THEN 1 WHEN 'numeric[]'::regtype THEN 2 \
+                 WHEN 'int2'::regtype THEN 3 WHEN 'int4'::regtype THEN 3 \
+                 WHEN 'int8'::regtype THEN 3 WHEN 'text'::regtype THEN 4 \
+                 WHEN 'varchar'::regtype THEN 4 WHEN 'uuid'::regtype THEN 4 ELSE 0 END \
              FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
              WHERE a.attrelid = $1::bigint::oid AND a.attnum > 0 AND NOT a.attisdropped \
              ORDER BY a.attname COLLATE \"C\"",
@@ -300,6 +379,8 @@ impl PostgresStore {
             kind: match kind {
                 1 => ColumnKind::Numeric,
                 2 => ColumnKind::NumericArray,
+                3 => ColumnKind::Integer,
+                4 => ColumnKind::Text,
                 _ => ColumnKind::Plain,
             },
         })
@@ -428,7 +509,7 @@ mod tests {
             update_function("\"ev\"", "soiree_capture_updates_1", &columns, &columns[0]),
         ] {
             assert!(sql.contains("INSERT INTO \"ev\".soiree_events"));
-            assert!(sql.contains(".\"total\"::text AS \"total\""), "{sql}");
+            assert!(sql.contains(".\"total\"::text || '\"'"), "{sql}");
             assert!(!sql.contains("{schema}"));
             assert!(!sql.contains("->>"), "no JSON is evaluated: {sql}");
             if std::env::var_os("SOIREE_PRINT_TRIGGER_SQL").is_some() {
