@@ -52,6 +52,17 @@ pub trait Driver: sqlx::Database<Arguments: sqlx::IntoArguments<Self>> + sealed:
         events: &[NewEvent],
     ) -> Result<()>;
 
+    /// [`insert`](Self::insert) of rows the caller is done with: SQLite
+    /// hands their strings to its statement instead of copying each.
+    #[doc(hidden)]
+    async fn insert_owned(
+        backend: &Self::Backend,
+        conn: &mut Self::Connection,
+        events: Vec<NewEvent>,
+    ) -> Result<()> {
+        Self::insert(backend, conn, &events).await
+    }
+
     /// Stores delayed events, each with its due time (Unix ms), in
     /// `soiree_scheduled` on the caller's connection.
     #[doc(hidden)]

@@ -203,7 +203,7 @@ impl<DB: Driver> SqlStore<DB> {
         }
         let backend = &self.core.backend;
         if !rows.is_empty() {
-            DB::insert(backend, conn, &rows).await?;
+            DB::insert_owned(backend, conn, rows).await?;
         }
         if !delayed.is_empty() {
             DB::schedule_in(backend, conn, &delayed).await?;

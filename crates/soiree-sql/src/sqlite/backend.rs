@@ -1,6 +1,7 @@
 //! The SQLite SQL of the store: one writer connection (`BEGIN IMMEDIATE`
 //! for every multi-statement write) and a pool of readers.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -27,7 +28,9 @@ const AT_US: &str =
 pub struct SqliteBackend {
     pub(crate) writer: SqlitePool,
     pub(crate) readers: SqlitePool,
-    pub(crate) group: String,
+    /// Shared, not copied, by every parameter that binds it (a results
+    /// row binds it once per row).
+    pub(crate) group: Arc<str>,
     pub(crate) consumer: String,
     pub(crate) lease_ms: i64,
 }
@@ -55,6 +58,60 @@ pub(crate) async fn insert_events(conn: &mut SqliteConnection, events: &[NewEven
                 .bind(&e.key)
         })
         .await
+}
+
+/// [`insert_events`] of rows the caller is done with: their strings are
+/// moved into the statement's parameters, where binding borrowed ones
+/// copies each (sqlx keeps its parameters owned).
+pub(crate) async fn insert_owned_events(
+    conn: &mut SqliteConnection,
+    events: Vec<NewEvent>,
+) -> Result<()> {
+    let Some(query) = APPEND_ROWS.one_statement(events.len()) else {
+        return insert_events(conn, &events).await;
+    };
+    let query = events.into_iter().fold(query, |query, e| {
+        query
+            .bind(e.topic)
+            .bind(e.event_id)
+            .bind(e.payload)
+            .bind(e.properties)
+            .bind(e.key)
+    });
+    query.execute(conn).await?;
+    Ok(())
+}
+
+/// A result's text columns as shared strings, bound without a copy: a
+/// borrowed string is copied twice per parameter (sqlx's `String`, then
+/// its `Arc`), and a batch's topic and listener repeat row after row while
+/// its event id goes to both tables.
+struct ResultColumns<'a> {
+    topic: Arc<str>,
+    event_id: Arc<str>,
+    handler_id: Arc<str>,
+    result: &'a StoredResult,
+}
+
+/// [`ResultColumns`] of `results`; a value equal to the previous row's is
+/// shared with it.
+fn shared_columns(results: &[StoredResult]) -> Vec<ResultColumns<'_>> {
+    fn share(last: &mut Option<Arc<str>>, value: &str) -> Arc<str> {
+        match last {
+            Some(shared) if **shared == *value => Arc::clone(shared),
+            _ => Arc::clone(last.insert(Arc::from(value))),
+        }
+    }
+    let (mut topic, mut handler_id) = (None, None);
+    results
+        .iter()
+        .map(|result| ResultColumns {
+            topic: share(&mut topic, &result.topic),
+            event_id: Arc::from(result.event_id.as_str()),
+            handler_id: share(&mut handler_id, &result.handler_id),
+            result,
+        })
+        .collect()
 }
 
 fn now_ms() -> i64 {
@@ -93,7 +150,7 @@ impl SqliteBackend {
     ) -> Result<LeaseRow> {
         let token = next_token(&mut *conn).await?;
         let row = sqlx::query(SQL.insert_lease)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .bind(token)
             .bind(&self.consumer)
             .bind(lo)
@@ -145,30 +202,31 @@ impl Backend for SqliteBackend {
     }
 
     async fn save_results(&self, results: &[StoredResult]) -> Result<()> {
+        let rows = shared_columns(results);
         // Results and successes are the group's own: another group's
         // listener of the same name has not run for this one.
-        let succeeded: Vec<&StoredResult> = results
+        let succeeded: Vec<&ResultColumns<'_>> = rows
             .iter()
-            .filter(|r| r.error.is_none() && !r.event_id.is_empty())
+            .filter(|r| r.result.error.is_none() && !r.result.event_id.is_empty())
             .collect();
         let mut tx = self.write_tx().await?;
         RESULT_ROWS
-            .run(&mut tx, results, |query, r| {
+            .run(&mut tx, &rows, |query, r| {
                 query
-                    .bind(&r.topic)
-                    .bind(&r.event_id)
-                    .bind(&r.handler_id)
-                    .bind(&r.error)
-                    .bind(i64::from(r.attempt))
-                    .bind(&self.group)
+                    .bind(Arc::clone(&r.topic))
+                    .bind(Arc::clone(&r.event_id))
+                    .bind(Arc::clone(&r.handler_id))
+                    .bind(&r.result.error)
+                    .bind(i64::from(r.result.attempt))
+                    .bind(Arc::clone(&self.group))
             })
             .await?;
         HANDLED_ROWS
             .run(&mut tx, &succeeded, |query, r| {
                 query
-                    .bind(&r.event_id)
-                    .bind(&self.group)
-                    .bind(&r.handler_id)
+                    .bind(Arc::clone(&r.event_id))
+                    .bind(Arc::clone(&self.group))
+                    .bind(Arc::clone(&r.handler_id))
             })
             .await?;
         tx.commit().await?;
@@ -179,7 +237,7 @@ impl Backend for SqliteBackend {
         let param = serde_json::to_string(event_ids)?;
         let rows = sqlx::query(SQL.succeeded)
             .bind(param)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .fetch_all(&self.readers)
             .await?;
         rows.iter()
@@ -194,7 +252,7 @@ impl Backend for SqliteBackend {
         }
         let mut tx = self.write_tx().await?;
         let claimed: i64 = sqlx::query_scalar(SQL.claimed_position)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .fetch_one(&mut *tx)
             .await?;
         let (lo, hi, n): (Option<i64>, Option<i64>, i64) = sqlx::query_as(SQL.claim_range)
@@ -207,7 +265,7 @@ impl Backend for SqliteBackend {
             return Ok(None);
         };
         sqlx::query(SQL.advance_cursor)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .bind(hi)
             .execute(&mut *tx)
             .await?;
@@ -224,7 +282,7 @@ impl Backend for SqliteBackend {
     async fn reclaim(&self) -> Result<Option<LeaseRow>> {
         let now = now_ms();
         let expired: bool = sqlx::query_scalar(SQL.any_expired)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .bind(now)
             .fetch_one(&self.readers)
             .await?;
@@ -233,7 +291,7 @@ impl Backend for SqliteBackend {
         }
         let mut tx = self.write_tx().await?;
         let id: Option<i64> = sqlx::query_scalar(SQL.first_expired)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .bind(now_ms())
             .fetch_optional(&mut *tx)
             .await?;
@@ -288,7 +346,7 @@ impl Backend for SqliteBackend {
         // Copied before the drop, whose trigger deletes the lease's acks
         // (rolled back when the lease is no longer this token's).
         let moved = sqlx::query(SQL.dead_letter_lease)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .bind(lease.lo.id)
             .bind(lease.hi.id)
             .bind(lease.deliveries)
@@ -332,7 +390,7 @@ impl Backend for SqliteBackend {
         let mut tx = self.write_tx().await?;
         for row in rows {
             sqlx::query(SQL.dead_letter_row)
-                .bind(&self.group)
+                .bind(Arc::clone(&self.group))
                 .bind(row.event.pos.id)
                 .bind(&row.event.topic)
                 .bind(&row.event.payload)
@@ -363,7 +421,7 @@ impl Backend for SqliteBackend {
 
     async fn backlog(&self) -> Result<u64> {
         let count: i64 = sqlx::query_scalar(SQL.backlog)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .fetch_one(&self.readers)
             .await?;
         Ok(u64::try_from(count).unwrap_or(0))
@@ -418,7 +476,7 @@ impl Backend for SqliteBackend {
             SQL.fail_leased_dead
         };
         let done = sqlx::query(sql)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .bind(param)
             .bind(now_ms())
             .execute(&self.writer)
@@ -429,7 +487,7 @@ impl Backend for SqliteBackend {
     async fn claim_retries(&self, max: usize) -> Result<Vec<RetryRow>> {
         let now = now_ms();
         let due: bool = sqlx::query_scalar(SQL.any_due_retry)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .bind(now)
             .fetch_one(&self.readers)
             .await?;
@@ -439,7 +497,7 @@ impl Backend for SqliteBackend {
         let mut tx = self.write_tx().await?;
         let token = next_token(&mut tx).await?;
         let rows = sqlx::query(SQL.claim_retries)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .bind(now_ms())
             .bind(token)
             .bind(i64::try_from(max).unwrap_or(i64::MAX))
@@ -522,7 +580,7 @@ impl Backend for SqliteBackend {
         for run in runs {
             let token = next_token(&mut tx).await?;
             sqlx::query(SQL.hand_back)
-                .bind(&self.group)
+                .bind(Arc::clone(&self.group))
                 .bind(token)
                 .bind(&self.consumer)
                 .bind(run.lo.id)
@@ -540,7 +598,7 @@ impl Backend for SqliteBackend {
     async fn replay_dead(&self, filter: &SqlDeadLetterFilter) -> Result<u64> {
         let mut tx = self.write_tx().await?;
         let ids: Vec<i64> = sqlx::query_scalar(SQL.dead_ids)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .bind(filter.topic.as_deref())
             .bind(filter.event_id.as_deref())
             .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
@@ -557,7 +615,7 @@ impl Backend for SqliteBackend {
 
     async fn counts(&self) -> Result<Counts> {
         let row = sqlx::query(SQL.counts)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .bind(now_ms())
             .bind(self.lease_ms)
             .fetch_one(&self.readers)
@@ -578,7 +636,7 @@ impl Backend for SqliteBackend {
         };
         let (kind, id) = after.unwrap_or(start);
         let rows = sqlx::query(sql)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .bind(now_ms())
             .bind(self.lease_ms)
             .bind(kind)
@@ -598,7 +656,7 @@ impl Backend for SqliteBackend {
 
     async fn consumers(&self) -> Result<Vec<ConsumerRow>> {
         let rows = sqlx::query(SQL.consumers)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .bind(now_ms())
             .bind(self.lease_ms)
             .fetch_all(&self.readers)
@@ -608,7 +666,7 @@ impl Backend for SqliteBackend {
 
     async fn retry_event(&self, id: i64) -> Result<u64> {
         let done = sqlx::query(SQL.retry_event)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .bind(id)
             .bind(now_ms())
             .execute(&self.writer)
@@ -618,7 +676,7 @@ impl Backend for SqliteBackend {
 
     async fn retry_dead_copy(&self, id: i64) -> Result<u64> {
         let done = sqlx::query(SQL.retry_dead_copy)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .bind(id)
             .bind(now_ms())
             .execute(&self.writer)
@@ -636,7 +694,7 @@ impl Backend for SqliteBackend {
     async fn purge_dead(&self, ids: Option<&[i64]>) -> Result<u64> {
         let param = ids.map(serde_json::to_string).transpose()?;
         let done = sqlx::query(SQL.purge_dead)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .bind(param)
             .execute(&self.writer)
             .await?;
@@ -655,7 +713,7 @@ impl Backend for SqliteBackend {
 
     async fn oldest_unconsumed_ms(&self) -> Result<Option<i64>> {
         let oldest: Option<f64> = sqlx::query_scalar(SQL.oldest)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .fetch_one(&self.readers)
             .await?;
         #[allow(clippy::cast_possible_truncation)]
@@ -678,7 +736,7 @@ impl Backend for SqliteBackend {
         // leases and retry rows (tracked in memory). The events of a lease
         // are found through the log's primary key.
         let rows: Vec<(String, i64)> = sqlx::query_as(SQL.key_blockers)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .bind(serde_json::to_string(keys)?)
             .bind(before.id)
             .bind(pairs_json(own_leases))
@@ -699,12 +757,12 @@ impl Backend for SqliteBackend {
         let now = now_ms();
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(SQL.expire_consumers)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .bind(now.saturating_sub(86_400_000))
             .execute(&mut *tx)
             .await?;
         sqlx::query(SQL.beat)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .bind(&self.consumer)
             .bind(now)
             .bind(now.saturating_add(live_ms))
@@ -731,12 +789,12 @@ impl SqliteBackend {
         let moved = sqlx::query(SQL.move_dead)
             .bind(&param)
             .bind(now_ms())
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .execute(&mut *tx)
             .await?;
         sqlx::query(SQL.delete_dead)
             .bind(&param)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .execute(&mut *tx)
             .await?;
         Ok(moved.rows_affected())
@@ -745,7 +803,7 @@ impl SqliteBackend {
     /// Whether events wait past the group's claimed position.
     async fn waiting_unclaimed(&self, pool: &SqlitePool) -> Result<bool> {
         Ok(sqlx::query_scalar(SQL.waiting_unclaimed)
-            .bind(&self.group)
+            .bind(Arc::clone(&self.group))
             .fetch_one(pool)
             .await?)
     }

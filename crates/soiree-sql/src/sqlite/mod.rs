@@ -125,6 +125,14 @@ impl Driver for Sqlite {
         backend::insert_events(conn, events).await
     }
 
+    async fn insert_owned(
+        _backend: &SqliteBackend,
+        conn: &mut SqliteConnection,
+        events: Vec<NewEvent>,
+    ) -> Result<()> {
+        backend::insert_owned_events(conn, events).await
+    }
+
     async fn execute_in(
         _backend: &SqliteBackend,
         conn: &mut SqliteConnection,
@@ -362,7 +370,7 @@ impl SqlStoreBuilder<Sqlite> {
         let backend = SqliteBackend {
             writer,
             readers,
-            group: self.options.group.clone(),
+            group: Arc::from(self.options.group.as_str()),
             consumer: self.options.consumer_name().to_owned(),
             lease_ms: self.options.lease_ms(),
         };

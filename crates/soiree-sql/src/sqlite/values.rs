@@ -11,9 +11,9 @@
 
 use std::sync::OnceLock;
 
+use sqlx::Sqlite;
 use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection};
-use sqlx::{AssertSqlSafe, Sqlite};
 
 use crate::Result;
 
@@ -34,7 +34,14 @@ pub(crate) struct MultiInsert {
     row: &'static str,
     /// The statement of `2^k` rows at `k`, written on first use.
     texts: OnceLock<Vec<String>>,
+    /// The statement of exactly `n` rows at `n` (up to the largest chunk),
+    /// written on first use: a write of a hundred events formatted its
+    /// statement anew on every call, and sqlx copied it.
+    exact: [OnceLock<String>; EXACT],
 }
+
+/// Statements of exactly `n` rows kept, `n` up to the largest chunk.
+const EXACT: usize = (1 << MAX_CHUNK_LOG2) + 1;
 
 impl MultiInsert {
     pub(crate) const fn new(head: &'static str, row: &'static str) -> Self {
@@ -42,7 +49,13 @@ impl MultiInsert {
             head,
             row,
             texts: OnceLock::new(),
+            exact: [const { OnceLock::new() }; EXACT],
         }
+    }
+
+    /// The statement of exactly `n` rows, `n` at most the largest chunk.
+    fn exact_text(&'static self, n: usize) -> &'static str {
+        self.exact[n].get_or_init(|| format!("{}{}", self.head, vec![self.row; n].join(", ")))
     }
 
     /// The statement of `2^k` rows.
@@ -56,6 +69,14 @@ impl MultiInsert {
                 .collect()
         });
         &texts[k]
+    }
+
+    /// The unbound statement of exactly `n` rows when they fit in one
+    /// (`n` from 1 to the largest chunk): atomic by itself.
+    pub(crate) fn one_statement(&'static self, n: usize) -> Option<SqliteQuery> {
+        (1..EXACT)
+            .contains(&n)
+            .then(|| sqlx::query(self.exact_text(n)))
     }
 
     /// [`run`](Self::run) as one write: up to the largest chunk one
@@ -72,8 +93,7 @@ impl MultiInsert {
             // round trip to the connection's thread where chunks and a
             // savepoint take five for a hundred rows. Prepared once per size
             // (the connection caches its statements).
-            let rows = vec![self.row; items.len()].join(", ");
-            let query = sqlx::query(AssertSqlSafe(format!("{}{rows}", self.head)));
+            let query = sqlx::query(self.exact_text(items.len()));
             bound(query, items, &bind).execute(&mut *conn).await?;
             return Ok(());
         }
@@ -124,5 +144,15 @@ mod tests {
         assert_eq!(PAIRS.text(0), "INSERT INTO t (a, b) VALUES (?, ?)");
         assert_eq!(PAIRS.text(1), "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)");
         assert_eq!(PAIRS.text(MAX_CHUNK_LOG2).matches('(').count(), 513);
+    }
+
+    #[test]
+    fn an_exact_statement_holds_its_rows() {
+        assert_eq!(
+            PAIRS.exact_text(3),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?)"
+        );
+        assert_eq!(PAIRS.exact_text(100).matches('(').count(), 101);
+        assert_eq!(PAIRS.exact_text(EXACT - 1).matches('(').count(), EXACT);
     }
 }
