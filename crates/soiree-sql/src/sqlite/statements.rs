@@ -245,8 +245,12 @@ pub(crate) const SQL: Statements = Statements {
     insert_lease: "INSERT INTO soiree_leases (group_name, token, consumer, lo_id, hi_id, events, \
              deliveries, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
              RETURNING id, token, lo_id, hi_id, events, deliveries",
-    succeeded: "SELECT event_id, handler_id FROM soiree_handled \
-             WHERE event_id IN (SELECT value FROM json_each(?1)) AND group_name = ?2",
+    // A join driven by the id list, one primary-key seek per id: `IN
+    // (SELECT … json_each)` would first copy the list into a temporary
+    // B-tree (one insert per claimed event).
+    succeeded: "SELECT h.event_id, h.handler_id FROM json_each(?1) AS j \
+             CROSS JOIN soiree_handled AS h \
+             WHERE h.event_id = j.value AND h.group_name = ?2",
     claimed_position: "SELECT claimed_id FROM soiree_cursors WHERE group_name = ?1",
     claim_range: "SELECT min(id), max(id), count(*) FROM ( \
                SELECT id FROM soiree_events WHERE id > ?1 ORDER BY id LIMIT ?2)",
