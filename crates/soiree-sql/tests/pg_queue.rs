@@ -171,8 +171,8 @@ async fn a_claim_that_finds_nothing_leaves_the_cursor_unlocked() {
         .await
         .unwrap();
     assert_eq!(got.len(), 1, "{got:?}");
-    // The row's xmax: 0 after the claim's update, a transaction id once
-    // something locks it.
+    // The row's xmax names the last transaction that locked or updated
+    // it: a lock by a later claim changes it.
     let locker = || {
         sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
             "SELECT xmax::text FROM \"{schema}\".soiree_cursors"
