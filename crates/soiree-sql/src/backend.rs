@@ -24,6 +24,22 @@ pub struct LeaseRow {
     pub(crate) deliveries: i32,
 }
 
+/// What a claim of the log found.
+#[derive(Debug)]
+pub enum Claim {
+    /// A lease; with its rows and their listeners' successes when the
+    /// claim read them as well (else they are read after it).
+    Lease(LeaseRow, Option<ClaimedRows>),
+    /// Nothing to claim; whether events wait behind an open transaction
+    /// (see [`Backend::waiting`]), when the claim found out.
+    Empty(Option<bool>),
+}
+
+/// The rows of a lease read by its claim, oldest first, each with the
+/// log's event id column and the handler ids recorded as succeeded for
+/// that id in the group.
+pub(crate) type ClaimedRows = Vec<(RawEvent, Option<String>, Vec<String>)>;
+
 /// One row of the log as stored, not yet parsed.
 #[derive(Debug, Clone)]
 pub struct RawEvent {
@@ -451,6 +467,14 @@ pub trait Backend:
     async fn succeeded(&self, event_ids: &[String]) -> Result<Vec<(String, String)>>;
     /// Claims the next unclaimed range of at most `max` committed events.
     async fn claim(&self, max: usize) -> Result<Option<LeaseRow>>;
+    /// [`claim`](Self::claim), reading the lease's rows as well where the
+    /// database does it in the same statement (one round trip).
+    async fn claim_rows(&self, max: usize) -> Result<Claim> {
+        Ok(match self.claim(max).await? {
+            Some(lease) => Claim::Lease(lease, None),
+            None => Claim::Empty(None),
+        })
+    }
     /// Whether events are committed past the claimed position that cannot
     /// be claimed yet (PostgreSQL: a transaction older than them is still
     /// open), so that a claim is worth trying again soon.

@@ -40,6 +40,10 @@ pub(crate) struct Core<B: Backend> {
     pub(crate) metrics: SqlMetrics,
     /// Wakes this process's waiting consumers.
     pub(crate) arrived: Notify,
+    /// Wakes this process's consumers waiting for events committed behind
+    /// an open transaction when its settling writes end: theirs may have
+    /// been that transaction.
+    pub(crate) settled: Notify,
     /// Wakes the task that tells other processes (throttled).
     poke: Option<Arc<Notify>>,
     pub(crate) buffer: Buffer,
@@ -121,6 +125,7 @@ impl<B: Backend> Core<B> {
             options,
             metrics,
             arrived: Notify::new(),
+            settled: Notify::new(),
             poke: poke.clone(),
             buffer: Buffer::default(),
             leases: Leases::default(),

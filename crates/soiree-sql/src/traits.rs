@@ -106,14 +106,18 @@ impl<DB: Driver> soiree::EventQueue for SqlStore<DB> {
     }
 
     async fn ack(&self, receipts: &[String]) -> soiree::Result<()> {
-        Ok(self.core.ack(receipts).await?)
+        let acked = self.core.ack(receipts).await;
+        self.core.settled.notify_waiters();
+        Ok(acked?)
     }
 
     /// Settles failed deliveries as the store's
     /// [`FailurePolicy`](crate::FailurePolicy) says: by default they move
     /// to the dead letters with their errors.
     async fn fail(&self, failures: &[FailedDelivery]) -> soiree::Result<()> {
-        Ok(self.core.fail(failures).await?)
+        let failed = self.core.fail(failures).await;
+        self.core.settled.notify_waiters();
+        Ok(failed?)
     }
 
     /// As the store's [`FailurePolicy`](crate::FailurePolicy) says.

@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use soiree::{EventQueue, PROPERTY_EVENT_ID, StoredEvent};
+use soiree::{EventQueue, EventStore, HandlerDedup, PROPERTY_EVENT_ID, StoredEvent, StoredResult};
 use soiree_sql::Error;
 use support::{fresh_schema, pg_builder, pg_builder_in, within};
 
@@ -155,6 +155,66 @@ async fn rows_that_are_not_events_go_to_the_dead_letters() {
             .all(|(_, error)| error.starts_with("parse error")),
         "{dead:?}"
     );
+}
+
+/// A claim that finds nothing to claim writes nothing: it leaves the
+/// group's cursor unlocked (a lock would cost a transaction id and a WAL
+/// flush per idle look, and hold back the claims of events committed
+/// meanwhile).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_that_finds_nothing_leaves_the_cursor_unlocked() {
+    let server = pg_or_skip!();
+    let store = pg_builder(&server, "c1").build().await.unwrap();
+    let schema = store.schema().to_owned();
+    store.enqueue(&event(1)).await.unwrap();
+    let got = within(LIMIT, "dequeue", store.dequeue(1, Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1, "{got:?}");
+    // The row's xmax names the last transaction that locked or updated
+    // it: a lock by a later claim changes it.
+    let locker = || {
+        sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
+            "SELECT xmax::text FROM \"{schema}\".soiree_cursors"
+        )))
+        .fetch_one(store.pool())
+    };
+    let before = locker().await.unwrap();
+    for _ in 0..3 {
+        let none = store.dequeue(1, Duration::from_millis(20)).await.unwrap();
+        assert!(none.is_empty(), "{none:?}");
+    }
+    assert_eq!(locker().await.unwrap(), before);
+}
+
+/// A claim reads its events' listener successes with them, by the log's
+/// event id column; a row written by other means, whose column does not
+/// hold its event's id, still finds its successes (looked up by the id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claimed_events_know_their_listeners_successes() {
+    let server = pg_or_skip!();
+    let store = pg_builder(&server, "c1").build().await.unwrap();
+    let schema = store.schema().to_owned();
+    for id in ["evt-1", "evt-raw"] {
+        let done = StoredResult::new("test.queued", id, "done", 1, None);
+        store.save_handler_result(&done).await.unwrap();
+    }
+    store.enqueue(&event(1)).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO \"{schema}\".soiree_events (topic, payload, properties) \
+         VALUES ('test.queued', '{{\"n\": 2}}', '{{\"soiree.event_id\": \"evt-raw\"}}')"
+    )))
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let got = within(LIMIT, "dequeue", store.dequeue(10, Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 2, "{got:?}");
+    for id in ["evt-1", "evt-raw"] {
+        assert!(store.handler_succeeded(id, "done").await.unwrap(), "{id}");
+        assert!(!store.handler_succeeded(id, "other").await.unwrap(), "{id}");
+    }
 }
 
 /// A lease redelivered twice is split into one lease per event, so that one

@@ -12,7 +12,7 @@ use super::ClaimState;
 use super::key_order::Before;
 use super::receipts::Receipt;
 use crate::Result;
-use crate::backend::{Backend, LeaseRow, Pos};
+use crate::backend::{Backend, Claim, LeaseRow, Pos};
 use crate::core::Core;
 use crate::ordering::{Blockers, Check};
 
@@ -52,23 +52,28 @@ impl<B: Backend> Core<B> {
             return Ok(Fill::Progress);
         }
         let claimed = if room {
-            self.backend.claim(self.options.batch_size).await?
+            self.backend.claim_rows(self.options.batch_size).await?
         } else {
-            None
+            Claim::Empty(None)
         };
-        if let Some(lease) = claimed {
-            self.load(lease).await?;
-            return Ok(Fill::Progress);
-        }
+        let waiting = match claimed {
+            Claim::Lease(lease, rows) => {
+                self.load_claimed(lease, rows).await?;
+                return Ok(Fill::Progress);
+            }
+            Claim::Empty(waiting) => waiting,
+        };
         // Nothing new: take over an expired or handed-back lease now
         // rather than at the next reclaim time.
         if !reclaim_due && let Some(lease) = self.backend.reclaim().await? {
             self.reclaimed(lease).await?;
             return Ok(Fill::Progress);
         }
-        Ok(Fill::Empty {
-            waiting: room && self.backend.waiting().await?,
-        })
+        let waiting = match waiting {
+            Some(waiting) => waiting,
+            None => room && self.backend.waiting().await?,
+        };
+        Ok(Fill::Empty { waiting })
     }
 
     /// Whether to claim new ranges of the log (`None`: the buffer has

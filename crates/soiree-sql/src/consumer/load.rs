@@ -11,7 +11,9 @@ use super::leases::Held;
 use super::receipts::{Pairs, Receipt, log_receipt, retry_receipt};
 use super::retries::HeldRetry;
 use crate::Result;
-use crate::backend::{Backend, DeadRow, FailedRetry, LeaseRow, Pos, RetryRow};
+use crate::backend::{
+    Backend, ClaimedRows, DeadRow, FailedRetry, LeaseRow, Pos, RawEvent, RetryRow,
+};
 use crate::core::Core;
 use crate::ordering::Blockers;
 
@@ -23,16 +25,42 @@ impl<B: Backend> Core<B> {
     /// Reads a lease's events into the buffer; rows that are not events go
     /// to the dead letters.
     pub(super) async fn load(&self, lease: LeaseRow) -> Result<()> {
+        self.load_claimed(lease, None).await
+    }
+
+    /// [`load`](Self::load) of a lease whose claim may have read its rows
+    /// and their listeners' successes already (`claimed`).
+    pub(super) async fn load_claimed(
+        &self,
+        lease: LeaseRow,
+        claimed: Option<ClaimedRows>,
+    ) -> Result<()> {
         let count = u32::try_from(lease.deliveries.max(1)).unwrap_or(u32::MAX);
         let ordered = self.options.ordered_by_key;
-        let ready = self.read_events(&lease).await?;
+        let (rows, handled) = match claimed {
+            Some(claimed) => {
+                let mut rows = Vec::with_capacity(claimed.len());
+                let mut handled = HashMap::with_capacity(claimed.len());
+                for (row, event_id, handlers) in claimed {
+                    handled.insert(row.pos, (event_id, handlers));
+                    rows.push(row);
+                }
+                (rows, Some(handled))
+            }
+            None => (self.backend.read(&lease).await?, None),
+        };
+        let ready = self.read_events(&lease, rows).await?;
         if ready.is_empty() {
             self.backend.complete(&[(lease.id, lease.token)]).await?;
             return Ok(());
         }
-        let by_event = self
-            .prefetch_successes(ready.iter().map(|(_, event, _)| event))
-            .await;
+        let by_event = match handled.and_then(|handled| successes_by_event(&ready, handled)) {
+            Some(by_event) => by_event,
+            None => {
+                self.prefetch_successes(ready.iter().map(|(_, event, _)| event))
+                    .await
+            }
+        };
         let checked = if ordered {
             let keys = ready
                 .iter()
@@ -73,14 +101,14 @@ impl<B: Backend> Core<B> {
         Ok(())
     }
 
-    /// Reads a lease's rows: the events, with their positions and (with
+    /// Parses a lease's rows: the events, with their positions and (with
     /// `ordered_by_key`) keys; rows that are not events are moved to the
     /// dead letters.
     async fn read_events(
         &self,
         lease: &LeaseRow,
+        rows: Vec<RawEvent>,
     ) -> Result<Vec<(Pos, StoredEvent, Option<String>)>> {
-        let rows = self.backend.read(lease).await?;
         let ordered = self.options.ordered_by_key;
         let mut ready = Vec::with_capacity(rows.len());
         let mut dead = Vec::new();
@@ -251,4 +279,28 @@ impl<B: Backend> Core<B> {
         }
         by_event
     }
+}
+
+/// The successes a claim read with its rows (`handled`: by position, the
+/// log's event id column and its handler ids), by event id; `None` when
+/// an event's id is not its row's event id column (a row written by other
+/// means than the store's statements): they are then looked up by the
+/// events' ids.
+fn successes_by_event(
+    ready: &[(Pos, StoredEvent, Option<String>)],
+    mut handled: HashMap<Pos, (Option<String>, Vec<String>)>,
+) -> Option<HashMap<String, Vec<String>>> {
+    let mut by_event = HashMap::new();
+    for (pos, event, _) in ready {
+        let Some(event_id) = event.id() else { continue };
+        let (column, handlers) = handled.remove(pos)?;
+        if column.as_deref() != Some(event_id) {
+            return None;
+        }
+        if !handlers.is_empty() {
+            // A second event of the same id found the same successes.
+            by_event.entry(event_id.to_owned()).or_insert(handlers);
+        }
+    }
+    Some(by_event)
 }

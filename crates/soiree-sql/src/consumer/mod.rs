@@ -87,6 +87,9 @@ impl<B: Backend> Core<B> {
             let notified = self.arrived.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
             let out = self.take_buffered(max);
             if !out.is_empty() {
                 return Ok(out);
@@ -109,6 +112,9 @@ impl<B: Backend> Core<B> {
             };
             tokio::select! {
                 () = &mut notified => {}
+                // This process's settling writes may be the open
+                // transaction the events wait behind.
+                () = &mut settled, if waiting => {}
                 () = tokio::time::sleep_until((now + sleep).min(deadline)) => {}
             }
         }

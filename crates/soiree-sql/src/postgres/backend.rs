@@ -11,8 +11,8 @@ use super::partitions::Partitions;
 use crate::Result;
 use crate::SqlDeadLetterFilter;
 use crate::backend::{
-    Backend, CommonSql, ConsumerRow, Counts, DeadRow, FailedRetry, FailedRow, LeaseRow, NewEvent,
-    Param, PendingRow, Pos, RawEvent, RetryRow, Run, bind_params,
+    Backend, Claim, CommonSql, ConsumerRow, Counts, DeadRow, FailedRetry, FailedRow, LeaseRow,
+    NewEvent, Param, PendingRow, Pos, RawEvent, RetryRow, Run, bind_params,
 };
 use crate::rows::{self, ListingRow, Listings};
 
@@ -36,7 +36,7 @@ pub(crate) struct Statements {
     save_results: SqlStr,
     succeeded: SqlStr,
     pub(crate) ensure_cursor: SqlStr,
-    claim: SqlStr,
+    claim_rows: SqlStr,
     waiting: SqlStr,
     reclaim: SqlStr,
     split: SqlStr,
@@ -70,6 +70,10 @@ pub(crate) struct Statements {
 const LEASE_COLUMNS: &str =
     "id, token, lo_tx::text::bigint, lo_id, hi_tx::text::bigint, hi_id, events::bigint, deliveries";
 const EVENT_COLUMNS: &str = "tx::text::bigint, id, topic, payload::text, properties::text, key";
+/// In a row of `claim_rows`: where the event's columns start (after the
+/// lease's), and the column saying whether events wait.
+const CLAIM_EVENT: usize = 8;
+const CLAIM_WAITING: usize = 16;
 
 /// Events not yet acknowledged by group `$1`: unclaimed, leased, or in the
 /// retry table.
@@ -297,14 +301,24 @@ impl Statements {
                  WHERE event_id = ANY($1::text[]) AND group_name = $2"),
             ensure_cursor: q("INSERT INTO soiree_cursors (group_name) VALUES ($1) \
                  ON CONFLICT DO NOTHING"),
-            // Locks the group's cursor for the statement only: finds the next
-            // range below the oldest running transaction, moves the cursor past
-            // it and records the lease. The events are read afterwards.
-            claim: q("WITH c AS ( \
-                   SELECT claimed_tx, claimed_id FROM soiree_cursors \
-                   WHERE group_name = $1 FOR UPDATE), \
+            // Locks the group's cursor for the statement only, and only when
+            // there is a range to claim (an empty claim writes nothing: no
+            // transaction id, no WAL flush): finds the next range below the
+            // oldest running transaction, moves the cursor past it, records
+            // the lease and returns it with its events, one row each, and
+            // the successes recorded for their event ids. With nothing to
+            // claim, one row of NULLs but the last column: whether events
+            // wait behind an open transaction (as `waiting`).
+            claim_rows: q("WITH c AS ( \
+                   SELECT claimed_tx, claimed_id FROM soiree_cursors cur \
+                   WHERE group_name = $1 AND EXISTS ( \
+                     SELECT 1 FROM soiree_events e \
+                     WHERE (e.tx, e.id) > (cur.claimed_tx, cur.claimed_id) \
+                       AND e.tx < pg_snapshot_xmin(pg_current_snapshot())) \
+                   FOR UPDATE), \
                  span AS ( \
-                   SELECT e.tx, e.id FROM soiree_events e \
+                   SELECT e.tx, e.id, e.topic, e.payload, e.properties, e.key, e.event_id \
+                   FROM soiree_events e \
                    WHERE (e.tx, e.id) > ((SELECT claimed_tx FROM c), (SELECT claimed_id FROM c)) \
                      AND e.tx < pg_snapshot_xmin(pg_current_snapshot()) \
                    ORDER BY e.tx, e.id LIMIT $2), \
@@ -314,13 +328,28 @@ impl Statements {
                  moved AS ( \
                    UPDATE soiree_cursors SET claimed_tx = hi.tx, claimed_id = hi.id, \
                      updated_at = now() \
-                   FROM hi WHERE group_name = $1) \
-                 INSERT INTO soiree_leases (group_name, token, consumer, lo_tx, lo_id, \
-                   hi_tx, hi_id, events, deliveries, expires_at) \
-                 SELECT $1, nextval('soiree_lease_tokens'), $3, lo.tx, lo.id, hi.tx, hi.id, \
-                   n.n, 1, clock_timestamp() + $4 * interval '1 millisecond' \
-                 FROM lo, hi, n \
-                 RETURNING LEASE_COLUMNS"),
+                   FROM hi WHERE group_name = $1), \
+                 l AS ( \
+                   INSERT INTO soiree_leases (group_name, token, consumer, lo_tx, lo_id, \
+                     hi_tx, hi_id, events, deliveries, expires_at) \
+                   SELECT $1, nextval('soiree_lease_tokens'), $3, lo.tx, lo.id, hi.tx, hi.id, \
+                     n.n, 1, clock_timestamp() + $4 * interval '1 millisecond' \
+                   FROM lo, hi, n \
+                   RETURNING LEASE_COLUMNS) \
+                 SELECT l.*, s.tx::text::bigint, s.id, s.topic, s.payload::text, \
+                   s.properties::text, s.key, s.event_id, \
+                   ARRAY(SELECT h.handler_id FROM soiree_handled h \
+                     WHERE h.event_id = s.event_id AND h.group_name = $1), \
+                   NULL::bool \
+                 FROM l, span s \
+                 UNION ALL \
+                 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+                   NULL, NULL, NULL, NULL, NULL, EXISTS ( \
+                     SELECT 1 FROM soiree_events e, soiree_cursors cur \
+                     WHERE cur.group_name = $1 \
+                       AND (e.tx, e.id) > (cur.claimed_tx, cur.claimed_id)) \
+                 WHERE NOT EXISTS (SELECT 1 FROM l) \
+                 ORDER BY 9, 10"),
             waiting: q("SELECT EXISTS ( \
                    SELECT 1 FROM soiree_events e WHERE (e.tx, e.id) > ( \
                      (SELECT claimed_tx FROM soiree_cursors WHERE group_name = $1), \
@@ -400,7 +429,7 @@ impl Statements {
                  WHERE (tx, id) > ($1::bigint::text::xid8, $2) ORDER BY tx, id LIMIT $3"),
             results_page: q("SELECT id, topic, event_id, handler_id, error, attempt \
                  FROM soiree_results WHERE id > $1 ORDER BY id LIMIT $2"),
-            notify: q("SELECT pg_notify($1, '')"),
+            notify: q("SELECT pg_notify($1, $2)"),
             fail_dead: q(
                 "INSERT INTO soiree_dead_letters (group_name, event_tx, event_row, \
                    topic, event_id, payload, properties, error, deliveries) \
@@ -534,6 +563,9 @@ pub struct PgBackend {
     pub(crate) consumer: String,
     pub(crate) lease_ms: i64,
     pub(crate) channel: String,
+    /// The payload of this store's `NOTIFY`: its listener skips them, as
+    /// [`wake`](crate::core::Core::wake) woke its consumers already.
+    pub(crate) notify_tag: String,
     pub(crate) partitions: Partitions,
     /// Whether consumers `LISTEN` (the builder's `listen`).
     pub(crate) listen: bool,
@@ -750,14 +782,38 @@ impl Backend for PgBackend {
     }
 
     async fn claim(&self, max: usize) -> Result<Option<LeaseRow>> {
-        let row = sqlx::query(self.sql.claim.clone())
+        Ok(match self.claim_rows(max).await? {
+            Claim::Lease(lease, _) => Some(lease),
+            Claim::Empty(_) => None,
+        })
+    }
+
+    /// One statement: the claim, its events and their successes (see
+    /// `claim_rows` in [`Statements::new`]).
+    async fn claim_rows(&self, max: usize) -> Result<Claim> {
+        let rows = sqlx::query(self.sql.claim_rows.clone())
             .bind(&self.group)
             .bind(i64::try_from(max).unwrap_or(i64::MAX))
             .bind(&self.consumer)
             .bind(self.lease_ms)
-            .fetch_optional(&self.pool)
+            .fetch_all(&self.pool)
             .await?;
-        row.as_ref().map(ListingRow::lease).transpose()
+        let Some(first) = rows.first() else {
+            return Ok(Claim::Empty(None));
+        };
+        if first.try_get::<Option<i64>, _>(0)?.is_none() {
+            return Ok(Claim::Empty(first.try_get(CLAIM_WAITING)?));
+        }
+        let lease = first.lease()?;
+        let events = rows
+            .iter()
+            .map(|row| {
+                let (pos, next) = row.pos_at(CLAIM_EVENT)?;
+                let event = row.raw_event_at(next, pos, true)?;
+                Ok((event, row.try_get(next + 4)?, row.try_get(next + 5)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Claim::Lease(lease, Some(events)))
     }
 
     async fn waiting(&self) -> Result<bool> {
@@ -1215,6 +1271,7 @@ impl Backend for PgBackend {
     async fn notify_others(&self) -> Result<()> {
         sqlx::query(self.sql.notify.clone())
             .bind(&self.channel)
+            .bind(&self.notify_tag)
             .execute(&self.pool)
             .await?;
         Ok(())

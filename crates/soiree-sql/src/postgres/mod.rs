@@ -229,13 +229,14 @@ impl Driver for Postgres {
             Arc::downgrade(&store.core),
             backend.pool.clone(),
             backend.channel.clone(),
+            backend.notify_tag.clone(),
         ));
     }
 }
 
-/// Wakes this process's consumers on every notification of the channel;
-/// ends when the store is dropped.
-async fn listen(core: Weak<Core<PgBackend>>, pool: PgPool, channel: String) {
+/// Wakes this process's consumers on every notification of the channel
+/// but the store's own (tagged `own`); ends when the store is dropped.
+async fn listen(core: Weak<Core<PgBackend>>, pool: PgPool, channel: String, own: String) {
     let mut listener: Option<PgListener> = None;
     loop {
         if core.strong_count() == 0 {
@@ -263,6 +264,8 @@ async fn listen(core: Weak<Core<PgBackend>>, pool: PgPool, channel: String) {
         };
         match tokio::time::timeout(Duration::from_secs(1), active.try_recv()).await {
             Err(_) => {}
+            // Its own: the consumers were woken when it was sent.
+            Ok(Ok(Some(notification))) if notification.payload() == own => {}
             Ok(Ok(Some(_))) => {
                 if let Some(core) = core.upgrade() {
                     core.wake_local();
@@ -482,6 +485,7 @@ impl SqlStoreBuilder<Postgres> {
             consumer: self.options.consumer_name().to_owned(),
             lease_ms: self.options.lease_ms(),
             channel: format!("soiree_{}", self.settings.schema),
+            notify_tag: ulid::Ulid::generate().to_string(),
             partitions: Partitions::new(&self.settings.schema, self.settings.partition_size),
             listen: self.settings.listen,
             listening: AtomicBool::new(false),
