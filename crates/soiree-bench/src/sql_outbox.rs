@@ -126,6 +126,13 @@ where
     Ok(())
 }
 
+/// When one transaction's commit was called and when it returned.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Committed {
+    pub(super) called: Instant,
+    pub(super) done: Instant,
+}
+
 /// The store under test, and how to emit one transaction's events into it.
 #[derive(Debug, Clone)]
 pub(super) enum Outbox {
@@ -140,21 +147,27 @@ impl Outbox {
         &self,
         topic: &'static str,
         n: u64,
-    ) -> soiree_sql::Result<Instant> {
+    ) -> soiree_sql::Result<Committed> {
         match self {
             Outbox::Postgres(store) => {
                 let mut tx = store.begin().await?;
                 store.emit_in(&mut tx, topic, n).await?;
-                let at = Instant::now();
+                let called = Instant::now();
                 store.commit(tx).await?;
-                Ok(at)
+                Ok(Committed {
+                    called,
+                    done: Instant::now(),
+                })
             }
             Outbox::Sqlite(store) => {
                 let mut tx = store.begin().await?;
                 store.emit_in(&mut tx, topic, n).await?;
-                let at = Instant::now();
+                let called = Instant::now();
                 store.commit(tx).await?;
-                Ok(at)
+                Ok(Committed {
+                    called,
+                    done: Instant::now(),
+                })
             }
         }
     }
