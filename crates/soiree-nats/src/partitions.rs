@@ -263,14 +263,14 @@ impl NatsStore {
         wait: Duration,
     ) -> crate::Result<Vec<Delivery>> {
         let Some(parts) = &self.inner.partitions else {
-            return self.dequeue_unkeyed(max, wait).await;
+            return self.dequeue_unkeyed(max, wait, false).await;
         };
         let max = max.max(1);
         let mut messages = self.keyed_messages(parts, max, wait).await?;
         let mut out = self.deliveries(messages.drain(..)).await?;
         if out.len() < max {
             out.extend(
-                self.dequeue_unkeyed(max - out.len(), Duration::ZERO)
+                self.dequeue_unkeyed(max - out.len(), Duration::ZERO, false)
                     .await?,
             );
         }

@@ -215,7 +215,9 @@ impl EventQueue for NatsStore {
         let deliveries = if self.inner.partitions.is_some() {
             self.dequeue_partitioned(max, wait).await?
         } else {
-            self.dequeue_unkeyed(max, wait).await?
+            // Asking ahead only here: with partitions the bus reads no
+            // further than its free workers (see `read_ahead`).
+            self.dequeue_unkeyed(max, wait, true).await?
         };
         let metrics = &self.inner.metrics;
         metrics.dequeued.inc_by(deliveries.len() as u64);
@@ -285,9 +287,11 @@ impl EventQueue for NatsStore {
     }
 
     /// Hands back the deliveries the bus took but did not run, those it
-    /// read ahead included (a NAK: JetStream counts it as a delivery).
+    /// read ahead included, and those the store asked for ahead (see
+    /// `puller`) (a NAK: JetStream counts it as a delivery).
     async fn release(&self, receipts: &[String]) -> soiree::Result<()> {
         let mut all = self.take_held_keyed().await;
+        all.extend(self.take_held_ahead().await);
         all.extend_from_slice(receipts);
         let done = self.ack_all(&all, |_| AckKind::Nak(None)).await;
         self.inner.dedup_cache.remove(&all);
