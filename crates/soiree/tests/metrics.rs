@@ -12,6 +12,24 @@ fn value(text: &str, prefix: &str) -> Option<i64> {
         .and_then(|rest| rest.trim().parse().ok())
 }
 
+/// Asserts that each of `names` reads `expected` for `pool` in `text`.
+fn assert_pool_metrics(text: &str, pool: &str, names: &[&str], expected: i64) {
+    for name in names {
+        assert_eq!(
+            value(text, &format!("{name}{{pool=\"{pool}\"}} ")),
+            Some(expected),
+            "{name} in\n{text}"
+        );
+    }
+}
+
+/// A pool's job counters.
+const JOB_COUNTS: [&str; 3] = [
+    "soiree_pool_tasks_submitted_total",
+    "soiree_pool_tasks_started_total",
+    "soiree_pool_tasks_completed_total",
+];
+
 #[tokio::test]
 async fn a_bus_reports_to_its_own_registry_under_its_pool_name() {
     let registry = MetricsRegistry::new();
@@ -27,17 +45,7 @@ async fn a_bus_reports_to_its_own_registry_under_its_pool_name() {
     }
     bus.wait_for_idle().await;
     let text = registry.encode();
-    for name in [
-        "soiree_pool_tasks_submitted_total",
-        "soiree_pool_tasks_started_total",
-        "soiree_pool_tasks_completed_total",
-    ] {
-        assert_eq!(
-            value(&text, &format!("{name}{{pool=\"orders\"}} ")),
-            Some(5),
-            "{name} in\n{text}"
-        );
-    }
+    assert_pool_metrics(&text, "orders", &JOB_COUNTS, 5);
     assert_eq!(
         value(&text, "soiree_pool_tasks_panicked_total{pool=\"orders\"} "),
         Some(0)
@@ -91,24 +99,13 @@ async fn an_emission_run_by_its_awaiting_listener_counts_once() {
     assert!(errors.is_empty());
     bus.wait_for_idle().await;
     let text = registry.encode();
-    for name in [
-        "soiree_pool_tasks_submitted_total",
-        "soiree_pool_tasks_started_total",
-        "soiree_pool_tasks_completed_total",
-    ] {
-        assert_eq!(
-            value(&text, &format!("{name}{{pool=\"nested\"}} ")),
-            Some(3),
-            "{name} in\n{text}"
-        );
-    }
-    for name in ["soiree_pool_tasks_queued", "soiree_pool_tasks_running"] {
-        assert_eq!(
-            value(&text, &format!("{name}{{pool=\"nested\"}} ")),
-            Some(0),
-            "{name} in\n{text}"
-        );
-    }
+    assert_pool_metrics(&text, "nested", &JOB_COUNTS, 3);
+    assert_pool_metrics(
+        &text,
+        "nested",
+        &["soiree_pool_tasks_queued", "soiree_pool_tasks_running"],
+        0,
+    );
 }
 
 #[tokio::test]
