@@ -260,6 +260,8 @@ pub struct CommonSql {
     /// Stores a delayed event: topic, event id, payload, properties, key,
     /// due time (Unix ms).
     pub(crate) schedule: &'static str,
+    /// The earliest due time of the delayed events (no row when none).
+    pub(crate) next_due: &'static str,
     /// Claims a unique key (key, event id, expiry, now), replacing an
     /// expired claim; returns the event id when it did.
     pub(crate) claim_unique: &'static str,

@@ -122,7 +122,10 @@ impl<DB: Driver> SqlStoreBuilder<DB> {
     }
 
     /// Sets how often an idle consumer looks for new events when no
-    /// wakeup arrives.
+    /// wakeup arrives. A delayed event is taken when it falls due, not at
+    /// the next poll: a consumer learns the earliest due time whenever it
+    /// moves due events (at most a second apart, sooner with a shorter
+    /// interval) and at once when its own store handle schedules one.
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.options.poll_interval = interval;
         self

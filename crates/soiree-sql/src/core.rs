@@ -4,7 +4,7 @@
 //! background services in `crate::maintenance`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use soiree::kit::{BatchWriter, DedupCache, GivenUp, ResultWriter};
@@ -61,6 +61,10 @@ pub(crate) struct Core<B: Backend> {
     pub(crate) liveness: Liveness,
     /// Set when rows were put in the retry table: look at it on the next fill.
     pub(crate) retry_due: AtomicBool,
+    /// The earliest due time (Unix ms) of the delayed events, as last read
+    /// from the table or scheduled by this handle since (`i64::MAX`: none
+    /// known): consumers wake for it rather than at their next poll.
+    pub(crate) next_due_ms: AtomicI64,
     /// Where a test holds a count read in `read_less_acked`.
     #[cfg(test)]
     pub(crate) after_count: tests::Pause,
@@ -139,6 +143,7 @@ impl<B: Backend> Core<B> {
             maintenance: AtomicBool::new(false),
             liveness: Liveness::default(),
             retry_due: AtomicBool::new(false),
+            next_due_ms: AtomicI64::new(i64::MAX),
             #[cfg(test)]
             after_count: tests::Pause::default(),
         });

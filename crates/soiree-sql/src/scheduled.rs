@@ -5,7 +5,8 @@
 //! where every group gets them as newly appended events. Cancelling deletes
 //! the row: no group has seen it yet.
 
-use std::time::SystemTime;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use soiree::{Page, Query, ScheduledEvent, StoredEvent};
@@ -68,6 +69,9 @@ pub(crate) fn due_ms(event: &StoredEvent) -> Result<Option<i64>> {
 /// Delayed rows moved into the log per fill at most.
 pub(crate) const MOVE_BATCH: usize = 500;
 
+/// The shortest wait for a due time (see [`Core::next_due_at`]).
+pub(crate) const MIN_DUE_PAUSE: Duration = Duration::from_millis(5);
+
 impl<B: Backend> Core<B> {
     /// Stores an event whose due time is later in the scheduled table;
     /// `false` when it is due already (the caller appends it).
@@ -84,6 +88,10 @@ impl<B: Backend> Core<B> {
             .execute(sql, schedule_params(&new, due))
             .await?;
         self.metrics.persisted.inc();
+        // Sooner than this process's consumers wait for: they look again.
+        if due < self.next_due_ms.fetch_min(due, Ordering::AcqRel) {
+            self.wake_local();
+        }
         Ok(true)
     }
 
@@ -93,7 +101,29 @@ impl<B: Backend> Core<B> {
         if moved > 0 {
             self.wake();
         }
+        // What is due next, whoever scheduled it (another process too).
+        let next = self
+            .backend
+            .fetch(B::COMMON.next_due.to_owned(), Vec::new())
+            .await?;
+        let next = match next.first() {
+            Some(row) => row.int(0)?,
+            None => i64::MAX,
+        };
+        self.next_due_ms.store(next, Ordering::Release);
         Ok(moved > 0)
+    }
+
+    /// When the earliest known delayed event falls due (`None`: none
+    /// known), never sooner than [`MIN_DUE_PAUSE`] from now: a due row
+    /// another consumer holds locked is not looked at in a busy loop.
+    pub(crate) fn next_due_at(&self) -> Option<tokio::time::Instant> {
+        let due = self.next_due_ms.load(Ordering::Acquire);
+        if due == i64::MAX {
+            return None;
+        }
+        let wait = u64::try_from(due.saturating_sub(now_ms())).unwrap_or(0);
+        Some(tokio::time::Instant::now() + Duration::from_millis(wait).max(MIN_DUE_PAUSE))
     }
 
     /// Cancels a delayed event not yet due (deletes the delayed events

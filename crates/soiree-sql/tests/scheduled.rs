@@ -1,7 +1,9 @@
 //! Delayed events and unique keys on SQLite, beyond the conformance
 //! checks: a delayed event survives a restart, is listed and counted by
-//! Inspect until cancelled, a deferred delivery (a snooze kept by the
-//! store) survives a restart, and an expired unique key is replaced.
+//! Inspect until cancelled, a waiting consumer takes a delayed event when
+//! it falls due rather than at its next poll, a deferred delivery (a
+//! snooze kept by the store) survives a restart, and an expired unique key
+//! is replaced.
 
 #![cfg(feature = "sqlite")]
 
@@ -78,6 +80,60 @@ async fn a_delayed_event_survives_a_restart_and_is_listed_until_cancelled() {
     let page = store.scheduled(&Query::default()).await.unwrap();
     assert!(page.items.is_empty(), "a cancelled event is still listed");
     assert_eq!(Inspect::stats(&store).await.unwrap().scheduled, 0);
+}
+
+/// A consumer polling every `POLL` (far longer than the bound) and waiting
+/// as long for a delivery.
+const POLL: Duration = Duration::from_secs(60);
+
+/// Dequeues on `store` until the delayed event `id` comes, within `BOUND`
+/// (a fraction of `POLL`: a consumer that waits for its next poll fails).
+async fn due_delivery(store: &SqliteStore, id: &str, due: SystemTime) {
+    let got = tokio::time::timeout(BOUND, store.dequeue(10, POLL))
+        .await
+        .unwrap_or_else(|_| {
+            panic!("{id} was not taken when due (the consumer waited for its poll)")
+        })
+        .unwrap();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].event.id(), Some(id));
+    assert!(SystemTime::now() >= due, "{id} was delivered early");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_consumer_takes_a_delayed_event_when_it_falls_due() {
+    let dir = TempDir::new();
+    let db = dir.db();
+    let open_polling = || async {
+        tokio::time::timeout(
+            BOUND,
+            sqlite_builder(&db, "soiree").poll_interval(POLL).build(),
+        )
+        .await
+        .expect("the store opens in time")
+        .expect("the store opens")
+    };
+    let consumer = open_polling().await;
+    // Scheduled by another handle (another process): the consumer learns
+    // the due time from the table.
+    let due = SystemTime::now() + Duration::from_millis(700);
+    let other = open_polling().await;
+    other
+        .enqueue(&event("invoice.remind", "from-another", Some(due)))
+        .await
+        .unwrap();
+    due_delivery(&consumer, "from-another", due).await;
+
+    // Scheduled by the consumer's own handle while it waits.
+    let waiting = consumer.clone();
+    let due = SystemTime::now() + Duration::from_millis(900);
+    let take = tokio::spawn(async move { due_delivery(&waiting, "from-here", due).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    consumer
+        .enqueue(&event("invoice.remind", "from-here", Some(due)))
+        .await
+        .unwrap();
+    tokio::time::timeout(BOUND, take).await.unwrap().unwrap();
 }
 
 #[tokio::test]

@@ -110,12 +110,16 @@ impl<B: Backend> Core<B> {
                 pause = WAITING_PAUSE;
                 self.options.poll_interval
             };
+            // Woken at the next due time of a delayed event, not at the
+            // next poll.
+            let until = (now + sleep).min(deadline);
+            let until = self.next_due_at().map_or(until, |due| due.min(until));
             tokio::select! {
                 () = &mut notified => {}
                 // This process's settling writes may be the open
                 // transaction the events wait behind.
                 () = &mut settled, if waiting => {}
-                () = tokio::time::sleep_until((now + sleep).min(deadline)) => {}
+                () = tokio::time::sleep_until(until) => {}
             }
         }
     }

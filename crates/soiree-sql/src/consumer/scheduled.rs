@@ -1,5 +1,6 @@
 //! Moving due delayed events into the log before claiming (see
-//! [`crate::scheduled`]), as often as the retry table is looked at.
+//! [`crate::scheduled`]), as often as the retry table is looked at, and
+//! when the earliest delayed event falls due.
 
 use std::time::Duration;
 
@@ -16,12 +17,13 @@ impl<B: Backend> Core<B> {
         if Instant::now() < claim.next_scheduled {
             return Ok(());
         }
-        claim.next_scheduled = Instant::now()
+        self.move_due().await?;
+        let poll = Instant::now()
             + self
                 .options
                 .poll_interval
                 .clamp(Duration::from_millis(10), Duration::from_secs(1));
-        self.move_due().await?;
+        claim.next_scheduled = self.next_due_at().map_or(poll, |due| due.min(poll));
         Ok(())
     }
 }

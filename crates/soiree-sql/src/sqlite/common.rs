@@ -6,6 +6,7 @@ use crate::backend::CommonSql;
 pub(super) const COMMON: CommonSql = CommonSql {
     schedule: "INSERT INTO soiree_scheduled \
      (topic, event_id, payload, properties, key, due_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    next_due: "SELECT due_ms FROM soiree_scheduled ORDER BY due_ms LIMIT 1",
     claim_unique: "INSERT INTO soiree_unique_keys (key, event_id, expires_ms) \
      VALUES (?1, ?2, ?3) \
      ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, \
