@@ -406,11 +406,7 @@ impl NatsStore {
             return Vec::new();
         };
         let mut state = parts.state.lock().await;
-        parts
-            .drain(&mut state, usize::MAX)
-            .into_iter()
-            .filter_map(|message| message.reply.map(|reply| reply.to_string()))
-            .collect()
+        crate::receipt::of_all(&parts.drain(&mut state, usize::MAX))
     }
 
     /// The unacknowledged keyed events of the group, as its partition

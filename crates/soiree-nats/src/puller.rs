@@ -215,10 +215,7 @@ impl NatsStore {
         if sent.elapsed() < self.inner.options.claim_timeout / 4 {
             return Ok(());
         }
-        let receipts: Vec<String> = messages
-            .iter()
-            .filter_map(|m| m.reply.as_ref().map(|r| r.to_string()))
-            .collect();
+        let receipts = crate::receipt::of_all(messages);
         self.ack_all(&receipts, |_| AckKind::Progress).await
     }
 
@@ -245,10 +242,7 @@ impl NatsStore {
                 messages.push(message);
             }
         }
-        messages
-            .iter()
-            .filter_map(|m| m.reply.as_ref().map(|r| r.to_string()))
-            .collect()
+        crate::receipt::of_all(&messages)
     }
 
     /// One pull of up to `max` deliveries of the group's own consumer

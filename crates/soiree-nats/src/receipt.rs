@@ -10,6 +10,17 @@ pub(crate) struct Receipt {
     pub(crate) delivered: u32,
 }
 
+/// The receipts (ack subjects) of `messages`; a message without one (a
+/// status, not a delivery) has none.
+pub(crate) fn of_all<'a>(
+    messages: impl IntoIterator<Item = &'a async_nats::Message>,
+) -> Vec<String> {
+    messages
+        .into_iter()
+        .filter_map(|message| message.reply.as_ref().map(ToString::to_string))
+        .collect()
+}
+
 /// Parses an ack subject, `$JS.ACK.<stream>.<consumer>.<delivered>.<stream
 /// seq>.<consumer seq>.<time>.<pending>` (or the longer form with a domain
 /// and account hash before the stream).

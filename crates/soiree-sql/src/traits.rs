@@ -106,18 +106,14 @@ impl<DB: Driver> soiree::EventQueue for SqlStore<DB> {
     }
 
     async fn ack(&self, receipts: &[String]) -> soiree::Result<()> {
-        let acked = self.core.ack(receipts).await;
-        self.core.settled.notify_waiters();
-        Ok(acked?)
+        Ok(self.core.ack(receipts).await?)
     }
 
     /// Settles failed deliveries as the store's
     /// [`FailurePolicy`](crate::FailurePolicy) says: by default they move
     /// to the dead letters with their errors.
     async fn fail(&self, failures: &[FailedDelivery]) -> soiree::Result<()> {
-        let failed = self.core.fail(failures).await;
-        self.core.settled.notify_waiters();
-        Ok(failed?)
+        Ok(self.core.fail(failures).await?)
     }
 
     /// As the store's [`FailurePolicy`](crate::FailurePolicy) says.

@@ -43,6 +43,17 @@ const RESULTS_LOST: &str = "listener results could not be saved: delivered again
 /// Receipts of one settling call, parsed alongside.
 type Split = (Vec<String>, Vec<Receipt>);
 
+/// Held for a settling call: when it ends, however it ends, wakes this
+/// process's consumers waiting for events committed behind an open
+/// transaction (its writes may have been that transaction).
+struct Settling<'a>(&'a tokio::sync::Notify);
+
+impl Drop for Settling<'_> {
+    fn drop(&mut self) {
+        self.0.notify_waiters();
+    }
+}
+
 impl<B: Backend> Core<B> {
     /// Acknowledges deliveries; a lease is dropped once all its events are.
     /// Results before ack (see [`soiree::EventQueue::ack`]): the deliveries
@@ -50,6 +61,7 @@ impl<B: Backend> Core<B> {
     /// [`hold_back`](Self::hold_back)) and the call fails with
     /// [`Error::ResultsNotSaved`] after settling the others.
     pub(crate) async fn ack(&self, receipts: &[String]) -> Result<()> {
+        let _settling = Settling(&self.settled);
         let parsed = parse_receipts(receipts)?;
         // The results of these events' listeners go first: an acknowledged
         // event's results are never lost.
@@ -179,6 +191,7 @@ impl<B: Backend> Core<B> {
     /// with the error, or the retry table with a backoff (dead letters once
     /// delivered `max_deliveries` times), or an acknowledgement.
     pub(crate) async fn fail(&self, failures: &[FailedDelivery]) -> Result<()> {
+        let _settling = Settling(&self.settled);
         let receipts: Vec<String> = failures.iter().map(|f| f.receipt.clone()).collect();
         if self.options.on_failure == FailurePolicy::Acknowledge {
             return self.ack(&receipts).await;
@@ -206,6 +219,7 @@ impl<B: Backend> Core<B> {
     /// again the same way), whatever the [`FailurePolicy`]. Durable as a
     /// retry is; measured on the database's clock from this call.
     pub(crate) async fn defer(&self, deferrals: &[DeferredDelivery]) -> Result<()> {
+        let _settling = Settling(&self.settled);
         let receipts: Vec<String> = deferrals.iter().map(|d| d.receipt.clone()).collect();
         let parsed = parse_receipts(&receipts)?;
         self.flush_results().await?;

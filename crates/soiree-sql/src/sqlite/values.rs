@@ -32,8 +32,6 @@ pub(crate) type SqliteQuery = Query<'static, Sqlite, SqliteArguments>;
 pub(crate) struct MultiInsert {
     head: &'static str,
     row: &'static str,
-    /// The statement of `2^k` rows at `k`, written on first use.
-    texts: OnceLock<Vec<String>>,
     /// The statement of exactly `n` rows at `n` (up to the largest chunk),
     /// written on first use: a write of a hundred events formatted its
     /// statement anew on every call, and sqlx copied it.
@@ -48,7 +46,6 @@ impl MultiInsert {
         Self {
             head,
             row,
-            texts: OnceLock::new(),
             exact: [const { OnceLock::new() }; EXACT],
         }
     }
@@ -60,15 +57,7 @@ impl MultiInsert {
 
     /// The statement of `2^k` rows.
     fn text(&'static self, k: usize) -> &'static str {
-        let texts = self.texts.get_or_init(|| {
-            (0..=MAX_CHUNK_LOG2)
-                .map(|k| {
-                    let rows = vec![self.row; 1 << k];
-                    format!("{}{}", self.head, rows.join(", "))
-                })
-                .collect()
-        });
-        &texts[k]
+        self.exact_text(1 << k)
     }
 
     /// The unbound statement of exactly `n` rows when they fit in one
@@ -88,12 +77,11 @@ impl MultiInsert {
         items: &[T],
         bind: impl Fn(SqliteQuery, &T) -> SqliteQuery,
     ) -> Result<()> {
-        if items.len() <= 1 << MAX_CHUNK_LOG2 {
+        if let Some(query) = self.one_statement(items.len()) {
             // One statement of exactly these rows: atomic by itself, and one
             // round trip to the connection's thread where chunks and a
             // savepoint take five for a hundred rows. Prepared once per size
             // (the connection caches its statements).
-            let query = sqlx::query(self.exact_text(items.len()));
             bound(query, items, &bind).execute(&mut *conn).await?;
             return Ok(());
         }

@@ -104,8 +104,9 @@ fn row_json(row: &str, columns: &[Column]) -> String {
 fn row_id(row: &str, id: &Column) -> String {
     let value = format!("{row}.{}", quote_ident(&id.name));
     match id.kind {
-        ColumnKind::Integer | ColumnKind::Text => format!("coalesce({value}::text, '')"),
-        ColumnKind::Numeric => format!("coalesce({value}::text, '')"),
+        ColumnKind::Integer | ColumnKind::Text | ColumnKind::Numeric => {
+            format!("coalesce({value}::text, '')")
+        }
         ColumnKind::NumericArray => format!("coalesce(to_json({value}::text[]) #>> '{{}}', '')"),
         ColumnKind::Plain => format!("coalesce(to_json({value}) #>> '{{}}', '')"),
     }
