@@ -10,7 +10,8 @@
 
 use std::collections::HashSet;
 
-use async_nats::jetstream::stream::LastRawMessageErrorKind;
+use async_nats::jetstream::message::StreamMessage;
+use async_nats::jetstream::stream::{self, DirectGetErrorKind, LastRawMessageErrorKind};
 use async_trait::async_trait;
 use soiree::{Delivery, HandlerDedup};
 
@@ -49,31 +50,30 @@ impl Unconfirmed {
     }
 }
 
+/// Whether the dedup stream configured by `config` is read with direct gets:
+/// when it has one replica. A direct get costs the server about half a
+/// leader's message get (no JSON request or reply), but on a replicated
+/// stream any replica answers it, and one that lags (a server catching up
+/// after a restart) would miss a success and run its listener again; so a
+/// replicated stream is read from its leader. Decided when the store opens.
+pub(crate) fn reads_directly(config: &stream::Config) -> bool {
+    config.allow_direct && config.num_replicas <= 1
+}
+
 impl NatsStore {
     /// The listeners the dedup stream records as succeeded for `event_id`
     /// in this group: one request when there are none (the usual case),
     /// else one more per success.
     pub(crate) async fn stored_successes(&self, event_id: &str) -> crate::Result<Vec<String>> {
-        let stream = &self.inner.dedup;
-        let bucket = &self.inner.names.dedup_bucket;
         let subject = self.inner.names.dedup_subject(event_id);
-        let last = match stream.get_last_raw_message_by_subject(&subject).await {
-            Ok(last) => last,
-            Err(err) if matches!(err.kind(), LastRawMessageErrorKind::NoMessageFound) => {
-                return Ok(Vec::new());
-            }
-            Err(err) => return Err(self.err("get", bucket, err)),
+        let Some(last) = self.success_from(&subject, None).await? else {
+            return Ok(Vec::new());
         };
         let mut handlers = Vec::new();
         let mut from = 1;
         for _ in 0..MAX_SUCCESSES_PER_EVENT {
-            let message = match stream
-                .get_first_raw_message_by_subject(&subject, from)
-                .await
-            {
-                Ok(message) => message,
-                Err(err) if matches!(err.kind(), LastRawMessageErrorKind::NoMessageFound) => break,
-                Err(err) => return Err(self.err("get", bucket, err)),
+            let Some(message) = self.success_from(&subject, Some(from)).await? else {
+                break;
             };
             handlers.push(String::from_utf8_lossy(&message.payload).into_owned());
             if message.sequence >= last.sequence {
@@ -82,6 +82,44 @@ impl NatsStore {
             from = message.sequence + 1;
         }
         Ok(handlers)
+    }
+
+    /// The success on `subject` at or after sequence `from`, or the last
+    /// one when `from` is `None`; `None` when there is none.
+    async fn success_from(
+        &self,
+        subject: &str,
+        from: Option<u64>,
+    ) -> crate::Result<Option<StreamMessage>> {
+        let stream = &self.inner.dedup;
+        let found = if self.inner.dedup_direct {
+            let message = match from {
+                None => stream.direct_get_last_for_subject(subject).await,
+                Some(from) => {
+                    stream
+                        .direct_get_next_for_subject(subject, Some(from))
+                        .await
+                }
+            };
+            match message {
+                Err(err) if matches!(err.kind(), DirectGetErrorKind::NotFound) => return Ok(None),
+                found => found.map_err(|err| err.to_string()),
+            }
+        } else {
+            let message = match from {
+                None => stream.get_last_raw_message_by_subject(subject).await,
+                Some(from) => stream.get_first_raw_message_by_subject(subject, from).await,
+            };
+            match message {
+                Err(err) if matches!(err.kind(), LastRawMessageErrorKind::NoMessageFound) => {
+                    return Ok(None);
+                }
+                found => found.map_err(|err| err.to_string()),
+            }
+        };
+        found
+            .map(Some)
+            .map_err(|cause| self.err("get", &self.inner.names.dedup_bucket, cause))
     }
 
     /// Fills the dedup cache with the successes of `deliveries`' events,
@@ -128,5 +166,22 @@ impl HandlerDedup for NatsStore {
         }
         let handlers = self.stored_successes(event_id).await?;
         Ok(handlers.iter().any(|handler| handler == handler_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_stream_with_one_replica_is_read_directly() {
+        let config = |allow_direct, num_replicas| stream::Config {
+            allow_direct,
+            num_replicas,
+            ..Default::default()
+        };
+        assert!(reads_directly(&config(true, 1)));
+        assert!(!reads_directly(&config(true, 3)), "a follower may lag");
+        assert!(!reads_directly(&config(false, 1)), "no direct gets allowed");
     }
 }

@@ -60,6 +60,9 @@ pub(crate) struct Inner {
     /// Listener successes: one subject per (group, event id), one message
     /// per success naming the listener (see `dedup`).
     pub(crate) dedup: stream::Stream,
+    /// Whether the dedup stream is read with direct gets (see
+    /// `dedup::reads_directly`).
+    pub(crate) dedup_direct: bool,
     /// The successes of the events of the deliveries this handle holds,
     /// fetched with each dequeued batch.
     pub(crate) dedup_cache: DedupCache,
@@ -456,6 +459,7 @@ impl NatsStore {
                 events,
                 dead,
                 results,
+                dedup_direct: crate::dedup::reads_directly(&dedup.cached_info().config),
                 dedup,
                 consumer,
                 leases,
