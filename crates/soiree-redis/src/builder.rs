@@ -163,10 +163,9 @@ impl RedisStoreBuilder {
     }
 
     /// Sets the prefix of the store's keys (default `soiree`). Keys are
-    /// `{prefix}:events`, `{prefix}:results`, `{prefix}:dead`, the dedup
-    /// sets `{prefix}:dedup:<event id>` (default group) or
-    /// `{prefix}:dedup@<group length>:<group>:<event id>`, and
-    /// `{prefix}:error:<event id>`: the
+    /// `{prefix}:events`, `{prefix}:results`, `{prefix}:dead`, the success
+    /// records `{prefix}:done@<group length>:<group>:<event id>`, and
+    /// `{prefix}:error:<event id>` (the crate docs list them all): the
     /// braces delimit the prefix (so `tenant-1` and `tenant-10` never share
     /// a key) and make it a Redis Cluster hash tag (all of a store's keys
     /// are in one slot).

@@ -41,8 +41,14 @@ pub(crate) fn validate_prefix(prefix: &str) -> Result<()> {
 pub(crate) struct Keys {
     /// `{<prefix>}:`, the start of every key.
     base: String,
-    /// The start of the group's dedup keys (see [`Keys::dedup`]).
+    /// The start of the group's dedup sets of earlier versions (see
+    /// [`Keys::dedup`]).
     dedup: String,
+    /// The start of the group's success records (see [`Keys::successes`]).
+    successes: String,
+    /// Until when the group's dedup sets of earlier versions are read (see
+    /// `successes`).
+    pub(crate) dedup_legacy: String,
     /// The events stream: the queue, read by the consumer group.
     pub(crate) events: String,
     /// The handler results stream.
@@ -83,6 +89,8 @@ impl Keys {
             ]
             .map(|name| format!("{base}{name}")),
             deferred: format!("{base}{DEFERRED}{}:{group}", group.len()),
+            successes: format!("{base}{SUCCESSES}{}:{group}:", group.len()),
+            dedup_legacy: format!("{base}{DEDUP_LEGACY}{}:{group}", group.len()),
             dedup,
             base,
         }
@@ -93,8 +101,15 @@ impl Keys {
         self.base.trim_end_matches(':').to_owned()
     }
 
+    /// The listeners that succeeded for an event id in the store's group (a
+    /// string, see `successes`): `{<prefix>}:done@<group length>:<group>:<event id>`.
+    pub(crate) fn successes(&self, event_id: &str) -> String {
+        format!("{}{event_id}", self.successes)
+    }
+
     /// The set of handler ids that succeeded for an event id in the store's
-    /// group: `{<prefix>}:dedup:<event id>` for the default group `soiree`
+    /// group, as earlier versions wrote it (read, never written, see
+    /// `successes`): `{<prefix>}:dedup:<event id>` for the default group `soiree`
     /// (the key every group used before dedup was per group, so that its
     /// records stay readable), `{<prefix>}:dedup@<group length>:<group>:<event id>`
     /// for the others.
@@ -148,9 +163,11 @@ impl Keys {
 
     /// SCAN patterns matching the per-event keys the store writes
     /// (every group's), so that a purge leaves none behind.
-    pub(crate) fn per_event_patterns(&self) -> [String; 7] {
+    pub(crate) fn per_event_patterns(&self) -> [String; 9] {
         // The prefix has no glob characters (see `validate_prefix`).
         [
+            format!("{}{SUCCESSES}*", self.base),
+            format!("{}{DEDUP_LEGACY}*", self.base),
             format!("{}{DEDUP}*", self.base),
             format!("{}{DEDUP_OF_GROUP}*", self.base),
             format!("{}{ERROR}*", self.base),
@@ -167,6 +184,8 @@ impl Keys {
 const DEFAULT_GROUP: &str = "soiree";
 const DEDUP: &str = "dedup:";
 const DEDUP_OF_GROUP: &str = "dedup@";
+const SUCCESSES: &str = "done@";
+const DEDUP_LEGACY: &str = "dedup-legacy@";
 const ERROR: &str = "error:";
 const UNIQUE: &str = "unique:";
 const LEASE: &str = "lease:";
@@ -196,7 +215,7 @@ mod tests {
         let keys = Keys::new("tenant-1", "soiree");
         assert_eq!(keys.events, "{tenant-1}:events");
         assert_eq!(keys.dedup("e"), "{tenant-1}:dedup:e");
-        assert_eq!(keys.per_event_patterns()[2], "{tenant-1}:error:*");
+        assert_eq!(keys.per_event_patterns()[4], "{tenant-1}:error:*");
     }
 
     #[test]
@@ -214,6 +233,15 @@ mod tests {
         assert!(!default.dedup("7:billing:e").starts_with("{p}:dedup@"));
         let patterns = default.per_event_patterns();
         assert!(patterns.contains(&"{p}:dedup@*".to_owned()));
+        assert_eq!(billing.successes("e"), "{p}:done@7:billing:e");
+        assert_eq!(default.successes("e"), "{p}:done@6:soiree:e");
+        assert_ne!(
+            Keys::new("p", "a").successes("b:c"),
+            Keys::new("p", "a:b").successes("c")
+        );
+        assert!(patterns.contains(&"{p}:done@*".to_owned()));
+        assert!(patterns.contains(&"{p}:dedup-legacy@*".to_owned()));
+        assert_eq!(default.dedup_legacy, "{p}:dedup-legacy@6:soiree");
     }
 
     #[test]

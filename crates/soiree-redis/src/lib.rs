@@ -78,9 +78,11 @@
 //!
 //! Every key is `{<prefix>}:<name>` (prefix default `soiree`): `events`
 //! (stream, the queue), `results` (stream), `dead` (stream),
-//! `dedup:<event id>` (set, with a TTL; for a group other than the default
-//! `soiree`, `dedup@<group length>:<group>:<event id>`: a group's successes
-//! are its own), `error:<event id>` (the last
+//! `done@<group length>:<group>:<event id>` (a string of the listeners that
+//! succeeded, with a TTL: a group's successes are its own),
+//! `dedup-legacy@<group length>:<group>` (until when the dedup sets of
+//! earlier versions, `dedup:<event id>` and
+//! `dedup@<group length>:<group>:<event id>`, are read), `error:<event id>` (the last
 //! handler error, with a TTL), `scheduled`, `scheduled:data`,
 //! `scheduled:owner`, `scheduled:by_id`, `scheduled:seq` (delayed events)
 //! `unique:<key>` (unique keys, expiring with their window),
@@ -132,6 +134,7 @@ mod queue;
 mod redact;
 mod scheduled;
 mod store;
+mod successes;
 mod writer;
 
 pub use builder::{FailurePolicy, RedisStoreBuilder};

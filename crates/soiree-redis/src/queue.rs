@@ -113,40 +113,8 @@ impl RedisStore {
             let wait = self.move_scheduled(&mut state, wait).await;
             self.read_new(max, wait, &mut out).await?;
         }
-        self.prefetch_dedup(&out).await;
+        self.prefetch_successes(&out).await;
         Ok(out)
-    }
-
-    /// Fetches the succeeded handlers of the deliveries' events in one round
-    /// trip. On failure the bus asks Redis per listener instead.
-    async fn prefetch_dedup(&self, deliveries: &[Delivery]) {
-        let inner = &self.inner;
-        let with_id: Vec<(&str, &str)> = deliveries
-            .iter()
-            .filter_map(|d| Some((d.receipt.as_str(), d.event.id()?)))
-            .collect();
-        if with_id.is_empty() {
-            return;
-        }
-        let mut pipe = redis::pipe();
-        for (_, event_id) in &with_id {
-            pipe.smembers(inner.keys.dedup(event_id));
-        }
-        let mut conn = inner.conn.clone();
-        match pipe.query_async::<Vec<Vec<String>>>(&mut conn).await {
-            Ok(sets) => {
-                for ((receipt, event_id), handlers) in with_id.into_iter().zip(sets) {
-                    inner.dedup_cache.insert(receipt, event_id, handlers);
-                }
-            }
-            Err(err) => {
-                tracing::debug!(%err, "cannot prefetch handler successes");
-                // Still known as held: a lost result holds its delivery back.
-                for (receipt, event_id) in with_id {
-                    inner.dedup_cache.hold(receipt, event_id);
-                }
-            }
-        }
     }
 
     /// Re-delivers this consumer's own pending entries (XREADGROUP from id

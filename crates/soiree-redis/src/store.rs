@@ -117,6 +117,9 @@ pub(crate) struct Inner {
     pub(crate) dedup_cache: Arc<DedupCache>,
     started: Instant,
     next_consumer_cleanup_ms: AtomicU64,
+    /// Until when (Unix ms) the group's dedup sets of earlier versions are
+    /// read (see `successes`).
+    pub(crate) dedup_legacy_until_ms: AtomicU64,
     pub(crate) remove_consumers_script: redis::Script,
     /// Where the server is, without credentials (`redis://host:port/db`).
     pub(crate) location: String,
@@ -236,6 +239,7 @@ impl RedisStore {
                 dedup_cache: Arc::default(),
                 started: Instant::now(),
                 next_consumer_cleanup_ms: AtomicU64::new(0),
+                dedup_legacy_until_ms: AtomicU64::new(0),
                 remove_consumers_script: redis::Script::new(REMOVE_IDLE_CONSUMERS),
                 location,
             }),
@@ -249,6 +253,9 @@ impl RedisStore {
             store.ensure_group().await?;
         } else {
             store.check_existing().await?;
+            if !options.read_only {
+                store.open_dedup_legacy(None).await?;
+            }
         }
         if !options.read_only {
             // Inside a runtime: the writers above were spawned on it.
@@ -331,6 +338,12 @@ impl RedisStore {
         Ok(cmd.query_async(&mut conn).await?)
     }
 
+    /// Runs a pipeline on the shared connection.
+    pub(crate) async fn query_pipe<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T> {
+        let mut conn = self.inner.conn.clone();
+        Ok(pipe.query_async(&mut conn).await?)
+    }
+
     /// One `SCAN` call from `cursor` for keys matching `pattern` (about
     /// 1000 looked at): the next cursor (0: done) and the keys found.
     pub(crate) async fn scan(&self, pattern: &str, cursor: u64) -> Result<(u64, Vec<String>)> {
@@ -347,7 +360,8 @@ impl RedisStore {
 
     /// Creates the consumer group (and the stream) unless it exists. The
     /// group starts at the beginning of the stream, so events appended
-    /// before any consumer ran are delivered.
+    /// before any consumer ran are delivered. Then decides whether the
+    /// group's dedup sets of earlier versions are read (see `successes`).
     pub(crate) async fn ensure_group(&self) -> Result<()> {
         let inner = &self.inner;
         let created: Result<()> = self
@@ -357,10 +371,12 @@ impl RedisStore {
                 "0",
             ))
             .await;
-        match created {
-            Err(err) if err.code() != Some("BUSYGROUP") => Err(err),
-            _ => Ok(()),
-        }
+        let created = match created {
+            Ok(()) => true,
+            Err(err) if err.code() == Some("BUSYGROUP") => false,
+            Err(err) => return Err(err),
+        };
+        self.open_dedup_legacy(Some(created)).await
     }
 
     /// Appends an event to the events stream.
@@ -682,17 +698,18 @@ impl EventStore for RedisStore {
             &json,
         ));
         if !result.event_id.is_empty() {
-            let ttl = inner.options.dedup_ttl.as_secs().max(1);
             match &result.error {
                 None => {
-                    let key = inner.keys.dedup(&result.event_id);
-                    cmds.extend([
-                        redis::Cmd::sadd(&key, &result.handler_id),
-                        redis::Cmd::expire(&key, i64::try_from(ttl).unwrap_or(i64::MAX)),
-                    ]);
+                    // Recorded before it is written: the event's later
+                    // listeners see it, and the first writes with one SET.
+                    let first = inner
+                        .dedup_cache
+                        .record_first(&result.event_id, &result.handler_id);
+                    cmds.extend(self.success_cmds(&result.event_id, &result.handler_id, first));
                 }
                 Some(error) => {
                     // Kept so that a dead letter can say why the event kept failing.
+                    let ttl = inner.options.dedup_ttl.as_secs().max(1);
                     cmds.push(redis::Cmd::set_ex(
                         inner.keys.last_error(&result.event_id),
                         error,
@@ -708,11 +725,6 @@ impl EventStore for RedisStore {
         let on_failure =
             (!result.event_id.is_empty()).then(|| self.on_result_failure(&result.event_id));
         inner.results_writer.write_detached(cmds, on_failure)?;
-        if result.succeeded() && !result.event_id.is_empty() {
-            inner
-                .dedup_cache
-                .record(&result.event_id, &result.handler_id);
-        }
         inner.metrics.results.inc();
         Ok(())
     }
@@ -749,19 +761,6 @@ impl EventStore for RedisStore {
     /// scripts on `{<prefix>}:limit:…` keys).
     fn limits(&self) -> Option<&dyn soiree::SharedLimits> {
         Some(self)
-    }
-}
-
-#[async_trait]
-impl HandlerDedup for RedisStore {
-    async fn handler_succeeded(&self, event_id: &str, handler_id: &str) -> soiree::Result<bool> {
-        if let Some(answer) = self.inner.dedup_cache.succeeded(event_id, handler_id) {
-            return Ok(answer);
-        }
-        // Results written behind by this store are read back too.
-        self.flush_results().await;
-        let key = self.inner.keys.dedup(event_id);
-        Ok(self.query(&redis::Cmd::sismember(key, handler_id)).await?)
     }
 }
 

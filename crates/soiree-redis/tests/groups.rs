@@ -1,5 +1,5 @@
 //! Consumer groups of one prefix: each keeps its own handler successes. The
-//! default group keeps the dedup key every group used before, so that its
+//! default group reads the dedup set every group used before, so that its
 //! records stay readable; a purge removes every group's.
 
 mod support;
@@ -11,7 +11,16 @@ use support::{builder, raw};
 async fn dedup_is_per_group_and_the_default_group_reads_existing_sets() {
     let server = server_or_skip!();
     let mut conn = raw(&server).await;
-    // A record written before dedup was per group.
+    // The group and a record as a version before dedup was per group left them.
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg("{shop}:events")
+        .arg("soiree")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     let _: () = redis::cmd("SADD")
         .arg("{shop}:dedup:evt-old")
         .arg("mailer")
@@ -55,18 +64,20 @@ async fn dedup_is_per_group_and_the_default_group_reads_existing_sets() {
             .unwrap(),
         "another group's success counted for the default group"
     );
-    let members: Vec<String> = redis::cmd("SMEMBERS")
-        .arg("{shop}:dedup@7:billing:evt-new")
+    let record: String = redis::cmd("GET")
+        .arg("{shop}:done@7:billing:evt-new")
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(members, ["mailer"]);
+    assert_eq!(record, "6:mailer");
 
     default.purge().await.unwrap();
-    let left: Vec<String> = redis::cmd("KEYS")
-        .arg("{shop}:dedup*")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!(left.is_empty(), "purge left {left:?}");
+    for pattern in ["{shop}:dedup*", "{shop}:done*"] {
+        let left: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "purge left {left:?}");
+    }
 }

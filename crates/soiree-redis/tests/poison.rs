@@ -25,7 +25,7 @@ fn stored(id: &str) -> StoredEvent {
 
 /// The key of an event's success records (see the README's *Keys*).
 fn dedup_key(store: &soiree_redis::RedisStore, event_id: &str) -> String {
-    format!("{{{}}}:dedup:{event_id}", store.prefix())
+    format!("{{{}}}:done@6:soiree:{event_id}", store.prefix())
 }
 
 /// A bus on `store` whose listener `h` records the event ids it handles.
@@ -138,6 +138,10 @@ async fn a_lost_result_holds_back_its_own_delivery_only() {
     assert_eq!(store.backlog().await.unwrap(), 0);
 }
 
+/// A success appended to a record that is not a string (the way of a
+/// success of an event the store does not hold) is refused for good: its
+/// neighbours' records are written, and every delivery is acknowledged.
+/// A success of a held event replaces whatever the record held.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_write_that_fails_fails_alone() {
     let server = server_or_skip!();
@@ -148,53 +152,70 @@ async fn a_result_write_that_fails_fails_alone() {
         .await
         .unwrap();
     let mut conn = raw(&server).await;
-    // The success record of evt-2 cannot be written: its key holds a string.
-    let _: () = redis::cmd("SET")
-        .arg(dedup_key(&store, "evt-2"))
-        .arg("not a set")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    for id in ["evt-1", "evt-2", "evt-3"] {
-        store.enqueue(&stored(id)).await.unwrap();
-    }
-    let (bus, handled) = recording_bus(&store);
-    tokio::time::timeout(LIMIT, bus.wait_for_idle())
-        .await
-        .expect("every event is settled");
-    assert_eq!(handled.lock().unwrap().len(), 3);
-    for id in ["evt-1", "evt-3"] {
-        let recorded: bool = redis::cmd("SISMEMBER")
+    // The success records of evt-2 and evt-4 cannot be appended to: their
+    // keys hold sets.
+    for id in ["evt-2", "evt-4"] {
+        let _: () = redis::cmd("SADD")
             .arg(dedup_key(&store, id))
-            .arg("h")
+            .arg("not a string")
             .query_async(&mut conn)
             .await
             .unwrap();
-        assert!(
-            recorded,
-            "the neighbours' success records are written: {id}"
+    }
+    for id in ["evt-1", "evt-2", "evt-3", "evt-4"] {
+        store.enqueue(&stored(id)).await.unwrap();
+    }
+    let success = |id: &str| StoredResult::new("job.run", id, "h", 1, None);
+    for id in ["evt-1", "evt-2", "evt-3"] {
+        store.save_handler_result(&success(id)).await.unwrap();
+    }
+    let mut deliveries = Vec::new();
+    for _ in 0..20 {
+        if deliveries.len() >= 4 {
+            break;
+        }
+        deliveries.extend(
+            tokio::time::timeout(LIMIT, store.dequeue(10, Duration::from_millis(200)))
+                .await
+                .expect("dequeued in time")
+                .unwrap(),
         );
+    }
+    assert_eq!(deliveries.len(), 4);
+    // evt-4 is held: its success replaces the damaged record.
+    store.save_handler_result(&success("evt-4")).await.unwrap();
+    let receipts: Vec<String> = deliveries.iter().map(|d| d.receipt.clone()).collect();
+    tokio::time::timeout(LIMIT, store.ack(&receipts))
+        .await
+        .expect("answered in time")
+        .unwrap();
+    for id in ["evt-1", "evt-3", "evt-4"] {
+        let recorded: String = redis::cmd("GET")
+            .arg(dedup_key(&store, id))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(recorded, "1:h", "the success record of {id} is written");
     }
     let poisoned: String = redis::cmd("TYPE")
         .arg(dedup_key(&store, "evt-2"))
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(poisoned, "string", "the poison record was refused");
+    assert_eq!(
+        poisoned, "set",
+        "the append to the poison record was refused"
+    );
     let results: u64 = redis::cmd("XLEN")
         .arg(store.results_key())
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(results, 3, "every result is in the results stream");
-    assert_eq!(store.backlog().await.unwrap(), 0, "all three acknowledged");
+    assert_eq!(results, 4, "every result is in the results stream");
+    assert_eq!(store.backlog().await.unwrap(), 0, "all four acknowledged");
     // Refused for good: counted, and its delivery acknowledged all the same.
     assert_eq!(series(&registry, "soiree_store_results_refused_total"), 1);
     assert_eq!(series(&registry, "soiree_store_acks_withheld_total"), 0);
-    tokio::time::timeout(LIMIT, bus.close())
-        .await
-        .unwrap()
-        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

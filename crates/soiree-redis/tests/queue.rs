@@ -615,7 +615,8 @@ async fn purge_deletes_only_the_stores_own_keys() {
     let before = all(&mut conn).await;
     let own = [
         "{tenant-1}:dead",
-        "{tenant-1}:dedup:evt-1",
+        "{tenant-1}:dedup-legacy@6:soiree",
+        "{tenant-1}:done@6:soiree:evt-1",
         "{tenant-1}:error:evt-1",
         "{tenant-1}:events",
         "{tenant-1}:results",

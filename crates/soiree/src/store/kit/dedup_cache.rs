@@ -60,6 +60,11 @@ pub fn held_back(metrics: &StoreMetrics, count: usize) -> crate::Result<()> {
 /// assert_eq!(cache.succeeded("evt-1", "audit"), Some(false));
 /// cache.record("evt-1", "audit");
 /// assert_eq!(cache.succeeded("evt-1", "audit"), Some(true));
+/// // evt-2 is held with no success yet: its first one is first.
+/// cache.insert("receipt-2", "evt-2", Vec::new());
+/// assert_eq!(cache.record_first("evt-2", "welcome"), Some(true));
+/// assert_eq!(cache.record_first("evt-2", "audit"), Some(false));
+/// assert_eq!(cache.record_first("evt-3", "welcome"), None, "not held");
 /// // A result of evt-1 could not be saved: its delivery is held back.
 /// assert!(cache.results_lost("evt-1"));
 /// assert_eq!(cache.lost(&["receipt-1".to_owned()]), [true]);
@@ -176,6 +181,20 @@ impl DedupCache {
         if let Some(handlers) = self.lock().succeeded.get_mut(event_id) {
             handlers.insert(handler_id.to_owned());
         }
+    }
+
+    /// [`record`](Self::record) that also tells whether this is the event's
+    /// first known success: `Some(true)` when the held event had none,
+    /// `Some(false)` when it had some, `None` (nothing recorded) when the
+    /// event is not held here or its successes could not be read. Decided
+    /// and recorded under one lock, so that of two listeners of one event
+    /// succeeding at once only one is first.
+    pub fn record_first(&self, event_id: &str, handler_id: &str) -> Option<bool> {
+        let mut state = self.lock();
+        let handlers = state.succeeded.get_mut(event_id)?;
+        let first = handlers.is_empty();
+        handlers.insert(handler_id.to_owned());
+        Some(first)
     }
 
     /// Forgets settled deliveries (acknowledged, failed or handed back).
